@@ -1,0 +1,41 @@
+#!/usr/bin/env bash
+# Installs the Debian packages tide needs to build, test and run its local stack (`make deps`).
+# Runs `apt-get update` only when something is missing. Not root: uses sudo when present, else
+# prints the command to run and exits 1.
+# Note: Debian's postgresql-15 and pgbouncer packages bring their own services (a 15/main cluster
+# on 5432, pgbouncer on 6432) and may start them on a systemd host. db/stack.sh uses 5432x ports
+# and its own clusters and configs, so they do not collide; stop or disable those services if you
+# do not want them (systemctl disable --now postgresql pgbouncer).
+set -euo pipefail
+
+pkgs=(
+  build-essential pkg-config
+  libluajit2-5.1-dev luajit2 libpq-dev libev-dev lua-cjson lua-cjson-dev lua-busted
+  libhttp-parser-dev libssl-dev libjansson-dev lua-socket
+  postgresql-15 postgresql-client-15 pgbouncer wrk debootstrap
+)
+
+missing=()
+for p in "${pkgs[@]}"; do
+  st=$(dpkg-query -W -f='${Status}' "$p" 2>/dev/null || true)
+  [ "$st" = "install ok installed" ] || missing+=("$p")
+done
+
+if [ ${#missing[@]} -eq 0 ]; then
+  echo "deps: all ${#pkgs[@]} packages present"
+  exit 0
+fi
+
+echo "deps: installing ${missing[*]}"
+if [ "$(id -u)" -eq 0 ]; then
+  sudo=()
+elif command -v sudo >/dev/null; then
+  sudo=(sudo)
+else
+  echo "deps: not root and no sudo; run as root:" >&2
+  echo "  apt-get update && DEBIAN_FRONTEND=noninteractive apt-get install -y ${missing[*]}" >&2
+  exit 1
+fi
+"${sudo[@]}" apt-get update -qq
+"${sudo[@]}" env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${missing[@]}"
+echo "deps: done (the distro's postgresql/pgbouncer services, if started, use 5432/6432; the stack uses 5432x)"
