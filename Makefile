@@ -1,0 +1,93 @@
+# tide - build, run, test. Quiet unless V=1.
+CC      ?= cc
+CFLAGS  ?= -O2 -g
+WERROR  ?= -Werror
+BUILD   ?= build
+PKG_CFLAGS := -I/usr/include/luajit-2.1 -I/usr/include/postgresql
+LDLIBS  := -lluajit-5.1 -lpq -lev -lhttp_parser -ljansson -lcrypto -lm
+ALL_CFLAGS = -std=c11 -D_GNU_SOURCE -Wall -Wextra $(WERROR) -MMD -MP $(PKG_CFLAGS) $(CFLAGS)
+
+ifeq ($(V),1)
+Q :=
+else
+Q := @
+endif
+
+CORE_SRCS := runtime/error.c runtime/log.c runtime/config.c runtime/http.c runtime/jwt.c \
+             runtime/pool.c runtime/crypto.c runtime/luavm.c runtime/server.c bindings/l_core.c
+CORE_OBJS := $(CORE_SRCS:%.c=$(BUILD)/%.o)
+TIDE      := $(BUILD)/tide
+C_TESTS   := $(patsubst runtime/tests/%.c,$(BUILD)/tests/%,$(wildcard runtime/tests/test_*.c))
+
+.PHONY: all run test test-c test-c-build test-unit test-integration bench check lint asan clean distclean \
+        deps stack-up stack-down
+
+all: $(TIDE)
+
+$(BUILD)/%.o: %.c
+	@mkdir -p $(dir $@)
+	@$(if $(Q),echo "  CC      $<")
+	$(Q)$(CC) $(ALL_CFLAGS) -c $< -o $@
+
+$(TIDE): $(CORE_OBJS) $(BUILD)/runtime/main.o
+	@$(if $(Q),echo "  LD      $@")
+	$(Q)$(CC) $(ALL_CFLAGS) $^ -o $@ $(LDLIBS) $(LDFLAGS)
+
+# C unit tests link the whole core minus main; each test is one file.
+$(BUILD)/tests/%: runtime/tests/%.c $(CORE_OBJS)
+	@mkdir -p $(dir $@)
+	@$(if $(Q),echo "  TEST-CC $<")
+	$(Q)$(CC) $(ALL_CFLAGS) -Iruntime $< $(CORE_OBJS) -o $@ $(LDLIBS) -lpthread $(LDFLAGS)
+
+deps:
+	$(Q)db/deps.sh
+
+# make run: packages, build, the local stack under ./var, then tide in the foreground.
+run: deps all
+	$(Q)db/stack.sh up
+	$(Q). ./var/stack.env && TIDE_DSN_DIRECT="$$TIDE_DSN_DIRECT" \
+	  TIDE_DSN_SESSION="$$TIDE_DSN_SESSION" TIDE_DSN_TRANSACTION="$$TIDE_DSN_TRANSACTION" \
+	  exec $(TIDE) serve -c etc/tide.conf.lua
+
+stack-up:
+	$(Q)db/stack.sh up
+stack-down:
+	$(Q)db/stack.sh down
+
+test-c-build: $(C_TESTS)
+
+test-c: $(C_TESTS)
+	$(Q)for t in $(C_TESTS); do echo "== $$t"; $$t || exit 1; done
+
+test-unit:
+	$(Q)luajit /usr/bin/busted --lpath='bindings/?.lua;scripts/?.lua;policies/?.lua' spec/unit
+
+# make test: packages, build, C tests, unit specs, then a throwaway stack for the
+# integration specs (torn down afterwards).
+test: deps all
+	$(Q)spec/run.sh
+
+check: all
+	$(Q)$(TIDE) check -c etc/tide.conf.lua
+
+lint:
+	$(Q)if command -v luacheck >/dev/null; then luacheck bindings scripts policies spec; \
+	  else echo "luacheck not installed (apt-get install lua-check)"; fi
+	$(Q)cppcheck --quiet --error-exitcode=1 --enable=warning,portability \
+	  --suppress=missingIncludeSystem -Iruntime runtime bindings
+
+asan:
+	$(Q)$(MAKE) BUILD=build-asan CFLAGS="-O1 -g -fsanitize=address,undefined -fno-omit-frame-pointer" \
+	  LDFLAGS="-fsanitize=address,undefined" all test-c
+
+bench: deps all
+	$(Q)bench/run.sh
+
+clean:
+	rm -rf build build-asan
+
+distclean: clean
+	-db/stack.sh down
+	rm -rf var
+
+-include $(CORE_OBJS:.o=.d) $(BUILD)/runtime/main.d

@@ -1,0 +1,433 @@
+/* l_core.c - the `tide.core` Lua module: the C calls that the Lua modules in bindings/tide build on.
+ *
+ * core.query(upstream, sql, params, opts) parks the request's coroutine on a pool job and the
+ * job's callback resumes it with the result (lua-nginx-module style: a call that would block
+ * yields; misuse raises a Lua error; runtime failure returns nil, err). The vm is the module's
+ * upvalue. */
+#include <math.h>
+#include <stddef.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <lua.h>
+#include <lauxlib.h>
+
+#include "../runtime/config.h"
+#include "../runtime/crypto.h"
+#include "../runtime/log.h"
+#include "../runtime/pool.h"
+#include "../runtime/task.h"
+
+enum call_kind { CALL_QUERY, CALL_TX_BEGIN, CALL_TX_END };
+
+typedef struct pgcall {
+    tide_pgjob job;
+    tide_task *task;
+    enum call_kind kind;
+    int json;                    /* return the single text cell */
+    int authenticated;
+    const char **values;
+} pgcall;
+
+#define container_of(p, T, m) ((T *)((char *)(p) - offsetof(T, m)))
+
+static tide_vm *core_vm(lua_State *L)
+{
+    return lua_touserdata(L, lua_upvalueindex(1));
+}
+
+static tide_task *require_task(lua_State *L)
+{
+    tide_task *t = tide__task_current();
+    if (!t) luaL_error(L, "database calls are only allowed while handling a request");
+    if (t->co != L) luaL_error(L, "database calls must run in the request's own coroutine");
+    if (t->call) luaL_error(L, "a database call is already in progress");
+    return t;
+}
+
+static tide_pool *pool_arg(lua_State *L, int idx)
+{
+    const char *name = luaL_checkstring(L, idx);
+    int i = tide_upstream_index(name);
+    if (i < 0) luaL_error(L, "unknown upstream '%s' (direct, session or transaction)", name);
+    return tide__vm_app(core_vm(L))->pools[i];
+}
+
+static void push_err(lua_State *L, const char *code, int status, const char *msg,
+                     const char *detail, const char *hint)
+{
+    lua_createtable(L, 0, 5);
+    lua_pushstring(L, code);
+    lua_setfield(L, -2, "code");
+    lua_pushstring(L, msg ? msg : "");
+    lua_setfield(L, -2, "message");
+    if (detail) lua_pushstring(L, detail); else lua_pushlightuserdata(L, NULL);
+    lua_setfield(L, -2, "details");
+    if (hint) lua_pushstring(L, hint); else lua_pushlightuserdata(L, NULL);
+    lua_setfield(L, -2, "hint");
+    lua_pushinteger(L, status);
+    lua_setfield(L, -2, "status");
+}
+
+/* Pushes one field of a generic result converted by type. */
+static void push_value(lua_State *L, tide_vm *vm, const PGresult *res, int row, int col)
+{
+    if (PQgetisnull(res, row, col)) { lua_pushlightuserdata(L, NULL); return; }
+    const char *v = PQgetvalue(res, row, col);
+    int len = PQgetlength(res, row, col);
+    switch (PQftype(res, col)) {
+    case 16: lua_pushboolean(L, v[0] == 't'); break;                       /* bool */
+    case 20: case 21: case 23: case 26: case 700: case 701: case 1700:     /* numbers */
+        lua_pushnumber(L, strtod(v, NULL));
+        break;
+    case 114: case 3802:                                                   /* json, jsonb */
+        tide__vm_push_decode(vm, L);
+        lua_pushlstring(L, v, (size_t)len);
+        if (lua_pcall(L, 1, 1, 0) != 0) { lua_pop(L, 1); lua_pushlstring(L, v, (size_t)len); }
+        break;
+    default: lua_pushlstring(L, v, (size_t)len); break;
+    }
+}
+
+static void push_generic(lua_State *L, tide_vm *vm, const PGresult *res)
+{
+    int nrows = res ? PQntuples(res) : 0, ncols = res ? PQnfields(res) : 0;
+    lua_createtable(L, 0, 3);
+    lua_createtable(L, nrows, 0);
+    for (int r = 0; r < nrows; r++) {
+        lua_createtable(L, 0, ncols);
+        for (int c = 0; c < ncols; c++) {
+            push_value(L, vm, res, r, c);
+            lua_setfield(L, -2, PQfname(res, c));
+        }
+        lua_rawseti(L, -2, r + 1);
+    }
+    lua_setfield(L, -2, "rows");
+    const char *tuples = res ? PQcmdTuples((PGresult *)res) : "";
+    lua_pushnumber(L, tuples[0] ? strtod(tuples, NULL) : nrows);
+    lua_setfield(L, -2, "affected");
+    const char *status = res ? PQcmdStatus((PGresult *)res) : "";
+    size_t n = strcspn(status, " ");
+    lua_pushlstring(L, status, n);
+    lua_setfield(L, -2, "command");
+}
+
+static void call_done(tide_pgjob *job, PGresult *res, const tide_pg_error *err)
+{
+    pgcall *pc = container_of(job, pgcall, job);
+    tide_task *t = pc->task;
+    lua_State *co = t->co;
+    int nret = 1;
+    t->call = NULL;
+
+    if (pc->kind == CALL_TX_BEGIN) {
+        t->tx = job->conn;
+        t->tx_pool = job->pool;
+    } else if (pc->kind == CALL_QUERY && job->pin) {
+        if (!job->conn) t->tx = NULL;            /* the transaction's connection was lost */
+    }
+    if (err) {
+        if (pc->kind == CALL_TX_BEGIN && t->tx) { tide_pool_release(t->tx); t->tx = NULL; }
+        int status = err->status ? err->status
+                                 : tide_pg_http_status(err->code, pc->authenticated);
+        if (strncmp(err->code, "TIDE_", 5) == 0 || err->code[0] == '0') {
+            tide_warn("request %s: upstream %s: %s (%s)", t->id, tide_pool_name(job->pool),
+                      err->message ? err->message : "", err->code);
+        }
+        lua_pushnil(co);
+        push_err(co, err->code, status, err->message, err->detail, err->hint);
+        nret = 2;
+    } else if (pc->kind != CALL_QUERY) {
+        lua_pushboolean(co, 1);
+    } else if (pc->json) {
+        if (res && PQntuples(res) > 0 && PQnfields(res) > 0 && !PQgetisnull(res, 0, 0))
+            lua_pushlstring(co, PQgetvalue(res, 0, 0), (size_t)PQgetlength(res, 0, 0));
+        else
+            lua_pushnil(co);
+    } else {
+        push_generic(co, t->vm, res);
+    }
+    free(pc);
+    tide__task_resume(t, nret);
+}
+
+/* Allocates a call with room for nparams values and `extra` bytes of strings. */
+static pgcall *call_new(int nparams, size_t extra, char **strings)
+{
+    size_t head = sizeof(pgcall) + (size_t)nparams * sizeof(char *);
+    pgcall *pc = calloc(1, head + extra);
+    if (!pc) return NULL;
+    pc->values = (const char **)(pc + 1);
+    *strings = (char *)pc + head;
+    return pc;
+}
+
+static char *copy_str(char **cursor, const char *s, size_t len)
+{
+    char *d = *cursor;
+    memcpy(d, s, len);
+    d[len] = 0;
+    *cursor += len + 1;
+    return d;
+}
+
+/* Text form of one parameter; returns NULL for SQL NULL. buf holds numbers. */
+static const char *param_text(lua_State *L, int idx, int n, char *buf, size_t cap, size_t *len)
+{
+    switch (lua_type(L, idx)) {
+    case LUA_TNIL:
+        return NULL;
+    case LUA_TLIGHTUSERDATA:
+        if (lua_touserdata(L, idx) == NULL) return NULL;   /* json.null */
+        break;
+    case LUA_TBOOLEAN:
+        *len = (size_t)snprintf(buf, cap, "%s", lua_toboolean(L, idx) ? "true" : "false");
+        return buf;
+    case LUA_TNUMBER: {
+        double d = lua_tonumber(L, idx);
+        if (!isfinite(d)) luaL_error(L, "parameter %d is not a finite number", n);
+        if (d == floor(d) && fabs(d) < 9007199254740992.0)
+            *len = (size_t)snprintf(buf, cap, "%lld", (long long)d);
+        else
+            *len = (size_t)snprintf(buf, cap, "%.17g", d);
+        return buf;
+    }
+    case LUA_TSTRING:
+        return lua_tolstring(L, idx, len);
+    default:
+        break;
+    }
+    luaL_error(L, "parameter %d has type %s: encode tables before passing them", n,
+               luaL_typename(L, idx));
+    return NULL;
+}
+
+static int start_call(lua_State *L, tide_task *t, tide_pool *pool, pgcall *pc)
+{
+    pc->task = t;
+    pc->authenticated = t->role != TIDE_ROLE_ANON;
+    pc->job.done = call_done;
+    int rc = tide_pool_run(pool, &pc->job);
+    if (rc != 0) {
+        int txfail = pc->kind == CALL_QUERY && pc->job.pin;
+        if (pc->kind == CALL_TX_END) tide_pool_release(pc->job.pin);
+        free(pc);
+        lua_pushnil(L);
+        if (txfail)
+            push_err(L, "TIDE_TX_CLOSED", 500, "the transaction's connection is gone", NULL, NULL);
+        else
+            push_err(L, "08001", 503, "could not connect to the database upstream", NULL, NULL);
+        return 2;
+    }
+    t->call = pc;
+    return lua_yield(L, 0);
+}
+
+/* core.query(upstream, sql, params, opts) -> result | nil, err */
+static int l_query(lua_State *L)
+{
+    tide_task *t = require_task(L);
+    tide_pool *pool = pool_arg(L, 1);
+    size_t sql_len;
+    const char *sql = luaL_checklstring(L, 2, &sql_len);
+    int has_params = !lua_isnoneornil(L, 3);
+    if (has_params) luaL_checktype(L, 3, LUA_TTABLE);
+    int json = 0, as_service = 0, in_tx = 0;
+    if (!lua_isnoneornil(L, 4)) {
+        luaL_checktype(L, 4, LUA_TTABLE);
+        lua_getfield(L, 4, "json"); json = lua_toboolean(L, -1);
+        lua_getfield(L, 4, "as_service"); as_service = lua_toboolean(L, -1);
+        lua_getfield(L, 4, "tx"); in_tx = lua_toboolean(L, -1);
+        lua_pop(L, 3);
+    }
+    int n = 0;
+    if (has_params) {
+        lua_getfield(L, 3, "n");
+        n = lua_isnumber(L, -1) ? (int)lua_tointeger(L, -1) : (int)lua_objlen(L, 3);
+        lua_pop(L, 1);
+        if (n < 0 || n > 65535) luaL_error(L, "bad parameter count %d", n);
+    }
+    if (in_tx && !t->tx) luaL_error(L, "no transaction is open");
+
+    /* measure, then copy sql and params into one allocation */
+    size_t extra = sql_len + 1;
+    char numbuf[64];
+    for (int i = 1; i <= n; i++) {
+        lua_rawgeti(L, 3, i);
+        size_t len = 0;
+        if (param_text(L, -1, i, numbuf, sizeof numbuf, &len)) extra += len + 1;
+        lua_pop(L, 1);
+    }
+    char *cur;
+    pgcall *pc = call_new(n, extra, &cur);
+    if (!pc) return luaL_error(L, "out of memory");
+    pc->kind = CALL_QUERY;
+    pc->json = json;
+    pc->job.sql = copy_str(&cur, sql, sql_len);
+    for (int i = 1; i <= n; i++) {
+        lua_rawgeti(L, 3, i);
+        size_t len = 0;
+        const char *v = param_text(L, -1, i, numbuf, sizeof numbuf, &len);
+        pc->values[i - 1] = v ? copy_str(&cur, v, len) : NULL;
+        lua_pop(L, 1);
+    }
+    pc->job.nparams = n;
+    pc->job.values = pc->values;
+    if (in_tx) {
+        pc->job.pin = t->tx;
+        pc->job.flags = TIDE_PGJOB_KEEP;
+        pool = t->tx_pool;
+    } else {
+        pc->job.flags = TIDE_PGJOB_AUTH;
+        if (as_service) {
+            pc->job.claims = "{\"role\":\"service_role\"}";
+            pc->job.role = "service_role";
+        } else {
+            pc->job.claims = t->claims;
+            pc->job.role = tide_role_name(t->role);
+        }
+    }
+    return start_call(L, t, pool, pc);
+}
+
+/* core.tx_begin(upstream[, as_service]) -> true | nil, err */
+static int l_tx_begin(lua_State *L)
+{
+    tide_task *t = require_task(L);
+    tide_pool *pool = pool_arg(L, 1);
+    int as_service = lua_toboolean(L, 2);
+    if (t->tx) luaL_error(L, "a transaction is already open");
+    char *cur;
+    pgcall *pc = call_new(0, 0, &cur);
+    if (!pc) return luaL_error(L, "out of memory");
+    pc->kind = CALL_TX_BEGIN;
+    pc->job.flags = TIDE_PGJOB_BEGIN | TIDE_PGJOB_AUTH | TIDE_PGJOB_KEEP;
+    pc->job.claims = as_service ? "{\"role\":\"service_role\"}" : t->claims;
+    pc->job.role = as_service ? "service_role" : tide_role_name(t->role);
+    return start_call(L, t, pool, pc);
+}
+
+/* core.tx_end(commit) -> true | nil, err; the connection goes back to its pool either way */
+static int l_tx_end(lua_State *L)
+{
+    tide_task *t = require_task(L);
+    int commit = lua_toboolean(L, 1);
+    if (!t->tx) luaL_error(L, "no transaction is open");
+    char *cur;
+    pgcall *pc = call_new(0, 0, &cur);
+    if (!pc) return luaL_error(L, "out of memory");
+    pc->kind = CALL_TX_END;
+    pc->job.sql = commit ? "COMMIT" : "ROLLBACK";
+    pc->job.pin = t->tx;
+    pc->job.flags = 0;
+    t->tx = NULL;                 /* released by the pool when the job ends */
+    return start_call(L, t, t->tx_pool, pc);
+}
+
+static int l_log(lua_State *L)
+{
+    static const char *const levels[] = { "debug", "info", "warn", "error", NULL };
+    int level = luaL_checkoption(L, 1, NULL, levels);
+    const char *msg = luaL_checkstring(L, 2);
+    tide_task *t = tide__task_current();
+    if (t) tide_log(level, "request %s: %s", t->id, msg);
+    else tide_log(level, "%s", msg);
+    return 0;
+}
+
+static int l_now(lua_State *L)
+{
+    lua_pushnumber(L, ev_now(tide__vm_app(core_vm(L))->loop));
+    return 1;
+}
+
+static int l_request_id(lua_State *L)
+{
+    tide_task *t = tide__task_current();
+    if (t) lua_pushstring(L, t->id); else lua_pushnil(L);
+    return 1;
+}
+
+static const unsigned char *enc_key(lua_State *L)
+{
+    tide_app *app = tide__vm_app(core_vm(L));
+    if (!app->cfg.has_enc_key)
+        luaL_error(L, "no encryption key configured (crypto.key or TIDE_ENCRYPTION_KEY)");
+    return app->cfg.enc_key;
+}
+
+static int l_encrypt(lua_State *L)
+{
+    size_t len;
+    const char *plain = luaL_checklstring(L, 1, &len);
+    char *out = NULL;
+    int rc = tide_crypto_seal(enc_key(L), plain, len, &out);
+    if (rc != 0) { lua_pushnil(L); lua_pushstring(L, tide_strerror(rc)); return 2; }
+    lua_pushstring(L, out);
+    free(out);
+    return 1;
+}
+
+static int l_decrypt(lua_State *L)
+{
+    size_t len, outlen = 0;
+    const char *text = luaL_checklstring(L, 1, &len);
+    char *out = NULL;
+    int rc = tide_crypto_open(enc_key(L), text, len, &out, &outlen);
+    if (rc != 0) { lua_pushnil(L); lua_pushstring(L, tide_strerror(rc)); return 2; }
+    lua_pushlstring(L, out, outlen);
+    memset(out, 0, outlen);
+    free(out);
+    return 1;
+}
+
+static int l_sha256_hex(lua_State *L)
+{
+    size_t len;
+    const char *s = luaL_checklstring(L, 1, &len);
+    char hex[65];
+    tide_crypto_sha256_hex(s, len, hex);
+    lua_pushlstring(L, hex, 64);
+    return 1;
+}
+
+static int l_pool_stats(lua_State *L)
+{
+    tide_app *app = tide__vm_app(core_vm(L));
+    lua_createtable(L, 0, TIDE_UPSTREAMS);
+    for (int i = 0; i < TIDE_UPSTREAMS; i++) {
+        tide_pool_stats s;
+        tide_pool_get_stats(app->pools[i], &s);
+        lua_createtable(L, 0, 8);
+        lua_pushstring(L, tide_pool_name(app->pools[i])); lua_setfield(L, -2, "pool");
+        lua_pushinteger(L, s.size); lua_setfield(L, -2, "size");
+        lua_pushinteger(L, s.open); lua_setfield(L, -2, "open");
+        lua_pushinteger(L, s.idle); lua_setfield(L, -2, "idle");
+        lua_pushinteger(L, s.busy); lua_setfield(L, -2, "busy");
+        lua_pushinteger(L, s.waiting); lua_setfield(L, -2, "waiting");
+        lua_pushnumber(L, (double)s.jobs); lua_setfield(L, -2, "jobs");
+        lua_pushnumber(L, (double)s.errors); lua_setfield(L, -2, "errors");
+        lua_setfield(L, -2, tide_upstream_name(i));
+    }
+    return 1;
+}
+
+int tide__open_core(lua_State *L)
+{
+    static const luaL_Reg fns[] = {
+        { "query", l_query },       { "tx_begin", l_tx_begin }, { "tx_end", l_tx_end },
+        { "log", l_log },           { "now", l_now },           { "request_id", l_request_id },
+        { "encrypt", l_encrypt },   { "decrypt", l_decrypt },   { "sha256_hex", l_sha256_hex },
+        { "pool_stats", l_pool_stats },
+        { NULL, NULL } };
+    void *vm = lua_touserdata(L, lua_upvalueindex(1));
+    lua_newtable(L);
+    for (const luaL_Reg *f = fns; f->name; f++) {
+        lua_pushlightuserdata(L, vm);
+        lua_pushcclosure(L, f->func, 1);
+        lua_setfield(L, -2, f->name);
+    }
+    lua_pushlightuserdata(L, NULL);
+    lua_setfield(L, -2, "null");
+    return 1;
+}

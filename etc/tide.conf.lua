@@ -1,0 +1,41 @@
+-- etc/tide.conf.lua: tide's configuration (read once at start; restart to change it).
+-- Environment variables override these values:
+--   TIDE_HTTP_PORT, TIDE_ADMIN_PORT, TIDE_JWT_SECRET, TIDE_ENCRYPTION_KEY,
+--   TIDE_DSN_DIRECT, TIDE_DSN_SESSION, TIDE_DSN_TRANSACTION,
+--   TIDE_SCRIPTS_DIR, TIDE_POLICIES_DIR, TIDE_BINDINGS_DIR, TIDE_LOG_LEVEL
+-- The defaults below are for local development only: set real secrets in production.
+return {
+  listen = { host = "127.0.0.1", port = 8080 },
+  admin  = { host = "127.0.0.1", port = 8081 },
+  log_level = "info",
+
+  jwt = {
+    -- HS256 secret shared with whoever issues tokens (at least 32 characters).
+    secret = "tide-local-development-jwt-secret-change-me-0001",
+    leeway = 30,           -- seconds of clock skew allowed on exp/nbf
+  },
+
+  -- AES-256-GCM key (64 hex chars) sealing users' stored API keys.
+  crypto = { key = "6c6f63616c2d6465762d6b65792d6368616e67652d6d652d706c656173652121" },
+
+  paths = { bindings = "bindings", scripts = "scripts", policies = "policies" },
+
+  http = {
+    max_header_bytes = 16384,   -- larger request heads get 431
+    max_body_bytes = 1048576,   -- larger bodies get 413
+    read_timeout = 10,          -- seconds to receive a whole request (else 408)
+    idle_timeout = 60,          -- seconds an idle keep-alive connection is kept
+    max_connections = 20000,
+  },
+
+  -- Upstreams: direct (Postgres), session (session-mode pooler), transaction
+  -- (transaction-mode pooler). `make run` fills the DSNs from var/stack.env.
+  upstreams = {
+    direct      = { dsn = "postgresql://authenticator:tide-dev-password@127.0.0.1:54320/tide",
+                    pool_size = 10, prepare = true,  acquire_timeout = 5, connect_timeout = 5 },
+    session     = { dsn = "postgresql://authenticator:tide-dev-password@127.0.0.1:54321/tide",
+                    pool_size = 10, prepare = true,  acquire_timeout = 5, connect_timeout = 5 },
+    transaction = { dsn = "postgresql://authenticator:tide-dev-password@127.0.0.1:54322/tide",
+                    pool_size = 10, prepare = false, acquire_timeout = 5, connect_timeout = 5 },
+  },
+}

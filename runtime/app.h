@@ -1,0 +1,27 @@
+/* app.h - the process-wide context: loop, config, pools, listeners and the current Lua VM.
+ * Everything here outlives a reload; only `vm` is swapped by SIGHUP. */
+#ifndef TIDE_APP_H
+#define TIDE_APP_H
+
+#include <ev.h>
+#include "config.h"
+#include "http.h"
+#include "pool.h"
+
+typedef struct tide_vm tide_vm;
+
+typedef struct tide_app {
+    struct ev_loop *loop;
+    const char *config_path;
+    tide_config cfg;
+    tide_pool *pools[TIDE_UPSTREAMS];   /* an unconfigured upstream points at direct's pool */
+    tide_http_server *http, *admin;
+    tide_vm *vm;                        /* the bundle serving new requests */
+    ev_signal sighup, sigterm, sigint;
+    unsigned long long next_request_id;
+    long long reloads, reload_failures, inflight;
+    double started_at, drain_started;
+    int draining;
+} tide_app;
+
+#endif

@@ -1,0 +1,234 @@
+/* config.c - loads etc/tide.conf.lua and TIDE_* environment overrides. */
+#include "config.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <lua.h>
+#include <lauxlib.h>
+#include <lualib.h>
+
+static const char *const upstream_names[TIDE_UPSTREAMS] = { "direct", "session", "transaction" };
+
+int tide_upstream_index(const char *name)
+{
+    for (int i = 0; i < TIDE_UPSTREAMS; i++)
+        if (strcmp(name, upstream_names[i]) == 0) return i;
+    return -1;
+}
+
+const char *tide_upstream_name(int i)
+{
+    return i >= 0 && i < TIDE_UPSTREAMS ? upstream_names[i] : "?";
+}
+
+static void set_str(char **dst, const char *v)
+{
+    free(*dst);
+    *dst = v ? strdup(v) : NULL;
+}
+
+/* Reads t[key] from the table on top of the stack. */
+static void get_str(lua_State *L, const char *key, char **dst)
+{
+    lua_getfield(L, -1, key);
+    if (lua_type(L, -1) == LUA_TSTRING) set_str(dst, lua_tostring(L, -1));
+    lua_pop(L, 1);
+}
+
+static void get_num(lua_State *L, const char *key, double *dst)
+{
+    lua_getfield(L, -1, key);
+    if (lua_type(L, -1) == LUA_TNUMBER) *dst = lua_tonumber(L, -1);
+    lua_pop(L, 1);
+}
+
+static void get_int(lua_State *L, const char *key, int *dst)
+{
+    double d = *dst;
+    get_num(L, key, &d);
+    *dst = (int)d;
+}
+
+static void get_bool(lua_State *L, const char *key, int *dst)
+{
+    lua_getfield(L, -1, key);
+    if (lua_type(L, -1) == LUA_TBOOLEAN) *dst = lua_toboolean(L, -1);
+    lua_pop(L, 1);
+}
+
+static int push_table(lua_State *L, const char *key)
+{
+    lua_getfield(L, -1, key);
+    if (lua_istable(L, -1)) return 1;
+    lua_pop(L, 1);
+    return 0;
+}
+
+static void defaults(tide_config *c)
+{
+    memset(c, 0, sizeof *c);
+    c->listen_host = strdup("127.0.0.1"); c->listen_port = 8080;
+    c->admin_host = strdup("127.0.0.1");  c->admin_port = 8081;
+    c->jwt_leeway = 30;
+    c->bindings_dir = strdup("bindings");
+    c->scripts_dir = strdup("scripts");
+    c->policies_dir = strdup("policies");
+    c->log_level = strdup("info");
+    for (int i = 0; i < TIDE_UPSTREAMS; i++) {
+        c->upstreams[i].pool_size = 10;
+        c->upstreams[i].prepare = i != TIDE_UP_TRANSACTION;
+        c->upstreams[i].acquire_timeout = 5.0;
+        c->upstreams[i].connect_timeout = 5.0;
+    }
+    c->http.max_header_bytes = 16 * 1024;
+    c->http.max_body_bytes = 1024 * 1024;
+    c->http.read_timeout = 10.0;
+    c->http.idle_timeout = 60.0;
+    c->http.max_connections = 20000;
+}
+
+static int hexval(int ch)
+{
+    if (ch >= '0' && ch <= '9') return ch - '0';
+    if (ch >= 'a' && ch <= 'f') return ch - 'a' + 10;
+    if (ch >= 'A' && ch <= 'F') return ch - 'A' + 10;
+    return -1;
+}
+
+static int parse_key(tide_config *c, const char *hex)
+{
+    if (strlen(hex) != 64) return -1;
+    for (int i = 0; i < 32; i++) {
+        int hi = hexval(hex[2 * i]), lo = hexval(hex[2 * i + 1]);
+        if (hi < 0 || lo < 0) return -1;
+        c->enc_key[i] = (unsigned char)(hi << 4 | lo);
+    }
+    c->has_enc_key = 1;
+    return 0;
+}
+
+static int load_file(const char *path, tide_config *c, char *key_hex, size_t keycap,
+                     char *err, size_t errlen)
+{
+    lua_State *L = luaL_newstate();
+    if (!L) { snprintf(err, errlen, "out of memory"); return TIDE_ENOMEM; }
+    luaL_openlibs(L);
+    if (luaL_dofile(L, path) != 0) {
+        snprintf(err, errlen, "%s", lua_tostring(L, -1));
+        lua_close(L);
+        return TIDE_EPARSE;
+    }
+    if (!lua_istable(L, -1)) {
+        snprintf(err, errlen, "%s: must return a table", path);
+        lua_close(L);
+        return TIDE_EPARSE;
+    }
+    if (push_table(L, "listen")) {
+        get_str(L, "host", &c->listen_host); get_int(L, "port", &c->listen_port); lua_pop(L, 1);
+    }
+    if (push_table(L, "admin")) {
+        get_str(L, "host", &c->admin_host); get_int(L, "port", &c->admin_port); lua_pop(L, 1);
+    }
+    if (push_table(L, "jwt")) {
+        get_str(L, "secret", &c->jwt_secret); get_int(L, "leeway", &c->jwt_leeway); lua_pop(L, 1);
+    }
+    if (push_table(L, "paths")) {
+        get_str(L, "bindings", &c->bindings_dir);
+        get_str(L, "scripts", &c->scripts_dir);
+        get_str(L, "policies", &c->policies_dir);
+        lua_pop(L, 1);
+    }
+    get_str(L, "log_level", &c->log_level);
+    if (push_table(L, "http")) {
+        double d;
+        d = (double)c->http.max_header_bytes; get_num(L, "max_header_bytes", &d);
+        c->http.max_header_bytes = (size_t)d;
+        d = (double)c->http.max_body_bytes; get_num(L, "max_body_bytes", &d);
+        c->http.max_body_bytes = (size_t)d;
+        get_num(L, "read_timeout", &c->http.read_timeout);
+        get_num(L, "idle_timeout", &c->http.idle_timeout);
+        get_int(L, "max_connections", &c->http.max_connections);
+        lua_pop(L, 1);
+    }
+    if (push_table(L, "upstreams")) {
+        for (int i = 0; i < TIDE_UPSTREAMS; i++) {
+            if (!push_table(L, upstream_names[i])) continue;
+            tide_upstream_config *u = &c->upstreams[i];
+            get_str(L, "dsn", &u->dsn);
+            get_int(L, "pool_size", &u->pool_size);
+            get_bool(L, "prepare", &u->prepare);
+            get_num(L, "acquire_timeout", &u->acquire_timeout);
+            get_num(L, "connect_timeout", &u->connect_timeout);
+            lua_pop(L, 1);
+        }
+        lua_pop(L, 1);
+    }
+    if (push_table(L, "crypto")) {
+        lua_getfield(L, -1, "key");
+        if (lua_type(L, -1) == LUA_TSTRING) snprintf(key_hex, keycap, "%s", lua_tostring(L, -1));
+        lua_pop(L, 2);
+    }
+    lua_close(L);
+    return 0;
+}
+
+int tide_config_load(const char *path, tide_config *c, char *err, size_t errlen)
+{
+    char key_hex[80] = "";
+    defaults(c);
+    if (path) {
+        int rc = load_file(path, c, key_hex, sizeof key_hex, err, errlen);
+        if (rc != 0) { tide_config_free(c); return rc; }
+    }
+    const char *v;
+    if ((v = getenv("TIDE_JWT_SECRET")) && *v) set_str(&c->jwt_secret, v);
+    if ((v = getenv("TIDE_HTTP_PORT")) && *v) c->listen_port = atoi(v);
+    if ((v = getenv("TIDE_ADMIN_PORT")) && *v) c->admin_port = atoi(v);
+    if ((v = getenv("TIDE_SCRIPTS_DIR")) && *v) set_str(&c->scripts_dir, v);
+    if ((v = getenv("TIDE_POLICIES_DIR")) && *v) set_str(&c->policies_dir, v);
+    if ((v = getenv("TIDE_BINDINGS_DIR")) && *v) set_str(&c->bindings_dir, v);
+    if ((v = getenv("TIDE_LOG_LEVEL")) && *v) set_str(&c->log_level, v);
+    if ((v = getenv("TIDE_ENCRYPTION_KEY")) && *v) snprintf(key_hex, sizeof key_hex, "%s", v);
+    static const char *const dsn_env[TIDE_UPSTREAMS] = {
+        "TIDE_DSN_DIRECT", "TIDE_DSN_SESSION", "TIDE_DSN_TRANSACTION" };
+    for (int i = 0; i < TIDE_UPSTREAMS; i++)
+        if ((v = getenv(dsn_env[i])) && *v) set_str(&c->upstreams[i].dsn, v);
+
+    if (!c->jwt_secret || strlen(c->jwt_secret) < 32) {
+        snprintf(err, errlen, "jwt.secret (or TIDE_JWT_SECRET) must be at least 32 characters");
+        tide_config_free(c);
+        return TIDE_EINVAL;
+    }
+    if (key_hex[0] && parse_key(c, key_hex) != 0) {
+        snprintf(err, errlen, "crypto.key (or TIDE_ENCRYPTION_KEY) must be 64 hex characters");
+        tide_config_free(c);
+        return TIDE_EINVAL;
+    }
+    if (!c->upstreams[TIDE_UP_DIRECT].dsn) {
+        snprintf(err, errlen, "upstreams.direct.dsn (or TIDE_DSN_DIRECT) is required");
+        tide_config_free(c);
+        return TIDE_EINVAL;
+    }
+    for (int i = 0; i < TIDE_UPSTREAMS; i++) {
+        if (c->upstreams[i].pool_size < 1 || c->upstreams[i].pool_size > 1000) {
+            snprintf(err, errlen, "upstreams.%s.pool_size must be 1..1000", upstream_names[i]);
+            tide_config_free(c);
+            return TIDE_EINVAL;
+        }
+    }
+    if (c->upstreams[TIDE_UP_TRANSACTION].prepare) {
+        /* named statements do not survive a transaction-mode pooler */
+        c->upstreams[TIDE_UP_TRANSACTION].prepare = 0;
+    }
+    return 0;
+}
+
+void tide_config_free(tide_config *c)
+{
+    free(c->listen_host); free(c->admin_host); free(c->jwt_secret);
+    free(c->bindings_dir); free(c->scripts_dir); free(c->policies_dir); free(c->log_level);
+    for (int i = 0; i < TIDE_UPSTREAMS; i++) free(c->upstreams[i].dsn);
+    memset(c->enc_key, 0, sizeof c->enc_key);
+    memset(c, 0, sizeof *c);
+}

@@ -1,0 +1,39 @@
+/* config.h - tide's configuration: a Lua file (etc/tide.conf.lua) returning a table, read once
+ * at start in a throwaway Lua state, then environment overrides (TIDE_*). Restart-only: a
+ * SIGHUP reloads scripts and policies, not this file. */
+#ifndef TIDE_CONFIG_H
+#define TIDE_CONFIG_H
+
+#include <stddef.h>
+#include "error.h"
+#include "http.h"
+
+enum { TIDE_UP_DIRECT = 0, TIDE_UP_SESSION, TIDE_UP_TRANSACTION, TIDE_UPSTREAMS };
+
+typedef struct tide_upstream_config {
+    char *dsn;               /* NULL = upstream not configured */
+    int pool_size;
+    int prepare;             /* named prepared statements (never on a transaction pooler) */
+    double acquire_timeout, connect_timeout;
+} tide_upstream_config;
+
+typedef struct tide_config {
+    char *listen_host; int listen_port;
+    char *admin_host;  int admin_port;
+    char *jwt_secret;  int jwt_leeway;
+    char *bindings_dir, *scripts_dir, *policies_dir;
+    char *log_level;
+    tide_upstream_config upstreams[TIDE_UPSTREAMS];
+    tide_http_limits http;
+    unsigned char enc_key[32]; int has_enc_key;
+} tide_config;
+
+/* Loads path (NULL = defaults only) and applies environment overrides. Returns 0, or an error
+ * with a message in err. On error *cfg holds nothing to free. */
+TIDE_MUST_CHECK int tide_config_load(const char *path, tide_config *cfg, char *err, size_t errlen);
+void tide_config_free(tide_config *cfg);
+/* "direct", "session", "transaction"; returns -1 for another name. */
+int tide_upstream_index(const char *name);
+const char *tide_upstream_name(int index);
+
+#endif

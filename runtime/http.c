@@ -1,0 +1,1270 @@
+/* http.c - HTTP/1.1 server on libev with the nodejs http_parser (see http.h).
+ *
+ * One `conn` per socket embeds its watchers (read, write, one timer) and is recovered from
+ * them with container_of. Its state is derived from a few fields and applied to the watchers
+ * by one function, conn_update():
+ *
+ *   idle     no request bytes yet          read on, idle timer (not refreshed by stray bytes)
+ *   reading  a request has begun           read on, read timer from its first byte (408)
+ *   busy     request with the handler      read on only to notice a disconnect (abort)
+ *   writing  response bytes queued         write on, stall timer refreshed on progress
+ *   closing  last response flushed         shutdown(SHUT_WR), discard input briefly, close
+ *
+ * Requests are answered strictly one at a time: while one is with the handler, later
+ * pipelined bytes are only buffered (bounded), and parsing resumes after the response is
+ * written - from the next loop pass (an ev_prepare watcher) when the response came later
+ * from another callback, so the handler is never called from inside tide_http_respond().
+ *
+ * Memory: an idle keep-alive connection owns only its conn struct (a few hundred bytes).
+ * Reads land in one scratch buffer per server and are parsed in place; only the bytes left
+ * over after a complete request are copied into a per-connection buffer. Every request
+ * gets its own arena holding url, headers and body, so the pointers handed to the handler
+ * stay valid until tide_http_respond(), even after the client has gone away.
+ *
+ * Closing never frees inside a callback chain: closed conns go on a reap list that is freed
+ * when the outermost http callback (or public call) returns (`depth` counts them).
+ * No logging here: outcomes are counted in tide_http_stats. */
+#include "http.h"
+
+#include <errno.h>
+#include <limits.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+
+#include <http_parser.h>
+#include <netdb.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <sys/socket.h>
+#include <sys/uio.h>
+#include <unistd.h>
+
+#define container_of(ptr, type, member) ((type *)((char *)(ptr) - offsetof(type, member)))
+
+enum {
+    SCRATCH_SIZE = 64 * 1024,   /* one read; shared by all connections of a server */
+    RBUF_CAP = 64 * 1024,       /* most input buffered while a request is with the handler */
+    ARENA_MIN = 1024,
+    HDRS_MIN = 16,
+};
+#define LINGER_TIMEOUT 2.0      /* how long to drain input before closing after an error */
+#define ACCEPT_RETRY 0.25       /* pause after EMFILE and friends */
+
+enum { TM_NONE, TM_IDLE, TM_READ, TM_WRITE, TM_LINGER };
+enum { CB_NONE, CB_URL, CB_FIELD, CB_VALUE };
+enum { ERR_NONE, ERR_CLOSE, ERR_BAD, ERR_HEADERS, ERR_BODY, ERR_EXPECT };
+
+typedef struct conn conn;
+typedef struct hreq hreq;
+
+/* While parsing, header slots hold arena offsets; on completion they become pointers. */
+typedef union hslot {
+    struct { size_t no, nl, vo, vl; } off;
+    tide_http_header h;
+} hslot;
+_Static_assert(sizeof(hslot) == sizeof(tide_http_header), "hslot must overlay the header");
+
+struct hreq {
+    tide_http_req pub;          /* first member: the handler's pointer is ours */
+    conn *c;                    /* NULL once the client is gone (or the response is sent) */
+    char *arena;
+    size_t alen, acap;
+    hslot *slots;
+    int nslots, cap_slots;
+    size_t url_off, url_len, body_off;
+    size_t hdr_prev;            /* raw header bytes seen in earlier reads */
+    unsigned last_cb : 2, headers_done : 1, force_close : 1, head : 1, ka10 : 1;
+};
+
+struct conn {
+    ev_io rio, wio;
+    ev_timer timer;
+    tide_http_server *srv;
+    conn *prev, *next;          /* srv->conns while open, srv->reap once closed */
+    conn *qnext;                /* srv->ready */
+    hreq *cur;                  /* request being parsed or with the handler */
+    const char *chunk_base;     /* start of the bytes given to the current parser call */
+    char *rbuf;                 /* unparsed input: [rpos, rlen) */
+    char *obuf;                 /* unsent output: [opos, olen) */
+    uint32_t rpos, rlen, rcap, opos, olen, ocap;
+    http_parser parser;
+    int fd;
+    uint8_t tmode, err;
+    unsigned busy : 1, closed : 1, closing : 1, linger : 1, lingering : 1, eof : 1,
+             in_parse : 1, queued : 1;
+};
+
+struct tide_http_server {
+    struct ev_loop *loop;
+    ev_io accept_io;
+    ev_timer accept_retry;
+    ev_prepare prepare;
+    int lfd, port;
+    tide_http_limits limits;
+    tide_http_handler handler;
+    void *arg;
+    conn *conns, *ready, *reap;
+    char *scratch;
+    int depth;
+    unsigned stopped : 1, free_requested : 1, at_max : 1, backoff : 1;
+    tide_http_stats stats;
+};
+
+static int on_message_begin(http_parser *p);
+static int on_url(http_parser *p, const char *at, size_t len);
+static int on_header_field(http_parser *p, const char *at, size_t len);
+static int on_header_value(http_parser *p, const char *at, size_t len);
+static int on_headers_complete(http_parser *p);
+static int on_body(http_parser *p, const char *at, size_t len);
+static int on_message_complete(http_parser *p);
+static int on_chunk_header(http_parser *p);
+
+static const http_parser_settings settings = {
+    .on_message_begin = on_message_begin,
+    .on_url = on_url,
+    .on_header_field = on_header_field,
+    .on_header_value = on_header_value,
+    .on_headers_complete = on_headers_complete,
+    .on_body = on_body,
+    .on_message_complete = on_message_complete,
+    .on_chunk_header = on_chunk_header,
+};
+
+static void conn_close(conn *c);
+static void conn_update(conn *c);
+static void conn_error(conn *c, int status, const char *code, const char *msg);
+
+/* ---- server re-entrancy guard ------------------------------------------------------- */
+
+static void srv_destroy(tide_http_server *s);
+
+static void srv_enter(tide_http_server *s)
+{
+    s->depth++;
+}
+
+static void reap(tide_http_server *s)
+{
+    conn *c;
+    while ((c = s->reap)) {
+        s->reap = c->next;
+        free(c->rbuf);
+        free(c->obuf);
+        free(c);
+    }
+}
+
+/* Leaves an http callback or public call; the outermost one frees closed connections, and
+ * the server itself when tide_http_free() was called from inside a callback. */
+static void srv_leave(tide_http_server *s)
+{
+    if (--s->depth > 0)
+        return;
+    reap(s);
+    if (s->free_requested)
+        srv_destroy(s);
+}
+
+/* ---- request arena --------------------------------------------------------------------- */
+
+static void hreq_free(hreq *r)
+{
+    if (!r)
+        return;
+    free(r->arena);
+    free(r->slots);
+    free(r);
+}
+
+static int arena_reserve(hreq *r, size_t more)
+{
+    if (r->acap - r->alen >= more)
+        return 0;
+    size_t cap = r->acap ? r->acap : ARENA_MIN;
+    while (cap - r->alen < more) {
+        if (cap > SIZE_MAX / 2)
+            return TIDE_ENOMEM;
+        cap *= 2;
+    }
+    char *a = realloc(r->arena, cap);
+    if (!a)
+        return TIDE_ENOMEM;
+    r->arena = a;
+    r->acap = cap;
+    return 0;
+}
+
+static int arena_append(hreq *r, const char *data, size_t len)
+{
+    if (arena_reserve(r, len) != 0)
+        return TIDE_ENOMEM;
+    if (len)
+        memcpy(r->arena + r->alen, data, len);
+    r->alen += len;
+    return 0;
+}
+
+static int arena_nul(hreq *r)
+{
+    return arena_append(r, "", 1);
+}
+
+/* ---- parser callbacks ------------------------------------------------------------------ */
+
+static int fail(conn *c, int err)
+{
+    c->err = (uint8_t)err;
+    return -1;
+}
+
+/* Raw bytes of request line and headers so far, from where this message began. */
+static int header_room(conn *c, const char *at, size_t len)
+{
+    size_t raw = c->cur->hdr_prev + (size_t)(at + len - c->chunk_base);
+    return raw <= c->srv->limits.max_header_bytes ? 0 : fail(c, ERR_HEADERS);
+}
+
+static int on_message_begin(http_parser *p)
+{
+    conn *c = p->data;
+    hreq *r = calloc(1, sizeof *r);
+    if (!r)
+        return fail(c, ERR_CLOSE);
+    r->c = c;
+    c->cur = r;
+    return 0;
+}
+
+static int on_url(http_parser *p, const char *at, size_t len)
+{
+    conn *c = p->data;
+    hreq *r = c->cur;
+    if (header_room(c, at, len) != 0)
+        return -1;
+    if (arena_append(r, at, len) != 0)
+        return fail(c, ERR_CLOSE);
+    r->url_len += len;
+    r->last_cb = CB_URL;
+    return 0;
+}
+
+static int on_header_field(http_parser *p, const char *at, size_t len)
+{
+    conn *c = p->data;
+    hreq *r = c->cur;
+    if (header_room(c, at, len) != 0)
+        return -1;
+    if (r->last_cb != CB_FIELD) {
+        if (arena_nul(r) != 0)       /* ends the url or the previous value */
+            return fail(c, ERR_CLOSE);
+        if (r->nslots == r->cap_slots) {
+            int cap = r->cap_slots ? r->cap_slots * 2 : HDRS_MIN;
+            hslot *s = realloc(r->slots, (size_t)cap * sizeof *s);
+            if (!s)
+                return fail(c, ERR_CLOSE);
+            r->slots = s;
+            r->cap_slots = cap;
+        }
+        hslot *h = &r->slots[r->nslots++];
+        h->off.no = r->alen;
+        h->off.nl = h->off.vo = h->off.vl = 0;
+        r->last_cb = CB_FIELD;
+    }
+    size_t from = r->alen;
+    if (arena_append(r, at, len) != 0)
+        return fail(c, ERR_CLOSE);
+    for (size_t i = from; i < r->alen; i++)
+        if (r->arena[i] >= 'A' && r->arena[i] <= 'Z')
+            r->arena[i] = (char)(r->arena[i] + ('a' - 'A'));
+    r->slots[r->nslots - 1].off.nl += len;
+    return 0;
+}
+
+static int on_header_value(http_parser *p, const char *at, size_t len)
+{
+    conn *c = p->data;
+    hreq *r = c->cur;
+    if (header_room(c, at, len) != 0)
+        return -1;
+    hslot *h = &r->slots[r->nslots - 1];
+    if (r->last_cb != CB_VALUE) {
+        if (arena_nul(r) != 0)       /* ends the name */
+            return fail(c, ERR_CLOSE);
+        h->off.vo = r->alen;
+        r->last_cb = CB_VALUE;
+    }
+    if (arena_append(r, at, len) != 0)
+        return fail(c, ERR_CLOSE);
+    h->off.vl += len;
+    return 0;
+}
+
+/* Finds a header while parsing (slots still hold offsets). */
+static const char *find_slot(hreq *r, const char *name, size_t *len)
+{
+    size_t n = strlen(name);
+    for (int i = 0; i < r->nslots; i++) {
+        hslot *h = &r->slots[i];
+        if (h->off.nl == n && memcmp(r->arena + h->off.no, name, n) == 0) {
+            *len = h->off.vl;
+            return r->arena + h->off.vo;
+        }
+    }
+    return NULL;
+}
+
+static int send_bytes(conn *c, const struct iovec *iov, int n);
+
+static int on_headers_complete(http_parser *p)
+{
+    conn *c = p->data;
+    hreq *r = c->cur;
+    tide_http_server *s = c->srv;
+    if (arena_nul(r) != 0)
+        return fail(c, ERR_CLOSE);
+    r->headers_done = 1;
+
+    if (p->http_major != 1)
+        return fail(c, ERR_BAD);   /* http_parser takes any digits; we speak 1.0 and 1.1 */
+    if (p->upgrade) {
+        if (p->method == HTTP_CONNECT)
+            return fail(c, ERR_BAD);
+        /* An Upgrade offer (h2c, websocket) is declined by answering normally; what
+         * follows on the wire might be another protocol, so close afterwards. */
+        r->force_close = 1;
+    }
+    int chunked = (p->flags & F_CHUNKED) != 0;
+    int has_len = !chunked && (p->flags & F_CONTENTLENGTH) && p->content_length != ULLONG_MAX;
+    if (has_len && p->content_length > s->limits.max_body_bytes)
+        return fail(c, ERR_BODY);   /* before a single body byte is read */
+
+    size_t elen;
+    const char *expect = find_slot(r, "expect", &elen);
+    if (expect) {
+        if (elen != 12 || strncasecmp(expect, "100-continue", 12) != 0)
+            return fail(c, ERR_EXPECT);
+        if (p->http_major == 1 && p->http_minor >= 1 && (chunked || (has_len && p->content_length))) {
+            static const char cont[] = "HTTP/1.1 100 Continue\r\n\r\n";
+            struct iovec iov = { (void *)cont, sizeof cont - 1 };
+            if (send_bytes(c, &iov, 1) != 0)
+                return fail(c, ERR_CLOSE);
+        }
+    }
+
+    r->pub.keep_alive = http_should_keep_alive(p);
+    r->ka10 = r->pub.keep_alive && p->http_major == 1 && p->http_minor == 0;
+    r->head = p->method == HTTP_HEAD;
+    if (has_len && arena_reserve(r, (size_t)p->content_length + 1) != 0)
+        return fail(c, ERR_CLOSE);
+    r->body_off = r->alen;
+    return 0;
+}
+
+static int on_chunk_header(http_parser *p)
+{
+    conn *c = p->data;
+    size_t have = c->cur->alen - c->cur->body_off;
+    if (p->content_length > c->srv->limits.max_body_bytes - have)
+        return fail(c, ERR_BODY);
+    return 0;
+}
+
+static int on_body(http_parser *p, const char *at, size_t len)
+{
+    conn *c = p->data;
+    hreq *r = c->cur;
+    if (len > c->srv->limits.max_body_bytes - (r->alen - r->body_off))
+        return fail(c, ERR_BODY);
+    if (arena_append(r, at, len) != 0)
+        return fail(c, ERR_CLOSE);
+    return 0;
+}
+
+static int on_message_complete(http_parser *p)
+{
+    conn *c = p->data;
+    hreq *r = c->cur;
+    size_t body_len = r->alen - r->body_off;
+    if (arena_nul(r) != 0)
+        return fail(c, ERR_CLOSE);
+
+    /* The arena no longer moves: offsets become pointers. */
+    char *a = r->arena;
+    for (int i = 0; i < r->nslots; i++) {
+        hslot *h = &r->slots[i];
+        size_t no = h->off.no, nl = h->off.nl, vo = h->off.vo, vl = h->off.vl;
+        h->h.name = a + no;
+        h->h.name_len = nl;
+        h->h.value = vo ? a + vo : "";
+        h->h.value_len = vl;
+    }
+    r->pub.headers = r->nslots ? &r->slots[0].h : NULL;
+    r->pub.nheaders = r->nslots;
+    r->pub.method = http_method_str((enum http_method)p->method);
+
+    char *url = a + r->url_off;
+    size_t ulen = r->url_len;
+    char *hash = memchr(url, '#', ulen);
+    if (hash)
+        ulen = (size_t)(hash - url);
+    char *q = memchr(url, '?', ulen);
+    r->pub.path = url;
+    r->pub.path_len = q ? (size_t)(q - url) : ulen;
+    r->pub.query = q ? q + 1 : "";
+    r->pub.query_len = q ? ulen - (size_t)(q + 1 - url) : 0;
+    r->pub.body = body_len ? a + r->body_off : "";
+    r->pub.body_len = body_len;
+    if (!http_should_keep_alive(p))
+        r->pub.keep_alive = 0;
+    /* One request at a time: stop here; conn_parse() hands it to the handler. */
+    http_parser_pause(p, 1);
+    return 0;
+}
+
+/* ---- output ---------------------------------------------------------------------------- */
+
+/* Sends what the socket takes now and queues the rest. Never closes: returns TIDE_EIO
+ * (peer gone) or TIDE_ENOMEM and lets the caller decide. */
+static int send_bytes(conn *c, const struct iovec *iov, int n)
+{
+    size_t total = 0, sent = 0;
+    for (int i = 0; i < n; i++)
+        total += iov[i].iov_len;
+    if (c->closed)
+        return TIDE_EIO;
+    if (c->olen == c->opos) {
+        struct msghdr mh = { .msg_iov = (struct iovec *)iov, .msg_iovlen = (size_t)n };
+        ssize_t w;
+        do
+            w = sendmsg(c->fd, &mh, MSG_NOSIGNAL);
+        while (w < 0 && errno == EINTR);
+        if (w < 0) {
+            if (errno != EAGAIN && errno != EWOULDBLOCK)
+                return TIDE_EIO;
+            w = 0;
+        }
+        sent = (size_t)w;
+        if (sent == total)
+            return 0;
+        c->opos = c->olen = 0;
+    }
+    size_t rest = total - sent, pending = c->olen - c->opos;
+    if (pending + rest > UINT32_MAX)
+        return TIDE_ENOMEM;
+    if (c->opos && pending + rest > c->ocap - c->opos) {
+        memmove(c->obuf, c->obuf + c->opos, pending);
+        c->olen = (uint32_t)pending;
+        c->opos = 0;
+    }
+    if (c->olen + rest > c->ocap) {
+        size_t cap = c->olen + rest;
+        char *b = realloc(c->obuf, cap);
+        if (!b)
+            return TIDE_ENOMEM;
+        c->obuf = b;
+        c->ocap = (uint32_t)cap;
+    }
+    size_t skip = sent;
+    for (int i = 0; i < n; i++) {
+        size_t l = iov[i].iov_len;
+        if (skip >= l) {
+            skip -= l;
+            continue;
+        }
+        memcpy(c->obuf + c->olen, (const char *)iov[i].iov_base + skip, l - skip);
+        c->olen += (uint32_t)(l - skip);
+        skip = 0;
+    }
+    return 0;
+}
+
+static int header_line_ok(const char *s)
+{
+    return !s || !strpbrk(s, "\r\n");
+}
+
+/* extra headers must be whole "Name: value\r\n" lines with no bare CR or LF */
+static int header_block_ok(const char *s)
+{
+    if (!s)
+        return 1;
+    while (*s) {
+        const char *eol = strstr(s, "\r\n");
+        if (!eol || eol == s || memchr(s, '\n', (size_t)(eol - s)) ||
+            memchr(s, '\r', (size_t)(eol - s)) || !memchr(s, ':', (size_t)(eol - s)))
+            return 0;
+        s = eol + 2;
+    }
+    return 1;
+}
+
+/* Writes a whole response (head and body) to c. */
+static int send_response(conn *c, int status, int head_only, int ka10, int keep,
+                         const char *ctype, const char *extra, const char *body, size_t blen)
+{
+    char head[160], tail[96];
+    struct iovec iov[8];
+    int n = 0, no_body = status < 200 || status == 204 || status == 304;
+    int hl = snprintf(head, sizeof head, "HTTP/1.1 %d %s\r\nServer: tide\r\n", status,
+                      tide_http_reason(status));
+    iov[n++] = (struct iovec){ head, (size_t)hl };
+    if (ctype) {
+        iov[n++] = (struct iovec){ "Content-Type: ", 14 };
+        iov[n++] = (struct iovec){ (void *)ctype, strlen(ctype) };
+        iov[n++] = (struct iovec){ "\r\n", 2 };
+    }
+    int tl = 0;
+    if (!no_body)
+        tl = snprintf(tail, sizeof tail, "Content-Length: %zu\r\n", blen);
+    if (!keep)
+        tl += snprintf(tail + tl, sizeof tail - (size_t)tl, "Connection: close\r\n");
+    else if (ka10)
+        tl += snprintf(tail + tl, sizeof tail - (size_t)tl, "Connection: keep-alive\r\n");
+    iov[n++] = (struct iovec){ tail, (size_t)tl };
+    if (extra && *extra)
+        iov[n++] = (struct iovec){ (void *)extra, strlen(extra) };
+    iov[n++] = (struct iovec){ "\r\n", 2 };
+    if (blen && !no_body && !head_only)
+        iov[n++] = (struct iovec){ (void *)body, blen };
+    return send_bytes(c, iov, n);
+}
+
+/* Answers with a JSON error and closes once it is written (draining input meanwhile so
+ * the client sees the response rather than a reset). Frees a partly parsed request. */
+static void conn_error(conn *c, int status, const char *code, const char *msg)
+{
+    char body[192];
+    int bl = snprintf(body, sizeof body, "{\"code\":\"%s\",\"message\":\"%s\"}", code, msg);
+    hreq_free(c->cur);
+    c->cur = NULL;
+    c->closing = 1;
+    c->linger = 1;
+    if (send_response(c, status, 0, 0, 0, "application/json", NULL, body, (size_t)bl) != 0)
+        conn_close(c);
+}
+
+/* ---- connection lifecycle -------------------------------------------------------------- */
+
+static void resume_accept(tide_http_server *s)
+{
+    if (s->stopped || s->backoff || s->lfd < 0)
+        return;
+    if (s->at_max && s->limits.max_connections > 0 &&
+        s->stats.open >= s->limits.max_connections)
+        return;
+    s->at_max = 0;
+    ev_io_start(s->loop, &s->accept_io);
+}
+
+static void unqueue(conn *c)
+{
+    tide_http_server *s = c->srv;
+    for (conn **pp = &s->ready; *pp; pp = &(*pp)->qnext)
+        if (*pp == c) {
+            *pp = c->qnext;
+            break;
+        }
+    c->queued = 0;
+}
+
+/* Closes the socket now and frees the struct later (reap). A request with the handler is
+ * detached and aborted: it stays valid until tide_http_respond(). */
+static void conn_close(conn *c)
+{
+    tide_http_server *s = c->srv;
+    if (c->closed)
+        return;
+    c->closed = 1;
+    ev_io_stop(s->loop, &c->rio);
+    ev_io_stop(s->loop, &c->wio);
+    ev_timer_stop(s->loop, &c->timer);
+    close(c->fd);
+    c->fd = -1;
+    s->stats.open--;
+    if (c->queued)
+        unqueue(c);
+    if (c->prev)
+        c->prev->next = c->next;
+    else
+        s->conns = c->next;
+    if (c->next)
+        c->next->prev = c->prev;
+    c->prev = NULL;
+    c->next = s->reap;
+    s->reap = c;
+
+    hreq *r = c->cur;
+    c->cur = NULL;
+    if (r && c->busy) {
+        c->busy = 0;
+        r->c = NULL;
+        r->pub.aborted = 1;
+        s->stats.aborted++;
+        if (r->pub.on_abort)
+            r->pub.on_abort(&r->pub);   /* last: it may respond, which frees r */
+    } else {
+        hreq_free(r);
+    }
+    resume_accept(s);
+}
+
+static void conn_timer(conn *c, int mode, double after)
+{
+    struct ev_loop *loop = c->srv->loop;
+    if (mode == c->tmode)
+        return;   /* running timers are not refreshed by more bytes (slowloris) */
+    c->tmode = (uint8_t)mode;
+    if (mode == TM_NONE || after <= 0) {
+        ev_timer_stop(loop, &c->timer);
+        return;
+    }
+    c->timer.repeat = after;
+    ev_timer_again(loop, &c->timer);
+}
+
+static int can_parse(const conn *c)
+{
+    return !c->closed && !c->busy && !c->closing && c->olen == c->opos;
+}
+
+static void queue_ready(conn *c)
+{
+    tide_http_server *s = c->srv;
+    if (c->queued)
+        return;
+    c->queued = 1;
+    c->qnext = s->ready;
+    s->ready = c;
+    ev_prepare_start(s->loop, &s->prepare);
+}
+
+static void start_linger(conn *c)
+{
+    tide_http_server *s = c->srv;
+    if (c->eof) {
+        conn_close(c);
+        return;
+    }
+    c->lingering = 1;
+    shutdown(c->fd, SHUT_WR);
+    ev_io_stop(s->loop, &c->wio);
+    ev_io_start(s->loop, &c->rio);
+    double t = s->limits.read_timeout < LINGER_TIMEOUT ? s->limits.read_timeout : LINGER_TIMEOUT;
+    conn_timer(c, TM_LINGER, t);
+}
+
+/* Derives the watchers and timer from the connection's state (the one place that does). */
+static void conn_update(conn *c)
+{
+    tide_http_server *s = c->srv;
+    struct ev_loop *loop = s->loop;
+    if (c->closed || c->lingering)
+        return;
+    int pending_out = c->olen != c->opos;
+    if (pending_out)
+        ev_io_start(loop, &c->wio);
+    else
+        ev_io_stop(loop, &c->wio);
+
+    if (c->closing) {
+        if (pending_out) {
+            conn_timer(c, TM_WRITE, s->limits.idle_timeout);
+            if (c->eof)
+                ev_io_stop(loop, &c->rio);
+            else
+                ev_io_start(loop, &c->rio);   /* discard input, notice the peer leaving */
+        } else if (c->linger || c->rlen != c->rpos) {
+            start_linger(c);
+        } else {
+            conn_close(c);
+        }
+        return;
+    }
+
+    if (c->eof || (c->rlen - c->rpos) >= RBUF_CAP)
+        ev_io_stop(loop, &c->rio);
+    else
+        ev_io_start(loop, &c->rio);
+
+    if (c->busy)
+        conn_timer(c, TM_NONE, 0);
+    else if (c->cur)
+        conn_timer(c, TM_READ, s->limits.read_timeout);
+    else if (pending_out)
+        conn_timer(c, TM_WRITE, s->limits.idle_timeout);
+    else if (c->rlen != c->rpos)
+        queue_ready(c);
+    else if (s->stopped || c->eof)
+        conn_close(c);   /* draining, or the client half-closed: nothing more will come */
+    else
+        conn_timer(c, TM_IDLE, s->limits.idle_timeout);
+}
+
+static void deliver(conn *c)
+{
+    tide_http_server *s = c->srv;
+    hreq *r = c->cur;
+    if (s->stopped)
+        r->force_close = 1;
+    c->busy = 1;
+    s->stats.requests++;
+    s->handler(&r->pub, s->arg);
+}
+
+/* Parses data (len bytes) and hands complete requests to the handler one at a time.
+ * Returns the bytes consumed; stops early while a request is with the handler, output is
+ * queued, or the connection is closing. */
+static size_t conn_parse(conn *c, const char *data, size_t len)
+{
+    tide_http_server *s = c->srv;
+    size_t off = 0;
+    c->in_parse = 1;
+    while (off < len && can_parse(c)) {
+        c->chunk_base = data + off;
+        c->err = ERR_NONE;
+        size_t n = http_parser_execute(&c->parser, &settings, data + off, len - off);
+        off += n;
+        enum http_errno e = HTTP_PARSER_ERRNO(&c->parser);
+        if (e == HPE_PAUSED) {
+            http_parser_pause(&c->parser, 0);
+            deliver(c);
+            continue;
+        }
+        if (e == HPE_OK && c->cur && !c->cur->headers_done) {
+            c->cur->hdr_prev += n;
+            if (c->cur->hdr_prev > s->limits.max_header_bytes)
+                e = HPE_HEADER_OVERFLOW;
+        }
+        if (e == HPE_OK) {
+            if (n == 0)
+                break;
+            continue;
+        }
+        if (e == HPE_HEADER_OVERFLOW)
+            c->err = ERR_HEADERS;
+        switch (c->err) {
+        case ERR_HEADERS:
+            s->stats.rejected_431++;
+            conn_error(c, 431, "TIDE_HEADERS_TOO_LARGE", "request headers too large");
+            break;
+        case ERR_BODY:
+            s->stats.rejected_413++;
+            conn_error(c, 413, "TIDE_BODY_TOO_LARGE", "request body too large");
+            break;
+        case ERR_EXPECT:
+            s->stats.rejected_400++;
+            conn_error(c, 417, "TIDE_EXPECTATION_FAILED", "unsupported Expect header");
+            break;
+        case ERR_CLOSE:
+            conn_close(c);
+            break;
+        default:
+            s->stats.rejected_400++;
+            conn_error(c, 400, "TIDE_BAD_REQUEST", "malformed HTTP request");
+            break;
+        }
+        break;
+    }
+    c->in_parse = 0;
+    return off;
+}
+
+static int rbuf_append(conn *c, const char *data, size_t len)
+{
+    size_t have = c->rlen - c->rpos;
+    if (c->rpos && c->rcap - c->rlen < len) {
+        memmove(c->rbuf, c->rbuf + c->rpos, have);
+        c->rpos = 0;
+        c->rlen = (uint32_t)have;
+    }
+    if (c->rcap - c->rlen < len) {
+        size_t cap = have + len;
+        if (cap < 1024)
+            cap = 1024;
+        char *b = realloc(c->rbuf, cap);
+        if (!b)
+            return TIDE_ENOMEM;
+        c->rbuf = b;
+        c->rcap = (uint32_t)cap;
+    }
+    memcpy(c->rbuf + c->rlen, data, len);
+    c->rlen += (uint32_t)len;
+    return 0;
+}
+
+/* Parses what is buffered; frees the buffer once empty. */
+static void conn_resume(conn *c)
+{
+    if (c->rlen == c->rpos || !can_parse(c))
+        return;
+    size_t used = conn_parse(c, c->rbuf + c->rpos, c->rlen - c->rpos);
+    if (c->closed)
+        return;   /* buffers go with the reap */
+    c->rpos += (uint32_t)used;
+    if (used == 0 && can_parse(c)) {
+        conn_close(c);   /* the parser made no progress: never spin on it */
+        return;
+    }
+    if (c->rpos == c->rlen || c->closing) {
+        if (c->rpos != c->rlen)
+            c->linger = 1;   /* unread pipelined bytes: drain them before closing */
+        free(c->rbuf);
+        c->rbuf = NULL;
+        c->rpos = c->rlen = c->rcap = 0;
+    }
+}
+
+static void conn_read(conn *c)
+{
+    tide_http_server *s = c->srv;
+    int direct = can_parse(c) && c->rlen == c->rpos;
+    size_t want = SCRATCH_SIZE;
+    if (!direct && !c->closing) {
+        size_t room = RBUF_CAP - (c->rlen - c->rpos);
+        if (room == 0)
+            return;   /* conn_update() stops reading */
+        if (want > room)
+            want = room;
+    }
+    ssize_t n;
+    do
+        n = recv(c->fd, s->scratch, want, 0);
+    while (n < 0 && errno == EINTR);
+    if (n < 0) {
+        if (errno != EAGAIN && errno != EWOULDBLOCK)
+            conn_close(c);
+        return;
+    }
+    if (n == 0) {
+        /* The client shut down its side. Like nginx and node, a request still with the
+         * handler counts as abandoned; queued output is still flushed. */
+        c->eof = 1;
+        if (c->lingering || c->busy || c->cur || c->olen == c->opos)
+            conn_close(c);
+        else
+            c->closing = 1;
+        return;
+    }
+    if (c->lingering || c->closing)
+        return;   /* discarded */
+    if (!direct) {
+        if (rbuf_append(c, s->scratch, (size_t)n) != 0)
+            conn_close(c);
+        return;
+    }
+    size_t used = conn_parse(c, s->scratch, (size_t)n);
+    if (c->closed || used == (size_t)n)
+        return;
+    if (c->closing)
+        c->linger = 1;
+    else if (rbuf_append(c, s->scratch + used, (size_t)n - used) != 0)
+        conn_close(c);
+}
+
+/* ---- watcher callbacks ----------------------------------------------------------------- */
+
+static void on_read(struct ev_loop *loop, ev_io *w, int revents)
+{
+    conn *c = container_of(w, conn, rio);
+    tide_http_server *s = c->srv;
+    (void)loop;
+    (void)revents;
+    srv_enter(s);
+    conn_read(c);
+    conn_update(c);
+    srv_leave(s);
+}
+
+static void on_write(struct ev_loop *loop, ev_io *w, int revents)
+{
+    conn *c = container_of(w, conn, wio);
+    tide_http_server *s = c->srv;
+    (void)revents;
+    srv_enter(s);
+    ssize_t n;
+    do
+        n = send(c->fd, c->obuf + c->opos, c->olen - c->opos, MSG_NOSIGNAL);
+    while (n < 0 && errno == EINTR);
+    if (n < 0) {
+        if (errno != EAGAIN && errno != EWOULDBLOCK)
+            conn_close(c);
+    } else {
+        c->opos += (uint32_t)n;
+        if (c->tmode == TM_WRITE)
+            ev_timer_again(loop, &c->timer);   /* progress: the stall timer restarts */
+        if (c->opos == c->olen) {
+            free(c->obuf);
+            c->obuf = NULL;
+            c->opos = c->olen = c->ocap = 0;
+            if (c->tmode == TM_WRITE)
+                conn_timer(c, TM_NONE, 0);
+            conn_resume(c);
+        }
+    }
+    conn_update(c);
+    srv_leave(s);
+}
+
+static void on_timer(struct ev_loop *loop, ev_timer *w, int revents)
+{
+    conn *c = container_of(w, conn, timer);
+    tide_http_server *s = c->srv;
+    int mode = c->tmode;
+    (void)revents;
+    srv_enter(s);
+    c->tmode = TM_NONE;
+    ev_timer_stop(loop, w);
+    if (mode == TM_READ && c->cur && !c->busy) {
+        s->stats.timeouts_408++;
+        conn_error(c, 408, "TIDE_REQUEST_TIMEOUT", "request not received in time");
+    } else {
+        conn_close(c);   /* idle, stalled writer, or lingering too long */
+    }
+    conn_update(c);
+    srv_leave(s);
+}
+
+/* Continues connections whose response came from outside an http callback. */
+static void on_prepare(struct ev_loop *loop, ev_prepare *w, int revents)
+{
+    tide_http_server *s = container_of(w, tide_http_server, prepare);
+    conn *c;
+    (void)revents;
+    srv_enter(s);
+    while ((c = s->ready)) {
+        s->ready = c->qnext;
+        c->queued = 0;
+        conn_resume(c);
+        conn_update(c);
+    }
+    ev_prepare_stop(loop, w);
+    srv_leave(s);
+}
+
+static void conn_new(tide_http_server *s, int fd)
+{
+    int one = 1;
+    conn *c = calloc(1, sizeof *c);
+    if (!c) {
+        close(fd);
+        return;
+    }
+    setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
+    c->srv = s;
+    c->fd = fd;
+    http_parser_init(&c->parser, HTTP_REQUEST);
+    c->parser.data = c;
+    ev_io_init(&c->rio, on_read, fd, EV_READ);
+    ev_io_init(&c->wio, on_write, fd, EV_WRITE);
+    ev_init(&c->timer, on_timer);
+    c->next = s->conns;
+    if (s->conns)
+        s->conns->prev = c;
+    s->conns = c;
+    s->stats.accepted++;
+    s->stats.open++;
+    conn_update(c);
+}
+
+static void on_accept(struct ev_loop *loop, ev_io *w, int revents)
+{
+    tide_http_server *s = container_of(w, tide_http_server, accept_io);
+    (void)revents;
+    srv_enter(s);
+    for (;;) {
+        if (s->limits.max_connections > 0 && s->stats.open >= s->limits.max_connections) {
+            s->at_max = 1;
+            ev_io_stop(loop, w);
+            break;
+        }
+        int fd = accept4(s->lfd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
+        if (fd < 0) {
+            if (errno == EINTR || errno == ECONNABORTED || errno == EPROTO)
+                continue;
+            if (errno == EMFILE || errno == ENFILE || errno == ENOBUFS || errno == ENOMEM) {
+                /* the listen socket stays readable: back off instead of spinning */
+                s->backoff = 1;
+                ev_io_stop(loop, w);
+                ev_timer_set(&s->accept_retry, ACCEPT_RETRY, 0.);
+                ev_timer_start(loop, &s->accept_retry);
+            }
+            break;   /* EAGAIN, or nothing sensible to do */
+        }
+        conn_new(s, fd);
+    }
+    srv_leave(s);
+}
+
+static void on_accept_retry(struct ev_loop *loop, ev_timer *w, int revents)
+{
+    tide_http_server *s = container_of(w, tide_http_server, accept_retry);
+    (void)loop;
+    (void)revents;
+    s->backoff = 0;
+    resume_accept(s);
+}
+
+/* ---- public API ------------------------------------------------------------------------ */
+
+int tide_http_listen(struct ev_loop *loop, const char *host, int port,
+                     const tide_http_limits *limits, tide_http_handler handler, void *arg,
+                     tide_http_server **out)
+{
+    struct addrinfo hints, *res = NULL, *ai;
+    char pbuf[16];
+    int fd = -1, err = 0, one = 1;
+
+    if (!out)
+        return TIDE_EINVAL;
+    *out = NULL;
+    if (!loop || !handler || port < 0 || port > 65535)
+        return TIDE_EINVAL;
+
+    memset(&hints, 0, sizeof hints);
+    hints.ai_family = AF_UNSPEC;
+    hints.ai_socktype = SOCK_STREAM;
+    hints.ai_flags = AI_PASSIVE | AI_NUMERICSERV;
+    snprintf(pbuf, sizeof pbuf, "%d", port);
+    int gai = getaddrinfo(host && *host ? host : NULL, pbuf, &hints, &res);
+    if (gai != 0) {
+        errno = gai == EAI_SYSTEM ? errno : EADDRNOTAVAIL;
+        return TIDE_EIO;
+    }
+    for (ai = res; ai; ai = ai->ai_next) {
+        fd = socket(ai->ai_family, ai->ai_socktype | SOCK_NONBLOCK | SOCK_CLOEXEC,
+                    ai->ai_protocol);
+        if (fd < 0) {
+            err = errno;
+            continue;
+        }
+        setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
+        setsockopt(fd, SOL_SOCKET, SO_REUSEPORT, &one, sizeof one);
+        if (bind(fd, ai->ai_addr, ai->ai_addrlen) == 0 && listen(fd, 1024) == 0)
+            break;
+        err = errno;
+        close(fd);
+        fd = -1;
+    }
+    freeaddrinfo(res);
+    if (fd < 0) {
+        errno = err ? err : EADDRNOTAVAIL;
+        return TIDE_EIO;
+    }
+
+    tide_http_server *s = calloc(1, sizeof *s);
+    char *scratch = malloc(SCRATCH_SIZE);
+    if (!s || !scratch) {
+        free(s);
+        free(scratch);
+        close(fd);
+        return TIDE_ENOMEM;
+    }
+    s->loop = loop;
+    s->lfd = fd;
+    s->scratch = scratch;
+    s->handler = handler;
+    s->arg = arg;
+    if (limits)
+        s->limits = *limits;
+    if (s->limits.max_header_bytes == 0)
+        s->limits.max_header_bytes = 16 * 1024;
+    if (s->limits.max_body_bytes == 0)
+        s->limits.max_body_bytes = 1024 * 1024;
+    if (!(s->limits.read_timeout > 0))
+        s->limits.read_timeout = 30.0;
+    if (!(s->limits.idle_timeout > 0))
+        s->limits.idle_timeout = 60.0;
+    if (s->limits.max_connections < 0)
+        s->limits.max_connections = 0;
+    /* http_parser has its own process-wide header cap (80 KiB); only ever raise it. */
+    if (s->limits.max_header_bytes > 64 * 1024)
+        http_parser_set_max_header_size((uint32_t)(s->limits.max_header_bytes > UINT32_MAX / 2
+                                                   ? UINT32_MAX / 2
+                                                   : s->limits.max_header_bytes + 16 * 1024));
+
+    struct sockaddr_storage ss;
+    socklen_t sl = sizeof ss;
+    if (getsockname(fd, (struct sockaddr *)&ss, &sl) == 0) {
+        if (ss.ss_family == AF_INET)
+            s->port = ntohs(((struct sockaddr_in *)&ss)->sin_port);
+        else if (ss.ss_family == AF_INET6)
+            s->port = ntohs(((struct sockaddr_in6 *)&ss)->sin6_port);
+    }
+
+    ev_io_init(&s->accept_io, on_accept, fd, EV_READ);
+    ev_init(&s->accept_retry, on_accept_retry);
+    ev_prepare_init(&s->prepare, on_prepare);
+    ev_io_start(loop, &s->accept_io);
+    *out = s;
+    return 0;
+}
+
+int tide_http_respond(tide_http_req *req, int status, const char *content_type,
+                      const char *extra_headers, const char *body, size_t body_len)
+{
+    hreq *r = (hreq *)req;
+    conn *c = r->c;
+    int rc = 0;
+    if (!c) {
+        hreq_free(r);   /* the client went away: nothing to send */
+        return 0;
+    }
+    tide_http_server *s = c->srv;
+    srv_enter(s);
+    r->c = NULL;
+    c->cur = NULL;
+    c->busy = 0;
+
+    int keep = r->pub.keep_alive && !r->force_close && !s->stopped;
+    if (!header_line_ok(content_type) || !header_block_ok(extra_headers) ||
+        status < 100 || status > 999) {
+        static const char err[] =
+            "{\"code\":\"TIDE_INTERNAL\",\"message\":\"invalid response headers\"}";
+        rc = TIDE_EINVAL;
+        status = 500;
+        content_type = "application/json";
+        extra_headers = NULL;
+        body = err;
+        body_len = sizeof err - 1;
+    }
+    if (!body)
+        body_len = 0;
+    int sent = send_response(c, status, r->head, r->ka10, keep, content_type, extra_headers,
+                             body, body_len);
+    hreq_free(r);   /* body may have pointed into it: only after it was sent or copied */
+    if (sent == 0) {
+        s->stats.responses++;
+        if (!keep)
+            c->closing = 1;
+        if (!c->in_parse)
+            conn_update(c);   /* inside conn_parse() the parse loop carries on instead */
+    } else {
+        conn_close(c);
+        if (sent == TIDE_ENOMEM)
+            rc = TIDE_ENOMEM;
+    }
+    srv_leave(s);
+    return rc;
+}
+
+const char *tide_http_header_get(const tide_http_req *req, const char *name, size_t *len)
+{
+    size_t n = strlen(name);
+    for (int i = 0; i < req->nheaders; i++) {
+        const tide_http_header *h = &req->headers[i];
+        if (h->name_len == n && memcmp(h->name, name, n) == 0) {
+            if (len)
+                *len = h->value_len;
+            return h->value;
+        }
+    }
+    if (len)
+        *len = 0;
+    return NULL;
+}
+
+void tide_http_stop_accepting(tide_http_server *s)
+{
+    if (s->stopped)
+        return;
+    srv_enter(s);
+    s->stopped = 1;
+    ev_io_stop(s->loop, &s->accept_io);
+    ev_timer_stop(s->loop, &s->accept_retry);
+    if (s->lfd >= 0) {
+        close(s->lfd);
+        s->lfd = -1;
+    }
+    /* idle connections close now; the others after their current request */
+    for (conn *c = s->conns, *next; c; c = next) {
+        next = c->next;
+        conn_update(c);
+    }
+    srv_leave(s);
+}
+
+static void srv_destroy(tide_http_server *s)
+{
+    s->depth = 1;   /* on_abort callbacks below must not re-enter the teardown */
+    s->stopped = 1;
+    while (s->conns)
+        conn_close(s->conns);
+    ev_io_stop(s->loop, &s->accept_io);
+    ev_timer_stop(s->loop, &s->accept_retry);
+    ev_prepare_stop(s->loop, &s->prepare);
+    if (s->lfd >= 0)
+        close(s->lfd);
+    reap(s);
+    free(s->scratch);
+    free(s);
+}
+
+void tide_http_free(tide_http_server *s)
+{
+    if (!s || s->free_requested)
+        return;
+    s->free_requested = 1;
+    srv_enter(s);
+    srv_leave(s);   /* destroys now, or when the outermost callback returns */
+}
+
+void tide_http_get_stats(const tide_http_server *s, tide_http_stats *out)
+{
+    *out = s->stats;
+}
+
+int tide_http_port(const tide_http_server *s)
+{
+    return s->port;
+}
+
+const char *tide_http_reason(int status)
+{
+    switch (status) {
+    case 100: return "Continue";
+    case 101: return "Switching Protocols";
+    case 200: return "OK";
+    case 201: return "Created";
+    case 202: return "Accepted";
+    case 204: return "No Content";
+    case 206: return "Partial Content";
+    case 301: return "Moved Permanently";
+    case 302: return "Found";
+    case 303: return "See Other";
+    case 304: return "Not Modified";
+    case 307: return "Temporary Redirect";
+    case 308: return "Permanent Redirect";
+    case 400: return "Bad Request";
+    case 401: return "Unauthorized";
+    case 403: return "Forbidden";
+    case 404: return "Not Found";
+    case 405: return "Method Not Allowed";
+    case 406: return "Not Acceptable";
+    case 408: return "Request Timeout";
+    case 409: return "Conflict";
+    case 410: return "Gone";
+    case 411: return "Length Required";
+    case 412: return "Precondition Failed";
+    case 413: return "Payload Too Large";
+    case 414: return "URI Too Long";
+    case 415: return "Unsupported Media Type";
+    case 416: return "Range Not Satisfiable";
+    case 417: return "Expectation Failed";
+    case 422: return "Unprocessable Entity";
+    case 425: return "Too Early";
+    case 426: return "Upgrade Required";
+    case 428: return "Precondition Required";
+    case 429: return "Too Many Requests";
+    case 431: return "Request Header Fields Too Large";
+    case 500: return "Internal Server Error";
+    case 501: return "Not Implemented";
+    case 502: return "Bad Gateway";
+    case 503: return "Service Unavailable";
+    case 504: return "Gateway Timeout";
+    case 505: return "HTTP Version Not Supported";
+    }
+    return "Unknown";
+}

@@ -1,0 +1,93 @@
+/* http.h - HTTP/1.1 server on libev: keep-alive, pipelined requests (answered in order, one at
+ * a time per connection), header/body size limits (431/413), read and idle timeouts (408).
+ * The server owns connections; the upper layer gets one callback per complete request and
+ * answers it exactly once with tide_http_respond(), possibly much later (after Postgres). */
+#ifndef TIDE_HTTP_H
+#define TIDE_HTTP_H
+
+#include <stddef.h>
+#include <ev.h>
+#include "error.h"
+
+typedef struct tide_http_server tide_http_server;
+
+typedef struct tide_http_limits {
+    size_t max_header_bytes;   /* request line + headers; over it -> 431 and close */
+    size_t max_body_bytes;     /* over it -> 413 and close */
+    double read_timeout;       /* seconds to receive a whole request once started -> 408 */
+    double idle_timeout;       /* seconds a keep-alive connection may sit idle -> close */
+    int max_connections;       /* accept no more beyond this (0 = unlimited) */
+} tide_http_limits;
+/* A zero (or negative) size or timeout, or a NULL limits pointer, takes the default:
+ * 16 KiB of headers, 1 MiB of body, 30 s read timeout, 60 s idle timeout. */
+
+typedef struct tide_http_header {
+    const char *name;  size_t name_len;   /* name lower-cased by the server */
+    const char *value; size_t value_len;
+} tide_http_header;
+
+typedef struct tide_http_req tide_http_req;
+struct tide_http_req {
+    const char *method;                 /* "GET", NUL-terminated */
+    const char *path;  size_t path_len; /* raw path without the query, not decoded */
+    const char *query; size_t query_len;/* after '?', without it; len 0 if none */
+    tide_http_header *headers; int nheaders;
+    const char *body;  size_t body_len; /* body (de-chunked), NUL-terminated; len 0 if none */
+    int keep_alive;                     /* client wants keep-alive (HTTP/1.1 default) */
+    void *ud;                           /* free for the upper layer */
+    /* Called (once) if the client goes away before the response; the request stays valid
+     * until tide_http_respond() is called on it. Set by the upper layer; may be NULL. */
+    void (*on_abort)(tide_http_req *req);
+    int aborted;                        /* set (before on_abort) once the client is gone */
+};
+
+/* Called for every complete request. Must eventually call tide_http_respond(req, ...). */
+typedef void (*tide_http_handler)(tide_http_req *req, void *arg);
+
+/* Starts listening on host:port (SO_REUSEADDR, SO_REUSEPORT, non-blocking, backlog 1024).
+ * host may be NULL (all addresses); port 0 picks a free port (see tide_http_port()).
+ * Returns 0 and the server in *out, or TIDE_EIO (bind/listen failure; errno kept),
+ * TIDE_EINVAL (bad arguments) or TIDE_ENOMEM. The handler is only ever called from the
+ * loop, never from inside a tide_http_* call. */
+TIDE_MUST_CHECK int tide_http_listen(struct ev_loop *loop, const char *host, int port,
+                                     const tide_http_limits *limits, tide_http_handler handler,
+                                     void *arg, tide_http_server **out);
+
+/* Sends the response for req and releases req (invalid afterwards). extra_headers is a
+ * preformatted block of "Name: value\r\n" lines or NULL. Content-Length is always set; the
+ * server adds Connection: close when it will close. If the client is gone, the response is
+ * dropped and req freed. Returns 0 or TIDE_ENOMEM. body may point into req (it is copied
+ * or sent before req is freed). content_type and extra_headers are checked for CR/LF
+ * injection: if malformed, a 500 TIDE_INTERNAL error is sent instead and TIDE_EINVAL
+ * returned. 1xx/204/304 responses carry no body (and 1xx/204/304 no Content-Length);
+ * HEAD responses carry Content-Length but no body. req is released in every case. */
+int tide_http_respond(tide_http_req *req, int status, const char *content_type,
+                      const char *extra_headers, const char *body, size_t body_len);
+
+/* Returns the value of header `name` (lower-case) or NULL; *len receives its length. */
+const char *tide_http_header_get(const tide_http_req *req, const char *name, size_t *len);
+
+/* Stops accepting; open connections finish their current request then close. */
+void tide_http_stop_accepting(tide_http_server *srv);
+
+/* Closes every connection and frees the server. In-flight requests become aborted (their
+ * on_abort runs; each must still be answered with tide_http_respond(), which then only
+ * frees it). Called from inside the handler or on_abort, the teardown is deferred until
+ * that callback returns. */
+void tide_http_free(tide_http_server *srv);
+
+/* Counters for /admin/stats and tests. */
+typedef struct tide_http_stats {
+    long long accepted, open, requests, responses, rejected_431, rejected_413, timeouts_408;
+    long long rejected_400;  /* malformed requests, CONNECT, unsupported Expect (417) */
+    long long aborted;       /* requests whose client went away before the response */
+} tide_http_stats;
+void tide_http_get_stats(const tide_http_server *srv, tide_http_stats *out);
+
+/* Returns the bound TCP port (useful after listening on port 0). */
+int tide_http_port(const tide_http_server *srv);
+
+/* Standard reason phrase for a status code ("OK", "Not Found", ...). */
+const char *tide_http_reason(int status);
+
+#endif

@@ -1,0 +1,24 @@
+/* log.h - levelled one-line logs to stderr, and the JSON access log to stdout.
+ * Callers never pass secrets or tokens. */
+#ifndef TIDE_LOG_H
+#define TIDE_LOG_H
+
+enum tide_log_level { TIDE_LOG_DEBUG = 0, TIDE_LOG_INFO, TIDE_LOG_WARN, TIDE_LOG_ERROR };
+
+/* Messages below `level` are dropped. */
+void tide_log_set_level(int level);
+/* Parses "debug"/"info"/"warn"/"error"; returns -1 when unknown. */
+int tide_log_parse_level(const char *name);
+void tide_log(int level, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+/* Writes one already-formatted JSON line (no newline needed) to the access log. */
+void tide_log_access(const char *json_line, int len);
+/* Appends s to out as a JSON string body (no quotes), escaping as needed; returns bytes
+ * written, never more than cap - 1, always NUL-terminated. */
+int tide_json_escape(char *out, int cap, const char *s, int len);
+
+#define tide_debug(...) tide_log(TIDE_LOG_DEBUG, __VA_ARGS__)
+#define tide_info(...)  tide_log(TIDE_LOG_INFO, __VA_ARGS__)
+#define tide_warn(...)  tide_log(TIDE_LOG_WARN, __VA_ARGS__)
+#define tide_error(...) tide_log(TIDE_LOG_ERROR, __VA_ARGS__)
+
+#endif

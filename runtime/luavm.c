@@ -1,0 +1,344 @@
+/* luavm.c - Lua states per script bundle, request coroutines, and the response path.
+ *
+ * A bundle is bindings/ + scripts/ + policies/ loaded into one lua_State by tide.boot. Each
+ * request runs boot.handle(req) in its own coroutine; a database call parks the coroutine
+ * (bindings/l_core.c) and the pool's callback resumes it. Reload builds a fresh state and
+ * swaps it in: each task holds a reference on the state it started on, so requests in flight
+ * finish there and the old state is closed by the last of them. */
+#include "luavm.h"
+#include "task.h"
+#include "log.h"
+
+#include <dirent.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <lauxlib.h>
+#include <lualib.h>
+
+struct tide_vm {
+    tide_app *app;
+    lua_State *L;
+    int refs;
+    int handle_ref;          /* boot.handle */
+    int decode_ref;          /* tide.json.decode */
+    int nroutes;
+    unsigned long long generation;
+};
+
+static tide_task *current_task;
+static unsigned long long vm_generation;
+
+tide_task *tide__task_current(void) { return current_task; }
+tide_app *tide__vm_app(tide_vm *vm) { return vm->app; }
+
+void tide__vm_push_decode(tide_vm *vm, lua_State *L)
+{
+    lua_rawgeti(L, LUA_REGISTRYINDEX, vm->decode_ref);
+}
+
+static int cmp_str(const void *a, const void *b)
+{
+    return strcmp(*(char *const *)a, *(char *const *)b);
+}
+
+/* Pushes an array of the module names of dir/NAME.lua files, sorted, skipping names that start with
+ * '_' (libraries for other scripts, not route modules). Returns 0 or -1 (error pushed). */
+static int push_script_names(lua_State *L, const char *dir)
+{
+    DIR *d = opendir(dir);
+    if (!d) {
+        lua_pushfstring(L, "cannot open scripts directory %s", dir);
+        return -1;
+    }
+    char *names[512];
+    int n = 0;
+    struct dirent *e;
+    while ((e = readdir(d)) != NULL && n < 512) {
+        size_t len = strlen(e->d_name);
+        if (len < 5 || e->d_name[0] == '_' || e->d_name[0] == '.') continue;
+        if (strcmp(e->d_name + len - 4, ".lua") != 0) continue;
+        names[n] = strndup(e->d_name, len - 4);
+        if (names[n]) n++;
+    }
+    closedir(d);
+    qsort(names, (size_t)n, sizeof *names, cmp_str);
+    lua_createtable(L, n, 0);
+    for (int i = 0; i < n; i++) {
+        lua_pushstring(L, names[i]);
+        lua_rawseti(L, -2, i + 1);
+        free(names[i]);
+    }
+    return 0;
+}
+
+static int traceback(lua_State *L)
+{
+    const char *msg = lua_tostring(L, 1);
+    luaL_traceback(L, L, msg ? msg : "(non-string error)", 1);
+    return 1;
+}
+
+static int pcall_tb(lua_State *L, int nargs, int nres)
+{
+    int base = lua_gettop(L) - nargs;
+    lua_pushcfunction(L, traceback);
+    lua_insert(L, base);
+    int rc = lua_pcall(L, nargs, nres, base);
+    lua_remove(L, base);
+    return rc;
+}
+
+int tide_vm_new(tide_app *app, tide_vm **out, char *err, size_t errlen)
+{
+    tide_vm *vm = calloc(1, sizeof *vm);
+    if (!vm) { snprintf(err, errlen, "out of memory"); return TIDE_ENOMEM; }
+    vm->app = app;
+    vm->refs = 1;
+    vm->generation = ++vm_generation;
+    lua_State *L = vm->L = luaL_newstate();
+    if (!L) { free(vm); snprintf(err, errlen, "out of memory"); return TIDE_ENOMEM; }
+    luaL_openlibs(L);
+
+    /* package.path: our directories first, then the system's */
+    const tide_config *c = &app->cfg;
+    lua_getglobal(L, "package");
+    lua_getfield(L, -1, "path");
+    lua_pushfstring(L, "%s/?.lua;%s/?.lua;%s/?.lua;%s", c->bindings_dir, c->scripts_dir,
+                    c->policies_dir, lua_tostring(L, -1));
+    lua_setfield(L, -3, "path");
+    lua_pop(L, 1);
+    lua_getfield(L, -1, "preload");
+    lua_pushlightuserdata(L, vm);
+    lua_pushcclosure(L, tide__open_core, 1);
+    lua_setfield(L, -2, "tide.core");
+    lua_pop(L, 2);
+
+    /* json.decode for C-side conversions */
+    lua_getglobal(L, "require");
+    lua_pushstring(L, "tide.json");
+    if (pcall_tb(L, 1, 1) != 0) goto fail;
+    lua_getfield(L, -1, "decode");
+    vm->decode_ref = luaL_ref(L, LUA_REGISTRYINDEX);
+    lua_pop(L, 1);
+
+    /* boot.load(names); boot.handle kept for requests */
+    lua_getglobal(L, "require");
+    lua_pushstring(L, "tide.boot");
+    if (pcall_tb(L, 1, 1) != 0) goto fail;
+    lua_getfield(L, -1, "handle");
+    if (!lua_isfunction(L, -1)) {
+        lua_pushstring(L, "tide.boot has no handle function");
+        goto fail;
+    }
+    vm->handle_ref = luaL_ref(L, LUA_REGISTRYINDEX);
+    lua_getfield(L, -1, "load");
+    if (push_script_names(L, c->scripts_dir) != 0) goto fail;
+    if (pcall_tb(L, 1, 1) != 0) goto fail;
+    vm->nroutes = lua_isnumber(L, -1) ? (int)lua_tointeger(L, -1) : 0;
+    lua_settop(L, 0);
+    lua_gc(L, LUA_GCCOLLECT, 0);
+    *out = vm;
+    return 0;
+fail:
+    snprintf(err, errlen, "%s", lua_tostring(L, -1) ? lua_tostring(L, -1) : "load failed");
+    lua_close(L);
+    free(vm);
+    return TIDE_ELUA;
+}
+
+void tide_vm_ref(tide_vm *vm) { vm->refs++; }
+
+void tide_vm_unref(tide_vm *vm)
+{
+    if (--vm->refs > 0) return;
+    tide_debug("closing script bundle generation %llu", vm->generation);
+    lua_close(vm->L);
+    free(vm);
+}
+
+int tide_vm_route_count(const tide_vm *vm) { return vm->nroutes; }
+
+/* ---- requests -------------------------------------------------------------------------- */
+
+static void push_lstr(lua_State *L, const char *k, const char *v, size_t len)
+{
+    lua_pushlstring(L, v, len);
+    lua_setfield(L, -2, k);
+}
+
+static void push_request(tide_task *t, tide_http_req *req)
+{
+    lua_State *co = t->co;
+    lua_createtable(co, 0, 10);
+    lua_pushstring(co, req->method);
+    lua_setfield(co, -2, "method");
+    push_lstr(co, "path", req->path, req->path_len);
+    push_lstr(co, "query_string", req->query, req->query_len);
+    lua_createtable(co, 0, req->nheaders);
+    for (int i = 0; i < req->nheaders; i++) {
+        lua_pushlstring(co, req->headers[i].name, req->headers[i].name_len);
+        lua_pushlstring(co, req->headers[i].value, req->headers[i].value_len);
+        lua_rawset(co, -3);
+    }
+    lua_setfield(co, -2, "headers");
+    if (req->body_len > 0) push_lstr(co, "body", req->body, req->body_len);
+    lua_pushstring(co, tide_role_name(t->role));
+    lua_setfield(co, -2, "role");
+    lua_pushstring(co, t->id);
+    lua_setfield(co, -2, "id");
+    if (t->claims && t->role != TIDE_ROLE_ANON) {
+        tide__vm_push_decode(t->vm, co);
+        lua_pushstring(co, t->claims);
+        if (lua_pcall(co, 1, 1, 0) == 0 && lua_istable(co, -1)) lua_setfield(co, -2, "claims");
+        else lua_pop(co, 1);
+    }
+}
+
+static void task_free(tide_task *t)
+{
+    if (t->tx) { tide_pool_release(t->tx); t->tx = NULL; }
+    t->app->inflight--;
+    luaL_unref(t->vm->L, LUA_REGISTRYINDEX, t->co_ref);
+    tide_vm_unref(t->vm);
+    free(t->claims);
+    free(t);
+}
+
+static void access_log(tide_task *t, const char *method, const char *path, size_t path_len,
+                       int status)
+{
+    char epath[512], line[900];
+    tide_json_escape(epath, sizeof epath, path, (int)(path_len > 400 ? 400 : path_len));
+    double ms = (ev_now(t->app->loop) - t->started) * 1000.0;
+    int n = snprintf(line, sizeof line,
+                     "{\"type\":\"access\",\"id\":\"%s\",\"method\":\"%s\",\"path\":\"%s\","
+                     "\"status\":%d,\"ms\":%.3f,\"role\":\"%s\"%s}",
+                     t->id, method, epath, status, ms, tide_role_name(t->role),
+                     t->aborted ? ",\"aborted\":true" : "");
+    if (n > 0) tide_log_access(line, n < (int)sizeof line ? n : (int)sizeof line - 1);
+}
+
+/* Answers with a fixed JSON error (used when the bundle itself fails). */
+static void respond_internal(tide_task *t, const char *why)
+{
+    char body[256];
+    int n = snprintf(body, sizeof body,
+                     "{\"code\":\"TIDE_INTERNAL\",\"message\":\"internal error\","
+                     "\"details\":\"request %s\",\"hint\":null}", t->id);
+    tide_error("request %s: %s", t->id, why);
+    tide_http_req *req = t->req;
+    t->req = NULL;
+    access_log(t, req->method, req->path, req->path_len, 500);
+    tide_http_respond(req, 500, "application/json", NULL, body, (size_t)n);
+}
+
+static int valid_header_text(const char *s, size_t n)
+{
+    for (size_t i = 0; i < n; i++)
+        if (s[i] == '\r' || s[i] == '\n' || s[i] == 0) return 0;
+    return n > 0;
+}
+
+/* The coroutine returned (status, body, headers): send them. */
+static void respond_from_lua(tide_task *t)
+{
+    lua_State *co = t->co;
+    int top = lua_gettop(co);
+    if (top < 2 || !lua_isnumber(co, 1) || !lua_isstring(co, 2)) {
+        respond_internal(t, "boot.handle returned no status/body");
+        return;
+    }
+    int status = (int)lua_tointeger(co, 1);
+    if (status < 100 || status > 599) {
+        respond_internal(t, "handler returned an invalid status");
+        return;
+    }
+    size_t blen;
+    const char *body = lua_tolstring(co, 2, &blen);
+    char hdrs[2048];
+    size_t hl = 0;
+    const char *ctype = "application/json";
+    char ctype_buf[128];
+    hdrs[0] = 0;
+    if (top >= 3 && lua_istable(co, 3)) {
+        lua_pushnil(co);
+        while (lua_next(co, 3) != 0) {
+            if (lua_type(co, -2) == LUA_TSTRING && lua_isstring(co, -1)) {
+                size_t kl, vl;
+                const char *k = lua_tolstring(co, -2, &kl);
+                const char *v = lua_tolstring(co, -1, &vl);
+                if (valid_header_text(k, kl) && valid_header_text(v, vl)) {
+                    if (strcasecmp(k, "content-type") == 0 && vl < sizeof ctype_buf) {
+                        memcpy(ctype_buf, v, vl + 1);
+                        ctype = ctype_buf;
+                    } else if (strcasecmp(k, "content-length") != 0 &&
+                               strcasecmp(k, "connection") != 0 &&
+                               hl + kl + vl + 5 < sizeof hdrs) {
+                        hl += (size_t)snprintf(hdrs + hl, sizeof hdrs - hl, "%s: %s\r\n", k, v);
+                    }
+                }
+            }
+            lua_pop(co, 1);
+        }
+    }
+    tide_http_req *req = t->req;
+    t->req = NULL;
+    if (status >= 500) tide_warn("request %s answered %d", t->id, status);
+    access_log(t, req->method, req->path, req->path_len, status);
+    tide_http_respond(req, status, ctype, hl ? hdrs : NULL, body, blen);
+}
+
+void tide__task_resume(tide_task *t, int nargs)
+{
+    tide_task *saved = current_task;
+    current_task = t;
+    int rc = lua_resume(t->co, nargs);
+    current_task = saved;
+    if (rc == LUA_YIELD) {
+        if (t->call) return;             /* parked on a database call */
+        respond_internal(t, "handler yielded outside a tide call");
+    } else if (rc == 0) {
+        respond_from_lua(t);
+    } else {
+        const char *msg = lua_tostring(t->co, -1);
+        respond_internal(t, msg ? msg : "error in boot.handle");
+    }
+    task_free(t);
+}
+
+static void on_abort(tide_http_req *req)
+{
+    tide_task *t = req->ud;
+    if (t) t->aborted = 1;
+}
+
+void tide_vm_dispatch(tide_vm *vm, tide_http_req *req, const char *claims, tide_role role)
+{
+    tide_app *app = vm->app;
+    tide_task *t = calloc(1, sizeof *t);
+    if (!t) {
+        static const char body[] = "{\"code\":\"TIDE_OVERLOADED\",\"message\":\"out of memory\"}";
+        tide_http_respond(req, 503, "application/json", NULL, body, sizeof body - 1);
+        return;
+    }
+    t->app = app;
+    t->vm = vm;
+    tide_vm_ref(vm);
+    t->req = req;
+    t->role = role;
+    t->started = ev_now(app->loop);
+    if (claims) t->claims = strdup(claims);
+    else t->claims = strdup(role == TIDE_ROLE_ANON ? "{\"role\":\"anon\"}" : "{}");
+    snprintf(t->id, sizeof t->id, "%llx", ++app->next_request_id);
+    app->inflight++;
+    req->ud = t;
+    req->on_abort = on_abort;
+
+    lua_State *L = vm->L;
+    t->co = lua_newthread(L);
+    t->co_ref = luaL_ref(L, LUA_REGISTRYINDEX);
+    lua_rawgeti(t->co, LUA_REGISTRYINDEX, vm->handle_ref);
+    push_request(t, req);
+    tide__task_resume(t, 1);
+}

@@ -1,0 +1,26 @@
+/* luavm.h - one LuaJIT state per script bundle (bindings + scripts + policies), a coroutine
+ * per request, and reload: a new state is built and validated beside the old one; requests in
+ * flight finish on the old state, which is closed when the last of them ends. */
+#ifndef TIDE_LUAVM_H
+#define TIDE_LUAVM_H
+
+#include <stddef.h>
+#include "app.h"
+#include "http.h"
+#include "jwt.h"
+
+/* Builds a state from the configured directories and runs boot.load over every script.
+ * Returns 0 and *out (holding one reference), or TIDE_ELUA with the Lua error in err. */
+TIDE_MUST_CHECK int tide_vm_new(tide_app *app, tide_vm **out, char *err, size_t errlen);
+void tide_vm_ref(tide_vm *vm);
+/* Drops a reference; the state is closed when the last one goes. */
+void tide_vm_unref(tide_vm *vm);
+
+/* Runs req through boot.handle in a new coroutine of vm. claims (JSON text, may be NULL for
+ * anonymous) is copied. The request is always answered, now or later. */
+void tide_vm_dispatch(tide_vm *vm, tide_http_req *req, const char *claims, tide_role role);
+
+/* Number of scripts routes loaded (for logs). */
+int tide_vm_route_count(const tide_vm *vm);
+
+#endif

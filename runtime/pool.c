@@ -1,0 +1,704 @@
+/* pool.c - asynchronous libpq pools in pipeline mode (see pool.h for the contract).
+ *
+ * A connection is in exactly one state: CONNECTING (PQconnectPoll running), IDLE (on the idle
+ * stack), BUSY (running a job's pipeline), HELD (kept by a caller between jobs of an explicit
+ * transaction) or RESETTING (rolling back what a caller left open). conn_set_state() is the one
+ * place that moves it between states and keeps the counters right. */
+#include "pool.h"
+
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define AUTH_SQL "select set_config('request.jwt.claims', $1, true), set_config('role', $2, true)"
+#define AUTH_STMT "tide_auth"
+#define STMT_CACHE 128          /* prepared statements per connection (power of two) */
+#define MAX_ITEMS 6
+
+enum conn_state { C_CONNECTING, C_IDLE, C_BUSY, C_HELD, C_RESETTING };
+enum item_kind { I_IGNORE, I_PREPARE, I_AUTHPREP, I_STMT, I_SYNC };
+
+typedef struct stmt_entry {
+    uint32_t hash;
+    unsigned id;                /* server-side name is tide_<id>; ids are never reused */
+    char *sql;                  /* NULL = free slot */
+} stmt_entry;
+
+struct tide_conn {
+    tide_pool *pool;
+    PGconn *pg;
+    enum conn_state state;
+    ev_io io;
+    ev_timer timer;             /* connect timeout */
+    int io_events;
+    tide_pgjob *job;
+    unsigned char items[MAX_ITEMS];
+    int nitems, cur;
+    int prepare_slot;           /* cache slot being prepared in this pipeline, or -1 */
+    PGresult *stmt_res;
+    tide_pg_error err;
+    int have_err;
+    int auth_prepared;
+    unsigned next_stmt_id;
+    stmt_entry stmts[STMT_CACHE];
+    tide_conn *next_idle;
+};
+
+struct tide_pool {
+    struct ev_loop *loop;
+    char *name, *dsn;
+    int size, prepare;
+    double acquire_timeout, connect_timeout;
+    tide_conn **conns;          /* size slots; NULL = free */
+    tide_conn *idle;            /* LIFO: the warmest connection first */
+    tide_pgjob *wait_head, *wait_tail;
+    int nwaiting, nidle, nbusy, nconnecting, nopen;
+    long long jobs, errors, connect_failures, acquire_timeouts;
+    int closing;
+};
+
+/* ---- errors ---------------------------------------------------------------------------- */
+
+int tide_pg_http_status(const char *s, int authenticated)
+{
+    if (!s || !s[0]) return 500;
+    if (strncmp(s, "TIDE_", 5) == 0) return 503;
+    if (strcmp(s, "23503") == 0 || strcmp(s, "23505") == 0) return 409;
+    if (strcmp(s, "25006") == 0) return 405;
+    if (strcmp(s, "53400") == 0) return 500;
+    if (strcmp(s, "42883") == 0 || strcmp(s, "42P01") == 0) return 404;
+    if (strcmp(s, "42501") == 0) return authenticated ? 403 : 401;
+    if (strcmp(s, "P0001") == 0) return 400;
+    switch (s[0]) {
+    case '0':
+        if (s[1] == '8') return 503;
+        if (s[1] == '9') return 500;
+        if (s[1] == 'L' || s[1] == 'P') return 403;
+        break;
+    case '2':
+        if (s[1] == '5' || s[1] == 'D') return 500;
+        if (s[1] == '8') return 403;
+        break;
+    case '3':
+        if (s[1] == '8' || s[1] == '9' || s[1] == 'B') return 500;
+        break;
+    case '4':
+        if (s[1] == '0') return 500;
+        break;
+    case '5':
+        if (s[1] == '3') return 503;
+        if (s[1] == '4' || s[1] == '5' || s[1] == '7' || s[1] == '8') return 500;
+        break;
+    case 'F': if (s[1] == '0') return 500; break;
+    case 'H': if (s[1] == 'V') return 500; break;
+    case 'P': if (s[1] == '0') return 500; break;
+    case 'X': if (s[1] == 'X') return 500; break;
+    }
+    return 400;
+}
+
+static char *dup_or_null(const char *s)
+{
+    if (!s || !*s) return NULL;
+    return strdup(s);
+}
+
+static void err_clear(tide_pg_error *e)
+{
+    free(e->message); free(e->detail); free(e->hint);
+    memset(e, 0, sizeof *e);
+}
+
+static void err_set(tide_pg_error *e, const char *code, int status, const char *msg)
+{
+    err_clear(e);
+    snprintf(e->code, sizeof e->code, "%s", code);
+    e->status = status;
+    e->message = strdup(msg);
+}
+
+static void err_from_result(tide_pg_error *e, const PGresult *res)
+{
+    err_clear(e);
+    const char *state = PQresultErrorField(res, PG_DIAG_SQLSTATE);
+    snprintf(e->code, sizeof e->code, "%s", state ? state : "XX000");
+    e->status = 0; /* the caller knows whether the request is authenticated */
+    const char *m = PQresultErrorField(res, PG_DIAG_MESSAGE_PRIMARY);
+    e->message = strdup(m ? m : PQresultErrorMessage(res));
+    e->detail = dup_or_null(PQresultErrorField(res, PG_DIAG_MESSAGE_DETAIL));
+    e->hint = dup_or_null(PQresultErrorField(res, PG_DIAG_MESSAGE_HINT));
+}
+
+/* ---- connection state ------------------------------------------------------------------ */
+
+static void conn_io_cb(struct ev_loop *loop, ev_io *w, int revents);
+static void conn_timer_cb(struct ev_loop *loop, ev_timer *w, int revents);
+static void pool_dispatch(tide_pool *p);
+static void conn_start_job(tide_conn *c, tide_pgjob *job);
+
+static void conn_set_state(tide_conn *c, enum conn_state s)
+{
+    tide_pool *p = c->pool;
+    switch (c->state) {
+    case C_CONNECTING: p->nconnecting--; break;
+    case C_IDLE: {
+        p->nidle--;
+        tide_conn **pp = &p->idle;
+        while (*pp && *pp != c) pp = &(*pp)->next_idle;
+        if (*pp) *pp = c->next_idle;
+        c->next_idle = NULL;
+        break;
+    }
+    case C_BUSY: case C_HELD: case C_RESETTING: p->nbusy--; break;
+    }
+    c->state = s;
+    switch (s) {
+    case C_CONNECTING: p->nconnecting++; break;
+    case C_IDLE: p->nidle++; c->next_idle = p->idle; p->idle = c; break;
+    case C_BUSY: case C_HELD: case C_RESETTING: p->nbusy++; break;
+    }
+}
+
+static void conn_watch(tide_conn *c, int events)
+{
+    struct ev_loop *loop = c->pool->loop;
+    int fd = PQsocket(c->pg);
+    if (events == c->io_events && fd == c->io.fd && ev_is_active(&c->io)) return;
+    ev_io_stop(loop, &c->io);
+    c->io_events = events;
+    if (events && fd >= 0) {
+        ev_io_set(&c->io, fd, events);
+        ev_io_start(loop, &c->io);
+    }
+}
+
+static void stmt_cache_clear(tide_conn *c)
+{
+    for (int i = 0; i < STMT_CACHE; i++) { free(c->stmts[i].sql); c->stmts[i].sql = NULL; }
+    c->auth_prepared = 0;
+}
+
+/* Closes and frees a connection; its slot becomes free. The caller has settled its job. */
+static void conn_destroy(tide_conn *c)
+{
+    tide_pool *p = c->pool;
+    struct ev_loop *loop = p->loop;
+    ev_io_stop(loop, &c->io);
+    ev_timer_stop(loop, &c->timer);
+    conn_set_state(c, C_BUSY); /* leave whichever list it is on */
+    p->nbusy--;
+    p->nopen--;
+    for (int i = 0; i < p->size; i++)
+        if (p->conns[i] == c) { p->conns[i] = NULL; break; }
+    if (c->stmt_res) PQclear(c->stmt_res);
+    err_clear(&c->err);
+    stmt_cache_clear(c);
+    if (c->pg) PQfinish(c->pg);
+    free(c);
+}
+
+static void fail_waiters(tide_pool *p, const char *code, const char *msg);
+
+/* Opens one more connection into a free slot. Returns 0 or an error (no slot, no memory,
+ * libpq refused the parameters). */
+static int conn_open(tide_pool *p)
+{
+    int slot = -1;
+    for (int i = 0; i < p->size; i++)
+        if (!p->conns[i]) { slot = i; break; }
+    if (slot < 0) return TIDE_EBUSY;
+    tide_conn *c = calloc(1, sizeof *c);
+    if (!c) return TIDE_ENOMEM;
+    c->pool = p;
+    c->prepare_slot = -1;
+    c->pg = PQconnectStart(p->dsn);
+    if (!c->pg || PQstatus(c->pg) == CONNECTION_BAD) {
+        if (c->pg) PQfinish(c->pg);
+        free(c);
+        p->connect_failures++;
+        return TIDE_ECONN;
+    }
+    PQsetnonblocking(c->pg, 1);
+    p->conns[slot] = c;
+    p->nopen++;
+    c->state = C_CONNECTING;
+    p->nconnecting++;
+    ev_init(&c->io, conn_io_cb);
+    c->io.data = c;
+    ev_timer_init(&c->timer, conn_timer_cb, p->connect_timeout, 0.);
+    c->timer.data = c;
+    ev_timer_start(p->loop, &c->timer);
+    conn_watch(c, EV_WRITE); /* PQconnectStart: first wait for writability */
+    return 0;
+}
+
+static void conn_connect_failed(tide_conn *c, const char *why)
+{
+    tide_pool *p = c->pool;
+    char msg[512];
+    snprintf(msg, sizeof msg, "could not connect to upstream %s: %s", p->name, why);
+    for (char *q = msg; *q; q++) if (*q == '\n') *q = ' ';
+    p->connect_failures++;
+    conn_destroy(c);
+    /* Nothing else is coming for the waiters unless another connection is open or opening. */
+    if (p->nopen == 0) fail_waiters(p, "08001", msg);
+}
+
+static void conn_connected(tide_conn *c)
+{
+    ev_timer_stop(c->pool->loop, &c->timer);
+    if (PQenterPipelineMode(c->pg) != 1) {
+        conn_connect_failed(c, "pipeline mode refused");
+        return;
+    }
+    conn_set_state(c, C_IDLE);
+    conn_watch(c, EV_READ); /* notice the server closing the connection while idle */
+    pool_dispatch(c->pool);
+}
+
+static void conn_poll_connect(tide_conn *c)
+{
+    switch (PQconnectPoll(c->pg)) {
+    case PGRES_POLLING_READING: conn_watch(c, EV_READ); break;
+    case PGRES_POLLING_WRITING: conn_watch(c, EV_WRITE); break;
+    case PGRES_POLLING_OK: conn_connected(c); break;
+    default: conn_connect_failed(c, PQerrorMessage(c->pg)); break;
+    }
+}
+
+/* ---- jobs ------------------------------------------------------------------------------ */
+
+static void job_finish(tide_pgjob *job, PGresult *res, tide_pg_error *err)
+{
+    job->done(job, res, err);
+}
+
+static void fail_job(tide_pool *p, tide_pgjob *job, const char *code, const char *msg)
+{
+    tide_pg_error e;
+    memset(&e, 0, sizeof e);
+    err_set(&e, code, 503, msg);
+    p->errors++;
+    job_finish(job, NULL, &e);
+    err_clear(&e);
+}
+
+static void waiter_remove(tide_pgjob *job)
+{
+    tide_pool *p = job->pool;
+    tide_pgjob **pp = &p->wait_head, *prev = NULL;
+    while (*pp && *pp != job) { prev = *pp; pp = &(*pp)->next; }
+    if (!*pp) return;
+    *pp = job->next;
+    if (p->wait_tail == job) p->wait_tail = prev;
+    job->next = NULL;
+    job->waiting = 0;
+    p->nwaiting--;
+    ev_timer_stop(p->loop, &job->wait_timer);
+}
+
+static void fail_waiters(tide_pool *p, const char *code, const char *msg)
+{
+    /* Detach the whole queue first: done() callbacks may queue new jobs. */
+    tide_pgjob *list = p->wait_head;
+    p->wait_head = p->wait_tail = NULL;
+    p->nwaiting = 0;
+    while (list) {
+        tide_pgjob *job = list;
+        list = job->next;
+        job->next = NULL;
+        job->waiting = 0;
+        ev_timer_stop(p->loop, &job->wait_timer);
+        fail_job(p, job, code, msg);
+    }
+}
+
+static void wait_timeout_cb(struct ev_loop *loop, ev_timer *w, int revents)
+{
+    (void)loop; (void)revents;
+    tide_pgjob *job = w->data;
+    tide_pool *p = job->pool;
+    waiter_remove(job);
+    p->acquire_timeouts++;
+    char msg[160];
+    snprintf(msg, sizeof msg, "no connection to upstream %s became free within %.3g s",
+             p->name, p->acquire_timeout);
+    fail_job(p, job, "TIDE_ACQUIRE_TIMEOUT", msg);
+}
+
+/* Hands idle connections to waiting jobs; opens connections while jobs wait and slots are
+ * free. */
+static void pool_dispatch(tide_pool *p)
+{
+    while (p->wait_head && p->idle) {
+        tide_pgjob *job = p->wait_head;
+        waiter_remove(job);
+        conn_start_job(p->idle, job);
+    }
+    while (p->nwaiting > p->nconnecting && p->nopen < p->size && !p->closing) {
+        int rc = conn_open(p);
+        if (rc != 0) {
+            if (p->nopen == 0)
+                fail_waiters(p, "08001", "could not start a connection to the upstream");
+            break;
+        }
+    }
+}
+
+int tide_pool_run(tide_pool *p, tide_pgjob *job)
+{
+    if (p->closing) return TIDE_ECLOSED;
+    job->pool = p;
+    job->conn = NULL;
+    job->next = NULL;
+    job->waiting = 0;
+    p->jobs++;
+    if (job->pin) {
+        tide_conn *c = job->pin;
+        if (c->state != C_HELD || c->pool != p) return TIDE_EINVAL;
+        conn_start_job(c, job);
+        return 0;
+    }
+    if (p->idle && !p->wait_head) {
+        conn_start_job(p->idle, job);
+        return 0;
+    }
+    ev_timer_init(&job->wait_timer, wait_timeout_cb, p->acquire_timeout, 0.);
+    job->wait_timer.data = job;
+    ev_timer_start(p->loop, &job->wait_timer);
+    job->waiting = 1;
+    if (p->wait_tail) p->wait_tail->next = job; else p->wait_head = job;
+    p->wait_tail = job;
+    p->nwaiting++;
+    while (p->nwaiting > p->nconnecting && p->nopen < p->size) {
+        if (conn_open(p) != 0) break;
+    }
+    if (p->nopen == 0) {
+        /* nothing will ever serve it; no callback: report it here */
+        waiter_remove(job);
+        p->connect_failures++;
+        return TIDE_ECONN;
+    }
+    return 0;
+}
+
+int tide_pool_withdraw(tide_pgjob *job)
+{
+    if (!job->waiting) return TIDE_EBUSY;
+    waiter_remove(job);
+    return 0;
+}
+
+static uint32_t hash_str(const char *s)
+{
+    uint32_t h = 2166136261u;
+    for (; *s; s++) { h ^= (unsigned char)*s; h *= 16777619u; }
+    return h;
+}
+
+/* Looks sql up in the connection's statement cache. Returns the slot and sets *hit, or a
+ * slot to fill (evicting by hash position), or -1 when caching is off. */
+static int stmt_slot(tide_conn *c, const char *sql, int *hit)
+{
+    uint32_t h = hash_str(sql);
+    int base = (int)(h & (STMT_CACHE - 1));
+    int free_slot = -1;
+    for (int i = 0; i < 4; i++) {
+        int s = (base + i) & (STMT_CACHE - 1);
+        stmt_entry *e = &c->stmts[s];
+        if (e->sql && e->hash == h && strcmp(e->sql, sql) == 0) { *hit = 1; return s; }
+        if (!e->sql && free_slot < 0) free_slot = s;
+    }
+    *hit = 0;
+    return free_slot >= 0 ? free_slot : base;
+}
+
+static int conn_flush(tide_conn *c)
+{
+    int rc = PQflush(c->pg);
+    if (rc < 0) return -1;
+    conn_watch(c, rc == 1 ? EV_READ | EV_WRITE : EV_READ);
+    return 0;
+}
+
+static void conn_lost(tide_conn *c, const char *why);
+
+static void conn_start_job(tide_conn *c, tide_pgjob *job)
+{
+    tide_pool *p = c->pool;
+    PGconn *pg = c->pg;
+    job->conn = c;
+    c->job = job;
+    conn_set_state(c, C_BUSY);
+    c->nitems = c->cur = 0;
+    c->prepare_slot = -1;
+    c->have_err = 0;
+    int ok = 1;
+
+    if (job->flags & TIDE_PGJOB_BEGIN) {
+        ok = ok && PQsendQueryParams(pg, "BEGIN", 0, NULL, NULL, NULL, NULL, 0);
+        c->items[c->nitems++] = I_IGNORE;
+    }
+    if (job->flags & TIDE_PGJOB_AUTH) {
+        const char *vals[2] = { job->claims, job->role };
+        if (p->prepare) {
+            if (!c->auth_prepared) {
+                ok = ok && PQsendPrepare(pg, AUTH_STMT, AUTH_SQL, 2, NULL);
+                c->items[c->nitems++] = I_AUTHPREP;
+            }
+            ok = ok && PQsendQueryPrepared(pg, AUTH_STMT, 2, vals, NULL, NULL, 0);
+        } else {
+            ok = ok && PQsendQueryParams(pg, AUTH_SQL, 2, NULL, vals, NULL, NULL, 0);
+        }
+        c->items[c->nitems++] = I_IGNORE;
+    }
+    if (job->sql) {
+        int hit = 0, slot = p->prepare ? stmt_slot(c, job->sql, &hit) : -1;
+        if (slot >= 0) {
+            char name[32];
+            stmt_entry *e = &c->stmts[slot];
+            if (!hit) {
+                if (e->sql) {
+                    /* evict: drop the old statement in the same pipeline. If that fails the
+                     * server keeps an orphan, but names are never reused, so nothing clashes. */
+                    char sql[48];
+                    snprintf(sql, sizeof sql, "DEALLOCATE tide_%u", e->id);
+                    ok = ok && PQsendQueryParams(pg, sql, 0, NULL, NULL, NULL, NULL, 0);
+                    c->items[c->nitems++] = I_IGNORE;
+                    free(e->sql);
+                }
+                e->sql = strdup(job->sql);
+                e->hash = hash_str(job->sql);
+                e->id = c->next_stmt_id++;
+                snprintf(name, sizeof name, "tide_%u", e->id);
+                ok = ok && e->sql && PQsendPrepare(pg, name, job->sql, job->nparams, NULL);
+                c->items[c->nitems++] = I_PREPARE;
+                c->prepare_slot = slot;
+            } else {
+                snprintf(name, sizeof name, "tide_%u", e->id);
+            }
+            ok = ok && PQsendQueryPrepared(pg, name, job->nparams, job->values, NULL, NULL, 0);
+        } else {
+            ok = ok && PQsendQueryParams(pg, job->sql, job->nparams, NULL, job->values, NULL,
+                                         NULL, 0);
+        }
+        c->items[c->nitems++] = I_STMT;
+    }
+    ok = ok && PQpipelineSync(pg);
+    c->items[c->nitems++] = I_SYNC;
+    if (!ok || conn_flush(c) != 0) conn_lost(c, PQerrorMessage(pg));
+}
+
+/* The job on c is over (the SYNC arrived): settle the connection, then call back. */
+static void conn_complete(tide_conn *c)
+{
+    tide_pool *p = c->pool;
+    tide_pgjob *job = c->job;
+    PGresult *res = c->stmt_res;
+    c->stmt_res = NULL;
+    c->job = NULL;
+    tide_pg_error err = c->err;
+    int have_err = c->have_err;
+    memset(&c->err, 0, sizeof c->err);
+    c->have_err = 0;
+
+    if (job == NULL) {                   /* an internal ROLLBACK finished */
+        if (res) PQclear(res);
+        err_clear(&err);
+        if (have_err || PQtransactionStatus(c->pg) != PQTRANS_IDLE) conn_destroy(c);
+        else conn_set_state(c, C_IDLE);
+        pool_dispatch(p);
+        return;
+    }
+    if (have_err) p->errors++;
+    if (job->flags & TIDE_PGJOB_KEEP) {
+        conn_set_state(c, C_HELD);       /* even after an error: the holder rolls back */
+    } else {
+        job->conn = NULL;
+        tide_pool_release(c);
+    }
+    job_finish(job, have_err ? NULL : res, have_err ? &err : NULL);
+    if (res) PQclear(res);
+    err_clear(&err);
+}
+
+static void conn_lost(tide_conn *c, const char *why)
+{
+    tide_pool *p = c->pool;
+    tide_pgjob *job = c->job;
+    c->job = NULL;
+    char msg[512];
+    snprintf(msg, sizeof msg, "lost the connection to upstream %s: %s", p->name,
+             why && *why ? why : "server closed the connection");
+    for (char *q = msg; *q; q++) if (*q == '\n') *q = ' ';
+    conn_destroy(c);
+    if (job) {
+        job->conn = NULL;
+        fail_job(p, job, "08006", msg);
+    }
+    pool_dispatch(p);
+}
+
+/* Reads whatever results are complete. Returns when more input is needed or the job is
+ * over. */
+static void conn_read_results(tide_conn *c)
+{
+    PGconn *pg = c->pg;
+    while (c->job || c->state == C_RESETTING) {
+        if (PQisBusy(pg)) return;
+        PGresult *res = PQgetResult(pg);
+        enum item_kind kind = (enum item_kind)c->items[c->cur];
+        if (kind == I_SYNC) {
+            if (!res) continue;           /* defensive: libpq reports NULL between items */
+            ExecStatusType st = PQresultStatus(res);
+            PQclear(res);
+            if (st != PGRES_PIPELINE_SYNC) continue;
+            conn_complete(c);
+            return;
+        }
+        if (!res) { c->cur++; continue; }
+        ExecStatusType st = PQresultStatus(res);
+        if (kind == I_AUTHPREP && st == PGRES_COMMAND_OK) c->auth_prepared = 1;
+        if (kind == I_PREPARE && st != PGRES_COMMAND_OK && c->prepare_slot >= 0) {
+            /* failed or aborted: the name does not exist on the server */
+            stmt_entry *e = &c->stmts[c->prepare_slot];
+            free(e->sql);
+            e->sql = NULL;
+        }
+        switch (st) {
+        case PGRES_FATAL_ERROR:
+            if (!c->have_err) { err_from_result(&c->err, res); c->have_err = 1; }
+            PQclear(res);
+            break;
+        case PGRES_TUPLES_OK:
+        case PGRES_COMMAND_OK:
+            if (kind == I_STMT && !c->stmt_res) c->stmt_res = res;
+            else PQclear(res);
+            break;
+        default:
+            PQclear(res);
+            break;
+        }
+    }
+    /* idle: anything readable here is the server going away or a notice */
+    if (PQisBusy(pg) == 0) {
+        PGresult *res;
+        while ((res = PQgetResult(pg)) != NULL) PQclear(res);
+    }
+}
+
+static void conn_io_cb(struct ev_loop *loop, ev_io *w, int revents)
+{
+    (void)loop;
+    tide_conn *c = w->data;
+    if (c->state == C_CONNECTING) { conn_poll_connect(c); return; }
+    if (revents & EV_WRITE) {
+        if (conn_flush(c) != 0) { conn_lost(c, PQerrorMessage(c->pg)); return; }
+    }
+    if (revents & EV_READ) {
+        if (PQconsumeInput(c->pg) != 1 || PQstatus(c->pg) == CONNECTION_BAD) {
+            if (c->state == C_IDLE) {
+                /* the server closed an unused connection: forget it */
+                tide_pool *p = c->pool;
+                conn_destroy(c);
+                pool_dispatch(p);
+                return;
+            }
+            conn_lost(c, PQerrorMessage(c->pg));
+            return;
+        }
+        conn_read_results(c);
+    }
+}
+
+static void conn_timer_cb(struct ev_loop *loop, ev_timer *w, int revents)
+{
+    (void)loop; (void)revents;
+    tide_conn *c = w->data;
+    if (c->state == C_CONNECTING) conn_connect_failed(c, "connect timeout");
+}
+
+void tide_pool_release(tide_conn *c)
+{
+    tide_pool *p = c->pool;
+    c->job = NULL;
+    if (PQstatus(c->pg) != CONNECTION_OK) { conn_destroy(c); pool_dispatch(p); return; }
+    if (PQtransactionStatus(c->pg) != PQTRANS_IDLE) {
+        /* a caller left a transaction open: roll it back before anyone else gets it */
+        conn_set_state(c, C_RESETTING);
+        c->nitems = c->cur = 0;
+        c->have_err = 0;
+        c->prepare_slot = -1;
+        int ok = PQsendQueryParams(c->pg, "ROLLBACK", 0, NULL, NULL, NULL, NULL, 0);
+        c->items[c->nitems++] = I_IGNORE;
+        ok = ok && PQpipelineSync(c->pg);
+        c->items[c->nitems++] = I_SYNC;
+        if (!ok || conn_flush(c) != 0) { conn_destroy(c); pool_dispatch(p); }
+        return;
+    }
+    if (p->closing) { conn_destroy(c); return; }
+    conn_set_state(c, C_IDLE);
+    pool_dispatch(p);
+}
+
+/* ---- pool ------------------------------------------------------------------------------ */
+
+int tide_pool_new(struct ev_loop *loop, const tide_pool_config *cfg, tide_pool **out)
+{
+    if (!cfg->name || !cfg->dsn || cfg->size <= 0) return TIDE_EINVAL;
+    tide_pool *p = calloc(1, sizeof *p);
+    if (!p) return TIDE_ENOMEM;
+    p->loop = loop;
+    p->name = strdup(cfg->name);
+    p->dsn = strdup(cfg->dsn);
+    p->size = cfg->size;
+    p->prepare = cfg->prepare;
+    p->acquire_timeout = cfg->acquire_timeout > 0 ? cfg->acquire_timeout : 5.0;
+    p->connect_timeout = cfg->connect_timeout > 0 ? cfg->connect_timeout : 5.0;
+    p->conns = calloc((size_t)cfg->size, sizeof *p->conns);
+    if (!p->name || !p->dsn || !p->conns) {
+        free(p->name); free(p->dsn); free(p->conns); free(p);
+        return TIDE_ENOMEM;
+    }
+    *out = p;
+    return 0;
+}
+
+void tide_pool_free(tide_pool *p)
+{
+    if (!p) return;
+    p->closing = 1;
+    fail_waiters(p, "TIDE_SHUTDOWN", "tide is shutting down");
+    for (int i = 0; i < p->size; i++) {
+        tide_conn *c = p->conns[i];
+        if (!c) continue;
+        if (c->job) {
+            tide_pgjob *job = c->job;
+            c->job = NULL;
+            job->conn = NULL;
+            fail_job(p, job, "TIDE_SHUTDOWN", "tide is shutting down");
+        }
+        conn_destroy(c);
+    }
+    free(p->conns);
+    free(p->name);
+    free(p->dsn);
+    free(p);
+}
+
+void tide_pool_get_stats(const tide_pool *p, tide_pool_stats *o)
+{
+    o->size = p->size;
+    o->open = p->nopen;
+    o->idle = p->nidle;
+    o->busy = p->nbusy;
+    o->connecting = p->nconnecting;
+    o->waiting = p->nwaiting;
+    o->jobs = p->jobs;
+    o->errors = p->errors;
+    o->connect_failures = p->connect_failures;
+    o->acquire_timeouts = p->acquire_timeouts;
+}
+
+const char *tide_pool_name(const tide_pool *p) { return p->name; }

@@ -1,0 +1,95 @@
+/* pool.h - asynchronous libpq connection pools, one per upstream (direct, session,
+ * transaction). Every job is one round trip in pipeline mode:
+ *   [BEGIN] [set_config(claims, role)] [PREPARE] statement SYNC
+ * so the statement runs under the caller's claims and role inside one implicit transaction.
+ * Connections are opened without blocking (PQconnectStart/PQconnectPoll), kept in pipeline
+ * mode, and hold a per-connection cache of named prepared statements when the upstream is one
+ * tide owns (never behind a transaction-mode pooler). */
+#ifndef TIDE_POOL_H
+#define TIDE_POOL_H
+
+#include <ev.h>
+#include <libpq-fe.h>
+#include "error.h"
+
+typedef struct tide_pool tide_pool;
+typedef struct tide_conn tide_conn;
+typedef struct tide_pgjob tide_pgjob;
+
+typedef struct tide_pool_config {
+    const char *name;        /* upstream name, copied */
+    const char *dsn;         /* libpq connection string or URI, copied */
+    int size;                /* most connections open at once */
+    int prepare;             /* cache named prepared statements per connection */
+    double acquire_timeout;  /* seconds a job may wait for a connection */
+    double connect_timeout;  /* seconds a connection attempt may take */
+} tide_pool_config;
+
+/* What went wrong with a job. code is a SQLSTATE ("23505") or a TIDE_* code. */
+typedef struct tide_pg_error {
+    char code[32];
+    int status;              /* suggested HTTP status */
+    char *message, *detail, *hint;   /* malloc'd or NULL; freed by the pool after done() */
+} tide_pg_error;
+
+enum {
+    TIDE_PGJOB_AUTH  = 1,    /* send set_config(request.jwt.claims, role) first */
+    TIDE_PGJOB_BEGIN = 2,    /* open an explicit transaction first */
+    TIDE_PGJOB_KEEP  = 4,    /* keep the connection for the caller after the job (job->conn) */
+};
+
+struct tide_pgjob {
+    /* set by the caller; all pointers must stay valid until done() */
+    const char *sql;             /* may be NULL (only BEGIN/AUTH) */
+    int nparams;
+    const char *const *values;   /* text values, NULL = SQL NULL */
+    const char *claims;          /* JSON text for request.jwt.claims (with AUTH) */
+    const char *role;            /* database role (with AUTH) */
+    int flags;
+    tide_conn *pin;              /* run on this held connection instead of acquiring one */
+    /* Called once, from the loop, never from inside tide_pool_run(). res is the statement's
+     * result (NULL without a statement or on error) and is freed after done() returns;
+     * err is NULL on success. With KEEP, job->conn holds the connection afterwards (even
+     * after an SQL error) unless the connection was lost (then it is NULL). */
+    void (*done)(tide_pgjob *job, PGresult *res, const tide_pg_error *err);
+    void *ud;
+    /* internal */
+    tide_pool *pool;
+    tide_conn *conn;
+    tide_pgjob *next;
+    ev_timer wait_timer;
+    int waiting;
+};
+
+/* Creates a pool; no connection is opened until needed. Returns 0 or TIDE_ENOMEM/EINVAL. */
+TIDE_MUST_CHECK int tide_pool_new(struct ev_loop *loop, const tide_pool_config *cfg,
+                                  tide_pool **out);
+
+/* Starts job: acquires a connection (or uses job->pin), sends the pipeline and calls
+ * job->done later. Returns 0 when started; on an error return done() is never called. */
+TIDE_MUST_CHECK int tide_pool_run(tide_pool *pool, tide_pgjob *job);
+
+/* Withdraws a job that is still waiting for a connection; done() will not be called.
+ * Returns 0, or TIDE_EBUSY when the job is already on a connection (it will complete). */
+int tide_pool_withdraw(tide_pgjob *job);
+
+/* Returns a held connection (from a KEEP job) to its pool. An open transaction on it is
+ * rolled back first. */
+void tide_pool_release(tide_conn *conn);
+
+/* Closes idle connections, fails waiting jobs, and frees the pool once no connection is
+ * busy. */
+void tide_pool_free(tide_pool *pool);
+
+typedef struct tide_pool_stats {
+    int size, open, idle, busy, connecting, waiting;
+    long long jobs, errors, connect_failures, acquire_timeouts;
+} tide_pool_stats;
+void tide_pool_get_stats(const tide_pool *pool, tide_pool_stats *out);
+const char *tide_pool_name(const tide_pool *pool);
+
+/* PostgREST's mapping from SQLSTATE to HTTP status. authenticated distinguishes 42501's
+ * 403 (authenticated) from 401 (anonymous). */
+int tide_pg_http_status(const char *sqlstate, int authenticated);
+
+#endif

@@ -1,0 +1,233 @@
+/* server.c - the request entry points: the public listener (JWT check, then the script
+ * bundle) and the admin listener (/live, /ready, /health, /admin/stats); reload on SIGHUP and
+ * draining on SIGTERM. */
+#include "server.h"
+#include "jwt.h"
+#include "log.h"
+#include "luavm.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <time.h>
+
+#define TIDE_DRAIN_SECONDS 10.0
+
+static void respond_json(tide_http_req *req, int status, const char *extra, const char *body)
+{
+    tide_http_respond(req, status, "application/json", extra, body, strlen(body));
+}
+
+static void respond_error(tide_http_req *req, int status, const char *code, const char *msg,
+                          const char *extra)
+{
+    char body[512];
+    snprintf(body, sizeof body,
+             "{\"code\":\"%s\",\"message\":\"%s\",\"details\":null,\"hint\":null}", code, msg);
+    respond_json(req, status, extra, body);
+}
+
+static void jwt_failure(tide_http_req *req, int rc)
+{
+    const char *code = "TIDE_JWT_INVALID", *msg = "invalid token";
+    switch (rc) {
+    case TIDE_EEXPIRED: code = "TIDE_JWT_EXPIRED"; msg = "token has expired"; break;
+    case TIDE_ENOTYET: code = "TIDE_JWT_NOT_YET_VALID"; msg = "token is not valid yet"; break;
+    case TIDE_EALG: code = "TIDE_JWT_ALGORITHM"; msg = "token algorithm not allowed (HS256 only)";
+        break;
+    case TIDE_EROLE: code = "TIDE_JWT_ROLE"; msg = "token role not allowed"; break;
+    case TIDE_EAUTH: msg = "token signature does not verify"; break;
+    default: break;
+    }
+    respond_error(req, 401, code, msg, "WWW-Authenticate: Bearer error=\"invalid_token\"\r\n");
+}
+
+static void on_request(tide_http_req *req, void *arg)
+{
+    tide_app *app = arg;
+    if (app->draining) {
+        respond_error(req, 503, "TIDE_SHUTTING_DOWN", "tide is shutting down", NULL);
+        return;
+    }
+    size_t alen = 0;
+    const char *auth = tide_http_header_get(req, "authorization", &alen);
+    if (!auth || alen == 0) {
+        tide_vm_dispatch(app->vm, req, NULL, TIDE_ROLE_ANON);
+        return;
+    }
+    if (alen < 7 || strncasecmp(auth, "Bearer ", 7) != 0) {
+        respond_error(req, 401, "TIDE_JWT_INVALID", "Authorization must be a Bearer token",
+                      "WWW-Authenticate: Bearer\r\n");
+        return;
+    }
+    const char *tok = auth + 7;
+    size_t tlen = alen - 7;
+    while (tlen && *tok == ' ') { tok++; tlen--; }
+    while (tlen && tok[tlen - 1] == ' ') tlen--;
+    tide_jwt_claims claims;
+    const tide_config *c = &app->cfg;
+    int rc = tide_jwt_verify(c->jwt_secret, strlen(c->jwt_secret), tok, tlen, time(NULL),
+                             c->jwt_leeway, &claims);
+    if (rc != 0) { jwt_failure(req, rc); return; }
+    tide_vm_dispatch(app->vm, req, claims.claims_json, claims.role);
+    free(claims.claims_json);
+}
+
+/* ---- admin ----------------------------------------------------------------------------- */
+
+static int upstream_ready(const tide_pool_stats *s)
+{
+    return s->open > 0 || s->connect_failures == 0;
+}
+
+static void admin_health(tide_app *app, tide_http_req *req, int full)
+{
+    char body[4096];
+    size_t n = 0;
+    int ready = 1;
+    n += (size_t)snprintf(body + n, sizeof body - n, "{\"upstreams\":{");
+    for (int i = 0; i < TIDE_UPSTREAMS; i++) {
+        tide_pool_stats s;
+        tide_pool_get_stats(app->pools[i], &s);
+        int ok = upstream_ready(&s);
+        if (!ok) ready = 0;
+        n += (size_t)snprintf(body + n, sizeof body - n,
+                              "%s\"%s\":{\"status\":\"%s\",\"pool\":\"%s\",\"size\":%d,"
+                              "\"open\":%d,\"idle\":%d,\"busy\":%d,\"waiting\":%d,"
+                              "\"jobs\":%lld,\"errors\":%lld,\"connect_failures\":%lld,"
+                              "\"acquire_timeouts\":%lld}",
+                              i ? "," : "", tide_upstream_name(i), ok ? "healthy" : "down",
+                              tide_pool_name(app->pools[i]), s.size, s.open, s.idle, s.busy,
+                              s.waiting, s.jobs, s.errors, s.connect_failures,
+                              s.acquire_timeouts);
+    }
+    n += (size_t)snprintf(body + n, sizeof body - n, "},\"status\":\"%s\"}",
+                          ready ? "ok" : "down");
+    if (!full) {
+        snprintf(body, sizeof body, "{\"status\":\"%s\"}", ready ? "ready" : "not ready");
+    }
+    respond_json(req, ready ? 200 : 503, NULL, body);
+}
+
+static void admin_stats(tide_app *app, tide_http_req *req)
+{
+    tide_http_stats h;
+    tide_http_get_stats(app->http, &h);
+    char body[1024];
+    snprintf(body, sizeof body,
+             "{\"http\":{\"accepted\":%lld,\"open\":%lld,\"requests\":%lld,\"responses\":%lld,"
+             "\"rejected_431\":%lld,\"rejected_413\":%lld,\"timeouts_408\":%lld},"
+             "\"inflight\":%lld,\"reloads\":%lld,\"reload_failures\":%lld,\"routes\":%d,"
+             "\"uptime_s\":%.1f}",
+             h.accepted, h.open, h.requests, h.responses, h.rejected_431, h.rejected_413,
+             h.timeouts_408, app->inflight, app->reloads, app->reload_failures,
+             tide_vm_route_count(app->vm), ev_now(app->loop) - app->started_at);
+    respond_json(req, 200, NULL, body);
+}
+
+static int path_is(const tide_http_req *req, const char *p)
+{
+    size_t n = strlen(p);
+    return req->path_len == n && memcmp(req->path, p, n) == 0;
+}
+
+static void on_admin(tide_http_req *req, void *arg)
+{
+    tide_app *app = arg;
+    if (strcmp(req->method, "GET") != 0) {
+        respond_error(req, 405, "TIDE_METHOD_NOT_ALLOWED", "admin endpoints are GET only",
+                      "Allow: GET\r\n");
+    } else if (path_is(req, "/live")) {
+        respond_json(req, 200, NULL, "{\"status\":\"live\"}");
+    } else if (path_is(req, "/ready")) {
+        admin_health(app, req, 0);
+    } else if (path_is(req, "/health")) {
+        admin_health(app, req, 1);
+    } else if (path_is(req, "/admin/stats")) {
+        admin_stats(app, req);
+    } else {
+        respond_error(req, 404, "TIDE_NOT_FOUND", "no such admin endpoint", NULL);
+    }
+}
+
+/* ---- signals --------------------------------------------------------------------------- */
+
+void tide_server_reload(tide_app *app)
+{
+    char err[2048];
+    tide_vm *vm = NULL;
+    if (tide_vm_new(app, &vm, err, sizeof err) != 0) {
+        app->reload_failures++;
+        tide_error("reload rejected, the previous bundle keeps serving: %s", err);
+        return;
+    }
+    tide_vm *old = app->vm;
+    app->vm = vm;
+    app->reloads++;
+    tide_vm_unref(old);
+    tide_info("reloaded scripts and policies (%d routes)", tide_vm_route_count(vm));
+}
+
+static void on_sighup(struct ev_loop *loop, ev_signal *w, int revents)
+{
+    (void)loop; (void)revents;
+    tide_server_reload(w->data);
+}
+
+static void drain_check(struct ev_loop *loop, ev_timer *w, int revents)
+{
+    (void)revents;
+    tide_app *app = w->data;
+    if (app->inflight == 0 || ev_now(loop) - app->drain_started > TIDE_DRAIN_SECONDS) {
+        ev_timer_stop(loop, w);
+        ev_break(loop, EVBREAK_ALL);
+    }
+}
+
+static ev_timer drain_timer;
+
+static void on_sigterm(struct ev_loop *loop, ev_signal *w, int revents)
+{
+    (void)revents;
+    tide_app *app = w->data;
+    if (app->draining) { ev_break(loop, EVBREAK_ALL); return; }  /* second signal: now */
+    app->draining = 1;
+    app->drain_started = ev_now(loop);
+    tide_info("draining: %lld requests in flight", app->inflight);
+    tide_http_stop_accepting(app->http);
+    ev_timer_init(&drain_timer, drain_check, 0., 0.05);
+    drain_timer.data = app;
+    ev_timer_again(loop, &drain_timer);
+}
+
+int tide_server_start(tide_app *app)
+{
+    const tide_config *c = &app->cfg;
+    int rc = tide_http_listen(app->loop, c->listen_host, c->listen_port, &c->http, on_request,
+                              app, &app->http);
+    if (rc != 0) {
+        tide_error("cannot listen on %s:%d", c->listen_host, c->listen_port);
+        return rc;
+    }
+    tide_http_limits admin_limits = c->http;
+    admin_limits.max_connections = 64;
+    rc = tide_http_listen(app->loop, c->admin_host, c->admin_port, &admin_limits, on_admin, app,
+                          &app->admin);
+    if (rc != 0) {
+        tide_error("cannot listen on %s:%d (admin)", c->admin_host, c->admin_port);
+        return rc;
+    }
+    ev_signal_init(&app->sighup, on_sighup, SIGHUP);
+    app->sighup.data = app;
+    ev_signal_start(app->loop, &app->sighup);
+    ev_signal_init(&app->sigterm, on_sigterm, SIGTERM);
+    app->sigterm.data = app;
+    ev_signal_start(app->loop, &app->sigterm);
+    ev_signal_init(&app->sigint, on_sigterm, SIGINT);
+    app->sigint.data = app;
+    ev_signal_start(app->loop, &app->sigint);
+    tide_info("listening on http://%s:%d (admin http://%s:%d)", c->listen_host, c->listen_port,
+              c->admin_host, c->admin_port);
+    return 0;
+}

@@ -1,0 +1,13 @@
+/* server.h - request entry points and process signals for `tide serve`. */
+#ifndef TIDE_SERVER_H
+#define TIDE_SERVER_H
+
+#include "app.h"
+
+/* Opens the public and admin listeners and installs SIGHUP/SIGTERM/SIGINT watchers.
+ * Returns 0 or TIDE_EIO (a listener could not bind; logged). */
+TIDE_MUST_CHECK int tide_server_start(tide_app *app);
+/* Builds a new script bundle and swaps it in; on failure logs and keeps the old one. */
+void tide_server_reload(tide_app *app);
+
+#endif

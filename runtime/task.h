@@ -1,0 +1,38 @@
+/* task.h - internal: one request running in a Lua coroutine. Shared by luavm.c (which owns
+ * the lifecycle) and bindings/l_core.c (which parks a task on a database call and resumes
+ * it). Not part of the public surface. */
+#ifndef TIDE_TASK_H
+#define TIDE_TASK_H
+
+#include <lua.h>
+#include "app.h"
+#include "jwt.h"
+
+typedef struct tide_task {
+    tide_app *app;
+    tide_vm *vm;
+    lua_State *co;
+    int co_ref;
+    tide_http_req *req;      /* NULL once answered */
+    char *claims;            /* JSON text sent as request.jwt.claims */
+    tide_role role;
+    int aborted;             /* the client went away */
+    void *call;              /* the database call the coroutine waits on, or NULL */
+    tide_conn *tx;           /* connection held by an open transaction, or NULL */
+    tide_pool *tx_pool;
+    double started;
+    char id[32];
+} tide_task;
+
+/* The task whose coroutine is running right now, or NULL (e.g. while a bundle loads). */
+tide_task *tide__task_current(void);
+/* Resumes t's coroutine with nargs values already pushed on it. May finish (and free) t. */
+void tide__task_resume(tide_task *t, int nargs);
+/* The vm's json.decode / json.null helpers for C code converting results. */
+void tide__vm_push_decode(tide_vm *vm, lua_State *L);
+tide_app *tide__vm_app(tide_vm *vm);
+
+/* Opens the `tide.core` module (bindings/l_core.c); the vm is its upvalue. */
+int tide__open_core(lua_State *L);
+
+#endif

@@ -1,0 +1,1466 @@
+/* test_http.c - tests for runtime/http.c against real sockets: the server runs on this
+ * thread's libev loop (127.0.0.1, ephemeral port); each test's client runs on a second
+ * thread with plain blocking sockets and ends the loop when it is done. The handler echoes
+ * "METHOD|path|query|body"; "/slow" answers from a timer later (deferred responses). */
+#include <errno.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <pthread.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <sys/socket.h>
+#include <sys/time.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <ev.h>
+
+#include "http.h"
+#include "test.h"
+
+#define SLOW_DELAY 0.15
+#define BIG_SIZE (4 * 1024 * 1024)
+
+/* ---- server side (loop thread) ------------------------------------------------------- */
+
+static struct ev_loop *loop;
+static tide_http_server *srv;
+static int port;
+static ev_async done_async;
+static ev_timer watchdog;
+static int abort_count, slow_responded, slow_pending, handled, bad_header_names;
+static char *big_body;
+
+typedef struct slow_req {
+    ev_timer timer;
+    tide_http_req *req;
+} slow_req;
+
+static void on_abort(tide_http_req *req)
+{
+    (void)req;
+    abort_count++;
+}
+
+static void slow_done(struct ev_loop *l, ev_timer *w, int revents)
+{
+    slow_req *s = (slow_req *)w;
+    char body[256];
+    (void)revents;
+    ev_timer_stop(l, w);
+    int n = snprintf(body, sizeof body, "slow|%.*s|%.*s", (int)s->req->path_len, s->req->path,
+                     (int)s->req->query_len, s->req->query);
+    /* for aborted requests this only frees them */
+    if (tide_http_respond(s->req, 200, "text/plain", NULL, body, (size_t)n) != 0)
+        fprintf(stderr, "respond failed\n");
+    slow_responded++;
+    slow_pending--;
+    free(s);
+}
+
+static int path_is(const tide_http_req *req, const char *p)
+{
+    return req->path_len == strlen(p) && memcmp(req->path, p, req->path_len) == 0;
+}
+
+static void handler(tide_http_req *req, void *arg)
+{
+    (void)arg;
+    handled++;
+    for (int i = 0; i < req->nheaders; i++)
+        for (size_t j = 0; j < req->headers[i].name_len; j++)
+            if (req->headers[i].name[j] >= 'A' && req->headers[i].name[j] <= 'Z')
+                bad_header_names++;
+    if (req->body[req->body_len] != '\0')
+        bad_header_names++;   /* body must be NUL-terminated */
+
+    if (path_is(req, "/slow")) {
+        slow_req *s = calloc(1, sizeof *s);
+        s->req = req;
+        req->ud = s;
+        req->on_abort = on_abort;
+        ev_timer_init(&s->timer, slow_done, SLOW_DELAY, 0.);
+        ev_timer_start(loop, &s->timer);
+        slow_pending++;
+        return;
+    }
+    if (path_is(req, "/hdr")) {
+        size_t len = 0;
+        const char *v = tide_http_header_get(req, "x-test", &len);
+        if (!v)
+            v = "(none)", len = 6;
+        (void)tide_http_respond(req, 200, "text/plain", "X-Extra: yes\r\nX-Two: 2\r\n", v, len);
+        return;
+    }
+    if (path_is(req, "/empty")) {
+        (void)tide_http_respond(req, 204, NULL, NULL, NULL, 0);
+        return;
+    }
+    if (path_is(req, "/badhdr")) {
+        int rc = tide_http_respond(req, 200, "text/plain\r\nSet-Cookie: x=1", NULL, "x", 1);
+        if (rc != TIDE_EINVAL)
+            bad_header_names++;
+        return;
+    }
+    if (path_is(req, "/big")) {
+        (void)tide_http_respond(req, 200, "application/octet-stream", NULL, big_body, BIG_SIZE);
+        return;
+    }
+    if (path_is(req, "/stop")) {
+        tide_http_stop_accepting(srv);
+        (void)tide_http_respond(req, 200, "text/plain", NULL, "stopping", 8);
+        return;
+    }
+    if (path_is(req, "/free")) {
+        tide_http_free(srv);   /* from inside the handler: deferred until it returns */
+        srv = NULL;
+        (void)tide_http_respond(req, 200, "text/plain", NULL, "freed", 5);
+        return;
+    }
+    /* echo; the body points into the request, which respond must copy before freeing */
+    size_t cap = req->path_len + req->query_len + req->body_len + 32;
+    char *out = malloc(cap);
+    int n = snprintf(out, cap, "%s|%.*s|%.*s|", req->method, (int)req->path_len, req->path,
+                     (int)req->query_len, req->query);
+    memcpy(out + n, req->body, req->body_len);
+    (void)tide_http_respond(req, 200, "text/plain", NULL, out, (size_t)n + req->body_len);
+    free(out);
+}
+
+static void on_done(struct ev_loop *l, ev_async *w, int revents)
+{
+    (void)w;
+    (void)revents;
+    ev_break(l, EVBREAK_ALL);
+}
+
+static void on_watchdog(struct ev_loop *l, ev_timer *w, int revents)
+{
+    (void)l;
+    (void)w;
+    (void)revents;
+    fprintf(stderr, "watchdog: test hung\n");
+    abort();
+}
+
+static void setup(const tide_http_limits *limits)
+{
+    tide_http_limits def = { .max_header_bytes = 8192, .max_body_bytes = 1 << 20,
+                             .read_timeout = 5.0, .idle_timeout = 5.0 };
+    loop = ev_loop_new(EVFLAG_AUTO);
+    abort_count = slow_responded = slow_pending = handled = bad_header_names = 0;
+    ev_async_init(&done_async, on_done);
+    ev_async_start(loop, &done_async);
+    ev_timer_init(&watchdog, on_watchdog, 20.0, 0.);
+    ev_timer_start(loop, &watchdog);
+    ev_unref(loop);   /* the watchdog alone must not keep the loop running */
+    if (tide_http_listen(loop, "127.0.0.1", 0, limits ? limits : &def, handler, NULL, &srv)
+        != 0) {
+        perror("tide_http_listen");
+        abort();
+    }
+    port = tide_http_port(srv);
+}
+
+static tide_http_stats stats(void)
+{
+    tide_http_stats st;
+    memset(&st, 0, sizeof st);
+    if (srv)
+        tide_http_get_stats(srv, &st);
+    return st;
+}
+
+static void teardown(void)
+{
+    tide_http_free(srv);
+    srv = NULL;
+    ev_async_stop(loop, &done_async);
+    ev_run(loop, 0);   /* lets pending /slow timers answer (and free) their requests */
+    ev_ref(loop);
+    ev_timer_stop(loop, &watchdog);
+    ev_loop_destroy(loop);
+    loop = NULL;
+}
+
+static void (*client_fn)(void);
+
+static void *client_main(void *p)
+{
+    (void)p;
+    client_fn();
+    ev_async_send(loop, &done_async);
+    return NULL;
+}
+
+static void run_client(void (*fn)(void))
+{
+    pthread_t t;
+    client_fn = fn;
+    if (pthread_create(&t, NULL, client_main, NULL) != 0)
+        abort();
+    ev_run(loop, 0);
+    pthread_join(t, NULL);
+}
+
+/* ---- client side (client thread) ----------------------------------------------------- */
+
+typedef struct client {
+    int fd;
+    size_t len;
+    char buf[64 * 1024 + 1];   /* + 1: room for a terminator while looking for the head */
+} client;
+
+typedef struct response {
+    int status;
+    char head[4096];
+    char *body;
+    size_t body_len;
+} response;
+
+static void sleep_ms(int ms)
+{
+    struct timespec ts = { ms / 1000, (long)(ms % 1000) * 1000000L };
+    nanosleep(&ts, NULL);
+}
+
+static double now_s(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+}
+
+static void set_rcvtimeo(int fd, int ms)
+{
+    struct timeval tv = { ms / 1000, (ms % 1000) * 1000 };
+    setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
+}
+
+static client *cl_open(void)
+{
+    struct sockaddr_in sa;
+    int one = 1;
+    client *c = calloc(1, sizeof *c);
+    c->fd = socket(AF_INET, SOCK_STREAM, 0);
+    memset(&sa, 0, sizeof sa);
+    sa.sin_family = AF_INET;
+    sa.sin_port = htons((uint16_t)port);
+    sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    if (connect(c->fd, (struct sockaddr *)&sa, sizeof sa) != 0) {
+        close(c->fd);
+        free(c);
+        return NULL;
+    }
+    setsockopt(c->fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
+    set_rcvtimeo(c->fd, 5000);
+    return c;
+}
+
+static void cl_close(client *c)
+{
+    if (c) {
+        close(c->fd);
+        free(c);
+    }
+}
+
+static int cl_sendn(client *c, const char *s, size_t n)
+{
+    while (n) {
+        ssize_t w = send(c->fd, s, n, MSG_NOSIGNAL);
+        if (w <= 0)
+            return -1;
+        s += w;
+        n -= (size_t)w;
+    }
+    return 0;
+}
+
+static int cl_send(client *c, const char *s)
+{
+    return cl_sendn(c, s, strlen(s));
+}
+
+/* Reads more bytes into c->buf; returns bytes read, 0 on EOF, -1 on error/timeout. */
+static ssize_t cl_fill(client *c)
+{
+    if (c->len == sizeof c->buf - 1)
+        return -1;
+    ssize_t n = recv(c->fd, c->buf + c->len, sizeof c->buf - 1 - c->len, 0);
+    if (n > 0)
+        c->len += (size_t)n;
+    return n;
+}
+
+static void cl_consume(client *c, size_t n)
+{
+    memmove(c->buf, c->buf + n, c->len - n);
+    c->len -= n;
+}
+
+static const char *resp_header(const response *r, const char *name)
+{
+    static __thread char val[512];
+    size_t nl = strlen(name);
+    const char *p = strstr(r->head, "\r\n");
+    while (p && p[2] != '\r' && p[2]) {
+        p += 2;
+        const char *eol = strstr(p, "\r\n");
+        if (!eol)
+            break;
+        if ((size_t)(eol - p) > nl && p[nl] == ':' && strncasecmp(p, name, nl) == 0) {
+            const char *v = p + nl + 1;
+            while (*v == ' ')
+                v++;
+            size_t vl = (size_t)(eol - v) < sizeof val - 1 ? (size_t)(eol - v) : sizeof val - 1;
+            memcpy(val, v, vl);
+            val[vl] = '\0';
+            return val;
+        }
+        p = eol;
+    }
+    return NULL;
+}
+
+/* Reads one response (head + Content-Length body; no body when no_body). 0 or -1. */
+static int cl_response_ex(client *c, response *r, int no_body)
+{
+    char *end;
+    memset(r, 0, sizeof *r);
+    for (;;) {
+        c->buf[c->len] = '\0';
+        if ((end = strstr(c->buf, "\r\n\r\n")))
+            break;
+        if (cl_fill(c) <= 0)
+            return -1;
+    }
+    size_t hl = (size_t)(end - c->buf) + 4;
+    if (hl >= sizeof r->head)
+        return -1;
+    memcpy(r->head, c->buf, hl);
+    r->head[hl] = '\0';
+    cl_consume(c, hl);
+    if (sscanf(r->head, "HTTP/1.1 %d", &r->status) != 1)
+        return -1;
+    const char *cl = resp_header(r, "content-length");
+    size_t want = cl && !no_body ? strtoul(cl, NULL, 10) : 0;
+    r->body = malloc(want + 1);
+    while (r->body_len < want) {
+        if (c->len == 0 && cl_fill(c) <= 0) {
+            free(r->body);
+            r->body = NULL;
+            return -1;
+        }
+        size_t take = want - r->body_len < c->len ? want - r->body_len : c->len;
+        memcpy(r->body + r->body_len, c->buf, take);
+        r->body_len += take;
+        cl_consume(c, take);
+    }
+    r->body[r->body_len] = '\0';
+    return 0;
+}
+
+static int cl_response(client *c, response *r)
+{
+    return cl_response_ex(c, r, 0);
+}
+
+static void resp_free(response *r)
+{
+    free(r->body);
+    r->body = NULL;
+}
+
+/* 1 when the server closed the connection (EOF or reset) with nothing more to read. */
+static int cl_closed(client *c)
+{
+    if (c->len)
+        return 0;
+    char b[64];
+    ssize_t n = recv(c->fd, b, sizeof b, 0);
+    return n == 0 || (n < 0 && errno == ECONNRESET);
+}
+
+/* Sends one request and checks the echoed body. */
+#define EXPECT_ECHO(c, req, want)                                              \
+    do {                                                                       \
+        response r_;                                                           \
+        CHECK_EQ_INT(cl_send(c, req), 0);                                      \
+        CHECK_EQ_INT(cl_response(c, &r_), 0);                                  \
+        CHECK_EQ_INT(r_.status, 200);                                          \
+        int ok_ = strcmp(r_.body, want) == 0;                                  \
+        if (!ok_)                                                              \
+            fprintf(stderr, "  got body: %s\n", r_.body);                      \
+        resp_free(&r_);                                                        \
+        CHECK(ok_);                                                            \
+    } while (0)
+
+#define GET(path) "GET " path " HTTP/1.1\r\nHost: t\r\n\r\n"
+
+/* ---- tests ----------------------------------------------------------------------------- */
+
+static void c_simple_get(void)
+{
+    client *c = cl_open();
+    response r;
+    CHECK(c);
+    CHECK_EQ_INT(cl_send(c, "GET /echo?a=1&b=2 HTTP/1.1\r\nHost: t\r\nUser-Agent: x\r\n\r\n"), 0);
+    CHECK_EQ_INT(cl_response(c, &r), 0);
+    CHECK_EQ_INT(r.status, 200);
+    CHECK(strncmp(r.head, "HTTP/1.1 200 OK\r\n", 17) == 0);
+    CHECK_STR(resp_header(&r, "server"), "tide");
+    CHECK_STR(resp_header(&r, "content-type"), "text/plain");
+    CHECK_STR(resp_header(&r, "content-length"), "18");
+    CHECK(resp_header(&r, "connection") == NULL);
+    CHECK_STR(r.body, "GET|/echo|a=1&b=2|");
+    resp_free(&r);
+    cl_close(c);
+}
+
+TEST(http_simple_get)
+{
+    setup(NULL);
+    run_client(c_simple_get);
+    tide_http_stats st = stats();
+    teardown();
+    CHECK_EQ_INT(st.requests, 1);
+    CHECK_EQ_INT(st.responses, 1);
+}
+
+static void c_keepalive(void)
+{
+    client *c = cl_open();
+    CHECK(c);
+    EXPECT_ECHO(c, GET("/one"), "GET|/one||");
+    EXPECT_ECHO(c, GET("/two?x"), "GET|/two|x|");
+    EXPECT_ECHO(c, "DELETE /three#frag HTTP/1.1\r\nHost: t\r\n\r\n", "DELETE|/three||");
+    cl_close(c);
+}
+
+TEST(http_keepalive_reuse)
+{
+    setup(NULL);
+    run_client(c_keepalive);
+    tide_http_stats st = stats();
+    teardown();
+    CHECK_EQ_INT(st.accepted, 1);
+    CHECK_EQ_INT(st.requests, 3);
+    CHECK_EQ_INT(st.responses, 3);
+}
+
+static void c_pipelined(void)
+{
+    client *c = cl_open();
+    response r;
+    CHECK(c);
+    CHECK_EQ_INT(cl_send(c, GET("/a?1") GET("/b?2")
+                 "POST /c HTTP/1.1\r\nHost: t\r\nContent-Length: 3\r\n\r\nxyz" GET("/d")), 0);
+    const char *want[] = { "GET|/a|1|", "GET|/b|2|", "POST|/c||xyz", "GET|/d||" };
+    for (int i = 0; i < 4; i++) {
+        CHECK_EQ_INT(cl_response(c, &r), 0);
+        int ok = strcmp(r.body, want[i]) == 0;
+        resp_free(&r);
+        CHECK(ok);
+    }
+    cl_close(c);
+}
+
+TEST(http_pipelined_in_order)
+{
+    setup(NULL);
+    run_client(c_pipelined);
+    tide_http_stats st = stats();
+    teardown();
+    CHECK_EQ_INT(st.requests, 4);
+    CHECK_EQ_INT(bad_header_names, 0);
+}
+
+static void c_pipelined_slow(void)
+{
+    client *c = cl_open();
+    response r;
+    CHECK(c);
+    CHECK_EQ_INT(cl_send(c, GET("/slow?1") GET("/fast?2") GET("/slow?3") GET("/fast?4")), 0);
+    const char *want[] = { "slow|/slow|1", "GET|/fast|2|", "slow|/slow|3", "GET|/fast|4|" };
+    for (int i = 0; i < 4; i++) {
+        CHECK_EQ_INT(cl_response(c, &r), 0);
+        int ok = strcmp(r.body, want[i]) == 0;
+        if (!ok)
+            fprintf(stderr, "  response %d: %s\n", i, r.body);
+        resp_free(&r);
+        CHECK(ok);
+    }
+    /* the next request arrives in a later packet while the first is with the handler */
+    CHECK_EQ_INT(cl_send(c, GET("/slow?5")), 0);
+    sleep_ms(30);
+    CHECK_EQ_INT(cl_send(c, GET("/fast?6")), 0);
+    CHECK_EQ_INT(cl_response(c, &r), 0);
+    CHECK_STR(r.body, "slow|/slow|5");
+    resp_free(&r);
+    CHECK_EQ_INT(cl_response(c, &r), 0);
+    CHECK_STR(r.body, "GET|/fast|6|");
+    resp_free(&r);
+    /* the connection is still good afterwards */
+    EXPECT_ECHO(c, GET("/after"), "GET|/after||");
+    cl_close(c);
+}
+
+TEST(http_pipelined_slow_first)
+{
+    setup(NULL);
+    run_client(c_pipelined_slow);
+    teardown();
+    CHECK_EQ_INT(slow_responded, 3);
+    CHECK_EQ_INT(abort_count, 0);
+}
+
+/* Far more pipelined input than the server buffers while a request is with the handler:
+ * it stops reading (TCP pushes back on the sender) and catches up afterwards. */
+enum { FLOOD_N = 5000 };
+
+static void *flood_sender(void *arg)
+{
+    client *c = arg;
+    char req[64];
+    (void)cl_send(c, GET("/slow?first"));
+    for (int i = 0; i < FLOOD_N; i++) {
+        snprintf(req, sizeof req, "GET /f?%d HTTP/1.1\r\n\r\n", i);
+        if (cl_send(c, req) != 0)
+            break;
+    }
+    return NULL;
+}
+
+static void c_flood(void)
+{
+    client *c = cl_open();
+    response r;
+    pthread_t t;
+    CHECK(c);
+    pthread_create(&t, NULL, flood_sender, c);
+    int ok = cl_response(c, &r) == 0 && strcmp(r.body, "slow|/slow|first") == 0;
+    if (r.body)
+        resp_free(&r);
+    for (int i = 0; ok && i < FLOOD_N; i++) {
+        char want[64];
+        snprintf(want, sizeof want, "GET|/f|%d|", i);
+        ok = cl_response(c, &r) == 0 && strcmp(r.body, want) == 0;
+        if (!ok)
+            fprintf(stderr, "  response %d wrong\n", i);
+        if (r.body)
+            resp_free(&r);
+    }
+    pthread_join(t, NULL);
+    cl_close(c);
+    CHECK(ok);
+}
+
+TEST(http_pipeline_flood_backpressure)
+{
+    setup(NULL);
+    run_client(c_flood);
+    tide_http_stats st = stats();
+    teardown();
+    CHECK_EQ_INT(st.requests, FLOOD_N + 1);
+    CHECK_EQ_INT(st.responses, FLOOD_N + 1);
+}
+
+static void c_upgrade(void)
+{
+    response r;
+    client *c = cl_open();
+    CHECK(c);
+    CHECK_EQ_INT(cl_send(c, "GET /ws HTTP/1.1\r\nHost: t\r\nConnection: Upgrade\r\n"
+                            "Upgrade: websocket\r\n\r\n"), 0);
+    CHECK_EQ_INT(cl_response(c, &r), 0);
+    CHECK_STR(r.body, "GET|/ws||");
+    CHECK_STR(resp_header(&r, "connection"), "close");
+    resp_free(&r);
+    CHECK(cl_closed(c));
+    cl_close(c);
+}
+
+TEST(http_upgrade_declined)
+{
+    setup(NULL);
+    run_client(c_upgrade);
+    teardown();
+}
+
+#include <sys/resource.h>
+
+static void c_emfile(void)
+{
+    struct rlimit old, low;
+    struct sockaddr_in sa;
+    response r;
+    client *c = calloc(1, sizeof *c);
+    CHECK(c);
+    c->fd = socket(AF_INET, SOCK_STREAM, 0);
+    CHECK(c->fd >= 0);
+    set_rcvtimeo(c->fd, 5000);
+    /* no free descriptor left for the server's accept4() */
+    int lowest = dup(0);
+    CHECK(lowest >= 0);
+    close(lowest);
+    CHECK_EQ_INT(getrlimit(RLIMIT_NOFILE, &old), 0);
+    low = old;
+    low.rlim_cur = (rlim_t)lowest;
+    CHECK_EQ_INT(setrlimit(RLIMIT_NOFILE, &low), 0);
+    memset(&sa, 0, sizeof sa);
+    sa.sin_family = AF_INET;
+    sa.sin_port = htons((uint16_t)port);
+    sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    int rc = connect(c->fd, (struct sockaddr *)&sa, sizeof sa);
+    sleep_ms(120);   /* the server hits EMFILE and backs off instead of spinning */
+    CHECK_EQ_INT(setrlimit(RLIMIT_NOFILE, &old), 0);
+    CHECK_EQ_INT(rc, 0);
+    CHECK_EQ_INT(cl_send(c, GET("/later")), 0);
+    CHECK_EQ_INT(cl_response(c, &r), 0);
+    CHECK_STR(r.body, "GET|/later||");
+    resp_free(&r);
+    cl_close(c);
+}
+
+TEST(http_accept_emfile_backoff)
+{
+    setup(NULL);
+    run_client(c_emfile);
+    tide_http_stats st = stats();
+    teardown();
+    CHECK_EQ_INT(st.accepted, 1);
+}
+
+static void c_post(void)
+{
+    client *c = cl_open();
+    CHECK(c);
+    EXPECT_ECHO(c, "POST /p?q=1 HTTP/1.1\r\nHost: t\r\nContent-Length: 11\r\n\r\nhello world",
+                "POST|/p|q=1|hello world");
+    /* body arriving in a later packet */
+    CHECK_EQ_INT(cl_send(c, "PUT /p HTTP/1.1\r\nHost: t\r\nContent-Length: 5\r\n\r\nab"), 0);
+    sleep_ms(30);
+    EXPECT_ECHO(c, "cde", "PUT|/p||abcde");
+    /* a body with a NUL in it is passed through with its length */
+    static const char nul_req[] = "POST /n HTTP/1.1\r\nContent-Length: 3\r\n\r\na\0b";
+    CHECK_EQ_INT(cl_sendn(c, nul_req, sizeof nul_req - 1), 0);
+    response r;
+    CHECK_EQ_INT(cl_response(c, &r), 0);
+    CHECK_EQ_INT(r.body_len, 12);
+    CHECK(memcmp(r.body, "POST|/n||a\0b", 12) == 0);
+    resp_free(&r);
+    cl_close(c);
+}
+
+TEST(http_post_content_length)
+{
+    setup(NULL);
+    run_client(c_post);
+    teardown();
+    CHECK_EQ_INT(bad_header_names, 0);
+}
+
+static void c_byte_by_byte(void)
+{
+    const char *req = "POST /bytes?k=v HTTP/1.1\r\nHost: t\r\nX-Test:  spaced value \r\n"
+                      "Content-Length: 4\r\n\r\nbody";
+    client *c = cl_open();
+    response r;
+    CHECK(c);
+    for (const char *p = req; *p; p++) {
+        CHECK_EQ_INT(cl_sendn(c, p, 1), 0);
+        if ((p - req) % 7 == 0)
+            sleep_ms(1);
+    }
+    CHECK_EQ_INT(cl_response(c, &r), 0);
+    CHECK_STR(r.body, "POST|/bytes|k=v|body");
+    resp_free(&r);
+    cl_close(c);
+}
+
+TEST(http_request_split_byte_by_byte)
+{
+    setup(NULL);
+    run_client(c_byte_by_byte);
+    teardown();
+    CHECK_EQ_INT(bad_header_names, 0);
+}
+
+static void c_chunked(void)
+{
+    client *c = cl_open();
+    CHECK(c);
+    EXPECT_ECHO(c, "POST /ch HTTP/1.1\r\nHost: t\r\nTransfer-Encoding: chunked\r\n\r\n"
+                   "5\r\nhello\r\n6\r\n world\r\n0\r\n\r\n", "POST|/ch||hello world");
+    /* chunks split across packets, with an extension and a trailer */
+    CHECK_EQ_INT(cl_send(c, "POST /ch2 HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n3;x=y\r\nab"),
+                 0);
+    sleep_ms(20);
+    CHECK_EQ_INT(cl_send(c, "c\r\n1"), 0);
+    sleep_ms(20);
+    EXPECT_ECHO(c, "0\r\n0123456789abcdef\r\n0\r\nX-Trailer: t\r\n\r\n",
+                "POST|/ch2||abc0123456789abcdef");
+    cl_close(c);
+}
+
+TEST(http_chunked_body)
+{
+    setup(NULL);
+    run_client(c_chunked);
+    teardown();
+}
+
+static void c_headers_too_large(void)
+{
+    char req[4096];
+    response r;
+    client *c = cl_open();
+    CHECK(c);
+    memset(req, 0, sizeof req);
+    strcpy(req, "GET / HTTP/1.1\r\nHost: t\r\nX-Big: ");
+    memset(req + strlen(req), 'a', 2000);
+    strcat(req, "\r\n\r\n");
+    CHECK_EQ_INT(cl_send(c, req), 0);
+    CHECK_EQ_INT(cl_response(c, &r), 0);
+    CHECK_EQ_INT(r.status, 431);
+    CHECK_STR(resp_header(&r, "content-type"), "application/json");
+    CHECK_STR(resp_header(&r, "connection"), "close");
+    CHECK(strstr(r.body, "\"code\":\"TIDE_HEADERS_TOO_LARGE\"") != NULL);
+    CHECK(strstr(r.body, "\"message\":") != NULL);
+    resp_free(&r);
+    CHECK(cl_closed(c));
+    cl_close(c);
+
+    /* many small headers, sent slowly in pieces */
+    c = cl_open();
+    CHECK(c);
+    CHECK_EQ_INT(cl_send(c, "GET / HTTP/1.1\r\n"), 0);
+    for (int i = 0; i < 100; i++) {
+        char line[64];
+        snprintf(line, sizeof line, "X-H%d: 0123456789\r\n", i);
+        if (cl_send(c, line) != 0)
+            break;   /* the server may already have answered and shut down */
+    }
+    CHECK_EQ_INT(cl_response(c, &r), 0);
+    CHECK_EQ_INT(r.status, 431);
+    resp_free(&r);
+    cl_close(c);
+
+    /* a long URL counts too */
+    c = cl_open();
+    CHECK(c);
+    memset(req, 0, sizeof req);
+    strcpy(req, "GET /");
+    memset(req + 5, 'u', 1500);
+    strcat(req, " HTTP/1.1\r\n\r\n");
+    CHECK_EQ_INT(cl_send(c, req), 0);
+    CHECK_EQ_INT(cl_response(c, &r), 0);
+    CHECK_EQ_INT(r.status, 431);
+    resp_free(&r);
+    cl_close(c);
+
+    /* blanks before a value produce no parser callback; they still count */
+    c = cl_open();
+    CHECK(c);
+    CHECK_EQ_INT(cl_send(c, "GET / HTTP/1.1\r\nX-A:"), 0);
+    sleep_ms(20);
+    memset(req, ' ', 2000);
+    req[2000] = '\0';
+    (void)cl_send(c, req);
+    CHECK_EQ_INT(cl_response(c, &r), 0);
+    CHECK_EQ_INT(r.status, 431);
+    resp_free(&r);
+    cl_close(c);
+
+    /* just under the limit is fine */
+    c = cl_open();
+    CHECK(c);
+    memset(req, 0, sizeof req);
+    strcpy(req, "GET /ok HTTP/1.1\r\nX-Big: ");
+    memset(req + strlen(req), 'a', 900);
+    strcat(req, "\r\n\r\n");
+    EXPECT_ECHO(c, req, "GET|/ok||");
+    cl_close(c);
+}
+
+TEST(http_headers_too_large_431)
+{
+    tide_http_limits lim = { .max_header_bytes = 1024, .max_body_bytes = 1024,
+                             .read_timeout = 5, .idle_timeout = 5 };
+    setup(&lim);
+    run_client(c_headers_too_large);
+    tide_http_stats st = stats();
+    teardown();
+    CHECK_EQ_INT(st.rejected_431, 4);
+    CHECK_EQ_INT(st.requests, 1);
+}
+
+static void c_body_too_large(void)
+{
+    response r;
+    client *c = cl_open();
+    CHECK(c);
+    /* refused on the Content-Length alone, before any body byte is sent */
+    CHECK_EQ_INT(cl_send(c, "POST /up HTTP/1.1\r\nHost: t\r\nContent-Length: 100000\r\n\r\n"), 0);
+    CHECK_EQ_INT(cl_response(c, &r), 0);
+    CHECK_EQ_INT(r.status, 413);
+    CHECK(strstr(r.body, "\"code\":\"TIDE_BODY_TOO_LARGE\"") != NULL);
+    CHECK_STR(resp_header(&r, "connection"), "close");
+    resp_free(&r);
+    CHECK(cl_closed(c));
+    cl_close(c);
+
+    /* chunked: refused as it grows past the limit */
+    c = cl_open();
+    CHECK(c);
+    CHECK_EQ_INT(cl_send(c, "POST /up HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n"), 0);
+    char chunk[600];
+    memset(chunk, 'z', sizeof chunk);
+    for (int i = 0; i < 3; i++) {
+        if (cl_send(c, "258\r\n") != 0 || cl_sendn(c, chunk, 600) != 0 || cl_send(c, "\r\n") != 0)
+            break;
+        sleep_ms(10);
+    }
+    CHECK_EQ_INT(cl_response(c, &r), 0);
+    CHECK_EQ_INT(r.status, 413);
+    resp_free(&r);
+    cl_close(c);
+
+    /* exactly at the limit is fine */
+    c = cl_open();
+    CHECK(c);
+    char req[1200];
+    int n = snprintf(req, sizeof req, "POST /up HTTP/1.1\r\nContent-Length: 1024\r\n\r\n");
+    memset(req + n, 'b', 1024);
+    req[n + 1024] = '\0';
+    CHECK_EQ_INT(cl_send(c, req), 0);
+    CHECK_EQ_INT(cl_response(c, &r), 0);
+    CHECK_EQ_INT(r.status, 200);
+    CHECK_EQ_INT(r.body_len, 1024 + 10);   /* "POST|/up||" + body */
+    resp_free(&r);
+    cl_close(c);
+}
+
+TEST(http_body_too_large_413)
+{
+    tide_http_limits lim = { .max_header_bytes = 4096, .max_body_bytes = 1024,
+                             .read_timeout = 5, .idle_timeout = 5 };
+    setup(&lim);
+    run_client(c_body_too_large);
+    tide_http_stats st = stats();
+    teardown();
+    CHECK_EQ_INT(st.rejected_413, 2);
+}
+
+static void c_read_timeout(void)
+{
+    response r;
+    client *c = cl_open();
+    CHECK(c);
+    double t0 = now_s();
+    CHECK_EQ_INT(cl_send(c, "GET /partial HTTP/1.1\r\nHost: t\r\n"), 0);
+    CHECK_EQ_INT(cl_response(c, &r), 0);
+    double dt = now_s() - t0;
+    CHECK_EQ_INT(r.status, 408);
+    CHECK(strstr(r.body, "\"code\":\"TIDE_REQUEST_TIMEOUT\"") != NULL);
+    resp_free(&r);
+    CHECK(cl_closed(c));
+    CHECK(dt > 0.15 && dt < 2.0);
+    cl_close(c);
+
+    /* slowloris: a byte every 50 ms does not extend the deadline */
+    c = cl_open();
+    CHECK(c);
+    t0 = now_s();
+    const char *req = "GET /loris HTTP/1.1\r\nX-Drip: aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa";
+    for (const char *p = req; *p && now_s() - t0 < 1.0; p++) {
+        if (cl_sendn(c, p, 1) != 0)
+            break;
+        sleep_ms(50);
+    }
+    CHECK_EQ_INT(cl_response(c, &r), 0);
+    dt = now_s() - t0;
+    CHECK_EQ_INT(r.status, 408);
+    resp_free(&r);
+    CHECK(dt < 1.5);
+    cl_close(c);
+}
+
+TEST(http_read_timeout_408)
+{
+    tide_http_limits lim = { .max_header_bytes = 4096, .max_body_bytes = 1024,
+                             .read_timeout = 0.2, .idle_timeout = 5 };
+    setup(&lim);
+    run_client(c_read_timeout);
+    tide_http_stats st = stats();
+    teardown();
+    CHECK_EQ_INT(st.timeouts_408, 2);
+    CHECK_EQ_INT(st.requests, 0);
+}
+
+static void c_idle_timeout(void)
+{
+    client *c = cl_open();
+    CHECK(c);
+    EXPECT_ECHO(c, GET("/x"), "GET|/x||");
+    double t0 = now_s();
+    CHECK(cl_closed(c));
+    double dt = now_s() - t0;
+    CHECK(dt > 0.15 && dt < 2.0);
+    cl_close(c);
+
+    /* a connection that never sends anything */
+    c = cl_open();
+    CHECK(c);
+    t0 = now_s();
+    CHECK(cl_closed(c));
+    CHECK(now_s() - t0 < 2.0);
+    cl_close(c);
+
+    /* stray CRLFs between requests do not keep it alive */
+    c = cl_open();
+    CHECK(c);
+    t0 = now_s();
+    for (int i = 0; i < 20 && now_s() - t0 < 1.0; i++) {
+        if (cl_send(c, "\r\n") != 0)
+            break;
+        sleep_ms(40);
+    }
+    CHECK(cl_closed(c));
+    CHECK(now_s() - t0 < 1.5);
+    cl_close(c);
+}
+
+TEST(http_idle_timeout_closes)
+{
+    tide_http_limits lim = { .max_header_bytes = 4096, .max_body_bytes = 1024,
+                             .read_timeout = 5, .idle_timeout = 0.2 };
+    setup(&lim);
+    run_client(c_idle_timeout);
+    tide_http_stats st = stats();
+    teardown();
+    CHECK_EQ_INT(st.open, 0);
+    CHECK_EQ_INT(st.timeouts_408, 0);
+}
+
+static void expect_400(const char *req, size_t len)
+{
+    response r;
+    client *c = cl_open();
+    CHECK(c);
+    CHECK_EQ_INT(cl_sendn(c, req, len), 0);
+    CHECK_EQ_INT(cl_response(c, &r), 0);
+    int status = r.status;
+    int coded = strstr(r.body, "\"code\":\"TIDE_BAD_REQUEST\"") != NULL;
+    resp_free(&r);
+    if (status != 400)
+        fprintf(stderr, "  request %.40s -> %d\n", req, status);
+    CHECK_EQ_INT(status, 400);
+    CHECK(coded);
+    CHECK(cl_closed(c));
+    cl_close(c);
+}
+
+#define EXPECT_400(lit) expect_400(lit, sizeof(lit) - 1)
+
+static void c_garbage(void)
+{
+    EXPECT_400("\x01\x02\x03garbage\r\n\r\n");
+    EXPECT_400("GET / HTTP/1.1\r\nBad Header\r\n\r\n");
+    EXPECT_400("GET / HTTP/9.9\r\n\r\n");
+    EXPECT_400("GET /\x7f HTTP/1.1\r\n\r\n");
+    /* request smuggling shapes */
+    EXPECT_400("POST / HTTP/1.1\r\nContent-Length: 3\r\nTransfer-Encoding: chunked\r\n\r\n"
+               "0\r\n\r\n");
+    EXPECT_400("POST / HTTP/1.1\r\nContent-Length: 3\r\nContent-Length: 4\r\n\r\nabcd");
+    EXPECT_400("POST / HTTP/1.1\r\nTransfer-Encoding: gzip\r\n\r\n");
+    EXPECT_400("POST / HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\nzz\r\n");
+    EXPECT_400("CONNECT example.com:443 HTTP/1.1\r\nHost: example.com\r\n\r\n");
+
+    /* random binary junk on many connections: always a 400 or a close, never a crash */
+    unsigned seed = 12345;
+    for (int i = 0; i < 40; i++) {
+        char junk[300];
+        for (size_t j = 0; j < sizeof junk; j++) {
+            seed = seed * 1103515245u + 12345u;
+            junk[j] = (char)(seed >> 16);
+        }
+        client *c = cl_open();
+        CHECK(c);
+        set_rcvtimeo(c->fd, 2000);
+        (void)cl_sendn(c, i % 2 ? junk : "GET /", i % 2 ? sizeof junk : 5);
+        if (i % 2 == 0)
+            (void)cl_sendn(c, junk, sizeof junk);
+        char b[512];
+        while (recv(c->fd, b, sizeof b, 0) > 0) {
+        }
+        cl_close(c);
+    }
+    /* still serving */
+    client *c = cl_open();
+    CHECK(c);
+    EXPECT_ECHO(c, GET("/still"), "GET|/still||");
+    cl_close(c);
+}
+
+TEST(http_garbage_400)
+{
+    setup(NULL);
+    run_client(c_garbage);
+    tide_http_stats st = stats();
+    teardown();
+    CHECK(st.rejected_400 >= 9);
+    CHECK_EQ_INT(st.requests, 1);
+}
+
+static void c_abort_slow(void)
+{
+    client *c = cl_open();
+    CHECK(c);
+    CHECK_EQ_INT(cl_send(c, GET("/slow?gone")), 0);
+    sleep_ms(30);   /* the server has it now */
+    cl_close(c);
+    sleep_ms((int)(SLOW_DELAY * 1000) + 250);   /* the late respond runs meanwhile */
+
+    /* also: half-open after a complete request with a deferred answer */
+    c = cl_open();
+    CHECK(c);
+    CHECK_EQ_INT(cl_send(c, GET("/slow?half")), 0);
+    sleep_ms(30);
+    shutdown(c->fd, SHUT_WR);
+    CHECK(cl_closed(c));
+    cl_close(c);
+    sleep_ms((int)(SLOW_DELAY * 1000) + 250);
+}
+
+TEST(http_client_abort_calls_on_abort)
+{
+    setup(NULL);
+    run_client(c_abort_slow);
+    tide_http_stats st = stats();
+    teardown();
+    CHECK_EQ_INT(abort_count, 2);
+    CHECK_EQ_INT(slow_responded, 2);
+    CHECK_EQ_INT(st.aborted, 2);
+    CHECK_EQ_INT(st.responses, 0);
+    CHECK_EQ_INT(st.open, 0);
+}
+
+static void c_half_close_fast(void)
+{
+    client *c = cl_open();
+    response r;
+    CHECK(c);
+    CHECK_EQ_INT(cl_send(c, GET("/half")), 0);
+    shutdown(c->fd, SHUT_WR);
+    CHECK_EQ_INT(cl_response(c, &r), 0);
+    CHECK_STR(r.body, "GET|/half||");
+    resp_free(&r);
+    CHECK(cl_closed(c));
+    cl_close(c);
+}
+
+TEST(http_half_close_still_answers)
+{
+    setup(NULL);
+    run_client(c_half_close_fast);
+    teardown();
+}
+
+static void c_http10(void)
+{
+    response r;
+    client *c = cl_open();
+    CHECK(c);
+    CHECK_EQ_INT(cl_send(c, "GET /old HTTP/1.0\r\n\r\n"), 0);
+    CHECK_EQ_INT(cl_response(c, &r), 0);
+    CHECK_STR(r.body, "GET|/old||");
+    CHECK_STR(resp_header(&r, "connection"), "close");
+    resp_free(&r);
+    CHECK(cl_closed(c));
+    cl_close(c);
+
+    /* HTTP/1.0 with Connection: keep-alive stays open and says so */
+    c = cl_open();
+    CHECK(c);
+    CHECK_EQ_INT(cl_send(c, "GET /ka HTTP/1.0\r\nConnection: keep-alive\r\n\r\n"), 0);
+    CHECK_EQ_INT(cl_response(c, &r), 0);
+    CHECK_STR(resp_header(&r, "connection"), "keep-alive");
+    resp_free(&r);
+    EXPECT_ECHO(c, "GET /ka2 HTTP/1.0\r\nConnection: Keep-Alive\r\n\r\n", "GET|/ka2||");
+    cl_close(c);
+
+    /* HTTP/1.1 with Connection: close */
+    c = cl_open();
+    CHECK(c);
+    CHECK_EQ_INT(cl_send(c, "GET /bye HTTP/1.1\r\nConnection: close\r\n\r\n" GET("/ignored")), 0);
+    CHECK_EQ_INT(cl_response(c, &r), 0);
+    CHECK_STR(resp_header(&r, "connection"), "close");
+    resp_free(&r);
+    CHECK(cl_closed(c));
+    cl_close(c);
+}
+
+TEST(http_10_closes_by_default)
+{
+    setup(NULL);
+    run_client(c_http10);
+    tide_http_stats st = stats();
+    teardown();
+    CHECK_EQ_INT(st.requests, 4);
+}
+
+static void c_head_and_204(void)
+{
+    response r;
+    client *c = cl_open();
+    CHECK(c);
+    CHECK_EQ_INT(cl_send(c, "HEAD /echo HTTP/1.1\r\nHost: t\r\n\r\n"), 0);
+    CHECK_EQ_INT(cl_response_ex(c, &r, 1), 0);
+    CHECK_EQ_INT(r.status, 200);
+    CHECK_STR(resp_header(&r, "content-length"), "12");
+    resp_free(&r);
+    CHECK_EQ_INT(cl_send(c, GET("/empty")), 0);
+    CHECK_EQ_INT(cl_response(c, &r), 0);
+    CHECK_EQ_INT(r.status, 204);
+    CHECK(resp_header(&r, "content-length") == NULL);
+    resp_free(&r);
+    /* no stray body bytes came before this one */
+    EXPECT_ECHO(c, GET("/next"), "GET|/next||");
+    cl_close(c);
+}
+
+TEST(http_head_and_204_have_no_body)
+{
+    setup(NULL);
+    run_client(c_head_and_204);
+    teardown();
+}
+
+static void c_headers(void)
+{
+    response r;
+    client *c = cl_open();
+    CHECK(c);
+    CHECK_EQ_INT(cl_send(c, "GET /hdr HTTP/1.1\r\nHOST: t\r\nX-TEST:   Mixed Case  \r\n\r\n"), 0);
+    CHECK_EQ_INT(cl_response(c, &r), 0);
+    CHECK_STR(r.body, "Mixed Case  ");   /* leading blanks dropped by the parser */
+    CHECK_STR(resp_header(&r, "x-extra"), "yes");
+    CHECK_STR(resp_header(&r, "x-two"), "2");
+    resp_free(&r);
+    EXPECT_ECHO(c, "GET /hdr HTTP/1.1\r\nX-Test:\r\n\r\n", "");
+    CHECK_EQ_INT(cl_send(c, GET("/badhdr")), 0);
+    CHECK_EQ_INT(cl_response(c, &r), 0);
+    CHECK_EQ_INT(r.status, 500);
+    CHECK(resp_header(&r, "set-cookie") == NULL);
+    CHECK(strstr(r.body, "TIDE_INTERNAL") != NULL);
+    resp_free(&r);
+    cl_close(c);
+}
+
+TEST(http_headers_lowercased_and_extra)
+{
+    setup(NULL);
+    run_client(c_headers);
+    teardown();
+    CHECK_EQ_INT(bad_header_names, 0);
+}
+
+static void c_expect(void)
+{
+    response r;
+    client *c = cl_open();
+    CHECK(c);
+    CHECK_EQ_INT(cl_send(c, "POST /e HTTP/1.1\r\nExpect: 100-continue\r\nContent-Length: 4\r\n\r\n"),
+                 0);
+    CHECK_EQ_INT(cl_response(c, &r), 0);
+    CHECK_EQ_INT(r.status, 100);
+    resp_free(&r);
+    EXPECT_ECHO(c, "data", "POST|/e||data");
+    cl_close(c);
+
+    c = cl_open();
+    CHECK(c);
+    CHECK_EQ_INT(cl_send(c, "POST /e HTTP/1.1\r\nExpect: teapot\r\nContent-Length: 4\r\n\r\n"), 0);
+    CHECK_EQ_INT(cl_response(c, &r), 0);
+    CHECK_EQ_INT(r.status, 417);
+    resp_free(&r);
+    CHECK(cl_closed(c));
+    cl_close(c);
+}
+
+TEST(http_expect_continue)
+{
+    setup(NULL);
+    run_client(c_expect);
+    teardown();
+}
+
+static void c_big(void)
+{
+    response r;
+    client *c = cl_open();
+    CHECK(c);
+    CHECK_EQ_INT(cl_send(c, GET("/big")), 0);
+    sleep_ms(100);   /* let the server fill the socket and queue the rest */
+    CHECK_EQ_INT(cl_response(c, &r), 0);
+    CHECK_EQ_INT(r.body_len, BIG_SIZE);
+    int same = memcmp(r.body, big_body, BIG_SIZE) == 0;
+    for (size_t i = 0; !same && i < BIG_SIZE; i++)
+        if (r.body[i] != big_body[i]) {
+            fprintf(stderr, "  first difference at %zu\n", i);
+            break;
+        }
+    resp_free(&r);
+    CHECK(same);
+    EXPECT_ECHO(c, GET("/after-big"), "GET|/after-big||");
+    cl_close(c);
+
+    /* Connection: close with a response that does not fit the socket: flushed, then closed */
+    c = cl_open();
+    CHECK(c);
+    CHECK_EQ_INT(cl_send(c, "GET /big HTTP/1.1\r\nConnection: close\r\n\r\n"), 0);
+    sleep_ms(50);
+    CHECK_EQ_INT(cl_response(c, &r), 0);
+    CHECK_EQ_INT(r.body_len, BIG_SIZE);
+    resp_free(&r);
+    CHECK(cl_closed(c));
+    cl_close(c);
+
+    /* the client leaves while the server is still writing: EPIPE/ECONNRESET, no SIGPIPE */
+    for (int i = 0; i < 3; i++) {
+        c = cl_open();
+        CHECK(c);
+        CHECK_EQ_INT(cl_send(c, GET("/big")), 0);
+        char b[1000];
+        (void)recv(c->fd, b, sizeof b, 0);
+        cl_close(c);
+    }
+    sleep_ms(100);
+    c = cl_open();
+    CHECK(c);
+    EXPECT_ECHO(c, GET("/alive"), "GET|/alive||");
+    cl_close(c);
+}
+
+TEST(http_large_response_and_epipe)
+{
+    big_body = malloc(BIG_SIZE);
+    for (size_t i = 0; i < BIG_SIZE; i++)
+        big_body[i] = (char)('a' + i % 26);
+    setup(NULL);
+    run_client(c_big);
+    tide_http_stats st = stats();
+    teardown();
+    free(big_body);
+    big_body = NULL;
+    CHECK_EQ_INT(st.open, 0);
+}
+
+static void c_max_connections(void)
+{
+    client *a = cl_open(), *b = cl_open();
+    response r;
+    CHECK(a && b);
+    EXPECT_ECHO(a, GET("/a"), "GET|/a||");
+    EXPECT_ECHO(b, GET("/b"), "GET|/b||");
+    client *c = cl_open();   /* completes in the kernel backlog, not accepted yet */
+    CHECK(c);
+    CHECK_EQ_INT(cl_send(c, GET("/c")), 0);
+    set_rcvtimeo(c->fd, 300);
+    CHECK(cl_fill(c) < 0 && (errno == EAGAIN || errno == EWOULDBLOCK));
+    set_rcvtimeo(c->fd, 5000);
+    cl_close(a);
+    CHECK_EQ_INT(cl_response(c, &r), 0);
+    CHECK_STR(r.body, "GET|/c||");
+    resp_free(&r);
+    cl_close(b);
+    cl_close(c);
+}
+
+TEST(http_max_connections)
+{
+    tide_http_limits lim = { .max_header_bytes = 4096, .max_body_bytes = 1024,
+                             .read_timeout = 5, .idle_timeout = 5, .max_connections = 2 };
+    setup(&lim);
+    run_client(c_max_connections);
+    tide_http_stats st = stats();
+    teardown();
+    CHECK_EQ_INT(st.accepted, 3);
+}
+
+static void c_many(void)
+{
+    enum { N = 300 };
+    client *cs[N];
+    for (int i = 0; i < N; i++) {
+        cs[i] = cl_open();
+        CHECK(cs[i]);
+    }
+    for (int round = 0; round < 2; round++) {
+        for (int i = 0; i < N; i++)
+            CHECK_EQ_INT(cl_send(cs[i], GET("/m")), 0);
+        for (int i = 0; i < N; i++) {
+            response r;
+            CHECK_EQ_INT(cl_response(cs[i], &r), 0);
+            int ok = strcmp(r.body, "GET|/m||") == 0;
+            resp_free(&r);
+            CHECK(ok);
+        }
+    }
+    for (int i = 0; i < N; i++)
+        cl_close(cs[i]);
+}
+
+TEST(http_many_connections)
+{
+    setup(NULL);
+    run_client(c_many);
+    tide_http_stats st = stats();
+    teardown();
+    CHECK_EQ_INT(st.accepted, 300);
+    CHECK_EQ_INT(st.requests, 600);
+}
+
+static void c_stop(void)
+{
+    response r;
+    client *idle = cl_open(), *c = cl_open();
+    CHECK(idle && c);
+    EXPECT_ECHO(idle, GET("/i"), "GET|/i||");
+    CHECK_EQ_INT(cl_send(c, GET("/stop")), 0);
+    CHECK_EQ_INT(cl_response(c, &r), 0);
+    CHECK_STR(r.body, "stopping");
+    CHECK_STR(resp_header(&r, "connection"), "close");
+    resp_free(&r);
+    CHECK(cl_closed(c));
+    CHECK(cl_closed(idle));   /* idle keep-alive connections close right away */
+    cl_close(c);
+    cl_close(idle);
+    CHECK(cl_open() == NULL);   /* no longer listening */
+}
+
+TEST(http_stop_accepting)
+{
+    setup(NULL);
+    run_client(c_stop);
+    tide_http_stats st = stats();
+    teardown();
+    CHECK_EQ_INT(st.open, 0);
+}
+
+static void c_free_inside(void)
+{
+    client *a = cl_open(), *b = cl_open();
+    response r;
+    CHECK(a && b);
+    CHECK_EQ_INT(cl_send(a, GET("/slow")), 0);
+    sleep_ms(30);
+    CHECK_EQ_INT(cl_send(b, GET("/free")), 0);
+    if (cl_response(b, &r) == 0)   /* sent before the deferred teardown, or not at all */
+        resp_free(&r);
+    CHECK(cl_closed(a));
+    cl_close(a);
+    cl_close(b);
+}
+
+TEST(http_free_with_requests_in_flight)
+{
+    setup(NULL);
+    run_client(c_free_inside);
+    CHECK(srv == NULL);
+    teardown();   /* runs the loop: the aborted /slow is answered (freed) by its timer */
+    CHECK_EQ_INT(abort_count, 1);
+    CHECK_EQ_INT(slow_responded, 1);
+}
+
+static client *open_client;
+
+static void c_free_outside(void)
+{
+    client *a = cl_open();
+    CHECK(a);
+    CHECK_EQ_INT(cl_send(a, GET("/slow") GET("/queued")), 0);
+    sleep_ms(30);
+    cl_close(a);
+    a = cl_open();
+    CHECK(a);
+    CHECK_EQ_INT(cl_send(a, GET("/slow")), 0);
+    sleep_ms(30);
+    open_client = a;   /* left open: tide_http_free() in the test closes the server side */
+}
+
+TEST(http_free_aborts_in_flight)
+{
+    setup(NULL);
+    run_client(c_free_outside);
+    tide_http_free(srv);   /* from outside any callback: immediate */
+    srv = NULL;
+    int aborted = abort_count;
+    cl_close(open_client);
+    open_client = NULL;
+    teardown();
+    CHECK_EQ_INT(aborted, 2);
+    CHECK_EQ_INT(slow_responded, 2);
+}
+
+TEST(http_reason_phrases)
+{
+    CHECK_STR(tide_http_reason(200), "OK");
+    CHECK_STR(tide_http_reason(404), "Not Found");
+    CHECK_STR(tide_http_reason(413), "Payload Too Large");
+    CHECK_STR(tide_http_reason(431), "Request Header Fields Too Large");
+    CHECK_STR(tide_http_reason(503), "Service Unavailable");
+    CHECK_STR(tide_http_reason(299), "Unknown");
+}
+
+TEST(http_listen_errors)
+{
+    struct ev_loop *l = ev_loop_new(EVFLAG_AUTO);
+    tide_http_server *a = NULL, *b = (tide_http_server *)1;
+    CHECK_EQ_INT(tide_http_listen(l, "127.0.0.1", 0, NULL, handler, NULL, &a), 0);
+    int p = tide_http_port(a);
+    CHECK(p > 0);
+    CHECK_EQ_INT(tide_http_listen(l, "256.1.1.1", p, NULL, handler, NULL, &b), TIDE_EIO);
+    CHECK(b == NULL);
+    CHECK_EQ_INT(tide_http_listen(l, "127.0.0.1", 70000, NULL, handler, NULL, &b), TIDE_EINVAL);
+    CHECK_EQ_INT(tide_http_listen(l, "127.0.0.1", 0, NULL, NULL, NULL, &b), TIDE_EINVAL);
+    tide_http_free(a);
+    ev_loop_destroy(l);
+}
+
+TEST_LIST_BEGIN
+    TEST_ENTRY(http_simple_get)
+    TEST_ENTRY(http_keepalive_reuse)
+    TEST_ENTRY(http_pipelined_in_order)
+    TEST_ENTRY(http_pipelined_slow_first)
+    TEST_ENTRY(http_pipeline_flood_backpressure)
+    TEST_ENTRY(http_upgrade_declined)
+    TEST_ENTRY(http_accept_emfile_backoff)
+    TEST_ENTRY(http_post_content_length)
+    TEST_ENTRY(http_request_split_byte_by_byte)
+    TEST_ENTRY(http_chunked_body)
+    TEST_ENTRY(http_headers_too_large_431)
+    TEST_ENTRY(http_body_too_large_413)
+    TEST_ENTRY(http_read_timeout_408)
+    TEST_ENTRY(http_idle_timeout_closes)
+    TEST_ENTRY(http_garbage_400)
+    TEST_ENTRY(http_client_abort_calls_on_abort)
+    TEST_ENTRY(http_half_close_still_answers)
+    TEST_ENTRY(http_10_closes_by_default)
+    TEST_ENTRY(http_head_and_204_have_no_body)
+    TEST_ENTRY(http_headers_lowercased_and_extra)
+    TEST_ENTRY(http_expect_continue)
+    TEST_ENTRY(http_large_response_and_epipe)
+    TEST_ENTRY(http_max_connections)
+    TEST_ENTRY(http_many_connections)
+    TEST_ENTRY(http_stop_accepting)
+    TEST_ENTRY(http_free_with_requests_in_flight)
+    TEST_ENTRY(http_free_aborts_in_flight)
+    TEST_ENTRY(http_reason_phrases)
+    TEST_ENTRY(http_listen_errors)
+TEST_LIST_END
