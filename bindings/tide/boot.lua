@@ -1,0 +1,336 @@
+-- tide/boot.lua - the entry points the C core calls in a Lua state.
+--
+--   boot.load(module_names) -> number of routes (raises: the C side then rejects the bundle)
+--       Loads policies/routing.lua (checked: route() must answer every kind with a known
+--       upstream), then requires each script module and builds the route table. Names that
+--       start with "_" are libraries (scripts/_common.lua) and are skipped.
+--   boot.handle(req) -> status, body, headers
+--       req = {method, path, query_string, headers = {lowercase name = value}, body = string
+--       or nil, claims, role, id}. Runs inside the request's coroutine; never raises for
+--       anything a handler or a client does.
+--   boot.routes() -> sorted list of "METHOD /pattern (module)" for `tide check`.
+--
+-- What a handler sees: req.params (decoded path params), req.query (decoded query string,
+-- last value wins for repeated keys), req.body (decoded JSON, or nil), req.raw_body (the
+-- bytes), req.route (the pattern), plus method, path, headers, claims, role, id.
+-- What it returns: body[, status[, headers]].
+--   body table -> JSON (json.encode), json.raw(text) -> text verbatim, string -> sent as is
+--   (text/plain unless headers set a content-type), nil -> empty (status defaults to 204).
+--   nil, err where err is a db error table -> http.from_db_error(err).
+--   nil, "string" and Lua errors -> 500 {code = "TIDE_INTERNAL", details = "request <id>"}; the
+--   error and its traceback go to the log only.
+-- headers returned to C are read-only shared tables when the handler set none: C must not
+-- modify them.
+
+local router = require "tide.router"
+local json = require "tide.json"
+local http = require "tide.http"
+
+local type, tostring, pairs, pcall, xpcall, require = type, tostring, pairs, pcall, xpcall,
+    require
+local byte, find, gsub, lower, match, sub = string.byte, string.find, string.gsub,
+    string.lower, string.match, string.sub
+local traceback = debug.traceback
+local json_encode, json_decode, is_raw = json.encode, json.decode, json.is_raw
+local all_finite = json.all_finite
+local pct_decode = router.pct_decode
+
+local _M = {}
+
+local routes            -- the router built by load()
+local core
+
+local function get_core()
+    if core == nil then
+        core = require "tide.core"
+    end
+    return core
+end
+
+-- For unit specs only: replaces tide.core.
+function _M._set_core(fake)
+    core = fake
+end
+
+local function log(level, msg)
+    get_core().log(level, msg)
+end
+
+---------------------------------------------------------------------------------------------
+-- load
+
+local KINDS = { "select", "count", "vector_search", "insert", "update", "delete", "upsert",
+                "transaction", "sql", "rpc" }
+local MODES = { direct = true, session = true, transaction = true }
+
+local function check_policy(policy)
+    if type(policy) ~= "table" or type(policy.route) ~= "function" then
+        error("policies/routing.lua must return a table with a route(kind, table) function", 0)
+    end
+    for i = 1, #KINDS do
+        local up = policy.route(KINDS[i], nil)
+        if not MODES[up] then
+            error("policies/routing.lua: route(\"" .. KINDS[i] .. "\") returned " .. tostring(up) ..
+                  ", expected \"direct\", \"session\" or \"transaction\"", 0)
+        end
+    end
+    if type(policy.tables) == "table" then
+        for tbl in pairs(policy.tables) do
+            for i = 1, #KINDS do
+                local up = policy.route(KINDS[i], tbl)
+                if not MODES[up] then
+                    error("policies/routing.lua: route(\"" .. KINDS[i] .. "\", \"" ..
+                          tostring(tbl) .. "\") returned " .. tostring(up), 0)
+                end
+            end
+        end
+    end
+end
+
+-- Builds the route table from the named script modules. Raises on any problem.
+function _M.load(names)
+    if type(names) ~= "table" then
+        error("boot.load: expected a list of module names", 2)
+    end
+    check_policy(require "routing")
+    local r = router.new()
+    for i = 1, #names do
+        local name = names[i]
+        if type(name) ~= "string" or name == "" then
+            error("boot.load: module names must be strings", 2)
+        end
+        if byte(name, 1) ~= 95 then                         -- "_": a library
+            package.loaded[name] = nil
+            r:load(name, require(name))
+        end
+    end
+    routes = r
+    return #r.all
+end
+
+function _M.routes()
+    return routes and routes:list() or {}
+end
+
+---------------------------------------------------------------------------------------------
+-- handle
+
+local JSON_HEADERS = { ["content-type"] = "application/json" }
+local TEXT_HEADERS = { ["content-type"] = "text/plain; charset=utf-8" }
+local NO_HEADERS = {}
+
+local function error_response(status, code, message, details, headers)
+    local body = http.error(status, code, message, details)
+    return status, json_encode(body), headers or JSON_HEADERS
+end
+
+-- "a+b%20c" -> "a b c"; nil on a bad escape.
+local function form_decode(s)
+    if find(s, "+", 1, true) then
+        s = gsub(s, "%+", " ")
+    end
+    return pct_decode(s)
+end
+
+-- Returns the decoded query table, or nil on a malformed escape.
+local function parse_query(qs)
+    local q = {}
+    if qs == nil or qs == "" then
+        return q
+    end
+    local pos, len = 1, #qs
+    while pos <= len do
+        local amp = find(qs, "&", pos, true)
+        local part = sub(qs, pos, (amp or 0) - 1)
+        if part ~= "" then
+            local eq = find(part, "=", 1, true)
+            local k, v
+            if eq then
+                k, v = form_decode(sub(part, 1, eq - 1)), form_decode(sub(part, eq + 1))
+            else
+                k, v = form_decode(part), ""
+            end
+            if k == nil or v == nil then
+                return nil
+            end
+            if k ~= "" then
+                q[k] = v
+            end
+        end
+        if not amp then
+            break
+        end
+        pos = amp + 1
+    end
+    return q
+end
+_M._parse_query = parse_query
+
+local ct_memo, ct_memo_size = {}, 0
+
+-- True for application/json and application/*+json (parameters such as charset ignored).
+local function is_json_type(ct)
+    local r = ct_memo[ct]
+    if r == nil then
+        local base = lower(match(ct, "^%s*([^;%s]*)") or "")
+        r = base == "application/json" or find(base, "^application/[^/]+%+json$") ~= nil
+        if ct_memo_size >= 64 then
+            ct_memo, ct_memo_size = {}, 0
+        end
+        ct_memo[ct] = r
+        ct_memo_size = ct_memo_size + 1
+    end
+    return r
+end
+
+local function on_error(e)
+    if type(e) == "table" then
+        local ok, text = pcall(json_encode, e)
+        e = ok and text or tostring(e)
+    end
+    return traceback(tostring(e), 2)
+end
+
+local function one_line(s)
+    return (gsub(s, "\n%s*", " | "))
+end
+
+local function internal(req, what)
+    local id = req.id
+    log("error", "request " .. tostring(id) .. " " .. tostring(req.method) .. " " ..
+        tostring(req.route) .. ": " .. one_line(what))
+    return error_response(500, "TIDE_INTERNAL", "internal error",
+                          id ~= nil and ("request " .. tostring(id)) or nil)
+end
+
+-- Returns headers with a content-type (the handler's own headers copied, never modified).
+local function with_type(headers, dflt)
+    if headers == nil then
+        return dflt
+    end
+    local out, has_type = {}, false
+    for k, v in pairs(headers) do
+        if type(k) ~= "string" then
+            return nil
+        end
+        local tv = type(v)
+        if tv == "number" then
+            v = tostring(v)
+        elseif tv ~= "string" then
+            return nil
+        end
+        if lower(k) == "content-type" then
+            has_type = true
+        end
+        out[k] = v
+    end
+    if not has_type and dflt ~= NO_HEADERS then
+        out["content-type"] = dflt["content-type"]
+    end
+    return out
+end
+
+-- Turns a handler's return values into status, body, headers.
+local function respond(req, body, status, headers)
+    if body == nil then
+        if type(status) == "table" then
+            local b, s = http.from_db_error(status)
+            return s, json_encode(b), JSON_HEADERS
+        elseif type(status) == "string" then
+            return internal(req, "handler returned nil, \"" .. status .. "\"")
+        elseif status == nil then
+            status = 204
+        end
+    end
+    if status == nil then
+        status = 200
+    elseif type(status) ~= "number" or status % 1 ~= 0 or status < 100 or status > 599 then
+        return internal(req, "handler returned an invalid status: " .. tostring(status))
+    end
+    if headers ~= nil and type(headers) ~= "table" then
+        return internal(req, "handler returned headers of type " .. type(headers))
+    end
+    if body == nil or status == 204 or status == 304 or status < 200 then
+        local h = with_type(headers, NO_HEADERS)
+        if h == nil then
+            return internal(req, "handler returned invalid headers")
+        end
+        return status, "", h
+    end
+    local text, dflt
+    local tb = type(body)
+    if tb == "string" then
+        text, dflt = body, TEXT_HEADERS
+    elseif tb == "table" and is_raw(body) then
+        text, dflt = body.text, JSON_HEADERS
+    else
+        local ok, encoded = pcall(json_encode, body)
+        if not ok then
+            return internal(req, "cannot encode the response: " .. tostring(encoded))
+        end
+        text, dflt = encoded, JSON_HEADERS
+    end
+    local h = with_type(headers, dflt)
+    if h == nil then
+        return internal(req, "handler returned invalid headers")
+    end
+    return status, text, h
+end
+
+-- Handles one request (see the top of this file).
+function _M.handle(req)
+    local r = routes
+    if r == nil then
+        return error_response(503, "TIDE_NOT_READY", "no scripts loaded")
+    end
+    local method, path = req.method, req.path
+    local handler, params, route = r:match(method, path)
+    if not handler then
+        if params == 405 then
+            return error_response(405, "TIDE_METHOD_NOT_ALLOWED",
+                                  "method " .. tostring(method) .. " not allowed on " ..
+                                  tostring(path), nil,
+                                  { ["content-type"] = "application/json", allow = route })
+        elseif params == 400 then
+            return error_response(400, "TIDE_INVALID_PATH", "malformed percent-encoding in path")
+        end
+        return error_response(404, "TIDE_NOT_FOUND", "no route for " .. tostring(method) ..
+                              " " .. tostring(path))
+    end
+    req.params = params
+    req.route = route.pattern
+
+    local query = parse_query(req.query_string)
+    if query == nil then
+        return error_response(400, "TIDE_INVALID_QUERY", "malformed percent-encoding in query")
+    end
+    req.query = query
+
+    local raw = req.body
+    req.raw_body = raw
+    if raw ~= nil and raw ~= "" then
+        local ct = req.headers and req.headers["content-type"]
+        if ct ~= nil and not is_json_type(ct) then
+            return error_response(415, "TIDE_UNSUPPORTED_MEDIA_TYPE",
+                                  "request bodies must be application/json")
+        end
+        local v, err = json_decode(raw)
+        if v == nil then
+            return error_response(400, "TIDE_INVALID_JSON", err)
+        end
+        if not all_finite(v) then
+            return error_response(400, "TIDE_INVALID_JSON", "invalid JSON: number out of range")
+        end
+        req.body = v
+    else
+        req.body = nil
+    end
+
+    local ok, body, status, headers = xpcall(handler, on_error, req)
+    if not ok then
+        return internal(req, body)
+    end
+    return respond(req, body, status, headers)
+end
+
+return _M

@@ -1,0 +1,476 @@
+-- tide/db.lua - the database API script authors write against (DESIGN.md "Lua API").
+--
+--   db.select(tbl, {columns, filters, order, limit, offset, single, raw, cache, mode, as})
+--   db.count(tbl, {filters, cache, mode, as})                          -> number
+--   db.insert(tbl, row_or_rows, {columns, single, raw, mode, as})
+--   db.upsert(tbl, row_or_rows, {on_conflict = "a,b", ignore, columns, single, raw, mode, as})
+--   db.update(tbl, patch, {filters, all, columns, single, raw, mode, as})
+--   db.delete(tbl, {filters, all, columns, single, raw, mode, as})
+--   db.vector_search(tbl, column, vector, {limit = 10, threshold, metric = "cosine"|"l2"|"ip",
+--                    filters, columns, raw, cache, mode, as})
+--   db.rpc(fn, args, {raw, mode, as})      -> the function's value (array for set-returning)
+--   db.sql(text, params, {mode, as})       -> rows, result     (the text runs as is)
+--   db.transaction(fn, {mode, as})         -> fn's results     (fn(tx); tx has this API)
+--
+-- Results: reads and writes return an array of rows (tagged json.array_mt, so [] stays []);
+-- `columns` on a write is its RETURNING list (default *). single = true returns one row, or
+-- nil, TIDE_NOT_FOUND (404) when there is none, or nil, TIDE_MULTIPLE_ROWS (406) when there
+-- are more (a single-row write that matches several rows is rolled back). raw = true returns
+-- json.raw(text): Postgres' JSON untouched, for handlers that return rows as they are.
+--
+-- Errors: misuse (wrong types, unknown option keys, bad filters, a write without filters and
+-- without all = true, a bad mode) raises a Lua error at the caller's line. Failures return
+-- nil, err with err = {code, message, details, hint, status} from tide.core, passed through.
+--
+-- Routing: opts.mode ("direct", "session", "transaction") wins; otherwise
+-- policies/routing.lua's route(kind, tbl) decides. as = "service" runs the call as
+-- service_role (bypasses RLS); every such call is logged at info level.
+--
+-- cache = <seconds or true> is handed to tide.core (which owns the cache); it is ignored
+-- inside a transaction. Unit tests replace tide.core with db._set_core(fake).
+
+local builder = require "tide.builder"
+local json = require "tide.json"
+local errors = require "tide.errors"
+
+local type, pairs, next, tostring, tonumber, select = type, pairs, next, tostring, tonumber,
+    select
+local setmetatable, getmetatable = setmetatable, getmetatable
+local xpcall, unpack = xpcall, unpack or table.unpack
+local traceback = debug.traceback
+local running = coroutine.running
+local find = string.find
+local misuse = errors.misuse
+local json_decode, json_raw = json.decode, json.raw
+local array_mt, null = json.array_mt, json.null
+
+local _M = {}
+
+local core          -- tide.core, required on first use (or set by _set_core)
+local routing       -- policies/routing.lua
+
+local MODES = { direct = true, session = true, transaction = true }
+
+local function get_core()
+    if core == nil then
+        core = require "tide.core"
+    end
+    return core
+end
+
+-- For unit specs only: replaces tide.core (pass nil to go back to the real one).
+function _M._set_core(fake)
+    core = fake
+end
+
+local function get_routing()
+    if routing == nil then
+        routing = require "routing"
+    end
+    return routing
+end
+
+---------------------------------------------------------------------------------------------
+-- option checking
+
+local function keyset(list)
+    local s = {}
+    for i = 1, #list do s[list[i]] = true end
+    return s
+end
+
+local COMMON = { "mode", "as" }
+local function allowed(...)
+    local list = { ... }
+    for i = 1, #COMMON do list[#list + 1] = COMMON[i] end
+    return keyset(list)
+end
+
+local OPTS = {
+    select = allowed("columns", "filters", "order", "limit", "offset", "single", "raw", "cache"),
+    count = allowed("filters", "cache"),
+    insert = allowed("columns", "single", "raw"),
+    upsert = allowed("columns", "single", "raw", "on_conflict", "ignore"),
+    update = allowed("columns", "single", "raw", "filters", "all"),
+    delete = allowed("columns", "single", "raw", "filters", "all"),
+    vector_search = allowed("columns", "raw", "filters", "limit", "threshold", "metric", "cache"),
+    rpc = allowed("raw"),
+    sql = allowed(),
+    transaction = allowed(),
+}
+
+local EMPTY = setmetatable({}, { __newindex = function() error("read-only table", 2) end })
+
+-- Returns opts (or an empty table) after checking its keys against kind's allowed set.
+local function check_opts(kind, opts)
+    if opts == nil then
+        return EMPTY
+    end
+    if type(opts) ~= "table" then
+        misuse("db." .. kind .. ": options must be a table, got " .. type(opts))
+    end
+    local ok = OPTS[kind]
+    for k in pairs(opts) do
+        if not ok[k] then
+            misuse("db." .. kind .. ": unknown option '" .. tostring(k) .. "'")
+        end
+    end
+    local as = opts.as
+    if as ~= nil and as ~= "service" then
+        misuse("db." .. kind .. ": as must be \"service\" (or absent)")
+    end
+    return opts
+end
+
+-- Returns the upstream for a call outside a transaction.
+local function upstream_for(kind, tbl, mode)
+    if mode ~= nil then
+        if not MODES[mode] then
+            misuse("db." .. kind .. ": mode must be \"direct\", \"session\" or \"transaction\"")
+        end
+        return mode
+    end
+    local up = get_routing().route(kind, tbl)
+    if not MODES[up] then
+        error("policies/routing.lua: route(" .. tostring(kind) .. ", " .. tostring(tbl) ..
+              ") returned " .. tostring(up) .. ", expected direct, session or transaction", 0)
+    end
+    return up
+end
+
+-- tide.core prefixes log lines with the request id.
+local function log_service(kind, tbl)
+    get_core().log("info", "as=service db." .. kind .. " " .. tostring(tbl or "-"))
+end
+
+---------------------------------------------------------------------------------------------
+-- running statements
+
+-- ctx is nil outside a transaction, else the transaction state {handle, upstream, open}.
+-- Returns core.query's result or nil, err.
+local function run(ctx, kind, tbl, opts, sql, params, as_json)
+    local q = { json = as_json or nil, kind = kind, table = tbl }
+    local upstream
+    if ctx then
+        if not ctx.open then
+            misuse("db." .. kind .. ": the transaction is already finished")
+        end
+        if opts.mode ~= nil then
+            misuse("db." .. kind .. ": mode cannot be set inside a transaction")
+        end
+        if opts.as ~= nil then
+            misuse("db." .. kind .. ": set as = \"service\" on db.transaction instead")
+        end
+        upstream = ctx.upstream
+        q.tx = ctx.handle
+    else
+        upstream = upstream_for(kind, tbl, opts.mode)
+        if opts.as == "service" then
+            q.as_service = true
+            log_service(kind, tbl)
+        end
+        q.cache = opts.cache
+    end
+    return get_core().query(upstream, sql, params, q)
+end
+
+local function not_found(tbl)
+    return errors.new("TIDE_NOT_FOUND", 404, "no matching row" .. (tbl and (" in " .. tbl) or ""))
+end
+
+local function multiple(tbl)
+    return errors.new("TIDE_MULTIPLE_ROWS", 406, "more than one row matched a single-row request" ..
+                      (tbl and (" on " .. tbl) or ""))
+end
+
+-- Turns the json cell of a wrapped statement into the caller's result. list: the cell is a
+-- JSON array of rows (tagged json.array_mt after decoding).
+local function result(text, err, opts, tbl, list)
+    if text == nil then
+        if err == nil then
+            -- tide.core answers nil for an SQL NULL cell; the wrappers never produce one.
+            return nil, errors.new("TIDE_BAD_RESULT", 500, "the statement returned no JSON")
+        end
+        if opts.single and type(err) == "table" and err.code == "22P02" and
+           type(err.message) == "string" and find(err.message, "tide: single-row", 1, true) then
+            return nil, multiple(tbl)
+        end
+        return nil, err
+    end
+    if type(text) ~= "string" then
+        return nil, errors.new("TIDE_BAD_RESULT", 500, "tide.core returned a " .. type(text) ..
+                               " for a json statement")
+    end
+    if opts.single then
+        if text == "" then
+            return nil, not_found(tbl)
+        elseif text == "*" then
+            return nil, multiple(tbl)
+        end
+    end
+    if opts.raw then
+        return json_raw(text)
+    end
+    local v, derr = json_decode(text)
+    if v == nil then
+        return nil, errors.new("TIDE_BAD_RESULT", 500, derr)
+    end
+    if list and not opts.single and type(v) == "table" and getmetatable(v) == nil then
+        setmetatable(v, array_mt)
+    end
+    return v
+end
+
+local function check_table_name(kind, tbl)
+    if type(tbl) ~= "string" then
+        misuse("db." .. kind .. ": table name must be a string, got " .. type(tbl))
+    end
+end
+
+-- A single row (table with string keys) becomes {row}; a list stays; {} is refused.
+local function as_rows(kind, v)
+    if type(v) ~= "table" then
+        misuse("db." .. kind .. ": expected a row or a list of rows, got " .. type(v))
+    end
+    if v[1] ~= nil or getmetatable(v) == array_mt then
+        return v
+    end
+    if next(v) == nil then
+        misuse("db." .. kind .. ": nothing to write ({}); pass a row, a list of rows, or " ..
+               "json.array{} for an empty list")
+    end
+    return { v }
+end
+
+---------------------------------------------------------------------------------------------
+-- the operations (ctx first; exported without it below)
+
+local ops = {}
+
+function ops.select(ctx, tbl, opts)
+    check_table_name("select", tbl)
+    opts = check_opts("select", opts)
+    local sql, params = builder.select(tbl, opts)
+    local text, err = run(ctx, "select", tbl, opts, sql, params, true)
+    return result(text, err, opts, tbl, true)
+end
+
+function ops.count(ctx, tbl, opts)
+    check_table_name("count", tbl)
+    opts = check_opts("count", opts)
+    local sql, params = builder.count(tbl, opts)
+    local res, err = run(ctx, "count", tbl, opts, sql, params, false)
+    if not res then
+        return nil, err
+    end
+    local row = type(res) == "table" and type(res.rows) == "table" and res.rows[1]
+    local n = row and tonumber(row.count)
+    if n == nil then
+        return nil, errors.new("TIDE_BAD_RESULT", 500, "count returned no number")
+    end
+    return n
+end
+
+local function write(ctx, kind, tbl, opts, sql, params)
+    local text, err = run(ctx, kind, tbl, opts, sql, params, true)
+    return result(text, err, opts, tbl, true)
+end
+
+function ops.insert(ctx, tbl, rows, opts)
+    check_table_name("insert", tbl)
+    opts = check_opts("insert", opts)
+    rows = as_rows("insert", rows)
+    if rows[1] == nil then
+        return setmetatable({}, array_mt)
+    end
+    local sql, params = builder.insert(tbl, rows, opts)
+    return write(ctx, "insert", tbl, opts, sql, params)
+end
+
+function ops.upsert(ctx, tbl, rows, opts)
+    check_table_name("upsert", tbl)
+    opts = check_opts("upsert", opts)
+    rows = as_rows("upsert", rows)
+    if rows[1] == nil then
+        return setmetatable({}, array_mt)
+    end
+    local sql, params = builder.upsert(tbl, rows, opts)
+    return write(ctx, "upsert", tbl, opts, sql, params)
+end
+
+function ops.update(ctx, tbl, patch, opts)
+    check_table_name("update", tbl)
+    opts = check_opts("update", opts)
+    local sql, params = builder.update(tbl, patch, opts)
+    return write(ctx, "update", tbl, opts, sql, params)
+end
+
+function ops.delete(ctx, tbl, opts)
+    check_table_name("delete", tbl)
+    opts = check_opts("delete", opts)
+    local sql, params = builder.delete(tbl, opts)
+    return write(ctx, "delete", tbl, opts, sql, params)
+end
+
+function ops.vector_search(ctx, tbl, column, vec, opts)
+    check_table_name("vector_search", tbl)
+    opts = check_opts("vector_search", opts)
+    local sql, params = builder.vector_search(tbl, column, vec, opts)
+    local text, err = run(ctx, "vector_search", tbl, opts, sql, params, true)
+    return result(text, err, opts, tbl, true)
+end
+
+-- The value may be json.null (a void function, or NULL).
+function ops.rpc(ctx, fn, args, opts)
+    if type(fn) ~= "string" then
+        misuse("db.rpc: function name must be a string, got " .. type(fn))
+    end
+    opts = check_opts("rpc", opts)
+    local sql, params = builder.rpc(fn, args)
+    local text, err = run(ctx, "rpc", fn, opts, sql, params, true)
+    return result(text, err, opts, fn, false)
+end
+
+function ops.sql(ctx, text, params, opts)
+    if type(text) ~= "string" then
+        misuse("db.sql: statement must be a string, got " .. type(text))
+    end
+    opts = check_opts("sql", opts)
+    local p = { n = 0 }
+    if params ~= nil then
+        if type(params) ~= "table" then
+            misuse("db.sql: params must be a list, got " .. type(params))
+        end
+        local n = params.n or #params
+        for i = 1, n do
+            local v = params[i]
+            if v == nil then
+                v = null
+            end
+            p[i] = builder.param_value(v, "db.sql parameter " .. i)
+        end
+        p.n = n
+    end
+    local res, err = run(ctx, "sql", nil, opts, text, p, false)
+    if not res then
+        return nil, err
+    end
+    return res.rows, res
+end
+
+---------------------------------------------------------------------------------------------
+-- transactions
+
+local active = setmetatable({}, { __mode = "k" })  -- coroutine -> open transaction
+
+local NAMES = { "select", "count", "insert", "upsert", "update", "delete", "vector_search",
+                "rpc", "sql" }
+
+-- Returns the tx object handed to fn: the db API bound to ctx. Works with tx.select(...) and
+-- tx:select(...).
+local function new_tx(ctx)
+    local tx = {}
+    for i = 1, #NAMES do
+        local op = ops[NAMES[i]]
+        tx[NAMES[i]] = function(a, ...)
+            if a == tx then
+                return op(ctx, ...)
+            end
+            return op(ctx, a, ...)
+        end
+    end
+    tx.transaction = function()
+        misuse("db.transaction: nested transactions are not supported")
+    end
+    return tx
+end
+
+local function on_error(e)
+    if type(e) == "table" then
+        return e
+    end
+    return traceback(tostring(e), 2)
+end
+
+local function pack(...)
+    return { n = select("#", ...), ... }
+end
+
+-- Runs fn(tx) in one transaction on one connection: BEGIN (with the request's claims and
+-- role), fn, then COMMIT when fn returns normally and not (nil|false, err); ROLLBACK when
+-- fn returns nil|false plus an error, or raises. Returns fn's results (true if it returned
+-- none), or nil, err: fn's err, the COMMIT failure, or TIDE_INTERNAL (500) for a Lua error
+-- in fn (its traceback goes to the log, not to the caller). An error raised as a table with
+-- a code (error(err)) is returned as that table.
+function _M.transaction(fn, opts)
+    if type(fn) ~= "function" then
+        misuse("db.transaction: expected a function, got " .. type(fn))
+    end
+    opts = check_opts("transaction", opts)
+    local co = running() or "main"
+    if active[co] then
+        misuse("db.transaction: nested transactions are not supported")
+    end
+    local upstream = upstream_for("transaction", nil, opts.mode)
+    local c = get_core()
+    local as_service = opts.as == "service"
+    if as_service then
+        log_service("transaction", nil)
+    end
+    -- tide.core keeps the open transaction on the request (one at a time): tx_begin returns
+    -- a truthy handle, queries pass tx = handle, tx_end(commit) closes it.
+    local handle, err = c.tx_begin(upstream, as_service)
+    if not handle then
+        return nil, err
+    end
+    local ctx = { handle = handle, upstream = upstream, open = true }
+    active[co] = ctx
+    local r = pack(xpcall(fn, on_error, new_tx(ctx)))
+    active[co] = nil
+    ctx.open = false
+
+    if r[1] and not (not r[2] and r.n >= 3 and r[3] ~= nil) then
+        local ok, cerr = c.tx_end(true)
+        if not ok then
+            return nil, cerr
+        end
+        if r.n == 1 then
+            return true
+        end
+        return unpack(r, 2, r.n)
+    end
+
+    local ok, rerr = c.tx_end(false)
+    if not ok then
+        c.log("warn", "transaction rollback failed: " ..
+              tostring(type(rerr) == "table" and rerr.message or rerr))
+    end
+    if r[1] then
+        return nil, r[3]                -- fn returned nil|false, err
+    end
+    local e = r[2]
+    if type(e) == "table" and e.code ~= nil then
+        return nil, e
+    end
+    local rid = c.request_id and c.request_id() or nil
+    c.log("error", "transaction rolled back after a Lua error: " .. tostring(e))
+    return nil, errors.new("TIDE_INTERNAL", 500, "internal error",
+                           rid and ("request " .. tostring(rid)) or nil)
+end
+
+---------------------------------------------------------------------------------------------
+-- public functions (no ctx)
+
+_M.select = function(tbl, opts) return ops.select(nil, tbl, opts) end
+_M.count = function(tbl, opts) return ops.count(nil, tbl, opts) end
+_M.insert = function(tbl, rows, opts) return ops.insert(nil, tbl, rows, opts) end
+_M.upsert = function(tbl, rows, opts) return ops.upsert(nil, tbl, rows, opts) end
+_M.update = function(tbl, patch, opts) return ops.update(nil, tbl, patch, opts) end
+_M.delete = function(tbl, opts) return ops.delete(nil, tbl, opts) end
+_M.vector_search = function(tbl, column, vec, opts)
+    return ops.vector_search(nil, tbl, column, vec, opts)
+end
+_M.rpc = function(fn, args, opts) return ops.rpc(nil, fn, args, opts) end
+_M.sql = function(text, params, opts) return ops.sql(nil, text, params, opts) end
+
+return _M

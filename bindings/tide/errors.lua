@@ -1,0 +1,48 @@
+-- tide/errors.lua - shared error helpers for the Lua half of the runtime.
+--
+-- Two kinds of failure (see STYLE.md):
+--   * misuse (a bug in the calling script: wrong argument type, unknown option, bad filter)
+--     raises a Lua error. errors.misuse(msg) blames the first stack frame OUTSIDE
+--     bindings/tide/*.lua, so the position in the message is the script author's line, not a
+--     line deep inside the builder;
+--   * operational failure returns `nil, err` with err = {code, message, details, hint, status};
+--     errors.new() builds such a table.
+
+local getinfo = debug.getinfo
+local error, find, type = error, string.find, type
+
+local _M = {}
+
+-- True when a chunk source belongs to this directory (bindings/tide/*.lua).
+local function internal(source)
+    return type(source) == "string" and find(source, "[/\\]tide[/\\][%w_]+%.lua$") ~= nil
+        or source == "=[C]"
+end
+
+-- Raises msg as a Lua error positioned at the first caller outside tide's own Lua modules.
+-- Never returns.
+function _M.misuse(msg)
+    local level = 2
+    while true do
+        local info = getinfo(level, "S")
+        if info == nil then
+            -- Only tide frames on the stack (e.g. a unit test calling an internal helper):
+            -- report without a position rather than a misleading one.
+            error(msg, 0)
+        end
+        if not internal(info.source) then
+            break
+        end
+        level = level + 1
+    end
+    -- error()'s level counts from the function that calls error: this one is level 1 and
+    -- getinfo's `level` above counted the same way.
+    error(msg, level)
+end
+
+-- Returns an operational error table. details and hint may be nil.
+function _M.new(code, status, message, details, hint)
+    return { code = code, status = status, message = message, details = details, hint = hint }
+end
+
+return _M

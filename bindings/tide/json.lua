@@ -1,0 +1,463 @@
+-- tide/json.lua - JSON for tide: decode on lua-cjson, encode in Lua with cjson's C string
+-- escaper. lua-cjson here is plain 2.1.0 (no empty_array / array_mt), so this module adds the
+-- two things tide needs on top of it:
+--   * empty JSON arrays survive a round trip: decode tags them with json.array_mt, and encode
+--     writes a table carrying json.array_mt as an array even when it is empty;
+--   * json.raw(text) fragments (Postgres' own JSON, passed through untouched) are written
+--     verbatim by encode.
+--
+-- decode(text)      -> value | nil, err   invalid JSON, NaN/Infinity tokens and nesting deeper
+--                                         than 1000 levels (cjson's default) are errors, not
+--                                         throws. Empty arrays carry json.array_mt. JSON null
+--                                         decodes to json.null. Integers beyond 2^53 lose
+--                                         precision (Lua numbers are doubles); numbers beyond
+--                                         the double range become +-inf (all_finite(v) checks).
+-- all_finite(v)     -> bool               false if a number in v is infinite or NaN
+-- encode(value)     -> string             raises on values JSON cannot carry (see below).
+-- null              the null sentinel (== cjson.null == tide.core's null, lightuserdata NULL)
+-- array(t)          sets json.array_mt on t (returns t; a json.raw fragment is returned as is)
+-- raw(text)         a fragment encode writes verbatim: {text = text} with json.raw_mt
+-- is_raw(v)         true for json.raw fragments
+-- array_mt, raw_mt  the metatables
+--
+-- encode rules:
+--   * a table with json.array_mt -> array of t[1..#t] (other keys ignored, holes are an error);
+--   * a plain table whose keys are exactly 1..n (n >= 1) -> array;
+--   * an empty plain table -> {} ; any other table must have only string keys -> object.
+--     Sparse arrays and mixed tables ({1, 2, x = 3}, {[5] = "a"}) are an error, never guessed;
+--   * strings are escaped by cjson (C speed); "/" is left unescaped;
+--   * integral numbers with |n| < 2^53 are written as integers ("%d", never an exponent);
+--     other numbers use the first of %.14g / %.16g / %.17g that reads back exactly. NaN and
+--     infinities are an error;
+--   * json.null -> null; booleans; any other type (function, userdata, cdata) is an error;
+--   * nesting deeper than 1000 levels is an error, which is also how a reference cycle ends.
+-- Object keys are written in pairs() order (not sorted).
+
+local cjson_base = require "cjson"
+local errors = require "tide.errors"
+
+local cjson = cjson_base.new()        -- private instance: our settings do not leak to others
+cjson.decode_invalid_numbers(false)   -- reject NaN, Infinity, hex numbers
+cjson.decode_max_depth(1000)
+cjson.encode_invalid_numbers(false)
+
+local cjson_decode, cjson_encode = cjson.decode, cjson.encode
+local type, pairs, next, pcall, tonumber = type, pairs, next, pcall, tonumber
+local setmetatable, getmetatable = setmetatable, getmetatable
+local byte, find, format, gsub = string.byte, string.find, string.format, string.gsub
+local concat = table.concat
+local huge = math.huge
+local misuse = errors.misuse
+
+local MAX_DEPTH = 1000
+local MAX_SAFE_INT = 9007199254740992   -- 2^53
+
+local _M = {}
+
+local null = cjson_base.null
+local array_mt = { __name = "tide.json.array" }
+local raw_mt = { __name = "tide.json.raw" }
+
+_M.null = null
+_M.array_mt = array_mt
+_M.raw_mt = raw_mt
+_M.MAX_DEPTH = MAX_DEPTH
+
+-- Marks t as a JSON array (kept as [] when empty). Returns t.
+function _M.array(t)
+    if t == nil then
+        return setmetatable({}, array_mt)
+    end
+    if type(t) ~= "table" then
+        misuse("json.array: expected a table, got " .. type(t))
+    end
+    local mt = getmetatable(t)
+    if mt == raw_mt then
+        return t            -- already JSON text; leave it alone
+    end
+    if mt ~= nil and mt ~= array_mt then
+        misuse("json.array: the table already has a metatable")
+    end
+    return setmetatable(t, array_mt)
+end
+
+-- Returns a fragment that encode writes verbatim. The caller vouches that text is JSON.
+function _M.raw(text)
+    if type(text) ~= "string" then
+        misuse("json.raw: expected a string, got " .. type(text))
+    end
+    return setmetatable({ text = text }, raw_mt)
+end
+
+function _M.is_raw(v)
+    return type(v) == "table" and getmetatable(v) == raw_mt
+end
+
+---------------------------------------------------------------------------------------------
+-- decode
+
+-- True when s contains "[" followed by optional JSON whitespace and "]" anywhere (possibly
+-- inside a string: then the slow path runs for nothing, which is only slower, not wrong).
+local function has_empty_array(s)
+    local i = find(s, "[", 1, true)
+    while i do
+        local j = i + 1
+        local c = byte(s, j)
+        while c == 32 or c == 10 or c == 13 or c == 9 do
+            j = j + 1
+            c = byte(s, j)
+        end
+        if c == 93 then
+            return true
+        end
+        i = find(s, "[", j, true)
+    end
+    return false
+end
+
+-- Index just past the string token that opens at i (s:sub(i, i) == '"').
+local function string_end(s, i)
+    local j = i + 1
+    while true do
+        local k = find(s, '["\\]', j)
+        if k == nil then
+            return #s + 1       -- unterminated; cannot happen after a successful cjson decode
+        end
+        if byte(s, k) == 34 then
+            return k + 1
+        end
+        j = k + 2               -- skip the escaped character
+    end
+end
+
+-- Index of the first non-whitespace byte at or after i.
+local function skip_ws(s, i)
+    local c = byte(s, i)
+    while c == 32 or c == 10 or c == 13 or c == 9 do
+        i = i + 1
+        c = byte(s, i)
+    end
+    return i, c
+end
+
+-- Scans valid JSON text and returns, in document order, the paths of its empty containers:
+-- { {is_array = bool, key1, key2, ...}, ... } where keys are object keys (strings) and
+-- 1-based array indexes. Both [] and {} are recorded so that duplicate object keys resolve
+-- the way cjson resolves them (the last one wins).
+local function empty_containers(s)
+    local found, nfound = {}, 0
+    local keys, is_arr = {}, {}         -- per depth: current key or index; container kind
+    local depth = 0
+    local expect_key = false
+    local i = 1
+    while true do
+        i = find(s, '[%[%]{}",]', i)
+        if i == nil then
+            break
+        end
+        local c = byte(s, i)
+        if c == 34 then                                     -- "
+            local e = string_end(s, i)
+            if expect_key then
+                keys[depth] = cjson_decode(s:sub(i, e - 1))
+                expect_key = false
+            end
+            i = e
+        elseif c == 91 or c == 123 then                     -- [ {
+            local j, nc = skip_ws(s, i + 1)
+            if nc == 93 or nc == 125 then                   -- empty: ] or }
+                local path = { is_array = (c == 91) }
+                for d = 1, depth do
+                    path[d] = keys[d]
+                end
+                nfound = nfound + 1
+                found[nfound] = path
+                i = j + 1
+            else
+                depth = depth + 1
+                if c == 91 then
+                    is_arr[depth] = true
+                    keys[depth] = 1
+                else
+                    is_arr[depth] = false
+                    keys[depth] = nil
+                    expect_key = true
+                end
+                i = i + 1
+            end
+        elseif c == 44 then                                 -- ,
+            if is_arr[depth] then
+                keys[depth] = keys[depth] + 1
+            else
+                expect_key = true
+            end
+            i = i + 1
+        else                                                -- ] }
+            depth = depth - 1
+            i = i + 1
+        end
+    end
+    return found, nfound
+end
+
+local function tag_empty_arrays(s, root)
+    local found, nfound = empty_containers(s)
+    for f = 1, nfound do
+        local path = found[f]
+        local node = root
+        for d = 1, #path do
+            if type(node) ~= "table" then
+                node = nil
+                break
+            end
+            node = node[path[d]]
+        end
+        if type(node) == "table" and next(node) == nil then
+            setmetatable(node, path.is_array and array_mt or nil)
+        end
+    end
+    return root
+end
+
+-- True when no number inside v (a decoded value) is infinite. cjson turns numbers beyond the
+-- double range (1e400) into +-inf; boot.handle rejects such request bodies with this check
+-- (about 0.1 us per value, so results from Postgres are not checked).
+function _M.all_finite(v)
+    local tv = type(v)
+    if tv == "number" then
+        return v == v and v ~= huge and v ~= -huge
+    elseif tv == "table" then
+        for _, x in pairs(v) do
+            local tx = type(x)
+            if tx == "number" then
+                if x ~= x or x == huge or x == -huge then
+                    return false
+                end
+            elseif tx == "table" and not _M.all_finite(x) then
+                return false
+            end
+        end
+    end
+    return true
+end
+
+-- Decodes JSON text. Returns the value, or nil and an error message.
+function _M.decode(s)
+    if type(s) ~= "string" then
+        misuse("json.decode: expected a string, got " .. type(s))
+    end
+    local ok, v = pcall(cjson_decode, s)
+    if not ok then
+        return nil, "invalid JSON: " .. (type(v) == "string" and v or "decode failed")
+    end
+    if type(v) == "table" and has_empty_array(s) then
+        return tag_empty_arrays(s, v)
+    end
+    return v
+end
+
+---------------------------------------------------------------------------------------------
+-- encode
+
+-- The output buffer is shared by all calls (encode never yields and is not re-entered).
+local buf = {}
+local n = 0
+
+-- Encoded object keys ('"name":'), bounded so that arbitrary client keys cannot grow it.
+local key_cache, key_cache_size = {}, 0
+
+local function encode_string(s)
+    local e = cjson_encode(s)
+    if find(s, "/", 1, true) then
+        -- cjson writes "/" as "\/". Every "\" directly before "/" in cjson's output is that
+        -- escape (a literal backslash is written "\\" and never followed by a bare "/").
+        e = gsub(e, "\\/", "/")
+    end
+    return e
+end
+
+local function encode_key(k)
+    local e = key_cache[k]
+    if e == nil then
+        e = encode_string(k) .. ":"
+        if key_cache_size >= 4096 then
+            key_cache, key_cache_size = {}, 0
+        end
+        key_cache[k] = e
+        key_cache_size = key_cache_size + 1
+    end
+    return e
+end
+
+local function x_is_plain_int(x)
+    -- cjson prints integers below 1e14 exactly (%.14g); above that it switches to exponents.
+    return x % 1 == 0 and x > -1e14 and x < 1e14
+end
+
+local function encode_number(x)
+    if x ~= x or x == huge or x == -huge then
+        misuse("json.encode: cannot encode NaN or infinity")
+    end
+    if x % 1 == 0 and x > -MAX_SAFE_INT and x < MAX_SAFE_INT then
+        return format("%d", x)
+    end
+    local s = format("%.14g", x)
+    if tonumber(s) ~= x then
+        s = format("%.16g", x)
+        if tonumber(s) ~= x then
+            s = format("%.17g", x)
+        end
+    end
+    return s
+end
+
+local encode_table
+
+-- True when cjson.encode(v) writes exactly what this module would: only string keys or proper
+-- sequences, no metatables (array_mt/raw_mt), no "/" in strings (cjson escapes it), numbers
+-- that cjson's %.14g renders exactly, finite. One cjson call per row is ~3x faster than
+-- encoding each value from Lua. depth bounds the check (cycles fall to the Lua path, which
+-- reports them).
+local function cjson_safe(v, depth)
+    local tv = type(v)
+    if tv == "string" then
+        return not find(v, "/", 1, true)
+    elseif tv == "number" then
+        if x_is_plain_int(v) then
+            return true
+        end
+        return v == v and v ~= huge and v ~= -huge and tonumber(format("%.14g", v)) == v
+    elseif tv == "boolean" or v == null then
+        return true
+    elseif tv ~= "table" or depth > 32 or getmetatable(v) ~= nil then
+        return false
+    end
+    local len = #v
+    local count = 0
+    if len > 0 then
+        for k, x in pairs(v) do
+            count = count + 1
+            if type(k) ~= "number" or k % 1 ~= 0 or k < 1 or k > len
+               or not cjson_safe(x, depth + 1) then
+                return false
+            end
+        end
+        return count == len
+    end
+    for k, x in pairs(v) do
+        if type(k) ~= "string" or not cjson_safe(x, depth + 1) then
+            return false
+        end
+    end
+    return true
+end
+
+local function encode_value(v, depth)
+    local tv = type(v)
+    if tv == "string" then
+        n = n + 1
+        buf[n] = encode_string(v)
+    elseif tv == "number" then
+        n = n + 1
+        buf[n] = encode_number(v)
+    elseif tv == "table" then
+        encode_table(v, depth)
+    elseif tv == "boolean" then
+        n = n + 1
+        buf[n] = v and "true" or "false"
+    elseif v == null then
+        n = n + 1
+        buf[n] = "null"
+    else
+        misuse("json.encode: cannot encode a " .. tv)
+    end
+end
+
+local function encode_array(t, len, depth)
+    n = n + 1
+    buf[n] = "["
+    for i = 1, len do
+        if i > 1 then
+            n = n + 1
+            buf[n] = ","
+        end
+        local v = t[i]
+        if v == nil then
+            misuse("json.encode: array has a hole at index " .. i)
+        end
+        encode_value(v, depth)
+    end
+    n = n + 1
+    buf[n] = "]"
+end
+
+encode_table = function(t, depth)
+    depth = depth + 1
+    if depth > MAX_DEPTH then
+        misuse("json.encode: nesting deeper than " .. MAX_DEPTH .. " levels (a reference cycle?)")
+    end
+    local mt = getmetatable(t)
+    if mt == raw_mt then
+        n = n + 1
+        buf[n] = t.text
+        return
+    end
+    local len = #t
+    if mt == array_mt then
+        return encode_array(t, len, depth)
+    end
+    if len > 0 then
+        -- Keys must be exactly 1..len: count them (holes are caught by encode_array).
+        local count = 0
+        for _ in pairs(t) do
+            count = count + 1
+        end
+        if count ~= len then
+            misuse("json.encode: table mixes array and object keys or is a sparse array")
+        end
+        return encode_array(t, len, depth)
+    end
+    if depth + 32 < MAX_DEPTH and cjson_safe(t, 0) then
+        n = n + 1
+        buf[n] = cjson_encode(t)
+        return
+    end
+    n = n + 1
+    local open = n
+    buf[n] = "{"
+    for k, v in pairs(t) do
+        if type(k) ~= "string" then
+            misuse("json.encode: object key is a " .. type(k) ..
+                   " (sparse arrays and non-string keys cannot be encoded)")
+        end
+        if n > open then
+            n = n + 1
+            buf[n] = ","
+        end
+        n = n + 1
+        buf[n] = encode_key(k)
+        encode_value(v, depth)
+    end
+    n = n + 1
+    buf[n] = "}"
+end
+
+-- Encodes a Lua value as JSON text (rules at the top of this file).
+function _M.encode(v)
+    n = 0
+    local tv = type(v)
+    if tv == "string" then
+        return encode_string(v)
+    elseif tv == "table" then
+        encode_table(v, 0)
+    else
+        encode_value(v, 0)
+    end
+    local s = concat(buf, "", 1, n)
+    if n > 4096 then
+        buf = {}    -- do not keep a huge buffer (and the strings it references) alive
+    end
+    return s
+end
+
+return _M

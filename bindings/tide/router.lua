@@ -1,0 +1,289 @@
+-- tide/router.lua - the route table built from the script modules' declarations.
+--
+-- A script module returns { ["GET /v1/trips/:id"] = handler, ... }. Patterns are absolute
+-- paths of static segments and :params (names [A-Za-z_][A-Za-z0-9_]*). Matching:
+--   * one trie for all methods; a request path is split once into a reused segment list;
+--   * a static segment wins over a :param at the same position (/v1/trips/search beats
+--     /v1/trips/:id); if the static branch cannot finish the match, the param branch is
+--     tried (/v1/trips/search/collaborators still reaches /v1/trips/:id/collaborators);
+--   * param values are percent-decoded ("+" stays "+"); an invalid escape or %00 is a 400;
+--     static segments are compared as sent; an empty segment never matches a param;
+--   * a path that matches a pattern under other methods only -> nil, 405, "GET, PATCH"
+--     (the Allow header value); no pattern at all -> nil, 404.
+--
+--   router.new() -> r
+--   r:add(method, pattern, handler, module_name)   raises on a bad or duplicate route (the
+--                                                  message names both modules)
+--   r:load(module_name, routes)                    adds every "METHOD /path" = fn of a module
+--   r:match(method, path) -> handler, params, route | nil, status, allow
+--   r:list() -> { "GET /v1/trips (trips)", ... }   sorted, for `tide check`
+
+local errors = require "tide.errors"
+
+local type, pairs, tonumber, tostring, setmetatable = type, pairs, tonumber, tostring,
+    setmetatable
+local byte, char, find, sub, match = string.byte, string.char, string.find, string.sub,
+    string.match
+local concat, sort = table.concat, table.sort
+local misuse = errors.misuse
+
+local _M = {}
+local mt = { __index = _M }
+
+local METHODS = { GET = true, HEAD = true, POST = true, PUT = true, PATCH = true,
+                  DELETE = true, OPTIONS = true }
+
+local function new_node()
+    return { static = {}, param = nil, handlers = nil }
+end
+
+function _M.new()
+    return setmetatable({ root = new_node(), all = {} }, mt)
+end
+
+---------------------------------------------------------------------------------------------
+-- building
+
+-- Adds one route. Raises (misuse) on a malformed or duplicate route.
+function _M.add(self, method, pattern, handler, module_name)
+    module_name = module_name or "?"
+    local where = " (module " .. module_name .. ")"
+    if type(method) ~= "string" or not METHODS[method] then
+        misuse("route " .. tostring(method) .. " " .. tostring(pattern) .. where ..
+               ": unknown method")
+    end
+    if type(pattern) ~= "string" or byte(pattern, 1) ~= 47 then
+        misuse("route " .. method .. " " .. tostring(pattern) .. where ..
+               ": the path must start with /")
+    end
+    if type(handler) ~= "function" then
+        misuse("route " .. method .. " " .. pattern .. where .. ": handler must be a function")
+    end
+    local node = self.root
+    local names, nnames, seen = {}, 0, {}
+    local pos, i = 2, 0
+    if pattern ~= "/" then
+        while true do
+            local slash = find(pattern, "/", pos, true)
+            local seg = sub(pattern, pos, (slash or 0) - 1)
+            i = i + 1
+            if seg == "" then
+                misuse("route " .. method .. " " .. pattern .. where ..
+                       ": empty path segment (// or a trailing /)")
+            end
+            if byte(seg, 1) == 58 then                  -- ":"
+                local name = sub(seg, 2)
+                if not find(name, "^[%a_][%w_]*$") then
+                    misuse("route " .. method .. " " .. pattern .. where ..
+                           ": bad parameter name '" .. name .. "'")
+                end
+                if seen[name] then
+                    misuse("route " .. method .. " " .. pattern .. where ..
+                           ": parameter '" .. name .. "' appears twice")
+                end
+                seen[name] = true
+                nnames = nnames + 1
+                names[nnames] = { pos = i, name = name }
+                if node.param == nil then
+                    node.param = new_node()
+                end
+                node = node.param
+            else
+                local child = node.static[seg]
+                if child == nil then
+                    child = new_node()
+                    node.static[seg] = child
+                end
+                node = child
+            end
+            if not slash then
+                break
+            end
+            pos = slash + 1
+        end
+    end
+    local handlers = node.handlers
+    if handlers == nil then
+        handlers = {}
+        node.handlers = handlers
+    end
+    local other = handlers[method]
+    if other then
+        misuse("duplicate route " .. method .. " " .. pattern .. ": declared in module " ..
+               other.module .. " (as " .. other.pattern .. ") and in module " .. module_name)
+    end
+    local route = { method = method, pattern = pattern, handler = handler,
+                    module = module_name, names = names, nnames = nnames }
+    handlers[method] = route
+    self.all[#self.all + 1] = route
+    return route
+end
+
+-- Adds every route of a script module's table. Keys must be "METHOD /path".
+function _M.load(self, module_name, routes)
+    if type(routes) ~= "table" then
+        misuse("module " .. tostring(module_name) .. " must return a table of routes, got " ..
+               type(routes))
+    end
+    -- Sorted so that errors are reported deterministically.
+    local keys = {}
+    for k in pairs(routes) do
+        if type(k) ~= "string" then
+            misuse("module " .. module_name .. ": route keys must be strings like " ..
+                   "\"GET /v1/things\"")
+        end
+        keys[#keys + 1] = k
+    end
+    sort(keys)
+    for i = 1, #keys do
+        local key = keys[i]
+        local method, pattern = match(key, "^(%u+) (/%S*)$")
+        if not method then
+            misuse("module " .. module_name .. ": '" .. key .. "' is not a route " ..
+                   "(expected \"METHOD /path\")")
+        end
+        self:add(method, pattern, routes[key], module_name)
+    end
+end
+
+-- Returns the routes as sorted strings "METHOD /pattern (module)".
+function _M.list(self)
+    local out = {}
+    for i = 1, #self.all do
+        local r = self.all[i]
+        out[i] = r.method .. " " .. r.pattern .. " (" .. r.module .. ")"
+    end
+    sort(out)
+    return out
+end
+
+---------------------------------------------------------------------------------------------
+-- matching
+
+-- Segment list reused by every match (match never yields, so it is never shared).
+local segs = {}
+
+-- Splits path into segs; returns the count, or nil when path does not start with "/".
+local function split(path)
+    if byte(path, 1) ~= 47 then
+        return nil
+    end
+    if path == "/" then
+        return 0
+    end
+    local n, pos = 0, 2
+    while true do
+        local slash = find(path, "/", pos, true)
+        n = n + 1
+        if slash then
+            segs[n] = sub(path, pos, slash - 1)
+            pos = slash + 1
+        else
+            segs[n] = sub(path, pos)
+            return n
+        end
+    end
+end
+
+local function walk(node, i, nseg, method)
+    if i > nseg then
+        local h = node.handlers
+        return h and h[method]
+    end
+    local seg = segs[i]
+    local child = node.static[seg]
+    if child then
+        local r = walk(child, i + 1, nseg, method)
+        if r then
+            return r
+        end
+    end
+    local p = node.param
+    if p and seg ~= "" then
+        return walk(p, i + 1, nseg, method)
+    end
+    return nil
+end
+
+local function collect(node, i, nseg, acc)
+    if i > nseg then
+        if node.handlers then
+            for m in pairs(node.handlers) do
+                acc[m] = true
+            end
+        end
+        return
+    end
+    local seg = segs[i]
+    local child = node.static[seg]
+    if child then
+        collect(child, i + 1, nseg, acc)
+    end
+    if node.param and seg ~= "" then
+        collect(node.param, i + 1, nseg, acc)
+    end
+end
+
+-- Percent-decodes s. Returns nil for a malformed escape or an encoded NUL (which would cut
+-- a parameter short on its way to Postgres).
+local function pct_decode(s)
+    local i = find(s, "%", 1, true)
+    if not i then
+        return s
+    end
+    local out, n, last = {}, 0, 1
+    while i do
+        local h = sub(s, i + 1, i + 2)
+        if not find(h, "^%x%x$") then
+            return nil
+        end
+        local b = tonumber(h, 16)
+        if b == 0 then
+            return nil
+        end
+        out[n + 1] = sub(s, last, i - 1)
+        out[n + 2] = char(b)
+        n = n + 2
+        last = i + 3
+        i = find(s, "%", last, true)
+    end
+    out[n + 1] = sub(s, last)
+    return concat(out)
+end
+_M.pct_decode = pct_decode
+
+-- Returns handler, params, route for a request; or nil, 404 | nil, 405, allow | nil, 400.
+function _M.match(self, method, path)
+    local nseg = split(path)
+    if nseg == nil then
+        return nil, 404
+    end
+    local route = walk(self.root, 1, nseg, method)
+    if route then
+        local params = {}
+        local names = route.names
+        for k = 1, route.nnames do
+            local p = names[k]
+            local v = pct_decode(segs[p.pos])
+            if v == nil then
+                return nil, 400
+            end
+            params[p.name] = v
+        end
+        return route.handler, params, route
+    end
+    local acc = {}
+    collect(self.root, 1, nseg, acc)
+    local allow, na = {}, 0
+    for m in pairs(acc) do
+        na = na + 1
+        allow[na] = m
+    end
+    if na == 0 then
+        return nil, 404
+    end
+    sort(allow)
+    return nil, 405, concat(allow, ", ")
+end
+
+return _M

@@ -1,0 +1,272 @@
+-- spec/unit/boot_spec.lua - tide.boot: loading a bundle and turning requests into responses,
+-- with tiny route modules defined in package.preload and a fake tide.core for logging.
+
+local boot = require "tide.boot"
+local json = require "tide.json"
+
+local logs
+local fake_core = {
+    log = function(level, msg) logs[#logs + 1] = { level, msg } end,
+    request_id = function() return "r1" end,
+    null = json.null,
+}
+
+local function module(name, routes)
+    package.loaded[name] = nil
+    package.preload[name] = function() return routes end
+end
+
+local seen         -- the last req a handler saw
+
+module("spec_things", {
+    ["GET /v1/things"] = function(req)
+        seen = req
+        return { items = json.array {}, q = req.query }
+    end,
+    ["POST /v1/things"] = function(req)
+        seen = req
+        return { got = req.body }, 201, { Location = "/v1/things/1" }
+    end,
+    ["GET /v1/things/:id"] = function(req)
+        seen = req
+        return { id = req.params.id }
+    end,
+    ["DELETE /v1/things/:id"] = function()
+        return nil, 204
+    end,
+    ["GET /v1/boom"] = function()
+        local t = nil
+        return t.field          -- a Lua error
+    end,
+    ["GET /v1/db-error"] = function()
+        return nil, { code = "23505", message = "duplicate key", details = "Key exists",
+                      status = 409 }
+    end,
+    ["GET /v1/string-error"] = function()
+        return nil, "secret internal detail"
+    end,
+    ["GET /v1/text"] = function()
+        return "hello"
+    end,
+    ["GET /v1/csv"] = function()
+        return "a,b\n", 200, { ["Content-Type"] = "text/csv" }
+    end,
+    ["GET /v1/raw"] = function()
+        return json.raw('[{"id":1}, \n {"id":2}]')
+    end,
+    ["GET /v1/nothing"] = function() end,
+    ["GET /v1/bad-status"] = function() return {}, 999 end,
+    ["GET /v1/unencodable"] = function() return { x = 0 / 0 } end,
+})
+module("spec_more", {
+    ["GET /v1/more"] = function() return { more = true } end,
+})
+module("_spec_helpers", {
+    not_a_route = function() end,
+})
+
+local function req(method, path, opts)
+    opts = opts or {}
+    return {
+        method = method, path = path, query_string = opts.query or "",
+        headers = opts.headers or {}, body = opts.body, role = "anon", id = "r1",
+    }
+end
+
+local function call(method, path, opts)
+    local status, body, headers = boot.handle(req(method, path, opts))
+    local decoded = body ~= "" and json.decode(body) or nil
+    return status, decoded, headers, body
+end
+
+describe("tide.boot.load", function()
+    before_each(function()
+        logs = {}
+        boot._set_core(fake_core)
+    end)
+
+    it("loads the modules, skips _libraries and returns the route count", function()
+        local n = boot.load({ "spec_things", "spec_more", "_spec_helpers" })
+        assert.are.equal(14, n)
+        local list = boot.routes()
+        assert.are.equal(14, #list)
+        assert.are.equal("DELETE /v1/things/:id (spec_things)", list[1])
+    end)
+
+    it("rejects the whole bundle on a duplicate route, naming both modules", function()
+        boot.load({ "spec_things" })
+        module("spec_dup", { ["GET /v1/things/:thing"] = function() end })
+        local ok, err = pcall(boot.load, { "spec_things", "spec_dup" })
+        assert.is_false(ok)
+        assert.matches("spec_things", err, nil, true)
+        assert.matches("spec_dup", err, nil, true)
+        -- the previous route table keeps serving
+        assert.are.equal(200, (call("GET", "/v1/things")))
+        assert.are.equal(404, (call("GET", "/v1/more")))
+    end)
+
+    it("rejects a module that fails to load or returns something else", function()
+        package.loaded.spec_broken = nil
+        package.preload.spec_broken = function() error("syntax error near 'end'") end
+        assert.error_matches(function() boot.load({ "spec_broken" }) end, "syntax error", nil, true)
+        module("spec_notable", "routes")
+        assert.has_error(function() boot.load({ "spec_notable" }) end)
+        module("spec_badkey", { helper = function() end })
+        assert.error_matches(function() boot.load({ "spec_badkey" }) end, "not a route", nil, true)
+        assert.has_error(function() boot.load("spec_things") end)
+    end)
+
+    it("rejects a routing policy that answers an unknown upstream", function()
+        local routing = require "routing"
+        local saved = routing.default.select
+        routing.default.select = "replica"
+        local ok, err = pcall(boot.load, { "spec_things" })
+        routing.default.select = saved
+        assert.is_false(ok)
+        assert.matches("routing.lua", err, nil, true)
+    end)
+end)
+
+describe("tide.boot.handle", function()
+    before_each(function()
+        logs = {}
+        seen = nil
+        boot._set_core(fake_core)
+        boot.load({ "spec_things", "spec_more" })
+    end)
+
+    it("answers 404 TIDE_NOT_FOUND for unknown paths", function()
+        local status, body, headers = call("GET", "/v1/unknown")
+        assert.are.equal(404, status)
+        assert.are.equal("TIDE_NOT_FOUND", body.code)
+        assert.are.equal(json.null, body.hint)
+        assert.are.equal("application/json", headers["content-type"])
+    end)
+
+    it("answers 405 TIDE_METHOD_NOT_ALLOWED with Allow", function()
+        local status, body, headers = call("PUT", "/v1/things/3")
+        assert.are.equal(405, status)
+        assert.are.equal("TIDE_METHOD_NOT_ALLOWED", body.code)
+        assert.are.equal("DELETE, GET", headers.allow)
+    end)
+
+    it("answers 400 for malformed percent-encoding", function()
+        assert.are.equal(400, (call("GET", "/v1/things/%zz")))
+        local status, body = call("GET", "/v1/things", { query = "a=%zz" })
+        assert.are.equal(400, status)
+        assert.are.equal("TIDE_INVALID_QUERY", body.code)
+    end)
+
+    it("gives the handler decoded params and query", function()
+        local status, body = call("GET", "/v1/things/a%20b")
+        assert.are.equal(200, status)
+        assert.are.equal("a b", body.id)
+        assert.are.equal("/v1/things/:id", seen.route)
+        call("GET", "/v1/things", { query = "q=hello+world%21&limit=5&limit=7&flag&=x" })
+        assert.are.same({ q = "hello world!", limit = "7", flag = "" }, seen.query)
+        assert.are.same({}, seen.params)
+    end)
+
+    it("encodes table bodies as JSON, keeping empty arrays", function()
+        local status, _, headers, text = call("GET", "/v1/things")
+        assert.are.equal(200, status)
+        assert.matches('"items":[]', text, nil, true)
+        assert.matches('"q":{}', text, nil, true)
+        assert.are.equal("application/json", headers["content-type"])
+    end)
+
+    it("parses JSON bodies and passes status and headers through", function()
+        local status, body, headers = call("POST", "/v1/things",
+            { body = '{"name":"x","tags":[]}', headers = { ["content-type"] = "application/json; charset=utf-8" } })
+        assert.are.equal(201, status)
+        assert.are.equal("x", body.got.name)
+        assert.are.equal("/v1/things/1", headers.Location)
+        assert.are.equal("application/json", headers["content-type"])
+        assert.are.equal('{"name":"x","tags":[]}', seen.raw_body)
+        assert.are.equal(json.array_mt, getmetatable(seen.body.tags))
+        -- no content-type at all is treated as JSON
+        assert.are.equal(201, (call("POST", "/v1/things", { body = "[1]" })))
+        assert.are.same({ 1 }, seen.body)
+    end)
+
+    it("answers 400 TIDE_INVALID_JSON for a malformed body", function()
+        local status, body = call("POST", "/v1/things", { body = '{"name":' })
+        assert.are.equal(400, status)
+        assert.are.equal("TIDE_INVALID_JSON", body.code)
+        assert.is_nil(seen)
+        local s2, b2 = call("POST", "/v1/things", { body = '{"n":1e999}' })
+        assert.are.equal(400, s2)
+        assert.are.equal("TIDE_INVALID_JSON", b2.code)
+    end)
+
+    it("answers 415 for a body that is not JSON", function()
+        local status, body = call("POST", "/v1/things",
+            { body = "a=1", headers = { ["content-type"] = "application/x-www-form-urlencoded" } })
+        assert.are.equal(415, status)
+        assert.are.equal("TIDE_UNSUPPORTED_MEDIA_TYPE", body.code)
+        assert.are.equal(201, (call("POST", "/v1/things",
+            { body = "{}", headers = { ["content-type"] = "application/merge-patch+json" } })))
+    end)
+
+    it("turns a Lua error into a 500 that does not leak the traceback", function()
+        local status, body, _, text = call("GET", "/v1/boom")
+        assert.are.equal(500, status)
+        assert.are.equal("TIDE_INTERNAL", body.code)
+        assert.are.equal("internal error", body.message)
+        assert.are.equal("request r1", body.details)
+        assert.is_nil(text:find("boot_spec", 1, true))
+        assert.is_nil(text:find("traceback", 1, true))
+        assert.are.equal("error", logs[1][1])
+        assert.matches("attempt to index", logs[1][2], nil, true)
+        assert.matches("stack traceback", logs[1][2], nil, true)
+        assert.matches("/v1/boom", logs[1][2], nil, true)
+    end)
+
+    it("answers 204 with an empty body", function()
+        local status, body, _, text = call("DELETE", "/v1/things/1")
+        assert.are.equal(204, status)
+        assert.is_nil(body)
+        assert.are.equal("", text)
+        local s2, _, _, t2 = call("GET", "/v1/nothing")
+        assert.are.equal(204, s2)
+        assert.are.equal("", t2)
+    end)
+
+    it("maps nil, db_error to the error's status and PostgREST-shaped body", function()
+        local status, body = call("GET", "/v1/db-error")
+        assert.are.equal(409, status)
+        assert.are.same({ code = "23505", message = "duplicate key", details = "Key exists",
+                          hint = json.null }, body)
+    end)
+
+    it("maps nil, string to a 500 without sending the string", function()
+        local status, _, _, text = call("GET", "/v1/string-error")
+        assert.are.equal(500, status)
+        assert.is_nil(text:find("secret", 1, true))
+        assert.matches("secret internal detail", logs[1][2], nil, true)
+    end)
+
+    it("sends strings as text/plain unless the handler set a content-type", function()
+        local status, _, headers, text = call("GET", "/v1/text")
+        assert.are.equal(200, status)
+        assert.are.equal("hello", text)
+        assert.are.equal("text/plain; charset=utf-8", headers["content-type"])
+        local _, _, h2, t2 = call("GET", "/v1/csv")
+        assert.are.equal("a,b\n", t2)
+        assert.are.equal("text/csv", h2["Content-Type"])
+        assert.is_nil(h2["content-type"])
+    end)
+
+    it("sends json.raw bodies verbatim", function()
+        local status, _, headers, text = call("GET", "/v1/raw")
+        assert.are.equal(200, status)
+        assert.are.equal('[{"id":1}, \n {"id":2}]', text)
+        assert.are.equal("application/json", headers["content-type"])
+    end)
+
+    it("answers 500 for an invalid status or an unencodable body", function()
+        assert.are.equal(500, (call("GET", "/v1/bad-status")))
+        assert.are.equal(500, (call("GET", "/v1/unencodable")))
+        assert.are.equal(2, #logs)
+    end)
+end)

@@ -1,0 +1,135 @@
+-- spec/unit/router_spec.lua - tide.router: precedence, params, 404/405, decoding, duplicates.
+
+local router = require "tide.router"
+
+local function h(name)
+    return function() return name end
+end
+
+local function build()
+    local r = router.new()
+    r:load("trips", {
+        ["GET /v1/trips"] = h("list"),
+        ["POST /v1/trips"] = h("create"),
+        ["GET /v1/trips/search"] = h("search"),
+        ["GET /v1/trips/:id"] = h("get"),
+        ["PATCH /v1/trips/:id"] = h("patch"),
+        ["DELETE /v1/trips/:id"] = h("delete"),
+    })
+    r:load("collaborators", {
+        ["GET /v1/trips/:id/collaborators"] = h("collabs"),
+        ["DELETE /v1/trips/:id/collaborators/:user_id"] = h("uncollab"),
+    })
+    r:load("root", { ["GET /"] = h("root") })
+    return r
+end
+
+describe("tide.router", function()
+    local r
+    before_each(function() r = build() end)
+
+    it("matches static routes", function()
+        local f, params, route = r:match("GET", "/v1/trips")
+        assert.are.equal("list", f())
+        assert.are.same({}, params)
+        assert.are.equal("/v1/trips", route.pattern)
+        assert.are.equal("trips", route.module)
+        assert.are.equal("create", (r:match("POST", "/v1/trips"))())
+        assert.are.equal("root", (r:match("GET", "/"))())
+    end)
+
+    it("captures params", function()
+        local f, params = r:match("GET", "/v1/trips/42")
+        assert.are.equal("get", f())
+        assert.are.same({ id = "42" }, params)
+        local g, p2 = r:match("DELETE", "/v1/trips/7/collaborators/abc-def")
+        assert.are.equal("uncollab", g())
+        assert.are.same({ id = "7", user_id = "abc-def" }, p2)
+    end)
+
+    it("prefers a static segment over a param at the same position", function()
+        assert.are.equal("search", (r:match("GET", "/v1/trips/search"))())
+        -- but a method only the param route has still reaches it
+        local f, params = r:match("PATCH", "/v1/trips/search")
+        assert.are.equal("patch", f())
+        assert.are.same({ id = "search" }, params)
+    end)
+
+    it("falls back to the param branch when the static branch cannot finish", function()
+        local f, params = r:match("GET", "/v1/trips/search/collaborators")
+        assert.are.equal("collabs", f())
+        assert.are.same({ id = "search" }, params)
+    end)
+
+    it("answers 404 for unknown paths", function()
+        assert.are.same({ nil, 404 }, { r:match("GET", "/v1/nothing") })
+        assert.are.same({ nil, 404 }, { r:match("GET", "/v1/trips/1/2/3/4") })
+        assert.are.same({ nil, 404 }, { r:match("GET", "/v1/trips/") })   -- empty id
+        assert.are.same({ nil, 404 }, { r:match("GET", "/v1/trips//collaborators") })
+        assert.are.same({ nil, 404 }, { r:match("GET", "v1/trips") })
+        assert.are.same({ nil, 404 }, { r:match("GET", "") })
+    end)
+
+    it("answers 405 with the allowed methods for a known path", function()
+        assert.are.same({ nil, 405, "GET, POST" }, { r:match("PUT", "/v1/trips") })
+        assert.are.same({ nil, 405, "DELETE, GET, PATCH" }, { r:match("POST", "/v1/trips/9") })
+        -- both the static and the param pattern match /v1/trips/search
+        assert.are.same({ nil, 405, "DELETE, GET, PATCH" },
+                        { r:match("POST", "/v1/trips/search") })
+        assert.are.same({ nil, 405, "DELETE" }, { r:match("GET", "/v1/trips/1/collaborators/u") })
+    end)
+
+    it("percent-decodes params (and keeps + as +)", function()
+        local _, params = r:match("GET", "/v1/trips/a%20b%2Fc+d%C3%A9")
+        assert.are.same({ id = "a b/c+dé" }, params)
+    end)
+
+    it("answers 400 for malformed escapes and encoded NUL bytes in params", function()
+        assert.are.same({ nil, 400 }, { r:match("GET", "/v1/trips/%zz") })
+        assert.are.same({ nil, 400 }, { r:match("GET", "/v1/trips/abc%2") })
+        assert.are.same({ nil, 400 }, { r:match("GET", "/v1/trips/a%00b") })
+    end)
+
+    it("compares static segments as sent", function()
+        local f, params = r:match("GET", "/v1/trips/%73earch")
+        assert.are.equal("get", f())
+        assert.are.same({ id = "search" }, params)
+    end)
+
+    it("refuses duplicate routes across modules, naming both", function()
+        local ok, err = pcall(r.load, r, "other", { ["GET /v1/trips/:trip_id"] = h("dup") })
+        assert.is_false(ok)
+        assert.matches("duplicate route GET /v1/trips/:trip_id", err, nil, true)
+        assert.matches("module trips", err, nil, true)
+        assert.matches("module other", err, nil, true)
+        assert.has_no_error(function()
+            r:load("other2", { ["PUT /v1/trips/:trip_id"] = h("put") })
+        end)
+        local f, params = r:match("PUT", "/v1/trips/5")
+        assert.are.equal("put", f())
+        assert.are.same({ trip_id = "5" }, params)
+        -- and the GET still has its own name
+        assert.are.same({ id = "5" }, select(2, r:match("GET", "/v1/trips/5")))
+    end)
+
+    it("refuses malformed route declarations", function()
+        local fresh = router.new()
+        assert.has_error(function() fresh:load("m", { ["GET/v1/x"] = h("x") }) end)
+        assert.has_error(function() fresh:load("m", { ["get /v1/x"] = h("x") }) end)
+        assert.has_error(function() fresh:load("m", { ["FETCH /v1/x"] = h("x") }) end)
+        assert.has_error(function() fresh:load("m", { ["GET /v1/x"] = "not a function" }) end)
+        assert.has_error(function() fresh:load("m", { ["GET /v1//x"] = h("x") }) end)
+        assert.has_error(function() fresh:load("m", { ["GET /v1/x/"] = h("x") }) end)
+        assert.has_error(function() fresh:load("m", { ["GET /v1/:1x"] = h("x") }) end)
+        assert.has_error(function() fresh:load("m", { ["GET /v1/:a/:a"] = h("x") }) end)
+        assert.has_error(function() fresh:load("m", { helper = h("x") }) end)
+        assert.has_error(function() fresh:load("m", "routes") end)
+    end)
+
+    it("lists its routes sorted", function()
+        local list = r:list()
+        assert.are.equal(9, #list)
+        assert.are.equal("DELETE /v1/trips/:id (trips)", list[1])
+        assert.are.equal("GET / (root)", list[3])
+    end)
+end)
