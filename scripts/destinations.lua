@@ -1,0 +1,100 @@
+-- scripts/destinations.lua - the public destination catalogue: most popular, and nearest by
+-- embedding (cosine similarity). Open to anon as well as signed-in users (the table is
+-- readable by anon; RLS lets everyone read it).
+--
+-- Similar search calls the schema's public.match_destinations() through db.rpc rather than
+-- db.vector_search: the function raises hnsw.ef_search (transaction-local) to the requested
+-- count, without which an HNSW scan returns at most 40 rows and limit=100 would silently
+-- give 40; it applies the threshold after the KNN (so the index scan stays an index scan)
+-- and computes similarity = 1 - cosine distance. One definition then serves both /v1 and
+-- PostgREST clients (/rest/v1/rpc/match_destinations).
+-- The embedding is checked here, element by element, so a bad vector is a 400
+-- TIDE_INVALID_EMBEDDING naming the position (0-based, as in the JSON) instead of a Postgres
+-- error from the vector input function.
+
+local db = require "tide.db"
+local http = require "tide.http"
+local json = require "tide.json"
+local common = require "_common"
+
+local type, pairs, tostring = type, pairs, tostring
+local huge = math.huge
+
+local DIMENSIONS = 384
+local POPULAR_DEFAULT = 10
+local SIMILAR_DEFAULT = 10
+-- Never the embedding itself: 384 floats per row are a lot of bytes nobody asked for.
+local COLUMNS = "id,name,country,description,popularity"
+
+local SIMILAR = {
+    embedding = { type = "array", required = true },
+    limit     = { type = "integer", min = 1, max = common.MAX_LIMIT },
+    threshold = { type = "number", min = -1, max = 1 },
+}
+
+local function bad_embedding(message, position)
+    return http.error(400, "TIDE_INVALID_EMBEDDING", message,
+                      { field = "embedding", position = position })
+end
+
+-- Returns nil when v is an array of DIMENSIONS finite numbers, else body, status.
+local function check_embedding(v)
+    if type(v) ~= "table" then
+        return bad_embedding("embedding must be an array of " .. DIMENSIONS .. " numbers")
+    end
+    local n = 0
+    for k in pairs(v) do
+        if type(k) ~= "number" then
+            return bad_embedding("embedding must be an array, not an object")
+        end
+        n = n + 1
+    end
+    if n ~= DIMENSIONS or #v ~= n then
+        return bad_embedding("embedding must have " .. DIMENSIONS .. " elements, got " .. n)
+    end
+    for i = 1, n do
+        local x = v[i]
+        -- Finite only: 1e400 decodes to inf, which Postgres' vector type refuses.
+        if type(x) ~= "number" or x ~= x or x == huge or x == -huge then
+            return bad_embedding("embedding[" .. (i - 1) .. "] must be a finite number, got " ..
+                                 (type(x) == "number" and tostring(x) or type(x)), i - 1)
+        end
+    end
+    return nil
+end
+
+local function popular(req)
+    local page, e, s = common.page(req.query, POPULAR_DEFAULT)
+    if not page then return e, s end
+    local res, err = db.select("destinations", {
+        columns = COLUMNS, order = "-popularity,id", limit = page.limit, offset = page.offset,
+        raw = true,
+    })
+    if not res then return common.fail(err) end
+    return res
+end
+
+local function similar(req)
+    local body = req.body
+    if type(body) == "table" then
+        -- Before the schema check: a wrong embedding is a 400 with its own code.
+        local e, s = check_embedding(body.embedding)
+        if e then return e, s end
+    end
+    local ask, e, s = common.body(req, SIMILAR)
+    if not ask then return e, s end
+
+    local rows, err = db.rpc("match_destinations", {
+        -- pgvector's text form is the JSON array text: sent as one text parameter.
+        query_embedding = json.encode(ask.embedding),
+        match_count = ask.limit or SIMILAR_DEFAULT,
+        match_threshold = ask.threshold or 0,
+    })
+    if not rows then return common.fail(err) end
+    return rows
+end
+
+return {
+    ["GET /v1/destinations/popular"] = popular,
+    ["POST /v1/destinations/similar"] = similar,
+}
