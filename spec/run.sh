@@ -1,0 +1,142 @@
+#!/usr/bin/env bash
+# The whole test suite (make test): C unit tests, Lua unit specs, then a throwaway stack
+# (Postgres + pgvector, two PgBouncers) on free ports under var/test, the schema's RLS checks,
+# tide itself, and the integration specs over real HTTP. Everything it starts is stopped on
+# exit. Prints "N passed, N failed" last; exits non-zero on any failure.
+set -uo pipefail
+cd "$(dirname "$0")/.."
+repo=$(pwd -P)
+TIDE_BIN=${TIDE_BIN:-$repo/build/tide}
+TEST_DIR=$repo/var/test
+passed=0 failed=0 tide_pid=
+
+note() { printf '\n== %s\n' "$*"; }
+
+# count_busted LOGFILE RC: adds busted's "N successes / N failures / N errors" to the totals.
+count_busted() {
+  local line s f e
+  line=$(grep -E '[0-9]+ successes? / [0-9]+ failures? / [0-9]+ errors?' "$1" | tail -n 1)
+  if [ -z "$line" ]; then failed=$((failed + 1)); return; fi
+  s=$(sed -E 's/^.*\b([0-9]+) successes?.*$/\1/' <<<"$line")
+  f=$(sed -E 's/^.* ([0-9]+) failures?.*$/\1/' <<<"$line")
+  e=$(sed -E 's/^.* ([0-9]+) errors?.*$/\1/' <<<"$line")
+  passed=$((passed + s)); failed=$((failed + f + e))
+  [ "$2" -eq 0 ] || [ $((f + e)) -gt 0 ] || failed=$((failed + 1))
+}
+
+# count_c LOGFILE RC: adds a C test binary's "N passed, N failed".
+count_c() {
+  local line
+  line=$(grep -E '^[0-9]+ passed, [0-9]+ failed' "$1" | tail -n 1)
+  if [ -z "$line" ]; then failed=$((failed + 1)); return; fi
+  passed=$((passed + $(cut -d' ' -f1 <<<"$line")))
+  failed=$((failed + $(cut -d' ' -f3 <<<"$line")))
+  [ "$2" -eq 0 ] || [ "$(cut -d' ' -f3 <<<"$line")" -gt 0 ] || failed=$((failed + 1))
+}
+
+port_free() { ! (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
+pick_port() {
+  local p i
+  for i in $(seq 1 200); do
+    p=$((20000 + RANDOM % 20000))
+    port_free "$p" && port_free $((p + 1)) && { echo "$p"; return; }
+  done
+  echo "no free port" >&2; exit 1
+}
+
+cleanup() {
+  if [ -n "$tide_pid" ] && kill -0 "$tide_pid" 2>/dev/null; then
+    kill -TERM "$tide_pid" 2>/dev/null
+    for _ in $(seq 1 100); do kill -0 "$tide_pid" 2>/dev/null || break; sleep 0.1; done
+    kill -KILL "$tide_pid" 2>/dev/null
+  fi
+  TIDE_STACK_DIR=$TEST_DIR db/stack.sh down >/dev/null 2>&1 || true
+}
+trap cleanup EXIT
+trap 'exit 130' INT TERM
+
+# ---- C unit tests
+note "C unit tests"
+mkdir -p var/test-logs
+make -s test-c-build || failed=$((failed + 1))
+for t in build/tests/test_*; do
+  [ -x "$t" ] || continue
+  log=var/test-logs/$(basename "$t").log
+  "$t" >"$log" 2>&1; rc=$?
+  tail -n 1 "$log"
+  [ $rc -eq 0 ] || { echo "FAILED: $t"; tail -n 30 "$log"; }
+  count_c "$log" $rc
+done
+
+# ---- Lua unit specs
+note "Lua unit specs"
+log=var/test-logs/unit.log
+luajit /usr/bin/busted -o plainTerminal --lpath='bindings/?.lua;scripts/?.lua;policies/?.lua' \
+  spec/unit >"$log" 2>&1; rc=$?
+tail -n 1 "$log"
+[ $rc -eq 0 ] || grep -A 12 -E '^(Failure|Error)' "$log" | head -80
+count_busted "$log" $rc
+
+# ---- throwaway stack
+note "stack (throwaway ports)"
+rm -rf "$TEST_DIR"
+pg=$(pick_port); sess=$((pg + 1))
+txn=$(pick_port)
+http=$(pick_port); admin=$((http + 1))
+export TIDE_STACK_DIR=$TEST_DIR TIDE_PG_PORT=$pg TIDE_SESSION_PORT=$sess TIDE_TXN_PORT=$txn
+if ! db/stack.sh up; then
+  echo "stack failed to start"; failed=$((failed + 1))
+  echo "$passed passed, $failed failed"; exit 1
+fi
+# shellcheck disable=SC1091
+. "$TEST_DIR/stack.env"
+
+note "RLS checks (SQL)"
+for f in db/test/*.sql; do
+  [ -f "$f" ] || continue
+  if psql "$TIDE_DSN_ADMIN" -v ON_ERROR_STOP=1 -q -f "$f" >var/test-logs/sql.log 2>&1; then
+    echo "ok: $f"; passed=$((passed + 1))
+  else
+    echo "FAILED: $f"; tail -n 20 var/test-logs/sql.log; failed=$((failed + 1))
+  fi
+done
+
+# ---- tide on a copy of the bundle (reload specs edit it)
+note "tide"
+bundle=$TEST_DIR/bundle
+mkdir -p "$bundle"
+cp -r scripts policies "$bundle/"
+export TIDE_HTTP_PORT=$http TIDE_ADMIN_PORT=$admin
+export TIDE_SCRIPTS_DIR=$bundle/scripts TIDE_POLICIES_DIR=$bundle/policies
+export TIDE_BINDINGS_DIR=$repo/bindings TIDE_CONFIG=$repo/etc/tide.conf.lua
+export TIDE_JWT_SECRET=${TIDE_JWT_SECRET:-tide-test-secret-0123456789-abcdefghijklmnop}
+export TIDE_DSN_DIRECT TIDE_DSN_SESSION TIDE_DSN_TRANSACTION TIDE_DSN_ADMIN
+"$TIDE_BIN" serve >"$TEST_DIR/tide.out" 2>"$TEST_DIR/tide.err" &
+tide_pid=$!
+up=0
+for _ in $(seq 1 100); do
+  if (exec 3<>"/dev/tcp/127.0.0.1/$admin") 2>/dev/null; then up=1; break; fi
+  kill -0 "$tide_pid" 2>/dev/null || break
+  sleep 0.1
+done
+if [ $up -ne 1 ]; then
+  echo "tide did not start:"; tail -n 30 "$TEST_DIR/tide.err"
+  failed=$((failed + 1)); echo "$passed passed, $failed failed"; exit 1
+fi
+
+note "integration specs"
+export TIDE_TEST_URL=http://127.0.0.1:$http TIDE_TEST_ADMIN_URL=http://127.0.0.1:$admin
+export TIDE_BIN TIDE_PID=$tide_pid TIDE_BUNDLE_DIR=$bundle TIDE_STACK_DIR
+log=var/test-logs/integration.log
+luajit /usr/bin/busted -o plainTerminal --lpath='spec/?.lua;bindings/?.lua' \
+  spec/integration >"$log" 2>&1; rc=$?
+tail -n 1 "$log"
+[ $rc -eq 0 ] || grep -A 14 -E '^(Failure|Error)' "$log" | head -150
+count_busted "$log" $rc
+if ! kill -0 "$tide_pid" 2>/dev/null; then
+  echo "tide died during the specs"; tail -n 30 "$TEST_DIR/tide.err"; failed=$((failed + 1))
+fi
+
+echo
+echo "$passed passed, $failed failed"
+[ "$failed" -eq 0 ]
