@@ -43,11 +43,12 @@ deps:
 	$(Q)db/deps.sh
 
 # make run: packages, build, the local stack under ./var, then tide in the foreground.
+# Ctrl-C stops tide and the stack it started.
 run: deps all
 	$(Q)db/stack.sh up
-	$(Q). ./var/stack.env && TIDE_DSN_DIRECT="$$TIDE_DSN_DIRECT" \
-	  TIDE_DSN_SESSION="$$TIDE_DSN_SESSION" TIDE_DSN_TRANSACTION="$$TIDE_DSN_TRANSACTION" \
-	  exec $(TIDE) serve -c etc/tide.conf.lua
+	$(Q)bash -c 'trap "db/stack.sh down" EXIT; . ./var/stack.env; \
+	  export TIDE_DSN_DIRECT TIDE_DSN_SESSION TIDE_DSN_TRANSACTION; \
+	  $(TIDE) serve -c etc/tide.conf.lua'
 
 stack-up:
 	$(Q)db/stack.sh up
