@@ -255,8 +255,18 @@ static int l_query(lua_State *L)
     for (int i = 1; i <= n; i++) {
         lua_rawgeti(L, 3, i);
         size_t len = 0;
-        if (param_text(L, -1, i, numbuf, sizeof numbuf, &len)) extra += len + 1;
+        const char *v = param_text(L, -1, i, numbuf, sizeof numbuf, &len);
         lua_pop(L, 1);
+        if (!v) continue;
+        if (memchr(v, 0, len)) {
+            /* libpq sends text parameters as C strings: refuse rather than truncate */
+            lua_pushnil(L);
+            lua_pushfstring(L, "parameter %d contains a NUL byte", i);
+            push_err(L, "TIDE_INVALID_PARAM", 400, lua_tostring(L, -1), NULL, NULL);
+            lua_remove(L, -2);
+            return 2;
+        }
+        extra += len + 1;
     }
     char *cur;
     pgcall *pc = call_new(n, extra, &cur);

@@ -67,7 +67,8 @@ int tide_http_respond(tide_http_req *req, int status, const char *content_type,
 /* Returns the value of header `name` (lower-case) or NULL; *len receives its length. */
 const char *tide_http_header_get(const tide_http_req *req, const char *name, size_t *len);
 
-/* Stops accepting; open connections finish their current request then close. */
+/* Stops accepting (closes the listening socket); open connections finish their current
+ * request then close, idle keep-alive connections close now. */
 void tide_http_stop_accepting(tide_http_server *srv);
 
 /* Closes every connection and frees the server. In-flight requests become aborted (their
@@ -76,7 +77,9 @@ void tide_http_stop_accepting(tide_http_server *srv);
  * that callback returns. */
 void tide_http_free(tide_http_server *srv);
 
-/* Counters for /admin/stats and tests. */
+/* Counters for /admin/stats and tests. `open` is the current number of connections;
+ * `responses` counts tide_http_respond() calls that reached a live connection; the
+ * server's own error answers are counted under rejected_* and timeouts_408. */
 typedef struct tide_http_stats {
     long long accepted, open, requests, responses, rejected_431, rejected_413, timeouts_408;
     long long rejected_400;  /* malformed requests, CONNECT, unsupported Expect (417) */

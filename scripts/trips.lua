@@ -143,7 +143,8 @@ local function get(req)
     id, e, s = common.int_id(req, "id")
     if not id then return e, s end
 
-    local trip, err = db.select("trips", { filters = { id = id }, single = true })
+    -- raw: Postgres' JSON for the row goes to the client untouched (no decode/encode)
+    local trip, err = db.select("trips", { filters = { id = id }, single = true, raw = true })
     if not trip then return common.fail(err) end
     return trip
 end

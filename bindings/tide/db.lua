@@ -11,6 +11,9 @@
 --   db.rpc(fn, args, {raw, mode, as})      -> the function's value (array for set-returning)
 --   db.sql(text, params, {mode, as})       -> rows, result     (the text runs as is)
 --   db.transaction(fn, {mode, as})         -> fn's results     (fn(tx); tx has this API)
+--   db.stats()                             -> per-upstream pool counts from tide.core:
+--       {direct = {pool, size, open, idle, busy, waiting, jobs, errors}, session = ..., ...}
+-- (health and query metrics are served by the admin listener in C, not from Lua.)
 --
 -- Results: reads and writes return an array of rows (tagged json.array_mt, so [] stays []);
 -- `columns` on a write is its RETURNING list (default *). single = true returns one row, or
@@ -36,7 +39,7 @@ local errors = require "tide.errors"
 local type, pairs, next, tostring, tonumber, select = type, pairs, next, tostring, tonumber,
     select
 local setmetatable, getmetatable = setmetatable, getmetatable
-local xpcall, unpack = xpcall, unpack or table.unpack
+local xpcall, unpack = xpcall, unpack
 local traceback = debug.traceback
 local running = coroutine.running
 local find = string.find
@@ -472,5 +475,10 @@ _M.vector_search = function(tbl, column, vec, opts)
 end
 _M.rpc = function(fn, args, opts) return ops.rpc(nil, fn, args, opts) end
 _M.sql = function(text, params, opts) return ops.sql(nil, text, params, opts) end
+
+-- Connection pool counts per upstream (tide.core.pool_stats; pools live in C).
+function _M.stats()
+    return get_core().pool_stats()
+end
 
 return _M

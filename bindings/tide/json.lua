@@ -49,6 +49,21 @@ local concat = table.concat
 local huge = math.huge
 local misuse = errors.misuse
 
+-- Reading a number back to check that "%.14g" was exact: C's strtod through the FFI costs about
+-- a third of tonumber() (this check dominates encoding float-heavy data such as embeddings).
+local reads_back = function(s, x) return tonumber(s) == x end
+do
+    local ok, ffi = pcall(require, "ffi")
+    if ok then
+        -- pcall: a second load of this module (or another module) may have declared it already
+        pcall(ffi.cdef, "double strtod(const char *nptr, char **endptr);")
+        local found, strtod = pcall(function() return ffi.C.strtod end)
+        if found then
+            reads_back = function(s, x) return strtod(s, nil) == x end
+        end
+    end
+end
+
 local MAX_DEPTH = 1000
 local MAX_SAFE_INT = 9007199254740992   -- 2^53
 
@@ -302,9 +317,9 @@ local function encode_number(x)
         return format("%d", x)
     end
     local s = format("%.14g", x)
-    if tonumber(s) ~= x then
+    if not reads_back(s, x) then
         s = format("%.16g", x)
-        if tonumber(s) ~= x then
+        if not reads_back(s, x) then
             s = format("%.17g", x)
         end
     end
@@ -326,7 +341,7 @@ local function cjson_safe(v, depth)
         if x_is_plain_int(v) then
             return true
         end
-        return v == v and v ~= huge and v ~= -huge and tonumber(format("%.14g", v)) == v
+        return v == v and v ~= huge and v ~= -huge and reads_back(format("%.14g", v), v)
     elseif tv == "boolean" or v == null then
         return true
     elseif tv ~= "table" or depth > 32 or getmetatable(v) ~= nil then

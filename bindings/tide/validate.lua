@@ -378,6 +378,24 @@ function _M.param(s, spec, name)
     return clean
 end
 
+-- One of limit/offset: the number, dflt when absent, or nil when malformed.
+local function count_field(query, field, dflt)
+    local v = query[field]
+    if v == nil or v == "" then
+        return dflt
+    end
+    if type(v) == "number" then
+        if v % 1 ~= 0 or v < 0 or v >= 2 ^ 53 then
+            return nil
+        end
+        return v
+    end
+    if type(v) ~= "string" or not find(v, "^%d+$") or #v > 15 then
+        return nil
+    end
+    return tonumber(v)
+end
+
 -- Returns limit, offset for a list endpoint, or nil, err (422, naming the field).
 function _M.limit_offset(query, opts)
     local default, max = 20, 100
@@ -386,27 +404,11 @@ function _M.limit_offset(query, opts)
         max = opts.max or max
     end
     query = query or {}
-    local function get(field, dflt)
-        local v = query[field]
-        if v == nil or v == "" then
-            return dflt
-        end
-        if type(v) == "number" then
-            if v % 1 ~= 0 or v < 0 or v >= 2 ^ 53 then
-                return nil
-            end
-            return v
-        end
-        if type(v) ~= "string" or not find(v, "^%d+$") or #v > 15 then
-            return nil
-        end
-        return tonumber(v)
-    end
-    local limit = get("limit", default)
+    local limit = count_field(query, "limit", default)
     if limit == nil then
         return fail("limit", "must be a non-negative integer")
     end
-    local offset = get("offset", 0)
+    local offset = count_field(query, "offset", 0)
     if offset == nil then
         return fail("offset", "must be a non-negative integer")
     end

@@ -628,6 +628,13 @@ static void c_emfile(void)
 
 TEST(http_accept_emfile_backoff)
 {
+    /* valgrind emulates RLIMIT_NOFILE by closing descriptors the kernel already handed out,
+     * which drops the queued connection: the scenario only exists on a real kernel */
+    const char *pre = getenv("LD_PRELOAD");
+    if (pre && strstr(pre, "valgrind")) {
+        printf("     (skipped under valgrind)\n");
+        return;
+    }
     setup(NULL);
     run_client(c_emfile);
     tide_http_stats st = stats();

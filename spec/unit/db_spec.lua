@@ -286,6 +286,15 @@ describe("tide.db", function()
         end)
     end)
 
+    describe("stats", function()
+        it("returns tide.core's pool counts", function()
+            local counts = { direct = { pool = "direct", size = 4, open = 2, idle = 1, busy = 1,
+                                        waiting = 0, jobs = 10, errors = 0 } }
+            core.pool_stats = function() return counts end
+            assert.are.equal(counts, db.stats())
+        end)
+    end)
+
     describe("transaction", function()
         it("commits when fn returns normally and returns its results", function()
             core.answer('[{"id":1}]')
