@@ -7,6 +7,7 @@
 #include "config.h"
 #include "http.h"
 #include "pool.h"
+#include "jwtcache.h"
 
 typedef struct tide_vm tide_vm;
 
@@ -18,6 +19,8 @@ typedef struct tide_app {
     tide_http_server *http, *admin;
     tide_vm *vm;                        /* the bundle serving new requests */
     ev_signal sighup, sigterm, sigint;
+    ev_prepare flush_logs;
+    tide_jwt_cache *jwt_cache;          /* verified tokens (the secret is restart-only) */
     unsigned long long next_request_id;
     long long reloads, reload_failures, inflight;
     double started_at, drain_started;

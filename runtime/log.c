@@ -45,14 +45,28 @@ void tide_log(int level, const char *fmt, ...)
     (void)w;
 }
 
+static char access_buf[64 * 1024];
+static size_t access_len;
+
+void tide_log_flush(void)
+{
+    size_t off = 0;
+    while (off < access_len) {
+        ssize_t w = write(STDOUT_FILENO, access_buf + off, access_len - off);
+        if (w <= 0) break;             /* a broken log pipe must not stop the server */
+        off += (size_t)w;
+    }
+    access_len = 0;
+}
+
 void tide_log_access(const char *line, int len)
 {
-    char buf[4096];
-    if (len > (int)sizeof buf - 1) len = (int)sizeof buf - 1;
-    memcpy(buf, line, (size_t)len);
-    buf[len++] = '\n';
-    ssize_t w = write(STDOUT_FILENO, buf, (size_t)len);
-    (void)w;
+    if (len < 0) return;
+    if ((size_t)len > sizeof access_buf - 1) len = (int)sizeof access_buf - 1;
+    if (access_len + (size_t)len + 1 > sizeof access_buf) tide_log_flush();
+    memcpy(access_buf + access_len, line, (size_t)len);
+    access_len += (size_t)len;
+    access_buf[access_len++] = '\n';
 }
 
 int tide_json_escape(char *out, int cap, const char *s, int len)

@@ -10,8 +10,12 @@ void tide_log_set_level(int level);
 /* Parses "debug"/"info"/"warn"/"error"; returns -1 when unknown. */
 int tide_log_parse_level(const char *name);
 void tide_log(int level, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
-/* Writes one already-formatted JSON line (no newline needed) to the access log. */
+/* Queues one already-formatted JSON line (no newline needed) for the access log; lines are
+ * written in batches by tide_log_flush() (the server calls it once per loop pass) or when the
+ * buffer fills. */
 void tide_log_access(const char *json_line, int len);
+/* Writes out queued access-log lines. */
+void tide_log_flush(void);
 /* Appends s to out as a JSON string body (no quotes), escaping as needed; returns bytes
  * written, never more than cap - 1, always NUL-terminated. */
 int tide_json_escape(char *out, int cap, const char *s, int len);

@@ -84,6 +84,8 @@ static int cmd_serve(const char *config)
     if (tide_server_start(&app) != 0) return 1;
     ev_run(app.loop, 0);
     tide_info("stopped");
+    tide_log_flush();
+    tide_jwt_cache_free(app.jwt_cache);
     tide_http_free(app.http);
     tide_http_free(app.admin);
     free_pools(&app);

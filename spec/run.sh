@@ -7,7 +7,12 @@ set -uo pipefail
 cd "$(dirname "$0")/.."
 repo=$(pwd -P)
 TIDE_BIN=${TIDE_BIN:-$repo/build/tide}
-TEST_DIR=$repo/var/test
+mkdir -p "$repo/var"
+# Each run gets its own directory, so two runs in one checkout never share a stack.
+TEST_DIR=${TIDE_TEST_DIR:-$(mktemp -d "$repo/var/test.XXXXXX")}
+chmod 755 "$TEST_DIR"   # postgres and pgbouncer run as the postgres user
+LOGS=$TEST_DIR/logs
+mkdir -p "$LOGS"
 passed=0 failed=0 tide_pid=
 
 note() { printf '\n== %s\n' "$*"; }
@@ -51,17 +56,19 @@ cleanup() {
     kill -KILL "$tide_pid" 2>/dev/null
   fi
   TIDE_STACK_DIR=$TEST_DIR db/stack.sh down >/dev/null 2>&1 || true
+  # keep a failed run's logs and data for a look; a green run leaves nothing behind
+  if [ "$failed" -eq 0 ] && [ -z "${TIDE_TEST_DIR:-}" ]; then rm -rf "$TEST_DIR"
+  else echo "logs kept in $TEST_DIR"; fi
 }
 trap cleanup EXIT
 trap 'exit 130' INT TERM
 
 # ---- C unit tests
 note "C unit tests"
-mkdir -p var/test-logs
 make -s test-c-build || failed=$((failed + 1))
 for t in build/tests/test_*; do
   [ -x "$t" ] || continue
-  log=var/test-logs/$(basename "$t").log
+  log=$LOGS/$(basename "$t").log
   "$t" >"$log" 2>&1; rc=$?
   tail -n 1 "$log"
   [ $rc -eq 0 ] || { echo "FAILED: $t"; tail -n 30 "$log"; }
@@ -70,7 +77,7 @@ done
 
 # ---- Lua unit specs
 note "Lua unit specs"
-log=var/test-logs/unit.log
+log=$LOGS/unit.log
 luajit /usr/bin/busted -o plainTerminal --lpath='bindings/?.lua;scripts/?.lua;policies/?.lua' \
   spec/unit >"$log" 2>&1; rc=$?
 tail -n 1 "$log"
@@ -79,7 +86,6 @@ count_busted "$log" $rc
 
 # ---- throwaway stack
 note "stack (throwaway ports)"
-rm -rf "$TEST_DIR"
 pg=$(pick_port); sess=$((pg + 1))
 txn=$(pick_port)
 http=$(pick_port); admin=$((http + 1))
@@ -94,10 +100,10 @@ fi
 note "RLS checks (SQL)"
 for f in db/test/*.sql; do
   [ -f "$f" ] || continue
-  if psql "$TIDE_DSN_ADMIN" -v ON_ERROR_STOP=1 -q -f "$f" >var/test-logs/sql.log 2>&1; then
+  if psql "$TIDE_DSN_ADMIN" -v ON_ERROR_STOP=1 -q -f "$f" >"$LOGS/sql.log" 2>&1; then
     echo "ok: $f"; passed=$((passed + 1))
   else
-    echo "FAILED: $f"; tail -n 20 var/test-logs/sql.log; failed=$((failed + 1))
+    echo "FAILED: $f"; tail -n 20 "$LOGS/sql.log"; failed=$((failed + 1))
   fi
 done
 
@@ -127,7 +133,7 @@ fi
 note "integration specs"
 export TIDE_TEST_URL=http://127.0.0.1:$http TIDE_TEST_ADMIN_URL=http://127.0.0.1:$admin
 export TIDE_BIN TIDE_PID=$tide_pid TIDE_BUNDLE_DIR=$bundle TIDE_STACK_DIR
-log=var/test-logs/integration.log
+log=$LOGS/integration.log
 luajit /usr/bin/busted -o plainTerminal --lpath='spec/?.lua;bindings/?.lua' \
   spec/integration >"$log" 2>&1; rc=$?
 tail -n 1 "$log"

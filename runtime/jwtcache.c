@@ -1,0 +1,101 @@
+/* jwtcache.c - direct-mapped cache of verified tokens (see jwtcache.h). */
+#include "jwtcache.h"
+
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+
+typedef struct entry {
+    uint64_t hash;
+    char *token;             /* NULL = empty slot */
+    size_t len;
+    char *claims;
+    long long exp;           /* 0 = no expiry */
+    tide_role role;
+} entry;
+
+struct tide_jwt_cache {
+    entry *slots;
+    size_t mask;
+    long long hits, misses, stores;
+};
+
+static uint64_t hash_bytes(const char *s, size_t n)
+{
+    uint64_t h = 1469598103934665603ull;
+    for (size_t i = 0; i < n; i++) { h ^= (unsigned char)s[i]; h *= 1099511628211ull; }
+    return h;
+}
+
+int tide_jwt_cache_new(size_t slots, tide_jwt_cache **out)
+{
+    size_t n = 16;
+    while (n < slots && n < ((size_t)1 << 24)) n <<= 1;
+    tide_jwt_cache *c = calloc(1, sizeof *c);
+    if (!c) return TIDE_ENOMEM;
+    c->slots = calloc(n, sizeof *c->slots);
+    if (!c->slots) { free(c); return TIDE_ENOMEM; }
+    c->mask = n - 1;
+    *out = c;
+    return 0;
+}
+
+static void entry_clear(entry *e)
+{
+    free(e->token);
+    free(e->claims);
+    memset(e, 0, sizeof *e);
+}
+
+void tide_jwt_cache_free(tide_jwt_cache *c)
+{
+    if (!c) return;
+    for (size_t i = 0; i <= c->mask; i++) entry_clear(&c->slots[i]);
+    free(c->slots);
+    free(c);
+}
+
+int tide_jwt_cache_get(tide_jwt_cache *c, const char *token, size_t len, time_t now,
+                       int leeway, tide_role *role, const char **claims)
+{
+    uint64_t h = hash_bytes(token, len);
+    entry *e = &c->slots[h & c->mask];
+    if (e->token && e->hash == h && e->len == len && memcmp(e->token, token, len) == 0) {
+        if (e->exp && (long long)now - leeway >= e->exp) {
+            entry_clear(e);                  /* expired: verification will say so */
+        } else {
+            *role = e->role;
+            *claims = e->claims;
+            c->hits++;
+            return 1;
+        }
+    }
+    c->misses++;
+    return 0;
+}
+
+void tide_jwt_cache_put(tide_jwt_cache *c, const char *token, size_t len, tide_jwt_claims *cl)
+{
+    uint64_t h = hash_bytes(token, len);
+    entry *e = &c->slots[h & c->mask];
+    char *tok = malloc(len + 1);
+    if (!tok) return;
+    memcpy(tok, token, len);
+    tok[len] = 0;
+    entry_clear(e);
+    e->hash = h;
+    e->token = tok;
+    e->len = len;
+    e->claims = cl->claims_json;
+    cl->claims_json = NULL;
+    e->exp = cl->exp;
+    e->role = cl->role;
+    c->stores++;
+}
+
+void tide_jwt_cache_get_stats(const tide_jwt_cache *c, tide_jwt_cache_stats *o)
+{
+    o->hits = c->hits;
+    o->misses = c->misses;
+    o->stores = c->stores;
+}
