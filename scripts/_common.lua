@@ -2,6 +2,7 @@
 -- underscore keeps it out of the route table). Every helper that can fail returns
 -- `value` or `nil, body, status`, so a handler forwards the failure in one line:
 --     local sub, e, s = common.user(req); if not sub then return e, s end
+-- (check_blank only checks: it returns nil when fine, else body, status.)
 --
 -- Policies decided here, once for every module:
 --   * every /v1 business route except destinations needs a signed-in caller (a token whose
@@ -20,7 +21,7 @@ local http = require "tide.http"
 local validate = require "tide.validate"
 local json = require "tide.json"
 
-local next = next
+local next, type, find = next, type, string.find
 
 local _M = {}
 
@@ -94,6 +95,33 @@ function _M.body(req, schema, opts)
         return nil, http.error(422, "TIDE_VALIDATION", "nothing to update: send at least one field")
     end
     return clean
+end
+
+-- Text fields (of a clean body) that are present but blank: the first one found, in the
+-- order of the list fields, is a 422 naming it. Returns nil when all are fine, else body,
+-- status. Absent fields (PATCH) pass.
+function _M.check_blank(t, fields)
+    for i = 1, #fields do
+        local f = fields[i]
+        local v = t[f]
+        if v ~= nil and not find(v, "%S") then
+            return _M.invalid(f, "must not be blank")
+        end
+    end
+    return nil
+end
+
+-- An optional query-string text parameter: its value, nil when absent or empty, or nil, 422
+-- body, 422 when it is not one string or is longer than max bytes.
+function _M.query_text(query, name, max)
+    local v = query[name]
+    if v == nil or v == "" then
+        return nil
+    end
+    if type(v) ~= "string" or #v > max then
+        return nil, _M.invalid(name, "must be one string of at most " .. max .. " characters")
+    end
+    return v
 end
 
 local PATCH = { partial = true }

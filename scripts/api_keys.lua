@@ -16,13 +16,14 @@ local crypto = require "tide.crypto"
 local json = require "tide.json"
 local common = require "_common"
 
-local type, ipairs, sub, find = type, ipairs, string.sub, string.find
+local type, ipairs, sub = type, ipairs, string.sub
 
 local SAVE = {
     service_name = { type = "string", required = true, max_len = 50 },
     key_name     = { type = "string", required = true, max_len = 100 },
     api_key      = { type = "string", required = true, max_len = 4096 },
 }
+local TEXT = { "service_name", "key_name", "api_key" }      -- none of them may be blank
 
 -- encrypted_key is read only to compute the masked tail; present() drops it.
 local COLUMNS = "id,service_name,key_name,encrypted_key,is_active,last_used_at,created_at"
@@ -63,11 +64,8 @@ local function save(req)
     local key
     key, e, s = common.body(req, SAVE)
     if not key then return e, s end
-    for _, f in ipairs { "service_name", "key_name", "api_key" } do
-        if not find(key[f], "%S") then
-            return common.invalid(f, "must not be blank")
-        end
-    end
+    e, s = common.check_blank(key, TEXT)
+    if e then return e, s end
 
     local rows, err = db.upsert("api_keys", {
         user_id = user,

@@ -8,8 +8,6 @@
 local db = require "tide.db"
 local common = require "_common"
 
-local type, find = type, string.find
-
 -- search_type is the client's own label ("destination", "flight", ...): the schema does not
 -- restrict it, so neither do we beyond a length.
 local MAX_TYPE = 50
@@ -18,6 +16,7 @@ local RECORD = {
     search_type = { type = "string", required = true, max_len = MAX_TYPE },
     query       = { type = "object", required = true },
 }
+local TEXT = { "search_type" }      -- must not be blank
 
 local function record(req)
     local user, e, s = common.user(req)
@@ -26,9 +25,8 @@ local function record(req)
     entry, e, s = common.body(req, RECORD)
     if not entry then return e, s end
 
-    if not find(entry.search_type, "%S") then
-        return common.invalid("search_type", "must not be blank")
-    end
+    e, s = common.check_blank(entry, TEXT)
+    if e then return e, s end
     entry.user_id = user
     local rows, err = db.insert("search_history", entry)
     if not rows then return common.fail(err) end
@@ -42,15 +40,10 @@ local function list(req)
     page, e, s = common.page(req.query)
     if not page then return e, s end
 
-    local filters = { user_id = user }
-    local search_type = req.query.search_type
-    if search_type ~= nil and search_type ~= "" then
-        if type(search_type) ~= "string" or #search_type > MAX_TYPE then
-            return common.invalid("search_type", "must be one string of at most " .. MAX_TYPE ..
-                                  " characters")
-        end
-        filters.search_type = search_type
-    end
+    local search_type
+    search_type, e, s = common.query_text(req.query, "search_type", MAX_TYPE)
+    if e then return e, s end
+    local filters = { user_id = user, search_type = search_type }
 
     local res, err = db.select("search_history", {
         filters = filters, order = "-created_at,-id", limit = page.limit, offset = page.offset,

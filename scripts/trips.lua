@@ -26,6 +26,9 @@ local MAX_Q = 200
 local STATUS_SET = {}
 for _, s in ipairs(STATUSES) do STATUS_SET[s] = true end
 
+-- Text that must not be blank when it is there.
+local TEXT = { "name", "destination" }
+
 -- POST checks `required`; PATCH uses the same schema with partial = true. Dates and budget
 -- may be null (an open-ended plan); when both dates are set the end is not before the start.
 local TRIP = {
@@ -39,16 +42,6 @@ local TRIP = {
     trip_type   = { type = "string", enum = TRIP_TYPES },
     notes       = { type = "array", max_items = 100, items = { type = "string", max_len = 2000 } },
 }
-
--- Text that is there but blank. Returns nil when fine, else body, status.
-local function check_blank(trip)
-    for _, f in ipairs { "name", "destination" } do
-        if trip[f] ~= nil and not trip[f]:find("%S") then
-            return common.invalid(f, "must not be blank")
-        end
-    end
-    return nil
-end
 
 -- end_date before start_date -> 422 naming the field the client sent (end_date if both).
 local function check_dates(start_date, end_date, sent)
@@ -79,7 +72,7 @@ local function create(req)
     local trip
     trip, e, s = common.body(req, TRIP)
     if not trip then return e, s end
-    e, s = check_blank(trip)
+    e, s = common.check_blank(trip, TEXT)
     if e then return e, s end
     e, s = check_dates(trip.start_date, trip.end_date, trip)
     if e then return e, s end
@@ -112,12 +105,12 @@ local function search(req)
     page, e, s = common.page(req.query)
     if not page then return e, s end
 
-    local q, status = req.query.q, req.query.status
+    local q
+    q, e, s = common.query_text(req.query, "q", MAX_Q)
+    if e then return e, s end
+    local status = req.query.status
     local filters = {}
-    if q ~= nil and q ~= "" then
-        if type(q) ~= "string" or #q > MAX_Q then
-            return common.invalid("q", "must be one string of at most " .. MAX_Q .. " characters")
-        end
+    if q then
         local pattern = "%" .. like_literal(q) .. "%"
         filters["or"] = { { name = { ilike = pattern } }, { destination = { ilike = pattern } } }
     end
@@ -157,7 +150,7 @@ local function update(req)
     if not id then return e, s end
     patch, e, s = common.patch(req, TRIP)
     if not patch then return e, s end
-    e, s = check_blank(patch)
+    e, s = common.check_blank(patch, TEXT)
     if e then return e, s end
 
     local start_date, end_date = patch.start_date, patch.end_date

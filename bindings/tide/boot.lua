@@ -25,6 +25,8 @@
 local router = require "tide.router"
 local json = require "tide.json"
 local http = require "tide.http"
+local lazy = require "tide.lazy"
+local memo = require "tide.memo"
 
 local type, tostring, pairs, pcall, xpcall, require = type, tostring, pairs, pcall, xpcall,
     require
@@ -34,23 +36,15 @@ local traceback = debug.traceback
 local json_encode, json_decode, is_raw = json.encode, json.decode, json.is_raw
 local all_finite = json.all_finite
 local pct_decode = router.pct_decode
+local memo_put = memo.put
 
 local _M = {}
 
 local routes            -- the router built by load()
-local core
-
-local function get_core()
-    if core == nil then
-        core = require "tide.core"
-    end
-    return core
-end
+local get_core, set_core = lazy.require "tide.core"
 
 -- For unit specs only: replaces tide.core.
-function _M._set_core(fake)
-    core = fake
-end
+_M._set_core = set_core
 
 local function log(level, msg)
     get_core().log(level, msg)
@@ -166,19 +160,15 @@ local function parse_query(qs)
 end
 _M._parse_query = parse_query
 
-local ct_memo, ct_memo_size = {}, 0
+local ct_memo = memo.new(64)
 
 -- True for application/json and application/*+json (parameters such as charset ignored).
 local function is_json_type(ct)
-    local r = ct_memo[ct]
+    local r = ct_memo.map[ct]
     if r == nil then
         local base = lower(match(ct, "^%s*([^;%s]*)") or "")
-        r = base == "application/json" or find(base, "^application/[^/]+%+json$") ~= nil
-        if ct_memo_size >= 64 then
-            ct_memo, ct_memo_size = {}, 0
-        end
-        ct_memo[ct] = r
-        ct_memo_size = ct_memo_size + 1
+        r = memo_put(ct_memo, ct,
+                     base == "application/json" or find(base, "^application/[^/]+%+json$") ~= nil)
     end
     return r
 end

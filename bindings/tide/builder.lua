@@ -35,6 +35,7 @@
 
 local json = require "tide.json"
 local errors = require "tide.errors"
+local memo = require "tide.memo"
 
 local type, pairs, next, tostring = type, pairs, next, tostring
 local getmetatable = getmetatable
@@ -43,29 +44,17 @@ local byte, find, format, gsub, sub = string.byte, string.find, string.format, s
 local concat, sort = table.concat, table.sort
 local huge = math.huge
 local misuse = errors.misuse
+local memo_put = memo.put
 local null, array_mt, raw_mt = json.null, json.array_mt, json.raw_mt
-local json_encode = json.encode
+local json_encode, is_array = json.encode, json.is_array
 
 local _M = {}
 
 local MAX_IDENT = 63                    -- NAMEDATALEN - 1
 local MAX_SAFE_INT = 9007199254740992   -- 2^53
 
--- Bounded memo tables: identifiers, column lists and ORDER BY clauses repeat on every request.
-local function memo()
-    return { size = 0, map = {} }
-end
-
-local function memo_put(m, k, v)
-    if m.size >= 1024 then
-        m.map, m.size = {}, 0
-    end
-    m.map[k] = v
-    m.size = m.size + 1
-    return v
-end
-
-local ident_memo, columns_memo, order_memo = memo(), memo(), memo()
+-- Identifiers, column lists and ORDER BY clauses repeat on every request.
+local ident_memo, columns_memo, order_memo = memo.new(1024), memo.new(1024), memo.new(1024)
 
 ---------------------------------------------------------------------------------------------
 -- identifiers and literals
@@ -111,26 +100,6 @@ local function number_text(x, what)
         return format("%d", x)
     end
     return format("%.17g", x)
-end
-
--- True when t is a Lua array: json.array_mt, or keys exactly 1..#t with #t >= 1.
-local function is_array(t)
-    local mt = getmetatable(t)
-    if mt == array_mt then
-        return true
-    end
-    if mt ~= nil then
-        return false
-    end
-    local len = #t
-    if len == 0 then
-        return false
-    end
-    local count = 0
-    for _ in pairs(t) do
-        count = count + 1
-    end
-    return count == len
 end
 
 -- Returns a Postgres array literal for a flat Lua array: {"a","b\"c",NULL,1,true}.
@@ -254,6 +223,20 @@ local function order_by(order)
     return clause
 end
 _M.order_by = order_by
+
+-- The keys of t sorted, and their number; raises problem when a key is not a string.
+local function sorted_keys(t, problem)
+    local keys, nkeys = {}, 0
+    for k in pairs(t) do
+        if type(k) ~= "string" then
+            misuse(problem)
+        end
+        nkeys = nkeys + 1
+        keys[nkeys] = k
+    end
+    sort(keys)
+    return keys, nkeys
+end
 
 local function check_count(v, what)
     if type(v) ~= "number" or v % 1 ~= 0 or v < 0 or v >= MAX_SAFE_INT then
@@ -651,18 +634,10 @@ function _M.update(tbl, patch, opts)
     if type(patch) ~= "table" or getmetatable(patch) ~= nil or patch[1] ~= nil then
         misuse("update: patch must be a table of column = value")
     end
-    local cols, ncols = {}, 0
-    for k in pairs(patch) do
-        if type(k) ~= "string" then
-            misuse("update: patch keys must be column names")
-        end
-        ncols = ncols + 1
-        cols[ncols] = k
-    end
+    local cols, ncols = sorted_keys(patch, "update: patch keys must be column names")
     if ncols == 0 then
         misuse("update: patch is empty")
     end
-    sort(cols)
     for i = 1, ncols do
         cols[i] = ident(cols[i], "column")
     end
@@ -800,15 +775,7 @@ function _M.rpc(fn, args)
         end
         call = qf .. "(" .. concat(parts, ", ") .. ")"
     else
-        local names, nnames = {}, 0
-        for k in pairs(args) do
-            if type(k) ~= "string" then
-                misuse("rpc: args must be all named or all positional")
-            end
-            nnames = nnames + 1
-            names[nnames] = k
-        end
-        sort(names)
+        local names, nnames = sorted_keys(args, "rpc: args must be all named or all positional")
         local parts = {}
         for i = 1, nnames do
             local name = names[i]

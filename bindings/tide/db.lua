@@ -35,6 +35,7 @@
 local builder = require "tide.builder"
 local json = require "tide.json"
 local errors = require "tide.errors"
+local lazy = require "tide.lazy"
 
 local type, pairs, next, tostring, tonumber, select = type, pairs, next, tostring, tonumber,
     select
@@ -49,29 +50,13 @@ local array_mt, null = json.array_mt, json.null
 
 local _M = {}
 
-local core          -- tide.core, required on first use (or set by _set_core)
-local routing       -- policies/routing.lua
+local get_core, set_core = lazy.require "tide.core"
+local get_routing = lazy.require "routing"          -- policies/routing.lua
 
 local MODES = { direct = true, session = true, transaction = true }
 
-local function get_core()
-    if core == nil then
-        core = require "tide.core"
-    end
-    return core
-end
-
 -- For unit specs only: replaces tide.core (pass nil to go back to the real one).
-function _M._set_core(fake)
-    core = fake
-end
-
-local function get_routing()
-    if routing == nil then
-        routing = require "routing"
-    end
-    return routing
-end
+_M._set_core = set_core
 
 ---------------------------------------------------------------------------------------------
 -- option checking
@@ -250,12 +235,17 @@ end
 
 local ops = {}
 
+-- Runs a wrapped statement whose json cell is a list of rows (reads and writes).
+local function run_rows(ctx, kind, tbl, opts, sql, params)
+    local text, err = run(ctx, kind, tbl, opts, sql, params, true)
+    return result(text, err, opts, tbl, true)
+end
+
 function ops.select(ctx, tbl, opts)
     check_table_name("select", tbl)
     opts = check_opts("select", opts)
     local sql, params = builder.select(tbl, opts)
-    local text, err = run(ctx, "select", tbl, opts, sql, params, true)
-    return result(text, err, opts, tbl, true)
+    return run_rows(ctx, "select", tbl, opts, sql, params)
 end
 
 function ops.count(ctx, tbl, opts)
@@ -274,53 +264,45 @@ function ops.count(ctx, tbl, opts)
     return n
 end
 
-local function write(ctx, kind, tbl, opts, sql, params)
-    local text, err = run(ctx, kind, tbl, opts, sql, params, true)
-    return result(text, err, opts, tbl, true)
-end
-
-function ops.insert(ctx, tbl, rows, opts)
-    check_table_name("insert", tbl)
-    opts = check_opts("insert", opts)
-    rows = as_rows("insert", rows)
-    if rows[1] == nil then
+-- insert and upsert (kind): builder[kind](tbl, list, opts); an empty list makes no query.
+local function write_rows(ctx, kind, tbl, list, opts)
+    check_table_name(kind, tbl)
+    opts = check_opts(kind, opts)
+    list = as_rows(kind, list)
+    if list[1] == nil then
         return setmetatable({}, array_mt)
     end
-    local sql, params = builder.insert(tbl, rows, opts)
-    return write(ctx, "insert", tbl, opts, sql, params)
+    local sql, params = builder[kind](tbl, list, opts)
+    return run_rows(ctx, kind, tbl, opts, sql, params)
 end
 
-function ops.upsert(ctx, tbl, rows, opts)
-    check_table_name("upsert", tbl)
-    opts = check_opts("upsert", opts)
-    rows = as_rows("upsert", rows)
-    if rows[1] == nil then
-        return setmetatable({}, array_mt)
-    end
-    local sql, params = builder.upsert(tbl, rows, opts)
-    return write(ctx, "upsert", tbl, opts, sql, params)
+function ops.insert(ctx, tbl, list, opts)
+    return write_rows(ctx, "insert", tbl, list, opts)
+end
+
+function ops.upsert(ctx, tbl, list, opts)
+    return write_rows(ctx, "upsert", tbl, list, opts)
 end
 
 function ops.update(ctx, tbl, patch, opts)
     check_table_name("update", tbl)
     opts = check_opts("update", opts)
     local sql, params = builder.update(tbl, patch, opts)
-    return write(ctx, "update", tbl, opts, sql, params)
+    return run_rows(ctx, "update", tbl, opts, sql, params)
 end
 
 function ops.delete(ctx, tbl, opts)
     check_table_name("delete", tbl)
     opts = check_opts("delete", opts)
     local sql, params = builder.delete(tbl, opts)
-    return write(ctx, "delete", tbl, opts, sql, params)
+    return run_rows(ctx, "delete", tbl, opts, sql, params)
 end
 
 function ops.vector_search(ctx, tbl, column, vec, opts)
     check_table_name("vector_search", tbl)
     opts = check_opts("vector_search", opts)
     local sql, params = builder.vector_search(tbl, column, vec, opts)
-    local text, err = run(ctx, "vector_search", tbl, opts, sql, params, true)
-    return result(text, err, opts, tbl, true)
+    return run_rows(ctx, "vector_search", tbl, opts, sql, params)
 end
 
 -- The value may be json.null (a void function, or NULL).

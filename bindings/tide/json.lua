@@ -18,6 +18,8 @@
 -- array(t)          sets json.array_mt on t (returns t; a json.raw fragment is returned as is)
 -- raw(text)         a fragment encode writes verbatim: {text = text} with json.raw_mt
 -- is_raw(v)         true for json.raw fragments
+-- is_array(t)       true for a table encode writes as a non-empty array or that carries
+--                   json.array_mt (t must be a table)
 -- array_mt, raw_mt  the metatables
 --
 -- encode rules:
@@ -35,6 +37,7 @@
 
 local cjson_base = require "cjson"
 local errors = require "tide.errors"
+local memo = require "tide.memo"
 
 local cjson = cjson_base.new()        -- private instance: our settings do not leak to others
 cjson.decode_invalid_numbers(false)   -- reject NaN, Infinity, hex numbers
@@ -48,6 +51,7 @@ local byte, find, format, gsub = string.byte, string.find, string.format, string
 local concat = table.concat
 local huge = math.huge
 local misuse = errors.misuse
+local memo_put = memo.put
 
 -- Reading a number back to check that "%.14g" was exact: C's strtod through the FFI costs about
 -- a third of tonumber() (this check dominates encoding float-heavy data such as embeddings).
@@ -106,6 +110,27 @@ end
 
 function _M.is_raw(v)
     return type(v) == "table" and getmetatable(v) == raw_mt
+end
+
+-- True when t (a table) is a Lua array: it carries json.array_mt, or it has no metatable and
+-- its keys are exactly 1..#t with #t >= 1.
+function _M.is_array(t)
+    local mt = getmetatable(t)
+    if mt == array_mt then
+        return true
+    end
+    if mt ~= nil then
+        return false
+    end
+    local len = #t
+    if len == 0 then
+        return false
+    end
+    local count = 0
+    for _ in pairs(t) do
+        count = count + 1
+    end
+    return count == len
 end
 
 ---------------------------------------------------------------------------------------------
@@ -279,7 +304,7 @@ local buf = {}
 local n = 0
 
 -- Encoded object keys ('"name":'), bounded so that arbitrary client keys cannot grow it.
-local key_cache, key_cache_size = {}, 0
+local key_memo = memo.new(4096)
 
 local function encode_string(s)
     local e = cjson_encode(s)
@@ -292,14 +317,9 @@ local function encode_string(s)
 end
 
 local function encode_key(k)
-    local e = key_cache[k]
+    local e = key_memo.map[k]
     if e == nil then
-        e = encode_string(k) .. ":"
-        if key_cache_size >= 4096 then
-            key_cache, key_cache_size = {}, 0
-        end
-        key_cache[k] = e
-        key_cache_size = key_cache_size + 1
+        e = memo_put(key_memo, k, encode_string(k) .. ":")
     end
     return e
 end

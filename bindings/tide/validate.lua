@@ -31,12 +31,12 @@ local json = require "tide.json"
 local errors = require "tide.errors"
 
 local type, pairs, tostring, tonumber, select = type, pairs, tostring, tonumber, select
-local getmetatable, setmetatable = getmetatable, setmetatable
+local setmetatable = setmetatable
 local find, gsub, sub = string.find, string.gsub, string.sub
 local sort, concat = table.sort, table.concat
 local huge = math.huge
 local misuse = errors.misuse
-local null, array_mt = json.null, json.array_mt
+local null, array_mt, is_array = json.null, json.array_mt, json.is_array
 
 local _M = {}
 
@@ -79,25 +79,6 @@ end
 
 local function utf8_len(s)
     return select(2, gsub(s, "[^\128-\191]", ""))
-end
-
-local function is_list(v)
-    local mt = getmetatable(v)
-    if mt == array_mt then
-        return true
-    end
-    if mt ~= nil then
-        return false
-    end
-    local len = #v
-    if len == 0 then
-        return false
-    end
-    local count = 0
-    for _ in pairs(v) do
-        count = count + 1
-    end
-    return count == len
 end
 
 -- Schemas are checked once (misuse on a malformed one); remembers their sorted field names.
@@ -208,7 +189,7 @@ local function check_value(v, spec, name)
             return nil, "must be true or false"
         end
     elseif t == "array" then
-        if tv ~= "table" or (getmetatable(v) ~= array_mt and not is_list(v)) then
+        if tv ~= "table" or not is_array(v) then
             return nil, "must be an array"
         end
         local len = #v
@@ -240,7 +221,7 @@ local function check_value(v, spec, name)
         end
         return out
     else -- object
-        if tv ~= "table" or getmetatable(v) == array_mt or is_list(v) then
+        if tv ~= "table" or is_array(v) then
             return nil, "must be an object"
         end
         if spec.fields then
@@ -305,7 +286,7 @@ function _M.object(body, schema, opts)
     if opts ~= nil and type(opts) ~= "table" then
         misuse("validate.object: options must be a table")
     end
-    if type(body) ~= "table" or getmetatable(body) == array_mt or is_list(body) then
+    if type(body) ~= "table" or is_array(body) then
         return fail("body", "must be a JSON object")
     end
     local clean, problem, at = check_object(body, schema, "", opts and opts.partial)
