@@ -17,15 +17,29 @@
 #include "../runtime/log.h"
 #include "../runtime/pool.h"
 #include "../runtime/task.h"
+#include "../runtime/server.h"
+#include "../runtime/upstream.h"
 
 enum call_kind { CALL_QUERY, CALL_TX_BEGIN, CALL_TX_END };
 
+/* One database call of a request: the pool job, and what retry and the breaker need. */
 typedef struct pgcall {
     tide_pgjob job;
     tide_task *task;
     enum call_kind kind;
     int json;                    /* return the single text cell */
     int authenticated;
+    int read;                    /* a read: safe to retry even when its outcome is unknown */
+    int up_index;                /* the upstream asked for */
+    tide_upstream *up;           /* the one in use (the fallback while a breaker is open) */
+    unsigned ticket;             /* breaker ticket of the attempt in flight */
+    int attempt;
+    ev_timer timer;              /* backoff before a retry, or a deferred answer */
+    int deferred;                /* timer delivers the error below instead of retrying */
+    char ecode[32];
+    char emsg[300];
+    int estatus;
+    double retry_after;
     const char **values;
 } pgcall;
 
@@ -45,12 +59,12 @@ static tide_task *require_task(lua_State *L)
     return t;
 }
 
-static tide_pool *pool_arg(lua_State *L, int idx)
+static int upstream_arg(lua_State *L, int idx)
 {
     const char *name = luaL_checkstring(L, idx);
     int i = tide_upstream_index(name);
     if (i < 0) luaL_error(L, "unknown upstream '%s' (direct, session or transaction)", name);
-    return tide__vm_app(core_vm(L))->pools[i];
+    return i;
 }
 
 static void push_err(lua_State *L, const char *code, int status, const char *msg,
@@ -112,14 +126,140 @@ static void push_generic(lua_State *L, tide_vm *vm, const PGresult *res)
     lua_setfield(L, -2, "command");
 }
 
+static double now_of(const pgcall *pc)
+{
+    return ev_now(pc->task->app->loop);
+}
+
+static void call_free(pgcall *pc)
+{
+    ev_timer_stop(pc->task->app->loop, &pc->timer);
+    free(pc);
+}
+
+/* Hands the coroutine its results (already pushed) and lets it run on. */
+static void call_resume(pgcall *pc, int nret)
+{
+    tide_task *t = pc->task;
+    t->call = NULL;
+    call_free(pc);
+    tide__task_resume(t, nret);
+}
+
+static void resume_with_error(pgcall *pc, const char *code, int status, const char *msg,
+                              const char *detail, const char *hint, double retry_after)
+{
+    tide_task *t = pc->task;
+    lua_State *co = t->co;
+    lua_pushnil(co);
+    push_err(co, code, status, msg, detail, hint);
+    if (retry_after > 0) {
+        lua_pushnumber(co, retry_after);
+        lua_setfield(co, -2, "retry_after");
+        t->retry_after = retry_after;
+    }
+    call_resume(pc, 2);
+}
+
+static void call_attempt(pgcall *pc);
+
+static void timer_cb(struct ev_loop *loop, ev_timer *w, int revents)
+{
+    (void)loop; (void)revents;
+    pgcall *pc = w->data;
+    if (pc->deferred)
+        resume_with_error(pc, pc->ecode, pc->estatus, pc->emsg, NULL, NULL, pc->retry_after);
+    else
+        call_attempt(pc);
+}
+
+/* Answers with an error from the loop, never from inside the call that yields. */
+static void defer_error(pgcall *pc, const char *code, int status, const char *msg,
+                        double retry_after)
+{
+    snprintf(pc->ecode, sizeof pc->ecode, "%s", code);
+    snprintf(pc->emsg, sizeof pc->emsg, "%s", msg);
+    pc->estatus = status;
+    pc->retry_after = retry_after;
+    pc->deferred = 1;
+    ev_timer_stop(pc->task->app->loop, &pc->timer);
+    ev_timer_set(&pc->timer, 0., 0.);
+    ev_timer_start(pc->task->app->loop, &pc->timer);
+}
+
+/* The upstream to use now: the one asked for, else its fallback while its breaker is open.
+ * NULL (with *retry_after) when neither may be used. */
+static tide_upstream *choose_upstream(pgcall *pc, unsigned *ticket, double *retry_after)
+{
+    tide_app *app = pc->task->app;
+    double now = now_of(pc);
+    tide_upstream *u = app->ups[pc->up_index];
+    if (tide_breaker_allow(&u->breaker, now, ticket)) return u;
+    *retry_after = tide_breaker_retry_after(&u->breaker, now);
+    int fb = u->policy.fallback;
+    if (fb >= 0 && app->ups[fb] != u && tide_breaker_allow(&app->ups[fb]->breaker, now, ticket))
+        return app->ups[fb];
+    return NULL;
+}
+
+/* Whether a failed attempt may run again: only when it cannot have done anything twice. */
+static int safe_to_retry(const pgcall *pc, const tide_pg_error *e)
+{
+    const char *c = e->code;
+    if (strcmp(c, "08001") == 0) return 1;                        /* never connected */
+    if (strcmp(c, "08006") == 0) return !e->sent || pc->read;     /* lost */
+    if (strcmp(c, "40001") == 0 || strcmp(c, "40P01") == 0) return 1;  /* rolled back */
+    if (strncmp(c, "57P0", 4) == 0) return 1;                     /* shut down before commit */
+    return 0;
+}
+
+static void call_failed(pgcall *pc, const tide_pg_error *e)
+{
+    tide_task *t = pc->task;
+    tide_upstream *u = pc->up;
+    int sent_write = e->sent && !pc->read && pc->kind != CALL_TX_BEGIN;
+    if (!t->aborted && pc->attempt < u->policy.retry_attempts && safe_to_retry(pc, e) &&
+        tide_retry_budget_withdraw(&u->budget)) {
+        pc->attempt++;
+        u->retries++;
+        double r = (double)rand() / ((double)RAND_MAX + 1.0);
+        double delay = tide_backoff(pc->attempt - 1, u->policy.retry_base, u->policy.retry_cap, r);
+        pc->deferred = 0;
+        ev_timer_stop(t->app->loop, &pc->timer);
+        ev_timer_set(&pc->timer, delay, 0.);
+        ev_timer_start(t->app->loop, &pc->timer);
+        return;
+    }
+    const char *code = e->code, *msg = e->message;
+    int status = e->status ? e->status : tide_pg_http_status(code, pc->authenticated);
+    char buf[400];
+    if (strcmp(code, "08006") == 0 && sent_write) {
+        code = "TIDE_OUTCOME_UNKNOWN";
+        status = 503;
+        snprintf(buf, sizeof buf, "%s; the write was sent, so it may or may not have been "
+                 "applied: check before repeating it", msg ? msg : "connection lost");
+        msg = buf;
+    } else if (strcmp(code, "TIDE_STATEMENT_TIMEOUT") == 0 && sent_write) {
+        snprintf(buf, sizeof buf, "%s; the write may still have been applied",
+                 msg ? msg : "statement timeout");
+        msg = buf;
+    } else if (strcmp(code, "57014") == 0) {
+        status = t->aborted ? 499 : 504;          /* cancelled: statement timeout or client gone */
+    }
+    if (code[0] == '0' || strncmp(code, "TIDE_", 5) == 0 || strncmp(code, "57", 2) == 0)
+        tide_warn("request %s: upstream %s: %s (%s)", t->id, tide_upstream_name(u->index),
+                  msg ? msg : "", code);
+    resume_with_error(pc, code, status, msg, e->detail, e->hint, 0);
+}
+
 static void call_done(tide_pgjob *job, PGresult *res, const tide_pg_error *err)
 {
     pgcall *pc = container_of(job, pgcall, job);
     tide_task *t = pc->task;
     lua_State *co = t->co;
-    int nret = 1;
-    t->call = NULL;
 
+    if (pc->up) tide_breaker_record(&pc->up->breaker, now_of(pc), pc->ticket,
+                                    !err || !tide_upstream_is_failure(err));
     if (pc->kind == CALL_TX_BEGIN) {
         t->tx = job->conn;
         t->tx_pool = job->pool;
@@ -128,16 +268,12 @@ static void call_done(tide_pgjob *job, PGresult *res, const tide_pg_error *err)
     }
     if (err) {
         if (pc->kind == CALL_TX_BEGIN && t->tx) { tide_pool_release(t->tx); t->tx = NULL; }
-        int status = err->status ? err->status
-                                 : tide_pg_http_status(err->code, pc->authenticated);
-        if (strncmp(err->code, "TIDE_", 5) == 0 || err->code[0] == '0') {
-            tide_warn("request %s: upstream %s: %s (%s)", t->id, tide_pool_name(job->pool),
-                      err->message ? err->message : "", err->code);
-        }
-        lua_pushnil(co);
-        push_err(co, err->code, status, err->message, err->detail, err->hint);
-        nret = 2;
-    } else if (pc->kind != CALL_QUERY) {
+        if (pc->up) { call_failed(pc, err); return; }
+        int status = err->status ? err->status : tide_pg_http_status(err->code, pc->authenticated);
+        resume_with_error(pc, err->code, status, err->message, err->detail, err->hint, 0);
+        return;
+    }
+    if (pc->kind != CALL_QUERY) {
         lua_pushboolean(co, 1);
     } else if (pc->json) {
         if (res && PQntuples(res) > 0 && PQnfields(res) > 0 && !PQgetisnull(res, 0, 0))
@@ -147,8 +283,73 @@ static void call_done(tide_pgjob *job, PGresult *res, const tide_pg_error *err)
     } else {
         push_generic(co, t->vm, res);
     }
-    free(pc);
-    tide__task_resume(t, nret);
+    call_resume(pc, 1);
+}
+
+/* Starts (or restarts) the call on an upstream its breaker allows. */
+static void call_attempt(pgcall *pc)
+{
+    tide_task *t = pc->task;
+    if (pc->job.pin) {                           /* inside a transaction: its connection */
+        pc->up = NULL;
+        if (tide_pool_run(t->tx_pool, &pc->job) != 0) {
+            if (pc->kind == CALL_TX_END) tide_pool_release(pc->job.pin);
+            defer_error(pc, "TIDE_TX_CLOSED", 500, "the transaction's connection is gone", 0);
+        }
+        return;
+    }
+    unsigned ticket = 0;
+    double retry_after = 0;
+    tide_upstream *u = choose_upstream(pc, &ticket, &retry_after);
+    if (!u) {
+        char msg[160];
+        snprintf(msg, sizeof msg, "upstream %s is unavailable (circuit open); retry after "
+                 "%.1f s", tide_upstream_name(pc->up_index), retry_after);
+        defer_error(pc, "TIDE_UPSTREAM_UNAVAILABLE", 503, msg, retry_after);
+        return;
+    }
+    pc->up = u;
+    pc->ticket = ticket;
+    if (pc->attempt == 1) tide_retry_budget_deposit(&u->budget);
+    if (tide_pool_run(u->pool, &pc->job) != 0) {
+        tide_pg_error e;
+        memset(&e, 0, sizeof e);
+        snprintf(e.code, sizeof e.code, "08001");
+        e.status = 503;
+        char msg[160];
+        snprintf(msg, sizeof msg, "cannot connect to upstream %s now", tide_upstream_name(u->index));
+        e.message = msg;
+        tide_breaker_record(&u->breaker, now_of(pc), ticket, 0);
+        call_failed(pc, &e);
+    }
+}
+
+/* Parks the coroutine on pc: every outcome, even an immediate error, comes back through the
+ * loop, so the answer never arrives before the yield. */
+static int start_call(lua_State *L, tide_task *t, int up_index, pgcall *pc)
+{
+    pc->task = t;
+    pc->authenticated = t->role != TIDE_ROLE_ANON;
+    pc->up_index = up_index;
+    pc->attempt = 1;
+    pc->job.done = call_done;
+    ev_init(&pc->timer, timer_cb);
+    pc->timer.data = pc;
+    t->call = pc;
+    call_attempt(pc);
+    return lua_yield(L, 0);
+}
+
+void tide__call_abort(tide_task *t)
+{
+    pgcall *pc = t->call;
+    if (!pc) return;
+    if (ev_is_active(&pc->timer) && !pc->deferred) {          /* waiting to retry */
+        defer_error(pc, "TIDE_CLIENT_GONE", 499, "the client went away", 0);
+    } else if (tide_pool_cancel(&pc->job) == 1) {             /* was waiting for a connection */
+        if (pc->up) tide_breaker_record(&pc->up->breaker, now_of(pc), pc->ticket, 1);
+        defer_error(pc, "TIDE_CLIENT_GONE", 499, "the client went away", 0);
+    }
 }
 
 /* Allocates a call with room for nparams values and `extra` bytes of strings. */
@@ -202,43 +403,26 @@ static const char *param_text(lua_State *L, int idx, int n, char *buf, size_t ca
     return NULL;
 }
 
-static int start_call(lua_State *L, tide_task *t, tide_pool *pool, pgcall *pc)
-{
-    pc->task = t;
-    pc->authenticated = t->role != TIDE_ROLE_ANON;
-    pc->job.done = call_done;
-    int rc = tide_pool_run(pool, &pc->job);
-    if (rc != 0) {
-        int txfail = pc->kind == CALL_QUERY && pc->job.pin;
-        if (pc->kind == CALL_TX_END) tide_pool_release(pc->job.pin);
-        free(pc);
-        lua_pushnil(L);
-        if (txfail)
-            push_err(L, "TIDE_TX_CLOSED", 500, "the transaction's connection is gone", NULL, NULL);
-        else
-            push_err(L, "08001", 503, "could not connect to the database upstream", NULL, NULL);
-        return 2;
-    }
-    t->call = pc;
-    return lua_yield(L, 0);
-}
-
 /* core.query(upstream, sql, params, opts) -> result | nil, err */
 static int l_query(lua_State *L)
 {
     tide_task *t = require_task(L);
-    tide_pool *pool = pool_arg(L, 1);
+    int up_index = upstream_arg(L, 1);
     size_t sql_len;
     const char *sql = luaL_checklstring(L, 2, &sql_len);
     int has_params = !lua_isnoneornil(L, 3);
     if (has_params) luaL_checktype(L, 3, LUA_TTABLE);
-    int json = 0, as_service = 0, in_tx = 0;
+    int json = 0, as_service = 0, in_tx = 0, read = 0;
     if (!lua_isnoneornil(L, 4)) {
         luaL_checktype(L, 4, LUA_TTABLE);
         lua_getfield(L, 4, "json"); json = lua_toboolean(L, -1);
         lua_getfield(L, 4, "as_service"); as_service = lua_toboolean(L, -1);
         lua_getfield(L, 4, "tx"); in_tx = lua_toboolean(L, -1);
-        lua_pop(L, 3);
+        lua_getfield(L, 4, "kind");
+        const char *kind = lua_tostring(L, -1);
+        read = kind && (strcmp(kind, "select") == 0 || strcmp(kind, "count") == 0 ||
+                        strcmp(kind, "vector_search") == 0);
+        lua_pop(L, 4);
     }
     int n = 0;
     if (has_params) {
@@ -273,6 +457,7 @@ static int l_query(lua_State *L)
     if (!pc) return luaL_error(L, "out of memory");
     pc->kind = CALL_QUERY;
     pc->json = json;
+    pc->read = read;
     pc->job.sql = copy_str(&cur, sql, sql_len);
     for (int i = 1; i <= n; i++) {
         lua_rawgeti(L, 3, i);
@@ -286,7 +471,6 @@ static int l_query(lua_State *L)
     if (in_tx) {
         pc->job.pin = t->tx;
         pc->job.flags = TIDE_PGJOB_KEEP;
-        pool = t->tx_pool;
     } else {
         pc->job.flags = TIDE_PGJOB_AUTH;
         if (as_service) {
@@ -297,24 +481,25 @@ static int l_query(lua_State *L)
             pc->job.role = tide_role_name(t->role);
         }
     }
-    return start_call(L, t, pool, pc);
+    return start_call(L, t, up_index, pc);
 }
 
 /* core.tx_begin(upstream[, as_service]) -> true | nil, err */
 static int l_tx_begin(lua_State *L)
 {
     tide_task *t = require_task(L);
-    tide_pool *pool = pool_arg(L, 1);
+    int up_index = upstream_arg(L, 1);
     int as_service = lua_toboolean(L, 2);
     if (t->tx) luaL_error(L, "a transaction is already open");
     char *cur;
     pgcall *pc = call_new(0, 0, &cur);
     if (!pc) return luaL_error(L, "out of memory");
     pc->kind = CALL_TX_BEGIN;
+    pc->read = 1;                 /* nothing happened yet: a retry is harmless */
     pc->job.flags = TIDE_PGJOB_BEGIN | TIDE_PGJOB_AUTH | TIDE_PGJOB_KEEP;
     pc->job.claims = as_service ? "{\"role\":\"service_role\"}" : t->claims;
     pc->job.role = as_service ? "service_role" : tide_role_name(t->role);
-    return start_call(L, t, pool, pc);
+    return start_call(L, t, up_index, pc);
 }
 
 /* core.tx_end(commit) -> true | nil, err; the connection goes back to its pool either way */
@@ -331,7 +516,7 @@ static int l_tx_end(lua_State *L)
     pc->job.pin = t->tx;
     pc->job.flags = 0;
     t->tx = NULL;                 /* released by the pool when the job ends */
-    return start_call(L, t, t->tx_pool, pc);
+    return start_call(L, t, 0, pc);
 }
 
 static int l_log(lua_State *L)
@@ -401,15 +586,29 @@ static int l_sha256_hex(lua_State *L)
     return 1;
 }
 
+/* core.health() -> the /health document as a table, and whether tide is down */
+static int l_health(lua_State *L)
+{
+    tide_app *app = tide__vm_app(core_vm(L));
+    char buf[8192];
+    int status = tide_server_health_json(app, buf, sizeof buf);
+    tide__vm_push_decode(core_vm(L), L);
+    lua_pushstring(L, buf);
+    lua_call(L, 1, 1);
+    lua_pushboolean(L, status != 200);
+    return 2;
+}
+
 static int l_pool_stats(lua_State *L)
 {
     tide_app *app = tide__vm_app(core_vm(L));
     lua_createtable(L, 0, TIDE_UPSTREAMS);
     for (int i = 0; i < TIDE_UPSTREAMS; i++) {
         tide_pool_stats s;
-        tide_pool_get_stats(app->pools[i], &s);
+        tide_pool *pool = app->ups[i]->pool;
+        tide_pool_get_stats(pool, &s);
         lua_createtable(L, 0, 8);
-        lua_pushstring(L, tide_pool_name(app->pools[i])); lua_setfield(L, -2, "pool");
+        lua_pushstring(L, tide_pool_name(pool)); lua_setfield(L, -2, "pool");
         lua_pushinteger(L, s.size); lua_setfield(L, -2, "size");
         lua_pushinteger(L, s.open); lua_setfield(L, -2, "open");
         lua_pushinteger(L, s.idle); lua_setfield(L, -2, "idle");
@@ -428,7 +627,7 @@ int tide__open_core(lua_State *L)
         { "query", l_query },       { "tx_begin", l_tx_begin }, { "tx_end", l_tx_end },
         { "log", l_log },           { "now", l_now },           { "request_id", l_request_id },
         { "encrypt", l_encrypt },   { "decrypt", l_decrypt },   { "sha256_hex", l_sha256_hex },
-        { "pool_stats", l_pool_stats },
+        { "pool_stats", l_pool_stats }, { "health", l_health },
         { NULL, NULL } };
     void *vm = lua_touserdata(L, lua_upvalueindex(1));
     lua_newtable(L);

@@ -7,6 +7,7 @@
 #include "config.h"
 #include "http.h"
 #include "pool.h"
+#include "upstream.h"
 #include "jwtcache.h"
 
 typedef struct tide_vm tide_vm;
@@ -15,7 +16,8 @@ typedef struct tide_app {
     struct ev_loop *loop;
     const char *config_path;
     tide_config cfg;
-    tide_pool *pools[TIDE_UPSTREAMS];   /* an unconfigured upstream points at direct's pool */
+    tide_upstream upstream_store[TIDE_UPSTREAMS];
+    tide_upstream *ups[TIDE_UPSTREAMS]; /* an unconfigured upstream points at direct's */
     tide_http_server *http, *admin;
     tide_vm *vm;                        /* the bundle serving new requests */
     ev_signal sighup, sigterm, sigint;

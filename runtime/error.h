@@ -18,7 +18,8 @@
     X(TIDE_EROLE,     -12, "role not allowed")                      \
     X(TIDE_ELUA,      -13, "lua error")                             \
     X(TIDE_EBUSY,     -14, "resource busy")                         \
-    X(TIDE_ECLOSED,   -15, "closed")
+    X(TIDE_ECLOSED,   -15, "closed")                                \
+    X(TIDE_EAGAIN,    -16, "try again later")
 
 enum tide_error {
 #define TIDE_X_ENUM(name, val, msg) name = val,

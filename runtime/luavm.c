@@ -24,6 +24,7 @@ struct tide_vm {
     int decode_ref;          /* tide.json.decode */
     int nroutes;
     unsigned long long generation;
+    tide_resilience res[TIDE_UPSTREAMS];   /* from policies/resilience.lua */
 };
 
 static tide_task *current_task;
@@ -70,6 +71,53 @@ static int push_script_names(lua_State *L, const char *dir)
         free(names[i]);
     }
     return 0;
+}
+
+static double num_field(lua_State *L, const char *k)
+{
+    lua_getfield(L, -1, k);
+    double v = lua_tonumber(L, -1);
+    lua_pop(L, 1);
+    return v;
+}
+
+/* Reads tide.resilience.load()'s flat table (on top of the stack) into vm->res. */
+static void read_resilience(tide_vm *vm, lua_State *L)
+{
+    for (int i = 0; i < TIDE_UPSTREAMS; i++) {
+        tide_resilience *r = &vm->res[i];
+        tide_resilience_defaults(r);
+        r->pool.connect_timeout = vm->app->cfg.upstreams[i].connect_timeout;
+        lua_getfield(L, -1, tide_upstream_name(i));
+        if (!lua_istable(L, -1)) { lua_pop(L, 1); continue; }
+        r->retry_attempts = (int)num_field(L, "retry_attempts");
+        r->retry_base = num_field(L, "retry_base");
+        r->retry_cap = num_field(L, "retry_cap");
+        r->retry_budget = num_field(L, "retry_budget");
+        r->breaker.window = (int)num_field(L, "breaker_window");
+        r->breaker.failure_rate = num_field(L, "breaker_failure_rate");
+        r->breaker.min_calls = (int)num_field(L, "breaker_min_calls");
+        r->breaker.consecutive = (int)num_field(L, "breaker_consecutive");
+        r->breaker.open_wait = num_field(L, "breaker_open_wait");
+        r->breaker.half_open_probes = (int)num_field(L, "breaker_half_open_probes");
+        r->pool.size = (int)num_field(L, "pool_size");
+        r->pool.acquire_timeout = num_field(L, "pool_acquire_timeout");
+        r->pool.statement_timeout = num_field(L, "pool_statement_timeout");
+        r->pool.max_lifetime = num_field(L, "pool_max_lifetime");
+        r->pool.idle_timeout = num_field(L, "pool_idle_timeout");
+        r->probe_interval = num_field(L, "probe_interval");
+        lua_getfield(L, -1, "required");
+        r->required = lua_toboolean(L, -1);
+        lua_pop(L, 1);
+        lua_getfield(L, -1, "fallback");
+        r->fallback = lua_isstring(L, -1) ? tide_upstream_index(lua_tostring(L, -1)) : -1;
+        lua_pop(L, 2);
+    }
+}
+
+const tide_resilience *tide_vm_resilience(const tide_vm *vm, int upstream)
+{
+    return &vm->res[upstream];
 }
 
 static int traceback(lua_State *L)
@@ -136,6 +184,18 @@ int tide_vm_new(tide_app *app, tide_vm **out, char *err, size_t errlen)
     if (push_script_names(L, c->scripts_dir) != 0) goto fail;
     if (pcall_tb(L, 1, 1) != 0) goto fail;
     vm->nroutes = lua_isnumber(L, -1) ? (int)lua_tointeger(L, -1) : 0;
+    lua_settop(L, 0);
+
+    /* the resilience policy: checked now, applied by the caller when the bundle goes live */
+    lua_getglobal(L, "require");
+    lua_pushstring(L, "tide.resilience");
+    if (pcall_tb(L, 1, 1) != 0) goto fail;
+    lua_getfield(L, -1, "load");
+    lua_getglobal(L, "require");
+    lua_pushstring(L, "resilience");
+    if (pcall_tb(L, 1, 1) != 0) goto fail;
+    if (pcall_tb(L, 1, 1) != 0) goto fail;
+    read_resilience(vm, L);
     lua_settop(L, 0);
     lua_gc(L, LUA_GCCOLLECT, 0);
     *out = vm;
@@ -282,6 +342,9 @@ static void respond_from_lua(tide_task *t)
             lua_pop(co, 1);
         }
     }
+    if (status == 503 && t->retry_after > 0 && hl + 32 < sizeof hdrs)
+        hl += (size_t)snprintf(hdrs + hl, sizeof hdrs - hl, "Retry-After: %d\r\n",
+                               (int)(t->retry_after + 0.999));
     tide_http_req *req = t->req;
     t->req = NULL;
     if (status >= 500) tide_warn("request %s answered %d", t->id, status);
@@ -310,7 +373,9 @@ void tide__task_resume(tide_task *t, int nargs)
 static void on_abort(tide_http_req *req)
 {
     tide_task *t = req->ud;
-    if (t) t->aborted = 1;
+    if (!t) return;
+    t->aborted = 1;
+    if (t->call) tide__call_abort(t);
 }
 
 void tide_vm_dispatch(tide_vm *vm, tide_http_req *req, const char *claims, tide_role role)

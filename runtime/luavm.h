@@ -8,6 +8,7 @@
 #include "app.h"
 #include "http.h"
 #include "jwt.h"
+#include "upstream.h"
 
 /* Builds a state from the configured directories and runs boot.load over every script.
  * Returns 0 and *out (holding one reference), or TIDE_ELUA with the Lua error in err. */
@@ -19,6 +20,9 @@ void tide_vm_unref(tide_vm *vm);
 /* Runs req through boot.handle in a new coroutine of vm. claims (JSON text, may be NULL for
  * anonymous) is copied. The request is always answered, now or later. */
 void tide_vm_dispatch(tide_vm *vm, tide_http_req *req, const char *claims, tide_role role);
+
+/* The bundle's resilience settings for an upstream (policies/resilience.lua). */
+const tide_resilience *tide_vm_resilience(const tide_vm *vm, int upstream);
 
 /* Number of scripts routes loaded (for logs). */
 int tide_vm_route_count(const tide_vm *vm);

@@ -41,27 +41,36 @@ static int load_config(tide_app *app, const char *path)
     return 0;
 }
 
-static int make_pools(tide_app *app)
+static int make_upstreams(tide_app *app)
 {
     for (int i = 0; i < TIDE_UPSTREAMS; i++) {
         const tide_upstream_config *u = &app->cfg.upstreams[i];
-        if (!u->dsn) { app->pools[i] = app->pools[TIDE_UP_DIRECT]; continue; }
-        tide_pool_config pc = {
-            .name = tide_upstream_name(i), .dsn = u->dsn, .size = u->pool_size,
-            .prepare = u->prepare, .acquire_timeout = u->acquire_timeout,
-            .connect_timeout = u->connect_timeout };
-        if (tide_pool_new(app->loop, &pc, &app->pools[i]) != 0) return -1;
+        if (!u->dsn) { app->ups[i] = app->ups[TIDE_UP_DIRECT]; continue; }
+        tide_resilience r;
+        tide_resilience_defaults(&r);
+        r.pool.size = u->pool_size;
+        r.pool.acquire_timeout = u->acquire_timeout;
+        r.pool.connect_timeout = u->connect_timeout;
+        tide_pool_config pc = r.pool;
+        pc.name = tide_upstream_name(i);
+        pc.dsn = u->dsn;
+        pc.prepare = u->prepare;
+        pc.max_size = 256;           /* slots, so a policy reload can grow the pool */
+        tide_pool *pool;
+        if (tide_pool_new(app->loop, &pc, &pool) != 0) return -1;
+        app->ups[i] = &app->upstream_store[i];
+        tide_upstream_init(app->ups[i], app->loop, i, pool, &r);
     }
     return 0;
 }
 
-static void free_pools(tide_app *app)
+static void free_upstreams(tide_app *app)
 {
-    for (int i = TIDE_UPSTREAMS - 1; i >= 0; i--) {
-        int shared = 0;
-        for (int j = 0; j < i; j++) if (app->pools[j] == app->pools[i]) shared = 1;
-        if (!shared) tide_pool_free(app->pools[i]);
-        app->pools[i] = NULL;
+    for (int i = 0; i < TIDE_UPSTREAMS; i++)
+        if (app->ups[i] == &app->upstream_store[i]) tide_upstream_stop(app->ups[i]);
+    for (int i = 0; i < TIDE_UPSTREAMS; i++) {
+        if (app->ups[i] == &app->upstream_store[i]) tide_pool_free(app->ups[i]->pool);
+        app->ups[i] = NULL;
     }
 }
 
@@ -74,12 +83,13 @@ static int cmd_serve(const char *config)
     signal(SIGPIPE, SIG_IGN);
     app.loop = ev_default_loop(EVFLAG_AUTO);
     app.started_at = ev_now(app.loop);
-    if (make_pools(&app) != 0) { tide_error("cannot create pools"); return 1; }
+    if (make_upstreams(&app) != 0) { tide_error("cannot create pools"); return 1; }
     char err[2048];
     if (tide_vm_new(&app, &app.vm, err, sizeof err) != 0) {
         tide_error("cannot load scripts: %s", err);
         return 1;
     }
+    tide_server_apply_policy(&app);
     tide_info("loaded %d routes from %s", tide_vm_route_count(app.vm), app.cfg.scripts_dir);
     if (tide_server_start(&app) != 0) return 1;
     ev_run(app.loop, 0);
@@ -88,7 +98,7 @@ static int cmd_serve(const char *config)
     tide_jwt_cache_free(app.jwt_cache);
     tide_http_free(app.http);
     tide_http_free(app.admin);
-    free_pools(&app);
+    free_upstreams(&app);
     tide_vm_unref(app.vm);
     tide_config_free(&app.cfg);
     return 0;
@@ -100,7 +110,7 @@ static int cmd_check(const char *config)
     memset(&app, 0, sizeof app);
     if (load_config(&app, config) != 0) return 2;
     app.loop = ev_default_loop(EVFLAG_AUTO);
-    if (make_pools(&app) != 0) return 1;
+    if (make_upstreams(&app) != 0) return 1;
     char err[2048];
     int rc = tide_vm_new(&app, &app.vm, err, sizeof err);
     if (rc != 0) fprintf(stderr, "tide: scripts: %s\n", err);
@@ -108,7 +118,7 @@ static int cmd_check(const char *config)
         printf("tide: config, scripts and policies OK (%d routes)\n", tide_vm_route_count(app.vm));
         tide_vm_unref(app.vm);
     }
-    free_pools(&app);
+    free_upstreams(&app);
     tide_config_free(&app.cfg);
     return rc == 0 ? 0 : 1;
 }

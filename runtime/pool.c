@@ -6,12 +6,15 @@
  * place that moves it between states and keeps the counters right. */
 #include "pool.h"
 
+#include <pthread.h>
+#include <stdatomic.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
-#define AUTH_SQL "select set_config('request.jwt.claims', $1, true), set_config('role', $2, true)"
+#define AUTH_SQL "select set_config('request.jwt.claims', $1, true), set_config('role', $2, true), " \
+                 "set_config('statement_timeout', $3, true)"
 #define AUTH_STMT "tide_auth"
 #define STMT_CACHE 128          /* prepared statements per connection (power of two) */
 #define MAX_ITEMS 6
@@ -30,8 +33,10 @@ struct tide_conn {
     PGconn *pg;
     enum conn_state state;
     ev_io io;
-    ev_timer timer;             /* connect timeout */
+    ev_timer timer;             /* connect timeout, then the running job's deadline */
     int io_events;
+    int flushed;                /* the whole pipeline (with its Sync) left for the server */
+    double created_at, idle_since;
     tide_pgjob *job;
     unsigned char items[MAX_ITEMS];
     int nitems, cur;
@@ -49,8 +54,13 @@ struct tide_pool {
     struct ev_loop *loop;
     char *name, *dsn;
     int size, prepare;
-    double acquire_timeout, connect_timeout;
-    tide_conn **conns;          /* size slots; NULL = free */
+    double acquire_timeout, connect_timeout, statement_timeout, max_lifetime, idle_timeout;
+    int max_size;               /* slots allocated; size may shrink below it on reload */
+    int connect_failures_in_row;
+    double next_connect_at;     /* reconnect backoff: no new connection before this */
+    ev_timer retry_timer;       /* wakes waiters when the backoff ends */
+    ev_timer idle_timer;        /* closes connections idle longer than idle_timeout */
+    tide_conn **conns;          /* max_size slots; NULL = free */
     tide_conn *idle;            /* LIFO: the warmest connection first */
     tide_pgjob *wait_head, *wait_tail;
     int nwaiting, nidle, nbusy, nconnecting, nopen;
@@ -189,7 +199,7 @@ static void conn_destroy(tide_conn *c)
     conn_set_state(c, C_BUSY); /* leave whichever list it is on */
     p->nbusy--;
     p->nopen--;
-    for (int i = 0; i < p->size; i++)
+    for (int i = 0; i < p->max_size; i++)
         if (p->conns[i] == c) { p->conns[i] = NULL; break; }
     if (c->stmt_res) PQclear(c->stmt_res);
     err_clear(&c->err);
@@ -205,13 +215,16 @@ static void fail_waiters(tide_pool *p, const char *code, const char *msg);
 static int conn_open(tide_pool *p)
 {
     int slot = -1;
-    for (int i = 0; i < p->size; i++)
+    if (p->nopen >= p->size) return TIDE_EBUSY;
+    if (ev_now(p->loop) < p->next_connect_at) return TIDE_EAGAIN;
+    for (int i = 0; i < p->max_size; i++)
         if (!p->conns[i]) { slot = i; break; }
     if (slot < 0) return TIDE_EBUSY;
     tide_conn *c = calloc(1, sizeof *c);
     if (!c) return TIDE_ENOMEM;
     c->pool = p;
     c->prepare_slot = -1;
+    c->created_at = ev_now(p->loop);
     c->pg = PQconnectStart(p->dsn);
     if (!c->pg || PQstatus(c->pg) == CONNECTION_BAD) {
         if (c->pg) PQfinish(c->pg);
@@ -233,6 +246,20 @@ static int conn_open(tide_pool *p)
     return 0;
 }
 
+/* After a failed attempt, wait base*2^n (full jitter, at most 2 s) before the next one. */
+static void backoff_after_failure(tide_pool *p)
+{
+    double ceil = 0.05;
+    for (int i = 0; i < p->connect_failures_in_row && ceil < 2.0; i++) ceil *= 2;
+    if (ceil > 2.0) ceil = 2.0;
+    p->connect_failures_in_row++;
+    double delay = ceil * (0.5 + 0.5 * ((double)rand() / ((double)RAND_MAX + 1.0)));
+    p->next_connect_at = ev_now(p->loop) + delay;
+    ev_timer_stop(p->loop, &p->retry_timer);
+    ev_timer_set(&p->retry_timer, delay, 0.);
+    ev_timer_start(p->loop, &p->retry_timer);
+}
+
 static void conn_connect_failed(tide_conn *c, const char *why)
 {
     tide_pool *p = c->pool;
@@ -241,6 +268,7 @@ static void conn_connect_failed(tide_conn *c, const char *why)
     for (char *q = msg; *q; q++) if (*q == '\n') *q = ' ';
     p->connect_failures++;
     conn_destroy(c);
+    backoff_after_failure(p);
     /* Nothing else is coming for the waiters unless another connection is open or opening. */
     if (p->nopen == 0) fail_waiters(p, "08001", msg);
 }
@@ -252,6 +280,9 @@ static void conn_connected(tide_conn *c)
         conn_connect_failed(c, "pipeline mode refused");
         return;
     }
+    c->pool->connect_failures_in_row = 0;
+    c->pool->next_connect_at = 0;
+    c->idle_since = ev_now(c->pool->loop);
     conn_set_state(c, C_IDLE);
     conn_watch(c, EV_READ); /* notice the server closing the connection while idle */
     pool_dispatch(c->pool);
@@ -375,6 +406,7 @@ int tide_pool_run(tide_pool *p, tide_pgjob *job)
         if (conn_open(p) != 0) break;
     }
     if (p->nopen == 0) {
+        /* nothing open and (backoff or libpq refusal) nothing opening: fail fast */
         /* nothing will ever serve it; no callback: report it here */
         waiter_remove(job);
         p->connect_failures++;
@@ -418,6 +450,7 @@ static int conn_flush(tide_conn *c)
 {
     int rc = PQflush(c->pg);
     if (rc < 0) return -1;
+    if (rc == 0 && (c->job || c->state == C_RESETTING)) c->flushed = 1;
     conn_watch(c, rc == 1 ? EV_READ | EV_WRITE : EV_READ);
     return 0;
 }
@@ -434,22 +467,30 @@ static void conn_start_job(tide_conn *c, tide_pgjob *job)
     c->nitems = c->cur = 0;
     c->prepare_slot = -1;
     c->have_err = 0;
+    c->flushed = 0;
     int ok = 1;
+    char timeout_ms[24];
+    snprintf(timeout_ms, sizeof timeout_ms, "%.0f", p->statement_timeout * 1000.0);
+    /* Client-side deadline: the server's statement_timeout should fire first; this one
+     * catches a server that does not answer at all (frozen, partitioned). */
+    ev_timer_stop(p->loop, &c->timer);
+    ev_timer_set(&c->timer, p->statement_timeout + 1.0, 0.);
+    ev_timer_start(p->loop, &c->timer);
 
     if (job->flags & TIDE_PGJOB_BEGIN) {
         ok = ok && PQsendQueryParams(pg, "BEGIN", 0, NULL, NULL, NULL, NULL, 0);
         c->items[c->nitems++] = I_IGNORE;
     }
     if (job->flags & TIDE_PGJOB_AUTH) {
-        const char *vals[2] = { job->claims, job->role };
+        const char *vals[3] = { job->claims, job->role, timeout_ms };
         if (p->prepare) {
             if (!c->auth_prepared) {
-                ok = ok && PQsendPrepare(pg, AUTH_STMT, AUTH_SQL, 2, NULL);
+                ok = ok && PQsendPrepare(pg, AUTH_STMT, AUTH_SQL, 3, NULL);
                 c->items[c->nitems++] = I_AUTHPREP;
             }
-            ok = ok && PQsendQueryPrepared(pg, AUTH_STMT, 2, vals, NULL, NULL, 0);
+            ok = ok && PQsendQueryPrepared(pg, AUTH_STMT, 3, vals, NULL, NULL, 0);
         } else {
-            ok = ok && PQsendQueryParams(pg, AUTH_SQL, 2, NULL, vals, NULL, NULL, 0);
+            ok = ok && PQsendQueryParams(pg, AUTH_SQL, 3, NULL, vals, NULL, NULL, 0);
         }
         c->items[c->nitems++] = I_IGNORE;
     }
@@ -495,6 +536,7 @@ static void conn_complete(tide_conn *c)
 {
     tide_pool *p = c->pool;
     tide_pgjob *job = c->job;
+    ev_timer_stop(p->loop, &c->timer);
     PGresult *res = c->stmt_res;
     c->stmt_res = NULL;
     c->job = NULL;
@@ -523,21 +565,35 @@ static void conn_complete(tide_conn *c)
     err_clear(&err);
 }
 
-static void conn_lost(tide_conn *c, const char *why)
+static void conn_fail(tide_conn *c, const char *code, const char *why)
 {
     tide_pool *p = c->pool;
     tide_pgjob *job = c->job;
+    int sent = c->flushed;
     c->job = NULL;
     char msg[512];
-    snprintf(msg, sizeof msg, "lost the connection to upstream %s: %s", p->name,
+    snprintf(msg, sizeof msg, "%s upstream %s: %s",
+             code[0] == '0' ? "lost the connection to" : "no answer in time from", p->name,
              why && *why ? why : "server closed the connection");
     for (char *q = msg; *q; q++) if (*q == '\n') *q = ' ';
+    if (job && sent && code[0] != '0') tide__pool_cancel_conn(c);   /* stop it server-side */
     conn_destroy(c);
     if (job) {
         job->conn = NULL;
-        fail_job(p, job, "08006", msg);
+        tide_pg_error e;
+        memset(&e, 0, sizeof e);
+        err_set(&e, code, code[0] == '0' ? 503 : 504, msg);
+        e.sent = sent;
+        p->errors++;
+        job_finish(job, NULL, &e);
+        err_clear(&e);
     }
     pool_dispatch(p);
+}
+
+static void conn_lost(tide_conn *c, const char *why)
+{
+    conn_fail(c, "08006", why);
 }
 
 /* Reads whatever results are complete. Returns when more input is needed or the job is
@@ -617,6 +673,8 @@ static void conn_timer_cb(struct ev_loop *loop, ev_timer *w, int revents)
     (void)loop; (void)revents;
     tide_conn *c = w->data;
     if (c->state == C_CONNECTING) conn_connect_failed(c, "connect timeout");
+    else if (c->job) conn_fail(c, "TIDE_STATEMENT_TIMEOUT", "statement deadline passed");
+    else if (c->state == C_RESETTING) { tide_pool *p = c->pool; conn_destroy(c); pool_dispatch(p); }
 }
 
 void tide_pool_release(tide_conn *c)
@@ -630,6 +688,10 @@ void tide_pool_release(tide_conn *c)
         c->nitems = c->cur = 0;
         c->have_err = 0;
         c->prepare_slot = -1;
+        ev_timer_stop(p->loop, &c->timer);
+        ev_timer_set(&c->timer, p->statement_timeout + 1.0, 0.);
+        ev_timer_start(p->loop, &c->timer);
+        c->flushed = 0;
         int ok = PQsendQueryParams(c->pg, "ROLLBACK", 0, NULL, NULL, NULL, NULL, 0);
         c->items[c->nitems++] = I_IGNORE;
         ok = ok && PQpipelineSync(c->pg);
@@ -637,12 +699,48 @@ void tide_pool_release(tide_conn *c)
         if (!ok || conn_flush(c) != 0) { conn_destroy(c); pool_dispatch(p); }
         return;
     }
+    double now = ev_now(p->loop);
     if (p->closing) { conn_destroy(c); return; }
+    if (p->nopen > p->size || (p->max_lifetime > 0 && now - c->created_at > p->max_lifetime)) {
+        conn_destroy(c);              /* retired between requests: too old, or pool shrank */
+        pool_dispatch(p);
+        return;
+    }
+    c->idle_since = now;
     conn_set_state(c, C_IDLE);
     pool_dispatch(p);
 }
 
 /* ---- pool ------------------------------------------------------------------------------ */
+
+static void retry_timer_cb(struct ev_loop *loop, ev_timer *w, int revents)
+{
+    (void)loop; (void)revents;
+    pool_dispatch(w->data);
+}
+
+static void idle_timer_cb(struct ev_loop *loop, ev_timer *w, int revents)
+{
+    (void)revents;
+    tide_pool *p = w->data;
+    double now = ev_now(loop);
+    /* oldest idle connections sit at the bottom of the LIFO stack */
+    for (int i = 0; i < p->max_size; i++) {
+        tide_conn *c = p->conns[i];
+        if (c && c->state == C_IDLE && p->idle_timeout > 0 && now - c->idle_since > p->idle_timeout)
+            conn_destroy(c);
+    }
+}
+
+static void pool_apply(tide_pool *p, const tide_pool_config *cfg)
+{
+    p->size = cfg->size < p->max_size ? cfg->size : p->max_size;
+    p->acquire_timeout = cfg->acquire_timeout > 0 ? cfg->acquire_timeout : 5.0;
+    p->connect_timeout = cfg->connect_timeout > 0 ? cfg->connect_timeout : 5.0;
+    p->statement_timeout = cfg->statement_timeout > 0 ? cfg->statement_timeout : 30.0;
+    p->max_lifetime = cfg->max_lifetime;
+    p->idle_timeout = cfg->idle_timeout;
+}
 
 int tide_pool_new(struct ev_loop *loop, const tide_pool_config *cfg, tide_pool **out)
 {
@@ -652,16 +750,72 @@ int tide_pool_new(struct ev_loop *loop, const tide_pool_config *cfg, tide_pool *
     p->loop = loop;
     p->name = strdup(cfg->name);
     p->dsn = strdup(cfg->dsn);
-    p->size = cfg->size;
     p->prepare = cfg->prepare;
-    p->acquire_timeout = cfg->acquire_timeout > 0 ? cfg->acquire_timeout : 5.0;
-    p->connect_timeout = cfg->connect_timeout > 0 ? cfg->connect_timeout : 5.0;
-    p->conns = calloc((size_t)cfg->size, sizeof *p->conns);
+    p->max_size = cfg->max_size > cfg->size ? cfg->max_size : cfg->size;
+    pool_apply(p, cfg);
+    p->conns = calloc((size_t)p->max_size, sizeof *p->conns);
     if (!p->name || !p->dsn || !p->conns) {
         free(p->name); free(p->dsn); free(p->conns); free(p);
         return TIDE_ENOMEM;
     }
+    ev_timer_init(&p->retry_timer, retry_timer_cb, 0., 0.);
+    p->retry_timer.data = p;
+    ev_timer_init(&p->idle_timer, idle_timer_cb, 1., 1.);
+    p->idle_timer.data = p;
+    ev_timer_start(loop, &p->idle_timer);
+    ev_unref(loop);                 /* housekeeping alone must not keep the loop running */
     *out = p;
+    return 0;
+}
+
+void tide_pool_configure(tide_pool *p, const tide_pool_config *cfg)
+{
+    pool_apply(p, cfg);
+    /* a smaller pool retires idle connections now and busy ones as they come back */
+    while (p->nopen > p->size && p->idle) conn_destroy(p->idle);
+    pool_dispatch(p);
+}
+
+/* ---- cancel ---------------------------------------------------------------------------- */
+
+/* PQcancel blocks (it connects to the server), so it runs on a short-lived thread; the loop
+ * never waits for it. At most MAX_CANCELS run at once: a server that does not answer must
+ * not cost a thread per request. */
+#define MAX_CANCELS 8
+static atomic_int cancels_running;
+
+static void *cancel_thread(void *arg)
+{
+    PGcancel *cn = arg;
+    char err[256];
+    (void)PQcancel(cn, err, sizeof err);
+    PQfreeCancel(cn);
+    atomic_fetch_sub(&cancels_running, 1);
+    return NULL;
+}
+
+void tide__pool_cancel_conn(tide_conn *c)
+{
+    if (atomic_load(&cancels_running) >= MAX_CANCELS) return;
+    PGcancel *cn = PQgetCancel(c->pg);
+    if (!cn) return;
+    pthread_attr_t attr;
+    pthread_t th;
+    pthread_attr_init(&attr);
+    pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
+    pthread_attr_setstacksize(&attr, 64 * 1024);
+    atomic_fetch_add(&cancels_running, 1);
+    if (pthread_create(&th, &attr, cancel_thread, cn) != 0) {
+        atomic_fetch_sub(&cancels_running, 1);
+        PQfreeCancel(cn);
+    }
+    pthread_attr_destroy(&attr);
+}
+
+int tide_pool_cancel(tide_pgjob *job)
+{
+    if (job->waiting) { waiter_remove(job); return 1; }
+    if (job->conn && job->conn->job == job) tide__pool_cancel_conn(job->conn);
     return 0;
 }
 
@@ -670,7 +824,7 @@ void tide_pool_free(tide_pool *p)
     if (!p) return;
     p->closing = 1;
     fail_waiters(p, "TIDE_SHUTDOWN", "tide is shutting down");
-    for (int i = 0; i < p->size; i++) {
+    for (int i = 0; i < p->max_size; i++) {
         tide_conn *c = p->conns[i];
         if (!c) continue;
         if (c->job) {
@@ -681,6 +835,9 @@ void tide_pool_free(tide_pool *p)
         }
         conn_destroy(c);
     }
+    ev_timer_stop(p->loop, &p->retry_timer);
+    ev_ref(p->loop);
+    ev_timer_stop(p->loop, &p->idle_timer);
     free(p->conns);
     free(p->name);
     free(p->dsn);

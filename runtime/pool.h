@@ -21,8 +21,13 @@ typedef struct tide_pool_config {
     const char *dsn;         /* libpq connection string or URI, copied */
     int size;                /* most connections open at once */
     int prepare;             /* cache named prepared statements per connection */
+    int max_size;            /* slots reserved at creation: size may grow up to it on reload */
     double acquire_timeout;  /* seconds a job may wait for a connection */
     double connect_timeout;  /* seconds a connection attempt may take */
+    double statement_timeout;/* seconds: set server-side per job, and a client-side deadline
+                              * one second later for a server that does not answer */
+    double max_lifetime;     /* seconds; older connections are retired between jobs (0 = off) */
+    double idle_timeout;     /* seconds an idle connection is kept (0 = forever) */
 } tide_pool_config;
 
 /* What went wrong with a job. code is a SQLSTATE ("23505") or a TIDE_* code. */
@@ -30,6 +35,8 @@ typedef struct tide_pg_error {
     char code[32];
     int status;              /* suggested HTTP status */
     char *message, *detail, *hint;   /* malloc'd or NULL; freed by the pool after done() */
+    int sent;                /* the pipeline (with its Sync) may have reached the server: a
+                              * write's outcome is unknown when the connection then fails */
 } tide_pg_error;
 
 enum {
@@ -68,6 +75,15 @@ TIDE_MUST_CHECK int tide_pool_new(struct ev_loop *loop, const tide_pool_config *
 /* Starts job: acquires a connection (or uses job->pin), sends the pipeline and calls
  * job->done later. Returns 0 when started; on an error return done() is never called. */
 TIDE_MUST_CHECK int tide_pool_run(tide_pool *pool, tide_pgjob *job);
+
+/* Applies new settings (a policy reload) keeping connections and state. */
+void tide_pool_configure(tide_pool *pool, const tide_pool_config *cfg);
+
+/* The client behind job went away: a job still waiting is withdrawn (returns 1; done() will
+ * not be called); a running one has its query cancelled server-side without blocking (returns
+ * 0; done() reports how it ended). */
+int tide_pool_cancel(tide_pgjob *job);
+void tide__pool_cancel_conn(tide_conn *conn);
 
 /* Withdraws a job that is still waiting for a connection; done() will not be called.
  * Returns 0, or TIDE_EBUSY when the job is already on a connection (it will complete). */

@@ -85,38 +85,62 @@ static void on_request(tide_http_req *req, void *arg)
 
 /* ---- admin ----------------------------------------------------------------------------- */
 
-static int upstream_ready(const tide_pool_stats *s)
+/* Appends the /health object of one upstream; returns its status string. */
+static const char *health_upstream(tide_app *app, int i, char *buf, size_t cap, size_t *n)
 {
-    return s->open > 0 || s->connect_failures == 0;
+    const tide_upstream *u = app->ups[i];
+    double now = ev_now(app->loop);
+    tide_pool_stats s;
+    tide_pool_get_stats(u->pool, &s);
+    const char *status = tide_upstream_status(u, now);
+    const tide_breaker *b = &u->breaker;
+    char fallback[32] = "null";
+    if (u->policy.fallback >= 0)
+        snprintf(fallback, sizeof fallback, "\"%s\"", tide_upstream_name(u->policy.fallback));
+    *n += (size_t)snprintf(
+        buf + *n, cap - *n,
+        "%s\"%s\":{\"status\":\"%s\",\"required\":%s,\"pool_of\":\"%s\","
+        "\"probe\":{\"ok\":%s,\"latency_ms\":%.3f,\"age_s\":%.3f},"
+        "\"breaker\":{\"state\":\"%s\",\"calls\":%lld,\"failures\":%lld,"
+        "\"consecutive_failures\":%d,\"opened\":%lld,\"rejected\":%lld,"
+        "\"retry_after_s\":%.3f},"
+        "\"pool\":{\"size\":%d,\"open\":%d,\"idle\":%d,\"busy\":%d,\"connecting\":%d,"
+        "\"waiting\":%d,\"jobs\":%lld,\"errors\":%lld,\"connect_failures\":%lld,"
+        "\"acquire_timeouts\":%lld},\"retries\":%lld,\"fallback\":%s}",
+        i ? "," : "", tide_upstream_name(i), status, u->policy.required ? "true" : "false",
+        tide_pool_name(u->pool), u->probe_done && u->probe_ok ? "true" : "false",
+        u->probe_latency * 1000.0, u->probe_done ? now - u->probe_at : -1.0,
+        tide_breaker_state_name(b->state), b->calls, b->failures, b->consecutive_failures,
+        b->opened, b->rejected, tide_breaker_retry_after(b, now), s.size, s.open, s.idle,
+        s.busy, s.connecting, s.waiting, s.jobs, s.errors, s.connect_failures,
+        s.acquire_timeouts, u->retries, fallback);
+    return status;
+}
+
+int tide_server_health_json(tide_app *app, char *body, size_t cap)
+{
+    size_t n = 0;
+    int down = 0, degraded = 0;
+    n += (size_t)snprintf(body + n, cap - n, "{\"upstreams\":{");
+    for (int i = 0; i < TIDE_UPSTREAMS; i++) {
+        const char *st = health_upstream(app, i, body, cap, &n);
+        if (strcmp(st, "healthy") != 0) {
+            if (strcmp(st, "down") == 0 && app->ups[i]->policy.required) down = 1;
+            else degraded = 1;
+        }
+    }
+    snprintf(body + n, cap - n, "},\"status\":\"%s\"}",
+             down ? "down" : degraded ? "degraded" : "ok");
+    return down ? 503 : 200;
 }
 
 static void admin_health(tide_app *app, tide_http_req *req, int full)
 {
-    char body[4096];
-    size_t n = 0;
-    int ready = 1;
-    n += (size_t)snprintf(body + n, sizeof body - n, "{\"upstreams\":{");
-    for (int i = 0; i < TIDE_UPSTREAMS; i++) {
-        tide_pool_stats s;
-        tide_pool_get_stats(app->pools[i], &s);
-        int ok = upstream_ready(&s);
-        if (!ok) ready = 0;
-        n += (size_t)snprintf(body + n, sizeof body - n,
-                              "%s\"%s\":{\"status\":\"%s\",\"pool\":\"%s\",\"size\":%d,"
-                              "\"open\":%d,\"idle\":%d,\"busy\":%d,\"waiting\":%d,"
-                              "\"jobs\":%lld,\"errors\":%lld,\"connect_failures\":%lld,"
-                              "\"acquire_timeouts\":%lld}",
-                              i ? "," : "", tide_upstream_name(i), ok ? "healthy" : "down",
-                              tide_pool_name(app->pools[i]), s.size, s.open, s.idle, s.busy,
-                              s.waiting, s.jobs, s.errors, s.connect_failures,
-                              s.acquire_timeouts);
-    }
-    n += (size_t)snprintf(body + n, sizeof body - n, "},\"status\":\"%s\"}",
-                          ready ? "ok" : "down");
-    if (!full) {
-        snprintf(body, sizeof body, "{\"status\":\"%s\"}", ready ? "ready" : "not ready");
-    }
-    respond_json(req, ready ? 200 : 503, NULL, body);
+    char body[8192];
+    int status = tide_server_health_json(app, body, sizeof body);
+    if (!full)
+        snprintf(body, sizeof body, "{\"status\":\"%s\"}", status == 200 ? "ready" : "not ready");
+    respond_json(req, status, NULL, body);
 }
 
 static void admin_stats(tide_app *app, tide_http_req *req)
@@ -163,6 +187,16 @@ static void on_admin(tide_http_req *req, void *arg)
     }
 }
 
+void tide_server_apply_policy(tide_app *app)
+{
+    for (int i = 0; i < TIDE_UPSTREAMS; i++) {
+        if (app->ups[i] != &app->upstream_store[i]) continue;      /* an alias of direct */
+        tide_resilience r = *tide_vm_resilience(app->vm, i);
+        if (r.fallback >= 0 && app->ups[r.fallback] == app->ups[i]) r.fallback = -1;
+        tide_upstream_configure(app->ups[i], &r);
+    }
+}
+
 /* ---- signals --------------------------------------------------------------------------- */
 
 void tide_server_reload(tide_app *app)
@@ -176,6 +210,7 @@ void tide_server_reload(tide_app *app)
     }
     tide_vm *old = app->vm;
     app->vm = vm;
+    tide_server_apply_policy(app);
     app->reloads++;
     tide_vm_unref(old);
     tide_info("reloaded scripts and policies (%d routes)", tide_vm_route_count(vm));

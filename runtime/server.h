@@ -2,11 +2,17 @@
 #ifndef TIDE_SERVER_H
 #define TIDE_SERVER_H
 
+#include <stddef.h>
 #include "app.h"
 
 /* Opens the public and admin listeners and installs SIGHUP/SIGTERM/SIGINT watchers.
  * Returns 0 or TIDE_EIO (a listener could not bind; logged). */
 TIDE_MUST_CHECK int tide_server_start(tide_app *app);
+/* Writes the /health document into body; returns 200, or 503 when a required upstream is
+ * down. */
+int tide_server_health_json(tide_app *app, char *body, size_t cap);
+/* Applies the current bundle's resilience policy to every upstream (state is kept). */
+void tide_server_apply_policy(tide_app *app);
 /* Builds a new script bundle and swaps it in; on failure logs and keeps the old one. */
 void tide_server_reload(tide_app *app);
 

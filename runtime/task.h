@@ -21,6 +21,7 @@ typedef struct tide_task {
     tide_conn *tx;           /* connection held by an open transaction, or NULL */
     tide_pool *tx_pool;
     double started;
+    double retry_after;      /* seconds for a Retry-After header on a 503 (0 = none) */
     char id[32];
 } tide_task;
 
@@ -31,6 +32,9 @@ void tide__task_resume(tide_task *t, int nargs);
 /* The vm's json.decode / json.null helpers for C code converting results. */
 void tide__vm_push_decode(tide_vm *vm, lua_State *L);
 tide_app *tide__vm_app(tide_vm *vm);
+
+/* The client of t went away: withdraw or cancel its database call (bindings/l_core.c). */
+void tide__call_abort(tide_task *t);
 
 /* Opens the `tide.core` module (bindings/l_core.c); the vm is its upvalue. */
 int tide__open_core(lua_State *L);

@@ -11,6 +11,7 @@
 --   db.rpc(fn, args, {raw, mode, as})      -> the function's value (array for set-returning)
 --   db.sql(text, params, {mode, as})       -> rows, result     (the text runs as is)
 --   db.transaction(fn, {mode, as})         -> fn's results     (fn(tx); tx has this API)
+--   db.health()                            -> the /health document (table), down (boolean)
 --   db.stats()                             -> per-upstream pool counts from tide.core:
 --       {direct = {pool, size, open, idle, busy, waiting, jobs, errors}, session = ..., ...}
 -- (health and query metrics are served by the admin listener in C, not from Lua.)
@@ -457,6 +458,12 @@ _M.vector_search = function(tbl, column, vec, opts)
 end
 _M.rpc = function(fn, args, opts) return ops.rpc(nil, fn, args, opts) end
 _M.sql = function(text, params, opts) return ops.sql(nil, text, params, opts) end
+
+-- Health of every upstream, as /health shows it: status, probe, breaker, pool; plus whether
+-- a required upstream is down (tide.core.health; the state lives in C).
+function _M.health()
+    return get_core().health()
+end
 
 -- Connection pool counts per upstream (tide.core.pool_stats; pools live in C).
 function _M.stats()

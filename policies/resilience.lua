@@ -1,0 +1,48 @@
+-- policies/resilience.lua - how tide behaves when an upstream misbehaves, per upstream.
+--
+-- Every upstream (direct, session, transaction) takes `defaults`, then its own table in
+-- `upstreams` on top (key by key inside retry/breaker/pool). A SIGHUP reload applies changes
+-- to the running pools and breakers without resetting them: an open breaker stays open, open
+-- connections stay open (a smaller pool retires the extra ones as they come back).
+--
+-- retry      attempts (in all; 1 = never retry), backoff base and cap in seconds (full
+--            jitter: each wait is random in [0, min(cap, base * 2^n)]), budget = retries may be
+--            at most this share of recent calls. Only what is safe is retried: a statement
+--            that never reached the server, serialization failures and deadlocks (40001,
+--            40P01), a server shutting the connection (57P01), and a lost connection on a
+--            read. A write whose outcome is unknown is never retried (TIDE_OUTCOME_UNKNOWN).
+-- breaker    window (calls in the sliding window), failure_rate (0..1) once the window holds
+--            min_calls, or `consecutive` failures in a row, open it; it stays open open_wait
+--            seconds (calls fail fast with 503 + Retry-After, or use `fallback`), then lets
+--            half_open_probes calls through: that many successes close it, a failure reopens it.
+--            Only upstream failures count (connection errors, shutdowns, timeouts), not SQL
+--            errors such as a unique violation.
+-- pool       size, acquire_timeout (seconds to wait for a free connection, then 504
+--            TIDE_ACQUIRE_TIMEOUT), statement_timeout (seconds; set in Postgres per statement,
+--            and a client-side deadline one second later for a server that does not answer),
+--            max_lifetime (seconds; older connections are retired between requests),
+--            idle_timeout (seconds an unused connection is kept).
+-- fallback   another upstream used while this one's breaker is open (nil = fail fast).
+-- required   whether /ready and /health report tide down while this upstream is down.
+-- probe_interval  seconds between health probes (SELECT 1) shown on /health.
+local _M = {}
+
+_M.defaults = {
+    retry = { attempts = 3, base = 0.05, cap = 1.0, budget = 0.2 },
+    breaker = { window = 20, failure_rate = 0.5, min_calls = 10, consecutive = 5,
+                open_wait = 2.0, half_open_probes = 2 },
+    pool = { size = 10, acquire_timeout = 2.0, statement_timeout = 5.0,
+             max_lifetime = 1800, idle_timeout = 300 },
+    fallback = nil,
+    required = true,
+    probe_interval = 1.0,
+}
+
+_M.upstreams = {
+    direct = {},
+    session = {},
+    -- reads through the transaction pooler fall back to Postgres itself while it is down
+    transaction = { fallback = "direct", required = false },
+}
+
+return _M

@@ -1,0 +1,118 @@
+/* upstream.c - pool + breaker + retry budget + health probe for one upstream. */
+#include "upstream.h"
+
+#include <string.h>
+
+void tide_resilience_defaults(tide_resilience *r)
+{
+    memset(r, 0, sizeof *r);
+    r->retry_attempts = 3;
+    r->retry_base = 0.05;
+    r->retry_cap = 1.0;
+    r->retry_budget = 0.2;
+    r->breaker = (tide_breaker_config){ .window = 20, .failure_rate = 0.5, .min_calls = 10,
+                                         .consecutive = 5, .open_wait = 2.0,
+                                         .half_open_probes = 2 };
+    r->pool.size = 10;
+    r->pool.acquire_timeout = 2.0;
+    r->pool.connect_timeout = 5.0;
+    r->pool.statement_timeout = 5.0;
+    r->pool.max_lifetime = 1800;
+    r->pool.idle_timeout = 300;
+    r->fallback = -1;
+    r->required = 1;
+    r->probe_interval = 1.0;
+}
+
+static void probe_done(tide_pgjob *job, PGresult *res, const tide_pg_error *err)
+{
+    (void)res;
+    tide_upstream *u = job->ud;
+    double now = ev_now(u->loop);
+    u->probe_running = 0;
+    u->probe_done = 1;
+    u->probe_ok = err == NULL;
+    u->probe_latency = now - u->probe_started;
+    u->probe_at = now;
+}
+
+static void probe_cb(struct ev_loop *loop, ev_timer *w, int revents)
+{
+    (void)revents;
+    tide_upstream *u = w->data;
+    if (u->probe_running) return;          /* the last one has not come back: it says enough */
+    memset(&u->probe, 0, sizeof u->probe);
+    u->probe.sql = "SELECT 1";
+    u->probe.done = probe_done;
+    u->probe.ud = u;
+    u->probe_started = ev_now(loop);
+    if (tide_pool_run(u->pool, &u->probe) == 0) {
+        u->probe_running = 1;
+    } else {
+        u->probe_done = 1;
+        u->probe_ok = 0;
+        u->probe_latency = 0;
+        u->probe_at = ev_now(loop);
+    }
+}
+
+void tide_upstream_init(tide_upstream *u, struct ev_loop *loop, int index, tide_pool *pool,
+                        const tide_resilience *r)
+{
+    memset(u, 0, sizeof *u);
+    u->index = index;
+    u->loop = loop;
+    u->pool = pool;
+    u->policy = *r;
+    tide_breaker_init(&u->breaker, &r->breaker);
+    tide_retry_budget_init(&u->budget, r->retry_budget, 10);
+    ev_timer_init(&u->probe_timer, probe_cb, 0.05, r->probe_interval);
+    u->probe_timer.data = u;
+    ev_timer_start(loop, &u->probe_timer);
+    ev_unref(loop);
+}
+
+void tide_upstream_configure(tide_upstream *u, const tide_resilience *r)
+{
+    u->policy = *r;
+    tide_breaker_configure(&u->breaker, &r->breaker);
+    u->budget.ratio = r->retry_budget;
+    tide_pool_configure(u->pool, &r->pool);
+    if (u->probe_timer.repeat != r->probe_interval) {
+        u->probe_timer.repeat = r->probe_interval;
+        ev_timer_again(u->loop, &u->probe_timer);
+    }
+}
+
+void tide_upstream_stop(tide_upstream *u)
+{
+    ev_ref(u->loop);
+    ev_timer_stop(u->loop, &u->probe_timer);
+    if (u->probe_running) {
+        tide_pool_withdraw(&u->probe);    /* a running probe ends with the pool */
+        u->probe_running = 0;
+    }
+}
+
+int tide_upstream_is_failure(const tide_pg_error *e)
+{
+    const char *c = e->code;
+    if (c[0] == '0' && c[1] == '8') return 1;                       /* connection */
+    if (strncmp(c, "57P0", 4) == 0) return 1;                       /* shutdown, crash */
+    if (strcmp(c, "53300") == 0) return 1;                          /* too many connections */
+    if (strcmp(c, "TIDE_STATEMENT_TIMEOUT") == 0) return 1;
+    if (strcmp(c, "TIDE_ACQUIRE_TIMEOUT") == 0) return 1;
+    return 0;
+}
+
+const char *tide_upstream_status(const tide_upstream *u, double now)
+{
+    if (u->breaker.state == TIDE_BREAKER_OPEN) return "down";
+    /* a probe that failed, or has not come back for three intervals */
+    if (u->probe_done && !u->probe_ok) return "down";
+    if (u->probe_running && now - u->probe_started > 3 * u->policy.probe_interval + 1)
+        return "down";
+    if (u->breaker.state == TIDE_BREAKER_HALF_OPEN) return "degraded";
+    if (u->probe_done && u->probe_latency > 1.0) return "degraded";
+    return "healthy";
+}

@@ -1,0 +1,50 @@
+/* upstream.h - one upstream (direct, session, transaction): its pool, circuit breaker, retry
+ * budget and health probe, under the settings of policies/resilience.lua. All of this is C
+ * state that outlives a reload: a new policy changes the settings, never the state. */
+#ifndef TIDE_UPSTREAM_H
+#define TIDE_UPSTREAM_H
+
+#include <ev.h>
+#include "breaker.h"
+#include "pool.h"
+#include "retry.h"
+
+typedef struct tide_resilience {
+    int retry_attempts;          /* attempts in all (1 = no retry) */
+    double retry_base, retry_cap;/* backoff seconds */
+    double retry_budget;         /* retries may be at most this share of calls */
+    tide_breaker_config breaker;
+    tide_pool_config pool;       /* size, acquire/statement timeouts, lifetime, idle */
+    int fallback;                /* upstream index used while the breaker is open, or -1 */
+    int required;                /* /ready and /health fail while it is down */
+    double probe_interval;       /* seconds between health probes */
+} tide_resilience;
+
+typedef struct tide_upstream {
+    int index;
+    struct ev_loop *loop;
+    tide_pool *pool;
+    tide_breaker breaker;
+    tide_retry_budget budget;
+    tide_resilience policy;
+    ev_timer probe_timer;
+    tide_pgjob probe;
+    int probe_running, probe_ok, probe_done;
+    double probe_started, probe_latency, probe_at;
+    long long retries;
+} tide_upstream;
+
+/* Default settings (used until a policy is loaded, and for keys a policy leaves out). */
+void tide_resilience_defaults(tide_resilience *r);
+void tide_upstream_init(tide_upstream *u, struct ev_loop *loop, int index, tide_pool *pool,
+                        const tide_resilience *r);
+/* Applies a reloaded policy; breaker state, counters and connections stay. */
+void tide_upstream_configure(tide_upstream *u, const tide_resilience *r);
+void tide_upstream_stop(tide_upstream *u);
+/* Whether err says the upstream itself is failing (connection, shutdown, timeout), as opposed
+ * to an SQL error that a healthy database returns. Feeds the breaker. */
+int tide_upstream_is_failure(const tide_pg_error *err);
+/* "healthy", "degraded" or "down" at time now. */
+const char *tide_upstream_status(const tide_upstream *u, double now);
+
+#endif
