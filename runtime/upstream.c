@@ -32,6 +32,9 @@ static void probe_done(tide_pgjob *job, PGresult *res, const tide_pg_error *err)
     u->probe_running = 0;
     u->probe_done = 1;
     u->probe_ok = err == NULL;
+    /* the probe is a call like any other: it trips the breaker on an idle upstream that died,
+     * and closes it again once the upstream is back, even with no traffic */
+    tide_breaker_record(&u->breaker, now, u->probe_ticket, !err || !tide_upstream_is_failure(err));
     u->probe_latency = now - u->probe_started;
     u->probe_at = now;
 }
@@ -41,6 +44,7 @@ static void probe_cb(struct ev_loop *loop, ev_timer *w, int revents)
     (void)revents;
     tide_upstream *u = w->data;
     if (u->probe_running) return;          /* the last one has not come back: it says enough */
+    if (!tide_breaker_allow(&u->breaker, ev_now(loop), &u->probe_ticket)) return;   /* open */
     memset(&u->probe, 0, sizeof u->probe);
     u->probe.sql = "SELECT 1";
     u->probe.done = probe_done;
@@ -53,6 +57,7 @@ static void probe_cb(struct ev_loop *loop, ev_timer *w, int revents)
         u->probe_ok = 0;
         u->probe_latency = 0;
         u->probe_at = ev_now(loop);
+        tide_breaker_record(&u->breaker, u->probe_at, u->probe_ticket, 0);
     }
 }
 

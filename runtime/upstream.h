@@ -30,6 +30,7 @@ typedef struct tide_upstream {
     ev_timer probe_timer;
     tide_pgjob probe;
     int probe_running, probe_ok, probe_done;
+    unsigned probe_ticket;
     double probe_started, probe_latency, probe_at;
     long long retries;
 } tide_upstream;

@@ -143,6 +143,20 @@ if ! kill -0 "$tide_pid" 2>/dev/null; then
   echo "tide died during the specs"; tail -n 30 "$TEST_DIR/tide.err"; failed=$((failed + 1))
 fi
 
+# Fault specs last: they stop, freeze and kill parts of the stack (and put them back).
+if [ -d spec/fault ] && kill -0 "$tide_pid" 2>/dev/null; then
+  note "fault specs"
+  log=$LOGS/fault.log
+  luajit /usr/bin/busted -o plainTerminal --lpath='spec/?.lua;bindings/?.lua' \
+    spec/fault >"$log" 2>&1; rc=$?
+  tail -n 1 "$log"
+  [ $rc -eq 0 ] || grep -A 14 -E '^(Failure|Error)' "$log" | head -150
+  count_busted "$log" $rc
+  if ! kill -0 "$tide_pid" 2>/dev/null; then
+    echo "tide died during the fault specs"; tail -n 30 "$TEST_DIR/tide.err"; failed=$((failed + 1))
+  fi
+fi
+
 echo
 echo "$passed passed, $failed failed"
 [ "$failed" -eq 0 ]
