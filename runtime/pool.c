@@ -36,6 +36,8 @@ struct tide_conn {
     ev_timer timer;             /* connect timeout, then the running job's deadline */
     int io_events;
     int flushed;                /* the whole pipeline (with its Sync) left for the server */
+    int cancelled;              /* a cancel request is on its way: never reuse (it could hit
+                                 * the next job's statement) */
     double created_at, idle_since;
     tide_pgjob *job;
     unsigned char items[MAX_ITEMS];
@@ -179,6 +181,8 @@ static void conn_watch(tide_conn *c, int events)
     c->io_events = events;
     if (events && fd >= 0) {
         ev_io_set(&c->io, fd, events);
+        /* results first: a connection handed its next job sooner keeps Postgres busy */
+        ev_set_priority(&c->io, EV_MAXPRI);
         ev_io_start(loop, &c->io);
     }
 }
@@ -701,8 +705,9 @@ void tide_pool_release(tide_conn *c)
     }
     double now = ev_now(p->loop);
     if (p->closing) { conn_destroy(c); return; }
-    if (p->nopen > p->size || (p->max_lifetime > 0 && now - c->created_at > p->max_lifetime)) {
-        conn_destroy(c);              /* retired between requests: too old, or pool shrank */
+    if (c->cancelled || p->nopen > p->size ||
+        (p->max_lifetime > 0 && now - c->created_at > p->max_lifetime)) {
+        conn_destroy(c);              /* retired: cancelled, too old, or the pool shrank */
         pool_dispatch(p);
         return;
     }
@@ -799,6 +804,7 @@ void tide__pool_cancel_conn(tide_conn *c)
     if (atomic_load(&cancels_running) >= MAX_CANCELS) return;
     PGcancel *cn = PQgetCancel(c->pg);
     if (!cn) return;
+    c->cancelled = 1;
     pthread_attr_t attr;
     pthread_t th;
     pthread_attr_init(&attr);

@@ -1,0 +1,444 @@
+#!/usr/bin/env bash
+# bench/run.sh - `make bench`: how close tide comes to the database work behind it (issue 3).
+#
+# What it measures, in one run (each measured run lasts BENCH_DURATION s after a warm-up whose
+# results are discarded), with wrk -t2 -c64 --latency against tide and pgbench against Postgres:
+#   1. point read  GET /v1/trips/:id           vs pgbench on the same statements
+#   2. list        GET /v1/trips?limit=20      vs pgbench
+#   3. write       POST /v1/search-history     vs pgbench
+#   4. vector      POST /v1/destinations/similar (top 10) vs pgbench
+#   5. the point read with reads routed through the transaction-mode PgBouncer (the repository's
+#      default policy) vs the same through the direct upstream (policy swapped with SIGHUP)
+#   6. tide's resident memory per idle keep-alive connection (10,000 of them, bench/idle.c) and
+#      the latency of one more request while they are open
+# Every wrk request carries the token of the row's owner (RLS on). pgbench runs the statements
+# tide sends: bench/gen.lua runs each route through tide's own Lua (router, scripts, tide.db,
+# builder) with a recording fake core and writes pgbench scripts from what it captured: one
+# pipeline per transaction (\startpipeline: the set_config of claims and role, the statement,
+# \endpipeline = Sync), -M prepared (tide uses named prepared statements on `direct`), over as
+# many connections as tide's `direct` pool opened, as authenticator on the direct port. For
+# workloads 1-4 and 6 tide serves a copy of the bundle (var/bench/bundle) whose routing policy
+# sends every call to `direct`, the path pgbench takes.
+#
+# How: a bench stack (db/stack.sh, TIDE_STACK_DIR=var/bench) on its own ports, reused when it
+# already runs; the data set of bench/data.sql (1,000 users, 100,000 trips, the demo's 5,000
+# destinations), loaded once; one token per user (bench/gen.lua); tide from build/tide on
+# 127.0.0.1. Prints one Markdown table and writes it to bench/results/latest.md; logs, wrk and
+# pgbench outputs under var/bench/logs, tide's logs in var/bench/tide.{out,err}.
+# Everything listens on and connects to 127.0.0.1 only, every step has a time limit, tide is
+# stopped on exit; the bench stack is left running for the next run unless BENCH_STOP=1.
+#
+# Env (defaults): BENCH_PG_PORT 54330, BENCH_SESSION_PORT 54331, BENCH_TXN_PORT 54332,
+#   BENCH_HTTP_PORT 18180, BENCH_ADMIN_PORT 18181, BENCH_DURATION 10, BENCH_WARMUP 3,
+#   BENCH_PG_WARMUP 2, BENCH_CONNS 64, BENCH_POOL (= BENCH_CONNS), BENCH_THREADS 2, BENCH_IDLE_CONNS 10000,
+#   BENCH_STOP (unset: keep the stack), BENCH_PROFILE (1: perf profile of tide during the point
+#   reads), TIDE_JWT_SECRET (a bench secret), PGBENCH (found).
+# shellcheck disable=SC2012,SC2013,SC2015   # ls of a glob of fixed paths; one-line output; `a && b || die`
+set -euo pipefail
+umask 022                  # the stack directory must stay traversable for the postgres user
+export LC_ALL=C
+cd "$(dirname "$0")/.."
+repo=$(pwd -P)
+started=$SECONDS
+
+B=$repo/var/bench                    # the bench stack's TIDE_STACK_DIR and everything generated
+GEN=$B/gen
+LOGS=$B/logs
+RESULTS=$B/results.txt
+OUT_MD=$repo/bench/results/latest.md
+PG_PORT=${BENCH_PG_PORT:-54330}
+SESSION_PORT=${BENCH_SESSION_PORT:-54331}
+TXN_PORT=${BENCH_TXN_PORT:-54332}
+HTTP_PORT=${BENCH_HTTP_PORT:-18180}
+ADMIN_PORT=${BENCH_ADMIN_PORT:-18181}
+DURATION=${BENCH_DURATION:-10}
+WARMUP=${BENCH_WARMUP:-3}
+PG_WARMUP=${BENCH_PG_WARMUP:-2}
+CONNS=${BENCH_CONNS:-64}
+THREADS=${BENCH_THREADS:-2}
+IDLE_CONNS=${BENCH_IDLE_CONNS:-10000}
+TIDE_BIN=$repo/build/tide
+URL=http://127.0.0.1:$HTTP_PORT
+ADMIN=http://127.0.0.1:$ADMIN_PORT
+tide_pid=
+
+# A caller's libpq and tide environment must not redirect ours.
+unset PGHOST PGHOSTADDR PGPORT PGUSER PGDATABASE PGPASSWORD PGSERVICE PGOPTIONS \
+      TIDE_CONFIG TIDE_SCRIPTS_DIR TIDE_POLICIES_DIR TIDE_BINDINGS_DIR TIDE_LOG_LEVEL \
+      TIDE_ENCRYPTION_KEY TIDE_DSN_DIRECT TIDE_DSN_SESSION TIDE_DSN_TRANSACTION
+export TIDE_JWT_SECRET=${TIDE_JWT_SECRET:-tide-bench-jwt-secret-0123456789-abcdefghijkl}
+
+say() { printf 'bench: %s\n' "$*"; }
+die() { printf 'bench: error: %s\n' "$*" >&2; exit 1; }
+res() { printf '%s=%s\n' "$1" "$2" >>"$RESULTS"; }
+
+cleanup() {
+  local rc=$?
+  if [ -n "$tide_pid" ] && kill -0 "$tide_pid" 2>/dev/null; then
+    kill -TERM "$tide_pid" 2>/dev/null || true
+    for _ in $(seq 1 120); do kill -0 "$tide_pid" 2>/dev/null || break; sleep 0.1; done
+    kill -KILL "$tide_pid" 2>/dev/null || true
+    wait "$tide_pid" 2>/dev/null || true
+  fi
+  # The bench stack stays up for the next run (db/stack.sh up reuses it) unless BENCH_STOP=1.
+  if [ "${BENCH_STOP:-}" = 1 ]; then
+    TIDE_STACK_DIR=$B timeout 60 db/stack.sh down >/dev/null 2>&1 || true
+    say "bench stack stopped (BENCH_STOP=1)"
+  fi
+  exit "$rc"
+}
+trap cleanup EXIT
+trap 'exit 130' INT TERM
+
+port_free() { ! (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
+
+# json_get URL EXPR: EXPR evaluated (Lua) on the decoded JSON document j at URL.
+json_get() {
+  curl -s --max-time 5 "$1" | BENCH_EXPR=$2 luajit -e '
+    local cjson = require "cjson"
+    local ok, j = pcall(cjson.decode, io.read("*a"))
+    if not ok then os.exit(1) end
+    local v = assert(loadstring("local j = ...; return " .. os.getenv("BENCH_EXPR")))(j)
+    print(v == nil and "" or tostring(v))'
+}
+
+# ---------------------------------------------------------------- tools and limits
+
+for t in wrk luajit psql curl cc timeout; do
+  command -v "$t" >/dev/null || die "$t not found (make deps installs the packages)"
+done
+[ -x "$TIDE_BIN" ] || die "$TIDE_BIN not built (make all)"
+if [ -z "${PGBENCH:-}" ]; then
+  PGBENCH=$(ls -1 /usr/lib/postgresql/*/bin/pgbench 2>/dev/null | sort -V | tail -n 1 || true)
+  [ -n "$PGBENCH" ] || PGBENCH=$(command -v pgbench || true)
+fi
+[ -n "$PGBENCH" ] && [ -x "$PGBENCH" ] || die "pgbench not found (apt-get install postgresql-15)"
+# 10,000 idle connections need as many descriptors in tide and in the client.
+ulimit -n 30000 2>/dev/null || ulimit -n "$(ulimit -Hn)" 2>/dev/null || true
+fds=$(ulimit -n)
+if [ "$fds" != unlimited ] && [ "$fds" -lt $((IDLE_CONNS + 200)) ]; then
+  say "fd limit is $fds (hard $(ulimit -Hn)): idle connections lowered from $IDLE_CONNS to $((fds - 200))"
+  IDLE_CONNS=$((fds - 200))
+fi
+
+mkdir -p "$B" "$GEN/pgbench" "$LOGS" "$repo/bench/results"
+rm -f "$RESULTS" "$LOGS"/*
+: >"$RESULTS"
+
+# ---------------------------------------------------------------- stack and data
+
+say "stack: var/bench on 127.0.0.1:$PG_PORT (postgres), :$SESSION_PORT (session pool), :$TXN_PORT (transaction pool)"
+TIDE_STACK_DIR=$B TIDE_PG_PORT=$PG_PORT TIDE_SESSION_PORT=$SESSION_PORT TIDE_TXN_PORT=$TXN_PORT \
+  TIDE_SEED=demo timeout 600 db/stack.sh up >"$LOGS/stack.log" 2>&1 \
+  || { tail -n 20 "$LOGS/stack.log" >&2; die "db/stack.sh up failed (log: $LOGS/stack.log)"; }
+# shellcheck source=/dev/null
+. "$B/stack.env"
+export TIDE_DSN_DIRECT TIDE_DSN_SESSION TIDE_DSN_TRANSACTION
+
+apsql() { timeout 120 psql "$TIDE_DSN_ADMIN" -X -q -v ON_ERROR_STOP=1 "$@"; }
+t0=$SECONDS
+apsql -f bench/data.sql >"$LOGS/data.log" 2>&1 || { cat "$LOGS/data.log" >&2; die "bench/data.sql failed"; }
+say "data: $(grep -m1 'bench data' "$LOGS/data.log" | sed 's/^bench data: //') ($((SECONDS - t0)) s)"
+read -r ntrips nusers ndest < <(apsql -Atc "select (select count(*) from public.trips where id between 1000001 and 1100000),
+  (select count(*) from public.users where email like 'bench-user-%@bench.invalid'),
+  (select count(*) from public.destinations where embedding is not null)" | tr '|' ' ')
+[ "$ntrips" = 100000 ] && [ "$nusers" = 1000 ] && [ "$ndest" -ge 5000 ] \
+  || die "unexpected data set: $ntrips trips, $nusers users, $ndest destinations"
+# The write workload's rows from earlier runs go, so every run starts from the same table.
+apsql -c "delete from public.search_history where user_id in
+            (select id from public.users where email like 'bench-user-%@bench.invalid')" \
+      -c "vacuum (analyze) public.search_history" >/dev/null
+
+# ---------------------------------------------------------------- bundle, tokens, statements
+
+rm -rf "$B/bundle"
+mkdir -p "$B/bundle"
+cp -r scripts policies "$B/bundle/"
+cp policies/routing.lua "$GEN/routing-default.lua"
+# The direct policy: the repository's, with every kind sent to `direct` (appended before its
+# final `return _M`, so the rest of the file, tables and route() included, stays as it is).
+grep -q '^return _M[[:space:]]*$' policies/routing.lua || die "policies/routing.lua no longer ends with 'return _M'"
+awk '
+  /^return _M[[:space:]]*$/ { last = NR }
+  { line[NR] = $0 }
+  END {
+    for (i = 1; i <= NR; i++) {
+      if (i == last) {
+        print "-- appended by bench/run.sh: every call goes to Postgres directly (as pgbench does)."
+        print "for kind in pairs(_M.default) do _M.default[kind] = \"direct\" end"
+        print "_M.tables = {}"
+      }
+      print line[i]
+    }
+  }' policies/routing.lua >"$GEN/routing-direct.lua"
+cp "$GEN/routing-direct.lua" "$B/bundle/policies/routing.lua"
+# Pool size: by default as many Postgres connections as wrk keeps HTTP requests in flight, so
+# tide and pgbench (which uses as many connections as tide opened) run at the same concurrency
+# and their latencies compare like for like.
+POOL=${BENCH_POOL:-$CONNS}
+grep -q '^return _M[[:space:]]*$' policies/resilience.lua || die "policies/resilience.lua no longer ends with 'return _M'"
+sed "s/^return _M[[:space:]]*$/_M.defaults.pool.size = $POOL  -- bench\nreturn _M/" \
+  policies/resilience.lua >"$B/bundle/policies/resilience.lua"
+
+apsql -Atc "select md5('bench-user-' || n)::uuid from generate_series(0, 999) n order by n" >"$GEN/uuids.txt"
+# ~20 fixed embeddings from the table (ids 250, 500, ..., 5000).
+apsql -Atc "select embedding::text from public.destinations
+            where id in (select 250 * i from generate_series(1, 20) i) and embedding is not null
+            order by id" >"$GEN/embeddings.txt"
+ref=$(TIDE_CONFIG=$repo/etc/tide.conf.lua timeout 10 "$TIDE_BIN" token --sub "$(head -n 1 "$GEN/uuids.txt")" --ttl 7200) \
+  || die "tide token failed"
+BENCH_EXPECT_UPSTREAM=direct timeout 60 luajit bench/gen.lua "$GEN" "$B/bundle" "$GEN/uuids.txt" \
+  "$GEN/embeddings.txt" "$ref" >"$LOGS/gen.log" 2>&1 || { cat "$LOGS/gen.log" >&2; die "bench/gen.lua failed"; }
+say "tokens, request bodies and pgbench scripts generated (statements: var/bench/gen/statements.txt)"
+timeout 60 cc -O2 -Wall -o "$B/idle" bench/idle.c || die "cannot compile bench/idle.c"
+
+# ---------------------------------------------------------------- tide
+
+port_free "$HTTP_PORT" || die "port $HTTP_PORT (BENCH_HTTP_PORT) is in use (a tide left over from an earlier run?)"
+port_free "$ADMIN_PORT" || die "port $ADMIN_PORT (BENCH_ADMIN_PORT) is in use"
+export TIDE_CONFIG=$repo/etc/tide.conf.lua TIDE_HTTP_PORT=$HTTP_PORT TIDE_ADMIN_PORT=$ADMIN_PORT
+export TIDE_SCRIPTS_DIR=$B/bundle/scripts TIDE_POLICIES_DIR=$B/bundle/policies
+export TIDE_BINDINGS_DIR=$repo/bindings TIDE_LOG_LEVEL=info
+"$TIDE_BIN" serve >"$B/tide.out" 2>"$B/tide.err" &
+tide_pid=$!
+up=0
+for _ in $(seq 1 100); do
+  if [ "$(curl -s --max-time 1 -o /dev/null -w '%{http_code}' "$ADMIN/live")" = 200 ]; then up=1; break; fi
+  kill -0 "$tide_pid" 2>/dev/null || break
+  sleep 0.1
+done
+[ "$up" = 1 ] || { tail -n 20 "$B/tide.err" >&2; die "tide did not start (log: $B/tide.err)"; }
+say "tide: pid $tide_pid on $URL (admin $ADMIN), fd limit $(ulimit -n)"
+
+# Sanity: the owner reads their trip (token accepted, claims reach RLS), another user gets 404.
+tok0=$(sed -n 1p "$GEN/tokens.txt"); tok1=$(sed -n 2p "$GEN/tokens.txt")
+s0=$(curl -s --max-time 5 -o "$LOGS/sanity.json" -w '%{http_code}' -H "Authorization: Bearer $tok0" "$URL/v1/trips/1000001")
+s1=$(curl -s --max-time 5 -o /dev/null -w '%{http_code}' -H "Authorization: Bearer $tok1" "$URL/v1/trips/1000001")
+[ "$s0" = 200 ] && [ "$s1" = 404 ] \
+  || die "sanity check failed: owner got $s0 (want 200: $(head -c 300 "$LOGS/sanity.json")), other user $s1 (want 404)"
+# The access log (tide.out) from here on is the benchmark's (the 404 above was on purpose).
+log_from=$(($(wc -l <"$B/tide.out") + 1))
+
+# ---------------------------------------------------------------- runners
+
+export BENCH_GEN=$GEN BENCH_WRK=$repo/bench/wrk
+
+# tide_cpu_ticks: user + system clock ticks tide has used so far.
+tide_cpu_ticks() { awk '{ print $14 + $15 }' "/proc/$tide_pid/stat"; }
+HZ=$(getconf CLK_TCK)
+
+# run_wrk NAME SCRIPT: a warm-up, then the measured run; records
+# NAME_{rps,p50_us,p99_us,non2xx,sockerr,tide_cpu} (tide_cpu: % of one core during the run).
+# BENCH_PROFILE=1: perf records tide (call graphs) during the measured point-read runs
+# (report in var/bench/logs/perf-NAME.txt).
+run_wrk() {
+  local name=$1 script=$2 line kv c0 c1 t0 t1 perf_pid=
+  timeout $((WARMUP + 30)) wrk -t"$THREADS" -c"$CONNS" -d"${WARMUP}s" -s "$script" "$URL" \
+    >"$LOGS/wrk-$name-warmup.txt" 2>&1 || say "warning: wrk warm-up for $name exited non-zero"
+  if [ "${BENCH_PROFILE:-}" = 1 ] && [ "$script" = bench/wrk/point.lua ] && command -v perf >/dev/null; then
+    timeout -s INT $((DURATION + 10)) perf record -q -F 499 -g -p "$tide_pid" -o "$LOGS/perf-$name.data" \
+      -- sleep "$DURATION" >/dev/null 2>&1 &
+    perf_pid=$!
+  fi
+  c0=$(tide_cpu_ticks); t0=$(date +%s.%N)
+  timeout $((DURATION + 30)) wrk -t"$THREADS" -c"$CONNS" -d"${DURATION}s" --latency -s "$script" "$URL" \
+    >"$LOGS/wrk-$name.txt" 2>&1 || say "warning: wrk for $name exited non-zero (log: $LOGS/wrk-$name.txt)"
+  kill -0 "$tide_pid" 2>/dev/null && ! grep -q ' info draining' "$B/tide.err" \
+    || die "tide stopped during $name (a signal from outside?): $(tail -n 3 "$B/tide.err" | tr '\n' ' ')"
+  c1=$(tide_cpu_ticks); t1=$(date +%s.%N)
+  res "${name}_tide_cpu" "$(awk -v c=$((c1 - c0)) -v hz="$HZ" -v t0="$t0" -v t1="$t1" \
+    'BEGIN { printf "%.0f", 100 * c / hz / (t1 - t0) }')"
+  if [ -n "$perf_pid" ]; then
+    wait "$perf_pid" || true
+    perf report -i "$LOGS/perf-$name.data" --stdio --no-children --percent-limit 0.5 \
+      >"$LOGS/perf-$name.txt" 2>/dev/null || true
+    say "profile of tide during $name: $LOGS/perf-$name.txt"
+  fi
+  line=$(grep -m1 '^WRK_RESULT ' "$LOGS/wrk-$name.txt" || true)
+  [ -n "$line" ] || { tail -n 20 "$LOGS/wrk-$name.txt" >&2; die "wrk for $name printed no result"; }
+  declare -A v=()
+  for kv in ${line#WRK_RESULT }; do v[${kv%%=*}]=${kv#*=}; done
+  res "${name}_rps" "${v[rps]}"
+  res "${name}_p50_us" "${v[p50_us]}"
+  res "${name}_p99_us" "${v[p99_us]}"
+  res "${name}_non2xx" "${v[non2xx]}"
+  res "${name}_sockerr" $((v[connect] + v[read] + v[write] + v[timeout]))
+  say "$(printf '%-14s tide     %8.0f req/s  p50 %6.2f ms  p99 %6.2f ms  non-2xx %s  socket errors %s' \
+    "$name" "${v[rps]}" "$(bc_ms "${v[p50_us]}")" "$(bc_ms "${v[p99_us]}")" "${v[non2xx]}" \
+    $((v[connect] + v[read] + v[write] + v[timeout])))"
+}
+
+bc_ms() { awk -v u="$1" 'BEGIN { printf "%.2f", u / 1000 }'; }
+
+# percentiles FILE...: "p50 p99" of column 3 (latency, µs) of pgbench's per-transaction logs.
+percentiles() {
+  awk '{ print $3 }' "$@" | sort -n | awk '
+    { v[NR] = $1 }
+    END {
+      if (NR == 0) { print "0 0"; exit }
+      i50 = int(NR * 0.50); if (i50 < NR * 0.50) i50++; if (i50 < 1) i50 = 1
+      i99 = int(NR * 0.99); if (i99 < NR * 0.99) i99++; if (i99 < 1) i99 = 1
+      print v[i50], v[i99]
+    }'
+}
+
+# run_pgbench NAME CLIENTS SCRIPT...: a warm-up, then the measured run with a per-transaction log;
+# records NAME_pg_{tps,p50_us,p99_us,failed,clients}.
+run_pgbench() {
+  local name=$1 clients=$2 jobs=2 f tps failed p50 p99 rc=0
+  shift 2
+  local files=() args=()
+  for f in "$@"; do
+    files+=(-f "$f")
+    mapfile -t a <"${f%.sql}.args"
+    args+=("${a[@]}")
+  done
+  [ "$clients" -ge 2 ] || jobs=1
+  timeout $((PG_WARMUP + 30)) "$PGBENCH" -n -M prepared -c "$clients" -j "$jobs" -T "$PG_WARMUP" \
+    "${args[@]}" "${files[@]}" "$TIDE_DSN_DIRECT" >"$LOGS/pgbench-$name-warmup.txt" 2>&1 \
+    || say "warning: pgbench warm-up for $name exited non-zero"
+  rm -f "$LOGS/pgbench-$name".log.*
+  timeout $((DURATION + 30)) "$PGBENCH" -n -M prepared -c "$clients" -j "$jobs" -T "$DURATION" \
+    -l --log-prefix="$LOGS/pgbench-$name.log" "${args[@]}" "${files[@]}" "$TIDE_DSN_DIRECT" \
+    >"$LOGS/pgbench-$name.txt" 2>&1 || rc=$?
+  tps=$(sed -n 's/^tps = \([0-9.]*\) (without initial connection time)$/\1/p' "$LOGS/pgbench-$name.txt")
+  [ -n "$tps" ] || { tail -n 20 "$LOGS/pgbench-$name.txt" >&2; die "pgbench for $name printed no tps"; }
+  failed=$(sed -n 's/^number of failed transactions: \([0-9]*\).*/\1/p' "$LOGS/pgbench-$name.txt" | head -n 1)
+  [ "$rc" = 0 ] || { say "warning: pgbench for $name exited $rc (log: $LOGS/pgbench-$name.txt)"; failed=$(( ${failed:-0} + 1 )); }
+  read -r p50 p99 < <(percentiles "$LOGS/pgbench-$name".log.*)
+  res "${name}_pg_tps" "$tps"
+  res "${name}_pg_p50_us" "$p50"
+  res "${name}_pg_p99_us" "$p99"
+  res "${name}_pg_failed" "${failed:-0}"
+  res "${name}_pg_clients" "$clients"
+  say "$(printf '%-14s pgbench  %8.0f tps    p50 %6.2f ms  p99 %6.2f ms  failed %s  (-c %s -j %s)' \
+    "$name" "$tps" "$(bc_ms "$p50")" "$(bc_ms "$p99")" "${failed:-0}" "$clients" "$jobs")"
+}
+
+# swap_policy FILE: installs FILE as the bundle's routing policy and reloads tide (SIGHUP),
+# checking /admin/stats that the reload happened and was not rejected.
+swap_policy() {
+  local before after failures0 failures1
+  before=$(json_get "$ADMIN/admin/stats" 'j.reloads')
+  failures0=$(json_get "$ADMIN/admin/stats" 'j.reload_failures')
+  cp "$1" "$B/bundle/policies/routing.lua"
+  kill -HUP "$tide_pid"
+  for _ in $(seq 1 50); do
+    after=$(json_get "$ADMIN/admin/stats" 'j.reloads')
+    [ "${after:-0}" -gt "$before" ] && break
+    sleep 0.1
+  done
+  failures1=$(json_get "$ADMIN/admin/stats" 'j.reload_failures')
+  [ "${after:-0}" -gt "$before" ] && [ "$failures1" = "$failures0" ] \
+    || die "tide did not reload $(basename "$1") (reloads $before -> $after, failures $failures0 -> $failures1; log: $B/tide.err)"
+  say "policy: $(basename "$1") in place, tide reloaded (reloads $before -> $after)"
+}
+
+# pool_field UPSTREAM FIELD: a pool count from /health (upstreams.U.pool.F, or upstreams.U.F in
+# the older flat layout).
+pool_field() {
+  json_get "$ADMIN/health" "(function(u) if type(u.pool) == 'table' then return u.pool.$2 end
+                                         return u.$2 end)(j.upstreams.$1)"
+}
+
+# The number of connections tide's direct pool opened (pgbench gets as many), else its size.
+direct_open() {
+  local n
+  n=$(pool_field direct open)
+  [ -n "$n" ] && [ "$n" -gt 0 ] || n=$(pool_field direct size)
+  [ -n "$n" ] && [ "$n" -gt 0 ] || die "cannot read the direct pool's size from $ADMIN/health"
+  echo "$n"
+}
+
+# ---------------------------------------------------------------- workloads 1-4
+
+say "workloads 1-4: wrk -t$THREADS -c$CONNS -d${DURATION}s (after ${WARMUP}s warm-up), then pgbench"
+run_wrk point bench/wrk/point.lua
+clients=$(direct_open)
+run_pgbench point "$clients" "$GEN/pgbench/point.sql"
+run_wrk list bench/wrk/list.lua
+clients=$(direct_open)
+run_pgbench list "$clients" "$GEN/pgbench/list.sql"
+run_wrk write bench/wrk/write.lua
+clients=$(direct_open)
+run_pgbench write "$clients" "$GEN/pgbench/write.sql"
+run_wrk vector bench/wrk/vector.lua
+clients=$(direct_open)
+run_pgbench vector "$clients" "$GEN"/pgbench/vector_*.sql
+res open_direct "$(pool_field direct open)"
+
+# ---------------------------------------------------------------- workload 5
+
+say "workload 5: point read through the transaction pooler, then direct"
+swap_policy "$GEN/routing-default.lua"
+jobs0=$(pool_field transaction jobs)
+run_wrk pooler bench/wrk/point.lua
+jobs1=$(pool_field transaction jobs)
+# Statements the transaction pool ran (warm-up included): near the request count, or the reads
+# did not go through the pooler (a fallback to direct, say).
+res pooler_txn_jobs $(( ${jobs1:-0} - ${jobs0:-0} ))
+res open_transaction "$(pool_field transaction open)"
+swap_policy "$GEN/routing-direct.lua"
+run_wrk pooler_direct bench/wrk/point.lua
+
+# ---------------------------------------------------------------- workload 6
+
+say "workload 6: $IDLE_CONNS idle keep-alive connections"
+sleep 1
+if timeout 150 "$B/idle" "$HTTP_PORT" "$IDLE_CONNS" "$tide_pid" 120 >"$LOGS/idle.txt" 2>"$LOGS/idle.err"; then
+  for kv in $(cat "$LOGS/idle.txt"); do res "idle_${kv%%=*}" "${kv#*=}"; done
+  say "idle: $(cat "$LOGS/idle.txt")"
+else
+  say "warning: the idle-connection client failed: $(tail -n 3 "$LOGS/idle.err")"
+fi
+kill -0 "$tide_pid" 2>/dev/null || die "tide died (log: $B/tide.err)"
+
+# ---------------------------------------------------------------- report
+
+res pool_direct "$(pool_field direct size)"
+res pool_session "$(pool_field session size)"
+res pool_transaction "$(pool_field transaction size)"
+res date "$(date -u '+%Y-%m-%d %H:%M UTC')"
+res nproc "$(nproc)"
+res cpu "$(grep -m1 '^model name' /proc/cpuinfo | cut -d: -f2- | sed 's/^ *//')"
+res duration "$DURATION"
+res warmup "$WARMUP"
+res pg_warmup "$PG_WARMUP"
+res conns "$CONNS"
+res threads "$THREADS"
+res elapsed $((SECONDS - started))
+
+# What tide logged: non-2xx answers (access log, stdout) and warnings/errors (stderr).
+# 499 is tide's record of a request whose client left before the answer: wrk closes its
+# connections with requests in flight when its time is up, so a few per run are expected and
+# no client ever sees them; they are counted apart.
+tail -n +"$log_from" "$B/tide.out" | grep '"status":[45][0-9][0-9]' >"$LOGS/access-non2xx.log" || true
+{
+  gone=$(grep -c '"status":499' "$LOGS/access-non2xx.log" || true)
+  bad=$(( $(wc -l <"$LOGS/access-non2xx.log") - ${gone:-0} ))
+  warns=$(grep -cE '^[^ ]+ (warn|error) ' "$B/tide.err" || true)
+  echo
+  echo "tide's log: ${bad} non-2xx answers in its access log (var/bench/tide.out) besides ${gone:-0}" \
+       "499s (client gone: wrk stopping with requests in flight), ${warns:-0} warn/error lines in var/bench/tide.err."
+  if [ "${bad}" -gt 0 ] || [ "${warns:-0}" -gt 0 ]; then
+    if [ "${bad:-0}" -gt 0 ]; then
+      echo
+      echo '```'
+      grep -v '"status":499' "$LOGS/access-non2xx.log" | grep -o '"method":"[A-Z]*","path":"[^"]*","status":[0-9]*' \
+        | sed -E 's#/v1/trips/[0-9]+#/v1/trips/:id#' | sort | uniq -c | sort -rn | head -n 10
+      echo '```'
+    fi
+    if [ "${warns:-0}" -gt 0 ]; then
+      echo
+      echo '```'
+      grep -E '^[^ ]+ (warn|error) ' "$B/tide.err" | cut -d' ' -f2- | sed -E 's/request [0-9a-f-]+/request …/' \
+        | sort | uniq -c | sort -rn | head -n 10 | cut -c1-300
+      echo '```'
+    fi
+  fi
+} >"$LOGS/tide-log-summary.md"
+
+{ luajit bench/report.lua "$RESULTS"; cat "$LOGS/tide-log-summary.md"; } >"$OUT_MD.tmp"
+mv -f "$OUT_MD.tmp" "$OUT_MD"
+echo
+cat "$OUT_MD"

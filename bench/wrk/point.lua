@@ -1,0 +1,16 @@
+-- bench/wrk/point.lua - workload 1 (and 5): GET /v1/trips/:id for a random bench trip, sent with
+-- its owner's token (RLS on: the owner sees it, 200).
+dofile((os.getenv("BENCH_WRK") or "bench/wrk") .. "/common.lua")
+
+local random, format = math.random, wrk.format
+local NTRIPS, NUSERS, BASE = bench.NTRIPS, bench.NUSERS, bench.TRIP_BASE
+local hdrs
+
+function bench.init()
+    hdrs = bench.headers()
+end
+
+function request()
+    local k = random(1, NTRIPS)
+    return format("GET", "/v1/trips/" .. (BASE + k), hdrs[(k - 1) % NUSERS])
+end
