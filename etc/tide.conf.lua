@@ -30,6 +30,9 @@ return {
 
   -- Upstreams: direct (Postgres), session (session-mode pooler), transaction
   -- (transaction-mode pooler). `make run` fills the DSNs from var/stack.env.
+  -- prepare: cache named prepared statements per connection. Keep it false on a
+  -- transaction-mode pooler unless the pooler tracks prepared statements (PgBouncer >= 1.21
+  -- with max_prepared_statements > 0); Debian 12's PgBouncer 1.18 does not.
   upstreams = {
     direct      = { dsn = "postgresql://authenticator:tide-dev-password@127.0.0.1:54320/tide",
                     pool_size = 10, prepare = true,  acquire_timeout = 5, connect_timeout = 5 },

@@ -217,10 +217,9 @@ int tide_config_load(const char *path, tide_config *c, char *err, size_t errlen)
             return TIDE_EINVAL;
         }
     }
-    if (c->upstreams[TIDE_UP_TRANSACTION].prepare) {
-        /* named statements do not survive a transaction-mode pooler */
-        c->upstreams[TIDE_UP_TRANSACTION].prepare = 0;
-    }
+    /* upstreams.transaction.prepare defaults to false: named statements do not survive a
+     * transaction-mode pooler unless it tracks them (PgBouncer >= 1.21 with
+     * max_prepared_statements, for one); setting it true says this one does. */
     return 0;
 }
 
