@@ -187,6 +187,14 @@ static void defer_error(pgcall *pc, const char *code, int status, const char *ms
     ev_timer_start(pc->task->app->loop, &pc->timer);
 }
 
+/* Whether u may take calls as far as what it depends on goes (a pooler is no use while the
+ * Postgres behind it is known to be down). */
+static int usable(tide_app *app, const tide_upstream *u, double now)
+{
+    int dep = u->policy.depends_on;
+    return dep < 0 || app->ups[dep] == u || !tide_upstream_is_open(app->ups[dep], now);
+}
+
 /* The upstream to use now: the one asked for, else its fallback while its breaker is open.
  * NULL (with *retry_after) when neither may be used. */
 static tide_upstream *choose_upstream(pgcall *pc, unsigned *ticket, double *retry_after)
@@ -194,10 +202,16 @@ static tide_upstream *choose_upstream(pgcall *pc, unsigned *ticket, double *retr
     tide_app *app = pc->task->app;
     double now = now_of(pc);
     tide_upstream *u = app->ups[pc->up_index];
-    if (tide_breaker_allow(&u->breaker, now, ticket)) return u;
+    if (usable(app, u, now) && tide_breaker_allow(&u->breaker, now, ticket)) return u;
     *retry_after = tide_breaker_retry_after(&u->breaker, now);
+    int dep = u->policy.depends_on;
+    if (dep >= 0) {
+        double d = tide_breaker_retry_after(&app->ups[dep]->breaker, now);
+        if (d > *retry_after) *retry_after = d;
+    }
     int fb = u->policy.fallback;
-    if (fb >= 0 && app->ups[fb] != u && tide_breaker_allow(&app->ups[fb]->breaker, now, ticket))
+    if (fb >= 0 && app->ups[fb] != u && usable(app, app->ups[fb], now) &&
+        tide_breaker_allow(&app->ups[fb]->breaker, now, ticket))
         return app->ups[fb];
     return NULL;
 }
@@ -258,8 +272,8 @@ static void call_done(tide_pgjob *job, PGresult *res, const tide_pg_error *err)
     tide_task *t = pc->task;
     lua_State *co = t->co;
 
-    if (pc->up) tide_breaker_record(&pc->up->breaker, now_of(pc), pc->ticket,
-                                    !err || !tide_upstream_is_failure(err));
+    if (pc->up) tide_upstream_record(pc->up, now_of(pc), pc->ticket,
+                                     !err || !tide_upstream_is_failure(err));
     if (pc->kind == CALL_TX_BEGIN) {
         t->tx = job->conn;
         t->tx_pool = job->pool;
@@ -319,7 +333,7 @@ static void call_attempt(pgcall *pc)
         char msg[160];
         snprintf(msg, sizeof msg, "cannot connect to upstream %s now", tide_upstream_name(u->index));
         e.message = msg;
-        tide_breaker_record(&u->breaker, now_of(pc), ticket, 0);
+        tide_upstream_record(u, now_of(pc), ticket, 0);
         call_failed(pc, &e);
     }
 }
@@ -347,7 +361,7 @@ void tide__call_abort(tide_task *t)
     if (ev_is_active(&pc->timer) && !pc->deferred) {          /* waiting to retry */
         defer_error(pc, "TIDE_CLIENT_GONE", 499, "the client went away", 0);
     } else if (tide_pool_cancel(&pc->job) == 1) {             /* was waiting for a connection */
-        if (pc->up) tide_breaker_record(&pc->up->breaker, now_of(pc), pc->ticket, 1);
+        if (pc->up) tide_upstream_record(pc->up, now_of(pc), pc->ticket, 1);
         defer_error(pc, "TIDE_CLIENT_GONE", 499, "the client went away", 0);
     }
 }

@@ -4,8 +4,8 @@
 # PgBouncers (session and transaction mode), migrations, seed data and $TIDE_STACK_DIR/stack.env.
 #
 # Usage: db/stack.sh up|down|status|psql [args]|reset
-#                    |start-pg|stop-pg|start-txn-bouncer|kill-txn-bouncer [SIG]
-#                    |start-session-bouncer|kill-session-bouncer [SIG]
+#                    |start-pg|stop-pg [fast|immediate]|freeze-pg|thaw-pg|start-txn-bouncer
+#                    |kill-txn-bouncer [SIG]|start-session-bouncer|kill-session-bouncer [SIG]
 # Env (explicit env wins, then the value recorded in $TIDE_STACK_DIR/stack.env, then the default):
 #   TIDE_STACK_DIR     ./var (of the checkout)   cluster, bouncers, logs, stack.env
 #   TIDE_PG_PORT       54320                     Postgres, 127.0.0.1 only
@@ -286,22 +286,43 @@ start_pg() {
   say "postgres: started (pid $pid, 127.0.0.1:$PG_PORT)"
 }
 
+# stop_pg [fast|immediate]: fast (SIGINT) by default; immediate (SIGQUIT) is the fault tests'
+# crash: backends exit at once without a checkpoint and the next start recovers.
 stop_pg() {
-  local pid
+  local pid mode=${1:-fast}
+  case $mode in fast|immediate) ;; *) die "stop-pg: mode must be fast or immediate, not '$mode'" ;; esac
   pid=$(pg_pid)
   if [ -z "$pid" ]; then
     rm -f "$PIDF"
     say "postgres: not running"
     return 0
   fi
-  kill -INT "$pid" 2>/dev/null || true               # fast shutdown
+  if [ "$mode" = immediate ]; then
+    kill -QUIT "$pid" 2>/dev/null || true            # immediate shutdown
+  else
+    kill -INT "$pid" 2>/dev/null || true             # fast shutdown
+  fi
   if ! wait_gone "$pid" 20; then
     warn "postgres (pid $pid) still up after 20 s; SIGQUIT"
     kill -QUIT "$pid" 2>/dev/null || true            # immediate shutdown
     wait_gone "$pid" 10 || die "postgres (pid $pid) did not exit"
   fi
   rm -f "$PIDF"
-  say "postgres: stopped (pid $pid)"
+  say "postgres: stopped (pid $pid, $mode)"
+}
+
+# signal_pg SIG: SIG to the postmaster and every child it has (backends, auxiliary processes);
+# freeze-pg/thaw-pg for the fault tests. The postmaster is stopped first, so it forks no child
+# we would miss, and continued last.
+signal_pg() {
+  local sig=$1 pid kids k
+  pid=$(pg_pid)
+  [ -n "$pid" ] || die "postgres is not running"
+  [ "$sig" != STOP ] || kill -STOP "$pid"
+  kids=$(pgrep -P "$pid" || true)
+  for k in $kids; do kill -s "$sig" "$k" 2>/dev/null || true; done
+  [ "$sig" != CONT ] || kill -CONT "$pid"
+  say "postgres: SIG$sig to pid $pid and $(wc -w <<<"$kids") children"
 }
 
 # ---------------------------------------------------------------- database, migrations, seed
@@ -614,7 +635,9 @@ case $cmd in
   psql) exec "$PSQL" -X -h 127.0.0.1 -p "$PG_PORT" -U postgres -d tide "$@" ;;
   reset) cmd_reset ;;
   start-pg) with_lock; mkdir -p "$LOGDIR"; start_pg ;;
-  stop-pg) with_lock; stop_pg ;;
+  stop-pg) with_lock; stop_pg "${1:-fast}" ;;
+  freeze-pg) with_lock; signal_pg STOP ;;
+  thaw-pg) with_lock; signal_pg CONT ;;
   start-txn-bouncer) with_lock; mkdir -p "$LOGDIR"; start_bouncer txn ;;
   kill-txn-bouncer) with_lock; stop_bouncer txn "${1:-TERM}" ;;
   start-session-bouncer) with_lock; mkdir -p "$LOGDIR"; start_bouncer session ;;

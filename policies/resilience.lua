@@ -23,6 +23,9 @@
 --            max_lifetime (seconds; older connections are retired between requests),
 --            idle_timeout (seconds an unused connection is kept).
 -- fallback   another upstream used while this one's breaker is open (nil = fail fast).
+-- depends_on another upstream (the Postgres behind a pooler): while its breaker is open this
+--            one takes no calls either, and the calls waiting on it are failed at once (reads
+--            retry or fall back, writes already sent answer TIDE_OUTCOME_UNKNOWN).
 -- required   whether /ready and /health report tide down while this upstream is down.
 -- probe_interval  seconds between health probes (SELECT 1) shown on /health.
 local _M = {}
@@ -40,9 +43,11 @@ _M.defaults = {
 
 _M.upstreams = {
     direct = {},
-    session = {},
+    -- the poolers stand in front of the same Postgres: while direct's breaker is open they are
+    -- treated as down too (a pooler would queue queries for minutes rather than fail them)
+    session = { depends_on = "direct" },
     -- reads through the transaction pooler fall back to Postgres itself while it is down
-    transaction = { fallback = "direct", required = false },
+    transaction = { fallback = "direct", required = false, depends_on = "direct" },
 }
 
 return _M

@@ -111,6 +111,9 @@ static void read_resilience(tide_vm *vm, lua_State *L)
         lua_pop(L, 1);
         lua_getfield(L, -1, "fallback");
         r->fallback = lua_isstring(L, -1) ? tide_upstream_index(lua_tostring(L, -1)) : -1;
+        lua_pop(L, 1);
+        lua_getfield(L, -1, "depends_on");
+        r->depends_on = lua_isstring(L, -1) ? tide_upstream_index(lua_tostring(L, -1)) : -1;
         lua_pop(L, 2);
     }
 }

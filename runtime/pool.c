@@ -313,7 +313,8 @@ static void fail_job(tide_pool *p, tide_pgjob *job, const char *code, const char
 {
     tide_pg_error e;
     memset(&e, 0, sizeof e);
-    err_set(&e, code, 503, msg);
+    /* waiting too long for a connection is a timeout; everything else here is unavailability */
+    err_set(&e, code, strcmp(code, "TIDE_ACQUIRE_TIMEOUT") == 0 ? 504 : 503, msg);
     p->errors++;
     job_finish(job, NULL, &e);
     err_clear(&e);
@@ -771,6 +772,17 @@ int tide_pool_new(struct ev_loop *loop, const tide_pool_config *cfg, tide_pool *
     ev_unref(loop);                 /* housekeeping alone must not keep the loop running */
     *out = p;
     return 0;
+}
+
+void tide_pool_fail_all(tide_pool *p, const char *why)
+{
+    char msg[256];
+    snprintf(msg, sizeof msg, "upstream %s: %s", p->name, why);
+    fail_waiters(p, "08006", msg);
+    for (int i = 0; i < p->max_size; i++) {
+        tide_conn *c = p->conns[i];
+        if (c && c->job && c->state == C_BUSY) conn_fail(c, "08006", why);
+    }
 }
 
 void tide_pool_configure(tide_pool *p, const tide_pool_config *cfg)

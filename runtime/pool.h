@@ -76,6 +76,12 @@ TIDE_MUST_CHECK int tide_pool_new(struct ev_loop *loop, const tide_pool_config *
  * job->done later. Returns 0 when started; on an error return done() is never called. */
 TIDE_MUST_CHECK int tide_pool_run(tide_pool *pool, tide_pgjob *job);
 
+/* Fails every job waiting for a connection and every job running on one (the connection is
+ * dropped; a running job's error says whether its pipeline was sent). For an upstream whose
+ * own upstream (the Postgres behind a pooler) is known to be down: a pooler may queue
+ * queries for minutes instead of failing them. */
+void tide_pool_fail_all(tide_pool *pool, const char *why);
+
 /* Applies new settings (a policy reload) keeping connections and state. */
 void tide_pool_configure(tide_pool *pool, const tide_pool_config *cfg);
 

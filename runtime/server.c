@@ -187,13 +187,32 @@ static void on_admin(tide_http_req *req, void *arg)
     }
 }
 
+/* A breaker opened: whatever depends on that upstream (a pooler in front of that Postgres)
+ * stops waiting for it. Reads fail over or retry; writes learn their outcome is unknown. */
+static void upstream_opened(tide_upstream *u, void *arg)
+{
+    tide_app *app = arg;
+    tide_warn("circuit opened on upstream %s", tide_upstream_name(u->index));
+    for (int i = 0; i < TIDE_UPSTREAMS; i++) {
+        tide_upstream *v = app->ups[i];
+        if (v == u || v != &app->upstream_store[i] || v->policy.depends_on != u->index) continue;
+        char why[96];
+        snprintf(why, sizeof why, "its database is down (circuit open on upstream %s)",
+                 tide_upstream_name(u->index));
+        tide_pool_fail_all(v->pool, why);
+    }
+}
+
 void tide_server_apply_policy(tide_app *app)
 {
     for (int i = 0; i < TIDE_UPSTREAMS; i++) {
         if (app->ups[i] != &app->upstream_store[i]) continue;      /* an alias of direct */
         tide_resilience r = *tide_vm_resilience(app->vm, i);
         if (r.fallback >= 0 && app->ups[r.fallback] == app->ups[i]) r.fallback = -1;
+        if (r.depends_on >= 0 && app->ups[r.depends_on] == app->ups[i]) r.depends_on = -1;
         tide_upstream_configure(app->ups[i], &r);
+        app->ups[i]->on_open = upstream_opened;
+        app->ups[i]->on_open_arg = app;
     }
 }
 

@@ -20,8 +20,21 @@ void tide_resilience_defaults(tide_resilience *r)
     r->pool.max_lifetime = 1800;
     r->pool.idle_timeout = 300;
     r->fallback = -1;
+    r->depends_on = -1;
     r->required = 1;
     r->probe_interval = 1.0;
+}
+
+void tide_upstream_record(tide_upstream *u, double now, unsigned ticket, int ok)
+{
+    long long opened = u->breaker.opened;
+    tide_breaker_record(&u->breaker, now, ticket, ok);
+    if (u->breaker.opened != opened && u->on_open) u->on_open(u, u->on_open_arg);
+}
+
+int tide_upstream_is_open(const tide_upstream *u, double now)
+{
+    return u->breaker.state == TIDE_BREAKER_OPEN && now < u->breaker.open_until;
 }
 
 static void probe_done(tide_pgjob *job, PGresult *res, const tide_pg_error *err)
@@ -34,7 +47,8 @@ static void probe_done(tide_pgjob *job, PGresult *res, const tide_pg_error *err)
     u->probe_ok = err == NULL;
     /* the probe is a call like any other: it trips the breaker on an idle upstream that died,
      * and closes it again once the upstream is back, even with no traffic */
-    tide_breaker_record(&u->breaker, now, u->probe_ticket, !err || !tide_upstream_is_failure(err));
+    if (!u->probe_counted)
+        tide_upstream_record(u, now, u->probe_ticket, !err || !tide_upstream_is_failure(err));
     u->probe_latency = now - u->probe_started;
     u->probe_at = now;
 }
@@ -43,12 +57,25 @@ static void probe_cb(struct ev_loop *loop, ev_timer *w, int revents)
 {
     (void)revents;
     tide_upstream *u = w->data;
-    if (u->probe_running) return;          /* the last one has not come back: it says enough */
+    double now = ev_now(loop);
+    if (u->probe_running) {
+        /* No answer for two intervals (at least a second): that is a failure, whatever comes
+         * later. A pooler, for one, queues queries while its Postgres is down. */
+        if (!u->probe_counted && now - u->probe_started >= 2 * u->policy.probe_interval &&
+            now - u->probe_started >= 1.0) {
+            u->probe_counted = 1;
+            u->probe_done = 1;
+            u->probe_ok = 0;
+            tide_upstream_record(u, now, u->probe_ticket, 0);
+        }
+        return;
+    }
     if (!tide_breaker_allow(&u->breaker, ev_now(loop), &u->probe_ticket)) return;   /* open */
     memset(&u->probe, 0, sizeof u->probe);
     u->probe.sql = "SELECT 1";
     u->probe.done = probe_done;
     u->probe.ud = u;
+    u->probe_counted = 0;
     u->probe_started = ev_now(loop);
     if (tide_pool_run(u->pool, &u->probe) == 0) {
         u->probe_running = 1;
@@ -57,7 +84,7 @@ static void probe_cb(struct ev_loop *loop, ev_timer *w, int revents)
         u->probe_ok = 0;
         u->probe_latency = 0;
         u->probe_at = ev_now(loop);
-        tide_breaker_record(&u->breaker, u->probe_at, u->probe_ticket, 0);
+        tide_upstream_record(u, u->probe_at, u->probe_ticket, 0);
     }
 }
 

@@ -16,6 +16,8 @@ typedef struct tide_resilience {
     tide_breaker_config breaker;
     tide_pool_config pool;       /* size, acquire/statement timeouts, lifetime, idle */
     int fallback;                /* upstream index used while the breaker is open, or -1 */
+    int depends_on;              /* upstream whose open breaker makes this one unusable too (a
+                                  * pooler's Postgres), or -1 */
     int required;                /* /ready and /health fail while it is down */
     double probe_interval;       /* seconds between health probes */
 } tide_resilience;
@@ -32,7 +34,11 @@ typedef struct tide_upstream {
     int probe_running, probe_ok, probe_done;
     unsigned probe_ticket;
     double probe_started, probe_latency, probe_at;
+    int probe_counted;           /* the running probe's outcome went to the breaker already */
     long long retries;
+    /* called when this upstream's breaker opens (tide fails the work of its dependents) */
+    void (*on_open)(struct tide_upstream *u, void *arg);
+    void *on_open_arg;
 } tide_upstream;
 
 /* Default settings (used until a policy is loaded, and for keys a policy leaves out). */
@@ -42,6 +48,11 @@ void tide_upstream_init(tide_upstream *u, struct ev_loop *loop, int index, tide_
 /* Applies a reloaded policy; breaker state, counters and connections stay. */
 void tide_upstream_configure(tide_upstream *u, const tide_resilience *r);
 void tide_upstream_stop(tide_upstream *u);
+/* Records an allowed call's outcome in the breaker; calls on_open when that opens it. */
+void tide_upstream_record(tide_upstream *u, double now, unsigned ticket, int ok);
+/* Whether the breaker refuses calls right now (open and still waiting), without taking a
+ * half-open probe slot. */
+int tide_upstream_is_open(const tide_upstream *u, double now);
 /* Whether err says the upstream itself is failing (connection, shutdown, timeout), as opposed
  * to an SQL error that a healthy database returns. Feeds the breaker. */
 int tide_upstream_is_failure(const tide_pg_error *err);

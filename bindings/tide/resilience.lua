@@ -75,6 +75,14 @@ function _M.load(policy)
             if not ok then fail(name .. ".fallback must name an upstream") end
             flat.fallback = fb
         end
+        local dep = own.depends_on
+        if dep == nil then dep = defaults.depends_on end
+        if dep ~= nil and dep ~= name then
+            local ok = false
+            for _, u in pairs(UPSTREAMS) do ok = ok or u == dep end
+            if not ok then fail(name .. ".depends_on must name an upstream") end
+            flat.depends_on = dep
+        end
         local req = own.required
         if req == nil then req = defaults.required end
         flat.required = req ~= false

@@ -1,0 +1,279 @@
+-- spec/unit/resilience_policy_spec.lua - policies/resilience.lua as shipped: it returns
+-- {defaults = {retry, breaker, pool, fallback, required, probe_interval}, upstreams = {direct,
+-- session, transaction}}, each upstream's table merged over the defaults gives settings within
+-- sane ranges (no zero attempts, no negative waits, rates within 0..1, whole counts where a count
+-- is meant), every key an upstream sets is one the defaults know (a typo would be ignored
+-- silently otherwise), and fallbacks name another upstream without cycles. tide.resilience (the
+-- loader tide runs) must read the same merged values. The checker is itself checked against
+-- broken copies, so it cannot pass vacuously.
+
+local PATH = "policies/resilience.lua"
+local UPSTREAMS = { "direct", "session", "transaction" }
+
+local function load_policy()
+    local chunk, err = loadfile(PATH)
+    assert(chunk, "cannot load " .. PATH .. ": " .. tostring(err))
+    return chunk("resilience")
+end
+
+local function copy(t)
+    if type(t) ~= "table" then return t end
+    local c = {}
+    for k, v in pairs(t) do c[k] = copy(v) end
+    return c
+end
+
+-- dst with src merged over it, recursively (dst is changed and returned).
+local function merge(dst, src)
+    for k, v in pairs(src) do
+        if type(v) == "table" and type(dst[k]) == "table" then
+            merge(dst[k], v)
+        else
+            dst[k] = copy(v)
+        end
+    end
+    return dst
+end
+
+local function effective(p, name)
+    return merge(copy(p.defaults), p.upstreams[name] or {})
+end
+
+-- A number check: kind "int" (whole), lo/hi inclusive bounds, lo_open for > lo.
+local function num(lo, hi, kind, lo_open)
+    return { lo = lo, hi = hi, int = kind == "int", lo_open = lo_open }
+end
+
+-- What each setting must be. Bounds are sanity, not tuning: they reject values that break the
+-- mechanism (0 attempts, negative or zero waits, rates outside 0..1, a breaker that needs more
+-- calls than its window holds) or are absurd for an HTTP request path (a 10-minute backoff).
+local RULES = {
+    retry = {
+        attempts = num(1, 10, "int"),               -- 1 = no retry; 0 would never even try
+        base = num(0, 10, nil, true),               -- first backoff, seconds
+        cap = num(0, 60, nil, true),                -- largest backoff, seconds
+        budget = num(0, 1),                         -- share of recent requests that may retry
+    },
+    breaker = {
+        window = num(1, 10000, "int"),              -- calls in the sliding window
+        failure_rate = num(0, 1, nil, true),        -- opens at this share of failures
+        min_calls = num(1, 10000, "int"),           -- calls needed before the rate counts
+        consecutive = num(0, 10000, "int"),         -- failures in a row that open it (0: off)
+        open_wait = num(0, 600, nil, true),         -- seconds open before half-open
+        half_open_probes = num(1, 1000, "int"),     -- calls let through when half-open
+    },
+    pool = {
+        size = num(1, 1000, "int"),
+        acquire_timeout = num(0, 300, nil, true),
+        statement_timeout = num(0, 3600, nil, true),
+        max_lifetime = num(0, 7 * 86400, nil, true),
+        idle_timeout = num(0, 7 * 86400, nil, true),
+    },
+    probe_interval = num(0, 300, nil, true),
+}
+
+-- Keys the defaults may hold: the ranged settings plus required, fallback and depends_on.
+local KNOWN = merge(copy(RULES), { required = true, fallback = true, depends_on = true })
+
+local function check_number(v, r, where, problems)
+    if type(v) ~= "number" or v ~= v or v == math.huge or v == -math.huge then
+        problems[#problems + 1] = where .. ": a finite number is needed, got " .. tostring(v)
+        return
+    end
+    if r.int and v ~= math.floor(v) then
+        problems[#problems + 1] = where .. ": a whole number is needed, got " .. v
+    end
+    if (r.lo_open and v <= r.lo) or (not r.lo_open and v < r.lo) or v > r.hi then
+        problems[#problems + 1] = string.format("%s: %s is outside %s%s, %s]", where, tostring(v),
+                                                r.lo_open and "(" or "[", tostring(r.lo),
+                                                tostring(r.hi))
+    end
+end
+
+-- Problems (a list of strings) with upstream name's merged settings s.
+local function check_settings(name, s, names)
+    local problems = {}
+    for key, rule in pairs(RULES) do
+        local where = name .. "." .. key
+        if rule.lo then
+            check_number(s[key], rule, where, problems)
+        elseif type(s[key]) ~= "table" then
+            problems[#problems + 1] = where .. ": a table is needed, got " .. type(s[key])
+        else
+            for field, r in pairs(rule) do
+                check_number(s[key][field], r, where .. "." .. field, problems)
+            end
+        end
+    end
+    local retry, breaker = type(s.retry) == "table" and s.retry, type(s.breaker) == "table" and s.breaker
+    if retry and type(retry.base) == "number" and type(retry.cap) == "number" and retry.base > retry.cap then
+        problems[#problems + 1] = name .. ".retry: base " .. retry.base .. " exceeds cap " .. retry.cap
+    end
+    if breaker and type(breaker.min_calls) == "number" and type(breaker.window) == "number"
+       and breaker.min_calls > breaker.window then
+        problems[#problems + 1] = name .. ".breaker: min_calls " .. breaker.min_calls
+                                  .. " can never be reached in a window of " .. breaker.window
+    end
+    if type(s.required) ~= "boolean" then
+        problems[#problems + 1] = name .. ".required: a boolean is needed, got " .. tostring(s.required)
+    end
+    if s.depends_on ~= nil and (not names[s.depends_on] or s.depends_on == name) then
+        problems[#problems + 1] = name .. ".depends_on: " .. tostring(s.depends_on)
+                                  .. " must name another upstream"
+    end
+    if s.fallback ~= nil then
+        if not names[s.fallback] then
+            problems[#problems + 1] = name .. ".fallback: " .. tostring(s.fallback) .. " is not an upstream"
+        elseif s.fallback == name then
+            problems[#problems + 1] = name .. ".fallback: an upstream cannot fall back to itself"
+        end
+    end
+    return problems
+end
+
+-- Every key in t must exist in the defaults' shape (known), recursively.
+local function unknown_keys(t, known, where, problems)
+    for k, v in pairs(t) do
+        local path = where .. "." .. tostring(k)
+        if known[k] == nil and k ~= "fallback" and k ~= "depends_on" then
+            problems[#problems + 1] = path .. ": not a setting the defaults have (a typo?)"
+        elseif type(v) == "table" and type(known[k]) == "table" then
+            unknown_keys(v, known[k], path, problems)
+        end
+    end
+end
+
+-- All problems with a whole policy table, as one list.
+local function check_policy(p)
+    local problems = {}
+    if type(p) ~= "table" or type(p.defaults) ~= "table" or type(p.upstreams) ~= "table" then
+        return { "the policy must return {defaults = {...}, upstreams = {...}}" }
+    end
+    local names = {}
+    for _, n in ipairs(UPSTREAMS) do names[n] = true end
+    for n in pairs(p.upstreams) do
+        if not names[n] then problems[#problems + 1] = "upstreams." .. tostring(n) .. ": no such upstream" end
+    end
+    unknown_keys(p.defaults, KNOWN, "defaults", problems)
+    for _, n in ipairs(UPSTREAMS) do
+        local u = p.upstreams[n]
+        if u ~= nil and type(u) ~= "table" then
+            problems[#problems + 1] = "upstreams." .. n .. ": a table is needed"
+        else
+            unknown_keys(u or {}, p.defaults, "upstreams." .. n, problems)
+            for _, msg in ipairs(check_settings(n, effective(p, n), names)) do
+                problems[#problems + 1] = msg
+            end
+        end
+    end
+    -- fallbacks must not form a cycle (transaction -> direct -> transaction ...)
+    for _, n in ipairs(UPSTREAMS) do
+        local seen, cur = { [n] = true }, n
+        for _ = 1, #UPSTREAMS do
+            local nxt = type(p.upstreams[cur]) == "table" and effective(p, cur).fallback or nil
+            if nxt == nil or not names[nxt] then break end
+            if seen[nxt] then
+                problems[#problems + 1] = "fallback cycle through " .. n
+                break
+            end
+            seen[nxt], cur = true, nxt
+        end
+    end
+    table.sort(problems)
+    return problems
+end
+
+describe("policies/resilience.lua", function()
+    local policy
+
+    setup(function()
+        policy = load_policy()
+    end)
+
+    it("returns defaults with retry, breaker and pool settings and the three upstreams", function()
+        assert.is_table(policy)
+        assert.is_table(policy.defaults)
+        for _, section in ipairs { "retry", "breaker", "pool" } do
+            assert.is_table(policy.defaults[section], "defaults." .. section)
+            for field in pairs(RULES[section]) do
+                assert.is_number(policy.defaults[section][field], "defaults." .. section .. "." .. field)
+            end
+        end
+        assert.is_boolean(policy.defaults.required)
+        assert.is_number(policy.defaults.probe_interval)
+        assert.is_table(policy.upstreams)
+        for _, n in ipairs(UPSTREAMS) do
+            assert.is_table(policy.upstreams[n], "upstreams." .. n)
+        end
+    end)
+
+    it("gives every upstream sane merged settings", function()
+        local problems = check_policy(policy)
+        assert.are.same({}, problems, table.concat(problems, "\n"))
+    end)
+
+    it("is what tide.resilience, the loader tide runs, makes of it", function()
+        local flat = require("tide.resilience").load(policy)
+        for _, n in ipairs(UPSTREAMS) do
+            local e = effective(policy, n)
+            for section, fields in pairs(RULES) do
+                if not fields.lo then
+                    for field in pairs(fields) do
+                        assert.are.equal(e[section][field], flat[n][section .. "_" .. field],
+                                         n .. "." .. section .. "." .. field)
+                    end
+                end
+            end
+            assert.are.equal(e.probe_interval, flat[n].probe_interval, n .. ".probe_interval")
+            assert.are.equal(e.fallback, flat[n].fallback, n .. ".fallback")
+            assert.are.equal(e.required, flat[n].required, n .. ".required")
+        end
+    end)
+
+    it("falls back from the transaction pooler to direct Postgres", function()
+        assert.are.equal("direct", effective(policy, "transaction").fallback)
+        assert.is_nil(effective(policy, "direct").fallback)
+    end)
+
+    describe("the checker", function()
+        -- Each case breaks a copy of the shipped policy one way and names the problem expected.
+        local cases = {
+            { "zero attempts", function(p) p.defaults.retry.attempts = 0 end, "retry.attempts" },
+            { "fractional attempts", function(p) p.upstreams.session.retry = { attempts = 2.5 } end,
+              "session.retry.attempts" },
+            { "a negative open wait", function(p) p.upstreams.direct.breaker = { open_wait = -1 } end,
+              "direct.breaker.open_wait" },
+            { "a failure rate above 1", function(p) p.defaults.breaker.failure_rate = 1.5 end,
+              "breaker.failure_rate" },
+            { "min_calls beyond the window", function(p) p.defaults.breaker.min_calls = 50 end,
+              "min_calls 50 can never be reached" },
+            { "a zero pool", function(p) p.upstreams.transaction.pool = { size = 0 } end,
+              "transaction.pool.size" },
+            { "a NaN statement timeout", function(p) p.defaults.pool.statement_timeout = 0 / 0 end,
+              "pool.statement_timeout" },
+            { "a base above the cap", function(p) p.defaults.retry.base = 5; p.defaults.retry.cap = 1 end,
+              "exceeds cap" },
+            { "a misspelt key", function(p) p.upstreams.direct.breakr = { open_wait = 1 } end,
+              "upstreams.direct.breakr" },
+            { "an unknown fallback", function(p) p.upstreams.session.fallback = "replica" end,
+              "replica is not an upstream" },
+            { "a fallback cycle", function(p) p.upstreams.direct.fallback = "transaction" end,
+              "fallback cycle" },
+            { "a missing section", function(p) p.defaults.pool = nil end, "pool" },
+            { "required not a boolean", function(p) p.defaults.required = "yes" end, "required" },
+        }
+        for _, case in ipairs(cases) do
+            it("rejects " .. case[1], function()
+                local p = copy(policy)
+                case[2](p)
+                local problems = check_policy(p)
+                local found = false
+                for _, msg in ipairs(problems) do
+                    if msg:find(case[3], 1, true) then found = true end
+                end
+                assert.is_true(found, "expected a problem mentioning '" .. case[3] .. "', got:\n"
+                                      .. table.concat(problems, "\n"))
+            end)
+        end
+    end)
+end)
