@@ -11,7 +11,7 @@ void tide_resilience_defaults(tide_resilience *r)
     r->retry_cap = 1.0;
     r->retry_budget = 0.2;
     r->breaker = (tide_breaker_config){ .window = 20, .failure_rate = 0.5, .min_calls = 10,
-                                         .consecutive = 5, .open_wait = 2.0,
+                                         .consecutive = 5, .open_wait = 1.0,
                                          .half_open_probes = 2 };
     r->pool.size = 10;
     r->pool.acquire_timeout = 2.0;
@@ -25,11 +25,27 @@ void tide_resilience_defaults(tide_resilience *r)
     r->probe_interval = 1.0;
 }
 
+/* Moves the next health probe to `delay` seconds from now (then every interval again). */
+static void probe_soon(tide_upstream *u, double delay)
+{
+    ev_timer_stop(u->loop, &u->probe_timer);
+    ev_timer_set(&u->probe_timer, delay > 0 ? delay : 0., u->policy.probe_interval);
+    ev_timer_start(u->loop, &u->probe_timer);
+}
+
 void tide_upstream_record(tide_upstream *u, double now, unsigned ticket, int ok)
 {
     long long opened = u->breaker.opened;
+    tide_breaker_state before = u->breaker.state;
     tide_breaker_record(&u->breaker, now, ticket, ok);
-    if (u->breaker.opened != opened && u->on_open) u->on_open(u, u->on_open_arg);
+    if (u->breaker.opened != opened) {
+        /* probe the moment the wait is over, so recovery does not wait for traffic or a tick */
+        probe_soon(u, u->breaker.open_until - now + 0.001);
+        if (u->on_open) u->on_open(u, u->on_open_arg);
+    } else if (before == TIDE_BREAKER_HALF_OPEN && ok &&
+               u->breaker.state == TIDE_BREAKER_HALF_OPEN) {
+        probe_soon(u, 0.);        /* one probe succeeded: the next one now */
+    }
 }
 
 int tide_upstream_is_open(const tide_upstream *u, double now)
