@@ -77,9 +77,12 @@ lint:
 	$(Q)cppcheck --quiet --error-exitcode=1 --enable=warning,portability \
 	  --suppress=missingIncludeSystem -Iruntime runtime bindings
 
+# make asan: the C tests and the whole suite against a tide built with ASan/UBSan.
 asan:
 	$(Q)$(MAKE) BUILD=build-asan CFLAGS="-O1 -g -fsanitize=address,undefined -fno-omit-frame-pointer" \
-	  LDFLAGS="-fsanitize=address,undefined" all test-c
+	  LDFLAGS="-fsanitize=address,undefined" all test-c-build
+	$(Q)TIDE_BUILD=build-asan TIDE_BIN=$(CURDIR)/build-asan/tide UBSAN_OPTIONS=halt_on_error=1 \
+	  spec/run.sh
 
 bench: deps all
 	$(Q)bench/run.sh

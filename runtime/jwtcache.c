@@ -74,12 +74,13 @@ int tide_jwt_cache_get(tide_jwt_cache *c, const char *token, size_t len, time_t 
     return 0;
 }
 
-void tide_jwt_cache_put(tide_jwt_cache *c, const char *token, size_t len, tide_jwt_claims *cl)
+const char *tide_jwt_cache_put(tide_jwt_cache *c, const char *token, size_t len,
+                               tide_jwt_claims *cl)
 {
     uint64_t h = hash_bytes(token, len);
     entry *e = &c->slots[h & c->mask];
     char *tok = malloc(len + 1);
-    if (!tok) return;
+    if (!tok) return NULL;
     memcpy(tok, token, len);
     tok[len] = 0;
     entry_clear(e);
@@ -91,6 +92,7 @@ void tide_jwt_cache_put(tide_jwt_cache *c, const char *token, size_t len, tide_j
     e->exp = cl->exp;
     e->role = cl->role;
     c->stores++;
+    return e->claims;
 }
 
 void tide_jwt_cache_get_stats(const tide_jwt_cache *c, tide_jwt_cache_stats *o)

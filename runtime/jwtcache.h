@@ -22,9 +22,11 @@ void tide_jwt_cache_free(tide_jwt_cache *c);
 int tide_jwt_cache_get(tide_jwt_cache *c, const char *token, size_t len, time_t now,
                        int leeway, tide_role *role, const char **claims);
 
-/* Stores a verified token. Takes ownership of cl->claims_json (sets it to NULL); on
- * allocation failure it simply stores nothing. */
-void tide_jwt_cache_put(tide_jwt_cache *c, const char *token, size_t len, tide_jwt_claims *cl);
+/* Stores a verified token. Takes ownership of cl->claims_json (sets it to NULL) and returns
+ * the stored claims (valid until the next put or free); on allocation failure it stores
+ * nothing, leaves cl alone and returns NULL. */
+const char *tide_jwt_cache_put(tide_jwt_cache *c, const char *token, size_t len,
+                               tide_jwt_claims *cl);
 
 typedef struct tide_jwt_cache_stats { long long hits, misses, stores; } tide_jwt_cache_stats;
 void tide_jwt_cache_get_stats(const tide_jwt_cache *c, tide_jwt_cache_stats *out);

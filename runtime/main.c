@@ -83,25 +83,29 @@ static int cmd_serve(const char *config)
     signal(SIGPIPE, SIG_IGN);
     app.loop = ev_default_loop(EVFLAG_AUTO);
     app.started_at = ev_now(app.loop);
-    if (make_upstreams(&app) != 0) { tide_error("cannot create pools"); return 1; }
+    int rc = 1;
     char err[2048];
-    if (tide_vm_new(&app, &app.vm, err, sizeof err) != 0) {
+    if (make_upstreams(&app) != 0) {
+        tide_error("cannot create pools");
+    } else if (tide_vm_new(&app, &app.vm, err, sizeof err) != 0) {
         tide_error("cannot load scripts: %s", err);
-        return 1;
+    } else {
+        tide_server_apply_policy(&app);
+        tide_info("loaded %d routes from %s", tide_vm_route_count(app.vm), app.cfg.scripts_dir);
+        if (tide_server_start(&app) == 0) {
+            ev_run(app.loop, 0);
+            tide_info("stopped");
+            rc = 0;
+        }
     }
-    tide_server_apply_policy(&app);
-    tide_info("loaded %d routes from %s", tide_vm_route_count(app.vm), app.cfg.scripts_dir);
-    if (tide_server_start(&app) != 0) return 1;
-    ev_run(app.loop, 0);
-    tide_info("stopped");
     tide_log_flush();
     tide_jwt_cache_free(app.jwt_cache);
-    tide_http_free(app.http);
-    tide_http_free(app.admin);
+    if (app.http) tide_http_free(app.http);
+    if (app.admin) tide_http_free(app.admin);
     free_upstreams(&app);
-    tide_vm_unref(app.vm);
+    if (app.vm) tide_vm_unref(app.vm);
     tide_config_free(&app.cfg);
-    return 0;
+    return rc;
 }
 
 static int cmd_check(const char *config)

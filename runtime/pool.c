@@ -18,6 +18,10 @@
 #define AUTH_STMT "tide_auth"
 #define STMT_CACHE 128          /* prepared statements per connection (power of two) */
 #define MAX_ITEMS 6
+/* Connection attempts in flight per pool. The SCRAM handshake costs a few milliseconds of CPU
+ * on the loop thread per connection: a pool refilling all at once (after a restart) must not
+ * stall every other request, so it refills a couple of connections at a time. */
+#define MAX_CONNECTING 2
 
 enum conn_state { C_CONNECTING, C_IDLE, C_BUSY, C_HELD, C_RESETTING };
 enum item_kind { I_IGNORE, I_PREPARE, I_AUTHPREP, I_STMT, I_SYNC };
@@ -372,7 +376,8 @@ static void pool_dispatch(tide_pool *p)
         waiter_remove(job);
         conn_start_job(p->idle, job);
     }
-    while (p->nwaiting > p->nconnecting && p->nopen < p->size && !p->closing) {
+    while (p->nwaiting > p->nconnecting && p->nopen < p->size && !p->closing &&
+           p->nconnecting < MAX_CONNECTING) {
         int rc = conn_open(p);
         if (rc != 0) {
             if (p->nopen == 0)
@@ -407,7 +412,8 @@ int tide_pool_run(tide_pool *p, tide_pgjob *job)
     if (p->wait_tail) p->wait_tail->next = job; else p->wait_head = job;
     p->wait_tail = job;
     p->nwaiting++;
-    while (p->nwaiting > p->nconnecting && p->nopen < p->size) {
+    while (p->nwaiting > p->nconnecting && p->nopen < p->size &&
+           p->nconnecting < MAX_CONNECTING) {
         if (conn_open(p) != 0) break;
     }
     if (p->nopen == 0) {

@@ -78,8 +78,9 @@ static void on_request(tide_http_req *req, void *arg)
     int rc = tide_jwt_verify(c->jwt_secret, strlen(c->jwt_secret), tok, tlen, now,
                              c->jwt_leeway, &claims);
     if (rc != 0) { jwt_failure(req, rc); return; }
-    tide_vm_dispatch(app->vm, req, claims.claims_json, claims.role);
-    tide_jwt_cache_put(app->jwt_cache, tok, tlen, &claims);
+    /* cache first: the token lives in req, which dispatch may answer and free at once */
+    const char *stored = tide_jwt_cache_put(app->jwt_cache, tok, tlen, &claims);
+    tide_vm_dispatch(app->vm, req, stored ? stored : claims.claims_json, claims.role);
     free(claims.claims_json);
 }
 

@@ -23,8 +23,9 @@ TEST(cache_hit_after_put)
     const char *js;
     CHECK_EQ_INT(tide_jwt_cache_get(c, "a.b.c", 5, 1000, 0, &role, &js), 0);
     tide_jwt_claims cl = claims("{\"sub\":\"x\"}", TIDE_ROLE_AUTHENTICATED, 2000);
-    tide_jwt_cache_put(c, "a.b.c", 5, &cl);
+    const char *stored = tide_jwt_cache_put(c, "a.b.c", 5, &cl);
     CHECK(cl.claims_json == NULL);                 /* ownership moved to the cache */
+    CHECK_STR(stored, "{\"sub\":\"x\"}");
     CHECK_EQ_INT(tide_jwt_cache_get(c, "a.b.c", 5, 1000, 0, &role, &js), 1);
     CHECK_EQ_INT(role, TIDE_ROLE_AUTHENTICATED);
     CHECK_STR(js, "{\"sub\":\"x\"}");
