@@ -34,6 +34,7 @@ typedef struct pgcall {
     tide_upstream *up;           /* the one in use (the fallback while a breaker is open) */
     unsigned ticket;             /* breaker ticket of the attempt in flight */
     int attempt;
+    int starting;                /* inside start_call: the coroutine has not yielded yet */
     ev_timer timer;              /* backoff before a retry, or a deferred answer */
     int deferred;                /* timer delivers the error below instead of retrying */
     char ecode[32];
@@ -91,9 +92,17 @@ static void push_value(lua_State *L, tide_vm *vm, const PGresult *res, int row, 
     int len = PQgetlength(res, row, col);
     switch (PQftype(res, col)) {
     case 16: lua_pushboolean(L, v[0] == 't'); break;                       /* bool */
-    case 20: case 21: case 23: case 26: case 700: case 701: case 1700:     /* numbers */
+    case 21: case 23: case 26: case 700: case 701:                         /* numbers */
         lua_pushnumber(L, strtod(v, NULL));
         break;
+    case 20: case 1700: {              /* int8, numeric: a number only when it is exact */
+        double d = strtod(v, NULL);
+        int digits = 0;
+        for (const char *q = v; *q; q++) digits += *q >= '0' && *q <= '9';
+        if (fabs(d) < 9007199254740992.0 && digits <= 15) lua_pushnumber(L, d);
+        else lua_pushlstring(L, v, (size_t)len);
+        break;
+    }
     case 114: case 3802:                                                   /* json, jsonb */
         tide__vm_push_decode(vm, L);
         lua_pushlstring(L, v, (size_t)len);
@@ -146,10 +155,17 @@ static void call_resume(pgcall *pc, int nret)
     tide__task_resume(t, nret);
 }
 
+static void defer_error(pgcall *pc, const char *code, int status, const char *msg,
+                        double retry_after);
+
 static void resume_with_error(pgcall *pc, const char *code, int status, const char *msg,
                               const char *detail, const char *hint, double retry_after)
 {
     tide_task *t = pc->task;
+    if (pc->starting) {           /* never resume a coroutine before it has yielded */
+        defer_error(pc, code, status, msg, retry_after);
+        return;
+    }
     lua_State *co = t->co;
     lua_pushnil(co);
     push_err(co, code, status, msg, detail, hint);
@@ -325,15 +341,19 @@ static void call_attempt(pgcall *pc)
     pc->up = u;
     pc->ticket = ticket;
     if (pc->attempt == 1) tide_retry_budget_deposit(&u->budget);
-    if (tide_pool_run(u->pool, &pc->job) != 0) {
+    int rc = tide_pool_run(u->pool, &pc->job);
+    if (rc != 0) {
         tide_pg_error e;
         memset(&e, 0, sizeof e);
         snprintf(e.code, sizeof e.code, "08001");
         e.status = 503;
         char msg[160];
-        snprintf(msg, sizeof msg, "cannot connect to upstream %s now", tide_upstream_name(u->index));
+        snprintf(msg, sizeof msg, "cannot connect to upstream %s now%s",
+                 tide_upstream_name(u->index), rc == TIDE_EAGAIN ? " (reconnecting)" : "");
         e.message = msg;
-        tide_upstream_record(u, now_of(pc), ticket, 0);
+        /* waiting out the reconnect backoff says nothing new about the upstream */
+        if (rc == TIDE_EAGAIN) tide_breaker_release(&u->breaker, ticket);
+        else tide_upstream_record(u, now_of(pc), ticket, 0);
         call_failed(pc, &e);
     }
 }
@@ -350,7 +370,9 @@ static int start_call(lua_State *L, tide_task *t, int up_index, pgcall *pc)
     ev_init(&pc->timer, timer_cb);
     pc->timer.data = pc;
     t->call = pc;
+    pc->starting = 1;
     call_attempt(pc);
+    pc->starting = 0;
     return lua_yield(L, 0);
 }
 
@@ -361,7 +383,7 @@ void tide__call_abort(tide_task *t)
     if (ev_is_active(&pc->timer) && !pc->deferred) {          /* waiting to retry */
         defer_error(pc, "TIDE_CLIENT_GONE", 499, "the client went away", 0);
     } else if (tide_pool_cancel(&pc->job) == 1) {             /* was waiting for a connection */
-        if (pc->up) tide_upstream_record(pc->up, now_of(pc), pc->ticket, 1);
+        if (pc->up) tide_breaker_release(&pc->up->breaker, pc->ticket);   /* no outcome */
         defer_error(pc, "TIDE_CLIENT_GONE", 499, "the client went away", 0);
     }
 }

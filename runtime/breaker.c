@@ -102,6 +102,12 @@ void tide_breaker_record(tide_breaker *b, double now, unsigned ticket, int ok)
     }
 }
 
+void tide_breaker_release(tide_breaker *b, unsigned ticket)
+{
+    if (ticket == b->generation && b->state == TIDE_BREAKER_HALF_OPEN && b->probes_inflight > 0)
+        b->probes_inflight--;
+}
+
 double tide_breaker_retry_after(const tide_breaker *b, double now)
 {
     if (b->state != TIDE_BREAKER_OPEN || now >= b->open_until) return 0;

@@ -45,6 +45,9 @@ void tide_breaker_configure(tide_breaker *b, const tide_breaker_config *cfg);
 int tide_breaker_allow(tide_breaker *b, double now, unsigned *ticket);
 /* Records the outcome of an allowed call. */
 void tide_breaker_record(tide_breaker *b, double now, unsigned ticket, int ok);
+/* Gives back an allowed call's ticket without an outcome (the caller gave up before the
+ * upstream was tried): frees its half-open probe slot, records nothing. */
+void tide_breaker_release(tide_breaker *b, unsigned ticket);
 /* Seconds until an open breaker lets probes through (0 when not open). */
 double tide_breaker_retry_after(const tide_breaker *b, double now);
 const char *tide_breaker_state_name(tide_breaker_state s);

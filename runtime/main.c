@@ -98,6 +98,13 @@ static int cmd_serve(const char *config)
             rc = 0;
         }
     }
+    if (app.inflight > 0) {
+        /* a forced stop (second signal, or the drain deadline): requests still hold pools,
+         * connections and the Lua state; the process exit reclaims them */
+        tide_warn("exiting with %lld requests in flight", app.inflight);
+        tide_log_flush();
+        return rc;
+    }
     tide_log_flush();
     tide_jwt_cache_free(app.jwt_cache);
     if (app.http) tide_http_free(app.http);

@@ -42,6 +42,10 @@ struct tide_conn {
     int flushed;                /* the whole pipeline (with its Sync) left for the server */
     int cancelled;              /* a cancel request is on its way: never reuse (it could hit
                                  * the next job's statement) */
+    int send_failed;            /* sending the job failed: reported from the timer, never from
+                                 * inside tide_pool_run() */
+    int lost;                   /* HELD, and the server closed it: kept (its holder still points
+                                 * at it) until released */
     double created_at, idle_since;
     tide_pgjob *job;
     unsigned char items[MAX_ITEMS];
@@ -398,6 +402,7 @@ int tide_pool_run(tide_pool *p, tide_pgjob *job)
     if (job->pin) {
         tide_conn *c = job->pin;
         if (c->state != C_HELD || c->pool != p) return TIDE_EINVAL;
+        if (c->lost) return TIDE_ECONN;
         conn_start_job(c, job);
         return 0;
     }
@@ -412,14 +417,16 @@ int tide_pool_run(tide_pool *p, tide_pgjob *job)
     if (p->wait_tail) p->wait_tail->next = job; else p->wait_head = job;
     p->wait_tail = job;
     p->nwaiting++;
+    int rc = 0;
     while (p->nwaiting > p->nconnecting && p->nopen < p->size &&
            p->nconnecting < MAX_CONNECTING) {
-        if (conn_open(p) != 0) break;
+        if ((rc = conn_open(p)) != 0) break;
     }
     if (p->nopen == 0) {
-        /* nothing open and (backoff or libpq refusal) nothing opening: fail fast */
-        /* nothing will ever serve it; no callback: report it here */
+        /* nothing open and (backoff or libpq refusal) nothing opening: nothing will ever serve
+         * it, so fail fast, here (no callback) */
         waiter_remove(job);
+        if (rc == TIDE_EAGAIN) return TIDE_EAGAIN;
         p->connect_failures++;
         return TIDE_ECONN;
     }
@@ -479,6 +486,7 @@ static void conn_start_job(tide_conn *c, tide_pgjob *job)
     c->prepare_slot = -1;
     c->have_err = 0;
     c->flushed = 0;
+    c->send_failed = 0;
     int ok = 1;
     char timeout_ms[24];
     snprintf(timeout_ms, sizeof timeout_ms, "%.0f", p->statement_timeout * 1000.0);
@@ -539,7 +547,14 @@ static void conn_start_job(tide_conn *c, tide_pgjob *job)
     }
     ok = ok && PQpipelineSync(pg);
     c->items[c->nitems++] = I_SYNC;
-    if (!ok || conn_flush(c) != 0) conn_lost(c, PQerrorMessage(pg));
+    if (!ok || conn_flush(c) != 0) {
+        /* report it from the loop: done() must never run inside tide_pool_run() */
+        c->send_failed = 1;
+        conn_watch(c, 0);
+        ev_timer_stop(p->loop, &c->timer);
+        ev_timer_set(&c->timer, 0., 0.);
+        ev_timer_start(p->loop, &c->timer);
+    }
 }
 
 /* The job on c is over (the SYNC arrived): settle the connection, then call back. */
@@ -619,6 +634,12 @@ static void conn_read_results(tide_conn *c)
         if (kind == I_SYNC) {
             if (!res) continue;           /* defensive: libpq reports NULL between items */
             ExecStatusType st = PQresultStatus(res);
+            if (st == PGRES_FATAL_ERROR) {
+                /* the implicit transaction failed as it committed (a deferred constraint, a
+                 * serialization failure at commit): nothing the statement did is kept */
+                if (!c->have_err) { err_from_result(&c->err, res); c->have_err = 1; }
+                if (c->stmt_res) { PQclear(c->stmt_res); c->stmt_res = NULL; }
+            }
             PQclear(res);
             if (st != PGRES_PIPELINE_SYNC) continue;
             conn_complete(c);
@@ -672,6 +693,12 @@ static void conn_io_cb(struct ev_loop *loop, ev_io *w, int revents)
                 pool_dispatch(p);
                 return;
             }
+            if (c->state == C_HELD) {
+                /* its transaction is gone; the holder learns it on its next call or release */
+                c->lost = 1;
+                conn_watch(c, 0);
+                return;
+            }
             conn_lost(c, PQerrorMessage(c->pg));
             return;
         }
@@ -684,6 +711,7 @@ static void conn_timer_cb(struct ev_loop *loop, ev_timer *w, int revents)
     (void)loop; (void)revents;
     tide_conn *c = w->data;
     if (c->state == C_CONNECTING) conn_connect_failed(c, "connect timeout");
+    else if (c->job && c->send_failed) conn_lost(c, PQerrorMessage(c->pg));
     else if (c->job) conn_fail(c, "TIDE_STATEMENT_TIMEOUT", "statement deadline passed");
     else if (c->state == C_RESETTING) { tide_pool *p = c->pool; conn_destroy(c); pool_dispatch(p); }
 }
@@ -692,7 +720,7 @@ void tide_pool_release(tide_conn *c)
 {
     tide_pool *p = c->pool;
     c->job = NULL;
-    if (PQstatus(c->pg) != CONNECTION_OK) { conn_destroy(c); pool_dispatch(p); return; }
+    if (c->lost || PQstatus(c->pg) != CONNECTION_OK) { conn_destroy(c); pool_dispatch(p); return; }
     if (PQtransactionStatus(c->pg) != PQTRANS_IDLE) {
         /* a caller left a transaction open: roll it back before anyone else gets it */
         conn_set_state(c, C_RESETTING);
@@ -778,6 +806,11 @@ int tide_pool_new(struct ev_loop *loop, const tide_pool_config *cfg, tide_pool *
     ev_unref(loop);                 /* housekeeping alone must not keep the loop running */
     *out = p;
     return 0;
+}
+
+void tide_pool_reset_backoff(tide_pool *p)
+{
+    p->next_connect_at = 0;
 }
 
 void tide_pool_fail_all(tide_pool *p, const char *why)

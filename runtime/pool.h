@@ -73,7 +73,9 @@ TIDE_MUST_CHECK int tide_pool_new(struct ev_loop *loop, const tide_pool_config *
                                   tide_pool **out);
 
 /* Starts job: acquires a connection (or uses job->pin), sends the pipeline and calls
- * job->done later. Returns 0 when started; on an error return done() is never called. */
+ * job->done later. Returns 0 when started; on an error return done() is never called:
+ * TIDE_EAGAIN (nothing open and the reconnect backoff is running), TIDE_ECONN (cannot connect,
+ * or the held connection is gone), TIDE_ECLOSED (shutting down), TIDE_EINVAL (bad pin). */
 TIDE_MUST_CHECK int tide_pool_run(tide_pool *pool, tide_pgjob *job);
 
 /* Fails every job waiting for a connection and every job running on one (the connection is
@@ -81,6 +83,10 @@ TIDE_MUST_CHECK int tide_pool_run(tide_pool *pool, tide_pgjob *job);
  * own upstream (the Postgres behind a pooler) is known to be down: a pooler may queue
  * queries for minutes instead of failing them. */
 void tide_pool_fail_all(tide_pool *pool, const char *why);
+
+/* Lets the next job try to connect now, whatever the reconnect backoff says (a half-open
+ * breaker's probe must reach the server to learn anything). */
+void tide_pool_reset_backoff(tide_pool *pool);
 
 /* Applies new settings (a policy reload) keeping connections and state. */
 void tide_pool_configure(tide_pool *pool, const tide_pool_config *cfg);

@@ -115,6 +115,7 @@ static const char *health_upstream(tide_app *app, int i, char *buf, size_t cap, 
         b->opened, b->rejected, tide_breaker_retry_after(b, now), s.size, s.open, s.idle,
         s.busy, s.connecting, s.waiting, s.jobs, s.errors, s.connect_failures,
         s.acquire_timeouts, u->retries, fallback);
+    if (*n >= cap) *n = cap - 1;       /* truncated (cannot happen at today's sizes): stay in bounds */
     return status;
 }
 
@@ -122,7 +123,7 @@ int tide_server_health_json(tide_app *app, char *body, size_t cap)
 {
     size_t n = 0;
     int down = 0, degraded = 0;
-    n += (size_t)snprintf(body + n, cap - n, "{\"upstreams\":{");
+    n += (size_t)snprintf(body, cap, "{\"upstreams\":{");
     for (int i = 0; i < TIDE_UPSTREAMS; i++) {
         const char *st = health_upstream(app, i, body, cap, &n);
         if (strcmp(st, "healthy") != 0) {
