@@ -40,13 +40,17 @@ count_c() {
 }
 
 port_free() { ! (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
-pick_port() {
-  local p i
+# pick_ports: a base port whose next 5 ports (Postgres, two poolers, tide, admin) are all free,
+# so no two of them can collide.
+pick_ports() {
+  local p i k ok
   for i in $(seq 1 200); do
     # below the kernel's ephemeral range (32768+): a port there can be taken at any moment
     # as the source port of some outgoing connection, which makes bind() fail
     p=$((20000 + RANDOM % 12000))
-    port_free "$p" && port_free $((p + 1)) && { echo "$p"; return; }
+    ok=1
+    for k in 0 1 2 3 4; do port_free $((p + k)) || { ok=0; break; }; done
+    [ $ok -eq 1 ] && { echo "$p"; return; }
   done
   echo "no free port" >&2; exit 1
 }
@@ -89,9 +93,8 @@ count_busted "$log" $rc
 
 # ---- throwaway stack
 note "stack (throwaway ports)"
-pg=$(pick_port); sess=$((pg + 1))
-txn=$(pick_port)
-http=$(pick_port); admin=$((http + 1))
+base=$(pick_ports)
+pg=$base sess=$((base + 1)) txn=$((base + 2)) http=$((base + 3)) admin=$((base + 4))
 export TIDE_STACK_DIR=$TEST_DIR TIDE_PG_PORT=$pg TIDE_SESSION_PORT=$sess TIDE_TXN_PORT=$txn
 if ! db/stack.sh up; then
   echo "stack failed to start"; failed=$((failed + 1))
