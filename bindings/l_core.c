@@ -341,6 +341,8 @@ static void call_attempt(pgcall *pc)
     pc->up = u;
     pc->ticket = ticket;
     if (pc->attempt == 1) tide_retry_budget_deposit(&u->budget);
+    /* a half-open breaker's calls must reach the server: skip the reconnect backoff */
+    if (u->breaker.state == TIDE_BREAKER_HALF_OPEN) tide_pool_reset_backoff(u->pool);
     int rc = tide_pool_run(u->pool, &pc->job);
     if (rc != 0) {
         tide_pg_error e;
@@ -351,9 +353,7 @@ static void call_attempt(pgcall *pc)
         snprintf(msg, sizeof msg, "cannot connect to upstream %s now%s",
                  tide_upstream_name(u->index), rc == TIDE_EAGAIN ? " (reconnecting)" : "");
         e.message = msg;
-        /* waiting out the reconnect backoff says nothing new about the upstream */
-        if (rc == TIDE_EAGAIN) tide_breaker_release(&u->breaker, ticket);
-        else tide_upstream_record(u, now_of(pc), ticket, 0);
+        tide_upstream_record(u, now_of(pc), ticket, 0);
         call_failed(pc, &e);
     }
 }

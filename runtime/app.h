@@ -22,6 +22,9 @@ typedef struct tide_app {
     tide_vm *vm;                        /* the bundle serving new requests */
     ev_signal sighup, sigterm, sigint;
     ev_prepare flush_logs;
+    ev_check pass_check;                /* with flush_logs: how long each loop pass takes */
+    double pass_started, max_pass;
+    long long slow_passes;
     tide_jwt_cache *jwt_cache;          /* verified tokens (the secret is restart-only) */
     unsigned long long next_request_id;
     long long reloads, reload_failures, inflight;

@@ -156,11 +156,12 @@ static void admin_stats(tide_app *app, tide_http_req *req)
              "{\"http\":{\"accepted\":%lld,\"open\":%lld,\"requests\":%lld,\"responses\":%lld,"
              "\"rejected_431\":%lld,\"rejected_413\":%lld,\"timeouts_408\":%lld},"
              "\"inflight\":%lld,\"reloads\":%lld,\"reload_failures\":%lld,\"routes\":%d,"
-             "\"jwt_cache\":{\"hits\":%lld,\"misses\":%lld},\"uptime_s\":%.1f}",
+             "\"jwt_cache\":{\"hits\":%lld,\"misses\":%lld},"
+             "\"loop\":{\"max_pass_ms\":%.3f,\"passes_over_50ms\":%lld},\"uptime_s\":%.1f}",
              h.accepted, h.open, h.requests, h.responses, h.rejected_431, h.rejected_413,
              h.timeouts_408, app->inflight, app->reloads, app->reload_failures,
-             tide_vm_route_count(app->vm), jc.hits, jc.misses,
-             ev_now(app->loop) - app->started_at);
+             tide_vm_route_count(app->vm), jc.hits, jc.misses, app->max_pass * 1000.0,
+             app->slow_passes, ev_now(app->loop) - app->started_at);
     respond_json(req, 200, NULL, body);
 }
 
@@ -269,11 +270,29 @@ static void on_sigterm(struct ev_loop *loop, ev_signal *w, int revents)
     ev_timer_again(loop, &drain_timer);
 }
 
-/* Before the loop blocks: write out the access-log lines this pass produced (one write). */
+/* After the loop wakes: note when this pass's work started. */
+static void on_check(struct ev_loop *loop, ev_check *w, int revents)
+{
+    (void)loop; (void)revents;
+    tide_app *app = w->data;
+    app->pass_started = ev_time();
+}
+
+/* Before the loop blocks: write out the access-log lines this pass produced (one write), and
+ * measure how long the pass kept every other request waiting. */
 static void on_prepare(struct ev_loop *loop, ev_prepare *w, int revents)
 {
-    (void)loop; (void)w; (void)revents;
+    (void)loop; (void)revents;
+    tide_app *app = w->data;
     tide_log_flush();
+    if (app->pass_started > 0) {
+        double lag = ev_time() - app->pass_started;
+        if (lag > app->max_pass) app->max_pass = lag;
+        if (lag > 0.05) {
+            app->slow_passes++;
+            if (lag > 0.2) tide_warn("one event-loop pass took %.0f ms", lag * 1000.0);
+        }
+    }
 }
 
 int tide_server_start(tide_app *app)
@@ -281,7 +300,11 @@ int tide_server_start(tide_app *app)
     const tide_config *c = &app->cfg;
     if (tide_jwt_cache_new(4096, &app->jwt_cache) != 0) return TIDE_ENOMEM;
     ev_prepare_init(&app->flush_logs, on_prepare);
+    app->flush_logs.data = app;
     ev_prepare_start(app->loop, &app->flush_logs);
+    ev_check_init(&app->pass_check, on_check);
+    app->pass_check.data = app;
+    ev_check_start(app->loop, &app->pass_check);
     int rc = tide_http_listen(app->loop, c->listen_host, c->listen_port, &c->http, on_request,
                               app, &app->http);
     if (rc != 0) {

@@ -96,15 +96,13 @@ static void probe_cb(struct ev_loop *loop, ev_timer *w, int revents)
     /* a half-open probe must reach the server: the reconnect backoff does not apply to it */
     if (u->breaker.state == TIDE_BREAKER_HALF_OPEN) tide_pool_reset_backoff(u->pool);
     u->probe_running = 1;
-    int rc = tide_pool_run(u->pool, &u->probe);
-    if (rc != 0) {
+    if (tide_pool_run(u->pool, &u->probe) != 0) {
         u->probe_running = 0;
         u->probe_done = 1;
         u->probe_ok = 0;
         u->probe_latency = 0;
         u->probe_at = ev_now(loop);
-        if (rc == TIDE_EAGAIN) tide_breaker_release(&u->breaker, u->probe_ticket);
-        else tide_upstream_record(u, u->probe_at, u->probe_ticket, 0);
+        tide_upstream_record(u, u->probe_at, u->probe_ticket, 0);
     }
 }
 

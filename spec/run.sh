@@ -165,6 +165,8 @@ fi
 
 # tide must drain and exit cleanly (an ASan build also reports leaks here, as a non-zero exit)
 note "tide shutdown"
+echo "event loop: $(curl -s --max-time 2 "$TIDE_TEST_ADMIN_URL/admin/stats" |
+  grep -o '"loop":{[^}]*}' || echo "stats unavailable")"
 kill -TERM "$tide_pid" 2>/dev/null
 for _ in $(seq 1 150); do kill -0 "$tide_pid" 2>/dev/null || break; sleep 0.1; done
 if kill -0 "$tide_pid" 2>/dev/null; then
