@@ -9,7 +9,9 @@
 --     TIDE_ACQUIRE_TIMEOUT, or 503 with a stable code (the breaker refusing, a connection
 --     exception, or for a write TIDE_OUTCOME_UNKNOWN), or a 2xx if Postgres was thawed before
 --     it ended;
---   * /live answers 200 in under 50 ms throughout (the loop never waits on Postgres);
+--   * /live answers 200 in under 50 ms throughout (the loop never waits on Postgres): tide's
+--     own loop measure (/admin/stats loop.passes_over_50ms) must not grow, and the client's
+--     timing must stay under 50 ms unless that measure proves the delay was scheduling;
 --   * after SIGCONT, each kind of request succeeds again within open_wait + 3 s.
 -- The policy and Postgres are put back even when an assertion fails.
 
@@ -22,6 +24,7 @@ local FROZEN = 3.0          -- seconds Postgres stays frozen
 local WAVES = { 0.2, 1.2, 2.2 }     -- seconds after the freeze each wave of requests starts
 local LIVE_EVERY = 0.1
 local LIVE_MAX = 0.050
+local LIVE_SCHED_MAX = 0.250     -- client-observed, when tide's own loop shows no stall
 
 local KINDS = {
     { "GET", "/v1/trips?limit=5" },             -- transaction pooler
@@ -83,6 +86,7 @@ describe("fault: Postgres frozen", function()
         end
 
         local calls, live = {}, {}
+        local loop_before = fault.stats().loop
         local freeze_job = fault.stack_bg("freeze-pg")
         frozen = true
         local t_frozen = freeze_job.wait(10).at
@@ -169,7 +173,21 @@ describe("fault: Postgres frozen", function()
         if #live < FROZEN / LIVE_EVERY * 0.8 then
             problems[#problems + 1] = "only " .. #live .. " /live checks"
         end
-        if worst >= LIVE_MAX then
+        -- tide's own measure: no pass of its event loop took 50 ms or more during the test.
+        -- A /live answer seen late by this client while that holds is the machine scheduling
+        -- processes (2 cores shared with Postgres waking up), not tide waiting: it is reported,
+        -- and only fails the spec past LIVE_SCHED_MAX.
+        local loop_after = fault.stats().loop
+        local stalls = loop_after.passes_over_50ms - loop_before.passes_over_50ms
+        if stalls > 0 then
+            problems[#problems + 1] = string.format("tide's event loop had %d passes of 50 ms or more "
+                                                    .. "(longest %.1f ms)", stalls, loop_after.max_pass_ms)
+        end
+        if worst >= LIVE_MAX and stalls == 0 and worst < LIVE_SCHED_MAX then
+            print(string.format("\nfreeze: /live seen at %.1f ms by the client while tide's longest loop "
+                                .. "pass was %.1f ms (load average %s)", worst * 1000, loop_after.max_pass_ms,
+                                (env.read_file("/proc/loadavg") or "?"):match("^%S+ %S+ %S+")))
+        elseif worst >= LIVE_MAX then
             local slow = {}
             for _, l in ipairs(live) do
                 if l.took >= LIVE_MAX then
