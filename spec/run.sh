@@ -136,32 +136,25 @@ if [ $up -ne 1 ]; then
   failed=$((failed + 1)); echo "$passed passed, $failed failed"; exit 1
 fi
 
-note "integration specs"
-export TIDE_TEST_URL=http://127.0.0.1:$http TIDE_TEST_ADMIN_URL=http://127.0.0.1:$admin
-export TIDE_BIN TIDE_PID=$tide_pid TIDE_BUNDLE_DIR=$bundle TIDE_STACK_DIR
-log=$LOGS/integration.log
-luajit /usr/bin/busted -o plainTerminal --lpath='spec/?.lua;bindings/?.lua' \
-  spec/integration >"$log" 2>&1; rc=$?
-tail -n 1 "$log"
-[ $rc -eq 0 ] || grep -A 14 -E '^(Failure|Error)' "$log" | head -150
-count_busted "$log" $rc
-if ! kill -0 "$tide_pid" 2>/dev/null; then
-  echo "tide died during the specs"; tail -n 30 "$TEST_DIR/tide.err"; failed=$((failed + 1))
-fi
-
-# Fault specs last: they stop, freeze and kill parts of the stack (and put them back).
-if [ -d spec/fault ] && kill -0 "$tide_pid" 2>/dev/null; then
-  note "fault specs"
-  log=$LOGS/fault.log
+# run_specs NAME: busted over spec/NAME against the running tide; tide must survive it.
+run_specs() {
+  local log=$LOGS/$1.log rc
+  note "$1 specs"
   luajit /usr/bin/busted -o plainTerminal --lpath='spec/?.lua;bindings/?.lua' \
-    spec/fault >"$log" 2>&1; rc=$?
+    "spec/$1" >"$log" 2>&1; rc=$?
   tail -n 1 "$log"
   [ $rc -eq 0 ] || grep -A 14 -E '^(Failure|Error)' "$log" | head -150
   count_busted "$log" $rc
   if ! kill -0 "$tide_pid" 2>/dev/null; then
-    echo "tide died during the fault specs"; tail -n 30 "$TEST_DIR/tide.err"; failed=$((failed + 1))
+    echo "tide died during the $1 specs"; tail -n 30 "$TEST_DIR/tide.err"; failed=$((failed + 1))
   fi
-fi
+}
+
+export TIDE_TEST_URL=http://127.0.0.1:$http TIDE_TEST_ADMIN_URL=http://127.0.0.1:$admin
+export TIDE_BIN TIDE_PID=$tide_pid TIDE_BUNDLE_DIR=$bundle TIDE_STACK_DIR
+run_specs integration
+# Fault specs last: they stop, freeze and kill parts of the stack (and put them back).
+if kill -0 "$tide_pid" 2>/dev/null; then run_specs fault; fi
 
 # tide must drain and exit cleanly (an ASan build also reports leaks here, as a non-zero exit)
 note "tide shutdown"

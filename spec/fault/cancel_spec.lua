@@ -43,20 +43,13 @@ describe("fault: client disconnects during a slow query", function()
     setup(function()
         fault.need()
         u = api.user()
-        path = env.bundle_script(MODULE)
-        env.write_file(path, SOURCE)
-        fault.reload()
-        local ok = env.wait_until(function()
+        path = env.install_module(MODULE, SOURCE, function()
             return (api.call(u, "GET", "/v1/_test/fault-sleep?s=0")) == 200
-        end, 10, 0.1)
-        assert(ok, "the test route did not appear after SIGHUP")
+        end, fault.reload)
     end)
 
     teardown(function()
-        if path then
-            os.remove(path)
-            fault.reload()
-        end
+        env.remove_module(path, fault.reload)
         -- a query this spec failed to get cancelled must not outlive it
         env.psql("select pg_cancel_backend(pid) from pg_stat_activity where query like '%"
                  .. TAG .. "%' and state <> 'idle' and pid <> pg_backend_pid()")

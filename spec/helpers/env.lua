@@ -139,4 +139,24 @@ function _M.bundle_script(name)
     return _M.bundle_dir .. "/scripts/" .. name
 end
 
+-- Drops a test-only route module (never shipped) into the served bundle, reloads with
+-- reload (default: SIGHUP) and waits until ready() says its route answers. Returns its path
+-- for remove_module.
+function _M.install_module(name, source, ready, reload)
+    _M.need("pid", "bundle_dir")
+    local path = _M.bundle_script(name)
+    _M.write_file(path, source)
+    ;(reload or _M.hup)()
+    assert(_M.wait_until(ready, 10, 0.1), "the test route of " .. name .. " did not appear after SIGHUP")
+    return path
+end
+
+-- Removes what install_module added and reloads.
+function _M.remove_module(path, reload)
+    if path then
+        os.remove(path)
+        ;(reload or _M.hup)()
+    end
+end
+
 return _M

@@ -34,21 +34,14 @@ describe("an error at commit", function()
                  "_u unique (id) deferrable initially deferred); " ..
                  "grant select, insert, delete on public." .. TABLE .. " to authenticated")
         u = api.user()
-        path = env.bundle_script(MODULE)
-        env.write_file(path, SOURCE)
-        env.hup()
-        assert(env.wait_until(function()
-            local status = api.call(u, "POST", "/v1/_test/deferred?dup=0")
-            return status == 200
-        end, 10, 0.1), "the test route did not appear after SIGHUP")
+        path = env.install_module(MODULE, SOURCE, function()
+            return (api.call(u, "POST", "/v1/_test/deferred?dup=0")) == 200
+        end)
         env.psql("delete from public." .. TABLE)
     end)
 
     teardown(function()
-        if path then
-            os.remove(path)
-            env.hup()
-        end
+        env.remove_module(path)
         env.psql("drop table if exists public." .. TABLE)
     end)
 
