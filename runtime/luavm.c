@@ -52,17 +52,23 @@ static int push_script_names(lua_State *L, const char *dir)
         lua_pushfstring(L, "cannot open scripts directory %s", dir);
         return -1;
     }
-    char *names[512];
-    int n = 0;
+    char *names[512] = { 0 };
+    int n = 0, too_many = 0;
     struct dirent *e;
-    while ((e = readdir(d)) != NULL && n < 512) {
+    while ((e = readdir(d)) != NULL) {
         size_t len = strlen(e->d_name);
         if (len < 5 || e->d_name[0] == '_' || e->d_name[0] == '.') continue;
         if (strcmp(e->d_name + len - 4, ".lua") != 0) continue;
+        if (n == 512) { too_many = 1; break; }
         names[n] = strndup(e->d_name, len - 4);
         if (names[n]) n++;
     }
     closedir(d);
+    if (too_many) {
+        for (int i = 0; i < n; i++) free(names[i]);
+        lua_pushfstring(L, "more than 512 route modules in %s", dir);
+        return -1;
+    }
     qsort(names, (size_t)n, sizeof *names, cmp_str);
     lua_createtable(L, n, 0);
     for (int i = 0; i < n; i++) {

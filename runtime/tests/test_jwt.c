@@ -23,7 +23,7 @@ static char *make_token(const char *header, const char *payload, const char *sec
     n += tide__b64url_encode(payload, pl, input + n);
     if (!secret) {
         input[n++] = '.';
-        strcpy(input + n, sig64);
+        strcpy(input + n, sig64 ? sig64 : "");
         return input;
     }
     char *tok = NULL;
