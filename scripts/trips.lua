@@ -36,7 +36,7 @@ local TRIP = {
     destination = { type = "string", required = true, max_len = 200 },
     start_date  = { type = "date", nullable = true },
     end_date    = { type = "date", nullable = true },
-    budget      = { type = "number", nullable = true, min = 0 },
+    budget      = { type = "number", nullable = true, min = 0, max = 9999999999.99 },  -- numeric(12,2)
     travelers   = { type = "integer", min = 1, max = 100 },
     status      = { type = "string", enum = STATUSES },
     trip_type   = { type = "string", enum = TRIP_TYPES },

@@ -65,6 +65,7 @@ describe("trips", function()
             { field = "start_date", patch = { start_date = "2031-02-30" } },
             { field = "start_date", patch = { start_date = "next tuesday" } },
             { field = "budget", patch = { budget = -1 } },
+            { field = "budget", patch = { budget = 1e12 } },
             { field = "travelers", patch = { travelers = 0 } },
             { field = "travelers", patch = { travelers = 101 } },
             { field = "travelers", patch = { travelers = 2.5 } },
