@@ -6,6 +6,8 @@
  * place that moves it between states and keeps the counters right. */
 #include "pool.h"
 
+#include <arpa/inet.h>
+#include <netdb.h>
 #include <pthread.h>
 #include <stdatomic.h>
 #include <stdint.h>
@@ -60,8 +62,28 @@ struct tide_conn {
     tide_conn *next_idle;
 };
 
+/* Host name resolution off the loop: libpq would call getaddrinfo() inside PQconnectStart and
+ * block every request for as long as the resolver takes. A pool whose DSN names a host
+ * resolves it on a short thread, caches the address, and connects with hostaddr. The context
+ * is shared with the thread and freed by whichever of the two lets go last. */
+typedef struct dns_ctx {
+    pthread_mutex_t mu;
+    ev_async async;
+    struct ev_loop *loop;
+    char host[256];
+    char addr[INET6_ADDRSTRLEN];
+    char error[320];
+    int running, pool_gone;
+} dns_ctx;
+
 struct tide_pool {
     struct ev_loop *loop;
+    /* DSN split for PQconnectStartParams when the host needs resolving (else NULL) */
+    const char **kw, **val;
+    PQconninfoOption *opts;
+    dns_ctx *dns;
+    char addr[INET6_ADDRSTRLEN];   /* last resolved address of the DSN's host ("" = none yet) */
+    double addr_at;
     char *name, *dsn;
     int size, prepare;
     double acquire_timeout, connect_timeout, statement_timeout, max_lifetime, idle_timeout;
@@ -221,6 +243,162 @@ static void conn_destroy(tide_conn *c)
 }
 
 static void fail_waiters(tide_pool *p, const char *code, const char *msg);
+static void backoff_after_failure(tide_pool *p);
+
+static void dns_free_ctx(dns_ctx *d)
+{
+    pthread_mutex_destroy(&d->mu);
+    free(d);
+}
+
+static void *dns_thread(void *arg)
+{
+    dns_ctx *d = arg;
+    struct addrinfo hints, *res = NULL;
+    memset(&hints, 0, sizeof hints);
+    hints.ai_family = AF_UNSPEC;
+    hints.ai_socktype = SOCK_STREAM;
+    char addr[INET6_ADDRSTRLEN] = "", error[320] = "";
+    int rc = getaddrinfo(d->host, NULL, &hints, &res);
+    if (rc != 0) {
+        snprintf(error, sizeof error, "cannot resolve %.255s: %.40s", d->host, gai_strerror(rc));
+    } else {
+        /* IPv4 first: servers commonly listen on it alone */
+        const struct addrinfo *pick = res;
+        for (const struct addrinfo *a = res; a; a = a->ai_next)
+            if (a->ai_family == AF_INET) { pick = a; break; }
+        const void *sa = pick->ai_family == AF_INET
+                             ? (const void *)&((struct sockaddr_in *)pick->ai_addr)->sin_addr
+                             : (const void *)&((struct sockaddr_in6 *)pick->ai_addr)->sin6_addr;
+        inet_ntop(pick->ai_family, sa, addr, sizeof addr);
+        freeaddrinfo(res);
+    }
+    pthread_mutex_lock(&d->mu);
+    memcpy(d->addr, addr, sizeof addr);
+    memcpy(d->error, error, sizeof error);
+    d->running = 0;
+    int gone = d->pool_gone;
+    if (!gone) ev_async_send(d->loop, &d->async);
+    pthread_mutex_unlock(&d->mu);
+    if (gone) dns_free_ctx(d);
+    return NULL;
+}
+
+/* Whether a resolution is running for a pool that has no address yet. */
+static int dns_pending(tide_pool *p)
+{
+    if (!p->dns || p->addr[0]) return 0;
+    pthread_mutex_lock(&p->dns->mu);
+    int running = p->dns->running;
+    pthread_mutex_unlock(&p->dns->mu);
+    return running;
+}
+
+static void dns_start(tide_pool *p)
+{
+    dns_ctx *d = p->dns;
+    pthread_mutex_lock(&d->mu);
+    int busy = d->running;
+    if (!busy) d->running = 1;
+    pthread_mutex_unlock(&d->mu);
+    if (busy) return;
+    pthread_t th;
+    pthread_attr_t attr;
+    pthread_attr_init(&attr);
+    pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
+    if (pthread_create(&th, &attr, dns_thread, d) != 0) {
+        pthread_mutex_lock(&d->mu);
+        d->running = 0;
+        pthread_mutex_unlock(&d->mu);
+    }
+    pthread_attr_destroy(&attr);
+}
+
+static void dns_done_cb(struct ev_loop *loop, ev_async *w, int revents)
+{
+    (void)loop; (void)revents;
+    tide_pool *p = w->data;
+    dns_ctx *d = p->dns;
+    char error[320];
+    pthread_mutex_lock(&d->mu);
+    if (d->addr[0]) {
+        memcpy(p->addr, d->addr, sizeof p->addr);
+        p->addr_at = ev_now(p->loop);
+    }
+    memcpy(error, d->error, sizeof error);
+    pthread_mutex_unlock(&d->mu);
+    if (!p->addr[0] && p->nopen == 0) {
+        p->connect_failures++;
+        backoff_after_failure(p);
+        fail_waiters(p, "08001", error[0] ? error : "cannot resolve the upstream's host");
+    }
+    pool_dispatch(p);
+}
+
+/* Sets p->dns up when the DSN names a host that needs resolving (not an address, not a unix
+ * socket, not several hosts, no hostaddr). Returns 0 or TIDE_ENOMEM/TIDE_EINVAL. */
+static int dns_setup(tide_pool *p)
+{
+    char *err = NULL;
+    PQconninfoOption *opts = PQconninfoParse(p->dsn, &err);
+    if (!opts) { PQfreemem(err); return TIDE_EINVAL; }
+    const char *host = NULL, *hostaddr = NULL;
+    int n = 0;
+    for (PQconninfoOption *o = opts; o->keyword; o++) {
+        if (!o->val || !*o->val) continue;
+        n++;
+        if (strcmp(o->keyword, "host") == 0) host = o->val;
+        if (strcmp(o->keyword, "hostaddr") == 0) hostaddr = o->val;
+    }
+    unsigned char buf[sizeof(struct in6_addr)];
+    if (!host || hostaddr || host[0] == '/' || strchr(host, ',') || strlen(host) >= 256 ||
+        inet_pton(AF_INET, host, buf) == 1 || inet_pton(AF_INET6, host, buf) == 1) {
+        PQconninfoFree(opts);
+        return 0;                                     /* libpq will not need a resolver */
+    }
+    p->kw = calloc((size_t)n + 2, sizeof *p->kw);
+    p->val = calloc((size_t)n + 2, sizeof *p->val);
+    p->dns = calloc(1, sizeof *p->dns);
+    if (!p->kw || !p->val || !p->dns) {
+        free(p->kw); free(p->val); free(p->dns);
+        p->kw = p->val = NULL; p->dns = NULL;
+        PQconninfoFree(opts);
+        return TIDE_ENOMEM;
+    }
+    int i = 0;
+    for (PQconninfoOption *o = opts; o->keyword; o++) {
+        if (!o->val || !*o->val) continue;
+        p->kw[i] = o->keyword;
+        p->val[i] = o->val;
+        i++;
+    }
+    p->kw[i] = "hostaddr";                    /* its value is filled in at each connect */
+    p->opts = opts;
+    pthread_mutex_init(&p->dns->mu, NULL);
+    p->dns->loop = p->loop;
+    snprintf(p->dns->host, sizeof p->dns->host, "%s", host);
+    ev_async_init(&p->dns->async, dns_done_cb);
+    p->dns->async.data = p;
+    ev_async_start(p->loop, &p->dns->async);
+    ev_unref(p->loop);
+    return 0;
+}
+
+static void dns_teardown(tide_pool *p)
+{
+    if (!p->dns) return;
+    ev_ref(p->loop);
+    ev_async_stop(p->loop, &p->dns->async);
+    pthread_mutex_lock(&p->dns->mu);
+    int running = p->dns->running;
+    p->dns->pool_gone = 1;
+    pthread_mutex_unlock(&p->dns->mu);
+    if (!running) dns_free_ctx(p->dns);       /* else the thread frees it */
+    p->dns = NULL;
+    free(p->kw);
+    free(p->val);
+    PQconninfoFree(p->opts);
+}
 
 /* Opens one more connection into a free slot. Returns 0 or an error (no slot, no memory,
  * libpq refused the parameters). */
@@ -237,7 +415,16 @@ static int conn_open(tide_pool *p)
     c->pool = p;
     c->prepare_slot = -1;
     c->created_at = ev_now(p->loop);
-    c->pg = PQconnectStart(p->dsn);
+    if (p->dns) {
+        if (!p->addr[0] || ev_now(p->loop) - p->addr_at > 60.0) dns_start(p);
+        if (!p->addr[0]) { free(c); return TIDE_EAGAIN; }   /* connects once resolved */
+        int i = 0;
+        while (p->kw[i]) i++;
+        p->val[i] = p->addr;                                  /* the hostaddr slot */
+        c->pg = PQconnectStartParams(p->kw, p->val, 0);
+    } else {
+        c->pg = PQconnectStart(p->dsn);
+    }
     if (!c->pg || PQstatus(c->pg) == CONNECTION_BAD) {
         if (c->pg) PQfinish(c->pg);
         free(c);
@@ -422,9 +609,10 @@ int tide_pool_run(tide_pool *p, tide_pgjob *job)
            p->nconnecting < MAX_CONNECTING) {
         if ((rc = conn_open(p)) != 0) break;
     }
-    if (p->nopen == 0) {
+    if (p->nopen == 0 && !dns_pending(p)) {
         /* nothing open and (backoff or libpq refusal) nothing opening: nothing will ever serve
-         * it, so fail fast, here (no callback) */
+         * it, so fail fast, here (no callback). A first resolution still running is different:
+         * the job waits for it (bounded by the acquire timeout). */
         waiter_remove(job);
         if (rc == TIDE_EAGAIN) return TIDE_EAGAIN;
         p->connect_failures++;
@@ -798,6 +986,10 @@ int tide_pool_new(struct ev_loop *loop, const tide_pool_config *cfg, tide_pool *
         free(p->name); free(p->dsn); free(p->conns); free(p);
         return TIDE_ENOMEM;
     }
+    if (dns_setup(p) != 0) {
+        free(p->name); free(p->dsn); free(p->conns); free(p);
+        return TIDE_EINVAL;
+    }
     ev_timer_init(&p->retry_timer, retry_timer_cb, 0., 0.);
     p->retry_timer.data = p;
     ev_timer_init(&p->idle_timer, idle_timer_cb, 1., 1.);
@@ -895,6 +1087,7 @@ void tide_pool_free(tide_pool *p)
     ev_timer_stop(p->loop, &p->retry_timer);
     ev_ref(p->loop);
     ev_timer_stop(p->loop, &p->idle_timer);
+    dns_teardown(p);
     free(p->conns);
     free(p->name);
     free(p->dsn);
