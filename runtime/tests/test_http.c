@@ -206,6 +206,24 @@ static void run_client(void (*fn)(void))
     pthread_join(t, NULL);
 }
 
+/* One server run: setup, the client on its thread, the stats as the client left them, teardown. */
+static tide_http_stats serve(const tide_http_limits *lim, void (*fn)(void))
+{
+    setup(lim);
+    run_client(fn);
+    tide_http_stats st = stats();
+    teardown();
+    return st;
+}
+
+static tide_http_limits limits(size_t header_bytes, size_t body_bytes, double read_timeout,
+                               double idle_timeout)
+{
+    tide_http_limits lim = { .max_header_bytes = header_bytes, .max_body_bytes = body_bytes,
+                             .read_timeout = read_timeout, .idle_timeout = idle_timeout };
+    return lim;
+}
+
 /* ---- client side (client thread) ----------------------------------------------------- */
 
 typedef struct client {
@@ -385,12 +403,25 @@ static int cl_closed(client *c)
     return n == 0 || (n < 0 && errno == ECONNRESET);
 }
 
+/* Sends one request and reads its response into r. */
+#define REQUEST(c, req, r)                                                     \
+    do {                                                                       \
+        CHECK_EQ_INT(cl_send(c, req), 0);                                      \
+        CHECK_EQ_INT(cl_response(c, &(r)), 0);                                 \
+    } while (0)
+
+/* The server has closed c's connection; then the client side closes too. */
+#define EXPECT_CLOSED(c)                                                       \
+    do {                                                                       \
+        CHECK(cl_closed(c));                                                   \
+        cl_close(c);                                                           \
+    } while (0)
+
 /* Sends one request and checks the echoed body. */
 #define EXPECT_ECHO(c, req, want)                                              \
     do {                                                                       \
         response r_;                                                           \
-        CHECK_EQ_INT(cl_send(c, req), 0);                                      \
-        CHECK_EQ_INT(cl_response(c, &r_), 0);                                  \
+        REQUEST(c, req, r_);                                                   \
         CHECK_EQ_INT(r_.status, 200);                                          \
         int ok_ = strcmp(r_.body, want) == 0;                                  \
         if (!ok_)                                                              \
@@ -408,8 +439,7 @@ static void c_simple_get(void)
     client *c = cl_open();
     response r;
     CHECK(c);
-    CHECK_EQ_INT(cl_send(c, "GET /echo?a=1&b=2 HTTP/1.1\r\nHost: t\r\nUser-Agent: x\r\n\r\n"), 0);
-    CHECK_EQ_INT(cl_response(c, &r), 0);
+    REQUEST(c, "GET /echo?a=1&b=2 HTTP/1.1\r\nHost: t\r\nUser-Agent: x\r\n\r\n", r);
     CHECK_EQ_INT(r.status, 200);
     CHECK(strncmp(r.head, "HTTP/1.1 200 OK\r\n", 17) == 0);
     CHECK_STR(resp_header(&r, "server"), "tide");
@@ -423,10 +453,7 @@ static void c_simple_get(void)
 
 TEST(http_simple_get)
 {
-    setup(NULL);
-    run_client(c_simple_get);
-    tide_http_stats st = stats();
-    teardown();
+    tide_http_stats st = serve(NULL, c_simple_get);
     CHECK_EQ_INT(st.requests, 1);
     CHECK_EQ_INT(st.responses, 1);
 }
@@ -443,10 +470,7 @@ static void c_keepalive(void)
 
 TEST(http_keepalive_reuse)
 {
-    setup(NULL);
-    run_client(c_keepalive);
-    tide_http_stats st = stats();
-    teardown();
+    tide_http_stats st = serve(NULL, c_keepalive);
     CHECK_EQ_INT(st.accepted, 1);
     CHECK_EQ_INT(st.requests, 3);
     CHECK_EQ_INT(st.responses, 3);
@@ -471,10 +495,7 @@ static void c_pipelined(void)
 
 TEST(http_pipelined_in_order)
 {
-    setup(NULL);
-    run_client(c_pipelined);
-    tide_http_stats st = stats();
-    teardown();
+    tide_http_stats st = serve(NULL, c_pipelined);
     CHECK_EQ_INT(st.requests, 4);
     CHECK_EQ_INT(bad_header_names, 0);
 }
@@ -497,8 +518,7 @@ static void c_pipelined_slow(void)
     /* the next request arrives in a later packet while the first is with the handler */
     CHECK_EQ_INT(cl_send(c, GET("/slow?5")), 0);
     sleep_ms(30);
-    CHECK_EQ_INT(cl_send(c, GET("/fast?6")), 0);
-    CHECK_EQ_INT(cl_response(c, &r), 0);
+    REQUEST(c, GET("/fast?6"), r);
     CHECK_STR(r.body, "slow|/slow|5");
     resp_free(&r);
     CHECK_EQ_INT(cl_response(c, &r), 0);
@@ -511,9 +531,7 @@ static void c_pipelined_slow(void)
 
 TEST(http_pipelined_slow_first)
 {
-    setup(NULL);
-    run_client(c_pipelined_slow);
-    teardown();
+    (void)serve(NULL, c_pipelined_slow);
     CHECK_EQ_INT(slow_responded, 3);
     CHECK_EQ_INT(abort_count, 0);
 }
@@ -561,10 +579,7 @@ static void c_flood(void)
 
 TEST(http_pipeline_flood_backpressure)
 {
-    setup(NULL);
-    run_client(c_flood);
-    tide_http_stats st = stats();
-    teardown();
+    tide_http_stats st = serve(NULL, c_flood);
     CHECK_EQ_INT(st.requests, FLOOD_N + 1);
     CHECK_EQ_INT(st.responses, FLOOD_N + 1);
 }
@@ -580,15 +595,12 @@ static void c_upgrade(void)
     CHECK_STR(r.body, "GET|/ws||");
     CHECK_STR(resp_header(&r, "connection"), "close");
     resp_free(&r);
-    CHECK(cl_closed(c));
-    cl_close(c);
+    EXPECT_CLOSED(c);
 }
 
 TEST(http_upgrade_declined)
 {
-    setup(NULL);
-    run_client(c_upgrade);
-    teardown();
+    (void)serve(NULL, c_upgrade);
 }
 
 #include <sys/resource.h>
@@ -619,8 +631,7 @@ static void c_emfile(void)
     sleep_ms(120);   /* the server hits EMFILE and backs off instead of spinning */
     CHECK_EQ_INT(setrlimit(RLIMIT_NOFILE, &old), 0);
     CHECK_EQ_INT(rc, 0);
-    CHECK_EQ_INT(cl_send(c, GET("/later")), 0);
-    CHECK_EQ_INT(cl_response(c, &r), 0);
+    REQUEST(c, GET("/later"), r);
     CHECK_STR(r.body, "GET|/later||");
     resp_free(&r);
     cl_close(c);
@@ -635,10 +646,7 @@ TEST(http_accept_emfile_backoff)
         printf("     (skipped under valgrind)\n");
         return;
     }
-    setup(NULL);
-    run_client(c_emfile);
-    tide_http_stats st = stats();
-    teardown();
+    tide_http_stats st = serve(NULL, c_emfile);
     CHECK_EQ_INT(st.accepted, 1);
 }
 
@@ -665,9 +673,7 @@ static void c_post(void)
 
 TEST(http_post_content_length)
 {
-    setup(NULL);
-    run_client(c_post);
-    teardown();
+    (void)serve(NULL, c_post);
     CHECK_EQ_INT(bad_header_names, 0);
 }
 
@@ -691,9 +697,7 @@ static void c_byte_by_byte(void)
 
 TEST(http_request_split_byte_by_byte)
 {
-    setup(NULL);
-    run_client(c_byte_by_byte);
-    teardown();
+    (void)serve(NULL, c_byte_by_byte);
     CHECK_EQ_INT(bad_header_names, 0);
 }
 
@@ -716,9 +720,7 @@ static void c_chunked(void)
 
 TEST(http_chunked_body)
 {
-    setup(NULL);
-    run_client(c_chunked);
-    teardown();
+    (void)serve(NULL, c_chunked);
 }
 
 static void c_headers_too_large(void)
@@ -731,16 +733,14 @@ static void c_headers_too_large(void)
     strcpy(req, "GET / HTTP/1.1\r\nHost: t\r\nX-Big: ");
     memset(req + strlen(req), 'a', 2000);
     strcat(req, "\r\n\r\n");
-    CHECK_EQ_INT(cl_send(c, req), 0);
-    CHECK_EQ_INT(cl_response(c, &r), 0);
+    REQUEST(c, req, r);
     CHECK_EQ_INT(r.status, 431);
     CHECK_STR(resp_header(&r, "content-type"), "application/json");
     CHECK_STR(resp_header(&r, "connection"), "close");
     CHECK(strstr(r.body, "\"code\":\"TIDE_HEADERS_TOO_LARGE\"") != NULL);
     CHECK(strstr(r.body, "\"message\":") != NULL);
     resp_free(&r);
-    CHECK(cl_closed(c));
-    cl_close(c);
+    EXPECT_CLOSED(c);
 
     /* many small headers, sent slowly in pieces */
     c = cl_open();
@@ -764,8 +764,7 @@ static void c_headers_too_large(void)
     strcpy(req, "GET /");
     memset(req + 5, 'u', 1500);
     strcat(req, " HTTP/1.1\r\n\r\n");
-    CHECK_EQ_INT(cl_send(c, req), 0);
-    CHECK_EQ_INT(cl_response(c, &r), 0);
+    REQUEST(c, req, r);
     CHECK_EQ_INT(r.status, 431);
     resp_free(&r);
     cl_close(c);
@@ -796,12 +795,8 @@ static void c_headers_too_large(void)
 
 TEST(http_headers_too_large_431)
 {
-    tide_http_limits lim = { .max_header_bytes = 1024, .max_body_bytes = 1024,
-                             .read_timeout = 5, .idle_timeout = 5 };
-    setup(&lim);
-    run_client(c_headers_too_large);
-    tide_http_stats st = stats();
-    teardown();
+    tide_http_limits lim = limits(1024, 1024, 5, 5);
+    tide_http_stats st = serve(&lim, c_headers_too_large);
     CHECK_EQ_INT(st.rejected_431, 4);
     CHECK_EQ_INT(st.requests, 1);
 }
@@ -812,14 +807,12 @@ static void c_body_too_large(void)
     client *c = cl_open();
     CHECK(c);
     /* refused on the Content-Length alone, before any body byte is sent */
-    CHECK_EQ_INT(cl_send(c, "POST /up HTTP/1.1\r\nHost: t\r\nContent-Length: 100000\r\n\r\n"), 0);
-    CHECK_EQ_INT(cl_response(c, &r), 0);
+    REQUEST(c, "POST /up HTTP/1.1\r\nHost: t\r\nContent-Length: 100000\r\n\r\n", r);
     CHECK_EQ_INT(r.status, 413);
     CHECK(strstr(r.body, "\"code\":\"TIDE_BODY_TOO_LARGE\"") != NULL);
     CHECK_STR(resp_header(&r, "connection"), "close");
     resp_free(&r);
-    CHECK(cl_closed(c));
-    cl_close(c);
+    EXPECT_CLOSED(c);
 
     /* chunked: refused as it grows past the limit */
     c = cl_open();
@@ -844,8 +837,7 @@ static void c_body_too_large(void)
     int n = snprintf(req, sizeof req, "POST /up HTTP/1.1\r\nContent-Length: 1024\r\n\r\n");
     memset(req + n, 'b', 1024);
     req[n + 1024] = '\0';
-    CHECK_EQ_INT(cl_send(c, req), 0);
-    CHECK_EQ_INT(cl_response(c, &r), 0);
+    REQUEST(c, req, r);
     CHECK_EQ_INT(r.status, 200);
     CHECK_EQ_INT(r.body_len, 1024 + 10);   /* "POST|/up||" + body */
     resp_free(&r);
@@ -854,12 +846,8 @@ static void c_body_too_large(void)
 
 TEST(http_body_too_large_413)
 {
-    tide_http_limits lim = { .max_header_bytes = 4096, .max_body_bytes = 1024,
-                             .read_timeout = 5, .idle_timeout = 5 };
-    setup(&lim);
-    run_client(c_body_too_large);
-    tide_http_stats st = stats();
-    teardown();
+    tide_http_limits lim = limits(4096, 1024, 5, 5);
+    tide_http_stats st = serve(&lim, c_body_too_large);
     CHECK_EQ_INT(st.rejected_413, 2);
 }
 
@@ -869,8 +857,7 @@ static void c_read_timeout(void)
     client *c = cl_open();
     CHECK(c);
     double t0 = now_s();
-    CHECK_EQ_INT(cl_send(c, "GET /partial HTTP/1.1\r\nHost: t\r\n"), 0);
-    CHECK_EQ_INT(cl_response(c, &r), 0);
+    REQUEST(c, "GET /partial HTTP/1.1\r\nHost: t\r\n", r);
     double dt = now_s() - t0;
     CHECK_EQ_INT(r.status, 408);
     CHECK(strstr(r.body, "\"code\":\"TIDE_REQUEST_TIMEOUT\"") != NULL);
@@ -899,12 +886,8 @@ static void c_read_timeout(void)
 
 TEST(http_read_timeout_408)
 {
-    tide_http_limits lim = { .max_header_bytes = 4096, .max_body_bytes = 1024,
-                             .read_timeout = 0.2, .idle_timeout = 5 };
-    setup(&lim);
-    run_client(c_read_timeout);
-    tide_http_stats st = stats();
-    teardown();
+    tide_http_limits lim = limits(4096, 1024, 0.2, 5);
+    tide_http_stats st = serve(&lim, c_read_timeout);
     CHECK_EQ_INT(st.timeouts_408, 2);
     CHECK_EQ_INT(st.requests, 0);
 }
@@ -944,12 +927,8 @@ static void c_idle_timeout(void)
 
 TEST(http_idle_timeout_closes)
 {
-    tide_http_limits lim = { .max_header_bytes = 4096, .max_body_bytes = 1024,
-                             .read_timeout = 5, .idle_timeout = 0.2 };
-    setup(&lim);
-    run_client(c_idle_timeout);
-    tide_http_stats st = stats();
-    teardown();
+    tide_http_limits lim = limits(4096, 1024, 5, 0.2);
+    tide_http_stats st = serve(&lim, c_idle_timeout);
     CHECK_EQ_INT(st.open, 0);
     CHECK_EQ_INT(st.timeouts_408, 0);
 }
@@ -968,8 +947,7 @@ static void expect_400(const char *req, size_t len)
         fprintf(stderr, "  request %.40s -> %d\n", req, status);
     CHECK_EQ_INT(status, 400);
     CHECK(coded);
-    CHECK(cl_closed(c));
-    cl_close(c);
+    EXPECT_CLOSED(c);
 }
 
 #define EXPECT_400(lit) expect_400(lit, sizeof(lit) - 1)
@@ -1016,10 +994,7 @@ static void c_garbage(void)
 
 TEST(http_garbage_400)
 {
-    setup(NULL);
-    run_client(c_garbage);
-    tide_http_stats st = stats();
-    teardown();
+    tide_http_stats st = serve(NULL, c_garbage);
     CHECK(st.rejected_400 >= 9);
     CHECK_EQ_INT(st.requests, 1);
 }
@@ -1039,17 +1014,13 @@ static void c_abort_slow(void)
     CHECK_EQ_INT(cl_send(c, GET("/slow?half")), 0);
     sleep_ms(30);
     shutdown(c->fd, SHUT_WR);
-    CHECK(cl_closed(c));
-    cl_close(c);
+    EXPECT_CLOSED(c);
     sleep_ms((int)(SLOW_DELAY * 1000) + 250);
 }
 
 TEST(http_client_abort_calls_on_abort)
 {
-    setup(NULL);
-    run_client(c_abort_slow);
-    tide_http_stats st = stats();
-    teardown();
+    tide_http_stats st = serve(NULL, c_abort_slow);
     CHECK_EQ_INT(abort_count, 2);
     CHECK_EQ_INT(slow_responded, 2);
     CHECK_EQ_INT(st.aborted, 2);
@@ -1067,15 +1038,12 @@ static void c_half_close_fast(void)
     CHECK_EQ_INT(cl_response(c, &r), 0);
     CHECK_STR(r.body, "GET|/half||");
     resp_free(&r);
-    CHECK(cl_closed(c));
-    cl_close(c);
+    EXPECT_CLOSED(c);
 }
 
 TEST(http_half_close_still_answers)
 {
-    setup(NULL);
-    run_client(c_half_close_fast);
-    teardown();
+    (void)serve(NULL, c_half_close_fast);
 }
 
 static void c_http10(void)
@@ -1083,19 +1051,16 @@ static void c_http10(void)
     response r;
     client *c = cl_open();
     CHECK(c);
-    CHECK_EQ_INT(cl_send(c, "GET /old HTTP/1.0\r\n\r\n"), 0);
-    CHECK_EQ_INT(cl_response(c, &r), 0);
+    REQUEST(c, "GET /old HTTP/1.0\r\n\r\n", r);
     CHECK_STR(r.body, "GET|/old||");
     CHECK_STR(resp_header(&r, "connection"), "close");
     resp_free(&r);
-    CHECK(cl_closed(c));
-    cl_close(c);
+    EXPECT_CLOSED(c);
 
     /* HTTP/1.0 with Connection: keep-alive stays open and says so */
     c = cl_open();
     CHECK(c);
-    CHECK_EQ_INT(cl_send(c, "GET /ka HTTP/1.0\r\nConnection: keep-alive\r\n\r\n"), 0);
-    CHECK_EQ_INT(cl_response(c, &r), 0);
+    REQUEST(c, "GET /ka HTTP/1.0\r\nConnection: keep-alive\r\n\r\n", r);
     CHECK_STR(resp_header(&r, "connection"), "keep-alive");
     resp_free(&r);
     EXPECT_ECHO(c, "GET /ka2 HTTP/1.0\r\nConnection: Keep-Alive\r\n\r\n", "GET|/ka2||");
@@ -1104,20 +1069,15 @@ static void c_http10(void)
     /* HTTP/1.1 with Connection: close */
     c = cl_open();
     CHECK(c);
-    CHECK_EQ_INT(cl_send(c, "GET /bye HTTP/1.1\r\nConnection: close\r\n\r\n" GET("/ignored")), 0);
-    CHECK_EQ_INT(cl_response(c, &r), 0);
+    REQUEST(c, "GET /bye HTTP/1.1\r\nConnection: close\r\n\r\n" GET("/ignored"), r);
     CHECK_STR(resp_header(&r, "connection"), "close");
     resp_free(&r);
-    CHECK(cl_closed(c));
-    cl_close(c);
+    EXPECT_CLOSED(c);
 }
 
 TEST(http_10_closes_by_default)
 {
-    setup(NULL);
-    run_client(c_http10);
-    tide_http_stats st = stats();
-    teardown();
+    tide_http_stats st = serve(NULL, c_http10);
     CHECK_EQ_INT(st.requests, 4);
 }
 
@@ -1131,8 +1091,7 @@ static void c_head_and_204(void)
     CHECK_EQ_INT(r.status, 200);
     CHECK_STR(resp_header(&r, "content-length"), "12");
     resp_free(&r);
-    CHECK_EQ_INT(cl_send(c, GET("/empty")), 0);
-    CHECK_EQ_INT(cl_response(c, &r), 0);
+    REQUEST(c, GET("/empty"), r);
     CHECK_EQ_INT(r.status, 204);
     CHECK(resp_header(&r, "content-length") == NULL);
     resp_free(&r);
@@ -1143,9 +1102,7 @@ static void c_head_and_204(void)
 
 TEST(http_head_and_204_have_no_body)
 {
-    setup(NULL);
-    run_client(c_head_and_204);
-    teardown();
+    (void)serve(NULL, c_head_and_204);
 }
 
 static void c_headers(void)
@@ -1153,15 +1110,13 @@ static void c_headers(void)
     response r;
     client *c = cl_open();
     CHECK(c);
-    CHECK_EQ_INT(cl_send(c, "GET /hdr HTTP/1.1\r\nHOST: t\r\nX-TEST:   Mixed Case  \r\n\r\n"), 0);
-    CHECK_EQ_INT(cl_response(c, &r), 0);
+    REQUEST(c, "GET /hdr HTTP/1.1\r\nHOST: t\r\nX-TEST:   Mixed Case  \r\n\r\n", r);
     CHECK_STR(r.body, "Mixed Case  ");   /* leading blanks dropped by the parser */
     CHECK_STR(resp_header(&r, "x-extra"), "yes");
     CHECK_STR(resp_header(&r, "x-two"), "2");
     resp_free(&r);
     EXPECT_ECHO(c, "GET /hdr HTTP/1.1\r\nX-Test:\r\n\r\n", "");
-    CHECK_EQ_INT(cl_send(c, GET("/badhdr")), 0);
-    CHECK_EQ_INT(cl_response(c, &r), 0);
+    REQUEST(c, GET("/badhdr"), r);
     CHECK_EQ_INT(r.status, 500);
     CHECK(resp_header(&r, "set-cookie") == NULL);
     CHECK(strstr(r.body, "TIDE_INTERNAL") != NULL);
@@ -1171,9 +1126,7 @@ static void c_headers(void)
 
 TEST(http_headers_lowercased_and_extra)
 {
-    setup(NULL);
-    run_client(c_headers);
-    teardown();
+    (void)serve(NULL, c_headers);
     CHECK_EQ_INT(bad_header_names, 0);
 }
 
@@ -1192,19 +1145,15 @@ static void c_expect(void)
 
     c = cl_open();
     CHECK(c);
-    CHECK_EQ_INT(cl_send(c, "POST /e HTTP/1.1\r\nExpect: teapot\r\nContent-Length: 4\r\n\r\n"), 0);
-    CHECK_EQ_INT(cl_response(c, &r), 0);
+    REQUEST(c, "POST /e HTTP/1.1\r\nExpect: teapot\r\nContent-Length: 4\r\n\r\n", r);
     CHECK_EQ_INT(r.status, 417);
     resp_free(&r);
-    CHECK(cl_closed(c));
-    cl_close(c);
+    EXPECT_CLOSED(c);
 }
 
 TEST(http_expect_continue)
 {
-    setup(NULL);
-    run_client(c_expect);
-    teardown();
+    (void)serve(NULL, c_expect);
 }
 
 static void c_big(void)
@@ -1235,8 +1184,7 @@ static void c_big(void)
     CHECK_EQ_INT(cl_response(c, &r), 0);
     CHECK_EQ_INT(r.body_len, BIG_SIZE);
     resp_free(&r);
-    CHECK(cl_closed(c));
-    cl_close(c);
+    EXPECT_CLOSED(c);
 
     /* the client leaves while the server is still writing: EPIPE/ECONNRESET, no SIGPIPE */
     for (int i = 0; i < 3; i++) {
@@ -1259,10 +1207,7 @@ TEST(http_large_response_and_epipe)
     big_body = malloc(BIG_SIZE);
     for (size_t i = 0; i < BIG_SIZE; i++)
         big_body[i] = (char)('a' + i % 26);
-    setup(NULL);
-    run_client(c_big);
-    tide_http_stats st = stats();
-    teardown();
+    tide_http_stats st = serve(NULL, c_big);
     free(big_body);
     big_body = NULL;
     CHECK_EQ_INT(st.open, 0);
@@ -1291,12 +1236,9 @@ static void c_max_connections(void)
 
 TEST(http_max_connections)
 {
-    tide_http_limits lim = { .max_header_bytes = 4096, .max_body_bytes = 1024,
-                             .read_timeout = 5, .idle_timeout = 5, .max_connections = 2 };
-    setup(&lim);
-    run_client(c_max_connections);
-    tide_http_stats st = stats();
-    teardown();
+    tide_http_limits lim = limits(4096, 1024, 5, 5);
+    lim.max_connections = 2;
+    tide_http_stats st = serve(&lim, c_max_connections);
     CHECK_EQ_INT(st.accepted, 3);
 }
 
@@ -1325,10 +1267,7 @@ static void c_many(void)
 
 TEST(http_many_connections)
 {
-    setup(NULL);
-    run_client(c_many);
-    tide_http_stats st = stats();
-    teardown();
+    tide_http_stats st = serve(NULL, c_many);
     CHECK_EQ_INT(st.accepted, 300);
     CHECK_EQ_INT(st.requests, 600);
 }
@@ -1339,8 +1278,7 @@ static void c_stop(void)
     client *idle = cl_open(), *c = cl_open();
     CHECK(idle && c);
     EXPECT_ECHO(idle, GET("/i"), "GET|/i||");
-    CHECK_EQ_INT(cl_send(c, GET("/stop")), 0);
-    CHECK_EQ_INT(cl_response(c, &r), 0);
+    REQUEST(c, GET("/stop"), r);
     CHECK_STR(r.body, "stopping");
     CHECK_STR(resp_header(&r, "connection"), "close");
     resp_free(&r);
@@ -1353,10 +1291,7 @@ static void c_stop(void)
 
 TEST(http_stop_accepting)
 {
-    setup(NULL);
-    run_client(c_stop);
-    tide_http_stats st = stats();
-    teardown();
+    tide_http_stats st = serve(NULL, c_stop);
     CHECK_EQ_INT(st.open, 0);
 }
 
@@ -1370,8 +1305,7 @@ static void c_free_inside(void)
     CHECK_EQ_INT(cl_send(b, GET("/free")), 0);
     if (cl_response(b, &r) == 0)   /* sent before the deferred teardown, or not at all */
         resp_free(&r);
-    CHECK(cl_closed(a));
-    cl_close(a);
+    EXPECT_CLOSED(a);
     cl_close(b);
 }
 

@@ -16,7 +16,6 @@
 -- The policy and Postgres are put back even when an assertion fails.
 
 local env = require "spec.helpers.env"
-local api = require "spec.helpers.api"
 local fault = require "spec.helpers.fault"
 
 local TIMEOUT = 1.0         -- statement_timeout and acquire_timeout while frozen
@@ -48,9 +47,7 @@ describe("fault: Postgres frozen", function()
     local u
 
     setup(function()
-        fault.need()
-        u = api.user()
-        fault.restore_stack(u, 20)
+        u = fault.healthy_user()
     end)
 
     teardown(function()

@@ -14,7 +14,6 @@
 -- TIDE_STACK_DIR/logs/fault-pooler_fallback.txt. Bounded: at most 1500 requests, 40 s of load.
 
 local env = require "spec.helpers.env"
-local api = require "spec.helpers.api"
 local fault = require "spec.helpers.fault"
 
 local WARM = 1.0
@@ -41,10 +40,7 @@ describe("fault: transaction pooler killed, reads fall back to direct", function
     local u
 
     setup(function()
-        fault.need()
-        u = api.user()
-        api.trip(u)
-        fault.restore_stack(u, 20)
+        u = fault.healthy_user(true)
     end)
 
     teardown(function()
@@ -57,12 +53,15 @@ describe("fault: transaction pooler killed, reads fall back to direct", function
         local open_wait = txn.breaker.open_wait
         local bound = error_bound(txn.breaker)
 
-        local kill_job, start_job
         local t_begin = env.now()
         local marks = {}            -- kill (launched), dead (killed), start (launched), back (ready)
+        local tick, wait_jobs = fault.outage {
+            t0 = t_begin, after = WARM, fault = "kill-txn-bouncer KILL", down = open_wait + 2,
+            repair = "start-txn-bouncer", watch = open_wait + RECOVER, marks = marks,
+            names = { "kill", "dead", "start", "back" },
+        }
         finally(function()
-            if kill_job then kill_job.wait(30, true) end
-            if start_job then start_job.wait(30, true) end
+            wait_jobs(30)
             fault.stack("start-txn-bouncer", true)
         end)
 
@@ -73,30 +72,7 @@ describe("fault: transaction pooler killed, reads fall back to direct", function
                 if i % 2 == 0 then return "GET", "/v1/users/me" end
                 return "GET", "/v1/trips?limit=5"
             end },
-            tick = function(t)
-                if not kill_job and t - t_begin >= WARM then
-                    marks.kill = env.now()
-                    kill_job = fault.stack_bg("kill-txn-bouncer KILL")
-                elseif kill_job and not marks.dead then
-                    local r = kill_job.done()
-                    if r then
-                        assert(r.rc == 0, "kill-txn-bouncer KILL failed: " .. r.out)
-                        marks.dead = r.at
-                    end
-                elseif marks.dead and not start_job and t - marks.dead >= open_wait + 2 then
-                    marks.start = env.now()
-                    start_job = fault.stack_bg("start-txn-bouncer")
-                elseif start_job and not marks.back then
-                    local r = start_job.done()
-                    if r then
-                        assert(r.rc == 0, "start-txn-bouncer failed: " .. r.out)
-                        marks.back = r.at
-                        marks["end"] = marks.back + open_wait + RECOVER
-                    end
-                elseif marks["end"] and t >= marks["end"] then
-                    return true
-                end
-            end,
+            tick = tick,
         }
         local timeline = fault.dump("pooler_fallback", t_begin, marks, records, samples)
         assert.is_truthy(marks["end"], "the load ended before the recovery was watched (" .. #records

@@ -17,7 +17,6 @@
 -- TIDE_STACK_DIR/logs/fault-postgres_down.txt. Bounded: at most 2000 requests, 45 s of load.
 
 local env = require "spec.helpers.env"
-local api = require "spec.helpers.api"
 local fault = require "spec.helpers.fault"
 
 local WARM = 1.0            -- seconds of load before the stop
@@ -49,9 +48,7 @@ describe("fault: Postgres stopped (immediate) under load", function()
     local u
 
     setup(function()
-        fault.need()
-        u = api.user()
-        fault.restore_stack(u, 20)
+        u = fault.healthy_user()
     end)
 
     teardown(function()
@@ -67,12 +64,14 @@ describe("fault: Postgres stopped (immediate) under load", function()
         end
 
         local run = env.uuid():sub(1, 8)
-        local stop_job, start_job
         local t_begin = env.now()
         local marks = {}            -- stop (launched), down (exited), start (launched), up (ready)
+        local tick, wait_jobs = fault.outage {
+            t0 = t_begin, after = WARM, fault = "stop-pg immediate", down = DOWN, repair = "start-pg",
+            watch = open_wait + 3, marks = marks, names = { "stop", "down", "start", "up" },
+        }
         finally(function()
-            if stop_job then stop_job.wait(60, true) end
-            if start_job then start_job.wait(60, true) end
+            wait_jobs(60)
             fault.stack("start-pg", true)
         end)
 
@@ -89,30 +88,7 @@ describe("fault: Postgres stopped (immediate) under load", function()
         local records, samples = fault.drive {
             user = u, max = MAX_REQUESTS, limit = 45, pause = 0.05, sample_every = 0.2, timeout = 15,
             lanes = { write("a"), read, rpc, write("b"), read, rpc },
-            tick = function(t)
-                if not stop_job and t - t_begin >= WARM then
-                    marks.stop = env.now()
-                    stop_job = fault.stack_bg("stop-pg immediate")
-                elseif stop_job and not marks.down then
-                    local r = stop_job.done()
-                    if r then
-                        assert(r.rc == 0, "stop-pg immediate failed: " .. r.out)
-                        marks.down = r.at
-                    end
-                elseif marks.down and not start_job and t - marks.down >= DOWN then
-                    marks.start = env.now()
-                    start_job = fault.stack_bg("start-pg")
-                elseif start_job and not marks.up then
-                    local r = start_job.done()
-                    if r then
-                        assert(r.rc == 0, "start-pg failed: " .. r.out)
-                        marks.up = r.at
-                        marks["end"] = marks.up + open_wait + 3
-                    end
-                elseif marks["end"] and t >= marks["end"] then
-                    return true
-                end
-            end,
+            tick = tick,
         }
         local timeline = fault.dump("postgres_down", t_begin, marks, records, samples)
         assert.is_truthy(marks["end"], "the load ended before Postgres was back and watched ("

@@ -7,7 +7,6 @@
 -- Bounded: 40 warm-up requests, 60 reads.
 
 local env = require "spec.helpers.env"
-local api = require "spec.helpers.api"
 local fault = require "spec.helpers.fault"
 
 local READS = {
@@ -33,10 +32,7 @@ describe("fault: tide's server connections terminated", function()
     local u
 
     setup(function()
-        fault.need()
-        u = api.user()
-        api.trip(u)
-        fault.restore_stack(u, 20)
+        u = fault.healthy_user(true)
     end)
 
     teardown(function()

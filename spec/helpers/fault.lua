@@ -12,11 +12,14 @@
 --                              the served resilience policy: read, override with a reload
 --                              (SIGHUP, waiting for /admin/stats "reloads" to move), restore
 --   restore_stack(user)        thaws and starts whatever a spec stopped, waits for /health "ok"
+--   healthy_user(with_trip)    a spec's setup: need(), a new user, restore_stack(user, 20)
+--   outage{...}                a drive{} tick that breaks the stack, repairs it, then watches
 --   bouncer(kind, sql)         SQL on a PgBouncer's admin console (SHOW CLIENTS, ...)
 -- Faults touch only the throwaway stack in TIDE_STACK_DIR and traffic stays on loopback.
 
 local cjson = require "cjson.safe"
 local env = require "spec.helpers.env"
+local api = require "spec.helpers.api"
 local http = require "spec.helpers.http"
 
 local _M = {}
@@ -497,6 +500,58 @@ function _M.restore_stack(user, timeout)
         return status == 200 and _M.all_healthy(h), h
     end, timeout or 20, 0.25)
     assert(ok, "the stack did not come back healthy: " .. tostring(last and cjson.encode(last[2])))
+end
+
+-- A fault spec's setup: need(), a new user (with one trip when with_trip), then the stack
+-- brought back healthy with restore_stack(user, 20). Returns the user.
+function _M.healthy_user(with_trip)
+    _M.need()
+    local u = api.user()
+    if with_trip then api.trip(u) end
+    _M.restore_stack(u, 20)
+    return u
+end
+
+-- One outage timed by drive{}'s tick. opts: t0, after (seconds past t0 to break the stack),
+-- fault and repair (db/stack.sh arguments), down (seconds after the fault finished to start the
+-- repair), watch (seconds to go on after the repair finished), marks (the table to fill) and
+-- names = {launched, broken, repairing, repaired}: marks[launched] and marks[repairing] get the
+-- time each job started, marks[broken] and marks[repaired] the time it finished, marks["end"]
+-- the repaired time + watch. A job that fails raises. Returns tick(t) for drive (true from
+-- marks["end"] on) and wait(timeout), which waits for whichever jobs were started (for a finally).
+function _M.outage(opts)
+    local marks, names = opts.marks, opts.names
+    local launched, broken, repairing, repaired = names[1], names[2], names[3], names[4]
+    local fault_job, repair_job
+    local function tick(t)
+        if not fault_job and t - opts.t0 >= opts.after then
+            marks[launched] = now()
+            fault_job = _M.stack_bg(opts.fault)
+        elseif fault_job and not marks[broken] then
+            local r = fault_job.done()
+            if r then
+                assert(r.rc == 0, opts.fault .. " failed: " .. r.out)
+                marks[broken] = r.at
+            end
+        elseif marks[broken] and not repair_job and t - marks[broken] >= opts.down then
+            marks[repairing] = now()
+            repair_job = _M.stack_bg(opts.repair)
+        elseif repair_job and not marks[repaired] then
+            local r = repair_job.done()
+            if r then
+                assert(r.rc == 0, opts.repair .. " failed: " .. r.out)
+                marks[repaired] = r.at
+                marks["end"] = marks[repaired] + opts.watch
+            end
+        elseif marks["end"] and t >= marks["end"] then
+            return true
+        end
+    end
+    local function wait(timeout)
+        if fault_job then fault_job.wait(timeout, true) end
+        if repair_job then repair_job.wait(timeout, true) end
+    end
+    return tick, wait
 end
 
 return _M
