@@ -244,6 +244,7 @@ static void conn_destroy(tide_conn *c)
 
 static void fail_waiters(tide_pool *p, const char *code, const char *msg);
 static void backoff_after_failure(tide_pool *p);
+static void cancel_conn(tide_conn *c);
 
 static void dns_free_ctx(dns_ctx *d)
 {
@@ -790,7 +791,7 @@ static void conn_fail(tide_conn *c, const char *code, const char *why)
              code[0] == '0' ? "lost the connection to" : "no answer in time from", p->name,
              why && *why ? why : "server closed the connection");
     for (char *q = msg; *q; q++) if (*q == '\n') *q = ' ';
-    if (job && sent && code[0] != '0') tide__pool_cancel_conn(c);   /* stop it server-side */
+    if (job && sent && code[0] != '0') cancel_conn(c);   /* stop it server-side */
     conn_destroy(c);
     if (job) {
         job->conn = NULL;
@@ -1042,7 +1043,7 @@ static void *cancel_thread(void *arg)
     return NULL;
 }
 
-void tide__pool_cancel_conn(tide_conn *c)
+static void cancel_conn(tide_conn *c)
 {
     if (atomic_load(&cancels_running) >= MAX_CANCELS) return;
     PGcancel *cn = PQgetCancel(c->pg);
@@ -1064,7 +1065,7 @@ void tide__pool_cancel_conn(tide_conn *c)
 int tide_pool_cancel(tide_pgjob *job)
 {
     if (job->waiting) { waiter_remove(job); return 1; }
-    if (job->conn && job->conn->job == job) tide__pool_cancel_conn(job->conn);
+    if (job->conn && job->conn->job == job) cancel_conn(job->conn);
     return 0;
 }
 

@@ -95,7 +95,6 @@ void tide_pool_configure(tide_pool *pool, const tide_pool_config *cfg);
  * not be called); a running one has its query cancelled server-side without blocking (returns
  * 0; done() reports how it ended). */
 int tide_pool_cancel(tide_pgjob *job);
-void tide__pool_cancel_conn(tide_conn *conn);
 
 /* Withdraws a job that is still waiting for a connection; done() will not be called.
  * Returns 0, or TIDE_EBUSY when the job is already on a connection (it will complete). */

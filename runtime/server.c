@@ -221,7 +221,8 @@ void tide_server_apply_policy(tide_app *app)
 
 /* ---- signals --------------------------------------------------------------------------- */
 
-void tide_server_reload(tide_app *app)
+/* Builds a new script bundle and swaps it in; on failure logs and keeps the old one. */
+static void reload(tide_app *app)
 {
     char err[2048];
     tide_vm *vm = NULL;
@@ -241,7 +242,7 @@ void tide_server_reload(tide_app *app)
 static void on_sighup(struct ev_loop *loop, ev_signal *w, int revents)
 {
     (void)loop; (void)revents;
-    tide_server_reload(w->data);
+    reload(w->data);
 }
 
 static void drain_check(struct ev_loop *loop, ev_timer *w, int revents)

@@ -13,7 +13,5 @@ TIDE_MUST_CHECK int tide_server_start(tide_app *app);
 int tide_server_health_json(tide_app *app, char *body, size_t cap);
 /* Applies the current bundle's resilience policy to every upstream (state is kept). */
 void tide_server_apply_policy(tide_app *app);
-/* Builds a new script bundle and swaps it in; on failure logs and keeps the old one. */
-void tide_server_reload(tide_app *app);
 
 #endif
