@@ -20,7 +20,7 @@ TIDE      := $(BUILD)/tide
 C_TESTS   := $(patsubst runtime/tests/%.c,$(BUILD)/tests/%,$(wildcard runtime/tests/test_*.c))
 
 .PHONY: all run test test-c test-c-build test-unit test-integration bench check lint asan clean distclean \
-        deps stack-up stack-down
+        deps stack-up stack-down fuzz fuzz-build
 
 all: $(TIDE)
 
@@ -85,11 +85,35 @@ asan:
 	  TIDE_TEST_SLOWDOWN=4 \
 	  spec/run.sh
 
+# make fuzz: libFuzzer targets (runtime/fuzz/fuzz_NAME.c, seeds in runtime/fuzz/corpus/NAME/),
+# built with clang, ASan and UBSan, each run for FUZZ_SECONDS. Seeds stay read-only: new inputs
+# go to build-fuzz/corpus/NAME, crashes to build-fuzz/crash-NAME-*. Fails on any crash.
+FUZZ_SECONDS ?= 30
+FUZZ_BUILD   := build-fuzz
+FUZZ_TARGETS := $(patsubst runtime/fuzz/fuzz_%.c,%,$(wildcard runtime/fuzz/fuzz_*.c))
+FUZZ_BINS    := $(FUZZ_TARGETS:%=$(FUZZ_BUILD)/fuzz_%)
+FUZZ_FLAGS   := -O1 -g -fsanitize=address,undefined -fno-sanitize-recover=undefined -fno-omit-frame-pointer
+
+fuzz-build:
+	$(Q)$(MAKE) -s BUILD=$(FUZZ_BUILD)/obj CC=clang WERROR= \
+	  CFLAGS="$(FUZZ_FLAGS) -fsanitize=fuzzer-no-link" fuzz-bins
+
+.PHONY: fuzz-bins
+fuzz-bins: $(FUZZ_BINS)
+
+$(FUZZ_BUILD)/fuzz_%: runtime/fuzz/fuzz_%.c $(CORE_OBJS)
+	@mkdir -p $(dir $@)
+	@$(if $(Q),echo "  FUZZ-CC $<")
+	$(Q)$(CC) $(ALL_CFLAGS) -fsanitize=fuzzer -Iruntime $< $(CORE_OBJS) -o $@ $(LDLIBS) -lpthread
+
+fuzz: fuzz-build
+	$(Q)runtime/fuzz/run.sh $(FUZZ_SECONDS) $(FUZZ_TARGETS)
+
 bench: deps all
 	$(Q)bench/run.sh
 
 clean:
-	rm -rf build build-asan
+	rm -rf build build-asan build-fuzz
 
 distclean: clean
 	-db/stack.sh down
