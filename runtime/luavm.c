@@ -4,12 +4,20 @@
  * request runs boot.handle(req) in its own coroutine; a database call parks the coroutine
  * (bindings/l_core.c) and the pool's callback resumes it. Reload builds a fresh state and
  * swaps it in: each task holds a reference on the state it started on, so requests in flight
- * finish there and the old state is closed by the last of them. */
+ * finish there and the old state is closed by the last of them.
+ *
+ * Memory: states allocate from the C heap (not LuaJIT's own allocator, which keeps what it
+ * once held). When a request leaves a state's heap well above where its last full collection
+ * left it (a big request body decoded, say), the state is collected in small steps while the
+ * loop is idle, and then the C heap is trimmed, so the memory goes back to the system instead
+ * of staying at its high-water mark. Steps are bounded (GC_SLICE per idle callback), so this
+ * never makes one loop pass long. */
 #include "luavm.h"
 #include "task.h"
 #include "log.h"
 
 #include <dirent.h>
+#include <malloc.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -25,7 +33,30 @@ struct tide_vm {
     int nroutes;
     unsigned long long generation;
     tide_resilience res[TIDE_UPSTREAMS];   /* from policies/resilience.lua */
+    ev_idle gc_idle;         /* collects in steps after a request left much garbage */
+    int gc_floor_kb;         /* heap size after the last full collection */
+    int gc_peak_kb;          /* heap size when the idle collection started */
 };
+
+#define GC_GROWTH_KB (16 * 1024)   /* collect on idle once the heap is this far above its floor */
+#define GC_SLICE 0.002             /* seconds of collection per idle callback, at most */
+#define GC_STEP_KB 256             /* the size of one lua_gc step */
+#define GC_TRIM_KB (4 * 1024)      /* trim the C heap after a cycle that freed this much */
+
+/* The state's allocator: the C heap, which malloc_trim() can give back to the system. */
+static void *vm_alloc(void *ud, void *ptr, size_t osize, size_t nsize)
+{
+    (void)ud;
+    (void)osize;
+    if (nsize == 0) {
+        free(ptr);
+        return NULL;
+    }
+    return realloc(ptr, nsize);
+}
+
+static void gc_on_idle(struct ev_loop *loop, ev_idle *w, int revents);
+static void gc_check(tide_vm *vm);
 
 static tide_task *current_task;
 static unsigned long long vm_generation;
@@ -153,8 +184,12 @@ int tide_vm_new(tide_app *app, tide_vm **out, char *err, size_t errlen)
     vm->app = app;
     vm->refs = 1;
     vm->generation = ++vm_generation;
-    lua_State *L = vm->L = luaL_newstate();
+    /* A LuaJIT built without GC64 refuses outside allocators: keep its own allocator then. */
+    lua_State *L = vm->L = lua_newstate(vm_alloc, NULL);
+    if (!L) L = vm->L = luaL_newstate();
     if (!L) { free(vm); snprintf(err, errlen, "out of memory"); return TIDE_ENOMEM; }
+    ev_idle_init(&vm->gc_idle, gc_on_idle);
+    vm->gc_idle.data = vm;
     luaL_openlibs(L);
 
     /* package.path: our directories first, then the system's */
@@ -207,6 +242,7 @@ int tide_vm_new(tide_app *app, tide_vm **out, char *err, size_t errlen)
     read_resilience(vm, L);
     lua_settop(L, 0);
     lua_gc(L, LUA_GCCOLLECT, 0);
+    vm->gc_floor_kb = lua_gc(L, LUA_GCCOUNT, 0);
     *out = vm;
     return 0;
 fail:
@@ -222,8 +258,42 @@ void tide_vm_unref(tide_vm *vm)
 {
     if (--vm->refs > 0) return;
     tide_debug("closing script bundle generation %llu", vm->generation);
+    ev_idle_stop(vm->app->loop, &vm->gc_idle);
     lua_close(vm->L);
     free(vm);
+    malloc_trim(0);   /* a whole bundle's heap just went back */
+}
+
+/* ---- collection on idle ---------------------------------------------------------------- */
+
+/* Runs collection steps for at most GC_SLICE; when the cycle completes, records the new floor
+ * and trims the C heap if the cycle freed much. (tide_vm_unref stops the watcher.) */
+static void gc_on_idle(struct ev_loop *loop, ev_idle *w, int revents)
+{
+    (void)revents;
+    tide_vm *vm = w->data;
+    double until = ev_time() + GC_SLICE;
+    int done;
+    do
+        done = lua_gc(vm->L, LUA_GCSTEP, GC_STEP_KB);
+    while (!done && ev_time() < until);
+    if (!done) return;
+    ev_idle_stop(loop, w);
+    vm->gc_floor_kb = lua_gc(vm->L, LUA_GCCOUNT, 0);
+    if (vm->gc_peak_kb - vm->gc_floor_kb >= GC_TRIM_KB) malloc_trim(0);
+}
+
+/* After a request: start collecting on idle if the heap grew far past its floor. */
+static void gc_check(tide_vm *vm)
+{
+    if (ev_is_active(&vm->gc_idle)) return;
+    int kb = lua_gc(vm->L, LUA_GCCOUNT, 0);
+    if (kb - vm->gc_floor_kb < GC_GROWTH_KB) {
+        if (kb < vm->gc_floor_kb) vm->gc_floor_kb = kb;   /* the automatic collector ran */
+        return;
+    }
+    vm->gc_peak_kb = kb;
+    ev_idle_start(vm->app->loop, &vm->gc_idle);
 }
 
 int tide_vm_route_count(const tide_vm *vm) { return vm->nroutes; }
@@ -269,6 +339,7 @@ static void task_free(tide_task *t)
     if (t->tx) { tide_pool_release(t->tx); t->tx = NULL; }
     t->app->inflight--;
     luaL_unref(t->vm->L, LUA_REGISTRYINDEX, t->co_ref);
+    gc_check(t->vm);
     tide_vm_unref(t->vm);
     free(t->claims);
     free(t);

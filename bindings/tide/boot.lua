@@ -11,8 +11,8 @@
 --   boot.routes() -> sorted list of "METHOD /pattern (module)" for `tide check`.
 --
 -- What a handler sees: req.params (decoded path params), req.query (decoded query string,
--- last value wins for repeated keys), req.body (decoded JSON, or nil), req.raw_body (the
--- bytes), req.route (the pattern), plus method, path, headers, claims, role, id.
+-- last value wins for repeated keys), req.body (decoded JSON nested at most 64 levels, or
+-- nil), req.raw_body (the bytes), req.route (the pattern), plus method, path, headers, claims, role, id.
 -- What it returns: body[, status[, headers]].
 --   body table -> JSON (json.encode), json.raw(text) -> text verbatim, string -> sent as is
 --   (text/plain unless headers set a content-type), nil -> empty (status defaults to 204).
@@ -108,6 +108,11 @@ end
 
 ---------------------------------------------------------------------------------------------
 -- handle
+
+-- Request bodies nest at most this deep (400 TIDE_JSON_TOO_DEEP beyond): deep enough for any
+-- document this API takes, shallow enough that no body can make decoding costly.
+local MAX_BODY_DEPTH = 64
+_M.MAX_BODY_DEPTH = MAX_BODY_DEPTH
 
 local JSON_HEADERS = { ["content-type"] = "application/json" }
 local TEXT_HEADERS = { ["content-type"] = "text/plain; charset=utf-8" }
@@ -304,9 +309,10 @@ function _M.handle(req)
             return error_response(415, "TIDE_UNSUPPORTED_MEDIA_TYPE",
                                   "request bodies must be application/json")
         end
-        local v, err = json_decode(raw)
+        local v, err, too_deep = json_decode(raw, MAX_BODY_DEPTH)
         if v == nil then
-            return error_response(400, "TIDE_INVALID_JSON", err)
+            return error_response(400, too_deep and "TIDE_JSON_TOO_DEEP" or "TIDE_INVALID_JSON",
+                                  err)
         end
         if not all_finite(v) then
             return error_response(400, "TIDE_INVALID_JSON", "invalid JSON: number out of range")

@@ -6,9 +6,14 @@
 --   * json.raw(text) fragments (Postgres' own JSON, passed through untouched) are written
 --     verbatim by encode.
 --
--- decode(text)      -> value | nil, err   invalid JSON, NaN/Infinity tokens and nesting deeper
---                                         than 1000 levels (cjson's default) are errors, not
---                                         throws. Empty arrays carry json.array_mt. JSON null
+-- decode(text[, max_depth])
+--                   -> value | nil, err[, "depth"]
+--                                         invalid JSON, NaN/Infinity tokens and nesting deeper
+--                                         than max_depth (default 1000) levels are errors, not
+--                                         throws (a too-deep text also returns "depth"). Time
+--                                         and extra memory are linear in #text (cjson, then
+--                                         one pass that tags empty arrays). Empty arrays carry
+--                                         json.array_mt. JSON null
 --                                         decodes to json.null. Integers beyond 2^53 lose
 --                                         precision (Lua numbers are doubles); numbers beyond
 --                                         the double range become +-inf (all_finite(v) checks).
@@ -47,7 +52,8 @@ cjson.encode_invalid_numbers(false)
 local cjson_decode, cjson_encode = cjson.decode, cjson.encode
 local type, pairs, next, pcall, tonumber = type, pairs, next, pcall, tonumber
 local setmetatable, getmetatable = setmetatable, getmetatable
-local byte, find, format, gsub = string.byte, string.find, string.format, string.gsub
+local byte, find, format, gsub, sub = string.byte, string.find, string.format, string.gsub,
+    string.sub
 local concat = table.concat
 local huge = math.huge
 local misuse = errors.misuse
@@ -155,105 +161,87 @@ local function has_empty_array(s)
     return false
 end
 
--- Index just past the string token that opens at i (s:sub(i, i) == '"').
-local function string_end(s, i)
-    local j = i + 1
-    while true do
-        local k = find(s, '["\\]', j)
-        if k == nil then
-            return #s + 1       -- unterminated; cannot happen after a successful cjson decode
-        end
-        if byte(s, k) == 34 then
-            return k + 1
-        end
-        j = k + 2               -- skip the escaped character
-    end
-end
-
--- Index of the first non-whitespace byte at or after i.
-local function skip_ws(s, i)
-    local c = byte(s, i)
-    while c == 32 or c == 10 or c == 13 or c == 9 do
-        i = i + 1
-        c = byte(s, i)
-    end
-    return i, c
-end
-
--- Scans valid JSON text and returns, in document order, the paths of its empty containers:
--- { {is_array = bool, key1, key2, ...}, ... } where keys are object keys (strings) and
--- 1-based array indexes. Both [] and {} are recorded so that duplicate object keys resolve
--- the way cjson resolves them (the last one wins).
-local function empty_containers(s)
-    local found, nfound = {}, 0
-    local keys, is_arr = {}, {}         -- per depth: current key or index; container kind
+-- Tags the empty containers of root (decoded from s) in one pass over s that walks the decoded
+-- tree alongside the text: every [] gets json.array_mt, every {} loses it. Time is linear in #s
+-- and extra memory is linear in the nesting depth (a node and a key per open container).
+-- Duplicate object keys: the walk descends into the value that won (cjson keeps the last one),
+-- and because the winner's text comes after every loser's, the winner's own [] or {} is
+-- applied last, so the result is what the winning text says.
+local function tag_empty_arrays(s, root)
+    local nodes, keys, arr = {}, {}, {}     -- per open container: its table, current key, kind
     local depth = 0
     local expect_key = false
+    local len = #s
     local i = 1
-    while true do
-        i = find(s, '[%[%]{}",]', i)
-        if i == nil then
-            break
-        end
+    while i <= len do
         local c = byte(s, i)
-        if c == 34 then                                     -- "
-            local e = string_end(s, i)
+        if c == 34 then                                     -- " a string: skip it
+            local k = i
+            repeat
+                k = find(s, '"', k + 1, true)
+                if k == nil then
+                    return root     -- unterminated: cannot happen after cjson accepted s
+                end
+                local b = k - 1
+                while byte(s, b) == 92 do
+                    b = b - 1
+                end
+            until (k - 1 - b) % 2 == 0  -- not escaped: an even run of backslashes before it
             if expect_key then
-                keys[depth] = cjson_decode(s:sub(i, e - 1))
+                local key = sub(s, i + 1, k - 1)
+                if find(key, "\\", 1, true) then
+                    key = cjson_decode(sub(s, i, k))
+                end
+                keys[depth] = key
                 expect_key = false
             end
-            i = e
+            i = k + 1
         elseif c == 91 or c == 123 then                     -- [ {
-            local j, nc = skip_ws(s, i + 1)
-            if nc == 93 or nc == 125 then                   -- empty: ] or }
-                local path = { is_array = (c == 91) }
-                for d = 1, depth do
-                    path[d] = keys[d]
+            local node
+            if depth == 0 then
+                node = root
+            else
+                local parent = nodes[depth]
+                if type(parent) == "table" then
+                    node = parent[keys[depth]]
                 end
-                nfound = nfound + 1
-                found[nfound] = path
+            end
+            local j = i + 1
+            local nc = byte(s, j)
+            while nc == 32 or nc == 10 or nc == 13 or nc == 9 do
+                j = j + 1
+                nc = byte(s, j)
+            end
+            if nc == 93 or nc == 125 then                   -- empty: ] or }
+                if type(node) == "table" and next(node) == nil then
+                    setmetatable(node, c == 91 and array_mt or nil)
+                end
                 i = j + 1
             else
                 depth = depth + 1
+                nodes[depth] = node
                 if c == 91 then
-                    is_arr[depth] = true
+                    arr[depth] = true
                     keys[depth] = 1
                 else
-                    is_arr[depth] = false
-                    keys[depth] = nil
+                    arr[depth] = false
                     expect_key = true
                 end
-                i = i + 1
+                i = j
             end
         elseif c == 44 then                                 -- ,
-            if is_arr[depth] then
+            if arr[depth] then
                 keys[depth] = keys[depth] + 1
             else
                 expect_key = true
             end
             i = i + 1
-        else                                                -- ] }
+        elseif c == 93 or c == 125 then                     -- ] }
+            nodes[depth] = nil
             depth = depth - 1
             i = i + 1
-        end
-    end
-    return found, nfound
-end
-
-local function tag_empty_arrays(s, root)
-    local found, nfound = empty_containers(s)
-    for f = 1, nfound do
-        local path = found[f]
-        local node = root
-        for d = 1, #path do
-            if type(node) ~= "table" then
-                node = nil
-                break
-            end
-            node = node[path[d]]
-        end
-        if type(node) == "table" and next(node) == nil then
-            setmetatable(node, path.is_array and array_mt or nil)
+        else
+            i = i + 1
         end
     end
     return root
@@ -281,14 +269,38 @@ function _M.all_finite(v)
     return true
 end
 
--- Decodes JSON text. Returns the value, or nil and an error message.
-function _M.decode(s)
+-- A second cjson instance for callers that ask for a lower nesting limit (request bodies), so
+-- the shared instance's limit never changes under another caller. Its limit is set lazily.
+local cjson_limited = cjson_base.new()
+cjson_limited.decode_invalid_numbers(false)
+local limited_depth = nil
+
+-- Decodes JSON text. max_depth (optional, 1..1000, default 1000) bounds the nesting. Returns
+-- the value, or nil, an error message and, when the nesting was too deep, "depth".
+function _M.decode(s, max_depth)
     if type(s) ~= "string" then
         misuse("json.decode: expected a string, got " .. type(s))
     end
-    local ok, v = pcall(cjson_decode, s)
+    local decode = cjson_decode
+    if max_depth ~= nil and max_depth ~= MAX_DEPTH then
+        if type(max_depth) ~= "number" or max_depth % 1 ~= 0 or max_depth < 1
+           or max_depth > MAX_DEPTH then
+            misuse("json.decode: max_depth must be an integer in 1.." .. MAX_DEPTH)
+        end
+        if limited_depth ~= max_depth then
+            cjson_limited.decode_max_depth(max_depth)
+            limited_depth = max_depth
+        end
+        decode = cjson_limited.decode
+    end
+    local ok, v = pcall(decode, s)
     if not ok then
-        return nil, "invalid JSON: " .. (type(v) == "string" and v or "decode failed")
+        local msg = type(v) == "string" and v or "decode failed"
+        if find(msg, "too many nested", 1, true) then
+            return nil, "JSON nested deeper than " .. (max_depth or MAX_DEPTH) .. " levels",
+                   "depth"
+        end
+        return nil, "invalid JSON: " .. msg
     end
     if type(v) == "table" and has_empty_array(s) then
         return tag_empty_arrays(s, v)
