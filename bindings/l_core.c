@@ -288,8 +288,7 @@ static void call_done(tide_pgjob *job, PGresult *res, const tide_pg_error *err)
     tide_task *t = pc->task;
     lua_State *co = t->co;
 
-    if (pc->up) tide_upstream_record(pc->up, now_of(pc), pc->ticket,
-                                     !err || !tide_upstream_is_failure(err));
+    if (pc->up) tide_upstream_settle(pc->up, now_of(pc), pc->ticket, err);
     if (pc->kind == CALL_TX_BEGIN) {
         t->tx = job->conn;
         t->tx_pool = job->pool;

@@ -64,7 +64,7 @@ static void probe_done(tide_pgjob *job, PGresult *res, const tide_pg_error *err)
     /* the probe is a call like any other: it trips the breaker on an idle upstream that died,
      * and closes it again once the upstream is back, even with no traffic */
     if (!u->probe_counted)
-        tide_upstream_record(u, now, u->probe_ticket, !err || !tide_upstream_is_failure(err));
+        tide_upstream_settle(u, now, u->probe_ticket, err);
     u->probe_latency = now - u->probe_started;
     u->probe_at = now;
 }
@@ -144,15 +144,27 @@ void tide_upstream_stop(tide_upstream *u)
     }
 }
 
-int tide_upstream_is_failure(const tide_pg_error *e)
+int tide_upstream_outcome(const tide_pg_error *e)
 {
+    if (!e) return TIDE_OUTCOME_OK;
     const char *c = e->code;
-    if (c[0] == '0' && c[1] == '8') return 1;                       /* connection */
-    if (strncmp(c, "57P0", 4) == 0) return 1;                       /* shutdown, crash */
-    if (strcmp(c, "53300") == 0) return 1;                          /* too many connections */
-    if (strcmp(c, "TIDE_STATEMENT_TIMEOUT") == 0) return 1;
-    if (strcmp(c, "TIDE_ACQUIRE_TIMEOUT") == 0) return 1;
-    return 0;
+    if (c[0] == '0' && c[1] == '8') return TIDE_OUTCOME_FAILED;     /* connection */
+    if (strncmp(c, "57P0", 4) == 0) return TIDE_OUTCOME_FAILED;     /* shutdown, crash */
+    if (strcmp(c, "53300") == 0) return TIDE_OUTCOME_FAILED;        /* too many connections */
+    if (strcmp(c, "TIDE_STATEMENT_TIMEOUT") == 0) return TIDE_OUTCOME_FAILED;
+    /* tide's own queue was full: the call never reached the upstream, which says nothing
+     * about it (and an anonymous flood must not be able to open a breaker this way) */
+    if (strcmp(c, "TIDE_ACQUIRE_TIMEOUT") == 0) return TIDE_OUTCOME_NONE;
+    return TIDE_OUTCOME_OK;   /* an SQL error: the database answered */
+}
+
+void tide_upstream_settle(tide_upstream *u, double now, unsigned ticket, const tide_pg_error *e)
+{
+    int outcome = tide_upstream_outcome(e);
+    if (outcome == TIDE_OUTCOME_NONE)
+        tide_breaker_release(&u->breaker, ticket);
+    else
+        tide_upstream_record(u, now, ticket, outcome == TIDE_OUTCOME_OK);
 }
 
 const char *tide_upstream_status(const tide_upstream *u, double now)

@@ -53,9 +53,16 @@ void tide_upstream_record(tide_upstream *u, double now, unsigned ticket, int ok)
 /* Whether the breaker refuses calls right now (open and still waiting), without taking a
  * half-open probe slot. */
 int tide_upstream_is_open(const tide_upstream *u, double now);
-/* Whether err says the upstream itself is failing (connection, shutdown, timeout), as opposed
- * to an SQL error that a healthy database returns. Feeds the breaker. */
-int tide_upstream_is_failure(const tide_pg_error *err);
+/* What a call's result says about the upstream: TIDE_OUTCOME_OK for success (err NULL) and for
+ * SQL errors a healthy database returns (a unique violation, say); TIDE_OUTCOME_FAILED when
+ * the upstream itself is failing (connection, shutdown, too many connections, statement
+ * timeout); TIDE_OUTCOME_NONE when the call never reached it (TIDE_ACQUIRE_TIMEOUT: tide's own
+ * pool was full). */
+enum { TIDE_OUTCOME_OK, TIDE_OUTCOME_FAILED, TIDE_OUTCOME_NONE };
+int tide_upstream_outcome(const tide_pg_error *err);
+/* Settles an allowed call's breaker ticket by that outcome: recorded (tide_upstream_record) for
+ * OK and FAILED, released without an outcome for NONE. */
+void tide_upstream_settle(tide_upstream *u, double now, unsigned ticket, const tide_pg_error *err);
 /* "healthy", "degraded" or "down" at time now. */
 const char *tide_upstream_status(const tide_upstream *u, double now);
 
