@@ -158,6 +158,31 @@ static void call_resume(pgcall *pc, int nret)
 static void defer_error(pgcall *pc, const char *code, int status, const char *msg,
                         double retry_after);
 
+/* What a client reads for an error about tide's upstreams rather than the statement: a fixed
+ * message per code, because the original text is libpq's or tide's own and names hosts,
+ * ports, users and upstreams. NULL for the others (SQL errors keep the database's message,
+ * as PostgREST does). */
+static const char *public_message(const char *code)
+{
+    static const struct { const char *code, *msg; } fixed[] = {
+        { "08001", "the database cannot be reached" },
+        { "TIDE_OUTCOME_UNKNOWN", "the connection to the database was lost after the write was "
+          "sent: it may or may not have been applied; check before repeating it" },
+        { "TIDE_UPSTREAM_UNAVAILABLE", "the database is unavailable; retry later" },
+        { "TIDE_ACQUIRE_TIMEOUT", "no database connection became free in time" },
+        { "TIDE_STATEMENT_TIMEOUT", "the statement did not finish in time (a write may still "
+          "have been applied)" },
+        { "TIDE_TX_CLOSED", "the transaction's database connection is gone" },
+        { "TIDE_SHUTDOWN", "tide is shutting down" },
+    };
+    for (size_t i = 0; i < sizeof fixed / sizeof fixed[0]; i++)
+        if (strcmp(code, fixed[i].code) == 0) return fixed[i].msg;
+    if (code[0] == '0' && code[1] == '8') return "the connection to the database was lost";
+    return NULL;
+}
+
+/* Resumes the coroutine with nil, err. Errors with a public message (above) reach Lua with
+ * that message and "request <id>" as details; their original text goes to the log. */
 static void resume_with_error(pgcall *pc, const char *code, int status, const char *msg,
                               const char *detail, const char *hint, double retry_after)
 {
@@ -165,6 +190,17 @@ static void resume_with_error(pgcall *pc, const char *code, int status, const ch
     if (pc->starting) {           /* never resume a coroutine before it has yielded */
         defer_error(pc, code, status, msg, retry_after);
         return;
+    }
+    const char *pub = public_message(code);
+    char rid[48];
+    if (pub) {
+        tide_warn("request %s: upstream %s: %s (%s)", t->id,
+                  tide_upstream_name(pc->up ? pc->up->index : pc->up_index), msg ? msg : "",
+                  code);
+        snprintf(rid, sizeof rid, "request %s", t->id);
+        msg = pub;
+        detail = rid;
+        hint = NULL;
     }
     lua_State *co = t->co;
     lua_pushnil(co);
@@ -269,16 +305,12 @@ static void call_failed(pgcall *pc, const tide_pg_error *e)
         snprintf(buf, sizeof buf, "%s; the write was sent, so it may or may not have been "
                  "applied: check before repeating it", msg ? msg : "connection lost");
         msg = buf;
-    } else if (strcmp(code, "TIDE_STATEMENT_TIMEOUT") == 0 && sent_write) {
-        snprintf(buf, sizeof buf, "%s; the write may still have been applied",
-                 msg ? msg : "statement timeout");
-        msg = buf;
     } else if (strcmp(code, "57014") == 0) {
         status = t->aborted ? 499 : 504;          /* cancelled: statement timeout or client gone */
     }
-    if (code[0] == '0' || strncmp(code, "TIDE_", 5) == 0 || strncmp(code, "57", 2) == 0)
+    if (!public_message(code) && (code[0] == '0' || strncmp(code, "57", 2) == 0))
         tide_warn("request %s: upstream %s: %s (%s)", t->id, tide_upstream_name(u->index),
-                  msg ? msg : "", code);
+                  msg ? msg : "", code);   /* public ones are logged when they are answered */
     resume_with_error(pc, code, status, msg, e->detail, e->hint, 0);
 }
 

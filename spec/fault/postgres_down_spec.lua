@@ -142,6 +142,30 @@ describe("fault: Postgres stopped (immediate) under load", function()
         problem(slow, string.format("requests while Postgres was down took %.1f s or more", FAST))
         problem(no_retry_after, "breaker refusals without Retry-After: 0.." .. (math.ceil(open_wait) + 1))
 
+        -- No answer tells the client where the database is or who tide logs in as: libpq's
+        -- connection errors name the host, the port and the user; those go to tide's log only.
+        local leaks = {}
+        local revealing = { "127%.0%.0%.1", "localhost", "authenticator", "connection to server",
+                            "Connection refused", "server closed the connection" }
+        for _, port in ipairs { os.getenv("TIDE_PG_PORT"), os.getenv("TIDE_SESSION_PORT"),
+                                os.getenv("TIDE_TXN_PORT") } do
+            revealing[#revealing + 1] = "%f[%d]" .. port .. "%f[%D]"
+        end
+        for _, r in ipairs(records) do
+            if type(r.body) == "table" and r.status and r.status >= 500 then
+                local text = table.concat({ tostring(r.body.message), tostring(r.body.details),
+                                            tostring(r.body.hint) }, " ")
+                for _, pat in ipairs(revealing) do
+                    if text:find(pat) then
+                        r.err = "reveals " .. pat .. ": " .. text
+                        leaks[#leaks + 1] = r
+                        break
+                    end
+                end
+            end
+        end
+        problem(leaks, "error answers revealed the upstream's address or user")
+
         -- Going down and coming up: a 2xx or a 503 that says what happened; nothing hangs.
         local unclear, hung = {}, {}
         for _, r in ipairs(transition) do
