@@ -48,7 +48,7 @@ run: deps all
 	$(Q)db/stack.sh up
 	$(Q)bash -c 'trap "db/stack.sh down" EXIT; . ./var/stack.env; \
 	  export TIDE_DSN_DIRECT TIDE_DSN_SESSION TIDE_DSN_TRANSACTION; \
-	  $(TIDE) serve -c etc/tide.conf.lua'
+	  $(TIDE) serve --dev -c etc/tide.conf.lua'
 
 stack-up:
 	$(Q)db/stack.sh up
@@ -69,7 +69,7 @@ test: deps all
 	$(Q)spec/run.sh
 
 check: all
-	$(Q)$(TIDE) check -c etc/tide.conf.lua
+	$(Q)$(TIDE) check --dev -c etc/tide.conf.lua
 
 lint:
 	$(Q)if command -v luacheck >/dev/null; then luacheck bindings scripts policies spec; \

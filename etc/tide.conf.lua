@@ -2,8 +2,11 @@
 -- Environment variables override these values:
 --   TIDE_HTTP_PORT, TIDE_ADMIN_PORT, TIDE_JWT_SECRET, TIDE_ENCRYPTION_KEY,
 --   TIDE_DSN_DIRECT, TIDE_DSN_SESSION, TIDE_DSN_TRANSACTION,
---   TIDE_SCRIPTS_DIR, TIDE_POLICIES_DIR, TIDE_BINDINGS_DIR, TIDE_LOG_LEVEL
--- The defaults below are for local development only: set real secrets in production.
+--   TIDE_SCRIPTS_DIR, TIDE_POLICIES_DIR, TIDE_BINDINGS_DIR, TIDE_LOG_LEVEL, TIDE_DEV
+-- The secrets below are published with tide, so tide refuses them unless development mode is
+-- asked for (`tide serve --dev` or TIDE_DEV=1; `make run` and `make test` ask). Anywhere else,
+-- set your own: TIDE_JWT_SECRET (openssl rand -base64 48) and TIDE_ENCRYPTION_KEY
+-- (openssl rand -hex 32).
 return {
   listen = { host = "127.0.0.1", port = 8080 },
   admin  = { host = "127.0.0.1", port = 8081 },

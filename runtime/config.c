@@ -173,7 +173,35 @@ static int load_file(const char *path, tide_config *c, char *key_hex, size_t key
     return 0;
 }
 
-int tide_config_load(const char *path, tide_config *c, char *err, size_t errlen)
+/* Secrets anyone can read: the ones this repository ships for development and tests, and the
+ * demo secret of Supabase's self-hosting guide. Accepted in development mode only. */
+static const char *const published_jwt_secrets[] = {
+    "tide-local-development-jwt-secret-change-me-0001",
+    "tide-test-secret-0123456789-abcdefghijklmnop",
+    "tide-bench-jwt-secret-0123456789-abcdefghijkl",
+    "super-secret-jwt-token-with-at-least-32-characters-long",
+};
+static const char published_enc_key[] =
+    "6c6f63616c2d6465762d6b65792d6368616e67652d6d652d706c656173652121";
+
+static int is_published_secret(const char *secret)
+{
+    for (size_t i = 0; i < sizeof published_jwt_secrets / sizeof published_jwt_secrets[0]; i++)
+        if (strcmp(secret, published_jwt_secrets[i]) == 0) return 1;
+    return 0;
+}
+
+static int is_published_key(const unsigned char key[32])
+{
+    tide_config k;
+    memset(&k, 0, sizeof k);
+    if (parse_key(&k, published_enc_key) != 0) return 0;
+    int same = memcmp(key, k.enc_key, sizeof k.enc_key) == 0;
+    memset(k.enc_key, 0, sizeof k.enc_key);
+    return same;
+}
+
+int tide_config_load(const char *path, int dev, tide_config *c, char *err, size_t errlen)
 {
     char key_hex[80] = "";
     defaults(c);
@@ -202,6 +230,24 @@ int tide_config_load(const char *path, tide_config *c, char *err, size_t errlen)
     }
     if (key_hex[0] && parse_key(c, key_hex) != 0) {
         snprintf(err, errlen, "crypto.key (or TIDE_ENCRYPTION_KEY) must be 64 hex characters");
+        tide_config_free(c);
+        return TIDE_EINVAL;
+    }
+    if ((v = getenv("TIDE_DEV")) && strcmp(v, "1") == 0) dev = 1;
+    c->dev = dev;
+    if (!dev && is_published_secret(c->jwt_secret)) {
+        snprintf(err, errlen, "jwt.secret is a published development secret: anyone could sign "
+                 "tokens with it, service_role included. Set your own (TIDE_JWT_SECRET or "
+                 "jwt.secret, e.g. `openssl rand -base64 48`), or pass --dev (TIDE_DEV=1) for "
+                 "local development only");
+        tide_config_free(c);
+        return TIDE_EINVAL;
+    }
+    if (!dev && c->has_enc_key && is_published_key(c->enc_key)) {
+        snprintf(err, errlen, "crypto.key is the published development key: stored API keys "
+                 "sealed with it are readable by anyone. Set your own (TIDE_ENCRYPTION_KEY or "
+                 "crypto.key, 64 hex characters, e.g. `openssl rand -hex 32`), or pass --dev "
+                 "(TIDE_DEV=1) for local development only");
         tide_config_free(c);
         return TIDE_EINVAL;
     }

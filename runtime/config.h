@@ -26,11 +26,16 @@ typedef struct tide_config {
     tide_upstream_config upstreams[TIDE_UPSTREAMS];
     tide_http_limits http;
     unsigned char enc_key[32]; int has_enc_key;
+    int dev;                 /* development mode: published secrets are accepted */
 } tide_config;
 
-/* Loads path (NULL = defaults only) and applies environment overrides. Returns 0, or an error
- * with a message in err. On error *cfg holds nothing to free. */
-TIDE_MUST_CHECK int tide_config_load(const char *path, tide_config *cfg, char *err, size_t errlen);
+/* Loads path (NULL = defaults only) and applies environment overrides. dev (or TIDE_DEV=1)
+ * asks for development mode; without it a JWT secret or AES key that this repository
+ * publishes (etc/tide.conf.lua's, the test suite's, Supabase's demo secret) is refused, so a
+ * forgotten override cannot let anyone mint tokens. Returns 0, or an error with a message in
+ * err. On error *cfg holds nothing to free. */
+TIDE_MUST_CHECK int tide_config_load(const char *path, int dev, tide_config *cfg, char *err,
+                                     size_t errlen);
 void tide_config_free(tide_config *cfg);
 /* "direct", "session", "transaction"; returns -1 for another name. */
 int tide_upstream_index(const char *name);

@@ -16,11 +16,12 @@
 static void usage(FILE *f)
 {
     fprintf(f,
-            "usage: tide serve [-c CONFIG]     serve HTTP in the foreground\n"
-            "       tide check [-c CONFIG]     validate config, scripts and policies\n"
-            "       tide token [-c CONFIG] --sub UUID [--role ROLE] [--ttl SECONDS]\n"
-            "                                  print a signed dev token\n"
-            "CONFIG defaults to $TIDE_CONFIG or etc/tide.conf.lua\n");
+            "usage: tide serve [-c CONFIG] [--dev]   serve HTTP in the foreground\n"
+            "       tide check [-c CONFIG] [--dev]   validate config, scripts and policies\n"
+            "       tide token [-c CONFIG] [--dev] --sub UUID [--role ROLE] [--ttl SECONDS]\n"
+            "                                        print a signed token\n"
+            "CONFIG defaults to $TIDE_CONFIG or etc/tide.conf.lua. --dev (or TIDE_DEV=1) is\n"
+            "development mode: the secrets published with tide are accepted.\n");
 }
 
 static const char *default_config(void)
@@ -29,10 +30,12 @@ static const char *default_config(void)
     return c && *c ? c : "etc/tide.conf.lua";
 }
 
+static int dev_mode;   /* --dev */
+
 static int load_config(tide_app *app, const char *path)
 {
     char err[1024];
-    if (tide_config_load(path, &app->cfg, err, sizeof err) != 0) {
+    if (tide_config_load(path, dev_mode, &app->cfg, err, sizeof err) != 0) {
         fprintf(stderr, "tide: config: %s\n", err);
         return -1;
     }
@@ -80,6 +83,9 @@ static int cmd_serve(const char *config)
     memset(&app, 0, sizeof app);
     app.config_path = config;
     if (load_config(&app, config) != 0) return 2;
+    if (app.cfg.dev)
+        tide_warn("development mode: published secrets are accepted; never run it like this "
+                  "where anyone else can reach it");
     signal(SIGPIPE, SIG_IGN);
     app.loop = ev_default_loop(EVFLAG_AUTO);
     app.started_at = ev_now(app.loop);
@@ -166,7 +172,8 @@ int main(int argc, char **argv)
     static const struct option opts[] = {
         { "config", required_argument, NULL, 'c' }, { "sub", required_argument, NULL, 's' },
         { "role", required_argument, NULL, 'r' },   { "ttl", required_argument, NULL, 't' },
-        { "help", no_argument, NULL, 'h' },         { NULL, 0, NULL, 0 } };
+        { "help", no_argument, NULL, 'h' },         { "dev", no_argument, NULL, 'd' },
+        { NULL, 0, NULL, 0 } };
     optind = 2;
     int ch;
     while ((ch = getopt_long(argc, argv, "c:h", opts, NULL)) != -1) {
@@ -175,6 +182,7 @@ int main(int argc, char **argv)
         case 's': sub = optarg; break;
         case 'r': role = optarg; break;
         case 't': ttl = atoll(optarg); break;
+        case 'd': dev_mode = 1; break;
         case 'h': usage(stdout); return 0;
         default: usage(stderr); return 2;
         }

@@ -122,6 +122,8 @@ export TIDE_HTTP_PORT=$http TIDE_ADMIN_PORT=$admin
 export TIDE_SCRIPTS_DIR=$bundle/scripts TIDE_POLICIES_DIR=$bundle/policies
 export TIDE_BINDINGS_DIR=$repo/bindings TIDE_CONFIG=$repo/etc/tide.conf.lua
 export TIDE_JWT_SECRET=${TIDE_JWT_SECRET:-tide-test-secret-0123456789-abcdefghijklmnop}
+# the suite runs on secrets published in this repository: development mode says that is meant
+export TIDE_DEV=1
 # tide reaches Postgres itself by host *name*: the path that resolves it off the event loop
 TIDE_DSN_DIRECT=${TIDE_DSN_DIRECT/@127.0.0.1:/@localhost:}
 export TIDE_DSN_DIRECT TIDE_DSN_SESSION TIDE_DSN_TRANSACTION TIDE_DSN_ADMIN
