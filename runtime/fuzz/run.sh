@@ -18,7 +18,7 @@ for t in "$@"; do
   "$bin" -max_total_time="$secs" -timeout=2 -rss_limit_mb=1024 -max_len=65536 \
     -artifact_prefix="build-fuzz/crash-$t-" -print_final_stats=1 "$work" "$seeds" >"$log" 2>&1
   rc=$?
-  execs=$(grep -E '^stat::number_of_executed_units' "$log" | awk '{print $2}')
+  execs=$(grep -E '^stat::number_of_executed_units' "$log" | tail -n 1 | awk '{print $2}')
   cov=$(grep -E '#[0-9]+.*(cov|ft):' "$log" | tail -n 1 | grep -oE 'cov: [0-9]+ ft: [0-9]+')
   if [ $rc -eq 0 ]; then
     echo "fuzz $t: ok, ${execs:-?} execs in ${secs}s (${cov:-no coverage line}), corpus $(ls "$work" | wc -l) files"
