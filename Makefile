@@ -82,7 +82,7 @@ asan:
 	$(Q)$(MAKE) BUILD=build-asan CFLAGS="-O1 -g -fsanitize=address,undefined -fno-omit-frame-pointer" \
 	  LDFLAGS="-fsanitize=address,undefined" all test-c-build
 	$(Q)TIDE_BUILD=build-asan TIDE_BIN=$(CURDIR)/build-asan/tide UBSAN_OPTIONS=halt_on_error=1 \
-	  TIDE_TEST_SLOWDOWN=4 \
+	  TIDE_TEST_SLOWDOWN=4 TIDE_TEST_ASAN=1 \
 	  spec/run.sh
 
 # make fuzz: libFuzzer targets (runtime/fuzz/fuzz_NAME.c, seeds in runtime/fuzz/corpus/NAME/),

@@ -28,6 +28,11 @@ local function worst_within_limit()
     return b
 end
 
+-- ASan's allocator keeps freed memory in quarantine (256 MB by default) and ignores
+-- malloc_trim, so under make asan RSS says nothing about tide: the memory bound is checked on
+-- the regular build only.
+local INSTRUMENTED = os.getenv("TIDE_TEST_ASAN") == "1"
+
 local function rss_kb()
     local f = assert(io.open("/proc/" .. math.floor(env.pid) .. "/status", "r"))
     local s = f:read("*a")
@@ -79,6 +84,9 @@ describe("hostile request bodies", function()
             assert.are.equal(400, status)
             assert.are.equal("TIDE_INVALID_EMBEDDING", body.code)
             assert.is_true(took < 1.0, ("took %.3f s"):format(took))
+        end
+        if INSTRUMENTED then
+            return
         end
         local ok = env.wait_until(function()
             return rss_kb() - before < 64 * 1024
