@@ -142,17 +142,22 @@ end
 ---------------------------------------------------------------------------------------------
 -- decode
 
+-- Index and byte of the first non-whitespace byte at or after i.
+local function skip_ws(s, i)
+    local c = byte(s, i)
+    while c == 32 or c == 10 or c == 13 or c == 9 do
+        i = i + 1
+        c = byte(s, i)
+    end
+    return i, c
+end
+
 -- True when s contains "[" followed by optional JSON whitespace and "]" anywhere (possibly
 -- inside a string: then the slow path runs for nothing, which is only slower, not wrong).
 local function has_empty_array(s)
     local i = find(s, "[", 1, true)
     while i do
-        local j = i + 1
-        local c = byte(s, j)
-        while c == 32 or c == 10 or c == 13 or c == 9 do
-            j = j + 1
-            c = byte(s, j)
-        end
+        local j, c = skip_ws(s, i + 1)
         if c == 93 then
             return true
         end
@@ -206,12 +211,7 @@ local function tag_empty_arrays(s, root)
                     node = parent[keys[depth]]
                 end
             end
-            local j = i + 1
-            local nc = byte(s, j)
-            while nc == 32 or nc == 10 or nc == 13 or nc == 9 do
-                j = j + 1
-                nc = byte(s, j)
-            end
+            local j, nc = skip_ws(s, i + 1)
             if nc == 93 or nc == 125 then                   -- empty: ] or }
                 if type(node) == "table" and next(node) == nil then
                     setmetatable(node, c == 91 and array_mt or nil)
