@@ -120,13 +120,15 @@ int tide__jwt_sign_input(const char *secret, size_t secret_len, const char *inpu
     return 0;
 }
 
-/* Decodes one base64url segment into a fresh NUL-terminated buffer. */
+/* Decodes one base64url segment into a fresh NUL-terminated buffer. A NUL byte inside is
+ * TIDE_EPARSE: jansson stops at a raw NUL after a number or literal and goes on parsing, so
+ * the JSON it checked and the C string the claims travel on as would differ. */
 static int decode_segment(const char *s, size_t len, unsigned char **out, size_t *outlen)
 {
     unsigned char *buf = malloc(len / 4 * 3 + 3 + 1);
     if (!buf)
         return TIDE_ENOMEM;
-    if (tide__b64url_decode(s, len, buf, outlen) != 0) {
+    if (tide__b64url_decode(s, len, buf, outlen) != 0 || memchr(buf, 0, *outlen)) {
         free(buf);
         return TIDE_EPARSE;
     }

@@ -17,7 +17,8 @@ typedef struct tide_jwt_claims {
 } tide_jwt_claims;
 
 /* Verifies token (compact JWS "h.p.s", len bytes) with the HS256 secret.
- * Returns 0 and fills *out, or: TIDE_EPARSE (malformed, bad base64url or JSON),
+ * Returns 0 and fills *out, or: TIDE_EPARSE (malformed, bad base64url or JSON, a NUL byte in
+ * the decoded header or payload),
  * TIDE_EALG (alg other than HS256, including "none"), TIDE_EAUTH (bad signature),
  * TIDE_EEXPIRED (now >= exp), TIDE_ENOTYET (now < nbf), TIDE_EROLE (role claim other than
  * anon/authenticated/service_role; a missing role claim means authenticated),

@@ -33,6 +33,21 @@ static char *make_token(const char *header, const char *payload, const char *sec
     return tok;
 }
 
+/* make_token for header and payload given with their lengths (they may hold NUL bytes),
+ * signed with SECRET. */
+static char *make_token_n(const char *header, size_t hl, const char *payload, size_t pl)
+{
+    char *input = malloc(hl * 2 + pl * 2 + 8);
+    size_t n = tide__b64url_encode(header, hl, input);
+    input[n++] = '.';
+    n += tide__b64url_encode(payload, pl, input + n);
+    char *tok = NULL;
+    if (tide__jwt_sign_input(SECRET, strlen(SECRET), input, n, &tok) != 0)
+        tok = NULL;
+    free(input);
+    return tok;
+}
+
 /* Signs raw (already encoded) segments "h64.p64". */
 static char *sign_raw(const char *input)
 {
@@ -346,6 +361,35 @@ TEST(jwt_malformed)
     CHECK_EQ_INT(verify_hp(HS256, "", 0), TIDE_EPARSE);
 }
 
+/* jansson stops at a raw NUL right after a number (or true/false/null) and carries on, so
+ * the claims it checked and the C string handed on as claims_json would differ. Any NUL in
+ * the decoded header or payload is refused, even correctly signed. */
+static int verify_n(const char *header, size_t hl, const char *payload, size_t pl)
+{
+    tide_jwt_claims c;
+    char *tok = make_token_n(header, hl, payload, pl);
+    int rc = tok ? verify(tok, 0, &c) : 999;
+    free(tok);
+    return rc;
+}
+
+TEST(jwt_nul_bytes)
+{
+    static const char p1[] = "{\"role\":\"anon\",\"x\":1\0,\"role2\":2}";
+    static const char p2[] = "{\"x\":1\0,\"role\":\"service_role\"}";
+    static const char p3[] = "{\"sub\":\"u\",\"ok\":true\0}";
+    static const char p4[] = "{\"sub\":\"u\"}\0";
+    static const char h1[] = "{\"alg\":\"HS256\",\"n\":1\0}";
+    CHECK_EQ_INT(verify_n(HS256, strlen(HS256), p1, sizeof p1 - 1), TIDE_EPARSE);
+    CHECK_EQ_INT(verify_n(HS256, strlen(HS256), p2, sizeof p2 - 1), TIDE_EPARSE);
+    CHECK_EQ_INT(verify_n(HS256, strlen(HS256), p3, sizeof p3 - 1), TIDE_EPARSE);
+    CHECK_EQ_INT(verify_n(HS256, strlen(HS256), p4, sizeof p4 - 1), TIDE_EPARSE);
+    CHECK_EQ_INT(verify_n(h1, sizeof h1 - 1, "{}", 2), TIDE_EPARSE);
+    /* the same bytes without the NUL are fine: it is the NUL that is refused */
+    static const char ok[] = "{\"x\":1,\"role\":\"anon\"}";
+    CHECK_EQ_INT(verify_n(HS256, strlen(HS256), ok, sizeof ok - 1), 0);
+}
+
 TEST(jwt_oversize)
 {
     char *payload = malloc(9000);
@@ -420,6 +464,7 @@ TEST_LIST_BEGIN
     TEST_ENTRY(jwt_roles)
     TEST_ENTRY(jwt_sub)
     TEST_ENTRY(jwt_malformed)
+    TEST_ENTRY(jwt_nul_bytes)
     TEST_ENTRY(jwt_oversize)
     TEST_ENTRY(jwt_base64url)
     TEST_ENTRY(jwt_bad_arguments)
