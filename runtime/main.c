@@ -147,8 +147,11 @@ static int cmd_token(const char *config, const char *sub, const char *role, long
     if (ttl <= 0) { fprintf(stderr, "tide token: --ttl must be positive\n"); return 2; }
     if (load_config(&app, config) != 0) return 2;
     char *tok = NULL;
+    /* a token this tide accepts: the configured audience and issuer */
+    const tide_jwt_policy policy = { app.cfg.jwt_leeway, app.cfg.jwt_require_exp,
+                                     app.cfg.jwt_audience, app.cfg.jwt_issuer };
     int rc = tide_jwt_sign(app.cfg.jwt_secret, strlen(app.cfg.jwt_secret), sub, role, ttl,
-                           time(NULL), &tok);
+                           time(NULL), &policy, &tok);
     tide_config_free(&app.cfg);
     if (rc != 0) { fprintf(stderr, "tide token: %s\n", tide_strerror(rc)); return 1; }
     printf("%s\n", tok);
