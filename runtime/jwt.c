@@ -242,8 +242,9 @@ static int check_claims(json_t *claims, time_t now, const tide_jwt_policy *pol,
     if (has_exp) {
         if (t - leeway >= exp)
             return TIDE_EEXPIRED;
-        /* floor, so a cache that compares whole seconds never keeps it past exp */
-        long long e = exp >= 9.2e18 ? INT64_MAX : (long long)exp;
+        /* floor, so a cache that compares whole seconds never keeps it past exp; 2^63 and
+         * above saturate (INT64_MAX, as a double, is 2^63 itself: still <= exp) */
+        long long e = exp >= 9223372036854775808.0 ? INT64_MAX : (long long)exp;
         if ((double)e > exp)
             e--;
         out->exp = e;
