@@ -287,7 +287,7 @@ static int cmd_reseal(const char *config)
                resealed, unreadable, changed);
         if (unreadable == 0 && changed == 0)
             printf("tide reseal: no v1 keys left; the table owner may now run: ALTER TABLE "
-                   "public.api_keys VALIDATE CONSTRAINT api_keys_encrypted_key_v2;\n");
+                   "public.api_keys VALIDATE CONSTRAINT api_keys_encrypted_key_not_v1;\n");
         else
             status = 1;
     }

@@ -11,14 +11,16 @@
 -- Until then tide shows those keys as unreadable (masked_key null, a use is 409) rather than
 -- open a ciphertext that proves nothing about where it was found.
 --
--- From here on no new v1 text can be written: the CHECK below is NOT VALID, so it holds for
--- every insert and update while the v1 rows already there wait for tide reseal (which writes
--- v2). Once tide reseal reports no v1 rows left, the table owner may run
---     ALTER TABLE public.api_keys VALIDATE CONSTRAINT api_keys_encrypted_key_v2;
+-- From here on no new v1 text can be written, so the v1 rows tide reseal trusts are the ones
+-- that were there before: the CHECK below is NOT VALID, so it holds for every insert and
+-- update while the v1 rows already there wait for tide reseal (which writes v2). (It refuses
+-- v1 only: anything else that is not a v2 text tide simply cannot open.) Once tide reseal
+-- reports no v1 rows left, the table owner may run
+--     ALTER TABLE public.api_keys VALIDATE CONSTRAINT api_keys_encrypted_key_not_v1;
 -- A tide older than this change writes v1 and so can no longer save keys: deploy tide first.
 
 ALTER TABLE public.api_keys
-    ADD CONSTRAINT api_keys_encrypted_key_v2 CHECK (encrypted_key LIKE 'v2:%') NOT VALID;
+    ADD CONSTRAINT api_keys_encrypted_key_not_v1 CHECK (encrypted_key NOT LIKE 'v1:%') NOT VALID;
 
 COMMENT ON COLUMN public.api_keys.encrypted_key IS
     'the key sealed by tide: "v2:" base64(0x02 | nonce[12] | AES-256-GCM ciphertext | tag[16]), '

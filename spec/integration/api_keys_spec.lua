@@ -223,7 +223,7 @@ describe("API keys", function()
                                 " -c " .. env.quote("update api_keys set encrypted_key = 'v1:AAAA' where id = " ..
                                                     env.lit(k.id)) .. " 2>&1")
         assert.is_false(ok)
-        assert.matches("api_keys_encrypted_key_v2", out, 1, true)
+        assert.matches("api_keys_encrypted_key_not_v1", out, 1, true)
     end)
 
     it("lists keys masked, newest first, never with the key, ciphertext or hash", function()
@@ -348,14 +348,14 @@ describe("API keys", function()
         -- rows as tide wrote them before v2 (plain SHA-256 hash): one under the configured key,
         -- one under a key tide does not have. Migration 006's CHECK refuses v1 texts, so it is
         -- set aside for the insert and put back (NOT VALID) in the same transaction.
-        env.psql("begin; alter table api_keys drop constraint api_keys_encrypted_key_v2; " ..
+        env.psql("begin; alter table api_keys drop constraint api_keys_encrypted_key_not_v1; " ..
                  "insert into api_keys (id, user_id, service_name, key_name, encrypted_key, key_hash) values (" ..
                  env.lit(ids[1]) .. ", " .. env.lit(w.id) .. ", 'legacy', 'one', " ..
                  env.lit(seal_v1(key, legacy)) .. ", encode(sha256(" .. env.lit(legacy) .. "::bytea), 'hex')), (" ..
                  env.lit(ids[2]) .. ", " .. env.lit(w.id) .. ", 'legacy', 'two', " ..
                  env.lit(seal_v1(other_key, "another-key-XXXX")) .. ", 'x'); " ..
-                 "alter table api_keys add constraint api_keys_encrypted_key_v2 " ..
-                 "check (encrypted_key like 'v2:%') not valid; commit")
+                 "alter table api_keys add constraint api_keys_encrypted_key_not_v1 " ..
+                 "check (encrypted_key not like 'v1:%') not valid; commit")
 
         local function listed()
             local _, rows = call(w, "GET", "/v1/api-keys")
