@@ -65,9 +65,11 @@ int tide_crypto_seal(const unsigned char key[32], const void *aad, size_t aadlen
     unsigned char *raw = malloc(rawlen);
     char *txt = malloc(PREFIX_LEN + 4 * ((rawlen + 2) / 3) + 1);
     EVP_CIPHER_CTX *ctx = EVP_CIPHER_CTX_new();
-    unsigned char *nonce = raw + 1, *ct = raw + 1 + NONCE;
+    unsigned char *nonce, *ct;
     int rc = TIDE_EIO, n = 0, m = 0;
     if (!raw || !txt || !ctx) { rc = TIDE_ENOMEM; goto done; }
+    nonce = raw + 1;
+    ct = nonce + NONCE;
     raw[0] = V2_BYTE;
     if (RAND_bytes(nonce, NONCE) != 1) goto done;
     if (EVP_EncryptInit_ex(ctx, EVP_aes_256_gcm(), NULL, key, nonce) != 1) goto done;
