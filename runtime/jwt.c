@@ -1,7 +1,8 @@
 /* jwt.c - HS256 JSON Web Tokens (RFC 7519 / RFC 7515 compact form): strict base64url,
- * HMAC-SHA256 via OpenSSL with a constant-time compare, header and claims parsed by jansson.
- * The signature is checked before the payload is parsed, so unauthenticated claims are never
- * interpreted. Pure: no I/O, no logging, no global state. */
+ * HMAC-SHA256 via OpenSSL with a constant-time compare, header and claims parsed by jansson,
+ * then the claims checked against the caller's policy (exp, nbf, role, exp required, iss,
+ * aud). The signature is checked before the payload is parsed, so unauthenticated claims are
+ * never interpreted. Pure: no I/O, no logging, no global state. */
 #include "jwt.h"
 
 #include <stdint.h>
@@ -121,8 +122,8 @@ int tide__jwt_sign_input(const char *secret, size_t secret_len, const char *inpu
 }
 
 /* Decodes one base64url segment into a fresh NUL-terminated buffer. A NUL byte inside is
- * TIDE_EPARSE: jansson stops at a raw NUL after a number or literal and goes on parsing, so
- * the JSON it checked and the C string the claims travel on as would differ. */
+ * TIDE_EPARSE: jansson steps over a raw NUL after a number or literal and goes on parsing, so
+ * the claims it checked and the C string they are passed on as would differ. */
 static int decode_segment(const char *s, size_t len, unsigned char **out, size_t *outlen)
 {
     unsigned char *buf = malloc(len / 4 * 3 + 3 + 1);
