@@ -1,6 +1,7 @@
 -- etc/tide.conf.lua: tide's configuration (read once at start; restart to change it).
 -- Environment variables override these values:
 --   TIDE_HTTP_PORT, TIDE_ADMIN_PORT, TIDE_JWT_SECRET, TIDE_ENCRYPTION_KEY,
+--   TIDE_JWT_AUDIENCE, TIDE_JWT_ISSUER, TIDE_JWT_REQUIRE_EXP (0 or 1),
 --   TIDE_DSN_DIRECT, TIDE_DSN_SESSION, TIDE_DSN_TRANSACTION,
 --   TIDE_SCRIPTS_DIR, TIDE_POLICIES_DIR, TIDE_BINDINGS_DIR, TIDE_LOG_LEVEL, TIDE_DEV
 -- The secrets below are published with tide, so tide refuses them unless development mode is
@@ -16,6 +17,18 @@ return {
     -- HS256 secret shared with whoever issues tokens (at least 32 characters).
     secret = "tide-local-development-jwt-secret-change-me-0001",
     leeway = 30,           -- seconds of clock skew allowed on exp/nbf
+    -- A token without exp is refused (401 TIDE_JWT_INVALID "token has no exp claim").
+    -- Default true: Supabase and `tide token` always set exp; false lets exp-less tokens in,
+    -- and such a token is valid forever.
+    require_exp = true,
+    -- audience (string; default unset: aud is not checked). When set, the token's aud (a
+    -- string, or an array of strings) must contain it, and a token without aud is refused
+    -- (401 TIDE_JWT_AUDIENCE). Like PostgREST's jwt-aud; Supabase's user tokens carry
+    -- aud "authenticated". `tide token` mints tokens with this aud ("authenticated" if unset).
+    -- audience = "authenticated",
+    -- issuer (string; default unset: iss is not checked). When set, iss must equal it
+    -- (401 TIDE_JWT_ISSUER), e.g. "https://<project>.supabase.co/auth/v1".
+    -- issuer = "https://auth.example.com",
   },
 
   -- AES-256-GCM key (64 hex chars) sealing users' stored API keys.

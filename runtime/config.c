@@ -57,6 +57,16 @@ static void get_bool(lua_State *L, const char *key, int *dst)
     lua_pop(L, 1);
 }
 
+/* t[key] is absent, or of type want (and, for strings, not empty). */
+static int check_type(lua_State *L, const char *key, int want)
+{
+    lua_getfield(L, -1, key);
+    int t = lua_type(L, -1);
+    int ok = t == LUA_TNIL || (t == want && (t != LUA_TSTRING || lua_objlen(L, -1) > 0));
+    lua_pop(L, 1);
+    return ok;
+}
+
 static int push_table(lua_State *L, const char *key)
 {
     lua_getfield(L, -1, key);
@@ -71,6 +81,7 @@ static void defaults(tide_config *c)
     c->listen_host = strdup("127.0.0.1"); c->listen_port = 8080;
     c->admin_host = strdup("127.0.0.1");  c->admin_port = 8081;
     c->jwt_leeway = 30;
+    c->jwt_require_exp = 1;
     c->bindings_dir = strdup("bindings");
     c->scripts_dir = strdup("scripts");
     c->policies_dir = strdup("policies");
@@ -131,7 +142,24 @@ static int load_file(const char *path, tide_config *c, char *key_hex, size_t key
         get_str(L, "host", &c->admin_host); get_int(L, "port", &c->admin_port); lua_pop(L, 1);
     }
     if (push_table(L, "jwt")) {
-        get_str(L, "secret", &c->jwt_secret); get_int(L, "leeway", &c->jwt_leeway); lua_pop(L, 1);
+        get_str(L, "secret", &c->jwt_secret); get_int(L, "leeway", &c->jwt_leeway);
+        /* strict types: a misspelt value must not quietly turn a check off */
+        const char *bad = NULL;
+        if (!check_type(L, "require_exp", LUA_TBOOLEAN))
+            bad = "jwt.require_exp must be true or false";
+        else if (!check_type(L, "audience", LUA_TSTRING))
+            bad = "jwt.audience must be a non-empty string";
+        else if (!check_type(L, "issuer", LUA_TSTRING))
+            bad = "jwt.issuer must be a non-empty string";
+        get_bool(L, "require_exp", &c->jwt_require_exp);
+        get_str(L, "audience", &c->jwt_audience);
+        get_str(L, "issuer", &c->jwt_issuer);
+        lua_pop(L, 1);
+        if (bad) {
+            snprintf(err, errlen, "%s: %s", path, bad);
+            lua_close(L);
+            return TIDE_EINVAL;
+        }
     }
     if (push_table(L, "paths")) {
         get_str(L, "bindings", &c->bindings_dir);
@@ -211,6 +239,16 @@ int tide_config_load(const char *path, int dev, tide_config *c, char *err, size_
     }
     const char *v;
     if ((v = getenv("TIDE_JWT_SECRET")) && *v) set_str(&c->jwt_secret, v);
+    if ((v = getenv("TIDE_JWT_AUDIENCE")) && *v) set_str(&c->jwt_audience, v);
+    if ((v = getenv("TIDE_JWT_ISSUER")) && *v) set_str(&c->jwt_issuer, v);
+    if ((v = getenv("TIDE_JWT_REQUIRE_EXP")) && *v) {
+        if (strcmp(v, "0") != 0 && strcmp(v, "1") != 0) {
+            snprintf(err, errlen, "TIDE_JWT_REQUIRE_EXP must be 0 or 1");
+            tide_config_free(c);
+            return TIDE_EINVAL;
+        }
+        c->jwt_require_exp = v[0] == '1';
+    }
     if ((v = getenv("TIDE_HTTP_PORT")) && *v) c->listen_port = atoi(v);
     if ((v = getenv("TIDE_ADMIN_PORT")) && *v) c->admin_port = atoi(v);
     if ((v = getenv("TIDE_SCRIPTS_DIR")) && *v) set_str(&c->scripts_dir, v);
@@ -272,6 +310,7 @@ int tide_config_load(const char *path, int dev, tide_config *c, char *err, size_
 void tide_config_free(tide_config *c)
 {
     free(c->listen_host); free(c->admin_host); free(c->jwt_secret);
+    free(c->jwt_audience); free(c->jwt_issuer);
     free(c->bindings_dir); free(c->scripts_dir); free(c->policies_dir); free(c->log_level);
     for (int i = 0; i < TIDE_UPSTREAMS; i++) free(c->upstreams[i].dsn);
     memset(c->enc_key, 0, sizeof c->enc_key);

@@ -21,6 +21,8 @@ typedef struct tide_config {
     char *listen_host; int listen_port;
     char *admin_host;  int admin_port;
     char *jwt_secret;  int jwt_leeway;
+    int jwt_require_exp;                 /* refuse tokens without exp (default 1) */
+    char *jwt_audience, *jwt_issuer;     /* NULL: aud / iss not checked */
     char *bindings_dir, *scripts_dir, *policies_dir;
     char *log_level;
     tide_upstream_config upstreams[TIDE_UPSTREAMS];

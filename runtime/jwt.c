@@ -1,7 +1,8 @@
 /* jwt.c - HS256 JSON Web Tokens (RFC 7519 / RFC 7515 compact form): strict base64url,
- * HMAC-SHA256 via OpenSSL with a constant-time compare, header and claims parsed by jansson.
- * The signature is checked before the payload is parsed, so unauthenticated claims are never
- * interpreted. Pure: no I/O, no logging, no global state. */
+ * HMAC-SHA256 via OpenSSL with a constant-time compare, header and claims parsed by jansson,
+ * then the claims checked against the caller's policy (exp, nbf, role, exp required, iss,
+ * aud). The signature is checked before the payload is parsed, so unauthenticated claims are
+ * never interpreted. Pure: no I/O, no logging, no global state. */
 #include "jwt.h"
 
 #include <stdint.h>
@@ -120,13 +121,15 @@ int tide__jwt_sign_input(const char *secret, size_t secret_len, const char *inpu
     return 0;
 }
 
-/* Decodes one base64url segment into a fresh NUL-terminated buffer. */
+/* Decodes one base64url segment into a fresh NUL-terminated buffer. A NUL byte inside is
+ * TIDE_EPARSE: jansson steps over a raw NUL after a number or literal and goes on parsing, so
+ * the claims it checked and the C string they are passed on as would differ. */
 static int decode_segment(const char *s, size_t len, unsigned char **out, size_t *outlen)
 {
     unsigned char *buf = malloc(len / 4 * 3 + 3 + 1);
     if (!buf)
         return TIDE_ENOMEM;
-    if (tide__b64url_decode(s, len, buf, outlen) != 0) {
+    if (tide__b64url_decode(s, len, buf, outlen) != 0 || memchr(buf, 0, *outlen)) {
         free(buf);
         return TIDE_EPARSE;
     }
@@ -182,12 +185,40 @@ static int numeric_claim(json_t *claims, const char *name, double *out, int *pre
     return 0;
 }
 
-static int check_claims(json_t *claims, time_t now, int leeway, tide_jwt_claims *out)
+/* v is a JSON string equal to want (byte for byte; jansson strings hold no NUL). */
+static int string_is(json_t *v, const char *want)
+{
+    size_t n = strlen(want);
+    return json_is_string(v) && json_string_length(v) == n &&
+           memcmp(json_string_value(v), want, n) == 0;
+}
+
+/* RFC 7519 4.1.3: aud is one string or an array of strings; a token is for us when it names
+ * us. An array holding anything but strings is malformed and names no one. */
+static int aud_names(json_t *aud, const char *want)
+{
+    if (json_is_string(aud))
+        return string_is(aud, want);
+    if (!json_is_array(aud))
+        return 0;
+    size_t i;
+    json_t *el;
+    int found = 0;
+    json_array_foreach(aud, i, el) {
+        if (!json_is_string(el))
+            return 0;
+        found |= string_is(el, want);
+    }
+    return found;
+}
+
+static const tide_jwt_policy default_policy = { 0, 1, NULL, NULL };
+
+static int check_claims(json_t *claims, time_t now, const tide_jwt_policy *pol,
+                        tide_jwt_claims *out)
 {
     double exp = 0, nbf = 0, t = (double)now;
-    int has_exp, has_nbf, rc;
-    if (leeway < 0)
-        leeway = 0;
+    int has_exp, has_nbf, rc, leeway = pol->leeway < 0 ? 0 : pol->leeway;
     if ((rc = numeric_claim(claims, "exp", &exp, &has_exp)) != 0 ||
         (rc = numeric_claim(claims, "nbf", &nbf, &has_nbf)) != 0)
         return rc;
@@ -212,15 +243,32 @@ static int check_claims(json_t *claims, time_t now, int leeway, tide_jwt_claims 
     if (has_exp) {
         if (t - leeway >= exp)
             return TIDE_EEXPIRED;
-        out->exp = exp >= 9.2e18 ? INT64_MAX : (long long)exp;
+        /* floor, so a cache that compares whole seconds never keeps it past exp; 2^63 and
+         * above saturate (INT64_MAX, as a double, is 2^63 itself: still <= exp) */
+        long long e = exp >= 9223372036854775808.0 ? INT64_MAX : (long long)exp;
+        if ((double)e > exp)
+            e--;
+        out->exp = e;
+        out->has_exp = 1;
+    } else if (pol->require_exp) {
+        out->refused = TIDE_JWT_REFUSED_NO_EXP;
+        return TIDE_EAUTH;
     }
     if (has_nbf && t + leeway < nbf)
         return TIDE_ENOTYET;
+    if (pol->issuer && !string_is(json_object_get(claims, "iss"), pol->issuer)) {
+        out->refused = TIDE_JWT_REFUSED_ISSUER;
+        return TIDE_EAUTH;
+    }
+    if (pol->audience && !aud_names(json_object_get(claims, "aud"), pol->audience)) {
+        out->refused = TIDE_JWT_REFUSED_AUDIENCE;
+        return TIDE_EAUTH;
+    }
     return 0;
 }
 
 int tide_jwt_verify(const char *secret, size_t secret_len, const char *token, size_t len,
-                    time_t now, int leeway, tide_jwt_claims *out)
+                    time_t now, const tide_jwt_policy *policy, tide_jwt_claims *out)
 {
     unsigned char mac[SIG_LEN], sig[SIG_LEN + 3];
     size_t sig_len = 0;
@@ -231,6 +279,8 @@ int tide_jwt_verify(const char *secret, size_t secret_len, const char *token, si
     memset(out, 0, sizeof *out);
     if (!secret || !secret_len || !token)
         return TIDE_EINVAL;
+    if (!policy)
+        policy = &default_policy;
     if (len > JWT_MAX_LEN)
         return TIDE_EPARSE;
 
@@ -270,21 +320,24 @@ int tide_jwt_verify(const char *secret, size_t secret_len, const char *token, si
         free(payload);
         return TIDE_EPARSE;
     }
-    rc = check_claims(claims, now, leeway, out);
+    rc = check_claims(claims, now, policy, out);
     json_decref(claims);
     if (rc != 0) {
+        tide_jwt_refusal why = out->refused;
         free(payload);
         memset(out, 0, sizeof *out);
+        out->refused = why;
         return rc;
     }
-    out->claims_json = (char *)payload;   /* the bytes as sent, NUL-terminated */
+    out->claims_json = (char *)payload;   /* the bytes as sent, NUL-terminated, no NUL inside */
     return 0;
 }
 
 int tide_jwt_sign(const char *secret, size_t secret_len, const char *sub, const char *role,
-                  long long ttl, time_t now, char **out)
+                  long long ttl, time_t now, const tide_jwt_policy *policy, char **out)
 {
     static const char header[] = "{\"alg\":\"HS256\",\"typ\":\"JWT\"}";
+    static const char default_aud[] = "authenticated";
     tide_role r;
     int rc;
 
@@ -297,6 +350,8 @@ int tide_jwt_sign(const char *secret, size_t secret_len, const char *sub, const 
         return TIDE_EINVAL;
     if (sub && strlen(sub) >= sizeof ((tide_jwt_claims *)0)->sub)
         return TIDE_EINVAL;
+    const char *aud = policy && policy->audience ? policy->audience : default_aud;
+    const char *iss = policy ? policy->issuer : NULL;
 
     json_t *claims = json_object();
     if (!claims)
@@ -305,10 +360,11 @@ int tide_jwt_sign(const char *secret, size_t secret_len, const char *sub, const 
         json_object_set_new(claims, "role", json_string(tide_role_name(r))) != 0 ||
         json_object_set_new(claims, "iat", json_integer((json_int_t)now)) != 0 ||
         json_object_set_new(claims, "exp", json_integer((json_int_t)now + ttl)) != 0 ||
-        json_object_set_new(claims, "aud", json_string("authenticated")) != 0) {
+        json_object_set_new(claims, "aud", json_string(aud)) != 0 ||
+        (iss && json_object_set_new(claims, "iss", json_string(iss)) != 0)) {
         json_decref(claims);
         /* json_string() fails on invalid UTF-8 as well as on allocation failure */
-        return sub ? TIDE_EINVAL : TIDE_ENOMEM;
+        return sub || iss || aud != default_aud ? TIDE_EINVAL : TIDE_ENOMEM;
     }
     char *payload = json_dumps(claims, JSON_COMPACT);
     json_decref(claims);

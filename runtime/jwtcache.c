@@ -10,7 +10,8 @@ typedef struct entry {
     char *token;             /* NULL = empty slot */
     size_t len;
     char *claims;
-    long long exp;           /* 0 = no expiry */
+    long long exp;           /* floor of the exp claim, when has_exp */
+    int has_exp;
     tide_role role;
 } entry;
 
@@ -55,14 +56,27 @@ void tide_jwt_cache_free(tide_jwt_cache *c)
     free(c);
 }
 
+/* The exp rules of tide_jwt_verify, on whole seconds: e->exp <= the claim, so an entry
+ * stops matching no later than the token itself would. */
+static int entry_live(const entry *e, long long now, const tide_jwt_policy *p)
+{
+    static const tide_jwt_policy strict = { 0, 1, NULL, NULL };   /* as tide_jwt_verify's */
+    if (!p)
+        p = &strict;
+    long long leeway = p->leeway < 0 ? 0 : p->leeway;
+    if (!e->has_exp)
+        return !p->require_exp;
+    return now - leeway < e->exp;
+}
+
 int tide_jwt_cache_get(tide_jwt_cache *c, const char *token, size_t len, time_t now,
-                       int leeway, tide_role *role, const char **claims)
+                       const tide_jwt_policy *policy, tide_role *role, const char **claims)
 {
     uint64_t h = hash_bytes(token, len);
     entry *e = &c->slots[h & c->mask];
     if (e->token && e->hash == h && e->len == len && memcmp(e->token, token, len) == 0) {
-        if (e->exp && (long long)now - leeway >= e->exp) {
-            entry_clear(e);                  /* expired: verification will say so */
+        if (!entry_live(e, (long long)now, policy)) {
+            entry_clear(e);                  /* verification will say why */
         } else {
             *role = e->role;
             *claims = e->claims;
@@ -90,6 +104,7 @@ const char *tide_jwt_cache_put(tide_jwt_cache *c, const char *token, size_t len,
     e->claims = cl->claims_json;
     cl->claims_json = NULL;
     e->exp = cl->exp;
+    e->has_exp = cl->has_exp;
     e->role = cl->role;
     c->stores++;
     return e->claims;

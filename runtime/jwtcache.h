@@ -1,8 +1,13 @@
 /* jwtcache.h - a bounded cache of verified tokens, so a client that sends the same token on
  * every request pays for HMAC, base64 and JSON once. Direct-mapped by the token's hash: a new
- * token evicts whatever shared its slot. Only successful verifications are stored; an entry
- * stops matching once its exp has passed (with the leeway), and nbf needs no check (it was
- * satisfied at verification and time only moves forward). Pure: no I/O, no clock. */
+ * token evicts whatever shared its slot. Only successful verifications are stored.
+ * A hit never admits what tide_jwt_verify would refuse under the same policy: an entry stops
+ * matching once its exp has passed (with the policy's leeway; exp is stored floored), an entry
+ * without exp never matches under require_exp, and nbf needs no check (it was satisfied at
+ * verification and time only moves forward). aud and iss are not stored: they were checked by
+ * the verification that preceded the put, so a cache must not outlive the audience and
+ * issuer it was filled under (tide's are restart-only and the cache is made at start).
+ * Pure: no I/O, no clock. */
 #ifndef TIDE_JWTCACHE_H
 #define TIDE_JWTCACHE_H
 
@@ -17,10 +22,12 @@ typedef struct tide_jwt_cache tide_jwt_cache;
 TIDE_MUST_CHECK int tide_jwt_cache_new(size_t slots, tide_jwt_cache **out);
 void tide_jwt_cache_free(tide_jwt_cache *c);
 
-/* Looks the token up. Returns 1 on a hit, setting *role and *claims (owned by the cache,
- * valid until the next put or free), else 0. */
+/* Looks the token up under policy (the one its verification used; NULL as for
+ * tide_jwt_verify). Returns 1 on a hit, setting *role and *claims (owned by the cache, valid
+ * until the next put or free), else 0; an entry that the policy's exp rules now refuse is
+ * dropped and is a miss. */
 int tide_jwt_cache_get(tide_jwt_cache *c, const char *token, size_t len, time_t now,
-                       int leeway, tide_role *role, const char **claims);
+                       const tide_jwt_policy *policy, tide_role *role, const char **claims);
 
 /* Stores a verified token. Takes ownership of cl->claims_json (sets it to NULL) and returns
  * the stored claims (valid until the next put or free); on allocation failure it stores

@@ -29,7 +29,9 @@ static void respond_error(tide_http_req *req, int status, const char *code, cons
     respond_json(req, status, extra, body);
 }
 
-static void jwt_failure(tide_http_req *req, int rc)
+/* 401 for a refused token. The codes and messages are part of the API (clients match on
+ * them): keep them stable. */
+static void jwt_failure(tide_http_req *req, int rc, tide_jwt_refusal refused)
 {
     const char *code = "TIDE_JWT_INVALID", *msg = "invalid token";
     switch (rc) {
@@ -38,7 +40,16 @@ static void jwt_failure(tide_http_req *req, int rc)
     case TIDE_EALG: code = "TIDE_JWT_ALGORITHM"; msg = "token algorithm not allowed (HS256 only)";
         break;
     case TIDE_EROLE: code = "TIDE_JWT_ROLE"; msg = "token role not allowed"; break;
-    case TIDE_EAUTH: msg = "token signature does not verify"; break;
+    case TIDE_EAUTH:
+        switch (refused) {
+        case TIDE_JWT_REFUSED_NO_EXP: msg = "token has no exp claim"; break;
+        case TIDE_JWT_REFUSED_AUDIENCE:
+            code = "TIDE_JWT_AUDIENCE"; msg = "token audience (aud) not accepted"; break;
+        case TIDE_JWT_REFUSED_ISSUER:
+            code = "TIDE_JWT_ISSUER"; msg = "token issuer (iss) not accepted"; break;
+        case TIDE_JWT_REFUSED_NONE: msg = "token signature does not verify"; break;
+        }
+        break;
     default: break;
     }
     respond_error(req, 401, code, msg, "WWW-Authenticate: Bearer error=\"invalid_token\"\r\n");
@@ -67,17 +78,19 @@ static void on_request(tide_http_req *req, void *arg)
     while (tlen && *tok == ' ') { tok++; tlen--; }
     while (tlen && tok[tlen - 1] == ' ') tlen--;
     const tide_config *c = &app->cfg;
+    const tide_jwt_policy policy = { c->jwt_leeway, c->jwt_require_exp, c->jwt_audience,
+                                     c->jwt_issuer };
     time_t now = (time_t)ev_now(app->loop);
     tide_role role;
     const char *cached;
-    if (tide_jwt_cache_get(app->jwt_cache, tok, tlen, now, c->jwt_leeway, &role, &cached)) {
+    if (tide_jwt_cache_get(app->jwt_cache, tok, tlen, now, &policy, &role, &cached)) {
         tide_vm_dispatch(app->vm, req, cached, role);
         return;
     }
     tide_jwt_claims claims;
-    int rc = tide_jwt_verify(c->jwt_secret, strlen(c->jwt_secret), tok, tlen, now,
-                             c->jwt_leeway, &claims);
-    if (rc != 0) { jwt_failure(req, rc); return; }
+    int rc = tide_jwt_verify(c->jwt_secret, strlen(c->jwt_secret), tok, tlen, now, &policy,
+                             &claims);
+    if (rc != 0) { jwt_failure(req, rc, claims.refused); return; }
     /* cache first: the token lives in req, which dispatch may answer and free at once */
     const char *stored = tide_jwt_cache_put(app->jwt_cache, tok, tlen, &claims);
     tide_vm_dispatch(app->vm, req, stored ? stored : claims.claims_json, claims.role);

@@ -1,12 +1,18 @@
 -- scripts/api_keys.lua - users' own keys for third-party services: save (upsert), list,
 -- delete, and record a use.
 --
--- Secrets: the key is stored only as crypto.encrypt(key) (AES-256-GCM with the configured
--- key) and crypto.sha256_hex(key). Nothing that leaves this module carries the key, the
--- ciphertext or the hash: every answer goes through present(), a whitelist that adds
--- `masked_key` ("****" and the last 4 characters, or just "****" for keys shorter than 12,
--- whose tail would give away too much). Listing decrypts each row (bounded by the page) to
--- compute the tail; a row that no longer decrypts (rotated config key) shows "****".
+-- Secrets: the key is stored only sealed (crypto.seal: AES-256-GCM with the configured key)
+-- and bound to its row's (user_id, service_name, key_name), so a sealed key copied to another
+-- row or another user does not open there; key_hash is a keyed HMAC-SHA256 of the key
+-- (crypto.keyed_hash under HASH_LABEL), which finds duplicates but cannot be checked against
+-- guessed keys without tide's key. `tide reseal` (runtime/main.c) builds the same context and
+-- hash for rows sealed before this binding existed ("v1:"), which this module never opens.
+-- Nothing that leaves this module carries the key, the ciphertext or the hash: every answer
+-- goes through present(), a whitelist that adds `masked_key` ("****" and the last 4
+-- characters, or just "****" for keys shorter than 12, whose tail would give away too much).
+-- Listing opens each row (bounded by the page) to compute the tail; a row that does not open
+-- (copied from another row, altered, a rotated config key, or an old v1 row not yet resealed)
+-- shows masked_key null, and using it is a 409 TIDE_KEY_UNREADABLE: it must be saved again.
 -- POST is an upsert on (user_id, service_name, key_name): saving the same name again replaces
 -- the key, keeps the id and re-activates it; it answers 201 either way.
 -- Keys are strictly per user (RLS): someone else's key id is a 404, never a 403.
@@ -16,7 +22,7 @@ local crypto = require "tide.crypto"
 local json = require "tide.json"
 local common = require "_common"
 
-local type, ipairs, sub = type, ipairs, string.sub
+local type, ipairs, sub, lower = type, ipairs, string.sub, string.lower
 
 local SAVE = {
     service_name = { type = "string", required = true, max_len = 50 },
@@ -25,8 +31,17 @@ local SAVE = {
 }
 local TEXT = { "service_name", "key_name", "api_key" }      -- none of them may be blank
 
--- encrypted_key is read only to compute the masked tail; present() drops it.
-local COLUMNS = "id,service_name,key_name,encrypted_key,is_active,last_used_at,created_at"
+-- encrypted_key (and user_id, for its context) are read only to compute the masked tail;
+-- present() drops them.
+local COLUMNS = "id,user_id,service_name,key_name,encrypted_key,is_active,last_used_at,created_at"
+
+-- What a sealed key is bound to. user_id in Postgres' spelling (lower case) whether it comes
+-- from a row or from a token's sub. tide reseal builds the same list.
+local function context(user_id, service_name, key_name)
+    return { "api_keys", lower(user_id), service_name, key_name }
+end
+
+local HASH_LABEL = "tide api key hash v1"      -- tide reseal uses the same label
 
 local function mask(plain)
     if type(plain) ~= "string" or #plain < 12 then
@@ -42,10 +57,16 @@ local function nullable(v)
     return v
 end
 
+-- The stored key of row, or nil, message, reason when it does not open (see crypto.open).
+local function open(row)
+    if type(row.encrypted_key) ~= "string" then return nil, "no stored key", "malformed" end
+    return crypto.open(row.encrypted_key, context(row.user_id, row.service_name, row.key_name))
+end
+
 -- What a client may see of a stored key. plain is the key when the caller just sent it.
 local function present(row, plain)
-    if plain == nil and type(row.encrypted_key) == "string" then
-        plain = crypto.decrypt(row.encrypted_key)
+    if plain == nil then
+        plain = open(row)
     end
     return {
         id = row.id,
@@ -54,7 +75,7 @@ local function present(row, plain)
         is_active = row.is_active,
         last_used_at = nullable(row.last_used_at),
         created_at = row.created_at,
-        masked_key = mask(plain),
+        masked_key = plain and mask(plain) or null,
     }
 end
 
@@ -67,12 +88,14 @@ local function save(req)
     e, s = common.check_blank(key, TEXT)
     if e then return e, s end
 
+    local sealed, serr = crypto.seal(key.api_key, context(user, key.service_name, key.key_name))
+    if not sealed then return common.fail({ status = 500, code = "TIDE_CRYPTO", message = serr }) end
     local rows, err = db.upsert("api_keys", {
         user_id = user,
         service_name = key.service_name,
         key_name = key.key_name,
-        encrypted_key = crypto.encrypt(key.api_key),
-        key_hash = crypto.sha256_hex(key.api_key),
+        encrypted_key = sealed,
+        key_hash = crypto.keyed_hash(HASH_LABEL, key.api_key),
         is_active = true,
     }, { on_conflict = "user_id,service_name,key_name", columns = COLUMNS })
     if not rows then return common.fail(err) end
@@ -113,8 +136,18 @@ end
 
 local NOT_YOURS = { status = 404, code = "TIDE_NOT_FOUND", message = "no such API key" }
 
--- Stamps last_used_at and writes a usage log row, atomically: a use is recorded whole or not
--- at all. now() is the database's clock, the same for both rows.
+local UNREADABLE = {
+    unreadable = { status = 409, code = "TIDE_KEY_UNREADABLE",
+                   message = "this API key cannot be opened (it was sealed for another key or " ..
+                             "user, altered, or sealed under another encryption key): save it again" },
+    legacy = { status = 409, code = "TIDE_KEY_UNREADABLE",
+               message = "this API key is stored in the old format and must be resealed " ..
+                         "(tide reseal) or saved again" },
+}
+
+-- Opens the key (a use needs it), then stamps last_used_at and writes a usage log row,
+-- atomically: a use is recorded whole or not at all, and a key that does not open is a 409
+-- with nothing recorded. now() is the database's clock, the same for both rows.
 local function use(req)
     local user, e, s = common.user(req)
     if not user then return e, s end
@@ -123,10 +156,17 @@ local function use(req)
     if not id then return e, s end
 
     local used, err = db.transaction(function(tx)
+        local keys, kerr = tx.sql(
+            "SELECT user_id, service_name, key_name, encrypted_key FROM public.api_keys" ..
+            " WHERE id = $1 AND user_id = $2 FOR UPDATE", { id, user })
+        if not keys then return nil, kerr end
+        if not keys[1] then return nil, NOT_YOURS end
+        local plain, _, reason = open(keys[1])
+        if not plain then return nil, UNREADABLE[reason] or UNREADABLE.unreadable end
+        -- (a real integration would call the service with `plain` here)
         local rows, uerr = tx.sql(
             "UPDATE public.api_keys SET last_used_at = now()" ..
-            " WHERE id = $1 AND user_id = $2 RETURNING id, service_name, key_name, last_used_at",
-            { id, user })
+            " WHERE id = $1 RETURNING id, service_name, key_name, last_used_at", { id })
         if not rows then return nil, uerr end
         if not rows[1] then return nil, NOT_YOURS end
         local logged, lerr = tx.insert("api_key_usage_logs", {

@@ -1,25 +1,59 @@
--- tide.crypto: sealing secrets at rest (AES-256-GCM with the configured key) and digests.
--- Backed by C (tide.core); the key never reaches Lua.
+-- tide.crypto: sealing secrets at rest (AES-256-GCM with the configured key, bound to a
+-- context), keyed hashes and digests. Backed by C (tide.core); the key never reaches Lua.
+--
+-- A sealed text opens only with the context it was sealed with (the context is GCM
+-- associated data: authenticated, not stored). Name in it everything the secret belongs to,
+-- e.g. { "api_keys", user_id, service_name, key_name }: a text copied to another row then
+-- does not open there. Texts from before contexts existed ("v1:") are never opened here;
+-- `tide reseal` re-seals them.
 local core = require "tide.core"
+
+local type, unpack = type, unpack
 
 local _M = {}
 
--- encrypt(plain) -> sealed text ("v1:" + base64) | raises when no key is configured
-_M.encrypt = function(plain)
-  if type(plain) ~= "string" then error("crypto.encrypt: plain text must be a string", 2) end
-  return core.encrypt(plain)
+local function check_context(context, fn)
+    if type(context) ~= "table" or #context == 0 then
+        error("crypto." .. fn .. ": context must be a non-empty list of strings", 3)
+    end
+    for i = 1, #context do
+        if type(context[i]) ~= "string" then
+            error("crypto." .. fn .. ": context[" .. i .. "] must be a string", 3)
+        end
+    end
 end
 
--- decrypt(sealed) -> plain | nil, err (wrong key, tampered or malformed text)
-_M.decrypt = function(sealed)
-  if type(sealed) ~= "string" then error("crypto.decrypt: sealed text must be a string", 2) end
-  return core.decrypt(sealed)
+-- seal(plain, context) -> sealed text ("v2:" + base64) | nil, err. Raises when no key is
+-- configured or on a bad argument.
+_M.seal = function(plain, context)
+    if type(plain) ~= "string" then error("crypto.seal: plain text must be a string", 2) end
+    check_context(context, "seal")
+    return core.seal(plain, unpack(context))
 end
 
--- sha256_hex(s) -> 64 lower-case hex characters
+-- open(sealed, context) -> plain | nil, err, reason. reason: "legacy" (a v1 text: run
+-- `tide reseal`), "unreadable" (another context, tampered, or another key), "malformed".
+_M.open = function(sealed, context)
+    if type(sealed) ~= "string" then error("crypto.open: sealed text must be a string", 2) end
+    check_context(context, "open")
+    return core.open(sealed, unpack(context))
+end
+
+-- keyed_hash(label, s) -> 64 lower-case hex characters: HMAC-SHA256 of s under a key derived
+-- from the configured key and label (one label per use). Equal inputs hash equal, so it still
+-- finds duplicates, but without the key it cannot be checked against guessed secrets.
+_M.keyed_hash = function(label, s)
+    if type(label) ~= "string" or label == "" then
+        error("crypto.keyed_hash: label must be a non-empty string", 2)
+    end
+    if type(s) ~= "string" then error("crypto.keyed_hash: argument must be a string", 2) end
+    return core.keyed_hash_hex(label, s)
+end
+
+-- sha256_hex(s) -> 64 lower-case hex characters (a plain digest: not for secrets)
 _M.sha256_hex = function(s)
-  if type(s) ~= "string" then error("crypto.sha256_hex: argument must be a string", 2) end
-  return core.sha256_hex(s)
+    if type(s) ~= "string" then error("crypto.sha256_hex: argument must be a string", 2) end
+    return core.sha256_hex(s)
 end
 
 return _M

@@ -1,6 +1,7 @@
 /* test_jwt.c - unit tests for runtime/jwt.c: what a client presenting a token would notice
  * (accepted, rejected and why), including the classic JWT attacks (alg none, alg swap,
  * tampering) and a published HS256 vector. */
+#include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
@@ -10,6 +11,17 @@
 
 #define SECRET "super-secret-jwt-token-with-at-least-32-characters-long"
 #define NOW ((time_t)1700000000)
+
+/* Most tests below are about one check (alg, role, sub, ...) and use tokens without exp:
+ * they verify under LAX. The policy's own rules have their tests (jwt_require_exp and on). */
+static const tide_jwt_policy LAX = { 0, 0, NULL, NULL };
+
+static tide_jwt_policy lax(int leeway)
+{
+    tide_jwt_policy p = LAX;
+    p.leeway = leeway;
+    return p;
+}
 
 /* Builds "b64(header).b64(payload)" and signs it with secret (NULL: append sig64 verbatim,
  * which may be "" for an unsigned token). Returns a malloc'd token. */
@@ -33,6 +45,21 @@ static char *make_token(const char *header, const char *payload, const char *sec
     return tok;
 }
 
+/* make_token for header and payload given with their lengths (they may hold NUL bytes),
+ * signed with SECRET. */
+static char *make_token_n(const char *header, size_t hl, const char *payload, size_t pl)
+{
+    char *input = malloc(hl * 2 + pl * 2 + 8);
+    size_t n = tide__b64url_encode(header, hl, input);
+    input[n++] = '.';
+    n += tide__b64url_encode(payload, pl, input + n);
+    char *tok = NULL;
+    if (tide__jwt_sign_input(SECRET, strlen(SECRET), input, n, &tok) != 0)
+        tok = NULL;
+    free(input);
+    return tok;
+}
+
 /* Signs raw (already encoded) segments "h64.p64". */
 static char *sign_raw(const char *input)
 {
@@ -42,9 +69,20 @@ static char *sign_raw(const char *input)
     return tok;
 }
 
+static int verify_policy(const char *tok, const tide_jwt_policy *p, tide_jwt_claims *c)
+{
+    int rc = tide_jwt_verify(SECRET, strlen(SECRET), tok, strlen(tok), NOW, p, c);
+    if (rc == 0) {
+        free(c->claims_json);
+        c->claims_json = NULL;
+    }
+    return rc;
+}
+
 static int verify(const char *tok, int leeway, tide_jwt_claims *c)
 {
-    int rc = tide_jwt_verify(SECRET, strlen(SECRET), tok, strlen(tok), NOW, leeway, c);
+    tide_jwt_policy p = lax(leeway);
+    int rc = tide_jwt_verify(SECRET, strlen(SECRET), tok, strlen(tok), NOW, &p, c);
     if (rc == 0) {
         free(c->claims_json);
         c->claims_json = NULL;
@@ -61,6 +99,17 @@ static int verify_hp(const char *header, const char *payload, int leeway)
     return rc;
 }
 
+/* Verifies an HS256 token with payload under p; *why gets the refusal. */
+static int verify_p(const char *payload, const tide_jwt_policy *p, tide_jwt_refusal *why)
+{
+    tide_jwt_claims c;
+    char *tok = make_token("{\"alg\":\"HS256\",\"typ\":\"JWT\"}", payload, SECRET, NULL);
+    int rc = tok ? verify_policy(tok, p, &c) : 999;
+    free(tok);
+    *why = c.refused;
+    return rc;
+}
+
 #define HS256 "{\"alg\":\"HS256\",\"typ\":\"JWT\"}"
 
 TEST(jwt_published_vector)
@@ -70,7 +119,7 @@ TEST(jwt_published_vector)
                       "tZSI6IkpvaG4gRG9lIiwiaWF0IjoxNTE2MjM5MDIyfQ.SflKxwRJSMeKKF2QT4fwpMeJf36"
                       "POk6yJV_adQssw5c";
     tide_jwt_claims c;
-    CHECK_EQ_INT(tide_jwt_verify("your-256-bit-secret", 19, tok, strlen(tok), NOW, 0, &c), 0);
+    CHECK_EQ_INT(tide_jwt_verify("your-256-bit-secret", 19, tok, strlen(tok), NOW, &LAX, &c), 0);
     CHECK_EQ_INT(c.role, TIDE_ROLE_AUTHENTICATED);
     CHECK_STR(c.sub, "1234567890");
     CHECK_EQ_INT(c.exp, 0);
@@ -84,9 +133,11 @@ TEST(jwt_valid_token)
                                   "\"role\":\"service_role\",\"exp\":1700000600}", SECRET, NULL);
     tide_jwt_claims c;
     CHECK(tok);
-    int rc = tide_jwt_verify(SECRET, strlen(SECRET), tok, strlen(tok), NOW, 0, &c);
+    int rc = tide_jwt_verify(SECRET, strlen(SECRET), tok, strlen(tok), NOW, NULL, &c);
     free(tok);
     CHECK_EQ_INT(rc, 0);
+    CHECK_EQ_INT(c.has_exp, 1);
+    CHECK_EQ_INT(c.refused, TIDE_JWT_REFUSED_NONE);
     CHECK_EQ_INT(c.role, TIDE_ROLE_SERVICE);
     CHECK_STR(c.sub, "8d0fd2b3-9ca7-4d9e-a95f-9e13a4aa0e8d");
     CHECK_EQ_INT(c.exp, 1700000600);
@@ -99,7 +150,7 @@ TEST(jwt_claims_json_exact_bytes)
     char *tok = make_token(HS256, payload, SECRET, NULL);
     tide_jwt_claims c;
     CHECK(tok);
-    int rc = tide_jwt_verify(SECRET, strlen(SECRET), tok, strlen(tok), NOW, 0, &c);
+    int rc = tide_jwt_verify(SECRET, strlen(SECRET), tok, strlen(tok), NOW, &LAX, &c);
     free(tok);
     CHECK_EQ_INT(rc, 0);
     CHECK_EQ_INT(c.role, TIDE_ROLE_ANON);
@@ -112,10 +163,10 @@ TEST(jwt_sign_verify_round_trip)
     char *tok = NULL;
     tide_jwt_claims c;
     CHECK_EQ_INT(tide_jwt_sign(SECRET, strlen(SECRET), "user-42", "authenticated", 3600, NOW,
-                               &tok), 0);
+                               NULL, &tok), 0);
     CHECK(tok);
     CHECK(strncmp(tok, "eyJ", 3) == 0);
-    int rc = tide_jwt_verify(SECRET, strlen(SECRET), tok, strlen(tok), NOW + 10, 0, &c);
+    int rc = tide_jwt_verify(SECRET, strlen(SECRET), tok, strlen(tok), NOW + 10, NULL, &c);
     CHECK_EQ_INT(rc, 0);
     CHECK_EQ_INT(c.role, TIDE_ROLE_AUTHENTICATED);
     CHECK_STR(c.sub, "user-42");
@@ -124,13 +175,14 @@ TEST(jwt_sign_verify_round_trip)
     CHECK(strstr(c.claims_json, "\"iat\":1700000000") != NULL);
     free(c.claims_json);
     /* expired an hour later */
-    CHECK_EQ_INT(tide_jwt_verify(SECRET, strlen(SECRET), tok, strlen(tok), NOW + 3600, 0, &c),
+    CHECK_EQ_INT(tide_jwt_verify(SECRET, strlen(SECRET), tok, strlen(tok), NOW + 3600, NULL, &c),
                  TIDE_EEXPIRED);
     CHECK(c.claims_json == NULL);
     free(tok);
 
-    CHECK_EQ_INT(tide_jwt_sign(SECRET, strlen(SECRET), NULL, "service_role", 60, NOW, &tok), 0);
-    CHECK_EQ_INT(tide_jwt_verify(SECRET, strlen(SECRET), tok, strlen(tok), NOW, 0, &c), 0);
+    CHECK_EQ_INT(tide_jwt_sign(SECRET, strlen(SECRET), NULL, "service_role", 60, NOW, NULL,
+                               &tok), 0);
+    CHECK_EQ_INT(tide_jwt_verify(SECRET, strlen(SECRET), tok, strlen(tok), NOW, NULL, &c), 0);
     CHECK_EQ_INT(c.role, TIDE_ROLE_SERVICE);
     CHECK_STR(c.sub, "");
     free(c.claims_json);
@@ -140,15 +192,16 @@ TEST(jwt_sign_verify_round_trip)
 TEST(jwt_sign_rejects_bad_input)
 {
     char *tok = (char *)"untouched";
-    CHECK_EQ_INT(tide_jwt_sign(SECRET, strlen(SECRET), "u", "admin", 60, NOW, &tok),
+    CHECK_EQ_INT(tide_jwt_sign(SECRET, strlen(SECRET), "u", "admin", 60, NOW, NULL, &tok),
                  TIDE_EINVAL);
     CHECK(tok == NULL);
-    CHECK_EQ_INT(tide_jwt_sign(SECRET, strlen(SECRET), "u", "anon", 0, NOW, &tok), TIDE_EINVAL);
-    CHECK_EQ_INT(tide_jwt_sign("", 0, "u", "anon", 60, NOW, &tok), TIDE_EINVAL);
+    CHECK_EQ_INT(tide_jwt_sign(SECRET, strlen(SECRET), "u", "anon", 0, NOW, NULL, &tok),
+                 TIDE_EINVAL);
+    CHECK_EQ_INT(tide_jwt_sign("", 0, "u", "anon", 60, NOW, NULL, &tok), TIDE_EINVAL);
     char longsub[80];
     memset(longsub, 'a', sizeof longsub - 1);
     longsub[sizeof longsub - 1] = '\0';
-    CHECK_EQ_INT(tide_jwt_sign(SECRET, strlen(SECRET), longsub, "anon", 60, NOW, &tok),
+    CHECK_EQ_INT(tide_jwt_sign(SECRET, strlen(SECRET), longsub, "anon", 60, NOW, NULL, &tok),
                  TIDE_EINVAL);
 }
 
@@ -346,6 +399,35 @@ TEST(jwt_malformed)
     CHECK_EQ_INT(verify_hp(HS256, "", 0), TIDE_EPARSE);
 }
 
+/* jansson stops at a raw NUL right after a number (or true/false/null) and carries on, so
+ * the claims it checked and the C string handed on as claims_json would differ. Any NUL in
+ * the decoded header or payload is refused, even correctly signed. */
+static int verify_n(const char *header, size_t hl, const char *payload, size_t pl)
+{
+    tide_jwt_claims c;
+    char *tok = make_token_n(header, hl, payload, pl);
+    int rc = tok ? verify(tok, 0, &c) : 999;
+    free(tok);
+    return rc;
+}
+
+TEST(jwt_nul_bytes)
+{
+    static const char p1[] = "{\"role\":\"anon\",\"x\":1\0,\"role2\":2}";
+    static const char p2[] = "{\"x\":1\0,\"role\":\"service_role\"}";
+    static const char p3[] = "{\"sub\":\"u\",\"ok\":true\0}";
+    static const char p4[] = "{\"sub\":\"u\"}\0";
+    static const char h1[] = "{\"alg\":\"HS256\",\"n\":1\0}";
+    CHECK_EQ_INT(verify_n(HS256, strlen(HS256), p1, sizeof p1 - 1), TIDE_EPARSE);
+    CHECK_EQ_INT(verify_n(HS256, strlen(HS256), p2, sizeof p2 - 1), TIDE_EPARSE);
+    CHECK_EQ_INT(verify_n(HS256, strlen(HS256), p3, sizeof p3 - 1), TIDE_EPARSE);
+    CHECK_EQ_INT(verify_n(HS256, strlen(HS256), p4, sizeof p4 - 1), TIDE_EPARSE);
+    CHECK_EQ_INT(verify_n(h1, sizeof h1 - 1, "{}", 2), TIDE_EPARSE);
+    /* the same bytes without the NUL are fine: it is the NUL that is refused */
+    static const char ok[] = "{\"x\":1,\"role\":\"anon\"}";
+    CHECK_EQ_INT(verify_n(HS256, strlen(HS256), ok, sizeof ok - 1), 0);
+}
+
 TEST(jwt_oversize)
 {
     char *payload = malloc(9000);
@@ -389,19 +471,172 @@ TEST(jwt_base64url)
 TEST(jwt_bad_arguments)
 {
     tide_jwt_claims c;
-    CHECK_EQ_INT(tide_jwt_verify("", 0, "a.b.c", 5, NOW, 0, &c), TIDE_EINVAL);
-    CHECK_EQ_INT(tide_jwt_verify(SECRET, strlen(SECRET), NULL, 0, NOW, 0, &c), TIDE_EINVAL);
+    CHECK_EQ_INT(tide_jwt_verify("", 0, "a.b.c", 5, NOW, &LAX, &c), TIDE_EINVAL);
+    CHECK_EQ_INT(tide_jwt_verify(SECRET, strlen(SECRET), NULL, 0, NOW, &LAX, &c), TIDE_EINVAL);
     /* a token that is not NUL-terminated is read only up to len */
     char *tok = make_token(HS256, "{\"sub\":\"u\"}", SECRET, NULL);
     size_t len = strlen(tok);
     char *padded = malloc(len + 4);
     memcpy(padded, tok, len);
     memcpy(padded + len, "XYZ", 3);   /* no terminator */
-    int rc = tide_jwt_verify(SECRET, strlen(SECRET), padded, len, NOW, 0, &c);
+    int rc = tide_jwt_verify(SECRET, strlen(SECRET), padded, len, NOW, &LAX, &c);
     free(tok);
     free(padded);
     CHECK_EQ_INT(rc, 0);
     free(c.claims_json);
+}
+
+/* ---- policy: exp required, audience, issuer ------------------------------------------- */
+
+#define LATER "1700000600"
+
+TEST(jwt_require_exp)
+{
+    tide_jwt_refusal why;
+    tide_jwt_policy strict = { 0, 1, NULL, NULL };
+    /* the default policy (NULL) requires exp */
+    CHECK_EQ_INT(verify_p("{\"sub\":\"u\"}", NULL, &why), TIDE_EAUTH);
+    CHECK_EQ_INT(why, TIDE_JWT_REFUSED_NO_EXP);
+    CHECK_EQ_INT(verify_p("{\"sub\":\"u\"}", &strict, &why), TIDE_EAUTH);
+    CHECK_EQ_INT(why, TIDE_JWT_REFUSED_NO_EXP);
+    CHECK_EQ_INT(verify_p("{\"sub\":\"u\",\"exp\":" LATER "}", &strict, &why), 0);
+    CHECK_EQ_INT(why, TIDE_JWT_REFUSED_NONE);
+    /* require_exp off: a token without exp is accepted and never expires */
+    CHECK_EQ_INT(verify_p("{\"sub\":\"u\"}", &LAX, &why), 0);
+    /* exp present but not a number stays a parse error, expired stays expired */
+    CHECK_EQ_INT(verify_p("{\"exp\":null}", &strict, &why), TIDE_EPARSE);
+    CHECK_EQ_INT(verify_p("{\"exp\":1600000000}", &strict, &why), TIDE_EEXPIRED);
+    CHECK_EQ_INT(why, TIDE_JWT_REFUSED_NONE);
+    /* the published jwt.io vector has no exp */
+    const char *tok = "eyJhbGciOiJIUzI1NiIsInR5cCI6IkpXVCJ9.eyJzdWIiOiIxMjM0NTY3ODkwIiwibmF"
+                      "tZSI6IkpvaG4gRG9lIiwiaWF0IjoxNTE2MjM5MDIyfQ.SflKxwRJSMeKKF2QT4fwpMeJf36"
+                      "POk6yJV_adQssw5c";
+    tide_jwt_claims c;
+    CHECK_EQ_INT(tide_jwt_verify("your-256-bit-secret", 19, tok, strlen(tok), NOW, NULL, &c),
+                 TIDE_EAUTH);
+    CHECK_EQ_INT(c.refused, TIDE_JWT_REFUSED_NO_EXP);
+    CHECK(c.claims_json == NULL);
+    CHECK_STR(c.sub, "");
+}
+
+TEST(jwt_audience)
+{
+    tide_jwt_refusal why;
+    tide_jwt_policy p = { 0, 1, "tide-api", NULL };
+    const char *ok[] = {
+        "{\"exp\":" LATER ",\"aud\":\"tide-api\"}",
+        "{\"exp\":" LATER ",\"aud\":[\"tide-api\"]}",
+        "{\"exp\":" LATER ",\"aud\":[\"other\",\"tide-api\"]}",
+    };
+    const char *refused[] = {
+        "{\"exp\":" LATER "}",                                  /* no aud */
+        "{\"exp\":" LATER ",\"aud\":\"other\"}",
+        "{\"exp\":" LATER ",\"aud\":\"tide-ap\"}",              /* prefix */
+        "{\"exp\":" LATER ",\"aud\":\"tide-api \"}",
+        "{\"exp\":" LATER ",\"aud\":\"Tide-api\"}",             /* case matters */
+        "{\"exp\":" LATER ",\"aud\":\"tide-api\\u0000\"}",
+        "{\"exp\":" LATER ",\"aud\":[]}",
+        "{\"exp\":" LATER ",\"aud\":[\"other\"]}",
+        "{\"exp\":" LATER ",\"aud\":[[\"tide-api\"]]}",         /* nested: not a string */
+        "{\"exp\":" LATER ",\"aud\":[\"tide-api\",1]}",         /* malformed array */
+        "{\"exp\":" LATER ",\"aud\":null}",
+        "{\"exp\":" LATER ",\"aud\":1}",
+        "{\"exp\":" LATER ",\"aud\":{\"tide-api\":true}}",
+    };
+    for (size_t i = 0; i < sizeof ok / sizeof *ok; i++) {
+        CHECK_EQ_INT(verify_p(ok[i], &p, &why), 0);
+        CHECK_EQ_INT(why, TIDE_JWT_REFUSED_NONE);
+    }
+    for (size_t i = 0; i < sizeof refused / sizeof *refused; i++) {
+        int rc = verify_p(refused[i], &p, &why);
+        if (rc == TIDE_EPARSE && strstr(refused[i], "\\u0000"))
+            continue;   /* jansson refuses an escaped NUL before any claim is read */
+        CHECK_EQ_INT(rc, TIDE_EAUTH);
+        CHECK_EQ_INT(why, TIDE_JWT_REFUSED_AUDIENCE);
+    }
+    /* no audience configured: aud is not looked at, whatever its shape */
+    tide_jwt_policy none = { 0, 1, NULL, NULL };
+    for (size_t i = 0; i < sizeof refused / sizeof *refused; i++)
+        if (!strstr(refused[i], "\\u0000"))
+            CHECK_EQ_INT(verify_p(refused[i], &none, &why), 0);
+}
+
+TEST(jwt_issuer)
+{
+    tide_jwt_refusal why;
+    tide_jwt_policy p = { 0, 1, NULL, "https://auth.example.com/" };
+    CHECK_EQ_INT(verify_p("{\"exp\":" LATER ",\"iss\":\"https://auth.example.com/\"}", &p,
+                          &why), 0);
+    const char *refused[] = {
+        "{\"exp\":" LATER "}",
+        "{\"exp\":" LATER ",\"iss\":\"https://auth.example.com\"}",
+        "{\"exp\":" LATER ",\"iss\":\"https://evil.example.com/\"}",
+        "{\"exp\":" LATER ",\"iss\":[\"https://auth.example.com/\"]}",
+        "{\"exp\":" LATER ",\"iss\":null}",
+    };
+    for (size_t i = 0; i < sizeof refused / sizeof *refused; i++) {
+        CHECK_EQ_INT(verify_p(refused[i], &p, &why), TIDE_EAUTH);
+        CHECK_EQ_INT(why, TIDE_JWT_REFUSED_ISSUER);
+    }
+    /* both configured: both must hold */
+    tide_jwt_policy both = { 0, 1, "tide-api", "iss-1" };
+    CHECK_EQ_INT(verify_p("{\"exp\":" LATER ",\"iss\":\"iss-1\",\"aud\":\"tide-api\"}", &both,
+                          &why), 0);
+    CHECK_EQ_INT(verify_p("{\"exp\":" LATER ",\"iss\":\"iss-1\",\"aud\":\"x\"}", &both, &why),
+                 TIDE_EAUTH);
+    CHECK_EQ_INT(why, TIDE_JWT_REFUSED_AUDIENCE);
+    CHECK_EQ_INT(verify_p("{\"exp\":" LATER ",\"iss\":\"iss-2\",\"aud\":\"tide-api\"}", &both,
+                          &why), TIDE_EAUTH);
+    CHECK_EQ_INT(why, TIDE_JWT_REFUSED_ISSUER);
+    /* a bad signature is no policy refusal */
+    char *tok = make_token(HS256, "{\"exp\":" LATER "}", "another-secret", NULL);
+    tide_jwt_claims c;
+    CHECK_EQ_INT(verify_policy(tok, &both, &c), TIDE_EAUTH);
+    free(tok);
+    CHECK_EQ_INT(c.refused, TIDE_JWT_REFUSED_NONE);
+}
+
+TEST(jwt_sign_follows_policy)
+{
+    tide_jwt_policy p = { 0, 1, "tide-api", "https://auth.example.com/" };
+    tide_jwt_claims c;
+    char *tok = NULL;
+    CHECK_EQ_INT(tide_jwt_sign(SECRET, strlen(SECRET), "u", "authenticated", 60, NOW, &p, &tok),
+                 0);
+    CHECK_EQ_INT(verify_policy(tok, &p, &c), 0);
+    /* the default audience is "authenticated" (Supabase's), which this policy refuses */
+    char *dflt = NULL;
+    CHECK_EQ_INT(tide_jwt_sign(SECRET, strlen(SECRET), "u", "authenticated", 60, NOW, NULL,
+                               &dflt), 0);
+    int rc = verify_policy(dflt, &p, &c);
+    free(dflt);
+    free(tok);
+    CHECK_EQ_INT(rc, TIDE_EAUTH);
+    CHECK_EQ_INT(c.refused, TIDE_JWT_REFUSED_ISSUER);
+    tide_jwt_policy bad = { 0, 1, "\xff", NULL };     /* not UTF-8: cannot be a JSON string */
+    CHECK_EQ_INT(tide_jwt_sign(SECRET, strlen(SECRET), "u", "anon", 60, NOW, &bad, &tok),
+                 TIDE_EINVAL);
+}
+
+TEST(jwt_exp_floor)
+{
+    /* exp is kept floored (the cache compares whole seconds) */
+    tide_jwt_claims c;
+    char *tok = make_token(HS256, "{\"exp\":1700000000.75}", SECRET, NULL);
+    CHECK_EQ_INT(verify_policy(tok, NULL, &c), 0);
+    free(tok);
+    CHECK_EQ_INT(c.exp, 1700000000);
+    CHECK_EQ_INT(c.has_exp, 1);
+    tok = make_token(HS256, "{\"exp\":1e300}", SECRET, NULL);
+    CHECK_EQ_INT(verify_policy(tok, NULL, &c), 0);
+    free(tok);
+    CHECK(c.exp == INT64_MAX);
+    /* just below 2^63: kept as is, not rounded up to INT64_MAX (caught by fuzz_jwt's exp
+     * invariant) */
+    tok = make_token(HS256, "{\"exp\":9.21e18}", SECRET, NULL);
+    CHECK_EQ_INT(verify_policy(tok, NULL, &c), 0);
+    free(tok);
+    CHECK(c.exp == 9210000000000000000LL);
 }
 
 TEST_LIST_BEGIN
@@ -420,7 +655,13 @@ TEST_LIST_BEGIN
     TEST_ENTRY(jwt_roles)
     TEST_ENTRY(jwt_sub)
     TEST_ENTRY(jwt_malformed)
+    TEST_ENTRY(jwt_nul_bytes)
     TEST_ENTRY(jwt_oversize)
     TEST_ENTRY(jwt_base64url)
     TEST_ENTRY(jwt_bad_arguments)
+    TEST_ENTRY(jwt_require_exp)
+    TEST_ENTRY(jwt_audience)
+    TEST_ENTRY(jwt_issuer)
+    TEST_ENTRY(jwt_sign_follows_policy)
+    TEST_ENTRY(jwt_exp_floor)
 TEST_LIST_END
