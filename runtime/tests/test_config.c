@@ -1,5 +1,6 @@
 /* test_config.c - the jwt and crypto sections of the configuration: defaults, file values,
- * strict types for the checks that guard admission, and the TIDE_JWT_* overrides. */
+ * strict types for the checks that guard admission, the TIDE_JWT_* overrides, and the refusal
+ * of published secrets outside development mode. */
 #include "test.h"
 #include "../config.h"
 
@@ -13,7 +14,9 @@
 
 static const char *const overrides[] = {
     "TIDE_JWT_SECRET", "TIDE_JWT_AUDIENCE", "TIDE_JWT_ISSUER", "TIDE_JWT_REQUIRE_EXP",
-    "TIDE_ENCRYPTION_KEY", "TIDE_DSN_DIRECT", NULL };
+    "TIDE_ENCRYPTION_KEY", "TIDE_DSN_DIRECT", "TIDE_DEV", NULL };
+
+static int dev;   /* the dev argument load() passes */
 
 static void clear_env(void)
 {
@@ -32,7 +35,7 @@ static int load(const char *jwt_extra, const char *extra, tide_config *c, char *
     fprintf(f, "return {\n" BASE "%s\n}\n", jwt_extra, extra);
     fclose(f);
     err[0] = '\0';
-    int rc = tide_config_load(path, c, err, n);
+    int rc = tide_config_load(path, dev, c, err, n);
     unlink(path);
     return rc;
 }
@@ -123,10 +126,41 @@ TEST(crypto_key)
     tide_config_free(&c);
 }
 
+TEST(published_secrets_need_dev_mode)
+{
+    static const char dev_key[] = "crypto = { key = '6c6f63616c2d6465762d6b65792d6368616e67652d"
+                                  "6d652d706c656173652121' },";
+    tide_config c;
+    char err[512];
+    clear_env();
+    /* the shipped secret, from the environment over the file's own */
+    setenv("TIDE_JWT_SECRET", "tide-local-development-jwt-secret-change-me-0001", 1);
+    CHECK_EQ_INT(load("", "", &c, err, sizeof err), TIDE_EINVAL);
+    CHECK(strstr(err, "TIDE_JWT_SECRET") != NULL && strstr(err, "--dev") != NULL);
+    dev = 1;
+    CHECK_EQ_INT(load("", "", &c, err, sizeof err), 0);
+    CHECK_EQ_INT(c.dev, 1);
+    tide_config_free(&c);
+    dev = 0;
+    setenv("TIDE_DEV", "1", 1);
+    CHECK_EQ_INT(load("", "", &c, err, sizeof err), 0);
+    tide_config_free(&c);
+    clear_env();
+    /* an own JWT secret with the shipped AES key */
+    CHECK_EQ_INT(load("", dev_key, &c, err, sizeof err), TIDE_EINVAL);
+    CHECK(strstr(err, "TIDE_ENCRYPTION_KEY") != NULL);
+    setenv("TIDE_ENCRYPTION_KEY", "000102030405060708090a0b0c0d0e0f101112131415161718191a1b1c1d1e1f", 1);
+    CHECK_EQ_INT(load("", dev_key, &c, err, sizeof err), 0);
+    CHECK_EQ_INT(c.dev, 0);
+    tide_config_free(&c);
+    clear_env();
+}
+
 TEST_LIST_BEGIN
     TEST_ENTRY(jwt_policy_defaults)
     TEST_ENTRY(jwt_policy_from_file)
     TEST_ENTRY(jwt_policy_strict_types)
     TEST_ENTRY(jwt_policy_env_overrides)
     TEST_ENTRY(crypto_key)
+    TEST_ENTRY(published_secrets_need_dev_mode)
 TEST_LIST_END
