@@ -2,7 +2,8 @@
 -- Environment variables override these values:
 --   TIDE_HTTP_PORT, TIDE_ADMIN_PORT, TIDE_JWT_SECRET, TIDE_ENCRYPTION_KEY,
 --   TIDE_DSN_DIRECT, TIDE_DSN_SESSION, TIDE_DSN_TRANSACTION,
---   TIDE_SCRIPTS_DIR, TIDE_POLICIES_DIR, TIDE_BINDINGS_DIR, TIDE_LOG_LEVEL
+--   TIDE_SCRIPTS_DIR, TIDE_POLICIES_DIR, TIDE_BINDINGS_DIR, TIDE_LOG_LEVEL,
+--   TIDE_HTTP_MAX_INFLIGHT_BODY_BYTES, TIDE_HTTP_MAX_CONNECTIONS_PER_CLIENT
 -- The defaults below are for local development only: set real secrets in production.
 return {
   listen = { host = "127.0.0.1", port = 8080 },
@@ -26,6 +27,13 @@ return {
     read_timeout = 10,          -- seconds to receive a whole request (else 408)
     idle_timeout = 60,          -- seconds an idle keep-alive connection is kept
     max_connections = 20000,
+    -- Request bodies held at once by all connections together, counted as their bytes
+    -- arrive and released when the request is answered: a body that would go over it gets
+    -- 503 with Retry-After: 1 (code TIDE_BUSY). Must be larger than max_body_bytes.
+    max_inflight_body_bytes = 67108864,
+    -- Open connections from one IP address; more are reset at accept (0 = no cap). Behind a
+    -- load balancer or reverse proxy every connection comes from it: set 0 (or its share).
+    max_connections_per_client = 256,
   },
 
   -- Upstreams: direct (Postgres), session (session-mode pooler), transaction
