@@ -83,7 +83,7 @@ enum {
 
 enum { TM_NONE, TM_IDLE, TM_READ, TM_WRITE, TM_LINGER };
 enum { CB_NONE, CB_URL, CB_FIELD, CB_VALUE };
-enum { ERR_NONE, ERR_CLOSE, ERR_BAD, ERR_HEADERS, ERR_BODY, ERR_EXPECT, ERR_BUSY };
+enum { ERR_NONE, ERR_CLOSE, ERR_BAD, ERR_HEADERS, ERR_BODY, ERR_EXPECT, ERR_BUSY, ERR_CODING };
 /* Sections of a message, as scan() walks its raw bytes (see the header comment). */
 enum { SC_LINE, SC_FIELD, SC_HEAD_END, SC_DATA, SC_SIZE, SC_SIZE_END, SC_DATA_END, SC_TFIELD,
        SC_TLINE, SC_END };
@@ -694,6 +694,17 @@ static int on_headers_complete(http_parser *p)
     }
     int chunked = (p->flags & F_CHUNKED) != 0;
     int has_len = !chunked && (p->flags & F_CONTENTLENGTH) && p->content_length != ULLONG_MAX;
+    size_t tlen;
+    const char *te = find_slot(r, "transfer-encoding", &tlen);
+    while (te && tlen && (te[tlen - 1] == ' ' || te[tlen - 1] == '\t'))
+        tlen--;
+    if (te && (tlen != 7 || strncasecmp(te, "chunked", 7) != 0)) {
+        /* RFC 9112 6.3: not ending in chunked, the length is unknown (400); "gzip, chunked"
+         * is a coding tide does not undo (501): the body would reach the handler encoded. */
+        if (!chunked || tlen < 7 || strncasecmp(te + tlen - 7, "chunked", 7) != 0)
+            return fail(c, ERR_BAD);
+        return fail(c, ERR_CODING);
+    }
     if (has_len && p->content_length > s->limits.max_body_bytes)
         return fail(c, ERR_BODY);   /* before a single body byte is read */
 
@@ -1149,6 +1160,11 @@ static size_t conn_parse(conn *c, const char *data, size_t len)
         case ERR_EXPECT:
             s->stats.rejected_400++;
             conn_error(c, 417, "TIDE_EXPECTATION_FAILED", "unsupported Expect header", NULL);
+            break;
+        case ERR_CODING:
+            s->stats.rejected_400++;
+            conn_error(c, 501, "TIDE_NOT_IMPLEMENTED", "only Transfer-Encoding: chunked is supported",
+                       NULL);
             break;
         case ERR_BUSY:
             s->stats.rejected_busy++;

@@ -12,7 +12,8 @@
  * a control character other than HTAB in a header value, or any in the url; a NUL anywhere;
  * an HTTP/1.1 request without Host; more than one Host, Content-Length, Transfer-Encoding or
  * Authorization, or both Content-Length and Transfer-Encoding; a Transfer-Encoding that does
- * not end in chunked; chunk data not followed by CRLF.
+ * not end in chunked; chunk data not followed by CRLF. Other codings before chunked ("gzip,
+ * chunked") are answered 501 (TIDE_NOT_IMPLEMENTED): tide does not undo them.
  *
  * Fields of a chunked request's trailer are checked like header fields and count against
  * max_header_bytes together with the head, but are dropped: they never appear among the
@@ -117,7 +118,7 @@ void tide_http_free(tide_http_server *srv);
  * server's own error answers are counted under rejected_* and timeouts_408. */
 typedef struct tide_http_stats {
     long long accepted, open, requests, responses, rejected_431, rejected_413, timeouts_408;
-    long long rejected_400;  /* malformed requests, CONNECT, unsupported Expect (417) */
+    long long rejected_400;  /* malformed, CONNECT, unsupported Expect (417) or coding (501) */
     long long aborted;       /* requests whose client went away before the response */
     long long rejected_busy;        /* 503s: a body would have gone over the budget */
     long long rejected_per_client;  /* connections reset at accept (not in `accepted`) */

@@ -1516,6 +1516,18 @@ static void c_strict(void)
                "Authorization: Bearer b\r\n\r\n");
     EXPECT_400("POST / HTTP/1.1\r\nHost: t\r\nTransfer-Encoding: chunked\r\nContent-Length: 3\r\n"
                "\r\n0\r\n\r\n");
+    /* a coding tide cannot undo is not passed on still encoded: 501 */
+    {
+        response r;
+        client *c = cl_open();
+        CHECK(c);
+        REQUEST(c, "POST / HTTP/1.1\r\nHost: t\r\nTransfer-Encoding: gzip, chunked\r\n\r\n"
+                   "0\r\n\r\n", r);
+        CHECK_EQ_INT(r.status, 501);
+        CHECK(strstr(r.body, "\"code\":\"TIDE_NOT_IMPLEMENTED\"") != NULL);
+        resp_free(&r);
+        EXPECT_CLOSED(c);
+    }
     /* control characters and NUL */
     EXPECT_400("GET / HTTP/1.1\r\nHost: t\r\nX: a\x01" "b\r\n\r\n");
     EXPECT_400("GET / HTTP/1.1\r\nHost: t\r\nX: a\x7f" "b\r\n\r\n");
@@ -1546,14 +1558,16 @@ static void c_strict(void)
     EXPECT_ECHO(c, "GET /b HTTP/1.1\r\nHost:\r\n\r\n", "GET|/b||");
     EXPECT_ECHO(c, "\r\nGET /c HTTP/1.1\r\nHost: t\r\nX-V: a\tb \xe9\r\n\r\n", "GET|/c||");
     EXPECT_ECHO(c, CHUNKED_POST "3;ext=1\r\nabc\r\n0\r\n\r\n", "POST|/c||abc");
+    EXPECT_ECHO(c, "POST /d HTTP/1.1\r\nHost: t\r\nTransfer-Encoding: Chunked \r\n\r\n"
+                   "1\r\nz\r\n0\r\n\r\n", "POST|/d||z");
     cl_close(c);
 }
 
 TEST(http_strict_syntax_400)
 {
     tide_http_stats st = serve(NULL, c_strict);
-    CHECK_EQ_INT(st.requests, 4);
-    CHECK_EQ_INT(st.rejected_400, 37);
+    CHECK_EQ_INT(st.requests, 5);
+    CHECK_EQ_INT(st.rejected_400, 38);
 }
 
 static void c_duplicates(void)
