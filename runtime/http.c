@@ -23,10 +23,10 @@
  * the trailer) passes through scan() exactly once, in order, which walks the message's
  * sections and insists on CRLF, no NUL and no line starting with a blank:
  *
- *   LINE -CRLF-> FIELD -CRLF-> HEAD_END -> DATA (Content-Length)  -> END
- *   (a field name moves FIELD to LINE)       SIZE -CRLF-> SIZE_END -> DATA -> DATA_END -CRLF-> SIZE
- *                                                                  \-> TFIELD (last chunk)
- *   TFIELD -name-> TLINE -CRLF-> TFIELD -CRLF-> END
+ *   head              LINE -CRLF-> FIELD -CRLF-> HEAD_END        (a field name: FIELD -> LINE)
+ *   Content-Length    HEAD_END -> DATA -> END                      (no raw byte inside DATA)
+ *   chunked           HEAD_END -> SIZE -CRLF-> SIZE_END -> DATA -> DATA_END -CRLF-> SIZE ...
+ *   last chunk        SIZE_END -> TFIELD -name-> TLINE -CRLF-> TFIELD -CRLF-> END
  *
  * The trailer (fields after the last chunk) is checked and counted against max_header_bytes
  * with the head, then dropped: it never becomes a header, and never part of the body.
@@ -438,7 +438,7 @@ static long scan(conn *c, hreq *r, const char *from, const char *to)
             case SC_SIZE: r->sect = SC_SIZE_END; return p - from;
             case SC_DATA_END: r->sect = SC_SIZE; break;
             case SC_TLINE: r->sect = SC_TFIELD; break;
-            default: r->sect = SC_END; return p - from;   /* SC_TFIELD: the empty line */
+            default: r->sect = SC_END; return p - from;   /* SC_TFIELD, the only one left */
             }
             continue;
         }
@@ -1163,8 +1163,8 @@ static size_t conn_parse(conn *c, const char *data, size_t len)
             break;
         case ERR_CODING:
             s->stats.rejected_400++;
-            conn_error(c, 501, "TIDE_NOT_IMPLEMENTED", "only Transfer-Encoding: chunked is supported",
-                       NULL);
+            conn_error(c, 501, "TIDE_NOT_IMPLEMENTED",
+                       "only Transfer-Encoding: chunked is supported", NULL);
             break;
         case ERR_BUSY:
             s->stats.rejected_busy++;

@@ -849,7 +849,8 @@ static void c_body_too_large(void)
     /* chunked: refused as it grows past the limit */
     c = cl_open();
     CHECK(c);
-    CHECK_EQ_INT(cl_send(c, "POST /up HTTP/1.1\r\nHost: t\r\nTransfer-Encoding: chunked\r\n\r\n"), 0);
+    CHECK_EQ_INT(cl_send(c, "POST /up HTTP/1.1\r\nHost: t\r\n"
+                            "Transfer-Encoding: chunked\r\n\r\n"), 0);
     char chunk[600];
     memset(chunk, 'z', sizeof chunk);
     for (int i = 0; i < 3; i++) {
@@ -866,7 +867,8 @@ static void c_body_too_large(void)
     c = cl_open();
     CHECK(c);
     char req[1200];
-    int n = snprintf(req, sizeof req, "POST /up HTTP/1.1\r\nHost: t\r\nContent-Length: 1024\r\n\r\n");
+    int n = snprintf(req, sizeof req,
+                     "POST /up HTTP/1.1\r\nHost: t\r\nContent-Length: 1024\r\n\r\n");
     memset(req + n, 'b', 1024);
     req[n + 1024] = '\0';
     REQUEST(c, req, r);
@@ -991,8 +993,8 @@ static void c_garbage(void)
     EXPECT_400("GET / HTTP/9.9\r\n\r\n");
     EXPECT_400("GET /\x7f HTTP/1.1\r\n\r\n");
     /* request smuggling shapes */
-    EXPECT_400("POST / HTTP/1.1\r\nHost: t\r\nContent-Length: 3\r\nTransfer-Encoding: chunked\r\n\r\n"
-               "0\r\n\r\n");
+    EXPECT_400("POST / HTTP/1.1\r\nHost: t\r\nContent-Length: 3\r\n"
+               "Transfer-Encoding: chunked\r\n\r\n0\r\n\r\n");
     EXPECT_400("POST / HTTP/1.1\r\nHost: t\r\nContent-Length: 3\r\nContent-Length: 4\r\n\r\nabcd");
     EXPECT_400("POST / HTTP/1.1\r\nHost: t\r\nTransfer-Encoding: gzip\r\n\r\n");
     EXPECT_400("POST / HTTP/1.1\r\nHost: t\r\nTransfer-Encoding: chunked\r\n\r\nzz\r\n");
@@ -1417,15 +1419,24 @@ static void c_trailers(void)
     expect_dump(c, "GET /dump HTTP/1.1\r\nHost: t\r\nTransfer-Encoding: chunked\r\n\r\n"
                    "0\r\nAuthorization: Bearer t\r\n\r\n",
                 "host:t;transfer-encoding:chunked;|");
-    /* the connection is still in step afterwards */
+    /* the connection is still in step afterwards, also with a request pipelined right
+     * behind a trailer */
     EXPECT_ECHO(c, GET("/after"), "GET|/after||");
+    CHECK_EQ_INT(cl_send(c, "POST /p HTTP/1.1\r\nHost: t\r\nTransfer-Encoding: chunked\r\n\r\n"
+                            "1\r\nq\r\n0\r\nX-T: 1\r\n\r\n" GET("/next")), 0);
+    response r;
+    CHECK_EQ_INT(cl_response(c, &r), 0);
+    CHECK_EQ_INT(r.body_len, 10);
+    CHECK(memcmp(r.body, "POST|/p||q", 10) == 0);
+    resp_free(&r);
+    EXPECT_ECHO(c, "", "GET|/next||");
     cl_close(c);
 }
 
 TEST(http_trailers_are_not_headers)
 {
     tide_http_stats st = serve(NULL, c_trailers);
-    CHECK_EQ_INT(st.requests, 4);
+    CHECK_EQ_INT(st.requests, 6);
     CHECK_EQ_INT(bad_header_names, 0);
 }
 
@@ -1680,7 +1691,8 @@ static void c_body_budget(void)
     CHECK_EQ_INT(r.body_len, 4000 + 9);   /* "POST|/a||" + body */
     resp_free(&r);
     CHECK_EQ_INT(stat_body_bytes(), 0);
-    int n = snprintf(req, sizeof req, "POST /c HTTP/1.1\r\nHost: t\r\nContent-Length: 3000\r\n\r\n");
+    int n = snprintf(req, sizeof req,
+                     "POST /c HTTP/1.1\r\nHost: t\r\nContent-Length: 3000\r\n\r\n");
     memcpy(req + n, fill, 3000);
     req[n + 3000] = '\0';
     n = snprintf(want, sizeof want, "POST|/c||");
