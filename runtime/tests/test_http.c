@@ -1755,6 +1755,64 @@ TEST(http_connections_per_client)
     CHECK_EQ_INT(st.accepted, 3);
 }
 
+/* The same over IPv6: the key is the whole address. */
+static tide_http_server *srv6;
+static int port6;
+
+static client *cl_open6(void)
+{
+    struct sockaddr_in6 sa;
+    client *c = calloc(1, sizeof *c);
+    c->fd = socket(AF_INET6, SOCK_STREAM, 0);
+    memset(&sa, 0, sizeof sa);
+    sa.sin6_family = AF_INET6;
+    sa.sin6_port = htons((uint16_t)port6);
+    sa.sin6_addr = in6addr_loopback;
+    if (connect(c->fd, (struct sockaddr *)&sa, sizeof sa) != 0) {
+        close(c->fd);
+        free(c);
+        return NULL;
+    }
+    set_rcvtimeo(c->fd, 2000);
+    return c;
+}
+
+static void c_per_client6(void)
+{
+    client *a = cl_open6(), *b = cl_open6();
+    CHECK(a && b);
+    EXPECT_ECHO(a, GET("/a"), "GET|/a||");
+    EXPECT_ECHO(b, GET("/b"), "GET|/b||");
+    client *c = cl_open6();
+    CHECK(c);
+    (void)cl_send(c, GET("/c"));
+    CHECK(cl_closed(c));
+    cl_close(c);
+    cl_close(a);
+    cl_close(b);
+}
+
+TEST(http_connections_per_client_ipv6)
+{
+    tide_http_limits lim = limits(4096, 1024, 5, 5);
+    lim.max_connections_per_client = 2;
+    setup(&lim);
+    if (tide_http_listen(loop, "::1", 0, &lim, handler, NULL, &srv6) != 0) {
+        printf("     (skipped: no IPv6 loopback)\n");
+        teardown();
+        return;
+    }
+    port6 = tide_http_port(srv6);
+    run_client(c_per_client6);
+    tide_http_stats st;
+    tide_http_get_stats(srv6, &st);
+    tide_http_free(srv6);
+    srv6 = NULL;
+    teardown();
+    CHECK_EQ_INT(st.rejected_per_client, 1);
+    CHECK_EQ_INT(st.accepted, 2);
+}
+
 TEST(http_reason_phrases)
 {
     CHECK_STR(tide_http_reason(200), "OK");
@@ -1815,6 +1873,7 @@ TEST_LIST_BEGIN
     TEST_ENTRY(http_header_field_count_431)
     TEST_ENTRY(http_body_budget_503)
     TEST_ENTRY(http_connections_per_client)
+    TEST_ENTRY(http_connections_per_client_ipv6)
     TEST_ENTRY(http_reason_phrases)
     TEST_ENTRY(http_listen_errors)
 TEST_LIST_END
