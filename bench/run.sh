@@ -201,6 +201,8 @@ port_free "$ADMIN_PORT" || die "port $ADMIN_PORT (BENCH_ADMIN_PORT) is in use"
 export TIDE_CONFIG=$repo/etc/tide.conf.lua TIDE_HTTP_PORT=$HTTP_PORT TIDE_ADMIN_PORT=$ADMIN_PORT
 export TIDE_SCRIPTS_DIR=$B/bundle/scripts TIDE_POLICIES_DIR=$B/bundle/policies
 export TIDE_BINDINGS_DIR=$repo/bindings TIDE_LOG_LEVEL=info
+# every bench client (wrk's 64, idle.c's 10,000) connects from 127.0.0.1: no per-client cap
+export TIDE_HTTP_MAX_CONNECTIONS_PER_CLIENT=0
 "$TIDE_BIN" serve >"$B/tide.out" 2>"$B/tide.err" &
 tide_pid=$!
 up=0

@@ -3,7 +3,9 @@
 --   TIDE_HTTP_PORT, TIDE_ADMIN_PORT, TIDE_JWT_SECRET, TIDE_ENCRYPTION_KEY,
 --   TIDE_JWT_AUDIENCE, TIDE_JWT_ISSUER, TIDE_JWT_REQUIRE_EXP (0 or 1),
 --   TIDE_DSN_DIRECT, TIDE_DSN_SESSION, TIDE_DSN_TRANSACTION,
---   TIDE_SCRIPTS_DIR, TIDE_POLICIES_DIR, TIDE_BINDINGS_DIR, TIDE_LOG_LEVEL, TIDE_DEV
+--   TIDE_SCRIPTS_DIR, TIDE_POLICIES_DIR, TIDE_BINDINGS_DIR, TIDE_LOG_LEVEL, TIDE_DEV,
+--   TIDE_JWT_REQUIRE_EXP, TIDE_JWT_AUDIENCE, TIDE_JWT_ISSUER,
+--   TIDE_HTTP_MAX_INFLIGHT_BODY_BYTES, TIDE_HTTP_MAX_CONNECTIONS_PER_CLIENT
 -- The secrets below are published with tide, so tide refuses them unless development mode is
 -- asked for (`tide serve --dev` or TIDE_DEV=1; `make run` and `make test` ask). Anywhere else,
 -- set your own: TIDE_JWT_SECRET (openssl rand -base64 48) and TIDE_ENCRYPTION_KEY
@@ -42,6 +44,13 @@ return {
     read_timeout = 10,          -- seconds to receive a whole request (else 408)
     idle_timeout = 60,          -- seconds an idle keep-alive connection is kept
     max_connections = 20000,
+    -- Request bodies held at once by all connections together, counted as their bytes
+    -- arrive and released when the request is answered: a body that would go over it gets
+    -- 503 with Retry-After: 1 (code TIDE_BUSY). Must be larger than max_body_bytes.
+    max_inflight_body_bytes = 67108864,
+    -- Open connections from one IP address; more are reset at accept (0 = no cap). Behind a
+    -- load balancer or reverse proxy every connection comes from it: set 0 (or its share).
+    max_connections_per_client = 256,
   },
 
   -- Upstreams: direct (Postgres), session (session-mode pooler), transaction

@@ -97,6 +97,8 @@ static void defaults(tide_config *c)
     c->http.read_timeout = 10.0;
     c->http.idle_timeout = 60.0;
     c->http.max_connections = 20000;
+    c->http.max_inflight_body_bytes = 64 * 1024 * 1024;
+    c->http.max_connections_per_client = 256;
 }
 
 static int hexval(int ch)
@@ -177,6 +179,9 @@ static int load_file(const char *path, tide_config *c, char *key_hex, size_t key
         get_num(L, "read_timeout", &c->http.read_timeout);
         get_num(L, "idle_timeout", &c->http.idle_timeout);
         get_int(L, "max_connections", &c->http.max_connections);
+        d = (double)c->http.max_inflight_body_bytes; get_num(L, "max_inflight_body_bytes", &d);
+        c->http.max_inflight_body_bytes = (size_t)d;
+        get_int(L, "max_connections_per_client", &c->http.max_connections_per_client);
         lua_pop(L, 1);
     }
     if (push_table(L, "upstreams")) {
@@ -256,6 +261,10 @@ int tide_config_load(const char *path, int dev, tide_config *c, char *err, size_
     if ((v = getenv("TIDE_BINDINGS_DIR")) && *v) set_str(&c->bindings_dir, v);
     if ((v = getenv("TIDE_LOG_LEVEL")) && *v) set_str(&c->log_level, v);
     if ((v = getenv("TIDE_ENCRYPTION_KEY")) && *v) snprintf(key_hex, sizeof key_hex, "%s", v);
+    if ((v = getenv("TIDE_HTTP_MAX_INFLIGHT_BODY_BYTES")) && *v)
+        c->http.max_inflight_body_bytes = (size_t)strtoull(v, NULL, 10);
+    if ((v = getenv("TIDE_HTTP_MAX_CONNECTIONS_PER_CLIENT")) && *v)
+        c->http.max_connections_per_client = atoi(v);
     static const char *const dsn_env[TIDE_UPSTREAMS] = {
         "TIDE_DSN_DIRECT", "TIDE_DSN_SESSION", "TIDE_DSN_TRANSACTION" };
     for (int i = 0; i < TIDE_UPSTREAMS; i++)
@@ -291,6 +300,20 @@ int tide_config_load(const char *path, int dev, tide_config *c, char *err, size_
     }
     if (!c->upstreams[TIDE_UP_DIRECT].dsn) {
         snprintf(err, errlen, "upstreams.direct.dsn (or TIDE_DSN_DIRECT) is required");
+        tide_config_free(c);
+        return TIDE_EINVAL;
+    }
+    /* a budget below one largest body would answer every such body 503 */
+    if (c->http.max_inflight_body_bytes && c->http.max_body_bytes &&
+        c->http.max_inflight_body_bytes <= c->http.max_body_bytes) {
+        snprintf(err, errlen, "http.max_inflight_body_bytes (or TIDE_HTTP_MAX_INFLIGHT_BODY_BYTES)"
+                 " must be larger than http.max_body_bytes");
+        tide_config_free(c);
+        return TIDE_EINVAL;
+    }
+    if (c->http.max_connections_per_client < 0) {
+        snprintf(err, errlen, "http.max_connections_per_client (or "
+                 "TIDE_HTTP_MAX_CONNECTIONS_PER_CLIENT) must be 0 (no cap) or more");
         tide_config_free(c);
         return TIDE_EINVAL;
     }

@@ -15,11 +15,33 @@
  * written - from the next loop pass (an ev_prepare watcher) when the response came later
  * from another callback, so the handler is never called from inside tide_http_respond().
  *
+ * Syntax: http_parser (Debian builds it non-strict) takes a bare LF as a line end, any byte
+ * after a CR that ends the head or a chunk-size line, any two bytes after chunk data, blanks
+ * in header names and folded (obs-fold) lines. tide answers all of that with 400, as strict
+ * servers do. The data callbacks see the url, names, values and body; every other byte the
+ * parser consumes (the rest of the request line, ':' and blanks, line ends, chunk-size lines,
+ * the trailer) passes through scan() exactly once, in order, which walks the message's
+ * sections and insists on CRLF, no NUL and no line starting with a blank:
+ *
+ *   head              LINE -CRLF-> FIELD -CRLF-> HEAD_END        (a field name: FIELD -> LINE)
+ *   Content-Length    HEAD_END -> DATA -> END                      (no raw byte inside DATA)
+ *   chunked           HEAD_END -> SIZE -CRLF-> SIZE_END -> DATA -> DATA_END -CRLF-> SIZE ...
+ *   last chunk        SIZE_END -> TFIELD -name-> TLINE -CRLF-> TFIELD -CRLF-> END
+ *
+ * The trailer (fields after the last chunk) is checked and counted against max_header_bytes
+ * with the head, then dropped: it never becomes a header, and never part of the body.
+ *
  * Memory: an idle keep-alive connection owns only its conn struct (a few hundred bytes).
  * Reads land in one scratch buffer per server and are parsed in place; only the bytes left
- * over after a complete request are copied into a per-connection buffer. Every request
- * gets its own arena holding url, headers and body, so the pointers handed to the handler
- * stay valid until tide_http_respond(), even after the client has gone away.
+ * over after a complete request are copied into a per-connection buffer (at most RBUF_CAP).
+ * Every request gets its own arena holding url, headers and body, so the pointers handed to
+ * the handler stay valid until tide_http_respond(), even after the client has gone away. A
+ * body grows the arena as its bytes arrive (never ahead of them, whatever Content-Length
+ * says), and every byte of that growth is first charged to the server's in-flight body budget
+ * (max_inflight_body_bytes; over it -> 503 and close) until the request is answered or its
+ * connection closes. Open connections are counted per client address in a small hash table
+ * (an entry lives while its address has connections); over max_connections_per_client a new
+ * connection is reset at accept.
  *
  * Closing never frees inside a callback chain: closed conns go on a reap list that is freed
  * when the outermost http callback (or public call) returns (`depth` counts them).
@@ -27,17 +49,20 @@
 #include "http.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <limits.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <time.h>
 
 #include <http_parser.h>
 #include <netdb.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
+#include <sys/random.h>
 #include <sys/socket.h>
 #include <sys/uio.h>
 #include <unistd.h>
@@ -49,16 +74,23 @@ enum {
     RBUF_CAP = 64 * 1024,       /* most input buffered while a request is with the handler */
     ARENA_MIN = 1024,
     HDRS_MIN = 16,
+    HDRS_MAX = 128,             /* header fields per request (more -> 431): slots <= 4 KiB */
+    CLIENTS_MIN = 64,           /* first size of the per-client table (a power of two) */
 };
 #define LINGER_TIMEOUT 2.0      /* how long to drain input before closing after an error */
 #define ACCEPT_RETRY 0.25       /* pause after EMFILE and friends */
+#define DEFAULT_BODY_BUDGET ((size_t)64 * 1024 * 1024)
 
 enum { TM_NONE, TM_IDLE, TM_READ, TM_WRITE, TM_LINGER };
 enum { CB_NONE, CB_URL, CB_FIELD, CB_VALUE };
-enum { ERR_NONE, ERR_CLOSE, ERR_BAD, ERR_HEADERS, ERR_BODY, ERR_EXPECT };
+enum { ERR_NONE, ERR_CLOSE, ERR_BAD, ERR_HEADERS, ERR_BODY, ERR_EXPECT, ERR_BUSY, ERR_CODING };
+/* Sections of a message, as scan() walks its raw bytes (see the header comment). */
+enum { SC_LINE, SC_FIELD, SC_HEAD_END, SC_DATA, SC_SIZE, SC_SIZE_END, SC_DATA_END, SC_TFIELD,
+       SC_TLINE, SC_END };
 
 typedef struct conn conn;
 typedef struct hreq hreq;
+typedef struct client_slot client_slot;
 
 /* While parsing, header slots hold arena offsets; on completion they become pointers. */
 typedef union hslot {
@@ -75,8 +107,15 @@ struct hreq {
     hslot *slots;
     int nslots, cap_slots;
     size_t url_off, url_len, body_off;
-    size_t hdr_prev;            /* raw header bytes seen in earlier reads */
-    unsigned last_cb : 2, headers_done : 1, force_close : 1, head : 1, ka10 : 1;
+    size_t body_end;            /* the arena never needs more: body_off + allowed body + NUL */
+    size_t charged;             /* arena bytes charged to the server's in-flight body budget */
+    size_t hdr_prev;            /* raw head bytes in earlier reads; the whole head once done */
+    size_t trailer_bytes;       /* raw bytes of the trailer so far */
+    uint64_t chunk_left;        /* data bytes still due in the current chunk */
+    const char *scan;           /* raw bytes before this (in the current read) are checked */
+    uint8_t sect;               /* SC_*: where scan() is in the message */
+    unsigned last_cb : 2, headers_done : 1, force_close : 1, head : 1, ka10 : 1, chunked : 1,
+             cr : 1;
 };
 
 struct conn {
@@ -86,7 +125,9 @@ struct conn {
     conn *prev, *next;          /* srv->conns while open, srv->reap once closed */
     conn *qnext;                /* srv->ready */
     hreq *cur;                  /* request being parsed or with the handler */
-    const char *chunk_base;     /* start of the bytes given to the current parser call */
+    client_slot *client;        /* its address's count (NULL: not counted) */
+    const char *chunk_base;     /* the bytes given to the current parser call */
+    const char *chunk_end;
     char *rbuf;                 /* unparsed input: [rpos, rlen) */
     char *obuf;                 /* unsent output: [opos, olen) */
     uint32_t rpos, rlen, rcap, opos, olen, ocap;
@@ -95,6 +136,13 @@ struct conn {
     uint8_t tmode, err;
     unsigned busy : 1, closed : 1, closing : 1, linger : 1, lingering : 1, eof : 1,
              in_parse : 1, queued : 1;
+};
+
+/* Open connections of one client address (IPv4 as ::ffff:a.b.c.d); freed at zero. */
+struct client_slot {
+    client_slot *next;
+    uint32_t count;
+    unsigned char addr[16];
 };
 
 struct tide_http_server {
@@ -110,6 +158,10 @@ struct tide_http_server {
     char *scratch;
     int depth;
     unsigned stopped : 1, free_requested : 1, at_max : 1, backoff : 1;
+    size_t body_bytes;          /* charged by requests not yet answered (<= the budget) */
+    client_slot **clients;      /* per-client counts: nbuckets chains (a power of two) */
+    size_t nbuckets, nclients;
+    uint64_t seed[2];           /* keys the client hash: addresses cannot be aimed at a chain */
     tide_http_stats stats;
 };
 
@@ -135,7 +187,8 @@ static const http_parser_settings settings = {
 
 static void conn_close(conn *c);
 static void conn_update(conn *c);
-static void conn_error(conn *c, int status, const char *code, const char *msg);
+static void conn_error(conn *c, int status, const char *code, const char *msg,
+                       const char *extra);
 
 /* ---- server re-entrancy guard ------------------------------------------------------- */
 
@@ -168,6 +221,95 @@ static void srv_leave(tide_http_server *s)
         srv_destroy(s);
 }
 
+/* ---- connections per client address ------------------------------------------------------ */
+
+/* The table key of a peer: its IPv6 address, IPv4 mapped into IPv6. Returns 0, or -1 for a
+ * peer that is not an IP address (a Unix socket), which is not counted. */
+static int client_key(const struct sockaddr_storage *ss, unsigned char key[16])
+{
+    if (ss->ss_family == AF_INET) {
+        static const unsigned char v4mapped[12] = { [10] = 0xff, [11] = 0xff };
+        memcpy(key, v4mapped, 12);
+        memcpy(key + 12, &((const struct sockaddr_in *)ss)->sin_addr, 4);
+        return 0;
+    }
+    if (ss->ss_family == AF_INET6) {
+        memcpy(key, &((const struct sockaddr_in6 *)ss)->sin6_addr, 16);
+        return 0;
+    }
+    return -1;
+}
+
+static size_t client_bucket(const tide_http_server *s, const unsigned char key[16])
+{
+    uint64_t a, b, h;
+    memcpy(&a, key, 8);
+    memcpy(&b, key + 8, 8);
+    h = (a ^ s->seed[0]) * 0x9e3779b97f4a7c15ull;
+    h ^= h >> 31;
+    h = (h ^ b ^ s->seed[1]) * 0xbf58476d1ce4e5b9ull;
+    h ^= h >> 29;
+    return (size_t)h & (s->nbuckets - 1);
+}
+
+/* Doubles the bucket array (keeps chains short: at most one entry per bucket on average).
+ * On failure the table stays as it was, only more crowded. */
+static void client_grow(tide_http_server *s)
+{
+    size_t n = s->nbuckets ? s->nbuckets * 2 : CLIENTS_MIN, old = s->nbuckets;
+    client_slot **b = calloc(n, sizeof *b), **ob = s->clients;
+    if (!b)
+        return;
+    s->clients = b;
+    s->nbuckets = n;
+    for (size_t i = 0; i < old; i++) {
+        for (client_slot *e = ob[i], *next; e; e = next) {
+            next = e->next;
+            size_t k = client_bucket(s, e->addr);
+            e->next = b[k];
+            b[k] = e;
+        }
+    }
+    free(ob);
+}
+
+/* The slot of key, created with count 0 if new; NULL when out of memory. */
+static client_slot *client_get(tide_http_server *s, const unsigned char key[16])
+{
+    if (s->nclients >= s->nbuckets)
+        client_grow(s);
+    if (!s->nbuckets)
+        return NULL;
+    size_t k = client_bucket(s, key);
+    for (client_slot *e = s->clients[k]; e; e = e->next)
+        if (memcmp(e->addr, key, 16) == 0)
+            return e;
+    client_slot *e = calloc(1, sizeof *e);
+    if (!e)
+        return NULL;
+    memcpy(e->addr, key, 16);
+    e->next = s->clients[k];
+    s->clients[k] = e;
+    s->nclients++;
+    s->stats.clients = (long long)s->nclients;
+    return e;
+}
+
+/* One connection of e's address is gone (or never came); frees e at zero. */
+static void client_put(tide_http_server *s, client_slot *e)
+{
+    if (!e || (e->count && --e->count))
+        return;
+    for (client_slot **pp = &s->clients[client_bucket(s, e->addr)]; *pp; pp = &(*pp)->next)
+        if (*pp == e) {
+            *pp = e->next;
+            break;
+        }
+    free(e);
+    s->nclients--;
+    s->stats.clients = (long long)s->nclients;
+}
+
 /* ---- request arena --------------------------------------------------------------------- */
 
 static void hreq_free(hreq *r)
@@ -177,6 +319,17 @@ static void hreq_free(hreq *r)
     free(r->arena);
     free(r->slots);
     free(r);
+}
+
+/* The request leaves its connection (answered, or the connection closed): what its body
+ * held no longer counts against the budget (see http.h). */
+static void hreq_uncharge(tide_http_server *s, hreq *r)
+{
+    if (!r)
+        return;
+    s->body_bytes -= r->charged;
+    s->stats.body_bytes = (long long)s->body_bytes;
+    r->charged = 0;
 }
 
 static int arena_reserve(hreq *r, size_t more)
@@ -220,11 +373,155 @@ static int fail(conn *c, int err)
     return -1;
 }
 
+/* Makes room for `more` body bytes (and the NUL after the body). The arena grows by doubling,
+ * never past body_end, and the growth is charged to the server's budget before it is taken.
+ * Returns 0, or -1 with ERR_BUSY (over the budget) or ERR_CLOSE (out of memory). */
+static int body_room(conn *c, hreq *r, size_t more)
+{
+    tide_http_server *s = c->srv;
+    size_t need = r->alen + more + 1;
+    if (need <= r->acap)
+        return 0;
+    size_t cap = r->acap * 2 < r->body_end ? r->acap * 2 : r->body_end;
+    if (cap < need)
+        cap = need;
+    size_t grow = cap - r->acap;
+    if (grow > s->limits.max_inflight_body_bytes - s->body_bytes)
+        return fail(c, ERR_BUSY);
+    char *a = realloc(r->arena, cap);
+    if (!a)
+        return fail(c, ERR_CLOSE);
+    r->arena = a;
+    r->acap = cap;
+    r->charged += grow;
+    s->body_bytes += grow;
+    s->stats.body_bytes = (long long)s->body_bytes;
+    return 0;
+}
+
 /* Raw bytes of request line and headers so far, from where this message began. */
 static int header_room(conn *c, const char *at, size_t len)
 {
     size_t raw = c->cur->hdr_prev + (size_t)(at + len - c->chunk_base);
     return raw <= c->srv->limits.max_header_bytes ? 0 : fail(c, ERR_HEADERS);
+}
+
+/* The trailer counts against max_header_bytes together with the head. */
+static int trailer_room(conn *c, hreq *r, size_t len)
+{
+    r->trailer_bytes += len;
+    if (r->hdr_prev + r->trailer_bytes > c->srv->limits.max_header_bytes)
+        return fail(c, ERR_HEADERS);
+    return 0;
+}
+
+/* Checks raw bytes [from, to) in order (see the header comment). Stops after a byte that
+ * completes a section (HEAD_END, SIZE_END, END). Returns the bytes checked, or -1 (c->err
+ * set): a bare CR or LF, a NUL, a blank starting a line, or a byte where none may be. */
+static long scan(conn *c, hreq *r, const char *from, const char *to)
+{
+    const char *p = from;
+    while (p < to) {
+        unsigned char b = (unsigned char)*p++;
+        int sect = r->sect;
+        if ((sect == SC_TFIELD || sect == SC_TLINE) && trailer_room(c, r, 1) != 0)
+            return -1;
+        if (b == '\0')
+            return fail(c, ERR_BAD);
+        if (r->cr) {
+            if (b != '\n')
+                return fail(c, ERR_BAD);
+            r->cr = 0;
+            switch (sect) {
+            case SC_LINE: r->sect = SC_FIELD; break;
+            case SC_FIELD: r->sect = SC_HEAD_END; return p - from;
+            case SC_SIZE: r->sect = SC_SIZE_END; return p - from;
+            case SC_DATA_END: r->sect = SC_SIZE; break;
+            case SC_TLINE: r->sect = SC_TFIELD; break;
+            default: r->sect = SC_END; return p - from;   /* SC_TFIELD, the only one left */
+            }
+            continue;
+        }
+        switch (sect) {
+        case SC_LINE:
+        case SC_SIZE:
+        case SC_TLINE:
+            if (b == '\n')
+                return fail(c, ERR_BAD);   /* bare LF */
+            if (b == '\r')
+                r->cr = 1;
+            break;   /* anything else there the parser has vetted */
+        case SC_FIELD:
+        case SC_DATA_END:
+        case SC_TFIELD:
+            if (b != '\r')
+                return fail(c, ERR_BAD);   /* obs-fold, or chunk data not followed by CRLF */
+            r->cr = 1;
+            break;
+        default:
+            return fail(c, ERR_BAD);       /* no raw byte belongs here */
+        }
+    }
+    return p - from;
+}
+
+/* Checks the raw bytes between the last checked one and `at`, where a data callback's
+ * len bytes start, then moves past those. The first callback (the url) starts the check. */
+static int scan_to(conn *c, hreq *r, const char *at, size_t len)
+{
+    if (r->scan) {
+        long n = at >= r->scan ? scan(c, r, r->scan, at) : -1;
+        if (n < 0)
+            return c->err ? -1 : fail(c, ERR_BAD);
+        if (r->scan + n != at)
+            return fail(c, ERR_BAD);   /* a section ended before these bytes */
+    }
+    r->scan = at + len;
+    return 0;
+}
+
+/* Checks raw bytes up to the end of the current section (the parser is on its last byte,
+ * so it lies in this read). */
+static int scan_until(conn *c, hreq *r, int sect)
+{
+    if (!r->scan)
+        return fail(c, ERR_BAD);
+    long n = scan(c, r, r->scan, c->chunk_end);
+    if (n < 0)
+        return -1;
+    r->scan += n;
+    return r->sect == sect ? 0 : fail(c, ERR_BAD);
+}
+
+static int is_tchar(unsigned char ch)
+{
+    if ((ch >= '0' && ch <= '9') || (ch >= 'a' && ch <= 'z') || (ch >= 'A' && ch <= 'Z'))
+        return 1;
+    switch (ch) {
+    case '!': case '#': case '$': case '%': case '&': case '\'': case '*': case '+': case '-':
+    case '.': case '^': case '_': case '`': case '|': case '~':
+        return 1;
+    }
+    return 0;
+}
+
+/* A field name is a token; a value has no control character but HTAB (RFC 9110 5.1, 5.5). */
+static int name_ok(const char *at, size_t len)
+{
+    for (size_t i = 0; i < len; i++)
+        if (!is_tchar((unsigned char)at[i]))
+            return 0;
+    return 1;
+}
+
+static int value_ok(const char *at, size_t len)
+{
+    for (size_t i = 0; i < len; i++) {
+        unsigned char ch = (unsigned char)at[i];
+        if ((ch < 0x20 && ch != '\t') || ch == 0x7f)
+            return 0;
+    }
+    return 1;
 }
 
 static int on_message_begin(http_parser *p)
@@ -234,6 +531,7 @@ static int on_message_begin(http_parser *p)
     if (!r)
         return fail(c, ERR_CLOSE);
     r->c = c;
+    r->sect = SC_LINE;
     c->cur = r;
     return 0;
 }
@@ -242,8 +540,11 @@ static int on_url(http_parser *p, const char *at, size_t len)
 {
     conn *c = p->data;
     hreq *r = c->cur;
-    if (header_room(c, at, len) != 0)
+    if (header_room(c, at, len) != 0 || scan_to(c, r, at, len) != 0)
         return -1;
+    for (size_t i = 0; i < len; i++)   /* the parser lets HTAB and FF through */
+        if ((unsigned char)at[i] <= ' ' || at[i] == 0x7f)
+            return fail(c, ERR_BAD);
     if (arena_append(r, at, len) != 0)
         return fail(c, ERR_CLOSE);
     r->url_len += len;
@@ -251,13 +552,35 @@ static int on_url(http_parser *p, const char *at, size_t len)
     return 0;
 }
 
+/* A trailer field is checked and counted, never kept. */
+static int trailer_field(conn *c, hreq *r, const char *at, size_t len, int name)
+{
+    if (scan_to(c, r, at, len) != 0)
+        return -1;
+    if (!name && !len)
+        return 0;   /* an empty value, reported at the start of the next line */
+    if (name ? r->sect != SC_TFIELD && r->sect != SC_TLINE : r->sect != SC_TLINE)
+        return fail(c, ERR_BAD);   /* a value at the start of a line: obs-fold */
+    if (!(name ? name_ok(at, len) : value_ok(at, len)))
+        return fail(c, ERR_BAD);
+    r->sect = SC_TLINE;
+    return trailer_room(c, r, len);
+}
+
 static int on_header_field(http_parser *p, const char *at, size_t len)
 {
     conn *c = p->data;
     hreq *r = c->cur;
-    if (header_room(c, at, len) != 0)
+    if (r->headers_done)
+        return trailer_field(c, r, at, len, 1);
+    if (header_room(c, at, len) != 0 || scan_to(c, r, at, len) != 0)
         return -1;
+    if ((r->sect != SC_FIELD && r->sect != SC_LINE) || !name_ok(at, len))
+        return fail(c, ERR_BAD);
+    r->sect = SC_LINE;
     if (r->last_cb != CB_FIELD) {
+        if (r->nslots == HDRS_MAX)
+            return fail(c, ERR_HEADERS);
         if (arena_nul(r) != 0)       /* ends the url or the previous value */
             return fail(c, ERR_CLOSE);
         if (r->nslots == r->cap_slots) {
@@ -287,8 +610,14 @@ static int on_header_value(http_parser *p, const char *at, size_t len)
 {
     conn *c = p->data;
     hreq *r = c->cur;
-    if (header_room(c, at, len) != 0)
+    if (r->headers_done)
+        return trailer_field(c, r, at, len, 0);
+    if (header_room(c, at, len) != 0 || scan_to(c, r, at, len) != 0)
         return -1;
+    /* SC_FIELD here: a folded line - unless the value is empty, which http_parser reports
+     * (length 0) at the start of the next line */
+    if ((r->sect != SC_LINE && len) || !r->nslots || !value_ok(at, len))
+        return fail(c, ERR_BAD);
     hslot *h = &r->slots[r->nslots - 1];
     if (r->last_cb != CB_VALUE) {
         if (arena_nul(r) != 0)       /* ends the name */
@@ -316,6 +645,28 @@ static const char *find_slot(hreq *r, const char *name, size_t *len)
     return NULL;
 }
 
+/* How often header `name` occurs (slots still hold offsets). */
+static int count_slot(hreq *r, const char *name)
+{
+    size_t n = strlen(name);
+    int k = 0;
+    for (int i = 0; i < r->nslots; i++)
+        k += r->slots[i].off.nl == n && memcmp(r->arena + r->slots[i].off.no, name, n) == 0;
+    return k;
+}
+
+/* The head says where the request goes and how long it is, unambiguously: HTTP/1.1 has one
+ * Host; at most one Content-Length, Transfer-Encoding and Authorization, never the first two
+ * together (RFC 9112 3.2, 6.3). */
+static int head_ok(hreq *r, const http_parser *p)
+{
+    int host = count_slot(r, "host"), len = count_slot(r, "content-length");
+    int te = count_slot(r, "transfer-encoding");
+    if (host > 1 || len > 1 || te > 1 || (len && te) || count_slot(r, "authorization") > 1)
+        return 0;
+    return host || p->http_minor == 0;
+}
+
 static int send_bytes(conn *c, const struct iovec *iov, int n);
 
 static int on_headers_complete(http_parser *p)
@@ -323,11 +674,16 @@ static int on_headers_complete(http_parser *p)
     conn *c = p->data;
     hreq *r = c->cur;
     tide_http_server *s = c->srv;
+    if (scan_until(c, r, SC_HEAD_END) != 0)
+        return -1;
+    r->hdr_prev += (size_t)(r->scan - c->chunk_base);   /* now the whole head */
+    if (r->hdr_prev > s->limits.max_header_bytes)
+        return fail(c, ERR_HEADERS);
     if (arena_nul(r) != 0)
         return fail(c, ERR_CLOSE);
     r->headers_done = 1;
 
-    if (p->http_major != 1)
+    if (p->http_major != 1 || !head_ok(r, p))
         return fail(c, ERR_BAD);   /* http_parser takes any digits; we speak 1.0 and 1.1 */
     if (p->upgrade) {
         if (p->method == HTTP_CONNECT)
@@ -338,6 +694,17 @@ static int on_headers_complete(http_parser *p)
     }
     int chunked = (p->flags & F_CHUNKED) != 0;
     int has_len = !chunked && (p->flags & F_CONTENTLENGTH) && p->content_length != ULLONG_MAX;
+    size_t tlen;
+    const char *te = find_slot(r, "transfer-encoding", &tlen);
+    while (te && tlen && (te[tlen - 1] == ' ' || te[tlen - 1] == '\t'))
+        tlen--;
+    if (te && (tlen != 7 || strncasecmp(te, "chunked", 7) != 0)) {
+        /* RFC 9112 6.3: not ending in chunked, the length is unknown (400); "gzip, chunked"
+         * is a coding tide does not undo (501): the body would reach the handler encoded. */
+        if (!chunked || tlen < 7 || strncasecmp(te + tlen - 7, "chunked", 7) != 0)
+            return fail(c, ERR_BAD);
+        return fail(c, ERR_CODING);
+    }
     if (has_len && p->content_length > s->limits.max_body_bytes)
         return fail(c, ERR_BODY);   /* before a single body byte is read */
 
@@ -357,18 +724,25 @@ static int on_headers_complete(http_parser *p)
     r->pub.keep_alive = http_should_keep_alive(p);
     r->ka10 = r->pub.keep_alive && p->http_major == 1 && p->http_minor == 0;
     r->head = p->method == HTTP_HEAD;
-    if (has_len && arena_reserve(r, (size_t)p->content_length + 1) != 0)
-        return fail(c, ERR_CLOSE);
+    r->chunked = chunked;
     r->body_off = r->alen;
+    /* No room is taken for the body yet: it grows with the bytes that actually arrive. */
+    r->body_end = r->alen + (has_len ? (size_t)p->content_length : s->limits.max_body_bytes) + 1;
+    r->sect = chunked ? SC_SIZE : has_len && p->content_length ? SC_DATA : SC_END;
     return 0;
 }
 
 static int on_chunk_header(http_parser *p)
 {
     conn *c = p->data;
-    size_t have = c->cur->alen - c->cur->body_off;
+    hreq *r = c->cur;
+    if (scan_until(c, r, SC_SIZE_END) != 0)
+        return -1;
+    size_t have = r->alen - r->body_off;
     if (p->content_length > c->srv->limits.max_body_bytes - have)
         return fail(c, ERR_BODY);
+    r->chunk_left = p->content_length;
+    r->sect = p->content_length ? SC_DATA : SC_TFIELD;
     return 0;
 }
 
@@ -376,10 +750,18 @@ static int on_body(http_parser *p, const char *at, size_t len)
 {
     conn *c = p->data;
     hreq *r = c->cur;
+    if (scan_to(c, r, at, len) != 0)
+        return -1;
+    if (r->sect != SC_DATA || (r->chunked && len > r->chunk_left))
+        return fail(c, ERR_BAD);
     if (len > c->srv->limits.max_body_bytes - (r->alen - r->body_off))
         return fail(c, ERR_BODY);
-    if (arena_append(r, at, len) != 0)
-        return fail(c, ERR_CLOSE);
+    if (body_room(c, r, len) != 0)
+        return -1;
+    memcpy(r->arena + r->alen, at, len);
+    r->alen += len;
+    if (r->chunked && (r->chunk_left -= len) == 0)
+        r->sect = SC_DATA_END;
     return 0;
 }
 
@@ -387,8 +769,11 @@ static int on_message_complete(http_parser *p)
 {
     conn *c = p->data;
     hreq *r = c->cur;
+    if (r->chunked && scan_until(c, r, SC_END) != 0)
+        return -1;
+    r->sect = SC_END;
     size_t body_len = r->alen - r->body_off;
-    if (arena_nul(r) != 0)
+    if (arena_nul(r) != 0)   /* after a body, body_room() kept a byte for it */
         return fail(c, ERR_CLOSE);
 
     /* The arena no longer moves: offsets become pointers. */
@@ -417,8 +802,8 @@ static int on_message_complete(http_parser *p)
     r->pub.query_len = q ? ulen - (size_t)(q + 1 - url) : 0;
     r->pub.body = body_len ? a + r->body_off : "";
     r->pub.body_len = body_len;
-    if (!http_should_keep_alive(p))
-        r->pub.keep_alive = 0;
+    /* keep_alive stays as the head said: a trailer ("Connection: close" in it, say) has no
+     * say in it, though http_parser notes its Connection fields too. */
     /* One request at a time: stop here; conn_parse() hands it to the handler. */
     http_parser_pause(p, 1);
     return 0;
@@ -532,17 +917,20 @@ static int send_response(conn *c, int status, int head_only, int ka10, int keep,
     return send_bytes(c, iov, n);
 }
 
-/* Answers with a JSON error and closes once it is written (draining input meanwhile so
- * the client sees the response rather than a reset). Frees a partly parsed request. */
-static void conn_error(conn *c, int status, const char *code, const char *msg)
+/* Answers with a JSON error (extra: header lines or NULL) and closes once it is written
+ * (draining input meanwhile so the client sees the response rather than a reset). Frees a
+ * partly parsed request. */
+static void conn_error(conn *c, int status, const char *code, const char *msg,
+                       const char *extra)
 {
     char body[192];
     int bl = snprintf(body, sizeof body, "{\"code\":\"%s\",\"message\":\"%s\"}", code, msg);
+    hreq_uncharge(c->srv, c->cur);
     hreq_free(c->cur);
     c->cur = NULL;
     c->closing = 1;
     c->linger = 1;
-    if (send_response(c, status, 0, 0, 0, "application/json", NULL, body, (size_t)bl) != 0)
+    if (send_response(c, status, 0, 0, 0, "application/json", extra, body, (size_t)bl) != 0)
         conn_close(c);
 }
 
@@ -584,6 +972,8 @@ static void conn_close(conn *c)
     close(c->fd);
     c->fd = -1;
     s->stats.open--;
+    client_put(s, c->client);
+    c->client = NULL;
     if (c->queued)
         unqueue(c);
     if (c->prev)
@@ -598,6 +988,7 @@ static void conn_close(conn *c)
 
     hreq *r = c->cur;
     c->cur = NULL;
+    hreq_uncharge(s, r);   /* its connection is gone: the upper layer finishes it promptly */
     if (r && c->busy) {
         c->busy = 0;
         r->c = NULL;
@@ -724,7 +1115,10 @@ static size_t conn_parse(conn *c, const char *data, size_t len)
     c->in_parse = 1;
     while (off < len && can_parse(c)) {
         c->chunk_base = data + off;
+        c->chunk_end = data + len;
         c->err = ERR_NONE;
+        if (c->cur && c->cur->scan)
+            c->cur->scan = c->chunk_base;   /* the raw check goes on from the new read */
         size_t n = http_parser_execute(&c->parser, &settings, data + off, len - off);
         off += n;
         enum http_errno e = HTTP_PARSER_ERRNO(&c->parser);
@@ -733,10 +1127,19 @@ static size_t conn_parse(conn *c, const char *data, size_t len)
             deliver(c);
             continue;
         }
-        if (e == HPE_OK && c->cur && !c->cur->headers_done) {
-            c->cur->hdr_prev += n;
-            if (c->cur->hdr_prev > s->limits.max_header_bytes)
+        hreq *r = c->cur;
+        if (e == HPE_OK && r && !r->headers_done) {
+            r->hdr_prev += n;
+            if (r->hdr_prev > s->limits.max_header_bytes)
                 e = HPE_HEADER_OVERFLOW;
+        }
+        if (e == HPE_OK && r && r->scan) {
+            /* raw bytes after the last callback in this read: checked now, in order */
+            long m = r->scan <= data + off ? scan(c, r, r->scan, data + off) : -1;
+            if (m < 0 || r->scan + m != data + off)
+                e = HPE_UNKNOWN;   /* c->err says why (none set: a section ended early) */
+            else
+                r->scan = data + off;
         }
         if (e == HPE_OK) {
             if (n == 0)
@@ -748,22 +1151,33 @@ static size_t conn_parse(conn *c, const char *data, size_t len)
         switch (c->err) {
         case ERR_HEADERS:
             s->stats.rejected_431++;
-            conn_error(c, 431, "TIDE_HEADERS_TOO_LARGE", "request headers too large");
+            conn_error(c, 431, "TIDE_HEADERS_TOO_LARGE", "request headers too large", NULL);
             break;
         case ERR_BODY:
             s->stats.rejected_413++;
-            conn_error(c, 413, "TIDE_BODY_TOO_LARGE", "request body too large");
+            conn_error(c, 413, "TIDE_BODY_TOO_LARGE", "request body too large", NULL);
             break;
         case ERR_EXPECT:
             s->stats.rejected_400++;
-            conn_error(c, 417, "TIDE_EXPECTATION_FAILED", "unsupported Expect header");
+            conn_error(c, 417, "TIDE_EXPECTATION_FAILED", "unsupported Expect header", NULL);
+            break;
+        case ERR_CODING:
+            s->stats.rejected_400++;
+            conn_error(c, 501, "TIDE_NOT_IMPLEMENTED",
+                       "only Transfer-Encoding: chunked is supported", NULL);
+            break;
+        case ERR_BUSY:
+            s->stats.rejected_busy++;
+            conn_error(c, 503, "TIDE_BUSY",
+                       "the server is at its request-body budget; retry shortly",
+                       "Retry-After: 1\r\n");
             break;
         case ERR_CLOSE:
             conn_close(c);
             break;
         default:
             s->stats.rejected_400++;
-            conn_error(c, 400, "TIDE_BAD_REQUEST", "malformed HTTP request");
+            conn_error(c, 400, "TIDE_BAD_REQUEST", "malformed HTTP request", NULL);
             break;
         }
         break;
@@ -919,7 +1333,7 @@ static void on_timer(struct ev_loop *loop, ev_timer *w, int revents)
     ev_timer_stop(loop, w);
     if (mode == TM_READ && c->cur && !c->busy) {
         s->stats.timeouts_408++;
-        conn_error(c, 408, "TIDE_REQUEST_TIMEOUT", "request not received in time");
+        conn_error(c, 408, "TIDE_REQUEST_TIMEOUT", "request not received in time", NULL);
     } else {
         conn_close(c);   /* idle, stalled writer, or lingering too long */
     }
@@ -944,17 +1358,21 @@ static void on_prepare(struct ev_loop *loop, ev_prepare *w, int revents)
     srv_leave(s);
 }
 
-static void conn_new(tide_http_server *s, int fd)
+/* Takes fd on as a connection (counted under client, which may be NULL). Returns 0, or
+ * TIDE_ENOMEM (fd closed, client's count given back). */
+static int conn_new(tide_http_server *s, int fd, client_slot *client)
 {
     int one = 1;
     conn *c = calloc(1, sizeof *c);
     if (!c) {
         close(fd);
-        return;
+        client_put(s, client);
+        return TIDE_ENOMEM;
     }
     setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
     c->srv = s;
     c->fd = fd;
+    c->client = client;
     http_parser_init(&c->parser, HTTP_REQUEST);
     c->parser.data = c;
     ev_io_init(&c->rio, on_read, fd, EV_READ);
@@ -967,6 +1385,15 @@ static void conn_new(tide_http_server *s, int fd)
     s->stats.accepted++;
     s->stats.open++;
     conn_update(c);
+    return 0;
+}
+
+/* Resets fd at once: no answer, and no TIME_WAIT left on this side. */
+static void reset_fd(int fd)
+{
+    struct linger lg = { 1, 0 };
+    setsockopt(fd, SOL_SOCKET, SO_LINGER, &lg, sizeof lg);
+    close(fd);
 }
 
 static void on_accept(struct ev_loop *loop, ev_io *w, int revents)
@@ -980,7 +1407,9 @@ static void on_accept(struct ev_loop *loop, ev_io *w, int revents)
             ev_io_stop(loop, w);
             break;
         }
-        int fd = accept4(s->lfd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
+        struct sockaddr_storage peer;
+        socklen_t plen = sizeof peer;
+        int fd = accept4(s->lfd, (struct sockaddr *)&peer, &plen, SOCK_NONBLOCK | SOCK_CLOEXEC);
         if (fd < 0) {
             if (errno == EINTR || errno == ECONNABORTED || errno == EPROTO)
                 continue;
@@ -993,7 +1422,21 @@ static void on_accept(struct ev_loop *loop, ev_io *w, int revents)
             }
             break;   /* EAGAIN, or nothing sensible to do */
         }
-        conn_new(s, fd);
+        client_slot *cl = NULL;
+        unsigned char key[16];
+        if (s->limits.max_connections_per_client > 0 && client_key(&peer, key) == 0) {
+            /* Over its cap the client gets a reset, not a 503: an answer would need this
+             * very connection kept (written to, drained) - what the cap is there to refuse. */
+            cl = client_get(s, key);
+            if (!cl || cl->count >= (uint32_t)s->limits.max_connections_per_client) {
+                if (cl)
+                    s->stats.rejected_per_client++;
+                reset_fd(fd);
+                continue;
+            }
+            cl->count++;
+        }
+        (void)conn_new(s, fd, cl);
     }
     srv_leave(s);
 }
@@ -1079,6 +1522,14 @@ int tide_http_listen(struct ev_loop *loop, const char *host, int port,
         s->limits.idle_timeout = 60.0;
     if (s->limits.max_connections < 0)
         s->limits.max_connections = 0;
+    if (s->limits.max_inflight_body_bytes == 0)
+        s->limits.max_inflight_body_bytes = DEFAULT_BODY_BUDGET;
+    if (s->limits.max_connections_per_client < 0)
+        s->limits.max_connections_per_client = 0;
+    if (getrandom(s->seed, sizeof s->seed, GRND_NONBLOCK) != (ssize_t)sizeof s->seed) {
+        s->seed[0] = (uint64_t)time(NULL) ^ (uint64_t)(uintptr_t)s;
+        s->seed[1] = (uint64_t)getpid() * 0x9e3779b97f4a7c15ull ^ (uint64_t)clock();
+    }
     /* http_parser has its own process-wide header cap (80 KiB); only ever raise it. */
     if (s->limits.max_header_bytes > 64 * 1024)
         http_parser_set_max_header_size((uint32_t)(s->limits.max_header_bytes > UINT32_MAX / 2
@@ -1117,6 +1568,7 @@ int tide_http_respond(tide_http_req *req, int status, const char *content_type,
     r->c = NULL;
     c->cur = NULL;
     c->busy = 0;
+    hreq_uncharge(s, r);
 
     int keep = r->pub.keep_alive && !r->force_close && !s->stopped;
     if (!header_line_ok(content_type) || !header_block_ok(extra_headers) ||
@@ -1198,6 +1650,7 @@ static void srv_destroy(tide_http_server *s)
     if (s->lfd >= 0)
         close(s->lfd);
     reap(s);
+    free(s->clients);   /* empty: every connection gave its count back */
     free(s->scratch);
     free(s);
 }
@@ -1209,6 +1662,21 @@ void tide_http_free(tide_http_server *s)
     s->free_requested = 1;
     srv_enter(s);
     srv_leave(s);   /* destroys now, or when the outermost callback returns */
+}
+
+int tide__http_adopt_fd(tide_http_server *s, int fd)
+{
+    if (fd < 0)
+        return TIDE_EINVAL;
+    int fl = fcntl(fd, F_GETFL);
+    if (!s || s->stopped || fl < 0 || fcntl(fd, F_SETFL, fl | O_NONBLOCK) != 0) {
+        close(fd);
+        return TIDE_EINVAL;
+    }
+    srv_enter(s);
+    int rc = conn_new(s, fd, NULL);
+    srv_leave(s);
+    return rc;
 }
 
 void tide_http_get_stats(const tide_http_server *s, tide_http_stats *out)

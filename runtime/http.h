@@ -1,7 +1,23 @@
 /* http.h - HTTP/1.1 server on libev: keep-alive, pipelined requests (answered in order, one at
- * a time per connection), header/body size limits (431/413), read and idle timeouts (408).
- * The server owns connections; the upper layer gets one callback per complete request and
- * answers it exactly once with tide_http_respond(), possibly much later (after Postgres). */
+ * a time per connection), header/body size limits (431/413), read and idle timeouts (408),
+ * a budget for request bodies held across all connections (503) and a cap on connections per
+ * client address. The server owns connections; the upper layer gets one callback per complete
+ * request and answers it exactly once with tide_http_respond(), possibly much later (after
+ * Postgres).
+ *
+ * Syntax is strict, as in nginx and h2o: a request is answered 400 (JSON, code
+ * TIDE_BAD_REQUEST) and its connection closed for a line not ended by CRLF (bare LF, or CR
+ * without LF) in the request line, head, chunk framing or trailer; a header name that is not a
+ * token (no blank in it or before its colon); a folded line (one starting with SP or HTAB);
+ * a control character other than HTAB in a header value, or any in the url; a NUL anywhere;
+ * an HTTP/1.1 request without Host; more than one Host, Content-Length, Transfer-Encoding or
+ * Authorization, or both Content-Length and Transfer-Encoding; a Transfer-Encoding that does
+ * not end in chunked; chunk data not followed by CRLF. Other codings before chunked ("gzip,
+ * chunked") are answered 501 (TIDE_NOT_IMPLEMENTED): tide does not undo them.
+ *
+ * Fields of a chunked request's trailer are checked like header fields and count against
+ * max_header_bytes together with the head, but are dropped: they never appear among the
+ * headers nor in the body. */
 #ifndef TIDE_HTTP_H
 #define TIDE_HTTP_H
 
@@ -12,15 +28,34 @@
 typedef struct tide_http_server tide_http_server;
 
 typedef struct tide_http_limits {
-    size_t max_header_bytes;   /* request line + headers; over it -> 431 and close */
+    size_t max_header_bytes;   /* request line + headers (+ trailer); over it -> 431, close */
     size_t max_body_bytes;     /* over it -> 413 and close */
     double read_timeout;       /* seconds to receive a whole request once started -> 408 */
     double idle_timeout;       /* seconds a keep-alive connection may sit idle -> close */
     int max_connections;       /* accept no more beyond this (0 = unlimited) */
+    /* Request-body memory held at once by all connections of this server: what bodies have
+     * grown their requests' buffers by, counted as the bytes arrive (never ahead of them)
+     * and released when the request is answered or its connection closes. A body that
+     * would go over it -> 503 with Retry-After: 1 (JSON code TIDE_BUSY) and close. */
+    size_t max_inflight_body_bytes;
+    /* Open connections from one IP address (IPv4, or a whole IPv6 address); a connection
+     * over it is reset at accept, unanswered (0 = unlimited; Unix sockets are not counted).
+     * Behind a proxy every connection comes from the proxy: raise it or set 0 there. */
+    int max_connections_per_client;
 } tide_http_limits;
 /* A zero (or negative) size or timeout, or a NULL limits pointer, takes the default:
- * 16 KiB of headers, 1 MiB of body, 30 s read timeout, 60 s idle timeout. */
+ * 16 KiB of headers, 1 MiB of body, 64 MiB of bodies in flight, 30 s read timeout, 60 s
+ * idle timeout; zero connection limits mean unlimited.
+ *
+ * Memory a client can pin: besides its body bytes (all clients together at most
+ * max_inflight_body_bytes), a connection holds at most about 64 KiB of unparsed pipelined
+ * input, 2 x max_header_bytes of request head, 4 KiB of header slots (at most 128 fields,
+ * more -> 431), its response while it is written, and ~0.5 KiB of its own. */
 
+/* A request's headers in arrival order. A header may repeat (except Host, Content-Length,
+ * Transfer-Encoding and Authorization: 400); where one value is wanted, the first occurrence
+ * is the one that counts - tide_http_header_get() returns it, and so does the headers table
+ * the Lua scripts see - never a later one, never a join. */
 typedef struct tide_http_header {
     const char *name;  size_t name_len;   /* name lower-cased by the server */
     const char *value; size_t value_len;
@@ -64,7 +99,8 @@ TIDE_MUST_CHECK int tide_http_listen(struct ev_loop *loop, const char *host, int
 int tide_http_respond(tide_http_req *req, int status, const char *content_type,
                       const char *extra_headers, const char *body, size_t body_len);
 
-/* Returns the value of header `name` (lower-case) or NULL; *len receives its length. */
+/* Returns the value of the first header `name` (lower-case) or NULL; *len receives its
+ * length. */
 const char *tide_http_header_get(const tide_http_req *req, const char *name, size_t *len);
 
 /* Stops accepting (closes the listening socket); open connections finish their current
@@ -82,8 +118,12 @@ void tide_http_free(tide_http_server *srv);
  * server's own error answers are counted under rejected_* and timeouts_408. */
 typedef struct tide_http_stats {
     long long accepted, open, requests, responses, rejected_431, rejected_413, timeouts_408;
-    long long rejected_400;  /* malformed requests, CONNECT, unsupported Expect (417) */
+    long long rejected_400;  /* malformed, CONNECT, unsupported Expect (417) or coding (501) */
     long long aborted;       /* requests whose client went away before the response */
+    long long rejected_busy;        /* 503s: a body would have gone over the budget */
+    long long rejected_per_client;  /* connections reset at accept (not in `accepted`) */
+    long long body_bytes;           /* now: body bytes charged to max_inflight_body_bytes */
+    long long clients;              /* now: addresses counted for max_connections_per_client */
 } tide_http_stats;
 void tide_http_get_stats(const tide_http_server *srv, tide_http_stats *out);
 
@@ -92,5 +132,12 @@ int tide_http_port(const tide_http_server *srv);
 
 /* Standard reason phrase for a status code ("OK", "Not Found", ...). */
 const char *tide_http_reason(int status);
+
+/* ---- internal (tests and fuzzing) ---------------------------------------------------- */
+
+/* Takes a connected stream socket (a socketpair end, say) on as a connection of srv, as if
+ * accepted; not counted per client. srv owns fd from here on, also on failure (closed).
+ * Returns 0, TIDE_EINVAL (stopped server, bad fd) or TIDE_ENOMEM. */
+TIDE_MUST_CHECK int tide__http_adopt_fd(tide_http_server *srv, int fd);
 
 #endif

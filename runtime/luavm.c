@@ -315,7 +315,9 @@ static void push_request(tide_task *t, tide_http_req *req)
     push_lstr(co, "path", req->path, req->path_len);
     push_lstr(co, "query_string", req->query, req->query_len);
     lua_createtable(co, 0, req->nheaders);
-    for (int i = 0; i < req->nheaders; i++) {
+    /* Backwards, so that of a repeated header the first occurrence is the one left in the
+     * table: the value tide_http_header_get() gives C (the rule stated in http.h). */
+    for (int i = req->nheaders - 1; i >= 0; i--) {
         lua_pushlstring(co, req->headers[i].name, req->headers[i].name_len);
         lua_pushlstring(co, req->headers[i].value, req->headers[i].value_len);
         lua_rawset(co, -3);

@@ -167,12 +167,15 @@ static void admin_stats(tide_app *app, tide_http_req *req)
     char body[1024];
     snprintf(body, sizeof body,
              "{\"http\":{\"accepted\":%lld,\"open\":%lld,\"requests\":%lld,\"responses\":%lld,"
-             "\"rejected_431\":%lld,\"rejected_413\":%lld,\"timeouts_408\":%lld},"
+             "\"rejected_431\":%lld,\"rejected_413\":%lld,\"timeouts_408\":%lld,"
+             "\"rejected_400\":%lld,\"rejected_busy\":%lld,\"rejected_per_client\":%lld,"
+             "\"body_bytes\":%lld,\"clients\":%lld},"
              "\"inflight\":%lld,\"reloads\":%lld,\"reload_failures\":%lld,\"routes\":%d,"
              "\"jwt_cache\":{\"hits\":%lld,\"misses\":%lld},"
              "\"loop\":{\"max_pass_ms\":%.3f,\"passes_over_50ms\":%lld},\"uptime_s\":%.1f}",
              h.accepted, h.open, h.requests, h.responses, h.rejected_431, h.rejected_413,
-             h.timeouts_408, app->inflight, app->reloads, app->reload_failures,
+             h.timeouts_408, h.rejected_400, h.rejected_busy, h.rejected_per_client,
+             h.body_bytes, h.clients, app->inflight, app->reloads, app->reload_failures,
              tide_vm_route_count(app->vm), jc.hits, jc.misses, app->max_pass * 1000.0,
              app->slow_passes, ev_now(app->loop) - app->started_at);
     respond_json(req, 200, NULL, body);

@@ -95,6 +95,37 @@ static void handler(tide_http_req *req, void *arg)
         (void)tide_http_respond(req, 200, "text/plain", "X-Extra: yes\r\nX-Two: 2\r\n", v, len);
         return;
     }
+    if (path_is(req, "/dump")) {
+        /* every header as "name:value;", then "|" and the body (its exact bytes) */
+        size_t cap = req->body_len + 2;
+        for (int i = 0; i < req->nheaders; i++)
+            cap += req->headers[i].name_len + req->headers[i].value_len + 2;
+        char *out = malloc(cap), *o = out;
+        for (int i = 0; i < req->nheaders; i++) {
+            const tide_http_header *h = &req->headers[i];
+            memcpy(o, h->name, h->name_len);
+            o += h->name_len;
+            *o++ = ':';
+            memcpy(o, h->value, h->value_len);
+            o += h->value_len;
+            *o++ = ';';
+        }
+        *o++ = '|';
+        memcpy(o, req->body, req->body_len);
+        o += req->body_len;
+        (void)tide_http_respond(req, 200, "text/plain", NULL, out, (size_t)(o - out));
+        free(out);
+        return;
+    }
+    if (path_is(req, "/stat")) {
+        char out[128];
+        tide_http_stats st;
+        tide_http_get_stats(srv, &st);
+        int n = snprintf(out, sizeof out, "body_bytes=%lld clients=%lld", st.body_bytes,
+                         st.clients);
+        (void)tide_http_respond(req, 200, "text/plain", NULL, out, (size_t)n);
+        return;
+    }
     if (path_is(req, "/empty")) {
         (void)tide_http_respond(req, 204, NULL, NULL, NULL, 0);
         return;
@@ -423,7 +454,7 @@ static int cl_closed(client *c)
         response r_;                                                           \
         REQUEST(c, req, r_);                                                   \
         CHECK_EQ_INT(r_.status, 200);                                          \
-        int ok_ = strcmp(r_.body, want) == 0;                                  \
+        int ok_ = r_.body_len == strlen(want) && strcmp(r_.body, want) == 0;   \
         if (!ok_)                                                              \
             fprintf(stderr, "  got body: %s\n", r_.body);                      \
         resp_free(&r_);                                                        \
@@ -546,7 +577,7 @@ static void *flood_sender(void *arg)
     char req[64];
     (void)cl_send(c, GET("/slow?first"));
     for (int i = 0; i < FLOOD_N; i++) {
-        snprintf(req, sizeof req, "GET /f?%d HTTP/1.1\r\n\r\n", i);
+        snprintf(req, sizeof req, "GET /f?%d HTTP/1.1\r\nHost: t\r\n\r\n", i);
         if (cl_send(c, req) != 0)
             break;
     }
@@ -661,7 +692,7 @@ static void c_post(void)
     sleep_ms(30);
     EXPECT_ECHO(c, "cde", "PUT|/p||abcde");
     /* a body with a NUL in it is passed through with its length */
-    static const char nul_req[] = "POST /n HTTP/1.1\r\nContent-Length: 3\r\n\r\na\0b";
+    static const char nul_req[] = "POST /n HTTP/1.1\r\nHost: t\r\nContent-Length: 3\r\n\r\na\0b";
     CHECK_EQ_INT(cl_sendn(c, nul_req, sizeof nul_req - 1), 0);
     response r;
     CHECK_EQ_INT(cl_response(c, &r), 0);
@@ -708,7 +739,8 @@ static void c_chunked(void)
     EXPECT_ECHO(c, "POST /ch HTTP/1.1\r\nHost: t\r\nTransfer-Encoding: chunked\r\n\r\n"
                    "5\r\nhello\r\n6\r\n world\r\n0\r\n\r\n", "POST|/ch||hello world");
     /* chunks split across packets, with an extension and a trailer */
-    CHECK_EQ_INT(cl_send(c, "POST /ch2 HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n3;x=y\r\nab"),
+    CHECK_EQ_INT(cl_send(c, "POST /ch2 HTTP/1.1\r\nHost: t\r\nTransfer-Encoding: chunked\r\n\r\n"
+                            "3;x=y\r\nab"),
                  0);
     sleep_ms(20);
     CHECK_EQ_INT(cl_send(c, "c\r\n1"), 0);
@@ -786,7 +818,7 @@ static void c_headers_too_large(void)
     c = cl_open();
     CHECK(c);
     memset(req, 0, sizeof req);
-    strcpy(req, "GET /ok HTTP/1.1\r\nX-Big: ");
+    strcpy(req, "GET /ok HTTP/1.1\r\nHost: t\r\nX-Big: ");
     memset(req + strlen(req), 'a', 900);
     strcat(req, "\r\n\r\n");
     EXPECT_ECHO(c, req, "GET|/ok||");
@@ -817,7 +849,8 @@ static void c_body_too_large(void)
     /* chunked: refused as it grows past the limit */
     c = cl_open();
     CHECK(c);
-    CHECK_EQ_INT(cl_send(c, "POST /up HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n"), 0);
+    CHECK_EQ_INT(cl_send(c, "POST /up HTTP/1.1\r\nHost: t\r\n"
+                            "Transfer-Encoding: chunked\r\n\r\n"), 0);
     char chunk[600];
     memset(chunk, 'z', sizeof chunk);
     for (int i = 0; i < 3; i++) {
@@ -834,7 +867,8 @@ static void c_body_too_large(void)
     c = cl_open();
     CHECK(c);
     char req[1200];
-    int n = snprintf(req, sizeof req, "POST /up HTTP/1.1\r\nContent-Length: 1024\r\n\r\n");
+    int n = snprintf(req, sizeof req,
+                     "POST /up HTTP/1.1\r\nHost: t\r\nContent-Length: 1024\r\n\r\n");
     memset(req + n, 'b', 1024);
     req[n + 1024] = '\0';
     REQUEST(c, req, r);
@@ -959,11 +993,11 @@ static void c_garbage(void)
     EXPECT_400("GET / HTTP/9.9\r\n\r\n");
     EXPECT_400("GET /\x7f HTTP/1.1\r\n\r\n");
     /* request smuggling shapes */
-    EXPECT_400("POST / HTTP/1.1\r\nContent-Length: 3\r\nTransfer-Encoding: chunked\r\n\r\n"
-               "0\r\n\r\n");
-    EXPECT_400("POST / HTTP/1.1\r\nContent-Length: 3\r\nContent-Length: 4\r\n\r\nabcd");
-    EXPECT_400("POST / HTTP/1.1\r\nTransfer-Encoding: gzip\r\n\r\n");
-    EXPECT_400("POST / HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\nzz\r\n");
+    EXPECT_400("POST / HTTP/1.1\r\nHost: t\r\nContent-Length: 3\r\n"
+               "Transfer-Encoding: chunked\r\n\r\n0\r\n\r\n");
+    EXPECT_400("POST / HTTP/1.1\r\nHost: t\r\nContent-Length: 3\r\nContent-Length: 4\r\n\r\nabcd");
+    EXPECT_400("POST / HTTP/1.1\r\nHost: t\r\nTransfer-Encoding: gzip\r\n\r\n");
+    EXPECT_400("POST / HTTP/1.1\r\nHost: t\r\nTransfer-Encoding: chunked\r\n\r\nzz\r\n");
     EXPECT_400("CONNECT example.com:443 HTTP/1.1\r\nHost: example.com\r\n\r\n");
 
     /* random binary junk on many connections: always a 400 or a close, never a crash */
@@ -1069,7 +1103,7 @@ static void c_http10(void)
     /* HTTP/1.1 with Connection: close */
     c = cl_open();
     CHECK(c);
-    REQUEST(c, "GET /bye HTTP/1.1\r\nConnection: close\r\n\r\n" GET("/ignored"), r);
+    REQUEST(c, "GET /bye HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n" GET("/ignored"), r);
     CHECK_STR(resp_header(&r, "connection"), "close");
     resp_free(&r);
     EXPECT_CLOSED(c);
@@ -1115,7 +1149,7 @@ static void c_headers(void)
     CHECK_STR(resp_header(&r, "x-extra"), "yes");
     CHECK_STR(resp_header(&r, "x-two"), "2");
     resp_free(&r);
-    EXPECT_ECHO(c, "GET /hdr HTTP/1.1\r\nX-Test:\r\n\r\n", "");
+    EXPECT_ECHO(c, "GET /hdr HTTP/1.1\r\nHost: t\r\nX-Test:\r\n\r\n", "");
     REQUEST(c, GET("/badhdr"), r);
     CHECK_EQ_INT(r.status, 500);
     CHECK(resp_header(&r, "set-cookie") == NULL);
@@ -1135,7 +1169,8 @@ static void c_expect(void)
     response r;
     client *c = cl_open();
     CHECK(c);
-    CHECK_EQ_INT(cl_send(c, "POST /e HTTP/1.1\r\nExpect: 100-continue\r\nContent-Length: 4\r\n\r\n"),
+    CHECK_EQ_INT(cl_send(c, "POST /e HTTP/1.1\r\nHost: t\r\nExpect: 100-continue\r\n"
+                            "Content-Length: 4\r\n\r\n"),
                  0);
     CHECK_EQ_INT(cl_response(c, &r), 0);
     CHECK_EQ_INT(r.status, 100);
@@ -1145,7 +1180,7 @@ static void c_expect(void)
 
     c = cl_open();
     CHECK(c);
-    REQUEST(c, "POST /e HTTP/1.1\r\nExpect: teapot\r\nContent-Length: 4\r\n\r\n", r);
+    REQUEST(c, "POST /e HTTP/1.1\r\nHost: t\r\nExpect: teapot\r\nContent-Length: 4\r\n\r\n", r);
     CHECK_EQ_INT(r.status, 417);
     resp_free(&r);
     EXPECT_CLOSED(c);
@@ -1179,7 +1214,7 @@ static void c_big(void)
     /* Connection: close with a response that does not fit the socket: flushed, then closed */
     c = cl_open();
     CHECK(c);
-    CHECK_EQ_INT(cl_send(c, "GET /big HTTP/1.1\r\nConnection: close\r\n\r\n"), 0);
+    CHECK_EQ_INT(cl_send(c, "GET /big HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n"), 0);
     sleep_ms(50);
     CHECK_EQ_INT(cl_response(c, &r), 0);
     CHECK_EQ_INT(r.body_len, BIG_SIZE);
@@ -1349,6 +1384,435 @@ TEST(http_free_aborts_in_flight)
     CHECK_EQ_INT(slow_responded, 2);
 }
 
+/* ---- trailers (chunked requests) ------------------------------------------------------- */
+
+/* Sends req and checks that /dump answers exactly want (headers, then "|" and the body). */
+static void expect_dump(client *c, const char *req, const char *want)
+{
+    response r;
+    REQUEST(c, req, r);
+    CHECK_EQ_INT(r.status, 200);
+    int ok = r.body_len == strlen(want) && memcmp(r.body, want, r.body_len) == 0;
+    if (!ok)
+        fprintf(stderr, "  got %zu bytes: %.*s\n", r.body_len, (int)r.body_len, r.body);
+    resp_free(&r);
+    CHECK(ok);
+}
+
+static void c_trailers(void)
+{
+    client *c = cl_open();
+    CHECK(c);
+    /* a trailer is neither a header nor part of the body, and cannot override a header */
+    expect_dump(c, "POST /dump HTTP/1.1\r\nHost: t\r\nX-Test: real\r\n"
+                   "Transfer-Encoding: chunked\r\n\r\n3\r\nabc\r\n0\r\n"
+                   "Authorization: Bearer trailer\r\nX-Test: evil\r\n\r\n",
+                "host:t;x-test:real;transfer-encoding:chunked;|abc");
+    /* the same in pieces, the trailer split inside its name and its value */
+    CHECK_EQ_INT(cl_send(c, "POST /dump HTTP/1.1\r\nHost: t\r\nTransfer-Encoding: chunked\r\n"
+                            "\r\n2\r\nxy\r\n0\r\nAuthori"), 0);
+    sleep_ms(20);
+    CHECK_EQ_INT(cl_send(c, "zation: Bea"), 0);
+    sleep_ms(20);
+    expect_dump(c, "rer t\r\n\r\n", "host:t;transfer-encoding:chunked;|xy");
+    /* an empty body with only a trailer: still no body, no header */
+    expect_dump(c, "GET /dump HTTP/1.1\r\nHost: t\r\nTransfer-Encoding: chunked\r\n\r\n"
+                   "0\r\nAuthorization: Bearer t\r\n\r\n",
+                "host:t;transfer-encoding:chunked;|");
+    /* the connection is still in step afterwards, also with a request pipelined right
+     * behind a trailer */
+    EXPECT_ECHO(c, GET("/after"), "GET|/after||");
+    CHECK_EQ_INT(cl_send(c, "POST /p HTTP/1.1\r\nHost: t\r\nTransfer-Encoding: chunked\r\n\r\n"
+                            "1\r\nq\r\n0\r\nX-T: 1\r\n\r\n" GET("/next")), 0);
+    response r;
+    CHECK_EQ_INT(cl_response(c, &r), 0);
+    CHECK_EQ_INT(r.body_len, 10);
+    CHECK(memcmp(r.body, "POST|/p||q", 10) == 0);
+    resp_free(&r);
+    EXPECT_ECHO(c, "", "GET|/next||");
+    cl_close(c);
+}
+
+TEST(http_trailers_are_not_headers)
+{
+    tide_http_stats st = serve(NULL, c_trailers);
+    CHECK_EQ_INT(st.requests, 6);
+    CHECK_EQ_INT(bad_header_names, 0);
+}
+
+static void c_trailers_too_large(void)
+{
+    response r;
+    client *c = cl_open();
+    CHECK(c);
+    /* 30 trailer lines of 60 bytes, each in its own packet: together over the 1 KiB limit */
+    CHECK_EQ_INT(cl_send(c, "POST /t HTTP/1.1\r\nHost: t\r\nTransfer-Encoding: chunked\r\n\r\n"
+                            "3\r\nabc\r\n0\r\n"), 0);
+    for (int i = 0; i < 30; i++) {
+        char line[80];
+        snprintf(line, sizeof line, "X-T%02d: %050d\r\n", i, i);
+        if (cl_send(c, line) != 0)
+            break;   /* the server may already have answered */
+        sleep_ms(2);
+    }
+    (void)cl_send(c, "\r\n");
+    CHECK_EQ_INT(cl_response(c, &r), 0);
+    CHECK_EQ_INT(r.status, 431);
+    resp_free(&r);
+    EXPECT_CLOSED(c);
+
+    /* a small trailer is fine */
+    c = cl_open();
+    CHECK(c);
+    EXPECT_ECHO(c, "POST /t HTTP/1.1\r\nHost: t\r\nTransfer-Encoding: chunked\r\n\r\n"
+                   "3\r\nabc\r\n0\r\nX-T: 1\r\n\r\n", "POST|/t||abc");
+    cl_close(c);
+}
+
+TEST(http_trailers_count_against_header_limit)
+{
+    tide_http_limits lim = limits(1024, 1024, 5, 5);
+    tide_http_stats st = serve(&lim, c_trailers_too_large);
+    CHECK_EQ_INT(st.rejected_431, 1);
+    CHECK_EQ_INT(st.requests, 1);
+}
+
+/* ---- strict request syntax ------------------------------------------------------------- */
+
+/* Sends req one byte at a time and expects a 400 (state carried across reads). */
+static void expect_400_bytewise(const char *req)
+{
+    response r;
+    client *c = cl_open();
+    CHECK(c);
+    for (const char *p = req; *p; p++)
+        if (cl_sendn(c, p, 1) != 0)
+            break;
+    CHECK_EQ_INT(cl_response(c, &r), 0);
+    int status = r.status;
+    resp_free(&r);
+    if (status != 400)
+        fprintf(stderr, "  bytewise %.40s -> %d\n", req, status);
+    CHECK_EQ_INT(status, 400);
+    EXPECT_CLOSED(c);
+}
+
+#define CHUNKED_POST "POST /c HTTP/1.1\r\nHost: t\r\nTransfer-Encoding: chunked\r\n\r\n"
+
+static void c_strict(void)
+{
+    /* bare LF, or CR without LF, as a line end */
+    EXPECT_400("GET / HTTP/1.1\nHost: t\r\n\r\n");
+    EXPECT_400("GET / HTTP/1.1\r\nHost: t\n\r\n");
+    EXPECT_400("GET / HTTP/1.1\r\nHost: t\r\n\n");
+    EXPECT_400("GET / HTTP/1.1\r\nHost: t\r\n\rX");
+    EXPECT_400("GET / HTTP/1.1\r\nHost: t\rX\r\n\r\n");
+    /* header names: tokens only, no blank before the colon */
+    EXPECT_400("GET / HTTP/1.1\r\nHost: t\r\nBad Header: x\r\n\r\n");
+    EXPECT_400("GET / HTTP/1.1\r\nHost : t\r\n\r\n");
+    EXPECT_400("GET / HTTP/1.1\r\nHost: t\r\nX@Y: z\r\n\r\n");
+    EXPECT_400("GET / HTTP/1.1\r\n Host: t\r\n\r\n");
+    /* obs-fold, anywhere */
+    EXPECT_400("GET / HTTP/1.1\r\nHost: t\r\nX-A: a\r\n b\r\n\r\n");
+    EXPECT_400("GET / HTTP/1.1\r\nHost: t\r\nX-A: a\r\n\tb\r\n\r\n");
+    EXPECT_400("GET / HTTP/1.1\r\nHost: t\r\nX-A: a\r\n \r\n\r\n");
+    EXPECT_400("POST / HTTP/1.1\r\nHost: t\r\nTransfer-Encoding:\r\n chunked\r\n\r\n0\r\n\r\n");
+    /* Host: required in HTTP/1.1, once */
+    EXPECT_400("GET / HTTP/1.1\r\n\r\n");
+    EXPECT_400("GET / HTTP/1.1\r\nHost: a\r\nHost: b\r\n\r\n");
+    /* no second Content-Length, Transfer-Encoding or Authorization, and not both framings */
+    EXPECT_400("POST / HTTP/1.1\r\nHost: t\r\nContent-Length: 1\r\nContent-Length: 1\r\n\r\na");
+    EXPECT_400(CHUNKED_POST "Transfer-Encoding: chunked\r\n\r\n0\r\n\r\n");
+    EXPECT_400("GET / HTTP/1.1\r\nHost: t\r\nAuthorization: Bearer a\r\n"
+               "Authorization: Bearer b\r\n\r\n");
+    EXPECT_400("POST / HTTP/1.1\r\nHost: t\r\nTransfer-Encoding: chunked\r\nContent-Length: 3\r\n"
+               "\r\n0\r\n\r\n");
+    /* a coding tide cannot undo is not passed on still encoded: 501 */
+    {
+        response r;
+        client *c = cl_open();
+        CHECK(c);
+        REQUEST(c, "POST / HTTP/1.1\r\nHost: t\r\nTransfer-Encoding: gzip, chunked\r\n\r\n"
+                   "0\r\n\r\n", r);
+        CHECK_EQ_INT(r.status, 501);
+        CHECK(strstr(r.body, "\"code\":\"TIDE_NOT_IMPLEMENTED\"") != NULL);
+        resp_free(&r);
+        EXPECT_CLOSED(c);
+    }
+    /* control characters and NUL */
+    EXPECT_400("GET / HTTP/1.1\r\nHost: t\r\nX: a\x01" "b\r\n\r\n");
+    EXPECT_400("GET / HTTP/1.1\r\nHost: t\r\nX: a\x7f" "b\r\n\r\n");
+    EXPECT_400("GET / HTTP/1.1\r\nHost: t\r\nX: a\0b\r\n\r\n");
+    EXPECT_400("GET / HTTP/1.1\r\nHost: t\r\nX\0: b\r\n\r\n");
+    EXPECT_400("GET /a\0b HTTP/1.1\r\nHost: t\r\n\r\n");
+    EXPECT_400("GET /a\tb HTTP/1.1\r\nHost: t\r\n\r\n");
+    EXPECT_400("GET / HTTP/1.1\r\nHost: t\r\n\r\0");
+    /* chunk framing: CRLF after the size line and after the data, also in the trailer */
+    EXPECT_400(CHUNKED_POST "3\r\nabcXY0\r\n\r\n");
+    EXPECT_400(CHUNKED_POST "3\rXabc\r\n0\r\n\r\n");
+    EXPECT_400(CHUNKED_POST "3\r\nabc\r\n0\rX\r\n");
+    EXPECT_400(CHUNKED_POST "3\r\nabc\r\n0\r\nX: a\n\r\n");
+    EXPECT_400(CHUNKED_POST "3\r\nabc\r\n0\r\n\n");
+    EXPECT_400(CHUNKED_POST "3\r\nabc\r\n0\r\nX: a\r\n b\r\n\r\n");
+    EXPECT_400(CHUNKED_POST "3\r\nabc\r\n0\r\nX Y: a\r\n\r\n");
+    /* the same when every byte arrives on its own */
+    expect_400_bytewise("GET / HTTP/1.1\r\nHost: t\r\nX-A: a\r\n b\r\n\r\n");
+    expect_400_bytewise("GET / HTTP/1.1\r\nHost: t\n\r\n");
+    expect_400_bytewise("GET / HTTP/1.1\r\nHost: t\r\n\rX");
+    expect_400_bytewise(CHUNKED_POST "3\r\nabcXY0\r\n\r\n");
+
+    /* still accepted: HTTP/1.0 without Host, an empty Host, HTAB and obs-text in values,
+     * blank lines before a request, chunk extensions */
+    client *c = cl_open();
+    CHECK(c);
+    EXPECT_ECHO(c, "GET /a HTTP/1.0\r\nConnection: keep-alive\r\n\r\n", "GET|/a||");
+    EXPECT_ECHO(c, "GET /b HTTP/1.1\r\nHost:\r\n\r\n", "GET|/b||");
+    EXPECT_ECHO(c, "\r\nGET /c HTTP/1.1\r\nHost: t\r\nX-V: a\tb \xe9\r\n\r\n", "GET|/c||");
+    EXPECT_ECHO(c, CHUNKED_POST "3;ext=1\r\nabc\r\n0\r\n\r\n", "POST|/c||abc");
+    EXPECT_ECHO(c, "POST /d HTTP/1.1\r\nHost: t\r\nTransfer-Encoding: Chunked \r\n\r\n"
+                   "1\r\nz\r\n0\r\n\r\n", "POST|/d||z");
+    cl_close(c);
+}
+
+TEST(http_strict_syntax_400)
+{
+    tide_http_stats st = serve(NULL, c_strict);
+    CHECK_EQ_INT(st.requests, 5);
+    CHECK_EQ_INT(st.rejected_400, 38);
+}
+
+static void c_duplicates(void)
+{
+    client *c = cl_open();
+    CHECK(c);
+    /* repeated headers reach the handler in order; tide_http_header_get takes the first */
+    EXPECT_ECHO(c, "GET /hdr HTTP/1.1\r\nHost: t\r\nX-Test: one\r\nX-Test: two\r\n\r\n", "one");
+    expect_dump(c, "GET /dump HTTP/1.1\r\nHost: t\r\nX-Test: one\r\nX-Test: two\r\n\r\n",
+                "host:t;x-test:one;x-test:two;|");
+    /* empty values, in the middle and at the end */
+    expect_dump(c, "GET /dump HTTP/1.1\r\nHost: t\r\nX-E:\r\nX-F: f\r\nX-G:  \r\n\r\n",
+                "host:t;x-e:;x-f:f;x-g:;|");
+    cl_close(c);
+}
+
+TEST(http_duplicate_headers_first_wins)
+{
+    (void)serve(NULL, c_duplicates);
+}
+
+static void c_many_fields(void)
+{
+    char req[4096];
+    response r;
+    int n = snprintf(req, sizeof req, "GET /f HTTP/1.1\r\nHost: t\r\n");
+    for (int i = 0; i < 128; i++)
+        n += snprintf(req + n, sizeof req - (size_t)n, "X%d: v\r\n", i);
+    snprintf(req + n, sizeof req - (size_t)n, "\r\n");
+    client *c = cl_open();
+    CHECK(c);
+    REQUEST(c, req, r);   /* 129 fields, well under 8 KiB */
+    CHECK_EQ_INT(r.status, 431);
+    resp_free(&r);
+    EXPECT_CLOSED(c);
+
+    n = snprintf(req, sizeof req, "GET /f HTTP/1.1\r\nHost: t\r\n");
+    for (int i = 0; i < 127; i++)
+        n += snprintf(req + n, sizeof req - (size_t)n, "X%d: v\r\n", i);
+    snprintf(req + n, sizeof req - (size_t)n, "\r\n");
+    c = cl_open();
+    CHECK(c);
+    EXPECT_ECHO(c, req, "GET|/f||");
+    cl_close(c);
+}
+
+TEST(http_header_field_count_431)
+{
+    tide_http_stats st = serve(NULL, c_many_fields);
+    CHECK_EQ_INT(st.rejected_431, 1);
+    CHECK_EQ_INT(st.requests, 1);
+}
+
+/* ---- memory a client can pin ------------------------------------------------------------- */
+
+static long long stat_body_bytes(void)
+{
+    response r;
+    long long v = -1;
+    client *c = cl_open();
+    if (!c)
+        return -1;
+    if (cl_send(c, GET("/stat")) == 0 && cl_response(c, &r) == 0) {
+        sscanf(r.body, "body_bytes=%lld", &v);
+        resp_free(&r);
+    }
+    cl_close(c);
+    return v;
+}
+
+static void c_body_budget(void)
+{
+    static char fill[4000];
+    char want[4100], req[4200];
+    response r;
+    memset(fill, 'b', sizeof fill);
+    /* a trickled body holds what has arrived, not what it announced */
+    client *a = cl_open();
+    CHECK(a);
+    CHECK_EQ_INT(cl_send(a, "POST /a HTTP/1.1\r\nHost: t\r\nContent-Length: 4000\r\n\r\n"), 0);
+    CHECK_EQ_INT(cl_sendn(a, fill, 100), 0);
+    sleep_ms(30);
+    long long held = stat_body_bytes();
+    CHECK(held >= 0 && held < 1024);
+    CHECK_EQ_INT(cl_sendn(a, fill, 3800), 0);
+    sleep_ms(30);
+    held = stat_body_bytes();
+    if (held < 2900 || held > 4001)
+        fprintf(stderr, "  held %lld\n", held);
+    CHECK(held >= 2900 && held <= 4001);
+
+    /* a second such body does not fit the budget: 503, Retry-After, closed */
+    client *b = cl_open();
+    CHECK(b);
+    set_rcvtimeo(b->fd, 2000);
+    CHECK_EQ_INT(cl_send(b, "POST /b HTTP/1.1\r\nHost: t\r\nContent-Length: 4000\r\n\r\n"), 0);
+    CHECK_EQ_INT(cl_sendn(b, fill, 3900), 0);
+    CHECK_EQ_INT(cl_response(b, &r), 0);
+    CHECK_EQ_INT(r.status, 503);
+    CHECK_STR(resp_header(&r, "retry-after"), "1");
+    CHECK_STR(resp_header(&r, "connection"), "close");
+    CHECK(strstr(r.body, "\"code\":\"TIDE_BUSY\"") != NULL);
+    resp_free(&r);
+    EXPECT_CLOSED(b);
+
+    /* the first completes; once answered its bytes are released and the next one fits */
+    CHECK_EQ_INT(cl_sendn(a, fill, 100), 0);
+    CHECK_EQ_INT(cl_response(a, &r), 0);
+    CHECK_EQ_INT(r.status, 200);
+    CHECK_EQ_INT(r.body_len, 4000 + 9);   /* "POST|/a||" + body */
+    resp_free(&r);
+    CHECK_EQ_INT(stat_body_bytes(), 0);
+    int n = snprintf(req, sizeof req,
+                     "POST /c HTTP/1.1\r\nHost: t\r\nContent-Length: 3000\r\n\r\n");
+    memcpy(req + n, fill, 3000);
+    req[n + 3000] = '\0';
+    n = snprintf(want, sizeof want, "POST|/c||");
+    memcpy(want + n, fill, 3000);
+    want[n + 3000] = '\0';
+    EXPECT_ECHO(a, req, want);
+    cl_close(a);
+    CHECK_EQ_INT(stat_body_bytes(), 0);
+
+    /* a client that leaves mid-body releases what it held */
+    a = cl_open();
+    CHECK(a);
+    CHECK_EQ_INT(cl_send(a, "POST /d HTTP/1.1\r\nHost: t\r\nContent-Length: 4000\r\n\r\n"), 0);
+    CHECK_EQ_INT(cl_sendn(a, fill, 3000), 0);
+    sleep_ms(30);
+    CHECK(stat_body_bytes() > 0);
+    cl_close(a);
+    sleep_ms(30);
+    CHECK_EQ_INT(stat_body_bytes(), 0);
+}
+
+TEST(http_body_budget_503)
+{
+    tide_http_limits lim = limits(4096, 4096, 5, 5);
+    lim.max_inflight_body_bytes = 5000;
+    tide_http_stats st = serve(&lim, c_body_budget);
+    CHECK_EQ_INT(st.rejected_busy, 1);
+    CHECK_EQ_INT(st.body_bytes, 0);
+}
+
+static void c_per_client(void)
+{
+    client *a = cl_open(), *b = cl_open();
+    CHECK(a && b);
+    EXPECT_ECHO(a, GET("/a"), "GET|/a||");
+    EXPECT_ECHO(b, GET("/b"), "GET|/b||");
+    /* a third connection from 127.0.0.1 is accepted, then reset without an answer */
+    client *c = cl_open();
+    CHECK(c);
+    set_rcvtimeo(c->fd, 2000);
+    (void)cl_send(c, GET("/c"));
+    CHECK(cl_closed(c));
+    cl_close(c);
+    /* once one closes there is room again; the address is counted once */
+    cl_close(a);
+    sleep_ms(50);
+    c = cl_open();
+    CHECK(c);
+    EXPECT_ECHO(c, GET("/stat"), "body_bytes=0 clients=1");
+    cl_close(b);
+    cl_close(c);
+}
+
+TEST(http_connections_per_client)
+{
+    tide_http_limits lim = limits(4096, 1024, 5, 5);
+    lim.max_connections_per_client = 2;
+    tide_http_stats st = serve(&lim, c_per_client);
+    CHECK_EQ_INT(st.rejected_per_client, 1);
+    CHECK_EQ_INT(st.accepted, 3);
+}
+
+/* The same over IPv6: the key is the whole address. */
+static tide_http_server *srv6;
+static int port6;
+
+static client *cl_open6(void)
+{
+    struct sockaddr_in6 sa;
+    client *c = calloc(1, sizeof *c);
+    c->fd = socket(AF_INET6, SOCK_STREAM, 0);
+    memset(&sa, 0, sizeof sa);
+    sa.sin6_family = AF_INET6;
+    sa.sin6_port = htons((uint16_t)port6);
+    sa.sin6_addr = in6addr_loopback;
+    if (connect(c->fd, (struct sockaddr *)&sa, sizeof sa) != 0) {
+        close(c->fd);
+        free(c);
+        return NULL;
+    }
+    set_rcvtimeo(c->fd, 2000);
+    return c;
+}
+
+static void c_per_client6(void)
+{
+    client *a = cl_open6(), *b = cl_open6();
+    CHECK(a && b);
+    EXPECT_ECHO(a, GET("/a"), "GET|/a||");
+    EXPECT_ECHO(b, GET("/b"), "GET|/b||");
+    client *c = cl_open6();
+    CHECK(c);
+    (void)cl_send(c, GET("/c"));
+    CHECK(cl_closed(c));
+    cl_close(c);
+    cl_close(a);
+    cl_close(b);
+}
+
+TEST(http_connections_per_client_ipv6)
+{
+    tide_http_limits lim = limits(4096, 1024, 5, 5);
+    lim.max_connections_per_client = 2;
+    setup(&lim);
+    if (tide_http_listen(loop, "::1", 0, &lim, handler, NULL, &srv6) != 0) {
+        printf("     (skipped: no IPv6 loopback)\n");
+        teardown();
+        return;
+    }
+    port6 = tide_http_port(srv6);
+    run_client(c_per_client6);
+    tide_http_stats st;
+    tide_http_get_stats(srv6, &st);
+    tide_http_free(srv6);
+    srv6 = NULL;
+    teardown();
+    CHECK_EQ_INT(st.rejected_per_client, 1);
+    CHECK_EQ_INT(st.accepted, 2);
+}
+
 TEST(http_reason_phrases)
 {
     CHECK_STR(tide_http_reason(200), "OK");
@@ -1402,6 +1866,14 @@ TEST_LIST_BEGIN
     TEST_ENTRY(http_stop_accepting)
     TEST_ENTRY(http_free_with_requests_in_flight)
     TEST_ENTRY(http_free_aborts_in_flight)
+    TEST_ENTRY(http_trailers_are_not_headers)
+    TEST_ENTRY(http_trailers_count_against_header_limit)
+    TEST_ENTRY(http_strict_syntax_400)
+    TEST_ENTRY(http_duplicate_headers_first_wins)
+    TEST_ENTRY(http_header_field_count_431)
+    TEST_ENTRY(http_body_budget_503)
+    TEST_ENTRY(http_connections_per_client)
+    TEST_ENTRY(http_connections_per_client_ipv6)
     TEST_ENTRY(http_reason_phrases)
     TEST_ENTRY(http_listen_errors)
 TEST_LIST_END

@@ -2,7 +2,10 @@
 -- unknown route (404) and a wrong method (405), malformed JSON (400), a body over the limit
 -- (413) and a head over the limit (431), each leaving the server serving; keep-alive (several
 -- requests on one connection), pipelining (several requests in one write, answered in order,
--- even when the first is the slowest) and a chunked request body.
+-- even when the first is the slowest) and a chunked request body; a chunked trailer is never
+-- taken as a header (nor as body); malformed or ambiguous framing (bare LF, obs-fold, no Host,
+-- a repeated Authorization) is a JSON 400 and a close; a repeated header means its first
+-- occurrence, to the scripts as to the C core.
 
 local socket = require "socket"
 local cjson = require "cjson"
@@ -173,6 +176,77 @@ describe("http", function()
         sock:close()
         assert.are.equal(201, status)
         assert.are.equal("chunked", body.search_type)
+        api.call(u, "DELETE", "/v1/search-history")
+    end)
+
+    -- Sends raw bytes on a fresh connection; returns status, decoded body, headers and
+    -- whether the server closed the connection after answering (waits up to 5 s for that:
+    -- requests that should be served say Connection: close).
+    local function raw(bytes)
+        local sock = http.connect()
+        http.send(sock, bytes)
+        local status, body, headers = read(sock)
+        sock:settimeout(5)
+        local data, err = sock:receive(1)
+        sock:close()
+        return status, body, headers, data == nil and err == "closed"
+    end
+
+    it("a trailer is not a header: Authorization only in the trailer does not authenticate",
+       function()
+        local status, body = raw("GET /v1/users/me HTTP/1.1\r\nHost: 127.0.0.1\r\n" ..
+                                 "Transfer-Encoding: chunked\r\nConnection: close\r\n\r\n0\r\n" ..
+                                 "Authorization: Bearer " .. u.token .. "\r\n\r\n")
+        assert.are.equal(401, status)
+        assert.are.equal("TIDE_AUTH_REQUIRED", body.code)
+        -- a bad token there is not even looked at
+        status, body = raw("GET /v1/users/me HTTP/1.1\r\nHost: 127.0.0.1\r\n" ..
+                           "Transfer-Encoding: chunked\r\nConnection: close\r\n\r\n0\r\n" ..
+                           "Authorization: Bearer not-a-token\r\n\r\n")
+        assert.are.equal(401, status)
+        assert.are.equal("TIDE_AUTH_REQUIRED", body.code)
+
+        -- nor does a trailer override a header or reach the body
+        local payload = cjson.encode { search_type = "trailer", query = { q = "t" } }
+        status, body = raw("POST /v1/search-history HTTP/1.1\r\nHost: 127.0.0.1\r\n" ..
+                           "Authorization: Bearer " .. u.token .. "\r\n" ..
+                           "Content-Type: application/json\r\nTransfer-Encoding: chunked\r\n" ..
+                           "Connection: close\r\n\r\n" .. string.format("%x\r\n%s\r\n", #payload, payload) ..
+                           "0\r\nContent-Type: text/plain\r\nX-Extra: 1\r\n\r\n")
+        assert.are.equal(201, status)
+        assert.are.equal("trailer", body.search_type)
+        api.call(u, "DELETE", "/v1/search-history")
+    end)
+
+    it("ambiguous or malformed framing is a JSON 400 TIDE_BAD_REQUEST, then a close", function()
+        local auth = "Authorization: Bearer " .. u.token .. "\r\n"
+        for _, bytes in ipairs {
+            "GET /v1/users/me HTTP/1.1\nHost: 127.0.0.1\n" .. auth .. "\r\n",      -- bare LF
+            "GET /v1/users/me HTTP/1.1\r\nHost: 127.0.0.1\r\nX-A: a\r\n b\r\n" ..
+                auth .. "\r\n",                                                    -- obs-fold
+            "GET /v1/users/me HTTP/1.1\r\n" .. auth .. "\r\n",                      -- no Host
+            "GET /v1/users/me HTTP/1.1\r\nHost: 127.0.0.1\r\n" .. auth ..
+                "Authorization: Bearer x\r\n\r\n",                                 -- two tokens
+            "GET /v1/users/me HTTP/1.1\r\nHost: 127.0.0.1\r\nX Y: z\r\n" .. auth .. "\r\n",
+        } do
+            local status, body, headers, closed = raw(bytes)
+            assert_json_error(status, body, headers, 400)
+            assert.are.equal("TIDE_BAD_REQUEST", body.code)
+            assert.is_true(closed, "connection left open after a 400")
+        end
+        assert.are.equal(200, (api.call(u, "GET", "/v1/users/me")))
+    end)
+
+    it("a repeated header means its first occurrence, to scripts as to the core", function()
+        local payload = cjson.encode { search_type = "dup", query = { q = "d" } }
+        local function post(first, second)
+            return raw("POST /v1/search-history HTTP/1.1\r\nHost: 127.0.0.1\r\n" ..
+                       "Authorization: Bearer " .. u.token .. "\r\n" ..
+                       "Content-Type: " .. first .. "\r\nContent-Type: " .. second .. "\r\n" ..
+                       "Content-Length: " .. #payload .. "\r\nConnection: close\r\n\r\n" .. payload)
+        end
+        assert.are.equal(201, (post("application/json", "text/plain")))
+        assert.are.equal(415, (post("text/plain", "application/json")))
         api.call(u, "DELETE", "/v1/search-history")
     end)
 end)
