@@ -11,8 +11,8 @@
 --   boot.routes() -> sorted list of "METHOD /pattern (module)" for `tide check`.
 --
 -- What a handler sees: req.params (decoded path params), req.query (decoded query string,
--- last value wins for repeated keys), req.body (decoded JSON nested at most 64 levels, or
--- nil), req.raw_body (the bytes), req.route (the pattern), plus method, path, headers, claims, role, id.
+-- last value wins for repeated keys), req.body (decoded JSON nested at most 64 levels and
+-- holding at most 10,000 arrays and objects, or nil), req.raw_body (the bytes), req.route (the pattern), plus method, path, headers, claims, role, id.
 -- What it returns: body[, status[, headers]].
 --   body table -> JSON (json.encode), json.raw(text) -> text verbatim, string -> sent as is
 --   (text/plain unless headers set a content-type), nil -> empty (status defaults to 204).
@@ -109,10 +109,14 @@ end
 ---------------------------------------------------------------------------------------------
 -- handle
 
--- Request bodies nest at most this deep (400 TIDE_JSON_TOO_DEEP beyond): deep enough for any
--- document this API takes, shallow enough that no body can make decoding costly.
+-- Request bodies nest at most this deep (400 TIDE_JSON_TOO_DEEP beyond) and hold at most this
+-- many arrays and objects ("[" and "{" characters; 400 TIDE_JSON_TOO_LARGE beyond): ample for
+-- any document this API takes, and no body can make decoding costly or its result large.
 local MAX_BODY_DEPTH = 64
+local MAX_BODY_CONTAINERS = 10000
 _M.MAX_BODY_DEPTH = MAX_BODY_DEPTH
+_M.MAX_BODY_CONTAINERS = MAX_BODY_CONTAINERS
+local TOO_MUCH = { depth = "TIDE_JSON_TOO_DEEP", size = "TIDE_JSON_TOO_LARGE" }
 
 local JSON_HEADERS = { ["content-type"] = "application/json" }
 local TEXT_HEADERS = { ["content-type"] = "text/plain; charset=utf-8" }
@@ -309,10 +313,9 @@ function _M.handle(req)
             return error_response(415, "TIDE_UNSUPPORTED_MEDIA_TYPE",
                                   "request bodies must be application/json")
         end
-        local v, err, too_deep = json_decode(raw, MAX_BODY_DEPTH)
+        local v, err, limit = json_decode(raw, MAX_BODY_DEPTH, MAX_BODY_CONTAINERS)
         if v == nil then
-            return error_response(400, too_deep and "TIDE_JSON_TOO_DEEP" or "TIDE_INVALID_JSON",
-                                  err)
+            return error_response(400, TOO_MUCH[limit] or "TIDE_INVALID_JSON", err)
         end
         if not all_finite(v) then
             return error_response(400, "TIDE_INVALID_JSON", "invalid JSON: number out of range")

@@ -6,11 +6,14 @@
 --   * json.raw(text) fragments (Postgres' own JSON, passed through untouched) are written
 --     verbatim by encode.
 --
--- decode(text[, max_depth])
---                   -> value | nil, err[, "depth"]
---                                         invalid JSON, NaN/Infinity tokens and nesting deeper
---                                         than max_depth (default 1000) levels are errors, not
---                                         throws (a too-deep text also returns "depth"). Time
+-- decode(text[, max_depth[, max_containers]])
+--                   -> value | nil, err[, "depth" | "size"]
+--                                         invalid JSON, NaN/Infinity tokens, nesting deeper
+--                                         than max_depth (default 1000) levels and more than
+--                                         max_containers "[" and "{" characters (default: no
+--                                         limit; brackets inside strings count too, which keeps
+--                                         the check a few fast searches) are errors, not throws
+--                                         (the last two also return "depth" / "size"). Time
 --                                         and extra memory are linear in #text (cjson, then
 --                                         one pass that tags empty arrays). Empty arrays carry
 --                                         json.array_mt. JSON null
@@ -275,11 +278,39 @@ local cjson_limited = cjson_base.new()
 cjson_limited.decode_invalid_numbers(false)
 local limited_depth = nil
 
--- Decodes JSON text. max_depth (optional, 1..1000, default 1000) bounds the nesting. Returns
--- the value, or nil, an error message and, when the nesting was too deep, "depth".
-function _M.decode(s, max_depth)
+-- True when s holds at most n "[" and "{" characters in all. Stops searching past n, so a
+-- large s costs at most n + 2 plain searches (each at C speed).
+local function few_brackets(s, n)
+    local count, i = 0, find(s, "[", 1, true)
+    while i do
+        count = count + 1
+        if count > n then
+            return false
+        end
+        i = find(s, "[", i + 1, true)
+    end
+    i = find(s, "{", 1, true)
+    while i do
+        count = count + 1
+        if count > n then
+            return false
+        end
+        i = find(s, "{", i + 1, true)
+    end
+    return true
+end
+
+-- Decodes JSON text. max_depth (optional, 1..1000, default 1000) bounds the nesting and
+-- max_containers (optional) the number of arrays and objects, checked before anything is
+-- built: what a decoded text can cost in memory is then about 10x its size at most, rather than
+-- about 35x for a text of nothing but empty arrays. Returns the value, or nil, an error
+-- message and "depth" or "size" when a limit was what failed.
+function _M.decode(s, max_depth, max_containers)
     if type(s) ~= "string" then
         misuse("json.decode: expected a string, got " .. type(s))
+    end
+    if max_containers ~= nil and not few_brackets(s, max_containers) then
+        return nil, "JSON with more than " .. max_containers .. " arrays and objects", "size"
     end
     local decode = cjson_decode
     if max_depth ~= nil and max_depth ~= MAX_DEPTH then
