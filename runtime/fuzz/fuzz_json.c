@@ -1,5 +1,5 @@
 /* fuzz_json.c - libFuzzer target for request-body JSON decoding: bindings/tide/json.lua's
- * decode(text, 64) as boot.handle calls it, in a LuaJIT state of its own. The Lua and cjson
+ * decode(text, 64, 10000) as boot.handle calls it, in a LuaJIT state of its own. The Lua and cjson
  * code is not instrumented, so this target's strength is its bounds: libFuzzer's -timeout
  * catches any input whose decode is not fast (the decoder must be linear in its input) and
  * -rss_limit_mb any that holds too much memory; ASan checks what C code runs. For inputs that
@@ -29,7 +29,7 @@ static const char check_src[] =
     "  return true\n"
     "end\n"
     "return function(s)\n"
-    "  local v, err = json.decode(s, 64)\n"
+    "  local v, err = json.decode(s, 64, 10000)\n"
     "  if v == nil then\n"
     "    assert(type(err) == 'string', 'decode failed without a message')\n"
     "    return\n"
