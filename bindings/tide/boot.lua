@@ -12,7 +12,8 @@
 --
 -- What a handler sees: req.params (decoded path params), req.query (decoded query string,
 -- last value wins for repeated keys), req.body (decoded JSON nested at most 64 levels and
--- holding at most 10,000 arrays and objects, or nil), req.raw_body (the bytes), req.route (the pattern), plus method, path, headers, claims, role, id.
+-- holding at most 10,000 arrays and objects, or nil), req.raw_body (the bytes), req.route
+-- (the pattern), plus method, path, headers, claims, role, id.
 -- What it returns: body[, status[, headers]].
 --   body table -> JSON (json.encode), json.raw(text) -> text verbatim, string -> sent as is
 --   (text/plain unless headers set a content-type), nil -> empty (status defaults to 204).

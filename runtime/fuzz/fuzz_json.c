@@ -1,6 +1,6 @@
 /* fuzz_json.c - libFuzzer target for request-body JSON decoding: bindings/tide/json.lua's
- * decode(text, 64, 10000) as boot.handle calls it, in a LuaJIT state of its own. The Lua and cjson
- * code is not instrumented, so this target's strength is its bounds: libFuzzer's -timeout
+ * decode(text, 64, 10000) as boot.handle calls it, in a LuaJIT state of its own. The Lua and
+ * cjson code is not instrumented, so this target's strength is its bounds: libFuzzer's -timeout
  * catches any input whose decode is not fast (the decoder must be linear in its input) and
  * -rss_limit_mb any that holds too much memory; ASan checks what C code runs. For inputs that
  * decode, it checks the round trip: decode(encode(v)) is v again, empty arrays included.
