@@ -278,26 +278,21 @@ local cjson_limited = cjson_base.new()
 cjson_limited.decode_invalid_numbers(false)
 local limited_depth = nil
 
+-- count plus the occurrences of the byte ch in s, searching no further once it passes n.
+local function count_upto(s, ch, count, n)
+    local i = find(s, ch, 1, true)
+    while i and count <= n do
+        count = count + 1
+        i = find(s, ch, i + 1, true)
+    end
+    return count
+end
+
 -- True when s holds at most n "[" and "{" characters in all. Stops searching past n, so a
 -- large s costs at most n + 2 plain searches (each at C speed).
 local function few_brackets(s, n)
-    local count, i = 0, find(s, "[", 1, true)
-    while i do
-        count = count + 1
-        if count > n then
-            return false
-        end
-        i = find(s, "[", i + 1, true)
-    end
-    i = find(s, "{", 1, true)
-    while i do
-        count = count + 1
-        if count > n then
-            return false
-        end
-        i = find(s, "{", i + 1, true)
-    end
-    return true
+    local count = count_upto(s, "[", 0, n)
+    return count <= n and count_upto(s, "{", count, n) <= n
 end
 
 -- Decodes JSON text. max_depth (optional, 1..1000, default 1000) bounds the nesting and
