@@ -47,9 +47,7 @@ static void done(void)
     lua_close(L);
 }
 
-/* LuaJIT's own allocator here, not the C heap tide's states use: LuaJIT's tagged pointers are
- * invisible to LeakSanitizer, which would report every Lua object as leaked. The state is
- * closed at exit, which frees what cjson allocated. */
+/* The state is closed at exit, which frees what cjson allocated. */
 static void init(void)
 {
     L = luaL_newstate();
