@@ -19,7 +19,10 @@
     X(TIDE_ELUA,      -13, "lua error")                             \
     X(TIDE_EBUSY,     -14, "resource busy")                         \
     X(TIDE_ECLOSED,   -15, "closed")                                \
-    X(TIDE_EAGAIN,    -16, "try again later")
+    X(TIDE_EAGAIN,    -16, "try again later")                       \
+    X(TIDE_ENOEXP,    -17, "token has no exp claim")                \
+    X(TIDE_EAUDIENCE, -18, "token audience not accepted")           \
+    X(TIDE_EISSUER,   -19, "token issuer not accepted")
 
 enum tide_error {
 #define TIDE_X_ENUM(name, val, msg) name = val,

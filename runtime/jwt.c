@@ -251,19 +251,14 @@ static int check_claims(json_t *claims, time_t now, const tide_jwt_policy *pol,
         out->exp = e;
         out->has_exp = 1;
     } else if (pol->require_exp) {
-        out->refused = TIDE_JWT_REFUSED_NO_EXP;
-        return TIDE_EAUTH;
+        return TIDE_ENOEXP;
     }
     if (has_nbf && t + leeway < nbf)
         return TIDE_ENOTYET;
-    if (pol->issuer && !string_is(json_object_get(claims, "iss"), pol->issuer)) {
-        out->refused = TIDE_JWT_REFUSED_ISSUER;
-        return TIDE_EAUTH;
-    }
-    if (pol->audience && !aud_names(json_object_get(claims, "aud"), pol->audience)) {
-        out->refused = TIDE_JWT_REFUSED_AUDIENCE;
-        return TIDE_EAUTH;
-    }
+    if (pol->issuer && !string_is(json_object_get(claims, "iss"), pol->issuer))
+        return TIDE_EISSUER;
+    if (pol->audience && !aud_names(json_object_get(claims, "aud"), pol->audience))
+        return TIDE_EAUDIENCE;
     return 0;
 }
 
@@ -323,10 +318,8 @@ int tide_jwt_verify(const char *secret, size_t secret_len, const char *token, si
     rc = check_claims(claims, now, policy, out);
     json_decref(claims);
     if (rc != 0) {
-        tide_jwt_refusal why = out->refused;
         free(payload);
         memset(out, 0, sizeof *out);
-        out->refused = why;
         return rc;
     }
     out->claims_json = (char *)payload;   /* the bytes as sent, NUL-terminated, no NUL inside */

@@ -20,15 +20,6 @@ typedef struct tide_jwt_policy {
     const char *issuer;      /* NULL: iss is not looked at; else iss must equal it */
 } tide_jwt_policy;
 
-/* Which policy rule refused a token that was otherwise authentic. error.h has one code for
- * all of them (TIDE_EAUTH); the HTTP layer tells them apart with this. */
-typedef enum tide_jwt_refusal {
-    TIDE_JWT_REFUSED_NONE = 0,
-    TIDE_JWT_REFUSED_NO_EXP,     /* policy.require_exp and the token has no exp */
-    TIDE_JWT_REFUSED_AUDIENCE,   /* aud missing, malformed or without policy.audience */
-    TIDE_JWT_REFUSED_ISSUER,     /* iss missing or not policy.issuer */
-} tide_jwt_refusal;
-
 typedef struct tide_jwt_claims {
     tide_role role;
     char *claims_json;   /* the payload JSON as sent (malloc'd; caller frees with free());
@@ -36,19 +27,19 @@ typedef struct tide_jwt_claims {
     char sub[64];        /* "sub" claim or "" */
     long long exp;       /* floor of the exp claim (INT64_MAX when larger); 0 when absent */
     int has_exp;         /* the token has an exp claim */
-    tide_jwt_refusal refused;   /* set on TIDE_EAUTH from a policy rule (see below) */
 } tide_jwt_claims;
 
 /* Verifies token (compact JWS "h.p.s", len bytes) with the HS256 secret under policy (NULL:
  * leeway 0, exp required, aud and iss not looked at).
  * Returns 0 and fills *out, or: TIDE_EPARSE (malformed, bad base64url or JSON, a NUL byte in
  * the decoded header or payload, a sub that is not a string of at most 63 bytes),
- * TIDE_EALG (alg other than HS256, including "none"), TIDE_EAUTH (bad signature; or a policy
- * rule refused the authentic token: out->refused says which), TIDE_EEXPIRED (now >= exp +
- * leeway), TIDE_ENOTYET (now < nbf - leeway), TIDE_EROLE (role claim other than
- * anon/authenticated/service_role; a missing role claim means authenticated), TIDE_ENOMEM.
- * On failure *out is all zero but for out->refused. The signature is checked before any
- * claim is read. */
+ * TIDE_EALG (alg other than HS256, including "none"), TIDE_EAUTH (bad signature),
+ * TIDE_EEXPIRED (now >= exp + leeway), TIDE_ENOTYET (now < nbf - leeway), TIDE_EROLE (role
+ * claim other than anon/authenticated/service_role; a missing role claim means
+ * authenticated), and for an authentic token the policy refuses: TIDE_ENOEXP (no exp while
+ * policy->require_exp), TIDE_EAUDIENCE (aud missing, malformed or without policy->audience),
+ * TIDE_EISSUER (iss missing or not policy->issuer); or TIDE_ENOMEM. On failure *out is all
+ * zero. The signature is checked before any claim is read. */
 TIDE_MUST_CHECK int tide_jwt_verify(const char *secret, size_t secret_len, const char *token,
                                     size_t len, time_t now, const tide_jwt_policy *policy,
                                     tide_jwt_claims *out);

@@ -31,7 +31,7 @@ static void respond_error(tide_http_req *req, int status, const char *code, cons
 
 /* 401 for a refused token. The codes and messages are part of the API (clients match on
  * them): keep them stable. */
-static void jwt_failure(tide_http_req *req, int rc, tide_jwt_refusal refused)
+static void jwt_failure(tide_http_req *req, int rc)
 {
     const char *code = "TIDE_JWT_INVALID", *msg = "invalid token";
     switch (rc) {
@@ -40,16 +40,11 @@ static void jwt_failure(tide_http_req *req, int rc, tide_jwt_refusal refused)
     case TIDE_EALG: code = "TIDE_JWT_ALGORITHM"; msg = "token algorithm not allowed (HS256 only)";
         break;
     case TIDE_EROLE: code = "TIDE_JWT_ROLE"; msg = "token role not allowed"; break;
-    case TIDE_EAUTH:
-        switch (refused) {
-        case TIDE_JWT_REFUSED_NO_EXP: msg = "token has no exp claim"; break;
-        case TIDE_JWT_REFUSED_AUDIENCE:
-            code = "TIDE_JWT_AUDIENCE"; msg = "token audience (aud) not accepted"; break;
-        case TIDE_JWT_REFUSED_ISSUER:
-            code = "TIDE_JWT_ISSUER"; msg = "token issuer (iss) not accepted"; break;
-        case TIDE_JWT_REFUSED_NONE: msg = "token signature does not verify"; break;
-        }
+    case TIDE_EAUTH: msg = "token signature does not verify"; break;
+    case TIDE_ENOEXP: msg = "token has no exp claim"; break;
+    case TIDE_EAUDIENCE: code = "TIDE_JWT_AUDIENCE"; msg = "token audience (aud) not accepted";
         break;
+    case TIDE_EISSUER: code = "TIDE_JWT_ISSUER"; msg = "token issuer (iss) not accepted"; break;
     default: break;
     }
     respond_error(req, 401, code, msg, "WWW-Authenticate: Bearer error=\"invalid_token\"\r\n");
@@ -90,7 +85,7 @@ static void on_request(tide_http_req *req, void *arg)
     tide_jwt_claims claims;
     int rc = tide_jwt_verify(c->jwt_secret, strlen(c->jwt_secret), tok, tlen, now, &policy,
                              &claims);
-    if (rc != 0) { jwt_failure(req, rc, claims.refused); return; }
+    if (rc != 0) { jwt_failure(req, rc); return; }
     /* cache first: the token lives in req, which dispatch may answer and free at once */
     const char *stored = tide_jwt_cache_put(app->jwt_cache, tok, tlen, &claims);
     tide_vm_dispatch(app->vm, req, stored ? stored : claims.claims_json, claims.role);
