@@ -5,7 +5,7 @@
 -- and bound to its row's (user_id, service_name, key_name), so a sealed key copied to another
 -- row or another user does not open there; key_hash is a keyed HMAC-SHA256 of the key
 -- (crypto.keyed_hash under HASH_LABEL), which finds duplicates but cannot be checked against
--- guessed keys without tide's key. `tide reseal` (runtime/main.c) builds the same context and
+-- guessed keys without tide's key. `tide reseal` (runtime/reseal.c) builds the same context and
 -- hash for rows sealed before this binding existed ("v1:"), which this module never opens.
 -- Nothing that leaves this module carries the key, the ciphertext or the hash: every answer
 -- goes through present(), a whitelist that adds `masked_key` ("****" and the last 4
