@@ -65,15 +65,14 @@ test-unit:
 
 # make test: packages, build, C tests, unit specs, then a throwaway stack for the
 # integration specs (torn down afterwards).
-test: deps all
+test: deps all lint
 	$(Q)spec/run.sh
 
 check: all
 	$(Q)$(TIDE) check --dev -c etc/tide.conf.lua
 
 lint:
-	$(Q)if command -v luacheck >/dev/null; then luacheck bindings scripts policies spec; \
-	  else echo "luacheck not installed (apt-get install lua-check)"; fi
+	$(Q)luacheck -q bindings scripts policies spec
 	$(Q)cppcheck --quiet --error-exitcode=1 --enable=warning,portability \
 	  --suppress=missingIncludeSystem -Iruntime runtime bindings
 

@@ -13,7 +13,7 @@ pkgs=(
   libluajit2-5.1-dev luajit2 libpq-dev libev-dev lua-cjson lua-cjson-dev lua-busted
   libhttp-parser-dev libssl-dev libjansson-dev lua-socket curl
   postgresql-15 postgresql-client-15 pgbouncer wrk debootstrap
-  clang libclang-rt-14-dev
+  clang libclang-rt-14-dev lua-check cppcheck
 )
 
 missing=()

@@ -14,7 +14,6 @@ typedef struct tide_vm tide_vm;
 
 typedef struct tide_app {
     struct ev_loop *loop;
-    const char *config_path;
     tide_config cfg;
     tide_upstream upstream_store[TIDE_UPSTREAMS];
     tide_upstream *ups[TIDE_UPSTREAMS]; /* an unconfigured upstream points at direct's */

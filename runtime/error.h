@@ -7,7 +7,6 @@
     X(TIDE_ENOMEM,    -1, "out of memory")                          \
     X(TIDE_EINVAL,    -2, "invalid argument")                       \
     X(TIDE_EIO,       -3, "i/o error")                              \
-    X(TIDE_ETIMEDOUT, -4, "timed out")                              \
     X(TIDE_ECONN,     -5, "connection failed")                      \
     X(TIDE_EPARSE,    -6, "parse error")                            \
     X(TIDE_ETOOBIG,   -7, "too large")                              \

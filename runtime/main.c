@@ -83,7 +83,6 @@ static int cmd_serve(const char *config)
 {
     tide_app app;
     memset(&app, 0, sizeof app);
-    app.config_path = config;
     if (load_config(&app, config) != 0) return 2;
     if (app.cfg.dev)
         tide_warn("development mode: published secrets are accepted; never run it like this "

@@ -1,13 +1,13 @@
 -- tide/db.lua - the database API script authors write against (DESIGN.md "Lua API").
 --
---   db.select(tbl, {columns, filters, order, limit, offset, single, raw, cache, mode, as})
---   db.count(tbl, {filters, cache, mode, as})                          -> number
+--   db.select(tbl, {columns, filters, order, limit, offset, single, raw, mode, as})
+--   db.count(tbl, {filters, mode, as})                                 -> number
 --   db.insert(tbl, row_or_rows, {columns, single, raw, mode, as})
 --   db.upsert(tbl, row_or_rows, {on_conflict = "a,b", ignore, columns, single, raw, mode, as})
 --   db.update(tbl, patch, {filters, all, columns, single, raw, mode, as})
 --   db.delete(tbl, {filters, all, columns, single, raw, mode, as})
 --   db.vector_search(tbl, column, vector, {limit = 10, threshold, metric = "cosine"|"l2"|"ip",
---                    filters, columns, raw, cache, mode, as})
+--                    filters, columns, raw, mode, as})
 --   db.rpc(fn, args, {raw, mode, as})      -> the function's value (array for set-returning)
 --   db.sql(text, params, {mode, as})       -> rows, result     (the text runs as is)
 --   db.transaction(fn, {mode, as})         -> fn's results     (fn(tx); tx has this API)
@@ -30,8 +30,7 @@
 -- policies/routing.lua's route(kind, tbl) decides. as = "service" runs the call as
 -- service_role (bypasses RLS); every such call is logged at info level.
 --
--- cache = <seconds or true> is handed to tide.core (which owns the cache); it is ignored
--- inside a transaction. Unit tests replace tide.core with db._set_core(fake).
+-- Unit tests replace tide.core with db._set_core(fake).
 
 local builder = require "tide.builder"
 local json = require "tide.json"
@@ -76,13 +75,13 @@ local function allowed(...)
 end
 
 local OPTS = {
-    select = allowed("columns", "filters", "order", "limit", "offset", "single", "raw", "cache"),
-    count = allowed("filters", "cache"),
+    select = allowed("columns", "filters", "order", "limit", "offset", "single", "raw"),
+    count = allowed("filters"),
     insert = allowed("columns", "single", "raw"),
     upsert = allowed("columns", "single", "raw", "on_conflict", "ignore"),
     update = allowed("columns", "single", "raw", "filters", "all"),
     delete = allowed("columns", "single", "raw", "filters", "all"),
-    vector_search = allowed("columns", "raw", "filters", "limit", "threshold", "metric", "cache"),
+    vector_search = allowed("columns", "raw", "filters", "limit", "threshold", "metric"),
     rpc = allowed("raw"),
     sql = allowed(),
     transaction = allowed(),
@@ -158,7 +157,6 @@ local function run(ctx, kind, tbl, opts, sql, params, as_json)
             q.as_service = true
             log_service(kind, tbl)
         end
-        q.cache = opts.cache
     end
     return get_core().query(upstream, sql, params, q)
 end

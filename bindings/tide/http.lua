@@ -6,7 +6,7 @@
 --   http.error(status, code, message[, details[, hint]]) -> body, status
 --   http.from_db_error(err) -> body, status    err from tide.db ({code, message, details,
 --                                              hint, status}); status defaults to 500
---   http.created(body) -> body, 201            http.no_content() -> nil, 204
+--   http.no_content() -> nil, 204
 
 local json = require "tide.json"
 local errors = require "tide.errors"
@@ -60,10 +60,6 @@ function _M.from_db_error(err)
         details = err.details == nil and null or err.details,
         hint = err.hint == nil and null or err.hint,
     }, status
-end
-
-function _M.created(body)
-    return body, 201
 end
 
 function _M.no_content()

@@ -113,8 +113,9 @@ function _M.b64url_decode(s)
 end
 
 -- A compact JWS. The claims are signed as given: tide refuses a token without exp unless
--- jwt.require_exp is false, so a spec that leaves exp out does it to test exactly that. opts.alg (default "HS256"; "none" leaves the signature empty),
--- opts.header (extra/override header fields), opts.secret (for HS256).
+-- jwt.require_exp is false, so a spec that leaves exp out does it to test exactly that.
+-- opts.alg (default "HS256"; "none" leaves the signature empty), opts.header (extra/override
+-- header fields), opts.secret (for HS256).
 function _M.sign(claims, opts)
     opts = opts or {}
     local header = { alg = opts.alg or "HS256", typ = "JWT" }

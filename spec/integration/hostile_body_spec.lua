@@ -119,8 +119,8 @@ describe("hostile request bodies", function()
 
     it("gives back what a request's Lua garbage took once tide is idle", function()
         -- a test-only route that builds ~100 MB of tables and drops them (its one long loop
-        -- pass, ~0.1 s, is the route's, not tide's): nothing allocates afterwards, so only tide's idle-time collection (and the heap trim after it) can
-        -- give that memory back
+        -- pass, ~0.1 s, is the route's, not tide's): nothing allocates afterwards, so only
+        -- tide's idle-time collection (and the heap trim after it) can give that memory back
         local path = env.install_module("zz_test_garbage.lua", [[
 -- Test-only route written by spec/integration/hostile_body_spec.lua; never shipped.
 return {

@@ -165,11 +165,6 @@ describe("tide.db", function()
             assert.are.equal("TIDE_BAD_RESULT", err.code)
         end)
 
-        it("passes cache hints to tide.core", function()
-            db.select("trips", { cache = 30 })
-            assert.are.equal(30, core.calls[1].opts.cache)
-        end)
-
         it("raises on misuse: bad table, unknown options, bad filters", function()
             assert.has_error(function() db.select(5) end)
             assert.error_matches(function() db.select("t", { filter = { id = 1 } }) end,
