@@ -3,8 +3,11 @@ CC      ?= cc
 CFLAGS  ?= -O2 -g
 WERROR  ?= -Werror
 BUILD   ?= build
-PKG_CFLAGS := -I/usr/include/luajit-2.1 -I/usr/include/postgresql
-LDLIBS  := -lluajit-5.1 -lpq -lev -lhttp_parser -ljansson -lcrypto -lm
+# pkg-config for what ships a .pc file; libev and http_parser ship none on Debian.
+PKGS       := luajit libpq jansson libcrypto
+PKG_CFLAGS := $(shell pkg-config --cflags $(PKGS) 2>/dev/null || echo -I/usr/include/luajit-2.1 -I/usr/include/postgresql)
+LDLIBS     := $(shell pkg-config --libs $(PKGS) 2>/dev/null || echo -lluajit-5.1 -lpq -ljansson -lcrypto) \
+              -lev -lhttp_parser -lm
 ALL_CFLAGS = -std=c11 -D_GNU_SOURCE -Wall -Wextra $(WERROR) -MMD -MP $(PKG_CFLAGS) $(CFLAGS)
 
 ifeq ($(V),1)
