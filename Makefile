@@ -111,8 +111,14 @@ $(FUZZ_BUILD)/fuzz_%: runtime/fuzz/fuzz_%.c $(CORE_OBJS)
 fuzz: fuzz-build
 	$(Q)runtime/fuzz/run.sh $(FUZZ_SECONDS) $(FUZZ_TARGETS)
 
-bench: deps all
-	$(Q)bench/run.sh
+# bench/idle.c: the client that holds the bench's idle keep-alive connections.
+$(BUILD)/bench-idle: bench/idle.c
+	@mkdir -p $(dir $@)
+	@$(if $(Q),echo "  CC      $<")
+	$(Q)$(CC) -O2 -Wall -Wextra $(WERROR) $< -o $@
+
+bench: deps all $(BUILD)/bench-idle
+	$(Q)BENCH_IDLE_BIN=$(CURDIR)/$(BUILD)/bench-idle bench/run.sh
 
 clean:
 	rm -rf build build-asan build-fuzz

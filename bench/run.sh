@@ -192,7 +192,8 @@ ref=$(TIDE_CONFIG=$repo/etc/tide.conf.lua timeout 10 "$TIDE_BIN" token --sub "$(
 BENCH_EXPECT_UPSTREAM=direct timeout 60 luajit bench/gen.lua "$GEN" "$B/bundle" "$GEN/uuids.txt" \
   "$GEN/embeddings.txt" "$ref" >"$LOGS/gen.log" 2>&1 || { cat "$LOGS/gen.log" >&2; die "bench/gen.lua failed"; }
 say "tokens, request bodies and pgbench scripts generated (statements: var/bench/gen/statements.txt)"
-timeout 60 cc -O2 -Wall -o "$B/idle" bench/idle.c || die "cannot compile bench/idle.c"
+IDLE_BIN=${BENCH_IDLE_BIN:-$repo/build/bench-idle}   # built by make bench
+[ -x "$IDLE_BIN" ] || die "$IDLE_BIN not built (make bench builds it)"
 
 # ---------------------------------------------------------------- tide
 
@@ -389,7 +390,7 @@ run_wrk pooler_direct bench/wrk/point.lua
 
 say "workload 6: $IDLE_CONNS idle keep-alive connections"
 sleep 1
-if timeout 150 "$B/idle" "$HTTP_PORT" "$IDLE_CONNS" "$tide_pid" 120 >"$LOGS/idle.txt" 2>"$LOGS/idle.err"; then
+if timeout 150 "$IDLE_BIN" "$HTTP_PORT" "$IDLE_CONNS" "$tide_pid" 120 >"$LOGS/idle.txt" 2>"$LOGS/idle.err"; then
   for kv in $(cat "$LOGS/idle.txt"); do res "idle_${kv%%=*}" "${kv#*=}"; done
   say "idle: $(cat "$LOGS/idle.txt")"
 else
