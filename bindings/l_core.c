@@ -17,7 +17,7 @@
 #include "../runtime/log.h"
 #include "../runtime/pool.h"
 #include "../runtime/task.h"
-#include "../runtime/server.h"
+#include "../runtime/health.h"
 #include "../runtime/upstream.h"
 
 enum call_kind { CALL_QUERY, CALL_TX_BEGIN, CALL_TX_END };
@@ -711,16 +711,72 @@ static int l_sha256_hex(lua_State *L)
     return 1;
 }
 
-/* core.health() -> the /health document as a table, and whether tide is down */
+static void set_num(lua_State *L, const char *k, double v)
+{
+    lua_pushnumber(L, v);
+    lua_setfield(L, -2, k);
+}
+
+static void set_str(lua_State *L, const char *k, const char *v)
+{
+    if (v) lua_pushstring(L, v); else lua_pushlightuserdata(L, NULL);   /* json.null */
+    lua_setfield(L, -2, k);
+}
+
+static void set_bool(lua_State *L, const char *k, int v)
+{
+    lua_pushboolean(L, v);
+    lua_setfield(L, -2, k);
+}
+
+/* core.health() -> the /health document as a table (the same fields), and whether tide is
+ * down */
 static int l_health(lua_State *L)
 {
-    tide_app *app = tide__vm_app(core_vm(L));
-    char buf[8192];
-    int status = tide_server_health_json(app, buf, sizeof buf);
-    tide__vm_push_decode(core_vm(L), L);
-    lua_pushstring(L, buf);
-    lua_call(L, 1, 1);
-    lua_pushboolean(L, status != 200);
+    tide_health h;
+    tide_health_get(tide__vm_app(core_vm(L)), &h);
+    lua_createtable(L, 0, 2);
+    lua_createtable(L, 0, TIDE_UPSTREAMS);
+    for (int i = 0; i < TIDE_UPSTREAMS; i++) {
+        const tide_upstream_health *u = &h.upstreams[i];
+        const tide_pool_stats *s = &u->pool;
+        lua_createtable(L, 0, 8);
+        set_str(L, "status", u->status);
+        set_bool(L, "required", u->required);
+        set_str(L, "pool_of", u->pool_of);
+        lua_createtable(L, 0, 3);
+        set_bool(L, "ok", u->probe_ok);
+        set_num(L, "latency_ms", u->probe_latency_ms);
+        set_num(L, "age_s", u->probe_age_s);
+        lua_setfield(L, -2, "probe");
+        lua_createtable(L, 0, 7);
+        set_str(L, "state", u->breaker_state);
+        set_num(L, "calls", (double)u->breaker_calls);
+        set_num(L, "failures", (double)u->breaker_failures);
+        set_num(L, "consecutive_failures", u->consecutive_failures);
+        set_num(L, "opened", (double)u->breaker_opened);
+        set_num(L, "rejected", (double)u->breaker_rejected);
+        set_num(L, "retry_after_s", u->retry_after_s);
+        lua_setfield(L, -2, "breaker");
+        lua_createtable(L, 0, 10);
+        set_num(L, "size", s->size);
+        set_num(L, "open", s->open);
+        set_num(L, "idle", s->idle);
+        set_num(L, "busy", s->busy);
+        set_num(L, "connecting", s->connecting);
+        set_num(L, "waiting", s->waiting);
+        set_num(L, "jobs", (double)s->jobs);
+        set_num(L, "errors", (double)s->errors);
+        set_num(L, "connect_failures", (double)s->connect_failures);
+        set_num(L, "acquire_timeouts", (double)s->acquire_timeouts);
+        lua_setfield(L, -2, "pool");
+        set_num(L, "retries", (double)u->retries);
+        set_str(L, "fallback", u->fallback);
+        lua_setfield(L, -2, u->name);
+    }
+    lua_setfield(L, -2, "upstreams");
+    set_str(L, "status", h.status);
+    lua_pushboolean(L, h.http_status != 200);
     return 2;
 }
 

@@ -1602,6 +1602,18 @@ int tide_http_respond(tide_http_req *req, int status, const char *content_type,
     return rc;
 }
 
+int tide_http_respond_error(tide_http_req *req, int status, const char *code, const char *msg,
+                            const char *extra_headers)
+{
+    char body[512];
+    int n = snprintf(body, sizeof body,
+                     "{\"code\":\"%s\",\"message\":\"%s\",\"details\":null,\"hint\":null}",
+                     code, msg);
+    if (n < 0 || (size_t)n >= sizeof body)
+        n = 0;
+    return tide_http_respond(req, status, "application/json", extra_headers, body, (size_t)n);
+}
+
 const char *tide_http_header_get(const tide_http_req *req, const char *name, size_t *len)
 {
     size_t n = strlen(name);

@@ -99,6 +99,12 @@ TIDE_MUST_CHECK int tide_http_listen(struct ev_loop *loop, const char *host, int
 int tide_http_respond(tide_http_req *req, int status, const char *content_type,
                       const char *extra_headers, const char *body, size_t body_len);
 
+/* Answers req with the JSON error {"code":code,"message":msg,"details":null,"hint":null}, as
+ * tide_http_respond. code and msg are the caller's constants: JSON-safe text (no quote,
+ * backslash or control character), together under 400 bytes. */
+int tide_http_respond_error(tide_http_req *req, int status, const char *code, const char *msg,
+                            const char *extra_headers);
+
 /* Returns the value of the first header `name` (lower-case) or NULL; *len receives its
  * length. */
 const char *tide_http_header_get(const tide_http_req *req, const char *name, size_t *len);

@@ -1,8 +1,10 @@
-/* server.c - the request entry points: the public listener (JWT check, then the script
- * bundle) and the admin listener (/live, /ready, /health, /admin/stats); reload on SIGHUP and
- * draining on SIGTERM. */
+/* server.c - the process's life while it serves: the public listener (admission in auth.c),
+ * the admin listener (admin.c), the resilience policy applied to the upstreams and wired to
+ * their dependents, reload on SIGHUP, draining on SIGTERM/SIGINT, and the event-loop pass
+ * measure. */
 #include "server.h"
-#include "jwt.h"
+#include "admin.h"
+#include "auth.h"
 #include "jwtcache.h"
 #include "log.h"
 #include "luavm.h"
@@ -15,190 +17,14 @@
 
 #define TIDE_DRAIN_SECONDS 10.0
 
-static void respond_json(tide_http_req *req, int status, const char *extra, const char *body)
-{
-    tide_http_respond(req, status, "application/json", extra, body, strlen(body));
-}
-
-static void respond_error(tide_http_req *req, int status, const char *code, const char *msg,
-                          const char *extra)
-{
-    char body[512];
-    snprintf(body, sizeof body,
-             "{\"code\":\"%s\",\"message\":\"%s\",\"details\":null,\"hint\":null}", code, msg);
-    respond_json(req, status, extra, body);
-}
-
-/* 401 for a refused token. The codes and messages are part of the API (clients match on
- * them): keep them stable. */
-static void jwt_failure(tide_http_req *req, int rc)
-{
-    const char *code = "TIDE_JWT_INVALID", *msg = "invalid token";
-    switch (rc) {
-    case TIDE_EEXPIRED: code = "TIDE_JWT_EXPIRED"; msg = "token has expired"; break;
-    case TIDE_ENOTYET: code = "TIDE_JWT_NOT_YET_VALID"; msg = "token is not valid yet"; break;
-    case TIDE_EALG: code = "TIDE_JWT_ALGORITHM"; msg = "token algorithm not allowed (HS256 only)";
-        break;
-    case TIDE_EROLE: code = "TIDE_JWT_ROLE"; msg = "token role not allowed"; break;
-    case TIDE_EAUTH: msg = "token signature does not verify"; break;
-    case TIDE_ENOEXP: msg = "token has no exp claim"; break;
-    case TIDE_EAUDIENCE: code = "TIDE_JWT_AUDIENCE"; msg = "token audience (aud) not accepted";
-        break;
-    case TIDE_EISSUER: code = "TIDE_JWT_ISSUER"; msg = "token issuer (iss) not accepted"; break;
-    default: break;
-    }
-    respond_error(req, 401, code, msg, "WWW-Authenticate: Bearer error=\"invalid_token\"\r\n");
-}
-
 static void on_request(tide_http_req *req, void *arg)
 {
     tide_app *app = arg;
     if (app->draining) {
-        respond_error(req, 503, "TIDE_SHUTTING_DOWN", "tide is shutting down", NULL);
+        tide_http_respond_error(req, 503, "TIDE_SHUTTING_DOWN", "tide is shutting down", NULL);
         return;
     }
-    size_t alen = 0;
-    const char *auth = tide_http_header_get(req, "authorization", &alen);
-    if (!auth || alen == 0) {
-        tide_vm_dispatch(app->vm, req, NULL, TIDE_ROLE_ANON);
-        return;
-    }
-    if (alen < 7 || strncasecmp(auth, "Bearer ", 7) != 0) {
-        respond_error(req, 401, "TIDE_JWT_INVALID", "Authorization must be a Bearer token",
-                      "WWW-Authenticate: Bearer\r\n");
-        return;
-    }
-    const char *tok = auth + 7;
-    size_t tlen = alen - 7;
-    while (tlen && *tok == ' ') { tok++; tlen--; }
-    while (tlen && tok[tlen - 1] == ' ') tlen--;
-    const tide_config *c = &app->cfg;
-    const tide_jwt_policy policy = { c->jwt_leeway, c->jwt_require_exp, c->jwt_audience,
-                                     c->jwt_issuer };
-    time_t now = (time_t)ev_now(app->loop);
-    tide_role role;
-    const char *cached;
-    if (tide_jwt_cache_get(app->jwt_cache, tok, tlen, now, &policy, &role, &cached)) {
-        tide_vm_dispatch(app->vm, req, cached, role);
-        return;
-    }
-    tide_jwt_claims claims;
-    int rc = tide_jwt_verify(c->jwt_secret, strlen(c->jwt_secret), tok, tlen, now, &policy,
-                             &claims);
-    if (rc != 0) { jwt_failure(req, rc); return; }
-    /* cache first: the token lives in req, which dispatch may answer and free at once */
-    const char *stored = tide_jwt_cache_put(app->jwt_cache, tok, tlen, &claims);
-    tide_vm_dispatch(app->vm, req, stored ? stored : claims.claims_json, claims.role);
-    free(claims.claims_json);
-}
-
-/* ---- admin ----------------------------------------------------------------------------- */
-
-/* Appends the /health object of one upstream; returns its status string. */
-static const char *health_upstream(tide_app *app, int i, char *buf, size_t cap, size_t *n)
-{
-    const tide_upstream *u = app->ups[i];
-    double now = ev_now(app->loop);
-    tide_pool_stats s;
-    tide_pool_get_stats(u->pool, &s);
-    const char *status = tide_upstream_status(u, now);
-    const tide_breaker *b = &u->breaker;
-    char fallback[32] = "null";
-    if (u->policy.fallback >= 0)
-        snprintf(fallback, sizeof fallback, "\"%s\"", tide_upstream_name(u->policy.fallback));
-    *n += (size_t)snprintf(
-        buf + *n, cap - *n,
-        "%s\"%s\":{\"status\":\"%s\",\"required\":%s,\"pool_of\":\"%s\","
-        "\"probe\":{\"ok\":%s,\"latency_ms\":%.3f,\"age_s\":%.3f},"
-        "\"breaker\":{\"state\":\"%s\",\"calls\":%lld,\"failures\":%lld,"
-        "\"consecutive_failures\":%d,\"opened\":%lld,\"rejected\":%lld,"
-        "\"retry_after_s\":%.3f},"
-        "\"pool\":{\"size\":%d,\"open\":%d,\"idle\":%d,\"busy\":%d,\"connecting\":%d,"
-        "\"waiting\":%d,\"jobs\":%lld,\"errors\":%lld,\"connect_failures\":%lld,"
-        "\"acquire_timeouts\":%lld},\"retries\":%lld,\"fallback\":%s}",
-        i ? "," : "", tide_upstream_name(i), status, u->policy.required ? "true" : "false",
-        tide_pool_name(u->pool), u->probe_done && u->probe_ok ? "true" : "false",
-        u->probe_latency * 1000.0, u->probe_done ? now - u->probe_at : -1.0,
-        tide_breaker_state_name(b->state), b->calls, b->failures, b->consecutive_failures,
-        b->opened, b->rejected, tide_breaker_retry_after(b, now), s.size, s.open, s.idle,
-        s.busy, s.connecting, s.waiting, s.jobs, s.errors, s.connect_failures,
-        s.acquire_timeouts, u->retries, fallback);
-    if (*n >= cap) *n = cap - 1;       /* truncated (cannot happen at today's sizes): stay in bounds */
-    return status;
-}
-
-int tide_server_health_json(tide_app *app, char *body, size_t cap)
-{
-    size_t n = 0;
-    int down = 0, degraded = 0;
-    n += (size_t)snprintf(body, cap, "{\"upstreams\":{");
-    for (int i = 0; i < TIDE_UPSTREAMS; i++) {
-        const char *st = health_upstream(app, i, body, cap, &n);
-        if (strcmp(st, "healthy") != 0) {
-            if (strcmp(st, "down") == 0 && app->ups[i]->policy.required) down = 1;
-            else degraded = 1;
-        }
-    }
-    snprintf(body + n, cap - n, "},\"status\":\"%s\"}",
-             down ? "down" : degraded ? "degraded" : "ok");
-    return down ? 503 : 200;
-}
-
-static void admin_health(tide_app *app, tide_http_req *req, int full)
-{
-    char body[8192];
-    int status = tide_server_health_json(app, body, sizeof body);
-    if (!full)
-        snprintf(body, sizeof body, "{\"status\":\"%s\"}", status == 200 ? "ready" : "not ready");
-    respond_json(req, status, NULL, body);
-}
-
-static void admin_stats(tide_app *app, tide_http_req *req)
-{
-    tide_http_stats h;
-    tide_http_get_stats(app->http, &h);
-    tide_jwt_cache_stats jc;
-    tide_jwt_cache_get_stats(app->jwt_cache, &jc);
-    char body[1024];
-    snprintf(body, sizeof body,
-             "{\"http\":{\"accepted\":%lld,\"open\":%lld,\"requests\":%lld,\"responses\":%lld,"
-             "\"rejected_431\":%lld,\"rejected_413\":%lld,\"timeouts_408\":%lld,"
-             "\"rejected_400\":%lld,\"rejected_busy\":%lld,\"rejected_per_client\":%lld,"
-             "\"body_bytes\":%lld,\"clients\":%lld},"
-             "\"inflight\":%lld,\"reloads\":%lld,\"reload_failures\":%lld,\"routes\":%d,"
-             "\"jwt_cache\":{\"hits\":%lld,\"misses\":%lld},"
-             "\"loop\":{\"max_pass_ms\":%.3f,\"passes_over_50ms\":%lld},\"uptime_s\":%.1f}",
-             h.accepted, h.open, h.requests, h.responses, h.rejected_431, h.rejected_413,
-             h.timeouts_408, h.rejected_400, h.rejected_busy, h.rejected_per_client,
-             h.body_bytes, h.clients, app->inflight, app->reloads, app->reload_failures,
-             tide_vm_route_count(app->vm), jc.hits, jc.misses, app->max_pass * 1000.0,
-             app->slow_passes, ev_now(app->loop) - app->started_at);
-    respond_json(req, 200, NULL, body);
-}
-
-static int path_is(const tide_http_req *req, const char *p)
-{
-    size_t n = strlen(p);
-    return req->path_len == n && memcmp(req->path, p, n) == 0;
-}
-
-static void on_admin(tide_http_req *req, void *arg)
-{
-    tide_app *app = arg;
-    if (strcmp(req->method, "GET") != 0) {
-        respond_error(req, 405, "TIDE_METHOD_NOT_ALLOWED", "admin endpoints are GET only",
-                      "Allow: GET\r\n");
-    } else if (path_is(req, "/live")) {
-        respond_json(req, 200, NULL, "{\"status\":\"live\"}");
-    } else if (path_is(req, "/ready")) {
-        admin_health(app, req, 0);
-    } else if (path_is(req, "/health")) {
-        admin_health(app, req, 1);
-    } else if (path_is(req, "/admin/stats")) {
-        admin_stats(app, req);
-    } else {
-        respond_error(req, 404, "TIDE_NOT_FOUND", "no such admin endpoint", NULL);
-    }
+    tide_auth_admit(app, req);
 }
 
 /* A breaker opened: whatever depends on that upstream (a pooler in front of that Postgres)
@@ -323,14 +149,8 @@ int tide_server_start(tide_app *app)
         tide_error("cannot listen on %s:%d", c->listen_host, c->listen_port);
         return rc;
     }
-    tide_http_limits admin_limits = c->http;
-    admin_limits.max_connections = 64;
-    rc = tide_http_listen(app->loop, c->admin_host, c->admin_port, &admin_limits, on_admin, app,
-                          &app->admin);
-    if (rc != 0) {
-        tide_error("cannot listen on %s:%d (admin)", c->admin_host, c->admin_port);
+    if ((rc = tide_admin_start(app)) != 0)
         return rc;
-    }
     ev_signal_init(&app->sighup, on_sighup, SIGHUP);
     app->sighup.data = app;
     ev_signal_start(app->loop, &app->sighup);

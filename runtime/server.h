@@ -1,4 +1,4 @@
-/* server.h - request entry points and process signals for `tide serve`. */
+/* server.h - `tide serve`'s life: listeners, policy wiring, reload, drain (see server.c). */
 #ifndef TIDE_SERVER_H
 #define TIDE_SERVER_H
 
@@ -8,9 +8,6 @@
 /* Opens the public and admin listeners and installs SIGHUP/SIGTERM/SIGINT watchers.
  * Returns 0 or TIDE_EIO (a listener could not bind; logged). */
 TIDE_MUST_CHECK int tide_server_start(tide_app *app);
-/* Writes the /health document into body; returns 200, or 503 when a required upstream is
- * down. */
-int tide_server_health_json(tide_app *app, char *body, size_t cap);
 /* Applies the current bundle's resilience policy to every upstream (state is kept). */
 void tide_server_apply_policy(tide_app *app);
 

@@ -1,0 +1,86 @@
+/* admin.c - the admin listener (default 127.0.0.1:8081, no authentication): /live (the
+ * process answers), /ready and /health (the upstreams' health, 503 when a required one is
+ * down), /admin/stats (HTTP, reload, JWT cache and event-loop counters). GET only. */
+#include "admin.h"
+#include "health.h"
+#include "jwtcache.h"
+#include "log.h"
+#include "luavm.h"
+
+#include <stdio.h>
+#include <string.h>
+
+static void admin_health(tide_app *app, tide_http_req *req, int full)
+{
+    char body[8192];
+    tide_health h;
+    tide_health_get(app, &h);
+    size_t n;
+    if (full)
+        n = tide_health_json(&h, body, sizeof body);
+    else
+        n = (size_t)snprintf(body, sizeof body, "{\"status\":\"%s\"}",
+                             h.http_status == 200 ? "ready" : "not ready");
+    tide_http_respond(req, h.http_status, "application/json", NULL, body, n);
+}
+
+static void admin_stats(tide_app *app, tide_http_req *req)
+{
+    tide_http_stats h;
+    tide_http_get_stats(app->http, &h);
+    tide_jwt_cache_stats jc;
+    tide_jwt_cache_get_stats(app->jwt_cache, &jc);
+    char body[1024];
+    snprintf(body, sizeof body,
+             "{\"http\":{\"accepted\":%lld,\"open\":%lld,\"requests\":%lld,\"responses\":%lld,"
+             "\"rejected_431\":%lld,\"rejected_413\":%lld,\"timeouts_408\":%lld,"
+             "\"rejected_400\":%lld,\"rejected_busy\":%lld,\"rejected_per_client\":%lld,"
+             "\"body_bytes\":%lld,\"clients\":%lld},"
+             "\"inflight\":%lld,\"reloads\":%lld,\"reload_failures\":%lld,\"routes\":%d,"
+             "\"jwt_cache\":{\"hits\":%lld,\"misses\":%lld},"
+             "\"loop\":{\"max_pass_ms\":%.3f,\"passes_over_50ms\":%lld},\"uptime_s\":%.1f}",
+             h.accepted, h.open, h.requests, h.responses, h.rejected_431, h.rejected_413,
+             h.timeouts_408, h.rejected_400, h.rejected_busy, h.rejected_per_client,
+             h.body_bytes, h.clients, app->inflight, app->reloads, app->reload_failures,
+             tide_vm_route_count(app->vm), jc.hits, jc.misses, app->max_pass * 1000.0,
+             app->slow_passes, ev_now(app->loop) - app->started_at);
+    tide_http_respond(req, 200, "application/json", NULL, body, strlen(body));
+}
+
+static int path_is(const tide_http_req *req, const char *p)
+{
+    size_t n = strlen(p);
+    return req->path_len == n && memcmp(req->path, p, n) == 0;
+}
+
+static void on_admin(tide_http_req *req, void *arg)
+{
+    tide_app *app = arg;
+    if (strcmp(req->method, "GET") != 0) {
+        tide_http_respond_error(req, 405, "TIDE_METHOD_NOT_ALLOWED",
+                                "admin endpoints are GET only", "Allow: GET\r\n");
+    } else if (path_is(req, "/live")) {
+        static const char live[] = "{\"status\":\"live\"}";
+        tide_http_respond(req, 200, "application/json", NULL, live, sizeof live - 1);
+    } else if (path_is(req, "/ready")) {
+        admin_health(app, req, 0);
+    } else if (path_is(req, "/health")) {
+        admin_health(app, req, 1);
+    } else if (path_is(req, "/admin/stats")) {
+        admin_stats(app, req);
+    } else {
+        tide_http_respond_error(req, 404, "TIDE_NOT_FOUND", "no such admin endpoint", NULL);
+    }
+}
+
+int tide_admin_start(tide_app *app)
+{
+    const tide_config *c = &app->cfg;
+    tide_http_limits limits = c->http;
+    limits.max_connections = 64;
+    int rc = tide_http_listen(app->loop, c->admin_host, c->admin_port, &limits, on_admin, app,
+                              &app->admin);
+    if (rc != 0)
+        tide_error("cannot listen on %s:%d (admin)", c->admin_host, c->admin_port);
+    return rc;
+}
