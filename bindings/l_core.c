@@ -1,9 +1,10 @@
 /* l_core.c - the `tide.core` Lua module: the C calls that the Lua modules in bindings/tide build on.
  *
- * core.query(upstream, sql, params, opts) parks the request's coroutine on a pool job and the
- * job's callback resumes it with the result (lua-nginx-module style: a call that would block
- * yields; misuse raises a Lua error; runtime failure returns nil, err). The vm is the module's
- * upvalue. */
+ * core.query(upstream, sql, params, opts) checks its arguments, parks the request's coroutine
+ * on a database call (runtime/call.c chooses the upstream, retries, falls back and maps the
+ * final error) and the call's completion resumes it with the result turned into Lua values
+ * (lua-nginx-module style: a call that would block yields; misuse raises a Lua error; runtime
+ * failure returns nil, err). The vm is the module's upvalue. */
 #include <math.h>
 #include <stddef.h>
 #include <stdio.h>
@@ -12,6 +13,7 @@
 #include <lua.h>
 #include <lauxlib.h>
 
+#include "../runtime/call.h"
 #include "../runtime/config.h"
 #include "../runtime/crypto.h"
 #include "../runtime/log.h"
@@ -22,25 +24,13 @@
 
 enum call_kind { CALL_QUERY, CALL_TX_BEGIN, CALL_TX_END };
 
-/* One database call of a request: the pool job, and what retry and the breaker need. */
+/* One database call of a request: the runtime call (runtime/call.c runs it) and what turning
+ * its answer into Lua values needs. */
 typedef struct pgcall {
-    tide_pgjob job;
+    tide_call call;
     tide_task *task;
     enum call_kind kind;
     int json;                    /* return the single text cell */
-    int authenticated;
-    int read;                    /* a read: safe to retry even when its outcome is unknown */
-    int up_index;                /* the upstream asked for */
-    tide_upstream *up;           /* the one in use (the fallback while a breaker is open) */
-    unsigned ticket;             /* breaker ticket of the attempt in flight */
-    int attempt;
-    int starting;                /* inside start_call: the coroutine has not yielded yet */
-    ev_timer timer;              /* backoff before a retry, or a deferred answer */
-    int deferred;                /* timer delivers the error below instead of retrying */
-    char ecode[32];
-    char emsg[300];
-    int estatus;
-    double retry_after;
     const char **values;
 } pgcall;
 
@@ -135,28 +125,14 @@ static void push_generic(lua_State *L, tide_vm *vm, const PGresult *res)
     lua_setfield(L, -2, "command");
 }
 
-static double now_of(const pgcall *pc)
-{
-    return ev_now(pc->task->app->loop);
-}
-
-static void call_free(pgcall *pc)
-{
-    ev_timer_stop(pc->task->app->loop, &pc->timer);
-    free(pc);
-}
-
 /* Hands the coroutine its results (already pushed) and lets it run on. */
 static void call_resume(pgcall *pc, int nret)
 {
     tide_task *t = pc->task;
     t->call = NULL;
-    call_free(pc);
+    free(pc);
     tide__task_resume(t, nret);
 }
-
-static void defer_error(pgcall *pc, const char *code, int status, const char *msg,
-                        double retry_after);
 
 /* What a client reads for an error about tide's upstreams rather than the statement: a fixed
  * message per code, because the original text is libpq's or tide's own and names hosts,
@@ -182,21 +158,18 @@ static const char *public_message(const char *code)
 }
 
 /* Resumes the coroutine with nil, err. Errors with a public message (above) reach Lua with
- * that message and "request <id>" as details; their original text goes to the log. */
-static void resume_with_error(pgcall *pc, const char *code, int status, const char *msg,
-                              const char *detail, const char *hint, double retry_after)
+ * that message and "request <id>" as details; their original text goes to the log, as does
+ * that of the other connection and operator errors (classes 0 and 57) of an upstream call. */
+static void resume_with_error(pgcall *pc, const tide_call_error *e)
 {
     tide_task *t = pc->task;
-    if (pc->starting) {           /* never resume a coroutine before it has yielded */
-        defer_error(pc, code, status, msg, retry_after);
-        return;
-    }
+    const char *code = e->code, *msg = e->message, *detail = e->detail, *hint = e->hint;
     const char *pub = public_message(code);
     char rid[48];
+    if (pub || (!pc->call.job.pin && (code[0] == '0' || strncmp(code, "57", 2) == 0)))
+        tide_warn("request %s: upstream %s: %s (%s)", t->id, tide_upstream_name(e->upstream),
+                  msg, code);
     if (pub) {
-        tide_warn("request %s: upstream %s: %s (%s)", t->id,
-                  tide_upstream_name(pc->up ? pc->up->index : pc->up_index), msg ? msg : "",
-                  code);
         snprintf(rid, sizeof rid, "request %s", t->id);
         msg = pub;
         detail = rid;
@@ -204,134 +177,33 @@ static void resume_with_error(pgcall *pc, const char *code, int status, const ch
     }
     lua_State *co = t->co;
     lua_pushnil(co);
-    push_err(co, code, status, msg, detail, hint);
-    if (retry_after > 0) {
-        lua_pushnumber(co, retry_after);
+    push_err(co, code, e->status, msg, detail, hint);
+    if (e->retry_after > 0) {
+        lua_pushnumber(co, e->retry_after);
         lua_setfield(co, -2, "retry_after");
-        t->retry_after = retry_after;
+        t->retry_after = e->retry_after;
     }
     call_resume(pc, 2);
 }
 
-static void call_attempt(pgcall *pc);
-
-static void timer_cb(struct ev_loop *loop, ev_timer *w, int revents)
+/* The call's completion: the transaction's connection, then the answer as Lua values. */
+static void call_done(tide_call *c, PGresult *res, const tide_call_error *err)
 {
-    (void)loop; (void)revents;
-    pgcall *pc = w->data;
-    if (pc->deferred)
-        resume_with_error(pc, pc->ecode, pc->estatus, pc->emsg, NULL, NULL, pc->retry_after);
-    else
-        call_attempt(pc);
-}
-
-/* Answers with an error from the loop, never from inside the call that yields. */
-static void defer_error(pgcall *pc, const char *code, int status, const char *msg,
-                        double retry_after)
-{
-    snprintf(pc->ecode, sizeof pc->ecode, "%s", code);
-    snprintf(pc->emsg, sizeof pc->emsg, "%s", msg);
-    pc->estatus = status;
-    pc->retry_after = retry_after;
-    pc->deferred = 1;
-    ev_timer_stop(pc->task->app->loop, &pc->timer);
-    ev_timer_set(&pc->timer, 0., 0.);
-    ev_timer_start(pc->task->app->loop, &pc->timer);
-}
-
-/* Whether u may take calls as far as what it depends on goes (a pooler is no use while the
- * Postgres behind it is known to be down). */
-static int usable(tide_app *app, const tide_upstream *u, double now)
-{
-    int dep = u->policy.depends_on;
-    return dep < 0 || app->ups[dep] == u || !tide_upstream_is_open(app->ups[dep], now);
-}
-
-/* The upstream to use now: the one asked for, else its fallback while its breaker is open.
- * NULL (with *retry_after) when neither may be used. */
-static tide_upstream *choose_upstream(pgcall *pc, unsigned *ticket, double *retry_after)
-{
-    tide_app *app = pc->task->app;
-    double now = now_of(pc);
-    tide_upstream *u = app->ups[pc->up_index];
-    if (usable(app, u, now) && tide_breaker_allow(&u->breaker, now, ticket)) return u;
-    *retry_after = tide_breaker_retry_after(&u->breaker, now);
-    int dep = u->policy.depends_on;
-    if (dep >= 0) {
-        double d = tide_breaker_retry_after(&app->ups[dep]->breaker, now);
-        if (d > *retry_after) *retry_after = d;
-    }
-    int fb = u->policy.fallback;
-    if (fb >= 0 && app->ups[fb] != u && usable(app, app->ups[fb], now) &&
-        tide_breaker_allow(&app->ups[fb]->breaker, now, ticket))
-        return app->ups[fb];
-    return NULL;
-}
-
-/* Whether a failed attempt may run again: only when it cannot have done anything twice. */
-static int safe_to_retry(const pgcall *pc, const tide_pg_error *e)
-{
-    const char *c = e->code;
-    if (strcmp(c, "08001") == 0) return 1;                        /* never connected */
-    if (strcmp(c, "08006") == 0) return !e->sent || pc->read;     /* lost */
-    if (strcmp(c, "40001") == 0 || strcmp(c, "40P01") == 0) return 1;  /* rolled back */
-    if (strncmp(c, "57P0", 4) == 0) return 1;                     /* shut down before commit */
-    return 0;
-}
-
-static void call_failed(pgcall *pc, const tide_pg_error *e)
-{
+    pgcall *pc = container_of(c, pgcall, call);
     tide_task *t = pc->task;
-    tide_upstream *u = pc->up;
-    int sent_write = e->sent && !pc->read && pc->kind != CALL_TX_BEGIN;
-    if (!t->aborted && pc->attempt < u->policy.retry_attempts && safe_to_retry(pc, e) &&
-        tide_retry_budget_withdraw(&u->budget)) {
-        pc->attempt++;
-        u->retries++;
-        double r = (double)rand() / ((double)RAND_MAX + 1.0);
-        double delay = tide_backoff(pc->attempt - 1, u->policy.retry_base, u->policy.retry_cap, r);
-        pc->deferred = 0;
-        ev_timer_stop(t->app->loop, &pc->timer);
-        ev_timer_set(&pc->timer, delay, 0.);
-        ev_timer_start(t->app->loop, &pc->timer);
-        return;
-    }
-    const char *code = e->code, *msg = e->message;
-    int status = e->status ? e->status : tide_pg_http_status(code, pc->authenticated);
-    char buf[400];
-    if (strcmp(code, "08006") == 0 && sent_write) {
-        code = "TIDE_OUTCOME_UNKNOWN";
-        status = 503;
-        snprintf(buf, sizeof buf, "%s; the write was sent, so it may or may not have been "
-                 "applied: check before repeating it", msg ? msg : "connection lost");
-        msg = buf;
-    } else if (strcmp(code, "57014") == 0) {
-        status = t->aborted ? 499 : 504;          /* cancelled: statement timeout or client gone */
-    }
-    if (!public_message(code) && (code[0] == '0' || strncmp(code, "57", 2) == 0))
-        tide_warn("request %s: upstream %s: %s (%s)", t->id, tide_upstream_name(u->index),
-                  msg ? msg : "", code);   /* public ones are logged when they are answered */
-    resume_with_error(pc, code, status, msg, e->detail, e->hint, 0);
-}
-
-static void call_done(tide_pgjob *job, PGresult *res, const tide_pg_error *err)
-{
-    pgcall *pc = container_of(job, pgcall, job);
-    tide_task *t = pc->task;
+    tide_pgjob *job = &c->job;
     lua_State *co = t->co;
 
-    if (pc->up) tide_upstream_settle(pc->up, now_of(pc), pc->ticket, err);
-    if (pc->kind == CALL_TX_BEGIN) {
-        t->tx = job->conn;
-        t->tx_pool = job->pool;
-    } else if (pc->kind == CALL_QUERY && job->pin) {
-        if (!job->conn) t->tx = NULL;            /* the transaction's connection was lost */
+    if (!err || err->ran) {
+        if (pc->kind == CALL_TX_BEGIN) {
+            t->tx = job->conn;                   /* NULL unless it succeeded */
+            t->tx_pool = job->pool;
+        } else if (pc->kind == CALL_QUERY && job->pin) {
+            if (!job->conn) t->tx = NULL;        /* the transaction's connection was lost */
+        }
     }
     if (err) {
-        if (pc->kind == CALL_TX_BEGIN && t->tx) { tide_pool_release(t->tx); t->tx = NULL; }
-        if (pc->up) { call_failed(pc, err); return; }
-        int status = err->status ? err->status : tide_pg_http_status(err->code, pc->authenticated);
-        resume_with_error(pc, err->code, status, err->message, err->detail, err->hint, 0);
+        resume_with_error(pc, err);
         return;
     }
     if (pc->kind != CALL_QUERY) {
@@ -347,76 +219,30 @@ static void call_done(tide_pgjob *job, PGresult *res, const tide_pg_error *err)
     call_resume(pc, 1);
 }
 
-/* Starts (or restarts) the call on an upstream its breaker allows. */
-static void call_attempt(pgcall *pc)
-{
-    tide_task *t = pc->task;
-    if (pc->job.pin) {                           /* inside a transaction: its connection */
-        pc->up = NULL;
-        if (tide_pool_run(t->tx_pool, &pc->job) != 0) {
-            if (pc->kind == CALL_TX_END) tide_pool_release(pc->job.pin);
-            defer_error(pc, "TIDE_TX_CLOSED", 500, "the transaction's connection is gone", 0);
-        }
-        return;
-    }
-    unsigned ticket = 0;
-    double retry_after = 0;
-    tide_upstream *u = choose_upstream(pc, &ticket, &retry_after);
-    if (!u) {
-        char msg[160];
-        snprintf(msg, sizeof msg, "upstream %s is unavailable (circuit open); retry after "
-                 "%.1f s", tide_upstream_name(pc->up_index), retry_after);
-        defer_error(pc, "TIDE_UPSTREAM_UNAVAILABLE", 503, msg, retry_after);
-        return;
-    }
-    pc->up = u;
-    pc->ticket = ticket;
-    if (pc->attempt == 1) tide_retry_budget_deposit(&u->budget);
-    /* a half-open breaker's calls must reach the server: skip the reconnect backoff */
-    if (u->breaker.state == TIDE_BREAKER_HALF_OPEN) tide_pool_reset_backoff(u->pool);
-    int rc = tide_pool_run(u->pool, &pc->job);
-    if (rc != 0) {
-        tide_pg_error e;
-        memset(&e, 0, sizeof e);
-        snprintf(e.code, sizeof e.code, "08001");
-        e.status = 503;
-        char msg[160];
-        snprintf(msg, sizeof msg, "cannot connect to upstream %s now%s",
-                 tide_upstream_name(u->index), rc == TIDE_EAGAIN ? " (reconnecting)" : "");
-        e.message = msg;
-        tide_upstream_record(u, now_of(pc), ticket, 0);
-        call_failed(pc, &e);
-    }
-}
-
 /* Parks the coroutine on pc: every outcome, even an immediate error, comes back through the
- * loop, so the answer never arrives before the yield. */
+ * loop (tide_call_start never completes inside), so the answer never arrives before the
+ * yield. */
 static int start_call(lua_State *L, tide_task *t, int up_index, pgcall *pc)
 {
+    tide_app *app = t->app;
+    tide_call_env env = { .loop = app->loop, .ups = app->ups };
     pc->task = t;
-    pc->authenticated = t->role != TIDE_ROLE_ANON;
-    pc->up_index = up_index;
-    pc->attempt = 1;
-    pc->job.done = call_done;
-    ev_init(&pc->timer, timer_cb);
-    pc->timer.data = pc;
+    pc->call.authenticated = t->role != TIDE_ROLE_ANON;
+    pc->call.aborted = t->aborted;
+    if (pc->call.job.pin) pc->call.pin_pool = t->tx_pool;
     t->call = pc;
-    pc->starting = 1;
-    call_attempt(pc);
-    pc->starting = 0;
+    if (tide_call_start(&pc->call, &env, up_index, call_done) != 0) {
+        t->call = NULL;
+        free(pc);
+        return luaL_error(L, "cannot start the database call");
+    }
     return lua_yield(L, 0);
 }
 
 void tide__call_abort(tide_task *t)
 {
     pgcall *pc = t->call;
-    if (!pc) return;
-    if (ev_is_active(&pc->timer) && !pc->deferred) {          /* waiting to retry */
-        defer_error(pc, "TIDE_CLIENT_GONE", 499, "the client went away", 0);
-    } else if (tide_pool_cancel(&pc->job) == 1) {             /* was waiting for a connection */
-        if (pc->up) tide_breaker_release(&pc->up->breaker, pc->ticket);   /* no outcome */
-        defer_error(pc, "TIDE_CLIENT_GONE", 499, "the client went away", 0);
-    }
+    if (pc) tide_call_abort(&pc->call);
 }
 
 /* Allocates a call with room for nparams values and `extra` bytes of strings. */
@@ -524,8 +350,8 @@ static int l_query(lua_State *L)
     if (!pc) return luaL_error(L, "out of memory");
     pc->kind = CALL_QUERY;
     pc->json = json;
-    pc->read = read;
-    pc->job.sql = copy_str(&cur, sql, sql_len);
+    pc->call.read = read;
+    pc->call.job.sql = copy_str(&cur, sql, sql_len);
     for (int i = 1; i <= n; i++) {
         lua_rawgeti(L, 3, i);
         size_t len = 0;
@@ -533,19 +359,19 @@ static int l_query(lua_State *L)
         pc->values[i - 1] = v ? copy_str(&cur, v, len) : NULL;
         lua_pop(L, 1);
     }
-    pc->job.nparams = n;
-    pc->job.values = pc->values;
+    pc->call.job.nparams = n;
+    pc->call.job.values = pc->values;
     if (in_tx) {
-        pc->job.pin = t->tx;
-        pc->job.flags = TIDE_PGJOB_KEEP;
+        pc->call.job.pin = t->tx;
+        pc->call.job.flags = TIDE_PGJOB_KEEP;
     } else {
-        pc->job.flags = TIDE_PGJOB_AUTH;
+        pc->call.job.flags = TIDE_PGJOB_AUTH;
         if (as_service) {
-            pc->job.claims = "{\"role\":\"service_role\"}";
-            pc->job.role = "service_role";
+            pc->call.job.claims = "{\"role\":\"service_role\"}";
+            pc->call.job.role = "service_role";
         } else {
-            pc->job.claims = t->claims;
-            pc->job.role = tide_role_name(t->role);
+            pc->call.job.claims = t->claims;
+            pc->call.job.role = tide_role_name(t->role);
         }
     }
     return start_call(L, t, up_index, pc);
@@ -562,10 +388,10 @@ static int l_tx_begin(lua_State *L)
     pgcall *pc = call_new(0, 0, &cur);
     if (!pc) return luaL_error(L, "out of memory");
     pc->kind = CALL_TX_BEGIN;
-    pc->read = 1;                 /* nothing happened yet: a retry is harmless */
-    pc->job.flags = TIDE_PGJOB_BEGIN | TIDE_PGJOB_AUTH | TIDE_PGJOB_KEEP;
-    pc->job.claims = as_service ? "{\"role\":\"service_role\"}" : t->claims;
-    pc->job.role = as_service ? "service_role" : tide_role_name(t->role);
+    pc->call.read = 1;            /* nothing happened yet: a retry is harmless */
+    pc->call.job.flags = TIDE_PGJOB_BEGIN | TIDE_PGJOB_AUTH | TIDE_PGJOB_KEEP;
+    pc->call.job.claims = as_service ? "{\"role\":\"service_role\"}" : t->claims;
+    pc->call.job.role = as_service ? "service_role" : tide_role_name(t->role);
     return start_call(L, t, up_index, pc);
 }
 
@@ -579,9 +405,9 @@ static int l_tx_end(lua_State *L)
     pgcall *pc = call_new(0, 0, &cur);
     if (!pc) return luaL_error(L, "out of memory");
     pc->kind = CALL_TX_END;
-    pc->job.sql = commit ? "COMMIT" : "ROLLBACK";
-    pc->job.pin = t->tx;
-    pc->job.flags = 0;
+    pc->call.job.sql = commit ? "COMMIT" : "ROLLBACK";
+    pc->call.job.pin = t->tx;
+    pc->call.job.flags = 0;
     t->tx = NULL;                 /* released by the pool when the job ends */
     return start_call(L, t, 0, pc);
 }
