@@ -1,4 +1,5 @@
-/* l_core.c - the `tide.core` Lua module: the C calls that the Lua modules in bindings/tide build on.
+/* l_core.c - the `tide.core` Lua module (l_core.h): the C calls that the Lua modules in
+ * bindings/tide build on.
  *
  * core.query(upstream, sql, params, opts) checks its arguments, parks the request's coroutine
  * on a database call (runtime/call.c chooses the upstream, retries, falls back and maps the
@@ -13,6 +14,7 @@
 #include <lua.h>
 #include <lauxlib.h>
 
+#include "l_core.h"
 #include "../runtime/call.h"
 #include "../runtime/config.h"
 #include "../runtime/crypto.h"
@@ -21,6 +23,7 @@
 #include "../runtime/task.h"
 #include "../runtime/health.h"
 #include "../runtime/upstream.h"
+#include "../runtime/util.h"
 
 enum call_kind { CALL_QUERY, CALL_TX_BEGIN, CALL_TX_END };
 
@@ -34,7 +37,6 @@ typedef struct pgcall {
     const char **values;
 } pgcall;
 
-#define container_of(p, T, m) ((T *)((char *)(p) - offsetof(T, m)))
 
 static tide_vm *core_vm(lua_State *L)
 {
@@ -230,19 +232,13 @@ static int start_call(lua_State *L, tide_task *t, int up_index, pgcall *pc)
     pc->call.authenticated = t->role != TIDE_ROLE_ANON;
     pc->call.aborted = t->aborted;
     if (pc->call.job.pin) pc->call.pin_pool = t->tx_pool;
-    t->call = pc;
+    t->call = &pc->call;
     if (tide_call_start(&pc->call, &env, up_index, call_done) != 0) {
         t->call = NULL;
         free(pc);
         return luaL_error(L, "cannot start the database call");
     }
     return lua_yield(L, 0);
-}
-
-void tide__call_abort(tide_task *t)
-{
-    pgcall *pc = t->call;
-    if (pc) tide_call_abort(&pc->call);
 }
 
 /* Allocates a call with room for nparams values and `extra` bytes of strings. */
@@ -628,7 +624,7 @@ static int l_pool_stats(lua_State *L)
     return 1;
 }
 
-int tide__open_core(lua_State *L)
+int tide_core_open(lua_State *L)
 {
     static const luaL_Reg fns[] = {
         { "query", l_query },       { "tx_begin", l_tx_begin }, { "tx_end", l_tx_end },

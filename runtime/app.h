@@ -11,6 +11,7 @@
 #include "jwtcache.h"
 
 typedef struct tide_vm tide_vm;
+struct lua_State;
 
 typedef struct tide_app {
     struct ev_loop *loop;
@@ -19,6 +20,10 @@ typedef struct tide_app {
     tide_upstream *ups[TIDE_UPSTREAMS]; /* an unconfigured upstream points at direct's */
     tide_http_server *http, *admin;
     tide_vm *vm;                        /* the bundle serving new requests */
+    /* Opens the `tide.core` Lua module in a new bundle's state, with the vm as its one upvalue.
+     * The binding that provides it registers it here before any vm is made (main.c does:
+     * the runtime never names the binding). */
+    int (*open_core)(struct lua_State *L);
     ev_signal sighup, sigterm, sigint;
     ev_prepare flush_logs;
     ev_check pass_check;                /* with flush_logs: how long each loop pass takes */

@@ -47,6 +47,7 @@
  * when the outermost http callback (or public call) returns (`depth` counts them).
  * No logging here: outcomes are counted in tide_http_stats. */
 #include "http.h"
+#include "util.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -67,7 +68,6 @@
 #include <sys/uio.h>
 #include <unistd.h>
 
-#define container_of(ptr, type, member) ((type *)((char *)(ptr) - offsetof(type, member)))
 
 enum {
     SCRATCH_SIZE = 64 * 1024,   /* one read; shared by all connections of a server */

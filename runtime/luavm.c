@@ -2,7 +2,8 @@
  *
  * A bundle is bindings/ + scripts/ + policies/ loaded into one lua_State by tide.boot. Each
  * request runs boot.handle(req) in its own coroutine; a database call parks the coroutine
- * (bindings/l_core.c) and the pool's callback resumes it. Reload builds a fresh state and
+ * (runtime/call.c, started by the binding that app->open_core opens) and the call's
+ * completion resumes it. Reload builds a fresh state and
  * swaps it in: each task holds a reference on the state it started on, so requests in flight
  * finish there and the old state is closed by the last of them.
  *
@@ -190,7 +191,11 @@ int tide_vm_new(tide_app *app, tide_vm **out, char *err, size_t errlen)
     lua_pop(L, 1);
     lua_getfield(L, -1, "preload");
     lua_pushlightuserdata(L, vm);
-    lua_pushcclosure(L, tide__open_core, 1);
+    if (!app->open_core) {
+        lua_pushstring(L, "no tide.core module registered (tide_app.open_core)");
+        goto fail;
+    }
+    lua_pushcclosure(L, app->open_core, 1);
     lua_setfield(L, -2, "tide.core");
     lua_pop(L, 2);
 
@@ -445,7 +450,7 @@ static void on_abort(tide_http_req *req)
     tide_task *t = req->ud;
     if (!t) return;
     t->aborted = 1;
-    if (t->call) tide__call_abort(t);
+    if (t->call) tide_call_abort(t->call);
 }
 
 void tide_vm_dispatch(tide_vm *vm, tide_http_req *req, const char *claims, tide_role role)

@@ -6,6 +6,7 @@
 #include "luavm.h"
 #include "reseal.h"
 #include "server.h"
+#include "../bindings/l_core.h"
 
 #include <getopt.h>
 #include <signal.h>
@@ -83,6 +84,7 @@ static int cmd_serve(const char *config)
 {
     tide_app app;
     memset(&app, 0, sizeof app);
+    app.open_core = tide_core_open;   /* the binding registers itself */
     if (load_config(&app, config) != 0) return 2;
     if (app.cfg.dev)
         tide_warn("development mode: published secrets are accepted; never run it like this "
@@ -126,6 +128,7 @@ static int cmd_check(const char *config)
 {
     tide_app app;
     memset(&app, 0, sizeof app);
+    app.open_core = tide_core_open;   /* the binding registers itself */
     if (load_config(&app, config) != 0) return 2;
     app.loop = ev_default_loop(EVFLAG_AUTO);
     if (make_upstreams(&app) != 0) return 1;

@@ -1,11 +1,12 @@
 /* task.h - internal: one request running in a Lua coroutine. Shared by luavm.c (which owns
- * the lifecycle) and bindings/l_core.c (which parks a task on a database call and resumes
- * it). Not part of the public surface. */
+ * the lifecycle) and the binding that parks a task on a database call (runtime/call.c) and
+ * resumes it. Not part of the public surface. */
 #ifndef TIDE_TASK_H
 #define TIDE_TASK_H
 
 #include <lua.h>
 #include "app.h"
+#include "call.h"
 #include "jwt.h"
 
 typedef struct tide_task {
@@ -17,7 +18,7 @@ typedef struct tide_task {
     char *claims;            /* JSON text sent as request.jwt.claims */
     tide_role role;
     int aborted;             /* the client went away */
-    void *call;              /* the database call the coroutine waits on, or NULL */
+    tide_call *call;         /* the database call the coroutine waits on, or NULL */
     tide_conn *tx;           /* connection held by an open transaction, or NULL */
     tide_pool *tx_pool;
     double started;
@@ -32,11 +33,5 @@ void tide__task_resume(tide_task *t, int nargs);
 /* The vm's json.decode / json.null helpers for C code converting results. */
 void tide__vm_push_decode(tide_vm *vm, lua_State *L);
 tide_app *tide__vm_app(tide_vm *vm);
-
-/* The client of t went away: withdraw or cancel its database call (bindings/l_core.c). */
-void tide__call_abort(tide_task *t);
-
-/* Opens the `tide.core` module (bindings/l_core.c); the vm is its upvalue. */
-int tide__open_core(lua_State *L);
 
 #endif
