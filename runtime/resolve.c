@@ -186,7 +186,7 @@ void tide_resolve_params(tide_resolver *r, const char *const **kw, const char *c
 {
     int i = 0;
     while (r->kw[i]) i++;
-    r->val[i] = r->addr;                      /* the hostaddr slot */
+    r->val[i - 1] = r->addr;                  /* the hostaddr slot: the last keyword */
     *kw = r->kw;
     *val = r->val;
 }
