@@ -355,6 +355,9 @@ int tide_pool_cancel(tide_pgjob *job)
 
 static void pool_release(tide_pool *p, tide_conn *c)
 {
+    /* only a connection that ran a job or is held comes back; anything else is already the
+     * pool's (idle, connecting, rolling back) or gone */
+    if (c->state != TIDE_PGCONN_BUSY && c->state != TIDE_PGCONN_HELD) return;
     c->job = NULL;
     if (!tide__pgconn_usable(c)) { tide__pgconn_close(c); tide__pool_dispatch(p); return; }
     if (tide__pgconn_in_transaction(c)) {

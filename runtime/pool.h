@@ -98,7 +98,7 @@ int tide_pool_cancel(tide_pgjob *job);
 int tide_pool_withdraw(tide_pgjob *job);
 
 /* Returns a held connection (from a KEEP job) to its pool. An open transaction on it is
- * rolled back first. */
+ * rolled back first. A connection the caller does not hold is left alone. */
 void tide_pool_release(tide_conn *conn);
 
 /* Fails waiting and running jobs (TIDE_SHUTDOWN), closes every connection and frees the
