@@ -4,13 +4,17 @@
  * so the statement runs under the caller's claims and role inside one implicit transaction.
  * Connections are opened without blocking (PQconnectStart/PQconnectPoll), kept in pipeline
  * mode, and hold a per-connection cache of named prepared statements when the upstream is one
- * tide owns (never behind a transaction-mode pooler). */
+ * tide owns (never behind a transaction-mode pooler).
+ *
+ * Inside: pool.c keeps the slots, the idle list, waiting jobs and refill; pgconn.c runs one
+ * connection; resolve.c resolves the DSN's host off the loop; pgerror.c holds the errors. */
 #ifndef TIDE_POOL_H
 #define TIDE_POOL_H
 
 #include <ev.h>
 #include <libpq-fe.h>
 #include "error.h"
+#include "pgerror.h"   /* tide_pg_error, tide_pg_http_status() */
 
 typedef struct tide_pool tide_pool;
 typedef struct tide_conn tide_conn;
@@ -29,15 +33,6 @@ typedef struct tide_pool_config {
     double max_lifetime;     /* seconds; older connections are retired between jobs (0 = off) */
     double idle_timeout;     /* seconds an idle connection is kept (0 = forever) */
 } tide_pool_config;
-
-/* What went wrong with a job. code is a SQLSTATE ("23505") or a TIDE_* code. */
-typedef struct tide_pg_error {
-    char code[32];
-    int status;              /* suggested HTTP status */
-    char *message, *detail, *hint;   /* malloc'd or NULL; freed by the pool after done() */
-    int sent;                /* the pipeline (with its Sync) may have reached the server: a
-                              * write's outcome is unknown when the connection then fails */
-} tide_pg_error;
 
 enum {
     TIDE_PGJOB_AUTH  = 1,    /* send set_config(request.jwt.claims, role) first */
@@ -79,9 +74,11 @@ TIDE_MUST_CHECK int tide_pool_new(struct ev_loop *loop, const tide_pool_config *
 TIDE_MUST_CHECK int tide_pool_run(tide_pool *pool, tide_pgjob *job);
 
 /* Fails every job waiting for a connection and every job running on one (the connection is
- * dropped; a running job's error says whether its pipeline was sent). For an upstream whose
- * own upstream (the Postgres behind a pooler) is known to be down: a pooler may queue
- * queries for minutes instead of failing them. */
+ * dropped; a running job's error says whether its pipeline was sent). The jobs leave the pool
+ * at once; their done() runs from the next loop pass, never inside this call (it is made from
+ * inside another job's done(), when a breaker opens). For an upstream whose own upstream (the
+ * Postgres behind a pooler) is known to be down: a pooler may queue queries for minutes
+ * instead of failing them. */
 void tide_pool_fail_all(tide_pool *pool, const char *why);
 
 /* Lets the next job try to connect now, whatever the reconnect backoff says (a half-open
@@ -101,11 +98,11 @@ int tide_pool_cancel(tide_pgjob *job);
 int tide_pool_withdraw(tide_pgjob *job);
 
 /* Returns a held connection (from a KEEP job) to its pool. An open transaction on it is
- * rolled back first. */
+ * rolled back first. A connection the caller does not hold is left alone. */
 void tide_pool_release(tide_conn *conn);
 
-/* Closes idle connections, fails waiting jobs, and frees the pool once no connection is
- * busy. */
+/* Fails waiting and running jobs (TIDE_SHUTDOWN), closes every connection and frees the
+ * pool; from inside one of the pool's callbacks, the memory goes when that callback returns. */
 void tide_pool_free(tide_pool *pool);
 
 typedef struct tide_pool_stats {
@@ -114,9 +111,5 @@ typedef struct tide_pool_stats {
 } tide_pool_stats;
 void tide_pool_get_stats(const tide_pool *pool, tide_pool_stats *out);
 const char *tide_pool_name(const tide_pool *pool);
-
-/* PostgREST's mapping from SQLSTATE to HTTP status. authenticated distinguishes 42501's
- * 403 (authenticated) from 401 (anonymous). */
-int tide_pg_http_status(const char *sqlstate, int authenticated);
 
 #endif

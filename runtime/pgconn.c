@@ -1,0 +1,514 @@
+/* pgconn.c - one libpq connection in pipeline mode: connect, state, pipeline, results,
+ * statement cache, cancel (see pgconn.h for the states and the contract). */
+#include "pgconn.h"
+
+#include <assert.h>
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define AUTH_SQL "select set_config('request.jwt.claims', $1, true), set_config('role', $2, true), " \
+                 "set_config('statement_timeout', $3, true)"
+#define AUTH_STMT "tide_auth"
+
+enum item_kind { I_IGNORE, I_PREPARE, I_AUTHPREP, I_STMT, I_SYNC };
+
+static void conn_io_cb(struct ev_loop *loop, ev_io *w, int revents);
+static void conn_timer_cb(struct ev_loop *loop, ev_timer *w, int revents);
+
+/* ---- state ----------------------------------------------------------------------------- */
+
+int tide__pgconn_can_move(tide_pgconn_state from, tide_pgconn_state to)
+{
+    if (to == TIDE_PGCONN_CLOSED) return from != TIDE_PGCONN_NEW && from != TIDE_PGCONN_CLOSED;
+    switch (from) {
+    case TIDE_PGCONN_NEW:        return to == TIDE_PGCONN_CONNECTING;
+    case TIDE_PGCONN_CONNECTING: return to == TIDE_PGCONN_IDLE;
+    case TIDE_PGCONN_IDLE:       return to == TIDE_PGCONN_BUSY;
+    case TIDE_PGCONN_BUSY:       return to == TIDE_PGCONN_IDLE || to == TIDE_PGCONN_HELD ||
+                                        to == TIDE_PGCONN_RESETTING;
+    case TIDE_PGCONN_HELD:       return to == TIDE_PGCONN_BUSY || to == TIDE_PGCONN_IDLE ||
+                                        to == TIDE_PGCONN_RESETTING;
+    case TIDE_PGCONN_RESETTING:  return to == TIDE_PGCONN_IDLE;
+    case TIDE_PGCONN_CLOSED:     return 0;
+    }
+    return 0;
+}
+
+void tide__pgconn_set_state(tide_conn *c, tide_pgconn_state to)
+{
+    tide_pgconn_state from = c->state;
+    assert(tide__pgconn_can_move(from, to));
+    c->state = to;
+    tide__pool_conn_moved(c->pool, c, from);
+}
+
+/* ---- plumbing -------------------------------------------------------------------------- */
+
+static void conn_watch(tide_conn *c, int events)
+{
+    int fd = PQsocket(c->pg);
+    if (events == c->io_events && fd == c->io.fd && ev_is_active(&c->io)) return;
+    ev_io_stop(c->loop, &c->io);
+    c->io_events = events;
+    if (events && fd >= 0) {
+        ev_io_set(&c->io, fd, events);
+        /* results first: a connection handed its next job sooner keeps Postgres busy */
+        ev_set_priority(&c->io, EV_MAXPRI);
+        ev_io_start(c->loop, &c->io);
+    }
+}
+
+static int conn_flush(tide_conn *c)
+{
+    int rc = PQflush(c->pg);
+    if (rc < 0) return -1;
+    if (rc == 0 && (c->job || c->state == TIDE_PGCONN_RESETTING)) c->flushed = 1;
+    conn_watch(c, rc == 1 ? EV_READ | EV_WRITE : EV_READ);
+    return 0;
+}
+
+static void stmt_cache_clear(tide_conn *c)
+{
+    for (int i = 0; i < TIDE_PGCONN_STMTS; i++) { free(c->stmts[i].sql); c->stmts[i].sql = NULL; }
+    c->auth_prepared = 0;
+}
+
+static void one_line(char *s)
+{
+    for (; *s; s++) if (*s == '\n') *s = ' ';
+}
+
+void tide__pgconn_close(tide_conn *c)
+{
+    ev_io_stop(c->loop, &c->io);
+    ev_timer_stop(c->loop, &c->timer);
+    if (c->stmt_res) { PQclear(c->stmt_res); c->stmt_res = NULL; }
+    tide__pgerr_clear(&c->err);
+    stmt_cache_clear(c);
+    if (c->pg) { PQfinish(c->pg); c->pg = NULL; }
+    tide__pgconn_set_state(c, TIDE_PGCONN_CLOSED);
+}
+
+void tide__pgconn_free(tide_conn *c)
+{
+    free(c);
+}
+
+int tide__pgconn_usable(const tide_conn *c)
+{
+    return !c->lost && PQstatus(c->pg) == CONNECTION_OK;
+}
+
+int tide__pgconn_in_transaction(const tide_conn *c)
+{
+    return PQtransactionStatus(c->pg) != PQTRANS_IDLE;
+}
+
+/* ---- connect --------------------------------------------------------------------------- */
+
+int tide__pgconn_open(tide_pool *p, struct ev_loop *loop, const char *name, int prepare,
+                      const char *dsn, const char *const *kw, const char *const *val,
+                      double connect_timeout, tide_conn **out)
+{
+    tide_conn *c = calloc(1, sizeof *c);
+    if (!c) return TIDE_ENOMEM;
+    c->pool = p;
+    c->loop = loop;
+    c->name = name;
+    c->prepare = prepare;
+    c->prepare_slot = -1;
+    c->created_at = ev_now(loop);
+    c->pg = kw ? PQconnectStartParams(kw, val, 0) : PQconnectStart(dsn);
+    if (!c->pg || PQstatus(c->pg) == CONNECTION_BAD) {
+        if (c->pg) PQfinish(c->pg);
+        free(c);
+        return TIDE_ECONN;
+    }
+    PQsetnonblocking(c->pg, 1);
+    tide__pgconn_set_state(c, TIDE_PGCONN_CONNECTING);
+    ev_init(&c->io, conn_io_cb);
+    c->io.data = c;
+    ev_timer_init(&c->timer, conn_timer_cb, connect_timeout, 0.);
+    c->timer.data = c;
+    ev_timer_start(loop, &c->timer);
+    conn_watch(c, EV_WRITE); /* PQconnectStart: first wait for writability */
+    *out = c;
+    return 0;
+}
+
+static void conn_connect_failed(tide_conn *c, const char *why)
+{
+    tide_pool *p = c->pool;
+    char msg[512];
+    snprintf(msg, sizeof msg, "could not connect to upstream %s: %s", c->name, why);
+    one_line(msg);
+    tide__pgconn_close(c);
+    tide__pool_connect_failed(p, msg);
+}
+
+static void conn_connected(tide_conn *c)
+{
+    ev_timer_stop(c->loop, &c->timer);
+    if (PQenterPipelineMode(c->pg) != 1) {
+        conn_connect_failed(c, "pipeline mode refused");
+        return;
+    }
+    c->idle_since = ev_now(c->loop);
+    tide__pgconn_set_state(c, TIDE_PGCONN_IDLE);
+    conn_watch(c, EV_READ); /* notice the server closing the connection while idle */
+    tide__pool_connected(c->pool);
+}
+
+static void conn_poll_connect(tide_conn *c)
+{
+    switch (PQconnectPoll(c->pg)) {
+    case PGRES_POLLING_READING: conn_watch(c, EV_READ); break;
+    case PGRES_POLLING_WRITING: conn_watch(c, EV_WRITE); break;
+    case PGRES_POLLING_OK: conn_connected(c); break;
+    default: conn_connect_failed(c, PQerrorMessage(c->pg)); break;
+    }
+}
+
+/* ---- statement cache ------------------------------------------------------------------- */
+
+static uint32_t hash_str(const char *s)
+{
+    uint32_t h = 2166136261u;
+    for (; *s; s++) { h ^= (unsigned char)*s; h *= 16777619u; }
+    return h;
+}
+
+/* Looks sql up in the connection's statement cache. Returns the slot and sets *hit, or a
+ * slot to fill (evicting by hash position). */
+static int stmt_slot(tide_conn *c, const char *sql, int *hit)
+{
+    uint32_t h = hash_str(sql);
+    int base = (int)(h & (TIDE_PGCONN_STMTS - 1));
+    int free_slot = -1;
+    for (int i = 0; i < 4; i++) {
+        int s = (base + i) & (TIDE_PGCONN_STMTS - 1);
+        tide__stmt *e = &c->stmts[s];
+        if (e->sql && e->hash == h && strcmp(e->sql, sql) == 0) { *hit = 1; return s; }
+        if (!e->sql && free_slot < 0) free_slot = s;
+    }
+    *hit = 0;
+    return free_slot >= 0 ? free_slot : base;
+}
+
+/* ---- pipeline -------------------------------------------------------------------------- */
+
+/* Arms the timer to fire on the next loop pass: a send that failed is reported from there. */
+static void report_send_failure(tide_conn *c)
+{
+    c->send_failed = 1;
+    conn_watch(c, 0);
+    ev_timer_stop(c->loop, &c->timer);
+    ev_timer_set(&c->timer, 0., 0.);
+    ev_timer_start(c->loop, &c->timer);
+}
+
+void tide__pgconn_start_job(tide_conn *c, tide_pgjob *job, double statement_timeout)
+{
+    PGconn *pg = c->pg;
+    job->conn = c;
+    c->job = job;
+    tide__pgconn_set_state(c, TIDE_PGCONN_BUSY);
+    c->nitems = c->cur = 0;
+    c->prepare_slot = -1;
+    c->have_err = 0;
+    c->flushed = 0;
+    c->send_failed = 0;
+    int ok = 1;
+    char timeout_ms[24];
+    snprintf(timeout_ms, sizeof timeout_ms, "%.0f", statement_timeout * 1000.0);
+    /* Client-side deadline: the server's statement_timeout should fire first; this one
+     * catches a server that does not answer at all (frozen, partitioned). */
+    ev_timer_stop(c->loop, &c->timer);
+    ev_timer_set(&c->timer, statement_timeout + 1.0, 0.);
+    ev_timer_start(c->loop, &c->timer);
+
+    if (job->flags & TIDE_PGJOB_BEGIN) {
+        ok = ok && PQsendQueryParams(pg, "BEGIN", 0, NULL, NULL, NULL, NULL, 0);
+        c->items[c->nitems++] = I_IGNORE;
+    }
+    if (job->flags & TIDE_PGJOB_AUTH) {
+        const char *vals[3] = { job->claims, job->role, timeout_ms };
+        if (c->prepare) {
+            if (!c->auth_prepared) {
+                ok = ok && PQsendPrepare(pg, AUTH_STMT, AUTH_SQL, 3, NULL);
+                c->items[c->nitems++] = I_AUTHPREP;
+            }
+            ok = ok && PQsendQueryPrepared(pg, AUTH_STMT, 3, vals, NULL, NULL, 0);
+        } else {
+            ok = ok && PQsendQueryParams(pg, AUTH_SQL, 3, NULL, vals, NULL, NULL, 0);
+        }
+        c->items[c->nitems++] = I_IGNORE;
+    }
+    if (job->sql) {
+        int hit = 0, slot = c->prepare ? stmt_slot(c, job->sql, &hit) : -1;
+        if (slot >= 0) {
+            char name[32];
+            tide__stmt *e = &c->stmts[slot];
+            if (!hit) {
+                if (e->sql) {
+                    /* evict: drop the old statement in the same pipeline. If that fails the
+                     * server keeps an orphan, but names are never reused, so nothing clashes. */
+                    char sql[48];
+                    snprintf(sql, sizeof sql, "DEALLOCATE tide_%u", e->id);
+                    ok = ok && PQsendQueryParams(pg, sql, 0, NULL, NULL, NULL, NULL, 0);
+                    c->items[c->nitems++] = I_IGNORE;
+                    free(e->sql);
+                }
+                e->sql = strdup(job->sql);
+                e->hash = hash_str(job->sql);
+                e->id = c->next_stmt_id++;
+                snprintf(name, sizeof name, "tide_%u", e->id);
+                ok = ok && e->sql && PQsendPrepare(pg, name, job->sql, job->nparams, NULL);
+                c->items[c->nitems++] = I_PREPARE;
+                c->prepare_slot = slot;
+            } else {
+                snprintf(name, sizeof name, "tide_%u", e->id);
+            }
+            ok = ok && PQsendQueryPrepared(pg, name, job->nparams, job->values, NULL, NULL, 0);
+        } else {
+            ok = ok && PQsendQueryParams(pg, job->sql, job->nparams, NULL, job->values, NULL,
+                                         NULL, 0);
+        }
+        c->items[c->nitems++] = I_STMT;
+    }
+    ok = ok && PQpipelineSync(pg);
+    c->items[c->nitems++] = I_SYNC;
+    /* report it from the loop: done() must never run inside tide_pool_run() */
+    if (!ok || conn_flush(c) != 0) report_send_failure(c);
+}
+
+int tide__pgconn_reset(tide_conn *c, double timeout)
+{
+    tide__pgconn_set_state(c, TIDE_PGCONN_RESETTING);
+    c->job = NULL;
+    c->nitems = c->cur = 0;
+    c->have_err = 0;
+    c->prepare_slot = -1;
+    ev_timer_stop(c->loop, &c->timer);
+    ev_timer_set(&c->timer, timeout, 0.);
+    ev_timer_start(c->loop, &c->timer);
+    c->flushed = 0;
+    int ok = PQsendQueryParams(c->pg, "ROLLBACK", 0, NULL, NULL, NULL, NULL, 0);
+    c->items[c->nitems++] = I_IGNORE;
+    ok = ok && PQpipelineSync(c->pg);
+    c->items[c->nitems++] = I_SYNC;
+    if (!ok || conn_flush(c) != 0) return TIDE_ECONN;
+    return 0;
+}
+
+/* ---- results --------------------------------------------------------------------------- */
+
+/* The job on c is over (the SYNC arrived): hand the outcome to the pool. */
+static void conn_complete(tide_conn *c)
+{
+    tide_pool *p = c->pool;
+    tide_pgjob *job = c->job;
+    ev_timer_stop(c->loop, &c->timer);
+    PGresult *res = c->stmt_res;
+    c->stmt_res = NULL;
+    c->job = NULL;
+    tide_pg_error err = c->err;
+    int have_err = c->have_err;
+    memset(&c->err, 0, sizeof c->err);
+    c->have_err = 0;
+
+    if (job == NULL) {                   /* an internal ROLLBACK finished */
+        if (res) PQclear(res);
+        tide__pgerr_clear(&err);
+        if (have_err || tide__pgconn_in_transaction(c)) tide__pgconn_close(c);
+        else tide__pgconn_set_state(c, TIDE_PGCONN_IDLE);
+        tide__pool_dispatch(p);
+        return;
+    }
+    tide__pool_job_done(p, c, job, have_err ? NULL : res, have_err ? &err : NULL);
+    if (res) PQclear(res);
+    tide__pgerr_clear(&err);
+}
+
+tide_pgjob *tide__pgconn_abort(tide_conn *c, const char *code, const char *why,
+                               tide_pg_error *err)
+{
+    tide_pgjob *job = c->job;
+    int sent = c->flushed;
+    c->job = NULL;
+    memset(err, 0, sizeof *err);
+    char msg[512];
+    snprintf(msg, sizeof msg, "%s upstream %s: %s",
+             code[0] == '0' ? "lost the connection to" : "no answer in time from", c->name,
+             why && *why ? why : "server closed the connection");
+    one_line(msg);
+    if (job && sent && code[0] != '0') tide__pgconn_cancel(c);   /* stop it server-side */
+    tide__pgconn_close(c);
+    if (!job) return NULL;
+    job->conn = NULL;
+    tide__pgerr_set(err, code, code[0] == '0' ? 503 : 504, msg);
+    err->sent = sent;
+    return job;
+}
+
+static void conn_fail(tide_conn *c, const char *code, const char *why)
+{
+    tide_pool *p = c->pool;
+    tide_pg_error e;
+    tide_pgjob *job = tide__pgconn_abort(c, code, why, &e);
+    if (job) tide__pool_job_done(p, NULL, job, NULL, &e);
+    tide__pgerr_clear(&e);
+    tide__pool_dispatch(p);
+}
+
+static void conn_lost(tide_conn *c, const char *why)
+{
+    conn_fail(c, "08006", why);
+}
+
+/* Reads whatever results are complete. Returns when more input is needed or the job is
+ * over. */
+static void conn_read_results(tide_conn *c)
+{
+    PGconn *pg = c->pg;
+    while (c->job || c->state == TIDE_PGCONN_RESETTING) {
+        if (PQisBusy(pg)) return;
+        PGresult *res = PQgetResult(pg);
+        enum item_kind kind = (enum item_kind)c->items[c->cur];
+        if (kind == I_SYNC) {
+            if (!res) continue;           /* defensive: libpq reports NULL between items */
+            ExecStatusType st = PQresultStatus(res);
+            if (st == PGRES_FATAL_ERROR) {
+                /* the implicit transaction failed as it committed (a deferred constraint, a
+                 * serialization failure at commit): nothing the statement did is kept */
+                if (!c->have_err) { tide__pgerr_from_result(&c->err, res); c->have_err = 1; }
+                if (c->stmt_res) { PQclear(c->stmt_res); c->stmt_res = NULL; }
+            }
+            PQclear(res);
+            if (st != PGRES_PIPELINE_SYNC) continue;
+            conn_complete(c);
+            return;
+        }
+        if (!res) { c->cur++; continue; }
+        ExecStatusType st = PQresultStatus(res);
+        if (kind == I_AUTHPREP && st == PGRES_COMMAND_OK) c->auth_prepared = 1;
+        if (kind == I_PREPARE && st != PGRES_COMMAND_OK && c->prepare_slot >= 0) {
+            /* failed or aborted: the name does not exist on the server */
+            tide__stmt *e = &c->stmts[c->prepare_slot];
+            free(e->sql);
+            e->sql = NULL;
+        }
+        switch (st) {
+        case PGRES_FATAL_ERROR:
+            if (!c->have_err) { tide__pgerr_from_result(&c->err, res); c->have_err = 1; }
+            PQclear(res);
+            break;
+        case PGRES_TUPLES_OK:
+        case PGRES_COMMAND_OK:
+            if (kind == I_STMT && !c->stmt_res) c->stmt_res = res;
+            else PQclear(res);
+            break;
+        default:
+            PQclear(res);
+            break;
+        }
+    }
+    /* idle: anything readable here is the server going away or a notice */
+    if (PQisBusy(pg) == 0) {
+        PGresult *res;
+        while ((res = PQgetResult(pg)) != NULL) PQclear(res);
+    }
+}
+
+/* ---- loop callbacks -------------------------------------------------------------------- */
+
+static void conn_io_event(tide_conn *c, int revents)
+{
+    if (c->state == TIDE_PGCONN_CONNECTING) { conn_poll_connect(c); return; }
+    if (revents & EV_WRITE) {
+        if (conn_flush(c) != 0) { conn_lost(c, PQerrorMessage(c->pg)); return; }
+    }
+    if (revents & EV_READ) {
+        if (PQconsumeInput(c->pg) != 1 || PQstatus(c->pg) == CONNECTION_BAD) {
+            if (c->state == TIDE_PGCONN_IDLE) {
+                /* the server closed an unused connection: forget it */
+                tide_pool *p = c->pool;
+                tide__pgconn_close(c);
+                tide__pool_dispatch(p);
+                return;
+            }
+            if (c->state == TIDE_PGCONN_HELD) {
+                /* its transaction is gone; the holder learns it on its next call or release */
+                c->lost = 1;
+                conn_watch(c, 0);
+                return;
+            }
+            conn_lost(c, PQerrorMessage(c->pg));
+            return;
+        }
+        conn_read_results(c);
+    }
+}
+
+static void conn_io_cb(struct ev_loop *loop, ev_io *w, int revents)
+{
+    (void)loop;
+    tide_conn *c = w->data;
+    tide_pool *p = c->pool;
+    tide__pool_enter(p);
+    conn_io_event(c, revents);
+    tide__pool_leave(p);
+}
+
+static void conn_timer_cb(struct ev_loop *loop, ev_timer *w, int revents)
+{
+    (void)loop; (void)revents;
+    tide_conn *c = w->data;
+    tide_pool *p = c->pool;
+    tide__pool_enter(p);
+    if (c->state == TIDE_PGCONN_CONNECTING) conn_connect_failed(c, "connect timeout");
+    else if (c->job && c->send_failed) conn_lost(c, PQerrorMessage(c->pg));
+    else if (c->job) conn_fail(c, "TIDE_STATEMENT_TIMEOUT", "statement deadline passed");
+    else if (c->state == TIDE_PGCONN_RESETTING) { tide__pgconn_close(c); tide__pool_dispatch(p); }
+    tide__pool_leave(p);
+}
+
+/* ---- cancel ---------------------------------------------------------------------------- */
+
+/* PQcancel blocks (it connects to the server), so it runs on a short-lived thread; the loop
+ * never waits for it. At most MAX_CANCELS run at once: a server that does not answer must
+ * not cost a thread per request. */
+#define MAX_CANCELS 8
+static atomic_int cancels_running;
+
+static void *cancel_thread(void *arg)
+{
+    PGcancel *cn = arg;
+    char err[256];
+    (void)PQcancel(cn, err, sizeof err);
+    PQfreeCancel(cn);
+    atomic_fetch_sub(&cancels_running, 1);
+    return NULL;
+}
+
+void tide__pgconn_cancel(tide_conn *c)
+{
+    if (atomic_load(&cancels_running) >= MAX_CANCELS) return;
+    PGcancel *cn = PQgetCancel(c->pg);
+    if (!cn) return;
+    c->cancelled = 1;
+    pthread_attr_t attr;
+    pthread_t th;
+    pthread_attr_init(&attr);
+    pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
+    pthread_attr_setstacksize(&attr, 64 * 1024);
+    atomic_fetch_add(&cancels_running, 1);
+    if (pthread_create(&th, &attr, cancel_thread, cn) != 0) {
+        atomic_fetch_sub(&cancels_running, 1);
+        PQfreeCancel(cn);
+    }
+    pthread_attr_destroy(&attr);
+}
