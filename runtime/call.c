@@ -195,6 +195,10 @@ static void attempt(tide_call *c)
     double retry_after = 0;
     tide_upstream *u = choose_upstream(c, &ticket, &retry_after);
     if (!u) {
+        /* A half-open breaker whose probe slots are taken (or an open one whose wait just
+         * ended) has no wait left to report, yet refuses: its probes settle within about a
+         * second, so say that rather than send a 503 without Retry-After. */
+        if (retry_after < 1.0) retry_after = 1.0;
         char msg[160];
         snprintf(msg, sizeof msg, "upstream %s is unavailable (circuit open); retry after "
                  "%.1f s", tide_upstream_name(c->up_index), retry_after);

@@ -268,6 +268,26 @@ TEST(open_breaker_without_fallback_is_unavailable)
     rig_free(&r);
 }
 
+/* A half-open breaker with its one probe slot taken refuses with no wait left on its clock;
+ * the refusal still says when to come back (a 503 always carries Retry-After). */
+TEST(half_open_refusal_still_says_retry_after)
+{
+    rig r;
+    rig_init(&r);
+    tide_upstream *tx = &r.store[TIDE_UP_TRANSACTION];
+    tx->breaker.state = TIDE_BREAKER_HALF_OPEN;
+    tx->breaker.cfg.half_open_probes = 1;
+    tx->breaker.probes_inflight = 1;
+    tide_call c = { 0 };
+    c.job.sql = "SELECT 1";
+    CHECK_EQ_INT(start(&r, &c, TIDE_UP_TRANSACTION), 0);
+    spin(&r);
+    CHECK_STR(F.code, "TIDE_UPSTREAM_UNAVAILABLE");
+    CHECK_EQ_INT(F.status, 503);
+    CHECK(F.retry_after >= 1.0);
+    rig_free(&r);
+}
+
 TEST(a_pooler_whose_database_is_down_falls_back)
 {
     rig r;
@@ -555,6 +575,7 @@ TEST(bad_arguments_never_call_back)
 
 TEST_LIST_BEGIN
     TEST_ENTRY(retry_after_dead_connection)
+    TEST_ENTRY(half_open_refusal_still_says_retry_after)
     TEST_ENTRY(no_retry_of_a_write_already_sent)
     TEST_ENTRY(a_read_sent_is_retried)
     TEST_ENTRY(fallback_on_open_breaker)
