@@ -232,22 +232,22 @@ end
 -- the per-transaction variables (:u = the user number); bind(i, value) returns how parameter i
 -- is sent: {var = "name"} (an existing variable), {expr = "sql"} (built in SQL), or nil for a
 -- constant (a \set for an integer, -D for anything else).
--- The statement tide sends before each one (runtime/pool.c's AUTH_SQL, read from the source so
+-- The statement tide sends before each one (runtime/pgconn.c's AUTH_SQL, read from the source so
 -- that a change there reaches pgbench too). Each set_config('name', $n, ...) parameter becomes:
 -- request.jwt.claims -> the claims built in SQL; role -> :role; statement_timeout -> the value
 -- tide sends for the direct upstream (policies/resilience.lua, in milliseconds).
 local auth_defines = {}
 local AUTH = (function()
-    local f = io.open("runtime/pool.c")
-    if not f then die("runtime/pool.c not found (run from the repository root)") end
+    local f = io.open("runtime/pgconn.c")
+    if not f then die("runtime/pgconn.c not found (run from the repository root)") end
     local src = f:read("*a")
     f:close()
     local def = src:match("#define%s+AUTH_SQL%s+(.-[^\\])\n")
-    if not def then die("no #define AUTH_SQL in runtime/pool.c") end
+    if not def then die("no #define AUTH_SQL in runtime/pgconn.c") end
     local parts = {}
     for lit in def:gmatch('"(.-)"') do parts[#parts + 1] = lit end
     local sql = table.concat(parts)
-    if sql == "" or sql:find('\\') then die("cannot read AUTH_SQL from runtime/pool.c: " .. def) end
+    if sql == "" or sql:find('\\') then die("cannot read AUTH_SQL from runtime/pgconn.c: " .. def) end
     sql = sql:gsub("set_config%('([%w_.]+)', %$(%d+)", function(name)
         local value
         if name == "request.jwt.claims" then
@@ -264,7 +264,7 @@ local AUTH = (function()
             auth_defines[#auth_defines + 1] = string.format("-Dstatement_timeout=%.0f", st * 1000)
             value = ":statement_timeout"
         else
-            die("runtime/pool.c's AUTH_SQL sets " .. name .. ": teach bench/gen.lua what tide sends for it")
+            die("runtime/pgconn.c's AUTH_SQL sets " .. name .. ": teach bench/gen.lua what tide sends for it")
         end
         return "set_config('" .. name .. "', " .. value
     end)
