@@ -136,7 +136,7 @@ put("Notes: tide serves workloads 1–4 and 6 with a routing policy that sends e
     "`direct` upstream (as pgbench, which connects as authenticator to the same Postgres); " ..
     "workload 5 swaps in the repository's default policy (reads through the transaction-mode " ..
     "PgBouncer) with SIGHUP. pgbench runs tide's own statements (the set_config statement read " ..
-    "from runtime/pool.c, the route's statement captured from tide's Lua by bench/gen.lua, " ..
+    "from runtime/pgconn.c, the route's statement captured from tide's Lua by bench/gen.lua, " ..
     "var/bench/gen/pgbench/); its claims parameter is built in SQL from the user number " ..
     "(`{\"sub\":…,\"role\":\"authenticated\"}`) where tide sends the token's whole payload " ..
     "(sub, role, iat, exp, aud): the same work for Postgres up to a few bytes. " ..
