@@ -1,8 +1,10 @@
 -- scripts/_common.lua - helpers shared by the business route modules (a library: the leading
--- underscore keeps it out of the route table). Every helper that can fail returns
--- `value` or `nil, body, status`, so a handler forwards the failure in one line:
---     local sub, e, s = common.user(req); if not sub then return e, s end
--- (check_blank only checks: it returns nil when fine, else body, status.)
+-- underscore keeps it out of the route table). Every helper that can fail returns `value` or
+-- `nil, err` with err an error table {code, message, details, hint, status} (tide.http), the
+-- shape tide.db and tide.validate return too, so a handler forwards any failure in one line:
+--     local sub, err = common.user(req); if not sub then return nil, err end
+-- (check_blank only checks: it returns the table it was given, or nil, err.) invalid,
+-- not_found and forbidden build error tables: `return nil, common.not_found("no such trip")`.
 --
 -- Policies decided here, once for every module:
 --   * every /v1 business route except destinations needs a signed-in caller (a token whose
@@ -27,17 +29,14 @@ local _M = {}
 
 _M.MAX_LIMIT = 100
 
--- A failure from tide.db or tide.validate ({code, message, details, status}) as body, status.
-_M.fail = http.from_db_error
-
 -- The empty 204 answer.
 _M.no_content = http.no_content
 
 -- Marks a Lua array so it encodes as a JSON array even when empty.
 _M.array = json.array
 
--- 422 for a rule the schema cannot express (blank text, cross-field checks), shaped like
--- tide.validate's own errors.
+-- The 422 error for a rule the schema cannot express (blank text, cross-field checks), shaped
+-- like tide.validate's own errors.
 function _M.invalid(field, problem)
     return http.error(422, "TIDE_VALIDATION", field .. ": " .. problem, { field = field })
 end
@@ -46,12 +45,12 @@ function _M.not_found(message)
     return http.error(404, "TIDE_NOT_FOUND", message)
 end
 
--- 403 for something the caller can see but may not do.
+-- The 404 error; the 403 error for something the caller can see but may not do.
 function _M.forbidden(message)
     return http.error(403, "TIDE_FORBIDDEN", message)
 end
 
--- The caller's user id (claims.sub), or nil, 401 body, 401.
+-- The caller's user id (claims.sub), or nil, 401 error.
 function _M.user(req)
     local sub = req.claims and req.claims.sub
     if req.role == "anon" or not validate.is_uuid(sub) then
@@ -64,23 +63,20 @@ end
 local ID = { type = "integer", required = true, min = 1 }
 local UUID = { type = "uuid", required = true }
 
--- A bigint path parameter (trips.id, search_history.id): a positive integer, or nil, 400.
+-- A bigint path parameter (trips.id, search_history.id): a positive integer, or nil, 400
+-- error.
 function _M.int_id(req, name)
-    local id, err = validate.param(req.params[name], ID, name)
-    if not id then return nil, _M.fail(err) end
-    return id
+    return validate.param(req.params[name], ID, name)
 end
 
--- A uuid path parameter, or nil, 400.
+-- A uuid path parameter, or nil, 400 error.
 function _M.uuid_id(req, name)
-    local id, err = validate.param(req.params[name], UUID, name)
-    if not id then return nil, _M.fail(err) end
-    return id
+    return validate.param(req.params[name], UUID, name)
 end
 
--- The JSON body checked against a tide.validate schema; returns the clean table or nil,
--- body, status. opts: optional = true (no body is checked as {}), partial = true (PATCH:
--- `required` is ignored, and at least one field must be present).
+-- The JSON body checked against a tide.validate schema; returns the clean table or nil, err.
+-- opts: optional = true (no body is checked as {}), partial = true (PATCH: `required` is
+-- ignored, and at least one field must be present).
 function _M.body(req, schema, opts)
     local body = req.body
     if body == nil then
@@ -90,7 +86,7 @@ function _M.body(req, schema, opts)
         body = {}
     end
     local clean, err = validate.object(body, schema, opts and opts.partial and opts or nil)
-    if not clean then return nil, _M.fail(err) end
+    if not clean then return nil, err end
     if opts and opts.partial and next(clean) == nil then
         return nil, http.error(422, "TIDE_VALIDATION", "nothing to update: send at least one field")
     end
@@ -98,21 +94,21 @@ function _M.body(req, schema, opts)
 end
 
 -- Text fields (of a clean body) that are present but blank: the first one found, in the
--- order of the list fields, is a 422 naming it. Returns nil when all are fine, else body,
--- status. Absent fields (PATCH) pass.
+-- order of the list fields, is a 422 naming it. Returns t when all are fine, else nil, err.
+-- Absent fields (PATCH) pass.
 function _M.check_blank(t, fields)
     for i = 1, #fields do
         local f = fields[i]
         local v = t[f]
         if v ~= nil and not find(v, "%S") then
-            return _M.invalid(f, "must not be blank")
+            return nil, _M.invalid(f, "must not be blank")
         end
     end
-    return nil
+    return t
 end
 
 -- An optional query-string text parameter: its value, nil when absent or empty, or nil, 422
--- body, 422 when it is not one string or is longer than max bytes.
+-- error when it is not one string or is longer than max bytes (so check err, not the value).
 function _M.query_text(query, name, max)
     local v = query[name]
     if v == nil or v == "" then
@@ -131,13 +127,13 @@ function _M.patch(req, schema)
     return _M.body(req, schema, PATCH)
 end
 
--- The page asked for in the query string: {limit =, offset =}, or nil, 422 body, 422.
+-- The page asked for in the query string: {limit =, offset =}, or nil, 422 error.
 -- default_limit overrides 20 (destinations/popular uses 10).
 function _M.page(query, default_limit)
     local limit, offset = validate.limit_offset(query, {
         default = default_limit or 20, max = _M.MAX_LIMIT,
     })
-    if not limit then return nil, _M.fail(offset) end
+    if not limit then return nil, offset end
     return { limit = limit, offset = offset }
 end
 

@@ -57,9 +57,13 @@ local function nullable(v)
     return v
 end
 
--- The stored key of row, or nil, message, reason when it does not open (see crypto.open).
+local NO_KEY = { status = 500, code = "TIDE_CRYPTO", message = "no stored key",
+                details = "malformed" }
+
+-- The stored key of row, or nil, err when it does not open (see crypto.open: err.details
+-- says why).
 local function open(row)
-    if type(row.encrypted_key) ~= "string" then return nil, "no stored key", "malformed" end
+    if type(row.encrypted_key) ~= "string" then return nil, NO_KEY end
     return crypto.open(row.encrypted_key, context(row.user_id, row.service_name, row.key_name))
 end
 
@@ -80,16 +84,16 @@ local function present(row, plain)
 end
 
 local function save(req)
-    local user, e, s = common.user(req)
-    if not user then return e, s end
+    local user, e = common.user(req)
+    if not user then return nil, e end
     local key
-    key, e, s = common.body(req, SAVE)
-    if not key then return e, s end
-    e, s = common.check_blank(key, TEXT)
-    if e then return e, s end
+    key, e = common.body(req, SAVE)
+    if not key then return nil, e end
+    key, e = common.check_blank(key, TEXT)
+    if not key then return nil, e end
 
     local sealed, serr = crypto.seal(key.api_key, context(user, key.service_name, key.key_name))
-    if not sealed then return common.fail({ status = 500, code = "TIDE_CRYPTO", message = serr }) end
+    if not sealed then return nil, serr end
     local rows, err = db.upsert("api_keys", {
         user_id = user,
         service_name = key.service_name,
@@ -98,22 +102,22 @@ local function save(req)
         key_hash = crypto.keyed_hash(HASH_LABEL, key.api_key),
         is_active = true,
     }, { on_conflict = "user_id,service_name,key_name", columns = COLUMNS })
-    if not rows then return common.fail(err) end
+    if not rows then return nil, err end
     return present(rows[1], key.api_key), 201
 end
 
 local function list(req)
-    local user, e, s = common.user(req)
-    if not user then return e, s end
+    local user, e = common.user(req)
+    if not user then return nil, e end
     local page
-    page, e, s = common.page(req.query)
-    if not page then return e, s end
+    page, e = common.page(req.query)
+    if not page then return nil, e end
 
     local rows, err = db.select("api_keys", {
         columns = COLUMNS, filters = { user_id = user }, order = "-created_at,-id",
         limit = page.limit, offset = page.offset,
     })
-    if not rows then return common.fail(err) end
+    if not rows then return nil, err end
     local out = {}
     for i, row in ipairs(rows) do
         out[i] = present(row)
@@ -122,15 +126,15 @@ local function list(req)
 end
 
 local function delete(req)
-    local user, e, s = common.user(req)
-    if not user then return e, s end
+    local user, e = common.user(req)
+    if not user then return nil, e end
     local id
-    id, e, s = common.uuid_id(req, "id")
-    if not id then return e, s end
+    id, e = common.uuid_id(req, "id")
+    if not id then return nil, e end
 
     local rows, err = db.delete("api_keys", { filters = { id = id, user_id = user }, columns = "id" })
-    if not rows then return common.fail(err) end
-    if not rows[1] then return common.not_found("no such API key") end
+    if not rows then return nil, err end
+    if not rows[1] then return nil, common.not_found("no such API key") end
     return common.no_content()
 end
 
@@ -149,11 +153,11 @@ local UNREADABLE = {
 -- atomically: a use is recorded whole or not at all, and a key that does not open is a 409
 -- with nothing recorded. now() is the database's clock, the same for both rows.
 local function use(req)
-    local user, e, s = common.user(req)
-    if not user then return e, s end
+    local user, e = common.user(req)
+    if not user then return nil, e end
     local id
-    id, e, s = common.uuid_id(req, "id")
-    if not id then return e, s end
+    id, e = common.uuid_id(req, "id")
+    if not id then return nil, e end
 
     local used, err = db.transaction(function(tx)
         local keys, kerr = tx.sql(
@@ -161,8 +165,8 @@ local function use(req)
             " WHERE id = $1 AND user_id = $2 FOR UPDATE", { id, user })
         if not keys then return nil, kerr end
         if not keys[1] then return nil, NOT_YOURS end
-        local plain, _, reason = open(keys[1])
-        if not plain then return nil, UNREADABLE[reason] or UNREADABLE.unreadable end
+        local plain, oerr = open(keys[1])
+        if not plain then return nil, UNREADABLE[oerr.details] or UNREADABLE.unreadable end
         -- (a real integration would call the service with `plain` here)
         local rows, uerr = tx.sql(
             "UPDATE public.api_keys SET last_used_at = now()" ..
@@ -175,7 +179,7 @@ local function use(req)
         if not logged then return nil, lerr end
         return rows[1]
     end)
-    if not used then return common.fail(err) end
+    if not used then return nil, err end
     return used
 end
 

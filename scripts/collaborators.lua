@@ -19,19 +19,15 @@ local ADD = {
     permission_level = { type = "string", enum = LEVELS },
 }
 
--- The trip as the caller sees it ({id, user_id}), or nil, body, status (404 when hidden).
+-- The trip as the caller sees it ({id, user_id}), or nil, err (404 when hidden).
 local function visible_trip(id)
-    local trip, err = db.select("trips", {
-        columns = "id,user_id", filters = { id = id }, single = true,
-    })
-    if not trip then return nil, common.fail(err) end
-    return trip
+    return db.select("trips", { columns = "id,user_id", filters = { id = id }, single = true })
 end
 
--- The trip if the caller owns it, or nil, body, status (404 hidden, 403 not the owner).
+-- The trip if the caller owns it, or nil, err (404 hidden, 403 not the owner).
 local function owned_trip(id, sub)
-    local trip, e, s = visible_trip(id)
-    if not trip then return nil, e, s end
+    local trip, e = visible_trip(id)
+    if not trip then return nil, e end
     if trip.user_id:lower() ~= sub:lower() then
         return nil, common.forbidden("only the trip's owner manages its collaborators")
     end
@@ -39,42 +35,42 @@ local function owned_trip(id, sub)
 end
 
 local function list(req)
-    local sub, e, s = common.user(req)
-    if not sub then return e, s end
+    local sub, e = common.user(req)
+    if not sub then return nil, e end
     local id, page
-    id, e, s = common.int_id(req, "id")
-    if not id then return e, s end
-    page, e, s = common.page(req.query)
-    if not page then return e, s end
+    id, e = common.int_id(req, "id")
+    if not id then return nil, e end
+    page, e = common.page(req.query)
+    if not page then return nil, e end
 
     local rows, err = db.select("trip_collaborators", {
         filters = { trip_id = id }, order = "-created_at,-id",
         limit = page.limit, offset = page.offset,
     })
-    if not rows then return common.fail(err) end
+    if not rows then return nil, err end
     if not rows[1] then
         -- Empty: a visible trip without collaborators, or a trip the caller cannot see.
         local trip
-        trip, e, s = visible_trip(id)
-        if not trip then return e, s end
+        trip, e = visible_trip(id)
+        if not trip then return nil, e end
     end
     return rows
 end
 
 local function add(req)
-    local sub, e, s = common.user(req)
-    if not sub then return e, s end
+    local sub, e = common.user(req)
+    if not sub then return nil, e end
     local id, collab
-    id, e, s = common.int_id(req, "id")
-    if not id then return e, s end
-    collab, e, s = common.body(req, ADD)
-    if not collab then return e, s end
+    id, e = common.int_id(req, "id")
+    if not id then return nil, e end
+    collab, e = common.body(req, ADD)
+    if not collab then return nil, e end
     if collab.user_id:lower() == sub:lower() then
-        return common.invalid("user_id", "the owner cannot be added as a collaborator")
+        return nil, common.invalid("user_id", "the owner cannot be added as a collaborator")
     end
     local trip
-    trip, e, s = owned_trip(id, sub)
-    if not trip then return e, s end
+    trip, e = owned_trip(id, sub)
+    if not trip then return nil, e end
 
     local rows, err = db.insert("trip_collaborators", {
         trip_id = id,
@@ -84,31 +80,31 @@ local function add(req)
     })
     if not rows then
         if err.code == "23503" then
-            return common.invalid("user_id", "no such user")
+            return nil, common.invalid("user_id", "no such user")
         end
-        return common.fail(err)
+        return nil, err
     end
     return rows[1], 201
 end
 
 local function remove(req)
-    local sub, e, s = common.user(req)
-    if not sub then return e, s end
+    local sub, e = common.user(req)
+    if not sub then return nil, e end
     local id, user_id
-    id, e, s = common.int_id(req, "id")
-    if not id then return e, s end
-    user_id, e, s = common.uuid_id(req, "user_id")
-    if not user_id then return e, s end
+    id, e = common.int_id(req, "id")
+    if not id then return nil, e end
+    user_id, e = common.uuid_id(req, "user_id")
+    if not user_id then return nil, e end
     local trip
-    trip, e, s = owned_trip(id, sub)
-    if not trip then return e, s end
+    trip, e = owned_trip(id, sub)
+    if not trip then return nil, e end
 
     local rows, err = db.delete("trip_collaborators", {
         filters = { trip_id = id, user_id = user_id }, columns = "trip_id",
     })
-    if not rows then return common.fail(err) end
+    if not rows then return nil, err end
     if not rows[1] then
-        return common.not_found("this user is not a collaborator on this trip")
+        return nil, common.not_found("this user is not a collaborator on this trip")
     end
     return common.no_content()
 end

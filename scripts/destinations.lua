@@ -33,11 +33,11 @@ local SIMILAR = {
 }
 
 local function bad_embedding(message, position)
-    return http.error(400, "TIDE_INVALID_EMBEDDING", message,
-                      { field = "embedding", position = position })
+    return nil, http.error(400, "TIDE_INVALID_EMBEDDING", message,
+                           { field = "embedding", position = position })
 end
 
--- Returns nil when v is an array of DIMENSIONS finite numbers, else body, status.
+-- Returns v when it is an array of DIMENSIONS finite numbers, else nil, err.
 local function check_embedding(v)
     if type(v) ~= "table" then
         return bad_embedding("embedding must be an array of " .. DIMENSIONS .. " numbers")
@@ -60,17 +60,17 @@ local function check_embedding(v)
                                  (type(x) == "number" and tostring(x) or type(x)), i - 1)
         end
     end
-    return nil
+    return v
 end
 
 local function popular(req)
-    local page, e, s = common.page(req.query, POPULAR_DEFAULT)
-    if not page then return e, s end
+    local page, e = common.page(req.query, POPULAR_DEFAULT)
+    if not page then return nil, e end
     local res, err = db.select("destinations", {
         columns = COLUMNS, order = "-popularity,id", limit = page.limit, offset = page.offset,
         raw = true,
     })
-    if not res then return common.fail(err) end
+    if not res then return nil, err end
     return res
 end
 
@@ -78,11 +78,11 @@ local function similar(req)
     local body = req.body
     if type(body) == "table" then
         -- Before the schema check: a wrong embedding is a 400 with its own code.
-        local e, s = check_embedding(body.embedding)
-        if e then return e, s end
+        local ok, e = check_embedding(body.embedding)
+        if not ok then return nil, e end
     end
-    local ask, e, s = common.body(req, SIMILAR)
-    if not ask then return e, s end
+    local ask, e = common.body(req, SIMILAR)
+    if not ask then return nil, e end
 
     local rows, err = db.rpc("match_destinations", {
         -- pgvector's text form is the JSON array text: sent as one text parameter.
@@ -90,7 +90,7 @@ local function similar(req)
         match_count = ask.limit or SIMILAR_DEFAULT,
         match_threshold = ask.threshold or 0,
     })
-    if not rows then return common.fail(err) end
+    if not rows then return nil, err end
     return rows
 end
 

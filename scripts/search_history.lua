@@ -19,60 +19,60 @@ local RECORD = {
 local TEXT = { "search_type" }      -- must not be blank
 
 local function record(req)
-    local user, e, s = common.user(req)
-    if not user then return e, s end
+    local user, e = common.user(req)
+    if not user then return nil, e end
     local entry
-    entry, e, s = common.body(req, RECORD)
-    if not entry then return e, s end
+    entry, e = common.body(req, RECORD)
+    if not entry then return nil, e end
 
-    e, s = common.check_blank(entry, TEXT)
-    if e then return e, s end
+    entry, e = common.check_blank(entry, TEXT)
+    if not entry then return nil, e end
     entry.user_id = user
     local rows, err = db.insert("search_history", entry)
-    if not rows then return common.fail(err) end
+    if not rows then return nil, err end
     return rows[1], 201
 end
 
 local function list(req)
-    local user, e, s = common.user(req)
-    if not user then return e, s end
+    local user, e = common.user(req)
+    if not user then return nil, e end
     local page
-    page, e, s = common.page(req.query)
-    if not page then return e, s end
+    page, e = common.page(req.query)
+    if not page then return nil, e end
 
     local search_type
-    search_type, e, s = common.query_text(req.query, "search_type", MAX_TYPE)
-    if e then return e, s end
+    search_type, e = common.query_text(req.query, "search_type", MAX_TYPE)
+    if e then return nil, e end
     local filters = { user_id = user, search_type = search_type }
 
     local res, err = db.select("search_history", {
         filters = filters, order = "-created_at,-id", limit = page.limit, offset = page.offset,
         raw = true,
     })
-    if not res then return common.fail(err) end
+    if not res then return nil, err end
     return res
 end
 
 local function delete(req)
-    local user, e, s = common.user(req)
-    if not user then return e, s end
+    local user, e = common.user(req)
+    if not user then return nil, e end
     local id
-    id, e, s = common.int_id(req, "id")
-    if not id then return e, s end
+    id, e = common.int_id(req, "id")
+    if not id then return nil, e end
 
     local rows, err = db.delete("search_history", {
         filters = { id = id, user_id = user }, columns = "id",
     })
-    if not rows then return common.fail(err) end
-    if not rows[1] then return common.not_found("no such search history entry") end
+    if not rows then return nil, err end
+    if not rows[1] then return nil, common.not_found("no such search history entry") end
     return common.no_content()
 end
 
 local function clear(req)
-    local user, e, s = common.user(req)
-    if not user then return e, s end
+    local user, e = common.user(req)
+    if not user then return nil, e end
     local rows, err = db.delete("search_history", { filters = { user_id = user }, columns = "id" })
-    if not rows then return common.fail(err) end
+    if not rows then return nil, err end
     return { deleted = #rows }
 end
 

@@ -43,22 +43,24 @@ local TRIP = {
     notes       = { type = "array", max_items = 100, items = { type = "string", max_len = 2000 } },
 }
 
--- end_date before start_date -> 422 naming the field the client sent (end_date if both).
+-- true, or nil, err when end_date is before start_date: a 422 naming the field the client sent
+-- (end_date if both).
 local function check_dates(start_date, end_date, sent)
     if type(start_date) == "string" and type(end_date) == "string" and end_date < start_date then
         local field = sent.end_date and "end_date" or "start_date"
-        return common.invalid(field, "end_date must be on or after start_date")
+        return nil, common.invalid(field, "end_date must be on or after start_date")
     end
-    return nil
+    return true
 end
 
--- A write touched no row. 404 if the caller cannot see the trip, else 403.
+-- A write touched no row: nil, err with err a 404 if the caller cannot see the trip, else
+-- a 403.
 local function refused(id, what)
     local trip, err = db.select("trips", { columns = "id", filters = { id = id }, single = true })
     if not trip then
-        return common.fail(err)
+        return nil, err
     end
-    return common.forbidden("you can see this trip but may not " .. what)
+    return nil, common.forbidden("you can see this trip but may not " .. what)
 end
 
 -- Escapes LIKE metacharacters so q matches literally (backslash is Postgres' LIKE escape).
@@ -67,47 +69,48 @@ local function like_literal(s)
 end
 
 local function create(req)
-    local sub, e, s = common.user(req)
-    if not sub then return e, s end
+    local sub, e = common.user(req)
+    if not sub then return nil, e end
     local trip
-    trip, e, s = common.body(req, TRIP)
-    if not trip then return e, s end
-    e, s = common.check_blank(trip, TEXT)
-    if e then return e, s end
-    e, s = check_dates(trip.start_date, trip.end_date, trip)
-    if e then return e, s end
+    trip, e = common.body(req, TRIP)
+    if not trip then return nil, e end
+    trip, e = common.check_blank(trip, TEXT)
+    if not trip then return nil, e end
+    local ok
+    ok, e = check_dates(trip.start_date, trip.end_date, trip)
+    if not ok then return nil, e end
 
     trip.user_id = sub
     local rows, err = db.insert("trips", trip)
-    if not rows then return common.fail(err) end
+    if not rows then return nil, err end
     return rows[1], 201
 end
 
 local function list(req)
-    local sub, e, s = common.user(req)
-    if not sub then return e, s end
+    local sub, e = common.user(req)
+    if not sub then return nil, e end
     local page
-    page, e, s = common.page(req.query)
-    if not page then return e, s end
+    page, e = common.page(req.query)
+    if not page then return nil, e end
 
     -- No user filter: RLS returns the caller's trips and the ones shared with them.
     local res, err = db.select("trips", {
         order = "-created_at,-id", limit = page.limit, offset = page.offset, raw = true,
     })
-    if not res then return common.fail(err) end
+    if not res then return nil, err end
     return res
 end
 
 local function search(req)
-    local sub, e, s = common.user(req)
-    if not sub then return e, s end
+    local sub, e = common.user(req)
+    if not sub then return nil, e end
     local page
-    page, e, s = common.page(req.query)
-    if not page then return e, s end
+    page, e = common.page(req.query)
+    if not page then return nil, e end
 
     local q
-    q, e, s = common.query_text(req.query, "q", MAX_Q)
-    if e then return e, s end
+    q, e = common.query_text(req.query, "q", MAX_Q)
+    if e then return nil, e end
     local status = req.query.status
     local filters = {}
     if q then
@@ -116,7 +119,7 @@ local function search(req)
     end
     if status ~= nil and status ~= "" then
         if not STATUS_SET[status] then
-            return common.invalid("status", "must be one of " .. concat(STATUSES, ", "))
+            return nil, common.invalid("status", "must be one of " .. concat(STATUSES, ", "))
         end
         filters.status = status
     end
@@ -125,33 +128,33 @@ local function search(req)
         filters = filters, order = "-created_at,-id", limit = page.limit, offset = page.offset,
         raw = true,
     })
-    if not res then return common.fail(err) end
+    if not res then return nil, err end
     return res
 end
 
 local function get(req)
-    local sub, e, s = common.user(req)
-    if not sub then return e, s end
+    local sub, e = common.user(req)
+    if not sub then return nil, e end
     local id
-    id, e, s = common.int_id(req, "id")
-    if not id then return e, s end
+    id, e = common.int_id(req, "id")
+    if not id then return nil, e end
 
     -- raw: Postgres' JSON for the row goes to the client untouched (no decode/encode)
     local trip, err = db.select("trips", { filters = { id = id }, single = true, raw = true })
-    if not trip then return common.fail(err) end
+    if not trip then return nil, err end
     return trip
 end
 
 local function update(req)
-    local sub, e, s = common.user(req)
-    if not sub then return e, s end
+    local sub, e = common.user(req)
+    if not sub then return nil, e end
     local id, patch
-    id, e, s = common.int_id(req, "id")
-    if not id then return e, s end
-    patch, e, s = common.patch(req, TRIP)
-    if not patch then return e, s end
-    e, s = common.check_blank(patch, TEXT)
-    if e then return e, s end
+    id, e = common.int_id(req, "id")
+    if not id then return nil, e end
+    patch, e = common.patch(req, TRIP)
+    if not patch then return nil, e end
+    patch, e = common.check_blank(patch, TEXT)
+    if not patch then return nil, e end
 
     local start_date, end_date = patch.start_date, patch.end_date
     if (start_date == nil) ~= (end_date == nil) then
@@ -159,28 +162,29 @@ local function update(req)
         local cur, err = db.select("trips", {
             columns = "start_date,end_date", filters = { id = id }, single = true,
         })
-        if not cur then return common.fail(err) end
+        if not cur then return nil, err end
         start_date = start_date or cur.start_date
         end_date = end_date or cur.end_date
     end
-    e, s = check_dates(start_date, end_date, patch)
-    if e then return e, s end
+    local ok
+    ok, e = check_dates(start_date, end_date, patch)
+    if not ok then return nil, e end
 
     local rows, err = db.update("trips", patch, { filters = { id = id } })
-    if not rows then return common.fail(err) end
+    if not rows then return nil, err end
     if rows[1] then return rows[1] end
     return refused(id, "change it (view-only access)")
 end
 
 local function delete(req)
-    local sub, e, s = common.user(req)
-    if not sub then return e, s end
+    local sub, e = common.user(req)
+    if not sub then return nil, e end
     local id
-    id, e, s = common.int_id(req, "id")
-    if not id then return e, s end
+    id, e = common.int_id(req, "id")
+    if not id then return nil, e end
 
     local rows, err = db.delete("trips", { filters = { id = id }, columns = "id" })
-    if not rows then return common.fail(err) end
+    if not rows then return nil, err end
     if rows[1] then return common.no_content() end
     return refused(id, "delete it (only its owner can)")
 end

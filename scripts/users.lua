@@ -23,48 +23,48 @@ local PATCH = {
 }
 
 local function create(req)
-    local sub, e, s = common.user(req)
-    if not sub then return e, s end
+    local sub, e = common.user(req)
+    if not sub then return nil, e end
     local profile
-    profile, e, s = common.body(req, PROFILE, { optional = true })
-    if not profile then return e, s end
+    profile, e = common.body(req, PROFILE, { optional = true })
+    if not profile then return nil, e end
 
     -- The body's email wins; otherwise the token's (Supabase tokens carry one). The column
     -- is NOT NULL and unique: another profile with the same email is a 409.
     local email = profile.email or req.claims.email
     if email == nil then
-        return common.invalid("email", "is required (the token carries none)")
+        return nil, common.invalid("email", "is required (the token carries none)")
     end
     if type(email) ~= "string" or #email > 320 or not find(email, "^[^%s@]+@[^%s@]+$") then
-        return common.invalid("email", "must be an email address")
+        return nil, common.invalid("email", "must be an email address")
     end
     profile.id = sub
     profile.email = email
 
     local rows, err = db.insert("users", profile)
-    if not rows then return common.fail(err) end
+    if not rows then return nil, err end
     return rows[1], 201
 end
 
 local function me(req)
-    local sub, e, s = common.user(req)
-    if not sub then return e, s end
+    local sub, e = common.user(req)
+    if not sub then return nil, e end
     local user, err = db.select("users", { filters = { id = sub }, single = true })
-    if not user then return common.fail(err) end
+    if not user then return nil, err end
     return user
 end
 
 local function update(req)
-    local sub, e, s = common.user(req)
-    if not sub then return e, s end
+    local sub, e = common.user(req)
+    if not sub then return nil, e end
     local patch
-    patch, e, s = common.patch(req, PATCH)
-    if not patch then return e, s end
+    patch, e = common.patch(req, PATCH)
+    if not patch then return nil, e end
 
     local rows, err = db.update("users", patch, { filters = { id = sub } })
-    if not rows then return common.fail(err) end
+    if not rows then return nil, err end
     if not rows[1] then
-        return common.not_found("no profile yet: POST /v1/users first")
+        return nil, common.not_found("no profile yet: POST /v1/users first")
     end
     return rows[1]
 end
@@ -72,10 +72,10 @@ end
 -- Counts for the caller (trips owned and shared, searches, API keys), computed by the
 -- database function public.user_stats() under the caller's RLS.
 local function stats(req)
-    local sub, e, s = common.user(req)
-    if not sub then return e, s end
+    local sub, e = common.user(req)
+    if not sub then return nil, e end
     local res, err = db.rpc("user_stats", {})
-    if res == nil then return common.fail(err) end
+    if res == nil then return nil, err end
     return res
 end
 

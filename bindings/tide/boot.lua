@@ -14,12 +14,15 @@
 -- last value wins for repeated keys), req.body (decoded JSON nested at most 64 levels and
 -- holding at most 10,000 arrays and objects, or nil), req.raw_body (the bytes), req.route
 -- (the pattern), plus method, path, headers, claims, role, id.
--- What it returns: body[, status[, headers]].
---   body table -> JSON (json.encode), json.raw(text) -> text verbatim, string -> sent as is
---   (text/plain unless headers set a content-type), nil -> empty (status defaults to 204).
---   nil, err where err is a db error table -> http.from_db_error(err).
+-- What it returns:
+--   success: body[, status[, headers]].
+--     body table -> JSON (json.encode), json.raw(text) -> text verbatim, string -> sent as is
+--     (text/plain unless headers set a content-type), nil -> empty (status defaults to 204).
+--   failure: nil, err with err an error table {code, message, details, hint, status} (from
+--     tide.db, tide.validate, tide.crypto, http.error, scripts/_common.lua) -> the error's
+--     status and PostgREST-shaped body (http.error_body).
 --   nil, "string" and Lua errors -> 500 {code = "TIDE_INTERNAL", details = "request <id>"}; the
---   error and its traceback go to the log only.
+--     error and its traceback go to the log only.
 -- headers returned to C are read-only shared tables when the handler set none: C must not
 -- modify them.
 
@@ -123,9 +126,15 @@ local JSON_HEADERS = { ["content-type"] = "application/json" }
 local TEXT_HEADERS = { ["content-type"] = "text/plain; charset=utf-8" }
 local NO_HEADERS = {}
 
-local function error_response(status, code, message, details, headers)
-    local body = http.error(status, code, message, details)
+-- The response for an error table (see tide.http).
+local function error_response(err, headers)
+    local body, status = http.error_body(err)
     return status, json_encode(body), headers or JSON_HEADERS
+end
+
+-- The response for one of boot's own refusals.
+local function refuse(status, code, message, headers)
+    return error_response(http.error(status, code, message), headers)
 end
 
 -- "a+b%20c" -> "a b c"; nil on a bad escape.
@@ -199,8 +208,8 @@ local function internal(req, what)
     local id = req.id
     log("error", "request " .. tostring(id) .. " " .. tostring(req.method) .. " " ..
         tostring(req.route) .. ": " .. one_line(what))
-    return error_response(500, "TIDE_INTERNAL", "internal error",
-                          id ~= nil and ("request " .. tostring(id)) or nil)
+    return error_response(http.error(500, "TIDE_INTERNAL", "internal error",
+                                     id ~= nil and ("request " .. tostring(id)) or nil))
 end
 
 -- Returns headers with a content-type (the handler's own headers copied, never modified).
@@ -234,8 +243,7 @@ end
 local function respond(req, body, status, headers)
     if body == nil then
         if type(status) == "table" then
-            local b, s = http.from_db_error(status)
-            return s, json_encode(b), JSON_HEADERS
+            return error_response(status)
         elseif type(status) == "string" then
             return internal(req, "handler returned nil, \"" .. status .. "\"")
         elseif status == nil then
@@ -281,28 +289,27 @@ end
 function _M.handle(req)
     local r = routes
     if r == nil then
-        return error_response(503, "TIDE_NOT_READY", "no scripts loaded")
+        return refuse(503, "TIDE_NOT_READY", "no scripts loaded")
     end
     local method, path = req.method, req.path
     local handler, params, route = r:match(method, path)
     if not handler then
         if params == 405 then
-            return error_response(405, "TIDE_METHOD_NOT_ALLOWED",
-                                  "method " .. tostring(method) .. " not allowed on " ..
-                                  tostring(path), nil,
-                                  { ["content-type"] = "application/json", allow = route })
+            return refuse(405, "TIDE_METHOD_NOT_ALLOWED",
+                          "method " .. tostring(method) .. " not allowed on " .. tostring(path),
+                          { ["content-type"] = "application/json", allow = route })
         elseif params == 400 then
-            return error_response(400, "TIDE_INVALID_PATH", "malformed percent-encoding in path")
+            return refuse(400, "TIDE_INVALID_PATH", "malformed percent-encoding in path")
         end
-        return error_response(404, "TIDE_NOT_FOUND", "no route for " .. tostring(method) ..
-                              " " .. tostring(path))
+        return refuse(404, "TIDE_NOT_FOUND", "no route for " .. tostring(method) .. " " ..
+                      tostring(path))
     end
     req.params = params
     req.route = route.pattern
 
     local query = parse_query(req.query_string)
     if query == nil then
-        return error_response(400, "TIDE_INVALID_QUERY", "malformed percent-encoding in query")
+        return refuse(400, "TIDE_INVALID_QUERY", "malformed percent-encoding in query")
     end
     req.query = query
 
@@ -311,15 +318,15 @@ function _M.handle(req)
     if raw ~= nil and raw ~= "" then
         local ct = req.headers and req.headers["content-type"]
         if ct ~= nil and not is_json_type(ct) then
-            return error_response(415, "TIDE_UNSUPPORTED_MEDIA_TYPE",
-                                  "request bodies must be application/json")
+            return refuse(415, "TIDE_UNSUPPORTED_MEDIA_TYPE",
+                          "request bodies must be application/json")
         end
         local v, err, limit = json_decode(raw, MAX_BODY_DEPTH, MAX_BODY_CONTAINERS)
         if v == nil then
-            return error_response(400, TOO_MUCH[limit] or "TIDE_INVALID_JSON", err)
+            return refuse(400, TOO_MUCH[limit] or "TIDE_INVALID_JSON", err)
         end
         if not all_finite(v) then
-            return error_response(400, "TIDE_INVALID_JSON", "invalid JSON: number out of range")
+            return refuse(400, "TIDE_INVALID_JSON", "invalid JSON: number out of range")
         end
         req.body = v
     else

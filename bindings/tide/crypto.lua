@@ -6,9 +6,15 @@
 -- e.g. { "api_keys", user_id, service_name, key_name }: a text copied to another row then
 -- does not open there. Texts from before contexts existed ("v1:") are never opened here;
 -- `tide reseal` re-seals them.
+--
+-- Failures are error tables (tide.errors), like every failure a script sees:
+-- {code = "TIDE_CRYPTO", status = 500, message = <why>, details = <open's reason>}; a handler
+-- may return `nil, err` as it is or map err.details to its own answer.
 local core = require "tide.core"
+local errors = require "tide.errors"
 
 local type, unpack = type, unpack
+local new_error = errors.new
 
 local _M = {}
 
@@ -23,20 +29,29 @@ local function check_context(context, fn)
     end
 end
 
--- seal(plain, context) -> sealed text ("v2:" + base64) | nil, err. Raises when no key is
--- configured or on a bad argument.
+local function failure(message, reason)
+    return new_error("TIDE_CRYPTO", 500, message, reason)
+end
+
+-- seal(plain, context) -> sealed text ("v2:" + base64) | nil, err.
+-- Raises when no key is configured or on a bad argument.
 _M.seal = function(plain, context)
     if type(plain) ~= "string" then error("crypto.seal: plain text must be a string", 2) end
     check_context(context, "seal")
-    return core.seal(plain, unpack(context))
+    local sealed, msg = core.seal(plain, unpack(context))
+    if not sealed then return nil, failure(msg) end
+    return sealed
 end
 
--- open(sealed, context) -> plain | nil, err, reason. reason: "legacy" (a v1 text: run
--- `tide reseal`), "unreadable" (another context, tampered, or another key), "malformed".
+-- open(sealed, context) -> plain | nil, err. err.details is the reason: "legacy" (a v1 text:
+-- run `tide reseal`), "unreadable" (another context, tampered, or another key), "malformed"
+-- (not a sealed text) or "error".
 _M.open = function(sealed, context)
     if type(sealed) ~= "string" then error("crypto.open: sealed text must be a string", 2) end
     check_context(context, "open")
-    return core.open(sealed, unpack(context))
+    local plain, msg, reason = core.open(sealed, unpack(context))
+    if not plain then return nil, failure(msg, reason) end
+    return plain
 end
 
 -- keyed_hash(label, s) -> 64 lower-case hex characters: HMAC-SHA256 of s under a key derived

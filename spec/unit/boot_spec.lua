@@ -3,6 +3,7 @@
 
 local boot = require "tide.boot"
 local json = require "tide.json"
+local http = require "tide.http"
 
 local logs
 local fake_core = {
@@ -41,6 +42,10 @@ module("spec_things", {
     ["GET /v1/db-error"] = function()
         return nil, { code = "23505", message = "duplicate key", details = "Key exists",
                       status = 409 }
+    end,
+    ["GET /v1/http-error"] = function()
+        return nil, http.error(422, "TIDE_VALIDATION", "name: must not be blank",
+                               { field = "name" })
     end,
     ["GET /v1/string-error"] = function()
         return nil, "secret internal detail"
@@ -87,9 +92,9 @@ describe("tide.boot.load", function()
 
     it("loads the modules, skips _libraries and returns the route count", function()
         local n = boot.load({ "spec_things", "spec_more", "_spec_helpers" })
-        assert.are.equal(14, n)
+        assert.are.equal(15, n)
         local list = boot.routes()
-        assert.are.equal(14, #list)
+        assert.are.equal(15, #list)
         assert.are.equal("DELETE /v1/things/:id (spec_things)", list[1])
     end)
 
@@ -237,6 +242,13 @@ describe("tide.boot.handle", function()
         assert.are.equal(409, status)
         assert.are.same({ code = "23505", message = "duplicate key", details = "Key exists",
                           hint = json.null }, body)
+    end)
+
+    it("maps nil, http.error(...) to the same shape", function()
+        local status, body = call("GET", "/v1/http-error")
+        assert.are.equal(422, status)
+        assert.are.same({ code = "TIDE_VALIDATION", message = "name: must not be blank",
+                          details = { field = "name" }, hint = json.null }, body)
     end)
 
     it("maps nil, string to a 500 without sending the string", function()
