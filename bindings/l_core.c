@@ -182,8 +182,7 @@ static void resume_with_error(pgcall *pc, const tide_call_error *e)
     push_err(co, code, e->status, msg, detail, hint);
     if (e->retry_after > 0) {
         lua_pushnumber(co, e->retry_after);
-        lua_setfield(co, -2, "retry_after");
-        t->retry_after = e->retry_after;
+        lua_setfield(co, -2, "retry_after");   /* tide.boot turns it into Retry-After */
     }
     call_resume(pc, 2);
 }

@@ -368,63 +368,35 @@ static void respond_internal(tide_task *t, const char *why)
     tide_http_respond(req, 500, "application/json", NULL, body, (size_t)n);
 }
 
-static int valid_header_text(const char *s, size_t n)
-{
-    for (size_t i = 0; i < n; i++)
-        if (s[i] == '\r' || s[i] == '\n' || s[i] == 0) return 0;
-    return n > 0;
-}
-
-/* The coroutine returned (status, body, headers): send them. */
+/* The coroutine returned boot.handle's (status, body, content_type, header_block): send them
+ * as they are. tide.boot checked them (status 100..599, header lines well formed); only what
+ * C needs to handle them safely is checked here, and tide_http_respond keeps its own CR/LF
+ * guard as the transport's last line. The strings stay on the coroutine's stack until the
+ * response is sent. */
 static void respond_from_lua(tide_task *t)
 {
     lua_State *co = t->co;
-    int top = lua_gettop(co);
-    if (top < 2 || !lua_isnumber(co, 1) || !lua_isstring(co, 2)) {
-        respond_internal(t, "boot.handle returned no status/body");
+    if (lua_type(co, 1) != LUA_TNUMBER || lua_type(co, 2) != LUA_TSTRING ||
+        lua_type(co, 3) != LUA_TSTRING ||
+        !(lua_isnoneornil(co, 4) || lua_type(co, 4) == LUA_TSTRING)) {
+        respond_internal(t, "boot.handle did not return status, body, content type, headers");
         return;
     }
-    int status = (int)lua_tointeger(co, 1);
-    if (status < 100 || status > 599) {
-        respond_internal(t, "handler returned an invalid status");
+    lua_Number s = lua_tonumber(co, 1);
+    if (!(s >= 0 && s < 1000)) {         /* keeps the conversion to int defined */
+        respond_internal(t, "boot.handle returned a status out of range");
         return;
     }
+    int status = (int)s;
     size_t blen;
     const char *body = lua_tolstring(co, 2, &blen);
-    char hdrs[2048];
-    size_t hl = 0;
-    const char *ctype = "application/json";
-    char ctype_buf[128];
-    hdrs[0] = 0;
-    if (top >= 3 && lua_istable(co, 3)) {
-        lua_pushnil(co);
-        while (lua_next(co, 3) != 0) {
-            if (lua_type(co, -2) == LUA_TSTRING && lua_isstring(co, -1)) {
-                size_t kl, vl;
-                const char *k = lua_tolstring(co, -2, &kl);
-                const char *v = lua_tolstring(co, -1, &vl);
-                if (valid_header_text(k, kl) && valid_header_text(v, vl)) {
-                    if (strcasecmp(k, "content-type") == 0 && vl < sizeof ctype_buf) {
-                        memcpy(ctype_buf, v, vl + 1);
-                        ctype = ctype_buf;
-                    } else if (strcasecmp(k, "content-length") != 0 &&
-                               strcasecmp(k, "connection") != 0 &&
-                               hl + kl + vl + 5 < sizeof hdrs) {
-                        hl += (size_t)snprintf(hdrs + hl, sizeof hdrs - hl, "%s: %s\r\n", k, v);
-                    }
-                }
-            }
-            lua_pop(co, 1);
-        }
-    }
-    if (status == 503 && t->retry_after > 0 && hl + 32 < sizeof hdrs)
-        hl += (size_t)snprintf(hdrs + hl, sizeof hdrs - hl, "Retry-After: %d\r\n",
-                               (int)(t->retry_after + 0.999));
+    const char *ctype = lua_tostring(co, 3);
+    const char *hdrs = lua_isnoneornil(co, 4) ? NULL : lua_tostring(co, 4);
     tide_http_req *req = t->req;
     t->req = NULL;
     if (status >= 500) tide_warn("request %s answered %d", t->id, status);
     access_log(t, req->method, req->path, req->path_len, status);
-    tide_http_respond(req, status, ctype, hl ? hdrs : NULL, body, blen);
+    tide_http_respond(req, status, ctype, hdrs, body, blen);
 }
 
 void tide__task_resume(tide_task *t, int nargs)

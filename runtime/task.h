@@ -22,7 +22,6 @@ typedef struct tide_task {
     tide_conn *tx;           /* connection held by an open transaction, or NULL */
     tide_pool *tx_pool;
     double started;
-    double retry_after;      /* seconds for a Retry-After header on a 503 (0 = none) */
     char id[32];
 } tide_task;
 

@@ -4,10 +4,15 @@
 --       Loads policies/routing.lua (checked: route() must answer every kind with a known
 --       upstream), then requires each script module and builds the route table. Names that
 --       start with "_" are libraries (scripts/_common.lua) and are skipped.
---   boot.handle(req) -> status, body, headers
+--   boot.handle(req) -> status, body, content_type, header_block
 --       req = {method, path, query_string, headers = {lowercase name = value}, body = string
 --       or nil, claims, role, id}. Runs inside the request's coroutine; never raises for
 --       anything a handler or a client does.
+--       The one shape that leaves Lua, checked here and only here: status an integer
+--       100..599, body a string ("" for none), content_type a string, header_block nil or
+--       preformatted "Name: value\r\n" lines (names are tokens, values hold no CR, LF or
+--       NUL; content-type becomes content_type; content-length and connection are the
+--       transport's and are dropped). The C side sends them as they are.
 --   boot.routes() -> sorted list of "METHOD /pattern (module)" for `tide check`.
 --
 -- What a handler sees: req.params (decoded path params), req.query (decoded query string,
@@ -23,8 +28,9 @@
 --     status and PostgREST-shaped body (http.error_body).
 --   nil, "string" and Lua errors -> 500 {code = "TIDE_INTERNAL", details = "request <id>"}; the
 --     error and its traceback go to the log only.
--- headers returned to C are read-only shared tables when the handler set none: C must not
--- modify them.
+--   An error table becomes a response in one place (error_response below): that is where a
+--   503 carrying retry_after (tide.db: a breaker refused) gets its Retry-After header.
+--   Invalid headers or an invalid status from a handler are a 500 TIDE_INTERNAL (logged).
 
 local router = require "tide.router"
 local json = require "tide.json"
@@ -34,8 +40,10 @@ local memo = require "tide.memo"
 
 local type, tostring, pairs, pcall, xpcall, require = type, tostring, pairs, pcall, xpcall,
     require
-local byte, find, gsub, lower, match, sub = string.byte, string.find, string.gsub,
-    string.lower, string.match, string.sub
+local byte, find, format, gsub, lower, match, sub = string.byte, string.find, string.format,
+    string.gsub, string.lower, string.match, string.sub
+local concat, sort = table.concat, table.sort
+local ceil = math.ceil
 local traceback = debug.traceback
 local json_encode, json_decode, is_raw = json.encode, json.decode, json.is_raw
 local all_finite = json.all_finite
@@ -122,14 +130,66 @@ _M.MAX_BODY_DEPTH = MAX_BODY_DEPTH
 _M.MAX_BODY_CONTAINERS = MAX_BODY_CONTAINERS
 local TOO_MUCH = { depth = "TIDE_JSON_TOO_DEEP", size = "TIDE_JSON_TOO_LARGE" }
 
-local JSON_HEADERS = { ["content-type"] = "application/json" }
-local TEXT_HEADERS = { ["content-type"] = "text/plain; charset=utf-8" }
-local NO_HEADERS = {}
+local JSON_TYPE = "application/json"
+local TEXT_TYPE = "text/plain; charset=utf-8"
 
--- The response for an error table (see tide.http).
+-- RFC 9110 token characters: what a header name may hold.
+local TOKEN = "^[%w!#%$%%&'%*%+%-%.%^_`|~]+$"
+local DROPPED = { ["content-length"] = true, connection = true }   -- the transport's own
+
+-- Turns a headers table into content_type, header_block (nil when no lines). The
+-- content-type header, when present, replaces ctype. Returns nil, problem for a name that is
+-- not a token, a value that is not a string or number, or one holding CR, LF or NUL.
+local function header_block(headers, ctype)
+    local names, values = {}, {}
+    for k, v in pairs(headers) do
+        if type(k) ~= "string" or not find(k, TOKEN) then
+            return nil, "invalid header name " .. tostring(k)
+        end
+        local tv = type(v)
+        if tv == "number" then
+            v = tostring(v)
+        elseif tv ~= "string" then
+            return nil, "header " .. k .. " has a value of type " .. tv
+        end
+        if find(v, "[\r\n%z]") then
+            return nil, "header " .. k .. " has CR, LF or NUL in its value"
+        end
+        local lk = lower(k)
+        if lk == "content-type" then
+            ctype = v
+        elseif not DROPPED[lk] then
+            names[#names + 1] = k
+            values[k] = v
+        end
+    end
+    if names[1] == nil then
+        return ctype, nil
+    end
+    sort(names)
+    local lines = {}
+    for i = 1, #names do
+        local k = names[i]
+        lines[i] = k .. ": " .. values[k] .. "\r\n"
+    end
+    return ctype, concat(lines)
+end
+
+-- The response for an error table (see tide.http): its status and body, and Retry-After
+-- when a 503 says when to ask again. headers (boot's own, never a handler's) are optional.
 local function error_response(err, headers)
     local body, status = http.error_body(err)
-    return status, json_encode(body), headers or JSON_HEADERS
+    local ctype, block = JSON_TYPE, nil
+    if headers ~= nil then
+        ctype, block = header_block(headers, ctype)
+    end
+    if status == 503 then
+        local ra = err.retry_after
+        if type(ra) == "number" and ra > 0 then          -- (NaN fails the test)
+            block = (block or "") .. format("Retry-After: %d\r\n", ra < 86400 and ceil(ra) or 86400)
+        end
+    end
+    return status, json_encode(body), ctype, block
 end
 
 -- The response for one of boot's own refusals.
@@ -212,34 +272,20 @@ local function internal(req, what)
                                      id ~= nil and ("request " .. tostring(id)) or nil))
 end
 
--- Returns headers with a content-type (the handler's own headers copied, never modified).
-local function with_type(headers, dflt)
+-- The success response: status, text, and the content type and header block from the
+-- handler's headers (the default type when they set none).
+local function finish(req, status, text, headers, dflt)
     if headers == nil then
-        return dflt
+        return status, text, dflt, nil
     end
-    local out, has_type = {}, false
-    for k, v in pairs(headers) do
-        if type(k) ~= "string" then
-            return nil
-        end
-        local tv = type(v)
-        if tv == "number" then
-            v = tostring(v)
-        elseif tv ~= "string" then
-            return nil
-        end
-        if lower(k) == "content-type" then
-            has_type = true
-        end
-        out[k] = v
+    local ctype, block = header_block(headers, dflt)
+    if ctype == nil then
+        return internal(req, "handler returned invalid headers: " .. block)
     end
-    if not has_type and dflt ~= NO_HEADERS then
-        out["content-type"] = dflt["content-type"]
-    end
-    return out
+    return status, text, ctype, block
 end
 
--- Turns a handler's return values into status, body, headers.
+-- Turns a handler's return values into status, body, content_type, header_block.
 local function respond(req, body, status, headers)
     if body == nil then
         if type(status) == "table" then
@@ -259,30 +305,19 @@ local function respond(req, body, status, headers)
         return internal(req, "handler returned headers of type " .. type(headers))
     end
     if body == nil or status == 204 or status == 304 or status < 200 then
-        local h = with_type(headers, NO_HEADERS)
-        if h == nil then
-            return internal(req, "handler returned invalid headers")
-        end
-        return status, "", h
+        return finish(req, status, "", headers, JSON_TYPE)
     end
-    local text, dflt
     local tb = type(body)
     if tb == "string" then
-        text, dflt = body, TEXT_HEADERS
+        return finish(req, status, body, headers, TEXT_TYPE)
     elseif tb == "table" and is_raw(body) then
-        text, dflt = body.text, JSON_HEADERS
-    else
-        local ok, encoded = pcall(json_encode, body)
-        if not ok then
-            return internal(req, "cannot encode the response: " .. tostring(encoded))
-        end
-        text, dflt = encoded, JSON_HEADERS
+        return finish(req, status, body.text, headers, JSON_TYPE)
     end
-    local h = with_type(headers, dflt)
-    if h == nil then
-        return internal(req, "handler returned invalid headers")
+    local ok, encoded = pcall(json_encode, body)
+    if not ok then
+        return internal(req, "cannot encode the response: " .. tostring(encoded))
     end
-    return status, text, h
+    return finish(req, status, encoded, headers, JSON_TYPE)
 end
 
 -- Handles one request (see the top of this file).
@@ -297,7 +332,7 @@ function _M.handle(req)
         if params == 405 then
             return refuse(405, "TIDE_METHOD_NOT_ALLOWED",
                           "method " .. tostring(method) .. " not allowed on " .. tostring(path),
-                          { ["content-type"] = "application/json", allow = route })
+                          { allow = route })
         elseif params == 400 then
             return refuse(400, "TIDE_INVALID_PATH", "malformed percent-encoding in path")
         end

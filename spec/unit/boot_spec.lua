@@ -47,6 +47,19 @@ module("spec_things", {
         return nil, http.error(422, "TIDE_VALIDATION", "name: must not be blank",
                                { field = "name" })
     end,
+    ["GET /v1/unavailable"] = function()
+        return nil, { code = "TIDE_UPSTREAM_UNAVAILABLE", status = 503, message = "retry later",
+                      retry_after = 1.2 }
+    end,
+    ["GET /v1/timeout"] = function()
+        return nil, { code = "TIDE_ACQUIRE_TIMEOUT", status = 504, message = "busy",
+                      retry_after = 3 }
+    end,
+    ["GET /v1/headers"] = function(req)
+        local h = {}
+        for k, v in pairs(req.query) do h[k] = v == "NUL" and "a\0b" or v end
+        return "ok", 200, h
+    end,
     ["GET /v1/string-error"] = function()
         return nil, "secret internal detail"
     end,
@@ -78,10 +91,20 @@ local function req(method, path, opts)
     }
 end
 
+-- Returns status, decoded body, headers ({name as sent = value, ["content-type"] = the
+-- content type}), body text and the raw header block, checking boot.handle's shape on the way.
 local function call(method, path, opts)
-    local status, body, headers = boot.handle(req(method, path, opts))
-    local decoded = body ~= "" and json.decode(body) or nil
-    return status, decoded, headers, body
+    local status, body, ctype, block = boot.handle(req(method, path, opts))
+    assert.is_number(status)
+    assert.is_string(body)
+    assert.is_string(ctype)
+    assert.is_true(block == nil or (type(block) == "string" and block:sub(-2) == "\r\n"))
+    local headers = { ["content-type"] = ctype }
+    for name, value in (block or ""):gmatch("([^:\r\n]+): ([^\r\n]*)\r\n") do
+        headers[name] = value
+    end
+    local decoded = body ~= "" and ctype == "application/json" and json.decode(body) or nil
+    return status, decoded, headers, body, block
 end
 
 describe("tide.boot.load", function()
@@ -92,9 +115,9 @@ describe("tide.boot.load", function()
 
     it("loads the modules, skips _libraries and returns the route count", function()
         local n = boot.load({ "spec_things", "spec_more", "_spec_helpers" })
-        assert.are.equal(15, n)
+        assert.are.equal(18, n)
         local list = boot.routes()
-        assert.are.equal(15, #list)
+        assert.are.equal(18, #list)
         assert.are.equal("DELETE /v1/things/:id (spec_things)", list[1])
     end)
 
@@ -142,6 +165,7 @@ describe("tide.boot.handle", function()
 
     it("answers 404 TIDE_NOT_FOUND for unknown paths", function()
         local status, body, headers = call("GET", "/v1/unknown")
+        assert.is_nil(select(5, call("GET", "/v1/unknown")))
         assert.are.equal(404, status)
         assert.are.equal("TIDE_NOT_FOUND", body.code)
         assert.are.equal(json.null, body.hint)
@@ -149,10 +173,11 @@ describe("tide.boot.handle", function()
     end)
 
     it("answers 405 TIDE_METHOD_NOT_ALLOWED with Allow", function()
-        local status, body, headers = call("PUT", "/v1/things/3")
+        local status, body, headers, _, block = call("PUT", "/v1/things/3")
         assert.are.equal(405, status)
         assert.are.equal("TIDE_METHOD_NOT_ALLOWED", body.code)
-        assert.are.equal("DELETE, GET", headers.allow)
+        assert.are.equal("application/json", headers["content-type"])
+        assert.are.equal("allow: DELETE, GET\r\n", block)
     end)
 
     it("answers 400 for malformed percent-encoding", function()
@@ -263,10 +288,10 @@ describe("tide.boot.handle", function()
         assert.are.equal(200, status)
         assert.are.equal("hello", text)
         assert.are.equal("text/plain; charset=utf-8", headers["content-type"])
-        local _, _, h2, t2 = call("GET", "/v1/csv")
+        local _, _, h2, t2, block = call("GET", "/v1/csv")
         assert.are.equal("a,b\n", t2)
-        assert.are.equal("text/csv", h2["Content-Type"])
-        assert.is_nil(h2["content-type"])
+        assert.are.equal("text/csv", h2["content-type"])
+        assert.is_nil(block)
     end)
 
     it("sends json.raw bodies verbatim", function()
@@ -274,6 +299,42 @@ describe("tide.boot.handle", function()
         assert.are.equal(200, status)
         assert.are.equal('[{"id":1}, \n {"id":2}]', text)
         assert.are.equal("application/json", headers["content-type"])
+    end)
+
+    it("adds Retry-After (whole seconds, rounded up) to a 503 error that carries retry_after",
+       function()
+        local status, body, _, _, block = call("GET", "/v1/unavailable")
+        assert.are.equal(503, status)
+        assert.are.same({ code = "TIDE_UPSTREAM_UNAVAILABLE", message = "retry later",
+                          details = json.null, hint = json.null }, body)
+        assert.are.equal("Retry-After: 2\r\n", block)
+        local s2, _, _, _, b2 = call("GET", "/v1/timeout")
+        assert.are.equal(504, s2)
+        assert.is_nil(b2)
+        assert.is_nil(select(5, call("GET", "/v1/unknown")))
+    end)
+
+    it("formats the handler's headers once: sorted lines, content-type apart", function()
+        local status, _, headers, text, block = call("GET", "/v1/headers",
+            { query = "X-B=2&X-A=1&Content-Type=text%2Fcsv&content-length=9&Connection=close" })
+        assert.are.equal(200, status)
+        assert.are.equal("ok", text)
+        assert.are.equal("text/csv", headers["content-type"])
+        assert.are.equal("X-A: 1\r\nX-B: 2\r\n", block)
+    end)
+
+    it("answers 500 for a header name that is not a token or a value with CR, LF or NUL",
+       function()
+        for _, q in ipairs({ "X-A=a%0D%0AX-Evil:%201", "X-A=a%0Ab", "X-A=NUL",
+                             "X%20A=1", "X%3AA=1", "X%0D%0AA=1" }) do
+            logs = {}
+            local status, body, _, text, block = call("GET", "/v1/headers", { query = q })
+            assert.are.equal(500, status, q)
+            assert.are.equal("TIDE_INTERNAL", body.code)
+            assert.is_nil(block)
+            assert.is_nil(text:find("Evil", 1, true))
+            assert.matches("invalid headers", logs[1][2], nil, true)
+        end
     end)
 
     it("answers 500 for an invalid status or an unencodable body", function()
