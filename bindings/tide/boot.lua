@@ -186,7 +186,8 @@ local function error_response(err, headers)
     if status == 503 then
         local ra = err.retry_after
         if type(ra) == "number" and ra > 0 then          -- (NaN fails the test)
-            block = (block or "") .. format("Retry-After: %d\r\n", ra < 86400 and ceil(ra) or 86400)
+            ra = ra < 86400 and ceil(ra) or 86400
+            block = (block or "") .. format("Retry-After: %d\r\n", ra)
         end
     end
     return status, json_encode(body), ctype, block

@@ -24,7 +24,8 @@
 --
 -- Errors: misuse (wrong types, unknown option keys, bad filters, a write without filters and
 -- without all = true, a bad mode) raises a Lua error at the caller's line. Failures return
--- nil, err with err = {code, message, details, hint, status} from tide.core, passed through.
+-- nil, err with err = {code, message, details, hint, status} from tide.core, passed through
+-- (plus retry_after, in seconds, when a breaker refused the call).
 --
 -- Routing: opts.mode ("direct", "session", "transaction") wins; otherwise
 -- policies/routing.lua's route(kind, tbl) decides. as = "service" runs the call as

@@ -6,7 +6,10 @@
 --     bindings/tide/*.lua, so the position in the message is the script author's line, not a
 --     line deep inside the builder;
 --   * operational failure returns `nil, err` with err = {code, message, details, hint, status};
---     errors.new() builds such a table.
+--     errors.new() builds such a table. It is the one failure shape scripts see (tide.db,
+--     tide.validate, tide.crypto, tide.http, scripts/_common.lua) and return; tide.boot turns
+--     it into the response. tide.db adds retry_after (seconds) when a breaker refused: a 503
+--     with it is answered with Retry-After.
 
 local getinfo = debug.getinfo
 local error, find, type = error, string.find, type
