@@ -37,9 +37,11 @@ local json = require "tide.json"
 local http = require "tide.http"
 local lazy = require "tide.lazy"
 local memo = require "tide.memo"
+local error_mt = require("tide.errors").error_mt
 
 local type, tostring, pairs, pcall, xpcall, require = type, tostring, pairs, pcall, xpcall,
     require
+local getmetatable = getmetatable
 local byte, find, format, gsub, lower, match, sub = string.byte, string.find, string.format,
     string.gsub, string.lower, string.match, string.sub
 local concat, sort = table.concat, table.sort
@@ -288,6 +290,9 @@ end
 
 -- Turns a handler's return values into status, body, content_type, header_block.
 local function respond(req, body, status, headers)
+    if type(body) == "table" and getmetatable(body) == error_mt then
+        return error_response(body)      -- `return http.error(...)`: the nil was forgotten
+    end
     if body == nil then
         if type(status) == "table" then
             return error_response(status)

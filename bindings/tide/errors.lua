@@ -12,7 +12,7 @@
 --     with it is answered with Retry-After.
 
 local getinfo = debug.getinfo
-local error, find, type = error, string.find, type
+local error, find, type, setmetatable = error, string.find, type, setmetatable
 
 local _M = {}
 
@@ -43,9 +43,15 @@ function _M.misuse(msg)
     error(msg, level)
 end
 
+-- Error tables made here carry this metatable, so tide.boot can tell a handler that returned
+-- one as its body (`return http.error(...)`, the `nil,` forgotten) from a body to send.
+local error_mt = { __name = "tide.error" }
+_M.error_mt = error_mt
+
 -- Returns an operational error table. details and hint may be nil.
 function _M.new(code, status, message, details, hint)
-    return { code = code, status = status, message = message, details = details, hint = hint }
+    return setmetatable({ code = code, status = status, message = message, details = details,
+                          hint = hint }, error_mt)
 end
 
 return _M

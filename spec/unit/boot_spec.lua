@@ -47,6 +47,9 @@ module("spec_things", {
         return nil, http.error(422, "TIDE_VALIDATION", "name: must not be blank",
                                { field = "name" })
     end,
+    ["GET /v1/http-error-no-nil"] = function()
+        return http.error(422, "TIDE_VALIDATION", "name: must not be blank", { field = "name" })
+    end,
     ["GET /v1/unavailable"] = function()
         return nil, { code = "TIDE_UPSTREAM_UNAVAILABLE", status = 503, message = "retry later",
                       retry_after = 1.2 }
@@ -115,9 +118,9 @@ describe("tide.boot.load", function()
 
     it("loads the modules, skips _libraries and returns the route count", function()
         local n = boot.load({ "spec_things", "spec_more", "_spec_helpers" })
-        assert.are.equal(18, n)
+        assert.are.equal(19, n)
         local list = boot.routes()
-        assert.are.equal(18, #list)
+        assert.are.equal(19, #list)
         assert.are.equal("DELETE /v1/things/:id (spec_things)", list[1])
     end)
 
@@ -271,6 +274,13 @@ describe("tide.boot.handle", function()
 
     it("maps nil, http.error(...) to the same shape", function()
         local status, body = call("GET", "/v1/http-error")
+        assert.are.equal(422, status)
+        assert.are.same({ code = "TIDE_VALIDATION", message = "name: must not be blank",
+                          details = { field = "name" }, hint = json.null }, body)
+    end)
+
+    it("answers an error table returned as the body (the nil forgotten) as the error", function()
+        local status, body = call("GET", "/v1/http-error-no-nil")
         assert.are.equal(422, status)
         assert.are.same({ code = "TIDE_VALIDATION", message = "name: must not be blank",
                           details = { field = "name" }, hint = json.null }, body)
