@@ -84,6 +84,18 @@ static const tide_setting upstream_table[] = {
 #undef U
 #define NUPSTREAM (sizeof upstream_table / sizeof upstream_table[0])
 
+const tide_setting *tide_config_table(size_t *n)
+{
+    *n = NCONFIG;
+    return config_table;
+}
+
+const tide_setting *tide_config_upstream_table(size_t *n)
+{
+    *n = NUPSTREAM;
+    return upstream_table;
+}
+
 static int defaults(tide_config *c)
 {
     memset(c, 0, sizeof *c);

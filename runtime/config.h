@@ -45,6 +45,11 @@ void tide_config_free(tide_config *cfg);
  * file's schema table, restart-only keys marked. jwt.secret and crypto.key print as "(set)" or
  * "(unset)", DSNs without their passwords. */
 void tide_config_print(FILE *f, const tide_config *cfg);
+/* The config file's schema tables (*n rows each): the top level, and one upstream's table
+ * (upstreams.NAME.*). For documentation checks and printing. */
+struct tide_setting;
+const struct tide_setting *tide_config_table(size_t *n);
+const struct tide_setting *tide_config_upstream_table(size_t *n);
 /* "direct", "session", "transaction"; returns -1 for another name. */
 int tide_upstream_index(const char *name);
 const char *tide_upstream_name(int index);
