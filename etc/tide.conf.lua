@@ -9,6 +9,9 @@
 -- asked for (`tide serve --dev` or TIDE_DEV=1; `make run` and `make test` ask). Anywhere else,
 -- set your own: TIDE_JWT_SECRET (openssl rand -base64 48) and TIDE_ENCRYPTION_KEY
 -- (openssl rand -hex 32).
+-- The defaults live in C (runtime/config.c's schema table: type, bounds and default of every
+-- key); the values below repeat them for reading. A key left out takes its default, a misspelt
+-- one is refused. `tide check` prints the effective values (secrets masked).
 return {
   listen = { host = "127.0.0.1", port = 8080 },
   admin  = { host = "127.0.0.1", port = 8081 },
@@ -57,6 +60,8 @@ return {
   -- prepare: cache named prepared statements per connection. Keep it false on a
   -- transaction-mode pooler unless the pooler tracks prepared statements (PgBouncer >= 1.21
   -- with max_prepared_statements > 0); Debian 12's PgBouncer 1.18 does not.
+  -- pool_size and acquire_timeout are accepted here and ignored: the resilience policy
+  -- (policies/resilience.lua, pool.size and pool.acquire_timeout) sets them, from the start.
   upstreams = {
     direct      = { dsn = "postgresql://authenticator:tide-dev-password@127.0.0.1:54320/tide",
                     pool_size = 10, prepare = true,  acquire_timeout = 5, connect_timeout = 5 },

@@ -28,6 +28,13 @@
 --            retry or fall back, writes already sent answer TIDE_OUTCOME_UNKNOWN).
 -- required   whether /ready and /health report tide down while this upstream is down.
 -- probe_interval  seconds between health probes (SELECT 1) shown on /health.
+--
+-- The defaults live in C (runtime/upstream.c's schema table, one row per key with its type,
+-- bounds and default); a key left out here takes that value. The values below repeat them for
+-- reading. tide reads this table through the schema and refuses a wrong type, a value out of
+-- bounds or an unknown key (a typo) with a message naming it; on SIGHUP such a policy rejects
+-- the whole bundle and the running one keeps serving. `tide check` prints the effective
+-- settings of every upstream.
 local _M = {}
 
 _M.defaults = {

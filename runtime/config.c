@@ -1,6 +1,9 @@
-/* config.c - loads etc/tide.conf.lua and TIDE_* environment overrides. */
+/* config.c - the config file's schema table; loads etc/tide.conf.lua through it, then the
+ * TIDE_* environment overrides and the checks across keys. */
 #include "config.h"
+#include "settings.h"
 
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -28,77 +31,97 @@ static void set_str(char **dst, const char *v)
     *dst = v ? strdup(v) : NULL;
 }
 
-/* Reads t[key] from the table on top of the stack. */
-static void get_str(lua_State *L, const char *key, char **dst)
+/* The configuration file's schema: every key etc/tide.conf.lua may hold, its type, bounds and
+ * default, the one home of these defaults (http.c's and pool.c's fallbacks for callers that
+ * pass zeros say the same). All of it is restart-only: a SIGHUP reloads scripts and policies,
+ * not this file. */
+#define C(sec, key, type, min, max, def, def_str, flags, field) \
+    { sec, key, TIDE_SET_##type, min, max, def, def_str, flags, offsetof(tide_config, field), \
+      NULL }
+static const tide_setting config_table[] = {
+    C("listen", "host", STRING, 0, 0, 0, "127.0.0.1", 0, listen_host),
+    C("listen", "port", INT, 0, 65535, 8080, NULL, 0, listen_port),
+    C("admin", "host", STRING, 0, 0, 0, "127.0.0.1", 0, admin_host),
+    C("admin", "port", INT, 0, 65535, 8081, NULL, 0, admin_port),
+    C(NULL, "log_level", STRING, 0, 0, 0, "info", 0, log_level),
+    C("jwt", "secret", STRING, 0, 0, 0, NULL, TIDE_SET_SECRET, jwt_secret),
+    C("jwt", "leeway", INT, 0, 86400, 30, NULL, 0, jwt_leeway),
+    C("jwt", "require_exp", BOOL, 0, 1, 1, NULL, 0, jwt_require_exp),
+    C("jwt", "audience", STRING, 0, 0, 0, NULL, 0, jwt_audience),
+    C("jwt", "issuer", STRING, 0, 0, 0, NULL, 0, jwt_issuer),
+    C("crypto", "key", STRING, 0, 0, 0, NULL, TIDE_SET_SECRET, enc_key_hex),
+    C("paths", "bindings", STRING, 0, 0, 0, "bindings", 0, bindings_dir),
+    C("paths", "scripts", STRING, 0, 0, 0, "scripts", 0, scripts_dir),
+    C("paths", "policies", STRING, 0, 0, 0, "policies", 0, policies_dir),
+    C("http", "max_header_bytes", SIZE, 1024, 1 << 20, 16 * 1024, NULL, 0,
+      http.max_header_bytes),
+    C("http", "max_body_bytes", SIZE, 1, 1e12, 1024 * 1024, NULL, 0, http.max_body_bytes),
+    C("http", "read_timeout", NUMBER, 0.001, 3600, 10, NULL, 0, http.read_timeout),
+    C("http", "idle_timeout", NUMBER, 0.001, 86400, 60, NULL, 0, http.idle_timeout),
+    C("http", "max_connections", INT, 0, 10000000, 20000, NULL, 0, http.max_connections),
+    C("http", "max_inflight_body_bytes", SIZE, 0, 1e15, 64 * 1024 * 1024, NULL, 0,
+      http.max_inflight_body_bytes),
+    C("http", "max_connections_per_client", INT, 0, 10000000, 256, NULL, 0,
+      http.max_connections_per_client),
+    C(NULL, "upstreams", TABLE, 0, 0, 0, NULL, 0, upstreams),
+};
+#undef C
+#define NCONFIG (sizeof config_table / sizeof config_table[0])
+
+/* upstreams.NAME: what to connect to. Pool size and acquire timeout are the resilience
+ * policy's (pool.size, pool.acquire_timeout in policies/resilience.lua, reloadable); the old
+ * keys pool_size and acquire_timeout are still accepted here and ignored. */
+#define U(key, type, min, max, def, flags, field) \
+    { NULL, key, TIDE_SET_##type, min, max, def, NULL, flags, \
+      offsetof(tide_upstream_config, field), NULL }
+static const tide_setting upstream_table[] = {
+    U("dsn", STRING, 0, 0, 0, TIDE_SET_DSN, dsn),
+    U("prepare", BOOL, 0, 1, 1, 0, prepare),   /* transaction: false, see defaults() */
+    U("connect_timeout", NUMBER, 0.001, 600, 5, 0, connect_timeout),
+    U("pool_size", IGNORED, 0, 0, 0, 0, dsn),
+    U("acquire_timeout", IGNORED, 0, 0, 0, 0, dsn),
+};
+#undef U
+#define NUPSTREAM (sizeof upstream_table / sizeof upstream_table[0])
+
+const tide_setting *tide_config_table(size_t *n)
 {
-    lua_getfield(L, -1, key);
-    if (lua_type(L, -1) == LUA_TSTRING) set_str(dst, lua_tostring(L, -1));
-    lua_pop(L, 1);
+    *n = NCONFIG;
+    return config_table;
 }
 
-static void get_num(lua_State *L, const char *key, double *dst)
+const tide_setting *tide_config_upstream_table(size_t *n)
 {
-    lua_getfield(L, -1, key);
-    if (lua_type(L, -1) == LUA_TNUMBER) *dst = lua_tonumber(L, -1);
-    lua_pop(L, 1);
+    *n = NUPSTREAM;
+    return upstream_table;
 }
 
-static void get_int(lua_State *L, const char *key, int *dst)
-{
-    double d = *dst;
-    get_num(L, key, &d);
-    *dst = (int)d;
-}
-
-static void get_bool(lua_State *L, const char *key, int *dst)
-{
-    lua_getfield(L, -1, key);
-    if (lua_type(L, -1) == LUA_TBOOLEAN) *dst = lua_toboolean(L, -1);
-    lua_pop(L, 1);
-}
-
-/* t[key] is absent, or of type want (and, for strings, not empty). */
-static int check_type(lua_State *L, const char *key, int want)
-{
-    lua_getfield(L, -1, key);
-    int t = lua_type(L, -1);
-    int ok = t == LUA_TNIL || (t == want && (t != LUA_TSTRING || lua_objlen(L, -1) > 0));
-    lua_pop(L, 1);
-    return ok;
-}
-
-static int push_table(lua_State *L, const char *key)
-{
-    lua_getfield(L, -1, key);
-    if (lua_istable(L, -1)) return 1;
-    lua_pop(L, 1);
-    return 0;
-}
-
-static void defaults(tide_config *c)
+static int defaults(tide_config *c)
 {
     memset(c, 0, sizeof *c);
-    c->listen_host = strdup("127.0.0.1"); c->listen_port = 8080;
-    c->admin_host = strdup("127.0.0.1");  c->admin_port = 8081;
-    c->jwt_leeway = 30;
-    c->jwt_require_exp = 1;
-    c->bindings_dir = strdup("bindings");
-    c->scripts_dir = strdup("scripts");
-    c->policies_dir = strdup("policies");
-    c->log_level = strdup("info");
-    for (int i = 0; i < TIDE_UPSTREAMS; i++) {
-        c->upstreams[i].pool_size = 10;
-        c->upstreams[i].prepare = i != TIDE_UP_TRANSACTION;
-        c->upstreams[i].acquire_timeout = 5.0;
-        c->upstreams[i].connect_timeout = 5.0;
+    int rc = tide_settings_defaults(config_table, NCONFIG, c);
+    for (int i = 0; rc == 0 && i < TIDE_UPSTREAMS; i++)
+        rc = tide_settings_defaults(upstream_table, NUPSTREAM, &c->upstreams[i]);
+    /* named statements do not survive a transaction-mode pooler unless it tracks them */
+    c->upstreams[TIDE_UP_TRANSACTION].prepare = 0;
+    return rc;
+}
+
+void tide_config_print(FILE *f, const tide_config *c)
+{
+    for (size_t i = 0; i < NCONFIG; i++) {
+        if (config_table[i].offset == offsetof(tide_config, enc_key_hex))
+            /* the key text is wiped once parsed: say whether a key is set */
+            fprintf(f, "%-40s = %s   (restart)\n", "crypto.key",
+                    c->has_enc_key ? "(set)" : "(unset)");
+        else
+            tide_settings_print(f, NULL, &config_table[i], 1, c);
     }
-    c->http.max_header_bytes = 16 * 1024;
-    c->http.max_body_bytes = 1024 * 1024;
-    c->http.read_timeout = 10.0;
-    c->http.idle_timeout = 60.0;
-    c->http.max_connections = 20000;
-    c->http.max_inflight_body_bytes = 64 * 1024 * 1024;
-    c->http.max_connections_per_client = 256;
+    for (int i = 0; i < TIDE_UPSTREAMS; i++) {
+        char label[64];
+        snprintf(label, sizeof label, "upstreams.%s", upstream_names[i]);
+        tide_settings_print(f, label, upstream_table, NUPSTREAM, &c->upstreams[i]);
+    }
 }
 
 static int hexval(int ch)
@@ -121,8 +144,7 @@ static int parse_key(tide_config *c, const char *hex)
     return 0;
 }
 
-static int load_file(const char *path, tide_config *c, char *key_hex, size_t keycap,
-                     char *err, size_t errlen)
+static int load_file(const char *path, tide_config *c, char *err, size_t errlen)
 {
     lua_State *L = luaL_newstate();
     if (!L) { snprintf(err, errlen, "out of memory"); return TIDE_ENOMEM; }
@@ -137,70 +159,34 @@ static int load_file(const char *path, tide_config *c, char *key_hex, size_t key
         lua_close(L);
         return TIDE_EPARSE;
     }
-    if (push_table(L, "listen")) {
-        get_str(L, "host", &c->listen_host); get_int(L, "port", &c->listen_port); lua_pop(L, 1);
-    }
-    if (push_table(L, "admin")) {
-        get_str(L, "host", &c->admin_host); get_int(L, "port", &c->admin_port); lua_pop(L, 1);
-    }
-    if (push_table(L, "jwt")) {
-        get_str(L, "secret", &c->jwt_secret); get_int(L, "leeway", &c->jwt_leeway);
-        /* strict types: a misspelt value must not quietly turn a check off */
-        const char *bad = NULL;
-        if (!check_type(L, "require_exp", LUA_TBOOLEAN))
-            bad = "jwt.require_exp must be true or false";
-        else if (!check_type(L, "audience", LUA_TSTRING))
-            bad = "jwt.audience must be a non-empty string";
-        else if (!check_type(L, "issuer", LUA_TSTRING))
-            bad = "jwt.issuer must be a non-empty string";
-        get_bool(L, "require_exp", &c->jwt_require_exp);
-        get_str(L, "audience", &c->jwt_audience);
-        get_str(L, "issuer", &c->jwt_issuer);
-        lua_pop(L, 1);
-        if (bad) {
-            snprintf(err, errlen, "%s: %s", path, bad);
-            lua_close(L);
-            return TIDE_EINVAL;
-        }
-    }
-    if (push_table(L, "paths")) {
-        get_str(L, "bindings", &c->bindings_dir);
-        get_str(L, "scripts", &c->scripts_dir);
-        get_str(L, "policies", &c->policies_dir);
-        lua_pop(L, 1);
-    }
-    get_str(L, "log_level", &c->log_level);
-    if (push_table(L, "http")) {
-        double d;
-        d = (double)c->http.max_header_bytes; get_num(L, "max_header_bytes", &d);
-        c->http.max_header_bytes = (size_t)d;
-        d = (double)c->http.max_body_bytes; get_num(L, "max_body_bytes", &d);
-        c->http.max_body_bytes = (size_t)d;
-        get_num(L, "read_timeout", &c->http.read_timeout);
-        get_num(L, "idle_timeout", &c->http.idle_timeout);
-        get_int(L, "max_connections", &c->http.max_connections);
-        d = (double)c->http.max_inflight_body_bytes; get_num(L, "max_inflight_body_bytes", &d);
-        c->http.max_inflight_body_bytes = (size_t)d;
-        get_int(L, "max_connections_per_client", &c->http.max_connections_per_client);
-        lua_pop(L, 1);
-    }
-    if (push_table(L, "upstreams")) {
-        for (int i = 0; i < TIDE_UPSTREAMS; i++) {
-            if (!push_table(L, upstream_names[i])) continue;
-            tide_upstream_config *u = &c->upstreams[i];
-            get_str(L, "dsn", &u->dsn);
-            get_int(L, "pool_size", &u->pool_size);
-            get_bool(L, "prepare", &u->prepare);
-            get_num(L, "acquire_timeout", &u->acquire_timeout);
-            get_num(L, "connect_timeout", &u->connect_timeout);
+    int rc = tide_settings_read(L, -1, config_table, NCONFIG, c, NULL, err, errlen);
+    lua_getfield(L, -1, "upstreams");
+    if (rc == 0 && lua_istable(L, -1)) {
+        lua_pushnil(L);
+        while (rc == 0 && lua_next(L, -2) != 0) {
+            const char *k = lua_type(L, -2) == LUA_TSTRING ? lua_tostring(L, -2) : NULL;
+            int i = k ? tide_upstream_index(k) : -1;
+            char label[64];
+            snprintf(label, sizeof label, "upstreams.%s", k ? k : "?");
+            if (i < 0) {
+                snprintf(err, errlen, "%s is not an upstream (direct, session, transaction)",
+                         label);
+                rc = TIDE_EINVAL;
+            } else {
+                rc = tide_settings_read(L, -1, upstream_table, NUPSTREAM, &c->upstreams[i],
+                                        label, err, errlen);
+            }
             lua_pop(L, 1);
         }
-        lua_pop(L, 1);
+        if (rc != 0) lua_pop(L, 1);   /* the key lua_next left */
     }
-    if (push_table(L, "crypto")) {
-        lua_getfield(L, -1, "key");
-        if (lua_type(L, -1) == LUA_TSTRING) snprintf(key_hex, keycap, "%s", lua_tostring(L, -1));
-        lua_pop(L, 2);
+    if (rc != 0) {
+        /* prefix the file, as a Lua error there would be */
+        char msg[512];
+        snprintf(msg, sizeof msg, "%s", err);
+        snprintf(err, errlen, "%s: %s", path, msg);
+        lua_close(L);
+        return rc;
     }
     lua_close(L);
     return 0;
@@ -236,10 +222,13 @@ static int is_published_key(const unsigned char key[32])
 
 int tide_config_load(const char *path, int dev, tide_config *c, char *err, size_t errlen)
 {
-    char key_hex[80] = "";
-    defaults(c);
+    if (defaults(c) != 0) {
+        snprintf(err, errlen, "out of memory");
+        tide_config_free(c);
+        return TIDE_ENOMEM;
+    }
     if (path) {
-        int rc = load_file(path, c, key_hex, sizeof key_hex, err, errlen);
+        int rc = load_file(path, c, err, errlen);
         if (rc != 0) { tide_config_free(c); return rc; }
     }
     const char *v;
@@ -260,7 +249,7 @@ int tide_config_load(const char *path, int dev, tide_config *c, char *err, size_
     if ((v = getenv("TIDE_POLICIES_DIR")) && *v) set_str(&c->policies_dir, v);
     if ((v = getenv("TIDE_BINDINGS_DIR")) && *v) set_str(&c->bindings_dir, v);
     if ((v = getenv("TIDE_LOG_LEVEL")) && *v) set_str(&c->log_level, v);
-    if ((v = getenv("TIDE_ENCRYPTION_KEY")) && *v) snprintf(key_hex, sizeof key_hex, "%s", v);
+    if ((v = getenv("TIDE_ENCRYPTION_KEY")) && *v) set_str(&c->enc_key_hex, v);
     if ((v = getenv("TIDE_HTTP_MAX_INFLIGHT_BODY_BYTES")) && *v)
         c->http.max_inflight_body_bytes = (size_t)strtoull(v, NULL, 10);
     if ((v = getenv("TIDE_HTTP_MAX_CONNECTIONS_PER_CLIENT")) && *v)
@@ -275,7 +264,12 @@ int tide_config_load(const char *path, int dev, tide_config *c, char *err, size_
         tide_config_free(c);
         return TIDE_EINVAL;
     }
-    if (key_hex[0] && parse_key(c, key_hex) != 0) {
+    int bad_key = c->enc_key_hex && parse_key(c, c->enc_key_hex) != 0;
+    /* the hex text is not kept: only the parsed key */
+    if (c->enc_key_hex) memset(c->enc_key_hex, 0, strlen(c->enc_key_hex));
+    free(c->enc_key_hex);
+    c->enc_key_hex = NULL;
+    if (bad_key) {
         snprintf(err, errlen, "crypto.key (or TIDE_ENCRYPTION_KEY) must be 64 hex characters");
         tide_config_free(c);
         return TIDE_EINVAL;
@@ -317,13 +311,6 @@ int tide_config_load(const char *path, int dev, tide_config *c, char *err, size_
         tide_config_free(c);
         return TIDE_EINVAL;
     }
-    for (int i = 0; i < TIDE_UPSTREAMS; i++) {
-        if (c->upstreams[i].pool_size < 1 || c->upstreams[i].pool_size > 1000) {
-            snprintf(err, errlen, "upstreams.%s.pool_size must be 1..1000", upstream_names[i]);
-            tide_config_free(c);
-            return TIDE_EINVAL;
-        }
-    }
     /* upstreams.transaction.prepare defaults to false: named statements do not survive a
      * transaction-mode pooler unless it tracks them (PgBouncer >= 1.21 with
      * max_prepared_statements, for one); setting it true says this one does. */
@@ -332,10 +319,9 @@ int tide_config_load(const char *path, int dev, tide_config *c, char *err, size_
 
 void tide_config_free(tide_config *c)
 {
-    free(c->listen_host); free(c->admin_host); free(c->jwt_secret);
-    free(c->jwt_audience); free(c->jwt_issuer);
-    free(c->bindings_dir); free(c->scripts_dir); free(c->policies_dir); free(c->log_level);
-    for (int i = 0; i < TIDE_UPSTREAMS; i++) free(c->upstreams[i].dsn);
+    tide_settings_free(config_table, NCONFIG, c);
+    for (int i = 0; i < TIDE_UPSTREAMS; i++)
+        tide_settings_free(upstream_table, NUPSTREAM, &c->upstreams[i]);
     memset(c->enc_key, 0, sizeof c->enc_key);
     memset(c, 0, sizeof *c);
 }

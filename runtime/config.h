@@ -1,10 +1,12 @@
 /* config.h - tide's configuration: a Lua file (etc/tide.conf.lua) returning a table, read once
- * at start in a throwaway Lua state, then environment overrides (TIDE_*). Restart-only: a
+ * at start in a throwaway Lua state through the file's schema table (config.c: one row per key
+ * with its type, bounds and default), then environment overrides (TIDE_*). Restart-only: a
  * SIGHUP reloads scripts and policies, not this file. */
 #ifndef TIDE_CONFIG_H
 #define TIDE_CONFIG_H
 
 #include <stddef.h>
+#include <stdio.h>
 #include "error.h"
 #include "http.h"
 
@@ -12,9 +14,8 @@ enum { TIDE_UP_DIRECT = 0, TIDE_UP_SESSION, TIDE_UP_TRANSACTION, TIDE_UPSTREAMS 
 
 typedef struct tide_upstream_config {
     char *dsn;               /* NULL = upstream not configured */
-    int pool_size;
     int prepare;             /* named prepared statements (never on a transaction pooler) */
-    double acquire_timeout, connect_timeout;
+    double connect_timeout;  /* pool size and acquire timeout: the resilience policy's */
 } tide_upstream_config;
 
 typedef struct tide_config {
@@ -28,6 +29,7 @@ typedef struct tide_config {
     tide_upstream_config upstreams[TIDE_UPSTREAMS];
     tide_http_limits http;
     unsigned char enc_key[32]; int has_enc_key;
+    char *enc_key_hex;       /* crypto.key as read; only while loading (then wiped, NULL) */
     int dev;                 /* development mode: published secrets are accepted */
 } tide_config;
 
@@ -39,6 +41,15 @@ typedef struct tide_config {
 TIDE_MUST_CHECK int tide_config_load(const char *path, int dev, tide_config *cfg, char *err,
                                      size_t errlen);
 void tide_config_free(tide_config *cfg);
+/* Prints the effective configuration, one "section.key = value" line per key of the config
+ * file's schema table, restart-only keys marked. jwt.secret and crypto.key print as "(set)" or
+ * "(unset)", DSNs without their passwords. */
+void tide_config_print(FILE *f, const tide_config *cfg);
+/* The config file's schema tables (*n rows each): the top level, and one upstream's table
+ * (upstreams.NAME.*). For documentation checks and printing. */
+struct tide_setting;
+const struct tide_setting *tide_config_table(size_t *n);
+const struct tide_setting *tide_config_upstream_table(size_t *n);
 /* "direct", "session", "transaction"; returns -1 for another name. */
 int tide_upstream_index(const char *name);
 const char *tide_upstream_name(int index);

@@ -1516,8 +1516,10 @@ int tide_http_listen(struct ev_loop *loop, const char *host, int port,
         s->limits.max_header_bytes = 16 * 1024;
     if (s->limits.max_body_bytes == 0)
         s->limits.max_body_bytes = 1024 * 1024;
+    /* the same defaults as the config file's schema table (config.c), for callers that pass
+     * zeros or no limits */
     if (!(s->limits.read_timeout > 0))
-        s->limits.read_timeout = 30.0;
+        s->limits.read_timeout = 10.0;
     if (!(s->limits.idle_timeout > 0))
         s->limits.idle_timeout = 60.0;
     if (s->limits.max_connections < 0)

@@ -101,49 +101,22 @@ static int push_script_names(lua_State *L, const char *dir)
     return 0;
 }
 
-static double num_field(lua_State *L, const char *k)
+/* Reads the policy table policies/resilience.lua returned (on top of the stack) into
+ * vm->res through the policy's schema table (upstream.c); the config file gives each upstream
+ * its connect_timeout. Returns 0, or an error with the message pushed on the stack. */
+static int read_resilience(tide_vm *vm, lua_State *L)
 {
-    lua_getfield(L, -1, k);
-    double v = lua_tonumber(L, -1);
-    lua_pop(L, 1);
-    return v;
-}
-
-/* Reads tide.resilience.load()'s flat table (on top of the stack) into vm->res. */
-static void read_resilience(tide_vm *vm, lua_State *L)
-{
-    for (int i = 0; i < TIDE_UPSTREAMS; i++) {
-        tide_resilience *r = &vm->res[i];
-        tide_resilience_defaults(r);
-        r->pool.connect_timeout = vm->app->cfg.upstreams[i].connect_timeout;
-        lua_getfield(L, -1, tide_upstream_name(i));
-        if (!lua_istable(L, -1)) { lua_pop(L, 1); continue; }
-        r->retry_attempts = (int)num_field(L, "retry_attempts");
-        r->retry_base = num_field(L, "retry_base");
-        r->retry_cap = num_field(L, "retry_cap");
-        r->retry_budget = num_field(L, "retry_budget");
-        r->breaker.window = (int)num_field(L, "breaker_window");
-        r->breaker.failure_rate = num_field(L, "breaker_failure_rate");
-        r->breaker.min_calls = (int)num_field(L, "breaker_min_calls");
-        r->breaker.consecutive = (int)num_field(L, "breaker_consecutive");
-        r->breaker.open_wait = num_field(L, "breaker_open_wait");
-        r->breaker.half_open_probes = (int)num_field(L, "breaker_half_open_probes");
-        r->pool.size = (int)num_field(L, "pool_size");
-        r->pool.acquire_timeout = num_field(L, "pool_acquire_timeout");
-        r->pool.statement_timeout = num_field(L, "pool_statement_timeout");
-        r->pool.max_lifetime = num_field(L, "pool_max_lifetime");
-        r->pool.idle_timeout = num_field(L, "pool_idle_timeout");
-        r->probe_interval = num_field(L, "probe_interval");
-        lua_getfield(L, -1, "required");
-        r->required = lua_toboolean(L, -1);
-        lua_pop(L, 1);
-        lua_getfield(L, -1, "fallback");
-        r->fallback = lua_isstring(L, -1) ? tide_upstream_index(lua_tostring(L, -1)) : -1;
-        lua_pop(L, 1);
-        lua_getfield(L, -1, "depends_on");
-        r->depends_on = lua_isstring(L, -1) ? tide_upstream_index(lua_tostring(L, -1)) : -1;
-        lua_pop(L, 2);
+    char err[512];
+    tide_resilience res[TIDE_UPSTREAMS];
+    if (tide_resilience_read(L, -1, res, err, sizeof err) != 0) {
+        lua_pushstring(L, err);
+        return TIDE_EINVAL;
     }
+    for (int i = 0; i < TIDE_UPSTREAMS; i++) {
+        res[i].pool.connect_timeout = vm->app->cfg.upstreams[i].connect_timeout;
+        vm->res[i] = res[i];
+    }
+    return 0;
 }
 
 const tide_resilience *tide_vm_resilience(const tide_vm *vm, int upstream)
@@ -225,14 +198,9 @@ int tide_vm_new(tide_app *app, tide_vm **out, char *err, size_t errlen)
 
     /* the resilience policy: checked now, applied by the caller when the bundle goes live */
     lua_getglobal(L, "require");
-    lua_pushstring(L, "tide.resilience");
-    if (pcall_tb(L, 1, 1) != 0) goto fail;
-    lua_getfield(L, -1, "load");
-    lua_getglobal(L, "require");
     lua_pushstring(L, "resilience");
     if (pcall_tb(L, 1, 1) != 0) goto fail;
-    if (pcall_tb(L, 1, 1) != 0) goto fail;
-    read_resilience(vm, L);
+    if (read_resilience(vm, L) != 0) goto fail;
     lua_settop(L, 0);
     lua_gc(L, LUA_GCCOLLECT, 0);
     vm->gc_floor_kb = lua_gc(L, LUA_GCCOUNT, 0);

@@ -52,10 +52,8 @@ static int make_upstreams(tide_app *app)
     for (int i = 0; i < TIDE_UPSTREAMS; i++) {
         const tide_upstream_config *u = &app->cfg.upstreams[i];
         if (!u->dsn) { app->ups[i] = app->ups[TIDE_UP_DIRECT]; continue; }
-        tide_resilience r;
+        tide_resilience r;          /* the policy's defaults until the bundle's policy applies */
         tide_resilience_defaults(&r);
-        r.pool.size = u->pool_size;
-        r.pool.acquire_timeout = u->acquire_timeout;
         r.pool.connect_timeout = u->connect_timeout;
         tide_pool_config pc = r.pool;
         pc.name = tide_upstream_name(i);
@@ -137,6 +135,13 @@ static int cmd_check(const char *config)
     if (rc != 0) fprintf(stderr, "tide: scripts: %s\n", err);
     else {
         printf("tide: config, scripts and policies OK (%d routes)\n", tide_vm_route_count(app.vm));
+        printf("\n# configuration (%s and TIDE_* overrides; restart to change)\n",
+               config ? config : "built-in defaults");
+        tide_config_print(stdout, &app.cfg);
+        printf("\n# resilience policy (%s/resilience.lua over the built-in defaults; "
+               "SIGHUP applies it)\n", app.cfg.policies_dir);
+        for (int i = 0; i < TIDE_UPSTREAMS; i++)
+            tide_resilience_print(stdout, i, tide_vm_resilience(app.vm, i));
         tide_vm_unref(app.vm);
     }
     free_upstreams(&app);

@@ -491,9 +491,11 @@ static void idle_timer_cb(struct ev_loop *loop, ev_timer *w, int revents)
 static void pool_apply(tide_pool *p, const tide_pool_config *cfg)
 {
     p->size = cfg->size < p->max_size ? cfg->size : p->max_size;
-    p->acquire_timeout = cfg->acquire_timeout > 0 ? cfg->acquire_timeout : 5.0;
+    /* zero takes the defaults of the tables that own these keys: the resilience policy's
+     * (upstream.c: acquire 2 s, statement 5 s) and the config file's (config.c: connect 5 s) */
+    p->acquire_timeout = cfg->acquire_timeout > 0 ? cfg->acquire_timeout : 2.0;
     p->connect_timeout = cfg->connect_timeout > 0 ? cfg->connect_timeout : 5.0;
-    p->statement_timeout = cfg->statement_timeout > 0 ? cfg->statement_timeout : 30.0;
+    p->statement_timeout = cfg->statement_timeout > 0 ? cfg->statement_timeout : 5.0;
     p->max_lifetime = cfg->max_lifetime;
     p->idle_timeout = cfg->idle_timeout;
 }

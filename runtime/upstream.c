@@ -1,28 +1,167 @@
 /* upstream.c - pool + breaker + retry budget + health probe for one upstream. */
 #include "upstream.h"
 
+#include <stddef.h>
 #include <string.h>
+
+/* The resilience policy's schema: policies/resilience.lua's `defaults` and each
+ * `upstreams[name]` hold these keys (sections retry, breaker, pool). The defaults below are
+ * the only ones: a policy that leaves a key out gets this value. A SIGHUP reload applies every
+ * key to the running upstream without resetting its state. pool.connect_timeout is not here:
+ * it comes from the config file (upstreams.NAME.connect_timeout, restart-only). */
+#define R(sec, key, type, min, max, def, field, help) \
+    { sec, key, type, min, max, def, NULL, TIDE_SET_RELOAD, offsetof(tide_resilience, field), \
+      help }
+static const tide_setting resilience_table[] = {
+    R("retry", "attempts", TIDE_SET_INT, 1, 10, 3, retry_attempts,
+      "attempts in all (1 = never retry)"),
+    R("retry", "base", TIDE_SET_NUMBER, 0, 60, 0.05, retry_base,
+      "first backoff cap, seconds (full jitter)"),
+    R("retry", "cap", TIDE_SET_NUMBER, 0, 600, 1.0, retry_cap, "largest backoff, seconds"),
+    R("retry", "budget", TIDE_SET_NUMBER, 0, 1, 0.2, retry_budget,
+      "retries may be at most this share of recent calls"),
+    R("breaker", "window", TIDE_SET_INT, 1, TIDE_BREAKER_MAX_WINDOW, 20, breaker.window,
+      "calls in the sliding window"),
+    R("breaker", "failure_rate", TIDE_SET_NUMBER, 0.01, 1, 0.5, breaker.failure_rate,
+      "share of failures in the window that opens it"),
+    R("breaker", "min_calls", TIDE_SET_INT, 1, TIDE_BREAKER_MAX_WINDOW, 10, breaker.min_calls,
+      "calls the window must hold before the rate counts"),
+    R("breaker", "consecutive", TIDE_SET_INT, 0, 1000, 5, breaker.consecutive,
+      "failures in a row that open it (0 = off)"),
+    R("breaker", "open_wait", TIDE_SET_NUMBER, 0, 3600, 1.0, breaker.open_wait,
+      "seconds open before half-open"),
+    R("breaker", "half_open_probes", TIDE_SET_INT, 1, 100, 2, breaker.half_open_probes,
+      "calls let through half-open; that many successes close it"),
+    R("pool", "size", TIDE_SET_INT, 1, 256, 10, pool.size, "most connections open at once"),
+    R("pool", "acquire_timeout", TIDE_SET_NUMBER, 0.001, 600, 2.0, pool.acquire_timeout,
+      "seconds to wait for a free connection (then 504)"),
+    R("pool", "statement_timeout", TIDE_SET_NUMBER, 0.001, 3600, 5.0, pool.statement_timeout,
+      "seconds per statement, set in Postgres (client deadline 1 s later)"),
+    R("pool", "max_lifetime", TIDE_SET_NUMBER, 0, 86400 * 7, 1800, pool.max_lifetime,
+      "seconds; older connections are retired (0 = off)"),
+    R("pool", "idle_timeout", TIDE_SET_NUMBER, 0, 86400 * 7, 300, pool.idle_timeout,
+      "seconds an unused connection is kept (0 = forever)"),
+    R(NULL, "fallback", TIDE_SET_UPSTREAM, 0, 0, -1, fallback,
+      "upstream used while the breaker is open (none = fail fast)"),
+    R(NULL, "depends_on", TIDE_SET_UPSTREAM, 0, 0, -1, depends_on,
+      "upstream whose open breaker makes this one unusable too"),
+    R(NULL, "required", TIDE_SET_BOOL, 0, 1, 1, required,
+      "/ready and /health fail while it is down"),
+    R(NULL, "probe_interval", TIDE_SET_NUMBER, 0.05, 3600, 1.0, probe_interval,
+      "seconds between health probes"),
+};
+#undef R
+#define NROWS (sizeof resilience_table / sizeof resilience_table[0])
+
+const tide_setting *tide_resilience_table(size_t *n)
+{
+    *n = NROWS;
+    return resilience_table;
+}
 
 void tide_resilience_defaults(tide_resilience *r)
 {
     memset(r, 0, sizeof *r);
-    r->retry_attempts = 3;
-    r->retry_base = 0.05;
-    r->retry_cap = 1.0;
-    r->retry_budget = 0.2;
-    r->breaker = (tide_breaker_config){ .window = 20, .failure_rate = 0.5, .min_calls = 10,
-                                         .consecutive = 5, .open_wait = 1.0,
-                                         .half_open_probes = 2 };
-    r->pool.size = 10;
-    r->pool.acquire_timeout = 2.0;
-    r->pool.connect_timeout = 5.0;
-    r->pool.statement_timeout = 5.0;
-    r->pool.max_lifetime = 1800;
-    r->pool.idle_timeout = 300;
-    r->fallback = -1;
-    r->depends_on = -1;
-    r->required = 1;
-    r->probe_interval = 1.0;
+    (void)!tide_settings_defaults(resilience_table, NROWS, r);   /* no strings: cannot fail */
+}
+
+/* Checks across keys of upstream i's merged settings. */
+static int check_merged(int i, tide_resilience *r, char *err, size_t errlen)
+{
+    const char *name = tide_upstream_name(i);
+    if (r->breaker.min_calls > r->breaker.window) {
+        snprintf(err, errlen, "%s.breaker.min_calls cannot exceed breaker.window", name);
+        return TIDE_EINVAL;
+    }
+    if (r->retry_base > r->retry_cap) {
+        snprintf(err, errlen, "%s.retry.base cannot exceed retry.cap", name);
+        return TIDE_EINVAL;
+    }
+    if (r->fallback == i) {
+        snprintf(err, errlen, "%s.fallback cannot be itself", name);
+        return TIDE_EINVAL;
+    }
+    if (r->depends_on == i) r->depends_on = -1;    /* depending on itself says nothing */
+    return 0;
+}
+
+/* Reads t[key] (t at idx) onto the stack; returns its Lua type. */
+static int field(lua_State *L, int idx, const char *key)
+{
+    lua_getfield(L, idx, key);
+    return lua_type(L, -1);
+}
+
+static int policy_error(char *err, size_t errlen, const char *msg)
+{
+    snprintf(err, errlen, "policies/resilience.lua: %s", msg);
+    return TIDE_EINVAL;
+}
+
+int tide_resilience_read(lua_State *L, int idx, tide_resilience out[TIDE_UPSTREAMS],
+                         char *err, size_t errlen)
+{
+    char msg[512];
+    int top = lua_gettop(L), rc = 0;
+    idx = idx < 0 && idx > LUA_REGISTRYINDEX ? top + idx + 1 : idx;
+    if (!lua_istable(L, idx)) return policy_error(err, errlen, "must return a table");
+    int td = field(L, idx, "defaults"), tu = field(L, idx, "upstreams");
+    int defaults = top + 1, ups = top + 2;
+    if ((td != LUA_TNIL && td != LUA_TTABLE) || (tu != LUA_TNIL && tu != LUA_TTABLE)) {
+        lua_settop(L, top);
+        return policy_error(err, errlen, "defaults and upstreams must be tables");
+    }
+    if (tu == LUA_TTABLE) {
+        lua_pushnil(L);
+        while (lua_next(L, ups) != 0) {
+            lua_pop(L, 1);
+            const char *k = lua_type(L, -1) == LUA_TSTRING ? lua_tostring(L, -1) : NULL;
+            if (!k || tide_upstream_index(k) < 0) {
+                snprintf(msg, sizeof msg, "unknown upstream '%s'", k ? k : "?");
+                lua_settop(L, top);
+                return policy_error(err, errlen, msg);
+            }
+        }
+    }
+    for (int i = 0; rc == 0 && i < TIDE_UPSTREAMS; i++) {
+        const char *name = tide_upstream_name(i);
+        tide_resilience_defaults(&out[i]);
+        /* the defaults table first, then the upstream's own: merged key by key */
+        if (td == LUA_TTABLE)
+            rc = tide_settings_read(L, defaults, resilience_table, NROWS, &out[i], name, msg,
+                                    sizeof msg);
+        if (rc == 0 && tu == LUA_TTABLE) {
+            int t = field(L, ups, name);
+            if (t == LUA_TTABLE)
+                rc = tide_settings_read(L, -1, resilience_table, NROWS, &out[i], name, msg,
+                                        sizeof msg);
+            else if (t != LUA_TNIL) {
+                snprintf(msg, sizeof msg, "upstreams.%s must be a table", name);
+                rc = TIDE_EINVAL;
+            }
+            lua_pop(L, 1);
+        }
+        if (rc == 0) rc = check_merged(i, &out[i], msg, sizeof msg);
+    }
+    /* a fallback chain that comes back to where it started would never end */
+    for (int i = 0; rc == 0 && i < TIDE_UPSTREAMS; i++) {
+        int cur = out[i].fallback;
+        for (int steps = 0; cur >= 0 && steps < TIDE_UPSTREAMS; steps++) {
+            if (cur == i) {
+                snprintf(msg, sizeof msg, "fallback cycle through %s", tide_upstream_name(i));
+                rc = TIDE_EINVAL;
+                break;
+            }
+            cur = out[cur].fallback;
+        }
+    }
+    lua_settop(L, top);
+    return rc == 0 ? 0 : policy_error(err, errlen, msg);
+}
+
+void tide_resilience_print(FILE *f, int upstream, const tide_resilience *r)
+{
+    tide_settings_print(f, tide_upstream_name(upstream), resilience_table, NROWS, r);
 }
 
 /* Moves the next health probe to `delay` seconds from now (then every interval again). */

@@ -5,9 +5,13 @@
 #define TIDE_UPSTREAM_H
 
 #include <ev.h>
+#include <stdio.h>
+#include <lua.h>
 #include "breaker.h"
+#include "config.h"
 #include "pool.h"
 #include "retry.h"
+#include "settings.h"
 
 typedef struct tide_resilience {
     int retry_attempts;          /* attempts in all (1 = no retry) */
@@ -41,8 +45,23 @@ typedef struct tide_upstream {
     void *on_open_arg;
 } tide_upstream;
 
-/* Default settings (used until a policy is loaded, and for keys a policy leaves out). */
+/* Default settings (used until a policy is loaded, and for keys a policy leaves out): the
+ * defaults column of the policy's schema table, the one home of these values. */
 void tide_resilience_defaults(tide_resilience *r);
+/* The policy's schema table (*n rows): section, key, type, bounds, default, offset. */
+const tide_setting *tide_resilience_table(size_t *n);
+/* Reads the table policies/resilience.lua returns (at idx) into out[0..TIDE_UPSTREAMS-1]:
+ * each upstream gets the schema's defaults, then the policy's `defaults`, then its own
+ * `upstreams[name]`, merged key by key inside retry/breaker/pool; every value is checked
+ * (type, bounds, unknown keys, min_calls <= window, base <= cap, fallbacks naming another
+ * upstream without a cycle). pool.connect_timeout stays 0: the config file sets it. Returns 0,
+ * or TIDE_EINVAL with "policies/resilience.lua: <key> must ..." in err (out is then partly
+ * written: keep the policy that was in force). Leaves the Lua stack as it was. */
+TIDE_MUST_CHECK int tide_resilience_read(lua_State *L, int idx,
+                                         tide_resilience out[TIDE_UPSTREAMS], char *err,
+                                         size_t errlen);
+/* Prints upstream's effective settings, one "name.section.key = value" line each. */
+void tide_resilience_print(FILE *f, int upstream, const tide_resilience *r);
 void tide_upstream_init(tide_upstream *u, struct ev_loop *loop, int index, tide_pool *pool,
                         const tide_resilience *r);
 /* Applies a reloaded policy; breaker state, counters and connections stay. */

@@ -1,6 +1,7 @@
-/* test_config.c - the jwt and crypto sections of the configuration: defaults, file values,
- * strict types for the checks that guard admission, the TIDE_JWT_* overrides, and the refusal
- * of published secrets outside development mode. */
+/* test_config.c - the configuration: the jwt and crypto sections (defaults, file values,
+ * strict types for the checks that guard admission, the TIDE_JWT_* overrides, the refusal of
+ * published secrets outside development mode), the schema table's defaults and refusals, and
+ * the printout `tide check` shows (secrets never in it). */
 #include "test.h"
 #include "../config.h"
 
@@ -156,6 +157,90 @@ TEST(published_secrets_need_dev_mode)
     clear_env();
 }
 
+/* The schema table's defaults are the effective ones (http.c and pool.c agree with them). */
+TEST(schema_defaults)
+{
+    tide_config c;
+    char err[256];
+    clear_env();
+    CHECK_EQ_INT(load("", "", &c, err, sizeof err), 0);
+    CHECK(c.http.read_timeout == 10.0);
+    CHECK(c.http.idle_timeout == 60.0);
+    CHECK_EQ_INT(c.http.max_header_bytes, 16 * 1024);
+    CHECK_EQ_INT(c.http.max_connections_per_client, 256);
+    CHECK_EQ_INT(c.listen_port, 8080);
+    CHECK_STR(c.policies_dir, "policies");
+    CHECK_EQ_INT(c.upstreams[TIDE_UP_DIRECT].prepare, 1);
+    CHECK_EQ_INT(c.upstreams[TIDE_UP_TRANSACTION].prepare, 0);
+    CHECK(c.upstreams[TIDE_UP_SESSION].connect_timeout == 5.0);
+    CHECK(c.upstreams[TIDE_UP_SESSION].dsn == NULL);
+    tide_config_free(&c);
+}
+
+/* Types, bounds and unknown keys are refused with the key named; old upstream keys that the
+ * resilience policy now owns are still accepted. */
+TEST(schema_refusals)
+{
+    static const struct { const char *extra, *msg; } cases[] = {
+        { "listen = { port = '8080' }", "listen.port must be a number" },
+        { "http = { read_timeout = 0 }", "http.read_timeout must be in 0.001..3600, got 0" },
+        { "http = { max_body_bytes = 1.5 }", "http.max_body_bytes must be an integer" },
+        { "http = { read_timout = 5 }", "http.read_timout is not a setting (a typo?)" },
+        { "htp = {}", "htp is not a setting (a typo?)" },
+        { "log_level = ''", "log_level must be a non-empty string" },
+        { "upstreams = { replica = { dsn = 'x' } }",
+          "upstreams.replica is not an upstream (direct, session, transaction)" },
+        { "upstreams = { direct = { dsn = 'x', prepare = 1 } }",
+          "upstreams.direct.prepare must be true or false" },
+    };
+    clear_env();
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        tide_config c;
+        char err[256];
+        int rc = load("", cases[i].extra, &c, err, sizeof err);
+        if (rc == 0) {
+            fprintf(stderr, "  accepted: %s\n", cases[i].extra);
+            tide_config_free(&c);
+        }
+        CHECK_EQ_INT(rc, TIDE_EINVAL);
+        CHECK(strstr(err, cases[i].msg) != NULL);
+    }
+    tide_config c;
+    char err[256];
+    CHECK_EQ_INT(load("", "upstreams = { direct = { dsn = 'postgresql://x@127.0.0.1:1/x', "
+                      "pool_size = 2, acquire_timeout = 1, connect_timeout = 0.5 } }",
+                      &c, err, sizeof err), 0);
+    CHECK(c.upstreams[TIDE_UP_DIRECT].connect_timeout == 0.5);
+    tide_config_free(&c);
+}
+
+/* `tide check` prints every key; secrets never, DSN passwords masked. */
+TEST(print_masks_secrets)
+{
+    tide_config c;
+    char err[256];
+    clear_env();
+    CHECK_EQ_INT(load("", "crypto = { key = '00112233445566778899aabbccddeeff00112233445566778899"
+                      "aabbccddeeff' }, upstreams = { direct = { dsn = "
+                      "'postgresql://u:hunter2secret@db:5432/x' }, session = { dsn = "
+                      "'host=db user=u password=hunter2secret dbname=x' } }",
+                      &c, err, sizeof err), 0);
+    char *buf = NULL;
+    size_t len = 0;
+    FILE *f = open_memstream(&buf, &len);
+    tide_config_print(f, &c);
+    fclose(f);
+    CHECK(strstr(buf, "config-test-secret") == NULL);
+    CHECK(strstr(buf, "00112233") == NULL);
+    CHECK(strstr(buf, "hunter2") == NULL);
+    CHECK(strstr(buf, "\"postgresql://u:***@db:5432/x\"") != NULL);
+    CHECK(strstr(buf, "\"host=db user=u password=*** dbname=x\"") != NULL);
+    CHECK(strstr(buf, "jwt.secret") != NULL);
+    CHECK(strstr(buf, "http.read_timeout                        = 10   (restart)") != NULL);
+    free(buf);
+    tide_config_free(&c);
+}
+
 TEST_LIST_BEGIN
     TEST_ENTRY(jwt_policy_defaults)
     TEST_ENTRY(jwt_policy_from_file)
@@ -163,4 +248,7 @@ TEST_LIST_BEGIN
     TEST_ENTRY(jwt_policy_env_overrides)
     TEST_ENTRY(crypto_key)
     TEST_ENTRY(published_secrets_need_dev_mode)
+    TEST_ENTRY(schema_defaults)
+    TEST_ENTRY(schema_refusals)
+    TEST_ENTRY(print_masks_secrets)
 TEST_LIST_END

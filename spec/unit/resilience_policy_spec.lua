@@ -2,10 +2,11 @@
 -- {defaults = {retry, breaker, pool, fallback, required, probe_interval}, upstreams = {direct,
 -- session, transaction}}, each upstream's table merged over the defaults gives settings within
 -- sane ranges (no zero attempts, no negative waits, rates within 0..1, whole counts where a count
--- is meant), every key an upstream sets is one the defaults know (a typo would be ignored
--- silently otherwise), and fallbacks name another upstream without cycles. tide.resilience (the
--- loader tide runs) must read the same merged values. The checker is itself checked against
--- broken copies, so it cannot pass vacuously.
+-- is meant), every key an upstream sets is one the defaults know (tide refuses a typo
+-- too), and fallbacks name another upstream without cycles. tide itself (its C
+-- reader, as `tide check` prints it) must read the same merged values. The checker is itself
+-- checked against broken copies, so it cannot pass vacuously, and tide's reader must refuse the
+-- same broken copies with a message naming the key.
 
 local PATH = "policies/resilience.lua"
 local UPSTREAMS = { "direct", "session", "transaction" }
@@ -14,6 +15,45 @@ local function load_policy()
     local chunk, err = loadfile(PATH)
     assert(chunk, "cannot load " .. PATH .. ": " .. tostring(err))
     return chunk("resilience")
+end
+
+-- The tide binary `make` builds (TIDE_BIN under `make asan`), or nil when there is none yet.
+local function tide_bin()
+    local bin = os.getenv("TIDE_BIN") or "build/tide"
+    local f = io.open(bin, "rb")
+    if not f then return nil end
+    f:close()
+    return bin
+end
+
+-- `tide check` with the shipped config and policies_dir (nil: the shipped policies/).
+-- Returns its output and whether it succeeded.
+local function tide_check(bin, policies_dir)
+    local cmd = "env -u TIDE_SCRIPTS_DIR -u TIDE_BINDINGS_DIR TIDE_DEV=1 TIDE_POLICIES_DIR="
+                .. (policies_dir or "policies") .. " " .. bin .. " check -c etc/tide.conf.lua 2>&1"
+                .. "; echo \"exit status $?\""
+    local p = assert(io.popen(cmd))
+    local out = p:read("*a")
+    p:close()
+    return out, out:match("exit status (%d+)%s*$") == "0"
+end
+
+-- Lua source for a policy table (NaN and infinities included).
+local function source(v)
+    local t = type(v)
+    if t == "number" then
+        if v ~= v then return "(0/0)" end
+        if v == math.huge then return "(1/0)" end
+        if v == -math.huge then return "(-1/0)" end
+        return string.format("%.17g", v)
+    elseif t == "string" then
+        return string.format("%q", v)
+    elseif t == "table" then
+        local parts = {}
+        for k, x in pairs(v) do parts[#parts + 1] = "[" .. source(k) .. "] = " .. source(x) end
+        return "{ " .. table.concat(parts, ", ") .. " }"
+    end
+    return tostring(v)
 end
 
 local function copy(t)
@@ -212,21 +252,33 @@ describe("policies/resilience.lua", function()
         assert.are.same({}, problems, table.concat(problems, "\n"))
     end)
 
-    it("is what tide.resilience, the loader tide runs, makes of it", function()
-        local flat = require("tide.resilience").load(policy)
+    it("is what tide reads: `tide check` prints the same merged values", function()
+        -- The C core reads the nested policy through its schema table (runtime/upstream.c)
+        -- and `tide check` prints the effective values, one "name.section.key = value" line.
+        local bin = tide_bin()
+        if not bin then pending("no tide binary (make builds it)") return end
+        local out = tide_check(bin)
+        local printed = {}
+        for name, value in out:gmatch("\n([%w_.]+)%s+= (%S+)") do printed[name] = value end
+        local function shown(v)
+            if v == nil then return "none" end
+            if type(v) == "number" then return string.format("%g", v) end
+            return tostring(v)
+        end
         for _, n in ipairs(UPSTREAMS) do
             local e = effective(policy, n)
             for section, fields in pairs(RULES) do
                 if not fields.lo then
                     for field in pairs(fields) do
-                        assert.are.equal(e[section][field], flat[n][section .. "_" .. field],
-                                         n .. "." .. section .. "." .. field)
+                        local key = n .. "." .. section .. "." .. field
+                        assert.are.equal(shown(e[section][field]), printed[key], key .. "\n" .. out)
                     end
                 end
             end
-            assert.are.equal(e.probe_interval, flat[n].probe_interval, n .. ".probe_interval")
-            assert.are.equal(e.fallback, flat[n].fallback, n .. ".fallback")
-            assert.are.equal(e.required, flat[n].required, n .. ".required")
+            assert.are.equal(shown(e.probe_interval), printed[n .. ".probe_interval"])
+            assert.are.equal(shown(e.fallback), printed[n .. ".fallback"])
+            assert.are.equal(shown(e.required), printed[n .. ".required"])
+            assert.are.equal(shown(e.depends_on ~= n and e.depends_on or nil), printed[n .. ".depends_on"])
         end
     end)
 
@@ -273,6 +325,64 @@ describe("policies/resilience.lua", function()
                 end
                 assert.is_true(found, "expected a problem mentioning '" .. case[3] .. "', got:\n"
                                       .. table.concat(problems, "\n"))
+            end)
+        end
+    end)
+
+    describe("tide's own reader (`tide check` on a broken copy)", function()
+        -- The same broken copies, read by the C core through its schema table: each is refused
+        -- with a message naming the key, as a SIGHUP reload would refuse the whole bundle.
+        -- (A missing section is not among them: the table's defaults fill it in.)
+        local cases = {
+            { function(p) p.defaults.retry.attempts = 0 end,
+              "direct.retry.attempts must be in 1..10, got 0" },
+            { function(p) p.upstreams.session.retry = { attempts = 2.5 } end,
+              "session.retry.attempts must be an integer" },
+            { function(p) p.upstreams.direct.breaker = { open_wait = -1 } end,
+              "direct.breaker.open_wait must be in 0..3600, got -1" },
+            { function(p) p.defaults.breaker.failure_rate = 1.5 end,
+              "direct.breaker.failure_rate must be in 0.01..1, got 1.5" },
+            { function(p) p.defaults.breaker.min_calls = 50 end,
+              "direct.breaker.min_calls cannot exceed breaker.window" },
+            { function(p) p.upstreams.transaction.pool = { size = 0 } end,
+              "transaction.pool.size must be in 1..256, got 0" },
+            { function(p) p.defaults.pool.statement_timeout = 0 / 0 end,
+              "direct.pool.statement_timeout must be a number" },
+            { function(p) p.defaults.retry.base = 5; p.defaults.retry.cap = 1 end,
+              "direct.retry.base cannot exceed retry.cap" },
+            { function(p) p.upstreams.direct.breakr = { open_wait = 1 } end,
+              "direct.breakr is not a setting" },
+            { function(p) p.upstreams.session.fallback = "replica" end,
+              "session.fallback must name an upstream" },
+            { function(p) p.upstreams.direct.fallback = "transaction" end, "fallback cycle" },
+            { function(p) p.defaults.required = "yes" end, "direct.required must be true or false" },
+            { function(p) p.upstreams.replica = {} end, "unknown upstream 'replica'" },
+        }
+        local dir
+
+        setup(function()
+            dir = os.tmpname()
+            os.remove(dir)
+            -- the other policies (routing) come along; resilience.lua is replaced per case
+            assert(os.execute("mkdir -p " .. dir .. " && cp policies/*.lua " .. dir))
+        end)
+
+        teardown(function()
+            os.execute("rm -rf " .. dir)
+        end)
+
+        for _, case in ipairs(cases) do
+            it("refuses: " .. case[2], function()
+                local bin = tide_bin()
+                if not bin then pending("no tide binary (make builds it)") return end
+                local p = copy(policy)
+                case[1](p)
+                local f = assert(io.open(dir .. "/resilience.lua", "w"))
+                f:write("return " .. source(p) .. "\n")
+                f:close()
+                local out, ok = tide_check(bin, dir)
+                assert.is_false(ok, out)
+                assert.is_truthy(out:find("policies/resilience.lua: " .. case[2], 1, true), out)
             end)
         end
     end)
