@@ -44,7 +44,7 @@ typedef struct tide_http_limits {
     int max_connections_per_client;
 } tide_http_limits;
 /* A zero (or negative) size or timeout, or a NULL limits pointer, takes the default:
- * 16 KiB of headers, 1 MiB of body, 64 MiB of bodies in flight, 30 s read timeout, 60 s
+ * 16 KiB of headers, 1 MiB of body, 64 MiB of bodies in flight, 10 s read timeout, 60 s
  * idle timeout; zero connection limits mean unlimited.
  *
  * Memory a client can pin: besides its body bytes (all clients together at most
