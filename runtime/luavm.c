@@ -289,12 +289,8 @@ static void push_request(tide_task *t, tide_http_req *req)
     lua_setfield(co, -2, "role");
     lua_pushstring(co, t->id);
     lua_setfield(co, -2, "id");
-    if (t->claims && t->role != TIDE_ROLE_ANON) {
-        tide__vm_push_decode(t->vm, co);
-        lua_pushstring(co, t->claims);
-        if (lua_pcall(co, 1, 1, 0) == 0 && lua_istable(co, -1)) lua_setfield(co, -2, "claims");
-        else lua_pop(co, 1);
-    }
+    if (t->claims && t->role != TIDE_ROLE_ANON)
+        push_lstr(co, "claims_json", t->claims, strlen(t->claims));   /* boot decodes it */
 }
 
 static void task_free(tide_task *t)

@@ -6,8 +6,8 @@
 --       start with "_" are libraries (scripts/_common.lua) and are skipped.
 --   boot.handle(req) -> status, body, content_type, header_block
 --       req = {method, path, query_string, headers = {lowercase name = value}, body = string
---       or nil, claims, role, id}. Runs inside the request's coroutine; never raises for
---       anything a handler or a client does.
+--       or nil, claims_json (the verified token's payload; nil for anon), role, id}. Runs
+--       inside the request's coroutine; never raises for anything a handler or a client does.
 --       The one shape that leaves Lua, checked here and only here: status an integer
 --       100..599, body a string ("" for none), content_type a string, header_block nil or
 --       preformatted "Name: value\r\n" lines (names are tokens, values hold no CR, LF or
@@ -41,7 +41,7 @@ local error_mt = require("tide.errors").error_mt
 
 local type, tostring, pairs, pcall, xpcall, require = type, tostring, pairs, pcall, xpcall,
     require
-local getmetatable = getmetatable
+local getmetatable, setmetatable = getmetatable, setmetatable
 local byte, find, format, gsub, lower, match, sub = string.byte, string.find, string.format,
     string.gsub, string.lower, string.match, string.sub
 local concat, sort = table.concat, table.sort
@@ -327,7 +327,42 @@ local function respond(req, body, status, headers)
 end
 
 -- Handles one request (see the top of this file).
+-- Decoded claims, kept per claims text (a JWT-cache hit sends the same text again), so a
+-- token's payload is decoded once, not on every request. Each request gets its own copy: a
+-- script may change req.claims without that reaching another request.
+local claims_memo = memo.new(4096)
+
+local function copy(t)
+    local c = {}
+    for k, v in pairs(t) do
+        if type(v) == "table" then
+            v = copy(v)
+        end
+        c[k] = v
+    end
+    return setmetatable(c, getmetatable(t))
+end
+
+-- The claims table for a payload's JSON text (nil if it does not decode to a table; tide.jwt
+-- has already checked that it is an object).
+local function claims_of(text)
+    local decoded = claims_memo.map[text]
+    if decoded == nil then
+        local v = json_decode(text)
+        if type(v) ~= "table" then
+            return nil
+        end
+        decoded = memo_put(claims_memo, text, v)
+    end
+    return copy(decoded)
+end
+_M._claims_of = claims_of
+
 function _M.handle(req)
+    local cj = req.claims_json
+    if cj ~= nil then
+        req.claims = claims_of(cj)
+    end
     local r = routes
     if r == nil then
         return refuse(503, "TIDE_NOT_READY", "no scripts loaded")

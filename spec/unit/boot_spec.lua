@@ -90,7 +90,8 @@ local function req(method, path, opts)
     opts = opts or {}
     return {
         method = method, path = path, query_string = opts.query or "",
-        headers = opts.headers or {}, body = opts.body, role = "anon", id = "r1",
+        headers = opts.headers or {}, body = opts.body, role = opts.role or "anon", id = "r1",
+        claims_json = opts.claims_json,
     }
 end
 
@@ -284,6 +285,22 @@ describe("tide.boot.handle", function()
         assert.are.equal(422, status)
         assert.are.same({ code = "TIDE_VALIDATION", message = "name: must not be blank",
                           details = { field = "name" }, hint = json.null }, body)
+    end)
+
+    it("decodes the token's claims once per text and gives each request its own copy", function()
+        local cj = '{"sub":"u-1","role":"authenticated","app_metadata":{"plan":"pro"}}'
+        call("GET", "/v1/things", { claims_json = cj, role = "authenticated" })
+        local first = seen.claims
+        assert.are.equal("u-1", first.sub)
+        assert.are.equal("pro", first.app_metadata.plan)
+        first.sub, first.app_metadata.plan = "changed", "changed"   -- a script may do this
+        call("GET", "/v1/things", { claims_json = cj, role = "authenticated" })
+        assert.are_not.equal(first, seen.claims)
+        assert.are.equal("u-1", seen.claims.sub)
+        assert.are.equal("pro", seen.claims.app_metadata.plan)
+        call("GET", "/v1/things")
+        assert.is_nil(seen.claims)                                -- anon: no claims
+        assert.is_nil(boot._claims_of("1"))                       -- not an object
     end)
 
     it("maps nil, string to a 500 without sending the string", function()
