@@ -259,6 +259,32 @@ static void gc_check(tide_vm *vm)
 
 int tide_vm_route_count(const tide_vm *vm) { return vm->nroutes; }
 
+int tide_vm_print_routes(tide_vm *vm, FILE *f)
+{
+    lua_State *L = vm->L;
+    int top = lua_gettop(L);
+    lua_getglobal(L, "require");
+    lua_pushstring(L, "tide.boot");
+    int rc = lua_pcall(L, 1, 1, 0);
+    if (rc == 0) {
+        lua_getfield(L, -1, "routes");
+        rc = lua_pcall(L, 0, 1, 0);
+    }
+    if (rc != 0 || !lua_istable(L, -1)) {
+        fprintf(f, "(routes unavailable: %s)\n", rc ? lua_tostring(L, -1) : "not a list");
+        lua_settop(L, top);
+        return TIDE_ELUA;
+    }
+    int n = (int)lua_objlen(L, -1);
+    for (int i = 1; i <= n; i++) {
+        lua_rawgeti(L, -1, i);
+        if (lua_isstring(L, -1)) fprintf(f, "%s\n", lua_tostring(L, -1));
+        lua_pop(L, 1);
+    }
+    lua_settop(L, top);
+    return 0;
+}
+
 /* ---- requests -------------------------------------------------------------------------- */
 
 static void push_lstr(lua_State *L, const char *k, const char *v, size_t len)

@@ -5,6 +5,7 @@
 #define TIDE_LUAVM_H
 
 #include <stddef.h>
+#include <stdio.h>
 #include "app.h"
 #include "http.h"
 #include "jwt.h"
@@ -23,6 +24,10 @@ void tide_vm_dispatch(tide_vm *vm, tide_http_req *req, const char *claims, tide_
 
 /* The bundle's resilience settings for an upstream (policies/resilience.lua). */
 const tide_resilience *tide_vm_resilience(const tide_vm *vm, int upstream);
+
+/* Writes the bundle's routes to f, one "METHOD /pattern (module)" a line, sorted (boot.routes).
+ * Returns 0, or TIDE_ELUA when boot.routes fails (the message is written instead). */
+int tide_vm_print_routes(tide_vm *vm, FILE *f);
 
 /* Number of scripts routes loaded (for logs). */
 int tide_vm_route_count(const tide_vm *vm);

@@ -135,6 +135,8 @@ static int cmd_check(const char *config)
     if (rc != 0) fprintf(stderr, "tide: scripts: %s\n", err);
     else {
         printf("tide: config, scripts and policies OK (%d routes)\n", tide_vm_route_count(app.vm));
+        printf("\n# routes (%s)\n", app.cfg.scripts_dir);
+        (void)tide_vm_print_routes(app.vm, stdout);
         printf("\n# configuration (%s and TIDE_* overrides; restart to change)\n",
                config ? config : "built-in defaults");
         tide_config_print(stdout, &app.cfg);

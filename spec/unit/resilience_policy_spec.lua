@@ -252,6 +252,15 @@ describe("policies/resilience.lua", function()
         assert.are.same({}, problems, table.concat(problems, "\n"))
     end)
 
+    it("`tide check` also lists the routes, with their modules", function()
+        local bin = tide_bin()
+        if not bin then pending("no tide binary (make builds it)") return end
+        local out = tide_check(bin)
+        assert.matches("\n# routes", out)
+        assert.matches("\nGET /v1/trips/:id %(trips%)\n", out)
+        assert.matches("\nPOST /v1/destinations/similar %(destinations%)\n", out)
+    end)
+
     it("is what tide reads: `tide check` prints the same merged values", function()
         -- The C core reads the nested policy through its schema table (runtime/upstream.c)
         -- and `tide check` prints the effective values, one "name.section.key = value" line.
