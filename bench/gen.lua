@@ -255,12 +255,18 @@ local AUTH = (function()
         elseif name == "role" then
             value = ":role"
         elseif name == "statement_timeout" then
-            local ok, res = pcall(function()
-                return require("tide.resilience").load(require("resilience"))
-            end)
-            if not ok then die("statement_timeout: cannot evaluate policies/resilience.lua: " .. tostring(res)) end
-            local st = res.direct and res.direct.pool_statement_timeout
-            if type(st) ~= "number" then die("statement_timeout: no direct.pool_statement_timeout") end
+            -- direct's pool.statement_timeout as tide reads it: upstreams.direct over defaults
+            local ok, p = pcall(require, "resilience")
+            if not ok or type(p) ~= "table" then
+                die("statement_timeout: cannot load policies/resilience.lua: " .. tostring(p))
+            end
+            local own = p.upstreams and p.upstreams.direct and p.upstreams.direct.pool or {}
+            local st = own.statement_timeout
+            if st == nil then st = p.defaults and p.defaults.pool and p.defaults.pool.statement_timeout end
+            if type(st) ~= "number" then
+                die("statement_timeout: policies/resilience.lua sets no pool.statement_timeout " ..
+                    "(tide's built-in default: see `tide check`)")
+            end
             auth_defines[#auth_defines + 1] = string.format("-Dstatement_timeout=%.0f", st * 1000)
             value = ":statement_timeout"
         else
