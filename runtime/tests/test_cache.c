@@ -1,0 +1,214 @@
+/* test_cache.c - the result cache's store (runtime/cache.c) on a fake clock: hits, TTL and
+ * the stale window, replacement, lazy invalidation by tag, the byte bound under a flood of
+ * distinct keys, S3-FIFO keeping hot keys through a scan, the per-entry overhead, and the
+ * keyed hash. */
+#include "test.h"
+#include "../cache.h"
+
+#include <stdio.h>
+#include <string.h>
+
+static int put(tide_cache *c, const char *key, const char *value, double now, double ttl,
+               double stale, const int *tags, int ntags)
+{
+    return tide_cache_put(c, key, strlen(key), value, strlen(value), now, ttl, stale, tags,
+                          ntags);
+}
+
+static int get(tide_cache *c, const char *key, double now, char *out, size_t cap)
+{
+    const void *v = NULL;
+    size_t vl = 0;
+    double age = -1;
+    int rc = tide_cache_get(c, key, strlen(key), now, &v, &vl, &age);
+    out[0] = 0;
+    if (rc != TIDE_CACHE_MISS && vl < cap) {
+        memcpy(out, v, vl);
+        out[vl] = 0;
+    }
+    return rc;
+}
+
+TEST(cache_hit_ttl_and_stale_window)
+{
+    tide_cache *c;
+    char v[64];
+    CHECK_EQ_INT(tide_cache_new(1 << 20, &c), 0);
+    CHECK_EQ_INT(put(c, "user:1|select trips", "[1,2]", 100.0, 60, 30, NULL, 0), 0);
+    CHECK_EQ_INT(get(c, "user:1|select trips", 100.5, v, sizeof v), TIDE_CACHE_HIT);
+    CHECK_STR(v, "[1,2]");
+    CHECK_EQ_INT(get(c, "user:2|select trips", 100.5, v, sizeof v), TIDE_CACHE_MISS);
+    /* past the ttl, inside the stale window: stale; past both: gone */
+    CHECK_EQ_INT(get(c, "user:1|select trips", 170.0, v, sizeof v), TIDE_CACHE_STALE);
+    CHECK_STR(v, "[1,2]");
+    CHECK_EQ_INT(get(c, "user:1|select trips", 190.0, v, sizeof v), TIDE_CACHE_MISS);
+    tide_cache_stats st;
+    tide_cache_get_stats(c, &st);
+    CHECK_EQ_INT(st.hits, 1);
+    CHECK_EQ_INT(st.stale_hits, 1);
+    CHECK_EQ_INT(st.expired, 1);
+    CHECK_EQ_INT(st.entries, 0);
+    CHECK_EQ_INT(st.bytes, 0);
+    /* age */
+    const void *p;
+    size_t pl;
+    double age;
+    CHECK_EQ_INT(put(c, "k", "v", 10.0, 5, 0, NULL, 0), 0);
+    CHECK_EQ_INT(tide_cache_get(c, "k", 1, 12.5, &p, &pl, &age), TIDE_CACHE_HIT);
+    CHECK(age > 2.49 && age < 2.51);
+    CHECK_EQ_INT(tide_cache_get(c, "k", 1, 15.0, &p, &pl, &age), TIDE_CACHE_MISS);  /* no stale */
+    tide_cache_free(c);
+}
+
+TEST(cache_replaces_and_refuses_bad_input)
+{
+    tide_cache *c;
+    char v[64];
+    CHECK_EQ_INT(tide_cache_new(4095, &c), TIDE_EINVAL);
+    CHECK_EQ_INT(tide_cache_new(64 * 1024, &c), 0);
+    CHECK_EQ_INT(put(c, "k", "old", 0, 10, 0, NULL, 0), 0);
+    CHECK_EQ_INT(put(c, "k", "new", 1, 10, 0, NULL, 0), 0);
+    CHECK_EQ_INT(get(c, "k", 2, v, sizeof v), TIDE_CACHE_HIT);
+    CHECK_STR(v, "new");
+    tide_cache_stats st;
+    tide_cache_get_stats(c, &st);
+    CHECK_EQ_INT(st.entries, 1);
+    CHECK_EQ_INT(put(c, "k", "v", 0, 0, 0, NULL, 0), TIDE_EINVAL);          /* ttl 0 */
+    int bogus = 7;
+    CHECK_EQ_INT(put(c, "k", "v", 0, 1, 0, &bogus, 1), TIDE_EINVAL);        /* unknown tag */
+    char big[9 * 1024];
+    memset(big, 'x', sizeof big - 1);
+    big[sizeof big - 1] = 0;
+    CHECK_EQ_INT(put(c, "big", big, 0, 10, 0, NULL, 0), TIDE_ETOOBIG);      /* > 1/8 of it */
+    CHECK_EQ_INT(get(c, "big", 1, v, sizeof v), TIDE_CACHE_MISS);
+    tide_cache_free(c);
+}
+
+TEST(cache_invalidation_by_tag)
+{
+    tide_cache *c;
+    char v[64];
+    CHECK_EQ_INT(tide_cache_new(1 << 20, &c), 0);
+    int trips = tide_cache_tag(c, "trips", 5);
+    int collab = tide_cache_tag(c, "trip_collaborators", 18);
+    int users = tide_cache_tag(c, "users", 5);
+    CHECK(trips >= 0 && collab >= 0 && users >= 0 && trips != collab);
+    CHECK_EQ_INT(tide_cache_tag(c, "trips", 5), trips);                     /* interned */
+    int trip_tags[] = { trips, collab };
+    CHECK_EQ_INT(put(c, "trip 1 for u1", "{\"id\":1}", 0, 60, 0, trip_tags, 2), 0);
+    CHECK_EQ_INT(put(c, "profile u1", "{}", 0, 60, 0, &users, 1), 0);
+    /* a write to trip_collaborators hides the trip at once, and only what it tags */
+    tide_cache_invalidate(c, collab);
+    CHECK_EQ_INT(get(c, "trip 1 for u1", 1, v, sizeof v), TIDE_CACHE_MISS);
+    CHECK_EQ_INT(get(c, "profile u1", 1, v, sizeof v), TIDE_CACHE_HIT);
+    /* stored after the invalidation: served */
+    CHECK_EQ_INT(put(c, "trip 1 for u1", "{\"id\":1,\"v\":2}", 2, 60, 0, trip_tags, 2), 0);
+    CHECK_EQ_INT(get(c, "trip 1 for u1", 3, v, sizeof v), TIDE_CACHE_HIT);
+    CHECK_STR(v, "{\"id\":1,\"v\":2}");
+    tide_cache_stats st;
+    tide_cache_get_stats(c, &st);
+    CHECK_EQ_INT(st.invalidated, 1);
+    tide_cache_flush(c);
+    CHECK_EQ_INT(get(c, "profile u1", 4, v, sizeof v), TIDE_CACHE_MISS);
+    tide_cache_free(c);
+}
+
+/* 10x max_bytes of distinct keys pass through: the store never holds more than max_bytes. */
+TEST(cache_stays_within_max_bytes)
+{
+    tide_cache *c;
+    const size_t max = 256 * 1024;
+    CHECK_EQ_INT(tide_cache_new(max, &c), 0);
+    char key[32], val[200];
+    memset(val, 'v', sizeof val - 1);
+    val[sizeof val - 1] = 0;
+    size_t passed = 0;
+    int worst_over = 0;
+    for (int i = 0; passed < 10 * max; i++) {
+        snprintf(key, sizeof key, "key-%d", i);
+        CHECK_EQ_INT(put(c, key, val, i * 0.001, 60, 0, NULL, 0), 0);
+        passed += strlen(key) + strlen(val) + TIDE_CACHE_ENTRY_OVERHEAD;
+        tide_cache_stats st;
+        tide_cache_get_stats(c, &st);
+        if (st.bytes > (long long)max) worst_over = 1;
+    }
+    CHECK_EQ_INT(worst_over, 0);
+    tide_cache_stats st;
+    tide_cache_get_stats(c, &st);
+    CHECK(st.evictions > 0);
+    CHECK(st.bytes > (long long)(max * 8 / 10));   /* and it is used, not kept nearly empty */
+    tide_cache_free(c);
+}
+
+/* S3-FIFO: a hot set that is read (cache-aside: a miss is refilled) keeps its place while a
+ * scan of one-hit keys twice the cache's size passes through: the scan dies in the small FIFO,
+ * and a hot key evicted from there once comes back through the ghost straight into main. */
+TEST(cache_keeps_hot_keys_through_a_scan)
+{
+    tide_cache *c;
+    const size_t max = 256 * 1024;
+    CHECK_EQ_INT(tide_cache_new(max, &c), 0);
+    char key[32], v[300], val[200];
+    memset(val, 'h', sizeof val - 1);
+    val[sizeof val - 1] = 0;
+    const int hot = 100;                         /* about 10% of what fits */
+    double now = 0;
+    for (int i = 0; i < hot; i++) {
+        snprintf(key, sizeof key, "hot-%d", i);
+        CHECK_EQ_INT(put(c, key, val, now, 3600, 0, NULL, 0), 0);
+    }
+    int scan_entries = (int)(2 * max / (200 + TIDE_CACHE_ENTRY_OVERHEAD + 16));
+    for (int i = 0; i < scan_entries; i++) {
+        now += 0.001;
+        snprintf(key, sizeof key, "scan-%d", i);
+        CHECK_EQ_INT(put(c, key, val, now, 3600, 0, NULL, 0), 0);
+        if (i % 10 == 0) {              /* the hot set keeps being read, and refilled on a miss */
+            snprintf(key, sizeof key, "hot-%d", (i / 10) % hot);
+            if (get(c, key, now, v, sizeof v) == TIDE_CACHE_MISS)
+                CHECK_EQ_INT(put(c, key, val, now, 3600, 0, NULL, 0), 0);
+        }
+    }
+    int kept = 0;
+    for (int i = 0; i < hot; i++) {
+        snprintf(key, sizeof key, "hot-%d", i);
+        kept += get(c, key, now, v, sizeof v) == TIDE_CACHE_HIT;
+    }
+    CHECK(kept >= hot * 9 / 10);
+    tide_cache_free(c);
+}
+
+TEST(cache_entry_overhead_is_small)
+{
+    /* the bookkeeping max_bytes counts per entry, on top of key, value and 8 bytes a tag */
+    CHECK(TIDE_CACHE_ENTRY_OVERHEAD <= 80);
+    printf("cache entry overhead: %zu bytes + key + value + 8 per tag\n",
+           TIDE_CACHE_ENTRY_OVERHEAD);
+}
+
+/* The key hash depends on every byte and on the secret key (so clients cannot aim keys at one
+ * bucket without knowing it), and is stable under one key. */
+TEST(cache_siphash13_keyed)
+{
+    unsigned char k[16], m[15];
+    for (int i = 0; i < 16; i++) k[i] = (unsigned char)i;
+    for (int i = 0; i < 15; i++) m[i] = (unsigned char)i;
+    uint64_t h = tide__siphash13(k, m, 15);
+    CHECK(h != tide__siphash13(k, m, 0));
+    CHECK(h != tide__siphash13(k, m, 14));
+    m[7] ^= 0x80;
+    CHECK(h != tide__siphash13(k, m, 15));
+    m[7] ^= 0x80;
+    CHECK(tide__siphash13(k, m, 15) == h);               /* deterministic under one key */
+    k[0] ^= 1;
+    CHECK(tide__siphash13(k, m, 15) != h);               /* and keyed */
+}
+
+TEST_LIST_BEGIN
+    TEST_ENTRY(cache_hit_ttl_and_stale_window)
+    TEST_ENTRY(cache_replaces_and_refuses_bad_input)
+    TEST_ENTRY(cache_invalidation_by_tag)
+    TEST_ENTRY(cache_stays_within_max_bytes)
+    TEST_ENTRY(cache_keeps_hot_keys_through_a_scan)
+    TEST_ENTRY(cache_entry_overhead_is_small)
+    TEST_ENTRY(cache_siphash13_keyed)
+TEST_LIST_END
