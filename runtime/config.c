@@ -132,15 +132,15 @@ static int hexval(int ch)
     return -1;
 }
 
-static int parse_key(tide_config *c, const char *hex)
+/* Decodes 64 hex characters into out; 0, or -1 for anything else. */
+static int parse_key(const char *hex, unsigned char out[32])
 {
     if (strlen(hex) != 64) return -1;
     for (int i = 0; i < 32; i++) {
         int hi = hexval(hex[2 * i]), lo = hexval(hex[2 * i + 1]);
         if (hi < 0 || lo < 0) return -1;
-        c->enc_key[i] = (unsigned char)(hi << 4 | lo);
+        out[i] = (unsigned char)(hi << 4 | lo);
     }
-    c->has_enc_key = 1;
     return 0;
 }
 
@@ -212,12 +212,9 @@ static int is_published_secret(const char *secret)
 
 static int is_published_key(const unsigned char key[32])
 {
-    tide_config k;
-    memset(&k, 0, sizeof k);
-    if (parse_key(&k, published_enc_key) != 0) return 0;
-    int same = memcmp(key, k.enc_key, sizeof k.enc_key) == 0;
-    memset(k.enc_key, 0, sizeof k.enc_key);
-    return same;
+    unsigned char published[32];
+    return parse_key(published_enc_key, published) == 0 &&
+           memcmp(key, published, sizeof published) == 0;
 }
 
 int tide_config_load(const char *path, int dev, tide_config *c, char *err, size_t errlen)
@@ -264,7 +261,8 @@ int tide_config_load(const char *path, int dev, tide_config *c, char *err, size_
         tide_config_free(c);
         return TIDE_EINVAL;
     }
-    int bad_key = c->enc_key_hex && parse_key(c, c->enc_key_hex) != 0;
+    int bad_key = c->enc_key_hex && parse_key(c->enc_key_hex, c->enc_key) != 0;
+    if (c->enc_key_hex && !bad_key) c->has_enc_key = 1;
     /* the hex text is not kept: only the parsed key */
     if (c->enc_key_hex) memset(c->enc_key_hex, 0, strlen(c->enc_key_hex));
     free(c->enc_key_hex);
