@@ -11,6 +11,22 @@
 #      default policy) vs the same through the direct upstream (policy swapped with SIGHUP)
 #   6. tide's resident memory per idle keep-alive connection (10,000 of them, bench/idle.c) and
 #      the latency of one more request while they are open
+# and the result cache (issue 9, policies/cache.lua), same wrk settings, over a bounded set of
+# BENCH_CACHE_IDS trips (k = 1..N, ids 1000000 + k, each read with its owner's token):
+#   7. point read as warm cache hits   GET /v1/trips/:id after a pass (curl) that reads every
+#      trip of the set once, so each id wrk asks for is in the cache
+#   8. the same point read uncached    (Cache-Control: no-cache: X-Cache BYPASS, same route and
+#      bundle); the bar: 7 >= 5x 8
+#   9. the OpenResty baseline          nginx + lua-nginx-module (Debian), one worker, serving the
+#      same bodies (fetched from tide by the pass) from a lua_shared_dict with no JWT check
+#      (bench/openresty/nginx.conf); the bar: 7 >= 0.7x 9, and 7's p99 <= 2 ms
+#  10. GET /v1/destinations/popular warm (one public entry)
+#  11. a 90% read / 10% write mix     GET and PATCH /v1/trips/:id (the trip's notes) over the set,
+#      after another pass; then every trip of the set is read through the cache and with
+#      no-cache and the bodies compared (a cached answer older than the last write is a bug)
+# wrk counts the X-Cache values it gets (bench/wrk/common.lua); tide's /admin/stats "cache"
+# section, when it has one, gives the hit ratio tide saw during each measured run. Workloads 1
+# and 5 send Cache-Control: no-cache: they measure the database path pgbench runs.
 # Every wrk request carries the token of the row's owner (RLS on). pgbench runs the statements
 # tide sends: bench/gen.lua runs each route through tide's own Lua (router, scripts, tide.db,
 # builder) with a recording fake core and writes pgbench scripts from what it captured: one
@@ -25,14 +41,19 @@
 # destinations), loaded once; one token per user (bench/gen.lua); tide from build/tide on
 # 127.0.0.1. Prints one Markdown table and writes it to bench/results/latest.md; logs, wrk and
 # pgbench outputs under var/bench/logs, tide's logs in var/bench/tide.{out,err}.
-# Everything listens on and connects to 127.0.0.1 only, every step has a time limit, tide is
-# stopped on exit; the bench stack is left running for the next run unless BENCH_STOP=1.
+# Everything listens on and connects to 127.0.0.1 only, every step has a time limit, tide (and
+# nginx: var/bench/openresty holds its config, pid, logs and temp dirs) is stopped on exit; the
+# bench stack is left running for the next run unless BENCH_STOP=1.
 #
 # Env (defaults): BENCH_PG_PORT 54330, BENCH_SESSION_PORT 54331, BENCH_TXN_PORT 54332,
 #   BENCH_HTTP_PORT 18180, BENCH_ADMIN_PORT 18181, BENCH_DURATION 10, BENCH_WARMUP 3,
 #   BENCH_PG_WARMUP 2, BENCH_CONNS 64, BENCH_POOL (= BENCH_CONNS), BENCH_THREADS 2, BENCH_IDLE_CONNS 10000,
 #   BENCH_STOP (unset: keep the stack), BENCH_PROFILE (1: perf profile of tide during the point
-#   reads), TIDE_JWT_SECRET (a bench secret), PGBENCH (found).
+#   reads), TIDE_JWT_SECRET (a bench secret), PGBENCH (found),
+#   BENCH_ONLY (all: every workload; base: 1-6; cache: 7-11, the quick loop while working on the
+#   cache), BENCH_CACHE_IDS 10000 (the cache workloads' trip set, at most 100000),
+#   BENCH_WRITE_PCT 10 (writes in workload 11, percent), BENCH_OPENRESTY_PORT 18182,
+#   BENCH_NGINX (/usr/sbin/nginx).
 # shellcheck disable=SC2012,SC2013,SC2015   # ls of a glob of fixed paths; one-line output; `a && b || die`
 set -euo pipefail
 umask 022                  # the stack directory must stay traversable for the postgres user
@@ -60,7 +81,24 @@ IDLE_CONNS=${BENCH_IDLE_CONNS:-10000}
 TIDE_BIN=$repo/build/tide
 URL=http://127.0.0.1:$HTTP_PORT
 ADMIN=http://127.0.0.1:$ADMIN_PORT
+ONLY=${BENCH_ONLY:-all}
+NIDS=${BENCH_CACHE_IDS:-10000}
+WRITE_PCT=${BENCH_WRITE_PCT:-10}
+OR_PORT=${BENCH_OPENRESTY_PORT:-18182}
+NGINX=${BENCH_NGINX:-/usr/sbin/nginx}
+NGINX_MODULES=/usr/lib/nginx/modules
+OR_DIR=$B/openresty                  # nginx's prefix: config, pid, logs, temp dirs
+CACHE_DIR=$B/cache                   # the passes' answers and bodies
 tide_pid=
+nginx_pid=
+nginx_worker=
+case $ONLY in all|base|cache) ;; *) echo "bench: error: BENCH_ONLY=$ONLY (all, base or cache)" >&2; exit 2 ;; esac
+[[ $NIDS =~ ^[0-9]+$ ]] && [ "$NIDS" -ge 1000 ] && [ "$NIDS" -le 100000 ] \
+  || { echo "bench: error: BENCH_CACHE_IDS=$NIDS (1000..100000)" >&2; exit 2; }
+[[ $WRITE_PCT =~ ^[0-9]+$ ]] && [ "$WRITE_PCT" -le 100 ] \
+  || { echo "bench: error: BENCH_WRITE_PCT=$WRITE_PCT (0..100)" >&2; exit 2; }
+want_base() { [ "$ONLY" != cache ]; }
+want_cache() { [ "$ONLY" != base ]; }
 
 # A caller's libpq and tide environment must not redirect ours.
 unset PGHOST PGHOSTADDR PGPORT PGUSER PGDATABASE PGPASSWORD PGSERVICE PGOPTIONS \
@@ -74,8 +112,22 @@ say() { printf 'bench: %s\n' "$*"; }
 die() { printf 'bench: error: %s\n' "$*" >&2; exit 1; }
 res() { printf '%s=%s\n' "$1" "$2" >>"$RESULTS"; }
 
+# stop_nginx: QUIT (graceful), then KILL of the master and its worker after 5 s.
+stop_nginx() {
+  [ -n "$nginx_pid" ] || return 0
+  if kill -0 "$nginx_pid" 2>/dev/null; then
+    kill -QUIT "$nginx_pid" 2>/dev/null || true
+    for _ in $(seq 1 50); do kill -0 "$nginx_pid" 2>/dev/null || break; sleep 0.1; done
+    kill -KILL "$nginx_pid" 2>/dev/null || true
+  fi
+  wait "$nginx_pid" 2>/dev/null || true
+  [ -z "$nginx_worker" ] || kill -KILL "$nginx_worker" 2>/dev/null || true
+  nginx_pid='' nginx_worker=''
+}
+
 cleanup() {
   local rc=$?
+  stop_nginx
   if [ -n "$tide_pid" ] && kill -0 "$tide_pid" 2>/dev/null; then
     kill -TERM "$tide_pid" 2>/dev/null || true
     for _ in $(seq 1 120); do kill -0 "$tide_pid" 2>/dev/null || break; sleep 0.1; done
@@ -110,11 +162,17 @@ for t in wrk luajit psql curl cc timeout; do
   command -v "$t" >/dev/null || die "$t not found (make deps installs the packages)"
 done
 [ -x "$TIDE_BIN" ] || die "$TIDE_BIN not built (make all)"
-if [ -z "${PGBENCH:-}" ]; then
-  PGBENCH=$(ls -1 /usr/lib/postgresql/*/bin/pgbench 2>/dev/null | sort -V | tail -n 1 || true)
-  [ -n "$PGBENCH" ] || PGBENCH=$(command -v pgbench || true)
+if want_base; then
+  if [ -z "${PGBENCH:-}" ]; then
+    PGBENCH=$(ls -1 /usr/lib/postgresql/*/bin/pgbench 2>/dev/null | sort -V | tail -n 1 || true)
+    [ -n "$PGBENCH" ] || PGBENCH=$(command -v pgbench || true)
+  fi
+  [ -n "$PGBENCH" ] && [ -x "$PGBENCH" ] || die "pgbench not found (apt-get install postgresql-15)"
 fi
-[ -n "$PGBENCH" ] && [ -x "$PGBENCH" ] || die "pgbench not found (apt-get install postgresql-15)"
+if want_cache; then
+  [ -x "$NGINX" ] && [ -f "$NGINX_MODULES/ndk_http_module.so" ] && [ -f "$NGINX_MODULES/ngx_http_lua_module.so" ] \
+    || die "nginx with lua-nginx-module not found (make deps installs nginx and libnginx-mod-http-lua)"
+fi
 # 10,000 idle connections need as many descriptors in tide and in the client.
 ulimit -n 30000 2>/dev/null || ulimit -n "$(ulimit -Hn)" 2>/dev/null || true
 fds=$(ulimit -n)
@@ -228,31 +286,65 @@ log_from=$(($(wc -l <"$B/tide.out") + 1))
 
 export BENCH_GEN=$GEN BENCH_WRK=$repo/bench/wrk
 
-# tide_cpu_ticks: user + system clock ticks tide has used so far.
-tide_cpu_ticks() { awk '{ print $14 + $15 }' "/proc/$tide_pid/stat"; }
+# cpu_ticks PID...: user + system clock ticks the processes have used so far.
+cpu_ticks() {
+  local p t=0
+  for p in "$@"; do t=$((t + $(awk '{ print $14 + $15 }' "/proc/$p/stat"))); done
+  echo "$t"
+}
 HZ=$(getconf CLK_TCK)
 
-# run_wrk NAME SCRIPT: a warm-up, then the measured run; records
+# cache_stats: tide's /admin/stats "cache" counters as "hits stale_hits misses" (empty when
+# tide has no such section).
+cache_stats() {
+  json_get "$ADMIN/admin/stats" "type(j.cache) == 'table' and
+    string.format('%d %d %d', tonumber(j.cache.hits) or 0, tonumber(j.cache.stale_hits) or 0,
+                  tonumber(j.cache.misses) or 0) or nil"
+}
+
+# run_wrk NAME SCRIPT [SERVER]: a warm-up, then the measured run; records
 # NAME_{rps,p50_us,p99_us,non2xx,sockerr,tide_cpu} (tide_cpu: % of one core during the run).
+# A script counting X-Cache (bench.count_cache) adds NAME_xc_{hit,miss,stale,bypass,other,none,
+# reads,writes}; tide's /admin/stats cache counters over the measured run go to
+# NAME_stats_{hits,stale,misses}. SERVER=openresty: against nginx instead of tide (NAME_cpu is
+# then nginx's master and worker).
 # BENCH_PROFILE=1: perf records tide (call graphs) during the measured point-read runs
 # (report in var/bench/logs/perf-NAME.txt).
 run_wrk() {
-  local name=$1 script=$2 line kv c0 c1 t0 t1 perf_pid=
-  timeout $((WARMUP + 30)) wrk -t"$THREADS" -c"$CONNS" -d"${WARMUP}s" -s "$script" "$URL" \
+  local name=$1 script=$2 server=${3:-tide} line kv c0 c1 t0 t1 perf_pid='' url=$URL cpu_key
+  local pids=("$tide_pid") s0='' s1='' stats_msg=''
+  cpu_key=${name}_tide_cpu
+  if [ "$server" = openresty ]; then
+    url=http://127.0.0.1:$OR_PORT pids=("$nginx_pid" "$nginx_worker") cpu_key=${name}_cpu
+  fi
+  timeout $((WARMUP + 30)) wrk -t"$THREADS" -c"$CONNS" -d"${WARMUP}s" -s "$script" "$url" \
     >"$LOGS/wrk-$name-warmup.txt" 2>&1 || say "warning: wrk warm-up for $name exited non-zero"
   if [ "${BENCH_PROFILE:-}" = 1 ] && [ "$script" = bench/wrk/point.lua ] && command -v perf >/dev/null; then
     timeout -s INT $((DURATION + 10)) perf record -q -F 499 -g -p "$tide_pid" -o "$LOGS/perf-$name.data" \
       -- sleep "$DURATION" >/dev/null 2>&1 &
     perf_pid=$!
   fi
-  c0=$(tide_cpu_ticks); t0=$(date +%s.%N)
-  timeout $((DURATION + 30)) wrk -t"$THREADS" -c"$CONNS" -d"${DURATION}s" --latency -s "$script" "$URL" \
+  [ "$server" = openresty ] || s0=$(cache_stats)
+  c0=$(cpu_ticks "${pids[@]}"); t0=$(date +%s.%N)
+  timeout $((DURATION + 30)) wrk -t"$THREADS" -c"$CONNS" -d"${DURATION}s" --latency -s "$script" "$url" \
     >"$LOGS/wrk-$name.txt" 2>&1 || say "warning: wrk for $name exited non-zero (log: $LOGS/wrk-$name.txt)"
   kill -0 "$tide_pid" 2>/dev/null && ! grep -q ' info draining' "$B/tide.err" \
     || die "tide stopped during $name (a signal from outside?): $(tail -n 3 "$B/tide.err" | tr '\n' ' ')"
-  c1=$(tide_cpu_ticks); t1=$(date +%s.%N)
-  res "${name}_tide_cpu" "$(awk -v c=$((c1 - c0)) -v hz="$HZ" -v t0="$t0" -v t1="$t1" \
+  [ "$server" != openresty ] || kill -0 "$nginx_pid" 2>/dev/null \
+    || die "nginx stopped during $name (log: $OR_DIR/logs/error.log)"
+  c1=$(cpu_ticks "${pids[@]}"); t1=$(date +%s.%N)
+  [ "$server" = openresty ] || s1=$(cache_stats)
+  res "$cpu_key" "$(awk -v c=$((c1 - c0)) -v hz="$HZ" -v t0="$t0" -v t1="$t1" \
     'BEGIN { printf "%.0f", 100 * c / hz / (t1 - t0) }')"
+  if [ -n "$s0" ] && [ -n "$s1" ]; then
+    local h0 st0 m0 h1 st1 m1
+    read -r h0 st0 m0 <<<"$s0"
+    read -r h1 st1 m1 <<<"$s1"
+    res "${name}_stats_hits" $((h1 - h0))
+    res "${name}_stats_stale" $((st1 - st0))
+    res "${name}_stats_misses" $((m1 - m0))
+    stats_msg=" (tide's /admin/stats: hits $((h1 - h0)), stale hits $((st1 - st0)), misses $((m1 - m0)))"
+  fi
   if [ -n "$perf_pid" ]; then
     wait "$perf_pid" || true
     perf report -i "$LOGS/perf-$name.data" --stdio --no-children --percent-limit 0.5 \
@@ -268,9 +360,14 @@ run_wrk() {
   res "${name}_p99_us" "${v[p99_us]}"
   res "${name}_non2xx" "${v[non2xx]}"
   res "${name}_sockerr" $((v[connect] + v[read] + v[write] + v[timeout]))
-  say "$(printf '%-14s tide     %8.0f req/s  p50 %6.2f ms  p99 %6.2f ms  non-2xx %s  socket errors %s' \
-    "$name" "${v[rps]}" "$(bc_ms "${v[p50_us]}")" "$(bc_ms "${v[p99_us]}")" "${v[non2xx]}" \
+  say "$(printf '%-14s %-9s%8.0f req/s  p50 %6.2f ms  p99 %6.2f ms  non-2xx %s  socket errors %s' \
+    "$name" "$server" "${v[rps]}" "$(bc_ms "${v[p50_us]}")" "$(bc_ms "${v[p99_us]}")" "${v[non2xx]}" \
     $((v[connect] + v[read] + v[write] + v[timeout])))"
+  line=$(grep -m1 '^WRK_CACHE ' "$LOGS/wrk-$name.txt" || true)
+  if [ -n "$line" ]; then
+    for kv in ${line#WRK_CACHE }; do res "${name}_xc_${kv%%=*}" "${kv#*=}"; done
+    say "$(printf '%-14s X-Cache  %s%s' "$name" "${line#WRK_CACHE }" "$stats_msg")"
+  fi
 }
 
 bc_ms() { awk -v u="$1" 'BEGIN { printf "%.2f", u / 1000 }'; }
@@ -355,48 +452,256 @@ direct_open() {
   echo "$n"
 }
 
-# ---------------------------------------------------------------- workloads 1-4
+# ---------------------------------------------------------------- workloads 1-6
 
-say "workloads 1-4: wrk -t$THREADS -c$CONNS -d${DURATION}s (after ${WARMUP}s warm-up), then pgbench"
-run_wrk point bench/wrk/point.lua
-clients=$(direct_open)
-run_pgbench point "$clients" "$GEN/pgbench/point.sql"
-run_wrk list bench/wrk/list.lua
-clients=$(direct_open)
-run_pgbench list "$clients" "$GEN/pgbench/list.sql"
-run_wrk write bench/wrk/write.lua
-clients=$(direct_open)
-run_pgbench write "$clients" "$GEN/pgbench/write.sql"
-run_wrk vector bench/wrk/vector.lua
-clients=$(direct_open)
-run_pgbench vector "$clients" "$GEN"/pgbench/vector_*.sql
-res open_direct "$(pool_field direct open)"
+# base_workloads: workloads 1-6 (issue 3): tide and pgbench on the same statements.
+base_workloads() {
+  # workloads 1-4
+  say "workloads 1-4: wrk -t$THREADS -c$CONNS -d${DURATION}s (after ${WARMUP}s warm-up), then pgbench"
+  run_wrk point bench/wrk/point.lua
+  clients=$(direct_open)
+  run_pgbench point "$clients" "$GEN/pgbench/point.sql"
+  run_wrk list bench/wrk/list.lua
+  clients=$(direct_open)
+  run_pgbench list "$clients" "$GEN/pgbench/list.sql"
+  run_wrk write bench/wrk/write.lua
+  clients=$(direct_open)
+  run_pgbench write "$clients" "$GEN/pgbench/write.sql"
+  run_wrk vector bench/wrk/vector.lua
+  clients=$(direct_open)
+  run_pgbench vector "$clients" "$GEN"/pgbench/vector_*.sql
+  res open_direct "$(pool_field direct open)"
 
-# ---------------------------------------------------------------- workload 5
+  # workload 5
+  say "workload 5: point read through the transaction pooler, then direct"
+  swap_policy "$GEN/routing-default.lua"
+  jobs0=$(pool_field transaction jobs)
+  run_wrk pooler bench/wrk/point.lua
+  jobs1=$(pool_field transaction jobs)
+  # Statements the transaction pool ran (warm-up included): near the request count, or the reads
+  # did not go through the pooler (a fallback to direct, say).
+  res pooler_txn_jobs $(( ${jobs1:-0} - ${jobs0:-0} ))
+  res open_transaction "$(pool_field transaction open)"
+  swap_policy "$GEN/routing-direct.lua"
+  run_wrk pooler_direct bench/wrk/point.lua
 
-say "workload 5: point read through the transaction pooler, then direct"
-swap_policy "$GEN/routing-default.lua"
-jobs0=$(pool_field transaction jobs)
-run_wrk pooler bench/wrk/point.lua
-jobs1=$(pool_field transaction jobs)
-# Statements the transaction pool ran (warm-up included): near the request count, or the reads
-# did not go through the pooler (a fallback to direct, say).
-res pooler_txn_jobs $(( ${jobs1:-0} - ${jobs0:-0} ))
-res open_transaction "$(pool_field transaction open)"
-swap_policy "$GEN/routing-direct.lua"
-run_wrk pooler_direct bench/wrk/point.lua
+  # workload 6
+  say "workload 6: $IDLE_CONNS idle keep-alive connections"
+  sleep 1
+  if timeout 150 "$IDLE_BIN" "$HTTP_PORT" "$IDLE_CONNS" "$tide_pid" 120 >"$LOGS/idle.txt" 2>"$LOGS/idle.err"; then
+    for kv in $(cat "$LOGS/idle.txt"); do res "idle_${kv%%=*}" "${kv#*=}"; done
+    say "idle: $(cat "$LOGS/idle.txt")"
+  else
+    say "warning: the idle-connection client failed: $(tail -n 3 "$LOGS/idle.err")"
+  fi
+  kill -0 "$tide_pid" 2>/dev/null || die "tide died (log: $B/tide.err)"
+}
 
-# ---------------------------------------------------------------- workload 6
+# ---------------------------------------------------------------- workloads 7-11: the cache
 
-say "workload 6: $IDLE_CONNS idle keep-alive connections"
-sleep 1
-if timeout 150 "$IDLE_BIN" "$HTTP_PORT" "$IDLE_CONNS" "$tide_pid" 120 >"$LOGS/idle.txt" 2>"$LOGS/idle.err"; then
-  for kv in $(cat "$LOGS/idle.txt"); do res "idle_${kv%%=*}" "${kv#*=}"; done
-  say "idle: $(cat "$LOGS/idle.txt")"
-else
-  say "warning: the idle-connection client failed: $(tail -n 3 "$LOGS/idle.err")"
-fi
-kill -0 "$tide_pid" 2>/dev/null || die "tide died (log: $B/tide.err)"
+# restore_trips: puts the cache set's trips back as bench/data.sql wrote them (notes and
+# updated_at, which workload 11's writes change), with triggers off so updated_at takes the old
+# value; only the rows that differ are written. Prints how many.
+restore_trips() {
+  apsql -Atc "set session_replication_role = replica;
+    with d as (
+      select 1000000 + k as id,
+             case when k % 3 = 0 then array['bench note ' || k] else '{}'::text[] end as notes,
+             timestamptz '2025-01-01 00:00:00+00' + k * interval '1 minute' as updated_at
+      from generate_series(1, $NIDS) k),
+    u as (
+      update public.trips t set notes = d.notes, updated_at = d.updated_at from d
+      where t.id = d.id and (t.notes is distinct from d.notes or t.updated_at is distinct from d.updated_at)
+      returning 1)
+    select count(*) from u"
+}
+
+# curl_pass NAME [HEADER]: GET /v1/trips/:id of every trip in the cache set, each with its
+# owner's token (and HEADER), 32 at a time (curl --parallel, keep-alive); the bodies go to
+# $CACHE_DIR/NAME/<id>, one line "status|x-cache|id" per answer to $CACHE_DIR/NAME.txt. Dies
+# unless every answer is a 200. Records NAME_xc_<x-cache value, lower case> (none: no header)
+# and NAME_s (seconds).
+curl_pass() {
+  local name=$1 header=${2:-} dir=$CACHE_DIR/$1 t0=$SECONDS ok
+  rm -rf "$dir"
+  mkdir -p "$dir"
+  awk -v n="$NIDS" -v url="$URL" -v dir="$dir" -v extra="$header" '
+    { tok[NR - 1] = $0 }
+    END {
+      for (k = 1; k <= n; k++) {
+        id = 1000000 + k
+        printf "url = \"%s/v1/trips/%d\"\n", url, id
+        printf "header = \"Authorization: Bearer %s\"\n", tok[(k - 1) % 1000]
+        if (extra != "") printf "header = \"%s\"\n", extra
+        printf "output = \"%s/%d\"\n", dir, id
+        printf "max-time = 10\n"
+        printf "write-out = \"%%{http_code}|%%header{x-cache}|%d\\n\"\n", id
+        if (k < n) print "next"
+      }
+    }' "$GEN/tokens.txt" >"$CACHE_DIR/$name.curl"
+  timeout 300 curl --silent --parallel --parallel-max 32 -K "$CACHE_DIR/$name.curl" \
+    >"$CACHE_DIR/$name.txt" 2>"$CACHE_DIR/$name.err" || true
+  ok=$(grep -c '^200|' "$CACHE_DIR/$name.txt" || true)
+  [ "$ok" = "$NIDS" ] || die "pass $name: $ok of $NIDS answers were 200s (answers: $CACHE_DIR/$name.txt)"
+  awk -F'|' -v name="$name" '
+    { v = ($2 == "") ? "none" : tolower($2); c[v]++ }
+    END { for (v in c) printf "%s_xc_%s=%d\n", name, v, c[v] }' "$CACHE_DIR/$name.txt" >>"$RESULTS"
+  res "${name}_s" $((SECONDS - t0))
+  say "$(printf '%-14s %d trips read in %d s, X-Cache: %s' "$name" "$NIDS" $((SECONDS - t0)) \
+    "$(cut -d'|' -f2 "$CACHE_DIR/$name.txt" | sed 's/^$/none/' | sort | uniq -c | awk '{ printf "%s %s ", $2, $1 }')")"
+}
+
+# warm_check: a few trips of the set read one by one after the fill: their X-Cache values and
+# whether the answers carry Age and ETag. Records warm_check_{n,hits,age,etag}.
+warm_check() {
+  local k n=0 hits=0 age=0 etag=0 tok hdr
+  for k in $(seq 1 $((NIDS / 20)) "$NIDS"); do
+    tok=$(sed -n "$(( (k - 1) % 1000 + 1 ))p" "$GEN/tokens.txt")
+    hdr=$(curl -s --max-time 5 -D - -o /dev/null -H "Authorization: Bearer $tok" \
+      "$URL/v1/trips/$((1000000 + k))" | tr -d '\r')
+    n=$((n + 1))
+    grep -qi '^x-cache: HIT$' <<<"$hdr" && hits=$((hits + 1))
+    grep -qi '^age: [0-9]' <<<"$hdr" && age=$((age + 1))
+    grep -qi '^etag: ' <<<"$hdr" && etag=$((etag + 1))
+    [ "$n" != 1 ] || printf '%s\n' "$hdr" >"$LOGS/cache-hit-headers.txt"
+  done
+  res warm_check_n "$n"; res warm_check_hits "$hits"; res warm_check_age "$age"; res warm_check_etag "$etag"
+  say "warm check: $hits of $n trips read after the fill were X-Cache: HIT ($age with Age, $etag with ETag; headers of the first: $LOGS/cache-hit-headers.txt)"
+}
+
+# start_openresty: nginx (bench/openresty/nginx.conf) on 127.0.0.1:$OR_PORT serving the bodies
+# of the fill pass; waits until it holds all of them and checks that it answers tide's bytes.
+start_openresty() {
+  local user_line='' k id ready=''
+  port_free "$OR_PORT" || die "port $OR_PORT (BENCH_OPENRESTY_PORT) is in use (an nginx left over from an earlier run?)"
+  rm -rf "$OR_DIR"
+  mkdir -p "$OR_DIR/logs" "$OR_DIR/temp"
+  BENCH_DIR=$CACHE_DIR/fill BENCH_N=$NIDS timeout 60 luajit -e '
+    local dir, n = os.getenv("BENCH_DIR"), tonumber(os.getenv("BENCH_N"))
+    for k = 1, n do
+      local id = 1000000 + k
+      local f = assert(io.open(dir .. "/" .. id, "rb"))
+      local b = f:read("*a")
+      f:close()
+      if b:sub(1, 1) ~= "{" or b:find("[\r\n\t]") then error("trip " .. id .. ": unexpected body") end
+      io.write(id, "\t", b, "\n")
+    end' >"$OR_DIR/bodies.tsv" || die "cannot build $OR_DIR/bodies.tsv from the fill pass"
+  # As root, nginx would hand its worker to `nobody`, who cannot read var/bench: keep root.
+  [ "$(id -u)" != 0 ] || user_line="user $(id -un) $(id -gn);"
+  sed -e "s|@PREFIX@|$OR_DIR|g" -e "s|@PORT@|$OR_PORT|g" -e "s|@BODIES@|$OR_DIR/bodies.tsv|g" \
+      -e "s|@DICT@|$(( NIDS * 2 / 1000 + 16 ))m|g" -e "s|@USER@|$user_line|g" \
+      bench/openresty/nginx.conf >"$OR_DIR/nginx.conf"
+  timeout 30 "$NGINX" -q -t -c "$OR_DIR/nginx.conf" -p "$OR_DIR/" -e "$OR_DIR/logs/error.log" \
+    >"$LOGS/nginx-t.txt" 2>&1 || { cat "$LOGS/nginx-t.txt" >&2; die "nginx -t refused $OR_DIR/nginx.conf"; }
+  "$NGINX" -c "$OR_DIR/nginx.conf" -p "$OR_DIR/" -e "$OR_DIR/logs/error.log" >"$OR_DIR/logs/stdout.log" 2>&1 &
+  nginx_pid=$!
+  for _ in $(seq 1 100); do
+    ready=$(curl -s --max-time 1 "http://127.0.0.1:$OR_PORT/ready" || true)
+    [ "$ready" = "$NIDS" ] && break
+    kill -0 "$nginx_pid" 2>/dev/null || break
+    sleep 0.1
+  done
+  [ "$ready" = "$NIDS" ] || die "nginx did not start with $NIDS trips (ready: '$ready'; log: $OR_DIR/logs/error.log)"
+  nginx_worker=$(pgrep -P "$nginx_pid" | head -n 1 || true)
+  [ -n "$nginx_worker" ] || die "nginx ($nginx_pid) has no worker process"
+  for k in 1 $((NIDS / 2)) "$NIDS"; do
+    id=$((1000000 + k))
+    curl -s --max-time 5 -o "$CACHE_DIR/openresty-$id" "http://127.0.0.1:$OR_PORT/v1/trips/$id" \
+      && cmp -s "$CACHE_DIR/openresty-$id" "$CACHE_DIR/fill/$id" \
+      || die "nginx's answer for trip $id differs from tide's ($CACHE_DIR/openresty-$id, $CACHE_DIR/fill/$id)"
+  done
+  say "openresty: nginx $($NGINX -v 2>&1 | sed 's|.*/||') pid $nginx_pid (worker $nginx_worker) on 127.0.0.1:$OR_PORT, $NIDS trips, as $(ps -o user= -p "$nginx_worker")"
+}
+
+# compare_passes A B: the bodies of passes A and B for each trip; records mix_checked,
+# mix_mismatch and mix_mismatch_<x-cache of A> (lower case), and lists the first mismatches in
+# $LOGS/cache-mismatch.txt.
+compare_passes() {
+  local out
+  out=$(BENCH_A=$CACHE_DIR/$1 BENCH_B=$CACHE_DIR/$2 BENCH_AX=$CACHE_DIR/$1.txt BENCH_N=$NIDS \
+        BENCH_LOG=$LOGS/cache-mismatch.txt timeout 60 luajit -e '
+    local a, b, n = os.getenv("BENCH_A"), os.getenv("BENCH_B"), tonumber(os.getenv("BENCH_N"))
+    local xc = {}
+    for line in io.lines(os.getenv("BENCH_AX")) do
+      local v, id = line:match("^%d+|([^|]*)|(%d+)$")
+      if id then xc[id] = v ~= "" and v:lower() or "none" end
+    end
+    local function slurp(p) local f = assert(io.open(p, "rb")); local s = f:read("*a"); f:close(); return s end
+    local log = assert(io.open(os.getenv("BENCH_LOG"), "w"))
+    local bad, by, shown = 0, {}, 0
+    for k = 1, n do
+      local id = tostring(1000000 + k)
+      local x, y = slurp(a .. "/" .. id), slurp(b .. "/" .. id)
+      if x ~= y then
+        bad = bad + 1
+        local v = xc[id] or "none"
+        by[v] = (by[v] or 0) + 1
+        if shown < 10 then
+          shown = shown + 1
+          log:write("trip ", id, " (X-Cache ", v, ")\n  cached: ", x, "\n  fresh:  ", y, "\n")
+        end
+      end
+    end
+    log:close()
+    io.write("mix_checked=", n, "\nmix_mismatch=", bad, "\n")
+    for v, c in pairs(by) do io.write("mix_mismatch_", v, "=", c, "\n") end') \
+    || die "comparing the passes $1 and $2 failed"
+  printf '%s\n' "$out" >>"$RESULTS"
+  say "after the mix: $(grep '^mix_mismatch=' <<<"$out" | cut -d= -f2) of $NIDS trips read through the cache differ from Postgres' row$( \
+    grep -q '^mix_mismatch=0$' <<<"$out" || echo " (first ones: $LOGS/cache-mismatch.txt)")"
+}
+
+# cache_workloads: workloads 7-11 (issue 9).
+cache_workloads() {
+  local n
+  say "workloads 7-11: the result cache over $NIDS trips, wrk -t$THREADS -c$CONNS -d${DURATION}s (after ${WARMUP}s warm-up)"
+  [ -f "$B/bundle/policies/cache.lua" ] \
+    || say "warning: the bundle has no policies/cache.lua: tide caches nothing and the cache bars will fail"
+  rm -rf "$CACHE_DIR"
+  mkdir -p "$CACHE_DIR"
+  n=$(restore_trips) || die "cannot put the cache set's trips back (bench/data.sql's values)"
+  [ "$n" = 0 ] || say "cache set: $n trips put back to bench/data.sql's notes and updated_at"
+  res cache_ids "$NIDS"
+  res write_pct "$WRITE_PCT"
+
+  # 8: uncached, first (it needs nothing warm)
+  export BENCH_NO_CACHE=1
+  run_wrk cache_nocache bench/wrk/cache_point.lua
+  unset BENCH_NO_CACHE
+
+  # 7: every trip of the set read once (tide's bodies, kept for nginx), then the warm reads
+  curl_pass fill
+  warm_check
+  run_wrk cache_hit bench/wrk/cache_point.lua
+
+  # 9: the OpenResty baseline, same script and ids, then nginx goes
+  start_openresty
+  run_wrk openresty bench/wrk/cache_point.lua openresty
+  stop_nginx
+
+  # 10
+  run_wrk cache_popular bench/wrk/cache_popular.lua
+
+  # 11: filled again (the fill's entries may have expired), the mix, then each trip read through
+  # the cache and fresh: a cached body that differs from the row is one a write did not
+  # invalidate. A second's pause first: a write wrk left in flight may still commit.
+  curl_pass refill
+  export BENCH_WRITE_PCT=$WRITE_PCT
+  run_wrk cache_mix bench/wrk/cache_mix.lua
+  sleep 1
+  curl_pass check_cached
+  curl_pass check_fresh "Cache-Control: no-cache"
+  compare_passes check_cached check_fresh
+  n=$(restore_trips) || die "cannot put the cache set's trips back (bench/data.sql's values)"
+  res mix_restored "$n"
+  apsql -c "vacuum (analyze) public.trips" >/dev/null
+  say "cache set: $n trips written by the mix put back; trips vacuumed"
+}
+
+if want_base; then base_workloads; fi
+if want_cache; then cache_workloads; fi
+res only "$ONLY"
+want_base || res open_direct "$(pool_field direct open)"
 
 # ---------------------------------------------------------------- report
 

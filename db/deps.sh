@@ -6,13 +6,16 @@
 # on 5432, pgbouncer on 6432) and may start them on a systemd host. db/stack.sh uses 5432x ports
 # and its own clusters and configs, so they do not collide; stop or disable those services if you
 # do not want them (systemctl disable --now postgresql pgbouncer).
+# nginx and libnginx-mod-http-lua are `make bench`'s OpenResty baseline (bench/openresty/): the
+# bench runs its own nginx on 127.0.0.1:18182; on a systemd host Debian's nginx service also
+# starts, on port 80 (systemctl disable --now nginx).
 set -euo pipefail
 
 pkgs=(
   build-essential pkg-config
   libluajit2-5.1-dev luajit2 libpq-dev libev-dev lua-cjson lua-cjson-dev lua-busted
   libhttp-parser-dev libssl-dev libjansson-dev lua-socket curl
-  postgresql-15 postgresql-client-15 pgbouncer wrk debootstrap
+  postgresql-15 postgresql-client-15 pgbouncer wrk debootstrap nginx libnginx-mod-http-lua
   clang libclang-rt-14-dev lua-check cppcheck
 )
 
