@@ -279,6 +279,23 @@ local function cache_table()
 end
 
 local function cache_notes()
+    local lines = {}
+    for _, k in ipairs({ "cache_hit", "cache_nocache", "cache_popular", "cache_mix" }) do
+        if r[k .. "_stats_hits"] then
+            local parts = {}
+            for _, f in ipairs({ "hits", "stale", "misses", "bypass", "coalesced", "raced",
+                                 "evictions", "entries" }) do
+                parts[#parts + 1] = f .. " " .. (r[k .. "_stats_" .. f] or "?")
+            end
+            lines[#lines + 1] = "- " .. k .. ": " .. table.concat(parts, ", ")
+        end
+    end
+    if #lines > 0 then
+        put("")
+        put("tide's /admin/stats cache counters over each measured run (changes; entries: at the end):")
+        put("")
+        for _, l in ipairs(lines) do put(l) end
+    end
     put("")
     put("Notes on the cache workloads: 7, 8 and 9 run the same wrk script (bench/wrk/cache_point.lua) " ..
         "over the same trips; it counts the X-Cache header of every answer in a response() " ..

@@ -294,19 +294,33 @@ cpu_ticks() {
 }
 HZ=$(getconf CLK_TCK)
 
-# cache_stats: tide's /admin/stats "cache" counters as "hits stale_hits misses" (empty when
-# tide has no such section).
+# cache_stats: tide's /admin/stats result-cache counters, each summed over the cache's scopes
+# (public, role, user, ...) when it counts per scope, as one line
+#   "hits stale misses bypass coalesced raced evictions entries"
+# (empty when tide's stats have no "cache" section).
+CACHE_FIELDS=(hits stale misses bypass coalesced raced evictions entries)
 cache_stats() {
-  json_get "$ADMIN/admin/stats" "type(j.cache) == 'table' and
-    string.format('%d %d %d', tonumber(j.cache.hits) or 0, tonumber(j.cache.stale_hits) or 0,
-                  tonumber(j.cache.misses) or 0) or nil"
+  json_get "$ADMIN/admin/stats" "(function(c)
+    if type(c) ~= 'table' then return nil end
+    local function f(k)
+      local n = tonumber(c[k]) or 0
+      if type(c.scopes) == 'table' then
+        for _, s in pairs(c.scopes) do
+          if type(s) == 'table' and k ~= 'entries' then n = n + (tonumber(s[k]) or 0) end
+        end
+      end
+      return n
+    end
+    return string.format('%d %d %d %d %d %d %d %d', f('hits'), f('stale') + f('stale_hits'),
+      f('misses'), f('bypass'), f('coalesced'), f('raced'), f('evictions'), f('entries'))
+  end)(j.cache)"
 }
 
 # run_wrk NAME SCRIPT [SERVER]: a warm-up, then the measured run; records
 # NAME_{rps,p50_us,p99_us,non2xx,sockerr,tide_cpu} (tide_cpu: % of one core during the run).
 # A script counting X-Cache (bench.count_cache) adds NAME_xc_{hit,miss,stale,bypass,other,none,
-# reads,writes}; tide's /admin/stats cache counters over the measured run go to
-# NAME_stats_{hits,stale,misses}. SERVER=openresty: against nginx instead of tide (NAME_cpu is
+# reads,writes}; the changes of tide's /admin/stats cache counters over the measured run go to
+# NAME_stats_<field of CACHE_FIELDS> (entries: the count at the end). SERVER=openresty: against nginx instead of tide (NAME_cpu is
 # then nginx's master and worker).
 # BENCH_PROFILE=1: perf records tide (call graphs) during the measured point-read runs
 # (report in var/bench/logs/perf-NAME.txt).
@@ -337,13 +351,17 @@ run_wrk() {
   res "$cpu_key" "$(awk -v c=$((c1 - c0)) -v hz="$HZ" -v t0="$t0" -v t1="$t1" \
     'BEGIN { printf "%.0f", 100 * c / hz / (t1 - t0) }')"
   if [ -n "$s0" ] && [ -n "$s1" ]; then
-    local h0 st0 m0 h1 st1 m1
-    read -r h0 st0 m0 <<<"$s0"
-    read -r h1 st1 m1 <<<"$s1"
-    res "${name}_stats_hits" $((h1 - h0))
-    res "${name}_stats_stale" $((st1 - st0))
-    res "${name}_stats_misses" $((m1 - m0))
-    stats_msg=" (tide's /admin/stats: hits $((h1 - h0)), stale hits $((st1 - st0)), misses $((m1 - m0)))"
+    local a0 a1 i
+    read -r -a a0 <<<"$s0"
+    read -r -a a1 <<<"$s1"
+    for i in "${!CACHE_FIELDS[@]}"; do
+      if [ "${CACHE_FIELDS[$i]}" = entries ]; then
+        res "${name}_stats_entries" "${a1[$i]}"
+      else
+        res "${name}_stats_${CACHE_FIELDS[$i]}" $(( a1[i] - a0[i] ))
+      fi
+    done
+    stats_msg=" (tide's /admin/stats: hits $((a1[0] - a0[0])), stale $((a1[1] - a0[1])), misses $((a1[2] - a0[2])), bypass $((a1[3] - a0[3])), coalesced $((a1[4] - a0[4])), raced $((a1[5] - a0[5])), evictions $((a1[6] - a0[6])), entries ${a1[7]})"
   fi
   if [ -n "$perf_pid" ]; then
     wait "$perf_pid" || true
@@ -500,10 +518,12 @@ base_workloads() {
 # ---------------------------------------------------------------- workloads 7-11: the cache
 
 # restore_trips: puts the cache set's trips back as bench/data.sql wrote them (notes and
-# updated_at, which workload 11's writes change), with triggers off so updated_at takes the old
-# value; only the rows that differ are written. Prints how many.
+# updated_at, which workload 11's writes change); only the rows that differ are written. The
+# updated_at trigger is off meanwhile so the old value stays; the others (tide's change
+# notifications, when the schema has them) fire as for any write from outside tide. Prints how
+# many rows.
 restore_trips() {
-  apsql -Atc "set session_replication_role = replica;
+  apsql -1 -At -c "alter table public.trips disable trigger trips_set_updated_at" -c "
     with d as (
       select 1000000 + k as id,
              case when k % 3 = 0 then array['bench note ' || k] else '{}'::text[] end as notes,
@@ -513,7 +533,7 @@ restore_trips() {
       update public.trips t set notes = d.notes, updated_at = d.updated_at from d
       where t.id = d.id and (t.notes is distinct from d.notes or t.updated_at is distinct from d.updated_at)
       returning 1)
-    select count(*) from u"
+    select count(*) from u" -c "alter table public.trips enable trigger trips_set_updated_at"
 }
 
 # curl_pass NAME [HEADER]: GET /v1/trips/:id of every trip in the cache set, each with its
