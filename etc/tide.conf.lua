@@ -4,7 +4,8 @@
 --   TIDE_JWT_AUDIENCE, TIDE_JWT_ISSUER, TIDE_JWT_REQUIRE_EXP (0 or 1),
 --   TIDE_DSN_DIRECT, TIDE_DSN_SESSION, TIDE_DSN_TRANSACTION,
 --   TIDE_SCRIPTS_DIR, TIDE_POLICIES_DIR, TIDE_BINDINGS_DIR, TIDE_LOG_LEVEL, TIDE_DEV,
---   TIDE_HTTP_MAX_INFLIGHT_BODY_BYTES, TIDE_HTTP_MAX_CONNECTIONS_PER_CLIENT
+--   TIDE_HTTP_MAX_INFLIGHT_BODY_BYTES, TIDE_HTTP_MAX_CONNECTIONS_PER_CLIENT,
+--   TIDE_CACHE_MAX_BYTES, TIDE_CACHE_CHANNEL
 -- The secrets below are published with tide, so tide refuses them unless development mode is
 -- asked for (`tide serve --dev` or TIDE_DEV=1; `make run` and `make test` ask). Anywhere else,
 -- set your own: TIDE_JWT_SECRET (openssl rand -base64 48) and TIDE_ENCRYPTION_KEY
@@ -54,6 +55,13 @@ return {
     -- load balancer or reverse proxy every connection comes from it: set 0 (or its share).
     max_connections_per_client = 256,
   },
+
+  -- The result cache (policies/cache.lua says what is cached). max_bytes bounds all entries
+  -- with their keys and bookkeeping (0 turns the cache off). channel: the NOTIFY channel that
+  -- db/migrations' trigger tide_meta.cache_notify() uses for writes from anywhere; tide
+  -- LISTENs on it over a connection of its own to `direct` ("" = hear nothing: entries then
+  -- live out their ttl whatever others write).
+  cache = { max_bytes = 67108864, channel = "tide_cache" },
 
   -- Upstreams: direct (Postgres), session (session-mode pooler), transaction
   -- (transaction-mode pooler). `make run` fills the DSNs from var/stack.env.

@@ -1,11 +1,13 @@
 /* admin.c - the admin listener (default 127.0.0.1:8081, no authentication): /live (the
  * process answers), /ready and /health (the upstreams' health, 503 when a required one is
- * down), /admin/stats (HTTP, reload, JWT cache and event-loop counters). GET only. */
+ * down), /admin/stats (HTTP, reload, JWT cache, result cache and event-loop counters), all
+ * GET; and POST /admin/cache/flush (every entry, or ?tag=TAG: what is tagged so). */
 #include "admin.h"
 #include "health.h"
 #include "jwtcache.h"
 #include "log.h"
 #include "luavm.h"
+#include "rcache.h"
 
 #include <stdio.h>
 #include <string.h>
@@ -30,20 +32,26 @@ static void admin_stats(tide_app *app, tide_http_req *req)
     tide_http_get_stats(app->http, &h);
     tide_jwt_cache_stats jc;
     tide_jwt_cache_get_stats(app->jwt_cache, &jc);
-    char body[1024];
-    snprintf(body, sizeof body,
+    char body[8192];
+    int n = snprintf(body, sizeof body,
              "{\"http\":{\"accepted\":%lld,\"open\":%lld,\"requests\":%lld,\"responses\":%lld,"
              "\"rejected_431\":%lld,\"rejected_413\":%lld,\"timeouts_408\":%lld,"
              "\"rejected_400\":%lld,\"rejected_busy\":%lld,\"rejected_per_client\":%lld,"
              "\"body_bytes\":%lld,\"clients\":%lld},"
              "\"inflight\":%lld,\"reloads\":%lld,\"reload_failures\":%lld,\"routes\":%d,"
              "\"jwt_cache\":{\"hits\":%lld,\"misses\":%lld},"
-             "\"loop\":{\"max_pass_ms\":%.3f,\"passes_over_50ms\":%lld},\"uptime_s\":%.1f}",
+             "\"loop\":{\"max_pass_ms\":%.3f,\"passes_over_50ms\":%lld},\"uptime_s\":%.1f,"
+             "\"cache\":",
              h.accepted, h.open, h.requests, h.responses, h.rejected_431, h.rejected_413,
              h.timeouts_408, h.rejected_400, h.rejected_busy, h.rejected_per_client,
              h.body_bytes, h.clients, app->inflight, app->reloads, app->reload_failures,
              tide_vm_route_count(app->vm), jc.hits, jc.misses, app->max_pass * 1000.0,
              app->slow_passes, ev_now(app->loop) - app->started_at);
+    if (n > 0 && (size_t)n < sizeof body - 2) {
+        n += (int)tide_rcache_stats_json(app, body + n, sizeof body - (size_t)n - 1);
+        body[n++] = '}';
+        body[n] = 0;
+    }
     tide_http_respond(req, 200, "application/json", NULL, body, strlen(body));
 }
 
@@ -53,10 +61,47 @@ static int path_is(const tide_http_req *req, const char *p)
     return req->path_len == n && memcmp(req->path, p, n) == 0;
 }
 
+/* POST /admin/cache/flush[?tag=TAG]: TAG is taken as sent (tags hold no characters that
+ * need escaping: "trips", "trips/7"). */
+static void admin_flush(tide_app *app, tide_http_req *req)
+{
+    if (!app->cache) {
+        tide_http_respond_error(req, 409, "TIDE_CACHE_OFF", "the result cache is off", NULL);
+        return;
+    }
+    const char *tag = NULL;
+    size_t len = 0;
+    if (req->query_len > 4 && memcmp(req->query, "tag=", 4) == 0) {
+        tag = req->query + 4;
+        len = req->query_len - 4;
+        if (memchr(tag, '&', len) || memchr(tag, '%', len) || len > 256) {
+            tide_http_respond_error(req, 400, "TIDE_BAD_REQUEST",
+                                    "tag must be a plain tag such as trips or trips/7", NULL);
+            return;
+        }
+    } else if (req->query_len > 0) {
+        tide_http_respond_error(req, 400, "TIDE_BAD_REQUEST", "the only parameter is tag",
+                                NULL);
+        return;
+    }
+    tide_rcache_flush(app, tag, len);
+    tide_info("cache flushed%s%.*s (admin)", tag ? ": tag " : "", (int)len, tag ? tag : "");
+    char body[400];
+    int n = snprintf(body, sizeof body, "{\"flushed\":%s%.*s%s}", tag ? "\"" : "\"all",
+                     (int)len, tag ? tag : "", "\"");
+    tide_http_respond(req, 200, "application/json", NULL, body, (size_t)n);
+}
+
 static void on_admin(tide_http_req *req, void *arg)
 {
     tide_app *app = arg;
-    if (strcmp(req->method, "GET") != 0) {
+    if (path_is(req, "/admin/cache/flush")) {
+        if (strcmp(req->method, "POST") == 0)
+            admin_flush(app, req);
+        else
+            tide_http_respond_error(req, 405, "TIDE_METHOD_NOT_ALLOWED",
+                                    "POST /admin/cache/flush", "Allow: POST\r\n");
+    } else if (strcmp(req->method, "GET") != 0) {
         tide_http_respond_error(req, 405, "TIDE_METHOD_NOT_ALLOWED",
                                 "admin endpoints are GET only", "Allow: GET\r\n");
     } else if (path_is(req, "/live")) {

@@ -29,6 +29,7 @@ typedef struct tide_app {
     ev_check pass_check;                /* with flush_logs: how long each loop pass takes */
     double pass_started, max_pass;
     long long slow_passes;
+    struct tide_rcache *cache;          /* the result cache (runtime/rcache.h), or NULL */
     tide_jwt_cache *jwt_cache;          /* verified tokens (the secret is restart-only) */
     unsigned long long next_request_id;
     long long reloads, reload_failures, inflight;

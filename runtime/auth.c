@@ -3,6 +3,7 @@
 #include "jwt.h"
 #include "jwtcache.h"
 #include "luavm.h"
+#include "rcache.h"
 
 #include <stdlib.h>
 #include <string.h>
@@ -36,7 +37,7 @@ void tide_auth_admit(tide_app *app, tide_http_req *req)
     size_t alen = 0;
     const char *auth = tide_http_header_get(req, "authorization", &alen);
     if (!auth || alen == 0) {
-        tide_vm_dispatch(app->vm, req, NULL, TIDE_ROLE_ANON);
+        tide_rcache_admit(app, req, NULL, NULL, TIDE_ROLE_ANON);
         return;
     }
     if (alen < 7 || strncasecmp(auth, "Bearer ", 7) != 0) {
@@ -54,9 +55,9 @@ void tide_auth_admit(tide_app *app, tide_http_req *req)
                                      c->jwt_issuer };
     time_t now = (time_t)ev_now(app->loop);
     tide_role role;
-    const char *cached;
-    if (tide_jwt_cache_get(app->jwt_cache, tok, tlen, now, &policy, &role, &cached)) {
-        tide_vm_dispatch(app->vm, req, cached, role);
+    const char *cached, *sub;
+    if (tide_jwt_cache_get(app->jwt_cache, tok, tlen, now, &policy, &role, &cached, &sub)) {
+        tide_rcache_admit(app, req, cached, sub, role);
         return;
     }
     tide_jwt_claims claims;
@@ -65,6 +66,6 @@ void tide_auth_admit(tide_app *app, tide_http_req *req)
     if (rc != 0) { jwt_failure(req, rc); return; }
     /* cache first: the token lives in req, which dispatch may answer and free at once */
     const char *stored = tide_jwt_cache_put(app->jwt_cache, tok, tlen, &claims);
-    tide_vm_dispatch(app->vm, req, stored ? stored : claims.claims_json, claims.role);
+    tide_rcache_admit(app, req, stored ? stored : claims.claims_json, claims.sub, claims.role);
     free(claims.claims_json);
 }

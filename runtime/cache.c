@@ -10,18 +10,16 @@ enum { Q_SMALL = 0, Q_MAIN = 1 };
 #define FREQ_MAX 3
 #define SMALL_SHARE 10      /* percent of max_bytes the small FIFO may hold before it yields */
 
-typedef struct tag_ref {
-    int32_t id;
-    uint32_t gen;
-} tag_ref;
+typedef uint32_t tag_ref;           /* a slot of tide_cache.slot_time */
 
 typedef struct entry {
     struct entry *hnext;            /* hash chain */
     struct entry *qprev, *qnext;    /* its FIFO */
     uint64_t hash;
-    double stored, fresh_until, stale_until;
+    uint64_t born;                  /* the clock when what it holds was read */
+    double stored, fresh_until, swr_until, keep_until;
     uint32_t klen, vlen;
-    uint8_t queue, freq, ntags;
+    uint8_t queue, freq, ntags, klass;
     /* followed by ntags tag_refs, then the key, then the value */
 } entry;
 
@@ -31,12 +29,6 @@ typedef struct fifo {
     entry *head, *tail;             /* evict at the head, insert at the tail */
     size_t bytes;
 } fifo;
-
-typedef struct tag_name {
-    char *name;
-    size_t len;
-    uint32_t gen;
-} tag_name;
 
 struct tide_cache {
     unsigned char seed[16];
@@ -49,8 +41,11 @@ struct tide_cache {
     uint64_t *ghost[2];
     size_t ghost_bits, ghost_span, ghost_added;
     int ghost_cur;
-    tag_name *tags;
-    int ntags;
+    uint64_t *slot_time;            /* per tag slot: the clock at its last invalidation */
+    uint64_t clock;                 /* moves on at every invalidation */
+    uint64_t trusted_from;          /* entries born before it are for errors only */
+    int distrust;                   /* no entry is trusted (the caller cannot see writes) */
+    long long class_entries[TIDE_CACHE_CLASSES], class_bytes[TIDE_CACHE_CLASSES];
     tide_cache_stats st;
 };
 
@@ -161,6 +156,8 @@ static void drop(tide_cache *c, entry *e)
         }
     fifo_remove(c, e);
     c->bytes -= charge_of(e);
+    c->class_entries[e->klass]--;
+    c->class_bytes[e->klass] -= (long long)charge_of(e);
     c->nentries--;
     free(e);
 }
@@ -262,7 +259,8 @@ int tide_cache_new(size_t max_bytes, tide_cache **out)
         c->ghost_bits *= 2;
     c->ghost[0] = calloc(c->ghost_bits / 64, sizeof(uint64_t));
     c->ghost[1] = calloc(c->ghost_bits / 64, sizeof(uint64_t));
-    if (!c->buckets || !c->ghost[0] || !c->ghost[1]) {
+    c->slot_time = calloc(TIDE_CACHE_SLOTS, sizeof *c->slot_time);
+    if (!c->buckets || !c->ghost[0] || !c->ghost[1] || !c->slot_time) {
         tide_cache_free(c);
         return TIDE_ENOMEM;
     }
@@ -288,53 +286,59 @@ void tide_cache_free(tide_cache *c)
         return;
     if (c->buckets)
         tide_cache_flush(c);
-    for (int i = 0; i < c->ntags; i++)
-        free(c->tags[i].name);
-    free(c->tags);
+    free(c->slot_time);
     free(c->buckets);
     free(c->ghost[0]);
     free(c->ghost[1]);
     free(c);
 }
 
-int tide_cache_tag(tide_cache *c, const char *name, size_t len)
+uint32_t tide_cache_tag(const tide_cache *c, const char *name, size_t len)
 {
-    for (int i = 0; i < c->ntags; i++)
-        if (c->tags[i].len == len && memcmp(c->tags[i].name, name, len) == 0)
-            return i;
-    if (c->ntags >= TIDE_CACHE_MAX_TAG_NAMES)
-        return -1;
-    if ((c->ntags & (c->ntags - 1)) == 0) {         /* 0, 1, 2, 4, ...: grow */
-        size_t cap = c->ntags ? (size_t)c->ntags * 2 : 8;
-        tag_name *t = realloc(c->tags, cap * sizeof *t);
-        if (!t)
-            return -1;
-        c->tags = t;
-    }
-    char *copy = malloc(len + 1);
-    if (!copy)
-        return -1;
-    memcpy(copy, name, len);
-    copy[len] = 0;
-    c->tags[c->ntags] = (tag_name){ copy, len, 0 };
-    return c->ntags++;
+    char low[256] = { 0 };
+    size_t n = len < sizeof low ? len : sizeof low;
+    for (size_t i = 0; i < n; i++)
+        low[i] = (char)(name[i] >= 'A' && name[i] <= 'Z' ? name[i] + 32 : name[i]);
+    uint64_t h = tide__siphash13(c->seed, low, n);
+    if (len > n)                   /* a long tag: its tail still counts, as it is */
+        h ^= tide__siphash13(c->seed, name + n, len - n);
+    return (uint32_t)(h >> 20) & (TIDE_CACHE_SLOTS - 1);
 }
 
-void tide_cache_invalidate(tide_cache *c, int tag)
+void tide_cache_invalidate(tide_cache *c, uint32_t tag)
 {
-    if (tag >= 0 && tag < c->ntags)
-        c->tags[tag].gen++;
+    c->slot_time[tag & (TIDE_CACHE_SLOTS - 1)] = ++c->clock;
+    c->st.invalidations++;
+}
+
+uint64_t tide_cache_clock(const tide_cache *c)
+{
+    return c->clock;
+}
+
+void tide_cache_distrust(tide_cache *c, int on)
+{
+    c->trusted_from = ++c->clock;
+    c->distrust = on != 0;
+}
+
+/* Whether a tag of e was invalidated after e's contents were read. */
+static int outdated(const tide_cache *c, const entry *e)
+{
+    const tag_ref *t = entry_tags((entry *)e);
+    for (int i = 0; i < e->ntags; i++)
+        if (c->slot_time[t[i]] > e->born)
+            return 1;
+    return 0;
 }
 
 int tide_cache_put(tide_cache *c, const void *key, size_t klen, const void *value, size_t vlen,
-                   double now, double ttl, double stale, const int *tags, int ntags)
+                   double now, const tide_cache_put_opts *o, const uint32_t *tags, int ntags)
 {
-    if (!(ttl > 0) || stale < 0 || ntags < 0 || ntags > TIDE_CACHE_MAX_TAGS ||
-        (ntags && !tags))
+    if (!o || !(o->ttl > 0) || !(o->swr >= 0) || !(o->sie >= 0) || ntags < 0 ||
+        ntags > TIDE_CACHE_MAX_TAGS || (ntags && !tags) || o->klass < 0 ||
+        o->klass >= TIDE_CACHE_CLASSES || o->born > c->clock)
         return TIDE_EINVAL;
-    for (int i = 0; i < ntags; i++)
-        if (tags[i] < 0 || tags[i] >= c->ntags)
-            return TIDE_EINVAL;
     if (klen > UINT32_MAX || vlen > UINT32_MAX)
         return TIDE_ETOOBIG;
     size_t charge = entry_charge(klen, vlen, ntags);
@@ -344,6 +348,11 @@ int tide_cache_put(tide_cache *c, const void *key, size_t klen, const void *valu
     entry *old = find(c, hash, key, klen);
     if (old)
         drop(c, old);
+    for (int i = 0; i < ntags; i++)
+        if (c->slot_time[tags[i] & (TIDE_CACHE_SLOTS - 1)] > o->born) {
+            c->st.raced++;         /* written while it was read: it may hold the old rows */
+            return TIDE_EAGAIN;
+        }
     while (c->bytes + charge > c->max_bytes && (c->q[Q_SMALL].head || c->q[Q_MAIN].head))
         evict_step(c);
     entry *e = malloc(charge);
@@ -351,14 +360,17 @@ int tide_cache_put(tide_cache *c, const void *key, size_t klen, const void *valu
         return TIDE_ENOMEM;
     memset(e, 0, sizeof *e);
     e->hash = hash;
+    e->born = o->born;
     e->stored = now;
-    e->fresh_until = now + ttl;
-    e->stale_until = now + ttl + stale;
+    e->fresh_until = now + o->ttl;
+    e->swr_until = e->fresh_until + o->swr;
+    e->keep_until = now + o->sie > e->swr_until ? now + o->sie : e->swr_until;
     e->klen = (uint32_t)klen;
     e->vlen = (uint32_t)vlen;
     e->ntags = (uint8_t)ntags;
+    e->klass = (uint8_t)o->klass;
     for (int i = 0; i < ntags; i++)
-        entry_tags(e)[i] = (tag_ref){ tags[i], c->tags[tags[i]].gen };
+        entry_tags(e)[i] = tags[i] & (TIDE_CACHE_SLOTS - 1);
     memcpy(entry_key(e), key, klen);
     if (vlen)
         memcpy(entry_value(e), value, vlen);
@@ -367,29 +379,25 @@ int tide_cache_put(tide_cache *c, const void *key, size_t klen, const void *valu
     *b = e;
     c->nentries++;
     c->bytes += charge;
+    c->class_entries[e->klass]++;
+    c->class_bytes[e->klass] += (long long)charge;
     fifo_push(c, ghost_has(c, hash) ? Q_MAIN : Q_SMALL, e);
     c->st.puts++;
     maybe_grow(c);
     return 0;
 }
 
-int tide_cache_get(tide_cache *c, const void *key, size_t klen, double now, const void **value,
-                   size_t *vlen, double *age)
+int tide_cache_get(tide_cache *c, const void *key, size_t klen, double now, double sie,
+                   const void **value, size_t *vlen, double *age)
 {
     uint64_t hash = tide__siphash13(c->seed, key, klen);
     entry *e = find(c, hash, key, klen);
-    if (e) {
-        for (int i = 0; i < e->ntags; i++) {
-            tag_ref t = entry_tags(e)[i];
-            if (c->tags[t.id].gen != t.gen) {
-                c->st.invalidated++;
-                drop(c, e);
-                e = NULL;
-                break;
-            }
-        }
+    if (e && outdated(c, e)) {
+        c->st.invalidated++;
+        drop(c, e);
+        e = NULL;
     }
-    if (e && now >= e->stale_until) {
+    if (e && now >= e->keep_until) {
         c->st.expired++;
         drop(c, e);
         e = NULL;
@@ -398,17 +406,31 @@ int tide_cache_get(tide_cache *c, const void *key, size_t klen, double now, cons
         c->st.misses++;
         return TIDE_CACHE_MISS;
     }
+    double a = now - e->stored;
+    int trusted = !c->distrust && e->born >= c->trusted_from;
+    int state;
+    if (trusted && now < e->fresh_until)
+        state = TIDE_CACHE_HIT;
+    else if (trusted && now < e->swr_until)
+        state = TIDE_CACHE_STALE;
+    else if (a <= sie)
+        state = TIDE_CACHE_ERRONLY;
+    else {
+        c->st.misses++;
+        return TIDE_CACHE_MISS;
+    }
     if (e->freq < FREQ_MAX)
         e->freq++;
     *value = entry_value(e);
     *vlen = e->vlen;
-    *age = now - e->stored;
-    if (now < e->fresh_until) {
+    *age = a;
+    if (state == TIDE_CACHE_HIT)
         c->st.hits++;
-        return TIDE_CACHE_HIT;
-    }
-    c->st.stale_hits++;
-    return TIDE_CACHE_STALE;
+    else if (state == TIDE_CACHE_STALE)
+        c->st.stale_hits++;
+    else
+        c->st.misses++;
+    return state;
 }
 
 void tide_cache_get_stats(const tide_cache *c, tide_cache_stats *out)
@@ -416,4 +438,8 @@ void tide_cache_get_stats(const tide_cache *c, tide_cache_stats *out)
     *out = c->st;
     out->entries = (long long)c->nentries;
     out->bytes = (long long)c->bytes;
+    for (int i = 0; i < TIDE_CACHE_CLASSES; i++) {
+        out->class_entries[i] = c->class_entries[i];
+        out->class_bytes[i] = c->class_bytes[i];
+    }
 }

@@ -12,17 +12,29 @@
  * the small queue without pushing hot keys out of main, and a hit costs one counter increment
  * (no list moves), unlike LRU.
  *
- * Invalidation is lazy and O(1): every tag (a table name, say) has a generation; an entry
- * remembers its tags' generations when stored, and one whose tag has moved on since is a miss
- * (and is freed then). tide_cache_invalidate() just moves the generation. Entries that will
- * never be looked up again are reclaimed by eviction, so memory stays within max_bytes.
+ * Invalidation is lazy and O(1). A tag (a string such as "trips" or "trips/7", compared
+ * without regard to ASCII case) hashes to one of TIDE_CACHE_SLOTS slots, each holding the value
+ * of a clock at its last invalidation; tide_cache_invalidate() moves the clock on and stamps
+ * the slot. An entry carries `born`, the clock when its contents were read (the caller takes
+ * tide_cache_clock() before it reads), and is outdated when a slot of one of its tags was
+ * stamped after that: a get then misses and frees it, and a put refuses it (TIDE_EAGAIN), so a
+ * read that raced with a write is never stored. Two tags in one slot only invalidate more than
+ * needed, never less. Entries that are never looked up again are reclaimed by eviction, so
+ * memory stays within max_bytes.
+ *
+ * Trust: tide_cache_distrust() makes every entry read before it "for errors only": it is not
+ * served as fresh or stale any more, only as TIDE_CACHE_ERRONLY (the caller may use it when
+ * the upstream fails, up to its stale-if-error age). While distrust is on no entry is served
+ * as fresh; turning it off distrusts again what was stored meanwhile. This is what the caller
+ * does while it cannot hear about other writers' writes.
  *
  * Memory: each entry is one allocation of TIDE_CACHE_ENTRY_OVERHEAD bytes plus its key, its
- * value and 8 bytes per tag, all counted against max_bytes. Outside it: the hash table (8
- * bytes per bucket, one bucket per entry at most twice over) and the ghost, two bitmaps of 4
- * bytes per remembered hash, which remember max_bytes / 1 KiB hashes (at least 1024) each
- * (about 0.8% of max_bytes). Keys are hashed with SipHash-1-3 under a random key, so clients cannot aim keys at
- * one bucket. */
+ * value and 4 bytes per tag, all counted against max_bytes. Outside it: the hash table (8
+ * bytes per bucket, one bucket per entry at most twice over), the slots (8 bytes each, 512
+ * KiB) and the ghost, two bitmaps of 4 bytes per remembered hash, which remember max_bytes / 1
+ * KiB hashes (at least 1024) each (about 0.8% of max_bytes). Keys and tags are hashed with
+ * SipHash-1-3 under a random key, so clients cannot aim keys at one bucket or tags at one
+ * slot. */
 #ifndef TIDE_CACHE_H
 #define TIDE_CACHE_H
 
@@ -32,49 +44,67 @@
 
 typedef struct tide_cache tide_cache;
 
-enum { TIDE_CACHE_MISS = 0, TIDE_CACHE_HIT = 1, TIDE_CACHE_STALE = 2 };
+/* What a get found: nothing usable; an entry within its ttl; an entry past its ttl but within
+ * its stale-while-revalidate window (serve it, refresh it); an entry that may only stand in
+ * for an answer the upstream failed to give (past its windows or read before a distrust, not
+ * older than the stale-if-error age asked for). */
+enum { TIDE_CACHE_MISS = 0, TIDE_CACHE_HIT = 1, TIDE_CACHE_STALE = 2, TIDE_CACHE_ERRONLY = 3 };
 
-#define TIDE_CACHE_MAX_TAGS 8         /* per entry */
-#define TIDE_CACHE_MAX_TAG_NAMES 4096 /* distinct tag names in one cache */
+#define TIDE_CACHE_MAX_TAGS 16        /* per entry */
+#define TIDE_CACHE_SLOTS 65536        /* tag slots (a power of two) */
+#define TIDE_CACHE_CLASSES 8          /* entry classes with their own entry and byte counts */
 
 typedef struct tide_cache_stats {
-    long long hits, stale_hits, misses, puts, evictions, invalidated, expired;
+    long long hits, stale_hits, misses, puts, evictions, invalidated, expired, raced;
+    long long invalidations;          /* tide_cache_invalidate calls */
     long long entries, bytes, max_bytes;
+    long long class_entries[TIDE_CACHE_CLASSES], class_bytes[TIDE_CACHE_CLASSES];
 } tide_cache_stats;
 
 /* Per-entry bookkeeping on top of key, value and tags (what max_bytes counts for an entry). */
 extern const size_t TIDE_CACHE_ENTRY_OVERHEAD;
+
+typedef struct tide_cache_put_opts {
+    double ttl;          /* seconds fresh (> 0) */
+    double swr;          /* then seconds served stale while it is refreshed (>= 0) */
+    double sie;          /* kept for errors until this age (>= 0; may exceed ttl + swr) */
+    uint64_t born;       /* tide_cache_clock() taken before the contents were read */
+    int klass;           /* 0 .. TIDE_CACHE_CLASSES-1, for the per-class counts */
+} tide_cache_put_opts;
 
 /* Creates a store holding at most max_bytes (entries with their keys, values, tags and
  * bookkeeping). Returns 0 and *out, TIDE_EINVAL (max_bytes below 4 KiB) or TIDE_ENOMEM. */
 TIDE_MUST_CHECK int tide_cache_new(size_t max_bytes, tide_cache **out);
 void tide_cache_free(tide_cache *c);
 
-/* The id of tag `name` (len bytes), interned on first use; -1 when TIDE_CACHE_MAX_TAG_NAMES
- * names exist already or memory is short (the caller then does not cache). */
-int tide_cache_tag(tide_cache *c, const char *name, size_t len);
+/* The slot of tag `name` (len bytes, ASCII case ignored). */
+uint32_t tide_cache_tag(const tide_cache *c, const char *name, size_t len);
+/* Entries tagged with a tag of this slot, read before now, stop being served. */
+void tide_cache_invalidate(tide_cache *c, uint32_t tag);
+/* The clock: take it before reading what will be stored (tide_cache_put_opts.born). */
+uint64_t tide_cache_clock(const tide_cache *c);
+/* on: entries read so far are for errors only, and none is trusted until it is called with
+ * off (which distrusts again what was read meanwhile). */
+void tide_cache_distrust(tide_cache *c, int on);
 
-/* Stores value (vlen bytes) under key (klen bytes) at time now: fresh until now + ttl, then
- * served as stale until now + ttl + stale (0: never stale). tags (ntags ids from
- * tide_cache_tag, at most TIDE_CACHE_MAX_TAGS) tie it to tide_cache_invalidate. Replaces an
- * entry with the same key. Evicts what it must to stay within max_bytes. Returns 0,
- * TIDE_ETOOBIG (the entry alone would take more than an eighth of max_bytes: not stored),
- * TIDE_EINVAL (bad tags, ttl <= 0) or TIDE_ENOMEM. */
+/* Stores value (vlen bytes) under key (klen bytes) at time now, as o says, tied to the tags'
+ * slots (ntags at most TIDE_CACHE_MAX_TAGS). Replaces an entry with the same key (also when
+ * it then refuses). Evicts what it must to stay within max_bytes. Returns 0, TIDE_EAGAIN (a
+ * tag was invalidated after o->born: not stored), TIDE_ETOOBIG (the entry alone would take
+ * more than an eighth of max_bytes: not stored), TIDE_EINVAL or TIDE_ENOMEM. */
 TIDE_MUST_CHECK int tide_cache_put(tide_cache *c, const void *key, size_t klen,
-                                   const void *value, size_t vlen, double now, double ttl,
-                                   double stale, const int *tags, int ntags);
+                                   const void *value, size_t vlen, double now,
+                                   const tide_cache_put_opts *o, const uint32_t *tags,
+                                   int ntags);
 
-/* Looks key up at time now. Returns TIDE_CACHE_HIT (fresh), TIDE_CACHE_STALE (past its ttl,
- * within its stale window) or TIDE_CACHE_MISS (absent, expired, or a tag was invalidated since
- * it was stored: such an entry is freed now). On a hit or stale hit, *value, *vlen and *age
- * (seconds since it was stored) describe it; they stay valid until the next call that can
- * store, evict or free (put, invalidate, flush, free). */
-int tide_cache_get(tide_cache *c, const void *key, size_t klen, double now, const void **value,
-                   size_t *vlen, double *age);
+/* Looks key up at time now; sie is the stale-if-error age the caller would accept. Returns
+ * one of the states above (outdated and expired entries are freed now and miss). Unless it
+ * misses, *value, *vlen and *age (seconds since it was stored) describe the entry; they stay
+ * valid until the next call that can store, evict or free (put, get, flush, free). */
+int tide_cache_get(tide_cache *c, const void *key, size_t klen, double now, double sie,
+                   const void **value, size_t *vlen, double *age);
 
-/* Entries tagged `tag` before now stop being served (lazily: see the header). */
-void tide_cache_invalidate(tide_cache *c, int tag);
-/* Drops every entry (tags stay interned). */
+/* Drops every entry. */
 void tide_cache_flush(tide_cache *c);
 void tide_cache_get_stats(const tide_cache *c, tide_cache_stats *out);
 

@@ -30,6 +30,8 @@ typedef struct tide_config {
     tide_http_limits http;
     unsigned char enc_key[32]; int has_enc_key;
     char *enc_key_hex;       /* crypto.key as read; only while loading (then wiped, NULL) */
+    size_t cache_max_bytes;  /* the result cache's bound (0: no cache) */
+    char *cache_channel;     /* NOTIFY channel of other writers' writes ("": none heard) */
     int dev;                 /* development mode: published secrets are accepted */
 } tide_config;
 

@@ -1604,6 +1604,45 @@ int tide_http_respond(tide_http_req *req, int status, const char *content_type,
     return rc;
 }
 
+tide_http_req *tide_http_req_copy(const tide_http_req *req)
+{
+    size_t mlen = strlen(req->method), need = mlen + 1 + req->path_len + 1 + req->query_len + 1;
+    for (int i = 0; i < req->nheaders; i++)
+        need += req->headers[i].name_len + req->headers[i].value_len + 2;
+    hreq *r = calloc(1, sizeof *r);
+    char *a = malloc(need);
+    hslot *slots = req->nheaders ? calloc((size_t)req->nheaders, sizeof *slots) : NULL;
+    if (!r || !a || (req->nheaders && !slots)) {
+        free(r);
+        free(a);
+        free(slots);
+        return NULL;
+    }
+    r->arena = a;
+    r->slots = slots;
+    r->acap = r->alen = need;
+    char *p = a;
+#define COPY_OUT(dst, src, n) (memcpy(p, (src), (n)), p[(n)] = 0, (dst) = p, p += (n) + 1)
+    COPY_OUT(r->pub.method, req->method, mlen);
+    COPY_OUT(r->pub.path, req->path, req->path_len);
+    r->pub.path_len = req->path_len;
+    COPY_OUT(r->pub.query, req->query, req->query_len);
+    r->pub.query_len = req->query_len;
+    for (int i = 0; i < req->nheaders; i++) {
+        const tide_http_header *h = &req->headers[i];
+        COPY_OUT(slots[i].h.name, h->name, h->name_len);
+        slots[i].h.name_len = h->name_len;
+        COPY_OUT(slots[i].h.value, h->value, h->value_len);
+        slots[i].h.value_len = h->value_len;
+    }
+#undef COPY_OUT
+    r->pub.headers = &slots[0].h;
+    r->pub.nheaders = req->nheaders;
+    r->pub.body = "";
+    r->nslots = r->cap_slots = req->nheaders;
+    return &r->pub;
+}
+
 int tide_http_respond_error(tide_http_req *req, int status, const char *code, const char *msg,
                             const char *extra_headers)
 {

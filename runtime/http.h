@@ -99,6 +99,11 @@ TIDE_MUST_CHECK int tide_http_listen(struct ev_loop *loop, const char *host, int
 int tide_http_respond(tide_http_req *req, int status, const char *content_type,
                       const char *extra_headers, const char *body, size_t body_len);
 
+/* A copy of req's method, path, query and headers (no body) that no client waits for: work
+ * done on its behalf (a cache refresh) answers it with tide_http_respond() as usual, which
+ * then only frees it. NULL when memory is short. */
+tide_http_req *tide_http_req_copy(const tide_http_req *req);
+
 /* Answers req with the JSON error {"code":code,"message":msg,"details":null,"hint":null}, as
  * tide_http_respond. code and msg are the caller's constants: JSON-safe text (no quote,
  * backslash or control character), together under 400 bytes. */

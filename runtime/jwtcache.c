@@ -13,6 +13,7 @@ typedef struct entry {
     long long exp;           /* floor of the exp claim, when has_exp */
     int has_exp;
     tide_role role;
+    char sub[64];            /* the sub claim or "" */
 } entry;
 
 struct tide_jwt_cache {
@@ -70,7 +71,8 @@ static int entry_live(const entry *e, long long now, const tide_jwt_policy *p)
 }
 
 int tide_jwt_cache_get(tide_jwt_cache *c, const char *token, size_t len, time_t now,
-                       const tide_jwt_policy *policy, tide_role *role, const char **claims)
+                       const tide_jwt_policy *policy, tide_role *role, const char **claims,
+                       const char **sub)
 {
     uint64_t h = hash_bytes(token, len);
     entry *e = &c->slots[h & c->mask];
@@ -80,6 +82,7 @@ int tide_jwt_cache_get(tide_jwt_cache *c, const char *token, size_t len, time_t 
         } else {
             *role = e->role;
             *claims = e->claims;
+            if (sub) *sub = e->sub;
             c->hits++;
             return 1;
         }
@@ -106,6 +109,7 @@ const char *tide_jwt_cache_put(tide_jwt_cache *c, const char *token, size_t len,
     e->exp = cl->exp;
     e->has_exp = cl->has_exp;
     e->role = cl->role;
+    memcpy(e->sub, cl->sub, sizeof e->sub);
     c->stores++;
     return e->claims;
 }

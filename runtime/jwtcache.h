@@ -23,11 +23,12 @@ TIDE_MUST_CHECK int tide_jwt_cache_new(size_t slots, tide_jwt_cache **out);
 void tide_jwt_cache_free(tide_jwt_cache *c);
 
 /* Looks the token up under policy (the one its verification used; NULL as for
- * tide_jwt_verify). Returns 1 on a hit, setting *role and *claims (owned by the cache, valid
- * until the next put or free), else 0; an entry that the policy's exp rules now refuse is
+ * tide_jwt_verify). Returns 1 on a hit, setting *role, *claims and (unless sub is NULL) *sub,
+ * the sub claim or "" (owned by the cache, valid until the next put or free), else 0; an entry that the policy's exp rules now refuse is
  * dropped and is a miss. */
 int tide_jwt_cache_get(tide_jwt_cache *c, const char *token, size_t len, time_t now,
-                       const tide_jwt_policy *policy, tide_role *role, const char **claims);
+                       const tide_jwt_policy *policy, tide_role *role, const char **claims,
+                       const char **sub);
 
 /* Stores a verified token. Takes ownership of cl->claims_json (sets it to NULL) and returns
  * the stored claims (valid until the next put or free); on allocation failure it stores

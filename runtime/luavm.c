@@ -18,6 +18,7 @@
 #include "luavm.h"
 #include "task.h"
 #include "log.h"
+#include "rcache.h"
 
 #include <dirent.h>
 #include <malloc.h>
@@ -36,6 +37,7 @@ struct tide_vm {
     int nroutes;
     unsigned long long generation;
     tide_resilience res[TIDE_UPSTREAMS];   /* from policies/resilience.lua */
+    tide_cache_policy *cache;              /* from policies/cache.lua (via boot.cache_policy) */
     ev_idle gc_idle;         /* collects in steps after a request left much garbage */
     int gc_floor_kb;         /* heap size after the last full collection */
     int gc_peak_kb;          /* heap size when the idle collection started */
@@ -124,6 +126,11 @@ const tide_resilience *tide_vm_resilience(const tide_vm *vm, int upstream)
     return &vm->res[upstream];
 }
 
+const tide_cache_policy *tide_vm_cache_policy(const tide_vm *vm)
+{
+    return vm ? vm->cache : NULL;
+}
+
 static int traceback(lua_State *L)
 {
     const char *msg = lua_tostring(L, 1);
@@ -202,6 +209,19 @@ int tide_vm_new(tide_app *app, tide_vm **out, char *err, size_t errlen)
     if (pcall_tb(L, 1, 1) != 0) goto fail;
     if (read_resilience(vm, L) != 0) goto fail;
     lua_settop(L, 0);
+
+    /* the cache policy (checked by tide.boot against the routes just loaded) */
+    lua_getglobal(L, "require");
+    lua_pushstring(L, "tide.boot");
+    if (pcall_tb(L, 1, 1) != 0) goto fail;
+    lua_getfield(L, -1, "cache_policy");
+    if (pcall_tb(L, 0, 1) != 0) goto fail;
+    char perr[256];
+    if (!(vm->cache = tide_cache_policy_read(L, -1, perr, sizeof perr))) {
+        lua_pushstring(L, perr);
+        goto fail;
+    }
+    lua_settop(L, 0);
     lua_gc(L, LUA_GCCOLLECT, 0);
     vm->gc_floor_kb = lua_gc(L, LUA_GCCOUNT, 0);
     *out = vm;
@@ -209,6 +229,7 @@ int tide_vm_new(tide_app *app, tide_vm **out, char *err, size_t errlen)
 fail:
     snprintf(err, errlen, "%s", lua_tostring(L, -1) ? lua_tostring(L, -1) : "load failed");
     lua_close(L);
+    tide_cache_policy_free(vm->cache);
     free(vm);
     return TIDE_ELUA;
 }
@@ -221,6 +242,7 @@ void tide_vm_unref(tide_vm *vm)
     tide_debug("closing script bundle generation %llu", vm->generation);
     ev_idle_stop(vm->app->loop, &vm->gc_idle);
     lua_close(vm->L);
+    tide_cache_policy_free(vm->cache);
     free(vm);
     malloc_trim(0);   /* a whole bundle's heap just went back */
 }
@@ -317,10 +339,16 @@ static void push_request(tide_task *t, tide_http_req *req)
     lua_setfield(co, -2, "id");
     if (t->claims && t->role != TIDE_ROLE_ANON)
         push_lstr(co, "claims_json", t->claims, strlen(t->claims));   /* boot decodes it */
+    const char *cr = tide_rcache_route(t->cr);
+    if (cr) {                            /* boot checks that it routed the same way */
+        lua_pushstring(co, cr);
+        lua_setfield(co, -2, "cache_route");
+    }
 }
 
 static void task_free(tide_task *t)
 {
+    if (t->cr) { tide_rcache_drop(t->cr); t->cr = NULL; }   /* never answered: as a 499 */
     if (t->tx) { tide_pool_release(t->tx); t->tx = NULL; }
     t->app->inflight--;
     luaL_unref(t->vm->L, LUA_REGISTRYINDEX, t->co_ref);
@@ -344,6 +372,18 @@ static void access_log(tide_task *t, const char *method, const char *path, size_
     if (n > 0) tide_log_access(line, n < (int)sizeof line ? n : (int)sizeof line - 1);
 }
 
+/* Sends the answer, through the cache when the request has a cache context. */
+static void send(tide_task *t, tide_http_req *req, int status, const char *ctype,
+                 const char *hdrs, const char *body, size_t blen)
+{
+    tide_rcache_req *cr = t->cr;
+    t->cr = NULL;
+    if (cr)
+        tide_rcache_respond(cr, req, status, ctype, hdrs, body, blen);
+    else
+        tide_http_respond(req, status, ctype, hdrs, body, blen);
+}
+
 /* Answers with a fixed JSON error (used when the bundle itself fails). */
 static void respond_internal(tide_task *t, const char *why)
 {
@@ -355,7 +395,7 @@ static void respond_internal(tide_task *t, const char *why)
     tide_http_req *req = t->req;
     t->req = NULL;
     access_log(t, req->method, req->path, req->path_len, 500);
-    tide_http_respond(req, 500, "application/json", NULL, body, (size_t)n);
+    send(t, req, 500, "application/json", NULL, body, (size_t)n);
 }
 
 /* The coroutine returned boot.handle's (status, body, content_type, header_block): send them
@@ -386,7 +426,7 @@ static void respond_from_lua(tide_task *t)
     t->req = NULL;
     if (status >= 500) tide_warn("request %s answered %d", t->id, status);
     access_log(t, req->method, req->path, req->path_len, status);
-    tide_http_respond(req, status, ctype, hdrs, body, blen);
+    send(t, req, status, ctype, hdrs, body, blen);
 }
 
 void tide__task_resume(tide_task *t, int nargs)
@@ -415,15 +455,22 @@ static void on_abort(tide_http_req *req)
     if (t->call) tide_call_abort(t->call);
 }
 
-void tide_vm_dispatch(tide_vm *vm, tide_http_req *req, const char *claims, tide_role role)
+void tide_vm_dispatch(tide_vm *vm, tide_http_req *req, const char *claims, const char *sub,
+                      tide_role role, tide_rcache_req *cr)
 {
     tide_app *app = vm->app;
     tide_task *t = calloc(1, sizeof *t);
     if (!t) {
         static const char body[] = "{\"code\":\"TIDE_OVERLOADED\",\"message\":\"out of memory\"}";
-        tide_http_respond(req, 503, "application/json", NULL, body, sizeof body - 1);
+        if (cr)
+            tide_rcache_respond(cr, req, 503, "application/json", NULL, body, sizeof body - 1);
+        else
+            tide_http_respond(req, 503, "application/json", NULL, body, sizeof body - 1);
         return;
     }
+    t->cr = cr;
+    snprintf(t->sub, sizeof t->sub, "%s", sub ? sub : "");
+    t->born = tide_rcache_clock(app);
     t->app = app;
     t->vm = vm;
     tide_vm_ref(vm);

@@ -18,9 +18,18 @@ void tide_vm_ref(tide_vm *vm);
 /* Drops a reference; the state is closed when the last one goes. */
 void tide_vm_unref(tide_vm *vm);
 
+struct tide_rcache_req;
+struct tide_cache_policy;
+
 /* Runs req through boot.handle in a new coroutine of vm. claims (JSON text, may be NULL for
- * anonymous) is copied. The request is always answered, now or later. */
-void tide_vm_dispatch(tide_vm *vm, tide_http_req *req, const char *claims, tide_role role);
+ * anonymous) and sub (the JWT's sub claim, may be NULL) are copied. With cr (a cache context,
+ * runtime/rcache.h; taken over) the answer goes through tide_rcache_respond. The request is
+ * always answered, now or later. */
+void tide_vm_dispatch(tide_vm *vm, tide_http_req *req, const char *claims, const char *sub,
+                      tide_role role, struct tide_rcache_req *cr);
+
+/* The bundle's cache policy (policies/cache.lua); NULL for a NULL vm. */
+const struct tide_cache_policy *tide_vm_cache_policy(const tide_vm *vm);
 
 /* The bundle's resilience settings for an upstream (policies/resilience.lua). */
 const tide_resilience *tide_vm_resilience(const tide_vm *vm, int upstream);

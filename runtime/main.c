@@ -4,6 +4,7 @@
 #include "jwt.h"
 #include "log.h"
 #include "luavm.h"
+#include "rcache.h"
 #include "reseal.h"
 #include "server.h"
 #include "../bindings/l_core.h"
@@ -118,6 +119,7 @@ static int cmd_serve(const char *config)
     if (app.admin) tide_http_free(app.admin);
     free_upstreams(&app);
     if (app.vm) tide_vm_unref(app.vm);
+    tide_rcache_stop(&app);
     tide_config_free(&app.cfg);
     return rc;
 }

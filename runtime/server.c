@@ -8,6 +8,7 @@
 #include "jwtcache.h"
 #include "log.h"
 #include "luavm.h"
+#include "rcache.h"
 
 #include <stdio.h>
 #include <stdlib.h>
@@ -71,6 +72,7 @@ static void reload(tide_app *app)
     tide_vm *old = app->vm;
     app->vm = vm;
     tide_server_apply_policy(app);
+    tide_rcache_policy_changed(app, tide_vm_cache_policy(old), tide_vm_cache_policy(vm));
     app->reloads++;
     tide_vm_unref(old);
     tide_info("reloaded scripts and policies (%d routes)", tide_vm_route_count(vm));
@@ -137,6 +139,8 @@ int tide_server_start(tide_app *app)
 {
     const tide_config *c = &app->cfg;
     if (tide_jwt_cache_new(4096, &app->jwt_cache) != 0) return TIDE_ENOMEM;
+    int crc = tide_rcache_start(app);
+    if (crc != 0) return crc;
     ev_prepare_init(&app->flush_logs, on_prepare);
     app->flush_logs.data = app;
     ev_prepare_start(app->loop, &app->flush_logs);

@@ -4,6 +4,7 @@
 #ifndef TIDE_TASK_H
 #define TIDE_TASK_H
 
+#include <stdint.h>
 #include <lua.h>
 #include "app.h"
 #include "call.h"
@@ -23,6 +24,9 @@ typedef struct tide_task {
     tide_pool *tx_pool;
     double started;
     char id[32];
+    char sub[64];            /* the JWT's sub claim or "" */
+    struct tide_rcache_req *cr;   /* the cache context of a cached route's request, or NULL */
+    uint64_t born;           /* the cache clock when the request started (tide.cache.set) */
 } tide_task;
 
 /* The task whose coroutine is running right now, or NULL (e.g. while a bundle loads). */

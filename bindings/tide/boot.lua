@@ -38,6 +38,7 @@ local http = require "tide.http"
 local lazy = require "tide.lazy"
 local memo = require "tide.memo"
 local error_mt = require("tide.errors").error_mt
+local cachetags = require "tide.cachetags"
 
 local type, tostring, pairs, pcall, xpcall, require = type, tostring, pairs, pcall, xpcall,
     require
@@ -118,6 +119,33 @@ end
 
 function _M.routes()
     return routes and routes:list() or {}
+end
+
+-- The cache policy for the C core (runtime/rcache.h): the rules of policies/cache.lua, each
+-- checked against the routes loaded (a rule for a GET route that does not exist is an error:
+-- a typo would otherwise cache nothing, silently), every GET pattern (so C matches a path as
+-- the router does), and the fingerprint of the tables section.
+function _M.cache_policy()
+    local p = cachetags.policy()
+    local gets = routes and routes:patterns("GET") or {}
+    local known = {}
+    for i = 1, #gets do
+        known[gets[i]] = true
+    end
+    local rules, names = {}, {}
+    for route in pairs(p.routes) do
+        names[#names + 1] = route
+    end
+    sort(names)
+    for i = 1, #names do
+        local r = p.routes[names[i]]
+        if not known[sub(r.route, 5)] then
+            error("policies/cache.lua: routes[\"" .. r.route .. "\"]: no such route in scripts/",
+                  0)
+        end
+        rules[i] = r
+    end
+    return { rules = rules, get_routes = gets, tables = p.fingerprint }
 end
 
 ---------------------------------------------------------------------------------------------
@@ -382,6 +410,10 @@ function _M.handle(req)
     end
     req.params = params
     req.route = route.pattern
+    local cr = req.cache_route
+    if cr ~= nil and cr ~= route.pattern then
+        get_core().cache_skip()         -- C's match and ours disagree: store nothing
+    end
 
     local query = parse_query(req.query_string)
     if query == nil then

@@ -37,6 +37,7 @@ local builder = require "tide.builder"
 local json = require "tide.json"
 local errors = require "tide.errors"
 local lazy = require "tide.lazy"
+local cachetags = require "tide.cachetags"
 
 local type, pairs, next, tostring, tonumber, select = type, pairs, next, tostring, tonumber,
     select
@@ -45,6 +46,7 @@ local xpcall, unpack = xpcall, unpack
 local traceback = debug.traceback
 local running = coroutine.running
 local find = string.find
+local concat = table.concat
 local misuse = errors.misuse
 local json_decode, json_raw = json.decode, json.raw
 local array_mt, null = json.array_mt, json.null
@@ -52,6 +54,7 @@ local array_mt, null = json.array_mt, json.null
 local _M = {}
 
 local get_core, set_core = lazy.require "tide.core"
+local unpack_tags = unpack
 local get_routing = lazy.require "routing"          -- policies/routing.lua
 
 local MODES = { direct = true, session = true, transaction = true }
@@ -76,7 +79,7 @@ local function allowed(...)
 end
 
 local OPTS = {
-    select = allowed("columns", "filters", "order", "limit", "offset", "single", "raw"),
+    select = allowed("columns", "filters", "order", "limit", "offset", "single", "raw", "cache"),
     count = allowed("filters"),
     insert = allowed("columns", "single", "raw"),
     upsert = allowed("columns", "single", "raw", "on_conflict", "ignore"),
@@ -137,7 +140,43 @@ end
 
 -- ctx is nil outside a transaction, else the transaction state {handle, upstream, open}.
 -- Returns core.query's result or nil, err.
-local function run(ctx, kind, tbl, opts, sql, params, as_json)
+local READS = { select = true, count = true, vector_search = true }
+
+-- The result cache: what this call's answer depends on, and what a write moves (see
+-- tide.cachetags). A write outside a transaction invalidates as soon as it returns, before
+-- the handler can answer; inside one, when the transaction ends.
+local function cache_read(c, kind, tbl, opts)
+    if READS[kind] then
+        c.cache_depend(unpack_tags(cachetags.read(tbl, opts.filters)))
+    elseif kind == "rpc" then
+        local tags = cachetags.rpc(tbl)
+        if tags then
+            c.cache_depend(unpack_tags(tags))
+        else
+            c.cache_skip()                 -- a function the policy does not describe
+        end
+    elseif kind == "sql" then
+        c.cache_skip()
+    end
+end
+
+local function cache_write(ctx, kind, tbl, opts, rows, patch)
+    if READS[kind] or kind == "rpc" or kind == "sql" then
+        return
+    end
+    local tags = cachetags.write(tbl, opts.filters, rows, patch, kind == "upsert")
+    if ctx then
+        local pending = ctx.invalidate
+        for i = 1, #tags do
+            pending[#pending + 1] = tags[i]
+        end
+        get_core().cache_skip()
+    else
+        get_core().cache_invalidate(unpack_tags(tags))
+    end
+end
+
+local function run(ctx, kind, tbl, opts, sql, params, as_json, rows, patch)
     local q = { json = as_json or nil, kind = kind, table = tbl }
     local upstream
     if ctx then
@@ -159,7 +198,14 @@ local function run(ctx, kind, tbl, opts, sql, params, as_json)
             log_service(kind, tbl)
         end
     end
-    return get_core().query(upstream, sql, params, q)
+    local c = get_core()
+    if c.cache_depend then
+        cache_read(c, kind, tbl, opts)
+        local res, err = c.query(upstream, sql, params, q)
+        cache_write(ctx, kind, tbl, opts, rows, patch)
+        return res, err
+    end
+    return c.query(upstream, sql, params, q)
 end
 
 local function not_found(tbl)
@@ -236,8 +282,71 @@ end
 local ops = {}
 
 -- Runs a wrapped statement whose json cell is a list of rows (reads and writes).
-local function run_rows(ctx, kind, tbl, opts, sql, params)
-    local text, err = run(ctx, kind, tbl, opts, sql, params, true)
+local function run_rows(ctx, kind, tbl, opts, sql, params, rows, patch)
+    local text, err = run(ctx, kind, tbl, opts, sql, params, true, rows, patch)
+    return result(text, err, opts, tbl, true)
+end
+
+local SCOPES = { public = true, role = true, user = true, claims = true }
+local CACHE_OPTS = keyset({ "ttl", "scope", "stale_if_error" })
+
+-- The cache key of a statement: its text and parameters, length-prefixed.
+local function statement_key(sql, params)
+    local parts = { "db\0", #sql, ":", sql }
+    for i = 1, params.n or #params do
+        local v = params[i]
+        if v == nil or v == null then
+            parts[#parts + 1] = "N"
+        else
+            v = tostring(v)
+            parts[#parts + 1] = #v .. ":" .. v
+        end
+    end
+    return concat(parts)
+end
+
+-- db.select with cache = {ttl, scope, stale_if_error}: the JSON text of the answer is kept in
+-- the result cache under the caller's identity for the scope, the statement and its
+-- parameters, tagged as the read is (tide.cachetags).
+local function cached_select(tbl, opts, sql, params)
+    local cc = opts.cache
+    if type(cc) ~= "table" then
+        misuse("db.select: cache must be a table {ttl = seconds, scope = ...}")
+    end
+    for k in pairs(cc) do
+        if not CACHE_OPTS[k] then
+            misuse("db.select: unknown cache option '" .. tostring(k) .. "'")
+        end
+    end
+    local ttl, scope, sie = cc.ttl, cc.scope, cc.stale_if_error or 0
+    if type(ttl) ~= "number" or ttl ~= ttl or ttl <= 0 then
+        misuse("db.select: cache.ttl must be a number of seconds > 0")
+    end
+    if not SCOPES[scope] then
+        misuse("db.select: cache.scope must be \"public\", \"role\", \"user\" or \"claims\"")
+    end
+    if type(sie) ~= "number" or sie ~= sie or sie < 0 then
+        misuse("db.select: cache.stale_if_error must be a number of seconds >= 0")
+    end
+    local c = get_core()
+    local key = statement_key(sql, params)
+    local tags = cachetags.read(tbl, opts.filters)
+    local text, _, stale = c.cache_get(key, scope)
+    if text ~= nil and not stale then
+        c.cache_depend(unpack_tags(tags))
+        return result(text, nil, opts, tbl, true)
+    end
+    local err
+    text, err = run(nil, "select", tbl, opts, sql, params, true)
+    if type(text) == "string" then
+        c.cache_set(key, text, scope, ttl, 0, sie, tags)
+    elseif sie > 0 and type(err) == "table" and type(err.status) == "number" and
+           err.status >= 500 then
+        local kept = c.cache_get(key, scope, sie)
+        if kept ~= nil then
+            return result(kept, nil, opts, tbl, true)
+        end
+    end
     return result(text, err, opts, tbl, true)
 end
 
@@ -245,6 +354,12 @@ function ops.select(ctx, tbl, opts)
     check_table_name("select", tbl)
     opts = check_opts("select", opts)
     local sql, params = builder.select(tbl, opts)
+    if opts.cache ~= nil then
+        if ctx ~= nil then
+            misuse("db.select: cache cannot be used inside a transaction")
+        end
+        return cached_select(tbl, opts, sql, params)
+    end
     return run_rows(ctx, "select", tbl, opts, sql, params)
 end
 
@@ -273,7 +388,7 @@ local function write_rows(ctx, kind, tbl, list, opts)
         return setmetatable({}, array_mt)
     end
     local sql, params = builder[kind](tbl, list, opts)
-    return run_rows(ctx, kind, tbl, opts, sql, params)
+    return run_rows(ctx, kind, tbl, opts, sql, params, list)
 end
 
 function ops.insert(ctx, tbl, list, opts)
@@ -288,7 +403,7 @@ function ops.update(ctx, tbl, patch, opts)
     check_table_name("update", tbl)
     opts = check_opts("update", opts)
     local sql, params = builder.update(tbl, patch, opts)
-    return run_rows(ctx, "update", tbl, opts, sql, params)
+    return run_rows(ctx, "update", tbl, opts, sql, params, nil, patch)
 end
 
 function ops.delete(ctx, tbl, opts)
@@ -408,7 +523,7 @@ function _M.transaction(fn, opts)
     if not handle then
         return nil, err
     end
-    local ctx = { handle = handle, upstream = upstream, open = true }
+    local ctx = { handle = handle, upstream = upstream, open = true, invalidate = {} }
     active[co] = ctx
     local r = pack(xpcall(fn, on_error, new_tx(ctx)))
     active[co] = nil
@@ -416,6 +531,10 @@ function _M.transaction(fn, opts)
 
     if r[1] and not (not r[2] and r.n >= 3 and r[3] ~= nil) then
         local ok, cerr = c.tx_end(true)
+        -- committed (or its outcome unknown): what it wrote is invalidated before the answer
+        if ctx.invalidate[1] ~= nil and c.cache_invalidate then
+            c.cache_invalidate(unpack(ctx.invalidate))
+        end
         if not ok then
             return nil, cerr
         end

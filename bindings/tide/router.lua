@@ -17,6 +17,7 @@
 --   r:load(module_name, routes)                    adds every "METHOD /path" = fn of a module
 --   r:match(method, path) -> handler, params, route | nil, status, allow
 --   r:list() -> { "GET /v1/trips (trips)", ... }   sorted, for `tide check`
+--   r:patterns(method) -> { "/v1/trips", ... }     sorted, the patterns routed for method
 
 local errors = require "tide.errors"
 
@@ -152,6 +153,18 @@ function _M.list(self)
     for i = 1, #self.all do
         local r = self.all[i]
         out[i] = r.method .. " " .. r.pattern .. " (" .. r.module .. ")"
+    end
+    sort(out)
+    return out
+end
+
+function _M.patterns(self, method)
+    local out = {}
+    for i = 1, #self.all do
+        local r = self.all[i]
+        if r.method == method then
+            out[#out + 1] = r.pattern
+        end
     end
     sort(out)
     return out

@@ -113,12 +113,12 @@ static void check_success(const char *tok, size_t len, const tide_jwt_policy *po
     REQUIRE(stored && c->claims_json == NULL);
     tide_role role_hit;
     const char *js = NULL;
-    REQUIRE(tide_jwt_cache_get(cache, tok, len, now, pol, &role_hit, &js) == 1);
+    REQUIRE(tide_jwt_cache_get(cache, tok, len, now, pol, &role_hit, &js, NULL) == 1);
     REQUIRE(strcmp(js, copy) == 0);
     time_t later = (time_t)(now + 400000000);
     tide_jwt_claims again;
     int rc = tide_jwt_verify(SECRET, strlen(SECRET), tok, len, later, pol, &again);
-    int hit = tide_jwt_cache_get(cache, tok, len, later, pol, &role_hit, &js);
+    int hit = tide_jwt_cache_get(cache, tok, len, later, pol, &role_hit, &js, NULL);
     if (rc != 0) REQUIRE(!hit);
     free(again.claims_json);
     free(copy);

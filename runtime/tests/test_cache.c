@@ -1,5 +1,6 @@
 /* test_cache.c - the result cache's store (runtime/cache.c) on a fake clock: hits, TTL and
- * the stale window, replacement, lazy invalidation by tag, the byte bound under a flood of
+ * the stale windows, replacement, lazy invalidation by tag (and a read that raced with a write
+ * is refused), distrust, the byte bound under a flood of
  * distinct keys, S3-FIFO keeping hot keys through a scan, the per-entry overhead, and the
  * keyed hash. */
 #include "test.h"
@@ -9,24 +10,30 @@
 #include <string.h>
 
 static int put(tide_cache *c, const char *key, const char *value, double now, double ttl,
-               double stale, const int *tags, int ntags)
+               double stale, const uint32_t *tags, int ntags)
 {
-    return tide_cache_put(c, key, strlen(key), value, strlen(value), now, ttl, stale, tags,
-                          ntags);
+    tide_cache_put_opts o = { .ttl = ttl, .swr = stale, .born = tide_cache_clock(c) };
+    return tide_cache_put(c, key, strlen(key), value, strlen(value), now, &o, tags, ntags);
 }
 
-static int get(tide_cache *c, const char *key, double now, char *out, size_t cap)
+static int get_sie(tide_cache *c, const char *key, double now, double sie, char *out,
+                   size_t cap)
 {
     const void *v = NULL;
     size_t vl = 0;
     double age = -1;
-    int rc = tide_cache_get(c, key, strlen(key), now, &v, &vl, &age);
+    int rc = tide_cache_get(c, key, strlen(key), now, sie, &v, &vl, &age);
     out[0] = 0;
     if (rc != TIDE_CACHE_MISS && vl < cap) {
         memcpy(out, v, vl);
         out[vl] = 0;
     }
     return rc;
+}
+
+static int get(tide_cache *c, const char *key, double now, char *out, size_t cap)
+{
+    return get_sie(c, key, now, 0, out, cap);
 }
 
 TEST(cache_hit_ttl_and_stale_window)
@@ -54,9 +61,52 @@ TEST(cache_hit_ttl_and_stale_window)
     size_t pl;
     double age;
     CHECK_EQ_INT(put(c, "k", "v", 10.0, 5, 0, NULL, 0), 0);
-    CHECK_EQ_INT(tide_cache_get(c, "k", 1, 12.5, &p, &pl, &age), TIDE_CACHE_HIT);
+    CHECK_EQ_INT(tide_cache_get(c, "k", 1, 12.5, 0, &p, &pl, &age), TIDE_CACHE_HIT);
     CHECK(age > 2.49 && age < 2.51);
-    CHECK_EQ_INT(tide_cache_get(c, "k", 1, 15.0, &p, &pl, &age), TIDE_CACHE_MISS);  /* no stale */
+    CHECK_EQ_INT(tide_cache_get(c, "k", 1, 15.0, 0, &p, &pl, &age), TIDE_CACHE_MISS); /* no swr */
+    tide_cache_free(c);
+}
+
+/* stale-if-error: an entry is kept past its windows up to its sie age, and served then only
+ * as ERRONLY, to a caller that accepts that age */
+TEST(cache_kept_for_errors)
+{
+    tide_cache *c;
+    char v[64];
+    CHECK_EQ_INT(tide_cache_new(1 << 20, &c), 0);
+    tide_cache_put_opts o = { .ttl = 10, .swr = 5, .sie = 100, .born = tide_cache_clock(c) };
+    CHECK_EQ_INT(tide_cache_put(c, "k", 1, "v", 1, 0.0, &o, NULL, 0), 0);
+    CHECK_EQ_INT(get_sie(c, "k", 9.0, 100, v, sizeof v), TIDE_CACHE_HIT);
+    CHECK_EQ_INT(get_sie(c, "k", 12.0, 100, v, sizeof v), TIDE_CACHE_STALE);
+    CHECK_EQ_INT(get_sie(c, "k", 50.0, 100, v, sizeof v), TIDE_CACHE_ERRONLY);
+    CHECK_STR(v, "v");
+    CHECK_EQ_INT(get_sie(c, "k", 50.0, 30, v, sizeof v), TIDE_CACHE_MISS);   /* too old for it */
+    CHECK_EQ_INT(get_sie(c, "k", 50.0, 100, v, sizeof v), TIDE_CACHE_ERRONLY);  /* still kept */
+    CHECK_EQ_INT(get_sie(c, "k", 101.0, 1000, v, sizeof v), TIDE_CACHE_MISS);   /* gone */
+    tide_cache_stats st;
+    tide_cache_get_stats(c, &st);
+    CHECK_EQ_INT(st.entries, 0);
+    tide_cache_free(c);
+}
+
+/* While the caller cannot hear other writers, nothing is served fresh; what was read before
+ * (or during) stays usable for errors only, and what is read after is trusted again. */
+TEST(cache_distrust)
+{
+    tide_cache *c;
+    char v[64];
+    CHECK_EQ_INT(tide_cache_new(1 << 20, &c), 0);
+    CHECK_EQ_INT(put(c, "before", "b", 0, 60, 0, NULL, 0), 0);
+    tide_cache_distrust(c, 1);
+    CHECK_EQ_INT(get_sie(c, "before", 1, 60, v, sizeof v), TIDE_CACHE_ERRONLY);
+    CHECK_EQ_INT(get_sie(c, "before", 1, 0, v, sizeof v), TIDE_CACHE_MISS);
+    CHECK_EQ_INT(put(c, "during", "d", 1, 60, 0, NULL, 0), 0);
+    CHECK_EQ_INT(get_sie(c, "during", 1, 60, v, sizeof v), TIDE_CACHE_ERRONLY);
+    tide_cache_distrust(c, 0);
+    CHECK_EQ_INT(get_sie(c, "during", 2, 60, v, sizeof v), TIDE_CACHE_ERRONLY);
+    CHECK_EQ_INT(get_sie(c, "before", 2, 60, v, sizeof v), TIDE_CACHE_ERRONLY);
+    CHECK_EQ_INT(put(c, "after", "a", 2, 60, 0, NULL, 0), 0);
+    CHECK_EQ_INT(get(c, "after", 3, v, sizeof v), TIDE_CACHE_HIT);
     tide_cache_free(c);
 }
 
@@ -74,8 +124,10 @@ TEST(cache_replaces_and_refuses_bad_input)
     tide_cache_get_stats(c, &st);
     CHECK_EQ_INT(st.entries, 1);
     CHECK_EQ_INT(put(c, "k", "v", 0, 0, 0, NULL, 0), TIDE_EINVAL);          /* ttl 0 */
-    int bogus = 7;
-    CHECK_EQ_INT(put(c, "k", "v", 0, 1, 0, &bogus, 1), TIDE_EINVAL);        /* unknown tag */
+    uint32_t tags[TIDE_CACHE_MAX_TAGS + 1] = { 0 };
+    CHECK_EQ_INT(put(c, "k", "v", 0, 1, 0, tags, TIDE_CACHE_MAX_TAGS + 1), TIDE_EINVAL);
+    tide_cache_put_opts o = { .ttl = 1, .born = tide_cache_clock(c) + 1 };  /* from the future */
+    CHECK_EQ_INT(tide_cache_put(c, "k", 1, "v", 1, 0, &o, NULL, 0), TIDE_EINVAL);
     char big[9 * 1024];
     memset(big, 'x', sizeof big - 1);
     big[sizeof big - 1] = 0;
@@ -89,12 +141,12 @@ TEST(cache_invalidation_by_tag)
     tide_cache *c;
     char v[64];
     CHECK_EQ_INT(tide_cache_new(1 << 20, &c), 0);
-    int trips = tide_cache_tag(c, "trips", 5);
-    int collab = tide_cache_tag(c, "trip_collaborators", 18);
-    int users = tide_cache_tag(c, "users", 5);
-    CHECK(trips >= 0 && collab >= 0 && users >= 0 && trips != collab);
-    CHECK_EQ_INT(tide_cache_tag(c, "trips", 5), trips);                     /* interned */
-    int trip_tags[] = { trips, collab };
+    uint32_t trips = tide_cache_tag(c, "trips", 5);
+    uint32_t collab = tide_cache_tag(c, "trip_collaborators", 18);
+    uint32_t users = tide_cache_tag(c, "users", 5);
+    CHECK(trips < TIDE_CACHE_SLOTS && trips != collab && trips != users);
+    CHECK_EQ_INT(tide_cache_tag(c, "TRIPS", 5), trips);                     /* case ignored */
+    uint32_t trip_tags[] = { trips, collab };
     CHECK_EQ_INT(put(c, "trip 1 for u1", "{\"id\":1}", 0, 60, 0, trip_tags, 2), 0);
     CHECK_EQ_INT(put(c, "profile u1", "{}", 0, 60, 0, &users, 1), 0);
     /* a write to trip_collaborators hides the trip at once, and only what it tags */
@@ -108,6 +160,13 @@ TEST(cache_invalidation_by_tag)
     tide_cache_stats st;
     tide_cache_get_stats(c, &st);
     CHECK_EQ_INT(st.invalidated, 1);
+    /* a read that started before a write and ends after it is not stored */
+    tide_cache_put_opts o = { .ttl = 60, .born = tide_cache_clock(c) };
+    tide_cache_invalidate(c, trips);
+    CHECK_EQ_INT(tide_cache_put(c, "trip 2", 6, "{}", 2, 3, &o, trip_tags, 2), TIDE_EAGAIN);
+    CHECK_EQ_INT(get(c, "trip 2", 3, v, sizeof v), TIDE_CACHE_MISS);
+    tide_cache_get_stats(c, &st);
+    CHECK_EQ_INT(st.raced, 1);
     tide_cache_flush(c);
     CHECK_EQ_INT(get(c, "profile u1", 4, v, sizeof v), TIDE_CACHE_MISS);
     tide_cache_free(c);
@@ -179,9 +238,9 @@ TEST(cache_keeps_hot_keys_through_a_scan)
 
 TEST(cache_entry_overhead_is_small)
 {
-    /* the bookkeeping max_bytes counts per entry, on top of key, value and 8 bytes a tag */
-    CHECK(TIDE_CACHE_ENTRY_OVERHEAD <= 80);
-    printf("cache entry overhead: %zu bytes + key + value + 8 per tag\n",
+    /* the bookkeeping max_bytes counts per entry, on top of key, value and 4 bytes a tag */
+    CHECK(TIDE_CACHE_ENTRY_OVERHEAD <= 88);
+    printf("cache entry overhead: %zu bytes + key + value + 4 per tag\n",
            TIDE_CACHE_ENTRY_OVERHEAD);
 }
 
@@ -205,6 +264,8 @@ TEST(cache_siphash13_keyed)
 
 TEST_LIST_BEGIN
     TEST_ENTRY(cache_hit_ttl_and_stale_window)
+    TEST_ENTRY(cache_kept_for_errors)
+    TEST_ENTRY(cache_distrust)
     TEST_ENTRY(cache_replaces_and_refuses_bad_input)
     TEST_ENTRY(cache_invalidation_by_tag)
     TEST_ENTRY(cache_stays_within_max_bytes)

@@ -46,18 +46,18 @@ TEST(cache_hit_after_put)
     CHECK_EQ_INT(tide_jwt_cache_new(64, &c), 0);
     tide_role role;
     const char *js;
-    CHECK_EQ_INT(tide_jwt_cache_get(c, "a.b.c", 5, 1000, &p0, &role, &js), 0);
+    CHECK_EQ_INT(tide_jwt_cache_get(c, "a.b.c", 5, 1000, &p0, &role, &js, NULL), 0);
     tide_jwt_claims cl = claims("{\"sub\":\"x\"}", TIDE_ROLE_AUTHENTICATED, 2000);
     const char *stored = tide_jwt_cache_put(c, "a.b.c", 5, &cl);
     CHECK(cl.claims_json == NULL);                 /* ownership moved to the cache */
     CHECK_STR(stored, "{\"sub\":\"x\"}");
-    CHECK_EQ_INT(tide_jwt_cache_get(c, "a.b.c", 5, 1000, &p0, &role, &js), 1);
+    CHECK_EQ_INT(tide_jwt_cache_get(c, "a.b.c", 5, 1000, &p0, &role, &js, NULL), 1);
     CHECK_EQ_INT(role, TIDE_ROLE_AUTHENTICATED);
     CHECK_STR(js, "{\"sub\":\"x\"}");
     /* a token that differs only in its last byte is a different token */
-    CHECK_EQ_INT(tide_jwt_cache_get(c, "a.b.d", 5, 1000, &p0, &role, &js), 0);
+    CHECK_EQ_INT(tide_jwt_cache_get(c, "a.b.d", 5, 1000, &p0, &role, &js, NULL), 0);
     /* a prefix of a cached token is a different token */
-    CHECK_EQ_INT(tide_jwt_cache_get(c, "a.b.", 4, 1000, &p0, &role, &js), 0);
+    CHECK_EQ_INT(tide_jwt_cache_get(c, "a.b.", 4, 1000, &p0, &role, &js, NULL), 0);
     tide_jwt_cache_stats st;
     tide_jwt_cache_get_stats(c, &st);
     CHECK_EQ_INT(st.hits, 1);
@@ -74,12 +74,12 @@ TEST(cache_entry_expires_with_leeway)
     const char *js;
     tide_jwt_claims cl = claims("{}", TIDE_ROLE_SERVICE, 1000);
     tide_jwt_cache_put(c, "t", 1, &cl);
-    CHECK_EQ_INT(tide_jwt_cache_get(c, "t", 1, 1029, &p30, &role, &js), 1);  /* within leeway */
-    CHECK_EQ_INT(tide_jwt_cache_get(c, "t", 1, 1030, &p30, &role, &js), 0);  /* expired */
-    CHECK_EQ_INT(tide_jwt_cache_get(c, "t", 1, 10, &p30, &role, &js), 0);    /* and dropped */
+    CHECK_EQ_INT(tide_jwt_cache_get(c, "t", 1, 1029, &p30, &role, &js, NULL), 1);  /* within leeway */
+    CHECK_EQ_INT(tide_jwt_cache_get(c, "t", 1, 1030, &p30, &role, &js, NULL), 0);  /* expired */
+    CHECK_EQ_INT(tide_jwt_cache_get(c, "t", 1, 10, &p30, &role, &js, NULL), 0);    /* and dropped */
     tide_jwt_claims forever = claims("{}", TIDE_ROLE_ANON, 0);
     tide_jwt_cache_put(c, "u", 1, &forever);
-    CHECK_EQ_INT(tide_jwt_cache_get(c, "u", 1, 4000000000LL, &p0, &role, &js), 1);
+    CHECK_EQ_INT(tide_jwt_cache_get(c, "u", 1, 4000000000LL, &p0, &role, &js, NULL), 1);
     tide_jwt_cache_free(c);
 }
 
@@ -99,7 +99,7 @@ TEST(cache_is_bounded_by_slots)
     int hits = 0;
     for (int i = 0; i < 1000; i++) {
         int n = snprintf(tok, sizeof tok, "token-%d", i);
-        hits += tide_jwt_cache_get(c, tok, (size_t)n, 0, &p0, &role, &js);
+        hits += tide_jwt_cache_get(c, tok, (size_t)n, 0, &p0, &role, &js, NULL);
     }
     CHECK(hits > 0 && hits <= 16);               /* at most one entry per slot survives */
     tide_jwt_cache_free(c);                      /* valgrind/ASan: nothing leaks */
@@ -114,19 +114,19 @@ TEST(cache_follows_require_exp)
     const char *js;
     tide_jwt_claims forever = claims("{}", TIDE_ROLE_SERVICE, 0);
     tide_jwt_cache_put(c, "noexp", 5, &forever);
-    CHECK_EQ_INT(tide_jwt_cache_get(c, "noexp", 5, 1000, &lax, &role, &js), 1);
+    CHECK_EQ_INT(tide_jwt_cache_get(c, "noexp", 5, 1000, &lax, &role, &js, NULL), 1);
     /* an entry without exp is never served under require_exp (and is dropped) */
-    CHECK_EQ_INT(tide_jwt_cache_get(c, "noexp", 5, 1000, &strict, &role, &js), 0);
-    CHECK_EQ_INT(tide_jwt_cache_get(c, "noexp", 5, 1000, &lax, &role, &js), 0);
+    CHECK_EQ_INT(tide_jwt_cache_get(c, "noexp", 5, 1000, &strict, &role, &js, NULL), 0);
+    CHECK_EQ_INT(tide_jwt_cache_get(c, "noexp", 5, 1000, &lax, &role, &js, NULL), 0);
     /* NULL is tide_jwt_verify's default: exp required */
     forever = claims("{}", TIDE_ROLE_SERVICE, 0);
     tide_jwt_cache_put(c, "noexp", 5, &forever);
-    CHECK_EQ_INT(tide_jwt_cache_get(c, "noexp", 5, 1000, NULL, &role, &js), 0);
+    CHECK_EQ_INT(tide_jwt_cache_get(c, "noexp", 5, 1000, NULL, &role, &js, NULL), 0);
     /* an exp claim of 0 (1970) is an exp, not "none" */
     tide_jwt_claims epoch = claims("{}", TIDE_ROLE_ANON, 0);
     epoch.has_exp = 1;
     tide_jwt_cache_put(c, "epoch", 5, &epoch);
-    CHECK_EQ_INT(tide_jwt_cache_get(c, "epoch", 5, 1000, &lax, &role, &js), 0);
+    CHECK_EQ_INT(tide_jwt_cache_get(c, "epoch", 5, 1000, &lax, &role, &js, NULL), 0);
     tide_jwt_cache_free(c);
 }
 
@@ -157,7 +157,7 @@ TEST(cache_never_outlives_verification)
                 free(cl.claims_json);
                 tide_role role;
                 const char *js;
-                int hit = tide_jwt_cache_get(c, tok, len, now, &pols[k], &role, &js);
+                int hit = tide_jwt_cache_get(c, tok, len, now, &pols[k], &role, &js, NULL);
                 if (hit && rc != 0) {
                     free(tok);
                     tide_jwt_cache_free(c);

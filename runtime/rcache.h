@@ -1,0 +1,141 @@
+/* rcache.h - the result cache in the request path: which GET routes are cached for whom
+ * (policies/cache.lua, read into a tide_cache_policy with each bundle), answers from the store
+ * (runtime/cache.c) before any Lua runs or any pool is touched, single-flight for misses,
+ * stale-while-revalidate and stale-if-error, ETag / If-None-Match, invalidation by tag from
+ * tide's own writes and from other writers' NOTIFYs, and the counters operators read.
+ *
+ * A request reaches tide_rcache_admit() once its token is admitted. Unless its route has a
+ * rule (or the cache is off, or it is not a GET) it goes on to the bundle as before. With a
+ * rule, its key is the rule, the caller's identity under the rule's scope, the raw path and
+ * query, and the values of the headers the rule varies on:
+ *
+ *   scope   identity in the key                     one answer for
+ *   public  nothing                                 every caller
+ *   role    the database role                       each of anon, authenticated, service_role
+ *   user    role and JWT sub (claims if no sub)     each user
+ *   claims  the whole claims text                   each distinct set of claims
+ *
+ * so an answer built under one identity is never served to another. Then:
+ *   fresh entry          -> answered from the store (X-Cache: HIT, Age, ETag; 304 when
+ *                           If-None-Match names the ETag)
+ *   in its swr window    -> answered stale (X-Cache: STALE) and refreshed once in the
+ *                           background (a copy of the request runs through the bundle)
+ *   a miss already runs  -> waits for it and gets its answer (counted as coalesced)
+ *   otherwise            -> runs through the bundle (X-Cache: MISS); a 200 whose handler's
+ *                           reads all said what they depend on is stored, tagged with those
+ *                           tags and the rule's own; a 5xx is replaced by an entry not older
+ *                           than the rule's stale_if_error, if one is kept (X-Cache: STALE)
+ * `Cache-Control: no-cache` (or no-store) from the client: the bundle answers, nothing is read
+ * from or written to the cache (X-Cache: BYPASS).
+ *
+ * Coherence: tide.db invalidates the tags of what it writes before the write's answer goes
+ * out; other writers' writes arrive as NOTIFYs on cache.channel (runtime/listen.c). While
+ * that connection is down nothing is served fresh (entries stay for stale-if-error only)
+ * and entries read meanwhile are not trusted once it is back. */
+#ifndef TIDE_RCACHE_H
+#define TIDE_RCACHE_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include "app.h"
+#include "jwt.h"
+
+struct lua_State;
+
+enum { TIDE_SCOPE_PUBLIC = 0, TIDE_SCOPE_ROLE, TIDE_SCOPE_USER, TIDE_SCOPE_CLAIMS, TIDE_SCOPES };
+#define TIDE_CACHE_MAX_VARY 4
+
+typedef struct tide_cache_rule {
+    char *route;                 /* "GET /v1/trips/:id" */
+    double ttl, swr, sie;        /* seconds: fresh, stale-while-revalidate, stale-if-error */
+    int scope;                   /* TIDE_SCOPE_* */
+    int nvary;
+    char *vary[TIDE_CACHE_MAX_VARY];     /* lower-case header names */
+} tide_cache_rule;
+
+typedef struct tide_cache_policy tide_cache_policy;
+
+/* Reads the table boot.cache_policy() returned (at idx): {rules = {{route, ttl, swr, sie,
+ * scope, vary}, ...}, get_routes = {"/v1/trips", ...} (every GET pattern of the bundle),
+ * tables = "<fingerprint of the tables section>"}. tide.boot has checked it; this checks what
+ * C relies on. Returns the policy, or NULL with a message in err. */
+tide_cache_policy *tide_cache_policy_read(struct lua_State *L, int idx, char *err,
+                                          size_t errlen);
+void tide_cache_policy_free(tide_cache_policy *p);
+/* The rule for GET path (raw, len bytes), matched as tide.router would match it among all the
+ * bundle's GET routes (a static segment beats a :param, an empty segment matches nothing), or
+ * NULL when the route that matches has no rule (or none matches). */
+const tide_cache_rule *tide_cache_policy_match(const tide_cache_policy *p, const char *path,
+                                               size_t len);
+
+/* ---- the request path ---------------------------------------------------------------- */
+
+typedef struct tide_rcache tide_rcache;
+typedef struct tide_rcache_req tide_rcache_req;
+
+/* Makes app->cache (cache.max_bytes 0: none) and starts listening on cache.channel. Returns 0,
+ * or TIDE_ENOMEM / TIDE_EINVAL (logged). */
+TIDE_MUST_CHECK int tide_rcache_start(tide_app *app);
+void tide_rcache_stop(tide_app *app);
+
+/* Answers req from the cache, parks it behind a running miss, or dispatches it to the current
+ * bundle (with a cache context when its route has a rule). claims and sub as admission found
+ * them (may be NULL). */
+void tide_rcache_admit(tide_app *app, tide_http_req *req, const char *claims, const char *sub,
+                       tide_role role);
+
+/* The bundle's answer for a request dispatched with a cache context: sends it (with X-Cache,
+ * ETag, or a kept entry instead of a 5xx), stores it, answers the requests waiting on it, and
+ * frees cr. Takes the place of tide_http_respond for such requests. */
+void tide_rcache_respond(tide_rcache_req *cr, tide_http_req *req, int status,
+                         const char *ctype, const char *headers, const char *body,
+                         size_t blen);
+/* The request went away without an answer (its task is freed): as a 499. */
+void tide_rcache_drop(tide_rcache_req *cr);
+
+/* What the handler's reads depend on (tags); too many, or a read that cannot say (db.sql),
+ * and the answer is not stored (tide_rcache_skip). Both ignore a NULL cr. */
+void tide_rcache_depend(tide_rcache_req *cr, const char *tag, size_t len);
+void tide_rcache_skip(tide_rcache_req *cr);
+/* The rule's route pattern (for tide.boot to check that it routed the same way), or NULL. */
+const char *tide_rcache_route(const tide_rcache_req *cr);
+
+/* Entries tagged `tag` read before now are not served again. */
+void tide_rcache_invalidate(tide_app *app, const char *tag, size_t len);
+
+/* The script API (tide.cache): entries under "S" + scope identity + key. get returns 1 with
+ * *value, *vlen, *age (valid until the next cache call) and *stale (past its ttl), or 0. */
+typedef struct tide_cache_ident {
+    tide_role role;
+    const char *sub;             /* "" or NULL: none */
+    const char *claims;          /* JSON text */
+} tide_cache_ident;
+int tide_rcache_script_get(tide_app *app, const tide_cache_ident *who, int scope,
+                           const char *key, size_t klen, double sie, const void **value,
+                           size_t *vlen, double *age, int *stale);
+/* Returns 0, or TIDE_EAGAIN (a tag moved since born: not stored), TIDE_ETOOBIG, TIDE_EINVAL,
+ * TIDE_ENOMEM, TIDE_ECLOSED (no cache). */
+int tide_rcache_script_set(tide_app *app, const tide_cache_ident *who, int scope,
+                           const char *key, size_t klen, const char *value, size_t vlen,
+                           double ttl, double swr, double sie, uint64_t born,
+                           const char *const *tags, const size_t *tlens, int ntags);
+/* The clock to take before reading what will be stored (0 without a cache). */
+uint64_t tide_rcache_clock(const tide_app *app);
+
+/* A reload swapped the policy: entries of rules that changed or went away are dropped, and
+ * all of them when the tables section changed (reads are tagged differently now). */
+void tide_rcache_policy_changed(tide_app *app, const tide_cache_policy *old,
+                                const tide_cache_policy *cur);
+
+/* Drops everything (tag NULL) or what is tagged tag. */
+void tide_rcache_flush(tide_app *app, const char *tag, size_t len);
+
+/* Other writers' writes, as cache.channel payloads: "table/KEY", "table/ANY" (meaning "table/" and a star) or "table". */
+void tide_rcache_heard(tide_app *app, const char *payload, size_t len);
+/* Whether other writers can be heard (see the header). */
+void tide_rcache_hearing(tide_app *app, int up);
+
+/* Writes the cache's counters as a JSON object into buf (NUL-terminated; truncated to cap). */
+size_t tide_rcache_stats_json(const tide_app *app, char *buf, size_t cap);
+
+#endif
