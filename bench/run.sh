@@ -326,7 +326,7 @@ cache_stats() {
 # (report in var/bench/logs/perf-NAME.txt).
 run_wrk() {
   local name=$1 script=$2 server=${3:-tide} line kv c0 c1 t0 t1 perf_pid='' url=$URL cpu_key
-  local pids=("$tide_pid") s0='' s1='' stats_msg=''
+  local pids=("$tide_pid") s0='' s1='' l0='' l1='' stats_msg=''
   cpu_key=${name}_tide_cpu
   if [ "$server" = openresty ]; then
     url=http://127.0.0.1:$OR_PORT pids=("$nginx_pid" "$nginx_worker") cpu_key=${name}_cpu
@@ -338,7 +338,7 @@ run_wrk() {
       -- sleep "$DURATION" >/dev/null 2>&1 &
     perf_pid=$!
   fi
-  [ "$server" = openresty ] || s0=$(cache_stats)
+  [ "$server" = openresty ] || { s0=$(cache_stats); l0=$(json_get "$ADMIN/admin/stats" 'j.loop.passes_over_50ms'); }
   c0=$(cpu_ticks "${pids[@]}"); t0=$(date +%s.%N)
   timeout $((DURATION + 30)) wrk -t"$THREADS" -c"$CONNS" -d"${DURATION}s" --latency -s "$script" "$url" \
     >"$LOGS/wrk-$name.txt" 2>&1 || say "warning: wrk for $name exited non-zero (log: $LOGS/wrk-$name.txt)"
@@ -347,7 +347,12 @@ run_wrk() {
   [ "$server" != openresty ] || kill -0 "$nginx_pid" 2>/dev/null \
     || die "nginx stopped during $name (log: $OR_DIR/logs/error.log)"
   c1=$(cpu_ticks "${pids[@]}"); t1=$(date +%s.%N)
-  [ "$server" = openresty ] || s1=$(cache_stats)
+  if [ "$server" != openresty ]; then
+    s1=$(cache_stats)
+    l1=$(json_get "$ADMIN/admin/stats" 'j.loop.passes_over_50ms')
+    # event-loop passes over 50 ms during the run: a stall every request in flight waits out
+    [ -z "$l0" ] || [ -z "$l1" ] || res "${name}_slow_passes" $((l1 - l0))
+  fi
   res "$cpu_key" "$(awk -v c=$((c1 - c0)) -v hz="$HZ" -v t0="$t0" -v t1="$t1" \
     'BEGIN { printf "%.0f", 100 * c / hz / (t1 - t0) }')"
   if [ -n "$s0" ] && [ -n "$s1" ]; then
@@ -571,6 +576,15 @@ curl_pass() {
     "$(cut -d'|' -f2 "$CACHE_DIR/$name.txt" | sed 's/^$/none/' | sort | uniq -c | awk '{ printf "%s %s ", $2, $1 }')")"
 }
 
+# flush_cache: drops every entry of tide's result cache (POST /admin/cache/flush), so the pass
+# that follows stores fresh entries for the whole set (a pass would leave entries it finds fresh
+# as they are, and they could expire during the measured run).
+flush_cache() {
+  local code
+  code=$(curl -s --max-time 5 -o "$LOGS/cache-flush.json" -w '%{http_code}' -X POST "$ADMIN/admin/cache/flush")
+  [ "$code" = 200 ] || say "warning: POST /admin/cache/flush answered $code: $(head -c 200 "$LOGS/cache-flush.json")"
+}
+
 # warm_check: a few trips of the set read one by one after the fill: their X-Cache values and
 # whether the answers carry Age and ETag. Records warm_check_{n,hits,age,etag}.
 warm_check() {
@@ -690,6 +704,7 @@ cache_workloads() {
   unset BENCH_NO_CACHE
 
   # 7: every trip of the set read once (tide's bodies, kept for nginx), then the warm reads
+  flush_cache
   curl_pass fill
   warm_check
   run_wrk cache_hit bench/wrk/cache_point.lua
@@ -702,9 +717,10 @@ cache_workloads() {
   # 10
   run_wrk cache_popular bench/wrk/cache_popular.lua
 
-  # 11: filled again (the fill's entries may have expired), the mix, then each trip read through
-  # the cache and fresh: a cached body that differs from the row is one a write did not
-  # invalidate. A second's pause first: a write wrk left in flight may still commit.
+  # 11: flushed and filled again (the fill's entries would expire during the mix), the mix, then
+  # each trip read through the cache and fresh: a cached body that differs from the row is one a
+  # write did not invalidate. A second's pause first: a write wrk left in flight may still commit.
+  flush_cache
   curl_pass refill
   export BENCH_WRITE_PCT=$WRITE_PCT
   run_wrk cache_mix bench/wrk/cache_mix.lua
