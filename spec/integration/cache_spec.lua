@@ -159,9 +159,9 @@ grant usage on sequence public.cache_probe_seq to anon, authenticated, service_r
         local s, body, h = get(stranger, path)
         assert.equals(404, s, cjson.encode(body))
         assert.equals("MISS", h["x-cache"])
-        s, _, h = get(stranger, path)
-        assert.equals(404, s)
-        assert.equals("MISS", h["x-cache"])         -- errors are not stored
+        local s2, _, h2 = get(stranger, path)
+        assert.equals(404, s2)
+        assert.equals("MISS", h2["x-cache"])         -- errors are not stored
         -- the viewer gets their own entry, then hits it
         local sv, _, hv = get(viewer, path)
         assert.equals(200, sv)
