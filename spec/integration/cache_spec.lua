@@ -149,9 +149,10 @@ grant usage on sequence public.cache_probe_seq to anon, authenticated, service_r
     end)
 
     it("never serves one user's cached answer to another (RLS decides, per user)", function()
-        local owner, stranger, viewer = api.user(), api.user(), api.user()
+        local owner, stranger, viewer, editor = api.user(), api.user(), api.user(), api.user()
         local trip = api.trip(owner)
         api.share(owner, trip.id, viewer, "view")
+        api.share(owner, trip.id, editor, "edit")
         local path = "/v1/trips/" .. trip.id
         assert.equals(200, (get(owner, path)))
         assert.equals("HIT", select(3, get(owner, path))["x-cache"])
@@ -167,6 +168,18 @@ grant usage on sequence public.cache_probe_seq to anon, authenticated, service_r
         assert.equals(200, sv)
         assert.equals("MISS", hv["x-cache"])
         assert.equals("HIT", select(3, get(viewer, path))["x-cache"])
+        -- a collaborator with other rights: an entry of their own too
+        local se, _, he = get(editor, path)
+        assert.equals(200, se)
+        assert.equals("MISS", he["x-cache"])
+        assert.equals("HIT", select(3, get(editor, path))["x-cache"])
+        -- the editor may change it; the viewer may not, and their entries differ
+        assert.equals(200, (api.call(editor, "PATCH", path, { name = "Edited" })))
+        local sp, bp = api.call(viewer, "PATCH", path, { name = "Viewer edit" })
+        assert.is_true(sp == 403 or sp == 404, tostring(sp) .. " " .. cjson.encode(bp))
+        local _, bv, hv2 = get(viewer, path)
+        assert.equals("Edited", bv.name)
+        assert.equals("MISS", hv2["x-cache"])        -- the editor's write reached every entry
         -- anonymous: 401 before the cache is consulted
         assert.equals(401, (get(nil, path)))
     end)
