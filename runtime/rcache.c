@@ -606,9 +606,14 @@ static int wants_no_cache(const tide_http_req *req)
     const char *v = tide_http_header_get(req, "cache-control", &n);
     if (!v)
         return 0;
-    for (size_t i = 0; i + 8 <= n; i++)
+    for (size_t i = 0; i + 8 <= n; i++) {
         if (strncasecmp(v + i, "no-cache", 8) == 0 || strncasecmp(v + i, "no-store", 8) == 0)
             return 1;
+        /* max-age=0 (what a browser's reload sends): nothing old is acceptable */
+        if (i + 9 <= n && strncasecmp(v + i, "max-age=0", 9) == 0 &&
+            (i + 9 == n || v[i + 9] < '0' || v[i + 9] > '9'))
+            return 1;
+    }
     return 0;
 }
 

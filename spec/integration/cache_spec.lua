@@ -146,6 +146,10 @@ grant usage on sequence public.cache_probe_seq to anon, authenticated, service_r
         assert.equals(200, s5)
         assert.equals("BYPASS", h5["x-cache"])
         assert.same(b1, b5)
+        assert.equals("BYPASS", select(3, get(owner, path, { ["Cache-Control"] = "max-age=0" }))
+                      ["x-cache"])
+        assert.equals("HIT", select(3, get(owner, path, { ["Cache-Control"] = "max-age=600" }))
+                      ["x-cache"])
     end)
 
     it("never serves one user's cached answer to another (RLS decides, per user)", function()
