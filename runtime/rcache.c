@@ -1,6 +1,7 @@
 /* rcache.c - the result cache in the request path (see rcache.h). */
 #include "rcache.h"
 #include "cache.h"
+#include "listen.h"
 #include "log.h"
 #include "luavm.h"
 
@@ -266,6 +267,7 @@ struct tide_rcache {
     scope_stats st[TIDE_SCOPES];
     long long heard, hearing_lost;
     int hearing;                 /* -1: no channel */
+    tide_listen *listen;         /* the LISTEN connection on cache.channel, or NULL */
 };
 
 enum { CR_MISS, CR_REFRESH, CR_BYPASS };
@@ -346,6 +348,27 @@ static int flight_wait(flight *f, tide_http_req *req, const char *claims, const 
     return 0;
 }
 
+static void on_notify(const char *payload, size_t len, void *arg)
+{
+    tide_rcache_heard(arg, payload, len);
+}
+
+static void on_state(int up, void *arg)
+{
+    tide_app *app = arg;
+    tide_rcache *rc = app->cache;
+    if (up) {
+        tide_info("cache: listening on \"%s\": entries are trusted from now on",
+                  app->cfg.cache_channel);
+    } else {
+        tide_listen_stats ls;
+        tide_listen_get_stats(rc->listen, &ls);
+        tide_warn("cache: lost the LISTEN connection (%s): nothing is served fresh until it is "
+                  "back", ls.last_error[0] ? ls.last_error : "no reason given");
+    }
+    tide_rcache_hearing(app, up);
+}
+
 int tide_rcache_start(tide_app *app)
 {
     app->cache = NULL;
@@ -364,6 +387,22 @@ int tide_rcache_start(tide_app *app)
     rc->app = app;
     rc->hearing = -1;
     app->cache = rc;
+    const char *channel = app->cfg.cache_channel;
+    const char *dsn = app->cfg.upstreams[TIDE_UP_DIRECT].dsn;
+    if (channel && channel[0] && dsn) {
+        /* nothing is trusted until the first LISTEN is confirmed (writes before it are not
+         * heard) */
+        rc->hearing = 0;
+        tide_cache_distrust(rc->store, 1);
+        err = tide_listen_start(app->loop, dsn, channel, NULL, on_notify, on_state, app,
+                                &rc->listen);
+        if (err != 0) {
+            tide_error("cannot listen on cache.channel \"%s\" (a plain lower-case identifier, "
+                       "or \"\" to hear no other writers): %s", channel, tide_strerror(err));
+            tide_rcache_stop(app);
+            return err;
+        }
+    }
     return 0;
 }
 
@@ -372,6 +411,7 @@ void tide_rcache_stop(tide_app *app)
     tide_rcache *rc = app->cache;
     if (!rc)
         return;
+    tide_listen_free(rc->listen);
     for (int i = 0; i < FLIGHT_BUCKETS; i++)
         while (rc->flights[i]) {          /* their tasks are gone with the loop */
             flight *f = rc->flights[i];
@@ -566,9 +606,14 @@ static int wants_no_cache(const tide_http_req *req)
     const char *v = tide_http_header_get(req, "cache-control", &n);
     if (!v)
         return 0;
-    for (size_t i = 0; i + 8 <= n; i++)
+    for (size_t i = 0; i + 8 <= n; i++) {
         if (strncasecmp(v + i, "no-cache", 8) == 0 || strncasecmp(v + i, "no-store", 8) == 0)
             return 1;
+        /* max-age=0 (what a browser's reload sends): nothing old is acceptable */
+        if (i + 9 <= n && strncasecmp(v + i, "max-age=0", 9) == 0 &&
+            (i + 9 == n || v[i + 9] < '0' || v[i + 9] > '9'))
+            return 1;
+    }
     return 0;
 }
 
@@ -973,12 +1018,20 @@ void tide_rcache_heard(tide_app *app, const char *payload, size_t len)
     tide_rcache *rc = app->cache;
     if (!rc)
         return;
+    if (len == 0)
+        return;
     rc->heard++;
     const char *slash = memchr(payload, '/', len);
-    /* "table/KEY" and "table/" + star move the table's tag too: reads of the whole table saw it */
+    /* "table/KEY" and "table/" + star move the table's tag too: reads of the whole table saw
+     * it; a bare "table" (not what the trigger sends) is taken as any of its rows */
     tide_rcache_invalidate(app, payload, slash ? (size_t)(slash - payload) : len);
-    if (slash)
+    if (slash) {
         tide_rcache_invalidate(app, payload, len);
+    } else {
+        char any[300];
+        int n = snprintf(any, sizeof any, "%.*s/*", (int)(len > 280 ? 280 : len), payload);
+        tide_rcache_invalidate(app, any, (size_t)n);
+    }
 }
 
 void tide_rcache_hearing(tide_app *app, int up)

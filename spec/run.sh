@@ -124,6 +124,8 @@ export TIDE_BINDINGS_DIR=$repo/bindings TIDE_CONFIG=$repo/etc/tide.conf.lua
 export TIDE_JWT_SECRET=${TIDE_JWT_SECRET:-tide-test-secret-0123456789-abcdefghijklmnop}
 # the suite runs on secrets published in this repository: development mode says that is meant
 export TIDE_DEV=1
+# a small result cache, so spec/integration/cache_spec.lua can push 10x its bound through it
+export TIDE_CACHE_MAX_BYTES=${TIDE_CACHE_MAX_BYTES:-4194304}
 # tide reaches Postgres itself by host *name*: the path that resolves it off the event loop
 TIDE_DSN_DIRECT=${TIDE_DSN_DIRECT/@127.0.0.1:/@localhost:}
 export TIDE_DSN_DIRECT TIDE_DSN_SESSION TIDE_DSN_TRANSACTION TIDE_DSN_ADMIN
