@@ -10,7 +10,7 @@ enum { Q_SMALL = 0, Q_MAIN = 1 };
 #define FREQ_MAX 3
 #define SMALL_SHARE 10      /* percent of max_bytes the small FIFO may hold before it yields */
 
-typedef uint32_t tag_ref;           /* a slot of tide_cache.slot_time */
+typedef tide_cache_tagid tag_ref;   /* two slots of tide_cache.slot_time (tide_cache_tag) */
 
 typedef struct entry {
     struct entry *hnext;            /* hash chain */
@@ -42,6 +42,7 @@ struct tide_cache {
     size_t ghost_bits, ghost_span, ghost_added;
     int ghost_cur;
     uint64_t *slot_time;            /* per tag slot: the clock at its last invalidation */
+    uint64_t slot_mask;             /* slots - 1 (a power of two) */
     uint64_t clock;                 /* moves on at every invalidation */
     uint64_t trusted_from;          /* entries born before it are for errors only */
     int distrust;                   /* no entry is trusted (the caller cannot see writes) */
@@ -259,7 +260,11 @@ int tide_cache_new(size_t max_bytes, tide_cache **out)
         c->ghost_bits *= 2;
     c->ghost[0] = calloc(c->ghost_bits / 64, sizeof(uint64_t));
     c->ghost[1] = calloc(c->ghost_bits / 64, sizeof(uint64_t));
-    c->slot_time = calloc(TIDE_CACHE_SLOTS, sizeof *c->slot_time);
+    size_t slots = 65536;
+    while (slots < max_bytes / 256 && slots < ((size_t)1 << 22))
+        slots *= 2;
+    c->slot_mask = slots - 1;
+    c->slot_time = calloc(slots, sizeof *c->slot_time);
     if (!c->buckets || !c->ghost[0] || !c->ghost[1] || !c->slot_time) {
         tide_cache_free(c);
         return TIDE_ENOMEM;
@@ -293,7 +298,13 @@ void tide_cache_free(tide_cache *c)
     free(c);
 }
 
-uint32_t tide_cache_tag(const tide_cache *c, const char *name, size_t len)
+/* A tag is two slots (from the two halves of one keyed hash), packed in a tag_ref; it counts
+ * as invalidated after `born` only when both of its slots were stamped after born, so another
+ * tag makes it look invalidated only by colliding in both. */
+#define SLOT_A(t) ((t) >> 32)
+#define SLOT_B(t) ((t) & 0xffffffffu)
+
+tide_cache_tagid tide_cache_tag(const tide_cache *c, const char *name, size_t len)
 {
     char low[256] = { 0 };
     size_t n = len < sizeof low ? len : sizeof low;
@@ -302,12 +313,23 @@ uint32_t tide_cache_tag(const tide_cache *c, const char *name, size_t len)
     uint64_t h = tide__siphash13(c->seed, low, n);
     if (len > n)                   /* a long tag: its tail still counts, as it is */
         h ^= tide__siphash13(c->seed, name + n, len - n);
-    return (uint32_t)(h >> 20) & (TIDE_CACHE_SLOTS - 1);
+    uint64_t a = (h >> 32) & c->slot_mask, b = h & c->slot_mask;
+    if (a == b)
+        b ^= 1;                    /* two distinct slots */
+    return a << 32 | b;
 }
 
-void tide_cache_invalidate(tide_cache *c, uint32_t tag)
+static uint64_t stamped(const tide_cache *c, tide_cache_tagid tag)
 {
-    c->slot_time[tag & (TIDE_CACHE_SLOTS - 1)] = ++c->clock;
+    uint64_t a = c->slot_time[SLOT_A(tag)], b = c->slot_time[SLOT_B(tag)];
+    return a < b ? a : b;
+}
+
+void tide_cache_invalidate(tide_cache *c, tide_cache_tagid tag)
+{
+    uint64_t t = ++c->clock;
+    c->slot_time[SLOT_A(tag)] = t;
+    c->slot_time[SLOT_B(tag)] = t;
     c->st.invalidations++;
 }
 
@@ -327,13 +349,14 @@ static int outdated(const tide_cache *c, const entry *e)
 {
     const tag_ref *t = entry_tags((entry *)e);
     for (int i = 0; i < e->ntags; i++)
-        if (c->slot_time[t[i]] > e->born)
+        if (stamped(c, t[i]) > e->born)
             return 1;
     return 0;
 }
 
 int tide_cache_put(tide_cache *c, const void *key, size_t klen, const void *value, size_t vlen,
-                   double now, const tide_cache_put_opts *o, const uint32_t *tags, int ntags)
+                   double now, const tide_cache_put_opts *o, const tide_cache_tagid *tags,
+                   int ntags)
 {
     if (!o || !(o->ttl > 0) || !(o->swr >= 0) || !(o->sie >= 0) || ntags < 0 ||
         ntags > TIDE_CACHE_MAX_TAGS || (ntags && !tags) || o->klass < 0 ||
@@ -349,7 +372,7 @@ int tide_cache_put(tide_cache *c, const void *key, size_t klen, const void *valu
     if (old)
         drop(c, old);
     for (int i = 0; i < ntags; i++)
-        if (c->slot_time[tags[i] & (TIDE_CACHE_SLOTS - 1)] > o->born) {
+        if (stamped(c, tags[i]) > o->born) {
             c->st.raced++;         /* written while it was read: it may hold the old rows */
             return TIDE_EAGAIN;
         }
@@ -370,7 +393,7 @@ int tide_cache_put(tide_cache *c, const void *key, size_t klen, const void *valu
     e->ntags = (uint8_t)ntags;
     e->klass = (uint8_t)o->klass;
     for (int i = 0; i < ntags; i++)
-        entry_tags(e)[i] = tags[i] & (TIDE_CACHE_SLOTS - 1);
+        entry_tags(e)[i] = tags[i];
     memcpy(entry_key(e), key, klen);
     if (vlen)
         memcpy(entry_value(e), value, vlen);

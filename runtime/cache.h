@@ -13,14 +13,17 @@
  * (no list moves), unlike LRU.
  *
  * Invalidation is lazy and O(1). A tag (a string such as "trips" or "trips/7", compared
- * without regard to ASCII case) hashes to one of TIDE_CACHE_SLOTS slots, each holding the value
- * of a clock at its last invalidation; tide_cache_invalidate() moves the clock on and stamps
- * the slot. An entry carries `born`, the clock when its contents were read (the caller takes
- * tide_cache_clock() before it reads), and is outdated when a slot of one of its tags was
+ * without regard to ASCII case) hashes to two of the store's slots, each holding the
+ * value of a clock at its last invalidation; tide_cache_invalidate() moves the clock on and
+ * stamps both. An entry carries `born`, the clock when its contents were read (the caller takes
+ * tide_cache_clock() before it reads), and is outdated when both slots of one of its tags were
  * stamped after that: a get then misses and frees it, and a put refuses it (TIDE_EAGAIN), so a
- * read that raced with a write is never stored. Two tags in one slot only invalidate more than
- * needed, never less. Entries that are never looked up again are reclaimed by eviction, so
- * memory stays within max_bytes.
+ * read that raced with a write is never stored. Tags that share slots only invalidate more
+ * than needed, never less, and another tag must share both slots of a tag to do that (with k
+ * slots stamped since an entry was read, a tag looks invalidated with probability about
+ * (k / slots)^2, not k / slots). There is a slot per 256 bytes of max_bytes, at least 65,536
+ * and at most 4,194,304. Entries that are never looked up again
+ * are reclaimed by eviction, so memory stays within max_bytes.
  *
  * Trust: tide_cache_distrust() makes every entry read before it "for errors only": it is not
  * served as fresh or stale any more, only as TIDE_CACHE_ERRONLY (the caller may use it when
@@ -29,9 +32,9 @@
  * does while it cannot hear about other writers' writes.
  *
  * Memory: each entry is one allocation of TIDE_CACHE_ENTRY_OVERHEAD bytes plus its key, its
- * value and 4 bytes per tag, all counted against max_bytes. Outside it: the hash table (8
- * bytes per bucket, one bucket per entry at most twice over), the slots (8 bytes each, 512
- * KiB) and the ghost, two bitmaps of 4 bytes per remembered hash, which remember max_bytes / 1
+ * value and 8 bytes per tag, all counted against max_bytes. Outside it: the hash table (8
+ * bytes per bucket, one bucket per entry at most twice over), the slots (8 bytes each: 3% of
+ * max_bytes, at least 512 KiB) and the ghost, two bitmaps of 4 bytes per remembered hash, which remember max_bytes / 1
  * KiB hashes (at least 1024) each (about 0.8% of max_bytes). Keys and tags are hashed with
  * SipHash-1-3 under a random key, so clients cannot aim keys at one bucket or tags at one
  * slot. */
@@ -51,7 +54,8 @@ typedef struct tide_cache tide_cache;
 enum { TIDE_CACHE_MISS = 0, TIDE_CACHE_HIT = 1, TIDE_CACHE_STALE = 2, TIDE_CACHE_ERRONLY = 3 };
 
 #define TIDE_CACHE_MAX_TAGS 16        /* per entry */
-#define TIDE_CACHE_SLOTS 65536        /* tag slots (a power of two) */
+/* A tag's slots, from tide_cache_tag. */
+typedef uint64_t tide_cache_tagid;
 #define TIDE_CACHE_CLASSES 8          /* entry classes with their own entry and byte counts */
 
 typedef struct tide_cache_stats {
@@ -77,10 +81,11 @@ typedef struct tide_cache_put_opts {
 TIDE_MUST_CHECK int tide_cache_new(size_t max_bytes, tide_cache **out);
 void tide_cache_free(tide_cache *c);
 
-/* The slot of tag `name` (len bytes, ASCII case ignored). */
-uint32_t tide_cache_tag(const tide_cache *c, const char *name, size_t len);
-/* Entries tagged with a tag of this slot, read before now, stop being served. */
-void tide_cache_invalidate(tide_cache *c, uint32_t tag);
+/* The slots of tag `name` (len bytes, ASCII case ignored), packed in one value. */
+tide_cache_tagid tide_cache_tag(const tide_cache *c, const char *name, size_t len);
+/* Entries tagged `tag` (and any whose tag shares both its slots), read before now, stop being
+ * served. */
+void tide_cache_invalidate(tide_cache *c, tide_cache_tagid tag);
 /* The clock: take it before reading what will be stored (tide_cache_put_opts.born). */
 uint64_t tide_cache_clock(const tide_cache *c);
 /* on: entries read so far are for errors only, and none is trusted until it is called with
@@ -94,7 +99,7 @@ void tide_cache_distrust(tide_cache *c, int on);
  * more than an eighth of max_bytes: not stored), TIDE_EINVAL or TIDE_ENOMEM. */
 TIDE_MUST_CHECK int tide_cache_put(tide_cache *c, const void *key, size_t klen,
                                    const void *value, size_t vlen, double now,
-                                   const tide_cache_put_opts *o, const uint32_t *tags,
+                                   const tide_cache_put_opts *o, const tide_cache_tagid *tags,
                                    int ntags);
 
 /* Looks key up at time now; sie is the stale-if-error age the caller would accept. Returns

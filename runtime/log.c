@@ -2,6 +2,7 @@
 #include "log.h"
 
 #include <stdarg.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <string.h>
 #include <time.h>
@@ -83,4 +84,17 @@ int tide_json_escape(char *out, int cap, const char *s, int len)
     }
     out[o] = 0;
     return o;
+}
+
+void tide_log_request(const char *id, const char *method, const char *path, size_t path_len,
+                      int status, double ms, const char *role, int aborted, const char *cache)
+{
+    char epath[512], line[900];
+    tide_json_escape(epath, sizeof epath, path, (int)(path_len > 400 ? 400 : path_len));
+    int n = snprintf(line, sizeof line,
+                     "{\"type\":\"access\",\"id\":\"%s\",\"method\":\"%s\",\"path\":\"%s\","
+                     "\"status\":%d,\"ms\":%.3f,\"role\":\"%s\"%s%s%s%s}",
+                     id, method, epath, status, ms, role, aborted ? ",\"aborted\":true" : "",
+                     cache ? ",\"cache\":\"" : "", cache ? cache : "", cache ? "\"" : "");
+    if (n > 0) tide_log_access(line, n < (int)sizeof line ? n : (int)sizeof line - 1);
 }

@@ -3,6 +3,8 @@
 #ifndef TIDE_LOG_H
 #define TIDE_LOG_H
 
+#include <stddef.h>
+
 enum tide_log_level { TIDE_LOG_DEBUG = 0, TIDE_LOG_INFO, TIDE_LOG_WARN, TIDE_LOG_ERROR };
 
 /* Messages below `level` are dropped. */
@@ -14,6 +16,11 @@ void tide_log(int level, const char *fmt, ...) __attribute__((format(printf, 2, 
  * written in batches by tide_log_flush() (the server calls it once per loop pass) or when the
  * buffer fills. */
 void tide_log_access(const char *json_line, int len);
+/* Queues the access-log line of one answered request: {"type":"access","id","method","path"
+ * (at most 400 bytes of it, escaped; no query string),"status","ms","role"} plus, when set,
+ * "aborted":true and "cache":"<cache>" (HIT, STALE, MISS, ...). */
+void tide_log_request(const char *id, const char *method, const char *path, size_t path_len,
+                      int status, double ms, const char *role, int aborted, const char *cache);
 /* Writes out queued access-log lines. */
 void tide_log_flush(void);
 /* Appends s to out as a JSON string body (no quotes), escaping as needed; returns bytes

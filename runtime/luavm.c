@@ -361,15 +361,9 @@ static void task_free(tide_task *t)
 static void access_log(tide_task *t, const char *method, const char *path, size_t path_len,
                        int status)
 {
-    char epath[512], line[900];
-    tide_json_escape(epath, sizeof epath, path, (int)(path_len > 400 ? 400 : path_len));
-    double ms = (ev_now(t->app->loop) - t->started) * 1000.0;
-    int n = snprintf(line, sizeof line,
-                     "{\"type\":\"access\",\"id\":\"%s\",\"method\":\"%s\",\"path\":\"%s\","
-                     "\"status\":%d,\"ms\":%.3f,\"role\":\"%s\"%s}",
-                     t->id, method, epath, status, ms, tide_role_name(t->role),
-                     t->aborted ? ",\"aborted\":true" : "");
-    if (n > 0) tide_log_access(line, n < (int)sizeof line ? n : (int)sizeof line - 1);
+    tide_log_request(t->id, method, path, path_len, status,
+                     (ev_now(t->app->loop) - t->started) * 1000.0, tide_role_name(t->role),
+                     t->aborted, NULL);
 }
 
 /* Sends the answer, through the cache when the request has a cache context. */
@@ -378,10 +372,13 @@ static void send(tide_task *t, tide_http_req *req, int status, const char *ctype
 {
     tide_rcache_req *cr = t->cr;
     t->cr = NULL;
-    if (cr)
-        tide_rcache_respond(cr, req, status, ctype, hdrs, body, blen);
-    else
+    if (cr) {                            /* the cache sends it, and logs it */
+        tide_rcache_log lg = { t->id, t->role, t->started, t->aborted, NULL };
+        tide_rcache_respond(cr, req, status, ctype, hdrs, body, blen, &lg);
+    } else {
+        access_log(t, req->method, req->path, req->path_len, status);
         tide_http_respond(req, status, ctype, hdrs, body, blen);
+    }
 }
 
 /* Answers with a fixed JSON error (used when the bundle itself fails). */
@@ -394,7 +391,6 @@ static void respond_internal(tide_task *t, const char *why)
     tide_error("request %s: %s", t->id, why);
     tide_http_req *req = t->req;
     t->req = NULL;
-    access_log(t, req->method, req->path, req->path_len, 500);
     send(t, req, 500, "application/json", NULL, body, (size_t)n);
 }
 
@@ -425,7 +421,6 @@ static void respond_from_lua(tide_task *t)
     tide_http_req *req = t->req;
     t->req = NULL;
     if (status >= 500) tide_warn("request %s answered %d", t->id, status);
-    access_log(t, req->method, req->path, req->path_len, status);
     send(t, req, status, ctype, hdrs, body, blen);
 }
 
@@ -463,7 +458,8 @@ void tide_vm_dispatch(tide_vm *vm, tide_http_req *req, const char *claims, const
     if (!t) {
         static const char body[] = "{\"code\":\"TIDE_OVERLOADED\",\"message\":\"out of memory\"}";
         if (cr)
-            tide_rcache_respond(cr, req, 503, "application/json", NULL, body, sizeof body - 1);
+            tide_rcache_respond(cr, req, 503, "application/json", NULL, body, sizeof body - 1,
+                                NULL);
         else
             tide_http_respond(req, 503, "application/json", NULL, body, sizeof body - 1);
         return;

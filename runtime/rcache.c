@@ -246,6 +246,7 @@ typedef struct waiter {
     char *claims;
     char sub[64];
     tide_role role;
+    double since;                /* when it started waiting */
 } waiter;
 
 /* A miss (or refresh) running through the bundle, which requests for the same key wait on. */
@@ -281,7 +282,7 @@ struct tide_rcache_req {
     char *key;
     size_t klen;
     uint64_t born;
-    uint32_t tags[TIDE_CACHE_MAX_TAGS];
+    tide_cache_tagid tags[TIDE_CACHE_MAX_TAGS];
     int ntags, skip;
     flight *fl;
 };
@@ -327,7 +328,7 @@ static void flight_unlink(tide_rcache *rc, flight *f)
 }
 
 static int flight_wait(flight *f, tide_http_req *req, const char *claims, const char *sub,
-                       tide_role role)
+                       tide_role role, double now)
 {
     if (f->nw == f->capw) {
         int cap = f->capw ? f->capw * 2 : 4;
@@ -344,6 +345,7 @@ static int flight_wait(flight *f, tide_http_req *req, const char *claims, const 
     snprintf(w->sub, sizeof w->sub, "%s", sub ? sub : "");
     w->req = req;
     w->role = role;
+    w->since = now;
     f->nw++;
     return 0;
 }
@@ -571,8 +573,26 @@ static void add_uint(buf *b, unsigned long long v)
 }
 
 /* Answers req with a stored entry. */
-static void serve(tide_http_req *req, const void *value, size_t vlen, double age,
-                  const char *xcache, scope_stats *st)
+/* The access-log line of an answer the cache sent (NULL lg: no client, nothing logged). */
+static void log_answer(const tide_rcache *rc, const tide_rcache_log *lg,
+                       const tide_http_req *req, int status, const char *xcache)
+{
+    if (!lg)
+        return;
+    double ms = (ev_now(rc->app->loop) - lg->started) * 1000.0;
+    tide_log_request(lg->id, req->method, req->path, req->path_len, status, ms > 0 ? ms : 0,
+                     tide_role_name(lg->role), lg->aborted || req->aborted,
+                     lg->label ? lg->label : xcache);
+}
+
+/* A request id for an answer that never reached the bundle (a hit, a coalesced wait). */
+static void new_id(tide_rcache *rc, char out[32])
+{
+    snprintf(out, 32, "%llx", ++rc->app->next_request_id);
+}
+
+static void serve(tide_rcache *rc, tide_http_req *req, const void *value, size_t vlen,
+                  double age, const char *xcache, scope_stats *st, const tide_rcache_log *lg)
 {
     blob_head h;
     memcpy(&h, value, sizeof h);
@@ -593,6 +613,7 @@ static void serve(tide_http_req *req, const void *value, size_t vlen, double age
     int nm = etag_matches(req, h.etag);
     if (nm && st)
         st->not_modified++;
+    log_answer(rc, lg, req, nm ? 304 : 200, xcache);
     tide_http_respond(req, nm ? 304 : 200, ctype, b.oom ? NULL : b.p, nm ? NULL : body,
                       nm ? 0 : vlen_body);
     buf_free(&b);
@@ -703,19 +724,23 @@ void tide_rcache_admit(tide_app *app, tide_http_req *req, const char *claims, co
     double age;
     int state = tide_cache_get(rc->store, key.p, key.n, ev_now(app->loop), 0, &v, &vlen, &age);
     uint64_t h = key_hash(key.p, key.n);
+    char id[32];
+    tide_rcache_log lg = { id, role, ev_now(app->loop), 0, NULL };
     if (state == TIDE_CACHE_HIT) {
         st->hits++;
-        serve(req, v, vlen, age, "HIT", st);
+        new_id(rc, id);
+        serve(rc, req, v, vlen, age, "HIT", st, &lg);
     } else if (state == TIDE_CACHE_STALE) {
         st->stale++;
         /* one refresh at a time; the copy is made before req is answered (and freed) */
         tide_http_req *copy = flight_find(rc, key.p, key.n, h) ? NULL : tide_http_req_copy(req);
-        serve(req, v, vlen, age, "STALE", st);
+        new_id(rc, id);
+        serve(rc, req, v, vlen, age, "STALE", st, &lg);
         if (copy)
             refresh(rc, r, copy, key.p, key.n, h, claims, sub, role);
     } else {
         flight *f = flight_find(rc, key.p, key.n, h);
-        if (f && flight_wait(f, req, claims, sub, role) == 0) {
+        if (f && flight_wait(f, req, claims, sub, role, ev_now(app->loop)) == 0) {
             st->coalesced++;
         } else {
             st->misses++;
@@ -766,8 +791,9 @@ static int store(tide_rcache_req *cr, const char *ctype, const char *hdrs, const
 }
 
 /* Sends the bundle's answer to req with X-Cache (and the ETag of what was stored). */
-static void send_answer(tide_http_req *req, int status, const char *ctype, const char *hdrs,
-                        const char *body, size_t blen, const char *xcache, const char *etag)
+static void send_answer(tide_rcache *rc, tide_http_req *req, int status, const char *ctype,
+                        const char *hdrs, const char *body, size_t blen, const char *xcache,
+                        const char *etag, const tide_rcache_log *lg)
 {
     buf b;
     buf_init(&b);
@@ -782,6 +808,7 @@ static void send_answer(tide_http_req *req, int status, const char *ctype, const
     buf_str(&b, xcache);
     buf_add(&b, "\r\n", 3);
     int nm = etag && status == 200 && etag_matches(req, etag);
+    log_answer(rc, lg, req, nm ? 304 : status, xcache);
     tide_http_respond(req, nm ? 304 : status, ctype, b.oom ? hdrs : b.p, nm ? NULL : body,
                       nm ? 0 : blen);
     buf_free(&b);
@@ -800,12 +827,15 @@ static void land(tide_rcache_req *cr, int status, const char *ctype, const char 
     cr->fl = NULL;
     for (int i = 0; i < f->nw; i++) {
         waiter *w = &f->w[i];
+        char id[32];
+        new_id(rc, id);
+        tide_rcache_log lg = { id, w->role, w->since, 0, "COALESCED" };
         if (status == 499 && cr->kind == CR_MISS)
             tide_rcache_admit(rc->app, w->req, w->claims, w->sub, w->role);   /* try again */
         else if (kept)
-            serve(w->req, kept, kept_len, kept_age, "STALE", NULL);
+            serve(rc, w->req, kept, kept_len, kept_age, "STALE", NULL, &lg);
         else
-            send_answer(w->req, status, ctype, hdrs, body, blen, xcache, etag);
+            send_answer(rc, w->req, status, ctype, hdrs, body, blen, xcache, etag, &lg);
         free(w->claims);
     }
     free(f->w);
@@ -815,12 +845,12 @@ static void land(tide_rcache_req *cr, int status, const char *ctype, const char 
 
 void tide_rcache_respond(tide_rcache_req *cr, tide_http_req *req, int status,
                          const char *ctype, const char *headers, const char *body,
-                         size_t blen)
+                         size_t blen, const tide_rcache_log *lg)
 {
     tide_rcache *rc = cr->rc;
     scope_stats *st = &rc->st[cr->scope];
     if (cr->kind == CR_BYPASS) {
-        send_answer(req, status, ctype, headers, body, blen, "BYPASS", NULL);
+        send_answer(rc, req, status, ctype, headers, body, blen, "BYPASS", NULL, lg);
         cr_free(cr);
         return;
     }
@@ -849,7 +879,7 @@ void tide_rcache_respond(tide_rcache_req *cr, tide_http_req *req, int status,
                 memcpy(kept, v, vlen);
                 st->stale_if_error++;
                 if (cr->kind == CR_MISS)
-                    serve(req, kept, vlen, age, "STALE", st);
+                    serve(rc, req, kept, vlen, age, "STALE", st, lg);
                 else
                     tide_http_respond(req, status, ctype, headers, body, blen);
                 land(cr, status, NULL, NULL, NULL, 0, NULL, NULL, kept, vlen, age);
@@ -859,7 +889,8 @@ void tide_rcache_respond(tide_rcache_req *cr, tide_http_req *req, int status,
             }
         }
     }
-    send_answer(req, status, ctype, headers, body, blen, "MISS", stored ? etag : NULL);
+    send_answer(rc, req, status, ctype, headers, body, blen, cr->kind == CR_REFRESH ?
+                "REFRESH" : "MISS", stored ? etag : NULL, cr->kind == CR_REFRESH ? NULL : lg);
     land(cr, status, ctype, headers, body, blen, "MISS", stored ? etag : NULL, NULL, 0, 0);
     cr_free(cr);
 }
@@ -874,7 +905,7 @@ void tide_rcache_depend(tide_rcache_req *cr, const char *tag, size_t len)
 {
     if (!cr || cr->kind == CR_BYPASS)
         return;
-    uint32_t slot = tide_cache_tag(cr->rc->store, tag, len);
+    tide_cache_tagid slot = tide_cache_tag(cr->rc->store, tag, len);
     for (int i = 0; i < cr->ntags; i++)
         if (cr->tags[i] == slot)
             return;
@@ -949,7 +980,7 @@ int tide_rcache_script_set(tide_app *app, const tide_cache_ident *who, int scope
         return TIDE_ECLOSED;
     if (scope < 0 || scope >= TIDE_SCOPES || ntags < 0 || ntags > TIDE_CACHE_MAX_TAGS)
         return TIDE_EINVAL;
-    uint32_t slots[TIDE_CACHE_MAX_TAGS];
+    tide_cache_tagid slots[TIDE_CACHE_MAX_TAGS];
     for (int i = 0; i < ntags; i++)
         slots[i] = tide_cache_tag(rc->store, tags[i], tlens[i]);
     buf b;

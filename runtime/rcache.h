@@ -84,12 +84,23 @@ void tide_rcache_stop(tide_app *app);
 void tide_rcache_admit(tide_app *app, tide_http_req *req, const char *claims, const char *sub,
                        tide_role role);
 
+/* What the access-log line of an answer needs besides the request. */
+typedef struct tide_rcache_log {
+    const char *id;
+    tide_role role;
+    double started;              /* ev_now() when the request arrived */
+    int aborted;
+    const char *label;           /* the log's "cache" value; NULL: the X-Cache value */
+} tide_rcache_log;
+
 /* The bundle's answer for a request dispatched with a cache context: sends it (with X-Cache,
- * ETag, or a kept entry instead of a 5xx), stores it, answers the requests waiting on it, and
- * frees cr. Takes the place of tide_http_respond for such requests. */
+ * ETag, or a kept entry instead of a 5xx) and its access-log line (lg), stores it, answers
+ * the requests waiting on it (each with its own line: "cache":"COALESCED"), and frees cr.
+ * Takes the place of tide_http_respond for such requests. Answers served from the cache
+ * without the bundle are logged here too ("cache":"HIT" / "STALE"). */
 void tide_rcache_respond(tide_rcache_req *cr, tide_http_req *req, int status,
                          const char *ctype, const char *headers, const char *body,
-                         size_t blen);
+                         size_t blen, const tide_rcache_log *lg);
 /* The request went away without an answer (its task is freed): as a 499. */
 void tide_rcache_drop(tide_rcache_req *cr);
 
