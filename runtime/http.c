@@ -1636,7 +1636,7 @@ tide_http_req *tide_http_req_copy(const tide_http_req *req)
         slots[i].h.value_len = h->value_len;
     }
 #undef COPY_OUT
-    r->pub.headers = &slots[0].h;
+    r->pub.headers = slots ? &slots[0].h : NULL;
     r->pub.nheaders = req->nheaders;
     r->pub.body = "";
     r->nslots = r->cap_slots = req->nheaders;

@@ -419,6 +419,30 @@ static void fake_dsn(char *buf, size_t n, const fake *f, const char *host)
              host, f->port);
 }
 
+/* Starts a fake server playing scenario sc and a listener (opts o) against it, recording
+ * into r (flags such as free_on_up set in r beforehand are kept). 0 or -1. */
+static int on_fake(fake *f, int sc, rec *r, const tide_listen_opts *o)
+{
+    if (fake_start(f, sc) != 0)
+        return -1;
+    r->loop = ev_loop_new(EVFLAG_AUTO);
+    char dsn[200];
+    fake_dsn(dsn, sizeof dsn, f, "127.0.0.1");
+    return start_rec(r, dsn, "chan", o);
+}
+
+/* Takes the listener's stats (when it still runs), frees it, stops the fake and the loop. */
+static void off_fake(fake *f, rec *r, tide_listen_stats *st)
+{
+    if (r->l) {
+        if (st) tide_listen_get_stats(r->l, st);
+        tide_listen_free(r->l);
+        r->l = NULL;
+    }
+    fake_stop(f);
+    ev_loop_destroy(r->loop);
+}
+
 /* ---- on a loop, against the fake server ------------------------------------------------ */
 
 TEST(notifications_in_the_heartbeat_packet_are_delivered)
@@ -436,10 +460,7 @@ TEST(notifications_in_the_heartbeat_packet_are_delivered)
     int ok = run_until(r.loop, &r.npayloads, 2, 5);
     run_for(r.loop, 0.7);                            /* more heartbeats: nothing more */
     tide_listen_stats st;
-    tide_listen_get_stats(r.l, &st);
-    tide_listen_free(r.l);
-    fake_stop(&f);
-    ev_loop_destroy(r.loop);
+    off_fake(&f, &r, &st);
     CHECK(ok);
     CHECK_STR(f.listened, "LISTEN \"chan\"");
     CHECK_EQ_INT(r.npayloads, 2);
@@ -462,21 +483,14 @@ TEST(notifications_in_the_heartbeat_packet_are_delivered)
 TEST(eof_ends_the_session_at_once_and_it_comes_back)
 {
     fake f;
-    CHECK(fake_start(&f, SC_EOF) == 0);
     rec r;
     memset(&r, 0, sizeof r);
-    r.loop = ev_loop_new(EVFLAG_AUTO);
-    char dsn[200];
-    fake_dsn(dsn, sizeof dsn, &f, "127.0.0.1");
     /* heartbeats far apart: only EOF can end the session within the test's time */
     tide_listen_opts o = { .heartbeat = 30, .heartbeat_timeout = 30, .backoff_base = 0.05 };
-    CHECK_EQ_INT(start_rec(&r, dsn, "chan", &o), 0);
+    CHECK_EQ_INT(on_fake(&f, SC_EOF, &r, &o), 0);
     int ok = run_until(r.loop, &r.nstates, 3, 5);
     tide_listen_stats st;
-    tide_listen_get_stats(r.l, &st);
-    tide_listen_free(r.l);
-    fake_stop(&f);
-    ev_loop_destroy(r.loop);
+    off_fake(&f, &r, &st);
     CHECK(ok);
     CHECK_EQ_INT(r.nstates, 3);
     CHECK(r.states[0] == 1 && r.states[1] == 0 && r.states[2] == 1);
@@ -492,20 +506,13 @@ TEST(eof_ends_the_session_at_once_and_it_comes_back)
 TEST(a_frozen_server_fails_the_heartbeat)
 {
     fake f;
-    CHECK(fake_start(&f, SC_FROZEN) == 0);
     rec r;
     memset(&r, 0, sizeof r);
-    r.loop = ev_loop_new(EVFLAG_AUTO);
-    char dsn[200];
-    fake_dsn(dsn, sizeof dsn, &f, "127.0.0.1");
     tide_listen_opts o = { .heartbeat = 0.05, .heartbeat_timeout = 0.2, .backoff_base = 0.05 };
-    CHECK_EQ_INT(start_rec(&r, dsn, "chan", &o), 0);
+    CHECK_EQ_INT(on_fake(&f, SC_FROZEN, &r, &o), 0);
     int ok = run_until(r.loop, &r.nstates, 3, 5);
     tide_listen_stats st;
-    tide_listen_get_stats(r.l, &st);
-    tide_listen_free(r.l);
-    fake_stop(&f);
-    ev_loop_destroy(r.loop);
+    off_fake(&f, &r, &st);
     CHECK(ok);
     CHECK(r.states[0] == 1 && r.states[1] == 0 && r.states[2] == 1);
     double gap = r.state_at[1] - r.state_at[0];      /* heartbeat + its timeout */
@@ -519,20 +526,13 @@ TEST(a_frozen_server_fails_the_heartbeat)
 TEST(a_silent_server_times_the_connect_out_without_a_state_call)
 {
     fake f;
-    CHECK(fake_start(&f, SC_SILENT) == 0);
     rec r;
     memset(&r, 0, sizeof r);
-    r.loop = ev_loop_new(EVFLAG_AUTO);
-    char dsn[200];
-    fake_dsn(dsn, sizeof dsn, &f, "127.0.0.1");
     tide_listen_opts o = { .connect_timeout = 0.2, .backoff_base = 0.05 };
-    CHECK_EQ_INT(start_rec(&r, dsn, "chan", &o), 0);
+    CHECK_EQ_INT(on_fake(&f, SC_SILENT, &r, &o), 0);
     int ok = run_until(r.loop, &r.nstates, 1, 5);
     tide_listen_stats st;
-    tide_listen_get_stats(r.l, &st);
-    tide_listen_free(r.l);
-    fake_stop(&f);
-    ev_loop_destroy(r.loop);
+    off_fake(&f, &r, &st);
     CHECK(ok);
     CHECK_EQ_INT(r.nstates, 1);                      /* the failed attempt reported nothing */
     CHECK_EQ_INT(r.states[0], 1);
@@ -573,18 +573,13 @@ TEST(nothing_answers_and_nothing_is_reported)
 TEST(free_from_inside_the_up_callback)
 {
     fake f;
-    CHECK(fake_start(&f, SC_BURST) == 0);
     rec r;
     memset(&r, 0, sizeof r);
-    r.loop = ev_loop_new(EVFLAG_AUTO);
     r.free_on_up = 1;
-    char dsn[200];
-    fake_dsn(dsn, sizeof dsn, &f, "127.0.0.1");
-    CHECK_EQ_INT(start_rec(&r, dsn, "chan", NULL), 0);
+    CHECK_EQ_INT(on_fake(&f, SC_BURST, &r, NULL), 0);
     int ok = run_until(r.loop, &r.nstates, 1, 5);
     run_for(r.loop, 0.1);
-    fake_stop(&f);
-    ev_loop_destroy(r.loop);
+    off_fake(&f, &r, NULL);
     CHECK(ok);
     CHECK(r.l == NULL);
     CHECK_EQ_INT(r.nstates, 1);
@@ -594,18 +589,13 @@ TEST(free_from_inside_the_up_callback)
 TEST(free_from_inside_the_notify_callback)
 {
     fake f;
-    CHECK(fake_start(&f, SC_BURST) == 0);
     rec r;
     memset(&r, 0, sizeof r);
-    r.loop = ev_loop_new(EVFLAG_AUTO);
     r.free_on_notify = 1;
-    char dsn[200];
-    fake_dsn(dsn, sizeof dsn, &f, "127.0.0.1");
-    CHECK_EQ_INT(start_rec(&r, dsn, "chan", NULL), 0);
+    CHECK_EQ_INT(on_fake(&f, SC_BURST, &r, NULL), 0);
     int ok = run_until(r.loop, &r.npayloads, 1, 5);
     run_for(r.loop, 0.1);
-    fake_stop(&f);
-    ev_loop_destroy(r.loop);
+    off_fake(&f, &r, NULL);
     CHECK(ok);
     CHECK(r.l == NULL);
     CHECK_EQ_INT(r.nstates, 1);       /* up came first, in the same pass */

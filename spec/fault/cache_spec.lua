@@ -19,6 +19,17 @@ local function cache_stats()
     return fault.stats().cache
 end
 
+-- A healthy stack heard by tide, a new owner with a trip whose entry is cached (MISS, HIT).
+local function cached_trip()
+    local owner = fault.healthy_user()
+    local trip = api.trip(owner)
+    local path = "/v1/trips/" .. trip.id
+    assert.truthy(env.wait_until(function() return cache_stats().hearing == true end, 10))
+    get(owner, path)
+    assert.equals("HIT", select(3, get(owner, path))["x-cache"])
+    return owner, trip, path
+end
+
 local function listener_pid()
     return env.psql_value("select pid from pg_stat_activity where application_name = " ..
                           "'tide_listen' and backend_type = 'client backend' limit 1")
@@ -73,12 +84,7 @@ describe("fault: result cache", function()
     end)
 
     it("never hides a write made while the LISTEN connection is down, and reconnects", function()
-        local owner = fault.healthy_user()
-        local trip = api.trip(owner)
-        local path = "/v1/trips/" .. trip.id
-        assert.truthy(env.wait_until(function() return cache_stats().hearing == true end, 10))
-        get(owner, path)
-        assert.equals("HIT", select(3, get(owner, path))["x-cache"])
+        local owner, trip, path = cached_trip()
         local lost = cache_stats().hearing_lost
         local pid = listener_pid()
         assert.truthy(pid and pid ~= "", "no tide_listen session in pg_stat_activity")
@@ -117,12 +123,7 @@ describe("fault: result cache", function()
     end)
 
     it("shows a superuser's UPDATE in the next GET within 200 ms", function()
-        local owner = fault.healthy_user()
-        local trip = api.trip(owner)
-        local path = "/v1/trips/" .. trip.id
-        assert.truthy(env.wait_until(function() return cache_stats().hearing == true end, 10))
-        get(owner, path)
-        assert.equals("HIT", select(3, get(owner, path))["x-cache"])
+        local owner, trip, path = cached_trip()
         env.psql("update public.trips set name = 'seen within 200 ms' where id = " .. trip.id)
         local t0 = env.now()
         local seen = env.wait_until(function()

@@ -84,6 +84,16 @@ local function get(user, path, headers)
     return status, body, h or {}
 end
 
+-- A new owner and trip, the trip's path, and its entry cached (read twice: MISS, then HIT).
+local function cached_trip()
+    local owner = api.user()
+    local trip = api.trip(owner)
+    local path = "/v1/trips/" .. trip.id
+    get(owner, path)
+    assert.equals("HIT", select(3, get(owner, path))["x-cache"])
+    return owner, trip, path
+end
+
 local function probe_count()
     return tonumber(env.psql_value("select last_value from cache_probe_seq"))
 end
@@ -189,11 +199,7 @@ grant usage on sequence public.cache_probe_seq to anon, authenticated, service_r
     end)
 
     it("shows tide's own PATCH in the next GET", function()
-        local owner = api.user()
-        local trip = api.trip(owner)
-        local path = "/v1/trips/" .. trip.id
-        get(owner, path)
-        assert.equals("HIT", select(3, get(owner, path))["x-cache"])
+        local owner, _, path = cached_trip()
         local ps = api.call(owner, "PATCH", path, { name = "Renamed by PATCH" })
         assert.equals(200, ps)
         local s, body, h = get(owner, path)
@@ -321,12 +327,8 @@ grant usage on sequence public.cache_probe_seq to anon, authenticated, service_r
     end)
 
     it("keeps unrelated entries across a reload that changes one rule's ttl", function()
-        local owner = api.user()
-        local trip = api.trip(owner)
-        local path = "/v1/trips/" .. trip.id
-        get(owner, path)
+        local owner, _, path = cached_trip()
         get(nil, "/v1/destinations/popular")
-        assert.equals("HIT", select(3, get(owner, path))["x-cache"])
         assert.equals("HIT", select(3, get(nil, "/v1/destinations/popular"))["x-cache"])
         env.write_file(policy_path(), test_policy(original, 31))
         reload_and_wait()
