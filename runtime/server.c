@@ -130,7 +130,7 @@ static void on_prepare(struct ev_loop *loop, ev_prepare *w, int revents)
         if (lag > app->max_pass) app->max_pass = lag;
         if (lag > 0.05) {
             app->slow_passes++;
-            if (lag > 0.2) tide_warn("one event-loop pass took %.0f ms", lag * 1000.0);
+            tide_warn("one event-loop pass took %.0f ms", lag * 1000.0);
         }
     }
 }
