@@ -254,6 +254,8 @@ local AUTH = (function()
             value = "'{\"sub\":\"' || md5('bench-user-' || :u)::uuid || '\",\"role\":\"authenticated\"}'"
         elseif name == "role" then
             value = ":role"
+        elseif name == "application_name" then
+            value = "'tide'"                -- tide sends the request id: a few bytes alike
         elseif name == "statement_timeout" then
             -- direct's pool.statement_timeout as tide reads it: upstreams.direct over defaults
             local ok, p = pcall(require, "resilience")

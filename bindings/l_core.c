@@ -37,6 +37,7 @@ typedef struct pgcall {
     enum call_kind kind;
     int json;                    /* return the single text cell */
     const char **values;
+    char label[64];              /* application_name: "tide <request id>" */
 } pgcall;
 
 
@@ -169,7 +170,7 @@ static void resume_with_error(pgcall *pc, const tide_call_error *e)
     tide_task *t = pc->task;
     const char *code = e->code, *msg = e->message, *detail = e->detail, *hint = e->hint;
     const char *pub = public_message(code);
-    char rid[48];
+    char rid[80];
     if (pub || (!pc->call.job.pin && (code[0] == '0' || strncmp(code, "57", 2) == 0)))
         tide_warn("request %s: upstream %s: %s (%s)", t->id, tide_upstream_name(e->upstream),
                   msg, code);
@@ -227,6 +228,8 @@ static void call_done(tide_call *c, PGresult *res, const tide_call_error *err)
  * yield. */
 static int start_call(lua_State *L, tide_task *t, int up_index, pgcall *pc)
 {
+    snprintf(pc->label, sizeof pc->label, "tide %s", t->id);
+    pc->call.job.label = pc->label;
     tide_app *app = t->app;
     tide_call_env env = { .loop = app->loop, .ups = app->ups };
     pc->task = t;

@@ -32,6 +32,7 @@ typedef struct tide_app {
     struct tide_rcache *cache;          /* the result cache (runtime/rcache.h), or NULL */
     tide_jwt_cache *jwt_cache;          /* verified tokens (the secret is restart-only) */
     unsigned long long next_request_id;
+    char id_prefix[12];                 /* random per process: generated request ids start so */
     long long reloads, reload_failures, inflight;
     double started_at, drain_started;
     int draining;

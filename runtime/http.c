@@ -888,10 +888,11 @@ static int header_block_ok(const char *s)
 
 /* Writes a whole response (head and body) to c. */
 static int send_response(conn *c, int status, int head_only, int ka10, int keep,
-                         const char *ctype, const char *extra, const char *body, size_t blen)
+                         const char *ctype, const char *extra, const char *body, size_t blen,
+                         const char *id)
 {
     char head[160], tail[96];
-    struct iovec iov[8];
+    struct iovec iov[11];
     int n = 0, no_body = status < 200 || status == 204 || status == 304;
     int hl = snprintf(head, sizeof head, "HTTP/1.1 %d %s\r\nServer: tide\r\n", status,
                       tide_http_reason(status));
@@ -909,6 +910,11 @@ static int send_response(conn *c, int status, int head_only, int ka10, int keep,
     else if (ka10)
         tl += snprintf(tail + tl, sizeof tail - (size_t)tl, "Connection: keep-alive\r\n");
     iov[n++] = (struct iovec){ tail, (size_t)tl };
+    if (id && *id) {
+        iov[n++] = (struct iovec){ "X-Request-Id: ", 14 };
+        iov[n++] = (struct iovec){ (void *)id, strlen(id) };
+        iov[n++] = (struct iovec){ "\r\n", 2 };
+    }
     if (extra && *extra)
         iov[n++] = (struct iovec){ (void *)extra, strlen(extra) };
     iov[n++] = (struct iovec){ "\r\n", 2 };
@@ -930,7 +936,8 @@ static void conn_error(conn *c, int status, const char *code, const char *msg,
     c->cur = NULL;
     c->closing = 1;
     c->linger = 1;
-    if (send_response(c, status, 0, 0, 0, "application/json", extra, body, (size_t)bl) != 0)
+    if (send_response(c, status, 0, 0, 0, "application/json", extra, body, (size_t)bl,
+                      NULL) != 0)
         conn_close(c);
 }
 
@@ -1587,7 +1594,7 @@ int tide_http_respond(tide_http_req *req, int status, const char *content_type,
     if (!body)
         body_len = 0;
     int sent = send_response(c, status, r->head, r->ka10, keep, content_type, extra_headers,
-                             body, body_len);
+                             body, body_len, r->pub.id);
     hreq_free(r);   /* body may have pointed into it: only after it was sent or copied */
     if (sent == 0) {
         s->stats.responses++;
@@ -1639,6 +1646,7 @@ tide_http_req *tide_http_req_copy(const tide_http_req *req)
     r->pub.headers = slots ? &slots[0].h : NULL;
     r->pub.nheaders = req->nheaders;
     r->pub.body = "";
+    memcpy(r->pub.id, req->id, sizeof r->pub.id);
     r->nslots = r->cap_slots = req->nheaders;
     return &r->pub;
 }

@@ -61,6 +61,8 @@ typedef struct tide_http_header {
     const char *value; size_t value_len;
 } tide_http_header;
 
+#define TIDE_HTTP_ID_MAX 48
+
 typedef struct tide_http_req tide_http_req;
 struct tide_http_req {
     const char *method;                 /* "GET", NUL-terminated */
@@ -74,6 +76,9 @@ struct tide_http_req {
      * until tide_http_respond() is called on it. Set by the upper layer; may be NULL. */
     void (*on_abort)(tide_http_req *req);
     int aborted;                        /* set (before on_abort) once the client is gone */
+    /* The request id, set by the upper layer (NUL-terminated, safe characters); the response
+     * carries it as X-Request-Id when it is not empty. */
+    char id[TIDE_HTTP_ID_MAX + 1];
 };
 
 /* Called for every complete request. Must eventually call tide_http_respond(req, ...). */

@@ -475,7 +475,7 @@ void tide_vm_dispatch(tide_vm *vm, tide_http_req *req, const char *claims, const
     t->started = ev_now(app->loop);
     if (claims) t->claims = strdup(claims);
     else t->claims = strdup(role == TIDE_ROLE_ANON ? "{\"role\":\"anon\"}" : "{}");
-    snprintf(t->id, sizeof t->id, "%llx", ++app->next_request_id);
+    memcpy(t->id, req->id, sizeof t->id);
     app->inflight++;
     req->ud = t;
     req->on_abort = on_abort;

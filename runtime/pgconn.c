@@ -10,7 +10,8 @@
 #include <string.h>
 
 #define AUTH_SQL "select set_config('request.jwt.claims', $1, true), set_config('role', $2, true), " \
-                 "set_config('statement_timeout', $3, true)"
+                 "set_config('statement_timeout', $3, true), " \
+                 "set_config('application_name', $4, true)"
 #define AUTH_STMT "tide_auth"
 
 enum item_kind { I_IGNORE, I_PREPARE, I_AUTHPREP, I_STMT, I_SYNC };
@@ -213,6 +214,7 @@ static void report_send_failure(tide_conn *c)
 void tide__pgconn_start_job(tide_conn *c, tide_pgjob *job, double statement_timeout)
 {
     PGconn *pg = c->pg;
+    job->sent_at = ev_time();
     job->conn = c;
     c->job = job;
     tide__pgconn_set_state(c, TIDE_PGCONN_BUSY);
@@ -235,15 +237,16 @@ void tide__pgconn_start_job(tide_conn *c, tide_pgjob *job, double statement_time
         c->items[c->nitems++] = I_IGNORE;
     }
     if (job->flags & TIDE_PGJOB_AUTH) {
-        const char *vals[3] = { job->claims, job->role, timeout_ms };
+        const char *vals[4] = { job->claims, job->role, timeout_ms,
+                                job->label ? job->label : "tide" };
         if (c->prepare) {
             if (!c->auth_prepared) {
-                ok = ok && PQsendPrepare(pg, AUTH_STMT, AUTH_SQL, 3, NULL);
+                ok = ok && PQsendPrepare(pg, AUTH_STMT, AUTH_SQL, 4, NULL);
                 c->items[c->nitems++] = I_AUTHPREP;
             }
-            ok = ok && PQsendQueryPrepared(pg, AUTH_STMT, 3, vals, NULL, NULL, 0);
+            ok = ok && PQsendQueryPrepared(pg, AUTH_STMT, 4, vals, NULL, NULL, 0);
         } else {
-            ok = ok && PQsendQueryParams(pg, AUTH_SQL, 3, NULL, vals, NULL, NULL, 0);
+            ok = ok && PQsendQueryParams(pg, AUTH_SQL, 4, NULL, vals, NULL, NULL, 0);
         }
         c->items[c->nitems++] = I_IGNORE;
     }

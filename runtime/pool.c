@@ -59,6 +59,9 @@ struct tide_pool {
     tide_pgjob *wait_head, *wait_tail;
     int nwaiting, nidle, nbusy, nconnecting, nopen;
     long long jobs, errors, connect_failures, acquire_timeouts;
+    tide_hist acquire_hist, statement_hist;
+    struct { char cls[3]; long long n; } err_classes[TIDE_POOL_ERROR_CLASSES];
+    int nerr_classes;
     int depth;                  /* pool callbacks and public calls on the stack */
     int closing, free_requested;
 };
@@ -190,13 +193,30 @@ static int conn_open(tide_pool *p)
 
 /* ---- jobs ------------------------------------------------------------------------------ */
 
+/* Counts a failed job under its SQLSTATE class. */
+static void count_error(tide_pool *p, const char *code)
+{
+    p->errors++;
+    char cls[3] = { code && code[0] ? code[0] : '?', code && code[0] && code[1] ? code[1] : '?',
+                    0 };
+    for (int i = 0; i < p->nerr_classes; i++)
+        if (memcmp(p->err_classes[i].cls, cls, 3) == 0) {
+            p->err_classes[i].n++;
+            return;
+        }
+    if (p->nerr_classes < TIDE_POOL_ERROR_CLASSES) {
+        memcpy(p->err_classes[p->nerr_classes].cls, cls, 3);
+        p->err_classes[p->nerr_classes++].n = 1;
+    }
+}
+
 static void fail_job(tide_pool *p, tide_pgjob *job, const char *code, const char *msg)
 {
     tide_pg_error e;
     memset(&e, 0, sizeof e);
     /* waiting too long for a connection is a timeout; everything else here is unavailability */
     tide__pgerr_set(&e, code, strcmp(code, "TIDE_ACQUIRE_TIMEOUT") == 0 ? 504 : 503, msg);
-    p->errors++;
+    count_error(p, code);
     job->done(job, NULL, &e);
     tide__pgerr_clear(&e);
 }
@@ -204,7 +224,11 @@ static void fail_job(tide_pool *p, tide_pgjob *job, const char *code, const char
 void tide__pool_job_done(tide_pool *p, tide_conn *c, tide_pgjob *job, PGresult *res,
                          tide_pg_error *err)
 {
-    if (err) p->errors++;
+    if (err) count_error(p, err->code);
+    if (job->sent_at > 0) {
+        tide_hist_add(&p->acquire_hist, job->sent_at - job->queued_at);
+        tide_hist_add(&p->statement_hist, ev_time() - job->sent_at);
+    }
     if (!c) {
         job->conn = NULL;
     } else if (job->flags & TIDE_PGJOB_KEEP) {
@@ -333,6 +357,8 @@ static int pool_run(tide_pool *p, tide_pgjob *job)
 
 int tide_pool_run(tide_pool *p, tide_pgjob *job)
 {
+    job->queued_at = ev_time();
+    job->sent_at = 0;
     tide__pool_enter(p);
     int rc = pool_run(p, job);
     tide__pool_leave(p);
@@ -419,7 +445,7 @@ static void failed_cb(struct ev_loop *loop, ev_prepare *w, int revents)
  * that, reports now. */
 static void defer_failure(tide_pool *p, tide_pgjob *job, tide_pg_error *err)
 {
-    p->errors++;
+    count_error(p, err->code);
     deferred *d = malloc(sizeof *d);
     if (!d) {
         job->done(job, NULL, err);
@@ -599,3 +625,13 @@ void tide_pool_get_stats(const tide_pool *p, tide_pool_stats *o)
 }
 
 const char *tide_pool_name(const tide_pool *p) { return p->name; }
+
+const tide_hist *tide_pool_acquire_hist(const tide_pool *p) { return &p->acquire_hist; }
+const tide_hist *tide_pool_statement_hist(const tide_pool *p) { return &p->statement_hist; }
+
+void tide_pool_each_error_class(const tide_pool *p,
+                                void (*f)(const char cls[3], long long n, void *arg), void *arg)
+{
+    for (int i = 0; i < p->nerr_classes; i++)
+        f(p->err_classes[i].cls, p->err_classes[i].n, arg);
+}

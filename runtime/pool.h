@@ -15,6 +15,7 @@
 #include <libpq-fe.h>
 #include "error.h"
 #include "pgerror.h"   /* tide_pg_error, tide_pg_http_status() */
+#include "hist.h"
 
 typedef struct tide_pool tide_pool;
 typedef struct tide_conn tide_conn;
@@ -47,6 +48,8 @@ struct tide_pgjob {
     const char *const *values;   /* text values, NULL = SQL NULL */
     const char *claims;          /* JSON text for request.jwt.claims (with AUTH) */
     const char *role;            /* database role (with AUTH) */
+    const char *label;           /* application_name for the statement (with AUTH; NULL:
+                                  * "tide"): the request id, so pg_stat_activity shows it */
     int flags;
     tide_conn *pin;              /* run on this held connection instead of acquiring one */
     /* Called once, from the loop, never from inside tide_pool_run(). res is the statement's
@@ -61,6 +64,7 @@ struct tide_pgjob {
     tide_pgjob *next;
     ev_timer wait_timer;
     int waiting;
+    double queued_at, sent_at;   /* ev_time() at tide_pool_run and when the pipeline went */
 };
 
 /* Creates a pool; no connection is opened until needed. Returns 0 or TIDE_ENOMEM/EINVAL. */
@@ -110,6 +114,16 @@ typedef struct tide_pool_stats {
     long long jobs, errors, connect_failures, acquire_timeouts;
 } tide_pool_stats;
 void tide_pool_get_stats(const tide_pool *pool, tide_pool_stats *out);
+
+/* Timings of the jobs that reached a connection: how long each waited for one (acquire), and
+ * how long its pipeline took from sending to its last result (statement). */
+const tide_hist *tide_pool_acquire_hist(const tide_pool *pool);
+const tide_hist *tide_pool_statement_hist(const tide_pool *pool);
+/* Failed jobs by SQLSTATE class (the code's first two characters, "TI" for tide's own
+ * TIDE_* codes): calls f for each class seen, in no order. */
+#define TIDE_POOL_ERROR_CLASSES 48
+void tide_pool_each_error_class(const tide_pool *pool,
+                                void (*f)(const char cls[3], long long n, void *arg), void *arg);
 const char *tide_pool_name(const tide_pool *pool);
 
 #endif

@@ -585,12 +585,6 @@ static void log_answer(const tide_rcache *rc, const tide_rcache_log *lg,
                      lg->label ? lg->label : xcache);
 }
 
-/* A request id for an answer that never reached the bundle (a hit, a coalesced wait). */
-static void new_id(tide_rcache *rc, char out[32])
-{
-    snprintf(out, 32, "%llx", ++rc->app->next_request_id);
-}
-
 static void serve(tide_rcache *rc, tide_http_req *req, const void *value, size_t vlen,
                   double age, const char *xcache, scope_stats *st, const tide_rcache_log *lg)
 {
@@ -724,17 +718,14 @@ void tide_rcache_admit(tide_app *app, tide_http_req *req, const char *claims, co
     double age;
     int state = tide_cache_get(rc->store, key.p, key.n, ev_now(app->loop), 0, &v, &vlen, &age);
     uint64_t h = key_hash(key.p, key.n);
-    char id[32];
-    tide_rcache_log lg = { id, role, ev_now(app->loop), 0, NULL };
+    tide_rcache_log lg = { req->id, role, ev_now(app->loop), 0, NULL };
     if (state == TIDE_CACHE_HIT) {
         st->hits++;
-        new_id(rc, id);
         serve(rc, req, v, vlen, age, "HIT", st, &lg);
     } else if (state == TIDE_CACHE_STALE) {
         st->stale++;
         /* one refresh at a time; the copy is made before req is answered (and freed) */
         tide_http_req *copy = flight_find(rc, key.p, key.n, h) ? NULL : tide_http_req_copy(req);
-        new_id(rc, id);
         serve(rc, req, v, vlen, age, "STALE", st, &lg);
         if (copy)
             refresh(rc, r, copy, key.p, key.n, h, claims, sub, role);
@@ -827,9 +818,7 @@ static void land(tide_rcache_req *cr, int status, const char *ctype, const char 
     cr->fl = NULL;
     for (int i = 0; i < f->nw; i++) {
         waiter *w = &f->w[i];
-        char id[32];
-        new_id(rc, id);
-        tide_rcache_log lg = { id, w->role, w->since, 0, "COALESCED" };
+        tide_rcache_log lg = { w->req->id, w->role, w->since, 0, "COALESCED" };
         if (status == 499 && cr->kind == CR_MISS)
             tide_rcache_admit(rc->app, w->req, w->claims, w->sub, w->role);   /* try again */
         else if (kept)

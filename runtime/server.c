@@ -15,12 +15,35 @@
 #include <string.h>
 #include <strings.h>
 #include <time.h>
+#include <unistd.h>
+#include <sys/random.h>
 
 #define TIDE_DRAIN_SECONDS 10.0
+
+/* The request's id: the client's X-Request-Id when it is 1 to 48 characters of
+ * [A-Za-z0-9._:-], else a new one (this process's random prefix and a counter). */
+static void assign_id(tide_app *app, tide_http_req *req)
+{
+    size_t n = 0;
+    const char *v = tide_http_header_get(req, "x-request-id", &n);
+    int ok = v && n >= 1 && n <= TIDE_HTTP_ID_MAX;
+    for (size_t i = 0; ok && i < n; i++) {
+        char ch = v[i];
+        ok = (ch >= 'a' && ch <= 'z') || (ch >= 'A' && ch <= 'Z') || (ch >= '0' && ch <= '9') ||
+             ch == '.' || ch == '_' || ch == ':' || ch == '-';
+    }
+    if (ok) {
+        memcpy(req->id, v, n);
+        req->id[n] = 0;
+    } else {
+        snprintf(req->id, sizeof req->id, "%s-%llx", app->id_prefix, ++app->next_request_id);
+    }
+}
 
 static void on_request(tide_http_req *req, void *arg)
 {
     tide_app *app = arg;
+    assign_id(app, req);
     if (app->draining) {
         tide_http_respond_error(req, 503, "TIDE_SHUTTING_DOWN", "tide is shutting down", NULL);
         return;
@@ -138,6 +161,13 @@ static void on_prepare(struct ev_loop *loop, ev_prepare *w, int revents)
 int tide_server_start(tide_app *app)
 {
     const tide_config *c = &app->cfg;
+    unsigned char rnd[4] = { 0 };
+    if (getrandom(rnd, sizeof rnd, GRND_NONBLOCK) != (ssize_t)sizeof rnd) {
+        unsigned t = (unsigned)time(NULL) ^ (unsigned)getpid();
+        memcpy(rnd, &t, sizeof rnd);
+    }
+    snprintf(app->id_prefix, sizeof app->id_prefix, "%02x%02x%02x%02x", rnd[0], rnd[1], rnd[2],
+             rnd[3]);
     if (tide_jwt_cache_new(4096, &app->jwt_cache) != 0) return TIDE_ENOMEM;
     int crc = tide_rcache_start(app);
     if (crc != 0) return crc;

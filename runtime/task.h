@@ -23,7 +23,7 @@ typedef struct tide_task {
     tide_conn *tx;           /* connection held by an open transaction, or NULL */
     tide_pool *tx_pool;
     double started;
-    char id[32];
+    char id[TIDE_HTTP_ID_MAX + 1];   /* the request's id (tide_http_req.id) */
     char sub[64];            /* the JWT's sub claim or "" */
     struct tide_rcache_req *cr;   /* the cache context of a cached route's request, or NULL */
     uint64_t born;           /* the cache clock when the request started (tide.cache.set) */
