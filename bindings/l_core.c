@@ -20,6 +20,7 @@
 #include "../runtime/crypto.h"
 #include "../runtime/log.h"
 #include "../runtime/pool.h"
+#include "../runtime/qstats.h"
 #include "../runtime/cache.h"
 #include "../runtime/rcache.h"
 #include "../runtime/task.h"
@@ -38,6 +39,7 @@ typedef struct pgcall {
     int json;                    /* return the single text cell */
     const char **values;
     char label[64];              /* application_name: "tide <request id>" */
+    double started;              /* ev_time() when the call started (/admin/queries) */
 } pgcall;
 
 
@@ -198,6 +200,9 @@ static void call_done(tide_call *c, PGresult *res, const tide_call_error *err)
     tide_pgjob *job = &c->job;
     lua_State *co = t->co;
 
+    tide_qstats_record(c->up ? c->up->index : c->up_index,
+                       pc->kind == CALL_QUERY ? job->sql : NULL, ev_time() - pc->started,
+                       res ? PQntuples(res) : 0, err != NULL);
     if (!err || err->ran) {
         if (pc->kind == CALL_TX_BEGIN) {
             t->tx = job->conn;                   /* NULL unless it succeeded */
@@ -229,6 +234,7 @@ static void call_done(tide_call *c, PGresult *res, const tide_call_error *err)
 static int start_call(lua_State *L, tide_task *t, int up_index, pgcall *pc)
 {
     snprintf(pc->label, sizeof pc->label, "tide %s", t->id);
+    pc->started = ev_time();
     pc->call.job.label = pc->label;
     tide_app *app = t->app;
     tide_call_env env = { .loop = app->loop, .ups = app->ups };

@@ -9,6 +9,8 @@
 # nginx and libnginx-mod-http-lua are `make bench`'s OpenResty baseline (bench/openresty/): the
 # bench runs its own nginx on 127.0.0.1:18182; on a systemd host Debian's nginx service also
 # starts, on port 80 (systemctl disable --now nginx).
+# prometheus brings promtool, which the tests run on GET /metrics; on a systemd host its
+# server also starts, on port 9090 (systemctl disable --now prometheus).
 set -euo pipefail
 
 pkgs=(
@@ -16,7 +18,7 @@ pkgs=(
   libluajit2-5.1-dev luajit2 libpq-dev libev-dev lua-cjson lua-cjson-dev lua-busted
   libhttp-parser-dev libssl-dev libjansson-dev lua-socket curl
   postgresql-15 postgresql-client-15 pgbouncer wrk debootstrap nginx libnginx-mod-http-lua
-  clang libclang-rt-14-dev lua-check cppcheck
+  clang libclang-rt-14-dev lua-check cppcheck prometheus
 )
 
 missing=()

@@ -8,6 +8,9 @@
 #include "log.h"
 #include "luavm.h"
 #include "rcache.h"
+#include "metrics.h"
+#include "qstats.h"
+#include <stdlib.h>
 
 #include <stdio.h>
 #include <string.h>
@@ -26,13 +29,31 @@ static void admin_health(tide_app *app, tide_http_req *req, int full)
     tide_http_respond(req, h.http_status, "application/json", NULL, body, n);
 }
 
+/* Per-route percentiles for /admin/stats. */
+typedef struct route_json { char *p; size_t n, cap; int first; } route_json;
+
+static void one_route(const char *route, const tide_hist *h, long long n, void *arg)
+{
+    route_json *r = arg;
+    char esc[300];
+    tide_json_escape(esc, sizeof esc, route, (int)strlen(route));
+    if (r->n < r->cap)
+        r->n += (size_t)snprintf(r->p + r->n, r->cap - r->n,
+                                 "%s\"%s\":{\"count\":%lld,\"p50_ms\":%.3f,\"p95_ms\":%.3f,"
+                                 "\"p99_ms\":%.3f}", r->first ? "" : ",", esc, n,
+                                 tide_hist_quantile(h, 0.5) * 1000.0,
+                                 tide_hist_quantile(h, 0.95) * 1000.0,
+                                 tide_hist_quantile(h, 0.99) * 1000.0);
+    r->first = 0;
+}
+
 static void admin_stats(tide_app *app, tide_http_req *req)
 {
     tide_http_stats h;
     tide_http_get_stats(app->http, &h);
     tide_jwt_cache_stats jc;
     tide_jwt_cache_get_stats(app->jwt_cache, &jc);
-    char body[8192];
+    char body[65536];
     int n = snprintf(body, sizeof body,
              "{\"http\":{\"accepted\":%lld,\"open\":%lld,\"requests\":%lld,\"responses\":%lld,"
              "\"rejected_431\":%lld,\"rejected_413\":%lld,\"timeouts_408\":%lld,"
@@ -49,10 +70,43 @@ static void admin_stats(tide_app *app, tide_http_req *req)
              app->slow_passes, ev_now(app->loop) - app->started_at);
     if (n > 0 && (size_t)n < sizeof body - 2) {
         n += (int)tide_rcache_stats_json(app, body + n, sizeof body - (size_t)n - 1);
+        route_json r = { body + n, 0, sizeof body - (size_t)n - 2, 1 };
+        r.n = (size_t)snprintf(r.p, r.cap, ",\"routes\":{");
+        tide_metrics_each_route(one_route, &r);
+        if (r.n + 1 < r.cap) {
+            r.p[r.n++] = '}';
+            n += (int)r.n;
+        }
         body[n++] = '}';
         body[n] = 0;
     }
     tide_http_respond(req, 200, "application/json", NULL, body, strlen(body));
+}
+
+/* GET /admin/queries[?limit=N][&reset=1]: statements by total time; reset=1 clears the
+ * statistics after answering with them. */
+static void admin_queries(tide_http_req *req)
+{
+    int limit = 50, reset = 0;
+    const char *q = req->query, *end = req->query + req->query_len;
+    while (q < end) {
+        const char *amp = memchr(q, '&', (size_t)(end - q));
+        size_t n = amp ? (size_t)(amp - q) : (size_t)(end - q);
+        if (n > 6 && memcmp(q, "limit=", 6) == 0)
+            limit = atoi(q + 6) > 0 && atoi(q + 6) <= 1000 ? atoi(q + 6) : limit;
+        else if (n == 7 && memcmp(q, "reset=1", 7) == 0)
+            reset = 1;
+        q += n + 1;
+    }
+    size_t len = 0;
+    char *body = tide_qstats_json(limit, &len);
+    if (reset)
+        tide_qstats_reset();
+    if (body)
+        tide_http_respond(req, 200, "application/json", NULL, body, len);
+    else
+        tide_http_respond_error(req, 503, "TIDE_OVERLOADED", "out of memory", NULL);
+    free(body);
 }
 
 static int path_is(const tide_http_req *req, const char *p)
@@ -113,6 +167,16 @@ static void on_admin(tide_http_req *req, void *arg)
         admin_health(app, req, 1);
     } else if (path_is(req, "/admin/stats")) {
         admin_stats(app, req);
+    } else if (path_is(req, "/admin/queries")) {
+        admin_queries(req);
+    } else if (path_is(req, "/metrics")) {
+        size_t n = 0;
+        char *text = tide_metrics_render(app, &n);
+        if (text)
+            tide_http_respond(req, 200, "text/plain; version=0.0.4; charset=utf-8", NULL, text, n);
+        else
+            tide_http_respond_error(req, 503, "TIDE_OVERLOADED", "out of memory", NULL);
+        free(text);
     } else {
         tide_http_respond_error(req, 404, "TIDE_NOT_FOUND", "no such admin endpoint", NULL);
     }

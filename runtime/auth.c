@@ -2,7 +2,9 @@
 #include "auth.h"
 #include "jwt.h"
 #include "jwtcache.h"
+#include "log.h"
 #include "luavm.h"
+#include "metrics.h"
 #include "rcache.h"
 
 #include <stdlib.h>
@@ -12,6 +14,13 @@
 
 /* 401 for a refused token. The codes and messages are part of the API (clients match on
  * them): keep them stable. */
+/* A request refused at admission: its access-log line and metrics (route "(auth)"). */
+static void refused(tide_http_req *req)
+{
+    tide_log_request(req->id, req->method, req->path, req->path_len, 401, 0, "anon", 0, NULL);
+    tide_metrics_request("(auth)", req->method, 401, 0);
+}
+
 static void jwt_failure(tide_http_req *req, int rc)
 {
     const char *code = "TIDE_JWT_INVALID", *msg = "invalid token";
@@ -28,6 +37,7 @@ static void jwt_failure(tide_http_req *req, int rc)
     case TIDE_EISSUER: code = "TIDE_JWT_ISSUER"; msg = "token issuer (iss) not accepted"; break;
     default: break;
     }
+    refused(req);
     tide_http_respond_error(req, 401, code, msg,
                             "WWW-Authenticate: Bearer error=\"invalid_token\"\r\n");
 }
@@ -41,6 +51,7 @@ void tide_auth_admit(tide_app *app, tide_http_req *req)
         return;
     }
     if (alen < 7 || strncasecmp(auth, "Bearer ", 7) != 0) {
+        refused(req);
         tide_http_respond_error(req, 401, "TIDE_JWT_INVALID",
                                 "Authorization must be a Bearer token",
                                 "WWW-Authenticate: Bearer\r\n");

@@ -26,6 +26,7 @@ static void window_reset(tide_breaker *b)
 static void transition(tide_breaker *b, tide_breaker_state s, double now)
 {
     b->state = s;
+    b->transitions[s]++;
     b->generation++;
     b->probes_inflight = b->probe_successes = 0;
     if (s == TIDE_BREAKER_OPEN) {

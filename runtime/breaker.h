@@ -35,6 +35,7 @@ typedef struct tide_breaker {
     double open_until;
     int probes_inflight, probe_successes;
     long long calls, failures, rejected, opened;   /* lifetime counters */
+    long long transitions[3];    /* changes into each state (indexed by tide_breaker_state) */
 } tide_breaker;
 
 /* Starts closed with cfg (clamped to sane ranges). */

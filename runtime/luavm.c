@@ -19,6 +19,7 @@
 #include "task.h"
 #include "log.h"
 #include "rcache.h"
+#include "metrics.h"
 
 #include <dirent.h>
 #include <malloc.h>
@@ -358,25 +359,26 @@ static void task_free(tide_task *t)
     free(t);
 }
 
-static void access_log(tide_task *t, const char *method, const char *path, size_t path_len,
-                       int status)
+/* The access-log line and the metrics of an answer that does not go through the cache. */
+static void access_log(tide_task *t, const tide_http_req *req, const char *route, int status)
 {
-    tide_log_request(t->id, method, path, path_len, status,
-                     (ev_now(t->app->loop) - t->started) * 1000.0, tide_role_name(t->role),
-                     t->aborted, NULL);
+    double s = ev_now(t->app->loop) - t->started;
+    tide_log_request(t->id, req->method, req->path, req->path_len, status, s * 1000.0,
+                     tide_role_name(t->role), t->aborted, NULL);
+    tide_metrics_request(route, req->method, status, s);
 }
 
 /* Sends the answer, through the cache when the request has a cache context. */
-static void send(tide_task *t, tide_http_req *req, int status, const char *ctype,
-                 const char *hdrs, const char *body, size_t blen)
+static void send(tide_task *t, tide_http_req *req, const char *route, int status,
+                 const char *ctype, const char *hdrs, const char *body, size_t blen)
 {
     tide_rcache_req *cr = t->cr;
     t->cr = NULL;
     if (cr) {                            /* the cache sends it, and logs it */
-        tide_rcache_log lg = { t->id, t->role, t->started, t->aborted, NULL };
+        tide_rcache_log lg = { t->id, t->role, t->started, t->aborted, NULL, route };
         tide_rcache_respond(cr, req, status, ctype, hdrs, body, blen, &lg);
     } else {
-        access_log(t, req->method, req->path, req->path_len, status);
+        access_log(t, req, route, status);
         tide_http_respond(req, status, ctype, hdrs, body, blen);
     }
 }
@@ -391,7 +393,7 @@ static void respond_internal(tide_task *t, const char *why)
     tide_error("request %s: %s", t->id, why);
     tide_http_req *req = t->req;
     t->req = NULL;
-    send(t, req, 500, "application/json", NULL, body, (size_t)n);
+    send(t, req, "(error)", 500, "application/json", NULL, body, (size_t)n);
 }
 
 /* The coroutine returned boot.handle's (status, body, content_type, header_block): send them
@@ -421,7 +423,8 @@ static void respond_from_lua(tide_task *t)
     tide_http_req *req = t->req;
     t->req = NULL;
     if (status >= 500) tide_warn("request %s answered %d", t->id, status);
-    send(t, req, status, ctype, hdrs, body, blen);
+    const char *route = lua_type(co, 5) == LUA_TSTRING ? lua_tostring(co, 5) : NULL;
+    send(t, req, route, status, ctype, hdrs, body, blen);
 }
 
 void tide__task_resume(tide_task *t, int nargs)

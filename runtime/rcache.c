@@ -2,6 +2,7 @@
 #include "rcache.h"
 #include "cache.h"
 #include "listen.h"
+#include "metrics.h"
 #include "log.h"
 #include "luavm.h"
 
@@ -28,7 +29,8 @@ struct tide_cache_policy {
     char *tables;                /* fingerprint of the tables section */
 };
 
-static const char *const scope_names[TIDE_SCOPES] = { "public", "role", "user", "claims" };
+const char *const tide_cache_scope_names[TIDE_SCOPES] = { "public", "role", "user", "claims" };
+#define scope_names tide_cache_scope_names
 
 static int scope_parse(const char *s)
 {
@@ -579,10 +581,13 @@ static void log_answer(const tide_rcache *rc, const tide_rcache_log *lg,
 {
     if (!lg)
         return;
-    double ms = (ev_now(rc->app->loop) - lg->started) * 1000.0;
-    tide_log_request(lg->id, req->method, req->path, req->path_len, status, ms > 0 ? ms : 0,
+    double s = ev_now(rc->app->loop) - lg->started;
+    if (s < 0)
+        s = 0;
+    tide_log_request(lg->id, req->method, req->path, req->path_len, status, s * 1000.0,
                      tide_role_name(lg->role), lg->aborted || req->aborted,
                      lg->label ? lg->label : xcache);
+    tide_metrics_request(lg->route, req->method, status, s);
 }
 
 static void serve(tide_rcache *rc, tide_http_req *req, const void *value, size_t vlen,
@@ -718,7 +723,7 @@ void tide_rcache_admit(tide_app *app, tide_http_req *req, const char *claims, co
     double age;
     int state = tide_cache_get(rc->store, key.p, key.n, ev_now(app->loop), 0, &v, &vlen, &age);
     uint64_t h = key_hash(key.p, key.n);
-    tide_rcache_log lg = { req->id, role, ev_now(app->loop), 0, NULL };
+    tide_rcache_log lg = { req->id, role, ev_now(app->loop), 0, NULL, r->route + 4 };
     if (state == TIDE_CACHE_HIT) {
         st->hits++;
         serve(rc, req, v, vlen, age, "HIT", st, &lg);
@@ -818,7 +823,7 @@ static void land(tide_rcache_req *cr, int status, const char *ctype, const char 
     cr->fl = NULL;
     for (int i = 0; i < f->nw; i++) {
         waiter *w = &f->w[i];
-        tide_rcache_log lg = { w->req->id, w->role, w->since, 0, "COALESCED" };
+        tide_rcache_log lg = { w->req->id, w->role, w->since, 0, "COALESCED", cr->route };
         if (status == 499 && cr->kind == CR_MISS)
             tide_rcache_admit(rc->app, w->req, w->claims, w->sub, w->role);   /* try again */
         else if (kept)
@@ -1065,31 +1070,59 @@ void tide_rcache_hearing(tide_app *app, int up)
     tide_cache_distrust(rc->store, !up);
 }
 
-size_t tide_rcache_stats_json(const tide_app *app, char *out, size_t cap)
+void tide_rcache_get_stats(const tide_app *app, tide_rcache_stats *out)
 {
+    memset(out, 0, sizeof *out);
     const tide_rcache *rc = app->cache;
+    out->hearing = -1;
     if (!rc)
-        return (size_t)snprintf(out, cap, "{\"enabled\":false}");
+        return;
     tide_cache_stats cs;
     tide_cache_get_stats(rc->store, &cs);
+    out->enabled = 1;
+    out->hearing = rc->hearing;
+    out->entries = cs.entries;
+    out->bytes = cs.bytes;
+    out->max_bytes = cs.max_bytes;
+    out->evictions = cs.evictions;
+    out->invalidations = cs.invalidations;
+    out->invalidated = cs.invalidated;
+    out->expired = cs.expired;
+    out->raced = cs.raced;
+    out->heard = rc->heard;
+    out->hearing_lost = rc->hearing_lost;
+    for (int i = 0; i < TIDE_SCOPES; i++) {
+        const scope_stats *s = &rc->st[i];
+        out->scope[i] = (tide_rcache_scope_stats){
+            s->hits, s->misses, s->stale, s->stale_if_error, s->coalesced, s->bypass, s->stored,
+            s->not_stored, s->refreshes, s->not_modified, cs.class_entries[i], cs.class_bytes[i] };
+    }
+}
+
+size_t tide_rcache_stats_json(const tide_app *app, char *out, size_t cap)
+{
+    tide_rcache_stats cs;
+    tide_rcache_get_stats(app, &cs);
+    if (!cs.enabled)
+        return (size_t)snprintf(out, cap, "{\"enabled\":false}");
     size_t n = (size_t)snprintf(out, cap,
         "{\"enabled\":true,\"entries\":%lld,\"bytes\":%lld,\"max_bytes\":%lld,"
         "\"evictions\":%lld,\"invalidations\":%lld,\"invalidated\":%lld,\"expired\":%lld,"
         "\"raced\":%lld,\"heard\":%lld,\"hearing\":%s,\"hearing_lost\":%lld,"
         "\"entry_overhead_bytes\":%zu,\"scopes\":{",
         cs.entries, cs.bytes, cs.max_bytes, cs.evictions, cs.invalidations, cs.invalidated,
-        cs.expired, cs.raced, rc->heard,
-        rc->hearing < 0 ? "null" : rc->hearing ? "true" : "false", rc->hearing_lost,
+        cs.expired, cs.raced, cs.heard,
+        cs.hearing < 0 ? "null" : cs.hearing ? "true" : "false", cs.hearing_lost,
         TIDE_CACHE_ENTRY_OVERHEAD);
     for (int i = 0; i < TIDE_SCOPES && n < cap; i++) {
-        const scope_stats *s = &rc->st[i];
+        const tide_rcache_scope_stats *s = &cs.scope[i];
         n += (size_t)snprintf(out + n, cap - n,
             "%s\"%s\":{\"hits\":%lld,\"misses\":%lld,\"stale\":%lld,\"stale_if_error\":%lld,"
             "\"coalesced\":%lld,\"bypass\":%lld,\"stored\":%lld,\"not_stored\":%lld,"
             "\"refreshes\":%lld,\"not_modified\":%lld,\"entries\":%lld,\"bytes\":%lld}",
             i ? "," : "", scope_names[i], s->hits, s->misses, s->stale, s->stale_if_error,
             s->coalesced, s->bypass, s->stored, s->not_stored, s->refreshes, s->not_modified,
-            cs.class_entries[i], cs.class_bytes[i]);
+            s->entries, s->bytes);
     }
     if (n < cap)
         n += (size_t)snprintf(out + n, cap - n, "}}");

@@ -91,6 +91,7 @@ typedef struct tide_rcache_log {
     double started;              /* ev_now() when the request arrived */
     int aborted;
     const char *label;           /* the log's "cache" value; NULL: the X-Cache value */
+    const char *route;           /* the route template for the metrics; NULL: unmatched */
 } tide_rcache_log;
 
 /* The bundle's answer for a request dispatched with a cache context: sends it (with X-Cache,
@@ -145,6 +146,20 @@ void tide_rcache_flush(tide_app *app, const char *tag, size_t len);
 void tide_rcache_heard(tide_app *app, const char *payload, size_t len);
 /* Whether other writers can be heard (see the header). */
 void tide_rcache_hearing(tide_app *app, int up);
+
+/* The cache's counters (all zero, enabled 0, without a cache). */
+typedef struct tide_rcache_scope_stats {
+    long long hits, misses, stale, stale_if_error, coalesced, bypass, stored, not_stored,
+        refreshes, not_modified, entries, bytes;
+} tide_rcache_scope_stats;
+typedef struct tide_rcache_stats {
+    int enabled, hearing;        /* hearing: 1 up, 0 down, -1 no channel */
+    long long entries, bytes, max_bytes, evictions, invalidations, invalidated, expired, raced,
+        heard, hearing_lost;
+    tide_rcache_scope_stats scope[TIDE_SCOPES];
+} tide_rcache_stats;
+void tide_rcache_get_stats(const tide_app *app, tide_rcache_stats *out);
+extern const char *const tide_cache_scope_names[TIDE_SCOPES];
 
 /* Writes the cache's counters as a JSON object into buf (NUL-terminated; truncated to cap). */
 size_t tide_rcache_stats_json(const tide_app *app, char *buf, size_t cap);

@@ -9,6 +9,7 @@
 #include "log.h"
 #include "luavm.h"
 #include "rcache.h"
+#include "metrics.h"
 
 #include <stdio.h>
 #include <stdlib.h>
@@ -150,6 +151,7 @@ static void on_prepare(struct ev_loop *loop, ev_prepare *w, int revents)
     tide_log_flush();
     if (app->pass_started > 0) {
         double lag = ev_time() - app->pass_started;
+        tide_metrics_loop_pass(lag);
         if (lag > app->max_pass) app->max_pass = lag;
         if (lag > 0.05) {
             app->slow_passes++;

@@ -129,6 +129,8 @@ export TIDE_CACHE_MAX_BYTES=${TIDE_CACHE_MAX_BYTES:-4194304}
 # tide reaches Postgres itself by host *name*: the path that resolves it off the event loop
 TIDE_DSN_DIRECT=${TIDE_DSN_DIRECT/@127.0.0.1:/@localhost:}
 export TIDE_DSN_DIRECT TIDE_DSN_SESSION TIDE_DSN_TRANSACTION TIDE_DSN_ADMIN
+# the access log, for specs that look for their requests' lines in it
+export TIDE_TEST_ACCESS_LOG=$TEST_DIR/tide.out
 "$TIDE_BIN" serve >"$TEST_DIR/tide.out" 2>"$TEST_DIR/tide.err" &
 tide_pid=$!
 up=0

@@ -386,7 +386,7 @@ local function claims_of(text)
 end
 _M._claims_of = claims_of
 
-function _M.handle(req)
+local function handle(req)
     local cj = req.claims_json
     if cj ~= nil then
         req.claims = claims_of(cj)
@@ -446,6 +446,13 @@ function _M.handle(req)
         return internal(req, body)
     end
     return respond(req, body, status, headers)
+end
+
+-- status, body, content_type, header_block, and the route template that matched (nil when
+-- none did), which labels the request's metrics.
+function _M.handle(req)
+    local status, body, ctype, block = handle(req)
+    return status, body, ctype, block, req.route
 end
 
 return _M

@@ -17,6 +17,7 @@ _M.secret = getenv("TIDE_JWT_SECRET")
 _M.dsn_admin = getenv("TIDE_DSN_ADMIN")
 _M.pid = tonumber(getenv("TIDE_PID") or "")
 _M.bundle_dir = getenv("TIDE_BUNDLE_DIR")
+_M.access_log = getenv("TIDE_TEST_ACCESS_LOG")   -- the suite's tide's stdout
 
 -- Raises unless every named field above is set (call it in a spec's setup).
 function _M.need(...)
