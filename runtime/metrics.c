@@ -163,7 +163,7 @@ static const char *esc(const char *s, char *buf, size_t cap)
     return buf;
 }
 
-static const double bounds[] = { 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25,
+static const double bounds[] = { 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.02, 0.025, 0.05, 0.1, 0.25,
                                   0.5, 1, 2.5, 5, 10 };
 #define NBOUNDS (sizeof bounds / sizeof bounds[0])
 
