@@ -13,6 +13,7 @@ typedef struct entry {
     long long exp;           /* floor of the exp claim, when has_exp */
     int has_exp;
     tide_role role;
+    int used;                /* hit since it was stored or last spared (eviction's clock bit) */
     char sub[64];            /* the sub claim or "" */
 } entry;
 
@@ -70,22 +71,33 @@ static int entry_live(const entry *e, long long now, const tide_jwt_policy *p)
     return now - leeway < e->exp;
 }
 
+#define WAYS 4                  /* slots a token may live in (set associative) */
+
+static entry *set_of(tide_jwt_cache *c, uint64_t h)
+{
+    return &c->slots[h & c->mask & ~(size_t)(WAYS - 1)];
+}
+
 int tide_jwt_cache_get(tide_jwt_cache *c, const char *token, size_t len, time_t now,
                        const tide_jwt_policy *policy, tide_role *role, const char **claims,
                        const char **sub)
 {
     uint64_t h = hash_bytes(token, len);
-    entry *e = &c->slots[h & c->mask];
-    if (e->token && e->hash == h && e->len == len && memcmp(e->token, token, len) == 0) {
+    entry *set = set_of(c, h);
+    for (int k = 0; k < WAYS; k++) {
+        entry *e = &set[k];
+        if (!(e->token && e->hash == h && e->len == len && memcmp(e->token, token, len) == 0))
+            continue;
         if (!entry_live(e, (long long)now, policy)) {
             entry_clear(e);                  /* verification will say why */
-        } else {
-            *role = e->role;
-            *claims = e->claims;
-            if (sub) *sub = e->sub;
-            c->hits++;
-            return 1;
+            break;
         }
+        *role = e->role;
+        *claims = e->claims;
+        if (sub) *sub = e->sub;
+        e->used = 1;
+        c->hits++;
+        return 1;
     }
     c->misses++;
     return 0;
@@ -95,7 +107,23 @@ const char *tide_jwt_cache_put(tide_jwt_cache *c, const char *token, size_t len,
                                tide_jwt_claims *cl)
 {
     uint64_t h = hash_bytes(token, len);
-    entry *e = &c->slots[h & c->mask];
+    entry *set = set_of(c, h), *e = NULL;
+    for (int k = 0; k < WAYS && !e; k++)     /* the same token, else a free slot */
+        if (set[k].token && set[k].hash == h && set[k].len == len &&
+            memcmp(set[k].token, token, len) == 0)
+            e = &set[k];
+    for (int k = 0; k < WAYS && !e; k++)
+        if (!set[k].token)
+            e = &set[k];
+    if (!e) {                                /* evict one not hit since the last eviction */
+        for (int k = 0; k < WAYS && !e; k++)
+            if (!set[k].used)
+                e = &set[k];
+        if (!e)
+            e = &set[h >> 60 & (WAYS - 1)];
+        for (int k = 0; k < WAYS; k++)
+            set[k].used = 0;
+    }
     char *tok = malloc(len + 1);
     if (!tok) return NULL;
     memcpy(tok, token, len);

@@ -1,6 +1,7 @@
 /* jwtcache.h - a bounded cache of verified tokens, so a client that sends the same token on
- * every request pays for HMAC, base64 and JSON once. Direct-mapped by the token's hash: a new
- * token evicts whatever shared its slot. Only successful verifications are stored.
+ * every request pays for HMAC, base64 and JSON once. Four-way set associative by the token's
+ * hash: a new token takes a free slot of its set, else evicts one not hit since the set last
+ * evicted (so busy tokens whose hashes share a set stay). Only successful verifications are stored.
  * A hit never admits what tide_jwt_verify would refuse under the same policy: an entry stops
  * matching once its exp has passed (with the policy's leeway; exp is stored floored), an entry
  * without exp never matches under require_exp, and nbf needs no check (it was satisfied at

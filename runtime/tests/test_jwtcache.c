@@ -105,6 +105,32 @@ TEST(cache_is_bounded_by_slots)
     tide_jwt_cache_free(c);                      /* valgrind/ASan: nothing leaks */
 }
 
+/* Four-way sets: 1,000 tokens in 4,096 slots stay (direct-mapped, about 11% collided; two-way
+ * still lost about 2.6%). */
+TEST(cache_keeps_tokens_that_share_a_slot)
+{
+    tide_jwt_policy p0 = policy(0, 0);
+    tide_jwt_cache *c;
+    CHECK_EQ_INT(tide_jwt_cache_new(4096, &c), 0);
+    char tok[48];
+    for (int i = 0; i < 1000; i++) {
+        int n = snprintf(tok, sizeof tok, "eyJ.token-%d.sig", i);
+        tide_jwt_claims cl = claims("{}", TIDE_ROLE_AUTHENTICATED, 0);
+        tide_jwt_cache_put(c, tok, (size_t)n, &cl);
+    }
+    tide_role role;
+    const char *js;
+    int hits = 0;
+    for (int round = 0; round < 3; round++)
+        for (int i = 0; i < 1000; i++) {
+            int n = snprintf(tok, sizeof tok, "eyJ.token-%d.sig", i);
+            hits += tide_jwt_cache_get(c, tok, (size_t)n, 0, &p0, &role, &js, NULL);
+        }
+    printf("hits: %d of 3000\n", hits);
+    CHECK(hits >= 2985);
+    tide_jwt_cache_free(c);
+}
+
 TEST(cache_follows_require_exp)
 {
     tide_jwt_cache *c;
@@ -176,6 +202,7 @@ TEST_LIST_BEGIN
     TEST_ENTRY(cache_hit_after_put)
     TEST_ENTRY(cache_entry_expires_with_leeway)
     TEST_ENTRY(cache_is_bounded_by_slots)
+    TEST_ENTRY(cache_keeps_tokens_that_share_a_slot)
     TEST_ENTRY(cache_follows_require_exp)
     TEST_ENTRY(cache_never_outlives_verification)
 TEST_LIST_END
