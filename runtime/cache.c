@@ -1,6 +1,7 @@
 /* cache.c - the result cache's store (see cache.h for the design and its contract). */
 #include "cache.h"
 
+#include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/random.h>
@@ -41,9 +42,9 @@ struct tide_cache {
     uint64_t *ghost[2];
     size_t ghost_bits, ghost_span, ghost_added;
     int ghost_cur;
-    uint64_t *slot_time;            /* per tag slot: the clock at its last invalidation */
+    tide_cache_shared *sh;          /* the clock and the tag slots (maybe other processes' too) */
+    int own_sh;                     /* sh was allocated here */
     uint64_t slot_mask;             /* slots - 1 (a power of two) */
-    uint64_t clock;                 /* moves on at every invalidation */
     uint64_t trusted_from;          /* entries born before it are for errors only */
     int distrust;                   /* no entry is trusted (the caller cannot see writes) */
     long long class_entries[TIDE_CACHE_CLASSES], class_bytes[TIDE_CACHE_CLASSES];
@@ -242,7 +243,31 @@ static void evict_step(tide_cache *c)
 
 /* ---- public --------------------------------------------------------------------------- */
 
-int tide_cache_new(size_t max_bytes, tide_cache **out)
+static size_t slots_for(size_t max_bytes)
+{
+    size_t slots = 65536;
+    while (slots < max_bytes / 256 && slots < ((size_t)1 << 22))
+        slots *= 2;
+    return slots;
+}
+
+size_t tide_cache_shared_size(size_t max_bytes)
+{
+    return sizeof(tide_cache_shared) + slots_for(max_bytes) * sizeof(_Atomic uint64_t);
+}
+
+void tide_cache_shared_init(tide_cache_shared *sh, size_t max_bytes)
+{
+    memset(sh, 0, tide_cache_shared_size(max_bytes));
+    sh->nslots = slots_for(max_bytes);
+    atomic_init(&sh->clock, 0);
+    if (getrandom(sh->seed, sizeof sh->seed, 0) != (ssize_t)sizeof sh->seed) {
+        uint64_t t = (uint64_t)time(NULL) ^ (uint64_t)(uintptr_t)sh;  /* no entropy: a seed */
+        memcpy(sh->seed, &t, sizeof t);
+    }
+}
+
+int tide_cache_new(size_t max_bytes, tide_cache_shared *shared, tide_cache **out)
 {
     *out = NULL;
     if (max_bytes < 4096)
@@ -260,12 +285,18 @@ int tide_cache_new(size_t max_bytes, tide_cache **out)
         c->ghost_bits *= 2;
     c->ghost[0] = calloc(c->ghost_bits / 64, sizeof(uint64_t));
     c->ghost[1] = calloc(c->ghost_bits / 64, sizeof(uint64_t));
-    size_t slots = 65536;
-    while (slots < max_bytes / 256 && slots < ((size_t)1 << 22))
-        slots *= 2;
-    c->slot_mask = slots - 1;
-    c->slot_time = calloc(slots, sizeof *c->slot_time);
-    if (!c->buckets || !c->ghost[0] || !c->ghost[1] || !c->slot_time) {
+    if (shared) {
+        if (shared->nslots != slots_for(max_bytes)) {
+            tide_cache_free(c);
+            return TIDE_EINVAL;
+        }
+        c->sh = shared;
+    } else if ((c->sh = malloc(tide_cache_shared_size(max_bytes)))) {
+        c->own_sh = 1;
+        tide_cache_shared_init(c->sh, max_bytes);
+    }
+    c->slot_mask = c->sh ? c->sh->nslots - 1 : 0;
+    if (!c->buckets || !c->ghost[0] || !c->ghost[1] || !c->sh) {
         tide_cache_free(c);
         return TIDE_ENOMEM;
     }
@@ -291,7 +322,8 @@ void tide_cache_free(tide_cache *c)
         return;
     if (c->buckets)
         tide_cache_flush(c);
-    free(c->slot_time);
+    if (c->own_sh)
+        free(c->sh);
     free(c->buckets);
     free(c->ghost[0]);
     free(c->ghost[1]);
@@ -310,9 +342,9 @@ tide_cache_tagid tide_cache_tag(const tide_cache *c, const char *name, size_t le
     size_t n = len < sizeof low ? len : sizeof low;
     for (size_t i = 0; i < n; i++)
         low[i] = (char)(name[i] >= 'A' && name[i] <= 'Z' ? name[i] + 32 : name[i]);
-    uint64_t h = tide__siphash13(c->seed, low, n);
+    uint64_t h = tide__siphash13(c->sh->seed, low, n);
     if (len > n)                   /* a long tag: its tail still counts, as it is */
-        h ^= tide__siphash13(c->seed, name + n, len - n);
+        h ^= tide__siphash13(c->sh->seed, name + n, len - n);
     uint64_t a = (h >> 32) & c->slot_mask, b = h & c->slot_mask;
     if (a == b)
         b ^= 1;                    /* two distinct slots */
@@ -321,26 +353,36 @@ tide_cache_tagid tide_cache_tag(const tide_cache *c, const char *name, size_t le
 
 static uint64_t stamped(const tide_cache *c, tide_cache_tagid tag)
 {
-    uint64_t a = c->slot_time[SLOT_A(tag)], b = c->slot_time[SLOT_B(tag)];
+    uint64_t a = atomic_load_explicit(&c->sh->slot_time[SLOT_A(tag)], memory_order_acquire);
+    uint64_t b = atomic_load_explicit(&c->sh->slot_time[SLOT_B(tag)], memory_order_acquire);
     return a < b ? a : b;
+}
+
+/* Raises a slot to t (never lowers it: another process may have stamped it later). */
+static void stamp(tide_cache *c, uint64_t slot, uint64_t t)
+{
+    _Atomic uint64_t *p = &c->sh->slot_time[slot];
+    uint64_t cur = atomic_load_explicit(p, memory_order_relaxed);
+    while (cur < t && !atomic_compare_exchange_weak(p, &cur, t)) {
+    }
 }
 
 void tide_cache_invalidate(tide_cache *c, tide_cache_tagid tag)
 {
-    uint64_t t = ++c->clock;
-    c->slot_time[SLOT_A(tag)] = t;
-    c->slot_time[SLOT_B(tag)] = t;
+    uint64_t t = atomic_fetch_add(&c->sh->clock, 1) + 1;
+    stamp(c, SLOT_A(tag), t);
+    stamp(c, SLOT_B(tag), t);
     c->st.invalidations++;
 }
 
 uint64_t tide_cache_clock(const tide_cache *c)
 {
-    return c->clock;
+    return atomic_load(&c->sh->clock);
 }
 
 void tide_cache_distrust(tide_cache *c, int on)
 {
-    c->trusted_from = ++c->clock;
+    c->trusted_from = atomic_fetch_add(&c->sh->clock, 1) + 1;
     c->distrust = on != 0;
 }
 
@@ -360,7 +402,7 @@ int tide_cache_put(tide_cache *c, const void *key, size_t klen, const void *valu
 {
     if (!o || !(o->ttl > 0) || !(o->swr >= 0) || !(o->sie >= 0) || ntags < 0 ||
         ntags > TIDE_CACHE_MAX_TAGS || (ntags && !tags) || o->klass < 0 ||
-        o->klass >= TIDE_CACHE_CLASSES || o->born > c->clock)
+        o->klass >= TIDE_CACHE_CLASSES || o->born > tide_cache_clock(c))
         return TIDE_EINVAL;
     if (klen > UINT32_MAX || vlen > UINT32_MAX)
         return TIDE_ETOOBIG;

@@ -42,6 +42,7 @@
 #define TIDE_CACHE_H
 
 #include <stddef.h>
+#include <stdatomic.h>
 #include <stdint.h>
 #include "error.h"
 
@@ -76,9 +77,26 @@ typedef struct tide_cache_put_opts {
     int klass;           /* 0 .. TIDE_CACHE_CLASSES-1, for the per-class counts */
 } tide_cache_put_opts;
 
+/* The invalidation clock and tag slots, which several stores (one per worker process) may
+ * share: put in memory mapped MAP_SHARED before fork and passed to each store, an
+ * invalidation in one process is seen by the next lookup in every other (atomics; a slot only
+ * ever moves forward). */
+typedef struct tide_cache_shared {
+    _Atomic uint64_t clock;
+    unsigned char seed[16];             /* the tag hash's key: the same in every process */
+    uint64_t nslots;
+    _Atomic uint64_t slot_time[];
+} tide_cache_shared;
+/* Bytes a shared region for stores of max_bytes takes, and its initialisation. */
+size_t tide_cache_shared_size(size_t max_bytes);
+void tide_cache_shared_init(tide_cache_shared *sh, size_t max_bytes);
+
 /* Creates a store holding at most max_bytes (entries with their keys, values, tags and
- * bookkeeping). Returns 0 and *out, TIDE_EINVAL (max_bytes below 4 KiB) or TIDE_ENOMEM. */
-TIDE_MUST_CHECK int tide_cache_new(size_t max_bytes, tide_cache **out);
+ * bookkeeping), using shared (tide_cache_shared_init'ed for the same max_bytes) or, when NULL,
+ * a clock and slots of its own. Returns 0 and *out, TIDE_EINVAL (max_bytes below 4 KiB, or a
+ * shared region made for another size) or TIDE_ENOMEM. */
+TIDE_MUST_CHECK int tide_cache_new(size_t max_bytes, tide_cache_shared *shared,
+                                   tide_cache **out);
 void tide_cache_free(tide_cache *c);
 
 /* The slots of tag `name` (len bytes, ASCII case ignored), packed in one value. */

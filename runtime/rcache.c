@@ -381,7 +381,7 @@ int tide_rcache_start(tide_app *app)
     tide_rcache *rc = calloc(1, sizeof *rc);
     if (!rc)
         return TIDE_ENOMEM;
-    int err = tide_cache_new(app->cfg.cache_max_bytes, &rc->store);
+    int err = tide_cache_new(app->cfg.cache_max_bytes, app->cache_shared, &rc->store);
     if (err != 0) {
         free(rc);
         tide_error("cannot make the result cache (cache.max_bytes %zu): %s",

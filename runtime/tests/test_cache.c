@@ -8,6 +8,9 @@
 
 #include <stdio.h>
 #include <string.h>
+#include <sys/mman.h>
+#include <sys/wait.h>
+#include <unistd.h>
 
 static int put(tide_cache *c, const char *key, const char *value, double now, double ttl,
                double stale, const tide_cache_tagid *tags, int ntags)
@@ -40,7 +43,7 @@ TEST(cache_hit_ttl_and_stale_window)
 {
     tide_cache *c;
     char v[64];
-    CHECK_EQ_INT(tide_cache_new(1 << 20, &c), 0);
+    CHECK_EQ_INT(tide_cache_new(1 << 20, NULL, &c), 0);
     CHECK_EQ_INT(put(c, "user:1|select trips", "[1,2]", 100.0, 60, 30, NULL, 0), 0);
     CHECK_EQ_INT(get(c, "user:1|select trips", 100.5, v, sizeof v), TIDE_CACHE_HIT);
     CHECK_STR(v, "[1,2]");
@@ -73,7 +76,7 @@ TEST(cache_kept_for_errors)
 {
     tide_cache *c;
     char v[64];
-    CHECK_EQ_INT(tide_cache_new(1 << 20, &c), 0);
+    CHECK_EQ_INT(tide_cache_new(1 << 20, NULL, &c), 0);
     tide_cache_put_opts o = { .ttl = 10, .swr = 5, .sie = 100, .born = tide_cache_clock(c) };
     CHECK_EQ_INT(tide_cache_put(c, "k", 1, "v", 1, 0.0, &o, NULL, 0), 0);
     CHECK_EQ_INT(get_sie(c, "k", 9.0, 100, v, sizeof v), TIDE_CACHE_HIT);
@@ -95,7 +98,7 @@ TEST(cache_distrust)
 {
     tide_cache *c;
     char v[64];
-    CHECK_EQ_INT(tide_cache_new(1 << 20, &c), 0);
+    CHECK_EQ_INT(tide_cache_new(1 << 20, NULL, &c), 0);
     CHECK_EQ_INT(put(c, "before", "b", 0, 60, 0, NULL, 0), 0);
     tide_cache_distrust(c, 1);
     CHECK_EQ_INT(get_sie(c, "before", 1, 60, v, sizeof v), TIDE_CACHE_ERRONLY);
@@ -114,8 +117,8 @@ TEST(cache_replaces_and_refuses_bad_input)
 {
     tide_cache *c;
     char v[64];
-    CHECK_EQ_INT(tide_cache_new(4095, &c), TIDE_EINVAL);
-    CHECK_EQ_INT(tide_cache_new(64 * 1024, &c), 0);
+    CHECK_EQ_INT(tide_cache_new(4095, NULL, &c), TIDE_EINVAL);
+    CHECK_EQ_INT(tide_cache_new(64 * 1024, NULL, &c), 0);
     CHECK_EQ_INT(put(c, "k", "old", 0, 10, 0, NULL, 0), 0);
     CHECK_EQ_INT(put(c, "k", "new", 1, 10, 0, NULL, 0), 0);
     CHECK_EQ_INT(get(c, "k", 2, v, sizeof v), TIDE_CACHE_HIT);
@@ -140,7 +143,7 @@ TEST(cache_invalidation_by_tag)
 {
     tide_cache *c;
     char v[64];
-    CHECK_EQ_INT(tide_cache_new(1 << 20, &c), 0);
+    CHECK_EQ_INT(tide_cache_new(1 << 20, NULL, &c), 0);
     tide_cache_tagid trips = tide_cache_tag(c, "trips", 5);
     tide_cache_tagid collab = tide_cache_tag(c, "trip_collaborators", 18);
     tide_cache_tagid users = tide_cache_tag(c, "users", 5);
@@ -180,7 +183,7 @@ static int lost_to_unrelated(size_t max_bytes)
 {
     tide_cache *c;
     char key[32], tag[32], v[16];
-    if (tide_cache_new(max_bytes, &c) != 0)
+    if (tide_cache_new(max_bytes, NULL, &c) != 0)
         return -1;
     for (int i = 0; i < 1000; i++) {
         snprintf(key, sizeof key, "k%d", i);
@@ -220,7 +223,7 @@ TEST(cache_stays_within_max_bytes)
 {
     tide_cache *c;
     const size_t max = 256 * 1024;
-    CHECK_EQ_INT(tide_cache_new(max, &c), 0);
+    CHECK_EQ_INT(tide_cache_new(max, NULL, &c), 0);
     char key[32], val[200];
     memset(val, 'v', sizeof val - 1);
     val[sizeof val - 1] = 0;
@@ -249,7 +252,7 @@ TEST(cache_keeps_hot_keys_through_a_scan)
 {
     tide_cache *c;
     const size_t max = 256 * 1024;
-    CHECK_EQ_INT(tide_cache_new(max, &c), 0);
+    CHECK_EQ_INT(tide_cache_new(max, NULL, &c), 0);
     char key[32], v[300], val[200];
     memset(val, 'h', sizeof val - 1);
     val[sizeof val - 1] = 0;
@@ -305,6 +308,40 @@ TEST(cache_siphash13_keyed)
     CHECK(tide__siphash13(k, m, 15) != h);               /* and keyed */
 }
 
+/* Stores in two processes sharing the clock and slots (as workers do): a write invalidated in
+ * one drops the other's entry at its next lookup, and a read that raced it is refused there. */
+TEST(cache_invalidation_crosses_processes)
+{
+    size_t max = 1 << 20, size = tide_cache_shared_size(max);
+    tide_cache_shared *sh = mmap(NULL, size, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS,
+                                 -1, 0);
+    CHECK(sh != MAP_FAILED);
+    if (sh == MAP_FAILED) return;
+    tide_cache_shared_init(sh, max);
+    tide_cache *c;
+    char v[16];
+    CHECK_EQ_INT(tide_cache_new(max, sh, &c), 0);
+    tide_cache_tagid t = tide_cache_tag(c, "trips/7", 7);
+    CHECK_EQ_INT(put(c, "trip 7", "old", 0, 60, 0, &t, 1), 0);
+    tide_cache_put_opts o = { .ttl = 60, .born = tide_cache_clock(c) };   /* a read starts */
+    pid_t pid = fork();
+    if (pid == 0) {                       /* another worker: its own store, same slots */
+        tide_cache *w;
+        if (tide_cache_new(max, sh, &w) != 0) _exit(1);
+        tide_cache_invalidate(w, tide_cache_tag(w, "TRIPS/7", 7));
+        tide_cache_free(w);
+        _exit(0);
+    }
+    int status = -1;
+    CHECK(waitpid(pid, &status, 0) == pid && WIFEXITED(status) && WEXITSTATUS(status) == 0);
+    CHECK_EQ_INT(get(c, "trip 7", 1, v, sizeof v), TIDE_CACHE_MISS);
+    CHECK_EQ_INT(tide_cache_put(c, "trip 7", 6, "old", 3, 1, &o, &t, 1), TIDE_EAGAIN);
+    tide_cache *other = NULL;
+    CHECK_EQ_INT(tide_cache_new(256u << 20, sh, &other), TIDE_EINVAL);   /* made for 1 MiB */
+    tide_cache_free(c);
+    munmap(sh, size);
+}
+
 TEST_LIST_BEGIN
     TEST_ENTRY(cache_hit_ttl_and_stale_window)
     TEST_ENTRY(cache_kept_for_errors)
@@ -312,6 +349,7 @@ TEST_LIST_BEGIN
     TEST_ENTRY(cache_replaces_and_refuses_bad_input)
     TEST_ENTRY(cache_invalidation_by_tag)
     TEST_ENTRY(cache_unrelated_invalidations_spare_entries)
+    TEST_ENTRY(cache_invalidation_crosses_processes)
     TEST_ENTRY(cache_stays_within_max_bytes)
     TEST_ENTRY(cache_keeps_hot_keys_through_a_scan)
     TEST_ENTRY(cache_entry_overhead_is_small)
