@@ -30,6 +30,7 @@ typedef struct tide_app {
     double pass_started, max_pass;
     long long slow_passes;
     struct tide_rcache *cache;          /* the result cache (runtime/rcache.h), or NULL */
+    struct tide_watch *watch;           /* --watch (runtime/watch.h), or NULL */
     tide_jwt_cache *jwt_cache;          /* verified tokens (the secret is restart-only) */
     unsigned long long next_request_id;
     long long reloads, reload_failures, inflight;
