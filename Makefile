@@ -21,7 +21,7 @@ CORE_SRCS := runtime/error.c runtime/log.c runtime/settings.c runtime/config.c r
              runtime/crypto.c runtime/jwtcache.c runtime/breaker.c runtime/retry.c runtime/call.c \
              runtime/hist.c runtime/metrics.c runtime/qstats.c runtime/cache.c runtime/rcache.c runtime/upstream.c runtime/luavm.c runtime/auth.c \
              runtime/health.c runtime/admin.c runtime/server.c runtime/reseal.c runtime/listen.c \
-             bindings/l_core.c
+             runtime/notify.c runtime/watch.c bindings/l_core.c
 CORE_OBJS := $(CORE_SRCS:%.c=$(BUILD)/%.o)
 TIDE      := $(BUILD)/tide
 C_TESTS   := $(patsubst runtime/tests/%.c,$(BUILD)/tests/%,$(wildcard runtime/tests/test_*.c))
@@ -49,13 +49,14 @@ $(BUILD)/tests/%: runtime/tests/%.c $(CORE_OBJS)
 deps:
 	$(Q)db/deps.sh
 
-# make run: packages, build, the local stack under ./var, then tide in the foreground.
-# Ctrl-C stops tide and the stack it started.
+# make run: packages, build, the local stack under ./var, then tide in the foreground, reloading
+# whenever a .lua file under scripts/ or policies/ changes (--watch). Ctrl-C stops tide and the
+# stack it started.
 run: deps all
 	$(Q)db/stack.sh up
 	$(Q)bash -c 'trap "db/stack.sh down" EXIT; . ./var/stack.env; \
 	  export TIDE_DSN_DIRECT TIDE_DSN_SESSION TIDE_DSN_TRANSACTION; \
-	  $(TIDE) serve --dev -c etc/tide.conf.lua'
+	  $(TIDE) serve --dev --watch -c etc/tide.conf.lua'
 
 stack-up:
 	$(Q)db/stack.sh up

@@ -31,6 +31,7 @@ typedef struct tide_app {
     long long slow_passes;
     struct tide_rcache *cache;          /* the result cache (runtime/rcache.h), or NULL */
     struct tide_cache_shared *cache_shared;   /* workers: the invalidation slots they share */
+    struct tide_watch *watch;           /* --watch (runtime/watch.h), or NULL */
     tide_jwt_cache *jwt_cache;          /* verified tokens (the secret is restart-only) */
     unsigned long long next_request_id;
     char id_prefix[12];                 /* random per process: generated request ids start so */

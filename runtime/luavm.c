@@ -282,19 +282,21 @@ static void gc_check(tide_vm *vm)
 
 int tide_vm_route_count(const tide_vm *vm) { return vm->nroutes; }
 
-int tide_vm_print_routes(tide_vm *vm, FILE *f)
+int tide_vm_describe(tide_vm *vm, const char *section, FILE *f)
 {
     lua_State *L = vm->L;
     int top = lua_gettop(L);
     lua_getglobal(L, "require");
     lua_pushstring(L, "tide.boot");
-    int rc = lua_pcall(L, 1, 1, 0);
+    int rc = pcall_tb(L, 1, 1);
     if (rc == 0) {
-        lua_getfield(L, -1, "routes");
-        rc = lua_pcall(L, 0, 1, 0);
+        lua_getfield(L, -1, "describe");
+        lua_pushstring(L, section);
+        rc = pcall_tb(L, 1, 1);
     }
     if (rc != 0 || !lua_istable(L, -1)) {
-        fprintf(f, "(routes unavailable: %s)\n", rc ? lua_tostring(L, -1) : "not a list");
+        const char *msg = rc ? lua_tostring(L, -1) : "not a list";
+        fprintf(f, "(%s unavailable: %s)\n", section, msg ? msg : "?");
         lua_settop(L, top);
         return TIDE_ELUA;
     }

@@ -34,9 +34,11 @@ const struct tide_cache_policy *tide_vm_cache_policy(const tide_vm *vm);
 /* The bundle's resilience settings for an upstream (policies/resilience.lua). */
 const tide_resilience *tide_vm_resilience(const tide_vm *vm, int upstream);
 
-/* Writes the bundle's routes to f, one "METHOD /pattern (module)" a line, sorted (boot.routes).
- * Returns 0, or TIDE_ELUA when boot.routes fails (the message is written instead). */
-int tide_vm_print_routes(tide_vm *vm, FILE *f);
+/* Writes boot.describe(section)'s lines to f: section "routes" (one "METHOD /pattern
+ * file:line" a line, sorted), "routing" or "cache" (the effective routing and cache policies;
+ * bindings/tide/describe.lua). Returns 0, or TIDE_ELUA when boot.describe fails (a line saying
+ * so, with the error, is written instead). */
+int tide_vm_describe(tide_vm *vm, const char *section, FILE *f);
 
 /* Number of scripts routes loaded (for logs). */
 int tide_vm_route_count(const tide_vm *vm);

@@ -1,4 +1,4 @@
-/* main.c - the tide command: serve, token, check, reseal. */
+/* main.c - the tide command: serve, check, routes, token, reseal. */
 #include "app.h"
 #include "config.h"
 #include "jwt.h"
@@ -7,6 +7,7 @@
 #include "rcache.h"
 #include "reseal.h"
 #include "server.h"
+#include "watch.h"
 #include "../bindings/l_core.h"
 
 #include <getopt.h>
@@ -19,8 +20,14 @@
 static void usage(FILE *f)
 {
     fprintf(f,
-            "usage: tide serve [-c CONFIG] [--dev]   serve HTTP in the foreground\n"
-            "       tide check [-c CONFIG] [--dev]   validate config, scripts and policies\n"
+            "usage: tide serve [-c CONFIG] [--dev] [--watch]\n"
+            "                                        serve HTTP in the foreground; --watch (or\n"
+            "                                        TIDE_WATCH=1) reloads when a .lua file in\n"
+            "                                        the scripts or policies directory changes\n"
+            "       tide check [-c CONFIG] [--dev]   validate config, scripts and policies; print\n"
+            "                                        the routes and the effective settings and\n"
+            "                                        policies\n"
+            "       tide routes [-c CONFIG] [--dev]  list the routes: METHOD /pattern file:line\n"
             "       tide token [-c CONFIG] [--dev] --sub UUID [--role ROLE] [--ttl SECONDS]\n"
             "                                        print a signed token\n"
             "       tide reseal [-c CONFIG] [--dev]  re-seal API keys stored in the v1 format\n"
@@ -35,6 +42,7 @@ static const char *default_config(void)
 }
 
 static int dev_mode;   /* --dev */
+static int watch;      /* --watch */
 
 static int load_config(tide_app *app, const char *path)
 {
@@ -101,6 +109,7 @@ static int cmd_serve(const char *config)
         tide_server_apply_policy(&app);
         tide_info("loaded %d routes from %s", tide_vm_route_count(app.vm), app.cfg.scripts_dir);
         if (tide_server_start(&app) == 0) {
+            if (watch) tide_server_watch(&app);
             ev_run(app.loop, 0);
             tide_info("stopped");
             rc = 0;
@@ -114,6 +123,7 @@ static int cmd_serve(const char *config)
         return rc;
     }
     tide_log_flush();
+    tide_watch_stop(app.watch);
     tide_jwt_cache_free(app.jwt_cache);
     if (app.http) tide_http_free(app.http);
     if (app.admin) tide_http_free(app.admin);
@@ -124,7 +134,9 @@ static int cmd_serve(const char *config)
     return rc;
 }
 
-static int cmd_check(const char *config)
+/* tide check (routes_only 0) and tide routes (1): loads the bundle as `serve` would, without
+ * serving, and prints what it found. */
+static int cmd_check(const char *config, int routes_only)
 {
     tide_app app;
     memset(&app, 0, sizeof app);
@@ -135,17 +147,28 @@ static int cmd_check(const char *config)
     char err[2048];
     int rc = tide_vm_new(&app, &app.vm, err, sizeof err);
     if (rc != 0) fprintf(stderr, "tide: scripts: %s\n", err);
-    else {
+    else if (routes_only) {
+        rc = tide_vm_describe(app.vm, "routes", stdout);
+        tide_vm_unref(app.vm);
+    } else {
+        const tide_config *c = &app.cfg;
         printf("tide: config, scripts and policies OK (%d routes)\n", tide_vm_route_count(app.vm));
-        printf("\n# routes (%s)\n", app.cfg.scripts_dir);
-        (void)tide_vm_print_routes(app.vm, stdout);
+        printf("\n# routes (%s; the handler's file:line)\n", c->scripts_dir);
+        int drc = tide_vm_describe(app.vm, "routes", stdout);   /* each section, whatever fails */
         printf("\n# configuration (%s and TIDE_* overrides; restart to change)\n",
                config ? config : "built-in defaults");
-        tide_config_print(stdout, &app.cfg);
+        tide_config_print(stdout, c);
+        printf("\n# routing policy (%s/routing.lua: the upstream per kind of call, then per "
+               "table; SIGHUP applies it)\n", c->policies_dir);
+        if (tide_vm_describe(app.vm, "routing", stdout) != 0) drc = TIDE_ELUA;
         printf("\n# resilience policy (%s/resilience.lua over the built-in defaults; "
-               "SIGHUP applies it)\n", app.cfg.policies_dir);
+               "SIGHUP applies it)\n", c->policies_dir);
         for (int i = 0; i < TIDE_UPSTREAMS; i++)
             tide_resilience_print(stdout, i, tide_vm_resilience(app.vm, i));
+        printf("\n# cache policy (%s/cache.lua: cached routes, tables, functions; SIGHUP "
+               "applies it)\n", c->policies_dir);
+        if (tide_vm_describe(app.vm, "cache", stdout) != 0) drc = TIDE_ELUA;
+        rc = drc;
         tide_vm_unref(app.vm);
     }
     free_upstreams(&app);
@@ -199,7 +222,7 @@ int main(int argc, char **argv)
         { "config", required_argument, NULL, 'c' }, { "sub", required_argument, NULL, 's' },
         { "role", required_argument, NULL, 'r' },   { "ttl", required_argument, NULL, 't' },
         { "help", no_argument, NULL, 'h' },         { "dev", no_argument, NULL, 'd' },
-        { NULL, 0, NULL, 0 } };
+        { "watch", no_argument, NULL, 'w' },        { NULL, 0, NULL, 0 } };
     optind = 2;
     int ch;
     while ((ch = getopt_long(argc, argv, "c:h", opts, NULL)) != -1) {
@@ -209,12 +232,16 @@ int main(int argc, char **argv)
         case 'r': role = optarg; break;
         case 't': ttl = atoll(optarg); break;
         case 'd': dev_mode = 1; break;
+        case 'w': watch = 1; break;
         case 'h': usage(stdout); return 0;
         default: usage(stderr); return 2;
         }
     }
+    const char *w = getenv("TIDE_WATCH");
+    if (w && strcmp(w, "1") == 0) watch = 1;
     if (strcmp(cmd, "serve") == 0) return cmd_serve(config);
-    if (strcmp(cmd, "check") == 0) return cmd_check(config);
+    if (strcmp(cmd, "check") == 0) return cmd_check(config, 0);
+    if (strcmp(cmd, "routes") == 0) return cmd_check(config, 1);
     if (strcmp(cmd, "token") == 0) return cmd_token(config, sub, role, ttl);
     if (strcmp(cmd, "reseal") == 0) return cmd_reseal(config);
     usage(stderr);

@@ -1,15 +1,19 @@
 /* server.c - the process's life while it serves: the public listener (admission in auth.c),
  * the admin listener (admin.c), the resilience policy applied to the upstreams and wired to
- * their dependents, reload on SIGHUP, draining on SIGTERM/SIGINT, and the event-loop pass
- * measure. */
+ * their dependents, reload (on SIGHUP, and with --watch when scripts or policies change),
+ * draining on SIGTERM/SIGINT, the event-loop pass measure, and what the service manager is
+ * told (notify.c: READY once listening, RELOADING then READY around a reload, STOPPING when
+ * draining starts). */
 #include "server.h"
 #include "admin.h"
 #include "auth.h"
 #include "jwtcache.h"
 #include "log.h"
 #include "luavm.h"
+#include "notify.h"
 #include "rcache.h"
 #include "metrics.h"
+#include "watch.h"
 
 #include <stdio.h>
 #include <stdlib.h>
@@ -20,6 +24,7 @@
 #include <sys/random.h>
 
 #define TIDE_DRAIN_SECONDS 10.0
+#define TIDE_WATCH_DEBOUNCE 0.1     /* --watch reloads this long after the last change */
 
 /* The request's id: the client's X-Request-Id when it is 1 to 48 characters of
  * [A-Za-z0-9._:-], else a new one (this process's random prefix and a counter). */
@@ -81,16 +86,33 @@ void tide_server_apply_policy(tide_app *app)
     }
 }
 
-/* ---- signals --------------------------------------------------------------------------- */
+/* ---- reload ---------------------------------------------------------------------------- */
 
-/* Builds a new script bundle and swaps it in; on failure logs and keeps the old one. */
-static void reload(tide_app *app)
+/* Tells the service manager (runtime/notify.h); a failure is logged once, not per call. */
+static void notified(int rc)
 {
-    char err[2048];
+    static int warned;
+    if (rc != 0 && !warned) {
+        warned = 1;
+        tide_warn("cannot notify the service manager at $NOTIFY_SOCKET: %s", tide_strerror(rc));
+    }
+}
+
+void tide_server_reload(tide_app *app, const char *why)
+{
+    char err[2048], status[160];
+    if (app->draining) {        /* nothing new is served any more; the manager saw STOPPING */
+        tide_info("reload (%s) ignored: draining", why);
+        return;
+    }
+    notified(tide_notify_reloading("reloading scripts and policies"));
     tide_vm *vm = NULL;
     if (tide_vm_new(app, &vm, err, sizeof err) != 0) {
         app->reload_failures++;
-        tide_error("reload rejected, the previous bundle keeps serving: %s", err);
+        tide_error("reload (%s) rejected, the previous bundle keeps serving: %s", why, err);
+        snprintf(status, sizeof status, "serving %d routes; the last reload was rejected "
+                 "(see the log)", tide_vm_route_count(app->vm));
+        notified(tide_notify_ready(status));
         return;
     }
     tide_vm *old = app->vm;
@@ -99,13 +121,44 @@ static void reload(tide_app *app)
     tide_rcache_policy_changed(app, tide_vm_cache_policy(old), tide_vm_cache_policy(vm));
     app->reloads++;
     tide_vm_unref(old);
-    tide_info("reloaded scripts and policies (%d routes)", tide_vm_route_count(vm));
+    tide_info("reloaded scripts and policies (%d routes; %s)", tide_vm_route_count(vm), why);
+    snprintf(status, sizeof status, "serving %d routes", tide_vm_route_count(vm));
+    notified(tide_notify_ready(status));
 }
+
+/* --watch: a burst of changes to scripts/ or policies/ has settled. */
+static void on_change(tide_watch *w, const char *first, int files, void *arg)
+{
+    (void)w;
+    tide_app *app = arg;
+    char why[600];
+    if (files > 1)
+        snprintf(why, sizeof why, "watch: %s and %d other file%s changed", first, files - 1,
+                 files > 2 ? "s" : "");
+    else snprintf(why, sizeof why, "watch: %s changed", first);
+    tide_server_reload(app, why);
+}
+
+void tide_server_watch(tide_app *app)
+{
+    const char *dirs[] = { app->cfg.scripts_dir, app->cfg.policies_dir };
+    char err[512];
+    if (tide_watch_start(app->loop, dirs, 2, TIDE_WATCH_DEBOUNCE, on_change, app, &app->watch,
+                         err, sizeof err) != 0) {
+        tide_warn("--watch: %s; serving without watching (SIGHUP still reloads)", err);
+        app->watch = NULL;
+        return;
+    }
+    tide_info("watching %s and %s (%d directories): a change to a .lua file reloads",
+              app->cfg.scripts_dir, app->cfg.policies_dir, tide_watch_count(app->watch));
+}
+
+/* ---- signals --------------------------------------------------------------------------- */
 
 static void on_sighup(struct ev_loop *loop, ev_signal *w, int revents)
 {
     (void)loop; (void)revents;
-    reload(w->data);
+    tide_server_reload(w->data, "SIGHUP");
 }
 
 static void drain_check(struct ev_loop *loop, ev_timer *w, int revents)
@@ -128,6 +181,9 @@ static void on_sigterm(struct ev_loop *loop, ev_signal *w, int revents)
     app->draining = 1;
     app->drain_started = ev_now(loop);
     tide_info("draining: %lld requests in flight", app->inflight);
+    char status[96];
+    snprintf(status, sizeof status, "draining: %lld requests in flight", app->inflight);
+    notified(tide_notify_stopping(status));
     tide_http_stop_accepting(app->http);
     ev_timer_init(&drain_timer, drain_check, 0., 0.05);
     drain_timer.data = app;
@@ -198,5 +254,9 @@ int tide_server_start(tide_app *app)
     ev_signal_start(app->loop, &app->sigint);
     tide_info("listening on http://%s:%d (admin http://%s:%d)", c->listen_host, c->listen_port,
               c->admin_host, c->admin_port);
+    char status[160];
+    snprintf(status, sizeof status, "serving %d routes on %s:%d", tide_vm_route_count(app->vm),
+             c->listen_host, c->listen_port);
+    notified(tide_notify_ready(status));
     return 0;
 }

@@ -13,7 +13,11 @@
 --       preformatted "Name: value\r\n" lines (names are tokens, values hold no CR, LF or
 --       NUL; content-type becomes content_type; content-length and connection are the
 --       transport's and are dropped). The C side sends them as they are.
---   boot.routes() -> sorted list of "METHOD /pattern (module)" for `tide check`.
+--   boot.routes() -> the loaded routes, router:list()'s records (method, pattern, module, and
+--       the file and line of the handler).
+--   boot.describe(section) -> list of lines for `tide routes` and `tide check` (tide.describe):
+--       section "routes", "routing" (the effective routing policy) or "cache" (the effective
+--       cache policy). Raises for another section.
 --
 -- What a handler sees: req.params (decoded path params), req.query (decoded query string,
 -- last value wins for repeated keys), req.body (decoded JSON nested at most 64 levels and
@@ -39,6 +43,7 @@ local lazy = require "tide.lazy"
 local memo = require "tide.memo"
 local error_mt = require("tide.errors").error_mt
 local cachetags = require "tide.cachetags"
+local describe = require "tide.describe"
 
 local type, tostring, pairs, pcall, xpcall, require = type, tostring, pairs, pcall, xpcall,
     require
@@ -119,6 +124,20 @@ end
 
 function _M.routes()
     return routes and routes:list() or {}
+end
+
+local SECTIONS = {
+    routes = function() return describe.routes(_M.routes()) end,
+    routing = function() return describe.routing(require "routing", KINDS) end,
+    cache = function() return describe.cache(cachetags.policy()) end,
+}
+
+function _M.describe(section)
+    local f = SECTIONS[section]
+    if f == nil then
+        error("boot.describe: unknown section " .. tostring(section), 2)
+    end
+    return f()
 end
 
 -- The cache policy for the C core (runtime/rcache.h): the rules of policies/cache.lua, each

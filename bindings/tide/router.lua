@@ -16,7 +16,11 @@
 --                                                  message names both modules)
 --   r:load(module_name, routes)                    adds every "METHOD /path" = fn of a module
 --   r:match(method, path) -> handler, params, route | nil, status, allow
---   r:list() -> { "GET /v1/trips (trips)", ... }   sorted, for `tide check`
+--   r:list() -> { {method=, pattern=, module=, file=, line=}, ... }
+--                                                  every route with where its handler is
+--                                                  defined (file "[C]" and line nil for a C
+--                                                  function), sorted by pattern then method,
+--                                                  for `tide routes` and `tide check`
 --   r:patterns(method) -> { "/v1/trips", ... }     sorted, the patterns routed for method
 
 local errors = require "tide.errors"
@@ -26,6 +30,7 @@ local type, pairs, tonumber, tostring, setmetatable = type, pairs, tonumber, tos
 local byte, char, find, sub, match = string.byte, string.char, string.find, string.sub,
     string.match
 local concat, sort = table.concat, table.sort
+local getinfo = debug.getinfo
 local misuse = errors.misuse
 
 local _M = {}
@@ -147,14 +152,39 @@ function _M.load(self, module_name, routes)
     end
 end
 
--- Returns the routes as sorted strings "METHOD /pattern (module)".
+-- The order methods are listed in for one pattern: reads first, then writes.
+local METHOD_ORDER = { GET = 1, HEAD = 2, POST = 3, PUT = 4, PATCH = 5, DELETE = 6, OPTIONS = 7 }
+
+-- Where a handler is defined: the file it was loaded from (as package.path found it) and the
+-- line its function starts on; "[C]", nil for a C function.
+local function where(handler)
+    local info = getinfo(handler, "S")
+    if info.what == "C" then
+        return "[C]", nil
+    end
+    local src = info.source
+    if byte(src, 1) == 64 then                          -- "@path": loaded from a file
+        return sub(src, 2), info.linedefined
+    end
+    return info.short_src, info.linedefined
+end
+
+-- Returns every route with its module and where its handler is, sorted by pattern, then
+-- method.
 function _M.list(self)
     local out = {}
     for i = 1, #self.all do
         local r = self.all[i]
-        out[i] = r.method .. " " .. r.pattern .. " (" .. r.module .. ")"
+        local file, line = where(r.handler)
+        out[i] = { method = r.method, pattern = r.pattern, module = r.module, file = file,
+                   line = line }
     end
-    sort(out)
+    sort(out, function(a, b)
+        if a.pattern ~= b.pattern then
+            return a.pattern < b.pattern
+        end
+        return METHOD_ORDER[a.method] < METHOD_ORDER[b.method]
+    end)
     return out
 end
 

@@ -252,13 +252,13 @@ describe("policies/resilience.lua", function()
         assert.are.same({}, problems, table.concat(problems, "\n"))
     end)
 
-    it("`tide check` also lists the routes, with their modules", function()
+    it("`tide check` also lists the routes, with the file and line of their handlers", function()
         local bin = tide_bin()
         if not bin then pending("no tide binary (make builds it)") return end
         local out = tide_check(bin)
         assert.matches("\n# routes", out)
-        assert.matches("\nGET /v1/trips/:id %(trips%)\n", out)
-        assert.matches("\nPOST /v1/destinations/similar %(destinations%)\n", out)
+        assert.matches("\nGET /v1/trips/:id +[^\n]*/trips%.lua:%d+\n", out)
+        assert.matches("\nPOST /v1/destinations/similar +[^\n]*/destinations%.lua:%d+\n", out)
     end)
 
     it("is what tide reads: `tide check` prints the same merged values", function()

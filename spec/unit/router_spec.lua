@@ -126,10 +126,25 @@ describe("tide.router", function()
         assert.has_error(function() fresh:load("m", "routes") end)
     end)
 
-    it("lists its routes sorted", function()
+    it("lists its routes sorted by pattern, then method, with where each handler is", function()
         local list = r:list()
         assert.are.equal(9, #list)
-        assert.are.equal("DELETE /v1/trips/:id (trips)", list[1])
-        assert.are.equal("GET / (root)", list[3])
+        assert.are.same({ "GET /", "GET /v1/trips", "POST /v1/trips", "GET /v1/trips/:id",
+                          "PATCH /v1/trips/:id", "DELETE /v1/trips/:id" },
+                        { list[1].method .. " " .. list[1].pattern,
+                          list[2].method .. " " .. list[2].pattern,
+                          list[3].method .. " " .. list[3].pattern,
+                          list[4].method .. " " .. list[4].pattern,
+                          list[5].method .. " " .. list[5].pattern,
+                          list[6].method .. " " .. list[6].pattern })
+        -- h() builds every handler of this spec: its file and the line the function starts on
+        local here = debug.getinfo(1, "S").source:sub(2)
+        assert.are.equal("trips", list[4].module)
+        assert.are.equal(here, list[4].file)
+        assert.are.equal(debug.getinfo(h("x"), "S").linedefined, list[4].line)
+        -- a C function has no file or line
+        local c = router.new()
+        c:load("m", { ["GET /c"] = print })
+        assert.are.same({ method = "GET", pattern = "/c", module = "m", file = "[C]" }, c:list()[1])
     end)
 end)
