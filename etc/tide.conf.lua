@@ -5,7 +5,7 @@
 --   TIDE_DSN_DIRECT, TIDE_DSN_SESSION, TIDE_DSN_TRANSACTION,
 --   TIDE_SCRIPTS_DIR, TIDE_POLICIES_DIR, TIDE_BINDINGS_DIR, TIDE_LOG_LEVEL, TIDE_DEV,
 --   TIDE_HTTP_MAX_INFLIGHT_BODY_BYTES, TIDE_HTTP_MAX_CONNECTIONS_PER_CLIENT,
---   TIDE_CACHE_MAX_BYTES, TIDE_CACHE_CHANNEL
+--   TIDE_CACHE_MAX_BYTES, TIDE_CACHE_CHANNEL, TIDE_WORKERS
 -- The secrets below are published with tide, so tide refuses them unless development mode is
 -- asked for (`tide serve --dev` or TIDE_DEV=1; `make run` and `make test` ask). Anywhere else,
 -- set your own: TIDE_JWT_SECRET (openssl rand -base64 48) and TIDE_ENCRYPTION_KEY
@@ -55,6 +55,10 @@ return {
     -- load balancer or reverse proxy every connection comes from it: set 0 (or its share).
     max_connections_per_client = 256,
   },
+
+  -- Worker processes sharing listen.port (0: one per CPU). Each has its own admin listener on
+  -- admin.port + its index, and pools of pool.size / workers connections (README "Workers").
+  workers = 1,
 
   -- The result cache (policies/cache.lua says what is cached). max_bytes bounds all entries
   -- with their keys and bookkeeping (0 turns the cache off). channel: the NOTIFY channel that

@@ -38,6 +38,7 @@ typedef struct tide_app {
     long long reloads, reload_failures, inflight;
     double started_at, drain_started;
     int draining;
+    int worker, nworkers;               /* this process: index of nworkers (runtime/workers.h) */
 } tide_app;
 
 #endif

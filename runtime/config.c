@@ -63,6 +63,7 @@ static const tide_setting config_table[] = {
       http.max_inflight_body_bytes),
     C("http", "max_connections_per_client", INT, 0, 10000000, 256, NULL, 0,
       http.max_connections_per_client),
+    C(NULL, "workers", INT, 0, 256, 1, NULL, 0, workers),
     C("cache", "max_bytes", SIZE, 0, 1e12, 64 * 1024 * 1024, NULL, 0, cache_max_bytes),
     C("cache", "channel", STRING, 0, 0, 0, "tide_cache", 0, cache_channel),
     C(NULL, "upstreams", TABLE, 0, 0, 0, NULL, 0, upstreams),
@@ -253,6 +254,7 @@ int tide_config_load(const char *path, int dev, tide_config *c, char *err, size_
         c->http.max_inflight_body_bytes = (size_t)strtoull(v, NULL, 10);
     if ((v = getenv("TIDE_HTTP_MAX_CONNECTIONS_PER_CLIENT")) && *v)
         c->http.max_connections_per_client = atoi(v);
+    if ((v = getenv("TIDE_WORKERS")) && *v) c->workers = atoi(v);
     if ((v = getenv("TIDE_CACHE_MAX_BYTES")) && *v)
         c->cache_max_bytes = (size_t)strtoull(v, NULL, 10);
     if ((v = getenv("TIDE_CACHE_CHANNEL"))) set_str(&c->cache_channel, v);

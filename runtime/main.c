@@ -8,6 +8,9 @@
 #include "reseal.h"
 #include "server.h"
 #include "watch.h"
+#include "workers.h"
+#include "cache.h"
+#include "notify.h"
 #include "../bindings/l_core.h"
 
 #include <getopt.h>
@@ -16,6 +19,8 @@
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <unistd.h>
+#include <sys/mman.h>
 
 static void usage(FILE *f)
 {
@@ -87,6 +92,76 @@ static void free_upstreams(tide_app *app)
     }
 }
 
+/* Serves app (its config loaded) until stopped. ready_fd >= 0 (a worker): one byte is written
+ * there once it is listening. */
+static int serve(tide_app *app, int ready_fd)
+{
+    signal(SIGPIPE, SIG_IGN);
+    app->loop = ev_default_loop(EVFLAG_AUTO);
+    app->started_at = ev_now(app->loop);
+    int rc = 1;
+    char err[2048];
+    if (make_upstreams(app) != 0) {
+        tide_error("cannot create pools");
+    } else if (tide_vm_new(app, &app->vm, err, sizeof err) != 0) {
+        tide_error("cannot load scripts: %s", err);
+    } else {
+        tide_server_apply_policy(app);
+        tide_info("loaded %d routes from %s", tide_vm_route_count(app->vm),
+                  app->cfg.scripts_dir);
+        if (tide_server_start(app) == 0) {
+            if (watch) tide_server_watch(app);
+            if (ready_fd >= 0) {
+                ssize_t w = write(ready_fd, "r", 1);
+                (void)w;
+                close(ready_fd);
+            }
+            ev_run(app->loop, 0);
+            tide_info("stopped");
+            rc = 0;
+        }
+    }
+    if (app->inflight > 0) {
+        /* a forced stop (second signal, or the drain deadline): requests still hold pools,
+         * connections and the Lua state; the process exit reclaims them */
+        tide_warn("exiting with %lld requests in flight", app->inflight);
+        tide_log_flush();
+        return rc;
+    }
+    tide_log_flush();
+    tide_watch_stop(app->watch);
+    tide_jwt_cache_free(app->jwt_cache);
+    if (app->http) tide_http_free(app->http);
+    if (app->admin) tide_http_free(app->admin);
+    free_upstreams(app);
+    if (app->vm) tide_vm_unref(app->vm);
+    tide_rcache_stop(app);
+    tide_config_free(&app->cfg);
+    return rc;
+}
+
+/* A worker process (workers.h): the parent's app, this worker's index, ports and share. */
+static int serve_worker(int index, int ready_fd, void *arg)
+{
+    tide_app *app = arg;
+    app->worker = index;
+    if (app->cfg.admin_port)
+        app->cfg.admin_port += index;      /* one admin listener per worker */
+    return serve(app, ready_fd);
+}
+
+static void notify_parent(const char *state, void *arg)
+{
+    tide_app *app = arg;
+    char status[96];
+    snprintf(status, sizeof status, "%d workers %s", app->nworkers, state);
+    int rc = strcmp(state, "ready") == 0 ? tide_notify_ready(status)
+             : strcmp(state, "reloading") == 0 ? tide_notify_reloading(status)
+             : tide_notify_stopping(status);
+    if (rc != 0)
+        tide_warn("cannot notify the service manager: %s", tide_strerror(rc));
+}
+
 static int cmd_serve(const char *config)
 {
     tide_app app;
@@ -96,40 +171,25 @@ static int cmd_serve(const char *config)
     if (app.cfg.dev)
         tide_warn("development mode: published secrets are accepted; never run it like this "
                   "where anyone else can reach it");
-    signal(SIGPIPE, SIG_IGN);
-    app.loop = ev_default_loop(EVFLAG_AUTO);
-    app.started_at = ev_now(app.loop);
-    int rc = 1;
-    char err[2048];
-    if (make_upstreams(&app) != 0) {
-        tide_error("cannot create pools");
-    } else if (tide_vm_new(&app, &app.vm, err, sizeof err) != 0) {
-        tide_error("cannot load scripts: %s", err);
-    } else {
-        tide_server_apply_policy(&app);
-        tide_info("loaded %d routes from %s", tide_vm_route_count(app.vm), app.cfg.scripts_dir);
-        if (tide_server_start(&app) == 0) {
-            if (watch) tide_server_watch(&app);
-            ev_run(app.loop, 0);
-            tide_info("stopped");
-            rc = 0;
+    int n = app.cfg.workers == 0 ? tide_workers_auto() : app.cfg.workers;
+    app.nworkers = n;
+    if (n <= 1)
+        return serve(&app, -1);
+    if (app.cfg.listen_port == 0) {
+        tide_error("workers = %d needs a fixed listen.port (0 would give each its own)", n);
+        return 2;
+    }
+    if (app.cfg.cache_max_bytes) {      /* the cache's invalidations, seen by every worker */
+        size_t size = tide_cache_shared_size(app.cfg.cache_max_bytes);
+        void *mem = mmap(NULL, size, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, -1, 0);
+        if (mem == MAP_FAILED) {
+            tide_error("workers: cannot map %zu bytes for the cache's shared slots", size);
+            return 1;
         }
+        tide_cache_shared_init(mem, app.cfg.cache_max_bytes);
+        app.cache_shared = mem;
     }
-    if (app.inflight > 0) {
-        /* a forced stop (second signal, or the drain deadline): requests still hold pools,
-         * connections and the Lua state; the process exit reclaims them */
-        tide_warn("exiting with %lld requests in flight", app.inflight);
-        tide_log_flush();
-        return rc;
-    }
-    tide_log_flush();
-    tide_watch_stop(app.watch);
-    tide_jwt_cache_free(app.jwt_cache);
-    if (app.http) tide_http_free(app.http);
-    if (app.admin) tide_http_free(app.admin);
-    free_upstreams(&app);
-    if (app.vm) tide_vm_unref(app.vm);
-    tide_rcache_stop(&app);
+    int rc = tide_workers_run(n, serve_worker, notify_parent, &app);
     tide_config_free(&app.cfg);
     return rc;
 }

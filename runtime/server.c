@@ -78,6 +78,8 @@ void tide_server_apply_policy(tide_app *app)
     for (int i = 0; i < TIDE_UPSTREAMS; i++) {
         if (app->ups[i] != &app->upstream_store[i]) continue;      /* an alias of direct */
         tide_resilience r = *tide_vm_resilience(app->vm, i);
+        if (app->nworkers > 1)           /* the configured budget is for all workers together */
+            r.pool.size = r.pool.size / app->nworkers > 0 ? r.pool.size / app->nworkers : 1;
         if (r.fallback >= 0 && app->ups[r.fallback] == app->ups[i]) r.fallback = -1;
         if (r.depends_on >= 0 && app->ups[r.depends_on] == app->ups[i]) r.depends_on = -1;
         tide_upstream_configure(app->ups[i], &r);

@@ -1,0 +1,115 @@
+-- workers = 2 (README "Workers"): a tide of the spec's own with two worker processes on one
+-- port under a supervising parent. Both serve; a write answered by one is never hidden by the
+-- other's cache; SIGHUP reloads both; a worker killed is restarted (and logged) while the other
+-- serves; SIGTERM drains both and the parent exits 0.
+
+local env = require "spec.helpers.env"
+local api = require "spec.helpers.api"
+local http = require "spec.helpers.http"
+local spawn = require "spec.helpers.spawn"
+local cjson = require "cjson.safe"
+
+-- One request on a fresh connection (the kernel picks the worker), as user.
+local function get(t, user, path)
+    return http.request("GET", path, { url = t.url, token = user.token })
+end
+
+local function stats(url)
+    local ok, status, body = pcall(http.request, "GET", "/admin/stats", { url = url, timeout = 2 })
+    return ok and status == 200 and body or nil
+end
+
+-- Child pids of the parent, from /proc (the workers).
+local function workers_of(pid)
+    local out = env.run("cat /proc/" .. pid .. "/task/" .. pid .. "/children 2>/dev/null")
+    local pids = {}
+    for p in out:gmatch("%d+") do pids[#pids + 1] = tonumber(p) end
+    return pids
+end
+
+describe("workers", function()
+    local dir, t, admin2
+
+    setup(function()
+        env.need("bin", "dsn_admin")
+        dir = spawn.bundle()
+        -- no NOTIFY channel: a write reaches the other worker's cache only through the slots
+        -- the workers share, which is what the second test checks
+        t = spawn.tide(dir, { env = { "TIDE_WORKERS=2", "TIDE_CACHE_CHANNEL=''" } })
+        local port = tonumber(t.admin_url:match(":(%d+)$"))
+        admin2 = "http://127.0.0.1:" .. (port + 1)
+        assert(env.wait_until(function() return stats(admin2) end, 10, 0.1),
+               "the second worker's admin listener did not answer:\n" .. spawn.log(t))
+    end)
+
+    teardown(function()
+        if t and spawn.alive(t) then spawn.stop(t) end
+        spawn.remove(dir)
+    end)
+
+    it("runs two workers on one port, each with its own admin listener", function()
+        assert.equals(2, #workers_of(t.pid))
+        local u = api.user()
+        for _ = 1, 20 do assert.equals(200, (get(t, u, "/v1/users/me"))) end
+        local a, b = stats(t.admin_url), stats(admin2)
+        assert.truthy(a and b)
+        -- the kernel spread the 20 connections over both
+        assert.truthy(a.http.accepted > 0 and b.http.accepted > 0,
+                      a.http.accepted .. " / " .. b.http.accepted)
+    end)
+
+    it("never serves a cached answer that a write through the other worker changed", function()
+        local u = api.user()
+        local trip = api.trip(u)
+        local path = "/v1/trips/" .. trip.id
+        for _ = 1, 10 do get(t, u, path) end                 -- cached in both workers
+        for i = 1, 5 do
+            local name = "renamed " .. i
+            local s = http.request("PATCH", path, { url = t.url, token = u.token,
+                                                     body = { name = name } })
+            assert.equals(200, s)
+            for _ = 1, 6 do                                  -- fresh connections: both workers
+                local status, body = get(t, u, path)
+                assert.equals(200, status)
+                assert.equals(name, body.name, cjson.encode(body))
+            end
+        end
+    end)
+
+    it("reloads every worker on SIGHUP", function()
+        local a0, b0 = stats(t.admin_url).reloads, stats(admin2).reloads
+        env.run("kill -HUP " .. t.pid)
+        assert.truthy(env.wait_until(function()
+            local a, b = stats(t.admin_url), stats(admin2)
+            return a and b and a.reloads > a0 and b.reloads > b0
+        end, 10, 0.1), "not every worker reloaded")
+    end)
+
+    it("restarts a worker that dies, and logs it", function()
+        local before = workers_of(t.pid)
+        assert.equals(2, #before)
+        env.run("kill -KILL " .. before[1])
+        local u = api.user()
+        -- the other worker keeps serving meanwhile
+        assert.equals(200, (get(t, u, "/v1/users/me")))
+        assert.truthy(env.wait_until(function()
+            local now = workers_of(t.pid)
+            return #now == 2 and now[1] ~= before[1] and now[2] ~= before[1]
+        end, 10, 0.1), "the worker was not restarted:\n" .. spawn.log(t))
+        assert.truthy(spawn.log(t):find("killed by signal 9", 1, true))
+        assert.truthy(env.wait_until(function() return stats(t.admin_url) and stats(admin2) end,
+                                     10, 0.1))
+        for _ = 1, 10 do assert.equals(200, (get(t, u, "/v1/users/me"))) end
+    end)
+
+    it("drains both workers on SIGTERM and exits 0", function()
+        local kids = workers_of(t.pid)
+        spawn.stop(t)
+        assert.is_false(spawn.alive(t))
+        for _, p in ipairs(kids) do
+            local _, alive = env.run("kill -0 " .. p .. " 2>/dev/null")
+            assert.is_false(alive)
+        end
+        assert.truthy(spawn.log(t):find("workers: all stopped", 1, true))
+    end)
+end)
