@@ -358,12 +358,16 @@ static void task_free(tide_task *t)
     free(t);
 }
 
+/* The access-log line, and for a service_role caller the audit line. */
 static void access_log(tide_task *t, const char *method, const char *path, size_t path_len,
                        int status)
 {
     tide_log_request(t->id, method, path, path_len, status,
                      (ev_now(t->app->loop) - t->started) * 1000.0, tide_role_name(t->role),
                      t->aborted, NULL);
+    if (t->role == TIDE_ROLE_SERVICE)
+        tide_log_audit_request(t->id, t->sub, method, t->route[0] ? t->route : NULL, path,
+                               path_len, status);
 }
 
 /* Sends the answer, through the cache when the request has a cache context. */
@@ -373,7 +377,8 @@ static void send(tide_task *t, tide_http_req *req, int status, const char *ctype
     tide_rcache_req *cr = t->cr;
     t->cr = NULL;
     if (cr) {                            /* the cache sends it, and logs it */
-        tide_rcache_log lg = { t->id, t->role, t->started, t->aborted, NULL };
+        tide_rcache_log lg = { t->id, t->role, t->started, t->aborted, NULL, t->sub,
+                               t->route[0] ? t->route : NULL };
         tide_rcache_respond(cr, req, status, ctype, hdrs, body, blen, &lg);
     } else {
         access_log(t, req->method, req->path, req->path_len, status);

@@ -572,8 +572,8 @@ static void add_uint(buf *b, unsigned long long v)
     buf_add(b, tmp + i, sizeof tmp - (size_t)i);
 }
 
-/* Answers req with a stored entry. */
-/* The access-log line of an answer the cache sent (NULL lg: no client, nothing logged). */
+/* The access-log line of an answer the cache sent, and the audit line of a service_role
+ * caller's (NULL lg: no client, nothing logged). */
 static void log_answer(const tide_rcache *rc, const tide_rcache_log *lg,
                        const tide_http_req *req, int status, const char *xcache)
 {
@@ -583,6 +583,9 @@ static void log_answer(const tide_rcache *rc, const tide_rcache_log *lg,
     tide_log_request(lg->id, req->method, req->path, req->path_len, status, ms > 0 ? ms : 0,
                      tide_role_name(lg->role), lg->aborted || req->aborted,
                      lg->label ? lg->label : xcache);
+    if (lg->role == TIDE_ROLE_SERVICE)
+        tide_log_audit_request(lg->id, lg->sub, req->method, lg->route, req->path, req->path_len,
+                               status);
 }
 
 /* A request id for an answer that never reached the bundle (a hit, a coalesced wait). */
@@ -591,6 +594,7 @@ static void new_id(tide_rcache *rc, char out[32])
     snprintf(out, 32, "%llx", ++rc->app->next_request_id);
 }
 
+/* Answers req with a stored entry. */
 static void serve(tide_rcache *rc, tide_http_req *req, const void *value, size_t vlen,
                   double age, const char *xcache, scope_stats *st, const tide_rcache_log *lg)
 {
@@ -725,7 +729,7 @@ void tide_rcache_admit(tide_app *app, tide_http_req *req, const char *claims, co
     int state = tide_cache_get(rc->store, key.p, key.n, ev_now(app->loop), 0, &v, &vlen, &age);
     uint64_t h = key_hash(key.p, key.n);
     char id[32];
-    tide_rcache_log lg = { id, role, ev_now(app->loop), 0, NULL };
+    tide_rcache_log lg = { id, role, ev_now(app->loop), 0, NULL, sub ? sub : "", r->route + 4 };
     if (state == TIDE_CACHE_HIT) {
         st->hits++;
         new_id(rc, id);
@@ -829,7 +833,7 @@ static void land(tide_rcache_req *cr, int status, const char *ctype, const char 
         waiter *w = &f->w[i];
         char id[32];
         new_id(rc, id);
-        tide_rcache_log lg = { id, w->role, w->since, 0, "COALESCED" };
+        tide_rcache_log lg = { id, w->role, w->since, 0, "COALESCED", w->sub, cr->route };
         if (status == 499 && cr->kind == CR_MISS)
             tide_rcache_admit(rc->app, w->req, w->claims, w->sub, w->role);   /* try again */
         else if (kept)

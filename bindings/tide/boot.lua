@@ -410,9 +410,11 @@ function _M.handle(req)
     end
     req.params = params
     req.route = route.pattern
+    local core = get_core()
+    core.set_route(route.pattern)       -- for the log lines C writes (audit, slow_query)
     local cr = req.cache_route
     if cr ~= nil and cr ~= route.pattern then
-        get_core().cache_skip()         -- C's match and ours disagree: store nothing
+        core.cache_skip()               -- C's match and ours disagree: store nothing
     end
 
     local query = parse_query(req.query_string)
