@@ -5,7 +5,12 @@
  * on a database call (runtime/call.c chooses the upstream, retries, falls back and maps the
  * final error) and the call's completion resumes it with the result turned into Lua values
  * (lua-nginx-module style: a call that would block yields; misuse raises a Lua error; runtime
- * failure returns nil, err). The vm is the module's upvalue. */
+ * failure returns nil, err). The vm is the module's upvalue.
+ *
+ * The log lines about database calls are written here, where a call starts and ends: an
+ * audit line for every call that runs as service_role (as = "service", or the caller's token
+ * is service_role's), and a slow_query line for a call that took at least log.slow_query_ms.
+ * They name the request's route, which tide.boot hands over with core.set_route. */
 #include <math.h>
 #include <stddef.h>
 #include <stdio.h>
@@ -30,6 +35,10 @@
 
 enum call_kind { CALL_QUERY, CALL_TX_BEGIN, CALL_TX_END };
 
+/* Why a call runs as service_role, bypassing row-level security (its audit line's "via"). */
+enum { AS_CALLER = 0, AS_SERVICE, AS_SERVICE_TOKEN };
+static const char *const via_names[] = { NULL, "as_service", "service_role" };
+
 /* One database call of a request: the runtime call (runtime/call.c runs it) and what turning
  * its answer into Lua values needs. */
 typedef struct pgcall {
@@ -39,7 +48,9 @@ typedef struct pgcall {
     int json;                    /* return the single text cell */
     const char **values;
     char label[64];              /* application_name: "tide <request id>" */
-    double started;              /* ev_time() when the call started (/admin/queries) */
+    double started;              /* ev_time() at the start: /admin/queries, slow queries */
+    char db_kind[16];            /* tide.db's kind and table, for the log lines ("": unknown) */
+    char db_table[96];
 } pgcall;
 
 
@@ -192,6 +203,45 @@ static void resume_with_error(pgcall *pc, const tide_call_error *e)
     call_resume(pc, 2);
 }
 
+/* What the log lines say about pc's call, on upstream `upstream` (a name). */
+static void describe_call(const pgcall *pc, const char *upstream, tide_log_call *lc)
+{
+    const tide_task *t = pc->task;
+    lc->id = t->id;
+    lc->role = tide_role_name(t->role);
+    lc->sub = t->sub;
+    lc->method = t->req ? t->req->method : NULL;
+    lc->route = t->route;
+    lc->kind = pc->db_kind;
+    lc->table = pc->db_table;
+    lc->upstream = upstream;
+}
+
+/* The upstream a finished call ran on last: the transaction's pool, the one in use (a
+ * fallback, maybe), else the one asked for. */
+static const char *final_upstream(const tide_call *c, const tide_call_error *err)
+{
+    if (c->job.pin && c->pin_pool) return tide_pool_name(c->pin_pool);
+    if (err) return tide_upstream_name(err->upstream);
+    return tide_upstream_name(c->up ? c->up->index : c->up_index);
+}
+
+/* The slow_query line, when the call took at least log.slow_query_ms (retries and waiting for
+ * a connection included: what the request waited). */
+static void log_if_slow(pgcall *pc, const PGresult *res, const tide_call_error *err)
+{
+    int slow_ms = pc->task->app->cfg.log_slow_query_ms;
+    if (slow_ms <= 0) return;
+    double ms = (ev_time() - pc->started) * 1000.0;
+    if (ms < slow_ms) return;
+    const tide_call *c = &pc->call;
+    const char *sql = c->job.sql ? c->job.sql : "BEGIN";
+    tide_log_call lc;
+    describe_call(pc, final_upstream(c, err), &lc);
+    tide_log_slow_query(&lc, ms, res ? PQntuples(res) : -1, c->attempt, err ? err->code : NULL,
+                        sql);
+}
+
 /* The call's completion: the transaction's connection, then the answer as Lua values. */
 static void call_done(tide_call *c, PGresult *res, const tide_call_error *err)
 {
@@ -203,6 +253,7 @@ static void call_done(tide_call *c, PGresult *res, const tide_call_error *err)
     tide_qstats_record(c->up ? c->up->index : c->up_index,
                        pc->kind == CALL_QUERY ? job->sql : NULL, ev_time() - pc->started,
                        res ? PQntuples(res) : 0, err != NULL);
+    log_if_slow(pc, res, err);
     if (!err || err->ran) {
         if (pc->kind == CALL_TX_BEGIN) {
             t->tx = job->conn;                   /* NULL unless it succeeded */
@@ -228,10 +279,20 @@ static void call_done(tide_call *c, PGresult *res, const tide_call_error *err)
     call_resume(pc, 1);
 }
 
+/* The audit line of a call that runs as service_role (via: AS_*), once it started. */
+static void audit_call(const pgcall *pc, int via, int up_index)
+{
+    const tide_call *c = &pc->call;
+    tide_log_call lc;
+    describe_call(pc, c->job.pin && c->pin_pool ? tide_pool_name(c->pin_pool)
+                                                  : tide_upstream_name(up_index), &lc);
+    tide_log_audit_call(&lc, via_names[via]);
+}
+
 /* Parks the coroutine on pc: every outcome, even an immediate error, comes back through the
  * loop (tide_call_start never completes inside), so the answer never arrives before the
  * yield. */
-static int start_call(lua_State *L, tide_task *t, int up_index, pgcall *pc)
+static int start_call(lua_State *L, tide_task *t, int up_index, pgcall *pc, int via)
 {
     snprintf(pc->label, sizeof pc->label, "tide %s", t->id);
     pc->started = ev_time();
@@ -239,6 +300,7 @@ static int start_call(lua_State *L, tide_task *t, int up_index, pgcall *pc)
     tide_app *app = t->app;
     tide_call_env env = { .loop = app->loop, .ups = app->ups };
     pc->task = t;
+    pc->started = ev_time();
     pc->call.authenticated = t->role != TIDE_ROLE_ANON;
     pc->call.aborted = t->aborted;
     if (pc->call.job.pin) pc->call.pin_pool = t->tx_pool;
@@ -248,7 +310,20 @@ static int start_call(lua_State *L, tide_task *t, int up_index, pgcall *pc)
         free(pc);
         return luaL_error(L, "cannot start the database call");
     }
+    if (via != AS_CALLER) audit_call(pc, via, up_index);
     return lua_yield(L, 0);
+}
+
+/* Copies the string field k of the table at idx into out ("" when absent). */
+static void opt_str(lua_State *L, int idx, const char *k, char *out, size_t cap)
+{
+    lua_getfield(L, idx, k);
+    size_t len = 0;
+    const char *v = lua_type(L, -1) == LUA_TSTRING ? lua_tolstring(L, -1, &len) : NULL;
+    if (len >= cap) len = cap - 1;
+    if (v) memcpy(out, v, len);
+    out[len] = 0;
+    lua_pop(L, 1);
 }
 
 /* Allocates a call with room for nparams values and `extra` bytes of strings. */
@@ -312,16 +387,17 @@ static int l_query(lua_State *L)
     int has_params = !lua_isnoneornil(L, 3);
     if (has_params) luaL_checktype(L, 3, LUA_TTABLE);
     int json = 0, as_service = 0, in_tx = 0, read = 0;
+    char kind[16] = "", table[96] = "";
     if (!lua_isnoneornil(L, 4)) {
         luaL_checktype(L, 4, LUA_TTABLE);
         lua_getfield(L, 4, "json"); json = lua_toboolean(L, -1);
         lua_getfield(L, 4, "as_service"); as_service = lua_toboolean(L, -1);
         lua_getfield(L, 4, "tx"); in_tx = lua_toboolean(L, -1);
-        lua_getfield(L, 4, "kind");
-        const char *kind = lua_tostring(L, -1);
-        read = kind && (strcmp(kind, "select") == 0 || strcmp(kind, "count") == 0 ||
-                        strcmp(kind, "vector_search") == 0);
-        lua_pop(L, 4);
+        lua_pop(L, 3);
+        opt_str(L, 4, "kind", kind, sizeof kind);
+        opt_str(L, 4, "table", table, sizeof table);
+        read = strcmp(kind, "select") == 0 || strcmp(kind, "count") == 0 ||
+               strcmp(kind, "vector_search") == 0;
     }
     int n = 0;
     if (has_params) {
@@ -357,6 +433,8 @@ static int l_query(lua_State *L)
     pc->kind = CALL_QUERY;
     pc->json = json;
     pc->call.read = read;
+    memcpy(pc->db_kind, kind, sizeof kind);
+    memcpy(pc->db_table, table, sizeof table);
     pc->call.job.sql = copy_str(&cur, sql, sql_len);
     for (int i = 1; i <= n; i++) {
         lua_rawgeti(L, 3, i);
@@ -367,9 +445,11 @@ static int l_query(lua_State *L)
     }
     pc->call.job.nparams = n;
     pc->call.job.values = pc->values;
+    int via = AS_CALLER;
     if (in_tx) {
         pc->call.job.pin = t->tx;
         pc->call.job.flags = TIDE_PGJOB_KEEP;
+        via = t->tx_service;
     } else {
         pc->call.job.flags = TIDE_PGJOB_AUTH;
         if (as_service) {
@@ -379,8 +459,9 @@ static int l_query(lua_State *L)
             pc->call.job.claims = t->claims;
             pc->call.job.role = tide_role_name(t->role);
         }
+        via = as_service ? AS_SERVICE : t->role == TIDE_ROLE_SERVICE ? AS_SERVICE_TOKEN : AS_CALLER;
     }
-    return start_call(L, t, up_index, pc);
+    return start_call(L, t, up_index, pc, via);
 }
 
 /* core.tx_begin(upstream[, as_service]) -> true | nil, err */
@@ -398,7 +479,11 @@ static int l_tx_begin(lua_State *L)
     pc->call.job.flags = TIDE_PGJOB_BEGIN | TIDE_PGJOB_AUTH | TIDE_PGJOB_KEEP;
     pc->call.job.claims = as_service ? "{\"role\":\"service_role\"}" : t->claims;
     pc->call.job.role = as_service ? "service_role" : tide_role_name(t->role);
-    return start_call(L, t, up_index, pc);
+    snprintf(pc->db_kind, sizeof pc->db_kind, "transaction");
+    /* the statements inside run as the BEGIN did: each gets its audit line too */
+    t->tx_service = as_service ? AS_SERVICE : t->role == TIDE_ROLE_SERVICE ? AS_SERVICE_TOKEN
+                                                                          : AS_CALLER;
+    return start_call(L, t, up_index, pc, t->tx_service);
 }
 
 /* core.tx_end(commit) -> true | nil, err; the connection goes back to its pool either way */
@@ -414,8 +499,10 @@ static int l_tx_end(lua_State *L)
     pc->call.job.sql = commit ? "COMMIT" : "ROLLBACK";
     pc->call.job.pin = t->tx;
     pc->call.job.flags = 0;
+    snprintf(pc->db_kind, sizeof pc->db_kind, "transaction");
     t->tx = NULL;                 /* released by the pool when the job ends */
-    return start_call(L, t, 0, pc);
+    t->tx_service = AS_CALLER;
+    return start_call(L, t, 0, pc, AS_CALLER);
 }
 
 static int l_log(lua_State *L)
@@ -433,6 +520,20 @@ static int l_now(lua_State *L)
 {
     lua_pushnumber(L, ev_now(tide__vm_app(core_vm(L))->loop));
     return 1;
+}
+
+/* core.set_route(pattern): the route tide.boot matched, for the log lines of the current
+ * request (cut to 127 bytes). */
+static int l_set_route(lua_State *L)
+{
+    size_t len;
+    const char *pattern = luaL_checklstring(L, 1, &len);
+    tide_task *t = tide__task_current();
+    if (!t) return 0;
+    if (len >= sizeof t->route) len = sizeof t->route - 1;
+    memcpy(t->route, pattern, len);
+    t->route[len] = 0;
+    return 0;
 }
 
 static int l_request_id(lua_State *L)
@@ -754,6 +855,7 @@ int tide_core_open(lua_State *L)
     static const luaL_Reg fns[] = {
         { "query", l_query },       { "tx_begin", l_tx_begin }, { "tx_end", l_tx_end },
         { "log", l_log },           { "now", l_now },           { "request_id", l_request_id },
+        { "set_route", l_set_route },
         { "seal", l_seal },         { "open", l_open },         { "sha256_hex", l_sha256_hex },
         { "keyed_hash_hex", l_keyed_hash_hex },
         { "pool_stats", l_pool_stats }, { "health", l_health },

@@ -1,7 +1,7 @@
 /* admin.c - the admin listener (default 127.0.0.1:8081, no authentication): /live (the
  * process answers), /ready and /health (the upstreams' health, 503 when a required one is
- * down), /admin/stats (HTTP, reload, JWT cache, result cache and event-loop counters), all
- * GET; and POST /admin/cache/flush (every entry, or ?tag=TAG: what is tagged so). */
+ * down), /admin/stats (HTTP, reload, JWT cache, result cache, event-loop and log counters),
+ * all GET; and POST /admin/cache/flush (every entry, or ?tag=TAG: what is tagged so). */
 #include "admin.h"
 #include "health.h"
 #include "jwtcache.h"
@@ -47,12 +47,32 @@ static void one_route(const char *route, const tide_hist *h, long long n, void *
     r->first = 0;
 }
 
+/* {"stdout":{...},"stderr":{...}}: each stream's counters (log.h). */
+static void log_stats_json(const tide_log_stats *lg, char *out, size_t cap)
+{
+    const tide_log_stream_stats *st[2] = { &lg->out, &lg->err };
+    static const char *const names[2] = { "stdout", "stderr" };
+    size_t n = 0;
+    for (int i = 0; i < 2 && n < cap; i++)
+        n += (size_t)snprintf(out + n, cap - n,
+                              "%s\"%s\":{\"written_lines\":%lld,\"dropped_lines\":%lld,"
+                              "\"dropped_bytes\":%lld,\"buffered_bytes\":%lld,\"blocked\":%lld,"
+                              "\"writer\":\"%s\"}%s", i ? "," : "{", names[i],
+                              st[i]->written_lines, st[i]->dropped_lines, st[i]->dropped_bytes,
+                              st[i]->buffered_bytes, st[i]->blocked, st[i]->writer,
+                              i ? "}" : "");
+}
+
 static void admin_stats(tide_app *app, tide_http_req *req)
 {
     tide_http_stats h;
     tide_http_get_stats(app->http, &h);
     tide_jwt_cache_stats jc;
     tide_jwt_cache_get_stats(app->jwt_cache, &jc);
+    tide_log_stats lg;
+    tide_log_get_stats(&lg);
+    char logs[512];
+    log_stats_json(&lg, logs, sizeof logs);
     char body[65536];
     int n = snprintf(body, sizeof body,
              "{\"http\":{\"accepted\":%lld,\"open\":%lld,\"requests\":%lld,\"responses\":%lld,"
@@ -61,13 +81,13 @@ static void admin_stats(tide_app *app, tide_http_req *req)
              "\"body_bytes\":%lld,\"clients\":%lld},"
              "\"inflight\":%lld,\"reloads\":%lld,\"reload_failures\":%lld,\"routes\":%d,"
              "\"jwt_cache\":{\"hits\":%lld,\"misses\":%lld},"
-             "\"loop\":{\"max_pass_ms\":%.3f,\"passes_over_50ms\":%lld},\"uptime_s\":%.1f,"
-             "\"cache\":",
+             "\"loop\":{\"max_pass_ms\":%.3f,\"passes_over_50ms\":%lld},\"log\":%s,"
+             "\"uptime_s\":%.1f,\"cache\":",
              h.accepted, h.open, h.requests, h.responses, h.rejected_431, h.rejected_413,
              h.timeouts_408, h.rejected_400, h.rejected_busy, h.rejected_per_client,
              h.body_bytes, h.clients, app->inflight, app->reloads, app->reload_failures,
              tide_vm_route_count(app->vm), jc.hits, jc.misses, app->max_pass * 1000.0,
-             app->slow_passes, ev_now(app->loop) - app->started_at);
+             app->slow_passes, logs, ev_now(app->loop) - app->started_at);
     if (n > 0 && (size_t)n < sizeof body - 2) {
         n += (int)tide_rcache_stats_json(app, body + n, sizeof body - (size_t)n - 1);
         route_json r = { body + n, 0, sizeof body - (size_t)n - 2, 1 };

@@ -3,6 +3,7 @@
 #include "config.h"
 #include "settings.h"
 
+#include <errno.h>
 #include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -44,6 +45,8 @@ static const tide_setting config_table[] = {
     C("admin", "host", STRING, 0, 0, 0, "127.0.0.1", 0, admin_host),
     C("admin", "port", INT, 0, 65535, 8081, NULL, 0, admin_port),
     C(NULL, "log_level", STRING, 0, 0, 0, "info", 0, log_level),
+    C("log", "buffer_bytes", SIZE, 16384, 1 << 30, 1024 * 1024, NULL, 0, log_buffer_bytes),
+    C("log", "slow_query_ms", INT, 0, 3600000, 500, NULL, 0, log_slow_query_ms),
     C("jwt", "secret", STRING, 0, 0, 0, NULL, TIDE_SET_SECRET, jwt_secret),
     C("jwt", "leeway", INT, 0, 86400, 30, NULL, 0, jwt_leeway),
     C("jwt", "require_exp", BOOL, 0, 1, 1, NULL, 0, jwt_require_exp),
@@ -220,6 +223,24 @@ static int is_published_key(const unsigned char key[32])
            memcmp(key, published, sizeof published) == 0;
 }
 
+/* The whole number in environment variable name into *out when it is set: 0, or TIDE_EINVAL
+ * with a message in err when it is not a whole number in min..max. */
+static int env_whole(const char *name, long long min, long long max, long long *out, char *err,
+                     size_t errlen)
+{
+    const char *v = getenv(name);
+    if (!v || !*v) return 0;
+    char *end;
+    errno = 0;
+    long long n = strtoll(v, &end, 10);
+    if (errno || *end || n < min || n > max) {
+        snprintf(err, errlen, "%s must be a whole number in %lld..%lld", name, min, max);
+        return TIDE_EINVAL;
+    }
+    *out = n;
+    return 0;
+}
+
 int tide_config_load(const char *path, int dev, tide_config *c, char *err, size_t errlen)
 {
     if (defaults(c) != 0) {
@@ -258,6 +279,14 @@ int tide_config_load(const char *path, int dev, tide_config *c, char *err, size_
     if ((v = getenv("TIDE_CACHE_MAX_BYTES")) && *v)
         c->cache_max_bytes = (size_t)strtoull(v, NULL, 10);
     if ((v = getenv("TIDE_CACHE_CHANNEL"))) set_str(&c->cache_channel, v);
+    long long buffer_bytes = (long long)c->log_buffer_bytes, slow_ms = c->log_slow_query_ms;
+    if (env_whole("TIDE_LOG_BUFFER_BYTES", 16384, 1 << 30, &buffer_bytes, err, errlen) != 0 ||
+        env_whole("TIDE_LOG_SLOW_QUERY_MS", 0, 3600000, &slow_ms, err, errlen) != 0) {
+        tide_config_free(c);
+        return TIDE_EINVAL;
+    }
+    c->log_buffer_bytes = (size_t)buffer_bytes;
+    c->log_slow_query_ms = (int)slow_ms;
     static const char *const dsn_env[TIDE_UPSTREAMS] = {
         "TIDE_DSN_DIRECT", "TIDE_DSN_SESSION", "TIDE_DSN_TRANSACTION" };
     for (int i = 0; i < TIDE_UPSTREAMS; i++)

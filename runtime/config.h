@@ -26,6 +26,8 @@ typedef struct tide_config {
     char *jwt_audience, *jwt_issuer;     /* NULL: aud / iss not checked */
     char *bindings_dir, *scripts_dir, *policies_dir;
     char *log_level;
+    size_t log_buffer_bytes; /* each log stream's buffer; full: lines dropped, never waited on */
+    int log_slow_query_ms;   /* database calls at least this slow get a slow_query line (0: off) */
     tide_upstream_config upstreams[TIDE_UPSTREAMS];
     tide_http_limits http;
     unsigned char enc_key[32]; int has_enc_key;

@@ -361,26 +361,32 @@ static void task_free(tide_task *t)
     free(t);
 }
 
-/* The access-log line and the metrics of an answer that does not go through the cache. */
-static void access_log(tide_task *t, const tide_http_req *req, const char *route, int status)
+/* The access-log line and the metrics of an answer that does not go through the cache, and
+ * for a service_role caller the audit line. */
+static void access_log(tide_task *t, const tide_http_req *req, int status)
 {
     double s = ev_now(t->app->loop) - t->started;
+    const char *route = t->route[0] ? t->route : NULL;
     tide_log_request(t->id, req->method, req->path, req->path_len, status, s * 1000.0,
                      tide_role_name(t->role), t->aborted, NULL);
     tide_metrics_request(route, req->method, status, s);
+    if (t->role == TIDE_ROLE_SERVICE)
+        tide_log_audit_request(t->id, t->sub, req->method, route, req->path, req->path_len,
+                               status);
 }
 
 /* Sends the answer, through the cache when the request has a cache context. */
-static void send(tide_task *t, tide_http_req *req, const char *route, int status,
-                 const char *ctype, const char *hdrs, const char *body, size_t blen)
+static void send(tide_task *t, tide_http_req *req, int status, const char *ctype,
+                 const char *hdrs, const char *body, size_t blen)
 {
     tide_rcache_req *cr = t->cr;
     t->cr = NULL;
     if (cr) {                            /* the cache sends it, and logs it */
-        tide_rcache_log lg = { t->id, t->role, t->started, t->aborted, NULL, route };
+        tide_rcache_log lg = { t->id, t->role, t->started, t->aborted, NULL, t->sub,
+                               t->route[0] ? t->route : NULL };
         tide_rcache_respond(cr, req, status, ctype, hdrs, body, blen, &lg);
     } else {
-        access_log(t, req, route, status);
+        access_log(t, req, status);
         tide_http_respond(req, status, ctype, hdrs, body, blen);
     }
 }
@@ -395,7 +401,7 @@ static void respond_internal(tide_task *t, const char *why)
     tide_error("request %s: %s", t->id, why);
     tide_http_req *req = t->req;
     t->req = NULL;
-    send(t, req, "(error)", 500, "application/json", NULL, body, (size_t)n);
+    send(t, req, 500, "application/json", NULL, body, (size_t)n);
 }
 
 /* The coroutine returned boot.handle's (status, body, content_type, header_block): send them
@@ -425,8 +431,7 @@ static void respond_from_lua(tide_task *t)
     tide_http_req *req = t->req;
     t->req = NULL;
     if (status >= 500) tide_warn("request %s answered %d", t->id, status);
-    const char *route = lua_type(co, 5) == LUA_TSTRING ? lua_tostring(co, 5) : NULL;
-    send(t, req, route, status, ctype, hdrs, body, blen);
+    send(t, req, status, ctype, hdrs, body, blen);
 }
 
 void tide__task_resume(tide_task *t, int nargs)

@@ -40,6 +40,9 @@ static void usage(FILE *f)
             "development mode: the secrets published with tide are accepted.\n");
 }
 
+/* At exit, how long the logs may wait for slow readers before what is left is dropped. */
+#define TIDE_LOG_EXIT_WAIT 1.0
+
 static const char *default_config(void)
 {
     const char *c = getenv("TIDE_CONFIG");
@@ -125,10 +128,10 @@ static int serve(tide_app *app, int ready_fd)
         /* a forced stop (second signal, or the drain deadline): requests still hold pools,
          * connections and the Lua state; the process exit reclaims them */
         tide_warn("exiting with %lld requests in flight", app->inflight);
-        tide_log_flush();
+        tide_log_detach(TIDE_LOG_EXIT_WAIT);
         return rc;
     }
-    tide_log_flush();
+    tide_log_detach(TIDE_LOG_EXIT_WAIT);
     tide_watch_stop(app->watch);
     tide_jwt_cache_free(app->jwt_cache);
     if (app->http) tide_http_free(app->http);

@@ -574,8 +574,8 @@ static void add_uint(buf *b, unsigned long long v)
     buf_add(b, tmp + i, sizeof tmp - (size_t)i);
 }
 
-/* Answers req with a stored entry. */
-/* The access-log line of an answer the cache sent (NULL lg: no client, nothing logged). */
+/* The access-log line of an answer the cache sent, and the audit line of a service_role
+ * caller's (NULL lg: no client, nothing logged). */
 static void log_answer(const tide_rcache *rc, const tide_rcache_log *lg,
                        const tide_http_req *req, int status, const char *xcache)
 {
@@ -588,8 +588,12 @@ static void log_answer(const tide_rcache *rc, const tide_rcache_log *lg,
                      tide_role_name(lg->role), lg->aborted || req->aborted,
                      lg->label ? lg->label : xcache);
     tide_metrics_request(lg->route, req->method, status, s);
+    if (lg->role == TIDE_ROLE_SERVICE)
+        tide_log_audit_request(lg->id, lg->sub, req->method, lg->route, req->path, req->path_len,
+                               status);
 }
 
+/* Answers req with a stored entry. */
 static void serve(tide_rcache *rc, tide_http_req *req, const void *value, size_t vlen,
                   double age, const char *xcache, scope_stats *st, const tide_rcache_log *lg)
 {
@@ -723,7 +727,8 @@ void tide_rcache_admit(tide_app *app, tide_http_req *req, const char *claims, co
     double age;
     int state = tide_cache_get(rc->store, key.p, key.n, ev_now(app->loop), 0, &v, &vlen, &age);
     uint64_t h = key_hash(key.p, key.n);
-    tide_rcache_log lg = { req->id, role, ev_now(app->loop), 0, NULL, r->route + 4 };
+    tide_rcache_log lg = { req->id, role, ev_now(app->loop), 0, NULL, sub ? sub : "",
+                           r->route + 4 };
     if (state == TIDE_CACHE_HIT) {
         st->hits++;
         serve(rc, req, v, vlen, age, "HIT", st, &lg);
@@ -823,7 +828,8 @@ static void land(tide_rcache_req *cr, int status, const char *ctype, const char 
     cr->fl = NULL;
     for (int i = 0; i < f->nw; i++) {
         waiter *w = &f->w[i];
-        tide_rcache_log lg = { w->req->id, w->role, w->since, 0, "COALESCED", cr->route };
+        tide_rcache_log lg = { w->req->id, w->role, w->since, 0, "COALESCED", w->sub,
+                               cr->route };
         if (status == 499 && cr->kind == CR_MISS)
             tide_rcache_admit(rc->app, w->req, w->claims, w->sub, w->role);   /* try again */
         else if (kept)

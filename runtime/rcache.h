@@ -91,14 +91,16 @@ typedef struct tide_rcache_log {
     double started;              /* ev_now() when the request arrived */
     int aborted;
     const char *label;           /* the log's "cache" value; NULL: the X-Cache value */
-    const char *route;           /* the route template for the metrics; NULL: unmatched */
+    const char *sub;             /* the token's sub claim ("": none), for the audit line */
+    const char *route;           /* the route pattern ("/v1/trips/:id"), or NULL */
 } tide_rcache_log;
 
 /* The bundle's answer for a request dispatched with a cache context: sends it (with X-Cache,
  * ETag, or a kept entry instead of a 5xx) and its access-log line (lg), stores it, answers
  * the requests waiting on it (each with its own line: "cache":"COALESCED"), and frees cr.
  * Takes the place of tide_http_respond for such requests. Answers served from the cache
- * without the bundle are logged here too ("cache":"HIT" / "STALE"). */
+ * without the bundle are logged here too ("cache":"HIT" / "STALE"), each with its audit line
+ * when the caller's role is service_role. */
 void tide_rcache_respond(tide_rcache_req *cr, tide_http_req *req, int status,
                          const char *ctype, const char *headers, const char *body,
                          size_t blen, const tide_rcache_log *lg);

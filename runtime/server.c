@@ -3,7 +3,8 @@
  * their dependents, reload (on SIGHUP, and with --watch when scripts or policies change),
  * draining on SIGTERM/SIGINT, the event-loop pass measure, and what the service manager is
  * told (notify.c: READY once listening, RELOADING then READY around a reload, STOPPING when
- * draining starts). */
+ * draining starts), and the logs' non-blocking writing (attached here, flushed once per
+ * pass). */
 #include "server.h"
 #include "admin.h"
 #include "auth.h"
@@ -200,8 +201,9 @@ static void on_check(struct ev_loop *loop, ev_check *w, int revents)
     app->pass_started = ev_time();
 }
 
-/* Before the loop blocks: write out the access-log lines this pass produced (one write), and
- * measure how long the pass kept every other request waiting. */
+/* Before the loop blocks: write out the log lines this pass produced (as much as stdout and
+ * stderr take without blocking; log.c waits for writability for the rest), and measure how
+ * long the pass kept every other request waiting. */
 static void on_prepare(struct ev_loop *loop, ev_prepare *w, int revents)
 {
     (void)loop; (void)revents;
@@ -229,6 +231,11 @@ int tide_server_start(tide_app *app)
     snprintf(app->id_prefix, sizeof app->id_prefix, "%02x%02x%02x%02x", rnd[0], rnd[1], rnd[2],
              rnd[3]);
     if (tide_jwt_cache_new(4096, &app->jwt_cache) != 0) return TIDE_ENOMEM;
+    int lrc = tide_log_attach(app->loop, c->log_buffer_bytes);   /* from here, logs never block */
+    if (lrc != 0) {
+        tide_error("cannot set up the log buffers: %s", tide_strerror(lrc));
+        return lrc;
+    }
     int crc = tide_rcache_start(app);
     if (crc != 0) return crc;
     ev_prepare_init(&app->flush_logs, on_prepare);

@@ -25,6 +25,9 @@ typedef struct tide_task {
     double started;
     char id[TIDE_HTTP_ID_MAX + 1];   /* the request's id (tide_http_req.id) */
     char sub[64];            /* the JWT's sub claim or "" */
+    char route[128];         /* the route pattern tide.boot matched (core.set_route), or "" */
+    int tx_service;          /* the open transaction runs as service_role: why (the binding's
+                              * audit reason), or 0 */
     struct tide_rcache_req *cr;   /* the cache context of a cached route's request, or NULL */
     uint64_t born;           /* the cache clock when the request started (tide.cache.set) */
 } tide_task;

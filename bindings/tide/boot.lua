@@ -429,9 +429,11 @@ local function handle(req)
     end
     req.params = params
     req.route = route.pattern
+    local core = get_core()
+    core.set_route(route.pattern)       -- for the log lines C writes (audit, slow_query)
     local cr = req.cache_route
     if cr ~= nil and cr ~= route.pattern then
-        get_core().cache_skip()         -- C's match and ours disagree: store nothing
+        core.cache_skip()               -- C's match and ours disagree: store nothing
     end
 
     local query = parse_query(req.query_string)
@@ -467,11 +469,6 @@ local function handle(req)
     return respond(req, body, status, headers)
 end
 
--- status, body, content_type, header_block, and the route template that matched (nil when
--- none did), which labels the request's metrics.
-function _M.handle(req)
-    local status, body, ctype, block = handle(req)
-    return status, body, ctype, block, req.route
-end
+_M.handle = handle
 
 return _M

@@ -29,7 +29,8 @@
 --
 -- Routing: opts.mode ("direct", "session", "transaction") wins; otherwise
 -- policies/routing.lua's route(kind, tbl) decides. as = "service" runs the call as
--- service_role (bypasses RLS); every such call is logged at info level.
+-- service_role (bypasses RLS); tide.core writes an audit line for every such call (kind and
+-- table come with the query's options).
 --
 -- Unit tests replace tide.core with db._set_core(fake).
 
@@ -130,11 +131,6 @@ local function upstream_for(kind, tbl, mode)
     return up
 end
 
--- tide.core prefixes log lines with the request id.
-local function log_service(kind, tbl)
-    get_core().log("info", "as=service db." .. kind .. " " .. tostring(tbl or "-"))
-end
-
 ---------------------------------------------------------------------------------------------
 -- running statements
 
@@ -195,7 +191,6 @@ local function run(ctx, kind, tbl, opts, sql, params, as_json, rows, patch)
         upstream = upstream_for(kind, tbl, opts.mode)
         if opts.as == "service" then
             q.as_service = true
-            log_service(kind, tbl)
         end
     end
     local c = get_core()
@@ -514,9 +509,6 @@ function _M.transaction(fn, opts)
     local upstream = upstream_for("transaction", nil, opts.mode)
     local c = get_core()
     local as_service = opts.as == "service"
-    if as_service then
-        log_service("transaction", nil)
-    end
     -- tide.core keeps the open transaction on the request (one at a time): tx_begin returns
     -- a truthy handle, queries pass tx = handle, tx_end(commit) closes it.
     local handle, err = c.tx_begin(upstream, as_service)

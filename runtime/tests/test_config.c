@@ -1,7 +1,8 @@
 /* test_config.c - the configuration: the jwt and crypto sections (defaults, file values,
  * strict types for the checks that guard admission, the TIDE_JWT_* overrides, the refusal of
- * published secrets outside development mode), the schema table's defaults and refusals, and
- * the printout `tide check` shows (secrets never in it). */
+ * published secrets outside development mode), the schema table's defaults and refusals, the
+ * log section and its TIDE_LOG_* overrides, and the printout `tide check` shows (secrets never
+ * in it). */
 #include "test.h"
 #include "../config.h"
 
@@ -15,7 +16,8 @@
 
 static const char *const overrides[] = {
     "TIDE_JWT_SECRET", "TIDE_JWT_AUDIENCE", "TIDE_JWT_ISSUER", "TIDE_JWT_REQUIRE_EXP",
-    "TIDE_ENCRYPTION_KEY", "TIDE_DSN_DIRECT", "TIDE_DEV", NULL };
+    "TIDE_ENCRYPTION_KEY", "TIDE_DSN_DIRECT", "TIDE_DEV", "TIDE_LOG_BUFFER_BYTES",
+    "TIDE_LOG_SLOW_QUERY_MS", NULL };
 
 static int dev;   /* the dev argument load() passes */
 
@@ -177,6 +179,41 @@ TEST(schema_defaults)
     tide_config_free(&c);
 }
 
+TEST(log_section_and_env_overrides)
+{
+    tide_config c;
+    char err[256];
+    clear_env();
+    CHECK_EQ_INT(load("", "", &c, err, sizeof err), 0);
+    CHECK_EQ_INT(c.log_buffer_bytes, 1024 * 1024);
+    CHECK_EQ_INT(c.log_slow_query_ms, 500);
+    tide_config_free(&c);
+    CHECK_EQ_INT(load("", "log = { buffer_bytes = 65536, slow_query_ms = 0 }", &c, err,
+                      sizeof err), 0);
+    CHECK_EQ_INT(c.log_buffer_bytes, 65536);
+    CHECK_EQ_INT(c.log_slow_query_ms, 0);
+    tide_config_free(&c);
+    CHECK_EQ_INT(load("", "log = { buffer_bytes = 1024 }", &c, err, sizeof err), TIDE_EINVAL);
+    CHECK(strstr(err, "log.buffer_bytes must be in 16384..") != NULL);
+
+    setenv("TIDE_LOG_BUFFER_BYTES", "32768", 1);
+    setenv("TIDE_LOG_SLOW_QUERY_MS", "25", 1);
+    CHECK_EQ_INT(load("", "log = { slow_query_ms = 900 }", &c, err, sizeof err), 0);
+    CHECK_EQ_INT(c.log_buffer_bytes, 32768);
+    CHECK_EQ_INT(c.log_slow_query_ms, 25);
+    tide_config_free(&c);
+    static const char *const bad[][2] = { { "TIDE_LOG_SLOW_QUERY_MS", "-1" },
+                                          { "TIDE_LOG_SLOW_QUERY_MS", "10ms" },
+                                          { "TIDE_LOG_BUFFER_BYTES", "100" } };
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+        clear_env();
+        setenv(bad[i][0], bad[i][1], 1);
+        CHECK_EQ_INT(load("", "", &c, err, sizeof err), TIDE_EINVAL);
+        CHECK(strstr(err, bad[i][0]) != NULL);
+    }
+    clear_env();
+}
+
 /* Types, bounds and unknown keys are refused with the key named; old upstream keys that the
  * resilience policy now owns are still accepted. */
 TEST(schema_refusals)
@@ -249,6 +286,7 @@ TEST_LIST_BEGIN
     TEST_ENTRY(crypto_key)
     TEST_ENTRY(published_secrets_need_dev_mode)
     TEST_ENTRY(schema_defaults)
+    TEST_ENTRY(log_section_and_env_overrides)
     TEST_ENTRY(schema_refusals)
     TEST_ENTRY(print_masks_secrets)
 TEST_LIST_END

@@ -5,10 +5,11 @@ local boot = require "tide.boot"
 local json = require "tide.json"
 local http = require "tide.http"
 
-local logs
+local logs, route_set
 local fake_core = {
     log = function(level, msg) logs[#logs + 1] = { level, msg } end,
     request_id = function() return "r1" end,
+    set_route = function(pattern) route_set = pattern end,
     null = json.null,
 }
 
@@ -196,6 +197,7 @@ describe("tide.boot.handle", function()
         assert.are.equal(200, status)
         assert.are.equal("a b", body.id)
         assert.are.equal("/v1/things/:id", seen.route)
+        assert.are.equal("/v1/things/:id", route_set)     -- tide.core's log lines name it too
         call("GET", "/v1/things", { query = "q=hello+world%21&limit=5&limit=7&flag&=x" })
         assert.are.same({ q = "hello world!", limit = "7", flag = "" }, seen.query)
         assert.are.same({}, seen.params)
