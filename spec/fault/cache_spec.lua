@@ -25,8 +25,10 @@ local function cached_trip()
     local trip = api.trip(owner)
     local path = "/v1/trips/" .. trip.id
     assert.truthy(env.wait_until(function() return cache_stats().hearing == true end, 10))
-    get(owner, path)
-    assert.equals("HIT", select(3, get(owner, path))["x-cache"])
+    -- until a HIT: the trigger's echo of the trip's insert may drop the first entry once
+    assert.truthy(env.wait_until(function()
+        return select(3, get(owner, path))["x-cache"] == "HIT"
+    end, 2, 0.01), "no HIT")
     return owner, trip, path
 end
 
