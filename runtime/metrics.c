@@ -396,6 +396,27 @@ static void render_process(out *o, tide_app *app)
     head(o, "tide_jwt_cache_lookups_total", "counter", "Verified-token cache lookups.");
     put(o, "tide_jwt_cache_lookups_total{result=\"hit\"} %lld\n"
         "tide_jwt_cache_lookups_total{result=\"miss\"} %lld\n", jc.hits, jc.misses);
+    tide_log_stats ls;
+    tide_log_get_stats(&ls);
+    const tide_log_stream_stats *streams[2] = { &ls.out, &ls.err };
+    static const char *const stream_names[2] = { "stdout", "stderr" };
+    head(o, "tide_log_lines_total", "counter", "Log lines written, by stream.");
+    for (int i = 0; i < 2; i++)
+        put(o, "tide_log_lines_total{stream=\"%s\"} %lld\n", stream_names[i],
+            streams[i]->written_lines);
+    head(o, "tide_log_dropped_lines_total", "counter",
+         "Log lines dropped because the reader fell behind (the buffer was full), by stream.");
+    for (int i = 0; i < 2; i++)
+        put(o, "tide_log_dropped_lines_total{stream=\"%s\"} %lld\n", stream_names[i],
+            streams[i]->dropped_lines);
+    head(o, "tide_log_dropped_bytes_total", "counter", "Bytes of the dropped lines, by stream.");
+    for (int i = 0; i < 2; i++)
+        put(o, "tide_log_dropped_bytes_total{stream=\"%s\"} %lld\n", stream_names[i],
+            streams[i]->dropped_bytes);
+    head(o, "tide_log_buffered_bytes", "gauge", "Log bytes waiting for the reader, by stream.");
+    for (int i = 0; i < 2; i++)
+        put(o, "tide_log_buffered_bytes{stream=\"%s\"} %lld\n", stream_names[i],
+            streams[i]->buffered_bytes);
     head(o, "tide_reloads_total", "counter", "Bundles swapped in (SIGHUP).");
     put(o, "tide_reloads_total %lld\n", app->reloads);
     head(o, "tide_reload_failures_total", "counter", "Bundles rejected on reload.");
