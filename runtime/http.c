@@ -894,8 +894,19 @@ static int send_response(conn *c, int status, int head_only, int ka10, int keep,
     char head[160], tail[96];
     struct iovec iov[11];
     int n = 0, no_body = status < 200 || status == 204 || status == 304;
-    int hl = snprintf(head, sizeof head, "HTTP/1.1 %d %s\r\nServer: tide\r\n", status,
-                      tide_http_reason(status));
+    /* formatted by hand: once per response (no printf on the hot path) */
+    const char *reason = tide_http_reason(status);
+    size_t rl = strlen(reason);
+    if (rl > sizeof head - 40)
+        rl = sizeof head - 40;
+    memcpy(head, "HTTP/1.1 ", 9);
+    head[9] = (char)('0' + status / 100 % 10);
+    head[10] = (char)('0' + status / 10 % 10);
+    head[11] = (char)('0' + status % 10);
+    head[12] = ' ';
+    memcpy(head + 13, reason, rl);
+    memcpy(head + 13 + rl, "\r\nServer: tide\r\n", 16);
+    int hl = (int)(13 + rl + 16);
     iov[n++] = (struct iovec){ head, (size_t)hl };
     if (ctype) {
         iov[n++] = (struct iovec){ "Content-Type: ", 14 };
@@ -903,12 +914,27 @@ static int send_response(conn *c, int status, int head_only, int ka10, int keep,
         iov[n++] = (struct iovec){ "\r\n", 2 };
     }
     int tl = 0;
-    if (!no_body)
-        tl = snprintf(tail, sizeof tail, "Content-Length: %zu\r\n", blen);
-    if (!keep)
-        tl += snprintf(tail + tl, sizeof tail - (size_t)tl, "Connection: close\r\n");
-    else if (ka10)
-        tl += snprintf(tail + tl, sizeof tail - (size_t)tl, "Connection: keep-alive\r\n");
+    if (!no_body) {
+        char digits[24];
+        int d = (int)sizeof digits;
+        size_t v = blen;
+        do {
+            digits[--d] = (char)('0' + v % 10);
+            v /= 10;
+        } while (v);
+        memcpy(tail, "Content-Length: ", 16);
+        memcpy(tail + 16, digits + d, sizeof digits - (size_t)d);
+        tl = 16 + (int)(sizeof digits - (size_t)d);
+        memcpy(tail + tl, "\r\n", 2);
+        tl += 2;
+    }
+    if (!keep) {
+        memcpy(tail + tl, "Connection: close\r\n", 19);
+        tl += 19;
+    } else if (ka10) {
+        memcpy(tail + tl, "Connection: keep-alive\r\n", 24);
+        tl += 24;
+    }
     iov[n++] = (struct iovec){ tail, (size_t)tl };
     if (id && *id) {
         iov[n++] = (struct iovec){ "X-Request-Id: ", 14 };
