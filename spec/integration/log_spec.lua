@@ -104,6 +104,15 @@ local function stop(pid, grace)
     return nil
 end
 
+-- Stops t and checks that it exited on SIGTERM without a sanitizer's report (make asan).
+local function stop_clean(t, grace)
+    local took = stop(t.pid, grace)
+    assert.is_truthy(took, "tide did not exit within " .. grace .. " s of SIGTERM")
+    local err = env.read_file(t.err) or ""
+    assert.is_nil(err:find("Sanitizer", 1, true), err)
+    assert.is_nil(err:find("runtime error:", 1, true), err)
+end
+
 local function stats(t)
     local status, body = http.request("GET", "/admin/stats", { url = t.admin, timeout = 5 })
     assert(status == 200 and type(body) == "table", "GET /admin/stats: " .. tostring(status))
@@ -207,8 +216,7 @@ describe("logs", function()
         assert.is_true(out.blocked > 0)
 
         -- stopping does not wait on the stuck reader for more than its bounded second
-        local took = stop(t.pid, 10 * SLOWDOWN)
-        assert.is_truthy(took, "tide did not exit within " .. 10 * SLOWDOWN .. " s of SIGTERM")
+        stop_clean(t, 10 * SLOWDOWN)
         t = nil
     end)
 
@@ -308,5 +316,7 @@ describe("logs", function()
         local text = env.read_file(out)
         assert.is_nil(text:find(u.token, 1, true))
         assert.is_nil(text:find(service, 1, true))
+        stop_clean(t, 10 * SLOWDOWN)
+        t = nil
     end)
 end)
