@@ -5,7 +5,8 @@
 --   TIDE_DSN_DIRECT, TIDE_DSN_SESSION, TIDE_DSN_TRANSACTION,
 --   TIDE_SCRIPTS_DIR, TIDE_POLICIES_DIR, TIDE_BINDINGS_DIR, TIDE_LOG_LEVEL, TIDE_DEV,
 --   TIDE_HTTP_MAX_INFLIGHT_BODY_BYTES, TIDE_HTTP_MAX_CONNECTIONS_PER_CLIENT,
---   TIDE_CACHE_MAX_BYTES, TIDE_CACHE_CHANNEL, TIDE_WORKERS
+--   TIDE_CACHE_MAX_BYTES, TIDE_CACHE_CHANNEL, TIDE_WORKERS, TIDE_LOG_BUFFER_BYTES,
+--   TIDE_LOG_SLOW_QUERY_MS
 -- The secrets below are published with tide, so tide refuses them unless development mode is
 -- asked for (`tide serve --dev` or TIDE_DEV=1; `make run` and `make test` ask). Anywhere else,
 -- set your own: TIDE_JWT_SECRET (openssl rand -base64 48) and TIDE_ENCRYPTION_KEY
@@ -17,6 +18,11 @@ return {
   listen = { host = "127.0.0.1", port = 8080 },
   admin  = { host = "127.0.0.1", port = 8081 },
   log_level = "info",
+  -- Logs never block serving: stdout (JSON lines) and stderr each go through a buffer of
+  -- buffer_bytes; when their reader falls that far behind, lines are dropped and counted
+  -- (/admin/stats "log"). A database call that takes slow_query_ms or longer gets a
+  -- slow_query line (0 = none).
+  log = { buffer_bytes = 1048576, slow_query_ms = 500 },
 
   jwt = {
     -- HS256 secret shared with whoever issues tokens (at least 32 characters).

@@ -344,12 +344,13 @@ TEST(audit_lines)
     tide_log_detach(0);
     char *out = capture(emit_audit);
     CHECK(out != NULL);
-    CHECK_STR(out, "{\"type\":\"audit\",\"event\":\"db_call\",\"id\":\"7\",\"role\":\"authenticated\","
-                   "\"sub\":\"a\\\"b\",\"route\":\"/v1/keys\",\"method\":\"POST\",\"kind\":\"insert\","
-                   "\"table\":\"api_keys\",\"upstream\":\"direct\",\"via\":\"as_service\"}\n"
-                   "{\"type\":\"audit\",\"event\":\"request\",\"id\":\"8\",\"role\":\"service_role\","
-                   "\"sub\":null,\"method\":\"DELETE\",\"route\":null,\"path\":\"/v1/admin/x\","
-                   "\"status\":204}\n");
+    CHECK_STR(out, "{\"type\":\"audit\",\"event\":\"db_call\",\"id\":\"7\","
+                   "\"role\":\"authenticated\",\"sub\":\"a\\\"b\",\"route\":\"/v1/keys\","
+                   "\"method\":\"POST\",\"kind\":\"insert\",\"table\":\"api_keys\","
+                   "\"upstream\":\"direct\",\"via\":\"as_service\"}\n"
+                   "{\"type\":\"audit\",\"event\":\"request\",\"id\":\"8\","
+                   "\"role\":\"service_role\",\"sub\":null,\"method\":\"DELETE\",\"route\":null,"
+                   "\"path\":\"/v1/admin/x\",\"status\":204}\n");
     free(out);
 }
 

@@ -104,6 +104,15 @@ local function stop(pid, grace)
     return nil
 end
 
+-- Stops t and checks that it exited on SIGTERM without a sanitizer's report (make asan).
+local function stop_clean(t, grace)
+    local took = stop(t.pid, grace)
+    assert.is_truthy(took, "tide did not exit within " .. grace .. " s of SIGTERM")
+    local err = env.read_file(t.err) or ""
+    assert.is_nil(err:find("Sanitizer", 1, true), err)
+    assert.is_nil(err:find("runtime error:", 1, true), err)
+end
+
 local function stats(t)
     local status, body = http.request("GET", "/admin/stats", { url = t.admin, timeout = 5 })
     assert(status == 200 and type(body) == "table", "GET /admin/stats: " .. tostring(status))
@@ -169,14 +178,15 @@ describe("logs", function()
         local before = stats(t)
         assert.is_table(before.log, "/admin/stats has no log section")
         local writer = before.log.stdout.writer
-        assert.is_true(writer == "reopened" or writer == "polled", "stdout writer: " .. tostring(writer))
+        assert.is_true(writer == "reopened" or writer == "polled",
+                       "stdout writer: " .. tostring(writer))
 
         -- 1,500 requests, each with a ~500-byte access line: ~750 KB against 128 KiB of room
         local long = "/v1/_test/nothing/" .. string.rep("x", 380)
         local worst, answered, sock, used = 0, 0, nil, 0
         local deadline = env.now() + 120
         for i = 1, FLOOD do
-            assert(env.now() < deadline, "the flood ran past 120 s after " .. answered .. " answers")
+            assert(env.now() < deadline, "the flood ran past 120 s: " .. answered .. " answers")
             if not sock or used == 100 then
                 if sock then sock:close() end
                 sock, used = http.connect(t.url, 5), 0
@@ -187,7 +197,7 @@ describe("logs", function()
             http.send(sock, http.build("GET", path, { url = t.url, token = token }))
             local status, err = http.read_response(sock)
             local took = env.now() - t0
-            assert(status == want, "request " .. i .. ": " .. tostring(status) .. " " .. tostring(err))
+            assert(status == want, ("request %d: %s %s"):format(i, tostring(status), tostring(err)))
             answered = answered + 1
             used = used + 1
             if took > worst then worst = took end
@@ -196,19 +206,20 @@ describe("logs", function()
         local after = stats(t)
         local out = after.log.stdout
         assert.are.equal(FLOOD, answered)
-        assert.is_true(worst < 1.0 * SLOWDOWN, ("the slowest answer took %.0f ms"):format(worst * 1000))
+        assert.is_true(worst < 1.0 * SLOWDOWN,
+                       ("the slowest answer took %.0f ms"):format(worst * 1000))
         assert.are.equal(before.loop.passes_over_50ms, after.loop.passes_over_50ms,
                          ("the loop stalled (longest pass %.1f ms); tide's warnings:\n%s")
                              :format(after.loop.max_pass_ms, env.read_file(t.err) or ""))
         assert.is_true(out.dropped_lines > before.log.stdout.dropped_lines, "no line was dropped")
-        assert.is_true(out.dropped_bytes >= (out.dropped_lines - before.log.stdout.dropped_lines) * 400)
+        local dropped = out.dropped_lines - before.log.stdout.dropped_lines
+        assert.is_true(out.dropped_bytes >= dropped * 400)
         assert.is_true(out.buffered_bytes > 0 and out.buffered_bytes <= LOG_BUFFER,
                        "buffered " .. tostring(out.buffered_bytes))
         assert.is_true(out.blocked > 0)
 
         -- stopping does not wait on the stuck reader for more than its bounded second
-        local took = stop(t.pid, 10 * SLOWDOWN)
-        assert.is_truthy(took, "tide did not exit within " .. 10 * SLOWDOWN .. " s of SIGTERM")
+        stop_clean(t, 10 * SLOWDOWN)
         t = nil
     end)
 
@@ -308,5 +319,7 @@ describe("logs", function()
         local text = env.read_file(out)
         assert.is_nil(text:find(u.token, 1, true))
         assert.is_nil(text:find(service, 1, true))
+        stop_clean(t, 10 * SLOWDOWN)
+        t = nil
     end)
 end)

@@ -183,7 +183,7 @@ describe("tide.db", function()
     end)
 
     describe("as = \"service\"", function()
-        it("runs as service_role, telling tide.core the kind and table for its audit line", function()
+        it("runs as service_role; tide.core gets kind and table for its audit line", function()
             db.select("trips", { as = "service" })
             local opts = core.calls[1].opts
             assert.is_true(opts.as_service)
