@@ -495,8 +495,12 @@ local function warmup_notes()
     local parts = {}
     for _, k in ipairs({ "point", "list", "write", "vector", "pooler", "cache_nocache", "cache_hit",
                          "cache_popular", "cache_mix" }) do
-        local over = num(k .. "_warm_loop_over20")
-        if over and over > 0 then parts[#parts + 1] = string.format("%s %d", k, over) end
+        local over, logged = num(k .. "_warm_loop_over20"), r[k .. "_warm_slow_passes"]
+        if over and over > 0 then
+            parts[#parts + 1] = string.format("%s %d%s", k, over,
+                                              logged and (" (tide logged " .. logged:gsub(" ", ", ") ..
+                                                          " ms)") or "")
+        end
     end
     if #parts > 0 then
         put("")
@@ -517,8 +521,8 @@ local function profiles()
     put("")
     put("perf record -F 499 -g on tide during each measured run; self time. By DSO: kernel " ..
         "([kernel.*]), tide (its binary), libc (libc, libm, ld.so), luajit (libluajit and " ..
-        "JIT-compiled traces, which perf sees as [unknown]), libpq, other (libev, libcrypto, " ..
-        "jansson, ...).")
+        "JIT-compiled traces, which perf sees as [unknown] or [JIT]), libpq, other (libev, " ..
+        "libcrypto, jansson, lua-cjson, http-parser, ...).")
     for _, k in ipairs(keys) do
         put("")
         put(string.format("- **%s** (%s samples, %s µs CPU/req): %s", k, r[k .. "_prof_samples"] or "?",

@@ -70,7 +70,8 @@
 # Env (defaults): BENCH_PG_PORT 54330, BENCH_SESSION_PORT 54331, BENCH_TXN_PORT 54332,
 #   BENCH_HTTP_PORT 18180, BENCH_ADMIN_PORT 18181, BENCH_DURATION 10, BENCH_WARMUP 3,
 #   BENCH_PG_CLIENTS "4 8 16 32 64", BENCH_PG_DURATION 5, BENCH_PG_WARMUP 2, BENCH_CONNS 64,
-#   BENCH_POOL (= BENCH_CONNS: tide's pool size, every upstream), BENCH_THREADS 2,
+#   BENCH_POOL (= BENCH_CONNS: tide's pool size, every upstream; "policy": the repository's
+#   policies/resilience.lua decides), BENCH_THREADS 2,
 #   BENCH_IDLE_CONNS 10000, BENCH_STOP (unset: keep the stack), BENCH_PROFILE (1: perf profile
 #   of tide during each measured run), BENCH_POOL_SWEEP (1: the pool sweep),
 #   BENCH_POOL_SIZES "4 8 16 32 64", TIDE_JWT_SECRET (a bench secret), PGBENCH (found),
@@ -297,16 +298,18 @@ awk '
   }' policies/routing.lua >"$GEN/routing-direct.lua"
 cp "$GEN/routing-direct.lua" "$B/bundle/policies/routing.lua"
 # Pool size: by default as many Postgres connections as wrk keeps HTTP requests in flight
-# (BENCH_POOL sets it; the pool sweep below measures other sizes for the direct pool).
+# (BENCH_POOL sets it; BENCH_POOL=policy keeps the repository's policies/resilience.lua as it is;
+# the pool sweep below measures other sizes for the direct pool).
 POOL=${BENCH_POOL:-$CONNS}
-numbers "$POOL" 1 1000 || die "BENCH_POOL=$POOL (1..1000)"
+[ "$POOL" = policy ] || numbers "$POOL" 1 1000 || die "BENCH_POOL=$POOL (1..1000 or policy)"
 grep -q '^return _M[[:space:]]*$' policies/resilience.lua || die "policies/resilience.lua no longer ends with 'return _M'"
 # resilience_policy OUT [DIRECT]: the repository's policies/resilience.lua with every pool's size
-# set to $POOL, and direct's to DIRECT when given, written to OUT.
+# set to $POOL (unless it is "policy"), and direct's to DIRECT when given, written to OUT.
 resilience_policy() {
-  local extra=''
+  local extra='' size="_M.defaults.pool.size = $POOL  -- bench\n"
+  [ "$POOL" != policy ] || size=''
   [ -z "${2:-}" ] || extra="_M.upstreams.direct = _M.upstreams.direct or {}\n_M.upstreams.direct.pool = _M.upstreams.direct.pool or {}\n_M.upstreams.direct.pool.size = $2  -- bench: pool sweep\n"
-  sed "s/^return _M[[:space:]]*$/-- appended by bench\/run.sh\n_M.defaults.pool.size = $POOL  -- bench\n${extra}return _M/" \
+  sed "s/^return _M[[:space:]]*$/-- appended by bench\/run.sh\n${size}${extra}return _M/" \
     policies/resilience.lua >"$1"
 }
 resilience_policy "$GEN/resilience-default.lua"
@@ -437,12 +440,12 @@ mid_pools() {
   done
 }
 
-# slow_passes NAME FROM: the passes over 50 ms tide logged (runtime/server.c: "one event-loop
-# pass took N ms", wall-clock time) in var/bench/tide.err after line FROM, as
-# NAME_slow_passes "N1 N2 ..." (ms, at most 20, in order) when there are any.
+# slow_passes NAME FROM [TO]: the passes over 50 ms tide logged (runtime/server.c: "one
+# event-loop pass took N ms", wall-clock time) in var/bench/tide.err after line FROM (up to line
+# TO), as NAME_slow_passes "N1 N2 ..." (ms, at most 20, in order) when there are any.
 slow_passes() {
   local ms
-  ms=$(tail -n +"$(($2 + 1))" "$B/tide.err" | sed -n 's/.* warn one event-loop pass took \([0-9]*\) ms.*/\1/p' \
+  ms=$(sed -n "$(($2 + 1)),${3:-\$}p" "$B/tide.err" | sed -n 's/.* warn one event-loop pass took \([0-9]*\) ms.*/\1/p' \
     | head -n 20 | tr '\n' ' ' | sed 's/ $//')
   [ -z "$ms" ] || res "${1}_slow_passes" "$ms"
 }
@@ -497,7 +500,7 @@ profile_summary() {
 # BENCH_PROFILE=1: perf records tide (call graphs) during each measured run of tide, summarised
 # by profile_summary.
 run_wrk() {
-  local name=$1 script=$2 server=${3:-tide} line kv c0 c1 t0 t1 w0 w1 e1 mid_pid='' perf_pid='' url=$URL cpu_key
+  local name=$1 script=$2 server=${3:-tide} line kv c0 c1 t0 t1 w0 w1 e0='' e1 mid_pid='' perf_pid='' url=$URL cpu_key
   local pids=("$tide_pid") per_req=("$tide_pid") s0='' s1='' stats_msg='' loop_msg='' lp lo lm cpu_us=n/a
   local m0=$LOGS/loop-$name-0.txt m1=$LOGS/loop-$name-1.txt m2=$LOGS/loop-$name-2.txt
   cpu_key=${name}_tide_cpu
@@ -506,7 +509,7 @@ run_wrk() {
     cpu_key=${name}_cpu
   fi
   rm -f "$m0" "$m1" "$m2"
-  [ "$server" = openresty ] || loop_snap "$m0" || rm -f "$m0"
+  [ "$server" = openresty ] || { loop_snap "$m0" || rm -f "$m0"; e0=$(wc -l <"$B/tide.err"); }
   timeout $((WARMUP + 30)) wrk -t"$THREADS" -c"$CONNS" -d"${WARMUP}s" -s "$script" "$url" \
     >"$LOGS/wrk-$name-warmup.txt" 2>&1 || say "warning: wrk warm-up for $name exited non-zero"
   if [ "$PROFILE" = 1 ] && [ "$server" = tide ] && [ "${BENCH_NO_PROFILE:-}" != 1 ]; then
@@ -542,6 +545,7 @@ run_wrk() {
     loop_record "$name" "$m1" "$m2"
     loop_record "${name}_warm" "$m0" "$m1"
     slow_passes "$name" "$e1"
+    [ -z "$e0" ] || slow_passes "${name}_warm" "$e0" "$e1"
     wait "$mid_pid" 2>/dev/null || true
     mid_pools "$name" "$LOGS/health-$name-mid.json"
     if [ -s "$m1" ] && [ -s "$m2" ]; then
