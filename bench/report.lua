@@ -46,6 +46,7 @@ local function loop_cell(k)
     end
     local logged = r[k .. "_slow_passes"]
     if logged then longest = longest .. "; tide logged " .. logged:gsub(" ", ", ") .. " ms" end
+    if r[k .. "_runq_pct"] then longest = longest .. "; run queue " .. r[k .. "_runq_pct"] .. "%" end
     return string.format("%d (longest %s)", over, longest), over == 0
 end
 
@@ -246,7 +247,11 @@ local function base_notes()
         "Non-2xx is wrk's \"Non-2xx or 3xx responses\" (status ≥ 400). Loop passes: the change of " ..
         "tide's /metrics histogram tide_event_loop_pass_seconds over the measured run (for 6: " ..
         "while the idle connections opened, waited and closed); the longest pass is the upper " ..
-        "bound of the highest bucket that gained a pass, so an upper estimate.")
+        "bound of the highest bucket that gained a pass, so an upper estimate. A pass is " ..
+        "wall-clock time: \"run queue\" is the share of the measured run tide's event-loop " ..
+        "thread spent runnable but waiting for a CPU (/proc/<pid>/schedstat), time the kernel " ..
+        "gave to wrk, Postgres and PgBouncer on these 2 cores; the passes over 20 ms of a run " ..
+        "with a large run-queue share are partly the scheduler's.")
     do -- queueing: what concurrency alone does to the latencies compared above
         local rps, tps, conns = num("point_rps"), num("point_pg_conc_tps"), num("conns")
         if rps and tps and conns and rps > 0 and tps > 0 then
@@ -402,7 +407,8 @@ local function cache_table()
             (hit_ratios("cache_nocache")), "—", "reference for 7; " .. lt, l_ok)
     end
     row("9. OpenResty baseline (nginx + lua-nginx-module, 1 worker, lua_shared_dict, no JWT check; " ..
-        "CPU: the worker's)", "openresty", "—", "—", "reference for 7 (an upper bound)", nil, "—")
+        "CPU: the worker's)", "openresty", "—", "—", "reference for 7 (an upper bound)", nil,
+        r.openresty_runq_pct and ("— (run queue " .. r.openresty_runq_pct .. "%)") or "—")
     do -- 10
         local _, e_ok = errs("cache_popular")
         bar("cache_popular: 0 non-2xx", e_ok)

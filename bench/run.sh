@@ -369,6 +369,12 @@ cpu_ticks() {
 }
 HZ=$(getconf CLK_TCK)
 
+# sched_wait PID: nanoseconds the process's main thread (tide's event loop, nginx's worker) has
+# spent runnable but waiting for a CPU (/proc/PID/schedstat, second field); empty when the
+# kernel does not keep it. A pass of tide's loop is wall-clock time: this is the part of it
+# the scheduler, not tide, decided.
+sched_wait() { awk '{ print $2 }' "/proc/$1/schedstat" 2>/dev/null || true; }
+
 # cache_stats: tide's /admin/stats result-cache counters, each summed over the cache's scopes
 # (public, role, user, ...) when it counts per scope, as one line
 #   "hits stale misses bypass coalesced raced evictions entries"
@@ -490,7 +496,8 @@ profile_summary() {
 
 # run_wrk NAME SCRIPT [SERVER]: a warm-up, then the measured run; records
 # NAME_{rps,requests,p50_us,p99_us,non2xx,sockerr}, NAME_tide_cpu (% of one core during the
-# run) and NAME_cpu_us (tide's CPU µs per request completed), NAME_loop_{passes,over20,max_s}
+# run), NAME_cpu_us (tide's CPU µs per request completed), NAME_runq_pct (% of the run its
+# event-loop thread waited for a CPU: sched_wait), NAME_loop_{passes,over20,max_s}
 # (tide's event-loop passes during the measured run, from /metrics) and NAME_warm_loop_* (the
 # same during the warm-up).
 # A script counting X-Cache (bench.count_cache) adds NAME_xc_{hit,miss,stale,bypass,other,none,
@@ -500,7 +507,7 @@ profile_summary() {
 # BENCH_PROFILE=1: perf records tide (call graphs) during each measured run of tide, summarised
 # by profile_summary.
 run_wrk() {
-  local name=$1 script=$2 server=${3:-tide} line kv c0 c1 t0 t1 w0 w1 e0='' e1 mid_pid='' perf_pid='' url=$URL cpu_key
+  local name=$1 script=$2 server=${3:-tide} line kv c0 c1 t0 t1 w0 w1 q0 q1 e0='' e1 mid_pid='' perf_pid='' url=$URL cpu_key
   local pids=("$tide_pid") per_req=("$tide_pid") s0='' s1='' stats_msg='' loop_msg='' lp lo lm cpu_us=n/a
   local m0=$LOGS/loop-$name-0.txt m1=$LOGS/loop-$name-1.txt m2=$LOGS/loop-$name-2.txt
   cpu_key=${name}_tide_cpu
@@ -531,10 +538,15 @@ run_wrk() {
      curl -s --max-time 5 -o "$LOGS/health-$name-mid.json" "$ADMIN/health" || true) &
     mid_pid=$!
   fi
+  q0=$(sched_wait "${per_req[0]}")
   c0=$(cpu_ticks "${pids[@]}"); w0=$(cpu_ticks "${per_req[@]}"); t0=$(date +%s.%N)
   timeout $((DURATION + 30)) wrk -t"$THREADS" -c"$CONNS" -d"${DURATION}s" --latency -s "$script" "$url" \
     >"$LOGS/wrk-$name.txt" 2>&1 || say "warning: wrk for $name exited non-zero (log: $LOGS/wrk-$name.txt)"
   c1=$(cpu_ticks "${pids[@]}"); w1=$(cpu_ticks "${per_req[@]}"); t1=$(date +%s.%N)
+  q1=$(sched_wait "${per_req[0]}")
+  # the share of the run the server's (main) thread spent runnable but waiting for a CPU
+  [ -z "$q0" ] || [ -z "$q1" ] || res "${name}_runq_pct" "$(awk -v q=$((q1 - q0)) -v t0="$t0" -v t1="$t1" \
+    'BEGIN { printf "%.1f", q / 1e7 / (t1 - t0) }')"
   kill -0 "$tide_pid" 2>/dev/null && ! grep -q ' info draining' "$B/tide.err" \
     || die "tide stopped during $name (a signal from outside?): $(tail -n 3 "$B/tide.err" | tr '\n' ' ')"
   [ "$server" != openresty ] || kill -0 "$nginx_pid" 2>/dev/null \
