@@ -67,7 +67,8 @@ put(string.format("- machine: %s cores (`nproc`), %s", r.nproc or "?", r.cpu or 
 put("- figures from one run on a shared machine (tide, Postgres, PgBouncer, wrk and pgbench " ..
     "all on it); expect noise between runs")
 put(string.format("- pool sizes: tide's direct %s, session %s, transaction %s (BENCH_POOL; " ..
-                  "connections opened during the run: direct %s, transaction %s); PgBouncer %s " ..
+                  "connections open after the runs that used them: direct %s, transaction %s); " ..
+                  "PgBouncer %s " ..
                   "default_pool_size %s (server connections behind the poolers)",
                   r.pool_direct or "?", r.pool_session or "?", r.pool_transaction or "?",
                   r.open_direct or "?", r.open_transaction or "?", r.pgbouncer_version or "?",
