@@ -1,7 +1,8 @@
 -- bench/report.lua - turns the key=value results bench/run.sh collected into the Markdown
--- report (stdout). The bars come from issue 3 (workloads 1-6) and issue 9 (the result cache,
--- workloads 7-11) and are checked here against the numbers. A run with BENCH_ONLY=base or
--- cache reports only its own table.
+-- report (stdout). The bars come from issue 3 (workloads 1-6), issue 9 (the result cache,
+-- workloads 7-11) and issue 11 (pgbench at its best client count, CPU per request, no long
+-- event-loop passes, the transaction pooler, workers) and are checked here against the numbers.
+-- A run with BENCH_ONLY=base, cache or pool reports only its own tables.
 --   luajit bench/report.lua RESULTS_FILE
 local path = arg[1] or "var/bench/results.txt"
 local r = {}
@@ -10,51 +11,45 @@ for line in io.lines(path) do
     if k then r[k] = v end
 end
 
-local function num(k)
-    local v = tonumber(r[k])
-    return v
-end
+local function num(k) return tonumber(r[k]) end
 
 local function fmt_rate(v) return v and string.format("%.0f", v) or "n/a" end
 local function fmt_ms(us) return us and string.format("%.2f ms", us / 1000) or "n/a" end
 local function fmt_ratio(v) return v and string.format("%.2f", v) or "n/a" end
+local function fmt_cpu(k) return num(k .. "_cpu_us") and string.format("%.1f", num(k .. "_cpu_us")) or "n/a" end
+local function yes(ok) return ok and "yes" or "**no**" end
 
 local out = {}
 local function put(s) out[#out + 1] = s end
 local only = r.only or "all"
-local base, cache = only ~= "cache", only ~= "base"
+local base, cache = only == "all" or only == "base", only == "all" or only == "cache"
+local sweep = r.pool_sweep_sizes ~= nil
 
-put("# tide benchmark")
-put("")
-put(string.format("- date: %s", r.date or "?"))
-put(string.format("- machine: %s cores (`nproc`), %s", r.nproc or "?", r.cpu or "?"))
-put("- figures from one run on a shared machine (tide, Postgres, PgBouncer, wrk and pgbench " ..
-    "all on it); expect noise between runs")
-put(string.format("- tide pool sizes: direct %s, session %s, transaction %s (connections " ..
-                  "opened during the run: direct %s, transaction %s)",
-                  r.pool_direct or "?", r.pool_session or "?", r.pool_transaction or "?",
-                  r.open_direct or "?", r.open_transaction or "?"))
-put(string.format("- load: wrk -t%s -c%s -d%ss --latency after a %ss warm-up%s",
-                  r.threads or "?", r.conns or "?", r.duration or "?", r.warmup or "?",
-                  base and string.format("; pgbench -n -M prepared -c <tide's open direct " ..
-                                         "connections> -j 2 -T %s after a %ss warm-up, over the " ..
-                                         "statements tide sends (bench/gen.lua)",
-                                         r.duration or "?", r.pg_warmup or "?") or ""))
-if only ~= "all" then put("- partial run: BENCH_ONLY=" .. only) end
-do
-    local parts = {}
-    for _, k in ipairs({ "point", "list", "write", "vector", "pooler", "pooler_direct", "cache_hit",
-                         "cache_nocache", "cache_popular", "cache_mix" }) do
-        if r[k .. "_tide_cpu"] then parts[#parts + 1] = k .. " " .. r[k .. "_tide_cpu"] .. "%" end
-    end
-    if #parts > 0 then
-        put("- tide's CPU during each measured run (% of one core; tide serves from one event-loop thread): " ..
-            table.concat(parts, ", ") ..
-            (r.openresty_cpu and ("; nginx (master + worker) during the OpenResty run: " ..
-                                  r.openresty_cpu .. "%") or ""))
-    end
+-- Every bar checked, in order: { what, met }; the summary line names the unmet ones.
+local bars = {}
+local function bar(what, met)
+    bars[#bars + 1] = { what = what, met = met }
+    return met
 end
-local all_met = true
+
+-- The event-loop passes of run k: (cell text, bar met). The bar: no pass over 20 ms.
+local function loop_cell(k)
+    local over, max = num(k .. "_loop_over20"), r[k .. "_loop_max_s"]
+    if over == nil then return "n/a", false end
+    local longest
+    if max == "+Inf" then
+        longest = "> 10 s"
+    elseif tonumber(max) == 0 then
+        longest = "no pass"
+    else
+        longest = string.format("≤ %g ms", tonumber(max) * 1000)
+    end
+    local logged = r[k .. "_slow_passes"]
+    if logged then longest = longest .. "; tide logged " .. logged:gsub(" ", ", ") .. " ms" end
+    if r[k .. "_runq_pct"] then longest = longest .. "; run queue " .. r[k .. "_runq_pct"] .. "%" end
+    return string.format("%d (longest %s)", over, longest), over == 0
+end
+
 local function errs(prefix)
     local status, sock = num(prefix .. "_non2xx"), num(prefix .. "_sockerr")
     if status == nil then return "n/a", false end
@@ -63,55 +58,128 @@ local function errs(prefix)
     return s, status == 0 and (sock or 0) == 0
 end
 
+local function met_cell(ok) return ok and "met" or "**not met**" end
+
+put("# tide benchmark")
+put("")
+put(string.format("- date: %s", r.date or "?"))
+put(string.format("- machine: %s cores (`nproc`), %s", r.nproc or "?", r.cpu or "?"))
+put("- figures from one run on a shared machine (tide, Postgres, PgBouncer, wrk and pgbench " ..
+    "all on it); expect noise between runs")
+put(string.format("- pool sizes: tide's direct %s, session %s, transaction %s (BENCH_POOL; " ..
+                  "connections open after the runs that used them: direct %s, transaction %s); " ..
+                  "PgBouncer %s " ..
+                  "default_pool_size %s (server connections behind the poolers)",
+                  r.pool_direct or "?", r.pool_session or "?", r.pool_transaction or "?",
+                  r.open_direct or "?", r.open_transaction or "?", r.pgbouncer_version or "?",
+                  r.pgbouncer_pool_size or "?"))
+put(string.format("- load: wrk -t%s -c%s -d%ss --latency after a %ss warm-up%s",
+                  r.threads or "?", r.conns or "?", r.duration or "?", r.warmup or "?",
+                  base and string.format("; pgbench -n -c N -j 2 -T %s after a %ss warm-up at " ..
+                                         "each N of %s, over the statements tide sends " ..
+                                         "(bench/gen.lua): -M prepared on Postgres' port, " ..
+                                         "-M extended through the transaction pooler's",
+                                         r.pg_duration or "?", r.pg_warmup or "?",
+                                         r.pg_clients or "?") or ""))
+put(string.format("- CPU µs per request: tide's utime + stime from /proc/<pid>/stat (clock ticks " ..
+                  "of 1/%s s) over the measured run, divided by the requests wrk completed in it" ..
+                  "%s; the whole process, its threads included",
+                  r.clk_tck or "?", cache and " (OpenResty: its worker process's, the same way)" or ""))
+do
+    local parts = {}
+    for _, k in ipairs({ "point", "list", "write", "vector", "pooler" }) do
+        local u = k == "pooler" and "transaction" or "direct"
+        local v = r[k .. "_mid_" .. u]
+        if v then parts[#parts + 1] = string.format("%s %s (%s)", k, v:gsub(" ", " / "), u) end
+    end
+    if #parts > 0 then
+        put("- tide's pool halfway through each measured run, open / busy / waiting: " ..
+            table.concat(parts, ", "))
+    end
+end
+if r.profile == "1" then
+    put("- BENCH_PROFILE=1: perf record -F 499 -g ran on tide during each measured tide run " ..
+        "(not the pool sweep's): its rates and CPU per request include perf's overhead; " ..
+        "summaries below, whole reports in var/bench/logs/perf-*.txt")
+end
+if only ~= "all" then put("- partial run: BENCH_ONLY=" .. only) end
+do
+    local parts = {}
+    for _, k in ipairs({ "point", "list", "write", "vector", "pooler", "cache_hit", "cache_nocache",
+                         "cache_popular", "cache_mix" }) do
+        if r[k .. "_tide_cpu"] then parts[#parts + 1] = k .. " " .. r[k .. "_tide_cpu"] .. "%" end
+    end
+    if #parts > 0 then
+        put("- tide's CPU during each measured run (% of one core; tide serves from one event-loop " ..
+            "thread): " .. table.concat(parts, ", ") ..
+            (r.openresty_cpu and ("; nginx (master + worker) during the OpenResty run: " ..
+                                  r.openresty_cpu .. "%") or ""))
+    end
+end
+
+local function pg_cell(k, c)
+    local tps = num(string.format("%s_pg_c%d_tps", k, c))
+    if not tps then return "—" end
+    local s = string.format("%.0f (p99 %s)", tps, fmt_ms(num(string.format("%s_pg_c%d_p99_us", k, c))))
+    if tostring(c) == r[k .. "_pg_best_clients"] then s = "**" .. s .. "**" end
+    return s
+end
+
 local function base_table()
+    local conns = r.conns or "?"
     put("")
-    put("| workload | tide req/s | tide p50 | tide p99 | tide non-2xx | pgbench tps | pgbench p50 | " ..
-        "pgbench p99 | ratio | bar | met |")
-    put("|---|---:|---:|---:|---:|---:|---:|---:|---:|---|---|")
+    put("## The database path (issues 3 and 11)")
+    put("")
+    put(string.format("| workload | tide req/s | tide p50 | tide p99 | tide CPU µs/req | loop passes " ..
+                      "> 20 ms | tide non-2xx | pgbench best tps (-c) | tide / best | pgbench p99 " ..
+                      "at -c %s | tide p99 / pgbench p99 | bars | met |", conns))
+    put("|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|---|")
 
     local WORKLOADS = {
-        { key = "point", name = "1. point read `GET /v1/trips/:id`", p99 = true },
+        { key = "point", name = "1. point read `GET /v1/trips/:id`" },
         { key = "list", name = "2. list `GET /v1/trips?limit=20`" },
         { key = "write", name = "3. write `POST /v1/search-history`" },
         { key = "vector", name = "4. vector `POST /v1/destinations/similar` (top 10)" },
+        { key = "pooler", name = "5. point read via the transaction pooler (tide and pgbench " ..
+                                 "-M extended both through PgBouncer's transaction-mode port)",
+          bar = 0.9, p99_bar = false },
     }
     for _, w in ipairs(WORKLOADS) do
         local k = w.key
-        local rps, tps = num(k .. "_rps"), num(k .. "_pg_tps")
-        local ratio = (rps and tps and tps > 0) and rps / tps or nil
+        local min = w.bar or 0.8
+        local rps, best = num(k .. "_rps"), num(k .. "_pg_best_tps")
+        local ratio = (rps and best and best > 0) and rps / best or nil
+        local p99, pg99 = num(k .. "_p99_us"), num(k .. "_pg_conc_p99_us")
+        local p99_ratio = (p99 and pg99 and pg99 > 0) and p99 / pg99 or nil
         local e, e_ok = errs(k)
-        local met = ratio ~= nil and ratio >= 0.6 and e_ok and (num(k .. "_pg_failed") or 0) == 0
-        local bar = "≥ 0.6; 0 non-2xx"
-        if w.p99 then
-            local p99, pg99 = num(k .. "_p99_us"), num(k .. "_pg_p99_us")
-            local p99_ok = p99 ~= nil and pg99 ~= nil and p99 <= 2 * pg99
-            met = met and p99_ok
-            bar = string.format("≥ 0.6; p99 ≤ 2 × pgbench p99 (%s: %s); 0 non-2xx",
-                                (p99 and pg99) and string.format("%.1f×", p99 / pg99) or "n/a",
-                                p99_ok and "yes" or "no")
+        local loop, loop_ok = loop_cell(k)
+        local pg_ok = (num(k .. "_pg_failed") or 0) == 0
+        local rate_ok = bar(string.format("%s: tide ≥ %.1f× pgbench's best", k, min),
+                            ratio ~= nil and ratio >= min)
+        local texts = { string.format("≥ %.1f× best (%s)", min, yes(rate_ok)) }
+        local met = rate_ok
+        if w.p99_bar ~= false then
+            local ok = bar(k .. ": p99 ≤ 2× pgbench's at the same concurrency",
+                           p99_ratio ~= nil and p99_ratio <= 2)
+            texts[#texts + 1] = string.format("p99 ≤ 2× (%s)", yes(ok))
+            met = met and ok
         end
-        all_met = all_met and met
-        put(string.format("| %s | %s | %s | %s | %s | %s | %s | %s | %s | %s | %s |", w.name,
-                          fmt_rate(rps), fmt_ms(num(k .. "_p50_us")), fmt_ms(num(k .. "_p99_us")), e,
-                          fmt_rate(tps), fmt_ms(num(k .. "_pg_p50_us")), fmt_ms(num(k .. "_pg_p99_us")),
-                          fmt_ratio(ratio), bar, met and "met" or "**not met**"))
-    end
-
-    do -- 5: the point read through the transaction pooler vs direct (both tide)
-        local rps, drps = num("pooler_rps"), num("pooler_direct_rps")
-        local ratio = (rps and drps and drps > 0) and rps / drps or nil
-        local e, e_ok = errs("pooler")
-        local _, d_ok = errs("pooler_direct")
-        local met = ratio ~= nil and ratio >= 0.8 and e_ok and d_ok
-        all_met = all_met and met
-        put(string.format("| 5. point read via the transaction pooler (%s statements through " ..
-                          "the transaction pool; comparison columns: tide direct, %s non-2xx) | " ..
-                          "%s | %s | %s | %s | %s | %s | %s | %s (pooler/direct) | ≥ 0.8; 0 non-2xx | %s |",
-                          r.pooler_txn_jobs or "?", (errs("pooler_direct")),
-                          fmt_rate(rps), fmt_ms(num("pooler_p50_us")), fmt_ms(num("pooler_p99_us")), e,
-                          fmt_rate(drps), fmt_ms(num("pooler_direct_p50_us")),
-                          fmt_ms(num("pooler_direct_p99_us")), fmt_ratio(ratio),
-                          met and "met" or "**not met**"))
+        texts[#texts + 1] = string.format("no pass > 20 ms (%s)",
+                                          yes(bar(k .. ": no event-loop pass over 20 ms", loop_ok)))
+        texts[#texts + 1] = string.format("0 non-2xx (%s)", yes(bar(k .. ": 0 non-2xx", e_ok and pg_ok)))
+        met = met and loop_ok and e_ok and pg_ok
+        local name = w.name
+        if k == "pooler" then
+            name = name .. string.format("; %s statements through tide's transaction pool",
+                                         r.pooler_txn_jobs or "?")
+        end
+        put(string.format("| %s | %s | %s | %s | %s | %s | %s | %s%s | %s | %s | %s%s | %s | %s |",
+                          name, fmt_rate(rps), fmt_ms(num(k .. "_p50_us")), fmt_ms(p99), fmt_cpu(k),
+                          loop, e, fmt_rate(best),
+                          r[k .. "_pg_best_clients"] and (" (-c " .. r[k .. "_pg_best_clients"] .. ")") or "",
+                          fmt_ratio(ratio), fmt_ms(pg99), fmt_ratio(p99_ratio),
+                          w.p99_bar == false and " (no bar)" or "", table.concat(texts, "; "),
+                          met_cell(met)))
     end
 
     do -- 6: idle connections
@@ -122,20 +190,43 @@ local function base_table()
         local bad = (num("idle_non2xx") or 0) + (num("idle_failed") or 0)
         local pstatus = num("idle_prompt_status")
         local prompt_ok = pstatus ~= nil and pstatus >= 200 and pstatus <= 299
-        local met = per ~= nil and per <= 4 and bad == 0 and prompt_ok and idle == n
-        all_met = all_met and met
+        local mem_ok = bar("idle: ≤ 4 KiB per idle connection, prompt 2xx, 0 non-2xx",
+                           per ~= nil and per <= 4 and bad == 0 and prompt_ok and idle == n)
+        local loop, loop_ok = loop_cell("idle")
+        bar("idle: no event-loop pass over 20 ms", loop_ok)
         local text = per and string.format("%.2f KiB/idle conn (RSS %d → %d KiB, %s idle, %s dropped " ..
                                            "by tide); prompt request %.2f ms, status %s",
                                            per, before, after, r.idle_idle or "?",
                                            r.idle_dropped or "?", num("idle_prompt_ms") or -1,
                                            r.idle_prompt_status or "?")
                      or "n/a"
-        put(string.format("| 6. %s idle keep-alive connections | — | — | — | %s | — | — | — | %s | " ..
-                          "≤ 4 KiB/idle conn; prompt 2xx; 0 non-2xx | %s |",
-                          r.idle_connections or "?",
-                          bad == 0 and "0" or string.format("%d (%s failed)", bad,
-                                                            r.idle_failed or "?"),
-                          text, met and "met" or "**not met**"))
+        put(string.format("| 6. %s idle keep-alive connections: %s | — | — | — | — | %s | %s | — | — " ..
+                          "| — | — | ≤ 4 KiB/idle conn (%s); prompt 2xx; 0 non-2xx; no pass > 20 ms " ..
+                          "(%s) | %s |",
+                          r.idle_connections or "?", text, loop,
+                          bad == 0 and "0" or string.format("%d (%s failed)", bad, r.idle_failed or "?"),
+                          yes(mem_ok), yes(loop_ok), met_cell(mem_ok and loop_ok)))
+    end
+
+    -- pgbench at every client count
+    local counts = {}
+    for c in (r.pg_clients or ""):gmatch("%d+") do counts[#counts + 1] = tonumber(c) end
+    if #counts > 0 then
+        put("")
+        put("pgbench at each client count (tps, p99 from its per-transaction log; the best in bold):")
+        put("")
+        local head, rule = { "| pgbench" }, { "|---" }
+        for _, c in ipairs(counts) do head[#head + 1] = " -c " .. c; rule[#rule + 1] = "---:" end
+        put(table.concat(head, " |") .. " |")
+        put(table.concat(rule, "|") .. "|")
+        for _, w in ipairs({ { "point", "1. point read, -M prepared, Postgres' port" },
+                             { "list", "2. list, -M prepared" }, { "write", "3. write, -M prepared" },
+                             { "vector", "4. vector, -M prepared" },
+                             { "pooler", "5. point read, -M extended, the transaction pooler's port" } }) do
+            local row = { "| " .. w[2] }
+            for _, c in ipairs(counts) do row[#row + 1] = " " .. pg_cell(w[1], c) end
+            put(table.concat(row, " |") .. " |")
+        end
     end
 end
 
@@ -144,31 +235,90 @@ local function base_notes()
     put("Notes: tide serves workloads 1–4 and 6 with a routing policy that sends every call to the " ..
         "`direct` upstream (as pgbench, which connects as authenticator to the same Postgres); " ..
         "workload 5 swaps in the repository's default policy (reads through the transaction-mode " ..
-        "PgBouncer) with SIGHUP. pgbench runs tide's own statements (the set_config statement read " ..
-        "from runtime/pgconn.c, the route's statement captured from tide's Lua by bench/gen.lua, " ..
-        "var/bench/gen/pgbench/); its claims parameter is built in SQL from the user number " ..
-        "(`{\"sub\":…,\"role\":\"authenticated\"}`) where tide sends the token's whole payload " ..
-        "(sub, role, iat, exp, aud): the same work for Postgres up to a few bytes. " ..
-        "Latencies: wrk's (HTTP, per request) and pgbench's per-transaction log (p50/p99 computed " ..
-        "from `-l`). Non-2xx is wrk's \"Non-2xx or 3xx responses\" (status ≥ 400).")
+        "PgBouncer) with SIGHUP, and pgbench then runs the same point-read script through the same " ..
+        "PgBouncer port with -M extended (unnamed statements, as tide sends on `transaction`: " ..
+        "PgBouncer 1.18 keeps no prepared statements). pgbench runs tide's own statements (the " ..
+        "set_config statement read from runtime/pgconn.c, the route's statement captured from " ..
+        "tide's Lua by bench/gen.lua, var/bench/gen/pgbench/); its claims parameter is built in SQL " ..
+        "from the user number (`{\"sub\":…,\"role\":\"authenticated\"}`) where tide sends the " ..
+        "token's whole payload (sub, role, iat, exp, aud): the same work for Postgres up to a few " ..
+        "bytes. tide's rate is compared with pgbench's best over the client counts; tide's p99 with " ..
+        "pgbench's at -c " .. (r.conns or "?") .. ", the requests wrk keeps in flight. Latencies: " ..
+        "wrk's (HTTP, per request) and pgbench's per-transaction log (p50/p99 computed from `-l`). " ..
+        "Non-2xx is wrk's \"Non-2xx or 3xx responses\" (status ≥ 400). Loop passes: the change of " ..
+        "tide's /metrics histogram tide_event_loop_pass_seconds over the measured run (for 6: " ..
+        "while the idle connections opened, waited and closed); the longest pass is the upper " ..
+        "bound of the highest bucket that gained a pass, so an upper estimate. A pass is " ..
+        "wall-clock time: \"run queue\" is the share of the measured run tide's event-loop " ..
+        "thread spent runnable but waiting for a CPU (/proc/<pid>/schedstat), time the kernel " ..
+        "gave to wrk, Postgres and PgBouncer on these 2 cores; the passes over 20 ms of a run " ..
+        "with a large run-queue share are partly the scheduler's.")
     do -- queueing: what concurrency alone does to the latencies compared above
-        local rps, tps = num("point_rps"), num("point_pg_tps")
-        local conns, clients = num("conns"), num("point_pg_clients")
-        if rps and tps and conns and clients and rps > 0 and tps > 0 then
+        local rps, tps, conns = num("point_rps"), num("point_pg_conc_tps"), num("conns")
+        if rps and tps and conns and rps > 0 and tps > 0 then
             put("")
-            put(string.format("Latency comparisons are mostly queueing: wrk keeps %d requests in flight " ..
-                              "against tide's %d `direct` connections, pgbench %d. By Little's law the " ..
-                              "point read's mean latency is %d / %.0f req/s = %.2f ms for tide and " ..
-                              "%d / %.0f tps = %.2f ms for pgbench: at this concurrency even tide's mean " ..
-                              "stays above 2× pgbench's mean unless tide's rate is at least %.1f× " ..
-                              "pgbench's, so the p99 bar measures the queue as much as tide.",
-                              conns, clients, clients, conns, rps, conns / rps * 1000,
-                              clients, tps, clients / tps * 1000, conns / clients / 2))
+            put(string.format("At the same concurrency the latencies follow the rates: by Little's " ..
+                              "law the point read's mean latency is %d / %.0f req/s = %.2f ms for " ..
+                              "tide and %d / %.0f tps = %.2f ms for pgbench at -c %d.",
+                              conns, rps, conns / rps * 1000, conns, tps, conns / tps * 1000, conns))
         end
     end
 end
 
--- The result cache (issue 9): workloads 7-11.
+local function sweep_table()
+    local sizes = {}
+    for n in r.pool_sweep_sizes:gmatch("%d+") do sizes[#sizes + 1] = tonumber(n) end
+    put("")
+    put("## Pool sweep (BENCH_POOL_SWEEP=1)")
+    put("")
+    put(string.format("The point read of workload 1 (wrk -t%s -c%s, no-cache, every call to `direct`) " ..
+                      "with tide's direct pool at each size, set by a rewritten " ..
+                      "policies/resilience.lua and SIGHUP, smallest first.", r.threads or "?",
+                      r.conns or "?"))
+    put("")
+    put("| direct pool size | req/s | p50 | p99 | CPU µs/req | loop passes > 20 ms | non-2xx | " ..
+        "halfway: open / busy / waiting | open after the run |")
+    put("|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
+    local best, best_n, second, second_n
+    for _, n in ipairs(sizes) do
+        local k = "pool_" .. n
+        local rps = num(k .. "_rps")
+        if rps and (not best or rps > best) then
+            second, second_n = best, best_n
+            best, best_n = rps, n
+        elseif rps and (not second or rps > second) then
+            second, second_n = rps, n
+        end
+    end
+    for _, n in ipairs(sizes) do
+        local k = "pool_" .. n
+        local cell = fmt_rate(num(k .. "_rps"))
+        if n == best_n then cell = "**" .. cell .. "**" end
+        put(string.format("| %d%s | %s | %s | %s | %s | %s | %s | %s | %s |", n,
+                          r[k .. "_size"] and tonumber(r[k .. "_size"]) ~= n
+                              and (" (tide: " .. r[k .. "_size"] .. ")") or "",
+                          cell, fmt_ms(num(k .. "_p50_us")), fmt_ms(num(k .. "_p99_us")), fmt_cpu(k),
+                          (loop_cell(k)), (errs(k)),
+                          r[k .. "_mid_direct"] and r[k .. "_mid_direct"]:gsub(" ", " / ") or "?",
+                          r[k .. "_open"] or "?"))
+    end
+    if best_n then
+        local parts = { string.format("best: %d connections, %.0f req/s", best_n, best) }
+        if second_n then
+            parts[#parts + 1] = string.format("%+.1f%% over the next best (%d: %.0f req/s)",
+                                              100 * (best / second - 1), second_n, second)
+        end
+        local last = sizes[#sizes]
+        local lr = num("pool_" .. last .. "_rps")
+        if last ~= best_n and lr and lr > 0 then
+            parts[#parts + 1] = string.format("%+.1f%% over %d", 100 * (best / lr - 1), last)
+        end
+        put("")
+        put(table.concat(parts, ", ") .. string.format(" (%s cores).", r.nproc or "?"))
+    end
+end
+
+-- The result cache (issue 9): workloads 7-11, and 12 (issue 11's workers).
 local XC = { "hit", "stale", "miss", "bypass", "other", "none" }
 
 -- "hit 1234, miss 5" from the X-Cache counts wrk saw (prefix_xc_*), zeros left out.
@@ -211,18 +361,25 @@ local function cache_table()
                       r.warm_check_n or "?", r.warm_check_age or "?", r.warm_check_etag or "?"))
     put(string.format("- before workload 11 the set is filled again (X-Cache %s)", xc_text("refill")))
     put("")
-    put("| workload | req/s | p50 | p99 | non-2xx | X-Cache seen by wrk | served from cache " ..
-        "(wrk / tide's stats) | ratio | bar | met |")
-    put("|---|---:|---:|---:|---:|---|---:|---:|---|---|")
+    put("| workload | req/s | p50 | p99 | CPU µs/req | loop passes > 20 ms | non-2xx | X-Cache seen " ..
+        "by wrk | served from cache (wrk / tide's stats) | ratio | bars | met |")
+    put("|---|---:|---:|---:|---:|---:|---:|---|---:|---:|---|---|")
 
-    local function row(name, k, hits, ratio, bar, met)
-        put(string.format("| %s | %s | %s | %s | %s | %s | %s | %s | %s | %s |", name,
+    local function row(name, k, hits, ratio, bar_text, met, loop)
+        put(string.format("| %s | %s | %s | %s | %s | %s | %s | %s | %s | %s | %s | %s |", name,
                           fmt_rate(num(k .. "_rps")), fmt_ms(num(k .. "_p50_us")),
-                          fmt_ms(num(k .. "_p99_us")), (errs(k)), xc_text(k), hits, ratio, bar,
-                          met == nil and "—" or (met and "met" or "**not met**")))
+                          fmt_ms(num(k .. "_p99_us")), fmt_cpu(k), loop or (loop_cell(k)),
+                          (errs(k)), xc_text(k), hits, ratio, bar_text,
+                          met == nil and "—" or met_cell(met)))
+    end
+    -- the loop bar of a tide workload: (text, met)
+    local function loop_bar(k)
+        local _, ok = loop_cell(k)
+        bar(k .. ": no event-loop pass over 20 ms", ok)
+        return string.format("no pass > 20 ms (%s)", yes(ok)), ok
     end
 
-    do -- 7, with the three bars
+    do -- 7, with its bars
         local rps, unc, ors = num("cache_hit_rps"), num("cache_nocache_rps"), num("openresty_rps")
         local p99 = num("cache_hit_p99_us")
         local vs_unc = (rps and unc and unc > 0) and rps / unc or nil
@@ -230,37 +387,43 @@ local function cache_table()
         local _, e_ok = errs("cache_hit")
         local _, u_ok = errs("cache_nocache")
         local _, o_ok = errs("openresty")
-        local ok_unc = vs_unc ~= nil and vs_unc >= 5
-        local ok_or = vs_or ~= nil and vs_or >= 0.7
-        local ok_p99 = p99 ~= nil and p99 <= 2000
-        local met = ok_unc and ok_or and ok_p99 and e_ok and u_ok and o_ok
-        all_met = all_met and met
+        local ok_unc = bar("cache_hit: ≥ 5× uncached", vs_unc ~= nil and vs_unc >= 5)
+        local ok_or = bar("cache_hit: ≥ 0.7× OpenResty", vs_or ~= nil and vs_or >= 0.7)
+        local ok_p99 = bar("cache_hit: p99 ≤ 2 ms", p99 ~= nil and p99 <= 2000)
+        local ok_e = bar("cache_hit: 0 non-2xx in 7-9", e_ok and u_ok and o_ok)
+        local lt, l_ok = loop_bar("cache_hit")
         local hits = hit_ratios("cache_hit")
         row("7. point read, warm cache `GET /v1/trips/:id`", "cache_hit", hits,
             string.format("%s× uncached, %s× OpenResty",
                           vs_unc and string.format("%.2f", vs_unc) or "n/a",
                           vs_or and string.format("%.2f", vs_or) or "n/a"),
             string.format("≥ 5× uncached (%s); ≥ 0.7× OpenResty (%s); p99 ≤ 2 ms (%s; " ..
-                          "OpenResty's p99: %s); 0 non-2xx in 7-9", ok_unc and "yes" or "no",
-                          ok_or and "yes" or "no", ok_p99 and "yes" or "no",
-                          fmt_ms(num("openresty_p99_us"))), met)
+                          "OpenResty's p99: %s); 0 non-2xx in 7-9 (%s); %s", yes(ok_unc),
+                          yes(ok_or), yes(ok_p99), fmt_ms(num("openresty_p99_us")), yes(ok_e), lt),
+            ok_unc and ok_or and ok_p99 and ok_e and l_ok)
     end
-    row("8. the same, uncached (`Cache-Control: no-cache`)", "cache_nocache",
-        (hit_ratios("cache_nocache")), "—", "reference for 7", nil)
-    row("9. OpenResty baseline (nginx + lua-nginx-module, 1 worker, lua_shared_dict, no JWT check)",
-        "openresty", "—", "—", "reference for 7 (an upper bound)", nil)
+    do -- 8
+        local lt, l_ok = loop_bar("cache_nocache")
+        row("8. the same, uncached (`Cache-Control: no-cache`)", "cache_nocache",
+            (hit_ratios("cache_nocache")), "—", "reference for 7; " .. lt, l_ok)
+    end
+    row("9. OpenResty baseline (nginx + lua-nginx-module, 1 worker, lua_shared_dict, no JWT check; " ..
+        "CPU: the worker's)", "openresty", "—", "—", "reference for 7 (an upper bound)", nil,
+        r.openresty_runq_pct and ("— (run queue " .. r.openresty_runq_pct .. "%)") or "—")
     do -- 10
         local _, e_ok = errs("cache_popular")
-        all_met = all_met and e_ok
+        bar("cache_popular: 0 non-2xx", e_ok)
+        local lt, l_ok = loop_bar("cache_popular")
         row("10. `GET /v1/destinations/popular`, warm", "cache_popular",
-            (hit_ratios("cache_popular")), "—", "report rate and p99; 0 non-2xx", e_ok)
+            (hit_ratios("cache_popular")), "—",
+            string.format("report rate and p99; 0 non-2xx (%s); %s", yes(e_ok), lt), e_ok and l_ok)
     end
     do -- 11
         local _, e_ok = errs("cache_mix")
         local bad, checked = num("mix_mismatch"), num("mix_checked")
-        local fresh_ok = bad == 0
-        local met = e_ok and fresh_ok
-        all_met = all_met and met
+        bar("cache_mix: 0 non-2xx", e_ok)
+        local fresh_ok = bar("cache_mix: no stale answer after the mix", bad == 0)
+        local lt, l_ok = loop_bar("cache_mix")
         local by = {}
         for k, v in pairs(r) do
             local x = k:match("^mix_mismatch_(.+)$")
@@ -271,11 +434,33 @@ local function cache_table()
                           "%s writes)", 100 - (num("write_pct") or 10), num("write_pct") or 10,
                           r.cache_mix_xc_reads or "?", r.cache_mix_xc_writes or "?"),
             "cache_mix", (hit_ratios("cache_mix")), "—",
-            string.format("report rate, p99 and hit ratio (≤ ~%.0f%% possible); 0 non-2xx; " ..
+            string.format("report rate, p99 and hit ratio (≤ ~%.0f%% possible); 0 non-2xx (%s); " ..
                           "afterwards no trip answered from the cache differs from its row " ..
-                          "(%s of %s differ%s)", 100 - (num("write_pct") or 10), r.mix_mismatch or "?",
-                          checked or "?", #by > 0 and (": X-Cache " .. table.concat(by, ", ")) or ""),
-            met)
+                          "(%s of %s differ%s: %s); %s", 100 - (num("write_pct") or 10), yes(e_ok),
+                          r.mix_mismatch or "?", checked or "?",
+                          #by > 0 and (": X-Cache " .. table.concat(by, ", ")) or "", yes(fresh_ok), lt),
+            e_ok and fresh_ok and l_ok)
+    end
+    do -- 12: workers (issue 11), a hook until tide has them
+        if r.workers_list then
+            local counts = {}
+            for c in r.workers_list:gmatch("%d+") do counts[#counts + 1] = tonumber(c) end
+            local one, two = num("workers_1_rps"), num("workers_2_rps")
+            local scale = (one and two and one > 0) and two / one or nil
+            local ok = bar("workers: 2 workers ≥ 1.6× 1 worker", scale ~= nil and scale >= 1.6)
+            for _, c in ipairs(counts) do
+                local k = "workers_" .. c
+                row(string.format("12. warm cache hits, %d worker%s", c, c == 1 and "" or "s"), k,
+                    (hit_ratios(k)), c == 2 and (fmt_ratio(scale) .. "× 1 worker") or "—",
+                    c == 2 and string.format("≥ 1.6× 1 worker (%s)", yes(ok)) or "reference for 2",
+                    c == 2 and ok or nil)
+            end
+        elseif r.workers_pending then
+            put(string.format("| 12. warm cache hits with %s workers (issue 11) | — | — | — | — | — | " ..
+                              "— | — | — | — | ≥ 1.6× with 2 workers: not measured (tide has no " ..
+                              "`workers` setting yet; hook: bench/run.sh's workers_workload) | — |",
+                              (r.workers_pending:gsub(" ", " and "))))
+        end
     end
 end
 
@@ -287,9 +472,6 @@ local function cache_notes()
             for _, f in ipairs({ "hits", "stale", "misses", "bypass", "coalesced", "raced",
                                  "evictions", "entries" }) do
                 parts[#parts + 1] = f .. " " .. (r[k .. "_stats_" .. f] or "?")
-            end
-            if r[k .. "_slow_passes"] then
-                parts[#parts + 1] = "event-loop passes over 50 ms " .. r[k .. "_slow_passes"]
             end
             lines[#lines + 1] = "- " .. k .. ": " .. table.concat(parts, ", ")
         end
@@ -315,11 +497,65 @@ local function cache_notes()
         " s old by the end of workloads 7 and 11 (a trip's ttl is 30 s).")
 end
 
+-- Loop passes over 20 ms during the warm-ups (not a bar: the warm-up opens the pools).
+local function warmup_notes()
+    local parts = {}
+    for _, k in ipairs({ "point", "list", "write", "vector", "pooler", "cache_nocache", "cache_hit",
+                         "cache_popular", "cache_mix" }) do
+        local over, logged = num(k .. "_warm_loop_over20"), r[k .. "_warm_slow_passes"]
+        if over and over > 0 then
+            parts[#parts + 1] = string.format("%s %d%s", k, over,
+                                              logged and (" (tide logged " .. logged:gsub(" ", ", ") ..
+                                                          " ms)") or "")
+        end
+    end
+    if #parts > 0 then
+        put("")
+        put("Event-loop passes over 20 ms during the warm-ups (not counted above): " ..
+            table.concat(parts, ", ") .. ".")
+    end
+end
+
+local function profiles()
+    local keys = {}
+    for _, k in ipairs({ "point", "list", "write", "vector", "pooler", "cache_nocache", "cache_hit",
+                         "cache_popular", "cache_mix" }) do
+        if r[k .. "_prof_dso"] then keys[#keys + 1] = k end
+    end
+    if #keys == 0 then return end
+    put("")
+    put("## Profiles (BENCH_PROFILE=1)")
+    put("")
+    put("perf record -F 499 -g on tide during each measured run; self time. By DSO: kernel " ..
+        "([kernel.*]), tide (its binary), libc (libc, libm, ld.so), luajit (libluajit and " ..
+        "JIT-compiled traces, which perf sees as [unknown] or [JIT]), libpq, other (libev, " ..
+        "libcrypto, jansson, lua-cjson, http-parser, ...).")
+    for _, k in ipairs(keys) do
+        put("")
+        put(string.format("- **%s** (%s samples, %s µs CPU/req): %s", k, r[k .. "_prof_samples"] or "?",
+                          fmt_cpu(k), r[k .. "_prof_dso"]))
+        put("  top 10 symbols: " .. (r[k .. "_prof_top"] or "n/a"))
+    end
+end
+
 if base then base_table() end
+if sweep then sweep_table() end
 if cache then cache_table() end
-put("")
-put(string.format("All bars met: %s. Whole run: %s s.", all_met and "yes" or "**no**",
-                  r.elapsed or "?"))
+do
+    local unmet = {}
+    for _, b in ipairs(bars) do
+        if not b.met then unmet[#unmet + 1] = b.what end
+    end
+    put("")
+    put(string.format("All bars met: %s%s. Whole run: %s s.", #unmet == 0 and "yes" or "**no**",
+                      #unmet > 0 and (" (not met: " .. table.concat(unmet, "; ") .. ")") or "",
+                      r.elapsed or "?"))
+    if cache and r.workers_pending then
+        put("The workers bar (12) is not measured yet: tide has no `workers` setting.")
+    end
+end
 if base then base_notes() end
 if cache then cache_notes() end
+warmup_notes()
+profiles()
 io.write(table.concat(out, "\n"), "\n")

@@ -1,16 +1,33 @@
 #!/usr/bin/env bash
-# bench/run.sh - `make bench`: how close tide comes to the database work behind it (issue 3).
+# bench/run.sh - `make bench`: how close tide comes to the database work behind it (issues 3, 9
+# and 11).
 #
-# What it measures, in one run (each measured run lasts BENCH_DURATION s after a warm-up whose
-# results are discarded), with wrk -t2 -c64 --latency against tide and pgbench against Postgres:
+# What it measures, in one run (each measured wrk run lasts BENCH_DURATION s after a warm-up
+# whose results are discarded), with wrk -t2 -c64 --latency against tide and pgbench against
+# Postgres:
 #   1. point read  GET /v1/trips/:id           vs pgbench on the same statements
 #   2. list        GET /v1/trips?limit=20      vs pgbench
 #   3. write       POST /v1/search-history     vs pgbench
 #   4. vector      POST /v1/destinations/similar (top 10) vs pgbench
 #   5. the point read with reads routed through the transaction-mode PgBouncer (the repository's
-#      default policy) vs the same through the direct upstream (policy swapped with SIGHUP)
+#      default policy, swapped in with SIGHUP) vs pgbench through the same PgBouncer port on the
+#      same statements (-M extended: PgBouncer 1.18 keeps no prepared statements)
 #   6. tide's resident memory per idle keep-alive connection (10,000 of them, bench/idle.c) and
 #      the latency of one more request while they are open
+# pgbench runs at each client count of BENCH_PG_CLIENTS (4 8 16 32 64; BENCH_CONNS is added when
+# missing), each BENCH_PG_DURATION s after a BENCH_PG_WARMUP s warm-up; tide is compared with
+# pgbench's BEST rate (bar >= 0.8; workload 5: >= 0.9), and tide's p99 with pgbench's p99 at
+# the same concurrency (-c BENCH_CONNS, what wrk keeps in flight; bar <= 2x).
+# Around every measured tide run the bench also reads
+#   - tide's CPU time (/proc/<pid>/stat utime + stime, clock ticks of `getconf CLK_TCK`) and
+#     divides it by the requests wrk completed: CPU µs per request (for the OpenResty baseline,
+#     the nginx worker's, the same way);
+#   - tide's /metrics histogram tide_event_loop_pass_seconds, before the warm-up, before and
+#     after the measured run: the passes over 20 ms during the run (bar: none) and the upper
+#     bound of the highest non-empty bucket (an upper estimate of the longest pass);
+#   - BENCH_PROFILE=1: perf record -g on tide during the measured run, summarised (top 10
+#     symbols by self time, the split by DSO: kernel, tide, libc, luajit, libpq, other) into the
+#     report; the whole reports in var/bench/logs/perf-NAME.txt.
 # and the result cache (issue 9, policies/cache.lua), same wrk settings, over a bounded set of
 # BENCH_CACHE_IDS trips (k = 1..N, ids 1000000 + k, each read with its owner's token):
 #   7. point read as warm cache hits   GET /v1/trips/:id after a pass (curl) that reads every
@@ -24,36 +41,45 @@
 #  11. a 90% read / 10% write mix     GET and PATCH /v1/trips/:id (the trip's notes) over the set,
 #      after another pass; then every trip of the set is read through the cache and with
 #      no-cache and the bodies compared (a cached answer older than the last write is a bug)
+#  12. warm cache hits with 1 and 2 workers (issue 11): a hook only (workers_workload below),
+#      reported as not measured until tide has a `workers` setting
 # wrk counts the X-Cache values it gets (bench/wrk/common.lua); tide's /admin/stats "cache"
 # section, when it has one, gives the hit ratio tide saw during each measured run. Workloads 1
 # and 5 send Cache-Control: no-cache: they measure the database path pgbench runs.
+# BENCH_POOL_SWEEP=1 (or BENCH_ONLY=pool) adds the pool sweep: the point read of workload 1 with
+# tide's direct pool at each size of BENCH_POOL_SIZES (4 8 16 32 64), set by a rewritten
+# policies/resilience.lua and SIGHUP, and the size that served the most requests/s.
 # Every wrk request carries the token of the row's owner (RLS on). pgbench runs the statements
 # tide sends: bench/gen.lua runs each route through tide's own Lua (router, scripts, tide.db,
 # builder) with a recording fake core and writes pgbench scripts from what it captured: one
 # pipeline per transaction (\startpipeline: the set_config of claims and role, the statement,
-# \endpipeline = Sync), -M prepared (tide uses named prepared statements on `direct`), over as
-# many connections as tide's `direct` pool opened, as authenticator on the direct port. For
-# workloads 1-4 and 6 tide serves a copy of the bundle (var/bench/bundle) whose routing policy
-# sends every call to `direct`, the path pgbench takes.
+# \endpipeline = Sync), -M prepared (tide uses named prepared statements on `direct`), as
+# authenticator on the direct port. For workloads 1-4 and 6 tide serves a copy of the bundle
+# (var/bench/bundle) whose routing policy sends every call to `direct`, the path pgbench takes.
 #
 # How: a bench stack (db/stack.sh, TIDE_STACK_DIR=var/bench) on its own ports, reused when it
 # already runs; the data set of bench/data.sql (1,000 users, 100,000 trips, the demo's 5,000
 # destinations), loaded once; one token per user (bench/gen.lua); tide from build/tide on
-# 127.0.0.1. Prints one Markdown table and writes it to bench/results/latest.md; logs, wrk and
-# pgbench outputs under var/bench/logs, tide's logs in var/bench/tide.{out,err}.
+# 127.0.0.1. Prints the Markdown report (bench/report.lua) and writes it to
+# bench/results/latest.md; logs, wrk and pgbench outputs under var/bench/logs, tide's logs in
+# var/bench/tide.{out,err}.
 # Everything listens on and connects to 127.0.0.1 only, every step has a time limit, tide (and
 # nginx: var/bench/openresty holds its config, pid, logs and temp dirs) is stopped on exit; the
 # bench stack is left running for the next run unless BENCH_STOP=1.
 #
 # Env (defaults): BENCH_PG_PORT 54330, BENCH_SESSION_PORT 54331, BENCH_TXN_PORT 54332,
 #   BENCH_HTTP_PORT 18180, BENCH_ADMIN_PORT 18181, BENCH_DURATION 10, BENCH_WARMUP 3,
-#   BENCH_PG_WARMUP 2, BENCH_CONNS 64, BENCH_POOL (= BENCH_CONNS), BENCH_THREADS 2, BENCH_IDLE_CONNS 10000,
-#   BENCH_STOP (unset: keep the stack), BENCH_PROFILE (1: perf profile of tide during the point
-#   reads), TIDE_JWT_SECRET (a bench secret), PGBENCH (found),
-#   BENCH_ONLY (all: every workload; base: 1-6; cache: 7-11, the quick loop while working on the
-#   cache), BENCH_CACHE_IDS 10000 (the cache workloads' trip set, at most 100000),
-#   BENCH_WRITE_PCT 10 (writes in workload 11, percent), BENCH_OPENRESTY_PORT 18182,
-#   BENCH_NGINX (/usr/sbin/nginx).
+#   BENCH_PG_CLIENTS "4 8 16 32 64", BENCH_PG_DURATION 5, BENCH_PG_WARMUP 2, BENCH_CONNS 64,
+#   BENCH_POOL (= BENCH_CONNS: tide's pool size, every upstream; "policy": the repository's
+#   policies/resilience.lua decides), BENCH_THREADS 2,
+#   BENCH_IDLE_CONNS 10000, BENCH_STOP (unset: keep the stack), BENCH_PROFILE (1: perf profile
+#   of tide during each measured run), BENCH_POOL_SWEEP (1: the pool sweep),
+#   BENCH_POOL_SIZES "4 8 16 32 64", TIDE_JWT_SECRET (a bench secret), PGBENCH (found),
+#   BENCH_ONLY (all: every workload; base: 1-6; cache: 7-12, the quick loop while working on the
+#   cache; pool: only the pool sweep), BENCH_CACHE_IDS 10000 (the cache workloads' trip set, at
+#   most 100000), BENCH_WRITE_PCT 10 (writes in workload 11, percent), BENCH_OPENRESTY_PORT
+#   18182, BENCH_NGINX (/usr/sbin/nginx), BENCH_WORKERS "1 2" (workload 12, once tide has
+#   workers).
 # shellcheck disable=SC2012,SC2013,SC2015   # ls of a glob of fixed paths; one-line output; `a && b || die`
 set -euo pipefail
 umask 022                  # the stack directory must stay traversable for the postgres user
@@ -75,6 +101,8 @@ ADMIN_PORT=${BENCH_ADMIN_PORT:-18181}
 DURATION=${BENCH_DURATION:-10}
 WARMUP=${BENCH_WARMUP:-3}
 PG_WARMUP=${BENCH_PG_WARMUP:-2}
+PG_DURATION=${BENCH_PG_DURATION:-5}
+PG_CLIENTS=${BENCH_PG_CLIENTS:-4 8 16 32 64}
 CONNS=${BENCH_CONNS:-64}
 THREADS=${BENCH_THREADS:-2}
 IDLE_CONNS=${BENCH_IDLE_CONNS:-10000}
@@ -89,16 +117,41 @@ NGINX=${BENCH_NGINX:-/usr/sbin/nginx}
 NGINX_MODULES=/usr/lib/nginx/modules
 OR_DIR=$B/openresty                  # nginx's prefix: config, pid, logs, temp dirs
 CACHE_DIR=$B/cache                   # the passes' answers and bodies
+PROFILE=${BENCH_PROFILE:-}
+POOL_SWEEP=${BENCH_POOL_SWEEP:-}
+POOL_SIZES=${BENCH_POOL_SIZES:-4 8 16 32 64}
+WORKERS=${BENCH_WORKERS:-1 2}
 tide_pid=
 nginx_pid=
 nginx_worker=
-case $ONLY in all|base|cache) ;; *) echo "bench: error: BENCH_ONLY=$ONLY (all, base or cache)" >&2; exit 2 ;; esac
+case $ONLY in all|base|cache|pool) ;; *) echo "bench: error: BENCH_ONLY=$ONLY (all, base, cache or pool)" >&2; exit 2 ;; esac
+[ "$ONLY" != pool ] || POOL_SWEEP=1
+# numbers LIST MIN MAX: whether LIST is one or more whole numbers in MIN..MAX.
+numbers() {
+  local n k=0
+  for n in $1; do
+    [[ $n =~ ^[0-9]+$ ]] && [ "$n" -ge "$2" ] && [ "$n" -le "$3" ] || return 1
+    k=$((k + 1))
+  done
+  [ "$k" -gt 0 ]
+}
+numbers "$PG_CLIENTS" 1 1000 || { echo "bench: error: BENCH_PG_CLIENTS='$PG_CLIENTS' (client counts, 1..1000)" >&2; exit 2; }
+numbers "$POOL_SIZES" 1 1000 || { echo "bench: error: BENCH_POOL_SIZES='$POOL_SIZES' (pool sizes, 1..1000)" >&2; exit 2; }
+numbers "$CONNS" 1 10000 || { echo "bench: error: BENCH_CONNS=$CONNS" >&2; exit 2; }
+numbers "$DURATION $WARMUP $PG_DURATION $PG_WARMUP" 1 600 \
+  || { echo "bench: error: BENCH_DURATION, BENCH_WARMUP, BENCH_PG_DURATION, BENCH_PG_WARMUP: seconds, 1..600" >&2; exit 2; }
+# pgbench's client counts, ascending, with wrk's concurrency among them (the p99 comparison).
+# ascending_list LIST: the whole numbers of LIST, ascending, each once, space-separated.
+ascending_list() { tr -s ' \t' '\n' <<<"$1" | grep . | sort -n -u | tr '\n' ' ' | sed 's/ $//'; }
+PG_CLIENTS=$(ascending_list "$PG_CLIENTS $CONNS")
+POOL_SIZES=$(ascending_list "$POOL_SIZES")
 [[ $NIDS =~ ^[0-9]+$ ]] && [ "$NIDS" -ge 1000 ] && [ "$NIDS" -le 100000 ] \
   || { echo "bench: error: BENCH_CACHE_IDS=$NIDS (1000..100000)" >&2; exit 2; }
 [[ $WRITE_PCT =~ ^[0-9]+$ ]] && [ "$WRITE_PCT" -le 100 ] \
   || { echo "bench: error: BENCH_WRITE_PCT=$WRITE_PCT (0..100)" >&2; exit 2; }
-want_base() { [ "$ONLY" != cache ]; }
-want_cache() { [ "$ONLY" != base ]; }
+want_base() { [ "$ONLY" = all ] || [ "$ONLY" = base ]; }
+want_cache() { [ "$ONLY" = all ] || [ "$ONLY" = cache ]; }
+want_pool_sweep() { [ "$POOL_SWEEP" = 1 ]; }
 
 # A caller's libpq and tide environment must not redirect ours.
 unset PGHOST PGHOSTADDR PGPORT PGUSER PGDATABASE PGPASSWORD PGSERVICE PGOPTIONS \
@@ -173,6 +226,16 @@ if want_cache; then
   [ -x "$NGINX" ] && [ -f "$NGINX_MODULES/ndk_http_module.so" ] && [ -f "$NGINX_MODULES/ngx_http_lua_module.so" ] \
     || die "nginx with lua-nginx-module not found (make deps installs nginx and libnginx-mod-http-lua)"
 fi
+if [ "$PROFILE" = 1 ]; then
+  # perf is optional: without it (or without the right to trace tide) the bench runs unprofiled.
+  if ! command -v perf >/dev/null; then
+    say "warning: BENCH_PROFILE=1 but perf is not installed (apt-get install linux-perf): no profiles"
+    PROFILE=
+  elif ! timeout 20 perf record -q -o /dev/null -- true >/dev/null 2>&1; then
+    say "warning: BENCH_PROFILE=1 but perf cannot record here (kernel.perf_event_paranoid $(cat /proc/sys/kernel/perf_event_paranoid 2>/dev/null)?): no profiles"
+    PROFILE=
+  fi
+fi
 # 10,000 idle connections need as many descriptors in tide and in the client.
 ulimit -n 30000 2>/dev/null || ulimit -n "$(ulimit -Hn)" 2>/dev/null || true
 fds=$(ulimit -n)
@@ -194,6 +257,8 @@ TIDE_STACK_DIR=$B TIDE_PG_PORT=$PG_PORT TIDE_SESSION_PORT=$SESSION_PORT TIDE_TXN
 # shellcheck source=/dev/null
 . "$B/stack.env"
 export TIDE_DSN_DIRECT TIDE_DSN_SESSION TIDE_DSN_TRANSACTION
+
+timeout 5 "$(command -v pgbouncer || echo /usr/sbin/pgbouncer)" --version >"$LOGS/pgbouncer-version.txt" 2>&1 || true
 
 apsql() { timeout 120 psql "$TIDE_DSN_ADMIN" -X -q -v ON_ERROR_STOP=1 "$@"; }
 t0=$SECONDS
@@ -232,13 +297,23 @@ awk '
     }
   }' policies/routing.lua >"$GEN/routing-direct.lua"
 cp "$GEN/routing-direct.lua" "$B/bundle/policies/routing.lua"
-# Pool size: by default as many Postgres connections as wrk keeps HTTP requests in flight, so
-# tide and pgbench (which uses as many connections as tide opened) run at the same concurrency
-# and their latencies compare like for like.
+# Pool size: by default as many Postgres connections as wrk keeps HTTP requests in flight
+# (BENCH_POOL sets it; BENCH_POOL=policy keeps the repository's policies/resilience.lua as it is;
+# the pool sweep below measures other sizes for the direct pool).
 POOL=${BENCH_POOL:-$CONNS}
+[ "$POOL" = policy ] || numbers "$POOL" 1 1000 || die "BENCH_POOL=$POOL (1..1000 or policy)"
 grep -q '^return _M[[:space:]]*$' policies/resilience.lua || die "policies/resilience.lua no longer ends with 'return _M'"
-sed "s/^return _M[[:space:]]*$/_M.defaults.pool.size = $POOL  -- bench\nreturn _M/" \
-  policies/resilience.lua >"$B/bundle/policies/resilience.lua"
+# resilience_policy OUT [DIRECT]: the repository's policies/resilience.lua with every pool's size
+# set to $POOL (unless it is "policy"), and direct's to DIRECT when given, written to OUT.
+resilience_policy() {
+  local extra='' size="_M.defaults.pool.size = $POOL  -- bench\n"
+  [ "$POOL" != policy ] || size=''
+  [ -z "${2:-}" ] || extra="_M.upstreams.direct = _M.upstreams.direct or {}\n_M.upstreams.direct.pool = _M.upstreams.direct.pool or {}\n_M.upstreams.direct.pool.size = $2  -- bench: pool sweep\n"
+  sed "s/^return _M[[:space:]]*$/-- appended by bench\/run.sh\n${size}${extra}return _M/" \
+    policies/resilience.lua >"$1"
+}
+resilience_policy "$GEN/resilience-default.lua"
+cp "$GEN/resilience-default.lua" "$B/bundle/policies/resilience.lua"
 
 apsql -Atc "select md5('bench-user-' || n)::uuid from generate_series(0, 999) n order by n" >"$GEN/uuids.txt"
 # ~20 fixed embeddings from the table (ids 250, 500, ..., 5000).
@@ -294,6 +369,12 @@ cpu_ticks() {
 }
 HZ=$(getconf CLK_TCK)
 
+# sched_wait PID: nanoseconds the process's main thread (tide's event loop, nginx's worker) has
+# spent runnable but waiting for a CPU (/proc/PID/schedstat, second field); empty when the
+# kernel does not keep it. A pass of tide's loop is wall-clock time: this is the part of it
+# the scheduler, not tide, decided.
+sched_wait() { awk '{ print $2 }' "/proc/$1/schedstat" 2>/dev/null || true; }
+
 # cache_stats: tide's /admin/stats result-cache counters, each summed over the cache's scopes
 # (public, role, user, ...) when it counts per scope, as one line
 #   "hits stale misses bypass coalesced raced evictions entries"
@@ -316,42 +397,173 @@ cache_stats() {
   end)(j.cache)"
 }
 
+# loop_snap FILE: the buckets of tide's /metrics histogram tide_event_loop_pass_seconds, one
+# "le count" line each (le as tide prints it, "+Inf" last), into FILE; fails when /metrics has
+# none (a tide without the histogram).
+loop_snap() {
+  curl -s --max-time 5 "$ADMIN/metrics" 2>/dev/null | awk '
+    /^tide_event_loop_pass_seconds_bucket[{]/ {
+      if (match($0, /le="[^"]*"/)) { print substr($0, RSTART + 4, RLENGTH - 5), $NF; n++ }
+    }
+    END { exit n > 0 ? 0 : 1 }' >"$1"
+}
+
+# loop_delta A B: the passes between the snapshots A and B (loop_snap) as "passes over20 max":
+# over20 = passes longer than 20 ms (above the le="0.02" bucket), max = the upper bound (s) of
+# the highest bucket that gained a pass ("0" when none did, "+Inf" above the last bound).
+loop_delta() {
+  awk 'NR == FNR { a[$1] = $2; next }
+       { le[++n] = $1; d[$1] = $2 - a[$1] }
+       END {
+         total = d["+Inf"]; max = "0"
+         if (total > 0) for (i = 1; i <= n; i++) if (d[le[i]] == total) { max = le[i]; break }
+         printf "%d %d %s\n", total, total - d["0.02"], max
+       }' "$1" "$2"
+}
+
+# loop_record NAME A B: records NAME_loop_{passes,over20,max_s} from the snapshots A and B.
+loop_record() {
+  local passes over max
+  [ -s "$2" ] && [ -s "$3" ] || return 0
+  read -r passes over max < <(loop_delta "$2" "$3")
+  res "${1}_loop_passes" "$passes"
+  res "${1}_loop_over20" "$over"
+  res "${1}_loop_max_s" "$max"
+}
+
+# mid_pools NAME FILE: the direct and transaction pools in the /health document FILE, as
+# NAME_mid_{direct,transaction} "open busy waiting".
+mid_pools() {
+  local u v
+  [ -s "$2" ] || return 0
+  for u in direct transaction; do
+    v=$(BENCH_U=$u luajit -e '
+      local ok, j = pcall(require("cjson").decode, io.read("*a"))
+      local u = ok and type(j.upstreams) == "table" and j.upstreams[os.getenv("BENCH_U")]
+      local p = type(u) == "table" and (type(u.pool) == "table" and u.pool or u)
+      if p and p.open then print(string.format("%d %d %d", p.open, p.busy or -1, p.waiting or -1)) end' <"$2")
+    [ -z "$v" ] || res "${1}_mid_$u" "$v"
+  done
+}
+
+# slow_passes NAME FROM [TO]: the passes over 50 ms tide logged (runtime/server.c: "one
+# event-loop pass took N ms", wall-clock time) in var/bench/tide.err after line FROM (up to line
+# TO), as NAME_slow_passes "N1 N2 ..." (ms, at most 20, in order) when there are any.
+slow_passes() {
+  local ms
+  ms=$(sed -n "$(($2 + 1)),${3:-\$}p" "$B/tide.err" | sed -n 's/.* warn one event-loop pass took \([0-9]*\) ms.*/\1/p' \
+    | head -n 20 | tr '\n' ' ' | sed 's/ $//')
+  [ -z "$ms" ] || res "${1}_slow_passes" "$ms"
+}
+
+# profile_summary NAME DATA: the top 10 symbols of a perf recording by self time and the split
+# of its samples by DSO (kernel, tide, libc, luajit with its JIT-compiled code, libpq, other),
+# recorded as NAME_prof_top, NAME_prof_dso and NAME_prof_samples; the whole report (with call
+# graphs) goes to $LOGS/perf-NAME.txt.
+profile_summary() {
+  local name=$1 data=$2 top dso samples
+  perf report -i "$data" --stdio --no-children --percent-limit 0.5 >"$LOGS/perf-$name.txt" 2>/dev/null || true
+  top=$(perf report -i "$data" --stdio --no-children -g none --sort dso,sym --percent-limit 0 2>/dev/null \
+    | awk '/^ *[0-9.]+%/ && n < 10 {
+             n++; pct = $1; dso = $2; sym = ""
+             for (i = 4; i <= NF; i++) sym = sym (i > 4 ? " " : "") $i
+             sub(/^.*\//, "", dso)
+             printf "%s%s %s (%s)", (n > 1 ? "; " : ""), pct, sym, dso
+           }')
+  dso=$(perf report -i "$data" --stdio --no-children -g none --sort dso -n --percent-limit 0 2>/dev/null \
+    | awk '/^ *[0-9.]+%/ {
+             p = $1; sub(/%/, "", p); n += $2; d = $3; sub(/^.*\//, "", d)
+             if (d ~ /^\[kernel/) g = "kernel"
+             else if (d == "tide") g = "tide"
+             else if (d ~ /^(libc[.-]|libm[.-]|ld-linux)/) g = "libc"
+             else if (d ~ /^libluajit/ || d == "[unknown]" || d ~ /^\[JIT\]/ || d ~ /^perf-[0-9]+\.map$/) g = "luajit"
+             else if (d ~ /^libpq/) g = "libpq"
+             else g = "other"
+             s[g] += p
+           }
+           END {
+             split("kernel tide libc luajit libpq other", order, " ")
+             printf "%d|", n
+             for (i = 1; i <= 6; i++) printf "%s%s %.1f%%", (i > 1 ? ", " : ""), order[i], s[order[i]]
+           }')
+  samples=${dso%%|*} dso=${dso#*|}
+  [ -n "$top" ] || { say "warning: no perf samples for $name ($data)"; return 0; }
+  res "${name}_prof_top" "$top"
+  res "${name}_prof_dso" "$dso"
+  res "${name}_prof_samples" "${samples:-?}"
+  say "$(printf '%-14s profile  %s' "$name" "$dso")"
+}
+
 # run_wrk NAME SCRIPT [SERVER]: a warm-up, then the measured run; records
-# NAME_{rps,p50_us,p99_us,non2xx,sockerr,tide_cpu} (tide_cpu: % of one core during the run).
+# NAME_{rps,requests,p50_us,p99_us,non2xx,sockerr}, NAME_tide_cpu (% of one core during the
+# run), NAME_cpu_us (tide's CPU µs per request completed), NAME_runq_pct (% of the run its
+# event-loop thread waited for a CPU: sched_wait), NAME_loop_{passes,over20,max_s}
+# (tide's event-loop passes during the measured run, from /metrics) and NAME_warm_loop_* (the
+# same during the warm-up).
 # A script counting X-Cache (bench.count_cache) adds NAME_xc_{hit,miss,stale,bypass,other,none,
 # reads,writes}; the changes of tide's /admin/stats cache counters over the measured run go to
-# NAME_stats_<field of CACHE_FIELDS> (entries: the count at the end). SERVER=openresty: against nginx instead of tide (NAME_cpu is
-# then nginx's master and worker).
-# BENCH_PROFILE=1: perf records tide (call graphs) during the measured point-read runs
-# (report in var/bench/logs/perf-NAME.txt).
+# NAME_stats_<field of CACHE_FIELDS> (entries: the count at the end). SERVER=openresty: against
+# nginx instead of tide (NAME_cpu is then nginx's master and worker, NAME_cpu_us the worker's).
+# BENCH_PROFILE=1: perf records tide (call graphs) during each measured run of tide, summarised
+# by profile_summary.
 run_wrk() {
-  local name=$1 script=$2 server=${3:-tide} line kv c0 c1 t0 t1 perf_pid='' url=$URL cpu_key
-  local pids=("$tide_pid") s0='' s1='' l0='' l1='' stats_msg=''
+  local name=$1 script=$2 server=${3:-tide} line kv c0 c1 t0 t1 w0 w1 q0 q1 e0='' e1 mid_pid='' perf_pid='' url=$URL cpu_key
+  local pids=("$tide_pid") per_req=("$tide_pid") s0='' s1='' stats_msg='' loop_msg='' lp lo lm cpu_us=n/a
+  local m0=$LOGS/loop-$name-0.txt m1=$LOGS/loop-$name-1.txt m2=$LOGS/loop-$name-2.txt
   cpu_key=${name}_tide_cpu
   if [ "$server" = openresty ]; then
-    url=http://127.0.0.1:$OR_PORT pids=("$nginx_pid" "$nginx_worker") cpu_key=${name}_cpu
+    url=http://127.0.0.1:$OR_PORT pids=("$nginx_pid" "$nginx_worker") per_req=("$nginx_worker")
+    cpu_key=${name}_cpu
   fi
+  rm -f "$m0" "$m1" "$m2"
+  [ "$server" = openresty ] || { loop_snap "$m0" || rm -f "$m0"; e0=$(wc -l <"$B/tide.err"); }
   timeout $((WARMUP + 30)) wrk -t"$THREADS" -c"$CONNS" -d"${WARMUP}s" -s "$script" "$url" \
     >"$LOGS/wrk-$name-warmup.txt" 2>&1 || say "warning: wrk warm-up for $name exited non-zero"
-  if [ "${BENCH_PROFILE:-}" = 1 ] && [ "$script" = bench/wrk/point.lua ] && command -v perf >/dev/null; then
+  if [ "$PROFILE" = 1 ] && [ "$server" = tide ] && [ "${BENCH_NO_PROFILE:-}" != 1 ]; then
+    rm -f "$LOGS/perf-$name.data"
     timeout -s INT $((DURATION + 10)) perf record -q -F 499 -g -p "$tide_pid" -o "$LOGS/perf-$name.data" \
       -- sleep "$DURATION" >/dev/null 2>&1 &
     perf_pid=$!
   fi
-  [ "$server" = openresty ] || { s0=$(cache_stats); l0=$(json_get "$ADMIN/admin/stats" 'j.loop.passes_over_50ms'); }
-  c0=$(cpu_ticks "${pids[@]}"); t0=$(date +%s.%N)
+  if [ "$server" != openresty ]; then
+    s0=$(cache_stats)
+    loop_snap "$m1" || rm -f "$m1"
+    e1=$(wc -l <"$B/tide.err")
+  fi
+  if [ "$server" != openresty ]; then
+    # the pools halfway through the measured run (after it, the connections whose statement was
+    # cancelled when wrk left are gone)
+    rm -f "$LOGS/health-$name-mid.json"
+    (sleep "$(awk -v d="$DURATION" 'BEGIN { print d / 2 }')"
+     curl -s --max-time 5 -o "$LOGS/health-$name-mid.json" "$ADMIN/health" || true) &
+    mid_pid=$!
+  fi
+  q0=$(sched_wait "${per_req[0]}")
+  c0=$(cpu_ticks "${pids[@]}"); w0=$(cpu_ticks "${per_req[@]}"); t0=$(date +%s.%N)
   timeout $((DURATION + 30)) wrk -t"$THREADS" -c"$CONNS" -d"${DURATION}s" --latency -s "$script" "$url" \
     >"$LOGS/wrk-$name.txt" 2>&1 || say "warning: wrk for $name exited non-zero (log: $LOGS/wrk-$name.txt)"
+  c1=$(cpu_ticks "${pids[@]}"); w1=$(cpu_ticks "${per_req[@]}"); t1=$(date +%s.%N)
+  q1=$(sched_wait "${per_req[0]}")
+  # the share of the run the server's (main) thread spent runnable but waiting for a CPU
+  [ -z "$q0" ] || [ -z "$q1" ] || res "${name}_runq_pct" "$(awk -v q=$((q1 - q0)) -v t0="$t0" -v t1="$t1" \
+    'BEGIN { printf "%.1f", q / 1e7 / (t1 - t0) }')"
   kill -0 "$tide_pid" 2>/dev/null && ! grep -q ' info draining' "$B/tide.err" \
     || die "tide stopped during $name (a signal from outside?): $(tail -n 3 "$B/tide.err" | tr '\n' ' ')"
   [ "$server" != openresty ] || kill -0 "$nginx_pid" 2>/dev/null \
     || die "nginx stopped during $name (log: $OR_DIR/logs/error.log)"
-  c1=$(cpu_ticks "${pids[@]}"); t1=$(date +%s.%N)
   if [ "$server" != openresty ]; then
     s1=$(cache_stats)
-    l1=$(json_get "$ADMIN/admin/stats" 'j.loop.passes_over_50ms')
-    # event-loop passes over 50 ms during the run: a stall every request in flight waits out
-    [ -z "$l0" ] || [ -z "$l1" ] || res "${name}_slow_passes" $((l1 - l0))
+    loop_snap "$m2" || rm -f "$m2"
+    loop_record "$name" "$m1" "$m2"
+    loop_record "${name}_warm" "$m0" "$m1"
+    slow_passes "$name" "$e1"
+    [ -z "$e0" ] || slow_passes "${name}_warm" "$e0" "$e1"
+    wait "$mid_pid" 2>/dev/null || true
+    mid_pools "$name" "$LOGS/health-$name-mid.json"
+    if [ -s "$m1" ] && [ -s "$m2" ]; then
+      read -r lp lo lm < <(loop_delta "$m1" "$m2")
+      loop_msg="  loop: $lp passes, $lo over 20 ms, longest <= $(awk -v s="$lm" 'BEGIN { printf (s == "+Inf" ? "%s" : "%g ms"), (s == "+Inf" ? s : s * 1000) }')"
+    fi
   fi
   res "$cpu_key" "$(awk -v c=$((c1 - c0)) -v hz="$HZ" -v t0="$t0" -v t1="$t1" \
     'BEGIN { printf "%.0f", 100 * c / hz / (t1 - t0) }')"
@@ -370,22 +582,26 @@ run_wrk() {
   fi
   if [ -n "$perf_pid" ]; then
     wait "$perf_pid" || true
-    perf report -i "$LOGS/perf-$name.data" --stdio --no-children --percent-limit 0.5 \
-      >"$LOGS/perf-$name.txt" 2>/dev/null || true
-    say "profile of tide during $name: $LOGS/perf-$name.txt"
+    profile_summary "$name" "$LOGS/perf-$name.data"
   fi
   line=$(grep -m1 '^WRK_RESULT ' "$LOGS/wrk-$name.txt" || true)
   [ -n "$line" ] || { tail -n 20 "$LOGS/wrk-$name.txt" >&2; die "wrk for $name printed no result"; }
   declare -A v=()
   for kv in ${line#WRK_RESULT }; do v[${kv%%=*}]=${kv#*=}; done
   res "${name}_rps" "${v[rps]}"
+  res "${name}_requests" "${v[requests]}"
   res "${name}_p50_us" "${v[p50_us]}"
   res "${name}_p99_us" "${v[p99_us]}"
   res "${name}_non2xx" "${v[non2xx]}"
   res "${name}_sockerr" $((v[connect] + v[read] + v[write] + v[timeout]))
-  say "$(printf '%-14s %-9s%8.0f req/s  p50 %6.2f ms  p99 %6.2f ms  non-2xx %s  socket errors %s' \
+  # CPU µs per request: clock ticks over the measured run / requests wrk completed in it.
+  if [ "${v[requests]:-0}" -gt 0 ]; then
+    cpu_us=$(awk -v c=$((w1 - w0)) -v hz="$HZ" -v n="${v[requests]}" 'BEGIN { printf "%.1f", c * 1e6 / hz / n }')
+    res "${name}_cpu_us" "$cpu_us"
+  fi
+  say "$(printf '%-14s %-9s%8.0f req/s  p50 %6.2f ms  p99 %6.2f ms  non-2xx %s  socket errors %s  CPU %s µs/req%s' \
     "$name" "$server" "${v[rps]}" "$(bc_ms "${v[p50_us]}")" "$(bc_ms "${v[p99_us]}")" "${v[non2xx]}" \
-    $((v[connect] + v[read] + v[write] + v[timeout])))"
+    $((v[connect] + v[read] + v[write] + v[timeout])) "$cpu_us" "$loop_msg")"
   line=$(grep -m1 '^WRK_CACHE ' "$LOGS/wrk-$name.txt" || true)
   if [ -n "$line" ]; then
     for kv in ${line#WRK_CACHE }; do res "${name}_xc_${kv%%=*}" "${kv#*=}"; done
@@ -407,11 +623,13 @@ percentiles() {
     }'
 }
 
-# run_pgbench NAME CLIENTS SCRIPT...: a warm-up, then the measured run with a per-transaction log;
-# records NAME_pg_{tps,p50_us,p99_us,failed,clients}.
+# run_pgbench NAME CLIENTS DSN MODE SCRIPT...: a warm-up, then the measured run (BENCH_PG_DURATION
+# s) with a per-transaction log, at -c CLIENTS against DSN with -M MODE; records
+# NAME_pg_cCLIENTS_{tps,p50_us,p99_us,failed}, prints the rate and leaves "tps p50 p99 failed"
+# in pg_last.
 run_pgbench() {
-  local name=$1 clients=$2 jobs=2 f tps failed p50 p99 rc=0
-  shift 2
+  local name=$1 clients=$2 dsn=$3 mode=$4 jobs=2 f tps failed p50 p99 rc=0 tag
+  shift 4
   local files=() args=()
   for f in "$@"; do
     files+=(-f "$f")
@@ -419,34 +637,62 @@ run_pgbench() {
     args+=("${a[@]}")
   done
   [ "$clients" -ge 2 ] || jobs=1
-  timeout $((PG_WARMUP + 30)) "$PGBENCH" -n -M prepared -c "$clients" -j "$jobs" -T "$PG_WARMUP" \
-    "${args[@]}" "${files[@]}" "$TIDE_DSN_DIRECT" >"$LOGS/pgbench-$name-warmup.txt" 2>&1 \
-    || say "warning: pgbench warm-up for $name exited non-zero"
-  rm -f "$LOGS/pgbench-$name".log.*
-  timeout $((DURATION + 30)) "$PGBENCH" -n -M prepared -c "$clients" -j "$jobs" -T "$DURATION" \
-    -l --log-prefix="$LOGS/pgbench-$name.log" "${args[@]}" "${files[@]}" "$TIDE_DSN_DIRECT" \
-    >"$LOGS/pgbench-$name.txt" 2>&1 || rc=$?
-  tps=$(sed -n 's/^tps = \([0-9.]*\) (without initial connection time)$/\1/p' "$LOGS/pgbench-$name.txt")
-  [ -n "$tps" ] || { tail -n 20 "$LOGS/pgbench-$name.txt" >&2; die "pgbench for $name printed no tps"; }
-  failed=$(sed -n 's/^number of failed transactions: \([0-9]*\).*/\1/p' "$LOGS/pgbench-$name.txt" | head -n 1)
-  [ "$rc" = 0 ] || { say "warning: pgbench for $name exited $rc (log: $LOGS/pgbench-$name.txt)"; failed=$(( ${failed:-0} + 1 )); }
-  read -r p50 p99 < <(percentiles "$LOGS/pgbench-$name".log.*)
-  res "${name}_pg_tps" "$tps"
-  res "${name}_pg_p50_us" "$p50"
-  res "${name}_pg_p99_us" "$p99"
-  res "${name}_pg_failed" "${failed:-0}"
-  res "${name}_pg_clients" "$clients"
-  say "$(printf '%-14s pgbench  %8.0f tps    p50 %6.2f ms  p99 %6.2f ms  failed %s  (-c %s -j %s)' \
-    "$name" "$tps" "$(bc_ms "$p50")" "$(bc_ms "$p99")" "${failed:-0}" "$clients" "$jobs")"
+  tag=$name-c$clients
+  timeout $((PG_WARMUP + 30)) "$PGBENCH" -n -M "$mode" -c "$clients" -j "$jobs" -T "$PG_WARMUP" \
+    "${args[@]}" "${files[@]}" "$dsn" >"$LOGS/pgbench-$tag-warmup.txt" 2>&1 \
+    || say "warning: pgbench warm-up for $tag exited non-zero"
+  rm -f "$LOGS/pgbench-$tag".log.*
+  timeout $((PG_DURATION + 30)) "$PGBENCH" -n -M "$mode" -c "$clients" -j "$jobs" -T "$PG_DURATION" \
+    -l --log-prefix="$LOGS/pgbench-$tag.log" "${args[@]}" "${files[@]}" "$dsn" \
+    >"$LOGS/pgbench-$tag.txt" 2>&1 || rc=$?
+  tps=$(sed -n 's/^tps = \([0-9.]*\) (without initial connection time)$/\1/p' "$LOGS/pgbench-$tag.txt")
+  [ -n "$tps" ] || { tail -n 20 "$LOGS/pgbench-$tag.txt" >&2; die "pgbench for $tag printed no tps"; }
+  failed=$(sed -n 's/^number of failed transactions: \([0-9]*\).*/\1/p' "$LOGS/pgbench-$tag.txt" | head -n 1)
+  [ "$rc" = 0 ] || { say "warning: pgbench for $tag exited $rc (log: $LOGS/pgbench-$tag.txt)"; failed=$(( ${failed:-0} + 1 )); }
+  read -r p50 p99 < <(percentiles "$LOGS/pgbench-$tag".log.*)
+  rm -f "$LOGS/pgbench-$tag".log.*      # up to a few MB each; the summary is kept
+  pg_last="$tps $p50 $p99 ${failed:-0}"
+  res "${name}_pg_c${clients}_tps" "$tps"
+  res "${name}_pg_c${clients}_p50_us" "$p50"
+  res "${name}_pg_c${clients}_p99_us" "$p99"
+  res "${name}_pg_c${clients}_failed" "${failed:-0}"
+  say "$(printf '%-14s pgbench  %8.0f tps    p50 %6.2f ms  p99 %6.2f ms  failed %s  (-M %s -c %s -j %s)' \
+    "$name" "$tps" "$(bc_ms "$p50")" "$(bc_ms "$p99")" "${failed:-0}" "$mode" "$clients" "$jobs")"
 }
 
-# swap_policy FILE: installs FILE as the bundle's routing policy and reloads tide (SIGHUP),
-# checking /admin/stats that the reload happened and was not rejected.
+# pg_sweep NAME DSN MODE SCRIPT...: run_pgbench at each client count of $PG_CLIENTS; records
+# NAME_pg_{clients,mode,best_tps,best_clients,failed} (failed: over every count) and, from the
+# run at wrk's concurrency ($CONNS), NAME_pg_conc_{tps,p50_us,p99_us}.
+pg_sweep() {
+  local name=$1 dsn=$2 mode=$3 c best=0 best_c='' failed=0 tps p50 p99 f
+  shift 3
+  for c in $PG_CLIENTS; do
+    run_pgbench "$name" "$c" "$dsn" "$mode" "$@"
+    read -r tps p50 p99 f <<<"$pg_last"
+    failed=$((failed + f))
+    if awk -v a="$tps" -v b="$best" 'BEGIN { exit !(a > b) }'; then best=$tps best_c=$c; fi
+    if [ "$c" = "$CONNS" ]; then
+      res "${name}_pg_conc_tps" "$tps"
+      res "${name}_pg_conc_p50_us" "$p50"
+      res "${name}_pg_conc_p99_us" "$p99"
+    fi
+  done
+  res "${name}_pg_clients" "$PG_CLIENTS"
+  res "${name}_pg_mode" "$mode"
+  res "${name}_pg_best_tps" "$best"
+  res "${name}_pg_best_clients" "$best_c"
+  res "${name}_pg_failed" "$failed"
+  say "$(printf '%-14s pgbench  best %.0f tps at -c %s (-M %s)' "$name" "$best" "$best_c" "$mode")"
+}
+
+# swap_policy FILE [POLICY]: installs FILE as the bundle's policies/POLICY.lua (routing when
+# not given) and reloads tide (SIGHUP), checking /admin/stats that the reload happened and was
+# not rejected.
 swap_policy() {
   local before after failures0 failures1
   before=$(json_get "$ADMIN/admin/stats" 'j.reloads')
   failures0=$(json_get "$ADMIN/admin/stats" 'j.reload_failures')
-  cp "$1" "$B/bundle/policies/routing.lua"
+  cp "$1" "$B/bundle/policies/${2:-routing}.lua"
   kill -HUP "$tide_pid"
   for _ in $(seq 1 50); do
     after=$(json_get "$ADMIN/admin/stats" 'j.reloads')
@@ -477,26 +723,26 @@ direct_open() {
 
 # ---------------------------------------------------------------- workloads 1-6
 
-# base_workloads: workloads 1-6 (issue 3): tide and pgbench on the same statements.
+# base_workloads: workloads 1-6 (issues 3 and 11): tide and pgbench on the same statements.
 base_workloads() {
-  # workloads 1-4
-  say "workloads 1-4: wrk -t$THREADS -c$CONNS -d${DURATION}s (after ${WARMUP}s warm-up), then pgbench"
-  run_wrk point bench/wrk/point.lua
-  clients=$(direct_open)
-  run_pgbench point "$clients" "$GEN/pgbench/point.sql"
-  run_wrk list bench/wrk/list.lua
-  clients=$(direct_open)
-  run_pgbench list "$clients" "$GEN/pgbench/list.sql"
-  run_wrk write bench/wrk/write.lua
-  clients=$(direct_open)
-  run_pgbench write "$clients" "$GEN/pgbench/write.sql"
-  run_wrk vector bench/wrk/vector.lua
-  clients=$(direct_open)
-  run_pgbench vector "$clients" "$GEN"/pgbench/vector_*.sql
+  local w e1
+  # workloads 1-4: tide, then pgbench at each client count of $PG_CLIENTS
+  say "workloads 1-4: wrk -t$THREADS -c$CONNS -d${DURATION}s (after ${WARMUP}s warm-up), then pgbench -c $PG_CLIENTS (${PG_DURATION}s each after ${PG_WARMUP}s)"
+  for w in point list write vector; do
+    run_wrk "$w" "bench/wrk/$w.lua"
+    if [ "$w" = vector ]; then
+      pg_sweep "$w" "$TIDE_DSN_DIRECT" prepared "$GEN"/pgbench/vector_*.sql
+    else
+      pg_sweep "$w" "$TIDE_DSN_DIRECT" prepared "$GEN/pgbench/$w.sql"
+    fi
+  done
   res open_direct "$(pool_field direct open)"
 
-  # workload 5
-  say "workload 5: point read through the transaction pooler, then direct"
+  # workload 5: tide through the transaction pooler, then pgbench through the same pooler port
+  # on the same statements. Not -M prepared: PgBouncer 1.18 keeps no prepared statements in
+  # transaction mode, and tide does not prepare on `transaction` either (unnamed statements,
+  # what -M extended sends).
+  say "workload 5: point read through the transaction pooler (tide, then pgbench -M extended on its port)"
   swap_policy "$GEN/routing-default.lua"
   jobs0=$(pool_field transaction jobs)
   run_wrk pooler bench/wrk/point.lua
@@ -506,11 +752,13 @@ base_workloads() {
   res pooler_txn_jobs $(( ${jobs1:-0} - ${jobs0:-0} ))
   res open_transaction "$(pool_field transaction open)"
   swap_policy "$GEN/routing-direct.lua"
-  run_wrk pooler_direct bench/wrk/point.lua
+  pg_sweep pooler "$TIDE_DSN_TRANSACTION" extended "$GEN/pgbench/point.sql"
 
   # workload 6
   say "workload 6: $IDLE_CONNS idle keep-alive connections"
   sleep 1
+  loop_snap "$LOGS/loop-idle-0.txt" || rm -f "$LOGS/loop-idle-0.txt"
+  e1=$(wc -l <"$B/tide.err")
   if timeout 150 "$IDLE_BIN" "$HTTP_PORT" "$IDLE_CONNS" "$tide_pid" 120 >"$LOGS/idle.txt" 2>"$LOGS/idle.err"; then
     for kv in $(cat "$LOGS/idle.txt"); do res "idle_${kv%%=*}" "${kv#*=}"; done
     say "idle: $(cat "$LOGS/idle.txt")"
@@ -518,6 +766,41 @@ base_workloads() {
     say "warning: the idle-connection client failed: $(tail -n 3 "$LOGS/idle.err")"
   fi
   kill -0 "$tide_pid" 2>/dev/null || die "tide died (log: $B/tide.err)"
+  # event-loop passes while the 10,000 connections opened, waited and closed
+  loop_snap "$LOGS/loop-idle-1.txt" || rm -f "$LOGS/loop-idle-1.txt"
+  loop_record idle "$LOGS/loop-idle-0.txt" "$LOGS/loop-idle-1.txt"
+  slow_passes idle "$e1"
+}
+
+# pool_sweep: the point read (workload 1's script, no-cache) with tide's direct pool at each size
+# of $POOL_SIZES (ascending), each set by a rewritten policies/resilience.lua and SIGHUP (a
+# smaller pool retires its extra connections as they come back); records pool_sweep_sizes and,
+# per size N, pool_N_* (run_wrk) and pool_N_{size,open} (the direct pool as /health saw it after
+# the run). The bundle's own resilience policy is put back afterwards.
+pool_sweep() {
+  local n
+  say "pool sweep: the point read with tide's direct pool at $POOL_SIZES connections"
+  for n in $POOL_SIZES; do
+    resilience_policy "$GEN/resilience-direct-$n.lua" "$n"
+    swap_policy "$GEN/resilience-direct-$n.lua" resilience
+    BENCH_NO_PROFILE=1 run_wrk "pool_$n" bench/wrk/point.lua
+    res "pool_${n}_size" "$(pool_field direct size)"
+    res "pool_${n}_open" "$(pool_field direct open)"
+  done
+  res pool_sweep_sizes "$POOL_SIZES"
+  swap_policy "$GEN/resilience-default.lua" resilience
+}
+
+# workers_workload: workload 12 (issue 11), warm cache hits with 1 and 2 workers - a hook, not
+# yet a measurement: tide has no `workers` setting. Once it has one, for each count N of
+# $WORKERS: restart tide with N workers (the start-up block under "tide" above, made a function
+# that takes the setting), flush and fill the cache (flush_cache, curl_pass), run_wrk
+# "workers_$N" bench/wrk/cache_point.lua with run_wrk's pids/per_req set to the supervisor and
+# every worker (cpu_ticks sums them), and `res workers_list "$WORKERS"`. bench/report.lua's workers_row() reports the rate with 2 over
+# the rate with 1 (bar >= 1.6, the load generator's share of the cores accounted for) once
+# workers_list is in the results; until then it says "not measured".
+workers_workload() {
+  res workers_pending "$WORKERS"
 }
 
 # ---------------------------------------------------------------- workloads 7-11: the cache
@@ -735,7 +1018,8 @@ cache_workloads() {
 }
 
 if want_base; then base_workloads; fi
-if want_cache; then cache_workloads; fi
+if want_cache; then cache_workloads; workers_workload; fi
+if want_pool_sweep; then pool_sweep; fi
 res only "$ONLY"
 want_base || res open_direct "$(pool_field direct open)"
 
@@ -744,6 +1028,13 @@ want_base || res open_direct "$(pool_field direct open)"
 res pool_direct "$(pool_field direct size)"
 res pool_session "$(pool_field session size)"
 res pool_transaction "$(pool_field transaction size)"
+# PgBouncer's server connections per database/user pair (db/stack.sh's ini)
+res pgbouncer_pool_size "$(sed -n 's/^default_pool_size *= *\([0-9]*\).*/\1/p' "$B/pgbouncer-txn/pgbouncer.ini" 2>/dev/null | head -n 1)"
+res pgbouncer_version "$(sed -n 's/^PgBouncer \([0-9.]*\).*/\1/p' "$LOGS/pgbouncer-version.txt" 2>/dev/null | head -n 1)"
+res pg_clients "$PG_CLIENTS"
+res pg_duration "$PG_DURATION"
+res profile "${PROFILE:-0}"
+res clk_tck "$HZ"
 res date "$(date -u '+%Y-%m-%d %H:%M UTC')"
 res nproc "$(nproc)"
 res cpu "$(grep -m1 '^model name' /proc/cpuinfo | cut -d: -f2- | sed 's/^ *//')"
