@@ -70,8 +70,8 @@
 # Env (defaults): BENCH_PG_PORT 54330, BENCH_SESSION_PORT 54331, BENCH_TXN_PORT 54332,
 #   BENCH_HTTP_PORT 18180, BENCH_ADMIN_PORT 18181, BENCH_DURATION 10, BENCH_WARMUP 3,
 #   BENCH_PG_CLIENTS "4 8 16 32 64", BENCH_PG_DURATION 5, BENCH_PG_WARMUP 2, BENCH_CONNS 64,
-#   BENCH_POOL (= BENCH_CONNS: tide's pool size, every upstream; "policy": the repository's
-#   policies/resilience.lua decides), BENCH_THREADS 2,
+#   BENCH_POOL (policy: the repository's policies/resilience.lua decides - pool.size 0, auto:
+#   6 per CPU; a number: that size for every upstream), BENCH_THREADS 2,
 #   BENCH_IDLE_CONNS 10000, BENCH_STOP (unset: keep the stack), BENCH_PROFILE (1: perf profile
 #   of tide during each measured run), BENCH_POOL_SWEEP (1: the pool sweep),
 #   BENCH_POOL_SIZES "4 8 16 32 64", TIDE_JWT_SECRET (a bench secret), PGBENCH (found),
@@ -297,10 +297,10 @@ awk '
     }
   }' policies/routing.lua >"$GEN/routing-direct.lua"
 cp "$GEN/routing-direct.lua" "$B/bundle/policies/routing.lua"
-# Pool size: by default as many Postgres connections as wrk keeps HTTP requests in flight
-# (BENCH_POOL sets it; BENCH_POOL=policy keeps the repository's policies/resilience.lua as it is;
-# the pool sweep below measures other sizes for the direct pool).
-POOL=${BENCH_POOL:-$CONNS}
+# Pool size: by default what tide picks for this machine (pool.size 0: 6 per CPU, from the pool
+# sweep below; BENCH_POOL=N sets N for every upstream; the sweep measures other sizes for the
+# direct pool).
+POOL=${BENCH_POOL:-policy}
 [ "$POOL" = policy ] || numbers "$POOL" 1 1000 || die "BENCH_POOL=$POOL (1..1000 or policy)"
 grep -q '^return _M[[:space:]]*$' policies/resilience.lua || die "policies/resilience.lua no longer ends with 'return _M'"
 # resilience_policy OUT [DIRECT]: the repository's policies/resilience.lua with every pool's size

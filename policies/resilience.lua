@@ -41,7 +41,7 @@ _M.defaults = {
     retry = { attempts = 3, base = 0.05, cap = 1.0, budget = 0.2 },
     breaker = { window = 20, failure_rate = 0.5, min_calls = 10, consecutive = 5,
                 open_wait = 1.0, half_open_probes = 2 },
-    pool = { size = 10, acquire_timeout = 2.0, statement_timeout = 5.0,
+    pool = { size = 0, acquire_timeout = 2.0, statement_timeout = 5.0,   -- size 0: auto
              max_lifetime = 1800, idle_timeout = 300 },
     fallback = nil,
     required = true,

@@ -3,6 +3,7 @@
 
 #include <stddef.h>
 #include <string.h>
+#include <unistd.h>
 
 /* The resilience policy's schema: policies/resilience.lua's `defaults` and each
  * `upstreams[name]` hold these keys (sections retry, breaker, pool). The defaults below are
@@ -32,7 +33,8 @@ static const tide_setting resilience_table[] = {
       "seconds open before half-open"),
     R("breaker", "half_open_probes", TIDE_SET_INT, 1, 100, 2, breaker.half_open_probes,
       "calls let through half-open; that many successes close it"),
-    R("pool", "size", TIDE_SET_INT, 1, 256, 10, pool.size, "most connections open at once"),
+    R("pool", "size", TIDE_SET_INT, 0, 256, 0, pool.size,
+      "most connections open at once (0: auto, 6 per CPU between 4 and 64)"),
     R("pool", "acquire_timeout", TIDE_SET_NUMBER, 0.001, 600, 2.0, pool.acquire_timeout,
       "seconds to wait for a free connection (then 504)"),
     R("pool", "statement_timeout", TIDE_SET_NUMBER, 0.001, 3600, 5.0, pool.statement_timeout,
@@ -59,16 +61,26 @@ const tide_setting *tide_resilience_table(size_t *n)
     return resilience_table;
 }
 
+int tide_pool_size_auto(void)
+{
+    long n = sysconf(_SC_NPROCESSORS_ONLN);
+    long size = 6 * (n >= 1 ? n : 1);
+    return (int)(size < 4 ? 4 : size > 64 ? 64 : size);
+}
+
 void tide_resilience_defaults(tide_resilience *r)
 {
     memset(r, 0, sizeof *r);
     (void)!tide_settings_defaults(resilience_table, NROWS, r);   /* no strings: cannot fail */
+    r->pool.size = tide_pool_size_auto();
 }
 
 /* Checks across keys of upstream i's merged settings. */
 static int check_merged(int i, tide_resilience *r, char *err, size_t errlen)
 {
     const char *name = tide_upstream_name(i);
+    if (r->pool.size == 0)
+        r->pool.size = tide_pool_size_auto();
     if (r->breaker.min_calls > r->breaker.window) {
         snprintf(err, errlen, "%s.breaker.min_calls cannot exceed breaker.window", name);
         return TIDE_EINVAL;

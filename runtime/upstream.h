@@ -48,6 +48,10 @@ typedef struct tide_upstream {
 /* Default settings (used until a policy is loaded, and for keys a policy leaves out): the
  * defaults column of the policy's schema table, the one home of these values. */
 void tide_resilience_defaults(tide_resilience *r);
+/* pool.size 0 ("auto"): 6 connections per online CPU, between 4 and 64. Measured with `make
+ * bench` (BENCH_POOL_SWEEP=1) on 2 cores: 8 to 16 connections beat 4 and beat 32-64 by 10-25%
+ * (Postgres on the same cores: more backends than 4-8 per core only contend). */
+int tide_pool_size_auto(void);
 /* The policy's schema table (*n rows): section, key, type, bounds, default, offset. */
 const tide_setting *tide_resilience_table(size_t *n);
 /* Reads the table policies/resilience.lua returns (at idx) into out[0..TIDE_UPSTREAMS-1]:
