@@ -1429,12 +1429,17 @@ static void reset_fd(int fd)
     close(fd);
 }
 
+#define ACCEPT_BATCH 64
+
 static void on_accept(struct ev_loop *loop, ev_io *w, int revents)
 {
     tide_http_server *s = container_of(w, tide_http_server, accept_io);
     (void)revents;
     srv_enter(s);
-    for (;;) {
+    /* At most ACCEPT_BATCH connections per wakeup: the socket stays readable (libev watches
+     * it level-triggered), so a storm of connections is taken over several loop passes with
+     * the requests of those already open served in between. */
+    for (int budget = ACCEPT_BATCH; budget > 0; budget--) {
         if (s->limits.max_connections > 0 && s->stats.open >= s->limits.max_connections) {
             s->at_max = 1;
             ev_io_stop(loop, w);
