@@ -261,4 +261,20 @@ describe("/rest/v1 reads", function()
         is_error(status, body, 400, "PGRST100")
         assert.matches("too many filters", body.message)
     end)
+
+    it("schema cache: a table created later is served after SIGHUP (or refresh_after)",
+       function()
+        env.need("pid")
+        local t = "rest_probe_" .. env.uuid():sub(1, 8)
+        env.psql("CREATE TABLE public." .. t .. " (id int, label text); " ..
+                 "INSERT INTO public." .. t .. " VALUES (1, 'one'); " ..
+                 "GRANT SELECT ON public." .. t .. " TO authenticated")
+        finally(function() env.psql("DROP TABLE IF EXISTS public." .. t) end)
+        env.hup()
+        local ok = env.wait_until(function()
+            local status, rows = get(a, t .. "?select=label")
+            return status == 200 and rows[1] and rows[1].label == "one"
+        end, 10, 0.1)
+        assert.is_truthy(ok)
+    end)
 end)
