@@ -19,7 +19,10 @@ local http = require "tide.http"
 local builder = require "tide.builder"
 
 local ipairs, next, tonumber = ipairs, next, tonumber
-local match = string.match
+local match, sub = string.match, string.sub
+
+local MAX_IDENT = 63                    -- Postgres' NAMEDATALEN - 1
+local MAX_ROW = 2 ^ 52                  -- offsets beyond are refused, range ends clamped
 
 local _M = {}
 
@@ -116,6 +119,10 @@ local function columns(items, tinfo)
                                        "bigint, numeric, boolean, date, timestamptz, uuid, " ..
                                        "json, jsonb and similar built-in types")
             end
+            if it.alias ~= nil and #it.alias > MAX_IDENT then
+                return nil, http.error(400, "PGRST100", "alias '" .. sub(it.alias, 1, 20) ..
+                                       "...' is longer than " .. MAX_IDENT .. " bytes")
+            end
             if it.alias == nil and it.cast == nil then
                 out[#out + 1] = it.name
             else
@@ -191,6 +198,12 @@ function _M.range(req, headers, max_rows)
     end
     if max_rows and (upper == nil or upper - lower + 1 > max_rows) then
         upper = lower + max_rows - 1
+    end
+    if lower > MAX_ROW then
+        return nil, range_error("The offset must be at most 2^52.")
+    end
+    if upper ~= nil and upper > MAX_ROW then
+        upper = MAX_ROW
     end
     return lower, upper
 end

@@ -174,6 +174,8 @@ describe("/rest/v1 plan", function()
         end
         local _, e = sql_of("select=id::regclass")
         assert.are.equal("PGRST100", e.code)
+        _, e = sql_of("select=" .. string.rep("x", 64) .. ":id")   -- the builder would raise
+        assert.are.equal("PGRST100", e.code)
     end)
 
     it("select, filters and order become quoted identifiers and parameters", function()
@@ -226,6 +228,13 @@ describe("/rest/v1 plan", function()
         assert.are.equal(416, e.status)
         _, e = range("limit=-1")
         assert.are.equal("PGRST103", e.code)
+        -- huge numbers: refused or clamped, never handed to the builder (which would raise)
+        _, e = range("offset=99999999999999999999")
+        assert.are.equal("PGRST103", e.code)
+        local lo, hi = range("limit=99999999999999999999")
+        assert.are.equal(0, lo)
+        assert.is_true(hi <= 2 ^ 52)
+        assert(builder.select("t", { limit = hi - lo + 1, offset = lo }))
     end)
 
     it("the counted select: row count and exact total from one statement", function()
