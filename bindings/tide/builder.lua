@@ -29,15 +29,21 @@
 --   {col = {gte = 1, lte = 5}}         several operators on one column are ANDed
 --   {["or"] = {{a = 1}, {b = {gt = 2}}}}  ("a" = $1 OR "b" > $2); ["and"] likewise. "or" and
 --                                      "and" are reserved keys (not column names).
--- order: "-created_at,name" or {"-created_at", "name"} -> "created_at" DESC, "name" ASC.
--- columns: "*" (default), "a,b" or {"a", "b"}.
+-- order: "-created_at,name" or {"-created_at", "name"} -> "created_at" DESC, "name" ASC; a list
+--   item may also be {name, desc = bool, nulls = "first"|"last"} (NULLS FIRST/LAST).
+-- columns: "*" (default), "a,b" or {"a", "b"}; a list item may also be {name, as = alias,
+--   cast = type} -> "name"::type AS "alias", type one of CAST_TYPES (an allow-list: type names
+--   are spliced into the text, so only these fixed spellings are accepted).
 -- limit/offset: non-negative integers (sent as parameters).
+-- select's counted = true prefixes the cell with the number of rows in the answer and, with
+--   total = true as well, the number of rows the filters match without limit/offset (the same
+--   WHERE in a scalar subquery, same snapshot): "<n> <total or -> <json>". tide.db strips it.
 
 local json = require "tide.json"
 local errors = require "tide.errors"
 local memo = require "tide.memo"
 
-local type, pairs, next, tostring = type, pairs, next, tostring
+local type, pairs, ipairs, next, tostring = type, pairs, ipairs, next, tostring
 local getmetatable = getmetatable
 local byte, find, format, gsub, sub = string.byte, string.find, string.format, string.gsub,
     string.sub
@@ -133,6 +139,40 @@ local function pg_array(list, what)
 end
 _M.pg_array = pg_array
 
+-- Type names a column may be cast to (select's {name, cast = type}): spliced into the SQL
+-- text as written here, so the set is fixed.
+local CAST_TYPES = {}
+for _, t in ipairs({ "text", "varchar", "char", "name", "smallint", "integer", "int", "int2",
+                     "int4", "int8", "bigint", "numeric", "decimal", "real", "float4",
+                     "float8", "double precision", "boolean", "bool", "date", "time", "timetz",
+                     "timestamp", "timestamptz", "interval", "uuid", "json", "jsonb", "money",
+                     "inet", "cidr", "bytea" }) do
+    CAST_TYPES[t] = true
+end
+_M.CAST_TYPES = CAST_TYPES
+
+-- "name"[::type][ AS "alias"] for a {name, as =, cast =} column item.
+local function column_item(c, what)
+    local name, alias, cast = c[1], c.as, c.cast
+    for k in pairs(c) do
+        if k ~= 1 and k ~= "as" and k ~= "cast" then
+            misuse(what .. ": unknown key '" .. tostring(k) .. "' in a column item")
+        end
+    end
+    local out = ident(name, what)
+    if cast ~= nil then
+        if not CAST_TYPES[cast] then
+            misuse(what .. ": cannot cast to '" .. tostring(cast) .. "' (not an allowed type)")
+        end
+        out = out .. "::" .. cast
+        alias = alias or name                   -- keep the column's name for the cast value
+    end
+    if alias ~= nil then
+        out = out .. " AS " .. ident(alias, "column alias")
+    end
+    return out
+end
+
 -- Returns the select list for columns ("*", "a,b", {"a","b"}).
 local function column_list(columns, what)
     if columns == nil or columns == "*" then
@@ -162,7 +202,11 @@ local function column_list(columns, what)
         local out = {}
         for i = 1, #columns do
             local c = columns[i]
-            out[i] = c == "*" and "*" or ident(c, what)
+            if type(c) == "table" then
+                out[i] = column_item(c, what)
+            else
+                out[i] = c == "*" and "*" or ident(c, what)
+            end
         end
         if out[1] == nil then
             misuse(what .. " must not be an empty list")
@@ -202,15 +246,24 @@ local function order_by(order)
     local out = {}
     for i = 1, #items do
         local item = items[i]
-        if type(item) ~= "string" then
-            misuse("order: items must be strings")
-        end
-        item = (gsub(item, "^%s+", ""))
-        item = (gsub(item, "%s+$", ""))
-        if byte(item, 1) == 45 then         -- "-"
-            out[i] = ident(sub(item, 2), "order column") .. " DESC"
+        if type(item) == "table" then
+            local nulls = item.nulls
+            if nulls ~= nil and nulls ~= "first" and nulls ~= "last" then
+                misuse("order: nulls must be \"first\" or \"last\"")
+            end
+            out[i] = ident(item[1], "order column") .. (item.desc and " DESC" or " ASC") ..
+                     (nulls == "first" and " NULLS FIRST" or nulls == "last" and " NULLS LAST"
+                      or "")
+        elseif type(item) ~= "string" then
+            misuse("order: items must be strings or {name, desc =, nulls =} tables")
         else
-            out[i] = ident(item, "order column") .. " ASC"
+            item = (gsub(item, "^%s+", ""))
+            item = (gsub(item, "%s+$", ""))
+            if byte(item, 1) == 45 then         -- "-"
+                out[i] = ident(sub(item, 2), "order column") .. " DESC"
+            else
+                out[i] = ident(item, "order column") .. " ASC"
+            end
         end
     end
     if out[1] == nil then
@@ -480,7 +533,7 @@ end
 ---------------------------------------------------------------------------------------------
 -- statements
 
--- select(tbl, {columns, filters, order, limit, offset, single}) -> sql, params
+-- select(tbl, {columns, filters, order, limit, offset, single, counted, total}) -> sql, params
 function _M.select(tbl, opts)
     opts = opts or {}
     local qt = check_table(tbl)
@@ -500,6 +553,16 @@ function _M.select(tbl, opts)
         lim = lim .. " OFFSET " .. add_param(params, check_count(offset, "offset"))
     end
     local inner = "SELECT " .. cols .. " FROM " .. qt .. w .. ord .. lim
+    if opts.counted then
+        if opts.single then
+            misuse("select: counted and single do not go together")
+        end
+        local total = opts.total and ("(SELECT count(*) FROM " .. qt .. w .. ")::text") or "'-'"
+        return "SELECT count(*)::text || ' ' || " .. total .. " || ' ' || " ..
+               "coalesce(json_agg(_t), '[]')::text FROM (" .. inner .. ") _t", params
+    elseif opts.total then
+        misuse("select: total needs counted = true")
+    end
     return (opts.single and READ_SINGLE or AGG) .. "(" .. inner .. ") _t", params
 end
 

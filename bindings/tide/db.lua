@@ -1,6 +1,10 @@
 -- tide/db.lua - the database API script authors write against (DESIGN.md "Lua API").
 --
---   db.select(tbl, {columns, filters, order, limit, offset, single, raw, mode, as})
+--   db.select(tbl, {columns, filters, order, limit, offset, single, raw, mode, as,
+--              counted, total})
+--       counted = true: returns rows (or raw), info with info.n = rows in the answer and,
+--       with total = true too, info.total = rows the filters match without limit/offset
+--       (counted in the same statement, so from the same snapshot)
 --   db.count(tbl, {filters, mode, as})                                 -> number
 --   db.insert(tbl, row_or_rows, {columns, single, raw, mode, as})
 --   db.upsert(tbl, row_or_rows, {on_conflict = "a,b", ignore, columns, single, raw, mode, as})
@@ -46,7 +50,7 @@ local setmetatable, getmetatable = setmetatable, getmetatable
 local xpcall, unpack = xpcall, unpack
 local traceback = debug.traceback
 local running = coroutine.running
-local find = string.find
+local find, match, sub = string.find, string.match, string.sub
 local concat = table.concat
 local misuse = errors.misuse
 local json_decode, json_raw = json.decode, json.raw
@@ -80,7 +84,8 @@ local function allowed(...)
 end
 
 local OPTS = {
-    select = allowed("columns", "filters", "order", "limit", "offset", "single", "raw", "cache"),
+    select = allowed("columns", "filters", "order", "limit", "offset", "single", "raw", "cache",
+                     "counted", "total"),
     count = allowed("filters"),
     insert = allowed("columns", "single", "raw"),
     upsert = allowed("columns", "single", "raw", "on_conflict", "ignore"),
@@ -237,8 +242,17 @@ local function result(text, err, opts, tbl, list)
             return nil, multiple(tbl)
         end
     end
+    local info
+    if opts.counted then
+        local n, total, pos = match(text, "^(%d+) ([%d%-]+) ()")
+        if n == nil then
+            return nil, errors.new("TIDE_BAD_RESULT", 500, "a counted select returned no counts")
+        end
+        info = { n = tonumber(n), total = tonumber(total) }
+        text = sub(text, pos)
+    end
     if opts.raw then
-        return json_raw(text)
+        return json_raw(text), info
     end
     local v, derr = json_decode(text)
     if v == nil then
@@ -247,7 +261,7 @@ local function result(text, err, opts, tbl, list)
     if list and not opts.single and type(v) == "table" and getmetatable(v) == nil then
         setmetatable(v, array_mt)
     end
-    return v
+    return v, info
 end
 
 local function check_table_name(kind, tbl)

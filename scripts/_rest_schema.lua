@@ -1,0 +1,179 @@
+-- scripts/_rest_schema.lua - /rest/v1's schema cache: the tables and views of the exposed
+-- schemas (policies/exposure.lua), their columns (name, type, nullable, position) and foreign
+-- keys (for embedding later), read from the catalog.
+--
+-- When it is read: lazily, on the first /rest/v1 request a bundle serves, through tide.db
+-- (db.sql with as = "service", so the catalog query takes the routing and resilience
+-- policies like any call, and reads every exposed relation whatever the caller's grants;
+-- the caller's own rights and RLS still decide every data query). Not at bundle load: scripts
+-- load inside tide_vm_new with no request context, where no database call is allowed, and a
+-- bundle must load (and `tide check` pass) with the database down. The cache lives in this
+-- module, so in the bundle's Lua state: a SIGHUP builds a new state that starts empty and
+-- reads the catalog again on its first request - the way to publish a migration at once.
+-- Between reloads, a name the cache does not know (a table or column added since) triggers
+-- one re-read, at most every `refresh_after` seconds, before the request is refused: a
+-- client cannot make tide read the catalog more often than that. Concurrent first requests
+-- may each read it (no waiting primitive in Lua); the last answer wins, all are equal.
+--
+-- Only relations that an unqualified name resolves to are kept (pg_table_is_visible under the
+-- service role's search_path), since queries name tables unqualified: in practice the
+-- exposed schema is `public`, and only the first schema of the list is served for now
+-- (Accept-Profile is not implemented).
+--
+--   schema.get() -> cache | nil, err        cache.tables[name] = { name, schema, kind,
+--                                           columns = {name -> {name, type, nullable, pos}},
+--                                           names = {column names in table order},
+--                                           hidden = bool (the policy hides some columns),
+--                                           fkeys = {{name, columns, ref_schema, ref_table,
+--                                           ref_columns}} }
+--   schema.refresh() -> true if re-read now (nil, err on failure), false if too recent
+--   schema._set(loader, now, policy) -> for unit specs
+
+local db = require "tide.db"
+local json = require "tide.json"
+local http = require "tide.http"
+local lazy = require "tide.lazy"
+
+local type, ipairs, pcall, require = type, ipairs, pcall, require
+
+local _M = {}
+
+local get_core = lazy.require "tide.core"
+
+local SQL = [[
+SELECT coalesce(json_agg(json_build_object(
+    'schema', n.nspname, 'name', c.relname, 'kind', c.relkind,
+    'columns', (SELECT coalesce(json_agg(json_build_object(
+                    'name', a.attname, 'type', pg_catalog.format_type(a.atttypid, a.atttypmod),
+                    'nullable', NOT a.attnotnull) ORDER BY a.attnum), '[]')
+                FROM pg_catalog.pg_attribute a
+                WHERE a.attrelid = c.oid AND a.attnum > 0 AND NOT a.attisdropped),
+    'fkeys', (SELECT coalesce(json_agg(json_build_object(
+                  'name', k.conname, 'ref_schema', rn.nspname, 'ref_table', rc.relname,
+                  'columns', (SELECT json_agg(a.attname ORDER BY u.ord)
+                              FROM unnest(k.conkey) WITH ORDINALITY u(num, ord)
+                              JOIN pg_catalog.pg_attribute a
+                                ON a.attrelid = k.conrelid AND a.attnum = u.num),
+                  'ref_columns', (SELECT json_agg(a.attname ORDER BY u.ord)
+                                  FROM unnest(k.confkey) WITH ORDINALITY u(num, ord)
+                                  JOIN pg_catalog.pg_attribute a
+                                    ON a.attrelid = k.confrelid AND a.attnum = u.num))
+                  ORDER BY k.conname), '[]')
+              FROM pg_catalog.pg_constraint k
+              JOIN pg_catalog.pg_class rc ON rc.oid = k.confrelid
+              JOIN pg_catalog.pg_namespace rn ON rn.oid = rc.relnamespace
+              WHERE k.conrelid = c.oid AND k.contype = 'f')
+  ) ORDER BY c.relname), '[]')::text AS tables
+FROM pg_catalog.pg_class c
+JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace
+WHERE n.nspname = $1 AND c.relkind IN ('r', 'v', 'm', 'f', 'p')
+  AND pg_catalog.pg_table_is_visible(c.oid)]]
+
+local DEFAULT_POLICY = { schemas = { "public" }, max_rows = 1000, refresh_after = 5, hide = {} }
+
+local policy_override, loader_override, now_override
+local cache, loaded_at
+
+-- policies/exposure.lua, checked (raises on a malformed policy: a bug to see at once).
+local function policy()
+    if policy_override then
+        return policy_override
+    end
+    local ok, p = pcall(require, "exposure")
+    if not ok then
+        return DEFAULT_POLICY
+    end
+    return p
+end
+_M.policy = policy
+
+local function now()
+    if now_override then
+        return now_override()
+    end
+    return get_core().now()
+end
+
+-- The catalog as JSON text, or nil, err.
+local function read_catalog(schema_name)
+    if loader_override then
+        return loader_override(schema_name)
+    end
+    local rows, err = db.sql(SQL, { schema_name }, { as = "service" })
+    if not rows then
+        return nil, err
+    end
+    return rows[1] and rows[1].tables
+end
+
+-- Builds the cache from the catalog's JSON text.
+local function build(text, p)
+    local list = json.decode(text)
+    if type(list) ~= "table" then
+        return nil, http.error(500, "TIDE_SCHEMA_CACHE", "could not read the schema cache")
+    end
+    local hide = p.hide or {}
+    local tables = {}
+    for _, t in ipairs(list) do
+        local h = hide[t.name]
+        if h ~= true then
+            local hidden = {}
+            if type(h) == "table" then
+                for _, c in ipairs(h) do hidden[c] = true end
+            end
+            local cols, names, any_hidden = {}, {}, false
+            for i, c in ipairs(t.columns) do
+                if hidden[c.name] then
+                    any_hidden = true
+                else
+                    cols[c.name] = { name = c.name, type = c.type, nullable = c.nullable, pos = i }
+                    names[#names + 1] = c.name
+                end
+            end
+            tables[t.name] = { name = t.name, schema = t.schema, kind = t.kind, columns = cols,
+                               names = names, hidden = any_hidden, fkeys = t.fkeys }
+        end
+    end
+    return { schema = p.schemas[1], tables = tables }
+end
+
+local function load()
+    local p = policy()
+    local text, err = read_catalog(p.schemas[1])
+    if type(text) ~= "string" then
+        return nil, err or http.error(500, "TIDE_SCHEMA_CACHE", "could not read the schema cache")
+    end
+    local c
+    c, err = build(text, p)
+    if not c then
+        return nil, err
+    end
+    cache, loaded_at = c, now()
+    return c
+end
+
+function _M.get()
+    if cache then
+        return cache
+    end
+    return load()
+end
+
+function _M.refresh()
+    local p = policy()
+    if loaded_at and now() - loaded_at < (p.refresh_after or 5) then
+        return false
+    end
+    local c, err = load()
+    if not c then
+        return nil, err
+    end
+    return true
+end
+
+function _M._set(loader, clock, p)
+    loader_override, now_override, policy_override = loader, clock, p
+    cache, loaded_at = nil, nil
+end
+
+return _M
