@@ -188,6 +188,8 @@ local calls = {}
 local fake = {
     log = function() end,
     request_id = function() return "bench" end,
+    set_route = function() end,     -- the route's name for C's log lines: nothing to record here
+    cache_skip = function() end,
     query = function(upstream, sql, params, q)
         calls[#calls + 1] = { upstream = upstream, sql = sql, params = params, kind = q.kind }
         -- A plausible answer for each shape of call, so the handler completes normally.

@@ -23,6 +23,11 @@ local out = {}
 local function put(s) out[#out + 1] = s end
 local only = r.only or "all"
 local base, cache = only == "all" or only == "base", only == "all" or only == "cache"
+-- workload 12's worker counts, ascending (bench/run.sh records workers_list when it ran)
+local wcounts = {}
+for c in (r.workers_list or ""):gmatch("%d+") do wcounts[#wcounts + 1] = tonumber(c) end
+table.sort(wcounts)
+local workers = #wcounts > 0
 local sweep = r.pool_sweep_sizes ~= nil
 
 -- Every bar checked, in order: { what, met }; the summary line names the unmet ones.
@@ -109,9 +114,16 @@ do
                          "cache_popular", "cache_mix" }) do
         if r[k .. "_tide_cpu"] then parts[#parts + 1] = k .. " " .. r[k .. "_tide_cpu"] .. "%" end
     end
+    for _, c in ipairs(wcounts) do
+        local k = "workers_" .. c
+        if r[k .. "_tide_cpu"] then
+            parts[#parts + 1] = string.format("%s %s%%%s", k, r[k .. "_tide_cpu"],
+                                              c > 1 and (" (the parent and its " .. c .. " workers)") or "")
+        end
+    end
     if #parts > 0 then
         put("- tide's CPU during each measured run (% of one core; tide serves from one event-loop " ..
-            "thread): " .. table.concat(parts, ", ") ..
+            "thread per worker): " .. table.concat(parts, ", ") ..
             (r.openresty_cpu and ("; nginx (master + worker) during the OpenResty run: " ..
                                   r.openresty_cpu .. "%") or ""))
     end
@@ -346,11 +358,34 @@ local function hit_ratios(prefix)
     return pct(w) .. " / " .. pct(t), w
 end
 
+-- Workload 12's figures for the run of c workers: wrk's cores (w), the cores left to tide
+-- (a = min(c, cores - w)) and the rate per core available (q = rate / a); nil when unmeasured.
+local function worker_share(c)
+    local k = "workers_" .. c
+    local rate, wrk, cores = num(k .. "_rps"), num(k .. "_wrk_cpu"), num("nproc")
+    if not (rate and wrk and cores) then return nil end
+    local w = wrk / 100
+    local a = math.min(c, cores - w)
+    return { rate = rate, w = w, a = a, q = a > 0 and rate / a or nil }
+end
+
+-- Workload 12's scaling of c workers over b (the smallest count): the rates' ratio, and with
+-- the load generator's share of the cores accounted for, (c * q_c) / (b * q_b): the ratio of
+-- the rates each count would reach on cores of its own at the rate per available core it
+-- showed (2 for perfect scaling from 1 to 2 workers).
+local function worker_scaling(b, c)
+    local sb, sc = worker_share(b), worker_share(c)
+    local raw = (sb and sc and sb.rate > 0) and sc.rate / sb.rate or nil
+    local acc = (sb and sc and sb.q and sc.q and sb.q > 0) and (c * sc.q) / (b * sb.q) or nil
+    return raw, acc, sb, sc
+end
+
 local function cache_table()
     local n = r.cache_ids or "?"
     put("")
-    put("## The result cache (issue 9)")
+    put(cache and "## The result cache (issue 9)" or "## Workers (issue 11)")
     put("")
+    if not cache then goto header end
     put(string.format("- trip set: %s trips (ids 1000001–%s), each read with its owner's token; " ..
                       "policies/cache.lua caches `GET /v1/trips/:id` per caller and " ..
                       "`GET /v1/destinations/popular` for everyone", n,
@@ -360,6 +395,24 @@ local function cache_table()
                       "with ETag)", xc_text("fill"), r.fill_s or "?", r.warm_check_hits or "?",
                       r.warm_check_n or "?", r.warm_check_age or "?", r.warm_check_etag or "?"))
     put(string.format("- before workload 11 the set is filled again (X-Cache %s)", xc_text("refill")))
+    ::header::
+    if workers then
+        local parts = {}
+        for _, c in ipairs(wcounts) do
+            local passes = num("workers_" .. c .. "_fill_passes") or 1
+            parts[#parts + 1] = string.format("%d worker%s: %d pass%s in %s s (the first: X-Cache %s), " ..
+                                              "then cache entries %s",
+                                              c, c == 1 and "" or "s", passes, passes == 1 and "" or "es",
+                                              r["workers_" .. c .. "_fill_s"] or "?",
+                                              xc_text("workers_" .. c .. "_fill"),
+                                              (r["workers_" .. c .. "_fill_entries"] or "?"):gsub(" ", " / "))
+        end
+        put("- workload 12: tide started again for each worker count (TIDE_WORKERS), every worker's " ..
+            "cache flushed, then fill passes over the set (" .. table.concat(parts, "; ") .. "): each " ..
+            "worker has a cache of its own and a pass's trip lands in the one worker that got its " ..
+            "connection, so passes are repeated (at most 4) until the workers hold 15/16 of the set " ..
+            "each on average, and wrk's warm-up reads in the rest")
+    end
     put("")
     put("| workload | req/s | p50 | p99 | CPU µs/req | loop passes > 20 ms | non-2xx | X-Cache seen " ..
         "by wrk | served from cache (wrk / tide's stats) | ratio | bars | met |")
@@ -379,6 +432,7 @@ local function cache_table()
         return string.format("no pass > 20 ms (%s)", yes(ok)), ok
     end
 
+    if not cache then goto row12 end
     do -- 7, with its bars
         local rps, unc, ors = num("cache_hit_rps"), num("cache_nocache_rps"), num("openresty_rps")
         local p99 = num("cache_hit_p99_us")
@@ -441,25 +495,39 @@ local function cache_table()
                           #by > 0 and (": X-Cache " .. table.concat(by, ", ")) or "", yes(fresh_ok), lt),
             e_ok and fresh_ok and l_ok)
     end
-    do -- 12: workers (issue 11), a hook until tide has them
-        if r.workers_list then
-            local counts = {}
-            for c in r.workers_list:gmatch("%d+") do counts[#counts + 1] = tonumber(c) end
-            local one, two = num("workers_1_rps"), num("workers_2_rps")
-            local scale = (one and two and one > 0) and two / one or nil
-            local ok = bar("workers: 2 workers ≥ 1.6× 1 worker", scale ~= nil and scale >= 1.6)
-            for _, c in ipairs(counts) do
-                local k = "workers_" .. c
-                row(string.format("12. warm cache hits, %d worker%s", c, c == 1 and "" or "s"), k,
-                    (hit_ratios(k)), c == 2 and (fmt_ratio(scale) .. "× 1 worker") or "—",
-                    c == 2 and string.format("≥ 1.6× 1 worker (%s)", yes(ok)) or "reference for 2",
-                    c == 2 and ok or nil)
+    ::row12::
+    if workers then -- 12: warm cache hits with each worker count (issue 11)
+        local b = wcounts[1]
+        for _, c in ipairs(wcounts) do
+            local k = "workers_" .. c
+            local _, e_ok = errs(k)
+            local share = worker_share(c)
+            local name = string.format("12. warm cache hits (workload 7's script), %d worker%s%s", c,
+                                       c == 1 and "" or "s",
+                                       share and string.format("; wrk took %.2f of the %s cores, " ..
+                                                               "%.2f left to tide", share.w,
+                                                               r.nproc or "?", share.a) or "")
+            if c == b then
+                bar(k .. ": 0 non-2xx", e_ok)
+                row(name, k, (hit_ratios(k)), "—",
+                    string.format("reference for the other counts; 0 non-2xx (%s)", yes(e_ok)), e_ok)
+            else
+                local raw, acc = worker_scaling(b, c)
+                local texts, met = {}, e_ok
+                if b == 1 and c == 2 then
+                    local ok = bar("workers: 2 workers ≥ 1.6× 1 worker (the load generator's share " ..
+                                   "of the cores accounted for)", acc ~= nil and acc >= 1.6)
+                    texts[#texts + 1] = string.format("≥ 1.6× 1 worker with wrk's share of the " ..
+                                                      "cores accounted for (%s)", yes(ok))
+                    met = met and ok
+                end
+                bar(k .. ": 0 non-2xx", e_ok)
+                texts[#texts + 1] = string.format("0 non-2xx (%s)", yes(e_ok))
+                row(name, k, (hit_ratios(k)),
+                    string.format("%s× %d worker%s; %s× with wrk's share accounted for",
+                                  fmt_ratio(raw), b, b == 1 and "" or "s", fmt_ratio(acc)),
+                    table.concat(texts, "; "), met)
             end
-        elseif r.workers_pending then
-            put(string.format("| 12. warm cache hits with %s workers (issue 11) | — | — | — | — | — | " ..
-                              "— | — | — | — | ≥ 1.6× with 2 workers: not measured (tide has no " ..
-                              "`workers` setting yet; hook: bench/run.sh's workers_workload) | — |",
-                              (r.workers_pending:gsub(" ", " and "))))
         end
     end
 end
@@ -497,11 +565,90 @@ local function cache_notes()
         " s old by the end of workloads 7 and 11 (a trip's ttl is 30 s).")
 end
 
+-- Workload 12: each count's accounting of the cores, the workers' shares, the formula.
+local function workers_notes()
+    local b = wcounts[1]
+    local function f2(v) return v and string.format("%.2f", v) or "?" end
+    put("")
+    put("Workload 12, the cores (all figures over the measured run; cores = CPU-seconds per second):")
+    put("")
+    for _, c in ipairs(wcounts) do
+        local k = "workers_" .. c
+        local sh = worker_share(c)
+        local tide, host = num(k .. "_tide_cpu"), num(k .. "_host_cpu")
+        local other = (tide and host and sh) and (host / 100 - tide / 100 - sh.w) or nil
+        local others = {}
+        for name, share in (r[k .. "_others"] or ""):gmatch("([^ ]+):(%d+)") do
+            others[#others + 1] = string.format("%s %.2f", name, tonumber(share) / 100)
+        end
+        local line = string.format("- %d worker%s: %s req/s; wrk %s cores, tide %s, everything else " ..
+                                   "%s%s (the machine busy %s of %s); cores left to tide a = min(%d, " ..
+                                   "%s − %s) = %s; rate per core available q = %s; CPU %s µs/req; " ..
+                                   "run queue %s%%",
+                                   c, c == 1 and "" or "s", fmt_rate(num(k .. "_rps")), f2(sh and sh.w),
+                                   f2(tide and tide / 100), f2(other),
+                                   #others > 0 and (", the most: " .. table.concat(others, ", ")) or "",
+                                   f2(host and host / 100),
+                                   r.nproc or "?", c, r.nproc or "?", f2(sh and sh.w), f2(sh and sh.a),
+                                   fmt_rate(sh and sh.q), fmt_cpu(k),
+                                   (r[k .. "_runq_pct"] or "") ~= "" and r[k .. "_runq_pct"] or "?")
+        local reqs, conns, cpu = r[k .. "_worker_requests"], r[k .. "_worker_conns"], r[k .. "_worker_cpu"]
+        if reqs then
+            local total, shares = 0, {}
+            for n in reqs:gmatch("%d+") do total = total + tonumber(n) end
+            for n in reqs:gmatch("%d+") do
+                shares[#shares + 1] = total > 0 and string.format("%.0f%%", 100 * tonumber(n) / total) or "?"
+            end
+            line = line .. string.format("; per worker (worker 0 first): requests %s (%s), " ..
+                                         "connections accepted %s, CPU %s%% of a core",
+                                         reqs:gsub(" ", " / "), table.concat(shares, " / "),
+                                         (conns or "?"):gsub(" ", " / "), (cpu or "?"):gsub(" ", "%% / "))
+        end
+        put(line)
+    end
+    local last = wcounts[#wcounts]
+    if last == b then return end
+    local raw, acc, sb, sc = worker_scaling(b, last)
+    local cb, cl = num("workers_" .. b .. "_cpu_us"), num("workers_" .. last .. "_cpu_us")
+    put("")
+    put(string.format(
+        "How the scaling is accounted for: wrk runs on the same %s cores as tide, so more workers " ..
+        "cannot get more cores than wrk leaves them. wrk's cores w are its user + system time over " ..
+        "the measured run (cutime + cstime in /proc/<pid>/stat of the shell that ran it, once wrk " ..
+        "has exited); the cores left to tide are a = min(N, cores − w) (N event loops use at most " ..
+        "N cores); the rate per core-second available to tide is q = rate / a; and the scaling with " ..
+        "the load generator's share accounted for is S = (%d · q_%d) / (%d · q_%d): the ratio of " ..
+        "the rates the two counts would reach with %d and %d cores of their own, each at the rate " ..
+        "per available core it showed here. Perfect scaling gives S = %d; the bar (2 workers over " ..
+        "1) is S ≥ 1.6. Here q_%d / q_%d = %s (the rate per available core %d workers kept) and S = %s. " ..
+        "The rates' own ratio, %s, is capped by the cores: even perfect scaling would give at most " ..
+        "a_%d / a_%d = %s on this machine. S is a projection: it assumes the rate per core holds " ..
+        "on cores of one's own; other processes' CPU (\"everything else\" above) is not " ..
+        "subtracted; and a count whose event " ..
+        "loops idled part of their cores (tide's CPU below a: wrk, not tide, set the pace) gets a " ..
+        "lower q, which makes S too high when that is the smaller count and too low when it is " ..
+        "the larger. A cross-check from tide's CPU per request alone (what it costs, not what " ..
+        "cores it got): %d · %s / (%d · %s) = %s.",
+        r.nproc or "?", last, last, b, b, b, last, last / b, last, b,
+        fmt_ratio(sc and sb and sb.q and sc.q and sc.q / sb.q),
+        last, fmt_ratio(acc), fmt_ratio(raw), last, b,
+        fmt_ratio(sb and sc and sb.a > 0 and sc.a / sb.a), last, cb and string.format("%.1f", cb) or "?",
+        b, cl and string.format("%.1f", cl) or "?",
+        fmt_ratio(cb and cl and cl > 0 and (last * cb) / (b * cl))))
+    if r["workers_" .. last .. "_prof_dso"] then
+        put("")
+        put(string.format("The profile of one worker (worker 0) of %d, and of the single worker, are " ..
+                          "under Profiles (workers_%d, workers_%d).", last, last, b))
+    end
+end
+
 -- Loop passes over 20 ms during the warm-ups (not a bar: the warm-up opens the pools).
 local function warmup_notes()
     local parts = {}
-    for _, k in ipairs({ "point", "list", "write", "vector", "pooler", "cache_nocache", "cache_hit",
-                         "cache_popular", "cache_mix" }) do
+    local keys = { "point", "list", "write", "vector", "pooler", "cache_nocache", "cache_hit",
+                   "cache_popular", "cache_mix" }
+    for _, c in ipairs(wcounts) do keys[#keys + 1] = "workers_" .. c end
+    for _, k in ipairs(keys) do
         local over, logged = num(k .. "_warm_loop_over20"), r[k .. "_warm_slow_passes"]
         if over and over > 0 then
             parts[#parts + 1] = string.format("%s %d%s", k, over,
@@ -522,6 +669,9 @@ local function profiles()
                          "cache_popular", "cache_mix" }) do
         if r[k .. "_prof_dso"] then keys[#keys + 1] = k end
     end
+    for _, c in ipairs(wcounts) do
+        if r["workers_" .. c .. "_prof_dso"] then keys[#keys + 1] = "workers_" .. c end
+    end
     if #keys == 0 then return end
     put("")
     put("## Profiles (BENCH_PROFILE=1)")
@@ -532,15 +682,17 @@ local function profiles()
         "libcrypto, jansson, lua-cjson, http-parser, ...).")
     for _, k in ipairs(keys) do
         put("")
-        put(string.format("- **%s** (%s samples, %s µs CPU/req): %s", k, r[k .. "_prof_samples"] or "?",
-                          fmt_cpu(k), r[k .. "_prof_dso"]))
+        local c = tonumber(k:match("^workers_(%d+)$"))
+        put(string.format("- **%s**%s (%s samples, %s µs CPU/req): %s", k,
+                          c and (c > 1 and string.format(" (worker 0 of %d)", c) or " (one process)") or "",
+                          r[k .. "_prof_samples"] or "?", fmt_cpu(k), r[k .. "_prof_dso"]))
         put("  top 10 symbols: " .. (r[k .. "_prof_top"] or "n/a"))
     end
 end
 
 if base then base_table() end
 if sweep then sweep_table() end
-if cache then cache_table() end
+if cache or workers then cache_table() end
 do
     local unmet = {}
     for _, b in ipairs(bars) do
@@ -550,12 +702,10 @@ do
     put(string.format("All bars met: %s%s. Whole run: %s s.", #unmet == 0 and "yes" or "**no**",
                       #unmet > 0 and (" (not met: " .. table.concat(unmet, "; ") .. ")") or "",
                       r.elapsed or "?"))
-    if cache and r.workers_pending then
-        put("The workers bar (12) is not measured yet: tide has no `workers` setting.")
-    end
 end
 if base then base_notes() end
 if cache then cache_notes() end
+if workers then workers_notes() end
 warmup_notes()
 profiles()
 io.write(table.concat(out, "\n"), "\n")

@@ -41,8 +41,12 @@
 #  11. a 90% read / 10% write mix     GET and PATCH /v1/trips/:id (the trip's notes) over the set,
 #      after another pass; then every trip of the set is read through the cache and with
 #      no-cache and the bodies compared (a cached answer older than the last write is a bug)
-#  12. warm cache hits with 1 and 2 workers (issue 11): a hook only (workers_workload below),
-#      reported as not measured until tide has a `workers` setting
+#  12. warm cache hits with 1 and 2 workers (issue 11, BENCH_WORKERS): tide started again with
+#      TIDE_WORKERS=N for each N, every worker's cache flushed and filled, then workload 7's
+#      wrk run; tide's CPU is the parent's and all workers' together, and wrk's own CPU is
+#      recorded so the report can account for the share of the cores the load generator took
+#      (the bar: 2 workers >= 1.6x 1 worker, with that share accounted for); afterwards tide
+#      runs again as before
 # wrk counts the X-Cache values it gets (bench/wrk/common.lua); tide's /admin/stats "cache"
 # section, when it has one, gives the hit ratio tide saw during each measured run. Workloads 1
 # and 5 send Cache-Control: no-cache: they measure the database path pgbench runs.
@@ -76,10 +80,11 @@
 #   of tide during each measured run), BENCH_POOL_SWEEP (1: the pool sweep),
 #   BENCH_POOL_SIZES "4 8 16 32 64", TIDE_JWT_SECRET (a bench secret), PGBENCH (found),
 #   BENCH_ONLY (all: every workload; base: 1-6; cache: 7-12, the quick loop while working on the
-#   cache; pool: only the pool sweep), BENCH_CACHE_IDS 10000 (the cache workloads' trip set, at
-#   most 100000), BENCH_WRITE_PCT 10 (writes in workload 11, percent), BENCH_OPENRESTY_PORT
-#   18182, BENCH_NGINX (/usr/sbin/nginx), BENCH_WORKERS "1 2" (workload 12, once tide has
-#   workers).
+#   cache; pool: only the pool sweep; workers: only 12), BENCH_CACHE_IDS 10000 (the cache
+#   workloads' trip set, at most 100000), BENCH_WRITE_PCT 10 (writes in workload 11, percent),
+#   BENCH_OPENRESTY_PORT 18182, BENCH_NGINX (/usr/sbin/nginx), BENCH_WORKERS "1 2" (workload
+#   12: the worker counts; with N workers the admin ports BENCH_ADMIN_PORT + 0..N-1 must be
+#   free).
 # shellcheck disable=SC2012,SC2013,SC2015   # ls of a glob of fixed paths; one-line output; `a && b || die`
 set -euo pipefail
 umask 022                  # the stack directory must stay traversable for the postgres user
@@ -121,10 +126,13 @@ PROFILE=${BENCH_PROFILE:-}
 POOL_SWEEP=${BENCH_POOL_SWEEP:-}
 POOL_SIZES=${BENCH_POOL_SIZES:-4 8 16 32 64}
 WORKERS=${BENCH_WORKERS:-1 2}
-tide_pid=
+tide_pid=                  # the process the bench started: tide, or with workers their parent
+tide_workers=()            # with workers (README "Workers"): their pids, worker i at index i
+admin_ports=()             # the admin listener of each worker (admin.port + i), or admin.port
+tide_err_from=0            # lines of var/bench/tide.err before the running tide started
 nginx_pid=
 nginx_worker=
-case $ONLY in all|base|cache|pool) ;; *) echo "bench: error: BENCH_ONLY=$ONLY (all, base, cache or pool)" >&2; exit 2 ;; esac
+case $ONLY in all|base|cache|pool|workers) ;; *) echo "bench: error: BENCH_ONLY=$ONLY (all, base, cache, pool or workers)" >&2; exit 2 ;; esac
 [ "$ONLY" != pool ] || POOL_SWEEP=1
 # numbers LIST MIN MAX: whether LIST is one or more whole numbers in MIN..MAX.
 numbers() {
@@ -137,6 +145,7 @@ numbers() {
 }
 numbers "$PG_CLIENTS" 1 1000 || { echo "bench: error: BENCH_PG_CLIENTS='$PG_CLIENTS' (client counts, 1..1000)" >&2; exit 2; }
 numbers "$POOL_SIZES" 1 1000 || { echo "bench: error: BENCH_POOL_SIZES='$POOL_SIZES' (pool sizes, 1..1000)" >&2; exit 2; }
+numbers "$WORKERS" 1 64 || { echo "bench: error: BENCH_WORKERS='$WORKERS' (worker counts, 1..64)" >&2; exit 2; }
 numbers "$CONNS" 1 10000 || { echo "bench: error: BENCH_CONNS=$CONNS" >&2; exit 2; }
 numbers "$DURATION $WARMUP $PG_DURATION $PG_WARMUP" 1 600 \
   || { echo "bench: error: BENCH_DURATION, BENCH_WARMUP, BENCH_PG_DURATION, BENCH_PG_WARMUP: seconds, 1..600" >&2; exit 2; }
@@ -151,12 +160,13 @@ POOL_SIZES=$(ascending_list "$POOL_SIZES")
   || { echo "bench: error: BENCH_WRITE_PCT=$WRITE_PCT (0..100)" >&2; exit 2; }
 want_base() { [ "$ONLY" = all ] || [ "$ONLY" = base ]; }
 want_cache() { [ "$ONLY" = all ] || [ "$ONLY" = cache ]; }
+want_workers() { [ "$ONLY" = all ] || [ "$ONLY" = cache ] || [ "$ONLY" = workers ]; }
 want_pool_sweep() { [ "$POOL_SWEEP" = 1 ]; }
 
 # A caller's libpq and tide environment must not redirect ours.
 unset PGHOST PGHOSTADDR PGPORT PGUSER PGDATABASE PGPASSWORD PGSERVICE PGOPTIONS \
       TIDE_CONFIG TIDE_SCRIPTS_DIR TIDE_POLICIES_DIR TIDE_BINDINGS_DIR TIDE_LOG_LEVEL \
-      TIDE_ENCRYPTION_KEY TIDE_DSN_DIRECT TIDE_DSN_SESSION TIDE_DSN_TRANSACTION
+      TIDE_ENCRYPTION_KEY TIDE_DSN_DIRECT TIDE_DSN_SESSION TIDE_DSN_TRANSACTION TIDE_WORKERS
 export TIDE_JWT_SECRET=${TIDE_JWT_SECRET:-tide-bench-jwt-secret-0123456789-abcdefghijkl}
 # the bench runs on secrets published in this repository: development mode says that is meant
 export TIDE_DEV=1
@@ -178,15 +188,36 @@ stop_nginx() {
   nginx_pid='' nginx_worker=''
 }
 
-cleanup() {
-  local rc=$?
-  stop_nginx
-  if [ -n "$tide_pid" ] && kill -0 "$tide_pid" 2>/dev/null; then
+# tide_children PID: the pids of PID's child processes (tide's workers when it is their parent).
+tide_children() { cat "/proc/$1/task/$1/children" 2>/dev/null || true; }
+
+# is_tide PID: whether PID is still a tide process (not a pid reused by something else).
+is_tide() { [ "$(readlink "/proc/$1/exe" 2>/dev/null)" = "$(readlink -f "$TIDE_BIN")" ]; }
+
+# stop_tide: SIGTERM to tide (a parent forwards it: every worker drains and exits, then the
+# parent does), SIGKILL after 12 s; then every worker it had (those the bench knew and those
+# still its children) is waited for, up to 5 s, and killed if still there.
+stop_tide() {
+  local p kids=()
+  [ -n "$tide_pid" ] || return 0
+  read -r -a kids <<<"${tide_workers[*]} $(tide_children "$tide_pid")"
+  if kill -0 "$tide_pid" 2>/dev/null; then
     kill -TERM "$tide_pid" 2>/dev/null || true
     for _ in $(seq 1 120); do kill -0 "$tide_pid" 2>/dev/null || break; sleep 0.1; done
     kill -KILL "$tide_pid" 2>/dev/null || true
-    wait "$tide_pid" 2>/dev/null || true
   fi
+  wait "$tide_pid" 2>/dev/null || true
+  for p in "${kids[@]}"; do
+    for _ in $(seq 1 50); do is_tide "$p" || break; sleep 0.1; done
+    ! is_tide "$p" || { say "warning: tide worker $p outlived its parent: killed"; kill -KILL "$p" 2>/dev/null || true; }
+  done
+  tide_pid='' tide_workers=()
+}
+
+cleanup() {
+  local rc=$?
+  stop_nginx
+  stop_tide
   # The bench stack stays up for the next run (db/stack.sh up reuses it) unless BENCH_STOP=1.
   if [ "${BENCH_STOP:-}" = 1 ]; then
     TIDE_STACK_DIR=$B timeout 60 db/stack.sh down >/dev/null 2>&1 || true
@@ -330,23 +361,79 @@ IDLE_BIN=${BENCH_IDLE_BIN:-$repo/build/bench-idle}   # built by make bench
 
 # ---------------------------------------------------------------- tide
 
-port_free "$HTTP_PORT" || die "port $HTTP_PORT (BENCH_HTTP_PORT) is in use (a tide left over from an earlier run?)"
-port_free "$ADMIN_PORT" || die "port $ADMIN_PORT (BENCH_ADMIN_PORT) is in use"
 export TIDE_CONFIG=$repo/etc/tide.conf.lua TIDE_HTTP_PORT=$HTTP_PORT TIDE_ADMIN_PORT=$ADMIN_PORT
 export TIDE_SCRIPTS_DIR=$B/bundle/scripts TIDE_POLICIES_DIR=$B/bundle/policies
 export TIDE_BINDINGS_DIR=$repo/bindings TIDE_LOG_LEVEL=info
 # every bench client (wrk's 64, idle.c's 10,000) connects from 127.0.0.1: no per-client cap
 export TIDE_HTTP_MAX_CONNECTIONS_PER_CLIENT=0
-"$TIDE_BIN" serve >"$B/tide.out" 2>"$B/tide.err" &
-tide_pid=$!
-up=0
-for _ in $(seq 1 100); do
-  if [ "$(curl -s --max-time 1 -o /dev/null -w '%{http_code}' "$ADMIN/live")" = 200 ]; then up=1; break; fi
-  kill -0 "$tide_pid" 2>/dev/null || break
-  sleep 0.1
-done
-[ "$up" = 1 ] || { tail -n 20 "$B/tide.err" >&2; die "tide did not start (log: $B/tide.err)"; }
-say "tide: pid $tide_pid on $URL (admin $ADMIN), fd limit $(ulimit -n)"
+: >"$B/tide.out"
+: >"$B/tide.err"
+
+# listener_pid PORT: the pid of the process listening on 127.0.0.1:PORT (ss -p), or nothing.
+listener_pid() { ss -Hltnp "sport = :$1" 2>/dev/null | sed -n 's/.*pid=\([0-9]*\).*/\1/p' | head -n 1; }
+
+# admin_live PORT: whether the admin listener on PORT answers /live with a 200.
+admin_live() { [ "$(curl -s --max-time 1 -o /dev/null -w '%{http_code}' "http://127.0.0.1:$1/live")" = 200 ]; }
+
+# start_tide [WORKERS]: starts tide (build/tide serve with the environment above) in the
+# background with TIDE_WORKERS=WORKERS (none: the configuration's setting), its output appended
+# to var/bench/tide.{out,err}, and waits (at most 10 s) until it serves: admin.port answers,
+# then, when tide is a parent of workers, the admin listener of every worker (admin.port + i).
+# Sets tide_pid (what was started: with workers, their parent), tide_workers (the workers' pids,
+# worker i at index i: the order of the parent's children; empty for one process), admin_ports
+# and tide_err_from. Dies when a port is taken, tide does not come up, or it runs another
+# number of workers than WORKERS.
+start_tide() {
+  local want=${1:-} n=${1:-1} i k up=0 kids=() wait_ports=$ADMIN_PORT
+  port_free "$HTTP_PORT" || die "port $HTTP_PORT (BENCH_HTTP_PORT) is in use (a tide left over from an earlier run?)"
+  for ((i = 0; i < n; i++)); do
+    port_free $((ADMIN_PORT + i)) || die "port $((ADMIN_PORT + i)) (BENCH_ADMIN_PORT + $i, the admin port of worker $i) is in use"
+  done
+  tide_err_from=$(wc -l <"$B/tide.err")
+  if [ -n "$want" ]; then
+    TIDE_WORKERS=$want "$TIDE_BIN" serve >>"$B/tide.out" 2>>"$B/tide.err" &
+  else
+    "$TIDE_BIN" serve >>"$B/tide.out" 2>>"$B/tide.err" &
+  fi
+  tide_pid=$! tide_workers=() admin_ports=()
+  for _ in $(seq 1 100); do
+    if admin_live "$ADMIN_PORT"; then
+      # a parent forks every worker before any of them serves: its children now are its workers
+      read -r -a kids <<<"$(tide_children "$tide_pid")"
+      k=${#kids[@]}
+      [ "$k" -gt 0 ] || k=1
+      wait_ports=$(seq "$ADMIN_PORT" $((ADMIN_PORT + k - 1)) | tr '\n' ' ')
+      up=1
+      for i in $wait_ports; do admin_live "$i" || { up=0; break; }; done
+      [ "$up" = 0 ] || break
+    fi
+    kill -0 "$tide_pid" 2>/dev/null || break
+    sleep 0.1
+  done
+  [ "$up" = 1 ] || { tail -n 20 "$B/tide.err" >&2; die "tide did not start${want:+ with $want workers} (admin ports $wait_ports; log: $B/tide.err)"; }
+  read -r -a admin_ports <<<"$wait_ports"
+  if [ "${#kids[@]}" -gt 0 ]; then
+    # worker i is the one listening on admin.port + i (ss); the parent's fork order otherwise
+    for i in "${!admin_ports[@]}"; do
+      k=$(listener_pid "${admin_ports[$i]}")
+      if [[ " ${kids[*]} " != *" $k "* ]]; then
+        say "warning: no worker of $tide_pid found listening on ${admin_ports[$i]} (ss): workers taken in fork order"
+        tide_workers=("${kids[@]}")
+        break
+      fi
+      tide_workers[i]=$k
+    done
+  fi
+  [ -z "$want" ] || [ "${#admin_ports[@]}" = "$want" ] \
+    || die "tide runs ${#admin_ports[@]} event loop(s) with TIDE_WORKERS=$want (children of $tide_pid: ${kids[*]:-none})"
+  if [ "${#tide_workers[@]}" -gt 0 ]; then
+    say "tide: pid $tide_pid, the parent of ${#tide_workers[@]} workers (pids ${tide_workers[*]}; admin ports ${admin_ports[*]}) on $URL"
+  else
+    say "tide: pid $tide_pid on $URL (admin $ADMIN), fd limit $(ulimit -n)"
+  fi
+}
+
+start_tide
 
 # Sanity: the owner reads their trip (token accepted, claims reach RLS), another user gets 404.
 tok0=$(sed -n 1p "$GEN/tokens.txt"); tok1=$(sed -n 2p "$GEN/tokens.txt")
@@ -361,6 +448,42 @@ log_from=$(($(wc -l <"$B/tide.out") + 1))
 
 export BENCH_GEN=$GEN BENCH_WRK=$repo/bench/wrk
 
+# worker_snap: one line per worker of the running tide, "requests accepted ticks": the requests
+# it has served and the connections it has accepted (its /admin/stats) and its CPU clock ticks.
+worker_snap() {
+  local i
+  for i in "${!tide_workers[@]}"; do
+    echo "$(json_get "http://127.0.0.1:${admin_ports[$i]}/admin/stats" "j.http.requests .. ' ' .. j.http.accepted") $(cpu_ticks "${tide_workers[$i]}")"
+  done
+}
+
+# proc_snap: every process's "pid ticks comm" (user + system clock ticks so far, its threads
+# included; comm with spaces made _ and cut at a /: kworker/0:1 is kworker), one line each, from
+# /proc/<pid>/stat.
+proc_snap() {
+  { cat /proc/[0-9]*/stat 2>/dev/null || true; } | awk '{     # processes come and go meanwhile
+    o = index($0, "("); c = length($0); while (c > 0 && substr($0, c, 1) != ")") c--
+    if (o == 0 || c == 0) next
+    comm = substr($0, o + 1, c - o - 1); gsub(/[ \t]/, "_", comm); sub(/\/.*/, "", comm)
+    split(substr($0, c + 2), f, " ")
+    print $1, f[12] + f[13], comm
+  }'
+}
+
+# proc_top A B T0 T1 PID...: from the snapshots A and B (proc_snap, strings), the processes
+# other than PID... that used the most CPU between them, as "comm:pct ..." (at most 6, % of one
+# core over T1 - T0 s, 1% or more; processes of the same name summed).
+proc_top() {
+  local a=$1 b=$2 t0=$3 t1=$4
+  shift 4
+  awk -v hz="$HZ" -v t0="$t0" -v t1="$t1" -v skip=" $* " '
+    FNR == NR { a[$1] = $2; next }
+    ($1 in a) && index(skip, " " $1 " ") == 0 { d[$3] += $2 - a[$1] }
+    END {
+      for (n in d) printf "%.0f %s\n", 100 * d[n] / hz / (t1 - t0), n
+    }' <(echo "$a") <(echo "$b") | sort -rn | awk '$1 >= 1 && k < 6 { printf "%s%s:%d", (k++ ? " " : ""), $2, $1 }'
+}
+
 # cpu_ticks PID...: user + system clock ticks the processes have used so far.
 cpu_ticks() {
   local p t=0
@@ -369,19 +492,39 @@ cpu_ticks() {
 }
 HZ=$(getconf CLK_TCK)
 
-# sched_wait PID: nanoseconds the process's main thread (tide's event loop, nginx's worker) has
-# spent runnable but waiting for a CPU (/proc/PID/schedstat, second field); empty when the
-# kernel does not keep it. A pass of tide's loop is wall-clock time: this is the part of it
-# the scheduler, not tide, decided.
-sched_wait() { awk '{ print $2 }' "/proc/$1/schedstat" 2>/dev/null || true; }
+# sched_wait PID...: nanoseconds the processes' main threads (tide's event loops, nginx's
+# worker) have spent runnable but waiting for a CPU (/proc/PID/schedstat, second field), summed;
+# empty when the kernel does not keep it. A pass of tide's loop is wall-clock time: this is the
+# part of it the scheduler, not tide, decided.
+sched_wait() {
+  local p f=()
+  for p in "$@"; do f+=("/proc/$p/schedstat"); done
+  awk '{ t += $2 } END { if (NR == ARGC - 1) printf "%.0f\n", t }' "${f[@]}" 2>/dev/null || true
+}
+
+# host_ticks: clock ticks all CPUs of the machine have been busy so far (/proc/stat's cpu line:
+# user, nice, system, irq, softirq, steal; not idle or iowait).
+host_ticks() { awk '$1 == "cpu" { print $2 + $3 + $4 + $7 + $8 + $9; exit }' /proc/stat; }
+
+# admin_urls: the admin listener of every event loop of the running tide (one per worker).
+admin_urls() { local p; for p in "${admin_ports[@]}"; do echo "http://127.0.0.1:$p"; done; }
 
 # cache_stats: tide's /admin/stats result-cache counters, each summed over the cache's scopes
-# (public, role, user, ...) when it counts per scope, as one line
+# (public, role, user, ...) when it counts per scope, and over the workers when there are
+# several (each has its own cache), as one line
 #   "hits stale misses bypass coalesced raced evictions entries"
 # (empty when tide's stats have no "cache" section).
 CACHE_FIELDS=(hits stale misses bypass coalesced raced evictions entries)
 cache_stats() {
-  json_get "$ADMIN/admin/stats" "(function(c)
+  local u
+  for u in $(admin_urls); do cache_stats_of "$u"; done \
+    | awk 'NF { n++; for (i = 1; i <= NF; i++) t[i] += $i; k = NF }
+           END { if (n) { for (i = 1; i <= k; i++) printf "%s%d", (i > 1 ? " " : ""), t[i]; print "" } }'
+}
+
+# cache_stats_of URL: cache_stats of the one event loop whose admin listener is at URL.
+cache_stats_of() {
+  json_get "$1/admin/stats" "(function(c)
     if type(c) ~= 'table' then return nil end
     local function f(k)
       local n = tonumber(c[k]) or 0
@@ -398,14 +541,19 @@ cache_stats() {
 }
 
 # loop_snap FILE: the buckets of tide's /metrics histogram tide_event_loop_pass_seconds, one
-# "le count" line each (le as tide prints it, "+Inf" last), into FILE; fails when /metrics has
-# none (a tide without the histogram).
+# "le count" line each (le as tide prints it, "+Inf" last; with workers, each bucket summed over
+# their event loops), into FILE; fails when /metrics has none (a tide without the histogram).
 loop_snap() {
-  curl -s --max-time 5 "$ADMIN/metrics" 2>/dev/null | awk '
+  local u
+  for u in $(admin_urls); do curl -s --max-time 5 "$u/metrics" 2>/dev/null || true; done | awk '
     /^tide_event_loop_pass_seconds_bucket[{]/ {
-      if (match($0, /le="[^"]*"/)) { print substr($0, RSTART + 4, RLENGTH - 5), $NF; n++ }
+      if (match($0, /le="[^"]*"/)) {
+        le = substr($0, RSTART + 4, RLENGTH - 5)
+        if (!(le in c)) order[++n] = le
+        c[le] += $NF
+      }
     }
-    END { exit n > 0 ? 0 : 1 }' >"$1"
+    END { for (i = 1; i <= n; i++) print order[i], c[order[i]]; exit n > 0 ? 0 : 1 }' >"$1"
 }
 
 # loop_delta A B: the passes between the snapshots A and B (loop_snap) as "passes over20 max":
@@ -499,7 +647,15 @@ profile_summary() {
 # run), NAME_cpu_us (tide's CPU µs per request completed), NAME_runq_pct (% of the run its
 # event-loop thread waited for a CPU: sched_wait), NAME_loop_{passes,over20,max_s}
 # (tide's event-loop passes during the measured run, from /metrics) and NAME_warm_loop_* (the
-# same during the warm-up).
+# same during the warm-up); NAME_wrk_cpu (wrk's own CPU over the measured run, % of one core:
+# the cutime + cstime of the shell that ran it, /proc/<pid>/stat), NAME_host_cpu (the whole
+# machine's, % of one core, /proc/stat: tide, wrk and everything else) and NAME_others (the
+# other processes that used the most CPU meanwhile: proc_top).
+# With workers (tide_workers set), tide's CPU is the parent's and every worker's, summed
+# (NAME_tide_cpu may then exceed 100), the run queue share is the workers' mean, the loop
+# passes and cache counters are summed over the workers' admin listeners, perf records worker
+# 0, and NAME_worker_{requests,conns,cpu} give each worker's requests served, connections
+# accepted and CPU (% of one core) during the measured run, worker 0 first.
 # A script counting X-Cache (bench.count_cache) adds NAME_xc_{hit,miss,stale,bypass,other,none,
 # reads,writes}; the changes of tide's /admin/stats cache counters over the measured run go to
 # NAME_stats_<field of CACHE_FIELDS> (entries: the count at the end). SERVER=openresty: against
@@ -508,11 +664,13 @@ profile_summary() {
 # by profile_summary.
 run_wrk() {
   local name=$1 script=$2 server=${3:-tide} line kv c0 c1 t0 t1 w0 w1 q0 q1 e0='' e1 mid_pid='' perf_pid='' url=$URL cpu_key
-  local pids=("$tide_pid") per_req=("$tide_pid") s0='' s1='' stats_msg='' loop_msg='' lp lo lm cpu_us=n/a
+  local pids=("$tide_pid" "${tide_workers[@]}") per_req=("$tide_pid" "${tide_workers[@]}") loops=("${tide_workers[@]}")
+  local s0='' s1='' stats_msg='' loop_msg='' lp lo lm cpu_us=n/a wrk_rc wrk_t h0 h1 ws0='' ws1='' ps0 ps1 p
   local m0=$LOGS/loop-$name-0.txt m1=$LOGS/loop-$name-1.txt m2=$LOGS/loop-$name-2.txt
   cpu_key=${name}_tide_cpu
+  [ "${#loops[@]}" -gt 0 ] || loops=("$tide_pid")       # the event loops: the workers, or tide
   if [ "$server" = openresty ]; then
-    url=http://127.0.0.1:$OR_PORT pids=("$nginx_pid" "$nginx_worker") per_req=("$nginx_worker")
+    url=http://127.0.0.1:$OR_PORT pids=("$nginx_pid" "$nginx_worker") per_req=("$nginx_worker") loops=("$nginx_worker")
     cpu_key=${name}_cpu
   fi
   rm -f "$m0" "$m1" "$m2"
@@ -521,7 +679,7 @@ run_wrk() {
     >"$LOGS/wrk-$name-warmup.txt" 2>&1 || say "warning: wrk warm-up for $name exited non-zero"
   if [ "$PROFILE" = 1 ] && [ "$server" = tide ] && [ "${BENCH_NO_PROFILE:-}" != 1 ]; then
     rm -f "$LOGS/perf-$name.data"
-    timeout -s INT $((DURATION + 10)) perf record -q -F 499 -g -p "$tide_pid" -o "$LOGS/perf-$name.data" \
+    timeout -s INT $((DURATION + 10)) perf record -q -F 499 -g -p "${loops[0]}" -o "$LOGS/perf-$name.data" \
       -- sleep "$DURATION" >/dev/null 2>&1 &
     perf_pid=$!
   fi
@@ -538,17 +696,46 @@ run_wrk() {
      curl -s --max-time 5 -o "$LOGS/health-$name-mid.json" "$ADMIN/health" || true) &
     mid_pid=$!
   fi
-  q0=$(sched_wait "${per_req[0]}")
-  c0=$(cpu_ticks "${pids[@]}"); w0=$(cpu_ticks "${per_req[@]}"); t0=$(date +%s.%N)
-  timeout $((DURATION + 30)) wrk -t"$THREADS" -c"$CONNS" -d"${DURATION}s" --latency -s "$script" "$url" \
-    >"$LOGS/wrk-$name.txt" 2>&1 || say "warning: wrk for $name exited non-zero (log: $LOGS/wrk-$name.txt)"
-  c1=$(cpu_ticks "${pids[@]}"); w1=$(cpu_ticks "${per_req[@]}"); t1=$(date +%s.%N)
-  q1=$(sched_wait "${per_req[0]}")
-  # the share of the run the server's (main) thread spent runnable but waiting for a CPU
-  [ -z "$q0" ] || [ -z "$q1" ] || res "${name}_runq_pct" "$(awk -v q=$((q1 - q0)) -v t0="$t0" -v t1="$t1" \
-    'BEGIN { printf "%.1f", q / 1e7 / (t1 - t0) }')"
-  kill -0 "$tide_pid" 2>/dev/null && ! grep -q ' info draining' "$B/tide.err" \
-    || die "tide stopped during $name (a signal from outside?): $(tail -n 3 "$B/tide.err" | tr '\n' ' ')"
+  [ "$server" = openresty ] || [ "${#tide_workers[@]}" = 0 ] || ws0=$(worker_snap)
+  q0=$(sched_wait "${loops[@]}")
+  ps0=$(proc_snap)
+  c0=$(cpu_ticks "${pids[@]}"); w0=$(cpu_ticks "${per_req[@]}"); h0=$(host_ticks); t0=$(date +%s.%N)
+  # wrk in a shell of its own, which prints wrk's exit status and its children's CPU ticks (wrk
+  # and timeout, counted once waited for) when wrk is done
+  read -r wrk_rc wrk_t < <(bash -c '"$@" >"$0" 2>&1; rc=$?; read -r -a st </proc/$$/stat; echo "$rc $((st[15] + st[16]))"' \
+    "$LOGS/wrk-$name.txt" timeout $((DURATION + 30)) wrk -t"$THREADS" -c"$CONNS" -d"${DURATION}s" --latency -s "$script" "$url")
+  c1=$(cpu_ticks "${pids[@]}"); w1=$(cpu_ticks "${per_req[@]}"); h1=$(host_ticks); t1=$(date +%s.%N)
+  ps1=$(proc_snap)
+  q1=$(sched_wait "${loops[@]}")
+  [ "$server" = openresty ] || [ "${#tide_workers[@]}" = 0 ] || ws1=$(worker_snap)
+  [ "${wrk_rc:-1}" = 0 ] || say "warning: wrk for $name exited ${wrk_rc:-?} (log: $LOGS/wrk-$name.txt)"
+  # the share of the run the server's (main) threads spent runnable but waiting for a CPU
+  [ -z "$q0" ] || [ -z "$q1" ] || res "${name}_runq_pct" "$(awk -v q=$((q1 - q0)) -v n="${#loops[@]}" -v t0="$t0" -v t1="$t1" \
+    'BEGIN { printf "%.1f", q / n / 1e7 / (t1 - t0) }')"
+  [ -z "$wrk_t" ] || res "${name}_wrk_cpu" "$(awk -v c="$wrk_t" -v hz="$HZ" -v t0="$t0" -v t1="$t1" \
+    'BEGIN { printf "%.0f", 100 * c / hz / (t1 - t0) }')"
+  res "${name}_others" "$(proc_top "$ps0" "$ps1" "$t0" "$t1" "${pids[@]}")"
+  res "${name}_host_cpu" "$(awk -v c=$((h1 - h0)) -v hz="$HZ" -v t0="$t0" -v t1="$t1" 'BEGIN { printf "%.0f", 100 * c / hz / (t1 - t0) }')"
+  if [ -n "$ws0" ] && [ -n "$ws1" ]; then
+    paste -d' ' <(echo "$ws0") <(echo "$ws1") | awk -v hz="$HZ" -v t0="$t0" -v t1="$t1" -v name="$name" '
+      { r = r sep ($4 - $1); a = a sep ($5 - $2); c = c sep sprintf("%.0f", 100 * ($6 - $3) / hz / (t1 - t0)); sep = " " }
+      END { printf "%s_worker_requests=%s\n%s_worker_conns=%s\n%s_worker_cpu=%s\n", name, r, name, a, name, c }' >>"$RESULTS"
+    say "$(printf '%-14s workers  requests %s, connections %s, CPU %s%% of a core (worker 0 first)' "$name" \
+      "$(sed -n "s/^${name}_worker_requests=//p" "$RESULTS" | tail -n 1)" "$(sed -n "s/^${name}_worker_conns=//p" "$RESULTS" | tail -n 1)" \
+      "$(sed -n "s/^${name}_worker_cpu=//p" "$RESULTS" | tail -n 1 | sed 's/ /%, /g')")"
+  fi
+  for p in "${pids[@]}"; do
+    [ "$server" = openresty ] || kill -0 "$p" 2>/dev/null \
+      || die "tide ($p) stopped during $name (a signal from outside?): $(tail -n 3 "$B/tide.err" | tr '\n' ' ')"
+  done
+  if [ "$server" != openresty ]; then
+    ! awk -v from="$tide_err_from" 'NR > from && / info draining| workers: worker [0-9]+ .*restart/ { f = 1 }
+                                    END { exit !f }' "$B/tide.err" \
+      || die "tide drained or restarted a worker during $name (a signal from outside?): $(tail -n 3 "$B/tide.err" | tr '\n' ' ')"
+    [ "${#tide_workers[@]}" = 0 ] \
+      || [ "$(tide_children "$tide_pid" | tr ' ' '\n' | grep . | sort -n | xargs)" = "$(printf '%s\n' "${tide_workers[@]}" | sort -n | xargs)" ] \
+      || die "tide's workers changed during $name: ${tide_workers[*]} -> $(tide_children "$tide_pid" | xargs) (log: $B/tide.err)"
+  fi
   [ "$server" != openresty ] || kill -0 "$nginx_pid" 2>/dev/null \
     || die "nginx stopped during $name (log: $OR_DIR/logs/error.log)"
   if [ "$server" != openresty ]; then
@@ -791,16 +978,49 @@ pool_sweep() {
   swap_policy "$GEN/resilience-default.lua" resilience
 }
 
-# workers_workload: workload 12 (issue 11), warm cache hits with 1 and 2 workers - a hook, not
-# yet a measurement: tide has no `workers` setting. Once it has one, for each count N of
-# $WORKERS: restart tide with N workers (the start-up block under "tide" above, made a function
-# that takes the setting), flush and fill the cache (flush_cache, curl_pass), run_wrk
-# "workers_$N" bench/wrk/cache_point.lua with run_wrk's pids/per_req set to the supervisor and
-# every worker (cpu_ticks sums them), and `res workers_list "$WORKERS"`. bench/report.lua's workers_row() reports the rate with 2 over
-# the rate with 1 (bar >= 1.6, the load generator's share of the cores accounted for) once
-# workers_list is in the results; until then it says "not measured".
+# workers_workload: workload 12 (issue 11), warm cache hits with each count N of $WORKERS:
+# tide started again with TIDE_WORKERS=N (start_tide; with N > 1 a parent and N workers on the
+# same port), every worker's cache flushed (flush_cache) and the trip set read by passes
+# (curl_pass workers_N_fill, workers_N_fill2, ...): each worker has a cache of its own and each
+# trip of a pass lands in the one worker the kernel gave its connection, so passes are repeated
+# (at most 4, none started after 8 s: the first pass's entries must outlive the measured run, a
+# trip's ttl is 30 s) until the workers hold 15/16 of N x the set between them, and wrk's
+# warm-up reads the rest in. Then run_wrk workers_N with workload 7's script
+# (bench/wrk/cache_point.lua): tide's CPU is the parent's and every worker's, and wrk's own CPU
+# is recorded (workers_N_wrk_cpu) for the report's accounting of the cores. Records
+# workers_list, workers_N_fill_passes, workers_N_fill_s (all passes) and
+# workers_N_fill_entries (each worker's cache entries after them, worker 0 first). Afterwards
+# tide runs again as it did before (the configuration's setting): the pool sweep and the
+# report's pool sizes come after.
 workers_workload() {
-  res workers_pending "$WORKERS"
+  local n u v entries total k t0
+  say "workload 12: warm cache hits with ${WORKERS// / and } workers, wrk -t$THREADS -c$CONNS -d${DURATION}s (after ${WARMUP}s warm-up)"
+  for n in $WORKERS; do
+    stop_tide
+    start_tide "$n"
+    flush_cache
+    t0=$SECONDS
+    for k in 1 2 3 4; do
+      # passes stop after 8 s too: the entries of the first must outlive the measured run (ttl 30 s)
+      [ "$k" = 1 ] || [ $((SECONDS - t0)) -lt 8 ] || { k=$((k - 1)); break; }
+      curl_pass "workers_${n}_fill$([ "$k" = 1 ] || echo "$k")"
+      entries='' total=0
+      for u in $(admin_urls); do
+        v=$(json_get "$u/admin/stats" '(j.cache or {}).entries')
+        entries="$entries${entries:+ }${v:-?}"
+        total=$((total + ${v:-0}))
+      done
+      [ $((total * 16)) -lt $((n * NIDS * 15)) ] || break
+    done
+    res "workers_${n}_fill_passes" "$k"
+    res "workers_${n}_fill_s" $((SECONDS - t0))
+    res "workers_${n}_fill_entries" "$entries"
+    say "$(printf '%-14s cache entries after %d pass(es): %s (worker 0 first)' "workers_$n" "$k" "$entries")"
+    run_wrk "workers_$n" bench/wrk/cache_point.lua
+  done
+  res workers_list "$WORKERS"
+  stop_tide
+  start_tide
 }
 
 # ---------------------------------------------------------------- workloads 7-11: the cache
@@ -861,11 +1081,13 @@ curl_pass() {
 
 # flush_cache: drops every entry of tide's result cache (POST /admin/cache/flush), so the pass
 # that follows stores fresh entries for the whole set (a pass would leave entries it finds fresh
-# as they are, and they could expire during the measured run).
+# as they are, and they could expire during the measured run); every worker's, with workers.
 flush_cache() {
-  local code
-  code=$(curl -s --max-time 5 -o "$LOGS/cache-flush.json" -w '%{http_code}' -X POST "$ADMIN/admin/cache/flush")
-  [ "$code" = 200 ] || say "warning: POST /admin/cache/flush answered $code: $(head -c 200 "$LOGS/cache-flush.json")"
+  local code u
+  for u in $(admin_urls); do     # with workers, each has its own cache
+    code=$(curl -s --max-time 5 -o "$LOGS/cache-flush.json" -w '%{http_code}' -X POST "$u/admin/cache/flush")
+    [ "$code" = 200 ] || say "warning: POST $u/admin/cache/flush answered $code: $(head -c 200 "$LOGS/cache-flush.json")"
+  done
 }
 
 # warm_check: a few trips of the set read one by one after the fill: their X-Cache values and
@@ -1018,10 +1240,14 @@ cache_workloads() {
 }
 
 if want_base; then base_workloads; fi
-if want_cache; then cache_workloads; workers_workload; fi
+if want_cache; then cache_workloads; fi
+if want_workers; then
+  want_base || res open_direct "$(pool_field direct open)"    # before workload 12 restarts tide
+  workers_workload
+fi
 if want_pool_sweep; then pool_sweep; fi
 res only "$ONLY"
-want_base || res open_direct "$(pool_field direct open)"
+want_base || want_workers || res open_direct "$(pool_field direct open)"
 
 # ---------------------------------------------------------------- report
 
