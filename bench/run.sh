@@ -82,7 +82,7 @@
 #   BENCH_ONLY (all: every workload; base: 1-6; cache: 7-12, the quick loop while working on the
 #   cache; pool: only the pool sweep; workers: only 12), BENCH_CACHE_IDS 10000 (the cache
 #   workloads' trip set, at most 100000), BENCH_WRITE_PCT 10 (writes in workload 11, percent),
-#   BENCH_OPENRESTY_PORT 18182, BENCH_NGINX (/usr/sbin/nginx), BENCH_WORKERS "1 2" (workload
+#   BENCH_OPENRESTY_PORT 18189, BENCH_NGINX (/usr/sbin/nginx), BENCH_WORKERS "1 2" (workload
 #   12: the worker counts; with N workers the admin ports BENCH_ADMIN_PORT + 0..N-1 must be
 #   free).
 # shellcheck disable=SC2012,SC2013,SC2015   # ls of a glob of fixed paths; one-line output; `a && b || die`
@@ -117,7 +117,7 @@ ADMIN=http://127.0.0.1:$ADMIN_PORT
 ONLY=${BENCH_ONLY:-all}
 NIDS=${BENCH_CACHE_IDS:-10000}
 WRITE_PCT=${BENCH_WRITE_PCT:-10}
-OR_PORT=${BENCH_OPENRESTY_PORT:-18182}
+OR_PORT=${BENCH_OPENRESTY_PORT:-18189}
 NGINX=${BENCH_NGINX:-/usr/sbin/nginx}
 NGINX_MODULES=/usr/lib/nginx/modules
 OR_DIR=$B/openresty                  # nginx's prefix: config, pid, logs, temp dirs

@@ -7,7 +7,7 @@
 # and its own clusters and configs, so they do not collide; stop or disable those services if you
 # do not want them (systemctl disable --now postgresql pgbouncer).
 # nginx and libnginx-mod-http-lua are `make bench`'s OpenResty baseline (bench/openresty/): the
-# bench runs its own nginx on 127.0.0.1:18182; on a systemd host Debian's nginx service also
+# bench runs its own nginx on 127.0.0.1:18189; on a systemd host Debian's nginx service also
 # starts, on port 80 (systemctl disable --now nginx).
 # prometheus brings promtool, which the tests run on GET /metrics; on a systemd host its
 # server also starts, on port 9090 (systemctl disable --now prometheus).

@@ -100,6 +100,13 @@ static long long count_lines(const char *p, size_t n)
 }
 
 /* "<UTC time> <level> " into out; returns its length. */
+static char tag[24];            /* "[worker 1] " under workers, else "" */
+
+void tide_log_set_tag(const char *t)
+{
+    snprintf(tag, sizeof tag, "%s%s", t && *t ? t : "", t && *t ? " " : "");
+}
+
 static int prefix(char *out, size_t cap, int level)
 {
     struct timespec ts;
@@ -107,8 +114,8 @@ static int prefix(char *out, size_t cap, int level)
     clock_gettime(CLOCK_REALTIME, &ts);
     gmtime_r(&ts.tv_sec, &tm);
     int n = (int)strftime(out, cap, "%Y-%m-%dT%H:%M:%S", &tm);
-    n += snprintf(out + n, cap - (size_t)n, ".%03ldZ %s ", ts.tv_nsec / 1000000,
-                  level_names[level & 3]);
+    n += snprintf(out + n, cap - (size_t)n, ".%03ldZ %s %s", ts.tv_nsec / 1000000,
+                  level_names[level & 3], tag);
     return n;
 }
 

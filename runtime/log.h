@@ -31,6 +31,8 @@ void tide_log_set_level(int level);
 /* Parses "debug"/"info"/"warn"/"error"; returns -1 when unknown. */
 int tide_log_parse_level(const char *name);
 void tide_log(int level, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+/* Text put after the level of every levelled line ("[worker 1]"; NULL or "": none). */
+void tide_log_set_tag(const char *tag);
 
 /* Starts buffered, non-blocking writing of stdout and stderr on loop, each stream with a
  * buffer of buffer_bytes (at least 4 * TIDE_LOG_LINE_MAX). How each fd is written without

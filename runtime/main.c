@@ -148,6 +148,9 @@ static int serve_worker(int index, int ready_fd, void *arg)
 {
     tide_app *app = arg;
     app->worker = index;
+    char tag[24];
+    snprintf(tag, sizeof tag, "[worker %d]", index);
+    tide_log_set_tag(tag);
     if (app->cfg.admin_port)
         app->cfg.admin_port += index;      /* one admin listener per worker */
     return serve(app, ready_fd);
