@@ -1213,6 +1213,11 @@ cache_workloads() {
   curl_pass fill
   warm_check
   run_wrk cache_hit bench/wrk/cache_point.lua
+  # 7b: the same with one wrk thread, so wrk leaves tide a core of the two (the p99 bar)
+  saved_threads=$THREADS
+  THREADS=1
+  run_wrk cache_hit_t1 bench/wrk/cache_point.lua
+  THREADS=$saved_threads
 
   # 9: the OpenResty baseline, same script and ids, then nginx goes
   start_openresty
