@@ -17,6 +17,12 @@
 enum item_kind { I_IGNORE, I_PREPARE, I_AUTHPREP, I_STMT, I_SYNC };
 
 static void conn_io_cb(struct ev_loop *loop, ev_io *w, int revents);
+
+static void quiet_notice(void *arg, const char *message)
+{
+    (void)arg;
+    (void)message;
+}
 static void conn_timer_cb(struct ev_loop *loop, ev_timer *w, int revents);
 
 /* ---- state ----------------------------------------------------------------------------- */
@@ -129,6 +135,10 @@ int tide__pgconn_open(tide_pool *p, struct ev_loop *loop, const char *name, int 
         return TIDE_ECONN;
     }
     PQsetnonblocking(c->pg, 1);
+    /* libpq prints notices (a terminated backend's FATAL, a statement's WARNING) to stderr with
+     * a blocking write, around tide's non-blocking log: the errors that matter reach tide as
+     * results and are logged there. */
+    PQsetNoticeProcessor(c->pg, quiet_notice, NULL);
     tide__pgconn_set_state(c, TIDE_PGCONN_CONNECTING);
     ev_init(&c->io, conn_io_cb);
     c->io.data = c;
