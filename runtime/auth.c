@@ -17,8 +17,7 @@
 /* A request refused at admission: its access-log line and metrics (route "(auth)"). */
 static void refused(tide_http_req *req)
 {
-    tide_log_request(req->id, req->method, req->path, req->path_len, 401, 0, "anon", 0, NULL);
-    tide_metrics_request("(auth)", req->method, 401, 0);
+    tide_request_record(req, req->id, TIDE_ROLE_ANON, "", "(auth)", 0, 0, NULL, 401);
 }
 
 static void jwt_failure(tide_http_req *req, int rc)

@@ -915,16 +915,8 @@ static int send_response(conn *c, int status, int head_only, int ka10, int keep,
     }
     int tl = 0;
     if (!no_body) {
-        char digits[24];
-        int d = (int)sizeof digits;
-        size_t v = blen;
-        do {
-            digits[--d] = (char)('0' + v % 10);
-            v /= 10;
-        } while (v);
         memcpy(tail, "Content-Length: ", 16);
-        memcpy(tail + 16, digits + d, sizeof digits - (size_t)d);
-        tl = 16 + (int)(sizeof digits - (size_t)d);
+        tl = 16 + tide_utoa(blen, tail + 16);
         memcpy(tail + tl, "\r\n", 2);
         tl += 2;
     }

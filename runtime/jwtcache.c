@@ -1,5 +1,6 @@
 /* jwtcache.c - direct-mapped cache of verified tokens (see jwtcache.h). */
 #include "jwtcache.h"
+#include "util.h"
 
 #include <stdint.h>
 #include <stdlib.h>
@@ -25,9 +26,7 @@ struct tide_jwt_cache {
 
 static uint64_t hash_bytes(const char *s, size_t n)
 {
-    uint64_t h = 1469598103934665603ull;
-    for (size_t i = 0; i < n; i++) { h ^= (unsigned char)s[i]; h *= 1099511628211ull; }
-    return h;
+    return tide_fnv1a(s, n, 0);
 }
 
 int tide_jwt_cache_new(size_t slots, tide_jwt_cache **out)

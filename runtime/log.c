@@ -443,17 +443,8 @@ static void put_s(char *line, int cap, int *o, const char *s)
 /* Appends v in decimal. */
 static void put_u(char *line, int cap, int *o, unsigned long long v)
 {
-    char tmp[24];
-    int i = (int)sizeof tmp;
-    do {
-        tmp[--i] = (char)('0' + v % 10);
-        v /= 10;
-    } while (v);
-    int n = (int)sizeof tmp - i;
-    if (*o + n < cap) {
-        memcpy(line + *o, tmp + i, (size_t)n);
-        *o += n;
-    }
+    if (*o + 20 < cap)
+        *o += tide_utoa(v, line + *o);
 }
 
 void tide_log_request(const char *id, const char *method, const char *path, size_t path_len,

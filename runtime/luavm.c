@@ -365,14 +365,8 @@ static void task_free(tide_task *t)
  * for a service_role caller the audit line. */
 static void access_log(tide_task *t, const tide_http_req *req, int status)
 {
-    double s = ev_now(t->app->loop) - t->started;
-    const char *route = t->route[0] ? t->route : NULL;
-    tide_log_request(t->id, req->method, req->path, req->path_len, status, s * 1000.0,
-                     tide_role_name(t->role), t->aborted, NULL);
-    tide_metrics_request(route, req->method, status, s);
-    if (t->role == TIDE_ROLE_SERVICE)
-        tide_log_audit_request(t->id, t->sub, req->method, route, req->path, req->path_len,
-                               status);
+    tide_request_record(req, t->id, t->role, t->sub, t->route[0] ? t->route : NULL,
+                        ev_now(t->app->loop) - t->started, t->aborted, NULL, status);
 }
 
 /* Sends the answer, through the cache when the request has a cache context. */

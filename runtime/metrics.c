@@ -69,6 +69,19 @@ void tide_metrics_request(const char *route, const char *method, int status, dou
     tide_hist_add(&r->dur, seconds);
 }
 
+void tide_request_record(const tide_http_req *req, const char *id, tide_role role,
+                         const char *sub, const char *route, double seconds, int aborted,
+                         const char *cache, int status)
+{
+    if (seconds < 0)
+        seconds = 0;
+    tide_log_request(id, req->method, req->path, req->path_len, status, seconds * 1000.0,
+                     tide_role_name(role), aborted, cache);
+    tide_metrics_request(route, req->method, status, seconds);
+    if (role == TIDE_ROLE_SERVICE)
+        tide_log_audit_request(id, sub, req->method, route, req->path, req->path_len, status);
+}
+
 void tide_metrics_loop_pass(double seconds)
 {
     tide_hist_add(&loop_hist, seconds);

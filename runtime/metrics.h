@@ -14,12 +14,21 @@
 #include <stddef.h>
 #include "app.h"
 #include "hist.h"
+#include "http.h"
+#include "jwt.h"
 
 #define TIDE_METRICS_MAX_ROUTES 256
 
 /* One answered request: its route template (NULL: "(unmatched)"), method, status and how long
  * it took. */
 void tide_metrics_request(const char *route, const char *method, int status, double seconds);
+/* Everything recorded for an answered request, in one place (tide's answers, the cache's,
+ * admission's refusals): its access-log line (cache: the "cache" field, or NULL), its metrics
+ * (route NULL: "(unmatched)") and, for a service_role caller, its audit line. */
+void tide_request_record(const tide_http_req *req, const char *id, tide_role role,
+                         const char *sub, const char *route, double seconds, int aborted,
+                         const char *cache, int status);
+
 /* One event-loop pass of `seconds`. */
 void tide_metrics_loop_pass(double seconds);
 

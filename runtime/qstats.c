@@ -3,6 +3,7 @@
 #include "config.h"
 #include "hist.h"
 #include "log.h"
+#include "util.h"
 
 #include <stdint.h>
 #include <stdio.h>
@@ -24,10 +25,7 @@ static int count;
 
 static uint64_t hash_of(int upstream, const char *s, size_t n)
 {
-    uint64_t h = 1469598103934665603ULL ^ (uint64_t)upstream;
-    for (size_t i = 0; i < n; i++)
-        h = (h ^ (unsigned char)s[i]) * 1099511628211ULL;
-    return h;
+    return tide_fnv1a(s, n, (uint64_t)upstream);
 }
 
 static qstat *find_or_add(int upstream, const char *sql)

@@ -3,6 +3,7 @@
 #include "cache.h"
 #include "listen.h"
 #include "metrics.h"
+#include "util.h"
 #include "log.h"
 #include "luavm.h"
 
@@ -291,10 +292,7 @@ struct tide_rcache_req {
 
 static uint64_t key_hash(const char *k, size_t n)
 {
-    uint64_t h = 1469598103934665603ULL;            /* FNV-1a: buckets only, keys compared */
-    for (size_t i = 0; i < n; i++)
-        h = (h ^ (unsigned char)k[i]) * 1099511628211ULL;
-    return h;
+    return tide_fnv1a(k, n, 0);                     /* flight buckets only, keys compared */
 }
 
 static flight *flight_find(tide_rcache *rc, const char *key, size_t klen, uint64_t h)
@@ -565,13 +563,8 @@ static int etag_matches(const tide_http_req *req, const char *etag)
 
 static void add_uint(buf *b, unsigned long long v)
 {
-    char tmp[24];
-    int i = (int)sizeof tmp;
-    do {
-        tmp[--i] = (char)('0' + v % 10);
-        v /= 10;
-    } while (v);
-    buf_add(b, tmp + i, sizeof tmp - (size_t)i);
+    char d[20];
+    buf_add(b, d, (size_t)tide_utoa(v, d));
 }
 
 /* The access-log line of an answer the cache sent, and the audit line of a service_role
@@ -579,18 +572,10 @@ static void add_uint(buf *b, unsigned long long v)
 static void log_answer(const tide_rcache *rc, const tide_rcache_log *lg,
                        const tide_http_req *req, int status, const char *xcache)
 {
-    if (!lg)
-        return;
-    double s = ev_now(rc->app->loop) - lg->started;
-    if (s < 0)
-        s = 0;
-    tide_log_request(lg->id, req->method, req->path, req->path_len, status, s * 1000.0,
-                     tide_role_name(lg->role), lg->aborted || req->aborted,
-                     lg->label ? lg->label : xcache);
-    tide_metrics_request(lg->route, req->method, status, s);
-    if (lg->role == TIDE_ROLE_SERVICE)
-        tide_log_audit_request(lg->id, lg->sub, req->method, lg->route, req->path, req->path_len,
-                               status);
+    if (lg)
+        tide_request_record(req, lg->id, lg->role, lg->sub, lg->route,
+                            ev_now(rc->app->loop) - lg->started, lg->aborted || req->aborted,
+                            lg->label ? lg->label : xcache, status);
 }
 
 /* Answers req with a stored entry. */
@@ -726,7 +711,7 @@ void tide_rcache_admit(tide_app *app, tide_http_req *req, const char *claims, co
     size_t vlen;
     double age;
     int state = tide_cache_get(rc->store, key.p, key.n, ev_now(app->loop), 0, &v, &vlen, &age);
-    uint64_t h = key_hash(key.p, key.n);
+    uint64_t h = state == TIDE_CACHE_HIT ? 0 : key_hash(key.p, key.n);   /* flights: not hits */
     tide_rcache_log lg = { req->id, role, ev_now(app->loop), 0, NULL, sub ? sub : "",
                            r->route + 4 };
     if (state == TIDE_CACHE_HIT) {

@@ -39,7 +39,7 @@ local byte, find, format, gsub, lower, match, sub = string.byte, string.find, st
     string.gsub, string.lower, string.match, string.sub
 local concat = table.concat
 local tonumber = tonumber
-local pct_decode = router.pct_decode
+local form_decode = router.form_decode
 
 local _M = {}
 
@@ -493,14 +493,6 @@ end
 
 ---------------------------------------------------------------------------------------------
 -- the whole query string
-
--- "a+b%20c" -> "a b c"; nil on a bad escape.
-local function form_decode(s)
-    if find(s, "+", 1, true) then
-        s = gsub(s, "%+", " ")
-    end
-    return pct_decode(s)
-end
 
 -- The decoded key/value pairs in order (keys without "=" skipped), or nil, err.
 function _M.pairs(qs)

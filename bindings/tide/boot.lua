@@ -55,7 +55,7 @@ local ceil = math.ceil
 local traceback = debug.traceback
 local json_encode, json_decode, is_raw = json.encode, json.decode, json.is_raw
 local all_finite = json.all_finite
-local pct_decode = router.pct_decode
+local form_decode = router.form_decode
 local memo_put = memo.put
 
 local _M = {}
@@ -245,14 +245,6 @@ end
 -- The response for one of boot's own refusals.
 local function refuse(status, code, message, headers)
     return error_response(http.error(status, code, message), headers)
-end
-
--- "a+b%20c" -> "a b c"; nil on a bad escape.
-local function form_decode(s)
-    if find(s, "+", 1, true) then
-        s = gsub(s, "%+", " ")
-    end
-    return pct_decode(s)
 end
 
 -- Returns the decoded query table, or nil on a malformed escape.

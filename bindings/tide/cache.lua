@@ -24,7 +24,7 @@ local _M = {}
 local get_core, set_core = lazy.require "tide.core"
 _M._set_core = set_core
 
-local SCOPES = { public = true, role = true, user = true, claims = true }
+local SCOPES = require("tide.cachetags").SCOPES
 local GET_OPTS = { scope = true, stale_if_error = true }
 local SET_OPTS = { ttl = true, scope = true, stale_while_revalidate = true, stale_if_error = true,
                    tags = true }

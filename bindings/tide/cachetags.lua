@@ -27,6 +27,7 @@ local concat, sort = table.concat, table.sort
 local _M = {}
 
 local SCOPES = { public = true, role = true, user = true, claims = true }
+_M.SCOPES = SCOPES                   -- the cache scopes (tide.cache and db.select use them too)
 local ROUTE_KEYS = { ttl = true, scope = true, stale_while_revalidate = true,
                      stale_if_error = true, vary = true }
 local TABLE_KEYS = { key = true, depends = true }

@@ -296,7 +296,7 @@ local function run_rows(ctx, kind, tbl, opts, sql, params, rows, patch)
     return result(text, err, opts, tbl, true)
 end
 
-local SCOPES = { public = true, role = true, user = true, claims = true }
+local SCOPES = cachetags.SCOPES
 local CACHE_OPTS = keyset({ "ttl", "scope", "stale_if_error" })
 
 -- The cache key of a statement: its text and parameters, length-prefixed.

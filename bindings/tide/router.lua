@@ -22,13 +22,14 @@
 --                                                  function), sorted by pattern then method,
 --                                                  for `tide routes` and `tide check`
 --   r:patterns(method) -> { "/v1/trips", ... }     sorted, the patterns routed for method
+--   router.pct_decode(s), router.form_decode(s)    a path segment, a query-string component
 
 local errors = require "tide.errors"
 
 local type, pairs, tonumber, tostring, setmetatable = type, pairs, tonumber, tostring,
     setmetatable
-local byte, char, find, sub, match = string.byte, string.char, string.find, string.sub,
-    string.match
+local byte, char, find, gsub, sub, match = string.byte, string.char, string.find, string.gsub,
+    string.sub, string.match
 local concat, sort = table.concat, table.sort
 local getinfo = debug.getinfo
 local misuse = errors.misuse
@@ -294,6 +295,14 @@ local function pct_decode(s)
     return concat(out)
 end
 _M.pct_decode = pct_decode
+
+-- A query-string component: "a+b%20c" -> "a b c"; nil on a bad escape.
+function _M.form_decode(s)
+    if find(s, "+", 1, true) then
+        s = gsub(s, "%+", " ")
+    end
+    return pct_decode(s)
+end
 
 -- Returns handler, params, route for a request; or nil, 404 | nil, 405, allow | nil, 400.
 function _M.match(self, method, path)

@@ -5,16 +5,7 @@
  * -rss_limit_mb any that holds too much memory; ASan checks what C code runs. For inputs that
  * decode, it checks the round trip: decode(encode(v)) is v again, empty arrays included.
  * Run from the repository root (make fuzz does): it loads bindings/tide/json.lua. */
-#include <stddef.h>
-#include <stdint.h>
-#include <stdio.h>
-#include <stdlib.h>
-#include <string.h>
-#include <lua.h>
-#include <lauxlib.h>
-#include <lualib.h>
-
-static lua_State *L;
+#include "lua_target.h"
 
 static const char check_src[] =
     "package.path = 'bindings/?.lua;' .. package.path\n"
@@ -42,33 +33,8 @@ static const char check_src[] =
     "  assert(same(v, v2), 'decode(encode(v)) differs from v: ' .. e1)\n"
     "end\n";
 
-static void done(void)
-{
-    lua_close(L);
-}
-
-/* The state is closed at exit, which frees what cjson allocated. */
-static void init(void)
-{
-    L = luaL_newstate();
-    atexit(done);
-    luaL_openlibs(L);
-    if (luaL_dostring(L, check_src) != 0) {
-        fprintf(stderr, "fuzz_json: %s\n", lua_tostring(L, -1));
-        abort();
-    }
-    lua_setglobal(L, "check");
-}
-
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
-    if (!L) init();
-    lua_getglobal(L, "check");
-    lua_pushlstring(L, (const char *)data, size);
-    if (lua_pcall(L, 1, 0, 0) != 0) {
-        fprintf(stderr, "fuzz_json: %s\n", lua_tostring(L, -1));
-        abort();
-    }
-    lua_gc(L, LUA_GCSTEP, 64);
+    lua_target_run("fuzz_json", check_src, data, size);
     return 0;
 }

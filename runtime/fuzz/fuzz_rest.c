@@ -5,15 +5,7 @@
  * linear), -rss_limit_mb one that holds too much. Checks that hostile input never raises (only
  * nil, err with a PostgREST-shaped error) and that what parses respects the bounds. Run from
  * the repository root (make fuzz does). */
-#include <stddef.h>
-#include <stdint.h>
-#include <stdio.h>
-#include <stdlib.h>
-#include <lua.h>
-#include <lauxlib.h>
-#include <lualib.h>
-
-static lua_State *L;
+#include "lua_target.h"
 
 static const char check_src[] =
     "package.path = 'bindings/?.lua;scripts/?.lua;' .. package.path\n"
@@ -38,32 +30,8 @@ static const char check_src[] =
     "  assert(#(req.select or {}) <= 100 and #(req.order or {}) <= 32, 'lists beyond bounds')\n"
     "end\n";
 
-static void done(void)
-{
-    lua_close(L);
-}
-
-static void init(void)
-{
-    L = luaL_newstate();
-    atexit(done);
-    luaL_openlibs(L);
-    if (luaL_dostring(L, check_src) != 0) {
-        fprintf(stderr, "fuzz_rest: %s\n", lua_tostring(L, -1));
-        abort();
-    }
-    lua_setglobal(L, "check");
-}
-
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
-    if (!L) init();
-    lua_getglobal(L, "check");
-    lua_pushlstring(L, (const char *)data, size);
-    if (lua_pcall(L, 1, 0, 0) != 0) {
-        fprintf(stderr, "fuzz_rest: %s\n", lua_tostring(L, -1));
-        abort();
-    }
-    lua_gc(L, LUA_GCSTEP, 64);
+    lua_target_run("fuzz_rest", check_src, data, size);
     return 0;
 }
