@@ -240,6 +240,24 @@ local function base_table()
             put(table.concat(row, " |") .. " |")
         end
     end
+
+    -- where the CPU goes: Postgres' share per request beside pgbench's per transaction
+    put("")
+    put("CPU per request (µs): tide's process; Postgres' (the postmaster, its backends and the " ..
+        "children it reaped, from /proc) per tide request, and per pgbench transaction at " ..
+        "pgbench's best client count; the machine's whole budget is 2 cores = 2,000,000 µs/s:")
+    put("")
+    put("| workload | tide | Postgres per tide request | Postgres per pgbench tx (best -c) | " ..
+        "Postgres, tide / pgbench |")
+    put("|---|---:|---:|---:|---:|")
+    for _, k in ipairs({ "point", "list", "write", "vector", "pooler" }) do
+        local c = r[k .. "_pg_best_clients"]
+        local tp, pp = num(k .. "_pg_cpu_us"), c and num(k .. "_pg_c" .. c .. "_pg_cpu_us")
+        put(string.format("| %s | %s | %s | %s%s | %s |", k, fmt_cpu(k),
+                          tp and string.format("%.1f", tp) or "n/a",
+                          pp and string.format("%.1f", pp) or "n/a", c and (" (-c " .. c .. ")") or "",
+                          (tp and pp and pp > 0) and string.format("%.2f", tp / pp) or "n/a"))
+    end
 end
 
 local function base_notes()

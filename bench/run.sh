@@ -75,7 +75,8 @@
 #   BENCH_HTTP_PORT 18180, BENCH_ADMIN_PORT 18181, BENCH_DURATION 10, BENCH_WARMUP 3,
 #   BENCH_PG_CLIENTS "4 8 16 32 64", BENCH_PG_DURATION 5, BENCH_PG_WARMUP 2, BENCH_CONNS 64,
 #   BENCH_POOL (policy: the repository's policies/resilience.lua decides - pool.size 0, auto:
-#   6 per CPU; a number: that size for every upstream), BENCH_THREADS 2,
+#   6 per CPU; a number: that size for every upstream), BENCH_PIPELINE (policy; a number:
+#   every pool's pipeline depth), BENCH_THREADS 2,
 #   BENCH_IDLE_CONNS 10000, BENCH_STOP (unset: keep the stack), BENCH_PROFILE (1: perf profile
 #   of tide during each measured run), BENCH_POOL_SWEEP (1: the pool sweep),
 #   BENCH_POOL_SIZES "4 8 16 32 64", TIDE_JWT_SECRET (a bench secret), PGBENCH (found),
@@ -333,12 +334,16 @@ cp "$GEN/routing-direct.lua" "$B/bundle/policies/routing.lua"
 # direct pool).
 POOL=${BENCH_POOL:-policy}
 [ "$POOL" = policy ] || numbers "$POOL" 1 1000 || die "BENCH_POOL=$POOL (1..1000 or policy)"
+# BENCH_PIPELINE=N sets every upstream's pool.pipeline (default: the policy's)
+PIPELINE=${BENCH_PIPELINE:-policy}
+[ "$PIPELINE" = policy ] || numbers "$PIPELINE" 1 16 || die "BENCH_PIPELINE=$PIPELINE (1..16 or policy)"
 grep -q '^return _M[[:space:]]*$' policies/resilience.lua || die "policies/resilience.lua no longer ends with 'return _M'"
 # resilience_policy OUT [DIRECT]: the repository's policies/resilience.lua with every pool's size
 # set to $POOL (unless it is "policy"), and direct's to DIRECT when given, written to OUT.
 resilience_policy() {
   local extra='' size="_M.defaults.pool.size = $POOL  -- bench\n"
   [ "$POOL" != policy ] || size=''
+  [ "$PIPELINE" = policy ] || size="${size}_M.defaults.pool.pipeline = $PIPELINE  -- bench\n"
   [ -z "${2:-}" ] || extra="_M.upstreams.direct = _M.upstreams.direct or {}\n_M.upstreams.direct.pool = _M.upstreams.direct.pool or {}\n_M.upstreams.direct.pool.size = $2  -- bench: pool sweep\n"
   sed "s/^return _M[[:space:]]*$/-- appended by bench\/run.sh\n${size}${extra}return _M/" \
     policies/resilience.lua >"$1"
@@ -491,6 +496,19 @@ cpu_ticks() {
   echo "$t"
 }
 HZ=$(getconf CLK_TCK)
+
+# pg_ticks: clock ticks the bench's Postgres has used so far - the postmaster, its live
+# children (backends, walwriter, ...) and the children it has reaped (cutime + cstime), so a
+# backend that came and went within a run still counts. Empty when the pid is unknown.
+pg_ticks() {
+  local pm kids
+  pm=$(head -n 1 "$B/pgdata/postmaster.pid" 2>/dev/null) || return 0
+  [ -r "/proc/$pm/stat" ] || return 0
+  kids=$(tide_children "$pm")
+  # shellcheck disable=SC2086
+  awk -v pm="$pm" '{ t += $14 + $15; if ($1 == pm) t += $16 + $17 } END { print t }' \
+    "/proc/$pm/stat" $(for k in $kids; do [ -r "/proc/$k/stat" ] && echo "/proc/$k/stat"; done) 2>/dev/null
+}
 
 # sched_wait PID...: nanoseconds the processes' main threads (tide's event loops, nginx's
 # worker) have spent runnable but waiting for a CPU (/proc/PID/schedstat, second field), summed;
@@ -665,7 +683,7 @@ profile_summary() {
 run_wrk() {
   local name=$1 script=$2 server=${3:-tide} line kv c0 c1 t0 t1 w0 w1 q0 q1 e0='' e1 mid_pid='' perf_pid='' url=$URL cpu_key
   local pids=("$tide_pid" "${tide_workers[@]}") per_req=("$tide_pid" "${tide_workers[@]}") loops=("${tide_workers[@]}")
-  local s0='' s1='' stats_msg='' loop_msg='' lp lo lm cpu_us=n/a wrk_rc wrk_t h0 h1 ws0='' ws1='' ps0 ps1 p
+  local s0='' s1='' stats_msg='' loop_msg='' lp lo lm cpu_us=n/a wrk_rc wrk_t h0 h1 ws0='' ws1='' ps0 ps1 p g0 g1 pg_us=n/a
   local m0=$LOGS/loop-$name-0.txt m1=$LOGS/loop-$name-1.txt m2=$LOGS/loop-$name-2.txt
   cpu_key=${name}_tide_cpu
   [ "${#loops[@]}" -gt 0 ] || loops=("$tide_pid")       # the event loops: the workers, or tide
@@ -699,12 +717,14 @@ run_wrk() {
   [ "$server" = openresty ] || [ "${#tide_workers[@]}" = 0 ] || ws0=$(worker_snap)
   q0=$(sched_wait "${loops[@]}")
   ps0=$(proc_snap)
+  g0=$(pg_ticks)
   c0=$(cpu_ticks "${pids[@]}"); w0=$(cpu_ticks "${per_req[@]}"); h0=$(host_ticks); t0=$(date +%s.%N)
   # wrk in a shell of its own, which prints wrk's exit status and its children's CPU ticks (wrk
   # and timeout, counted once waited for) when wrk is done
   read -r wrk_rc wrk_t < <(bash -c '"$@" >"$0" 2>&1; rc=$?; read -r -a st </proc/$$/stat; echo "$rc $((st[15] + st[16]))"' \
     "$LOGS/wrk-$name.txt" timeout $((DURATION + 30)) wrk -t"$THREADS" -c"$CONNS" -d"${DURATION}s" --latency -s "$script" "$url")
   c1=$(cpu_ticks "${pids[@]}"); w1=$(cpu_ticks "${per_req[@]}"); h1=$(host_ticks); t1=$(date +%s.%N)
+  g1=$(pg_ticks)
   ps1=$(proc_snap)
   q1=$(sched_wait "${loops[@]}")
   [ "$server" = openresty ] || [ "${#tide_workers[@]}" = 0 ] || ws1=$(worker_snap)
@@ -785,10 +805,15 @@ run_wrk() {
   if [ "${v[requests]:-0}" -gt 0 ]; then
     cpu_us=$(awk -v c=$((w1 - w0)) -v hz="$HZ" -v n="${v[requests]}" 'BEGIN { printf "%.1f", c * 1e6 / hz / n }')
     res "${name}_cpu_us" "$cpu_us"
+    # Postgres' CPU per request, to set beside pgbench's per transaction (run_pgbench)
+    if [ -n "$g0" ] && [ -n "$g1" ]; then
+      pg_us=$(awk -v c=$((g1 - g0)) -v hz="$HZ" -v n="${v[requests]}" 'BEGIN { printf "%.1f", c * 1e6 / hz / n }')
+      res "${name}_pg_cpu_us" "$pg_us"
+    fi
   fi
-  say "$(printf '%-14s %-9s%8.0f req/s  p50 %6.2f ms  p99 %6.2f ms  non-2xx %s  socket errors %s  CPU %s µs/req%s' \
+  say "$(printf '%-14s %-9s%8.0f req/s  p50 %6.2f ms  p99 %6.2f ms  non-2xx %s  socket errors %s  CPU %s µs/req (Postgres %s)%s' \
     "$name" "$server" "${v[rps]}" "$(bc_ms "${v[p50_us]}")" "$(bc_ms "${v[p99_us]}")" "${v[non2xx]}" \
-    $((v[connect] + v[read] + v[write] + v[timeout])) "$cpu_us" "$loop_msg")"
+    $((v[connect] + v[read] + v[write] + v[timeout])) "$cpu_us" "$pg_us" "$loop_msg")"
   line=$(grep -m1 '^WRK_CACHE ' "$LOGS/wrk-$name.txt" || true)
   if [ -n "$line" ]; then
     for kv in ${line#WRK_CACHE }; do res "${name}_xc_${kv%%=*}" "${kv#*=}"; done
@@ -815,7 +840,7 @@ percentiles() {
 # NAME_pg_cCLIENTS_{tps,p50_us,p99_us,failed}, prints the rate and leaves "tps p50 p99 failed"
 # in pg_last.
 run_pgbench() {
-  local name=$1 clients=$2 dsn=$3 mode=$4 jobs=2 f tps failed p50 p99 rc=0 tag
+  local name=$1 clients=$2 dsn=$3 mode=$4 jobs=2 f tps failed p50 p99 rc=0 tag g0 g1 n pg_us=n/a
   shift 4
   local files=() args=()
   for f in "$@"; do
@@ -829,9 +854,16 @@ run_pgbench() {
     "${args[@]}" "${files[@]}" "$dsn" >"$LOGS/pgbench-$tag-warmup.txt" 2>&1 \
     || say "warning: pgbench warm-up for $tag exited non-zero"
   rm -f "$LOGS/pgbench-$tag".log.*
+  g0=$(pg_ticks)
   timeout $((PG_DURATION + 30)) "$PGBENCH" -n -M "$mode" -c "$clients" -j "$jobs" -T "$PG_DURATION" \
     -l --log-prefix="$LOGS/pgbench-$tag.log" "${args[@]}" "${files[@]}" "$dsn" \
     >"$LOGS/pgbench-$tag.txt" 2>&1 || rc=$?
+  g1=$(pg_ticks)
+  n=$(sed -n 's/^number of transactions actually processed: \([0-9]*\).*/\1/p' "$LOGS/pgbench-$tag.txt" | head -n 1)
+  if [ -n "$g0" ] && [ -n "$g1" ] && [ "${n:-0}" -gt 0 ]; then
+    pg_us=$(awk -v c=$((g1 - g0)) -v hz="$HZ" -v n="$n" 'BEGIN { printf "%.1f", c * 1e6 / hz / n }')
+    res "${name}_pg_c${clients}_pg_cpu_us" "$pg_us"
+  fi
   tps=$(sed -n 's/^tps = \([0-9.]*\) (without initial connection time)$/\1/p' "$LOGS/pgbench-$tag.txt")
   [ -n "$tps" ] || { tail -n 20 "$LOGS/pgbench-$tag.txt" >&2; die "pgbench for $tag printed no tps"; }
   failed=$(sed -n 's/^number of failed transactions: \([0-9]*\).*/\1/p' "$LOGS/pgbench-$tag.txt" | head -n 1)
@@ -843,8 +875,8 @@ run_pgbench() {
   res "${name}_pg_c${clients}_p50_us" "$p50"
   res "${name}_pg_c${clients}_p99_us" "$p99"
   res "${name}_pg_c${clients}_failed" "${failed:-0}"
-  say "$(printf '%-14s pgbench  %8.0f tps    p50 %6.2f ms  p99 %6.2f ms  failed %s  (-M %s -c %s -j %s)' \
-    "$name" "$tps" "$(bc_ms "$p50")" "$(bc_ms "$p99")" "${failed:-0}" "$mode" "$clients" "$jobs")"
+  say "$(printf '%-14s pgbench  %8.0f tps    p50 %6.2f ms  p99 %6.2f ms  failed %s  (-M %s -c %s -j %s)  Postgres CPU %s µs/tx' \
+    "$name" "$tps" "$(bc_ms "$p50")" "$(bc_ms "$p99")" "${failed:-0}" "$mode" "$clients" "$jobs" "$pg_us")"
 }
 
 # pg_sweep NAME DSN MODE SCRIPT...: run_pgbench at each client count of $PG_CLIENTS; records

@@ -59,13 +59,13 @@ size_t tide_health_json(const tide_health *h, char *buf, size_t cap)
             "\"retry_after_s\":%.3f},"
             "\"pool\":{\"size\":%d,\"open\":%d,\"idle\":%d,\"busy\":%d,\"connecting\":%d,"
             "\"waiting\":%d,\"jobs\":%lld,\"errors\":%lld,\"connect_failures\":%lld,"
-            "\"acquire_timeouts\":%lld},\"retries\":%lld,\"fallback\":%s}",
+            "\"acquire_timeouts\":%lld,\"pipelined\":%lld},\"retries\":%lld,\"fallback\":%s}",
             i ? "," : "", u->name, u->status, u->required ? "true" : "false", u->pool_of,
             u->probe_ok ? "true" : "false", u->probe_latency_ms, u->probe_age_s,
             u->breaker_state, u->breaker_calls, u->breaker_failures, u->consecutive_failures,
             u->breaker_opened, u->breaker_rejected, u->retry_after_s, s->size, s->open, s->idle,
             s->busy, s->connecting, s->waiting, s->jobs, s->errors, s->connect_failures,
-            s->acquire_timeouts, u->retries, fallback);
+            s->acquire_timeouts, s->pipelined, u->retries, fallback);
     }
     PUT("},\"status\":\"%s\"}", h->status);
 #undef PUT

@@ -239,6 +239,9 @@ static void render_http(out *o, tide_app *app)
     put(o, "tide_http_rejected_total{reason=\"per_client\"} %lld\n", h.rejected_per_client);
     head(o, "tide_http_aborted_total", "counter", "Requests whose client went away first.");
     put(o, "tide_http_aborted_total %lld\n", h.aborted);
+    head(o, "tide_http_reads_deferred_total", "counter",
+         "Readable connections left for the next event-loop pass (its time budget was spent).");
+    put(o, "tide_http_reads_deferred_total %lld\n", h.reads_deferred);
     head(o, "tide_http_body_bytes", "gauge", "Request body bytes held now.");
     put(o, "tide_http_body_bytes %lld\n", h.body_bytes);
     head(o, "tide_inflight_requests", "gauge", "Requests running in the bundle now.");
@@ -281,6 +284,9 @@ static void render_upstreams(out *o, tide_app *app)
          "Jobs that waited acquire_timeout for a connection in vain.");
     EACH(put(o, "tide_pool_acquire_timeouts_total{upstream=\"%s\"} %lld\n", up,
              uh->pool.acquire_timeouts));
+    head(o, "tide_pool_pipelined_total", "counter",
+         "Jobs queued behind others on a busy connection (pool.pipeline).");
+    EACH(put(o, "tide_pool_pipelined_total{upstream=\"%s\"} %lld\n", up, uh->pool.pipelined));
     head(o, "tide_pool_errors_total", "counter", "Failed jobs by SQLSTATE class (TI: tide's own).");
     EACH({ class_ctx c = { o, up }; tide_pool_each_error_class(u->pool, one_class, &c); });
     char lab[64];

@@ -15,8 +15,12 @@
 #define AUTH_STMT "tide_auth"
 
 enum item_kind { I_IGNORE, I_PREPARE, I_AUTHPREP, I_STMT, I_SYNC };
+#define RING_MASK (TIDE_PGCONN_RING - 1)
+_Static_assert((TIDE_PGCONN_RING & RING_MASK) == 0, "the item ring is a power of two");
+_Static_assert(TIDE_PGCONN_STMTS < 4096, "a statement slot fits above an item's kind");
 
 static void conn_io_cb(struct ev_loop *loop, ev_io *w, int revents);
+static void conn_lost(tide_conn *c, const char *why);
 
 static void quiet_notice(void *arg, const char *message)
 {
@@ -72,14 +76,34 @@ static int conn_flush(tide_conn *c)
 {
     int rc = PQflush(c->pg);
     if (rc < 0) return -1;
-    if (rc == 0 && (c->job || c->state == TIDE_PGCONN_RESETTING)) c->flushed = 1;
+    if (rc == 0)
+        for (tide_pgjob *j = c->job; j; j = j->next) j->flushed = 1;
     conn_watch(c, rc == 1 ? EV_READ | EV_WRITE : EV_READ);
     return 0;
 }
 
+/* The item ring: what the results in flight are for, in order. */
+static void item_push(tide_conn *c, enum item_kind kind, int slot)
+{
+    assert(c->itail - c->ihead < TIDE_PGCONN_RING);
+    c->items[c->itail++ & RING_MASK] = (unsigned short)(kind | (slot + 1) << 4);
+}
+static enum item_kind item_kind(const tide_conn *c)
+{
+    return (enum item_kind)(c->items[c->ihead & RING_MASK] & 15);
+}
+static int item_slot(const tide_conn *c)
+{
+    return (c->items[c->ihead & RING_MASK] >> 4) - 1;
+}
+
 static void stmt_cache_clear(tide_conn *c)
 {
-    for (int i = 0; i < TIDE_PGCONN_STMTS; i++) { free(c->stmts[i].sql); c->stmts[i].sql = NULL; }
+    for (int i = 0; i < TIDE_PGCONN_STMTS; i++) {
+        free(c->stmts[i].sql);
+        c->stmts[i].sql = NULL;
+        c->stmts[i].ready = 0;
+    }
     c->auth_prepared = 0;
 }
 
@@ -126,7 +150,6 @@ int tide__pgconn_open(tide_pool *p, struct ev_loop *loop, const char *name, int 
     c->loop = loop;
     c->name = name;
     c->prepare = prepare;
-    c->prepare_slot = -1;
     c->created_at = ev_now(loop);
     c->pg = kw ? PQconnectStartParams(kw, val, 0) : PQconnectStart(dsn);
     if (!c->pg || PQstatus(c->pg) == CONNECTION_BAD) {
@@ -221,98 +244,141 @@ static void report_send_failure(tide_conn *c)
     ev_timer_start(c->loop, &c->timer);
 }
 
+/* The client-side deadline of the job first in line (armed when it becomes first). */
+static void arm_deadline(tide_conn *c)
+{
+    ev_timer_stop(c->loop, &c->timer);
+    ev_timer_set(&c->timer, c->deadline_after, 0.);
+    ev_timer_start(c->loop, &c->timer);
+}
+
+int tide__pgconn_can_pipeline(const tide_conn *c, const tide_pgjob *job, int depth)
+{
+    const tide_pgjob *first = c->job;
+    return c->state == TIDE_PGCONN_BUSY && first && c->njobs < depth &&
+           c->njobs < TIDE_PGCONN_MAX_DEPTH && !c->cancelled && !c->send_failed &&
+           !(first->flags & (TIDE_PGJOB_KEEP | TIDE_PGJOB_BEGIN)) && !first->pin &&
+           !(job->flags & (TIDE_PGJOB_KEEP | TIDE_PGJOB_BEGIN)) && !job->pin &&
+           c->itail - c->ihead <= TIDE_PGCONN_RING - TIDE_PGCONN_ITEMS;
+}
+
+/* Queues the statement: named from the cache when its PREPARE went out earlier (and prepared
+ * in this pipeline when it is new), unnamed when it cannot be cached or its PREPARE is still
+ * on its way. Returns libpq's 1/0. */
+static int send_statement(tide_conn *c, tide_pgjob *job)
+{
+    PGconn *pg = c->pg;
+    int ok = 1, hit = 0, slot = c->prepare ? stmt_slot(c, job->sql, &hit) : -1;
+    tide__stmt *e = slot >= 0 ? &c->stmts[slot] : NULL;
+    if (e && (hit ? !e->ready : (e->sql && !e->ready))) e = NULL;   /* a PREPARE in flight */
+    if (!e) {
+        ok = PQsendQueryParams(pg, job->sql, job->nparams, NULL, job->values, NULL, NULL, 0);
+        item_push(c, I_STMT, -1);
+        return ok;
+    }
+    char name[32];
+    if (!hit) {
+        if (e->sql) {
+            /* evict: drop the old statement in the same pipeline. If that fails the server
+             * keeps an orphan, but names are never reused, so nothing clashes. */
+            char sql[48];
+            snprintf(sql, sizeof sql, "DEALLOCATE tide_%u", e->id);
+            ok = ok && PQsendQueryParams(pg, sql, 0, NULL, NULL, NULL, NULL, 0);
+            item_push(c, I_IGNORE, -1);
+            free(e->sql);
+        }
+        e->sql = strdup(job->sql);
+        e->hash = hash_str(job->sql);
+        e->ready = 0;
+        e->id = c->next_stmt_id++;
+        snprintf(name, sizeof name, "tide_%u", e->id);
+        ok = ok && e->sql && PQsendPrepare(pg, name, job->sql, job->nparams, NULL);
+        item_push(c, I_PREPARE, slot);
+    } else {
+        snprintf(name, sizeof name, "tide_%u", e->id);
+    }
+    ok = ok && PQsendQueryPrepared(pg, name, job->nparams, job->values, NULL, NULL, 0);
+    item_push(c, I_STMT, -1);
+    return ok;
+}
+
 void tide__pgconn_start_job(tide_conn *c, tide_pgjob *job, double statement_timeout)
 {
     PGconn *pg = c->pg;
     job->sent_at = ev_time();
     job->conn = c;
-    c->job = job;
-    tide__pgconn_set_state(c, TIDE_PGCONN_BUSY);
-    c->nitems = c->cur = 0;
-    c->prepare_slot = -1;
-    c->have_err = 0;
-    c->flushed = 0;
-    c->send_failed = 0;
+    job->next = NULL;
+    job->flushed = 0;
+    if (c->job) {                           /* pipelined behind the jobs in flight */
+        c->tail->next = job;
+        c->tail = job;
+        c->njobs++;
+    } else {
+        c->job = c->tail = job;
+        c->njobs = 1;
+        tide__pgconn_set_state(c, TIDE_PGCONN_BUSY);
+        c->ihead = c->itail = 0;
+        c->have_err = 0;
+        c->send_failed = 0;
+        /* Client-side deadline: the server's statement_timeout should fire first; this one
+         * catches a server that does not answer at all (frozen, partitioned). */
+        c->deadline_after = statement_timeout + 1.0;
+        arm_deadline(c);
+    }
     int ok = 1;
     char timeout_ms[24];
     snprintf(timeout_ms, sizeof timeout_ms, "%.0f", statement_timeout * 1000.0);
-    /* Client-side deadline: the server's statement_timeout should fire first; this one
-     * catches a server that does not answer at all (frozen, partitioned). */
-    ev_timer_stop(c->loop, &c->timer);
-    ev_timer_set(&c->timer, statement_timeout + 1.0, 0.);
-    ev_timer_start(c->loop, &c->timer);
 
     if (job->flags & TIDE_PGJOB_BEGIN) {
         ok = ok && PQsendQueryParams(pg, "BEGIN", 0, NULL, NULL, NULL, NULL, 0);
-        c->items[c->nitems++] = I_IGNORE;
+        item_push(c, I_IGNORE, -1);
     }
     if (job->flags & TIDE_PGJOB_AUTH) {
         const char *vals[4] = { job->claims, job->role, timeout_ms,
                                 job->label ? job->label : "tide" };
-        if (c->prepare) {
+        if (c->prepare && c->auth_prepared != 1) {
             if (!c->auth_prepared) {
                 ok = ok && PQsendPrepare(pg, AUTH_STMT, AUTH_SQL, 4, NULL);
-                c->items[c->nitems++] = I_AUTHPREP;
+                item_push(c, I_AUTHPREP, -1);
+                c->auth_prepared = 1;
             }
             ok = ok && PQsendQueryPrepared(pg, AUTH_STMT, 4, vals, NULL, NULL, 0);
         } else {
             ok = ok && PQsendQueryParams(pg, AUTH_SQL, 4, NULL, vals, NULL, NULL, 0);
         }
-        c->items[c->nitems++] = I_IGNORE;
+        item_push(c, I_IGNORE, -1);
     }
-    if (job->sql) {
-        int hit = 0, slot = c->prepare ? stmt_slot(c, job->sql, &hit) : -1;
-        if (slot >= 0) {
-            char name[32];
-            tide__stmt *e = &c->stmts[slot];
-            if (!hit) {
-                if (e->sql) {
-                    /* evict: drop the old statement in the same pipeline. If that fails the
-                     * server keeps an orphan, but names are never reused, so nothing clashes. */
-                    char sql[48];
-                    snprintf(sql, sizeof sql, "DEALLOCATE tide_%u", e->id);
-                    ok = ok && PQsendQueryParams(pg, sql, 0, NULL, NULL, NULL, NULL, 0);
-                    c->items[c->nitems++] = I_IGNORE;
-                    free(e->sql);
-                }
-                e->sql = strdup(job->sql);
-                e->hash = hash_str(job->sql);
-                e->id = c->next_stmt_id++;
-                snprintf(name, sizeof name, "tide_%u", e->id);
-                ok = ok && e->sql && PQsendPrepare(pg, name, job->sql, job->nparams, NULL);
-                c->items[c->nitems++] = I_PREPARE;
-                c->prepare_slot = slot;
-            } else {
-                snprintf(name, sizeof name, "tide_%u", e->id);
-            }
-            ok = ok && PQsendQueryPrepared(pg, name, job->nparams, job->values, NULL, NULL, 0);
-        } else {
-            ok = ok && PQsendQueryParams(pg, job->sql, job->nparams, NULL, job->values, NULL,
-                                         NULL, 0);
-        }
-        c->items[c->nitems++] = I_STMT;
-    }
+    if (job->sql) ok = ok && send_statement(c, job);
     ok = ok && PQpipelineSync(pg);
-    c->items[c->nitems++] = I_SYNC;
+    item_push(c, I_SYNC, -1);
     /* report it from the loop: done() must never run inside tide_pool_run() */
-    if (!ok || conn_flush(c) != 0) report_send_failure(c);
+    if (!ok) { report_send_failure(c); return; }
+    c->want_flush = 1;
+    tide__pool_want_flush(c->pool);
+}
+
+void tide__pgconn_flush(tide_conn *c)
+{
+    if (!c->want_flush) return;
+    c->want_flush = 0;
+    if (c->state == TIDE_PGCONN_CLOSED || c->send_failed) return;
+    if (conn_flush(c) != 0) conn_lost(c, PQerrorMessage(c->pg));
 }
 
 int tide__pgconn_reset(tide_conn *c, double timeout)
 {
     tide__pgconn_set_state(c, TIDE_PGCONN_RESETTING);
-    c->job = NULL;
-    c->nitems = c->cur = 0;
+    c->job = c->tail = NULL;
+    c->njobs = 0;
+    c->ihead = c->itail = 0;
     c->have_err = 0;
-    c->prepare_slot = -1;
     ev_timer_stop(c->loop, &c->timer);
     ev_timer_set(&c->timer, timeout, 0.);
     ev_timer_start(c->loop, &c->timer);
-    c->flushed = 0;
     int ok = PQsendQueryParams(c->pg, "ROLLBACK", 0, NULL, NULL, NULL, NULL, 0);
-    c->items[c->nitems++] = I_IGNORE;
+    item_push(c, I_IGNORE, -1);
     ok = ok && PQpipelineSync(c->pg);
-    c->items[c->nitems++] = I_SYNC;
+    item_push(c, I_SYNC, -1);
     if (!ok || conn_flush(c) != 0) return TIDE_ECONN;
     return 0;
 }
@@ -327,7 +393,12 @@ static void conn_complete(tide_conn *c)
     ev_timer_stop(c->loop, &c->timer);
     PGresult *res = c->stmt_res;
     c->stmt_res = NULL;
-    c->job = NULL;
+    if (job) {
+        c->job = job->next;
+        job->next = NULL;
+        if (--c->njobs == 0) c->tail = NULL;
+        else arm_deadline(c);               /* the next in line: its deadline starts now */
+    }
     tide_pg_error err = c->err;
     int have_err = c->have_err;
     memset(&c->err, 0, sizeof c->err);
@@ -350,8 +421,9 @@ tide_pgjob *tide__pgconn_abort(tide_conn *c, const char *code, const char *why,
                                tide_pg_error *err)
 {
     tide_pgjob *job = c->job;
-    int sent = c->flushed;
-    c->job = NULL;
+    int sent = job && job->flushed;
+    c->job = c->tail = NULL;
+    c->njobs = 0;
     memset(err, 0, sizeof *err);
     char msg[512];
     snprintf(msg, sizeof msg, "%s upstream %s: %s",
@@ -361,18 +433,28 @@ tide_pgjob *tide__pgconn_abort(tide_conn *c, const char *code, const char *why,
     if (job && sent && code[0] != '0') tide__pgconn_cancel(c);   /* stop it server-side */
     tide__pgconn_close(c);
     if (!job) return NULL;
-    job->conn = NULL;
+    for (tide_pgjob *j = job; j; j = j->next) j->conn = NULL;
     tide__pgerr_set(err, code, code[0] == '0' ? 503 : 504, msg);
     err->sent = sent;
     return job;
+}
+
+void tide__pgconn_behind(const tide_pgjob *job, const tide_pg_error *first, tide_pg_error *err)
+{
+    memset(err, 0, sizeof *err);
+    char msg[600];
+    snprintf(msg, sizeof msg, "%s (a statement pipelined ahead of this one failed)",
+             first->message ? first->message : "lost the connection");
+    tide__pgerr_set(err, "08006", 503, msg);
+    err->sent = job->flushed;
 }
 
 static void conn_fail(tide_conn *c, const char *code, const char *why)
 {
     tide_pool *p = c->pool;
     tide_pg_error e;
-    tide_pgjob *job = tide__pgconn_abort(c, code, why, &e);
-    if (job) tide__pool_job_done(p, NULL, job, NULL, &e);
+    tide_pgjob *list = tide__pgconn_abort(c, code, why, &e);
+    if (list) tide__pool_jobs_aborted(p, list, &e);
     tide__pgerr_clear(&e);
     tide__pool_dispatch(p);
 }
@@ -390,7 +472,7 @@ static void conn_read_results(tide_conn *c)
     while (c->job || c->state == TIDE_PGCONN_RESETTING) {
         if (PQisBusy(pg)) return;
         PGresult *res = PQgetResult(pg);
-        enum item_kind kind = (enum item_kind)c->items[c->cur];
+        enum item_kind kind = item_kind(c);
         if (kind == I_SYNC) {
             if (!res) continue;           /* defensive: libpq reports NULL between items */
             ExecStatusType st = PQresultStatus(res);
@@ -402,17 +484,23 @@ static void conn_read_results(tide_conn *c)
             }
             PQclear(res);
             if (st != PGRES_PIPELINE_SYNC) continue;
+            c->ihead++;
             conn_complete(c);
-            return;
+            if (c->state == TIDE_PGCONN_CLOSED) return;   /* done() failed the pool */
+            continue;                                     /* every ready result per wakeup */
         }
-        if (!res) { c->cur++; continue; }
+        if (!res) { c->ihead++; continue; }
         ExecStatusType st = PQresultStatus(res);
-        if (kind == I_AUTHPREP && st == PGRES_COMMAND_OK) c->auth_prepared = 1;
-        if (kind == I_PREPARE && st != PGRES_COMMAND_OK && c->prepare_slot >= 0) {
-            /* failed or aborted: the name does not exist on the server */
-            tide__stmt *e = &c->stmts[c->prepare_slot];
-            free(e->sql);
-            e->sql = NULL;
+        if (kind == I_AUTHPREP) c->auth_prepared = st == PGRES_COMMAND_OK ? 2 : 0;
+        if (kind == I_PREPARE) {
+            tide__stmt *e = &c->stmts[item_slot(c)];
+            if (st == PGRES_COMMAND_OK) {
+                e->ready = 1;
+            } else {
+                /* failed or aborted: the name does not exist on the server */
+                free(e->sql);
+                e->sql = NULL;
+            }
         }
         switch (st) {
         case PGRES_FATAL_ERROR:

@@ -13,7 +13,19 @@
  *
  * tide_pool_fail_all() takes jobs off the pool at once but calls their done() from the next
  * loop pass (an ev_prepare watcher): it is called from inside another pool's done() (a
- * breaker opening) and must not run a second chain of callbacks inside the first. */
+ * breaker opening) and must not run a second chain of callbacks inside the first.
+ *
+ * Pipelining: once every connection is open and busy, a waiting job may be queued behind the
+ * jobs of the busy connection with the fewest (at most `pipeline` per connection) instead of
+ * waiting for one to finish: Postgres then reads the next job as soon as it ends the previous
+ * one, without sleeping until tide has read the answer and sent the next, and tide reads
+ * several answers per wakeup. The pool never pipelines below its size (a new connection
+ * serves a job sooner than a queue), nor behind a job that has run for a tenth of
+ * acquire_timeout already (it may be slow: what waits behind it is not bounded by
+ * acquire_timeout, only by the statement timeouts ahead of it), nor on an upstream without
+ * `prepare`: a transaction-mode PgBouncer (1.18, Debian 12's) releases its server at the
+ * first ReadyForQuery, with later Syncs of the same client still queued. What is queued on a connection is flushed once per
+ * loop pass (an ev_prepare watcher), in one send per connection. */
 #include "pool.h"
 
 #include <stdio.h>
@@ -44,7 +56,7 @@ struct tide_pool {
     struct ev_loop *loop;
     tide_resolver *resolver;    /* NULL when libpq needs no name resolution */
     char *name, *dsn;
-    int size, prepare;
+    int size, prepare, pipeline;
     double acquire_timeout, connect_timeout, statement_timeout, max_lifetime, idle_timeout;
     int max_size;               /* slots allocated; size may shrink below it on reload */
     int connect_failures_in_row;
@@ -52,13 +64,14 @@ struct tide_pool {
     ev_timer retry_timer;       /* wakes waiters when the backoff ends */
     ev_timer idle_timer;        /* closes connections idle longer than idle_timeout */
     ev_prepare failed_watcher;  /* calls done() for the jobs on `failed` */
+    ev_prepare flush_watcher;   /* sends what jobs queued on connections this pass */
     tide_conn **conns;          /* max_size slots; NULL = free */
     tide_conn *idle;            /* LIFO: the warmest connection first */
     tide_conn *reap;            /* CLOSED, freed when the outermost callback returns */
     deferred *failed, *failed_tail;
     tide_pgjob *wait_head, *wait_tail;
     int nwaiting, nidle, nbusy, nconnecting, nopen;
-    long long jobs, errors, connect_failures, acquire_timeouts;
+    long long jobs, errors, connect_failures, acquire_timeouts, pipelined;
     tide_hist acquire_hist, statement_hist;
     struct { char cls[3]; long long n; } err_classes[TIDE_POOL_ERROR_CLASSES];
     int nerr_classes;
@@ -234,11 +247,30 @@ void tide__pool_job_done(tide_pool *p, tide_conn *c, tide_pgjob *job, PGresult *
     } else if (job->flags & TIDE_PGJOB_KEEP) {
         tide__pgconn_set_state(c, TIDE_PGCONN_HELD);   /* even after an error: the holder
                                                          * rolls back */
+    } else if (c->job) {
+        job->conn = NULL;             /* more jobs in flight on c: it stays BUSY */
     } else {
         job->conn = NULL;
         tide_pool_release(c);
     }
     job->done(job, res, err);
+}
+
+void tide__pool_jobs_aborted(tide_pool *p, tide_pgjob *list, tide_pg_error *err)
+{
+    tide_pgjob *first = list;
+    list = first->next;
+    first->next = NULL;
+    tide__pool_job_done(p, NULL, first, NULL, err);
+    while (list) {
+        tide_pgjob *job = list;
+        list = job->next;
+        job->next = NULL;
+        tide_pg_error e;
+        tide__pgconn_behind(job, err, &e);
+        tide__pool_job_done(p, NULL, job, NULL, &e);
+        tide__pgerr_clear(&e);
+    }
 }
 
 static void waiter_remove(tide_pgjob *job)
@@ -294,6 +326,53 @@ static void wait_timeout_cb(struct ev_loop *loop, ev_timer *w, int revents)
     tide__pool_leave(p);
 }
 
+/* The pipeline depth in effect: `pipeline`, where it is safe (see the header). */
+static int pipeline_depth(const tide_pool *p)
+{
+    return p->prepare && p->pipeline > 1 ? p->pipeline : 1;
+}
+
+/* Once the pool is at its size with no connection idle, queues the waiting jobs, first
+ * come first served, behind the busy connections with the fewest jobs in flight. */
+static void pipeline_waiters(tide_pool *p)
+{
+    int depth = pipeline_depth(p);
+    if (depth <= 1 || p->idle || p->nopen < p->size || p->closing) return;
+    /* never behind a statement already running for a tenth of acquire_timeout: it may be a
+     * slow one, and a job queued behind it waits for it whatever acquire_timeout says */
+    double fresh = ev_time() - p->acquire_timeout / 10;
+    while (p->wait_head) {
+        tide_pgjob *job = p->wait_head;
+        tide_conn *best = NULL;
+        for (int i = 0; i < p->max_size; i++) {
+            tide_conn *c = p->conns[i];
+            if (c && tide__pgconn_can_pipeline(c, job, depth) &&
+                c->job->sent_at > fresh && (!best || c->njobs < best->njobs))
+                best = c;
+        }
+        if (!best) return;
+        waiter_remove(job);
+        p->pipelined++;
+        tide__pgconn_start_job(best, job, p->statement_timeout);
+    }
+}
+
+void tide__pool_want_flush(tide_pool *p)
+{
+    ev_prepare_start(p->loop, &p->flush_watcher);
+}
+
+static void flush_cb(struct ev_loop *loop, ev_prepare *w, int revents)
+{
+    (void)revents;
+    tide_pool *p = w->data;
+    ev_prepare_stop(loop, w);
+    tide__pool_enter(p);
+    for (int i = 0; i < p->max_size; i++)
+        if (p->conns[i] && p->conns[i]->want_flush) tide__pgconn_flush(p->conns[i]);
+    tide__pool_leave(p);
+}
+
 void tide__pool_dispatch(tide_pool *p)
 {
     while (p->wait_head && p->idle) {
@@ -301,6 +380,7 @@ void tide__pool_dispatch(tide_pool *p)
         waiter_remove(job);
         tide__pgconn_start_job(p->idle, job, p->statement_timeout);
     }
+    pipeline_waiters(p);
     while (p->nwaiting > p->nconnecting && p->nopen < p->size && !p->closing &&
            p->nconnecting < MAX_CONNECTING) {
         int rc = conn_open(p);
@@ -343,6 +423,7 @@ static int pool_run(tide_pool *p, tide_pgjob *job)
            p->nconnecting < MAX_CONNECTING) {
         if ((rc = conn_open(p)) != 0) break;
     }
+    pipeline_waiters(p);
     if (p->nopen == 0 && !(p->resolver && tide_resolve_pending(p->resolver))) {
         /* nothing open and (backoff or libpq refusal) nothing opening: nothing will ever serve
          * it, so fail fast, here (no callback). A first resolution still running is different:
@@ -375,7 +456,9 @@ int tide_pool_withdraw(tide_pgjob *job)
 int tide_pool_cancel(tide_pgjob *job)
 {
     if (job->waiting) { waiter_remove(job); return 1; }
-    if (job->conn && job->conn->job == job) tide__pgconn_cancel(job->conn);
+    /* only a job running alone: a cancel could hit the job pipelined behind it */
+    if (job->conn && job->conn->job == job && job->conn->njobs == 1)
+        tide__pgconn_cancel(job->conn);
     return 0;
 }
 
@@ -480,8 +563,20 @@ void tide_pool_fail_all(tide_pool *p, const char *why)
         tide_conn *c = p->conns[i];
         if (!c || !c->job || c->state != TIDE_PGCONN_BUSY) continue;
         tide_pg_error e;
-        tide_pgjob *job = tide__pgconn_abort(c, "08006", why, &e);
-        if (job) defer_failure(p, job, &e);
+        tide_pgjob *first = tide__pgconn_abort(c, "08006", why, &e);
+        if (!first) continue;
+        tide_pgjob *job = first->next;
+        first->next = NULL;
+        while (job) {                 /* the jobs pipelined behind it (before e is taken) */
+            tide_pgjob *next = job->next;
+            job->next = NULL;
+            tide_pg_error behind;
+            tide__pgconn_behind(job, &e, &behind);
+            defer_failure(p, job, &behind);
+            tide__pgerr_clear(&behind);
+            job = next;
+        }
+        defer_failure(p, first, &e);
         tide__pgerr_clear(&e);
     }
     tide__pool_dispatch(p);
@@ -524,6 +619,8 @@ static void pool_apply(tide_pool *p, const tide_pool_config *cfg)
     p->statement_timeout = cfg->statement_timeout > 0 ? cfg->statement_timeout : 5.0;
     p->max_lifetime = cfg->max_lifetime;
     p->idle_timeout = cfg->idle_timeout;
+    p->pipeline = cfg->pipeline < 1 ? 1 : cfg->pipeline > TIDE_PGCONN_MAX_DEPTH
+                                                      ? TIDE_PGCONN_MAX_DEPTH : cfg->pipeline;
 }
 
 int tide_pool_new(struct ev_loop *loop, const tide_pool_config *cfg, tide_pool **out)
@@ -550,6 +647,8 @@ int tide_pool_new(struct ev_loop *loop, const tide_pool_config *cfg, tide_pool *
     p->retry_timer.data = p;
     ev_prepare_init(&p->failed_watcher, failed_cb);
     p->failed_watcher.data = p;
+    ev_prepare_init(&p->flush_watcher, flush_cb);
+    p->flush_watcher.data = p;
     ev_timer_init(&p->idle_timer, idle_timer_cb, 1., 1.);
     p->idle_timer.data = p;
     ev_timer_start(loop, &p->idle_timer);
@@ -579,6 +678,7 @@ static void pool_destroy(tide_pool *p)
     reap(p);
     ev_timer_stop(p->loop, &p->retry_timer);
     ev_prepare_stop(p->loop, &p->failed_watcher);
+    ev_prepare_stop(p->loop, &p->flush_watcher);
     ev_ref(p->loop);
     ev_timer_stop(p->loop, &p->idle_timer);
     tide_resolve_free(p->resolver);
@@ -598,11 +698,15 @@ void tide_pool_free(tide_pool *p)
     for (int i = 0; i < p->max_size; i++) {
         tide_conn *c = p->conns[i];
         if (!c) continue;
-        if (c->job) {
-            tide_pgjob *job = c->job;
-            c->job = NULL;
+        tide_pgjob *job = c->job;
+        c->job = c->tail = NULL;
+        c->njobs = 0;
+        while (job) {
+            tide_pgjob *next = job->next;
+            job->next = NULL;
             job->conn = NULL;
             fail_job(p, job, "TIDE_SHUTDOWN", "tide is shutting down");
+            job = next;
         }
         if (c->state != TIDE_PGCONN_CLOSED) tide__pgconn_close(c);
     }
@@ -622,6 +726,7 @@ void tide_pool_get_stats(const tide_pool *p, tide_pool_stats *o)
     o->errors = p->errors;
     o->connect_failures = p->connect_failures;
     o->acquire_timeouts = p->acquire_timeouts;
+    o->pipelined = p->pipelined;
 }
 
 const char *tide_pool_name(const tide_pool *p) { return p->name; }

@@ -33,6 +33,9 @@ typedef struct tide_pool_config {
                               * one second later for a server that does not answer */
     double max_lifetime;     /* seconds; older connections are retired between jobs (0 = off) */
     double idle_timeout;     /* seconds an idle connection is kept (0 = forever) */
+    int pipeline;            /* jobs one connection may run in a row without waiting for the
+                              * results in between, once every connection is busy (1 = off;
+                              * only with `prepare`: see pool.c) */
 } tide_pool_config;
 
 enum {
@@ -65,6 +68,7 @@ struct tide_pgjob {
     ev_timer wait_timer;
     int waiting;
     double queued_at, sent_at;   /* ev_time() at tide_pool_run and when the pipeline went */
+    int flushed;                 /* its whole pipeline (with its Sync) left for the server */
 };
 
 /* Creates a pool; no connection is opened until needed. Returns 0 or TIDE_ENOMEM/EINVAL. */
@@ -112,6 +116,7 @@ void tide_pool_free(tide_pool *pool);
 typedef struct tide_pool_stats {
     int size, open, idle, busy, connecting, waiting;
     long long jobs, errors, connect_failures, acquire_timeouts;
+    long long pipelined;     /* jobs queued behind others on a busy connection */
 } tide_pool_stats;
 void tide_pool_get_stats(const tide_pool *pool, tide_pool_stats *out);
 

@@ -103,6 +103,17 @@ fi
 # shellcheck disable=SC1091
 . "$TEST_DIR/stack.env"
 
+# the C tests that need a real Postgres (they skip without one): the pool's pipelining, the
+# LISTEN connection
+note "C tests against the stack"
+for t in pool listen; do
+  log=$LOGS/test_$t.live.log
+  TIDE_TEST_PG_DSN=$TIDE_DSN_DIRECT "$BUILD_DIR/tests/test_$t" >"$log" 2>&1; rc=$?
+  tail -n 1 "$log"
+  [ $rc -eq 0 ] || { echo "FAILED: test_$t against the stack"; tail -n 30 "$log"; }
+  count_c "$log" $rc
+done
+
 note "RLS checks (SQL)"
 for f in db/test/*.sql; do
   [ -f "$f" ] || continue

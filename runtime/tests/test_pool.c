@@ -1,6 +1,13 @@
 /* test_pool.c - the pool's pure parts (SQLSTATE map, connection state moves) and, on a real
  * loop against a listener that never answers, how waiting jobs are failed: never inside the
- * call that failed them, and a pool freed from inside a done() callback. */
+ * call that failed them, and a pool freed from inside a done() callback.
+ *
+ * Against a real Postgres when TIDE_TEST_PG_DSN is set (spec/run.sh sets it to its stack;
+ * else those tests say "skip"): pipelining - jobs queued behind others on busy connections
+ * complete in order with their own results, an error in one (a division by zero, a statement
+ * that fails to prepare, a statement timeout) stays its own, a statement whose PREPARE is
+ * still on its way is sent unnamed behind it, and a client gone does not cancel a job with
+ * others behind it (the cancel could hit theirs). Every wait is bounded. */
 #include "test.h"
 #include "../pool.h"
 #include "../pgconn.h"
@@ -180,10 +187,181 @@ TEST(shutdown_fails_waiting_jobs)
     close(lfd);
 }
 
+/* ---- against a real Postgres: pipelining --------------------------------------------- */
+
+typedef struct live {
+    int calls;
+    char code[32];
+    char value[64];
+} live;
+
+static void live_done(tide_pgjob *job, PGresult *res, const tide_pg_error *err)
+{
+    live *o = job->ud;
+    o->calls++;
+    if (err) snprintf(o->code, sizeof o->code, "%s", err->code);
+    else if (res && PQntuples(res) == 1) snprintf(o->value, sizeof o->value, "%s",
+                                                  PQgetvalue(res, 0, 0));
+}
+
+static const char *live_dsn(void)
+{
+    const char *dsn = getenv("TIDE_TEST_PG_DSN");
+    if (!dsn || !*dsn) printf("  skip: TIDE_TEST_PG_DSN is not set\n");
+    return dsn && *dsn ? dsn : NULL;
+}
+
+static int live_pool(struct ev_loop *loop, const char *dsn, double statement_timeout,
+                     tide_pool **p)
+{
+    tide_pool_config cfg = { .name = "live", .dsn = dsn, .size = 2, .prepare = 1,
+                             .pipeline = 4, .acquire_timeout = 10, .connect_timeout = 10,
+                             .statement_timeout = statement_timeout };
+    return tide_pool_new(loop, &cfg, p);
+}
+
+/* Runs the loop until every outcome has its call, at most 10 s. */
+static int live_wait(struct ev_loop *loop, live *o, int n)
+{
+    double until = ev_time() + 10;
+    for (;;) {
+        int left = 0;
+        for (int i = 0; i < n; i++) left += o[i].calls == 0;
+        if (!left) return 1;
+        if (ev_time() > until) return 0;
+        ev_run(loop, EVRUN_ONCE);
+    }
+}
+
+#define NLIVE 12
+
+TEST(pipelined_jobs_complete_in_order_each_with_its_own_outcome)
+{
+    const char *dsn = live_dsn();
+    if (!dsn) return;
+    struct ev_loop *loop = ev_loop_new(EVFLAG_AUTO);
+    tide_pool *p = NULL;
+    CHECK_EQ_INT(live_pool(loop, dsn, 5, &p), 0);
+    live o[NLIVE];
+    tide_pgjob jobs[NLIVE];
+    char a[NLIVE][8];
+    const char *vals[NLIVE][2];
+    memset(o, 0, sizeof o);
+    memset(jobs, 0, sizeof jobs);
+    for (int i = 0; i < NLIVE; i++) {
+        snprintf(a[i], sizeof a[i], "%d", i);
+        vals[i][0] = a[i];
+        vals[i][1] = i == 4 ? "0" : "1";               /* job 4 divides by zero */
+        jobs[i].sql = "select $1::int / $2::int";
+        jobs[i].nparams = 2;
+        jobs[i].values = vals[i];
+        jobs[i].done = live_done;
+        jobs[i].ud = &o[i];
+    }
+    /* 6 and 7: a new statement, its PREPARE on its way when the second is queued */
+    jobs[6].sql = jobs[7].sql = "select $1::int + 1000 + 0 * $2::int";
+    /* 8 and 9: a statement that fails to prepare; the second must not be told that no such
+     * prepared statement exists */
+    jobs[8].sql = jobs[9].sql = "select $1::int + no_such_column + $2::int";
+    for (int i = 0; i < NLIVE; i++) CHECK_EQ_INT(tide_pool_run(p, &jobs[i]), 0);
+    CHECK(live_wait(loop, o, NLIVE));
+    tide_pool_stats s;
+    tide_pool_get_stats(p, &s);
+    CHECK(s.pipelined >= 4);                           /* 2 connections took 12 jobs */
+    for (int i = 0; i < NLIVE; i++) {
+        CHECK_EQ_INT(o[i].calls, 1);
+        if (i == 4) {
+            CHECK_STR(o[i].code, "22012");
+        } else if (i == 6 || i == 7) {
+            char want[16];
+            snprintf(want, sizeof want, "%d", i + 1000);
+            CHECK_STR(o[i].value, want);
+        } else if (i == 8 || i == 9) {
+            CHECK_STR(o[i].code, "42703");
+        } else {
+            CHECK_STR(o[i].code, "");
+            CHECK_STR(o[i].value, a[i]);
+        }
+    }
+    /* and the cache is sound afterwards: the statement of 6/7 runs named now */
+    live again = { 0 };
+    tide_pgjob j = { .sql = jobs[6].sql, .nparams = 2, .values = vals[3], .done = live_done,
+                     .ud = &again };
+    CHECK_EQ_INT(tide_pool_run(p, &j), 0);
+    CHECK(live_wait(loop, &again, 1));
+    CHECK_STR(again.value, "1003");
+    tide_pool_free(p);
+    ev_loop_destroy(loop);
+}
+
+TEST(a_slow_job_delays_the_jobs_behind_it_but_does_not_fail_them)
+{
+    const char *dsn = live_dsn();
+    if (!dsn) return;
+    struct ev_loop *loop = ev_loop_new(EVFLAG_AUTO);
+    tide_pool *p = NULL;
+    CHECK_EQ_INT(live_pool(loop, dsn, 0.4, &p), 0);
+    /* both connections open and idle first */
+    live w[2] = { { 0 }, { 0 } };
+    tide_pgjob wj[2] = { { .sql = "select 1", .done = live_done, .ud = &w[0] },
+                         { .sql = "select 1", .done = live_done, .ud = &w[1] } };
+    CHECK_EQ_INT(tide_pool_run(p, &wj[0]), 0);
+    CHECK_EQ_INT(tide_pool_run(p, &wj[1]), 0);
+    CHECK(live_wait(loop, w, 2));
+    tide_pool_stats s;
+    double until = ev_time() + 5;
+    do {
+        ev_run(loop, EVRUN_NOWAIT);
+        tide_pool_get_stats(p, &s);
+    } while (s.idle < 2 && ev_time() < until);
+    CHECK_EQ_INT(s.idle, 2);
+    long long before = s.pipelined;
+
+    /* 0 runs past the statement timeout (0.4 s); 1 is a client gone (cancel) with jobs
+     * behind it; 2-5 queue behind them, two each */
+    live o[6];
+    tide_pgjob jobs[6];
+    memset(o, 0, sizeof o);
+    memset(jobs, 0, sizeof jobs);
+    for (int i = 0; i < 6; i++) {
+        jobs[i].sql = i == 0 ? "select pg_sleep(0.8)::text"
+                    : i == 1 ? "select pg_sleep(0.2)::text" : "select 'ok'";
+        jobs[i].flags = TIDE_PGJOB_AUTH;               /* sets the statement timeout */
+        jobs[i].claims = "{}";
+        jobs[i].role = "authenticated";
+        jobs[i].done = live_done;
+        jobs[i].ud = &o[i];
+        CHECK_EQ_INT(tide_pool_run(p, &jobs[i]), 0);
+    }
+    tide_pool_get_stats(p, &s);
+    CHECK_EQ_INT((int)(s.pipelined - before), 4);
+    CHECK_EQ_INT(tide_pool_cancel(&jobs[1]), 0);       /* running, with others behind it */
+    CHECK(live_wait(loop, o, 6));
+    CHECK_STR(o[0].code, "57014");                     /* its own statement timeout */
+    CHECK_STR(o[1].code, "");                          /* not cancelled: it ran to its end */
+    for (int i = 2; i < 6; i++) {
+        CHECK_STR(o[i].code, "");
+        CHECK_STR(o[i].value, "ok");
+    }
+
+    /* alone on its connection, a client gone does cancel it */
+    live lone = { 0 };
+    tide_pgjob lj = { .sql = "select pg_sleep(0.3)::text", .done = live_done, .ud = &lone };
+    CHECK_EQ_INT(tide_pool_run(p, &lj), 0);
+    for (int i = 0; i < 3; i++) ev_run(loop, EVRUN_NOWAIT);   /* flushed */
+    CHECK_EQ_INT(tide_pool_cancel(&lj), 0);
+    CHECK(live_wait(loop, &lone, 1));
+    CHECK_STR(lone.code, "57014");
+    tide_pool_free(p);
+    ev_loop_destroy(loop);
+}
+
 TEST_LIST_BEGIN
     TEST_ENTRY(sqlstate_maps_to_http_status)
     TEST_ENTRY(connection_states_move_only_along_the_diagram)
     TEST_ENTRY(fail_all_fails_waiters_at_once_and_calls_back_from_the_loop)
     TEST_ENTRY(pool_freed_inside_done_is_destroyed_after_the_callback)
     TEST_ENTRY(shutdown_fails_waiting_jobs)
+    TEST_ENTRY(pipelined_jobs_complete_in_order_each_with_its_own_outcome)
+    TEST_ENTRY(a_slow_job_delays_the_jobs_behind_it_but_does_not_fail_them)
 TEST_LIST_END
