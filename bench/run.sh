@@ -501,13 +501,12 @@ HZ=$(getconf CLK_TCK)
 # children (backends, walwriter, ...) and the children it has reaped (cutime + cstime), so a
 # backend that came and went within a run still counts. Empty when the pid is unknown.
 pg_ticks() {
-  local pm kids
+  local pm k
   pm=$(head -n 1 "$B/pgdata/postmaster.pid" 2>/dev/null) || return 0
   [ -r "/proc/$pm/stat" ] || return 0
-  kids=$(tide_children "$pm")
-  # shellcheck disable=SC2086
-  awk -v pm="$pm" '{ t += $14 + $15; if ($1 == pm) t += $16 + $17 } END { print t }' \
-    "/proc/$pm/stat" $(for k in $kids; do [ -r "/proc/$k/stat" ] && echo "/proc/$k/stat"; done) 2>/dev/null
+  # a backend may exit between the listing and the read: skip it (its ticks move to cutime)
+  { cat "/proc/$pm/stat"; for k in $(tide_children "$pm"); do cat "/proc/$k/stat" 2>/dev/null || true; done; } |
+    awk -v pm="$pm" '{ t += $14 + $15; if ($1 == pm) t += $16 + $17 } END { print t }'
 }
 
 # sched_wait PID...: nanoseconds the processes' main threads (tide's event loops, nginx's
