@@ -43,12 +43,6 @@
  * (an entry lives while its address has connections); over max_connections_per_client a new
  * connection is reset at accept.
  *
- * Fairness across a loop pass: once a pass has run PASS_BUDGET (5 ms) since the loop woke, a
- * readable connection is left for the next pass instead of being read (libev watches it
- * level-triggered, so it comes back at once, behind the others epoll rotates in), as
- * ACCEPT_BATCH bounds accepts per wakeup: ten thousand clients hanging up together, or a burst
- * of requests, become several short passes instead of one that holds every answer back.
- *
  * Closing never frees inside a callback chain: closed conns go on a reap list that is freed
  * when the outermost http callback (or public call) returns (`depth` counts them).
  * No logging here: outcomes are counted in tide_http_stats. */
@@ -1311,17 +1305,12 @@ static void conn_read(conn *c)
 
 /* ---- watcher callbacks ----------------------------------------------------------------- */
 
-#define PASS_BUDGET 0.005   /* seconds of a loop pass after which reads wait for the next */
-
 static void on_read(struct ev_loop *loop, ev_io *w, int revents)
 {
     conn *c = container_of(w, conn, rio);
     tide_http_server *s = c->srv;
+    (void)loop;
     (void)revents;
-    if (ev_time() - ev_now(loop) > PASS_BUDGET) {
-        s->stats.reads_deferred++;
-        return;                       /* still readable: the next pass reads it */
-    }
     srv_enter(s);
     conn_read(c);
     conn_update(c);

@@ -140,7 +140,6 @@ typedef struct tide_http_stats {
     long long rejected_per_client;  /* connections reset at accept (not in `accepted`) */
     long long body_bytes;           /* now: body bytes charged to max_inflight_body_bytes */
     long long clients;              /* now: addresses counted for max_connections_per_client */
-    long long reads_deferred;       /* readable connections left for the next loop pass */
 } tide_http_stats;
 void tide_http_get_stats(const tide_http_server *srv, tide_http_stats *out);
 

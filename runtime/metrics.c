@@ -239,9 +239,6 @@ static void render_http(out *o, tide_app *app)
     put(o, "tide_http_rejected_total{reason=\"per_client\"} %lld\n", h.rejected_per_client);
     head(o, "tide_http_aborted_total", "counter", "Requests whose client went away first.");
     put(o, "tide_http_aborted_total %lld\n", h.aborted);
-    head(o, "tide_http_reads_deferred_total", "counter",
-         "Readable connections left for the next event-loop pass (its time budget was spent).");
-    put(o, "tide_http_reads_deferred_total %lld\n", h.reads_deferred);
     head(o, "tide_http_body_bytes", "gauge", "Request body bytes held now.");
     put(o, "tide_http_body_bytes %lld\n", h.body_bytes);
     head(o, "tide_inflight_requests", "gauge", "Requests running in the bundle now.");
