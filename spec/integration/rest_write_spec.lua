@@ -295,6 +295,17 @@ describe("/rest/v1 writes", function()
             assert.are.same({ { notes = { "x", "y" } } }, got)
         end)
 
+        it("PATCH columns= with missing=default sets a listed, absent key to its default",
+           function()
+            local q = "trips?columns=name,travelers&select=name,travelers&destination=eq." ..
+                      dest .. "&travelers=eq.3"
+            local status, rows, h = patch(a, q, { name = "p3b" },
+                                          { Prefer = "missing=default,return=representation" })
+            assert.are.equal(200, status, cjson.encode(rows))
+            assert.are.same({ { name = "p3b", travelers = 1 } }, rows)
+            assert.are.equal("missing=default, return=representation", h["preference-applied"])
+        end)
+
         it("PATCH for one object that matches two: 406 PGRST116, rolled back", function()
             local status, body = patch(a, "trips?destination=eq." .. dest .. "&travelers=lte.2",
                                        { status = "cancelled" },
@@ -402,6 +413,28 @@ describe("/rest/v1 writes", function()
         -- other tables are still refused
         local status, body = delete(c, "trips")
         is_error(status, body, 400, "21000")
+    end)
+
+    it("return=minimal reads nothing back: an insert-only policy is enough (PostgREST's " ..
+       "RETURNING 1); representation needs the select policy", function()
+        env.need("pid")
+        local t = "rest_inbox_" .. env.uuid():sub(1, 8)
+        env.psql("CREATE TABLE public." .. t .. " (id bigint GENERATED ALWAYS AS IDENTITY " ..
+                 "PRIMARY KEY, msg text NOT NULL); ALTER TABLE public." .. t ..
+                 " ENABLE ROW LEVEL SECURITY; CREATE POLICY drop_box ON public." .. t ..
+                 " FOR INSERT TO authenticated WITH CHECK (true); GRANT SELECT, INSERT ON " ..
+                 "public." .. t .. " TO authenticated")
+        finally(function() env.psql("DROP TABLE IF EXISTS public." .. t) end)
+        env.hup()
+        local ok, last = env.wait_until(function()
+            local status, body = post(a, t, { msg = "hello" })
+            return status == 201, status, body
+        end, 10, 0.1)
+        assert.is_truthy(ok, cjson.encode(last))
+        local status, body = post(a, t, { msg = "again" }, { Prefer = "return=representation" })
+        is_error(status, body, 403, "42501")
+        -- the refused one was rolled back
+        assert.are.equal("1", env.psql_value("SELECT count(*) FROM public." .. t))
     end)
 
     describe("RLS", function()

@@ -58,6 +58,25 @@ describe("_rest_write name lists (columns=, on_conflict=)", function()
     end)
 end)
 
+describe("_rest_write parsers on hostile input", function()
+    it("never raise: random text from the characters that matter", function()
+        local alphabet = { "a", "b", ",", '"', "\\", " ", "=", "-", "1", "max-affected=",
+                           "return=", "minimal", "\0", "\255" }
+        math.randomseed(12)
+        for _ = 1, 3000 do
+            local parts = {}
+            for j = 1, math.random(0, 24) do parts[j] = alphabet[math.random(#alphabet)] end
+            local s = table.concat(parts)
+            local ok, p = pcall(write._preferences, s)
+            assert(ok, p)
+            assert.is_table(p.invalid)
+            local ok2, list, err = pcall(write._name_list, s, "columns")
+            assert(ok2, list)
+            assert.is_true(type(list) == "table" or (list == nil and err.code == "PGRST100"), s)
+        end
+    end)
+end)
+
 describe("_rest_errors.status (PostgREST's SQLSTATE -> HTTP)", function()
     it("maps the codes clients meet", function()
         local cases = {
