@@ -1,6 +1,7 @@
 -- scripts/_rest_schema.lua - /rest/v1's schema cache: the tables and views of the exposed
 -- schemas (policies/exposure.lua), their columns (name, type, nullable, position) and foreign
--- keys (for embedding later), read from the catalog.
+-- keys (for embedding later) and primary key (writes: upsert's default conflict target and
+-- the Location of an insert), read from the catalog.
 --
 -- When it is read: lazily, on the first /rest/v1 request a bundle serves, through tide.db
 -- (db.sql with as = "service", so the catalog query takes the routing and resilience
@@ -25,7 +26,9 @@
 --                                           names = {column names in table order},
 --                                           hidden = bool (the policy hides some columns),
 --                                           fkeys = {{name, columns, ref_schema, ref_table,
---                                           ref_columns}} }
+--                                           ref_columns}},
+--                                           pkey = {primary key columns in key order} | nil
+--                                           (nil too when one of them is hidden) }
 --   schema.refresh() -> true if re-read now (nil, err on failure), false if too recent
 --   schema._set(loader, now, policy) -> for unit specs
 
@@ -62,7 +65,12 @@ SELECT coalesce(json_agg(json_build_object(
               FROM pg_catalog.pg_constraint k
               JOIN pg_catalog.pg_class rc ON rc.oid = k.confrelid
               JOIN pg_catalog.pg_namespace rn ON rn.oid = rc.relnamespace
-              WHERE k.conrelid = c.oid AND k.contype = 'f')
+              WHERE k.conrelid = c.oid AND k.contype = 'f'),
+    'pkey', (SELECT json_agg(a.attname ORDER BY u.ord)
+             FROM pg_catalog.pg_constraint k
+             CROSS JOIN LATERAL unnest(k.conkey) WITH ORDINALITY u(num, ord)
+             JOIN pg_catalog.pg_attribute a ON a.attrelid = c.oid AND a.attnum = u.num
+             WHERE k.conrelid = c.oid AND k.contype = 'p')
   ) ORDER BY c.relname), '[]')::text AS tables
 FROM pg_catalog.pg_class c
 JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace
@@ -130,8 +138,13 @@ local function build(text, p)
                     names[#names + 1] = c.name
                 end
             end
+            -- a key with a hidden column is not shown either (it would show up in Location)
+            local pkey = type(t.pkey) == "table" and t.pkey[1] ~= nil and t.pkey or nil
+            for _, c in ipairs(pkey or {}) do
+                if hidden[c] then pkey = nil break end
+            end
             tables[t.name] = { name = t.name, schema = t.schema, kind = t.kind, columns = cols,
-                               names = names, hidden = any_hidden, fkeys = t.fkeys }
+                               names = names, hidden = any_hidden, fkeys = t.fkeys, pkey = pkey }
         end
     end
     return { schema = p.schemas[1], tables = tables }

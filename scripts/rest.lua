@@ -153,6 +153,11 @@ local function read(req)
     return body, status, out
 end
 
+local write = require "_rest_write"      -- POST, PATCH, DELETE: see there
+
 return {
     ["GET /rest/v1/:table"] = read,
+    ["POST /rest/v1/:table"] = write.insert,
+    ["PATCH /rest/v1/:table"] = write.update,
+    ["DELETE /rest/v1/:table"] = write.delete,
 }

@@ -16,6 +16,12 @@
 -- more than one row '*' (reads; LIMIT 2 unless a limit is given) or an error that rolls the
 -- write back (writes: SQLSTATE 22P02 with "tide: single-row" in the message, which tide.db
 -- turns into TIDE_MULTIPLE_ROWS).
+-- Writes also take counted = true (the cell is "<n> - <json>", n = rows written),
+-- max_affected = n (more rows written abort the statement, which rolls the write back:
+-- 22P02 with "tide: max-affected" and the count in the message; tide.db makes it
+-- TIDE_MAX_AFFECTED) and columns = false (RETURNING 1: rows are counted, none is read back;
+-- the json part is '[]'). insert/upsert take defaults = true (a key a row lacks takes the
+-- column default, not NULL), update defaults = {columns set to DEFAULT}.
 --
 -- Filters (PostgREST operators), ANDed; columns sorted:
 --   {col = v}                          "col" = $n      (v == json.null -> "col" IS NULL)
@@ -518,11 +524,38 @@ local WRITE_SINGLE = "SELECT CASE count(*) WHEN 1 THEN (json_agg(_t) -> 0)::text
                      " ELSE ('tide: single-row write matched ' || count(*) || ' rows')::int::text" ..
                      " END FROM "
 
-local function wrap_write(stmt, single)
-    return "WITH _t AS (" .. stmt .. ") " .. (single and WRITE_SINGLE or AGG) .. "_t"
+-- The statement around a write (its rows in _t; ctes: more CTEs before _t, or nil). The cell:
+-- the rows as JSON ('[]' when columns == false: nothing is returned), one row with single,
+-- prefixed "<n> - " with counted (n = rows written). With max_affected, more rows than that
+-- abort the statement, so the write rolls back: SQLSTATE 22P02 with "tide: max-affected" and
+-- the number of rows in the message (tide.db turns it into TIDE_MAX_AFFECTED).
+local function wrap_write(stmt, opts, params, ctes)
+    local head = "WITH " .. (ctes or "") .. "_t AS (" .. stmt .. ") "
+    if opts.single then
+        if opts.counted or opts.max_affected ~= nil or opts.columns == false then
+            misuse("single does not go with counted, max_affected or columns = false")
+        end
+        return head .. WRITE_SINGLE .. "_t"
+    end
+    local cell = opts.columns == false and "'[]'" or "coalesce(json_agg(_t), '[]')::text"
+    if opts.counted then
+        cell = "count(*)::text || ' - ' || " .. cell
+    end
+    local max = opts.max_affected
+    if max ~= nil then
+        cell = "CASE WHEN count(*) > " .. add_param(params, check_count(max, "max_affected")) ..
+               " THEN ('tide: max-affected write matched ' || count(*) || ' rows')::int::text" ..
+               " ELSE " .. cell .. " END"
+    end
+    return head .. "SELECT " .. cell .. " FROM _t"
 end
 
+-- RETURNING the columns; columns == false: RETURNING 1 (rows are counted, none is read back,
+-- so the caller needs no SELECT right or policy on the table).
 local function returning(columns)
+    if columns == false then
+        return " RETURNING 1"
+    end
     return " RETURNING " .. column_list(columns, "returning column")
 end
 
@@ -616,15 +649,63 @@ local function insert_stmt(qt, rows, params, what)
            " FROM json_populate_recordset(NULL::" .. qt .. ", " .. p .. ")", cols
 end
 
--- insert(tbl, rows, {columns, single}) -> sql, params. rows: a non-empty list of row tables.
--- The column list is the sorted union of the rows' keys: a row without one of them inserts
--- NULL there (not the column default), as json_populate_recordset fills missing keys with NULL.
+-- Rows grouped by their set of keys, in the order each set first appears: a list of lists.
+local function key_groups(rows, what)
+    row_columns(rows, what)                     -- checks every row
+    local groups, by_keys = {}, {}
+    for i = 1, #rows do
+        local keys = sorted_keys(rows[i], what .. ": rows must have string keys")
+        local sig = concat(keys, "\0")
+        local g = by_keys[sig]
+        if g == nil then
+            g = {}
+            by_keys[sig] = g
+            groups[#groups + 1] = g
+        end
+        g[#g + 1] = rows[i]
+    end
+    return groups
+end
+
+-- The INSERT of a write and the CTEs it needs (or nil). action(cols) -> the ON CONFLICT
+-- clause for the quoted written columns ("" for a plain insert). Rows of one shape are one
+-- INSERT. With opts.defaults and rows of several shapes (key sets), each shape is its own
+-- INSERT in a CTE (_g1, _g2, ...; data-modifying CTEs must be at the top level) naming only
+-- its own columns, so a key a row lacks takes the column default; _t is their UNION ALL, so
+-- rows come back grouped by shape. Still one statement: all or nothing.
+local function insert_rows(qt, rows, params, what, opts, action)
+    if opts.defaults then
+        local groups = key_groups(rows, what)
+        if groups[2] ~= nil then
+            local ctes, parts = {}, {}
+            for i = 1, #groups do
+                local stmt, cols = insert_stmt(qt, groups[i], params, what)
+                ctes[i] = "_g" .. i .. " AS (" .. stmt .. action(cols) ..
+                          returning(opts.columns) .. ")"
+                parts[i] = "SELECT * FROM _g" .. i
+            end
+            return concat(parts, " UNION ALL "), concat(ctes, ", ") .. ", "
+        end
+    end
+    local stmt, cols = insert_stmt(qt, rows, params, what)
+    return stmt .. action(cols) .. returning(opts.columns), nil
+end
+
+local function no_action()
+    return ""
+end
+
+-- insert(tbl, rows, {columns, single, counted, max_affected, defaults}) -> sql, params.
+-- rows: a non-empty list of row tables. The column list is the sorted union of the rows'
+-- keys: a row without one of them inserts NULL there (json_populate_recordset fills missing
+-- keys with NULL), unless defaults = true: then it takes the column default (see
+-- insert_rows). counted, max_affected and columns = false: see wrap_write and returning.
 function _M.insert(tbl, rows, opts)
     opts = opts or {}
     local qt = check_table(tbl)
     local params = new_params()
-    local stmt = insert_stmt(qt, rows, params, "insert")
-    return wrap_write(stmt .. returning(opts.columns), opts.single), params
+    local stmt, ctes = insert_rows(qt, rows, params, "insert", opts, no_action)
+    return wrap_write(stmt, opts, params, ctes), params
 end
 
 -- Returns the set of quoted conflict columns of "a,b" / {"a", "b"} and their list text.
@@ -656,20 +737,13 @@ local function conflict_columns(on_conflict)
     return set, concat(quoted, ", ")
 end
 
--- upsert(tbl, rows, {on_conflict, ignore, columns, single}) -> sql, params.
--- ON CONFLICT (on_conflict) DO UPDATE SET every written column that is not a conflict column
--- to EXCLUDED; DO NOTHING when ignore = true or when every written column is a conflict
--- column (conflicting rows are then not returned).
-function _M.upsert(tbl, rows, opts)
-    opts = opts or {}
-    local qt = check_table(tbl)
-    local params = new_params()
-    local stmt, cols = insert_stmt(qt, rows, params, "upsert")
-    local action
+-- The ON CONFLICT clause of an upsert, as a function of the quoted written columns.
+local function upsert_action(opts)
     if opts.on_conflict == nil and opts.ignore == true then
-        action = " ON CONFLICT DO NOTHING"
-    else
-        local in_target, target = conflict_columns(opts.on_conflict)
+        return function() return " ON CONFLICT DO NOTHING" end
+    end
+    local in_target, target = conflict_columns(opts.on_conflict)
+    return function(cols)
         local sets, nsets = {}, 0
         if opts.ignore ~= true then
             for i = 1, #cols do
@@ -681,16 +755,29 @@ function _M.upsert(tbl, rows, opts)
             end
         end
         if nsets == 0 then
-            action = " ON CONFLICT (" .. target .. ") DO NOTHING"
-        else
-            action = " ON CONFLICT (" .. target .. ") DO UPDATE SET " .. concat(sets, ", ")
+            return " ON CONFLICT (" .. target .. ") DO NOTHING"
         end
+        return " ON CONFLICT (" .. target .. ") DO UPDATE SET " .. concat(sets, ", ")
     end
-    return wrap_write(stmt .. action .. returning(opts.columns), opts.single), params
 end
 
--- update(tbl, patch, {filters, all, columns, single}) -> sql, params. patch: column = value
--- (json.null sets NULL). Postgres converts the JSON values to the column types.
+-- upsert(tbl, rows, {on_conflict, ignore, columns, single, counted, max_affected, defaults})
+-- -> sql, params. ON CONFLICT (on_conflict) DO UPDATE SET every written column that is not a
+-- conflict column to EXCLUDED; DO NOTHING when ignore = true or when every written column is
+-- a conflict column (conflicting rows are then not returned). With defaults, each shape of
+-- row updates only the columns it names.
+function _M.upsert(tbl, rows, opts)
+    opts = opts or {}
+    local qt = check_table(tbl)
+    local params = new_params()
+    local stmt, ctes = insert_rows(qt, rows, params, "upsert", opts, upsert_action(opts))
+    return wrap_write(stmt, opts, params, ctes), params
+end
+
+-- update(tbl, patch, {filters, all, columns, single, counted, max_affected, defaults}) ->
+-- sql, params. patch: column = value (json.null sets NULL). Postgres converts the JSON values
+-- to the column types. defaults: a list of columns set to their DEFAULT (not in patch); patch
+-- may be empty when it is given.
 function _M.update(tbl, patch, opts)
     opts = opts or {}
     local qt = check_table(tbl)
@@ -698,30 +785,50 @@ function _M.update(tbl, patch, opts)
         misuse("update: patch must be a table of column = value")
     end
     local cols, ncols = sorted_keys(patch, "update: patch keys must be column names")
-    if ncols == 0 then
+    local dflt = opts.defaults
+    if dflt ~= nil and (type(dflt) ~= "table" or getmetatable(dflt) ~= nil) then
+        misuse("update: defaults must be a list of column names")
+    end
+    if ncols == 0 and (dflt == nil or dflt[1] == nil) then
         misuse("update: patch is empty")
     end
     for i = 1, ncols do
         cols[i] = ident(cols[i], "column")
     end
     local params = new_params()
-    local p = add_param(params, json_encode(patch))
-    local list = concat(cols, ",")
-    local target = ncols == 1 and list or ("(" .. list .. ")")
+    local sets = {}
+    if ncols > 0 then
+        local p = add_param(params, json_encode(patch))
+        local list = concat(cols, ",")
+        local target = ncols == 1 and list or ("(" .. list .. ")")
+        sets[1] = target .. " = (SELECT " .. list .. " FROM json_populate_record(NULL::" .. qt ..
+                  ", " .. p .. "))"
+    end
+    if dflt ~= nil then
+        local names = {}
+        for i = 1, #dflt do
+            if patch[dflt[i]] ~= nil then
+                misuse("update: column " .. tostring(dflt[i]) .. " is both in patch and defaults")
+            end
+            names[i] = dflt[i]
+        end
+        sort(names)
+        for i = 1, #names do
+            sets[#sets + 1] = ident(names[i], "column") .. " = DEFAULT"
+        end
+    end
     local w = write_where(opts.filters, params, opts.all, "update")
-    local stmt = "UPDATE " .. qt .. " SET " .. target .. " = (SELECT " .. list ..
-                 " FROM json_populate_record(NULL::" .. qt .. ", " .. p .. "))" .. w ..
-                 returning(opts.columns)
-    return wrap_write(stmt, opts.single), params
+    local stmt = "UPDATE " .. qt .. " SET " .. concat(sets, ", ") .. w .. returning(opts.columns)
+    return wrap_write(stmt, opts, params), params
 end
 
--- delete(tbl, {filters, all, columns, single}) -> sql, params
+-- delete(tbl, {filters, all, columns, single, counted, max_affected}) -> sql, params
 function _M.delete(tbl, opts)
     opts = opts or {}
     local qt = check_table(tbl)
     local params = new_params()
     local w = write_where(opts.filters, params, opts.all, "delete")
-    return wrap_write("DELETE FROM " .. qt .. w .. returning(opts.columns), opts.single), params
+    return wrap_write("DELETE FROM " .. qt .. w .. returning(opts.columns), opts, params), params
 end
 
 -- Returns '[v1,v2,...]' for a vector; raises unless every element is a finite number.

@@ -314,6 +314,76 @@ describe("tide.builder writes", function()
     end)
 end)
 
+describe("tide.builder write options: counted, max_affected, columns = false, defaults", function()
+    it("counted prefixes the cell with the number of rows written", function()
+        local sql = builder.delete("t", { filters = { id = 1 }, counted = true })
+        assert.are.equal('WITH _t AS (DELETE FROM "t" WHERE "id" = $1 RETURNING *) SELECT ' ..
+                         "count(*)::text || ' - ' || coalesce(json_agg(_t), '[]')::text FROM _t",
+                         sql)
+    end)
+
+    it("columns = false returns nothing but the count (RETURNING 1)", function()
+        local sql = builder.insert("t", { { a = 1 } }, { columns = false, counted = true })
+        assert.matches(" RETURNING 1) SELECT count(*)::text || ' - ' || '[]' FROM _t", sql, nil,
+                       true)
+    end)
+
+    it("max_affected aborts the statement (so the write) past n rows; n is a parameter",
+       function()
+        local sql, params = builder.update("t", { a = 1 }, { filters = { b = 2 },
+                                                            max_affected = 3, counted = true })
+        assert.matches("SELECT CASE WHEN count(*) > $3 THEN ('tide: max-affected write matched " ..
+                       "' || count(*) || ' rows')::int::text ELSE count(*)::text", sql, nil, true)
+        assert.are.same({ '{"a":1}', 2, 3 }, plist(params))
+        assert.has_error(function() builder.delete("t", { all = true, max_affected = -1 }) end)
+        assert.has_error(function()
+            builder.delete("t", { all = true, max_affected = 1, single = true })
+        end)
+    end)
+
+    it("defaults: rows of one shape are one INSERT, as without it", function()
+        local rows = { { a = 1, b = 2 }, { b = 3, a = 4 } }
+        assert.are.equal((builder.insert("t", rows)),
+                         (builder.insert("t", rows, { defaults = true })))
+    end)
+
+    it("defaults: one INSERT per shape in top-level CTEs, rows of each as one parameter",
+       function()
+        local rows = { { a = 1, b = 2 }, { a = 3 }, { b = 4, a = 5 } }
+        local sql, params = builder.insert("t", rows, { defaults = true, columns = "id" })
+        assert.are.equal('WITH _g1 AS (INSERT INTO "t" ("a","b") SELECT "a","b" FROM ' ..
+                         'json_populate_recordset(NULL::"t", $1) RETURNING "id"), ' ..
+                         '_g2 AS (INSERT INTO "t" ("a") SELECT "a" FROM ' ..
+                         'json_populate_recordset(NULL::"t", $2) RETURNING "id"), ' ..
+                         '_t AS (SELECT * FROM _g1 UNION ALL SELECT * FROM _g2) ' ..
+                         "SELECT coalesce(json_agg(_t), '[]')::text FROM _t", sql)
+        assert.are.equal(2, params.n)
+        assert.are.equal(2, #json.decode(params[1]))
+        assert.are.same({ { a = 3 } }, json.decode(params[2]))
+    end)
+
+    it("defaults on upsert: each shape updates only the columns it names", function()
+        local sql = builder.upsert("t", { { id = 1, a = 2 }, { id = 3, b = 4 } },
+                                   { on_conflict = "id", defaults = true })
+        assert.matches('ON CONFLICT ("id") DO UPDATE SET "a" = EXCLUDED."a" RETURNING *)', sql,
+                       nil, true)
+        assert.matches('ON CONFLICT ("id") DO UPDATE SET "b" = EXCLUDED."b" RETURNING *)', sql,
+                       nil, true)
+    end)
+
+    it("update defaults: SET col = DEFAULT, with or without a patch", function()
+        local sql = builder.update("t", { a = 1 }, { filters = { id = 1 }, defaults = { "c", "b" } })
+        assert.matches('SET "a" = (SELECT "a" FROM json_populate_record(NULL::"t", $1)), ' ..
+                       '"b" = DEFAULT, "c" = DEFAULT WHERE "id" = $2', sql, nil, true)
+        local only = builder.update("t", {}, { filters = { id = 1 }, defaults = { "b" } })
+        assert.matches('UPDATE "t" SET "b" = DEFAULT WHERE "id" = $1 RETURNING *', only, nil, true)
+        assert.has_error(function()
+            builder.update("t", { a = 1 }, { all = true, defaults = { "a" } })
+        end)
+        assert.has_error(function() builder.update("t", {}, { all = true, defaults = {} }) end)
+    end)
+end)
+
 describe("tide.builder.vector_search", function()
     it("cosine: similarity = 1 - distance, nearest first, threshold outside", function()
         local sql, params = builder.vector_search("destinations", "embedding", { 0.5, -1, 2 },

@@ -241,6 +241,32 @@ describe("tide.db", function()
             assert.are.equal("22P02", err2.code)
         end)
 
+        it("counted writes return the rows and info.n; an empty list counts 0", function()
+            core.answer('2 - []')
+            local rows, info = db.delete("trips", { filters = { user_id = "u" }, counted = true,
+                                                    columns = false })
+            assert.are.equal("[]", json.encode(rows))
+            assert.are.same({ n = 2 }, info)
+            local raw, info2 = db.insert("trips", json.array {}, { counted = true, raw = true })
+            assert.are.equal("[]", raw.text)
+            assert.are.same({ n = 0 }, info2)
+        end)
+
+        it("maps a write rolled back past max_affected to TIDE_MAX_AFFECTED", function()
+            core.answer(nil, { code = "22P02", status = 400, message =
+                'invalid input syntax for type integer: "tide: max-affected write matched 7 rows"' })
+            local rows, err = db.delete("trips", { filters = { user_id = "u" }, max_affected = 5 })
+            assert.is_nil(rows)
+            assert.are.equal("TIDE_MAX_AFFECTED", err.code)
+            assert.are.equal(400, err.status)
+            assert.are.equal(7, err.affected)
+            -- the same text without max_affected is the database's error, passed through
+            core.answer(nil, { code = "22P02", status = 400, message =
+                'invalid input syntax for type integer: "tide: max-affected write matched 7 rows"' })
+            local _, err2 = db.delete("trips", { filters = { user_id = "u" } })
+            assert.are.equal("22P02", err2.code)
+        end)
+
         it("upsert needs on_conflict unless ignore = true", function()
             assert.has_error(function() db.upsert("t", { a = 1 }) end)
             db.upsert("t", { a = 1, b = 2 }, { on_conflict = "a" })
