@@ -1,7 +1,7 @@
 -- scripts/_rest_schema.lua - /rest/v1's schema cache: the tables and views of the exposed
 -- schemas (policies/exposure.lua), their columns (name, type, nullable, position) and foreign
--- keys (for embedding later) and primary key (writes: upsert's default conflict target and
--- the Location of an insert), read from the catalog.
+-- keys (for embedding: scripts/_rest_embed.lua) and primary key (writes: upsert's default
+-- conflict target and the Location of an insert), read from the catalog.
 --
 -- When it is read: lazily, on the first /rest/v1 request a bundle serves, through tide.db
 -- (db.sql with as = "service", so the catalog query takes the routing and resilience
@@ -26,7 +26,8 @@
 --                                           names = {column names in table order},
 --                                           hidden = bool (the policy hides some columns),
 --                                           fkeys = {{name, columns, ref_schema, ref_table,
---                                           ref_columns}},
+--                                           ref_columns, unique}},  (unique: the columns
+--                                           are a primary key or unique constraint: 1-to-1)
 --                                           pkey = {primary key columns in key order} | nil
 --                                           (nil too when one of them is hidden) }
 --   schema.refresh() -> true if re-read now (nil, err on failure), false if too recent
@@ -60,7 +61,10 @@ SELECT coalesce(json_agg(json_build_object(
                   'ref_columns', (SELECT json_agg(a.attname ORDER BY u.ord)
                                   FROM unnest(k.confkey) WITH ORDINALITY u(num, ord)
                                   JOIN pg_catalog.pg_attribute a
-                                    ON a.attrelid = k.confrelid AND a.attnum = u.num))
+                                    ON a.attrelid = k.confrelid AND a.attnum = u.num),
+                  'unique', EXISTS (SELECT 1 FROM pg_catalog.pg_constraint q
+                                    WHERE q.conrelid = k.conrelid AND q.contype IN ('p', 'u')
+                                      AND q.conkey @> k.conkey AND q.conkey <@ k.conkey))
                   ORDER BY k.conname), '[]')
               FROM pg_catalog.pg_constraint k
               JOIN pg_catalog.pg_class rc ON rc.oid = k.confrelid

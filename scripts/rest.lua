@@ -1,7 +1,9 @@
 -- scripts/rest.lua - /rest/v1: the PostgREST API (read side) over tide.db, so the routing,
 -- resilience and cache policies and RLS apply to it as to every other route.
 --
---   GET /rest/v1/:table   select=, filters (eq neq gt gte lt lte like ilike is in, not.),
+--   GET /rest/v1/:table   select= (with embedded resources one level deep: rel(...),
+--                         alias:rel!hint(...); scripts/_rest_embed.lua),
+--                         filters (eq neq gt gte lt lte like ilike is in, not.),
 --                         or=/and= trees, order=, limit=/offset=, Range/Range-Unit: items,
 --                         Prefer: count=exact (planned/estimated count exactly too),
 --                         Accept: application/json | application/vnd.pgrst.object+json
@@ -81,7 +83,7 @@ local function prepare(name, req)
         local tinfo = cache.tables[name]
         local opts
         if tinfo then
-            opts, err = plan.select(req, tinfo)
+            opts, err = plan.select(req, tinfo, cache)
             if opts then
                 return tinfo, opts
             end

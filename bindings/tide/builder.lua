@@ -40,6 +40,18 @@
 -- columns: "*" (default), "a,b" or {"a", "b"}; a list item may also be {name, as = alias,
 --   cast = type} -> "name"::type AS "alias", type one of CAST_TYPES (an allow-list: type names
 --   are spliced into the text, so only these fixed spellings are accepted).
+--   select's list may also hold embed items (related rows as one JSON value per row):
+--     {embed = tbl, on = {{col, outer_col}, ...}, one = bool, columns = list, as = key}
+--   -> a correlated subquery of tbl's rows whose col equals the outer row's outer_col (all
+--   pairs ANDed): with one = true the one row as an object, or null; else a JSON array of them,
+--   [] when none. columns is a list as above without embeds (one level), as defaults to tbl.
+--   The item is a description, not SQL: the builder makes the subquery from identifiers it
+--   quotes itself and it takes no parameter, so no caller text reaches the statement and the
+--   same request shape stays the same text. The embedded rows are read in the same statement
+--   under the same role, so RLS filters them as any read; builder.embedded_tables(columns)
+--   names them (tide.db tags cached reads with them). With an embed the outer table is
+--   aliased _p and the embedded one _c, and embedded columns are qualified (_c."col"): a
+--   self-reference or a column missing from tbl can never bind to the outer row.
 -- limit/offset: non-negative integers (sent as parameters).
 -- select's counted = true prefixes the cell with the number of rows in the answer and, with
 --   total = true as well, the number of rows the filters match without limit/offset (the same
@@ -179,8 +191,82 @@ local function column_item(c, what)
     return out
 end
 
--- Returns the select list for columns ("*", "a,b", {"a","b"}).
-local function column_list(columns, what)
+local MAX_EMBED_KEYS = 32              -- Postgres' INDEX_MAX_KEYS: no key has more columns
+local EMBED_KEYS = { embed = true, on = true, one = true, columns = true, as = true }
+
+-- The subquery of an embed item (see the header), aliased, for select's list.
+local function embed_item(c)
+    for k in pairs(c) do
+        if not EMBED_KEYS[k] then
+            misuse("embed: unknown key '" .. tostring(k) .. "' in an embed item")
+        end
+    end
+    local qt = ident(c.embed, "embedded table")
+    local on = c.on
+    if type(on) ~= "table" or on[1] == nil or #on > MAX_EMBED_KEYS then
+        misuse("embed " .. c.embed .. ": on must list 1 to " .. MAX_EMBED_KEYS ..
+               " {column, outer column} pairs")
+    end
+    local conds = {}
+    for i = 1, #on do
+        local pair = on[i]
+        if type(pair) ~= "table" then
+            misuse("embed " .. c.embed .. ": on[" .. i .. "] must be {column, outer column}")
+        end
+        conds[i] = "_c." .. ident(pair[1], "embedded column") .. " = _p." ..
+                   ident(pair[2], "outer column")
+    end
+    local cols = c.columns
+    local list = {}
+    if cols == nil or cols == "*" then
+        list[1] = "_c.*"
+    elseif type(cols) ~= "table" or cols[1] == nil then
+        misuse("embed " .. c.embed .. ": columns must be \"*\" or a non-empty list")
+    else
+        for i = 1, #cols do
+            local item = cols[i]
+            if item == "*" then
+                list[i] = "_c.*"
+            elseif type(item) == "table" then
+                if item.embed ~= nil then
+                    misuse("embed " .. c.embed .. ": embeds nest one level only")
+                end
+                list[i] = "_c." .. column_item(item, "embedded column")
+            else
+                list[i] = "_c." .. ident(item, "embedded column")
+            end
+        end
+    end
+    local alias = ident(c.as == nil and c.embed or c.as, "embed alias")
+    local rows = "(SELECT " .. concat(list, ", ") .. " FROM " .. qt .. " _c WHERE " ..
+                 concat(conds, " AND ") .. ") _e"
+    if c.one == true then
+        return "(SELECT row_to_json(_e.*) FROM " .. rows .. ") AS " .. alias
+    elseif c.one ~= nil and c.one ~= false then
+        misuse("embed " .. c.embed .. ": one must be a boolean")
+    end
+    return "(SELECT coalesce(json_agg(_e.*), '[]') FROM " .. rows .. ") AS " .. alias
+end
+
+-- The names of the tables that embed items in columns read (nil when there is none).
+function _M.embedded_tables(columns)
+    if type(columns) ~= "table" then
+        return nil
+    end
+    local out
+    for i = 1, #columns do
+        local c = columns[i]
+        if type(c) == "table" and c.embed ~= nil then
+            out = out or {}
+            out[#out + 1] = c.embed
+        end
+    end
+    return out
+end
+
+-- Returns the select list for columns ("*", "a,b", {"a","b"}), and true when it holds an
+-- embed item (allowed only when embeds is true: select's list).
+local function column_list(columns, what, embeds)
     if columns == nil or columns == "*" then
         return "*"
     end
@@ -205,10 +291,16 @@ local function column_list(columns, what)
         end
         return memo_put(columns_memo, columns, concat(out, ", "))
     elseif tc == "table" then
-        local out = {}
+        local out, embedded = {}, false
         for i = 1, #columns do
             local c = columns[i]
-            if type(c) == "table" then
+            if type(c) == "table" and c.embed ~= nil then
+                if not embeds then
+                    misuse(what .. ": embed items belong in select's columns only")
+                end
+                out[i] = embed_item(c)
+                embedded = true
+            elseif type(c) == "table" then
                 out[i] = column_item(c, what)
             else
                 out[i] = c == "*" and "*" or ident(c, what)
@@ -217,7 +309,7 @@ local function column_list(columns, what)
         if out[1] == nil then
             misuse(what .. " must not be an empty list")
         end
-        return concat(out, ", ")
+        return concat(out, ", "), embedded
     end
     misuse(what .. " must be \"*\", a comma-separated string or a list of names")
 end
@@ -571,7 +663,7 @@ function _M.select(tbl, opts)
     opts = opts or {}
     local qt = check_table(tbl)
     local params = new_params()
-    local cols = column_list(opts.columns, "column")
+    local cols, embedded = column_list(opts.columns, "column", true)
     local w = where(opts.filters, params)
     local ord = order_by(opts.order)
     local limit, offset = opts.limit, opts.offset
@@ -585,7 +677,8 @@ function _M.select(tbl, opts)
     if offset ~= nil then
         lim = lim .. " OFFSET " .. add_param(params, check_count(offset, "offset"))
     end
-    local inner = "SELECT " .. cols .. " FROM " .. qt .. w .. ord .. lim
+    local inner = "SELECT " .. cols .. " FROM " .. qt .. (embedded and " _p" or "") .. w ..
+                  ord .. lim
     if opts.counted then
         if opts.single then
             misuse("select: counted and single do not go together")

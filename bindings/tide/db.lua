@@ -5,6 +5,8 @@
 --       counted = true: returns rows (or raw), info with info.n = rows in the answer and,
 --       with total = true too, info.total = rows the filters match without limit/offset
 --       (counted in the same statement, so from the same snapshot)
+--       columns may hold embed items (related rows, tide.builder); a cached read is tagged
+--       with the embedded tables too, so their writes invalidate it
 --   db.count(tbl, {filters, mode, as})                                 -> number
 --   db.insert(tbl, row_or_rows, {columns, single, raw, counted, max_affected, defaults, mode, as})
 --   db.upsert(tbl, row_or_rows, {on_conflict = "a,b", ignore, columns, single, raw, counted,
@@ -155,9 +157,14 @@ local READS = { select = true, count = true, vector_search = true }
 -- The result cache: what this call's answer depends on, and what a write moves (see
 -- tide.cachetags). A write outside a transaction invalidates as soon as it returns, before
 -- the handler can answer; inside one, when the transaction ends.
+-- The tags of a read: its table's, and those of the tables its embed items read.
+local function read_tags(tbl, opts)
+    return cachetags.read(tbl, opts.filters, builder.embedded_tables(opts.columns))
+end
+
 local function cache_read(c, kind, tbl, opts)
     if READS[kind] then
-        c.cache_depend(unpack_tags(cachetags.read(tbl, opts.filters)))
+        c.cache_depend(unpack_tags(read_tags(tbl, opts)))
     elseif kind == "rpc" then
         local tags = cachetags.rpc(tbl)
         if tags then
@@ -363,7 +370,7 @@ local function cached_select(tbl, opts, sql, params)
     end
     local c = get_core()
     local key = statement_key(sql, params)
-    local tags = cachetags.read(tbl, opts.filters)
+    local tags = read_tags(tbl, opts)
     local text, _, stale = c.cache_get(key, scope)
     if text ~= nil and not stale then
         c.cache_depend(unpack_tags(tags))

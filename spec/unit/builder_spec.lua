@@ -116,6 +116,72 @@ describe("tide.builder.select", function()
     end)
 end)
 
+describe("tide.builder embed items", function()
+    local E = { embed = "trip_collaborators", on = { { "trip_id", "id" } },
+                columns = { "user_id", { "created_at", cast = "text" }, { "id", as = "cid" } } }
+
+    it("a to-many embed: a correlated subquery, [] when no row, the outer table aliased",
+       function()
+        local sql, params = builder.select("trips", { columns = { "id", E },
+                                                     filters = { name = "x" } })
+        assert.are.equal(AGG .. '(SELECT "id", (SELECT coalesce(json_agg(_e.*), \'[]\') FROM ' ..
+                         '(SELECT _c."user_id", _c."created_at"::text AS "created_at", ' ..
+                         '_c."id" AS "cid" FROM "trip_collaborators" _c WHERE _c."trip_id" = ' ..
+                         '_p."id") _e) AS "trip_collaborators" FROM "trips" _p WHERE ' ..
+                         '"name" = $1) _t', sql)
+        assert.are.same({ "x" }, plist(params))       -- the embed adds no parameter
+    end)
+
+    it("a to-one embed: one object or null; composite keys ANDed; * qualified", function()
+        local sql = builder.select("a", { columns = { "*", { embed = "b", as = "parent",
+            one = true, on = { { "x", "bx" }, { "y", "by" } } } } })
+        assert.are.equal(AGG .. '(SELECT *, (SELECT row_to_json(_e.*) FROM (SELECT _c.* FROM ' ..
+                         '"b" _c WHERE _c."x" = _p."bx" AND _c."y" = _p."by") _e) AS "parent" ' ..
+                         'FROM "a" _p) _t', sql)
+    end)
+
+    it("quotes every name; the counted total reads the outer table alone", function()
+        local sql = builder.select("t", { columns = { { embed = 'e"v', as = 'a"s',
+            on = { { 'c"1', 'p"1' } }, columns = { 'k"x' } } }, counted = true, total = true })
+        assert.matches('_c."k""x" FROM "e""v" _c WHERE _c."c""1" = _p."p""1") _e) AS "a""s"',
+                       sql, 1, true)
+        assert.matches('(SELECT count(*) FROM "t")::text', sql, 1, true)
+    end)
+
+    it("names the embedded tables (tide.db tags cached reads with them)", function()
+        assert.is_nil(builder.embedded_tables("*"))
+        assert.is_nil(builder.embedded_tables({ "a", { "b", as = "c" } }))
+        assert.are.same({ "trip_collaborators", "users" }, builder.embedded_tables({
+            "id", E, { embed = "users", on = { { "id", "user_id" } }, one = true } }))
+    end)
+
+    it("refuses malformed items, nesting, and embeds outside select's list", function()
+        local bad = {
+            { embed = "b" },                                          -- no on
+            { embed = "b", on = {} },
+            { embed = "b", on = { "x" } },
+            { embed = "b", on = { { "x", "" } } },
+            { embed = "b", on = { { "x", "y" } }, columns = {} },
+            { embed = "b", on = { { "x", "y" } }, columns = "x; drop table b" },
+            { embed = "b", on = { { "x", "y" } }, one = "yes" },
+            { embed = "b", on = { { "x", "y" } }, where = "true" },   -- unknown key
+            { embed = "b", on = { { "x", "y" } }, columns = { E } },  -- nested
+            { embed = "b", on = { { "x", "y" } }, columns = { { "x", cast = "text; --" } } },
+            { embed = "", on = { { "x", "y" } } },
+        }
+        local many = {}
+        for i = 1, 33 do many[i] = { "c" .. i, "p" .. i } end
+        bad[#bad + 1] = { embed = "b", on = many }
+        for i, item in ipairs(bad) do
+            assert.has_error(function() builder.select("a", { columns = { item } }) end, nil,
+                             "case " .. i)
+        end
+        assert.error_matches(function() builder.insert("a", { { x = 1 } }, { columns = { E } }) end,
+                             "embed items belong in select's columns only", nil, true)
+        assert.has_error(function() builder.vector_search("a", "v", { 1 }, { columns = { E } }) end)
+    end)
+end)
+
 describe("tide.builder filters", function()
     it("eq, neq, gt, gte, lt, lte, like, ilike", function()
         assert.are.same({ '"a" = $1', { 1 } }, { where({ a = { eq = 1 } }) })

@@ -151,6 +151,28 @@ describe("tide.db", function()
             assert.are.equal('{"id":1}', raw.text)
         end)
 
+        it("tags a read with embeds with the embedded tables (the result cache)", function()
+            local cachetags = require "tide.cachetags"
+            cachetags._set_policy({ tables = { trips = { key = "id" } } })
+            finally(function() cachetags._set_policy(nil) end)
+            local depended = {}
+            core.cache_depend = function(...) depended[#depended + 1] = { ... } end
+            core.cache_skip = function() end
+            core.cache_invalidate = function() end
+            core.answer("[]")
+            db.select("trips", { filters = { id = 7 }, columns = { "id",
+                { embed = "trip_collaborators", on = { { "trip_id", "id" } } } } })
+            assert.are.same({ { "trips/7", "trips/*", "trip_collaborators" } }, depended)
+            -- db.select's own cache: the entry is stored with the same tags
+            local stored
+            core.cache_get = function() return nil end
+            core.cache_set = function(_, _, _, _, _, _, tags) stored = tags end
+            core.answer("[]")
+            db.select("trips", { cache = { ttl = 5, scope = "user" }, columns = {
+                { embed = "users", on = { { "id", "user_id" } }, one = true } } })
+            assert.are.same({ "trips", "users" }, stored)
+        end)
+
         it("passes tide.core errors through unchanged", function()
             core.answer(nil, DB_ERR)
             local rows, err = db.select("trips")
