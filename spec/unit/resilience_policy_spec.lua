@@ -108,6 +108,7 @@ local RULES = {
         statement_timeout = num(0, 3600, nil, true),
         max_lifetime = num(0, 7 * 86400, nil, true),
         idle_timeout = num(0, 7 * 86400, nil, true),
+        pipeline = num(1, 16, "int"),          -- jobs back to back on one connection
     },
     probe_interval = num(0, 300, nil, true),
 }
