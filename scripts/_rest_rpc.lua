@@ -269,7 +269,8 @@ end
 
 -- GET: splits the query string into what _rest_parse reads (select, filters, ...) and the
 -- arguments (PostgREST: a key whose value does not parse as a filter is an argument).
--- Returns rest (query string text), args {{key, value}...}, keys (set), names (sorted).
+-- Returns rest (query string text), args {{key, value}...}, keys (set), names (sorted), or
+-- nil, err (400). Exported for runtime/fuzz/fuzz_rest.c.
 local function split_query(qs)
     local keep, args, keys, names = {}, {}, {}, {}
     if qs == nil or qs == "" then
@@ -299,6 +300,8 @@ local function split_query(qs)
     sort(names)
     return concat(keep, "&"), args, keys, names
 end
+
+_M.split_query = split_query
 
 -- GET's arguments as a JSON object of strings; a VARIADIC argument's values as an array.
 local function query_args_json(f, args)
@@ -486,56 +489,36 @@ local function range_answer(lower_b, n, total)
     return range, 200
 end
 
-local function call(req, method)
-    local headers = req.headers or {}
-    local shape, err = negotiate(headers.accept)
-    if not shape then return nil, err end
-    local prefer = headers.prefer
-    local single = prefers(prefer, "params=single-object")
-    local post = method == "POST"
-
-    local rest, qargs, keys, names, body_text
+-- The request's arguments: rest (the query string _rest_parse reads), keys (set), names
+-- (sorted) and the arguments' JSON text (GET: nil, built once the function is known, plus
+-- the query's argument pairs), or nil, err.
+local function arguments(req, post, single)
     if post then
-        rest = req.query_string
-        keys, names, body_text = body_args(req, single)
+        local keys, names, text = body_args(req, single)
         if not keys then return nil, names end
-    else
-        rest, qargs, keys, names = split_query(req.query_string)
-        if not rest then return nil, qargs end
+        return req.query_string or "", keys, names, text
     end
-    local q
-    q, err = parse.request(rest)
-    if not q then return nil, err end
+    local rest, qargs, keys, names = split_query(req.query_string)
+    if not rest then return nil, qargs end
+    return rest, keys, names, nil, qargs
+end
 
-    local f
-    f, err = resolve(req.params.fn, keys, names, single, post)
-    if not f then return nil, err end
-    if not post and f.volatility == "v" then
-        return nil, http.error(405, "25006", "cannot execute the VOLATILE function " ..
-                               f.schema .. "." .. f.name .. " in a read-only transaction",
-                               "GET calls STABLE and IMMUTABLE functions only", "Use POST")
-    end
-    local whole = single or takes_body(f, post)
-    local args_text = body_text
-    if not post then
-        args_text = (whole and qargs[1] == nil) and "{}" or query_args_json(f, qargs)
-    end
-
-    -- what the call returns, read like a table
+-- The statement calling f and reading what it returns as q asks: sql, params, the range's
+-- lower bound and whether a total is counted; or nil, err.
+local function statement(f, q, call_keys, whole, args_text, range_headers, prefer)
     local tinfo = { name = f.name, columns = f.returns == "composite" and f.columns or {},
                     names = f.names or {}, hidden = f.hidden }
-    local opts
-    opts, err = plan.select(q, tinfo)
+    local opts, err = plan.select(q, tinfo)
     if not opts then return nil, err end
     local lower_b = 0
     if f.retset then
         local upper_b
-        lower_b, upper_b = plan.range(q, not post and headers or {}, schema.policy().max_rows)
+        lower_b, upper_b = plan.range(q, range_headers, schema.policy().max_rows)
         if not lower_b then return nil, upper_b end
         if upper_b ~= nil then opts.limit = upper_b - lower_b + 1 end
         if lower_b > 0 then opts.offset = lower_b end
     end
-    local count = f.retset and wants_count(prefer)
+    local count = f.retset and wants_count(prefer) or false
     opts.counted, opts.total = true, count or nil
 
     local qf = quote(f.name)
@@ -546,19 +529,17 @@ local function call(req, method)
         params = { n = 0 }
         sel = scalar_select(qf, opts, params)
     end
-    local sql = "WITH " .. qf .. " AS (" .. call_query(f, keys, whole, args_text, params) ..
-                ") SELECT (" .. sel .. ") AS body"
-    local rows, derr = db.sql(sql, params, { rpc = f.name })
-    if not rows then
-        return failed(derr)
-    end
-    local text = rows[1] and rows[1].body
+    return "WITH " .. qf .. " AS (" .. call_query(f, call_keys, whole, args_text, params) ..
+           ") SELECT (" .. sel .. ") AS body", params, lower_b, count
+end
+
+-- The answer for the call's cell ("<n> <total|-> <json array>"): body, status, headers.
+local function answer(f, shape, text, lower_b, count)
     local n, total, pos = match(type(text) == "string" and text or "", "^(%d+) ([%d%-]+) ()")
     if not n then
         return nil, http.error(500, "TIDE_BAD_RESULT", "the call returned no result")
     end
     n, total, text = tonumber(n), tonumber(total), sub(text, pos)
-
     local range, status = range_answer(lower_b, n, total)
     if not range then return nil, status end
     local out = { ["Content-Range"] = range, ["Content-Type"] = JSON }
@@ -568,20 +549,54 @@ local function call(req, method)
     if f.returns == "void" then
         return nil, 204, out
     end
-    if shape == "object" or not f.retset then
-        if shape == "object" and n ~= 1 then
-            return nil, http.error(406, "PGRST116", "Cannot coerce the result to a single " ..
-                                   "JSON object", "The result contains " .. n .. " rows")
-        end
-        if shape == "object" then
-            out["Content-Type"] = OBJECT
-        end
-        if n == 0 then
-            return json_raw("null"), status, out
-        end
-        return json_raw(sub(text, 2, #text - 1)), status, out       -- [value] -> value
+    if shape == "object" and n ~= 1 then
+        return nil, http.error(406, "PGRST116", "Cannot coerce the result to a single JSON " ..
+                               "object", "The result contains " .. n .. " rows")
     end
-    return json_raw(text), status, out
+    if shape == "object" then
+        out["Content-Type"] = OBJECT
+    elseif f.retset then
+        return json_raw(text), status, out
+    end
+    if n == 0 then
+        return json_raw("null"), status, out               -- a row filtered away
+    end
+    return json_raw(sub(text, 2, #text - 1)), status, out  -- [value] -> value
+end
+
+local function call(req, method)
+    local headers = req.headers or {}
+    local shape, err = negotiate(headers.accept)
+    if not shape then return nil, err end
+    local prefer = headers.prefer
+    local single = prefers(prefer, "params=single-object")
+    local post = method == "POST"
+
+    local rest, keys, names, args_text, qargs = arguments(req, post, single)
+    if not rest then return nil, keys end
+    local q
+    q, err = parse.request(rest)
+    if not q then return nil, err end
+    local f
+    f, err = resolve(req.params.fn, keys, names, single, post)
+    if not f then return nil, err end
+    if not post then
+        if f.volatility == "v" then
+            return nil, http.error(405, "25006", "cannot execute the VOLATILE function " ..
+                                   f.schema .. "." .. f.name .. " in a read-only transaction",
+                                   "GET calls STABLE and IMMUTABLE functions only", "Use POST")
+        end
+        args_text = query_args_json(f, qargs)
+    end
+
+    local sql, params, lower_b, count = statement(f, q, keys, single or takes_body(f, post),
+                                                  args_text, post and {} or headers, prefer)
+    if not sql then return nil, params end
+    local rows, derr = db.sql(sql, params, { rpc = f.name })
+    if not rows then
+        return failed(derr)
+    end
+    return answer(f, shape, rows[1] and rows[1].body, lower_b, count)
 end
 
 function _M.get(req)
