@@ -30,8 +30,23 @@
 --                                           are a primary key or unique constraint: 1-to-1)
 --                                           pkey = {primary key columns in key order} | nil
 --                                           (nil too when one of them is hidden) }
+--   cache.functions[name] = { overloads, ... } (the exposed schema's functions, pg_proc's
+--                                           prokind 'f', trigger functions left out), each
+--     { name, schema, oid, volatility = "v"|"s"|"i", retset = bool,
+--       returns = "scalar"|"composite"|"void" (composite: a row type, or OUT/INOUT/TABLE
+--                 arguments, as PostgREST decides),
+--       columns/names/hidden (composite: the result's columns, shaped like a table's; a
+--                 function returning rows of a table leaves out what the policy hides
+--                 there, and is left out itself when the policy hides the whole table),
+--       args = {{name, type (quoted, qualified: for casts), display (format_type: for
+--                 messages), json (json or jsonb), required, variadic}} (input arguments
+--                 in order),
+--       callable = false when an argument has no name (PostgREST's rule, except a lone
+--                 json/jsonb one) }
 --   schema.refresh() -> true if re-read now (nil, err on failure), false if too recent
---   schema._set(loader, now, policy) -> for unit specs
+--   schema._set(loader, now, policy) -> for unit specs; loader(schema_name, what) answers
+--                                       the catalog's JSON text, what = nil (tables) or
+--                                       "functions"
 
 local db = require "tide.db"
 local json = require "tide.json"
@@ -81,6 +96,50 @@ JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace
 WHERE n.nspname = $1 AND c.relkind IN ('r', 'v', 'm', 'f', 'p')
   AND pg_catalog.pg_table_is_visible(c.oid)]]
 
+-- The functions of one schema. Argument types are spelled schema.name from pg_type (an array
+-- type as its _name), so they cast unambiguously whatever the caller's search_path; the
+-- result's columns come from the row type's attributes or from the OUT/INOUT/TABLE arguments.
+local FUNCTIONS_SQL = [[
+SELECT coalesce(json_agg(json_build_object(
+    'name', p.proname, 'schema', n.nspname, 'oid', p.oid, 'volatility', p.provolatile,
+    'retset', p.proretset, 'ndefaults', p.pronargdefaults,
+    'returns', CASE WHEN t.oid = 'pg_catalog.void'::pg_catalog.regtype THEN 'void'
+                    WHEN t.typtype = 'c' OR coalesce(p.proargmodes::text[] && '{t,b,o}', false)
+                    THEN 'composite' ELSE 'scalar' END,
+    'rettable', (SELECT c.relname FROM pg_catalog.pg_class c
+                 WHERE c.oid = t.typrelid AND c.relnamespace = n.oid
+                   AND c.relkind IN ('r', 'v', 'm', 'f', 'p')),
+    'args', (SELECT coalesce(json_agg(json_build_object(
+                 'name', coalesce(a.name, ''),
+                 'type', pg_catalog.format('%I.%I', tn.nspname, ty.typname),
+                 'display', pg_catalog.format_type(a.type, NULL),
+                 'json', tn.nspname = 'pg_catalog' AND ty.typname IN ('json', 'jsonb'),
+                 'variadic', coalesce(a.mode = 'v', false)) ORDER BY a.idx), '[]')
+             FROM unnest(coalesce(p.proallargtypes, p.proargtypes::oid[]), p.proargnames,
+                         p.proargmodes) WITH ORDINALITY AS a(type, name, mode, idx)
+             JOIN pg_catalog.pg_type ty ON ty.oid = a.type
+             JOIN pg_catalog.pg_namespace tn ON tn.oid = ty.typnamespace
+             WHERE coalesce(a.mode, 'i') IN ('i', 'b', 'v')),
+    'columns', CASE WHEN t.typtype = 'c' THEN
+                   (SELECT coalesce(json_agg(json_build_object(
+                        'name', a.attname, 'type', pg_catalog.format_type(a.atttypid, a.atttypmod))
+                        ORDER BY a.attnum), '[]')
+                    FROM pg_catalog.pg_attribute a
+                    WHERE a.attrelid = t.typrelid AND a.attnum > 0 AND NOT a.attisdropped)
+               ELSE
+                   (SELECT coalesce(json_agg(json_build_object(
+                        'name', coalesce(o.name, ''), 'type', pg_catalog.format_type(o.type, NULL))
+                        ORDER BY o.idx), '[]')
+                    FROM unnest(p.proallargtypes, p.proargnames, p.proargmodes)
+                         WITH ORDINALITY AS o(type, name, mode, idx)
+                    WHERE o.mode IN ('o', 'b', 't'))
+               END
+  ) ORDER BY p.proname, p.oid), '[]')::text AS functions
+FROM pg_catalog.pg_proc p
+JOIN pg_catalog.pg_namespace n ON n.oid = p.pronamespace
+JOIN pg_catalog.pg_type t ON t.oid = p.prorettype
+WHERE n.nspname = $1 AND p.prokind = 'f' AND t.oid <> 'pg_catalog.trigger'::pg_catalog.regtype]]
+
 local DEFAULT_POLICY = { schemas = { "public" }, max_rows = 1000, refresh_after = 5, hide = {} }
 
 local policy_override, loader_override, now_override
@@ -116,6 +175,70 @@ local function read_catalog(schema_name)
         return nil, err
     end
     return rows[1] and rows[1].tables
+end
+
+-- The schema's functions as JSON text, or nil, err.
+local function read_functions(schema_name)
+    if loader_override then
+        return loader_override(schema_name, "functions")
+    end
+    local rows, err = db.sql(FUNCTIONS_SQL, { schema_name }, { as = "service" })
+    if not rows then
+        return nil, err
+    end
+    return rows[1] and rows[1].functions
+end
+
+-- One function's entry (see the header), or nil when it returns rows of a table the policy
+-- hides whole; columns the policy hides in that table are left out of its result.
+local function build_function(f, hide)
+    local h = type(f.rettable) == "string" and hide[f.rettable]
+    if h == true then
+        return nil
+    end
+    local hidden = {}
+    if type(h) == "table" then
+        for _, c in ipairs(h) do hidden[c] = true end
+    end
+    local args, nargs, unnamed = f.args, #f.args, 0
+    for i, a in ipairs(args) do
+        a.required = i <= nargs - f.ndefaults
+        if a.name == "" then unnamed = unnamed + 1 end
+    end
+    f.callable = unnamed == 0 or (nargs == 1 and args[1].json)
+    local listed = f.columns or {}
+    local cols, names = {}, {}
+    for i, c in ipairs(listed) do
+        -- an unnamed OUT argument cannot be named in a query: left out like a hidden column
+        if c.name ~= "" and not hidden[c.name] then
+            cols[c.name] = { name = c.name, type = c.type, nullable = true, pos = i }
+            names[#names + 1] = c.name
+        end
+    end
+    f.columns, f.names, f.hidden = cols, names, #names < #listed
+    return f
+end
+
+-- name -> list of overloads from the catalog's JSON text, or nil.
+local function build_functions(text, p)
+    local list = json.decode(text)
+    if type(list) ~= "table" then
+        return nil
+    end
+    local hide = p.hide or {}
+    local out = {}
+    for _, raw in ipairs(list) do
+        local f = build_function(raw, hide)
+        if f then
+            local l = out[f.name]
+            if l == nil then
+                l = {}
+                out[f.name] = l
+            end
+            l[#l + 1] = f
+        end
+    end
+    return out
 end
 
 -- Builds the cache from the catalog's JSON text.
@@ -164,6 +287,12 @@ local function load()
     c, err = build(text, p)
     if not c then
         return nil, err
+    end
+    local ftext
+    ftext, err = read_functions(p.schemas[1])
+    c.functions = type(ftext) == "string" and build_functions(ftext, p)
+    if not c.functions then
+        return nil, err or http.error(500, "TIDE_SCHEMA_CACHE", "could not read the schema cache")
     end
     cache, loaded_at = c, now()
     return c

@@ -7,6 +7,7 @@
 --                         or=/and= trees, order=, limit=/offset=, Range/Range-Unit: items,
 --                         Prefer: count=exact (planned/estimated count exactly too),
 --                         Accept: application/json | application/vnd.pgrst.object+json
+--   GET|POST /rest/v1/rpc/:fn   functions (scripts/_rest_rpc.lua)
 --
 -- The grammar is scripts/_rest_parse.lua, name checks and the range rules _rest_plan.lua, the
 -- schema cache _rest_schema.lua (read lazily on the first request of a bundle; see there why),
@@ -24,6 +25,7 @@ local json = require "tide.json"
 local parse = require "_rest_parse"
 local plan = require "_rest_plan"
 local schema = require "_rest_schema"
+local rpc = require "_rest_rpc"
 
 local tonumber, tostring = tonumber, tostring
 local gmatch, lower, match, sub = string.gmatch, string.lower, string.match, string.sub
@@ -162,4 +164,10 @@ return {
     ["POST /rest/v1/:table"] = write.insert,
     ["PATCH /rest/v1/:table"] = write.update,
     ["DELETE /rest/v1/:table"] = write.delete,
+    -- functions (scripts/_rest_rpc.lua); "rpc" is a static segment, so it wins over :table
+    ["GET /rest/v1/rpc/:fn"] = rpc.get,
+    ["POST /rest/v1/rpc/:fn"] = rpc.post,
+    ["PATCH /rest/v1/rpc/:fn"] = rpc.refuse,
+    ["PUT /rest/v1/rpc/:fn"] = rpc.refuse,
+    ["DELETE /rest/v1/rpc/:fn"] = rpc.refuse,
 }

@@ -17,7 +17,9 @@
 --   db.vector_search(tbl, column, vector, {limit = 10, threshold, metric = "cosine"|"l2"|"ip",
 --                    filters, columns, raw, mode, as})
 --   db.rpc(fn, args, {raw, mode, as})      -> the function's value (array for set-returning)
---   db.sql(text, params, {mode, as})       -> rows, result     (the text runs as is)
+--   db.sql(text, params, {mode, as, rpc})  -> rows, result     (the text runs as is)
+--       rpc = "fn": the text calls function fn (a caller that builds its own call, e.g.
+--       /rest/v1/rpc): routed, cached and counted as db.rpc(fn) would be, not as raw SQL
 --   db.transaction(fn, {mode, as})         -> fn's results     (fn(tx); tx has this API)
 --   db.health()                            -> the /health document (table), down (boolean)
 --   db.stats()                             -> per-upstream pool counts from tide.core:
@@ -104,7 +106,7 @@ local OPTS = {
     delete = allowed("columns", "single", "raw", "filters", "all", "counted", "max_affected"),
     vector_search = allowed("columns", "raw", "filters", "limit", "threshold", "metric"),
     rpc = allowed("raw"),
-    sql = allowed(),
+    sql = allowed("rpc"),
     transaction = allowed(),
 }
 
@@ -495,7 +497,11 @@ function ops.sql(ctx, text, params, opts)
         end
         p.n = n
     end
-    local res, err = run(ctx, "sql", nil, opts, text, p, false)
+    local fn = opts.rpc
+    if fn ~= nil and type(fn) ~= "string" then
+        misuse("db.sql: rpc must be the name of the function the statement calls")
+    end
+    local res, err = run(ctx, fn and "rpc" or "sql", fn, opts, text, p, false)
     if not res then
         return nil, err
     end

@@ -1,6 +1,7 @@
 /* fuzz_rest.c - libFuzzer target for the /rest/v1 query-string grammar (scripts/_rest_parse.lua,
- * PostgREST's language): parse.request(qs) on any bytes up to the HTTP head limit, in a LuaJIT
- * state of its own. The Lua code is not instrumented, so this target's strength is its bounds:
+ * PostgREST's language): parse.request(qs), and the split of a GET /rest/v1/rpc query into
+ * arguments and the rest (scripts/_rest_rpc.lua), on any bytes up to the HTTP head limit, in a
+ * LuaJIT state of its own. The Lua code is not instrumented, so this target's strength is its bounds:
  * libFuzzer's -timeout catches an input whose parse is not fast (nesting is bounded, scanning
  * linear), -rss_limit_mb one that holds too much. Checks that hostile input never raises (only
  * nil, err with a PostgREST-shaped error) and that what parses respects the bounds (select
@@ -11,6 +12,7 @@
 static const char check_src[] =
     "package.path = 'bindings/?.lua;scripts/?.lua;' .. package.path\n"
     "local parse = require '_rest_parse'\n"
+    "local rpc = require '_rest_rpc'\n"
     "local function depth(nodes, d)\n"
     "  local m = d\n"
     "  for _, n in ipairs(nodes or {}) do\n"
@@ -34,6 +36,14 @@ static const char check_src[] =
     "end\n"
     "return function(s)\n"
     "  if #s > 16384 then return end          -- beyond the HTTP head limit\n"
+    "  local sok, rest, args, keys, names = pcall(rpc.split_query, s)\n"
+    "  assert(sok, 'rpc.split_query raised: ' .. tostring(rest))\n"
+    "  if rest == nil then\n"
+    "    assert(type(args) == 'table' and args.status == 400, 'no 400 error table')\n"
+    "  else\n"
+    "    assert(#names <= rpc.MAX_ARGS and #rest <= #s, 'arguments beyond the bound')\n"
+    "    for _, n in ipairs(names) do assert(keys[n], 'a name that is not a key') end\n"
+    "  end\n"
     "  local ok, req, err = pcall(parse.request, s)\n"
     "  assert(ok, 'parse.request raised: ' .. tostring(req))\n"
     "  if req == nil then\n"
