@@ -302,8 +302,8 @@ local function not_embedded(name)
 end
 
 local CMP = { eq = true, neq = true, gt = true, gte = true, lt = true, lte = true,
-              like = true, ilike = true }
-local UNSUPPORTED = { cs = true, cd = true, ov = true, sl = true, sr = true, nxr = true,
+              like = true, ilike = true, cs = true, cd = true }
+local UNSUPPORTED = { ov = true, sl = true, sr = true, nxr = true,
                       nxl = true, adj = true, match = true, imatch = true, fts = true,
                       plfts = true, phfts = true, wfts = true, isdistinct = true }
 local IS = { null = "null", not_null = "not_null", ["true"] = "true", ["false"] = "false",
@@ -396,7 +396,8 @@ local function op_expr(st, in_logic)
     if op == "" or not (CMP[op] or op == "in" or op == "is" or UNSUPPORTED[op]) then
         return nil, err(st, "unexpected " .. (at_end(st) and "end of input" or
                         ("\"" .. sub(s, st.i, st.i) .. "\"")) ..
-                        " expecting operator (eq, neq, gt, gte, lt, lte, like, ilike, is, in)")
+                        " expecting operator (eq, neq, gt, gte, lt, lte, like, ilike, is, in, " ..
+                        "cs, cd)")
     end
     if UNSUPPORTED[op] then
         return nil, err(st, "operator " .. op .. " is not supported by tide yet")

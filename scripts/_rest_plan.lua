@@ -47,8 +47,11 @@ local function check_col(tinfo, col)
 end
 
 -- The builder's operator table for a leaf, negated when neg.
+-- PostgREST's operator names that tide.builder spells otherwise.
+local BUILDER_OP = { cs = "contains", cd = "contained" }
+
 local function leaf_ops(leaf, neg)
-    local ops = { [leaf.op] = leaf.value }
+    local ops = { [BUILDER_OP[leaf.op] or leaf.op] = leaf.value }
     if neg then
         return { ["not"] = ops }
     end

@@ -31,6 +31,7 @@
 --   {col = {contains = v}}             "col" @> $n: a string is sent as is, a Lua array as a
 --                                      Postgres array literal (text[] columns), a Lua object
 --                                      as JSON (jsonb columns), json.raw(text) as its text
+--   {col = {contained = v}}            "col" <@ $n, the same values
 --   {col = {["not"] = {op = v, ...}}}  NOT (...)
 --   {col = {gte = 1, lte = 5}}         several operators on one column are ANDed
 --   {["or"] = {{a = 1}, {b = {gt = 2}}}}  ("a" = $1 OR "b" > $2); ["and"] likewise. "or" and
@@ -429,7 +430,7 @@ end
 
 -- Operators in the order they are emitted (fixed, so SQL text is stable).
 local OPS = { "eq", "neq", "gt", "gte", "lt", "lte", "like", "ilike", "in", "is", "contains",
-              "not" }
+              "contained", "not" }
 local NOPS = #OPS
 local KNOWN_OP = {}
 for i = 1, NOPS do KNOWN_OP[OPS[i]] = true end
@@ -470,7 +471,7 @@ local function compile_op(op, v, qc, col, params)
             misuse("filter " .. col .. ".is: expected \"null\", \"not_null\", \"true\" or \"false\"")
         end
         return qc .. clause
-    elseif op == "contains" then
+    elseif op == "contains" or op == "contained" then
         local p
         local tv = type(v)
         if tv == "string" then
@@ -480,15 +481,15 @@ local function compile_op(op, v, qc, col, params)
             if mt == raw_mt then
                 p = v.text
             elseif is_array(v) then
-                p = pg_array(v, "filter " .. col .. ".contains")
+                p = pg_array(v, "filter " .. col .. "." .. op)
             elseif mt == nil then
                 p = json_encode(v)
             end
         end
         if p == nil then
-            misuse("filter " .. col .. ".contains: expected a string, an array or an object")
+            misuse("filter " .. col .. "." .. op .. ": expected a string, an array or an object")
         end
-        return qc .. " @> " .. add_param(params, p)
+        return qc .. (op == "contains" and " @> " or " <@ ") .. add_param(params, p)
     else -- not
         if type(v) ~= "table" or getmetatable(v) ~= nil or next(v) == nil then
             misuse("filter " .. col .. ".not: expected a table of operators, e.g. {eq = 1}")

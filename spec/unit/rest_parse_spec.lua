@@ -110,10 +110,14 @@ describe("/rest/v1 parser", function()
     end)
 
     it("filters: bad or unsupported operators, embedded paths", function()
-        for _, v in ipairs({ "", "eq", "zz.1", "is.maybe", "eq(any).{1}", "cs.{1}",
+        for _, v in ipairs({ "", "eq", "zz.1", "is.maybe", "eq(any).{1}", "ov.{1}",
                              "fts.x", "not.eq" }) do
             parse_error("PGRST100", parse.filter("id", v))
         end
+        assert.are.same({ col = "tags", op = "cs", value = "{a,b}", negate = false },
+                        parse.filter("tags", "cs.{a,b}"))
+        assert.are.same({ col = "doc", op = "cd", value = '{"a":1}', negate = true },
+                        parse.filter("doc", 'not.cd.{"a":1}'))
         parse_error("PGRST108", parse.filter("rel.id", "eq.1"))
         parse_error("PGRST100", parse.filter("data->>a", "eq.1"))
     end)
