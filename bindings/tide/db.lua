@@ -5,6 +5,7 @@
 --       counted = true: returns rows (or raw), info with info.n = rows in the answer and,
 --       with total = true too, info.total = rows the filters match without limit/offset
 --       (counted in the same statement, so from the same snapshot)
+--       csv = true: returns the rows as CSV text (a string; tide.builder says the format)
 --   db.count(tbl, {filters, mode, as})                                 -> number
 --   db.insert(tbl, row_or_rows, {columns, single, raw, mode, as})
 --   db.upsert(tbl, row_or_rows, {on_conflict = "a,b", ignore, columns, single, raw, mode, as})
@@ -85,7 +86,7 @@ end
 
 local OPTS = {
     select = allowed("columns", "filters", "order", "limit", "offset", "single", "raw", "cache",
-                     "counted", "total"),
+                     "counted", "total", "csv"),
     count = allowed("filters"),
     insert = allowed("columns", "single", "raw"),
     upsert = allowed("columns", "single", "raw", "on_conflict", "ignore"),
@@ -250,6 +251,9 @@ local function result(text, err, opts, tbl, list)
         end
         info = { n = tonumber(n), total = tonumber(total) }
         text = sub(text, pos)
+    end
+    if opts.csv then
+        return text, info
     end
     if opts.raw then
         return json_raw(text), info
