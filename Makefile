@@ -73,7 +73,8 @@ test-unit:
 	$(Q)luajit /usr/bin/busted --lpath='bindings/?.lua;scripts/?.lua;policies/?.lua' spec/unit
 
 # make test: packages, build, C tests, unit specs, then a throwaway stack for the
-# integration specs (torn down afterwards).
+# integration specs (torn down afterwards); spec/integration/postgrest_js_spec.lua runs
+# @supabase/postgrest-js from spec/js (npm ci into spec/js/node_modules when its lock changed).
 test: deps all lint
 	$(Q)spec/run.sh
 
@@ -131,6 +132,6 @@ clean:
 
 distclean: clean
 	-db/stack.sh down
-	rm -rf var
+	rm -rf var spec/js/node_modules
 
 -include $(CORE_OBJS:.o=.d) $(BUILD)/runtime/main.d
