@@ -68,8 +68,8 @@ static const tide_setting config_table[] = {
       http.max_connections_per_client),
     C(NULL, "workers", INT, 0, 256, 1, NULL, 0, workers),
     C("cache", "max_bytes", SIZE, 0, 1e12, 64 * 1024 * 1024, NULL, 0, cache_max_bytes),
-    C("cache", "channel", STRING, 0, 0, 0, "tide_cache", 0, cache_channel),
-    C("rest", "notify_channel", STRING, 0, 0, 0, "pgrst", 0, rest_notify_channel),
+    C("cache", "channel", STRING, 0, 0, 0, "tide_cache", TIDE_SET_EMPTY, cache_channel),
+    C("rest", "notify_channel", STRING, 0, 0, 0, "pgrst", TIDE_SET_EMPTY, rest_notify_channel),
     C(NULL, "upstreams", TABLE, 0, 0, 0, NULL, 0, upstreams),
 };
 #undef C
