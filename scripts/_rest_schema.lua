@@ -15,6 +15,12 @@
 -- one re-read, at most every `refresh_after` seconds, before the request is refused: a
 -- client cannot make tide read the catalog more often than that. Concurrent first requests
 -- may each read it (no waiting primitive in Lua); the last answer wins, all are equal.
+-- `NOTIFY pgrst, 'reload schema'` (rest.notify_channel; runtime/channels.h) moves
+-- core.schema_generation(), and so does each new LISTEN session (NOTIFYs sent while none was
+-- up are lost): the next request that sees it moved re-reads the catalog, while requests
+-- arriving during that read keep the cache they have. So a NOTIFY costs each worker one
+-- catalog read, however many requests follow; a read that fails leaves the old cache serving
+-- and the next request tries again.
 --
 -- Only relations that an unqualified name resolves to are kept (pg_table_is_visible under the
 -- service role's search_path), since queries name tables unqualified: in practice the
@@ -44,9 +50,10 @@
 --       callable = false when an argument has no name (PostgREST's rule, except a lone
 --                 json/jsonb one) }
 --   schema.refresh() -> true if re-read now (nil, err on failure), false if too recent
---   schema._set(loader, now, policy) -> for unit specs; loader(schema_name, what) answers
---                                       the catalog's JSON text, what = nil (tables) or
---                                       "functions"
+--   schema._set(loader, now, policy, generation) -> for unit specs; loader(schema_name, what)
+--                                       answers the catalog's JSON text, what = nil (tables)
+--                                       or "functions"; generation: a function (default
+--                                       always 0)
 
 local db = require "tide.db"
 local json = require "tide.json"
@@ -142,8 +149,9 @@ WHERE n.nspname = $1 AND p.prokind = 'f' AND t.oid <> 'pg_catalog.trigger'::pg_c
 
 local DEFAULT_POLICY = { schemas = { "public" }, max_rows = 1000, refresh_after = 5, hide = {} }
 
-local policy_override, loader_override, now_override
+local policy_override, loader_override, now_override, generation_override
 local cache, loaded_at
+local cache_gen, reading_gen    -- the generation the cache was read at, the one being read
 
 -- policies/exposure.lua, checked (raises on a malformed policy: a bug to see at once).
 local function policy()
@@ -163,6 +171,15 @@ local function now()
         return now_override()
     end
     return get_core().now()
+end
+
+local function zero() return 0 end
+
+local function generation()
+    if generation_override then
+        return generation_override()
+    end
+    return get_core().schema_generation()
 end
 
 -- The catalog as JSON text, or nil, err.
@@ -277,32 +294,44 @@ local function build(text, p)
     return { schema = p.schemas[1], tables = tables }
 end
 
-local function load()
+-- Reads the catalog for generation g (taken before the read: a move during it is seen by
+-- the next request). A read that started earlier than the cache's never replaces it.
+local function load(g)
+    reading_gen = g
     local p = policy()
     local text, err = read_catalog(p.schemas[1])
-    if type(text) ~= "string" then
-        return nil, err or http.error(500, "TIDE_SCHEMA_CACHE", "could not read the schema cache")
-    end
     local c
-    c, err = build(text, p)
+    if type(text) ~= "string" then
+        err = err or http.error(500, "TIDE_SCHEMA_CACHE", "could not read the schema cache")
+    else
+        c, err = build(text, p)
+    end
     if not c then
+        if reading_gen == g then reading_gen = nil end
         return nil, err
     end
     local ftext
     ftext, err = read_functions(p.schemas[1])
     c.functions = type(ftext) == "string" and build_functions(ftext, p)
     if not c.functions then
+        if reading_gen == g then reading_gen = nil end
         return nil, err or http.error(500, "TIDE_SCHEMA_CACHE", "could not read the schema cache")
     end
-    cache, loaded_at = c, now()
-    return c
+    if cache == nil or g >= cache_gen then
+        cache, loaded_at, cache_gen = c, now(), g
+    end
+    return cache
 end
 
 function _M.get()
+    local g = generation()
     if cache then
-        return cache
+        if g == cache_gen or g == reading_gen then
+            return cache
+        end
+        return load(g) or cache
     end
-    return load()
+    return load(g)
 end
 
 function _M.refresh()
@@ -310,16 +339,17 @@ function _M.refresh()
     if loaded_at and now() - loaded_at < (p.refresh_after or 5) then
         return false
     end
-    local c, err = load()
+    local c, err = load(generation())
     if not c then
         return nil, err
     end
     return true
 end
 
-function _M._set(loader, clock, p)
+function _M._set(loader, clock, p, gen)
     loader_override, now_override, policy_override = loader, clock, p
-    cache, loaded_at = nil, nil
+    generation_override = gen or (loader ~= nil and zero or nil)
+    cache, loaded_at, cache_gen, reading_gen = nil, nil, nil, nil
 end
 
 return _M

@@ -6,7 +6,8 @@
 --                         filters (eq neq gt gte lt lte like ilike is in, not.),
 --                         or=/and= trees, order=, limit=/offset=, Range/Range-Unit: items,
 --                         Prefer: count=exact (planned/estimated count exactly too),
---                         Accept: application/json | application/vnd.pgrst.object+json
+--                         Accept: application/json | application/vnd.pgrst.object+json |
+--                         text/csv (_rest_csv.lua)
 --   GET|POST /rest/v1/rpc/:fn   functions (scripts/_rest_rpc.lua)
 --
 -- The grammar is scripts/_rest_parse.lua, name checks and the range rules _rest_plan.lua, the
@@ -24,6 +25,7 @@ local http = require "tide.http"
 local json = require "tide.json"
 local parse = require "_rest_parse"
 local plan = require "_rest_plan"
+local csv = require "_rest_csv"
 local schema = require "_rest_schema"
 local rpc = require "_rest_rpc"
 
@@ -38,9 +40,10 @@ local OBJECT = "application/vnd.pgrst.object+json; charset=utf-8"
 local MEDIA = {
     ["*/*"] = "json", ["application/*"] = "json", ["application/json"] = "json",
     ["application/vnd.pgrst.object+json"] = "object", ["application/vnd.pgrst.object"] = "object",
+    ["text/csv"] = "csv",
 }
 
--- The answer's shape for an Accept header ("json" or "object"), or nil, 406 PGRST107.
+-- The answer's shape for an Accept header ("json", "object" or "csv"), or nil, 406 PGRST107.
 local function negotiate(accept)
     if accept == nil or accept == "" then
         return "json"
@@ -123,6 +126,7 @@ local function read(req)
     end
     local count = wants_count(headers.prefer)
     opts.counted, opts.total, opts.raw = true, count or nil, true
+    if shape == "csv" then csv.select_opts(opts) end
 
     local body, info = db.select(tinfo.name, opts)
     if not body then return nil, info end
@@ -145,7 +149,9 @@ local function read(req)
             status = 206
         end
     end
-    if shape == "object" then
+    if shape == "csv" then
+        return csv.answer(body, status, out)
+    elseif shape == "object" then
         if n ~= 1 then
             return nil, http.error(406, "PGRST116", "Cannot coerce the result to a single " ..
                                    "JSON object", "The result contains " .. n .. " rows")

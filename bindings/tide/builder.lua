@@ -57,6 +57,12 @@
 -- select's counted = true prefixes the cell with the number of rows in the answer and, with
 --   total = true as well, the number of rows the filters match without limit/offset (the same
 --   WHERE in a scalar subquery, same snapshot): "<n> <total or -> <json>". tide.db strips it.
+-- select's csv = true makes the cell CSV text instead of JSON (PostgREST's text/csv): a header
+--   line of the column names, then one line per row, lines joined by "\n" with none after the
+--   last; each value as Postgres prints it in a record (its type's text output, quoted when it
+--   is empty or holds a comma, quote, backslash, parenthesis or white space; NULL as nothing)
+--   but with RFC 4180 escapes only (record text doubles backslashes too; undone here). No row:
+--   no header either (the names come from the first row), so the cell is "\n".
 
 local json = require "tide.json"
 local errors = require "tide.errors"
@@ -617,6 +623,15 @@ local WRITE_SINGLE = "SELECT CASE count(*) WHEN 1 THEN (json_agg(_t) -> 0)::text
                      " ELSE ('tide: single-row write matched ' || count(*) || ' rows')::int::text" ..
                      " END FROM "
 
+-- The CSV cell over the rows of the CTE _t (see csv above). Header names are quoted when they
+-- hold a comma, quote or line break. Outside quotes record text has no backslash, inside it
+-- doubles every one: halving all pairs is exact.
+local CSV = [[(SELECT coalesce(string_agg(CASE WHEN k ~ '[",\r\n]' OR k = '' ]] ..
+            [[THEN '"' || replace(k, '"', '""') || '"' ELSE k END, ','), '') ]] ..
+            [[FROM json_object_keys((SELECT row_to_json(_t) FROM _t LIMIT 1)) k) || E'\n' || ]] ..
+            [[coalesce(string_agg(replace(substr(_t::text, 2, length(_t::text) - 2), '\\', ]] ..
+            [['\'), E'\n'), '')]]
+
 -- The statement around a write (its rows in _t; ctes: more CTEs before _t, or nil). The cell:
 -- the rows as JSON ('[]' when columns == false: nothing is returned), one row with single,
 -- prefixed "<n> - " with counted (n = rows written). With max_affected, more rows than that
@@ -659,7 +674,8 @@ end
 ---------------------------------------------------------------------------------------------
 -- statements
 
--- select(tbl, {columns, filters, order, limit, offset, single, counted, total}) -> sql, params
+-- select(tbl, {columns, filters, order, limit, offset, single, counted, total, csv}) -> sql,
+-- params
 function _M.select(tbl, opts)
     opts = opts or {}
     local qt = check_table(tbl)
@@ -680,6 +696,20 @@ function _M.select(tbl, opts)
     end
     local inner = "SELECT " .. cols .. " FROM " .. qt .. (embedded and " _p" or "") .. w ..
                   ord .. lim
+    if opts.csv then
+        if opts.single then
+            misuse("select: csv and single do not go together")
+        elseif opts.total and not opts.counted then
+            misuse("select: total needs counted = true")
+        end
+        local pre = ""
+        if opts.counted then
+            pre = "count(*)::text || ' ' || " .. (opts.total and ("(SELECT count(*) FROM " ..
+                  qt .. w .. ")::text") or "'-'") .. " || ' ' || "
+        end
+        -- referenced twice, the CTE is materialized: one run, one snapshot
+        return "WITH _t AS (" .. inner .. ") SELECT " .. pre .. CSV .. " FROM _t", params
+    end
     if opts.counted then
         if opts.single then
             misuse("select: counted and single do not go together")

@@ -7,6 +7,7 @@
 --       (counted in the same statement, so from the same snapshot)
 --       columns may hold embed items (related rows, tide.builder); a cached read is tagged
 --       with the embedded tables too, so their writes invalidate it
+--       csv = true: returns the rows as CSV text (a string; tide.builder says the format)
 --   db.count(tbl, {filters, mode, as})                                 -> number
 --   db.insert(tbl, row_or_rows, {columns, single, raw, counted, max_affected, defaults, mode, as})
 --   db.upsert(tbl, row_or_rows, {on_conflict = "a,b", ignore, columns, single, raw, counted,
@@ -96,7 +97,7 @@ end
 
 local OPTS = {
     select = allowed("columns", "filters", "order", "limit", "offset", "single", "raw", "cache",
-                     "counted", "total"),
+                     "counted", "total", "csv"),
     count = allowed("filters"),
     insert = allowed("columns", "single", "raw", "counted", "max_affected", "defaults"),
     upsert = allowed("columns", "single", "raw", "on_conflict", "ignore", "counted",
@@ -283,6 +284,9 @@ local function result(text, err, opts, tbl, list)
         end
         info = { n = tonumber(n), total = tonumber(total) }
         text = sub(text, pos)
+    end
+    if opts.csv then
+        return text, info
     end
     if opts.raw then
         return json_raw(text), info

@@ -512,3 +512,27 @@ describe("tide.builder.rpc", function()
         assert.has_error(function() builder.rpc("f", { x = print }) end)
     end)
 end)
+
+describe("tide.builder csv", function()
+    it("wraps the read in a CTE read once for the header and the rows, params unchanged",
+       function()
+        local sql, params = builder.select("trips", { columns = "name,budget",
+                                                      filters = { id = { gt = 1 } }, limit = 2,
+                                                      counted = true, total = true, csv = true })
+        local inner = 'SELECT "name", "budget" FROM "trips" WHERE "id" > $1 LIMIT $2'
+        local head = "WITH _t AS (" .. inner .. ") SELECT count(*)::text || ' ' || " ..
+                     '(SELECT count(*) FROM "trips" WHERE "id" > $1)::text || \' \' || '
+        assert.are.equal(head, sql:sub(1, #head))
+        assert.are.same({ 1, 2 }, plist(params))
+        assert.matches("json_object_keys%(%(SELECT row_to_json%(_t%) FROM _t LIMIT 1%)%)", sql)
+        assert.matches("string_agg%(replace%(substr%(_t::text", sql)
+        assert.is_true(sql:sub(-8) == " FROM _t")
+        local plain = builder.select("trips", { csv = true })
+        assert.are.equal('WITH _t AS (SELECT * FROM "trips") SELECT (SELECT', plain:sub(1, 49))
+    end)
+
+    it("refuses csv with single, and total without counted", function()
+        assert.has_error(function() builder.select("t", { csv = true, single = true }) end)
+        assert.has_error(function() builder.select("t", { csv = true, total = true }) end)
+    end)
+end)
