@@ -42,9 +42,11 @@
 -- PGRST102 beyond); columns= and on_conflict= at most MAX_NAMES (256) names. The body itself
 -- is bounded before it gets here (http.max_body_bytes, tide.boot's depth and container caps).
 --
--- Differences from PostgREST 12: an upsert that only updated rows still answers 201 (PostgREST
--- 200); with missing=default the rows come back grouped by key set; PATCH takes one object;
--- limit/offset on PATCH and DELETE (limited updates) are refused (400 PGRST100); CSV and
+-- An upsert with merge-duplicates that inserted no row (only updated) answers 200, as PostgREST
+-- 12 does; one that inserted any, or ignore-duplicates, 201.
+--
+-- Differences from PostgREST 12: with missing=default the rows come back grouped by key set;
+-- PATCH takes one object; limit/offset on PATCH and DELETE (limited updates) are refused (400 PGRST100); CSV and
 -- form bodies are refused (400 PGRST102); PUT is not served; integers beyond 2^53 in a body
 -- lose precision (the body is decoded, checked, and re-encoded).
 
@@ -499,6 +501,9 @@ local function finish(req, w, call)
     local out = { ["Content-Range"] = content_range(kind == "update", n, p.count ~= nil) }
     out["Preference-Applied"] = applied(p, w.applies)
     local status = kind == "insert" and 201 or 204
+    if info.inserted == 0 and n > 0 then
+        status = 200                    -- PostgREST 12: a merge that only updated rows
+    end
     if ret == "headers-only" and kind == "insert" and tinfo.pkey and n == 1 then
         out.Location = location(tinfo, body.text)
     end
@@ -616,6 +621,7 @@ function _M.insert(req)
         if upsert then
             opts.on_conflict = conflict
             opts.ignore = p.resolution == "ignore-duplicates" or nil
+            opts.inserted = not opts.ignore or nil   -- merge: 200 when nothing was inserted
             return db.upsert(tinfo.name, rows, opts)
         end
         return db.insert(tinfo.name, rows, opts)

@@ -646,8 +646,21 @@ local function wrap_write(stmt, opts, params, ctes)
         return head .. WRITE_SINGLE .. "_t"
     end
     local cell = opts.columns == false and "'[]'" or "coalesce(json_agg(_t), '[]')::text"
+    if opts.inserted then
+        if not opts.counted then
+            misuse("inserted needs counted = true")
+        end
+        if opts.columns ~= false then
+            -- the rows without their last key, tide_inserted (row_to_json has no blanks)
+            cell = "coalesce('[' || string_agg(regexp_replace(row_to_json(_t)::text, " ..
+                   "',\"tide_inserted\":(true|false)}$', '}'), ', ') || ']', '[]')"
+        end
+    end
     if opts.counted then
-        cell = "count(*)::text || ' - ' || " .. cell
+        -- "<n> <inserted or -> <rows>" (tide.db reads it as a counted select's cell)
+        cell = "count(*)::text || " .. (opts.inserted and
+               "' ' || count(*) FILTER (WHERE _t.tide_inserted)::text || ' '" or "' - '") ..
+               " || " .. cell
     end
     local max = opts.max_affected
     if max ~= nil then
@@ -660,11 +673,16 @@ end
 
 -- RETURNING the columns; columns == false: RETURNING 1 (rows are counted, none is read back,
 -- so the caller needs no SELECT right or policy on the table).
-local function returning(columns)
+-- With inserted (upserts), a last column tide_inserted tells the rows this statement inserted
+-- from the ones ON CONFLICT updated: a row version this statement created has xmax 0, one an
+-- ON CONFLICT DO UPDATE wrote carries the locking transaction's id.
+local INSERTED = "(xmax = 0) AS tide_inserted"
+local function returning(columns, inserted)
     if columns == false then
-        return " RETURNING 1"
+        return inserted and (" RETURNING " .. INSERTED) or " RETURNING 1"
     end
-    return " RETURNING " .. column_list(columns, "returning column")
+    local list = " RETURNING " .. column_list(columns, "returning column")
+    return inserted and (list .. ", " .. INSERTED) or list
 end
 
 local function check_table(tbl)
@@ -805,14 +823,14 @@ local function insert_rows(qt, rows, params, what, opts, action)
             for i = 1, #groups do
                 local stmt, cols = insert_stmt(qt, groups[i], params, what)
                 ctes[i] = "_g" .. i .. " AS (" .. stmt .. action(cols) ..
-                          returning(opts.columns) .. ")"
+                          returning(opts.columns, opts.inserted) .. ")"
                 parts[i] = "SELECT * FROM _g" .. i
             end
             return concat(parts, " UNION ALL "), concat(ctes, ", ") .. ", "
         end
     end
     local stmt, cols = insert_stmt(qt, rows, params, what)
-    return stmt .. action(cols) .. returning(opts.columns), nil
+    return stmt .. action(cols) .. returning(opts.columns, opts.inserted), nil
 end
 
 local function no_action()

@@ -11,7 +11,9 @@
 --   db.count(tbl, {filters, mode, as})                                 -> number
 --   db.insert(tbl, row_or_rows, {columns, single, raw, counted, max_affected, defaults, mode, as})
 --   db.upsert(tbl, row_or_rows, {on_conflict = "a,b", ignore, columns, single, raw, counted,
---             max_affected, defaults, mode, as})
+--             max_affected, defaults, inserted, mode, as})
+--       inserted = true (with counted): info.inserted = how many of the rows were inserted
+--       (the others were updated by the conflict)
 --   db.update(tbl, patch, {filters, all, columns, single, raw, counted, max_affected,
 --             defaults, mode, as})
 --   db.delete(tbl, {filters, all, columns, single, raw, counted, max_affected, mode, as})
@@ -101,7 +103,7 @@ local OPTS = {
     count = allowed("filters"),
     insert = allowed("columns", "single", "raw", "counted", "max_affected", "defaults"),
     upsert = allowed("columns", "single", "raw", "on_conflict", "ignore", "counted",
-                     "max_affected", "defaults"),
+                     "max_affected", "defaults", "inserted"),
     update = allowed("columns", "single", "raw", "filters", "all", "counted", "max_affected",
                      "defaults"),
     delete = allowed("columns", "single", "raw", "filters", "all", "counted", "max_affected"),
@@ -283,6 +285,9 @@ local function result(text, err, opts, tbl, list)
             return nil, errors.new("TIDE_BAD_RESULT", 500, "a counted statement returned no counts")
         end
         info = { n = tonumber(n), total = tonumber(total) }
+        if opts.inserted then
+            info.inserted, info.total = info.total, nil
+        end
         text = sub(text, pos)
     end
     if opts.csv then

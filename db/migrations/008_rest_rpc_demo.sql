@@ -17,11 +17,26 @@
 --                                         message/detail (exactly 13: HTTP 418 + a header)
 --   sum_all(VARIADIC nums integer[])      IMMUTABLE, variadic
 --   echo_json(payload jsonb)              IMMUTABLE, one jsonb argument (params=single-object)
+--   trips_by_title(q)                     STABLE SETOF trips whose name matches q (ILIKE,
+--                                         RLS): the postgrest-js spec's rpc with filters
+--   echo_int(n)                           IMMUTABLE scalar: n
 -- All are SECURITY INVOKER (they run as the caller: RLS and grants apply) with an empty
 -- search_path. EXECUTE is revoked from PUBLIC and granted to authenticated and service_role
 -- only, so anon's calls are refused (401).
 
 -- ---------------------------------------------------------------------------------------------
+CREATE FUNCTION public.trips_by_title(q text) RETURNS SETOF public.trips
+LANGUAGE sql STABLE SECURITY INVOKER
+SET search_path = ''
+AS $$
+    SELECT t.* FROM public.trips t WHERE t.name ILIKE q ORDER BY t.id
+$$;
+
+CREATE FUNCTION public.echo_int(n integer) RETURNS integer
+LANGUAGE sql IMMUTABLE SECURITY INVOKER
+SET search_path = ''
+AS $$ SELECT n $$;
+
 CREATE FUNCTION public.trip_budget_total(status text DEFAULT NULL) RETURNS numeric
 LANGUAGE sql STABLE SECURITY INVOKER
 SET search_path = ''
@@ -121,7 +136,9 @@ REVOKE ALL ON FUNCTION
     public.label_of(text),
     public.check_budget(numeric),
     public.sum_all(integer[]),
-    public.echo_json(jsonb)
+    public.echo_json(jsonb),
+    public.trips_by_title(text),
+    public.echo_int(integer)
     FROM PUBLIC;
 GRANT EXECUTE ON FUNCTION
     public.trip_budget_total(text),
@@ -134,5 +151,7 @@ GRANT EXECUTE ON FUNCTION
     public.label_of(text),
     public.check_budget(numeric),
     public.sum_all(integer[]),
-    public.echo_json(jsonb)
+    public.echo_json(jsonb),
+    public.trips_by_title(text),
+    public.echo_int(integer)
     TO authenticated, service_role;

@@ -336,7 +336,7 @@ check('embed.to_one', async ({ B, env }) => {
 
 // ---- rpc ------------------------------------------------------------------------------------
 
-check('rpc.setof', async ({ A, B }) => {
+check('rpc.setof', async ({ A, B, env }) => {
   const res = await A.rpc('trips_by_title', { q: 'alpha' })
   ok(res, 200, 'rpc')
   if (!Array.isArray(res.data)) fail(`not an array: ${show(res.data)}`)

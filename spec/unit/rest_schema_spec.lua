@@ -23,7 +23,10 @@ describe("_rest_schema generations", function()
     local gen, reads, tables, fail, hold
     local waiting
 
-    local function loader()
+    local function loader(_, what)
+        if what == "functions" then
+            return "[]"                       -- read with the tables: not counted apart
+        end
         reads = reads + 1
         local answer = catalog(unpack(tables))
         if hold then
