@@ -13,13 +13,23 @@
 --       keeps its code, message, details and hint and takes the status above (authed: the
 --       request has claims, i.e. a token); tide's own codes (TIDE_*: breaker, pool, timeout,
 --       each with its status and Retry-After) pass through unchanged.
---   errors.invalid_body(message[, details])  400 PGRST102 (body not JSON, wrong shape)
+--   errors.invalid_body(message[, details[, hint]])  400 PGRST102 (body not JSON, wrong
+--                                        shape)
+--   errors.range_not_satisfiable(details)  416 PGRST103 "Requested range not satisfiable"
+--   errors.offset_past_end(lower, total)   416 PGRST103, details "An offset of <lower> was
+--                                        requested, but there are only <total> rows."
+--   errors.not_acceptable(accept)        406 PGRST107 "None of these media types are
+--                                        available: <the Accept header>"
+--   errors.singular(n)                   406 PGRST116 "JSON object requested, multiple (or no)
+--                                        rows returned", details "The result contains n rows"
+--                                        (one object asked for; PostgREST 12's words)
 --   errors.column_not_found(tbl, col)    400 PGRST204 "Could not find the 'col' column of
 --                                        'tbl' in the schema cache" (a payload key)
 --   errors.table_not_found(schema, tbl)  404 PGRST205
---   errors.singular(n)                   406 PGRST116 (one object asked for, n rows)
 --   errors.invalid_prefs(list)           400 PGRST122 (Prefer: handling=strict)
 --   errors.max_affected(n)               400 PGRST124 (Prefer: max-affected=, strict)
+-- An error more than one module answers is built here and only here; one only a single module
+-- answers (rpc's PGRST202, the parser's PGRST100, ...) stays beside the code that detects it.
 
 local http = require "tide.http"
 
@@ -59,7 +69,7 @@ function _M.status(code, authed, message)
         return s
     end
     if sub(code, 1, 2) == "PT" then
-        local n = tonumber(sub(code, 3))
+        local n = tonumber(match(code, "^PT(%d%d%d)$"))
         return (n and n >= 100 and n <= 599) and n or 500
     end
     return CLASS[sub(code, 1, 2)] or 400
@@ -79,8 +89,22 @@ function _M.from_db(err, req)
                       err.details, err.hint)
 end
 
-function _M.invalid_body(message, details)
-    return http.error(400, "PGRST102", message, details)
+function _M.invalid_body(message, details, hint)
+    return http.error(400, "PGRST102", message, details, hint)
+end
+
+function _M.range_not_satisfiable(details)
+    return http.error(416, "PGRST103", "Requested range not satisfiable", details)
+end
+
+function _M.offset_past_end(lower, total)
+    return _M.range_not_satisfiable("An offset of " .. tostring(lower) .. " was requested, " ..
+                                    "but there are only " .. tostring(total) .. " rows.")
+end
+
+function _M.not_acceptable(accept)
+    return http.error(406, "PGRST107", "None of these media types are available: " ..
+                      tostring(accept))
 end
 
 function _M.column_not_found(tbl, col)

@@ -20,6 +20,7 @@
 local http = require "tide.http"
 local builder = require "tide.builder"
 local embed = require "_rest_embed"
+local rerr = require "_rest_errors"
 
 local ipairs, next, tonumber, type = ipairs, next, tonumber, type
 local find, match, sub = string.find, string.match, string.sub
@@ -182,9 +183,7 @@ function _M.select(req, tinfo, cache)
     return { columns = cols, filters = filters, order = ord }
 end
 
-local function range_error(details)
-    return http.error(416, "PGRST103", "Requested range not satisfiable", details)
-end
+local range_error = rerr.range_not_satisfiable
 
 function _M.range(req, headers, max_rows)
     local hl, hu = 0, nil

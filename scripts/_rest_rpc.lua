@@ -35,10 +35,12 @@
 -- Answers: a scalar its JSON value, a set a JSON array, a function returning one row (not
 -- SETOF) that row as an object; void 204. Content-Range as on reads ("0-0/*" for one value),
 -- Prefer: count=exact for sets, Accept: application/vnd.pgrst.object+json (406 PGRST116
--- unless exactly one row). Errors the function raises pass through with PostgREST's status:
--- P0001 400, SQLSTATE PTnnn status nnn (other PT codes 500), and SQLSTATE PGRST with a JSON
--- MESSAGE {code, message, details, hint} and DETAIL {status, headers} (500 PGRST121 when
--- they do not parse).
+-- unless exactly one row); JSON only, so an Accept naming nothing else (text/csv alone) is
+-- 406 PGRST107. Accept, Prefer and Content-Range follow the rules all of /rest/v1 shares
+-- (scripts/_rest_http.lua), the errors it shares are built in _rest_errors.lua. Errors the
+-- function raises pass through with PostgREST's status: P0001 400, SQLSTATE PTnnn status nnn
+-- (other PT codes 500), and SQLSTATE PGRST with a JSON MESSAGE {code, message, details,
+-- hint} and DETAIL {status, headers} (500 PGRST121 when they do not parse).
 --
 -- Bounds: at most MAX_ARGS (100, Postgres' own limit on a function's arguments) argument
 -- names in one call, else 400 (PGRST102 for a body, PGRST100 for a query string) before any
@@ -54,11 +56,12 @@ local router = require "tide.router"
 local parse = require "_rest_parse"
 local plan = require "_rest_plan"
 local schema = require "_rest_schema"
+local rerr = require "_rest_errors"
+local rhttp = require "_rest_http"
 
 local type, pairs, ipairs, tonumber, tostring, setmetatable = type, pairs, ipairs, tonumber,
     tostring, setmetatable
-local find, gmatch, lower, match, sub = string.find, string.gmatch, string.lower, string.match,
-    string.sub
+local find, gmatch, match, sub = string.find, string.gmatch, string.match, string.sub
 local concat, sort = table.concat, table.sort
 local quote = builder.quote_ident
 local form_decode = router.form_decode
@@ -71,51 +74,6 @@ local MAX_ARGS = 100
 local MAX_NAME = 63
 local MAX_RAISE_HEADERS = 32
 _M.MAX_ARGS = MAX_ARGS
-
-local JSON = "application/json; charset=utf-8"
-local OBJECT = "application/vnd.pgrst.object+json; charset=utf-8"
-
----------------------------------------------------------------------------------------------
--- request shape (Accept, Prefer)
-
-local MEDIA = {
-    ["*/*"] = "json", ["application/*"] = "json", ["application/json"] = "json",
-    ["application/vnd.pgrst.object+json"] = "object", ["application/vnd.pgrst.object"] = "object",
-}
-
--- "json" or "object" for an Accept header, or nil, 406 PGRST107 (as scripts/rest.lua).
-local function negotiate(accept)
-    if accept == nil or accept == "" then
-        return "json"
-    end
-    local offers = {}
-    for item in gmatch(accept, "[^,]+") do
-        local mt = lower(match(item, "^%s*([^;%s]*)") or "")
-        local q = tonumber(match(item, ";%s*q=([%d%.]+)")) or 1
-        offers[#offers + 1] = { mt = mt, q = q, i = #offers }
-    end
-    sort(offers, function(a, b)
-        if a.q ~= b.q then return a.q > b.q end
-        return a.i < b.i
-    end)
-    for i = 1, #offers do
-        local m = offers[i].q > 0 and MEDIA[offers[i].mt]
-        if m then
-            return m
-        end
-    end
-    return nil, http.error(406, "PGRST107", "None of these media types are available: " ..
-                           accept)
-end
-
-local function prefers(prefer, what)
-    return prefer ~= nil and find(prefer, what, 1, true) ~= nil
-end
-
-local function wants_count(prefer)
-    local c = prefer ~= nil and match(prefer, "count=(%a+)")
-    return c == "exact" or c == "planned" or c == "estimated"
-end
 
 ---------------------------------------------------------------------------------------------
 -- which function
@@ -246,8 +204,8 @@ local function resolve(name, keys, names, single, post)
         if attempt == 2 or err.code ~= "PGRST202" then
             break
         end
-        local fresh, rerr = schema.refresh()
-        if fresh == nil then return nil, rerr end
+        local fresh, ferr = schema.refresh()
+        if fresh == nil then return nil, ferr end
         if not fresh then break end
         cache = schema.get()
     end
@@ -334,9 +292,9 @@ local function body_args(req, single)
     end
     local body = req.body
     if not find(raw, "^%s*{") or type(body) ~= "table" then
-        return nil, http.error(400, "PGRST102", "tide calls a function with one JSON object " ..
-                               "of named arguments", nil, "send {\"name\": value, ...}, or " ..
-                               "Prefer: params=single-object for one json/jsonb argument")
+        return nil, rerr.invalid_body("tide calls a function with one JSON object of named " ..
+                                      "arguments", nil, "send {\"name\": value, ...}, or " ..
+                                      "Prefer: params=single-object for one json/jsonb argument")
     end
     local keys, names = {}, {}
     for k in pairs(body) do
@@ -436,7 +394,7 @@ local function pgrst_raise(err)
     local hs = type(det) == "table" and det.headers
     local ok = type(status) == "number" and status % 1 == 0 and status >= 100 and
                status <= 599 and type(hs) == "table"
-    local headers, n = { ["Content-Type"] = JSON }, 0
+    local headers, n = { ["Content-Type"] = rhttp.JSON }, 0
     if ok then
         for k, v in pairs(hs) do
             n = n + 1
@@ -462,32 +420,13 @@ local function failed(err)
         return pgrst_raise(err)
     end
     if type(code) == "string" and sub(code, 1, 2) == "PT" and #code == 5 then
-        local n = tonumber(match(code, "^PT(%d%d%d)$"))
-        local status = (n and n >= 100 and n <= 599) and n or 500
-        return nil, http.error(status, code, err.message, err.details, err.hint)
+        return nil, http.error(rerr.status(code), code, err.message, err.details, err.hint)
     end
     return nil, err
 end
 
 ---------------------------------------------------------------------------------------------
 -- the call
-
--- Content-Range and status for n rows from lower_b (total when counted), or nil, err (416).
-local function range_answer(lower_b, n, total)
-    local last = lower_b + n - 1
-    local range = ((total ~= 0 and lower_b <= last) and (lower_b .. "-" .. last) or "*") ..
-                  "/" .. (total and tostring(total) or "*")
-    if total ~= nil then
-        if lower_b > total then
-            return nil, http.error(416, "PGRST103", "Requested range not satisfiable",
-                                   "An offset of " .. lower_b .. " was requested, but there " ..
-                                   "are only " .. total .. " rows.")
-        elseif n < total then
-            return range, 206
-        end
-    end
-    return range, 200
-end
 
 -- The request's arguments: rest (the query string _rest_parse reads), keys (set), names
 -- (sorted) and the arguments' JSON text (GET: nil, built once the function is known, plus
@@ -504,8 +443,9 @@ local function arguments(req, post, single)
 end
 
 -- The statement calling f and reading what it returns as q asks: sql, params, the range's
--- lower bound and whether a total is counted; or nil, err.
-local function statement(f, q, call_keys, whole, args_text, range_headers, prefer)
+-- lower bound and whether a total is counted (a set, and Prefer asks for a count); or nil,
+-- err.
+local function statement(f, q, call_keys, whole, args_text, range_headers, wants_count)
     local tinfo = { name = f.name, columns = f.returns == "composite" and f.columns or {},
                     names = f.names or {}, hidden = f.hidden }
     local opts, err = plan.select(q, tinfo)
@@ -518,7 +458,7 @@ local function statement(f, q, call_keys, whole, args_text, range_headers, prefe
         if upper_b ~= nil then opts.limit = upper_b - lower_b + 1 end
         if lower_b > 0 then opts.offset = lower_b end
     end
-    local count = f.retset and wants_count(prefer) or false
+    local count = f.retset and wants_count or false
     opts.counted, opts.total = true, count or nil
 
     local qf = quote(f.name)
@@ -540,36 +480,31 @@ local function answer(f, shape, text, lower_b, count)
         return nil, http.error(500, "TIDE_BAD_RESULT", "the call returned no result")
     end
     n, total, text = tonumber(n), tonumber(total), sub(text, pos)
-    local range, status = range_answer(lower_b, n, total)
-    if not range then return nil, status end
-    local out = { ["Content-Range"] = range, ["Content-Type"] = JSON }
-    if count then
-        out["Preference-Applied"] = "count=exact"
-    end
+    local out, status = rhttp.ranged(lower_b, n, total, count)
+    if not out then return nil, status end
     if f.returns == "void" then
         return nil, 204, out
     end
     if shape == "object" and n ~= 1 then
-        return nil, http.error(406, "PGRST116", "Cannot coerce the result to a single JSON " ..
-                               "object", "The result contains " .. n .. " rows")
+        return nil, rerr.singular(n)
     end
     if shape == "object" then
-        out["Content-Type"] = OBJECT
+        out["Content-Type"] = rhttp.OBJECT
     elseif f.retset then
         return json_raw(text), status, out
     end
     if n == 0 then
-        return json_raw("null"), status, out               -- a row filtered away
+        return json_raw("null"), status, out      -- a row filtered away
     end
-    return json_raw(sub(text, 2, #text - 1)), status, out  -- [value] -> value
+    return rhttp.unwrap(text), status, out        -- [value] -> value
 end
 
 local function call(req, method)
     local headers = req.headers or {}
-    local shape, err = negotiate(headers.accept)
+    local shape, err = rhttp.negotiate(headers.accept, rhttp.NO_CSV)
     if not shape then return nil, err end
-    local prefer = headers.prefer
-    local single = prefers(prefer, "params=single-object")
+    local p = rhttp.preferences(headers.prefer)
+    local single = p.params == "single-object"
     local post = method == "POST"
 
     local rest, keys, names, args_text, qargs = arguments(req, post, single)
@@ -590,7 +525,8 @@ local function call(req, method)
     end
 
     local sql, params, lower_b, count = statement(f, q, keys, single or takes_body(f, post),
-                                                  args_text, post and {} or headers, prefer)
+                                                  args_text, post and {} or headers,
+                                                  p.count ~= nil)
     if not sql then return nil, params end
     local rows, derr = db.sql(sql, params, { rpc = f.name })
     if not rows then

@@ -14,7 +14,9 @@
 --          DEFAULT); {} changes nothing.
 --   DELETE /rest/v1/:table?filters
 -- Filters, select= (aliases, casts) and their errors are the read side's (scripts/_rest_parse,
--- _rest_plan); table and column names come from the schema cache (_rest_schema).
+-- _rest_plan); table and column names come from the schema cache (_rest_schema); Prefer,
+-- Accept and Content-Range follow the rules all of /rest/v1 shares (_rest_http). A write
+-- answers JSON only: an Accept that names nothing else (text/csv alone) is 406 PGRST107.
 --
 -- Answers: Prefer: return=minimal (the default; POST 201, PATCH and DELETE 204, no body),
 -- return=headers-only (POST 201 and, when exactly one row was inserted into a table with a
@@ -57,12 +59,12 @@ local parse = require "_rest_parse"
 local plan = require "_rest_plan"
 local schema = require "_rest_schema"
 local rerr = require "_rest_errors"
+local rhttp = require "_rest_http"
 
-local type, pairs, ipairs, next, tonumber, tostring = type, pairs, ipairs, next, tonumber,
-    tostring
+local type, pairs, ipairs, next, tostring = type, pairs, ipairs, next, tostring
 local getmetatable, setmetatable = getmetatable, setmetatable
-local byte, find, format, gmatch, gsub, lower, match, sub = string.byte, string.find,
-    string.format, string.gmatch, string.gsub, string.lower, string.match, string.sub
+local byte, find, format, gsub, match, sub = string.byte, string.find, string.format,
+    string.gsub, string.match, string.sub
 local concat, sort = table.concat, table.sort
 local null, array_mt, json_raw, json_decode = json.null, json.array_mt, json.raw, json.decode
 
@@ -72,99 +74,6 @@ local MAX_SHAPES = 32
 local MAX_NAMES = 256
 local DEFAULT_MAX_INSERT_ROWS = 1000
 _M.MAX_SHAPES, _M.MAX_NAMES = MAX_SHAPES, MAX_NAMES
-
-local JSON = "application/json; charset=utf-8"
-local OBJECT = "application/vnd.pgrst.object+json; charset=utf-8"
-
----------------------------------------------------------------------------------------------
--- Prefer
-
--- Every value PostgREST recognizes; tx= is recognized but not applied (PostgREST applies it
--- only with db-tx-allow-override, which tide does not have) and params= is for functions.
-local PREFS = {}
-for _, kv in ipairs({ { "resolution", "merge-duplicates" }, { "resolution", "ignore-duplicates" },
-                      { "return", "representation" }, { "return", "minimal" },
-                      { "return", "headers-only" }, { "params", "single-object" },
-                      { "count", "exact" }, { "count", "planned" }, { "count", "estimated" },
-                      { "tx", "commit" }, { "tx", "rollback" }, { "missing", "default" },
-                      { "missing", "null" }, { "handling", "strict" },
-                      { "handling", "lenient" } }) do
-    PREFS[kv[1] .. "=" .. kv[2]] = kv
-end
-
--- The Prefer header as {resolution =, ["return"] =, count =, missing =, handling =,
--- max_affected = n, invalid = {items}}; the first value of each kind wins (PostgREST's rule).
-local function preferences(header)
-    local p = { invalid = {} }
-    if type(header) ~= "string" then
-        return p
-    end
-    for item in gmatch(header, "[^,]+") do
-        item = match(item, "^%s*(.-)%s*$")
-        local kv = PREFS[item]
-        if kv then
-            if p[kv[1]] == nil then
-                p[kv[1]] = kv[2]
-            end
-        elseif sub(item, 1, 13) == "max-affected=" then
-            if p.max_affected == nil and find(item, "^max%-affected=%d+$") and #item < 28 then
-                p.max_affected = tonumber(sub(item, 14))
-            end
-        elseif item ~= "" then
-            p.invalid[#p.invalid + 1] = item
-        end
-    end
-    return p
-end
-_M._preferences = preferences
-
--- Preference-Applied for what was applied (which: the kinds this request applies), in
--- PostgREST's order; nil when none.
-local ORDER = { "resolution", "missing", "return", "count", "handling" }
-local function applied(p, which)
-    local out = {}
-    for i = 1, #ORDER do
-        local k = ORDER[i]
-        if which[k] and p[k] ~= nil then
-            out[#out + 1] = k .. "=" .. p[k]
-        end
-    end
-    if which.max_affected and p.handling == "strict" and p.max_affected ~= nil then
-        out[#out + 1] = "max-affected=" .. format("%d", p.max_affected)
-    end
-    return out[1] and concat(out, ", ") or nil
-end
-
----------------------------------------------------------------------------------------------
--- Accept
-
-local MEDIA = {
-    ["*/*"] = "json", ["application/*"] = "json", ["application/json"] = "json",
-    ["application/vnd.pgrst.object+json"] = "object", ["application/vnd.pgrst.object"] = "object",
-}
-
--- The answer's shape for an Accept header ("json" or "object"), or nil, 406 PGRST107 (the
--- read side's rules, kept apart so the two sides can change alone).
-local function negotiate(accept)
-    if accept == nil or accept == "" then
-        return "json"
-    end
-    local best, best_q, n = nil, 0, 0
-    for item in gmatch(accept, "[^,]+") do
-        n = n + 1
-        if n > 64 then break end
-        local mt = lower(match(item, "^%s*([^;%s]*)") or "")
-        local q = tonumber(match(item, ";%s*q=([%d%.]+)")) or 1
-        if q > best_q and MEDIA[mt] then
-            best, best_q = MEDIA[mt], q
-        end
-    end
-    if best then
-        return best
-    end
-    return nil, http.error(406, "PGRST107", "None of these media types are available: " ..
-                           accept)
-end
 
 ---------------------------------------------------------------------------------------------
 -- names: columns= and on_conflict=
@@ -448,11 +357,11 @@ end
 -- Content-Range of a write: "*/*" (POST, DELETE), "0-<n-1>/*" (PATCH); the total is n with a
 -- count preference (PostgREST's contentRangeH).
 local function content_range(ranged, n, counted)
-    local total = counted and tostring(n) or "*"
-    if ranged and n > 0 then
-        return "0-" .. (n - 1) .. "/" .. total
+    local total = counted and n or nil
+    if ranged then
+        return rhttp.content_range(0, n, total)
     end
-    return "*/" .. total
+    return "*/" .. (total and tostring(total) or "*")
 end
 
 -- The RETURNING list: the select= columns for a representation; for headers-only on POST
@@ -499,7 +408,7 @@ local function finish(req, w, call)
         return nil, rerr.singular(n)
     end
     local out = { ["Content-Range"] = content_range(kind == "update", n, p.count ~= nil) }
-    out["Preference-Applied"] = applied(p, w.applies)
+    out["Preference-Applied"] = rhttp.applied(p, w.applies)
     local status = kind == "insert" and 201 or 204
     if info.inserted == 0 and n > 0 then
         status = 200                    -- PostgREST 12: a merge that only updated rows
@@ -514,11 +423,10 @@ local function finish(req, w, call)
         status = 200
     end
     if shape == "object" then
-        out["Content-Type"] = OBJECT
-        local text = body.text
-        return json_raw(sub(text, 2, #text - 1)), status, out   -- [row] -> row
+        out["Content-Type"] = rhttp.OBJECT
+        return rhttp.unwrap(body.text), status, out   -- [row] -> row
     end
-    out["Content-Type"] = JSON
+    out["Content-Type"] = rhttp.JSON
     return body, status, out
 end
 
@@ -526,11 +434,11 @@ end
 -- shape, the parsed query. Returns w = {prefs, shape, q} or nil, err.
 local function start(req, kind)
     local headers = req.headers or {}
-    local p = preferences(headers.prefer)
+    local p = rhttp.preferences(headers.prefer)
     if p.handling == "strict" and p.invalid[1] ~= nil then
         return nil, rerr.invalid_prefs(p.invalid)
     end
-    local shape, err = negotiate(headers.accept)
+    local shape, err = rhttp.negotiate(headers.accept, rhttp.NO_CSV)
     if not shape then return nil, err end
     local q
     q, err = parse.request(req.query_string)

@@ -295,9 +295,16 @@ describe("/rest/v1/rpc", function()
         status, body = post(a, "trip_summaries", {}, obj)
         is_error(status, body, 406, "PGRST116")
         assert.are.equal("The result contains 4 rows", body.details)
+        assert.are.equal("JSON object requested, multiple (or no) rows returned", body.message)
         status, body = post(a, "trip_budget_total", {}, obj)
         assert.are.equal(200, status)
         assert.are.equal(1250, body)
+        -- functions answer JSON only: text/csv is passed over, alone it is 406
+        status, body = post(a, "trip_budget_total", {}, { Accept = "text/csv, */*;q=0.5" })
+        assert.are.equal(200, status)
+        assert.are.equal(1250, body)
+        status, body = post(a, "trip_budget_total", {}, { Accept = "text/csv" })
+        is_error(status, body, 406, "PGRST107")
     end)
 
     it("refuses: anon (no EXECUTE), other methods, bad bodies, columns a function lacks",

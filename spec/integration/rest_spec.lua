@@ -232,11 +232,14 @@ describe("/rest/v1 reads", function()
         status, body = get(a, "trips?" .. q, obj)
         is_error(status, body, 406, "PGRST116")
         assert.are.equal("The result contains 5 rows", body.details)
+        assert.are.equal("JSON object requested, multiple (or no) rows returned", body.message)
         status, body = get(a, "trips?" .. q .. "&name=eq.nobody", obj)
         is_error(status, body, 406, "PGRST116")
         assert.are.equal("The result contains 0 rows", body.details)
         status, body = get(a, "trips?" .. q, { Accept = "application/xml" })
         is_error(status, body, 406, "PGRST107")
+        assert.are.equal("None of these media types are available: application/xml",
+                         body.message)
     end)
 
     it("errors: unknown table 404 PGRST205, unknown column 400 42703, parse 400 PGRST100",

@@ -191,6 +191,13 @@ describe("/rest/v1 writes", function()
                                                             destination = dest } }, obj)
             is_error(status, body, 406, "PGRST116")
             assert.are.equal("The result contains 2 rows", body.details)
+            assert.are.equal("JSON object requested, multiple (or no) rows returned",
+                             body.message)
+            assert.are.equal(1, count(a, "trips", "destination=eq." .. dest))
+            -- writes answer JSON only: Accept: text/csv alone is 406, before anything is written
+            status, body = post(a, "trips", { name = "csv", destination = dest },
+                                { Accept = "text/csv" })
+            is_error(status, body, 406, "PGRST107")
             assert.are.equal(1, count(a, "trips", "destination=eq." .. dest))
         end)
     end)
