@@ -414,7 +414,7 @@ local function pgrst_raise(err)
 end
 
 -- A failed call in PostgREST's terms: body, status, headers, or nil, err.
-local function failed(err)
+local function failed(err, req)
     local code = type(err) == "table" and err.code
     if code == "PGRST" then
         return pgrst_raise(err)
@@ -422,7 +422,7 @@ local function failed(err)
     if type(code) == "string" and sub(code, 1, 2) == "PT" and #code == 5 then
         return nil, http.error(rerr.status(code), code, err.message, err.details, err.hint)
     end
-    return nil, err
+    return nil, rerr.from_db(err, req)      -- PostgREST's status for the SQLSTATE
 end
 
 ---------------------------------------------------------------------------------------------
@@ -530,7 +530,7 @@ local function call(req, method)
     if not sql then return nil, params end
     local rows, derr = db.sql(sql, params, { rpc = f.name })
     if not rows then
-        return failed(derr)
+        return failed(derr, req)
     end
     return answer(f, shape, rows[1] and rows[1].body, lower_b, count)
 end

@@ -81,7 +81,7 @@ local function read(req)
     if shape == "csv" then csv.select_opts(opts) end
 
     local body, info = db.select(tinfo.name, opts)
-    if not body then return nil, info end
+    if not body then return nil, rerr.from_db(info, req) end   -- PostgREST's status
 
     local n = info.n
     local out, status = rhttp.ranged(lower_b, n, info.total, count)
