@@ -22,7 +22,7 @@ CORE_SRCS := runtime/error.c runtime/log.c runtime/settings.c runtime/config.c r
              runtime/hist.c runtime/metrics.c runtime/qstats.c runtime/cache.c runtime/rcache.c \
              runtime/upstream.c runtime/luavm.c runtime/auth.c runtime/health.c runtime/admin.c \
              runtime/server.c runtime/reseal.c runtime/listen.c runtime/workers.c runtime/notify.c \
-             runtime/watch.c bindings/l_core.c
+             runtime/watch.c runtime/channels.c bindings/l_core.c
 CORE_OBJS := $(CORE_SRCS:%.c=$(BUILD)/%.o)
 TIDE      := $(BUILD)/tide
 C_TESTS   := $(patsubst runtime/tests/%.c,$(BUILD)/tests/%,$(wildcard runtime/tests/test_*.c))
@@ -73,7 +73,8 @@ test-unit:
 	$(Q)luajit /usr/bin/busted --lpath='bindings/?.lua;scripts/?.lua;policies/?.lua' spec/unit
 
 # make test: packages, build, C tests, unit specs, then a throwaway stack for the
-# integration specs (torn down afterwards).
+# integration specs (torn down afterwards); spec/integration/postgrest_js_spec.lua runs
+# @supabase/postgrest-js from spec/js (npm ci into spec/js/node_modules when its lock changed).
 test: deps all lint
 	$(Q)spec/run.sh
 
@@ -131,6 +132,6 @@ clean:
 
 distclean: clean
 	-db/stack.sh down
-	rm -rf var
+	rm -rf var spec/js/node_modules
 
 -include $(CORE_OBJS:.o=.d) $(BUILD)/runtime/main.d

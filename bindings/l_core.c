@@ -522,6 +522,14 @@ static int l_now(lua_State *L)
     return 1;
 }
 
+/* core.schema_generation() -> integer: moves when /rest/v1's schema cache must be read again
+ * (a NOTIFY on rest.notify_channel, a new LISTEN session: runtime/channels.h). */
+static int l_schema_generation(lua_State *L)
+{
+    lua_pushnumber(L, (double)tide__vm_app(core_vm(L))->schema_generation);
+    return 1;
+}
+
 /* core.set_route(pattern): the route tide.boot matched, for the log lines of the current
  * request (cut to 127 bytes). */
 static int l_set_route(lua_State *L)
@@ -855,7 +863,7 @@ int tide_core_open(lua_State *L)
     static const luaL_Reg fns[] = {
         { "query", l_query },       { "tx_begin", l_tx_begin }, { "tx_end", l_tx_end },
         { "log", l_log },           { "now", l_now },           { "request_id", l_request_id },
-        { "set_route", l_set_route },
+        { "set_route", l_set_route }, { "schema_generation", l_schema_generation },
         { "seal", l_seal },         { "open", l_open },         { "sha256_hex", l_sha256_hex },
         { "keyed_hash_hex", l_keyed_hash_hex },
         { "pool_stats", l_pool_stats }, { "health", l_health },

@@ -11,6 +11,9 @@
 # starts, on port 80 (systemctl disable --now nginx).
 # prometheus brings promtool, which the tests run on GET /metrics; on a systemd host its
 # server also starts, on port 9090 (systemctl disable --now prometheus).
+# nodejs and npm run @supabase/postgrest-js against /rest/v1 (spec/js, pinned for node >= 18:
+# Debian 12's is 18). A node already on PATH (NodeSource's nodejs, which carries npm and
+# conflicts with Debian's npm package) counts as installed: they are looked up as commands.
 set -euo pipefail
 
 pkgs=(
@@ -18,11 +21,15 @@ pkgs=(
   libluajit2-5.1-dev luajit2 libpq-dev libev-dev lua-cjson lua-cjson-dev lua-busted
   libhttp-parser-dev libssl-dev libjansson-dev lua-socket curl
   postgresql-15 postgresql-client-15 pgbouncer wrk debootstrap nginx libnginx-mod-http-lua
-  clang libclang-rt-14-dev lua-check cppcheck prometheus
+  clang libclang-rt-14-dev lua-check cppcheck prometheus nodejs npm
 )
+# packages that count as present when their command is on PATH, however it got there
+declare -A command_of=([nodejs]=node [npm]=npm)
 
 missing=()
 for p in "${pkgs[@]}"; do
+  c=${command_of[$p]:-}
+  if [ -n "$c" ] && command -v "$c" >/dev/null; then continue; fi
   st=$(dpkg-query -W -f='${Status}' "$p" 2>/dev/null || true)
   [ "$st" = "install ok installed" ] || missing+=("$p")
 done

@@ -5,8 +5,8 @@
 --   TIDE_DSN_DIRECT, TIDE_DSN_SESSION, TIDE_DSN_TRANSACTION,
 --   TIDE_SCRIPTS_DIR, TIDE_POLICIES_DIR, TIDE_BINDINGS_DIR, TIDE_LOG_LEVEL, TIDE_DEV,
 --   TIDE_HTTP_MAX_INFLIGHT_BODY_BYTES, TIDE_HTTP_MAX_CONNECTIONS_PER_CLIENT,
---   TIDE_CACHE_MAX_BYTES, TIDE_CACHE_CHANNEL, TIDE_WORKERS, TIDE_LOG_BUFFER_BYTES,
---   TIDE_LOG_SLOW_QUERY_MS
+--   TIDE_CACHE_MAX_BYTES, TIDE_CACHE_CHANNEL, TIDE_REST_NOTIFY_CHANNEL, TIDE_WORKERS,
+--   TIDE_LOG_BUFFER_BYTES, TIDE_LOG_SLOW_QUERY_MS
 -- The secrets below are published with tide, so tide refuses them unless development mode is
 -- asked for (`tide serve --dev` or TIDE_DEV=1; `make run` and `make test` ask). Anywhere else,
 -- set your own: TIDE_JWT_SECRET (openssl rand -base64 48) and TIDE_ENCRYPTION_KEY
@@ -72,6 +72,14 @@ return {
   -- LISTENs on it over a connection of its own to `direct` ("" = hear nothing: entries then
   -- live out their ttl whatever others write).
   cache = { max_bytes = 67108864, channel = "tide_cache" },
+
+  -- /rest/v1 (scripts/rest.lua). notify_channel: PostgREST's convention, on the same LISTEN
+  -- connection as cache.channel (each worker has its own): `NOTIFY pgrst, 'reload schema'`
+  -- (or an empty payload) makes the next /rest/v1 request of every worker re-read the catalog,
+  -- so a migration is served without SIGHUP; tide also re-reads it whenever that connection
+  -- comes back (notifications sent while it was down are lost). 'reload config' is ignored:
+  -- this file is restart-only and policies reload on SIGHUP. "" = no NOTIFY reloads.
+  rest = { notify_channel = "pgrst" },
 
   -- Upstreams: direct (Postgres), session (session-mode pooler), transaction
   -- (transaction-mode pooler). `make run` fills the DSNs from var/stack.env.

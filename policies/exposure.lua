@@ -9,11 +9,19 @@
 --                the catalog, at most this often, before the request is refused.
 -- hide           tables (= true) or columns (= {names}) /rest/v1 never shows; `*` leaves
 --                hidden columns out and naming one is a 400 as for a column that does not
---                exist. RLS and grants still decide everything else.
+--                exist; a hidden column cannot be written either (400 PGRST204). RLS and
+--                grants still decide everything else.
+-- max_insert_rows  at most this many rows in one POST (bulk insert or upsert); more is a
+--                413 TIDE_TOO_MANY_ROWS and nothing is written.
+-- unfiltered_writes  tables (= true) on which a PATCH or DELETE without any filter may touch
+--                every row. Elsewhere it is refused as Supabase's pg-safeupdate refuses it:
+--                400, code 21000, "UPDATE requires a WHERE clause".
 return {
     schemas = { "public" },
     max_rows = 1000,
     refresh_after = 5,
+    max_insert_rows = 1000,
+    unfiltered_writes = {},
     hide = {
         -- sealed third-party keys: the masked view is GET /v1/api-keys
         api_keys = { "encrypted_key", "key_hash" },

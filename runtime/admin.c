@@ -84,13 +84,15 @@ static void admin_stats(tide_app *app, tide_http_req *req)
              "\"inflight\":%lld,\"reloads\":%lld,\"reload_failures\":%lld,\"routes\":%d,"
              "\"jwt_cache\":{\"hits\":%lld,\"misses\":%lld},"
              "\"loop\":{\"max_pass_ms\":%.3f,\"passes_over_50ms\":%lld},\"log\":%s,"
+             "\"rest\":{\"schema_generation\":%llu,\"schema_reloads_heard\":%lld},"
              "\"uptime_s\":%.1f,\"cache\":",
              h.accepted, h.open, h.requests, h.responses, h.rejected_431, h.rejected_413,
              h.timeouts_408, h.rejected_400, h.rejected_busy, h.rejected_per_client,
              h.body_bytes, h.clients, app->worker, app->nworkers > 1 ? app->nworkers : 1,
              (int)getpid(), app->inflight, app->reloads, app->reload_failures,
              tide_vm_route_count(app->vm), jc.hits, jc.misses, app->max_pass * 1000.0,
-             app->slow_passes, logs, ev_now(app->loop) - app->started_at);
+             app->slow_passes, logs, app->schema_generation, app->schema_reloads_heard,
+             ev_now(app->loop) - app->started_at);
     if (n > 0 && (size_t)n < sizeof body - 2) {
         n += (int)tide_rcache_stats_json(app, body + n, sizeof body - (size_t)n - 1);
         route_json r = { body + n, 0, sizeof body - (size_t)n - 2, 1 };

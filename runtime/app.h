@@ -30,6 +30,9 @@ typedef struct tide_app {
     double pass_started, max_pass;
     long long slow_passes;
     struct tide_rcache *cache;          /* the result cache (runtime/rcache.h), or NULL */
+    struct tide_listen *listen;         /* the LISTEN session (runtime/channels.h), or NULL */
+    unsigned long long schema_generation;   /* moves when /rest/v1 must re-read the catalog */
+    long long schema_reloads_heard;     /* NOTIFYs on rest.notify_channel that moved it */
     struct tide_cache_shared *cache_shared;   /* workers: the invalidation slots they share */
     struct tide_watch *watch;           /* --watch (runtime/watch.h), or NULL */
     tide_jwt_cache *jwt_cache;          /* verified tokens (the secret is restart-only) */

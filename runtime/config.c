@@ -68,7 +68,8 @@ static const tide_setting config_table[] = {
       http.max_connections_per_client),
     C(NULL, "workers", INT, 0, 256, 1, NULL, 0, workers),
     C("cache", "max_bytes", SIZE, 0, 1e12, 64 * 1024 * 1024, NULL, 0, cache_max_bytes),
-    C("cache", "channel", STRING, 0, 0, 0, "tide_cache", 0, cache_channel),
+    C("cache", "channel", STRING, 0, 0, 0, "tide_cache", TIDE_SET_EMPTY, cache_channel),
+    C("rest", "notify_channel", STRING, 0, 0, 0, "pgrst", TIDE_SET_EMPTY, rest_notify_channel),
     C(NULL, "upstreams", TABLE, 0, 0, 0, NULL, 0, upstreams),
 };
 #undef C
@@ -279,6 +280,7 @@ int tide_config_load(const char *path, int dev, tide_config *c, char *err, size_
     if ((v = getenv("TIDE_CACHE_MAX_BYTES")) && *v)
         c->cache_max_bytes = (size_t)strtoull(v, NULL, 10);
     if ((v = getenv("TIDE_CACHE_CHANNEL"))) set_str(&c->cache_channel, v);
+    if ((v = getenv("TIDE_REST_NOTIFY_CHANNEL"))) set_str(&c->rest_notify_channel, v);
     long long buffer_bytes = (long long)c->log_buffer_bytes, slow_ms = c->log_slow_query_ms;
     if (env_whole("TIDE_LOG_BUFFER_BYTES", 16384, 1 << 30, &buffer_bytes, err, errlen) != 0 ||
         env_whole("TIDE_LOG_SLOW_QUERY_MS", 0, 3600000, &slow_ms, err, errlen) != 0) {
@@ -342,6 +344,14 @@ int tide_config_load(const char *path, int dev, tide_config *c, char *err, size_
     if (c->http.max_connections_per_client < 0) {
         snprintf(err, errlen, "http.max_connections_per_client (or "
                  "TIDE_HTTP_MAX_CONNECTIONS_PER_CLIENT) must be 0 (no cap) or more");
+        tide_config_free(c);
+        return TIDE_EINVAL;
+    }
+    /* one LISTEN session hears both: a payload must say which of them it is for */
+    if (c->cache_channel && c->rest_notify_channel && c->cache_channel[0] &&
+        strcmp(c->cache_channel, c->rest_notify_channel) == 0) {
+        snprintf(err, errlen, "rest.notify_channel (or TIDE_REST_NOTIFY_CHANNEL) must differ "
+                 "from cache.channel (or TIDE_CACHE_CHANNEL)");
         tide_config_free(c);
         return TIDE_EINVAL;
     }

@@ -35,6 +35,7 @@ typedef struct tide_config {
     int workers;             /* worker processes (0: one per CPU; 1: no parent) */
     size_t cache_max_bytes;  /* the result cache's bound (0: no cache) */
     char *cache_channel;     /* NOTIFY channel of other writers' writes ("": none heard) */
+    char *rest_notify_channel; /* NOTIFY channel of /rest/v1 schema reloads ("": none) */
     int dev;                 /* development mode: published secrets are accepted */
 } tide_config;
 

@@ -10,7 +10,8 @@
  *   WAITING     no connection; timer = the backoff before the next attempt (0 at start)
  *   RESOLVING   the host name is being resolved on a thread; timer = connect_timeout
  *   CONNECTING  PQconnectPoll running; timer = connect_timeout
- *   LISTENING   `LISTEN "<channel>"` sent, its result awaited; timer = connect_timeout
+ *   LISTENING   `LISTEN "<channel>"` (one per channel, one query) sent, its results awaited;
+ *               timer = connect_timeout
  *   UP          session up, nothing in flight; timer = heartbeat (then an empty query is sent)
  *   PINGING     the empty query in flight; timer = heartbeat_timeout (then the session is lost)
  *
@@ -51,14 +52,20 @@
 
 typedef enum lstate { WAITING, RESOLVING, CONNECTING, LISTENING, UP, PINGING } lstate;
 
+typedef struct channel {
+    char *name;
+    tide_listen_notify_cb on_notify;
+    void *arg;
+} channel;
+
 struct tide_listen {
     struct ev_loop *loop;
-    char *channel;
-    char *listen_sql;               /* LISTEN "<channel>" */
+    channel ch[TIDE_LISTEN_MAX_CHANNELS];
+    int nch;
+    char *listen_sql;               /* LISTEN "<channel>"; LISTEN "<another>" ... */
     tide_listen_opts o;
-    tide_listen_notify_cb on_notify;
     tide_listen_state_cb on_state;
-    void *arg;
+    void *arg;                      /* on_state's */
     tide__listen_params params;
     tide_resolver *resolver;        /* NULL when libpq resolves nothing (an address, a socket) */
     PGconn *pg;                     /* NULL in WAITING and RESOLVING */
@@ -389,9 +396,12 @@ static void deliver(tide_listen *l)
 {
     PGnotify *n;
     while (!l->free_requested && (n = PQnotifies(l->pg)) != NULL) {
-        if (strcmp(n->relname, l->channel) == 0) {
-            l->st.notifications++;
-            l->on_notify(n->extra, strlen(n->extra), l->arg);
+        for (int i = 0; i < l->nch; i++) {
+            if (strcmp(n->relname, l->ch[i].name) == 0) {
+                l->st.notifications++;
+                l->ch[i].on_notify(n->extra, strlen(n->extra), l->ch[i].arg);
+                break;              /* names are distinct (tide_listen_add) */
+            }
         }
         PQfreemem(n);
     }
@@ -455,6 +465,45 @@ static int opt(double v, double def, double *out)
     return 0;
 }
 
+/* Rebuilds listen_sql for the channels (plain identifiers, checked: quoting them needs no
+ * escapes). 0 or TIDE_ENOMEM (then listen_sql is unchanged). */
+static int build_listen_sql(tide_listen *l)
+{
+    size_t cap = 1;
+    for (int i = 0; i < l->nch; i++) cap += strlen(l->ch[i].name) + sizeof "LISTEN \"\"; ";
+    char *sql = malloc(cap);
+    if (!sql) return TIDE_ENOMEM;
+    size_t n = 0;
+    for (int i = 0; i < l->nch; i++)
+        n += (size_t)snprintf(sql + n, cap - n, "%sLISTEN \"%s\"", i ? "; " : "", l->ch[i].name);
+    free(l->listen_sql);
+    l->listen_sql = sql;
+    return 0;
+}
+
+int tide_listen_add(tide_listen *l, const char *name, tide_listen_notify_cb on_notify,
+                    void *arg)
+{
+    if (!l || !on_notify || !tide__listen_channel_ok(name)) return TIDE_EINVAL;
+    for (int i = 0; i < l->nch; i++)
+        if (strcmp(l->ch[i].name, name) == 0) return TIDE_EINVAL;
+    if (l->nch == TIDE_LISTEN_MAX_CHANNELS) return TIDE_ETOOBIG;
+    if (l->state != WAITING || l->attempt != 0 || l->st.connects || l->st.connect_failures)
+        return TIDE_EBUSY;
+    channel *c = &l->ch[l->nch];
+    if (!(c->name = strdup(name))) return TIDE_ENOMEM;
+    c->on_notify = on_notify;
+    c->arg = arg;
+    l->nch++;
+    int rc = build_listen_sql(l);
+    if (rc != 0) {
+        free(c->name);
+        memset(c, 0, sizeof *c);
+        l->nch--;
+    }
+    return rc;
+}
+
 int tide_listen_start(struct ev_loop *loop, const char *conninfo, const char *channel,
                       const tide_listen_opts *opts, tide_listen_notify_cb on_notify,
                       tide_listen_state_cb on_state, void *arg, tide_listen **out)
@@ -479,23 +528,21 @@ int tide_listen_start(struct ev_loop *loop, const char *conninfo, const char *ch
     l->io.data = l;
     ev_init(&l->timer, timer_cb);
     l->timer.data = l;
-    l->on_notify = on_notify;
     l->on_state = on_state;
     l->arg = arg;
     int rc = tide_resolve_new(loop, conninfo, resolved, l, &l->resolver);
     if (rc == 0) rc = tide__listen_params_new(conninfo, l->resolver != NULL, &l->params);
-    size_t n = strlen(channel);
     if (rc == 0) {
-        l->channel = strdup(channel);
-        l->listen_sql = malloc(n + sizeof "LISTEN \"\"");
-        if (!l->channel || !l->listen_sql) rc = TIDE_ENOMEM;
+        l->ch[0].name = strdup(channel);
+        l->ch[0].on_notify = on_notify;
+        l->ch[0].arg = arg;
+        l->nch = 1;
+        rc = l->ch[0].name ? build_listen_sql(l) : TIDE_ENOMEM;
     }
     if (rc != 0) {
         destroy(l);
         return rc;
     }
-    /* the channel is a plain identifier (checked above): quoting it needs no escapes */
-    snprintf(l->listen_sql, n + sizeof "LISTEN \"\"", "LISTEN \"%s\"", channel);
     l->state = WAITING;
     arm(l, 0.);                     /* the first attempt starts from the loop */
     *out = l;
@@ -507,7 +554,7 @@ static void destroy(tide_listen *l)
     close_conn(l);
     tide_resolve_free(l->resolver);
     tide__listen_params_free(&l->params);
-    free(l->channel);
+    for (int i = 0; i < l->nch; i++) free(l->ch[i].name);
     free(l->listen_sql);
     free(l);
 }

@@ -1,11 +1,12 @@
-/* listen.h - one dedicated libpq connection that LISTENs on a channel and keeps doing so: the
- * result cache's invalidation feed (issue 9; the payloads come from the triggers of
- * db/migrations/007_cache_notify.sql).
+/* listen.h - one dedicated libpq connection that LISTENs on a channel (or a few) and keeps
+ * doing so: the result cache's invalidation feed (issue 9; the payloads come from the triggers
+ * of db/migrations/007_cache_notify.sql) and /rest/v1's schema reloads (runtime/channels.h).
  *
  * Everything runs on the caller's libev loop without blocking: the host name is resolved on a
  * short thread (resolve.h), then PQconnectStartParams/PQconnectPoll, then `LISTEN "<channel>"`
- * and its result, each phase under connect_timeout. From then on the session is up:
- * notifications for the channel go to on_notify as they arrive, and a heartbeat (an empty
+ * (one query with a LISTEN per channel) and its results, each phase under connect_timeout.
+ * From then on the session is up: notifications for a channel go to its on_notify as they
+ * arrive, and a heartbeat (an empty
  * query every `heartbeat` seconds, whose result must come within `heartbeat_timeout`) catches
  * a server that froze or a network that went silent. A session ends on a socket error or EOF
  * (a terminated backend, a restart), a failed read or write, a failed heartbeat or an error
@@ -69,7 +70,7 @@ typedef struct tide_listen_stats {
 } tide_listen_stats;
 
 /* Starts listening on `channel` with libpq DSN conninfo (a key=value string or a URI), on
- * loop. The first attempt starts from the loop. on_notify is required; on_state may be NULL.
+ * loop (more channels: tide_listen_add). The first attempt starts from the loop. on_notify is required; on_state may be NULL.
  * On 0, *out runs until tide_listen_free(). Returns TIDE_EINVAL (channel not a plain lower-case
  * identifier of at most 63 bytes, unparsable conninfo, a negative option, no on_notify) or
  * TIDE_ENOMEM; nothing is started then and no callback follows. conninfo, channel and opts are
@@ -79,6 +80,18 @@ TIDE_MUST_CHECK int tide_listen_start(struct ev_loop *loop, const char *conninfo
                                       tide_listen_notify_cb on_notify,
                                       tide_listen_state_cb on_state, void *arg,
                                       tide_listen **out);
+
+/* At most this many channels on one listener (tide_listen_start's and those added). */
+#define TIDE_LISTEN_MAX_CHANNELS 4
+
+/* Makes l LISTEN on channel too, in the same session: its notifications go to on_notify with
+ * arg (not to the start's callback); on_state still reports the one session. Call it before
+ * the loop runs l's first attempt, that is right after tide_listen_start() returns. Returns
+ * 0, TIDE_EINVAL (channel not a plain identifier, already listened on, or no on_notify),
+ * TIDE_ETOOBIG (TIDE_LISTEN_MAX_CHANNELS already), TIDE_EBUSY (an attempt has started) or
+ * TIDE_ENOMEM; l is unchanged then. channel is copied. */
+TIDE_MUST_CHECK int tide_listen_add(tide_listen *l, const char *channel,
+                                    tide_listen_notify_cb on_notify, void *arg);
 
 /* Stops and frees l (NULL is fine): closes the connection; no callback runs afterwards. Safe
  * from inside l's callbacks (the memory is freed when the callback returns). */

@@ -5,6 +5,7 @@
 #include "log.h"
 #include "luavm.h"
 #include "rcache.h"
+#include "channels.h"
 #include "reseal.h"
 #include "server.h"
 #include "watch.h"
@@ -138,6 +139,7 @@ static int serve(tide_app *app, int ready_fd)
     if (app->admin) tide_http_free(app->admin);
     free_upstreams(app);
     if (app->vm) tide_vm_unref(app->vm);
+    tide_channels_stop(app);
     tide_rcache_stop(app);
     tide_config_free(&app->cfg);
     return rc;

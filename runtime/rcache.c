@@ -1,7 +1,6 @@
 /* rcache.c - the result cache in the request path (see rcache.h). */
 #include "rcache.h"
 #include "cache.h"
-#include "listen.h"
 #include "metrics.h"
 #include "util.h"
 #include "log.h"
@@ -271,7 +270,6 @@ struct tide_rcache {
     scope_stats st[TIDE_SCOPES];
     long long heard, hearing_lost;
     int hearing;                 /* -1: no channel */
-    tide_listen *listen;         /* the LISTEN connection on cache.channel, or NULL */
 };
 
 enum { CR_MISS, CR_REFRESH, CR_BYPASS };
@@ -350,27 +348,6 @@ static int flight_wait(flight *f, tide_http_req *req, const char *claims, const 
     return 0;
 }
 
-static void on_notify(const char *payload, size_t len, void *arg)
-{
-    tide_rcache_heard(arg, payload, len);
-}
-
-static void on_state(int up, void *arg)
-{
-    tide_app *app = arg;
-    tide_rcache *rc = app->cache;
-    if (up) {
-        tide_info("cache: listening on \"%s\": entries are trusted from now on",
-                  app->cfg.cache_channel);
-    } else {
-        tide_listen_stats ls;
-        tide_listen_get_stats(rc->listen, &ls);
-        tide_warn("cache: lost the LISTEN connection (%s): nothing is served fresh until it is "
-                  "back", ls.last_error[0] ? ls.last_error : "no reason given");
-    }
-    tide_rcache_hearing(app, up);
-}
-
 int tide_rcache_start(tide_app *app)
 {
     app->cache = NULL;
@@ -390,20 +367,11 @@ int tide_rcache_start(tide_app *app)
     rc->hearing = -1;
     app->cache = rc;
     const char *channel = app->cfg.cache_channel;
-    const char *dsn = app->cfg.upstreams[TIDE_UP_DIRECT].dsn;
-    if (channel && channel[0] && dsn) {
+    if (channel && channel[0] && app->cfg.upstreams[TIDE_UP_DIRECT].dsn) {
         /* nothing is trusted until the first LISTEN is confirmed (writes before it are not
-         * heard) */
+         * heard): runtime/channels.c calls tide_rcache_hearing() */
         rc->hearing = 0;
         tide_cache_distrust(rc->store, 1);
-        err = tide_listen_start(app->loop, dsn, channel, NULL, on_notify, on_state, app,
-                                &rc->listen);
-        if (err != 0) {
-            tide_error("cannot listen on cache.channel \"%s\" (a plain lower-case identifier, "
-                       "or \"\" to hear no other writers): %s", channel, tide_strerror(err));
-            tide_rcache_stop(app);
-            return err;
-        }
     }
     return 0;
 }
@@ -413,7 +381,6 @@ void tide_rcache_stop(tide_app *app)
     tide_rcache *rc = app->cache;
     if (!rc)
         return;
-    tide_listen_free(rc->listen);
     for (int i = 0; i < FLIGHT_BUCKETS; i++)
         while (rc->flights[i]) {          /* their tasks are gone with the loop */
             flight *f = rc->flights[i];

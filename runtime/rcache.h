@@ -29,7 +29,7 @@
  * from or written to the cache (X-Cache: BYPASS).
  *
  * Coherence: tide.db invalidates the tags of what it writes before the write's answer goes
- * out; other writers' writes arrive as NOTIFYs on cache.channel (runtime/listen.c). While
+ * out; other writers' writes arrive as NOTIFYs on cache.channel (runtime/channels.c). While
  * that connection is down nothing is served fresh (entries stay for stale-if-error only)
  * and entries read meanwhile are not trusted once it is back. */
 #ifndef TIDE_RCACHE_H
@@ -73,7 +73,8 @@ const tide_cache_rule *tide_cache_policy_match(const tide_cache_policy *p, const
 typedef struct tide_rcache tide_rcache;
 typedef struct tide_rcache_req tide_rcache_req;
 
-/* Makes app->cache (cache.max_bytes 0: none) and starts listening on cache.channel. Returns 0,
+/* Makes app->cache (cache.max_bytes 0: none), distrusting entries until runtime/channels.c
+ * reports the LISTEN session on cache.channel up (tide_rcache_hearing). Returns 0,
  * or TIDE_ENOMEM / TIDE_EINVAL (logged). */
 TIDE_MUST_CHECK int tide_rcache_start(tide_app *app);
 void tide_rcache_stop(tide_app *app);

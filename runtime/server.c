@@ -13,6 +13,7 @@
 #include "luavm.h"
 #include "notify.h"
 #include "rcache.h"
+#include "channels.h"
 #include "metrics.h"
 #include "watch.h"
 
@@ -238,6 +239,7 @@ int tide_server_start(tide_app *app)
     }
     int crc = tide_rcache_start(app);
     if (crc != 0) return crc;
+    if ((crc = tide_channels_start(app)) != 0) return crc;
     ev_prepare_init(&app->flush_logs, on_prepare);
     app->flush_logs.data = app;
     ev_prepare_start(app->loop, &app->flush_logs);

@@ -140,8 +140,9 @@ static int store(lua_State *L, const tide_setting *s, void *obj, const char *nam
     case TIDE_SET_IGNORED:
         return 0;
     case TIDE_SET_STRING:
-        if (t != LUA_TSTRING || lua_objlen(L, -1) == 0) {
-            snprintf(err, errlen, "%s must be a non-empty string", name);
+        if (t != LUA_TSTRING || (lua_objlen(L, -1) == 0 && !(s->flags & TIDE_SET_EMPTY))) {
+            snprintf(err, errlen, "%s must be a %sstring", name,
+                     s->flags & TIDE_SET_EMPTY ? "" : "non-empty ");
             return TIDE_EINVAL;
         }
         if (put_str(obj, s, lua_tostring(L, -1)) != 0) {

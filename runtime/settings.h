@@ -27,6 +27,7 @@ enum {
     TIDE_SET_RELOAD = 1,     /* a SIGHUP reload applies it; otherwise restart-only */
     TIDE_SET_SECRET = 2,     /* never printed: only whether it is set */
     TIDE_SET_DSN = 4,        /* a connection string: printed with its password masked */
+    TIDE_SET_EMPTY = 8,      /* a STRING that may also be "" (a channel name: "" = none) */
 };
 
 typedef struct tide_setting {

@@ -6,6 +6,8 @@
 --     req = { select = items | nil (nil: *), filters = nodes (ANDed), order = terms | nil,
 --             limit = integer | nil, offset = integer | nil }
 --     items: { star = true } | { name =, alias =, cast = }
+--            | { embed = true, name =, alias =, hint =, select = items (no embeds; {} for
+--                rel()) }    rel(...), alias:rel(...), rel!hint(...), rel!left(...)
 --     nodes: leaf  { col =, op = "eq"|..|"in"|"is", value = string | list (in) | keyword
 --                    (is: "null", "not_null", "true", "false"), negate = bool }
 --            group { logic = "and"|"or", negate = bool, items = nodes }
@@ -23,14 +25,19 @@
 --
 -- Bounds (a request exceeding one is a 400 PGRST100 naming it): or/and nesting at most
 -- MAX_DEPTH levels, at most MAX_FILTERS conditions in all (top-level filters plus every leaf
--- of every or/and tree), MAX_SELECT select items, MAX_ORDER order terms. The query string
--- itself is bounded by the HTTP head limit (16 KiB by default). Recursion is only over
--- or/and nesting, so MAX_DEPTH bounds the parser's stack and the SQL's nesting alike.
+-- of every or/and tree), MAX_SELECT select items (embedded resources' items included),
+-- MAX_EMBEDS embedded resources, one level deep (an embed inside an embed is refused),
+-- MAX_ORDER order terms. The query string itself is bounded by the HTTP head limit (16 KiB by
+-- default). Recursion is only over or/and nesting and the one embed level, so MAX_DEPTH bounds
+-- the parser's stack and the SQL's nesting alike.
 --
 -- Errors are tide error tables shaped like PostgREST's: code PGRST100, status 400, message
 -- "\"failed to parse <what> (<text>)\" (line 1, column N)", details saying what was expected.
--- Features this version leaves out (embedding, JSON paths, aggregates, other operators) are
--- refused the same way, with details naming the feature.
+-- Features this version leaves out (nested or spread embedding, !inner, JSON paths,
+-- aggregates, other operators) are refused the same way, with details naming the feature.
+-- A key that names a resource (rel.col=eq.1, rel.order=..., rel.limit=...) is refused: 400
+-- PGRST100 when the select embeds rel (filters, order and limits on embedded resources are
+-- not supported), else PostgREST's 400 PGRST108 (rel is not embedded).
 
 local http = require "tide.http"
 local router = require "tide.router"
@@ -47,9 +54,10 @@ _M.MAX_DEPTH = 16
 _M.MAX_FILTERS = 100
 _M.MAX_SELECT = 100
 _M.MAX_ORDER = 32
+_M.MAX_EMBEDS = 8
 
-local B_QUOTE, B_BSLASH, B_COMMA, B_LPAREN, B_RPAREN, B_DASH, B_GT, B_DOT, B_COLON, B_LBRACE =
-    34, 92, 44, 40, 41, 45, 62, 46, 58, 123
+local B_QUOTE, B_BSLASH, B_COMMA, B_LPAREN, B_RPAREN, B_DASH, B_GT, B_DOT, B_COLON, B_LBRACE,
+    B_BANG = 34, 92, 44, 40, 41, 45, 62, 46, 58, 123, 33
 
 -- The 400 PGRST100 error for text failing to parse as what at byte pos (1-based).
 local function fail(what, text, pos, details)
@@ -162,73 +170,140 @@ end
 ---------------------------------------------------------------------------------------------
 -- select
 
--- select=a,alias:b,c::text,* -> items, or nil, err.
-function _M.select(text)
-    local st = new_state("select parameter", text)
+-- One select item at st.i (depth 0: the request's list, 1: inside an embed's parentheses).
+local select_list
+
+local function select_item(st, depth, counter)
+    local s = st.s
+    if byte(s, st.i) == 42 then                              -- "*"
+        st.i = st.i + 1
+        return { star = true }
+    elseif sub(s, st.i, st.i + 2) == "..." then
+        return nil, err(st, "spread embedding (...) is not supported by tide yet")
+    end
+    local name, e = field(st)
+    if not name then return nil, e end
+    local alias
+    if byte(s, st.i) == B_COLON and byte(s, st.i + 1) ~= B_COLON then
+        st.i = st.i + 1
+        alias = name
+        name, e = field(st)
+        if not name then return nil, e end
+    end
+    local b = byte(s, st.i)
+    if b == B_LPAREN or b == B_BANG then                     -- an embedded resource
+        if name == "count" then
+            return nil, err(st, "aggregates are not supported by tide yet")
+        end
+        if depth > 0 then
+            return nil, err(st, "nested embedding (a resource embedded in an embedded " ..
+                            "resource) is not supported by tide: one level at most")
+        end
+        counter.embeds = counter.embeds + 1
+        if counter.embeds > _M.MAX_EMBEDS then
+            return nil, bound("too many embedded resources", "at most " .. _M.MAX_EMBEDS ..
+                              " in one request")
+        end
+        local hint
+        for _ = 1, 2 do                                      -- !hint, !left, !inner
+            if byte(s, st.i) ~= B_BANG then break end
+            st.i = st.i + 1
+            local word
+            word, e = field_name(st)
+            if not word then return nil, e end
+            if word == "inner" then
+                return nil, err(st, "!inner (filtering the top-level rows by an embedded " ..
+                                "resource) is not supported by tide yet")
+            elseif word ~= "left" then                       -- !left: the default
+                hint = hint or word
+            end
+        end
+        if byte(s, st.i) ~= B_LPAREN then
+            return nil, err(st, "unexpected " .. (at_end(st) and "end of input" or
+                            ("\"" .. sub(s, st.i, st.i) .. "\"")) .. " expecting \"(\"")
+        end
+        st.i = st.i + 1
+        local inner
+        inner, e = select_list(st, depth + 1, counter)
+        if not inner then return nil, e end
+        st.i = st.i + 1                                      -- the ")" select_list stopped at
+        return { embed = true, name = name, alias = alias, hint = hint, select = inner }
+    end
+    local cast
+    if sub(s, st.i, st.i + 1) == "::" then
+        st.i = st.i + 2
+        local _, ce = find(s, "^[%w_%$ ]+", st.i)
+        if not ce then
+            return nil, err(st, "unexpected " .. (at_end(st) and "end of input" or
+                            ("\"" .. sub(s, st.i, st.i) .. "\"")) ..
+                            " expecting letter or digit")
+        end
+        cast = lower((gsub(gsub(sub(s, st.i, ce), "^%s+", ""), "%s+$", "")))
+        st.i = ce + 1
+    end
+    if byte(s, st.i) == B_DOT then
+        return nil, err(st, "aggregates are not supported by tide yet")
+    end
+    return { name = name, alias = alias, cast = cast }
+end
+
+-- Items at st.i up to the end of the text (depth 0) or up to a ")" (depth 1, left at st.i for
+-- the caller); counter = {items =, embeds =} counts across the request.
+function select_list(st, depth, counter)
     local items = {}
-    if find(text, "^[ \t]*$") then
-        return { { star = true } }
+    local s = st.s
+    skip_ws(st)
+    if depth > 0 and byte(s, st.i) == B_RPAREN then          -- rel(): an empty embed
+        return items
     end
     while true do
         skip_ws(st)
-        local s = st.s
-        if #items >= _M.MAX_SELECT then
-            return nil, bound("too many select items", "at most " .. _M.MAX_SELECT)
+        counter.items = counter.items + 1
+        if counter.items > _M.MAX_SELECT then
+            return nil, bound("too many select items", "at most " .. _M.MAX_SELECT ..
+                              ", embedded resources' items included")
         end
-        if byte(s, st.i) == 42 then                          -- "*"
-            st.i = st.i + 1
-            items[#items + 1] = { star = true }
-        elseif sub(s, st.i, st.i + 2) == "..." then
-            return nil, err(st, "spread embedding (...) is not supported by tide yet")
-        else
-            local name, e = field(st)
-            if not name then return nil, e end
-            local alias
-            if byte(s, st.i) == B_COLON and byte(s, st.i + 1) ~= B_COLON then
-                st.i = st.i + 1
-                alias = name
-                name, e = field(st)
-                if not name then return nil, e end
-            end
-            local b = byte(s, st.i)
-            if b == B_LPAREN or b == 33 then                 -- "(" or "!": embedding
-                return nil, err(st, "resource embedding is not supported by tide yet")
-            end
-            local cast
-            if sub(s, st.i, st.i + 1) == "::" then
-                st.i = st.i + 2
-                local _, ce = find(s, "^[%w_%$ ]+", st.i)
-                if not ce then
-                    return nil, err(st, "unexpected " .. (at_end(st) and "end of input" or
-                                    ("\"" .. sub(s, st.i, st.i) .. "\"")) ..
-                                    " expecting letter or digit")
-                end
-                cast = lower((gsub(gsub(sub(s, st.i, ce), "^%s+", ""), "%s+$", "")))
-                st.i = ce + 1
-            end
-            if byte(s, st.i) == B_DOT then
-                return nil, err(st, "aggregates are not supported by tide yet")
-            end
-            items[#items + 1] = { name = name, alias = alias, cast = cast }
-        end
+        local item, e = select_item(st, depth, counter)
+        if not item then return nil, e end
+        items[#items + 1] = item
         skip_ws(st)
-        if at_end(st) then
-            return items
-        elseif byte(st.s, st.i) == B_COMMA then
+        local b = byte(s, st.i)
+        if b == B_COMMA then
             st.i = st.i + 1
+        elseif (depth == 0 and b == nil) or (depth > 0 and b == B_RPAREN) then
+            return items
+        elseif depth > 0 then
+            return nil, err(st, "unexpected " .. (b == nil and "end of input" or
+                            ("\"" .. sub(s, st.i, st.i) .. "\"")) .. " expecting \",\" or \")\"")
         else
-            return nil, err(st, "unexpected \"" .. sub(st.s, st.i, st.i) ..
+            return nil, err(st, "unexpected \"" .. sub(s, st.i, st.i) ..
                             "\" expecting \",\" or end of input")
         end
     end
 end
 
+-- select=a,alias:b,c::text,*,rel(...) -> items, or nil, err.
+function _M.select(text)
+    if find(text, "^[ \t]*$") then
+        return { { star = true } }
+    end
+    return select_list(new_state("select parameter", text), 0, { items = 0, embeds = 0 })
+end
+
 ---------------------------------------------------------------------------------------------
 -- filters
 
+-- PostgREST's 400 PGRST108 for a key (rel.col=..., rel.order=...) naming a resource the
+-- select does not embed.
+local function not_embedded(name)
+    return http.error(400, "PGRST108", "'" .. name .. "' is not an embedded resource in this " ..
+                      "request", nil, "Verify that '" .. name .. "' is included in the " ..
+                      "'select' query parameter.")
+end
+
 local CMP = { eq = true, neq = true, gt = true, gte = true, lt = true, lte = true,
-              like = true, ilike = true }
-local UNSUPPORTED = { cs = true, cd = true, ov = true, sl = true, sr = true, nxr = true,
+              like = true, ilike = true, cs = true, cd = true }
+local UNSUPPORTED = { ov = true, sl = true, sr = true, nxr = true,
                       nxl = true, adj = true, match = true, imatch = true, fts = true,
                       plfts = true, phfts = true, wfts = true, isdistinct = true }
 local IS = { null = "null", not_null = "not_null", ["true"] = "true", ["false"] = "false",
@@ -321,7 +396,8 @@ local function op_expr(st, in_logic)
     if op == "" or not (CMP[op] or op == "in" or op == "is" or UNSUPPORTED[op]) then
         return nil, err(st, "unexpected " .. (at_end(st) and "end of input" or
                         ("\"" .. sub(s, st.i, st.i) .. "\"")) ..
-                        " expecting operator (eq, neq, gt, gte, lt, lte, like, ilike, is, in)")
+                        " expecting operator (eq, neq, gt, gte, lt, lte, like, ilike, is, in, " ..
+                        "cs, cd)")
     end
     if UNSUPPORTED[op] then
         return nil, err(st, "operator " .. op .. " is not supported by tide yet")
@@ -366,9 +442,7 @@ function _M.filter(col, text)
     if not name then return nil, e end
     if not at_end(kst) then
         if byte(col, kst.i) == B_DOT then
-            return nil, http.error(400, "PGRST108", "'" .. name .. "' is not an embedded " ..
-                                   "resource in this request", nil, "tide does not support " ..
-                                   "resource embedding yet")
+            return nil, not_embedded(name)
         end
         return nil, err(kst, "unexpected \"" .. sub(col, kst.i, kst.i) .. "\"")
     end
@@ -521,8 +595,36 @@ function _M.pairs(qs)
 end
 
 local LOGIC_KEYS = { ["or"] = true, ["and"] = true, ["not.or"] = true, ["not.and"] = true }
-local EMBEDDABLE = { order = true, limit = true, offset = true, ["or"] = true, ["and"] = true }
+local EMBEDDABLE = { order = "order", limit = "limit", offset = "offset", ["or"] = "or/and",
+                     ["and"] = "or/and" }
 local IGNORED = { columns = true, on_conflict = true }
+
+-- The resource a key names before a dot (rel in rel.col, rel.order, "r.x".limit), or nil.
+local function key_resource(k)
+    local st = new_state("tree path", k)
+    local name = field_name(st)
+    if name and byte(k, st.i) == B_DOT then
+        return name
+    end
+    return nil
+end
+
+-- The error for the first key that names a resource (what: filters, order, ...): PGRST100
+-- when the select embeds it (tide embeds whole related rows), else PGRST108.
+local function embedded_key_error(select, first)
+    local name = first.name
+    for i = 1, select and #select or 0 do
+        local it = select[i]
+        if it.embed and (it.alias == name or it.name == name) then
+            return http.error(400, "PGRST100", "tide does not support " .. first.what ..
+                              " on embedded resources yet", "'" .. first.key .. "' " ..
+                              "applies to the embedded resource '" .. name .. "'; tide " ..
+                              "embeds all related rows the caller may see, unfiltered and " ..
+                              "unordered")
+        end
+    end
+    return not_embedded(name)
+end
 
 local function int(v)
     if find(v, "^%-?%d+$") then
@@ -537,6 +639,7 @@ function _M.request(qs)
     local req = { filters = {} }
     local counter = { n = 0 }
     local seen_select, seen_order = false, false
+    local first_embedded                -- the first key naming a resource (checked at the end)
     for i = 1, #kv do
         local k, v = kv[i][1], kv[i][2]
         local last = match(k, "%.([^%.]*)$")
@@ -568,10 +671,11 @@ function _M.request(qs)
         elseif IGNORED[k] then                          -- luacheck: ignore 542
             -- write-side parameters: nothing to do on a read
         elseif last and EMBEDDABLE[last] then
-            local rel = match(k, "^([^%.]*)")
-            return nil, http.error(400, "PGRST108", "'" .. rel .. "' is not an embedded " ..
-                                   "resource in this request", nil,
-                                   "tide does not support resource embedding yet")
+            first_embedded = first_embedded or { name = key_resource(k) or match(k, "^([^%.]*)"),
+                                                 key = k, what = EMBEDDABLE[last] }
+        elseif key_resource(k) then
+            first_embedded = first_embedded or { name = key_resource(k), key = k,
+                                                 what = "filters" }
         else
             counter.n = counter.n + 1
             if counter.n > _M.MAX_FILTERS then
@@ -583,6 +687,9 @@ function _M.request(qs)
             if not leaf then return nil, e end
             req.filters[#req.filters + 1] = leaf
         end
+    end
+    if first_embedded then
+        return nil, embedded_key_error(req.select, first_embedded)
     end
     return req
 end

@@ -2,9 +2,11 @@
 -- table's schema-cache entry (scripts/_rest_schema.lua) into db.select options: every name
 -- checked against the cache, every value left a parameter (tide.builder's rules).
 --
---   plan.select(req, tinfo) -> opts {columns, filters, order} | nil, err
+--   plan.select(req, tinfo, cache) -> opts {columns, filters, order} | nil, err
 --     err 42703 (400) "column <table>.<col> does not exist" for an unknown column (as
 --     PostgREST 12 answers, from Postgres), PGRST100 for a cast outside tide.builder's list.
+--     Embedded resources (rel(...)) become tide.builder embed items (scripts/_rest_embed.lua;
+--     cache is the schema cache their relationships are looked up in).
 --   plan.range(req, headers, max_rows) -> lower, upper (inclusive; nil = open) | nil, err
 --     PostgREST's rules: Range: a-b (or a-) on GET, intersected with offset/limit; limit=0
 --     asks for no rows; an empty range is 416 PGRST103; max_rows caps the size.
@@ -17,9 +19,11 @@
 
 local http = require "tide.http"
 local builder = require "tide.builder"
+local embed = require "_rest_embed"
+local rerr = require "_rest_errors"
 
-local ipairs, next, tonumber = ipairs, next, tonumber
-local match, sub = string.match, string.sub
+local ipairs, next, tonumber, type = ipairs, next, tonumber, type
+local find, match, sub = string.find, string.match, string.sub
 
 local MAX_IDENT = 63                    -- Postgres' NAMEDATALEN - 1
 local MAX_ROW = 2 ^ 52                  -- offsets beyond are refused, range ends clamped
@@ -44,8 +48,11 @@ local function check_col(tinfo, col)
 end
 
 -- The builder's operator table for a leaf, negated when neg.
+-- PostgREST's operator names that tide.builder spells otherwise.
+local BUILDER_OP = { cs = "contains", cd = "contained" }
+
 local function leaf_ops(leaf, neg)
-    local ops = { [leaf.op] = leaf.value }
+    local ops = { [BUILDER_OP[leaf.op] or leaf.op] = leaf.value }
     if neg then
         return { ["not"] = ops }
     end
@@ -96,14 +103,23 @@ function _M.filters(list, tinfo)
     return flat
 end
 
-local function columns(items, tinfo)
+-- The builder's column list for select items, or nil, err. cache: the schema cache, for
+-- embedded resources (nil inside an embed: embeds nest one level).
+local function columns(items, tinfo, cache)
     if items == nil then
         return tinfo.hidden and tinfo.names or "*"
     end
     local out = {}
     for i = 1, #items do
         local it = items[i]
-        if it.star then
+        if it.embed then
+            if cache == nil then
+                return nil, http.error(400, "PGRST100", "embeds nest one level only")
+            end
+            local item, e = embed.item(it, tinfo, cache, columns)
+            if item == nil then return nil, e end
+            if item then out[#out + 1] = item end
+        elseif it.star then
             if tinfo.hidden then
                 for _, name in ipairs(tinfo.names) do out[#out + 1] = name end
             else
@@ -119,9 +135,10 @@ local function columns(items, tinfo)
                                        "bigint, numeric, boolean, date, timestamptz, uuid, " ..
                                        "json, jsonb and similar built-in types")
             end
-            if it.alias ~= nil and #it.alias > MAX_IDENT then
+            if it.alias ~= nil and (#it.alias > MAX_IDENT or find(it.alias, "\0", 1, true)) then
                 return nil, http.error(400, "PGRST100", "alias '" .. sub(it.alias, 1, 20) ..
-                                       "...' is longer than " .. MAX_IDENT .. " bytes")
+                                       "...' is not a valid name", "at most " .. MAX_IDENT ..
+                                       " bytes, and no NUL byte")
             end
             if it.alias == nil and it.cast == nil then
                 out[#out + 1] = it.name
@@ -148,9 +165,13 @@ local function order(terms, tinfo)
     return out
 end
 
-function _M.select(req, tinfo)
-    local cols, e = columns(req.select, tinfo)
+function _M.select(req, tinfo, cache)
+    local cols, e = columns(req.select, tinfo, cache)
     if not cols then return nil, e end
+    if type(cols) == "table" and cols[1] == nil then   -- only rel(): rows of nothing
+        return nil, http.error(400, "PGRST100", "the select shows no column",
+                               "an empty embed (rel()) shows nothing; name a column too")
+    end
     local filters
     if req.filters[1] ~= nil then
         filters, e = _M.filters(req.filters, tinfo)
@@ -162,9 +183,7 @@ function _M.select(req, tinfo)
     return { columns = cols, filters = filters, order = ord }
 end
 
-local function range_error(details)
-    return http.error(416, "PGRST103", "Requested range not satisfiable", details)
-end
+local range_error = rerr.range_not_satisfiable
 
 function _M.range(req, headers, max_rows)
     local hl, hu = 0, nil

@@ -1,6 +1,7 @@
 -- scripts/_rest_schema.lua - /rest/v1's schema cache: the tables and views of the exposed
 -- schemas (policies/exposure.lua), their columns (name, type, nullable, position) and foreign
--- keys (for embedding later), read from the catalog.
+-- keys (for embedding: scripts/_rest_embed.lua) and primary key (writes: upsert's default
+-- conflict target and the Location of an insert), read from the catalog.
 --
 -- When it is read: lazily, on the first /rest/v1 request a bundle serves, through tide.db
 -- (db.sql with as = "service", so the catalog query takes the routing and resilience
@@ -14,6 +15,12 @@
 -- one re-read, at most every `refresh_after` seconds, before the request is refused: a
 -- client cannot make tide read the catalog more often than that. Concurrent first requests
 -- may each read it (no waiting primitive in Lua); the last answer wins, all are equal.
+-- `NOTIFY pgrst, 'reload schema'` (rest.notify_channel; runtime/channels.h) moves
+-- core.schema_generation(), and so does each new LISTEN session (NOTIFYs sent while none was
+-- up are lost): the next request that sees it moved re-reads the catalog, while requests
+-- arriving during that read keep the cache they have. So a NOTIFY costs each worker one
+-- catalog read, however many requests follow; a read that fails leaves the old cache serving
+-- and the next request tries again.
 --
 -- Only relations that an unqualified name resolves to are kept (pg_table_is_visible under the
 -- service role's search_path), since queries name tables unqualified: in practice the
@@ -25,9 +32,28 @@
 --                                           names = {column names in table order},
 --                                           hidden = bool (the policy hides some columns),
 --                                           fkeys = {{name, columns, ref_schema, ref_table,
---                                           ref_columns}} }
+--                                           ref_columns, unique}},  (unique: the columns
+--                                           are a primary key or unique constraint: 1-to-1)
+--                                           pkey = {primary key columns in key order} | nil
+--                                           (nil too when one of them is hidden) }
+--   cache.functions[name] = { overloads, ... } (the exposed schema's functions, pg_proc's
+--                                           prokind 'f', trigger functions left out), each
+--     { name, schema, oid, volatility = "v"|"s"|"i", retset = bool,
+--       returns = "scalar"|"composite"|"void" (composite: a row type, or OUT/INOUT/TABLE
+--                 arguments, as PostgREST decides),
+--       columns/names/hidden (composite: the result's columns, shaped like a table's; a
+--                 function returning rows of a table leaves out what the policy hides
+--                 there, and is left out itself when the policy hides the whole table),
+--       args = {{name, type (quoted, qualified: for casts), display (format_type: for
+--                 messages), json (json or jsonb), required, variadic}} (input arguments
+--                 in order),
+--       callable = false when an argument has no name (PostgREST's rule, except a lone
+--                 json/jsonb one) }
 --   schema.refresh() -> true if re-read now (nil, err on failure), false if too recent
---   schema._set(loader, now, policy) -> for unit specs
+--   schema._set(loader, now, policy, generation) -> for unit specs; loader(schema_name, what)
+--                                       answers the catalog's JSON text, what = nil (tables)
+--                                       or "functions"; generation: a function (default
+--                                       always 0)
 
 local db = require "tide.db"
 local json = require "tide.json"
@@ -57,22 +83,75 @@ SELECT coalesce(json_agg(json_build_object(
                   'ref_columns', (SELECT json_agg(a.attname ORDER BY u.ord)
                                   FROM unnest(k.confkey) WITH ORDINALITY u(num, ord)
                                   JOIN pg_catalog.pg_attribute a
-                                    ON a.attrelid = k.confrelid AND a.attnum = u.num))
+                                    ON a.attrelid = k.confrelid AND a.attnum = u.num),
+                  'unique', EXISTS (SELECT 1 FROM pg_catalog.pg_constraint q
+                                    WHERE q.conrelid = k.conrelid AND q.contype IN ('p', 'u')
+                                      AND q.conkey @> k.conkey AND q.conkey <@ k.conkey))
                   ORDER BY k.conname), '[]')
               FROM pg_catalog.pg_constraint k
               JOIN pg_catalog.pg_class rc ON rc.oid = k.confrelid
               JOIN pg_catalog.pg_namespace rn ON rn.oid = rc.relnamespace
-              WHERE k.conrelid = c.oid AND k.contype = 'f')
+              WHERE k.conrelid = c.oid AND k.contype = 'f'),
+    'pkey', (SELECT json_agg(a.attname ORDER BY u.ord)
+             FROM pg_catalog.pg_constraint k
+             CROSS JOIN LATERAL unnest(k.conkey) WITH ORDINALITY u(num, ord)
+             JOIN pg_catalog.pg_attribute a ON a.attrelid = c.oid AND a.attnum = u.num
+             WHERE k.conrelid = c.oid AND k.contype = 'p')
   ) ORDER BY c.relname), '[]')::text AS tables
 FROM pg_catalog.pg_class c
 JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace
 WHERE n.nspname = $1 AND c.relkind IN ('r', 'v', 'm', 'f', 'p')
   AND pg_catalog.pg_table_is_visible(c.oid)]]
 
+-- The functions of one schema. Argument types are spelled schema.name from pg_type (an array
+-- type as its _name), so they cast unambiguously whatever the caller's search_path; the
+-- result's columns come from the row type's attributes or from the OUT/INOUT/TABLE arguments.
+local FUNCTIONS_SQL = [[
+SELECT coalesce(json_agg(json_build_object(
+    'name', p.proname, 'schema', n.nspname, 'oid', p.oid, 'volatility', p.provolatile,
+    'retset', p.proretset, 'ndefaults', p.pronargdefaults,
+    'returns', CASE WHEN t.oid = 'pg_catalog.void'::pg_catalog.regtype THEN 'void'
+                    WHEN t.typtype = 'c' OR coalesce(p.proargmodes::text[] && '{t,b,o}', false)
+                    THEN 'composite' ELSE 'scalar' END,
+    'rettable', (SELECT c.relname FROM pg_catalog.pg_class c
+                 WHERE c.oid = t.typrelid AND c.relnamespace = n.oid
+                   AND c.relkind IN ('r', 'v', 'm', 'f', 'p')),
+    'args', (SELECT coalesce(json_agg(json_build_object(
+                 'name', coalesce(a.name, ''),
+                 'type', pg_catalog.format('%I.%I', tn.nspname, ty.typname),
+                 'display', pg_catalog.format_type(a.type, NULL),
+                 'json', tn.nspname = 'pg_catalog' AND ty.typname IN ('json', 'jsonb'),
+                 'variadic', coalesce(a.mode = 'v', false)) ORDER BY a.idx), '[]')
+             FROM unnest(coalesce(p.proallargtypes, p.proargtypes::oid[]), p.proargnames,
+                         p.proargmodes) WITH ORDINALITY AS a(type, name, mode, idx)
+             JOIN pg_catalog.pg_type ty ON ty.oid = a.type
+             JOIN pg_catalog.pg_namespace tn ON tn.oid = ty.typnamespace
+             WHERE coalesce(a.mode, 'i') IN ('i', 'b', 'v')),
+    'columns', CASE WHEN t.typtype = 'c' THEN
+                   (SELECT coalesce(json_agg(json_build_object(
+                        'name', a.attname, 'type', pg_catalog.format_type(a.atttypid, a.atttypmod))
+                        ORDER BY a.attnum), '[]')
+                    FROM pg_catalog.pg_attribute a
+                    WHERE a.attrelid = t.typrelid AND a.attnum > 0 AND NOT a.attisdropped)
+               ELSE
+                   (SELECT coalesce(json_agg(json_build_object(
+                        'name', coalesce(o.name, ''), 'type', pg_catalog.format_type(o.type, NULL))
+                        ORDER BY o.idx), '[]')
+                    FROM unnest(p.proallargtypes, p.proargnames, p.proargmodes)
+                         WITH ORDINALITY AS o(type, name, mode, idx)
+                    WHERE o.mode IN ('o', 'b', 't'))
+               END
+  ) ORDER BY p.proname, p.oid), '[]')::text AS functions
+FROM pg_catalog.pg_proc p
+JOIN pg_catalog.pg_namespace n ON n.oid = p.pronamespace
+JOIN pg_catalog.pg_type t ON t.oid = p.prorettype
+WHERE n.nspname = $1 AND p.prokind = 'f' AND t.oid <> 'pg_catalog.trigger'::pg_catalog.regtype]]
+
 local DEFAULT_POLICY = { schemas = { "public" }, max_rows = 1000, refresh_after = 5, hide = {} }
 
-local policy_override, loader_override, now_override
+local policy_override, loader_override, now_override, generation_override
 local cache, loaded_at
+local cache_gen, reading_gen    -- the generation the cache was read at, the one being read
 
 -- policies/exposure.lua, checked (raises on a malformed policy: a bug to see at once).
 local function policy()
@@ -94,6 +173,15 @@ local function now()
     return get_core().now()
 end
 
+local function zero() return 0 end
+
+local function generation()
+    if generation_override then
+        return generation_override()
+    end
+    return get_core().schema_generation()
+end
+
 -- The catalog as JSON text, or nil, err.
 local function read_catalog(schema_name)
     if loader_override then
@@ -104,6 +192,70 @@ local function read_catalog(schema_name)
         return nil, err
     end
     return rows[1] and rows[1].tables
+end
+
+-- The schema's functions as JSON text, or nil, err.
+local function read_functions(schema_name)
+    if loader_override then
+        return loader_override(schema_name, "functions")
+    end
+    local rows, err = db.sql(FUNCTIONS_SQL, { schema_name }, { as = "service" })
+    if not rows then
+        return nil, err
+    end
+    return rows[1] and rows[1].functions
+end
+
+-- One function's entry (see the header), or nil when it returns rows of a table the policy
+-- hides whole; columns the policy hides in that table are left out of its result.
+local function build_function(f, hide)
+    local h = type(f.rettable) == "string" and hide[f.rettable]
+    if h == true then
+        return nil
+    end
+    local hidden = {}
+    if type(h) == "table" then
+        for _, c in ipairs(h) do hidden[c] = true end
+    end
+    local args, nargs, unnamed = f.args, #f.args, 0
+    for i, a in ipairs(args) do
+        a.required = i <= nargs - f.ndefaults
+        if a.name == "" then unnamed = unnamed + 1 end
+    end
+    f.callable = unnamed == 0 or (nargs == 1 and args[1].json)
+    local listed = f.columns or {}
+    local cols, names = {}, {}
+    for i, c in ipairs(listed) do
+        -- an unnamed OUT argument cannot be named in a query: left out like a hidden column
+        if c.name ~= "" and not hidden[c.name] then
+            cols[c.name] = { name = c.name, type = c.type, nullable = true, pos = i }
+            names[#names + 1] = c.name
+        end
+    end
+    f.columns, f.names, f.hidden = cols, names, #names < #listed
+    return f
+end
+
+-- name -> list of overloads from the catalog's JSON text, or nil.
+local function build_functions(text, p)
+    local list = json.decode(text)
+    if type(list) ~= "table" then
+        return nil
+    end
+    local hide = p.hide or {}
+    local out = {}
+    for _, raw in ipairs(list) do
+        local f = build_function(raw, hide)
+        if f then
+            local l = out[f.name]
+            if l == nil then
+                l = {}
+                out[f.name] = l
+            end
+            l[#l + 1] = f
+        end
+    end
+    return out
 end
 
 -- Builds the cache from the catalog's JSON text.
@@ -130,33 +282,56 @@ local function build(text, p)
                     names[#names + 1] = c.name
                 end
             end
+            -- a key with a hidden column is not shown either (it would show up in Location)
+            local pkey = type(t.pkey) == "table" and t.pkey[1] ~= nil and t.pkey or nil
+            for _, c in ipairs(pkey or {}) do
+                if hidden[c] then pkey = nil break end
+            end
             tables[t.name] = { name = t.name, schema = t.schema, kind = t.kind, columns = cols,
-                               names = names, hidden = any_hidden, fkeys = t.fkeys }
+                               names = names, hidden = any_hidden, fkeys = t.fkeys, pkey = pkey }
         end
     end
     return { schema = p.schemas[1], tables = tables }
 end
 
-local function load()
+-- Reads the catalog for generation g (taken before the read: a move during it is seen by
+-- the next request). A read that started earlier than the cache's never replaces it.
+local function load(g)
+    reading_gen = g
     local p = policy()
     local text, err = read_catalog(p.schemas[1])
-    if type(text) ~= "string" then
-        return nil, err or http.error(500, "TIDE_SCHEMA_CACHE", "could not read the schema cache")
-    end
     local c
-    c, err = build(text, p)
+    if type(text) ~= "string" then
+        err = err or http.error(500, "TIDE_SCHEMA_CACHE", "could not read the schema cache")
+    else
+        c, err = build(text, p)
+    end
     if not c then
+        if reading_gen == g then reading_gen = nil end
         return nil, err
     end
-    cache, loaded_at = c, now()
-    return c
+    local ftext
+    ftext, err = read_functions(p.schemas[1])
+    c.functions = type(ftext) == "string" and build_functions(ftext, p)
+    if not c.functions then
+        if reading_gen == g then reading_gen = nil end
+        return nil, err or http.error(500, "TIDE_SCHEMA_CACHE", "could not read the schema cache")
+    end
+    if cache == nil or g >= cache_gen then
+        cache, loaded_at, cache_gen = c, now(), g
+    end
+    return cache
 end
 
 function _M.get()
+    local g = generation()
     if cache then
-        return cache
+        if g == cache_gen or g == reading_gen then
+            return cache
+        end
+        return load(g) or cache
     end
-    return load()
+    return load(g)
 end
 
 function _M.refresh()
@@ -164,16 +339,17 @@ function _M.refresh()
     if loaded_at and now() - loaded_at < (p.refresh_after or 5) then
         return false
     end
-    local c, err = load()
+    local c, err = load(generation())
     if not c then
         return nil, err
     end
     return true
 end
 
-function _M._set(loader, clock, p)
+function _M._set(loader, clock, p, gen)
     loader_override, now_override, policy_override = loader, clock, p
-    cache, loaded_at = nil, nil
+    generation_override = gen or (loader ~= nil and zero or nil)
+    cache, loaded_at, cache_gen, reading_gen = nil, nil, nil, nil
 end
 
 return _M

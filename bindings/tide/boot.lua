@@ -22,7 +22,8 @@
 -- What a handler sees: req.params (decoded path params), req.query (decoded query string,
 -- last value wins for repeated keys), req.body (decoded JSON nested at most 64 levels and
 -- holding at most 10,000 arrays and objects, or nil), req.raw_body (the bytes), req.route
--- (the pattern), plus method, path, headers, claims, role, id.
+-- (the pattern), plus method, path, headers, claims, role, id. Under /rest/v1/ a body that
+-- does not decode is req.body_error instead of a refusal (see OWN_BODY_ERRORS).
 -- What it returns:
 --   success: body[, status[, headers]].
 --     body table -> JSON (json.encode), json.raw(text) -> text verbatim, string -> sent as is
@@ -294,6 +295,31 @@ local function is_json_type(ct)
     return r
 end
 
+-- Routes under this prefix answer in PostgREST's codes (scripts/rest.lua): a body boot cannot
+-- take (not JSON, a Content-Type that is not JSON, past the bounds above) reaches their
+-- handler with req.body = nil and req.body_error = the error boot would have answered, so
+-- the handler can answer with its own code (PGRST102). Nothing else changes: the body is
+-- still bounded and never decoded past the bounds.
+local OWN_BODY_ERRORS = "/rest/v1/"
+
+-- Decodes raw into req.body; returns nil, or the error table when it cannot.
+local function decode_body(req, raw)
+    local ct = req.headers and req.headers["content-type"]
+    if ct ~= nil and not is_json_type(ct) then
+        return http.error(415, "TIDE_UNSUPPORTED_MEDIA_TYPE",
+                          "request bodies must be application/json")
+    end
+    local v, err, limit = json_decode(raw, MAX_BODY_DEPTH, MAX_BODY_CONTAINERS)
+    if v == nil then
+        return http.error(400, TOO_MUCH[limit] or "TIDE_INVALID_JSON", err)
+    end
+    if not all_finite(v) then
+        return http.error(400, "TIDE_INVALID_JSON", "invalid JSON: number out of range")
+    end
+    req.body = v
+    return nil
+end
+
 local function on_error(e)
     if type(e) == "table" then
         local ok, text = pcall(json_encode, e)
@@ -436,22 +462,15 @@ local function handle(req)
 
     local raw = req.body
     req.raw_body = raw
+    req.body = nil
     if raw ~= nil and raw ~= "" then
-        local ct = req.headers and req.headers["content-type"]
-        if ct ~= nil and not is_json_type(ct) then
-            return refuse(415, "TIDE_UNSUPPORTED_MEDIA_TYPE",
-                          "request bodies must be application/json")
+        local berr = decode_body(req, raw)
+        if berr ~= nil then
+            if sub(route.pattern, 1, #OWN_BODY_ERRORS) ~= OWN_BODY_ERRORS then
+                return error_response(berr)
+            end
+            req.body_error = berr
         end
-        local v, err, limit = json_decode(raw, MAX_BODY_DEPTH, MAX_BODY_CONTAINERS)
-        if v == nil then
-            return refuse(400, TOO_MUCH[limit] or "TIDE_INVALID_JSON", err)
-        end
-        if not all_finite(v) then
-            return refuse(400, "TIDE_INVALID_JSON", "invalid JSON: number out of range")
-        end
-        req.body = v
-    else
-        req.body = nil
     end
 
     local ok, body, status, headers = xpcall(handler, on_error, req)

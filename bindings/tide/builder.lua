@@ -16,6 +16,12 @@
 -- more than one row '*' (reads; LIMIT 2 unless a limit is given) or an error that rolls the
 -- write back (writes: SQLSTATE 22P02 with "tide: single-row" in the message, which tide.db
 -- turns into TIDE_MULTIPLE_ROWS).
+-- Writes also take counted = true (the cell is "<n> - <json>", n = rows written),
+-- max_affected = n (more rows written abort the statement, which rolls the write back:
+-- 22P02 with "tide: max-affected" and the count in the message; tide.db makes it
+-- TIDE_MAX_AFFECTED) and columns = false (RETURNING 1: rows are counted, none is read back;
+-- the json part is '[]'). insert/upsert take defaults = true (a key a row lacks takes the
+-- column default, not NULL), update defaults = {columns set to DEFAULT}.
 --
 -- Filters (PostgREST operators), ANDed; columns sorted:
 --   {col = v}                          "col" = $n      (v == json.null -> "col" IS NULL)
@@ -25,6 +31,7 @@
 --   {col = {contains = v}}             "col" @> $n: a string is sent as is, a Lua array as a
 --                                      Postgres array literal (text[] columns), a Lua object
 --                                      as JSON (jsonb columns), json.raw(text) as its text
+--   {col = {contained = v}}            "col" <@ $n, the same values
 --   {col = {["not"] = {op = v, ...}}}  NOT (...)
 --   {col = {gte = 1, lte = 5}}         several operators on one column are ANDed
 --   {["or"] = {{a = 1}, {b = {gt = 2}}}}  ("a" = $1 OR "b" > $2); ["and"] likewise. "or" and
@@ -34,10 +41,28 @@
 -- columns: "*" (default), "a,b" or {"a", "b"}; a list item may also be {name, as = alias,
 --   cast = type} -> "name"::type AS "alias", type one of CAST_TYPES (an allow-list: type names
 --   are spliced into the text, so only these fixed spellings are accepted).
+--   select's list may also hold embed items (related rows as one JSON value per row):
+--     {embed = tbl, on = {{col, outer_col}, ...}, one = bool, columns = list, as = key}
+--   -> a correlated subquery of tbl's rows whose col equals the outer row's outer_col (all
+--   pairs ANDed): with one = true the one row as an object, or null; else a JSON array of them,
+--   [] when none. columns is a list as above without embeds (one level), as defaults to tbl.
+--   The item is a description, not SQL: the builder makes the subquery from identifiers it
+--   quotes itself and it takes no parameter, so no caller text reaches the statement and the
+--   same request shape stays the same text. The embedded rows are read in the same statement
+--   under the same role, so RLS filters them as any read; builder.embedded_tables(columns)
+--   names them (tide.db tags cached reads with them). With an embed the outer table is
+--   aliased _p and the embedded one _c, and embedded columns are qualified (_c."col"): a
+--   self-reference or a column missing from tbl can never bind to the outer row.
 -- limit/offset: non-negative integers (sent as parameters).
 -- select's counted = true prefixes the cell with the number of rows in the answer and, with
 --   total = true as well, the number of rows the filters match without limit/offset (the same
 --   WHERE in a scalar subquery, same snapshot): "<n> <total or -> <json>". tide.db strips it.
+-- select's csv = true makes the cell CSV text instead of JSON (PostgREST's text/csv): a header
+--   line of the column names, then one line per row, lines joined by "\n" with none after the
+--   last; each value as Postgres prints it in a record (its type's text output, quoted when it
+--   is empty or holds a comma, quote, backslash, parenthesis or white space; NULL as nothing)
+--   but with RFC 4180 escapes only (record text doubles backslashes too; undone here). No row:
+--   no header either (the names come from the first row), so the cell is "\n".
 
 local json = require "tide.json"
 local errors = require "tide.errors"
@@ -173,8 +198,82 @@ local function column_item(c, what)
     return out
 end
 
--- Returns the select list for columns ("*", "a,b", {"a","b"}).
-local function column_list(columns, what)
+local MAX_EMBED_KEYS = 32              -- Postgres' INDEX_MAX_KEYS: no key has more columns
+local EMBED_KEYS = { embed = true, on = true, one = true, columns = true, as = true }
+
+-- The subquery of an embed item (see the header), aliased, for select's list.
+local function embed_item(c)
+    for k in pairs(c) do
+        if not EMBED_KEYS[k] then
+            misuse("embed: unknown key '" .. tostring(k) .. "' in an embed item")
+        end
+    end
+    local qt = ident(c.embed, "embedded table")
+    local on = c.on
+    if type(on) ~= "table" or on[1] == nil or #on > MAX_EMBED_KEYS then
+        misuse("embed " .. c.embed .. ": on must list 1 to " .. MAX_EMBED_KEYS ..
+               " {column, outer column} pairs")
+    end
+    local conds = {}
+    for i = 1, #on do
+        local pair = on[i]
+        if type(pair) ~= "table" then
+            misuse("embed " .. c.embed .. ": on[" .. i .. "] must be {column, outer column}")
+        end
+        conds[i] = "_c." .. ident(pair[1], "embedded column") .. " = _p." ..
+                   ident(pair[2], "outer column")
+    end
+    local cols = c.columns
+    local list = {}
+    if cols == nil or cols == "*" then
+        list[1] = "_c.*"
+    elseif type(cols) ~= "table" or cols[1] == nil then
+        misuse("embed " .. c.embed .. ": columns must be \"*\" or a non-empty list")
+    else
+        for i = 1, #cols do
+            local item = cols[i]
+            if item == "*" then
+                list[i] = "_c.*"
+            elseif type(item) == "table" then
+                if item.embed ~= nil then
+                    misuse("embed " .. c.embed .. ": embeds nest one level only")
+                end
+                list[i] = "_c." .. column_item(item, "embedded column")
+            else
+                list[i] = "_c." .. ident(item, "embedded column")
+            end
+        end
+    end
+    local alias = ident(c.as == nil and c.embed or c.as, "embed alias")
+    local rows = "(SELECT " .. concat(list, ", ") .. " FROM " .. qt .. " _c WHERE " ..
+                 concat(conds, " AND ") .. ") _e"
+    if c.one == true then
+        return "(SELECT row_to_json(_e.*) FROM " .. rows .. ") AS " .. alias
+    elseif c.one ~= nil and c.one ~= false then
+        misuse("embed " .. c.embed .. ": one must be a boolean")
+    end
+    return "(SELECT coalesce(json_agg(_e.*), '[]') FROM " .. rows .. ") AS " .. alias
+end
+
+-- The names of the tables that embed items in columns read (nil when there is none).
+function _M.embedded_tables(columns)
+    if type(columns) ~= "table" then
+        return nil
+    end
+    local out
+    for i = 1, #columns do
+        local c = columns[i]
+        if type(c) == "table" and c.embed ~= nil then
+            out = out or {}
+            out[#out + 1] = c.embed
+        end
+    end
+    return out
+end
+
+-- Returns the select list for columns ("*", "a,b", {"a","b"}), and true when it holds an
+-- embed item (allowed only when embeds is true: select's list).
+local function column_list(columns, what, embeds)
     if columns == nil or columns == "*" then
         return "*"
     end
@@ -199,10 +298,16 @@ local function column_list(columns, what)
         end
         return memo_put(columns_memo, columns, concat(out, ", "))
     elseif tc == "table" then
-        local out = {}
+        local out, embedded = {}, false
         for i = 1, #columns do
             local c = columns[i]
-            if type(c) == "table" then
+            if type(c) == "table" and c.embed ~= nil then
+                if not embeds then
+                    misuse(what .. ": embed items belong in select's columns only")
+                end
+                out[i] = embed_item(c)
+                embedded = true
+            elseif type(c) == "table" then
                 out[i] = column_item(c, what)
             else
                 out[i] = c == "*" and "*" or ident(c, what)
@@ -211,7 +316,7 @@ local function column_list(columns, what)
         if out[1] == nil then
             misuse(what .. " must not be an empty list")
         end
-        return concat(out, ", ")
+        return concat(out, ", "), embedded
     end
     misuse(what .. " must be \"*\", a comma-separated string or a list of names")
 end
@@ -331,7 +436,7 @@ end
 
 -- Operators in the order they are emitted (fixed, so SQL text is stable).
 local OPS = { "eq", "neq", "gt", "gte", "lt", "lte", "like", "ilike", "in", "is", "contains",
-              "not" }
+              "contained", "not" }
 local NOPS = #OPS
 local KNOWN_OP = {}
 for i = 1, NOPS do KNOWN_OP[OPS[i]] = true end
@@ -372,7 +477,7 @@ local function compile_op(op, v, qc, col, params)
             misuse("filter " .. col .. ".is: expected \"null\", \"not_null\", \"true\" or \"false\"")
         end
         return qc .. clause
-    elseif op == "contains" then
+    elseif op == "contains" or op == "contained" then
         local p
         local tv = type(v)
         if tv == "string" then
@@ -382,15 +487,15 @@ local function compile_op(op, v, qc, col, params)
             if mt == raw_mt then
                 p = v.text
             elseif is_array(v) then
-                p = pg_array(v, "filter " .. col .. ".contains")
+                p = pg_array(v, "filter " .. col .. "." .. op)
             elseif mt == nil then
                 p = json_encode(v)
             end
         end
         if p == nil then
-            misuse("filter " .. col .. ".contains: expected a string, an array or an object")
+            misuse("filter " .. col .. "." .. op .. ": expected a string, an array or an object")
         end
-        return qc .. " @> " .. add_param(params, p)
+        return qc .. (op == "contains" and " @> " or " <@ ") .. add_param(params, p)
     else -- not
         if type(v) ~= "table" or getmetatable(v) ~= nil or next(v) == nil then
             misuse("filter " .. col .. ".not: expected a table of operators, e.g. {eq = 1}")
@@ -518,12 +623,66 @@ local WRITE_SINGLE = "SELECT CASE count(*) WHEN 1 THEN (json_agg(_t) -> 0)::text
                      " ELSE ('tide: single-row write matched ' || count(*) || ' rows')::int::text" ..
                      " END FROM "
 
-local function wrap_write(stmt, single)
-    return "WITH _t AS (" .. stmt .. ") " .. (single and WRITE_SINGLE or AGG) .. "_t"
+-- The CSV cell over the rows of the CTE _t (see csv above). Header names are quoted when they
+-- hold a comma, quote or line break. Outside quotes record text has no backslash, inside it
+-- doubles every one: halving all pairs is exact.
+local CSV = [[(SELECT coalesce(string_agg(CASE WHEN k ~ '[",\r\n]' OR k = '' ]] ..
+            [[THEN '"' || replace(k, '"', '""') || '"' ELSE k END, ','), '') ]] ..
+            [[FROM json_object_keys((SELECT row_to_json(_t) FROM _t LIMIT 1)) k) || E'\n' || ]] ..
+            [[coalesce(string_agg(replace(substr(_t::text, 2, length(_t::text) - 2), '\\', ]] ..
+            [['\'), E'\n'), '')]]
+
+-- The statement around a write (its rows in _t; ctes: more CTEs before _t, or nil). The cell:
+-- the rows as JSON ('[]' when columns == false: nothing is returned), one row with single,
+-- prefixed "<n> - " with counted (n = rows written). With max_affected, more rows than that
+-- abort the statement, so the write rolls back: SQLSTATE 22P02 with "tide: max-affected" and
+-- the number of rows in the message (tide.db turns it into TIDE_MAX_AFFECTED).
+local function wrap_write(stmt, opts, params, ctes)
+    local head = "WITH " .. (ctes or "") .. "_t AS (" .. stmt .. ") "
+    if opts.single then
+        if opts.counted or opts.max_affected ~= nil or opts.columns == false then
+            misuse("single does not go with counted, max_affected or columns = false")
+        end
+        return head .. WRITE_SINGLE .. "_t"
+    end
+    local cell = opts.columns == false and "'[]'" or "coalesce(json_agg(_t), '[]')::text"
+    if opts.inserted then
+        if not opts.counted then
+            misuse("inserted needs counted = true")
+        end
+        if opts.columns ~= false then
+            -- the rows without their last key, tide_inserted (row_to_json has no blanks)
+            cell = "coalesce('[' || string_agg(regexp_replace(row_to_json(_t)::text, " ..
+                   "',\"tide_inserted\":(true|false)}$', '}'), ', ') || ']', '[]')"
+        end
+    end
+    if opts.counted then
+        -- "<n> <inserted or -> <rows>" (tide.db reads it as a counted select's cell)
+        cell = "count(*)::text || " .. (opts.inserted and
+               "' ' || count(*) FILTER (WHERE _t.tide_inserted)::text || ' '" or "' - '") ..
+               " || " .. cell
+    end
+    local max = opts.max_affected
+    if max ~= nil then
+        cell = "CASE WHEN count(*) > " .. add_param(params, check_count(max, "max_affected")) ..
+               " THEN ('tide: max-affected write matched ' || count(*) || ' rows')::int::text" ..
+               " ELSE " .. cell .. " END"
+    end
+    return head .. "SELECT " .. cell .. " FROM _t"
 end
 
-local function returning(columns)
-    return " RETURNING " .. column_list(columns, "returning column")
+-- RETURNING the columns; columns == false: RETURNING 1 (rows are counted, none is read back,
+-- so the caller needs no SELECT right or policy on the table).
+-- With inserted (upserts), a last column tide_inserted tells the rows this statement inserted
+-- from the ones ON CONFLICT updated: a row version this statement created has xmax 0, one an
+-- ON CONFLICT DO UPDATE wrote carries the locking transaction's id.
+local INSERTED = "(xmax = 0) AS tide_inserted"
+local function returning(columns, inserted)
+    if columns == false then
+        return inserted and (" RETURNING " .. INSERTED) or " RETURNING 1"
+    end
+    local list = " RETURNING " .. column_list(columns, "returning column")
+    return inserted and (list .. ", " .. INSERTED) or list
 end
 
 local function check_table(tbl)
@@ -533,12 +692,13 @@ end
 ---------------------------------------------------------------------------------------------
 -- statements
 
--- select(tbl, {columns, filters, order, limit, offset, single, counted, total}) -> sql, params
+-- select(tbl, {columns, filters, order, limit, offset, single, counted, total, csv}) -> sql,
+-- params
 function _M.select(tbl, opts)
     opts = opts or {}
     local qt = check_table(tbl)
     local params = new_params()
-    local cols = column_list(opts.columns, "column")
+    local cols, embedded = column_list(opts.columns, "column", true)
     local w = where(opts.filters, params)
     local ord = order_by(opts.order)
     local limit, offset = opts.limit, opts.offset
@@ -552,7 +712,22 @@ function _M.select(tbl, opts)
     if offset ~= nil then
         lim = lim .. " OFFSET " .. add_param(params, check_count(offset, "offset"))
     end
-    local inner = "SELECT " .. cols .. " FROM " .. qt .. w .. ord .. lim
+    local inner = "SELECT " .. cols .. " FROM " .. qt .. (embedded and " _p" or "") .. w ..
+                  ord .. lim
+    if opts.csv then
+        if opts.single then
+            misuse("select: csv and single do not go together")
+        elseif opts.total and not opts.counted then
+            misuse("select: total needs counted = true")
+        end
+        local pre = ""
+        if opts.counted then
+            pre = "count(*)::text || ' ' || " .. (opts.total and ("(SELECT count(*) FROM " ..
+                  qt .. w .. ")::text") or "'-'") .. " || ' ' || "
+        end
+        -- referenced twice, the CTE is materialized: one run, one snapshot
+        return "WITH _t AS (" .. inner .. ") SELECT " .. pre .. CSV .. " FROM _t", params
+    end
     if opts.counted then
         if opts.single then
             misuse("select: counted and single do not go together")
@@ -616,15 +791,63 @@ local function insert_stmt(qt, rows, params, what)
            " FROM json_populate_recordset(NULL::" .. qt .. ", " .. p .. ")", cols
 end
 
--- insert(tbl, rows, {columns, single}) -> sql, params. rows: a non-empty list of row tables.
--- The column list is the sorted union of the rows' keys: a row without one of them inserts
--- NULL there (not the column default), as json_populate_recordset fills missing keys with NULL.
+-- Rows grouped by their set of keys, in the order each set first appears: a list of lists.
+local function key_groups(rows, what)
+    row_columns(rows, what)                     -- checks every row
+    local groups, by_keys = {}, {}
+    for i = 1, #rows do
+        local keys = sorted_keys(rows[i], what .. ": rows must have string keys")
+        local sig = concat(keys, "\0")
+        local g = by_keys[sig]
+        if g == nil then
+            g = {}
+            by_keys[sig] = g
+            groups[#groups + 1] = g
+        end
+        g[#g + 1] = rows[i]
+    end
+    return groups
+end
+
+-- The INSERT of a write and the CTEs it needs (or nil). action(cols) -> the ON CONFLICT
+-- clause for the quoted written columns ("" for a plain insert). Rows of one shape are one
+-- INSERT. With opts.defaults and rows of several shapes (key sets), each shape is its own
+-- INSERT in a CTE (_g1, _g2, ...; data-modifying CTEs must be at the top level) naming only
+-- its own columns, so a key a row lacks takes the column default; _t is their UNION ALL, so
+-- rows come back grouped by shape. Still one statement: all or nothing.
+local function insert_rows(qt, rows, params, what, opts, action)
+    if opts.defaults then
+        local groups = key_groups(rows, what)
+        if groups[2] ~= nil then
+            local ctes, parts = {}, {}
+            for i = 1, #groups do
+                local stmt, cols = insert_stmt(qt, groups[i], params, what)
+                ctes[i] = "_g" .. i .. " AS (" .. stmt .. action(cols) ..
+                          returning(opts.columns, opts.inserted) .. ")"
+                parts[i] = "SELECT * FROM _g" .. i
+            end
+            return concat(parts, " UNION ALL "), concat(ctes, ", ") .. ", "
+        end
+    end
+    local stmt, cols = insert_stmt(qt, rows, params, what)
+    return stmt .. action(cols) .. returning(opts.columns, opts.inserted), nil
+end
+
+local function no_action()
+    return ""
+end
+
+-- insert(tbl, rows, {columns, single, counted, max_affected, defaults}) -> sql, params.
+-- rows: a non-empty list of row tables. The column list is the sorted union of the rows'
+-- keys: a row without one of them inserts NULL there (json_populate_recordset fills missing
+-- keys with NULL), unless defaults = true: then it takes the column default (see
+-- insert_rows). counted, max_affected and columns = false: see wrap_write and returning.
 function _M.insert(tbl, rows, opts)
     opts = opts or {}
     local qt = check_table(tbl)
     local params = new_params()
-    local stmt = insert_stmt(qt, rows, params, "insert")
-    return wrap_write(stmt .. returning(opts.columns), opts.single), params
+    local stmt, ctes = insert_rows(qt, rows, params, "insert", opts, no_action)
+    return wrap_write(stmt, opts, params, ctes), params
 end
 
 -- Returns the set of quoted conflict columns of "a,b" / {"a", "b"} and their list text.
@@ -656,20 +879,13 @@ local function conflict_columns(on_conflict)
     return set, concat(quoted, ", ")
 end
 
--- upsert(tbl, rows, {on_conflict, ignore, columns, single}) -> sql, params.
--- ON CONFLICT (on_conflict) DO UPDATE SET every written column that is not a conflict column
--- to EXCLUDED; DO NOTHING when ignore = true or when every written column is a conflict
--- column (conflicting rows are then not returned).
-function _M.upsert(tbl, rows, opts)
-    opts = opts or {}
-    local qt = check_table(tbl)
-    local params = new_params()
-    local stmt, cols = insert_stmt(qt, rows, params, "upsert")
-    local action
+-- The ON CONFLICT clause of an upsert, as a function of the quoted written columns.
+local function upsert_action(opts)
     if opts.on_conflict == nil and opts.ignore == true then
-        action = " ON CONFLICT DO NOTHING"
-    else
-        local in_target, target = conflict_columns(opts.on_conflict)
+        return function() return " ON CONFLICT DO NOTHING" end
+    end
+    local in_target, target = conflict_columns(opts.on_conflict)
+    return function(cols)
         local sets, nsets = {}, 0
         if opts.ignore ~= true then
             for i = 1, #cols do
@@ -681,16 +897,29 @@ function _M.upsert(tbl, rows, opts)
             end
         end
         if nsets == 0 then
-            action = " ON CONFLICT (" .. target .. ") DO NOTHING"
-        else
-            action = " ON CONFLICT (" .. target .. ") DO UPDATE SET " .. concat(sets, ", ")
+            return " ON CONFLICT (" .. target .. ") DO NOTHING"
         end
+        return " ON CONFLICT (" .. target .. ") DO UPDATE SET " .. concat(sets, ", ")
     end
-    return wrap_write(stmt .. action .. returning(opts.columns), opts.single), params
 end
 
--- update(tbl, patch, {filters, all, columns, single}) -> sql, params. patch: column = value
--- (json.null sets NULL). Postgres converts the JSON values to the column types.
+-- upsert(tbl, rows, {on_conflict, ignore, columns, single, counted, max_affected, defaults})
+-- -> sql, params. ON CONFLICT (on_conflict) DO UPDATE SET every written column that is not a
+-- conflict column to EXCLUDED; DO NOTHING when ignore = true or when every written column is
+-- a conflict column (conflicting rows are then not returned). With defaults, each shape of
+-- row updates only the columns it names.
+function _M.upsert(tbl, rows, opts)
+    opts = opts or {}
+    local qt = check_table(tbl)
+    local params = new_params()
+    local stmt, ctes = insert_rows(qt, rows, params, "upsert", opts, upsert_action(opts))
+    return wrap_write(stmt, opts, params, ctes), params
+end
+
+-- update(tbl, patch, {filters, all, columns, single, counted, max_affected, defaults}) ->
+-- sql, params. patch: column = value (json.null sets NULL). Postgres converts the JSON values
+-- to the column types. defaults: a list of columns set to their DEFAULT (not in patch); patch
+-- may be empty when it is given.
 function _M.update(tbl, patch, opts)
     opts = opts or {}
     local qt = check_table(tbl)
@@ -698,30 +927,50 @@ function _M.update(tbl, patch, opts)
         misuse("update: patch must be a table of column = value")
     end
     local cols, ncols = sorted_keys(patch, "update: patch keys must be column names")
-    if ncols == 0 then
+    local dflt = opts.defaults
+    if dflt ~= nil and (type(dflt) ~= "table" or getmetatable(dflt) ~= nil) then
+        misuse("update: defaults must be a list of column names")
+    end
+    if ncols == 0 and (dflt == nil or dflt[1] == nil) then
         misuse("update: patch is empty")
     end
     for i = 1, ncols do
         cols[i] = ident(cols[i], "column")
     end
     local params = new_params()
-    local p = add_param(params, json_encode(patch))
-    local list = concat(cols, ",")
-    local target = ncols == 1 and list or ("(" .. list .. ")")
+    local sets = {}
+    if ncols > 0 then
+        local p = add_param(params, json_encode(patch))
+        local list = concat(cols, ",")
+        local target = ncols == 1 and list or ("(" .. list .. ")")
+        sets[1] = target .. " = (SELECT " .. list .. " FROM json_populate_record(NULL::" .. qt ..
+                  ", " .. p .. "))"
+    end
+    if dflt ~= nil then
+        local names = {}
+        for i = 1, #dflt do
+            if patch[dflt[i]] ~= nil then
+                misuse("update: column " .. tostring(dflt[i]) .. " is both in patch and defaults")
+            end
+            names[i] = dflt[i]
+        end
+        sort(names)
+        for i = 1, #names do
+            sets[#sets + 1] = ident(names[i], "column") .. " = DEFAULT"
+        end
+    end
     local w = write_where(opts.filters, params, opts.all, "update")
-    local stmt = "UPDATE " .. qt .. " SET " .. target .. " = (SELECT " .. list ..
-                 " FROM json_populate_record(NULL::" .. qt .. ", " .. p .. "))" .. w ..
-                 returning(opts.columns)
-    return wrap_write(stmt, opts.single), params
+    local stmt = "UPDATE " .. qt .. " SET " .. concat(sets, ", ") .. w .. returning(opts.columns)
+    return wrap_write(stmt, opts, params), params
 end
 
--- delete(tbl, {filters, all, columns, single}) -> sql, params
+-- delete(tbl, {filters, all, columns, single, counted, max_affected}) -> sql, params
 function _M.delete(tbl, opts)
     opts = opts or {}
     local qt = check_table(tbl)
     local params = new_params()
     local w = write_where(opts.filters, params, opts.all, "delete")
-    return wrap_write("DELETE FROM " .. qt .. w .. returning(opts.columns), opts.single), params
+    return wrap_write("DELETE FROM " .. qt .. w .. returning(opts.columns), opts, params), params
 end
 
 -- Returns '[v1,v2,...]' for a vector; raises unless every element is a finite number.

@@ -13,7 +13,9 @@
 -- holds trips.id). Keys are compared as text, lower-cased: integers print without a fraction.
 --
 --   cachetags.policy()                         -> the normalized policy (raises when malformed)
---   cachetags.read(tbl, filters)               -> list of tags
+--   cachetags.read(tbl, filters, embedded)     -> list of tags (embedded: the tables the read
+--                                                 also reads through embeds, depended on whole
+--                                                 with their own depends: builder.embedded_tables)
 --   cachetags.rpc(fn)                          -> list of tags, or nil (undeclared: not cacheable)
 --   cachetags.write(tbl, filters, rows, patch, upsert) -> list of tags
 --   cachetags._set_policy(raw)                 -> for unit specs (nil: policies/cache.lua again)
@@ -210,7 +212,7 @@ local function add_table(tags, tbl, k)
     end
 end
 
-function _M.read(tbl, filters)
+function _M.read(tbl, filters, embedded)
     local p = _M.policy()
     local t = p.tables[tbl]
     local k = t and t.key and type(filters) == "table" and key_text(filters[t.key]) or nil
@@ -219,6 +221,18 @@ function _M.read(tbl, filters)
     if t then
         for _, d in ipairs(t.depends) do
             add_table(tags, d, k)
+        end
+    end
+    -- Embedded rows are matched on foreign keys, not on a key value the filters name: any
+    -- write to their table (or to what decides their visibility) may change the answer.
+    for i = 1, embedded and #embedded or 0 do
+        local e = embedded[i]
+        tags[#tags + 1] = e
+        local et = p.tables[e]
+        if et then
+            for _, d in ipairs(et.depends) do
+                tags[#tags + 1] = d
+            end
         end
     end
     return tags

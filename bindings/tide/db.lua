@@ -5,15 +5,24 @@
 --       counted = true: returns rows (or raw), info with info.n = rows in the answer and,
 --       with total = true too, info.total = rows the filters match without limit/offset
 --       (counted in the same statement, so from the same snapshot)
+--       columns may hold embed items (related rows, tide.builder); a cached read is tagged
+--       with the embedded tables too, so their writes invalidate it
+--       csv = true: returns the rows as CSV text (a string; tide.builder says the format)
 --   db.count(tbl, {filters, mode, as})                                 -> number
---   db.insert(tbl, row_or_rows, {columns, single, raw, mode, as})
---   db.upsert(tbl, row_or_rows, {on_conflict = "a,b", ignore, columns, single, raw, mode, as})
---   db.update(tbl, patch, {filters, all, columns, single, raw, mode, as})
---   db.delete(tbl, {filters, all, columns, single, raw, mode, as})
+--   db.insert(tbl, row_or_rows, {columns, single, raw, counted, max_affected, defaults, mode, as})
+--   db.upsert(tbl, row_or_rows, {on_conflict = "a,b", ignore, columns, single, raw, counted,
+--             max_affected, defaults, inserted, mode, as})
+--       inserted = true (with counted): info.inserted = how many of the rows were inserted
+--       (the others were updated by the conflict)
+--   db.update(tbl, patch, {filters, all, columns, single, raw, counted, max_affected,
+--             defaults, mode, as})
+--   db.delete(tbl, {filters, all, columns, single, raw, counted, max_affected, mode, as})
 --   db.vector_search(tbl, column, vector, {limit = 10, threshold, metric = "cosine"|"l2"|"ip",
 --                    filters, columns, raw, mode, as})
 --   db.rpc(fn, args, {raw, mode, as})      -> the function's value (array for set-returning)
---   db.sql(text, params, {mode, as})       -> rows, result     (the text runs as is)
+--   db.sql(text, params, {mode, as, rpc})  -> rows, result     (the text runs as is)
+--       rpc = "fn": the text calls function fn (a caller that builds its own call, e.g.
+--       /rest/v1/rpc): routed, cached and counted as db.rpc(fn) would be, not as raw SQL
 --   db.transaction(fn, {mode, as})         -> fn's results     (fn(tx); tx has this API)
 --   db.health()                            -> the /health document (table), down (boolean)
 --   db.stats()                             -> per-upstream pool counts from tide.core:
@@ -21,7 +30,12 @@
 -- (health and query metrics are served by the admin listener in C, not from Lua.)
 --
 -- Results: reads and writes return an array of rows (tagged json.array_mt, so [] stays []);
--- `columns` on a write is its RETURNING list (default *). single = true returns one row, or
+-- `columns` on a write is its RETURNING list (default *; false: none, the rows are only
+-- counted). Writes also take counted = true (a second result, info.n = rows written),
+-- max_affected = n (a write that would change more rows is rolled back: nil,
+-- TIDE_MAX_AFFECTED (400) with err.affected = the number), and defaults (insert/upsert: true
+-- = a key a row lacks takes the column default, not NULL; update: a list of columns set to
+-- DEFAULT) - see tide.builder. single = true returns one row, or
 -- nil, TIDE_NOT_FOUND (404) when there is none, or nil, TIDE_MULTIPLE_ROWS (406) when there
 -- are more (a single-row write that matches several rows is rolled back). raw = true returns
 -- json.raw(text): Postgres' JSON untouched, for handlers that return rows as they are.
@@ -85,15 +99,17 @@ end
 
 local OPTS = {
     select = allowed("columns", "filters", "order", "limit", "offset", "single", "raw", "cache",
-                     "counted", "total"),
+                     "counted", "total", "csv"),
     count = allowed("filters"),
-    insert = allowed("columns", "single", "raw"),
-    upsert = allowed("columns", "single", "raw", "on_conflict", "ignore"),
-    update = allowed("columns", "single", "raw", "filters", "all"),
-    delete = allowed("columns", "single", "raw", "filters", "all"),
+    insert = allowed("columns", "single", "raw", "counted", "max_affected", "defaults"),
+    upsert = allowed("columns", "single", "raw", "on_conflict", "ignore", "counted",
+                     "max_affected", "defaults", "inserted"),
+    update = allowed("columns", "single", "raw", "filters", "all", "counted", "max_affected",
+                     "defaults"),
+    delete = allowed("columns", "single", "raw", "filters", "all", "counted", "max_affected"),
     vector_search = allowed("columns", "raw", "filters", "limit", "threshold", "metric"),
     rpc = allowed("raw"),
-    sql = allowed(),
+    sql = allowed("rpc"),
     transaction = allowed(),
 }
 
@@ -146,9 +162,14 @@ local READS = { select = true, count = true, vector_search = true }
 -- The result cache: what this call's answer depends on, and what a write moves (see
 -- tide.cachetags). A write outside a transaction invalidates as soon as it returns, before
 -- the handler can answer; inside one, when the transaction ends.
+-- The tags of a read: its table's, and those of the tables its embed items read.
+local function read_tags(tbl, opts)
+    return cachetags.read(tbl, opts.filters, builder.embedded_tables(opts.columns))
+end
+
 local function cache_read(c, kind, tbl, opts)
     if READS[kind] then
-        c.cache_depend(unpack_tags(cachetags.read(tbl, opts.filters)))
+        c.cache_depend(unpack_tags(read_tags(tbl, opts)))
     elseif kind == "rpc" then
         local tags = cachetags.rpc(tbl)
         if tags then
@@ -217,6 +238,16 @@ local function multiple(tbl)
                       (tbl and (" on " .. tbl) or ""))
 end
 
+-- The write matched more rows than opts.max_affected: rolled back. err.affected = how many.
+local function too_many(tbl, opts, message)
+    local n = tonumber(match(message, "tide: max%-affected write matched (%d+) rows"))
+    local e = errors.new("TIDE_MAX_AFFECTED", 400, "the write would change " ..
+                         tostring(n) .. " rows" .. (tbl and (" of " .. tbl) or "") ..
+                         ", more than " .. tostring(opts.max_affected) .. "; nothing was changed")
+    e.affected = n
+    return e
+end
+
 -- Turns the json cell of a wrapped statement into the caller's result. list: the cell is a
 -- JSON array of rows (tagged json.array_mt after decoding).
 local function result(text, err, opts, tbl, list)
@@ -228,6 +259,11 @@ local function result(text, err, opts, tbl, list)
         if opts.single and type(err) == "table" and err.code == "22P02" and
            type(err.message) == "string" and find(err.message, "tide: single-row", 1, true) then
             return nil, multiple(tbl)
+        end
+        if opts.max_affected ~= nil and type(err) == "table" and err.code == "22P02" and
+           type(err.message) == "string" and
+           find(err.message, "tide: max-affected", 1, true) then
+            return nil, too_many(tbl, opts, err.message)
         end
         return nil, err
     end
@@ -246,10 +282,16 @@ local function result(text, err, opts, tbl, list)
     if opts.counted then
         local n, total, pos = match(text, "^(%d+) ([%d%-]+) ()")
         if n == nil then
-            return nil, errors.new("TIDE_BAD_RESULT", 500, "a counted select returned no counts")
+            return nil, errors.new("TIDE_BAD_RESULT", 500, "a counted statement returned no counts")
         end
         info = { n = tonumber(n), total = tonumber(total) }
+        if opts.inserted then
+            info.inserted, info.total = info.total, nil
+        end
         text = sub(text, pos)
+    end
+    if opts.csv then
+        return text, info
     end
     if opts.raw then
         return json_raw(text), info
@@ -339,7 +381,7 @@ local function cached_select(tbl, opts, sql, params)
     end
     local c = get_core()
     local key = statement_key(sql, params)
-    local tags = cachetags.read(tbl, opts.filters)
+    local tags = read_tags(tbl, opts)
     local text, _, stale = c.cache_get(key, scope)
     if text ~= nil and not stale then
         c.cache_depend(unpack_tags(tags))
@@ -394,7 +436,11 @@ local function write_rows(ctx, kind, tbl, list, opts)
     opts = check_opts(kind, opts)
     list = as_rows(kind, list)
     if list[1] == nil then
-        return setmetatable({}, array_mt)
+        local info = opts.counted and { n = 0 } or nil
+        if opts.raw then
+            return json_raw("[]"), info
+        end
+        return setmetatable({}, array_mt), info
     end
     local sql, params = builder[kind](tbl, list, opts)
     return run_rows(ctx, kind, tbl, opts, sql, params, list)
@@ -460,7 +506,11 @@ function ops.sql(ctx, text, params, opts)
         end
         p.n = n
     end
-    local res, err = run(ctx, "sql", nil, opts, text, p, false)
+    local fn = opts.rpc
+    if fn ~= nil and type(fn) ~= "string" then
+        misuse("db.sql: rpc must be the name of the function the statement calls")
+    end
+    local res, err = run(ctx, fn and "rpc" or "sql", fn, opts, text, p, false)
     if not res then
         return nil, err
     end

@@ -1,15 +1,18 @@
 /* fuzz_rest.c - libFuzzer target for the /rest/v1 query-string grammar (scripts/_rest_parse.lua,
- * PostgREST's language): parse.request(qs) on any bytes up to the HTTP head limit, in a LuaJIT
- * state of its own. The Lua code is not instrumented, so this target's strength is its bounds:
+ * PostgREST's language): parse.request(qs), and the split of a GET /rest/v1/rpc query into
+ * arguments and the rest (scripts/_rest_rpc.lua), on any bytes up to the HTTP head limit, in a
+ * LuaJIT state of its own. The Lua code is not instrumented, so this target's strength is its bounds:
  * libFuzzer's -timeout catches an input whose parse is not fast (nesting is bounded, scanning
  * linear), -rss_limit_mb one that holds too much. Checks that hostile input never raises (only
- * nil, err with a PostgREST-shaped error) and that what parses respects the bounds. Run from
+ * nil, err with a PostgREST-shaped error) and that what parses respects the bounds (select
+ * items, order terms, or/and depth, at most 8 embeds, one level deep). Run from
  * the repository root (make fuzz does). */
 #include "lua_target.h"
 
 static const char check_src[] =
     "package.path = 'bindings/?.lua;scripts/?.lua;' .. package.path\n"
     "local parse = require '_rest_parse'\n"
+    "local rpc = require '_rest_rpc'\n"
     "local function depth(nodes, d)\n"
     "  local m = d\n"
     "  for _, n in ipairs(nodes or {}) do\n"
@@ -17,8 +20,30 @@ static const char check_src[] =
     "  end\n"
     "  return m\n"
     "end\n"
+    "local function items(list)             -- all select items, and the embeds among them\n"
+    "  local n, e = 0, 0\n"
+    "  for _, it in ipairs(list or {}) do\n"
+    "    n = n + 1\n"
+    "    if it.embed then\n"
+    "      e = e + 1\n"
+    "      for _, x in ipairs(it.select) do\n"
+    "        assert(not x.embed, 'an embed inside an embed')\n"
+    "        n = n + 1\n"
+    "      end\n"
+    "    end\n"
+    "  end\n"
+    "  return n, e\n"
+    "end\n"
     "return function(s)\n"
     "  if #s > 16384 then return end          -- beyond the HTTP head limit\n"
+    "  local sok, rest, args, keys, names = pcall(rpc.split_query, s)\n"
+    "  assert(sok, 'rpc.split_query raised: ' .. tostring(rest))\n"
+    "  if rest == nil then\n"
+    "    assert(type(args) == 'table' and args.status == 400, 'no 400 error table')\n"
+    "  else\n"
+    "    assert(#names <= rpc.MAX_ARGS and #rest <= #s, 'arguments beyond the bound')\n"
+    "    for _, n in ipairs(names) do assert(keys[n], 'a name that is not a key') end\n"
+    "  end\n"
     "  local ok, req, err = pcall(parse.request, s)\n"
     "  assert(ok, 'parse.request raised: ' .. tostring(req))\n"
     "  if req == nil then\n"
@@ -27,7 +52,9 @@ static const char check_src[] =
     "    return\n"
     "  end\n"
     "  assert(depth(req.filters, 0) <= 17, 'nesting beyond the bound')\n"
-    "  assert(#(req.select or {}) <= 100 and #(req.order or {}) <= 32, 'lists beyond bounds')\n"
+    "  local n, e = items(req.select)\n"
+    "  assert(n <= 100 and #(req.order or {}) <= 32, 'lists beyond bounds')\n"
+    "  assert(e <= 8, 'more than 8 embeds')\n"
     "end\n";
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)

@@ -1,7 +1,8 @@
 /* test_config.c - the configuration: the jwt and crypto sections (defaults, file values,
  * strict types for the checks that guard admission, the TIDE_JWT_* overrides, the refusal of
  * published secrets outside development mode), the schema table's defaults and refusals, the
- * log section and its TIDE_LOG_* overrides, and the printout `tide check` shows (secrets never
+ * log section and its TIDE_LOG_* overrides, rest.notify_channel (default, override, one
+ * name for two channels refused), and the printout `tide check` shows (secrets never
  * in it). */
 #include "test.h"
 #include "../config.h"
@@ -17,7 +18,7 @@
 static const char *const overrides[] = {
     "TIDE_JWT_SECRET", "TIDE_JWT_AUDIENCE", "TIDE_JWT_ISSUER", "TIDE_JWT_REQUIRE_EXP",
     "TIDE_ENCRYPTION_KEY", "TIDE_DSN_DIRECT", "TIDE_DEV", "TIDE_LOG_BUFFER_BYTES",
-    "TIDE_LOG_SLOW_QUERY_MS", NULL };
+    "TIDE_LOG_SLOW_QUERY_MS", "TIDE_CACHE_CHANNEL", "TIDE_REST_NOTIFY_CHANNEL", NULL };
 
 static int dev;   /* the dev argument load() passes */
 
@@ -214,6 +215,39 @@ TEST(log_section_and_env_overrides)
     clear_env();
 }
 
+/* rest.notify_channel: PostgREST's pgrst by default, "" for none, never cache.channel's name
+ * (one LISTEN session hears both). */
+TEST(rest_notify_channel)
+{
+    tide_config c;
+    char err[256];
+    clear_env();
+    CHECK_EQ_INT(load("", "", &c, err, sizeof err), 0);
+    CHECK_STR(c.rest_notify_channel, "pgrst");
+    tide_config_free(&c);
+    CHECK_EQ_INT(load("", "rest = { notify_channel = '' }", &c, err, sizeof err), 0);
+    CHECK_STR(c.rest_notify_channel, "");
+    tide_config_free(&c);
+    setenv("TIDE_REST_NOTIFY_CHANNEL", "schema_reload", 1);
+    CHECK_EQ_INT(load("", "", &c, err, sizeof err), 0);
+    CHECK_STR(c.rest_notify_channel, "schema_reload");
+    tide_config_free(&c);
+    clear_env();
+    CHECK_EQ_INT(load("", "rest = { notify_channel = 'tide_cache' }", &c, err, sizeof err),
+                 TIDE_EINVAL);
+    CHECK(strstr(err, "rest.notify_channel") != NULL);
+    /* both "" (each hears nothing) is no clash; "" is for these two keys only */
+    CHECK_EQ_INT(load("", "cache = { channel = '' }, rest = { notify_channel = '' }", &c, err,
+                      sizeof err), 0);
+    CHECK_STR(c.cache_channel, "");
+    tide_config_free(&c);
+    CHECK_EQ_INT(load("", "log_level = ''", &c, err, sizeof err), TIDE_EINVAL);
+    CHECK(strstr(err, "log_level must be a non-empty string") != NULL);
+    CHECK_EQ_INT(load("", "rest = { notify_channel = 5 }", &c, err, sizeof err), TIDE_EINVAL);
+    CHECK(strstr(err, "rest.notify_channel must be a string") != NULL);
+    clear_env();
+}
+
 /* Types, bounds and unknown keys are refused with the key named; old upstream keys that the
  * resilience policy now owns are still accepted. */
 TEST(schema_refusals)
@@ -279,6 +313,7 @@ TEST(print_masks_secrets)
 }
 
 TEST_LIST_BEGIN
+    TEST_ENTRY(rest_notify_channel)
     TEST_ENTRY(jwt_policy_defaults)
     TEST_ENTRY(jwt_policy_from_file)
     TEST_ENTRY(jwt_policy_strict_types)

@@ -5,8 +5,9 @@
  * queries, notifications, a FATAL and EOF), deterministically: notifications that arrive in
  * the same packet as a heartbeat's result (before and after its ReadyForQuery), EOF and a
  * frozen server each ending the session (up=0 once, then up=1 again), a silent server timing
- * the connect out without any state callback, no callback inside tide_listen_start, and
- * tide_listen_free from inside both callbacks.
+ * the connect out without any state callback, no callback inside tide_listen_start,
+ * tide_listen_free from inside both callbacks, and a channel added to the session (one
+ * LISTEN query, each channel's notifications to its own callback, the bound on channels).
  *
  * Against a real Postgres only when TIDE_TEST_PG_DSN is set (else those tests say "skip" and
  * pass): NOTIFY from a second connection is received; pg_terminate_backend on the listener
@@ -269,7 +270,9 @@ static void serve(fake *f, int fd, int index)
         o.n = 0;
         if (strncmp(body, "LISTEN", 6) == 0) {
             snprintf(f->listened, sizeof f->listened, "%.100s", body);
-            put_str_msg(&o, 'C', "LISTEN");
+            /* one CommandComplete per statement of the query, then one ReadyForQuery */
+            for (const char *at = body; (at = strstr(at, "LISTEN")) != NULL; at += 6)
+                put_str_msg(&o, 'C', "LISTEN");
             put_ready(&o);
             if (f->sc == SC_BURST) {
                 put_notify(&o, "chan", "t/1");
@@ -603,6 +606,66 @@ TEST(free_from_inside_the_notify_callback)
     CHECK_STR(r.payloads[0], "t/1");
 }
 
+/* A second channel's notifications, recorded apart from the first's. */
+typedef struct rec2 { char payloads[8][64]; int n; } rec2;
+
+static void rec2_notify(const char *payload, size_t len, void *arg)
+{
+    rec2 *r = arg;
+    if (r->n < 8) snprintf(r->payloads[r->n++], sizeof r->payloads[0], "%.*s", (int)len, payload);
+}
+
+TEST(added_channels_share_the_session_and_get_their_own_notifications)
+{
+    fake f;
+    CHECK(fake_start(&f, SC_SAME_PACKET) == 0);
+    rec r;
+    memset(&r, 0, sizeof r);
+    rec2 other;
+    memset(&other, 0, sizeof other);
+    r.loop = ev_loop_new(EVFLAG_AUTO);
+    char dsn[200];
+    fake_dsn(dsn, sizeof dsn, &f, "127.0.0.1");
+    tide_listen_opts o = { .heartbeat = 0.3, .heartbeat_timeout = 2 };
+    CHECK_EQ_INT(start_rec(&r, dsn, "chan", &o), 0);
+    /* refused: a name already listened on, not a plain identifier, no callback */
+    CHECK_EQ_INT(tide_listen_add(r.l, "chan", rec2_notify, &other), TIDE_EINVAL);
+    CHECK_EQ_INT(tide_listen_add(r.l, "Other", rec2_notify, &other), TIDE_EINVAL);
+    CHECK_EQ_INT(tide_listen_add(r.l, "other", NULL, &other), TIDE_EINVAL);
+    CHECK_EQ_INT(tide_listen_add(NULL, "other", rec2_notify, &other), TIDE_EINVAL);
+    CHECK_EQ_INT(tide_listen_add(r.l, "other", rec2_notify, &other), 0);
+    int ok = run_until(r.loop, &r.npayloads, 2, 5);
+    /* too late once an attempt has run */
+    CHECK_EQ_INT(tide_listen_add(r.l, "late", rec2_notify, &other), TIDE_EBUSY);
+    tide_listen_stats st;
+    off_fake(&f, &r, &st);
+    CHECK(ok);
+    CHECK_STR(f.listened, "LISTEN \"chan\"; LISTEN \"other\"");
+    CHECK_EQ_INT(r.nstates, 1);                      /* both LISTENs confirmed: one session */
+    CHECK_EQ_INT(r.states[0], 1);
+    CHECK_EQ_INT(r.npayloads, 2);
+    CHECK_STR(r.payloads[0], "t/1");
+    CHECK_STR(r.payloads[1], "t/2");
+    CHECK_EQ_INT(other.n, 1);                        /* "other" was heard, by its callback */
+    CHECK_STR(other.payloads[0], "x/9");
+    CHECK_EQ_INT(st.notifications, 3);
+}
+
+TEST(at_most_four_channels)
+{
+    struct ev_loop *loop = ev_loop_new(EVFLAG_AUTO);
+    tide_listen *l = NULL;
+    CHECK_EQ_INT(tide_listen_start(loop, "host=127.0.0.1 port=1", "c0", NULL, noop_notify,
+                                   NULL, NULL, &l), 0);
+    CHECK_EQ_INT(tide_listen_add(l, "c1", noop_notify, NULL), 0);
+    CHECK_EQ_INT(tide_listen_add(l, "c2", noop_notify, NULL), 0);
+    CHECK_EQ_INT(tide_listen_add(l, "c3", noop_notify, NULL), 0);
+    CHECK_EQ_INT(TIDE_LISTEN_MAX_CHANNELS, 4);
+    CHECK_EQ_INT(tide_listen_add(l, "c4", noop_notify, NULL), TIDE_ETOOBIG);
+    tide_listen_free(l);
+    ev_loop_destroy(loop);
+}
+
 /* ---- against a real Postgres (TIDE_TEST_PG_DSN) ---------------------------------------- */
 
 static const char *live_dsn(void)
@@ -806,6 +869,8 @@ TEST_LIST_BEGIN
     TEST_ENTRY(nothing_answers_and_nothing_is_reported)
     TEST_ENTRY(free_from_inside_the_up_callback)
     TEST_ENTRY(free_from_inside_the_notify_callback)
+    TEST_ENTRY(added_channels_share_the_session_and_get_their_own_notifications)
+    TEST_ENTRY(at_most_four_channels)
     TEST_ENTRY(live_notify_and_terminated_backend)
     TEST_ENTRY(live_trigger_payloads)
 TEST_LIST_END

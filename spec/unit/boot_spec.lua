@@ -29,6 +29,13 @@ module("spec_things", {
         seen = req
         return { got = req.body }, 201, { Location = "/v1/things/1" }
     end,
+    ["POST /rest/v1/:table"] = function(req)
+        seen = req
+        if req.body_error then
+            return nil, http.error(400, "PGRST102", req.body_error.message)
+        end
+        return nil, 201
+    end,
     ["GET /v1/things/:id"] = function(req)
         seen = req
         return { id = req.params.id }
@@ -120,9 +127,9 @@ describe("tide.boot.load", function()
 
     it("loads the modules, skips _libraries and returns the route count", function()
         local n = boot.load({ "spec_things", "spec_more", "_spec_helpers" })
-        assert.are.equal(19, n)
+        assert.are.equal(20, n)
         local list = boot.routes()
-        assert.are.equal(19, #list)
+        assert.are.equal(20, #list)
         assert.are.equal("spec_things", list[1].module)
     end)
 
@@ -242,6 +249,22 @@ describe("tide.boot.handle", function()
         assert.are.equal("TIDE_UNSUPPORTED_MEDIA_TYPE", body.code)
         assert.are.equal(201, (call("POST", "/v1/things",
             { body = "{}", headers = { ["content-type"] = "application/merge-patch+json" } })))
+    end)
+
+    it("under /rest/v1/ a body it cannot take reaches the handler as req.body_error", function()
+        local status, body = call("POST", "/rest/v1/t", { body = '{"name":' })
+        assert.are.equal(400, status)
+        assert.are.equal("PGRST102", body.code)
+        assert.are.equal("TIDE_INVALID_JSON", seen.body_error.code)
+        assert.is_nil(seen.body)
+        call("POST", "/rest/v1/t", { body = "a,b", headers = { ["content-type"] = "text/csv" } })
+        assert.are.equal(415, seen.body_error.status)
+        call("POST", "/rest/v1/t", { body = string.rep("[", 100) .. string.rep("]", 100) })
+        assert.are.equal("TIDE_JSON_TOO_DEEP", seen.body_error.code)
+        assert.is_nil(seen.body)
+        assert.are.equal(201, (call("POST", "/rest/v1/t", { body = '{"a":1}' })))
+        assert.is_nil(seen.body_error)
+        assert.are.same({ a = 1 }, seen.body)
     end)
 
     it("turns a Lua error into a 500 that does not leak the traceback", function()

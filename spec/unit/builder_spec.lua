@@ -116,6 +116,72 @@ describe("tide.builder.select", function()
     end)
 end)
 
+describe("tide.builder embed items", function()
+    local E = { embed = "trip_collaborators", on = { { "trip_id", "id" } },
+                columns = { "user_id", { "created_at", cast = "text" }, { "id", as = "cid" } } }
+
+    it("a to-many embed: a correlated subquery, [] when no row, the outer table aliased",
+       function()
+        local sql, params = builder.select("trips", { columns = { "id", E },
+                                                     filters = { name = "x" } })
+        assert.are.equal(AGG .. '(SELECT "id", (SELECT coalesce(json_agg(_e.*), \'[]\') FROM ' ..
+                         '(SELECT _c."user_id", _c."created_at"::text AS "created_at", ' ..
+                         '_c."id" AS "cid" FROM "trip_collaborators" _c WHERE _c."trip_id" = ' ..
+                         '_p."id") _e) AS "trip_collaborators" FROM "trips" _p WHERE ' ..
+                         '"name" = $1) _t', sql)
+        assert.are.same({ "x" }, plist(params))       -- the embed adds no parameter
+    end)
+
+    it("a to-one embed: one object or null; composite keys ANDed; * qualified", function()
+        local sql = builder.select("a", { columns = { "*", { embed = "b", as = "parent",
+            one = true, on = { { "x", "bx" }, { "y", "by" } } } } })
+        assert.are.equal(AGG .. '(SELECT *, (SELECT row_to_json(_e.*) FROM (SELECT _c.* FROM ' ..
+                         '"b" _c WHERE _c."x" = _p."bx" AND _c."y" = _p."by") _e) AS "parent" ' ..
+                         'FROM "a" _p) _t', sql)
+    end)
+
+    it("quotes every name; the counted total reads the outer table alone", function()
+        local sql = builder.select("t", { columns = { { embed = 'e"v', as = 'a"s',
+            on = { { 'c"1', 'p"1' } }, columns = { 'k"x' } } }, counted = true, total = true })
+        assert.matches('_c."k""x" FROM "e""v" _c WHERE _c."c""1" = _p."p""1") _e) AS "a""s"',
+                       sql, 1, true)
+        assert.matches('(SELECT count(*) FROM "t")::text', sql, 1, true)
+    end)
+
+    it("names the embedded tables (tide.db tags cached reads with them)", function()
+        assert.is_nil(builder.embedded_tables("*"))
+        assert.is_nil(builder.embedded_tables({ "a", { "b", as = "c" } }))
+        assert.are.same({ "trip_collaborators", "users" }, builder.embedded_tables({
+            "id", E, { embed = "users", on = { { "id", "user_id" } }, one = true } }))
+    end)
+
+    it("refuses malformed items, nesting, and embeds outside select's list", function()
+        local bad = {
+            { embed = "b" },                                          -- no on
+            { embed = "b", on = {} },
+            { embed = "b", on = { "x" } },
+            { embed = "b", on = { { "x", "" } } },
+            { embed = "b", on = { { "x", "y" } }, columns = {} },
+            { embed = "b", on = { { "x", "y" } }, columns = "x; drop table b" },
+            { embed = "b", on = { { "x", "y" } }, one = "yes" },
+            { embed = "b", on = { { "x", "y" } }, where = "true" },   -- unknown key
+            { embed = "b", on = { { "x", "y" } }, columns = { E } },  -- nested
+            { embed = "b", on = { { "x", "y" } }, columns = { { "x", cast = "text; --" } } },
+            { embed = "", on = { { "x", "y" } } },
+        }
+        local many = {}
+        for i = 1, 33 do many[i] = { "c" .. i, "p" .. i } end
+        bad[#bad + 1] = { embed = "b", on = many }
+        for i, item in ipairs(bad) do
+            assert.has_error(function() builder.select("a", { columns = { item } }) end, nil,
+                             "case " .. i)
+        end
+        assert.error_matches(function() builder.insert("a", { { x = 1 } }, { columns = { E } }) end,
+                             "embed items belong in select's columns only", nil, true)
+        assert.has_error(function() builder.vector_search("a", "v", { 1 }, { columns = { E } }) end)
+    end)
+end)
+
 describe("tide.builder filters", function()
     it("eq, neq, gt, gte, lt, lte, like, ilike", function()
         assert.are.same({ '"a" = $1', { 1 } }, { where({ a = { eq = 1 } }) })
@@ -314,6 +380,76 @@ describe("tide.builder writes", function()
     end)
 end)
 
+describe("tide.builder write options: counted, max_affected, columns = false, defaults", function()
+    it("counted prefixes the cell with the number of rows written", function()
+        local sql = builder.delete("t", { filters = { id = 1 }, counted = true })
+        assert.are.equal('WITH _t AS (DELETE FROM "t" WHERE "id" = $1 RETURNING *) SELECT ' ..
+                         "count(*)::text || ' - ' || coalesce(json_agg(_t), '[]')::text FROM _t",
+                         sql)
+    end)
+
+    it("columns = false returns nothing but the count (RETURNING 1)", function()
+        local sql = builder.insert("t", { { a = 1 } }, { columns = false, counted = true })
+        assert.matches(" RETURNING 1) SELECT count(*)::text || ' - ' || '[]' FROM _t", sql, nil,
+                       true)
+    end)
+
+    it("max_affected aborts the statement (so the write) past n rows; n is a parameter",
+       function()
+        local sql, params = builder.update("t", { a = 1 }, { filters = { b = 2 },
+                                                            max_affected = 3, counted = true })
+        assert.matches("SELECT CASE WHEN count(*) > $3 THEN ('tide: max-affected write matched " ..
+                       "' || count(*) || ' rows')::int::text ELSE count(*)::text", sql, nil, true)
+        assert.are.same({ '{"a":1}', 2, 3 }, plist(params))
+        assert.has_error(function() builder.delete("t", { all = true, max_affected = -1 }) end)
+        assert.has_error(function()
+            builder.delete("t", { all = true, max_affected = 1, single = true })
+        end)
+    end)
+
+    it("defaults: rows of one shape are one INSERT, as without it", function()
+        local rows = { { a = 1, b = 2 }, { b = 3, a = 4 } }
+        assert.are.equal((builder.insert("t", rows)),
+                         (builder.insert("t", rows, { defaults = true })))
+    end)
+
+    it("defaults: one INSERT per shape in top-level CTEs, rows of each as one parameter",
+       function()
+        local rows = { { a = 1, b = 2 }, { a = 3 }, { b = 4, a = 5 } }
+        local sql, params = builder.insert("t", rows, { defaults = true, columns = "id" })
+        assert.are.equal('WITH _g1 AS (INSERT INTO "t" ("a","b") SELECT "a","b" FROM ' ..
+                         'json_populate_recordset(NULL::"t", $1) RETURNING "id"), ' ..
+                         '_g2 AS (INSERT INTO "t" ("a") SELECT "a" FROM ' ..
+                         'json_populate_recordset(NULL::"t", $2) RETURNING "id"), ' ..
+                         '_t AS (SELECT * FROM _g1 UNION ALL SELECT * FROM _g2) ' ..
+                         "SELECT coalesce(json_agg(_t), '[]')::text FROM _t", sql)
+        assert.are.equal(2, params.n)
+        assert.are.equal(2, #json.decode(params[1]))
+        assert.are.same({ { a = 3 } }, json.decode(params[2]))
+    end)
+
+    it("defaults on upsert: each shape updates only the columns it names", function()
+        local sql = builder.upsert("t", { { id = 1, a = 2 }, { id = 3, b = 4 } },
+                                   { on_conflict = "id", defaults = true })
+        assert.matches('ON CONFLICT ("id") DO UPDATE SET "a" = EXCLUDED."a" RETURNING *)', sql,
+                       nil, true)
+        assert.matches('ON CONFLICT ("id") DO UPDATE SET "b" = EXCLUDED."b" RETURNING *)', sql,
+                       nil, true)
+    end)
+
+    it("update defaults: SET col = DEFAULT, with or without a patch", function()
+        local sql = builder.update("t", { a = 1 }, { filters = { id = 1 }, defaults = { "c", "b" } })
+        assert.matches('SET "a" = (SELECT "a" FROM json_populate_record(NULL::"t", $1)), ' ..
+                       '"b" = DEFAULT, "c" = DEFAULT WHERE "id" = $2', sql, nil, true)
+        local only = builder.update("t", {}, { filters = { id = 1 }, defaults = { "b" } })
+        assert.matches('UPDATE "t" SET "b" = DEFAULT WHERE "id" = $1 RETURNING *', only, nil, true)
+        assert.has_error(function()
+            builder.update("t", { a = 1 }, { all = true, defaults = { "a" } })
+        end)
+        assert.has_error(function() builder.update("t", {}, { all = true, defaults = {} }) end)
+    end)
+end)
+
 describe("tide.builder.vector_search", function()
     it("cosine: similarity = 1 - distance, nearest first, threshold outside", function()
         local sql, params = builder.vector_search("destinations", "embedding", { 0.5, -1, 2 },
@@ -374,5 +510,29 @@ describe("tide.builder.rpc", function()
         assert.has_error(function() builder.rpc("f", { 1, x = 2 }) end)
         assert.has_error(function() builder.rpc("f", "x") end)
         assert.has_error(function() builder.rpc("f", { x = print }) end)
+    end)
+end)
+
+describe("tide.builder csv", function()
+    it("wraps the read in a CTE read once for the header and the rows, params unchanged",
+       function()
+        local sql, params = builder.select("trips", { columns = "name,budget",
+                                                      filters = { id = { gt = 1 } }, limit = 2,
+                                                      counted = true, total = true, csv = true })
+        local inner = 'SELECT "name", "budget" FROM "trips" WHERE "id" > $1 LIMIT $2'
+        local head = "WITH _t AS (" .. inner .. ") SELECT count(*)::text || ' ' || " ..
+                     '(SELECT count(*) FROM "trips" WHERE "id" > $1)::text || \' \' || '
+        assert.are.equal(head, sql:sub(1, #head))
+        assert.are.same({ 1, 2 }, plist(params))
+        assert.matches("json_object_keys%(%(SELECT row_to_json%(_t%) FROM _t LIMIT 1%)%)", sql)
+        assert.matches("string_agg%(replace%(substr%(_t::text", sql)
+        assert.is_true(sql:sub(-8) == " FROM _t")
+        local plain = builder.select("trips", { csv = true })
+        assert.are.equal('WITH _t AS (SELECT * FROM "trips") SELECT (SELECT', plain:sub(1, 49))
+    end)
+
+    it("refuses csv with single, and total without counted", function()
+        assert.has_error(function() builder.select("t", { csv = true, single = true }) end)
+        assert.has_error(function() builder.select("t", { csv = true, total = true }) end)
     end)
 end)

@@ -41,6 +41,18 @@ describe("tide.cachetags", function()
         assert.same({ "search_history" }, cachetags.read("search_history", { id = 1 }))
     end)
 
+    it("tags a read with embeds with the embedded tables, whole, and their depends", function()
+        assert.same(set { "users/u1", "users/*", "trips", "trip_collaborators" },
+                    set(cachetags.read("users", { id = "u1" }, { "trips" })))
+        assert.same(set { "trip_collaborators/7", "trip_collaborators/*", "users",
+                          "search_history" },
+                    set(cachetags.read("trip_collaborators", { trip_id = 7 },
+                                       { "users", "search_history" })))
+        -- any write to an embedded table reaches the read
+        local r = set(cachetags.read("trip_collaborators", { trip_id = 7 }, { "users" }))
+        assert.truthy(r[cachetags.write("users", { id = "u9" })[1]])
+    end)
+
     it("tags writes so that every read that could see them is dropped", function()
         assert.same({ "trips", "trips/7" }, cachetags.write("trips", { id = 7 }))
         assert.same({ "trips", "trips/*" }, cachetags.write("trips", { user_id = "u" }))

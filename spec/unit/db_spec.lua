@@ -151,6 +151,28 @@ describe("tide.db", function()
             assert.are.equal('{"id":1}', raw.text)
         end)
 
+        it("tags a read with embeds with the embedded tables (the result cache)", function()
+            local cachetags = require "tide.cachetags"
+            cachetags._set_policy({ tables = { trips = { key = "id" } } })
+            finally(function() cachetags._set_policy(nil) end)
+            local depended = {}
+            core.cache_depend = function(...) depended[#depended + 1] = { ... } end
+            core.cache_skip = function() end
+            core.cache_invalidate = function() end
+            core.answer("[]")
+            db.select("trips", { filters = { id = 7 }, columns = { "id",
+                { embed = "trip_collaborators", on = { { "trip_id", "id" } } } } })
+            assert.are.same({ { "trips/7", "trips/*", "trip_collaborators" } }, depended)
+            -- db.select's own cache: the entry is stored with the same tags
+            local stored
+            core.cache_get = function() return nil end
+            core.cache_set = function(_, _, _, _, _, _, tags) stored = tags end
+            core.answer("[]")
+            db.select("trips", { cache = { ttl = 5, scope = "user" }, columns = {
+                { embed = "users", on = { { "id", "user_id" } }, one = true } } })
+            assert.are.same({ "trips", "users" }, stored)
+        end)
+
         it("passes tide.core errors through unchanged", function()
             core.answer(nil, DB_ERR)
             local rows, err = db.select("trips")
@@ -241,6 +263,32 @@ describe("tide.db", function()
             assert.are.equal("22P02", err2.code)
         end)
 
+        it("counted writes return the rows and info.n; an empty list counts 0", function()
+            core.answer('2 - []')
+            local rows, info = db.delete("trips", { filters = { user_id = "u" }, counted = true,
+                                                    columns = false })
+            assert.are.equal("[]", json.encode(rows))
+            assert.are.same({ n = 2 }, info)
+            local raw, info2 = db.insert("trips", json.array {}, { counted = true, raw = true })
+            assert.are.equal("[]", raw.text)
+            assert.are.same({ n = 0 }, info2)
+        end)
+
+        it("maps a write rolled back past max_affected to TIDE_MAX_AFFECTED", function()
+            core.answer(nil, { code = "22P02", status = 400, message =
+                'invalid input syntax for type integer: "tide: max-affected write matched 7 rows"' })
+            local rows, err = db.delete("trips", { filters = { user_id = "u" }, max_affected = 5 })
+            assert.is_nil(rows)
+            assert.are.equal("TIDE_MAX_AFFECTED", err.code)
+            assert.are.equal(400, err.status)
+            assert.are.equal(7, err.affected)
+            -- the same text without max_affected is the database's error, passed through
+            core.answer(nil, { code = "22P02", status = 400, message =
+                'invalid input syntax for type integer: "tide: max-affected write matched 7 rows"' })
+            local _, err2 = db.delete("trips", { filters = { user_id = "u" } })
+            assert.are.equal("22P02", err2.code)
+        end)
+
         it("upsert needs on_conflict unless ignore = true", function()
             assert.has_error(function() db.upsert("t", { a = 1 }) end)
             db.upsert("t", { a = 1, b = 2 }, { on_conflict = "a" })
@@ -273,6 +321,21 @@ describe("tide.db", function()
             assert.are.equal("UPDATE x SET a = $1 WHERE id = $2 RETURNING id", call.sql)
             assert.are.same({ n = 3, '{"k":1}', json.null, 5 }, call.params)
             assert.is_falsy(call.opts.json)
+        end)
+
+        it("sql with rpc = fn is routed and tagged as an rpc of fn", function()
+            routing.tables.heavy_fn = { rpc = "session", sql = "transaction" }
+            core.answer({ rows = { { body = "1" } } })
+            local rows = db.sql("SELECT heavy_fn() AS body", nil, { rpc = "heavy_fn" })
+            assert.are.same({ { body = "1" } }, rows)
+            assert.are.equal("session", core.calls[1].upstream)
+            assert.are.equal("rpc", core.calls[1].opts.kind)
+            assert.are.equal("heavy_fn", core.calls[1].opts.table)
+            core.answer({ rows = {} })
+            db.sql("SELECT 1")
+            assert.are.equal("sql", core.calls[2].opts.kind)
+            assert.is_nil(core.calls[2].opts.table)
+            assert.has_error(function() db.sql("SELECT 1", nil, { rpc = 7 }) end)
         end)
 
         it("sql passes errors through and refuses non-string statements", function()
