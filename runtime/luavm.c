@@ -42,6 +42,7 @@ struct tide_vm {
     ev_idle gc_idle;         /* collects in steps after a request left much garbage */
     int gc_floor_kb;         /* heap size after the last full collection */
     int gc_peak_kb;          /* heap size when the idle collection started */
+    int gc_cycles;           /* cycles the idle collection has completed */
 };
 
 #define GC_GROWTH_KB (16 * 1024)   /* collect on idle once the heap is this far above its floor */
@@ -250,18 +251,20 @@ void tide_vm_unref(tide_vm *vm)
 
 /* ---- collection on idle ---------------------------------------------------------------- */
 
-/* Runs collection steps for at most GC_SLICE; when the cycle completes, records the new floor
- * and, if the cycle freed much, trims the C heap too. (tide_vm_unref stops the watcher.) */
+/* Runs collection steps for at most GC_SLICE; when the second cycle completes, records the new
+ * floor and, if the cycles freed much, trims the C heap too. Two: the cycle under way when the
+ * request ended may have marked its garbage while the request still held it, so it frees
+ * nothing of it; only a cycle that starts after the request is sure to. (tide_vm_unref stops
+ * the watcher.) */
 static void gc_on_idle(struct ev_loop *loop, ev_idle *w, int revents)
 {
     (void)revents;
     tide_vm *vm = w->data;
     double until = ev_time() + GC_SLICE;
-    int done;
     do
-        done = lua_gc(vm->L, LUA_GCSTEP, GC_STEP_KB);
-    while (!done && ev_time() < until);
-    if (!done) return;
+        if (lua_gc(vm->L, LUA_GCSTEP, GC_STEP_KB) && ++vm->gc_cycles == 2) break;
+    while (ev_time() < until);
+    if (vm->gc_cycles < 2) return;
     ev_idle_stop(loop, w);
     vm->gc_floor_kb = lua_gc(vm->L, LUA_GCCOUNT, 0);
     if (vm->gc_peak_kb - vm->gc_floor_kb >= GC_TRIM_KB) malloc_trim(0);
@@ -277,6 +280,7 @@ static void gc_check(tide_vm *vm)
         return;
     }
     vm->gc_peak_kb = kb;
+    vm->gc_cycles = 0;
     ev_idle_start(vm->app->loop, &vm->gc_idle);
 }
 

@@ -99,13 +99,24 @@ for _, kv in ipairs({ { "resolution", "merge-duplicates" }, { "resolution", "ign
     PREFS[kv[1] .. "=" .. kv[2]] = kv
 end
 
+-- s without its leading and trailing white space, in linear time whatever s holds (the usual
+-- "^%s*(.-)%s*$" backtracks: quadratic on a run of blanks inside a 16 KiB header).
+local function trim(s)
+    local j = find(s, "%S%s*$")
+    if j == nil then
+        return ""
+    end
+    return sub(s, match(s, "^%s*()"), j)
+end
+_M.trim = trim
+
 function _M.preferences(header)
     local p = { invalid = {} }
     if type(header) ~= "string" then
         return p
     end
     for item in gmatch(header, "[^,]+") do
-        item = match(item, "^%s*(.-)%s*$")
+        item = trim(item)
         local kv = PREFS[item]
         if kv then
             if p[kv[1]] == nil then

@@ -106,7 +106,7 @@ local function name_list(text, what)
             i = match(text, "^%s*()", j)
         else
             local e = find(text, ",", s, true) or (len + 1)
-            name = match(sub(text, s, e - 1), "^(.-)%s*$")
+            name = rhttp.trim(sub(text, s, e - 1))
             i = e
         end
         if name == "" then

@@ -102,11 +102,13 @@ local write = require "_rest_write"      -- POST, PATCH, DELETE: see there
 
 return {
     ["GET /rest/v1/:table"] = read,
+    ["HEAD /rest/v1/:table"] = read,     -- the GET's headers (Content-Range: counts), no body
     ["POST /rest/v1/:table"] = write.insert,
     ["PATCH /rest/v1/:table"] = write.update,
     ["DELETE /rest/v1/:table"] = write.delete,
     -- functions (scripts/_rest_rpc.lua); "rpc" is a static segment, so it wins over :table
     ["GET /rest/v1/rpc/:fn"] = rpc.get,
+    ["HEAD /rest/v1/rpc/:fn"] = rpc.get,
     ["POST /rest/v1/rpc/:fn"] = rpc.post,
     ["PATCH /rest/v1/rpc/:fn"] = rpc.refuse,
     ["PUT /rest/v1/rpc/:fn"] = rpc.refuse,

@@ -1,7 +1,9 @@
 /* fuzz_rest.c - libFuzzer target for the /rest/v1 query-string grammar (scripts/_rest_parse.lua,
- * PostgREST's language): parse.request(qs), and the split of a GET /rest/v1/rpc query into
- * arguments and the rest (scripts/_rest_rpc.lua), on any bytes up to the HTTP head limit, in a
- * LuaJIT state of its own. The Lua code is not instrumented, so this target's strength is its bounds:
+ * PostgREST's language): parse.request(qs), the split of a GET /rest/v1/rpc query into
+ * arguments and the rest (scripts/_rest_rpc.lua), and the same bytes as a Prefer and an Accept
+ * header (scripts/_rest_http.lua) and a columns= list (_rest_write.lua), on any bytes up to the
+ * HTTP head limit, in a LuaJIT state of its own. The Lua code is not instrumented, so this
+ * target's strength is its bounds:
  * libFuzzer's -timeout catches an input whose parse is not fast (nesting is bounded, scanning
  * linear), -rss_limit_mb one that holds too much. Checks that hostile input never raises (only
  * nil, err with a PostgREST-shaped error) and that what parses respects the bounds (select
@@ -13,6 +15,8 @@ static const char check_src[] =
     "package.path = 'bindings/?.lua;scripts/?.lua;' .. package.path\n"
     "local parse = require '_rest_parse'\n"
     "local rpc = require '_rest_rpc'\n"
+    "local rhttp = require '_rest_http'\n"
+    "local write = require '_rest_write'\n"
     "local function depth(nodes, d)\n"
     "  local m = d\n"
     "  for _, n in ipairs(nodes or {}) do\n"
@@ -44,6 +48,16 @@ static const char check_src[] =
     "    assert(#names <= rpc.MAX_ARGS and #rest <= #s, 'arguments beyond the bound')\n"
     "    for _, n in ipairs(names) do assert(keys[n], 'a name that is not a key') end\n"
     "  end\n"
+    "  -- the same bytes as request headers and a columns= list\n"
+    "  local pok, p = pcall(rhttp.preferences, s)\n"
+    "  assert(pok and type(p) == 'table' and #p.invalid <= #s, 'preferences: ' .. tostring(p))\n"
+    "  local nok, shape, nerr = pcall(rhttp.negotiate, s, rhttp.ANY)\n"
+    "  assert(nok, 'negotiate raised: ' .. tostring(shape))\n"
+    "  assert(shape ~= nil or (type(nerr) == 'table' and nerr.status == 406), 'negotiate: no 406')\n"
+    "  local lok, list, lerr = pcall(write._name_list, s, 'columns')\n"
+    "  assert(lok, 'name_list raised: ' .. tostring(list))\n"
+    "  assert(list == nil and type(lerr) == 'table' and lerr.status == 400 or\n"
+    "         #list <= write.MAX_NAMES, 'name_list: beyond the bound or no 400')\n"
     "  local ok, req, err = pcall(parse.request, s)\n"
     "  assert(ok, 'parse.request raised: ' .. tostring(req))\n"
     "  if req == nil then\n"

@@ -147,6 +147,18 @@ check('range.count_exact', async ({ A, env }) => {
   eq(names(lim.data), ['alpha', 'bravo'], 'limit 2')
 })
 
+check('count.head', async ({ A, B, env }) => {
+  // head: true sends HEAD: the count from Content-Range, no rows
+  const res = await A.from('trips').select('*', { count: 'exact', head: true }).eq('destination', env.tag)
+    .lt('travelers', READ.lt)
+  if (res.error) fail(`head: ${show(res.error)}`)
+  eq(res.count, 5, "A's count")
+  eq(res.data, null, 'no rows')
+  const theirs = await B.from('trips').select('*', { count: 'exact', head: true }).eq('destination', env.tag)
+    .lt('travelers', READ.lt)
+  eq(theirs.count, 3, "B's count (RLS)")
+})
+
 check('single', async ({ A, env }) => {
   const res = await A.from('trips').select('name,travelers').eq('destination', env.tag).eq('name', 'alpha').single()
   ok(res, 200, 'single')
