@@ -244,7 +244,7 @@ TEST(pipelined_jobs_complete_in_order_each_with_its_own_outcome)
     CHECK_EQ_INT(live_pool(loop, dsn, 5, &p), 0);
     live o[NLIVE];
     tide_pgjob jobs[NLIVE];
-    char a[NLIVE][8];
+    char a[NLIVE][12];
     const char *vals[NLIVE][2];
     memset(o, 0, sizeof o);
     memset(jobs, 0, sizeof jobs);
