@@ -191,25 +191,16 @@ local function choose(cache, name, keys, names, single, post)
     return nil, not_found(cache, name, names, single, post, overloads)
 end
 
--- choose, re-reading the catalog once (rate limited) when nothing fits.
+-- choose, re-reading the catalog once (rate limited: schema.with_retry) when no function of
+-- that name is known (PGRST202). Returns f, cache or nil, err.
 local function resolve(name, keys, names, single, post)
-    local cache, err = schema.get()
-    if not cache then return nil, err end
-    for attempt = 1, 2 do
-        local f
-        f, err = choose(cache, name, keys, names, single, post)
+    return schema.with_retry(function(cache)
+        local f, err = choose(cache, name, keys, names, single, post)
         if f then
             return f, cache
         end
-        if attempt == 2 or err.code ~= "PGRST202" then
-            break
-        end
-        local fresh, ferr = schema.refresh()
-        if fresh == nil then return nil, ferr end
-        if not fresh then break end
-        cache = schema.get()
-    end
-    return nil, err
+        return nil, err, err.code == "PGRST202"
+    end)
 end
 
 ---------------------------------------------------------------------------------------------

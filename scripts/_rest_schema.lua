@@ -50,6 +50,10 @@
 --       callable = false when an argument has no name (PostgREST's rule, except a lone
 --                 json/jsonb one) }
 --   schema.refresh() -> true if re-read now (nil, err on failure), false if too recent
+--   schema.with_retry(try) -> try(cache)'s a, b | nil, err: a name the cache does not know
+--                                       re-reads the catalog once (refresh), then try again
+--   schema.with_table(name, check) -> tinfo, planned | nil, err: with_retry on one table
+--                                       (404 PGRST205 when the cache does not hold it)
 --   schema._set(loader, now, policy, generation) -> for unit specs; loader(schema_name, what)
 --                                       answers the catalog's JSON text, what = nil (tables)
 --                                       or "functions"; generation: a function (default
@@ -59,6 +63,7 @@ local db = require "tide.db"
 local json = require "tide.json"
 local http = require "tide.http"
 local lazy = require "tide.lazy"
+local rerr = require "_rest_errors"
 
 local type, ipairs, pcall, require = type, ipairs, pcall, require
 
@@ -344,6 +349,42 @@ function _M.refresh()
         return nil, err
     end
     return true
+end
+
+-- Runs try(cache) -> a, b on success (a ~= nil) | nil, err, stale. When try fails with stale
+-- set (a name the cache may not know: added since it was read), the catalog is re-read once -
+-- at most every refresh_after seconds (refresh), so a client cannot make tide read it more
+-- often - and try runs again on the new cache. Returns a, b, or nil, err: try's last error,
+-- or the re-read's own when it failed. The one place reads, writes and functions retry.
+function _M.with_retry(try)
+    local c, err = _M.get()
+    if not c then return nil, err end
+    local a, b, stale = try(c)
+    if a ~= nil or not stale then
+        return a, b
+    end
+    local fresh, ferr = _M.refresh()
+    if fresh == nil then return nil, ferr end
+    if not fresh then return nil, b end      -- read too recently: try's error stands
+    a, b = try(_M.get())
+    return a, b
+end
+
+-- with_retry on the table name: check(tinfo, cache) -> planned | nil, err, stale runs on its
+-- entry; a table the cache does not hold is 404 PGRST205, and stale. Returns tinfo, planned
+-- or nil, err.
+function _M.with_table(name, check)
+    return _M.with_retry(function(c)
+        local tinfo = c.tables[name]
+        if not tinfo then
+            return nil, rerr.table_not_found(c.schema, name), true
+        end
+        local planned, err, stale = check(tinfo, c)
+        if planned ~= nil then
+            return tinfo, planned
+        end
+        return nil, err, stale
+    end)
 end
 
 function _M._set(loader, clock, p, gen)

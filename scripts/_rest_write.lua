@@ -136,36 +136,6 @@ _M._name_list = name_list
 ---------------------------------------------------------------------------------------------
 -- the table and the request's names, against the schema cache
 
--- Runs check(tinfo) -> planned | nil, err, stale. When the table is unknown, or check says a
--- name is (stale), the schema cache is re-read once (at most every refresh_after seconds:
--- _rest_schema) and check runs again. Returns tinfo, planned or nil, err.
-local function with_table(name, check)
-    local cache, err = schema.get()
-    if not cache then return nil, err end
-    for attempt = 1, 2 do
-        local tinfo = cache.tables[name]
-        local stale = true
-        if tinfo then
-            local planned
-            planned, err, stale = check(tinfo)
-            if planned ~= nil then
-                return tinfo, planned
-            end
-        else
-            err = rerr.table_not_found(cache.schema, name)
-        end
-        if attempt == 1 and stale then
-            local fresh, ferr = schema.refresh()
-            if fresh == nil then return nil, ferr end
-            if not fresh then break end
-            cache = schema.get()
-        else
-            break
-        end
-    end
-    return nil, err
-end
-
 -- nil, PGRST204, stale for a name that is not a column of tinfo (or a hidden one).
 local function check_names(tinfo, list)
     for i = 1, #list do
@@ -481,28 +451,55 @@ local function names_param(req, key)
     return true, list
 end
 
+-- What POST and PATCH start with: start(), then the body and columns= (w.body, w.cols).
+-- Returns w or nil, err.
+local function start_payload(req, kind)
+    local w, err = start(req, kind)
+    if not w then return nil, err end
+    w.body, err = body_of(req)
+    if w.body == nil then return nil, err end
+    local ok, cols = names_param(req, "columns")
+    if not ok then return nil, cols end
+    w.cols = cols
+    return w
+end
+
+-- The table and the write planned against it (schema.with_table, so an unknown name re-reads
+-- the catalog once): select= and the filters' names (plan_query), then payload(tinfo) ->
+-- planned | nil, err, stale (none for DELETE). Sets w.tinfo and w.columns (what RETURNING
+-- lists); returns planned or nil, err.
+local function plan_table(req, w, payload)
+    local tinfo, planned = schema.with_table(req.params.table, function(t)
+        local opts, e, stale = plan_query(w.q, t)
+        if not opts then return nil, e, stale end
+        local out = {}
+        if payload then
+            out, e, stale = payload(t)
+            if not out then return nil, e, stale end
+        end
+        out.columns = opts.columns
+        return out
+    end)
+    if not tinfo then return nil, planned end
+    w.tinfo, w.columns = tinfo, planned.columns
+    return planned
+end
+
 ---------------------------------------------------------------------------------------------
 -- handlers
 
 function _M.insert(req)
-    local w, err = start(req, "insert")
+    local w, err = start_payload(req, "insert")
     if not w then return nil, err end
     local p = w.prefs
-    local body
-    body, err = body_of(req)
-    if body == nil then return nil, err end
-    local ok, cols = names_param(req, "columns")
-    if not ok then return nil, cols end
-    local target
-    ok, target = names_param(req, "on_conflict")
+    local ok, target = names_param(req, "on_conflict")
     if not ok then return nil, target end
     local policy = schema.policy()
     local max_rows = policy.max_insert_rows or DEFAULT_MAX_INSERT_ROWS
     local defaults = p.missing == "default"
 
-    local tinfo, planned = with_table(req.params.table, function(t)
-        local opts, e, stale = plan_query(w.q, t)
-        if not opts then return nil, e, stale end
+    local planned
+    planned, err = plan_table(req, w, function(t)
         if target ~= nil then
             for i = 1, #target do
                 if t.columns[target[i]] == nil then
@@ -511,13 +508,12 @@ function _M.insert(req)
                 end
             end
         end
-        local rows
-        rows, e, stale = insert_rows(body, t, cols, defaults, max_rows)
+        local rows, e, stale = insert_rows(w.body, t, w.cols, defaults, max_rows)
         if not rows then return nil, e, stale end
-        return { rows = rows, columns = opts.columns }
+        return { rows = rows }
     end)
-    if not tinfo then return nil, planned end
-    w.tinfo, w.columns = tinfo, planned.columns
+    if not planned then return nil, err end
+    local tinfo = w.tinfo
 
     local conflict = target or tinfo.pkey
     local upsert = p.resolution ~= nil and conflict ~= nil
@@ -557,28 +553,21 @@ local function write_filters(tinfo, q, verb)
 end
 
 function _M.update(req)
-    local w, err = start(req, "update")
+    local w, err = start_payload(req, "update")
     if not w then return nil, err end
     local p = w.prefs
-    local body
-    body, err = body_of(req)
-    if body == nil then return nil, err end
-    local ok, cols = names_param(req, "columns")
-    if not ok then return nil, cols end
 
-    local tinfo, planned = with_table(req.params.table, function(t)
-        local opts, e, stale = plan_query(w.q, t)
-        if not opts then return nil, e, stale end
-        local patch, dflt
-        patch, dflt, stale = update_patch(body, t, cols, p.missing == "default")
+    local planned
+    planned, err = plan_table(req, w, function(t)
+        local patch, dflt, stale = update_patch(w.body, t, w.cols, p.missing == "default")
         if not patch then return nil, dflt, stale end
-        return { patch = patch, defaults = dflt, columns = opts.columns }
+        return { patch = patch, defaults = dflt }
     end)
-    if not tinfo then return nil, planned end
+    if not planned then return nil, err end
+    local tinfo = w.tinfo
     local where
     where, err = write_filters(tinfo, w.q, "UPDATE")
     if not where then return nil, err end
-    w.tinfo, w.columns = tinfo, planned.columns
     w.noop = next(planned.patch) == nil and planned.defaults == nil
     w.applies = { missing = true, ["return"] = true, count = true, handling = true,
                   max_affected = true }
@@ -591,14 +580,13 @@ end
 function _M.delete(req)
     local w, err = start(req, "delete")
     if not w then return nil, err end
-    local tinfo, planned = with_table(req.params.table, function(t)
-        return plan_query(w.q, t)
-    end)
-    if not tinfo then return nil, planned end
+    local planned
+    planned, err = plan_table(req, w)
+    if not planned then return nil, err end
+    local tinfo = w.tinfo
     local where
     where, err = write_filters(tinfo, w.q, "DELETE")
     if not where then return nil, err end
-    w.tinfo, w.columns = tinfo, planned.columns
     w.applies = { ["return"] = true, count = true, handling = true, max_affected = true }
     return finish(req, w, function(opts)
         opts.filters, opts.all = where.filters, where.all

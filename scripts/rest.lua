@@ -32,29 +32,15 @@ local rhttp = require "_rest_http"
 local rpc = require "_rest_rpc"
 
 -- The table's schema-cache entry and the select options, re-reading the catalog once (rate
--- limited) when a name is unknown. Returns tinfo, opts or nil, err.
+-- limited: schema.with_table) when a name is unknown. Returns tinfo, opts or nil, err.
 local function prepare(name, req)
-    local cache, err = schema.get()
-    if not cache then return nil, err end
-    for attempt = 1, 2 do
-        local tinfo = cache.tables[name]
-        local opts
-        if tinfo then
-            opts, err = plan.select(req, tinfo, cache)
-            if opts then
-                return tinfo, opts
-            end
-        else
-            err = rerr.table_not_found(cache.schema, name)
+    return schema.with_table(name, function(tinfo, cache)
+        local opts, err = plan.select(req, tinfo, cache)
+        if opts then
+            return opts
         end
-        if attempt == 1 then
-            local fresh, ferr = schema.refresh()
-            if fresh == nil then return nil, ferr end
-            if not fresh then break end
-            cache = schema.get()
-        end
-    end
-    return nil, err
+        return nil, err, true
+    end)
 end
 
 local function read(req)

@@ -1,5 +1,6 @@
 -- spec/helpers/api.lua - fixtures on top of http/env: a user with a profile, a trip, and
--- `call(user, method, path, body)` for requests as that user (nil user = anonymous).
+-- `call(user, method, path, body)` for requests as that user (nil user = anonymous), and
+-- field/ids/has over lists of rows.
 
 local http = require "spec.helpers.http"
 local env = require "spec.helpers.env"
@@ -39,11 +40,20 @@ function _M.share(owner, trip_id, other, level)
     return body
 end
 
+-- The values of field k of a list of rows, in order (each passed through f when given).
+function _M.field(rows, k, f)
+    local out = {}
+    for i, r in ipairs(rows) do
+        local v = r[k]
+        if f then v = f(v) end
+        out[i] = v
+    end
+    return out
+end
+
 -- The ids of a list of rows, in order.
 function _M.ids(rows)
-    local out = {}
-    for i, r in ipairs(rows) do out[i] = r.id end
-    return out
+    return _M.field(rows, "id")
 end
 
 -- True when rows contain one whose id is id.

@@ -6,11 +6,12 @@
 
 local env = require "spec.helpers.env"
 local api = require "spec.helpers.api"
+local rest = require "spec.helpers.rest"
 
 local CSV = { Accept = "text/csv" }
 
 local function get(user, query, headers)
-    return api.call(user, "GET", "/rest/v1/" .. query, nil, headers or CSV)
+    return rest.get(user, query, headers or CSV)
 end
 
 describe("/rest/v1 text/csv", function()

@@ -14,41 +14,13 @@
 local env = require "spec.helpers.env"
 local api = require "spec.helpers.api"
 local fault = require "spec.helpers.fault"
+local rest = require "spec.helpers.rest"
 local cjson = require "cjson"
 
 local call = api.call
 local null = cjson.null
-
-local function get(user, query, headers)
-    return call(user, "GET", "/rest/v1/" .. query, nil, headers)
-end
-
-local function is_error(status, body, want_status, code)
-    assert.are.equal(want_status, status, cjson.encode(body))
-    assert.are.equal(code, body.code)
-    assert.is_string(body.message)
-    assert.is_not_nil(body.details)
-    assert.is_not_nil(body.hint)
-end
-
--- The values of field k of rows, sorted (embedded rows come in no particular order).
-local function pluck(rows, k)
-    local out = {}
-    for i, r in ipairs(rows) do out[i] = tostring(r[k]) end
-    table.sort(out)
-    return out
-end
-
-local function sorted(t)
-    table.sort(t)
-    return t
-end
-
-local function keys(t)
-    local out = {}
-    for k in pairs(t) do out[#out + 1] = k end
-    return sorted(out)
-end
+local get, is_error, pluck, sorted, keys = rest.get, rest.is_error, rest.pluck, rest.sorted,
+                                           rest.keys
 
 describe("/rest/v1 embedding", function()
     local a, b, c, t1, t2, t3, t4, dest

@@ -12,14 +12,13 @@ local api = require "spec.helpers.api"
 local fault = require "spec.helpers.fault"
 local http = require "spec.helpers.http"
 local spawn = require "spec.helpers.spawn"
+local rest = require "spec.helpers.rest"
 
 -- A NOTIFY must be served within a second (ASan's build, with TIDE_TEST_SLOWDOWN=4, gets
 -- four).
 local WITHIN = 1.0 * (tonumber(os.getenv("TIDE_TEST_SLOWDOWN")) or 1)
 
-local function get(user, query)
-    return api.call(user, "GET", "/rest/v1/" .. query)
-end
+local get = rest.get
 
 local function rest_stats()
     return fault.stats().rest or {}

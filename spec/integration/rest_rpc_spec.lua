@@ -8,33 +8,11 @@
 
 local env = require "spec.helpers.env"
 local api = require "spec.helpers.api"
+local rest = require "spec.helpers.rest"
 local cjson = require "cjson"
 
 local call = api.call
-
-local function post(user, fn, body, headers, query)
-    return call(user, "POST", "/rest/v1/rpc/" .. fn .. (query and ("?" .. query) or ""), body,
-                headers)
-end
-
-local function get(user, fn, query, headers)
-    return call(user, "GET", "/rest/v1/rpc/" .. fn .. (query and ("?" .. query) or ""), nil,
-                headers)
-end
-
-local function is_error(status, body, want_status, code)
-    assert.are.equal(want_status, status, cjson.encode(body))
-    assert.are.equal(code, body.code)
-    assert.is_string(body.message)
-    assert.is_not_nil(body.details)
-    assert.is_not_nil(body.hint)
-end
-
-local function names(rows)
-    local out = {}
-    for i, r in ipairs(rows) do out[i] = r.name end
-    return out
-end
+local post, get, is_error, names = rest.rpc_post, rest.rpc_get, rest.is_error, rest.names
 
 describe("/rest/v1/rpc", function()
     local a, b

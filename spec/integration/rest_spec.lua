@@ -7,38 +7,10 @@
 
 local env = require "spec.helpers.env"
 local api = require "spec.helpers.api"
+local rest = require "spec.helpers.rest"
 
-local call = api.call
-
--- Percent-encodes a query value (keeps PostgREST's punctuation readable).
-local function enc(s)
-    return (s:gsub("[^%w%-%._~,%(%)%*:!]", function(c)
-        return string.format("%%%02X", string.byte(c))
-    end))
-end
-
-local function get(user, query, headers)
-    return call(user, "GET", "/rest/v1/" .. query, nil, headers)
-end
-
-local function names(rows)
-    local out = {}
-    for i, r in ipairs(rows) do out[i] = r.name end
-    return out
-end
-
-local function sorted(t)
-    table.sort(t)
-    return t
-end
-
-local function is_error(status, body, want_status, code)
-    assert.are.equal(want_status, status, require("cjson").encode(body))
-    assert.are.equal(code, body.code)
-    assert.is_string(body.message)
-    assert.is_not_nil(body.details)          -- present (JSON null decodes to cjson.null)
-    assert.is_not_nil(body.hint)
-end
+local enc, get, names, sorted, is_error = rest.enc, rest.get, rest.names, rest.sorted,
+                                          rest.is_error
 
 describe("/rest/v1 reads", function()
     local a, b, dest, q

@@ -9,48 +9,17 @@
 
 local env = require "spec.helpers.env"
 local api = require "spec.helpers.api"
+local rest = require "spec.helpers.rest"
 local cjson = require "cjson"
 
 local call = api.call
 local null = cjson.null
+local post, patch, delete, get = rest.post, rest.patch, rest.delete, rest.get
+local is_error, count = rest.is_error, rest.count
 
-local function post(user, query, body, headers)
-    return call(user, "POST", "/rest/v1/" .. query, body, headers)
-end
-
-local function patch(user, query, body, headers)
-    return call(user, "PATCH", "/rest/v1/" .. query, body, headers)
-end
-
-local function delete(user, query, headers)
-    return call(user, "DELETE", "/rest/v1/" .. query, nil, headers)
-end
-
-local function get(user, query, headers)
-    return call(user, "GET", "/rest/v1/" .. query, nil, headers)
-end
-
-local function is_error(status, body, want_status, code)
-    assert.are.equal(want_status, status, cjson.encode(body))
-    assert.are.equal(code, body.code, cjson.encode(body))
-    assert.is_string(body.message)
-    assert.is_not_nil(body.details)
-    assert.is_not_nil(body.hint)
-end
-
+-- The rows' names, sorted (rows a write returns come in no particular order).
 local function names(rows)
-    local out = {}
-    for i, r in ipairs(rows) do out[i] = r.name end
-    table.sort(out)
-    return out
-end
-
--- The number of user's rows of tbl matching query (exact count from Content-Range).
-local function count(user, tbl, query)
-    local status, _, h = get(user, tbl .. "?select=id&limit=0&" .. query,
-                             { Prefer = "count=exact" })
-    assert.is_true(status == 200 or status == 206, tostring(status))
-    return tonumber(h["content-range"]:match("/(%d+)$"))
+    return rest.sorted(rest.names(rows))
 end
 
 local function mark()

@@ -2,8 +2,9 @@
 -- move (NOTIFY pgrst, 'reload schema' or a new LISTEN session, through
 -- core.schema_generation()): one catalog read per move however many requests follow, the old
 -- cache served while a read runs and after a failed one, and an older read never replacing
--- a newer one. The catalog is a fake loader (coroutines stand in for requests that wait on
--- the database).
+-- a newer one; and with_retry / with_table, the one retry reads, writes and functions share:
+-- an unknown name re-reads the catalog once, at most every refresh_after seconds. The catalog
+-- is a fake loader (coroutines stand in for requests that wait on the database).
 
 local schema = require "_rest_schema"
 
@@ -103,5 +104,85 @@ describe("_rest_schema generations", function()
         assert.is_truthy(c.tables.new)
         assert.is_nil(c.tables.old)
         assert.are.equal(3, reads)
+    end)
+end)
+
+describe("_rest_schema with_retry and with_table", function()
+    local clock, reads, tables, fail
+
+    local function loader(_, what)
+        if what == "functions" then return "[]" end
+        reads = reads + 1
+        if fail then return nil, { code = "08006", status = 503 } end
+        return catalog(unpack(tables))
+    end
+
+    before_each(function()
+        clock, reads, tables, fail = 100, 0, { "trips" }, false
+        schema._set(loader, function() return clock end,
+                    { schemas = { "public" }, max_rows = 1000, refresh_after = 5, hide = {} })
+    end)
+
+    after_each(function()
+        schema._set()
+    end)
+
+    local function plan_ok(tinfo) return { name = tinfo.name } end
+
+    it("a known table: planned on the cache as read, no re-read", function()
+        local tinfo, planned = schema.with_table("trips", plan_ok)
+        assert.are.equal("trips", tinfo.name)
+        assert.are.same({ name = "trips" }, planned)
+        assert.are.equal(1, reads)
+    end)
+
+    it("an unknown table re-reads the catalog once, then answers from the new cache",
+       function()
+        schema.get()
+        clock, tables = 106, { "trips", "late" }
+        local tinfo = schema.with_table("late", plan_ok)
+        assert.are.equal("late", tinfo.name)
+        assert.are.equal(2, reads)
+    end)
+
+    it("re-reads at most every refresh_after seconds; then 404 PGRST205", function()
+        schema.get()
+        clock = 102                                        -- read 2 s ago: too recent
+        local tinfo, err = schema.with_table("late", plan_ok)
+        assert.is_nil(tinfo)
+        assert.are.equal(404, err.status)
+        assert.are.equal("PGRST205", err.code)
+        assert.are.equal(1, reads)
+        clock = 106
+        tinfo, err = schema.with_table("late", plan_ok)  -- still unknown after the re-read
+        assert.is_nil(tinfo)
+        assert.are.equal("PGRST205", err.code)
+        assert.are.equal(2, reads)
+        tinfo = schema.with_table("late", plan_ok)       -- and not read again at once
+        assert.is_nil(tinfo)
+        assert.are.equal(2, reads)
+    end)
+
+    it("only a stale failure re-reads; a failed re-read answers its own error", function()
+        schema.get()
+        clock = 106
+        local calls = 0
+        local a, err = schema.with_retry(function()
+            calls = calls + 1
+            return nil, "bad", false
+        end)
+        assert.is_nil(a)
+        assert.are.equal("bad", err)
+        assert.are.equal(1, calls)
+        assert.are.equal(1, reads)
+        fail = true
+        a, err = schema.with_retry(function()
+            calls = calls + 1
+            return nil, "unknown", true
+        end)
+        assert.is_nil(a)
+        assert.are.equal("08006", err.code)
+        assert.are.equal(2, calls)
+        assert.are.equal(2, reads)
     end)
 end)
