@@ -75,7 +75,7 @@
 #   BENCH_HTTP_PORT 18180, BENCH_ADMIN_PORT 18181, BENCH_DURATION 10, BENCH_WARMUP 3,
 #   BENCH_PG_CLIENTS "4 8 16 32 64", BENCH_PG_DURATION 5, BENCH_PG_WARMUP 2, BENCH_CONNS 64,
 #   BENCH_POOL (policy: the repository's policies/resilience.lua decides - pool.size 0, auto:
-#   6 per CPU; a number: that size for every upstream), BENCH_PIPELINE (policy; a number:
+#   3 per CPU; a number: that size for every upstream), BENCH_PIPELINE (policy; a number:
 #   every pool's pipeline depth), BENCH_THREADS 2,
 #   BENCH_IDLE_CONNS 10000, BENCH_STOP (unset: keep the stack), BENCH_PROFILE (1: perf profile
 #   of tide during each measured run), BENCH_POOL_SWEEP (1: the pool sweep),
@@ -329,7 +329,7 @@ awk '
     }
   }' policies/routing.lua >"$GEN/routing-direct.lua"
 cp "$GEN/routing-direct.lua" "$B/bundle/policies/routing.lua"
-# Pool size: by default what tide picks for this machine (pool.size 0: 6 per CPU, from the pool
+# Pool size: by default what tide picks for this machine (pool.size 0: 3 per CPU, from the pool
 # sweep below; BENCH_POOL=N sets N for every upstream; the sweep measures other sizes for the
 # direct pool).
 POOL=${BENCH_POOL:-policy}

@@ -34,7 +34,7 @@ static const tide_setting resilience_table[] = {
     R("breaker", "half_open_probes", TIDE_SET_INT, 1, 100, 2, breaker.half_open_probes,
       "calls let through half-open; that many successes close it"),
     R("pool", "size", TIDE_SET_INT, 0, 256, 0, pool.size,
-      "most connections open at once (0: auto, 6 per CPU between 4 and 64)"),
+      "most connections open at once (0: auto, 3 per CPU between 4 and 64)"),
     R("pool", "acquire_timeout", TIDE_SET_NUMBER, 0.001, 600, 2.0, pool.acquire_timeout,
       "seconds to wait for a free connection (then 504)"),
     R("pool", "statement_timeout", TIDE_SET_NUMBER, 0.001, 3600, 5.0, pool.statement_timeout,
@@ -66,7 +66,7 @@ const tide_setting *tide_resilience_table(size_t *n)
 int tide_pool_size_auto(void)
 {
     long n = sysconf(_SC_NPROCESSORS_ONLN);
-    long size = 6 * (n >= 1 ? n : 1);
+    long size = 3 * (n >= 1 ? n : 1);
     return (int)(size < 4 ? 4 : size > 64 ? 64 : size);
 }
 

@@ -48,9 +48,11 @@ typedef struct tide_upstream {
 /* Default settings (used until a policy is loaded, and for keys a policy leaves out): the
  * defaults column of the policy's schema table, the one home of these values. */
 void tide_resilience_defaults(tide_resilience *r);
-/* pool.size 0 ("auto"): 6 connections per online CPU, between 4 and 64. Measured with `make
- * bench` (BENCH_POOL_SWEEP=1) on 2 cores: 8 to 16 connections beat 4 and beat 32-64 by 10-25%
- * (Postgres on the same cores: more backends than 4-8 per core only contend). */
+/* pool.size 0 ("auto"): 3 connections per online CPU, between 4 and 64. Measured with `make
+ * bench` (BENCH_ONLY=pool, point reads) on 2 quiet cores: 6 connections served 9484 req/s, 4
+ * 8782, 8 8412, 12 7397, 16 6003 - Postgres' own CPU per request grew from 121 us (6) to 204 us
+ * (16), as pgbench's per transaction grows past 8 clients: with tide and the load on the same
+ * cores, more backends than that only contend. */
 int tide_pool_size_auto(void);
 /* The policy's schema table (*n rows): section, key, type, bounds, default, offset. */
 const tide_setting *tide_resilience_table(size_t *n);

@@ -282,7 +282,7 @@ describe("policies/resilience.lua", function()
                     for field in pairs(fields) do
                         local key = n .. "." .. section .. "." .. field
                         if section == "pool" and field == "size" and e.pool.size == 0 then
-                            -- auto: tide prints what it resolved (6 per CPU, 4..64)
+                            -- auto: tide prints what it resolved (3 per CPU, 4..64)
                             local v = tonumber(printed[key])
                             assert.truthy(v and v >= 4 and v <= 64, key .. " = " ..
                                           tostring(printed[key]))
