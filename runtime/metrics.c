@@ -156,6 +156,13 @@ static void head(out *o, const char *name, const char *type, const char *help)
     put(o, "# HELP %s %s\n# TYPE %s %s\n", name, help, name, type);
 }
 
+/* A metric without labels: its HELP and TYPE lines and its one sample. */
+static void single(out *o, const char *name, const char *type, const char *help, long long v)
+{
+    head(o, name, type, help);
+    put(o, "%s %lld\n", name, v);
+}
+
 /* A label value with \, " and newline escaped (route templates rarely hold any). */
 static const char *esc(const char *s, char *buf, size_t cap)
 {
@@ -225,10 +232,9 @@ static void render_http(out *o, tide_app *app)
 {
     tide_http_stats h;
     tide_http_get_stats(app->http, &h);
-    head(o, "tide_http_connections_accepted_total", "counter", "Connections accepted.");
-    put(o, "tide_http_connections_accepted_total %lld\n", h.accepted);
-    head(o, "tide_http_connections_open", "gauge", "Connections open now.");
-    put(o, "tide_http_connections_open %lld\n", h.open);
+    single(o, "tide_http_connections_accepted_total", "counter",
+           "Connections accepted.", h.accepted);
+    single(o, "tide_http_connections_open", "gauge", "Connections open now.", h.open);
     head(o, "tide_http_rejected_total", "counter",
          "Requests and connections the HTTP layer refused, by reason.");
     put(o, "tide_http_rejected_total{reason=\"bad_request\"} %lld\n", h.rejected_400);
@@ -237,12 +243,11 @@ static void render_http(out *o, tide_app *app)
     put(o, "tide_http_rejected_total{reason=\"head_too_large\"} %lld\n", h.rejected_431);
     put(o, "tide_http_rejected_total{reason=\"busy\"} %lld\n", h.rejected_busy);
     put(o, "tide_http_rejected_total{reason=\"per_client\"} %lld\n", h.rejected_per_client);
-    head(o, "tide_http_aborted_total", "counter", "Requests whose client went away first.");
-    put(o, "tide_http_aborted_total %lld\n", h.aborted);
-    head(o, "tide_http_body_bytes", "gauge", "Request body bytes held now.");
-    put(o, "tide_http_body_bytes %lld\n", h.body_bytes);
-    head(o, "tide_inflight_requests", "gauge", "Requests running in the bundle now.");
-    put(o, "tide_inflight_requests %lld\n", app->inflight);
+    single(o, "tide_http_aborted_total", "counter",
+           "Requests whose client went away first.", h.aborted);
+    single(o, "tide_http_body_bytes", "gauge", "Request body bytes held now.", h.body_bytes);
+    single(o, "tide_inflight_requests", "gauge",
+           "Requests running in the bundle now.", app->inflight);
 }
 
 typedef struct class_ctx { out *o; const char *up; } class_ctx;
@@ -324,10 +329,8 @@ static void render_cache(out *o, tide_app *app)
 {
     tide_rcache_stats c;
     tide_rcache_get_stats(app, &c);
-    head(o, "tide_cache_enabled", "gauge", "1 when the result cache is on.");
-    put(o, "tide_cache_enabled %d\n", c.enabled);
-    head(o, "tide_cache_max_bytes", "gauge", "cache.max_bytes.");
-    put(o, "tide_cache_max_bytes %lld\n", c.max_bytes);
+    single(o, "tide_cache_enabled", "gauge", "1 when the result cache is on.", c.enabled);
+    single(o, "tide_cache_max_bytes", "gauge", "cache.max_bytes.", c.max_bytes);
     head(o, "tide_cache_entries", "gauge", "Entries held, by scope.");
     for (int i = 0; i < TIDE_SCOPES; i++)
         put(o, "tide_cache_entries{scope=\"%s\"} %lld\n", tide_cache_scope_names[i],
@@ -363,22 +366,20 @@ static void render_cache(out *o, tide_app *app)
         rf += c.scope[i].refreshes;
     }
     put(o, "tide_cache_not_modified_total %lld\n", nm);
-    head(o, "tide_cache_refreshes_total", "counter", "Background refreshes of stale entries.");
-    put(o, "tide_cache_refreshes_total %lld\n", rf);
-    head(o, "tide_cache_evictions_total", "counter", "Entries evicted to stay within max_bytes.");
-    put(o, "tide_cache_evictions_total %lld\n", c.evictions);
-    head(o, "tide_cache_invalidations_total", "counter", "Tags invalidated (writes, NOTIFYs).");
-    put(o, "tide_cache_invalidations_total %lld\n", c.invalidations);
-    head(o, "tide_cache_raced_total", "counter",
-         "Answers not stored because a write invalidated them while they were read.");
-    put(o, "tide_cache_raced_total %lld\n", c.raced);
-    head(o, "tide_cache_notifications_total", "counter", "NOTIFYs heard on cache.channel.");
-    put(o, "tide_cache_notifications_total %lld\n", c.heard);
-    head(o, "tide_cache_listen_up", "gauge",
-         "1 while the LISTEN connection is up (0 down, -1 no channel).");
-    put(o, "tide_cache_listen_up %d\n", c.hearing);
-    head(o, "tide_cache_listen_losses_total", "counter", "LISTEN connections lost.");
-    put(o, "tide_cache_listen_losses_total %lld\n", c.hearing_lost);
+    single(o, "tide_cache_refreshes_total", "counter",
+           "Background refreshes of stale entries.", rf);
+    single(o, "tide_cache_evictions_total", "counter",
+           "Entries evicted to stay within max_bytes.", c.evictions);
+    single(o, "tide_cache_invalidations_total", "counter",
+           "Tags invalidated (writes, NOTIFYs).", c.invalidations);
+    single(o, "tide_cache_raced_total", "counter",
+           "Answers not stored because a write invalidated them while they were read.", c.raced);
+    single(o, "tide_cache_notifications_total", "counter",
+           "NOTIFYs heard on cache.channel.", c.heard);
+    single(o, "tide_cache_listen_up", "gauge",
+           "1 while the LISTEN connection is up (0 down, -1 no channel).", c.hearing);
+    single(o, "tide_cache_listen_losses_total", "counter",
+           "LISTEN connections lost.", c.hearing_lost);
 }
 
 static long long count_fds(void)
@@ -433,19 +434,16 @@ static void render_process(out *o, tide_app *app)
     for (int i = 0; i < 2; i++)
         put(o, "tide_log_buffered_bytes{stream=\"%s\"} %lld\n", stream_names[i],
             streams[i]->buffered_bytes);
-    head(o, "tide_reloads_total", "counter", "Bundles swapped in (SIGHUP).");
-    put(o, "tide_reloads_total %lld\n", app->reloads);
-    head(o, "tide_reload_failures_total", "counter", "Bundles rejected on reload.");
-    put(o, "tide_reload_failures_total %lld\n", app->reload_failures);
-    head(o, "tide_routes", "gauge", "Routes the current bundle serves.");
-    put(o, "tide_routes %d\n", tide_vm_route_count(app->vm));
+    single(o, "tide_reloads_total", "counter", "Bundles swapped in (SIGHUP).", app->reloads);
+    single(o, "tide_reload_failures_total", "counter",
+           "Bundles rejected on reload.", app->reload_failures);
+    single(o, "tide_routes", "gauge",
+           "Routes the current bundle serves.", tide_vm_route_count(app->vm));
     head(o, "tide_event_loop_pass_seconds", "histogram",
          "How long each pass of the event loop kept every other request waiting.");
     hist(o, "tide_event_loop_pass_seconds", "", &loop_hist);
-    head(o, "process_resident_memory_bytes", "gauge", "Resident set size.");
-    put(o, "process_resident_memory_bytes %lld\n", rss_bytes());
-    head(o, "process_open_fds", "gauge", "Open file descriptors.");
-    put(o, "process_open_fds %lld\n", count_fds());
+    single(o, "process_resident_memory_bytes", "gauge", "Resident set size.", rss_bytes());
+    single(o, "process_open_fds", "gauge", "Open file descriptors.", count_fds());
     head(o, "process_start_time_seconds", "gauge", "Start time, seconds since the epoch.");
     put(o, "process_start_time_seconds %.3f\n", app->started_at);
 }

@@ -1,6 +1,7 @@
 /* pgconn.c - one libpq connection in pipeline mode: connect, state, pipeline, results,
  * statement cache, cancel (see pgconn.h for the states and the contract). */
 #include "pgconn.h"
+#include "util.h"
 
 #include <assert.h>
 #include <pthread.h>
@@ -208,18 +209,11 @@ static void conn_poll_connect(tide_conn *c)
 
 /* ---- statement cache ------------------------------------------------------------------- */
 
-static uint32_t hash_str(const char *s)
-{
-    uint32_t h = 2166136261u;
-    for (; *s; s++) { h ^= (unsigned char)*s; h *= 16777619u; }
-    return h;
-}
-
 /* Looks sql up in the connection's statement cache. Returns the slot and sets *hit, or a
- * slot to fill (evicting by hash position). */
-static int stmt_slot(tide_conn *c, const char *sql, int *hit)
+ * slot to fill (evicting by hash position); *hash is sql's, for the entry a miss fills. */
+static int stmt_slot(tide_conn *c, const char *sql, int *hit, uint32_t *hash)
 {
-    uint32_t h = hash_str(sql);
+    uint32_t h = *hash = (uint32_t)tide_fnv1a(sql, strlen(sql), 0);
     int base = (int)(h & (TIDE_PGCONN_STMTS - 1));
     int free_slot = -1;
     for (int i = 0; i < 4; i++) {
@@ -268,7 +262,8 @@ int tide__pgconn_can_pipeline(const tide_conn *c, const tide_pgjob *job, int dep
 static int send_statement(tide_conn *c, tide_pgjob *job)
 {
     PGconn *pg = c->pg;
-    int ok = 1, hit = 0, slot = c->prepare ? stmt_slot(c, job->sql, &hit) : -1;
+    uint32_t h = 0;
+    int ok = 1, hit = 0, slot = c->prepare ? stmt_slot(c, job->sql, &hit, &h) : -1;
     tide__stmt *e = slot >= 0 ? &c->stmts[slot] : NULL;
     if (e && (hit ? !e->ready : (e->sql && !e->ready))) e = NULL;   /* a PREPARE in flight */
     if (!e) {
@@ -276,28 +271,29 @@ static int send_statement(tide_conn *c, tide_pgjob *job)
         item_push(c, I_STMT, -1);
         return ok;
     }
-    char name[32];
     if (!hit) {
         if (e->sql) {
             /* evict: drop the old statement in the same pipeline. If that fails the server
              * keeps an orphan, but names are never reused, so nothing clashes. */
-            char sql[48];
-            snprintf(sql, sizeof sql, "DEALLOCATE tide_%u", e->id);
+            char sql[11 + sizeof e->name] = "DEALLOCATE ";
+            memcpy(sql + 11, e->name, sizeof e->name);
             ok = ok && PQsendQueryParams(pg, sql, 0, NULL, NULL, NULL, NULL, 0);
             item_push(c, I_IGNORE, -1);
             free(e->sql);
         }
         e->sql = strdup(job->sql);
-        e->hash = hash_str(job->sql);
+        e->hash = h;
         e->ready = 0;
-        e->id = c->next_stmt_id++;
-        snprintf(name, sizeof name, "tide_%u", e->id);
-        ok = ok && e->sql && PQsendPrepare(pg, name, job->sql, job->nparams, NULL);
+        /* named once here: tide_<id>, ids never reused */
+        char id[20];
+        int n = tide_utoa(c->next_stmt_id++, id);
+        memcpy(e->name, "tide_", 5);
+        memcpy(e->name + 5, id, (size_t)n);
+        e->name[5 + n] = '\0';
+        ok = ok && e->sql && PQsendPrepare(pg, e->name, job->sql, job->nparams, NULL);
         item_push(c, I_PREPARE, slot);
-    } else {
-        snprintf(name, sizeof name, "tide_%u", e->id);
     }
-    ok = ok && PQsendQueryPrepared(pg, name, job->nparams, job->values, NULL, NULL, 0);
+    ok = ok && PQsendQueryPrepared(pg, e->name, job->nparams, job->values, NULL, NULL, 0);
     item_push(c, I_STMT, -1);
     return ok;
 }
@@ -326,15 +322,17 @@ void tide__pgconn_start_job(tide_conn *c, tide_pgjob *job, double statement_time
         arm_deadline(c);
     }
     int ok = 1;
-    char timeout_ms[24];
-    snprintf(timeout_ms, sizeof timeout_ms, "%.0f", statement_timeout * 1000.0);
+    if (statement_timeout != c->timeout_s) {     /* formatted when the policy changes it */
+        c->timeout_s = statement_timeout;
+        snprintf(c->timeout_ms, sizeof c->timeout_ms, "%.0f", statement_timeout * 1000.0);
+    }
 
     if (job->flags & TIDE_PGJOB_BEGIN) {
         ok = ok && PQsendQueryParams(pg, "BEGIN", 0, NULL, NULL, NULL, NULL, 0);
         item_push(c, I_IGNORE, -1);
     }
     if (job->flags & TIDE_PGJOB_AUTH) {
-        const char *vals[4] = { job->claims, job->role, timeout_ms,
+        const char *vals[4] = { job->claims, job->role, c->timeout_ms,
                                 job->label ? job->label : "tide" };
         if (c->prepare && c->auth_prepared != 1) {
             if (!c->auth_prepared) {

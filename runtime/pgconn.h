@@ -56,7 +56,7 @@ typedef enum tide_pgconn_state {
 
 typedef struct tide__stmt {
     uint32_t hash;
-    unsigned id;                /* server-side name is tide_<id>; ids are never reused */
+    char name[16];              /* server-side: "tide_<id>"; ids are never reused */
     char *sql;                  /* NULL = free slot */
     int ready;                  /* its PREPARE succeeded (0: on its way) */
 } tide__stmt;
@@ -83,6 +83,8 @@ struct tide_conn {
     tide_pgjob *tail;           /* the last job in flight */
     int njobs;                  /* jobs in flight */
     double deadline_after;      /* the client-side deadline of a job once it is first */
+    double timeout_s;           /* the statement_timeout timeout_ms holds (0: none yet) */
+    char timeout_ms[24];        /* its milliseconds as set_config's text */
     /* what each result in flight is for: a ring, item kind in the low 4 bits, the statement
      * cache slot of a PREPARE above them */
     unsigned short items[TIDE_PGCONN_RING];

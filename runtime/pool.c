@@ -81,6 +81,7 @@ struct tide_pool {
 
 static void pool_destroy(tide_pool *p);
 static void fail_waiters(tide_pool *p, const char *code, const char *msg);
+static void defer_failure(tide_pool *p, tide_pgjob *job, tide_pg_error *err);
 
 /* ---- re-entrancy guard and reap -------------------------------------------------------- */
 
@@ -256,21 +257,33 @@ void tide__pool_job_done(tide_pool *p, tide_conn *c, tide_pgjob *job, PGresult *
     job->done(job, res, err);
 }
 
+/* Reports the jobs of an aborted connection's chain: those pipelined behind the first with
+ * tide__pgconn_behind's error, then the first with err (last: report may take err over). */
+static void settle_chain(tide_pool *p, tide_pgjob *first, tide_pg_error *err,
+                         void (*report)(tide_pool *, tide_pgjob *, tide_pg_error *))
+{
+    tide_pgjob *job = first->next;
+    first->next = NULL;
+    while (job) {
+        tide_pgjob *next = job->next;
+        job->next = NULL;
+        tide_pg_error behind;
+        tide__pgconn_behind(job, err, &behind);
+        report(p, job, &behind);
+        tide__pgerr_clear(&behind);
+        job = next;
+    }
+    report(p, first, err);
+}
+
+static void report_now(tide_pool *p, tide_pgjob *job, tide_pg_error *err)
+{
+    tide__pool_job_done(p, NULL, job, NULL, err);
+}
+
 void tide__pool_jobs_aborted(tide_pool *p, tide_pgjob *list, tide_pg_error *err)
 {
-    tide_pgjob *first = list;
-    list = first->next;
-    first->next = NULL;
-    tide__pool_job_done(p, NULL, first, NULL, err);
-    while (list) {
-        tide_pgjob *job = list;
-        list = job->next;
-        job->next = NULL;
-        tide_pg_error e;
-        tide__pgconn_behind(job, err, &e);
-        tide__pool_job_done(p, NULL, job, NULL, &e);
-        tide__pgerr_clear(&e);
-    }
+    settle_chain(p, list, err, report_now);
 }
 
 static void waiter_remove(tide_pgjob *job)
@@ -564,19 +577,7 @@ void tide_pool_fail_all(tide_pool *p, const char *why)
         if (!c || !c->job || c->state != TIDE_PGCONN_BUSY) continue;
         tide_pg_error e;
         tide_pgjob *first = tide__pgconn_abort(c, "08006", why, &e);
-        if (!first) continue;
-        tide_pgjob *job = first->next;
-        first->next = NULL;
-        while (job) {                 /* the jobs pipelined behind it (before e is taken) */
-            tide_pgjob *next = job->next;
-            job->next = NULL;
-            tide_pg_error behind;
-            tide__pgconn_behind(job, &e, &behind);
-            defer_failure(p, job, &behind);
-            tide__pgerr_clear(&behind);
-            job = next;
-        }
-        defer_failure(p, first, &e);
+        if (first) settle_chain(p, first, &e, defer_failure);
         tide__pgerr_clear(&e);
     }
     tide__pool_dispatch(p);

@@ -46,7 +46,6 @@ local byte, find, format, gsub, lower, match, sub = string.byte, string.find, st
     string.gsub, string.lower, string.match, string.sub
 local concat = table.concat
 local tonumber = tonumber
-local form_decode = router.form_decode
 
 local _M = {}
 
@@ -60,6 +59,12 @@ local B_QUOTE, B_BSLASH, B_COMMA, B_LPAREN, B_RPAREN, B_DASH, B_GT, B_DOT, B_COL
     B_BANG = 34, 92, 44, 40, 41, 45, 62, 46, 58, 123, 33
 
 -- The 400 PGRST100 error for text failing to parse as what at byte pos (1-based).
+-- 400 PGRST100 for a query string with a bad percent-escape (reads and functions alike).
+local function malformed_query()
+    return http.error(400, "PGRST100", "malformed percent-encoding in the query")
+end
+_M.malformed_query = malformed_query
+
 local function fail(what, text, pos, details)
     return http.error(400, "PGRST100", format("\"failed to parse %s (%s)\" (line 1, column %d)",
                                              what, text, pos), details)
@@ -568,28 +573,17 @@ end
 ---------------------------------------------------------------------------------------------
 -- the whole query string
 
+local function add_pair(out, k, v)
+    if v ~= nil then                    -- a key without "=" says nothing here
+        out[#out + 1] = { k, v }
+    end
+end
+
 -- The decoded key/value pairs in order (keys without "=" skipped), or nil, err.
 function _M.pairs(qs)
     local out = {}
-    if qs == nil or qs == "" then
-        return out
-    end
-    local pos, len = 1, #qs
-    while pos <= len do
-        local amp = find(qs, "&", pos, true)
-        local part = sub(qs, pos, (amp or 0) - 1)
-        local eq = find(part, "=", 1, true)
-        if eq then
-            local k, v = form_decode(sub(part, 1, eq - 1)), form_decode(sub(part, eq + 1))
-            if k == nil or v == nil then
-                return nil, http.error(400, "PGRST100", "malformed percent-encoding in the query")
-            end
-            out[#out + 1] = { k, v }
-        end
-        if not amp then
-            break
-        end
-        pos = amp + 1
+    if router.each_query_pair(qs, add_pair, out) == false then
+        return nil, malformed_query()
     end
     return out
 end
@@ -638,26 +632,19 @@ function _M.request(qs)
     if not kv then return nil, e end
     local req = { filters = {} }
     local counter = { n = 0 }
-    local seen_select, seen_order = false, false
     local first_embedded                -- the first key naming a resource (checked at the end)
     for i = 1, #kv do
         local k, v = kv[i][1], kv[i][2]
         local last = match(k, "%.([^%.]*)$")
-        if k == "select" then
-            if not seen_select then
-                seen_select = true
-                local items
-                items, e = _M.select(v)
-                if not items then return nil, e end
-                req.select = items
+        if k == "select" then                   -- the first select= and order= count
+            if req.select == nil then
+                req.select, e = _M.select(v)
+                if not req.select then return nil, e end
             end
         elseif k == "order" then
-            if not seen_order then
-                seen_order = true
-                local terms
-                terms, e = _M.order(v)
-                if not terms then return nil, e end
-                req.order = terms
+            if req.order == nil then
+                req.order, e = _M.order(v)
+                if not req.order then return nil, e end
             end
         elseif k == "limit" then
             req.limit = int(v) or req.limit

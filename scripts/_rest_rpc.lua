@@ -61,10 +61,10 @@ local rhttp = require "_rest_http"
 
 local type, pairs, ipairs, tonumber, tostring, setmetatable = type, pairs, ipairs, tonumber,
     tostring, setmetatable
-local find, gmatch, match, sub = string.find, string.gmatch, string.match, string.sub
+local find, match, sub = string.find, string.match, string.sub
 local concat, sort = table.concat, table.sort
 local quote = builder.quote_ident
-local form_decode = router.form_decode
+local add = builder.add_param
 local json_raw, json_encode, json_decode = json.raw, json.encode, json.decode
 local null, array_mt = json.null, json.array_mt
 
@@ -220,34 +220,32 @@ end
 -- arguments (PostgREST: a key whose value does not parse as a filter is an argument).
 -- Returns rest (query string text), args {{key, value}...}, keys (set), names (sorted), or
 -- nil, err (400). Exported for runtime/fuzz/fuzz_rest.c.
+local function split_part(st, k, v, part)
+    local last = match(k, "%.([^%.]*)$")
+    if v == nil or RESERVED[k] or (last and EMBEDDABLE[last]) or parse.filter(k, v) then
+        st.keep[#st.keep + 1] = part
+        return nil
+    end
+    st.args[#st.args + 1] = { k, v }
+    if not st.keys[k] then
+        if #st.names >= MAX_ARGS then
+            return too_many("PGRST100")
+        end
+        st.keys[k] = true
+        st.names[#st.names + 1] = k
+    end
+end
+
 local function split_query(qs)
-    local keep, args, keys, names = {}, {}, {}, {}
-    if qs == nil or qs == "" then
-        return "", args, keys, names
+    local st = { keep = {}, args = {}, keys = {}, names = {} }
+    local err = router.each_query_pair(qs, split_part, st)
+    if err == false then
+        return nil, parse.malformed_query()
+    elseif err ~= nil then
+        return nil, err
     end
-    for part in gmatch(qs, "[^&]+") do
-        local eq = find(part, "=", 1, true)
-        local k = eq and form_decode(sub(part, 1, eq - 1))
-        local v = eq and form_decode(sub(part, eq + 1))
-        if eq and (k == nil or v == nil) then
-            return nil, http.error(400, "PGRST100", "malformed percent-encoding in the query")
-        end
-        local last = k and match(k, "%.([^%.]*)$")
-        if not eq or RESERVED[k] or (last and EMBEDDABLE[last]) or parse.filter(k, v) then
-            keep[#keep + 1] = part
-        else
-            args[#args + 1] = { k, v }
-            if not keys[k] then
-                if #names >= MAX_ARGS then
-                    return nil, too_many("PGRST100")
-                end
-                keys[k] = true
-                names[#names + 1] = k
-            end
-        end
-    end
-    sort(names)
-    return concat(keep, "&"), args, keys, names
+    sort(st.names)
+    return concat(st.keep, "&"), st.args, st.keys, st.names
 end
 
 _M.split_query = split_query
@@ -301,13 +299,6 @@ end
 
 ---------------------------------------------------------------------------------------------
 -- the statement
-
-local function add(params, v)
-    local n = params.n + 1
-    params.n = n
-    params[n] = v
-    return "$" .. n
-end
 
 -- The CTE's query: the call, its arguments the parameter holding args_text.
 local function call_query(f, keys, whole, args_text, params)
@@ -457,7 +448,7 @@ local function statement(f, q, call_keys, whole, args_text, range_headers, wants
     if f.returns == "composite" then
         sel, params = builder.select(f.name, opts)
     else
-        params = { n = 0 }
+        params = builder.new_params()
         sel = scalar_select(qf, opts, params)
     end
     return "WITH " .. qf .. " AS (" .. call_query(f, call_keys, whole, args_text, params) ..

@@ -56,7 +56,7 @@ local ceil = math.ceil
 local traceback = debug.traceback
 local json_encode, json_decode, is_raw = json.encode, json.decode, json.is_raw
 local all_finite = json.all_finite
-local form_decode = router.form_decode
+local each_query_pair = router.each_query_pair
 local memo_put = memo.put
 
 local _M = {}
@@ -248,35 +248,18 @@ local function refuse(status, code, message, headers)
     return error_response(http.error(status, code, message), headers)
 end
 
--- Returns the decoded query table, or nil on a malformed escape.
+-- Returns the decoded query table (a key without "=" has the value ""; of a repeated key the
+-- last counts), or nil on a malformed escape.
+local function put_query(q, k, v)
+    if k ~= "" then
+        q[k] = v or ""
+    end
+end
+
 local function parse_query(qs)
     local q = {}
-    if qs == nil or qs == "" then
-        return q
-    end
-    local pos, len = 1, #qs
-    while pos <= len do
-        local amp = find(qs, "&", pos, true)
-        local part = sub(qs, pos, (amp or 0) - 1)
-        if part ~= "" then
-            local eq = find(part, "=", 1, true)
-            local k, v
-            if eq then
-                k, v = form_decode(sub(part, 1, eq - 1)), form_decode(sub(part, eq + 1))
-            else
-                k, v = form_decode(part), ""
-            end
-            if k == nil or v == nil then
-                return nil
-            end
-            if k ~= "" then
-                q[k] = v
-            end
-        end
-        if not amp then
-            break
-        end
-        pos = amp + 1
+    if each_query_pair(qs, put_query, q) == false then
+        return nil
     end
     return q
 end

@@ -23,6 +23,7 @@
 --                                                  for `tide routes` and `tide check`
 --   r:patterns(method) -> { "/v1/trips", ... }     sorted, the patterns routed for method
 --   router.pct_decode(s), router.form_decode(s)    a path segment, a query-string component
+--   router.each_query_pair(qs, fn, ctx)            walks a query string's parts (below)
 
 local errors = require "tide.errors"
 
@@ -297,11 +298,46 @@ end
 _M.pct_decode = pct_decode
 
 -- A query-string component: "a+b%20c" -> "a b c"; nil on a bad escape.
-function _M.form_decode(s)
+local function form_decode(s)
     if find(s, "+", 1, true) then
         s = gsub(s, "%+", " ")
     end
     return pct_decode(s)
+end
+_M.form_decode = form_decode
+
+-- The one splitter of query strings: calls fn(ctx, key, value, part) for each non-empty
+-- "&"-separated part of qs, in order, key and value form-decoded (value nil for a part without
+-- "="), part the raw text. Stops at the first non-nil value fn returns and returns it; returns
+-- false for a part with a bad escape, nil when every part was seen. fn is a plain function
+-- with its state in ctx, so a request's walk builds no closure.
+function _M.each_query_pair(qs, fn, ctx)
+    if qs == nil or qs == "" then
+        return nil
+    end
+    local pos, len = 1, #qs
+    while pos <= len do
+        local amp = find(qs, "&", pos, true)
+        local part = sub(qs, pos, (amp or 0) - 1)
+        if part ~= "" then
+            local eq = find(part, "=", 1, true)
+            local k, v
+            if eq then
+                k, v = form_decode(sub(part, 1, eq - 1)), form_decode(sub(part, eq + 1))
+                if v == nil then return false end
+            else
+                k = form_decode(part)
+            end
+            if k == nil then return false end
+            local r = fn(ctx, k, v, part)
+            if r ~= nil then return r end
+        end
+        if not amp then
+            break
+        end
+        pos = amp + 1
+    end
+    return nil
 end
 
 -- Returns handler, params, route for a request; or nil, 404 | nil, 405, allow | nil, 400.
