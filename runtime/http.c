@@ -80,6 +80,8 @@ enum {
 #define LINGER_TIMEOUT 2.0      /* how long to drain input before closing after an error */
 #define ACCEPT_RETRY 0.25       /* pause after EMFILE and friends */
 #define DEFAULT_BODY_BUDGET ((size_t)64 * 1024 * 1024)
+#define DEFAULT_PASS_BUDGET 0.005   /* seconds of connection reads per loop pass */
+#define PASS_MIN_READS 16           /* served per pass whatever the budget: progress */
 
 enum { TM_NONE, TM_IDLE, TM_READ, TM_WRITE, TM_LINGER };
 enum { CB_NONE, CB_URL, CB_FIELD, CB_VALUE };
@@ -124,6 +126,7 @@ struct conn {
     tide_http_server *srv;
     conn *prev, *next;          /* srv->conns while open, srv->reap once closed */
     conn *qnext;                /* srv->ready */
+    conn *pprev, *pnext;        /* srv->park_head..park_tail while parked */
     hreq *cur;                  /* request being parsed or with the handler */
     client_slot *client;        /* its address's count (NULL: not counted) */
     const char *chunk_base;     /* the bytes given to the current parser call */
@@ -135,7 +138,7 @@ struct conn {
     int fd;
     uint8_t tmode, err;
     unsigned busy : 1, closed : 1, closing : 1, linger : 1, lingering : 1, eof : 1,
-             in_parse : 1, queued : 1;
+             in_parse : 1, queued : 1, parked : 1;
 };
 
 /* Open connections of one client address (IPv4 as ::ffff:a.b.c.d); freed at zero. */
@@ -150,6 +153,11 @@ struct tide_http_server {
     ev_io accept_io;
     ev_timer accept_retry;
     ev_prepare prepare;
+    ev_check unpark;            /* serves parked connections first in a pass (EV_MAXPRI) */
+    ev_idle spin;               /* while any are parked: the loop polls without blocking */
+    conn *park_head, *park_tail;
+    unsigned pass_iter;         /* ev_iteration() of the pass pass_reads counts */
+    int pass_reads;
     int lfd, port;
     tide_http_limits limits;
     tide_http_handler handler;
@@ -983,6 +991,61 @@ static void unqueue(conn *c)
     c->queued = 0;
 }
 
+/* ---- one loop pass's share of reads ----------------------------------------------------
+ * Readable connections are served in the order libev hands them over until this pass has
+ * spent limits.read_pass_budget on them (after at least PASS_MIN_READS). One readable after
+ * that is parked: appended to a FIFO that a check watcher at EV_MAXPRI serves first in the
+ * next passes, ahead of newer events, under the same budget. So a storm - 10,000 clients
+ * hanging up at once, each close() a FIN through the kernel - is taken in slices of a few
+ * milliseconds with every other connection's requests served in between, in arrival order
+ * (libev runs a pass's callbacks last-in first-out, so skipping a callback instead would
+ * leave the same connections behind pass after pass). A parked connection keeps its read
+ * watcher: its callback returns at once until its turn, so parking costs no syscall, and
+ * while any are parked the loop polls without blocking (an idle watcher). */
+static int pass_spent(tide_http_server *s)
+{
+    unsigned iter = ev_iteration(s->loop);
+    if (iter != s->pass_iter) {
+        s->pass_iter = iter;
+        s->pass_reads = 0;
+    }
+    return s->pass_reads >= PASS_MIN_READS
+           && ev_time() - ev_now(s->loop) > s->limits.read_pass_budget;
+}
+
+static void park(conn *c)
+{
+    tide_http_server *s = c->srv;
+    c->parked = 1;
+    c->pnext = NULL;
+    c->pprev = s->park_tail;
+    if (s->park_tail)
+        s->park_tail->pnext = c;
+    else
+        s->park_head = c;
+    s->park_tail = c;
+    s->stats.parked++;
+    if (!ev_is_active(&s->unpark)) {
+        ev_check_start(s->loop, &s->unpark);
+        ev_idle_start(s->loop, &s->spin);
+    }
+}
+
+static void unpark(conn *c)
+{
+    tide_http_server *s = c->srv;
+    if (c->pprev)
+        c->pprev->pnext = c->pnext;
+    else
+        s->park_head = c->pnext;
+    if (c->pnext)
+        c->pnext->pprev = c->pprev;
+    else
+        s->park_tail = c->pprev;
+    c->pprev = c->pnext = NULL;
+    c->parked = 0;
+}
+
 /* Closes the socket now and frees the struct later (reap). A request with the handler is
  * detached and aborted: it stays valid until tide_http_respond(). */
 static void conn_close(conn *c)
@@ -1001,6 +1064,8 @@ static void conn_close(conn *c)
     c->client = NULL;
     if (c->queued)
         unqueue(c);
+    if (c->parked)
+        unpark(c);
     if (c->prev)
         c->prev->next = c->next;
     else
@@ -1312,9 +1377,39 @@ static void on_read(struct ev_loop *loop, ev_io *w, int revents)
     (void)loop;
     (void)revents;
     srv_enter(s);
-    conn_read(c);
-    conn_update(c);
+    if (!c->parked && pass_spent(s))
+        park(c);
+    if (!c->parked) {   /* else: its turn comes in on_unpark */
+        s->pass_reads++;
+        conn_read(c);
+        conn_update(c);
+    }
     srv_leave(s);
+}
+
+/* First in a pass: the parked connections, oldest first, as far as the budget goes. */
+static void on_unpark(struct ev_loop *loop, ev_check *w, int revents)
+{
+    tide_http_server *s = container_of(w, tide_http_server, unpark);
+    conn *c;
+    (void)revents;
+    srv_enter(s);
+    while ((c = s->park_head) && !pass_spent(s)) {
+        unpark(c);
+        s->pass_reads++;
+        conn_read(c);
+        conn_update(c);
+    }
+    if (!s->park_head) {
+        ev_check_stop(loop, &s->unpark);
+        ev_idle_stop(loop, &s->spin);
+    }
+    srv_leave(s);
+}
+
+static void on_spin(struct ev_loop *loop, ev_idle *w, int revents)
+{
+    (void)loop; (void)w; (void)revents;
 }
 
 static void on_write(struct ev_loop *loop, ev_io *w, int revents)
@@ -1558,6 +1653,8 @@ int tide_http_listen(struct ev_loop *loop, const char *host, int port,
         s->limits.max_inflight_body_bytes = DEFAULT_BODY_BUDGET;
     if (s->limits.max_connections_per_client < 0)
         s->limits.max_connections_per_client = 0;
+    if (!(s->limits.read_pass_budget > 0))
+        s->limits.read_pass_budget = DEFAULT_PASS_BUDGET;
     if (getrandom(s->seed, sizeof s->seed, GRND_NONBLOCK) != (ssize_t)sizeof s->seed) {
         s->seed[0] = (uint64_t)time(NULL) ^ (uint64_t)(uintptr_t)s;
         s->seed[1] = (uint64_t)getpid() * 0x9e3779b97f4a7c15ull ^ (uint64_t)clock();
@@ -1580,6 +1677,9 @@ int tide_http_listen(struct ev_loop *loop, const char *host, int port,
     ev_io_init(&s->accept_io, on_accept, fd, EV_READ);
     ev_init(&s->accept_retry, on_accept_retry);
     ev_prepare_init(&s->prepare, on_prepare);
+    ev_check_init(&s->unpark, on_unpark);
+    ev_set_priority(&s->unpark, EV_MAXPRI);
+    ev_idle_init(&s->spin, on_spin);
     ev_io_start(loop, &s->accept_io);
     *out = s;
     return 0;
@@ -1714,10 +1814,18 @@ void tide_http_stop_accepting(tide_http_server *s)
         close(s->lfd);
         s->lfd = -1;
     }
-    /* idle connections close now; the others after their current request */
+    /* idle connections close over the next passes, through the parking FIFO (one close is
+     * a FIN through the kernel: thousands at once would hold the pass that the requests
+     * still in flight are finishing in); the others after their current request */
     for (conn *c = s->conns, *next; c; c = next) {
         next = c->next;
-        conn_update(c);
+        if (c->parked)
+            continue;
+        if (!c->busy && !c->cur && !c->closing && !c->lingering && c->olen == c->opos
+            && c->rlen == c->rpos)
+            park(c);
+        else
+            conn_update(c);
     }
     srv_leave(s);
 }
@@ -1731,6 +1839,8 @@ static void srv_destroy(tide_http_server *s)
     ev_io_stop(s->loop, &s->accept_io);
     ev_timer_stop(s->loop, &s->accept_retry);
     ev_prepare_stop(s->loop, &s->prepare);
+    ev_check_stop(s->loop, &s->unpark);
+    ev_idle_stop(s->loop, &s->spin);
     if (s->lfd >= 0)
         close(s->lfd);
     reap(s);

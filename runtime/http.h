@@ -42,6 +42,11 @@ typedef struct tide_http_limits {
      * over it is reset at accept, unanswered (0 = unlimited; Unix sockets are not counted).
      * Behind a proxy every connection comes from the proxy: raise it or set 0 there. */
     int max_connections_per_client;
+    /* Seconds of connection reads (parsing, handler calls, closes) one event-loop pass spends
+     * before the rest of its readable connections wait for the next passes, served there
+     * first and in arrival order (0: 5 ms; at least 16 reads a pass). Bounds the pass a
+     * storm makes - thousands of clients hanging up at once - without starving anyone. */
+    double read_pass_budget;
 } tide_http_limits;
 /* A zero (or negative) size or timeout, or a NULL limits pointer, takes the default:
  * 16 KiB of headers, 1 MiB of body, 64 MiB of bodies in flight, 10 s read timeout, 60 s
@@ -140,6 +145,7 @@ typedef struct tide_http_stats {
     long long rejected_per_client;  /* connections reset at accept (not in `accepted`) */
     long long body_bytes;           /* now: body bytes charged to max_inflight_body_bytes */
     long long clients;              /* now: addresses counted for max_connections_per_client */
+    long long parked;               /* reads put off to a later pass by read_pass_budget */
 } tide_http_stats;
 void tide_http_get_stats(const tide_http_server *srv, tide_http_stats *out);
 

@@ -246,6 +246,9 @@ static void render_http(out *o, tide_app *app)
     single(o, "tide_http_aborted_total", "counter",
            "Requests whose client went away first.", h.aborted);
     single(o, "tide_http_body_bytes", "gauge", "Request body bytes held now.", h.body_bytes);
+    single(o, "tide_http_reads_deferred_total", "counter",
+           "Readable connections put off to a later event-loop pass by its read budget.",
+           h.parked);
     single(o, "tide_inflight_requests", "gauge",
            "Requests running in the bundle now.", app->inflight);
 }

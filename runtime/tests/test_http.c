@@ -1838,6 +1838,99 @@ TEST(http_listen_errors)
     ev_loop_destroy(l);
 }
 
+
+/* ---- one pass's share of reads ----------------------------------------------------------
+ * With a budget too small to matter, every loop pass serves only the 16 reads it always
+ * serves; the rest are parked and served first in later passes. Without the budget one pass
+ * would take every request, every hang-up and every idle close of a stopped server at once:
+ * the per-pass checks below fail. Without the FIFO (libev runs a pass's callbacks last-in
+ * first-out) the same connections would wait pass after pass: the pass-count checks fail. */
+#define STORM 200
+#define PER_PASS 16   /* PASS_MIN_READS in http.c */
+
+static int storm_fds[STORM];
+
+/* Runs non-blocking passes until count() reaches target, at most limit passes. Returns the
+ * passes taken, or -1: out of passes, or a pass advanced count() by more than PER_PASS. */
+static int storm_passes(long long (*count)(void), long long target, int limit)
+{
+    long long before = count();
+    for (int pass = 1; pass <= limit; pass++) {
+        ev_run(loop, EVRUN_NOWAIT);
+        long long now = count();
+        if (now - before > PER_PASS) {
+            fprintf(stderr, "pass %d took %lld at once\n", pass, now - before);
+            return -1;
+        }
+        before = now;
+        if (now >= target)
+            return pass;
+    }
+    return -1;
+}
+
+static long long count_handled(void) { return handled; }
+static long long count_closed(void) { return STORM - stats().open; }
+
+TEST(http_read_budget_serves_storms_in_slices_fifo)
+{
+    tide_http_limits lim = limits(8192, 1 << 20, 5.0, 5.0);
+    lim.read_pass_budget = 1e-9;
+    const int most = (STORM + PER_PASS - 1) / PER_PASS + 3;
+    static const char req[] = "GET / HTTP/1.1\r\nHost: x\r\n\r\n";
+
+    /* requests from every connection at once */
+    setup(&lim);
+    for (int i = 0; i < STORM; i++) {
+        int sv[2];
+        CHECK(socketpair(AF_UNIX, SOCK_STREAM, 0, sv) == 0);
+        CHECK(tide__http_adopt_fd(srv, sv[0]) == 0);
+        storm_fds[i] = sv[1];
+    }
+    ev_run(loop, EVRUN_NOWAIT);
+    for (int i = 0; i < STORM; i++)
+        CHECK(write(storm_fds[i], req, sizeof req - 1) == (ssize_t)(sizeof req - 1));
+    int took = storm_passes(count_handled, STORM, 10 * most);
+    CHECK(took >= STORM / PER_PASS);
+    CHECK(took <= most);
+    for (int i = 0; i < STORM; i++) {
+        char buf[512];
+        ssize_t n = recv(storm_fds[i], buf, sizeof buf - 1, MSG_DONTWAIT);
+        CHECK(n > 12 && memcmp(buf, "HTTP/1.1 200", 12) == 0);
+    }
+    CHECK(stats().parked > 0);
+
+    /* every client hangs up at once */
+    for (int i = 0; i < STORM; i++)
+        close(storm_fds[i]);
+    took = storm_passes(count_closed, STORM, 10 * most);
+    CHECK(took >= STORM / PER_PASS);
+    CHECK(took <= most);
+    CHECK_EQ_INT((int)stats().open, 0);
+    teardown();
+
+    /* a stopped server's idle connections close in slices too */
+    setup(&lim);
+    for (int i = 0; i < STORM; i++) {
+        int sv[2];
+        CHECK(socketpair(AF_UNIX, SOCK_STREAM, 0, sv) == 0);
+        CHECK(tide__http_adopt_fd(srv, sv[0]) == 0);
+        storm_fds[i] = sv[1];
+    }
+    ev_run(loop, EVRUN_NOWAIT);
+    tide_http_stop_accepting(srv);
+    CHECK_EQ_INT((int)stats().open, STORM);   /* none closed inside the call */
+    took = storm_passes(count_closed, STORM, 10 * most);
+    CHECK(took >= STORM / PER_PASS);
+    CHECK(took <= most);
+    for (int i = 0; i < STORM; i++) {
+        char c;
+        CHECK(recv(storm_fds[i], &c, 1, MSG_DONTWAIT) == 0);   /* EOF: closed by tide */
+        close(storm_fds[i]);
+    }
+    teardown();
+}
+
 TEST_LIST_BEGIN
     TEST_ENTRY(http_simple_get)
     TEST_ENTRY(http_keepalive_reuse)
@@ -1876,4 +1969,5 @@ TEST_LIST_BEGIN
     TEST_ENTRY(http_connections_per_client_ipv6)
     TEST_ENTRY(http_reason_phrases)
     TEST_ENTRY(http_listen_errors)
+    TEST_ENTRY(http_read_budget_serves_storms_in_slices_fifo)
 TEST_LIST_END
