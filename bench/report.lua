@@ -78,11 +78,14 @@ put(string.format("- pool sizes: tide's direct %s, session %s, transaction %s (B
                   r.pool_direct or "?", r.pool_session or "?", r.pool_transaction or "?",
                   r.open_direct or "?", r.open_transaction or "?", r.pgbouncer_version or "?",
                   r.pgbouncer_pool_size or "?"))
+put(string.format("- connections (tide's and pgbench's alike, the bench stack's DSNs): Postgres by %s, " ..
+                  "the poolers by %s; PgBouncer reaches Postgres the same way",
+                  r.transport_direct or "?", r.transport_transaction or "?"))
 put(string.format("- load: wrk -t%s -c%s -d%ss --latency after a %ss warm-up%s",
                   r.threads or "?", r.conns or "?", r.duration or "?", r.warmup or "?",
                   base and string.format("; pgbench -n -c N -j 2 -T %s after a %ss warm-up at " ..
                                          "each N of %s, over the statements tide sends " ..
-                                         "(bench/gen.lua): -M prepared on Postgres' port, " ..
+                                         "(bench/gen.lua): -M prepared on Postgres' DSN, " ..
                                          "-M extended through the transaction pooler's",
                                          r.pg_duration or "?", r.pg_warmup or "?",
                                          r.pg_clients or "?") or ""))
@@ -153,7 +156,7 @@ local function base_table()
         { key = "write", name = "3. write `POST /v1/search-history`" },
         { key = "vector", name = "4. vector `POST /v1/destinations/similar` (top 10)" },
         { key = "pooler", name = "5. point read via the transaction pooler (tide and pgbench " ..
-                                 "-M extended both through PgBouncer's transaction-mode port)",
+                                 "-M extended both through PgBouncer's transaction-mode DSN)",
           bar = 0.9, p99_bar = false },
     }
     for _, w in ipairs(WORKLOADS) do
@@ -231,10 +234,10 @@ local function base_table()
         for _, c in ipairs(counts) do head[#head + 1] = " -c " .. c; rule[#rule + 1] = "---:" end
         put(table.concat(head, " |") .. " |")
         put(table.concat(rule, "|") .. "|")
-        for _, w in ipairs({ { "point", "1. point read, -M prepared, Postgres' port" },
+        for _, w in ipairs({ { "point", "1. point read, -M prepared, Postgres' DSN" },
                              { "list", "2. list, -M prepared" }, { "write", "3. write, -M prepared" },
                              { "vector", "4. vector, -M prepared" },
-                             { "pooler", "5. point read, -M extended, the transaction pooler's port" } }) do
+                             { "pooler", "5. point read, -M extended, the transaction pooler's DSN" } }) do
             local row = { "| " .. w[2] }
             for _, c in ipairs(counts) do row[#row + 1] = " " .. pg_cell(w[1], c) end
             put(table.concat(row, " |") .. " |")

@@ -289,6 +289,11 @@ TIDE_STACK_DIR=$B TIDE_PG_PORT=$PG_PORT TIDE_SESSION_PORT=$SESSION_PORT TIDE_TXN
 # shellcheck source=/dev/null
 . "$B/stack.env"
 export TIDE_DSN_DIRECT TIDE_DSN_SESSION TIDE_DSN_TRANSACTION
+# how tide and pgbench (the same DSNs) reach Postgres and the poolers
+transport() { case $1 in *'?host=%2F'*) printf 'unix socket' ;; *) printf 'TCP 127.0.0.1' ;; esac; }
+res transport_direct "$(transport "$TIDE_DSN_DIRECT")"
+res transport_transaction "$(transport "$TIDE_DSN_TRANSACTION")"
+say "stack: tide and pgbench reach Postgres by $(transport "$TIDE_DSN_DIRECT"), the poolers by $(transport "$TIDE_DSN_TRANSACTION")"
 
 timeout 5 "$(command -v pgbouncer || echo /usr/sbin/pgbouncer)" --version >"$LOGS/pgbouncer-version.txt" 2>&1 || true
 

@@ -8,7 +8,7 @@
 #                    |kill-txn-bouncer [SIG]|start-session-bouncer|kill-session-bouncer [SIG]
 # Env (explicit env wins, then the value recorded in $TIDE_STACK_DIR/stack.env, then the default):
 #   TIDE_STACK_DIR     ./var (of the checkout)   cluster, bouncers, logs, stack.env
-#   TIDE_PG_PORT       54320                     Postgres, 127.0.0.1 only
+#   TIDE_PG_PORT       54320                     Postgres, 127.0.0.1 and a unix socket in its data dir
 #   TIDE_SESSION_PORT  54321                     PgBouncer, pool_mode=session
 #   TIDE_TXN_PORT      54322                     PgBouncer, pool_mode=transaction
 #   TIDE_DB_PASSWORD   tide-dev-password         authenticator's password
@@ -109,6 +109,13 @@ wait_gone() {
   local i
   for ((i = 0; i < $2 * 10; i++)); do is_alive "$1" || return 0; sleep 0.1; done
   ! is_alive "$1"
+}
+
+# sock DIR PORT: DIR/.s.PGSQL.PORT when a server listens there (a unix socket, whose path with
+# its .lock file fits sun_path's 107 bytes), else nothing.
+sock() {
+  local p="$1/.s.PGSQL.$2"
+  if [ $((${#p} + 5)) -le 107 ] && [ -S "$p" ]; then printf '%s' "$p"; fi
 }
 
 urlencode() {
@@ -212,7 +219,11 @@ init_cluster() {
 }
 
 write_pg_conf() {
-  local sockdir=/tmp
+  # /tmp (private in the chroot) for the tools inside; the data directory for tide, pgbench and
+  # PgBouncer on this host: a unix socket spares both ends the TCP stack (its .lock file must fit
+  # sun_path too, or Postgres skips the directory and the stack stays on TCP)
+  local sockdir=/tmp d=$DATA/.s.PGSQL.$PG_PORT.lock
+  if [ ${#d} -le 107 ]; then sockdir="/tmp, $(in_pg_data)"; fi
   cat >"$DATA/tide-stack.conf" <<EOF
 # Written by db/stack.sh at every start: edit the script, not this file.
 # Sized for a 2-core dev box.
@@ -239,6 +250,7 @@ EOF
 # 127.0.0.1 (migrations and test setup need no password). Never use this file in production.
 # TYPE  DATABASE  USER      ADDRESS        METHOD
 local   all       postgres                 peer
+local   all       all                      scram-sha-256
 host    all       postgres  127.0.0.1/32   trust
 host    all       all       127.0.0.1/32   scram-sha-256
 EOF
@@ -402,13 +414,14 @@ bouncer_pid() {
 }
 
 write_bouncer_conf() {
-  local kind=$1 d epw
+  local kind=$1 d epw pg_host=127.0.0.1
+  [ -z "$(sock "$DATA" "$PG_PORT")" ] || pg_host=$DATA
   d=$(bdir "$kind")
   mkdir -p "$d"; chmod 0700 "$d"; own "$d"
   cat >"$d/pgbouncer.ini" <<EOF
 ; Written by db/stack.sh at every start: edit the script, not this file.
 [databases]
-tide = host=127.0.0.1 port=$PG_PORT dbname=tide
+tide = host=$pg_host port=$PG_PORT dbname=tide
 
 [pgbouncer]
 listen_addr = 127.0.0.1
@@ -530,15 +543,27 @@ stop_bouncer() {
 
 # ---------------------------------------------------------------- stack.env
 
+# dsn DIR PORT: authenticator's DSN for the server on PORT: its unix socket in DIR when it has
+# one, else 127.0.0.1.
+dsn() {
+  local epw
+  epw=$(urlencode "$PW")
+  if [ -n "$(sock "$1" "$2")" ]; then
+    printf 'postgresql://authenticator:%s@/tide?host=%s&port=%s' "$epw" "$(urlencode "$1")" "$2"
+  else
+    printf 'postgresql://authenticator:%s@127.0.0.1:%s/tide' "$epw" "$2"
+  fi
+}
+
 write_env() {
   local epw tmp
   epw=$(urlencode "$PW")
   tmp=$ENVF.tmp
   {
     echo "# Written by db/stack.sh up: the local stack's addresses. Dev/test credentials only."
-    printf 'TIDE_DSN_DIRECT=%q\n' "postgresql://authenticator:$epw@127.0.0.1:$PG_PORT/tide"
-    printf 'TIDE_DSN_SESSION=%q\n' "postgresql://authenticator:$epw@127.0.0.1:$SESSION_PORT/tide"
-    printf 'TIDE_DSN_TRANSACTION=%q\n' "postgresql://authenticator:$epw@127.0.0.1:$TXN_PORT/tide"
+    printf 'TIDE_DSN_DIRECT=%q\n' "$(dsn "$DATA" "$PG_PORT")"
+    printf 'TIDE_DSN_SESSION=%q\n' "$(dsn "$(bdir session)" "$SESSION_PORT")"
+    printf 'TIDE_DSN_TRANSACTION=%q\n' "$(dsn "$(bdir txn)" "$TXN_PORT")"
     printf 'TIDE_DSN_ADMIN=%q\n' "postgresql://postgres@127.0.0.1:$PG_PORT/tide"
     printf 'TIDE_STACK_DIR=%q\n' "$STACK"
     printf 'TIDE_PG_PORT=%q\n' "$PG_PORT"

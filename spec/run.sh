@@ -137,7 +137,11 @@ export TIDE_JWT_SECRET=${TIDE_JWT_SECRET:-tide-test-secret-0123456789-abcdefghij
 export TIDE_DEV=1
 # a small result cache, so spec/integration/cache_spec.lua can push 10x its bound through it
 export TIDE_CACHE_MAX_BYTES=${TIDE_CACHE_MAX_BYTES:-4194304}
-# tide reaches Postgres itself by host *name*: the path that resolves it off the event loop
+# tide reaches Postgres itself by host *name*, over TCP: the path that resolves it off the event
+# loop (the stack's DSN is its unix socket, which the C tests above and the poolers' DSNs use)
+if [[ $TIDE_DSN_DIRECT =~ ^(postgresql://[^@]*)@/tide\?host=[^\&]*\&port=([0-9]+)$ ]]; then
+  TIDE_DSN_DIRECT="${BASH_REMATCH[1]}@localhost:${BASH_REMATCH[2]}/tide"
+fi
 TIDE_DSN_DIRECT=${TIDE_DSN_DIRECT/@127.0.0.1:/@localhost:}
 export TIDE_DSN_DIRECT TIDE_DSN_SESSION TIDE_DSN_TRANSACTION TIDE_DSN_ADMIN
 # the access log, for specs that look for their requests' lines in it
