@@ -78,6 +78,9 @@ put(string.format("- pool sizes: tide's direct %s, session %s, transaction %s (B
                   r.pool_direct or "?", r.pool_session or "?", r.pool_transaction or "?",
                   r.open_direct or "?", r.open_transaction or "?", r.pgbouncer_version or "?",
                   r.pgbouncer_pool_size or "?"))
+put(string.format("- priority: tide at nice %s (TIDE_NICE, README \"Sharing a host with Postgres\"; " ..
+                  "the OpenResty worker too); Postgres, PgBouncer, pgbench and wrk at 0",
+                  r.tide_nice or "0"))
 put(string.format("- connections (tide's and pgbench's alike, the bench stack's DSNs): Postgres by %s, " ..
                   "the poolers by %s; PgBouncer reaches Postgres the same way",
                   r.transport_direct or "?", r.transport_transaction or "?"))

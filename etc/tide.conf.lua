@@ -66,6 +66,11 @@ return {
   -- admin.port + its index, and pools of pool.size / workers connections (README "Workers").
   workers = 1,
 
+  -- The scheduling priority tide serves at (nice value, -20..19; 0: unchanged). On a host that
+  -- shares its cores with Postgres, -5 keeps the backends from waiting on tide's event loop
+  -- (README "Sharing a host with Postgres"); below 0 needs root or CAP_SYS_NICE.
+  nice = 0,
+
   -- The result cache (policies/cache.lua says what is cached). max_bytes bounds all entries
   -- with their keys and bookkeeping (0 turns the cache off). channel: the NOTIFY channel that
   -- db/migrations' trigger tide_meta.cache_notify() uses for writes from anywhere; tide

@@ -33,6 +33,7 @@ typedef struct tide_config {
     unsigned char enc_key[32]; int has_enc_key;
     char *enc_key_hex;       /* crypto.key as read; only while loading (then wiped, NULL) */
     int workers;             /* worker processes (0: one per CPU; 1: no parent) */
+    int nice;                /* scheduling priority (nice value) to serve at; 0: unchanged */
     size_t cache_max_bytes;  /* the result cache's bound (0: no cache) */
     char *cache_channel;     /* NOTIFY channel of other writers' writes ("": none heard) */
     char *rest_notify_channel; /* NOTIFY channel of /rest/v1 schema reloads ("": none) */

@@ -21,7 +21,9 @@
 #include <string.h>
 #include <time.h>
 #include <unistd.h>
+#include <errno.h>
 #include <sys/mman.h>
+#include <sys/resource.h>
 
 static void usage(FILE *f)
 {
@@ -170,6 +172,21 @@ static void notify_parent(const char *state, void *arg)
         tide_warn("cannot notify the service manager: %s", tide_strerror(rc));
 }
 
+/* `nice`: the priority tide serves at (workers inherit it). One event loop serves every
+ * connection of its pools: on a host it shares with Postgres, the kernel's fair share per task
+ * would give it no more CPU than one backend, and the backends would wait on it. Below 0 needs
+ * CAP_SYS_NICE (root, or systemd's Nice=); without it tide warns and serves as it is. */
+static void set_priority(int nice)
+{
+    if (nice == 0) return;
+    if (setpriority(PRIO_PROCESS, 0, nice) != 0)
+        tide_warn("cannot set the scheduling priority to nice %d: %s (below 0 needs "
+                  "CAP_SYS_NICE; serving at nice %d)", nice, strerror(errno),
+                  getpriority(PRIO_PROCESS, 0));
+    else
+        tide_info("serving at nice %d", nice);
+}
+
 static int cmd_serve(const char *config)
 {
     tide_app app;
@@ -179,6 +196,7 @@ static int cmd_serve(const char *config)
     if (app.cfg.dev)
         tide_warn("development mode: published secrets are accepted; never run it like this "
                   "where anyone else can reach it");
+    set_priority(app.cfg.nice);
     int n = app.cfg.workers == 0 ? tide_workers_auto() : app.cfg.workers;
     app.nworkers = n;
     if (n <= 1)

@@ -18,7 +18,8 @@
 static const char *const overrides[] = {
     "TIDE_JWT_SECRET", "TIDE_JWT_AUDIENCE", "TIDE_JWT_ISSUER", "TIDE_JWT_REQUIRE_EXP",
     "TIDE_ENCRYPTION_KEY", "TIDE_DSN_DIRECT", "TIDE_DEV", "TIDE_LOG_BUFFER_BYTES",
-    "TIDE_LOG_SLOW_QUERY_MS", "TIDE_CACHE_CHANNEL", "TIDE_REST_NOTIFY_CHANNEL", NULL };
+    "TIDE_LOG_SLOW_QUERY_MS", "TIDE_CACHE_CHANNEL", "TIDE_REST_NOTIFY_CHANNEL", "TIDE_NICE",
+    NULL };
 
 static int dev;   /* the dev argument load() passes */
 
@@ -215,6 +216,33 @@ TEST(log_section_and_env_overrides)
     clear_env();
 }
 
+/* nice: the priority to serve at, -20..19, 0 (unchanged) unless set; TIDE_NICE wins. */
+TEST(nice_setting_and_env)
+{
+    tide_config c;
+    char err[256];
+    clear_env();
+    CHECK_EQ_INT(load("", "", &c, err, sizeof err), 0);
+    CHECK_EQ_INT(c.nice, 0);
+    tide_config_free(&c);
+    CHECK_EQ_INT(load("", "nice = -5", &c, err, sizeof err), 0);
+    CHECK_EQ_INT(c.nice, -5);
+    tide_config_free(&c);
+    CHECK_EQ_INT(load("", "nice = -21", &c, err, sizeof err), TIDE_EINVAL);
+    CHECK(strstr(err, "nice must be in -20..19") != NULL);
+    setenv("TIDE_NICE", "3", 1);
+    CHECK_EQ_INT(load("", "nice = -5", &c, err, sizeof err), 0);
+    CHECK_EQ_INT(c.nice, 3);
+    tide_config_free(&c);
+    static const char *const bad[] = { "20", "-21", "-5x" };
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+        setenv("TIDE_NICE", bad[i], 1);
+        CHECK_EQ_INT(load("", "", &c, err, sizeof err), TIDE_EINVAL);
+        CHECK(strstr(err, "TIDE_NICE") != NULL);
+    }
+    clear_env();
+}
+
 /* rest.notify_channel: PostgREST's pgrst by default, "" for none, never cache.channel's name
  * (one LISTEN session hears both). */
 TEST(rest_notify_channel)
@@ -313,6 +341,7 @@ TEST(print_masks_secrets)
 }
 
 TEST_LIST_BEGIN
+    TEST_ENTRY(nice_setting_and_env)
     TEST_ENTRY(rest_notify_channel)
     TEST_ENTRY(jwt_policy_defaults)
     TEST_ENTRY(jwt_policy_from_file)

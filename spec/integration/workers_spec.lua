@@ -27,6 +27,15 @@ local function workers_of(pid)
     return pids
 end
 
+-- A process's nice value, from /proc/PID/stat (field 19; the fields after the command's ")").
+local function nice_of(pid)
+    local stat = env.run("cat /proc/" .. pid .. "/stat 2>/dev/null")
+    local rest = stat:match("%) (.*)$") or ""
+    local fields = {}
+    for f in rest:gmatch("%S+") do fields[#fields + 1] = f end
+    return tonumber(fields[17])
+end
+
 describe("workers", function()
     local dir, t, admin2
 
@@ -35,7 +44,8 @@ describe("workers", function()
         dir = spawn.bundle()
         -- no NOTIFY channel: a write reaches the other worker's cache only through the slots
         -- the workers share, which is what the second test checks
-        t = spawn.tide(dir, { env = { "TIDE_WORKERS=2", "TIDE_CACHE_CHANNEL=''" } })
+        -- nice 1 (README "Sharing a host with Postgres"): raising it needs no privilege
+        t = spawn.tide(dir, { env = { "TIDE_WORKERS=2", "TIDE_CACHE_CHANNEL=''", "TIDE_NICE=1" } })
         local port = tonumber(t.admin_url:match(":(%d+)$"))
         admin2 = "http://127.0.0.1:" .. (port + 1)
         assert(env.wait_until(function() return stats(admin2) end, 10, 0.1),
@@ -56,6 +66,14 @@ describe("workers", function()
         -- the kernel spread the 20 connections over both
         assert.truthy(a.http.accepted > 0 and b.http.accepted > 0,
                       a.http.accepted .. " / " .. b.http.accepted)
+    end)
+
+    it("serves at the configured nice, the workers too", function()
+        assert.equals(1, nice_of(t.pid))
+        local w = workers_of(t.pid)
+        assert.equals(2, #w)
+        for _, pid in ipairs(w) do assert.equals(1, nice_of(pid)) end
+        assert.truthy(spawn.log(t):find("serving at nice 1", 1, true), spawn.log(t))
     end)
 
     it("never serves a cached answer that a write through the other worker changed", function()
