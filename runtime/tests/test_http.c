@@ -1872,6 +1872,19 @@ static int storm_passes(long long (*count)(void), long long target, int limit)
 static long long count_handled(void) { return handled; }
 static long long count_closed(void) { return STORM - stats().open; }
 
+/* A server with STORM connections (socketpairs; the client ends in storm_fds), all idle. */
+static void storm_open(const tide_http_limits *lim)
+{
+    setup(lim);
+    for (int i = 0; i < STORM; i++) {
+        int sv[2];
+        CHECK(socketpair(AF_UNIX, SOCK_STREAM, 0, sv) == 0);
+        CHECK(tide__http_adopt_fd(srv, sv[0]) == 0);
+        storm_fds[i] = sv[1];
+    }
+    ev_run(loop, EVRUN_NOWAIT);
+}
+
 TEST(http_read_budget_serves_storms_in_slices_fifo)
 {
     tide_http_limits lim = limits(8192, 1 << 20, 5.0, 5.0);
@@ -1880,14 +1893,7 @@ TEST(http_read_budget_serves_storms_in_slices_fifo)
     static const char req[] = "GET / HTTP/1.1\r\nHost: x\r\n\r\n";
 
     /* requests from every connection at once */
-    setup(&lim);
-    for (int i = 0; i < STORM; i++) {
-        int sv[2];
-        CHECK(socketpair(AF_UNIX, SOCK_STREAM, 0, sv) == 0);
-        CHECK(tide__http_adopt_fd(srv, sv[0]) == 0);
-        storm_fds[i] = sv[1];
-    }
-    ev_run(loop, EVRUN_NOWAIT);
+    storm_open(&lim);
     for (int i = 0; i < STORM; i++)
         CHECK(write(storm_fds[i], req, sizeof req - 1) == (ssize_t)(sizeof req - 1));
     int took = storm_passes(count_handled, STORM, 10 * most);
@@ -1910,14 +1916,7 @@ TEST(http_read_budget_serves_storms_in_slices_fifo)
     teardown();
 
     /* a stopped server's idle connections close in slices too */
-    setup(&lim);
-    for (int i = 0; i < STORM; i++) {
-        int sv[2];
-        CHECK(socketpair(AF_UNIX, SOCK_STREAM, 0, sv) == 0);
-        CHECK(tide__http_adopt_fd(srv, sv[0]) == 0);
-        storm_fds[i] = sv[1];
-    }
-    ev_run(loop, EVRUN_NOWAIT);
+    storm_open(&lim);
     tide_http_stop_accepting(srv);
     CHECK_EQ_INT((int)stats().open, STORM);   /* none closed inside the call */
     took = storm_passes(count_closed, STORM, 10 * most);
