@@ -79,7 +79,8 @@ put(string.format("- pool sizes: tide's direct %s, session %s, transaction %s (B
                   r.open_direct or "?", r.open_transaction or "?", r.pgbouncer_version or "?",
                   r.pgbouncer_pool_size or "?"))
 put(string.format("- priority: tide at nice %s (TIDE_NICE, README \"Sharing a host with Postgres\"; " ..
-                  "wrk and the OpenResty worker too); Postgres, PgBouncer and pgbench at 0",
+                  "the OpenResty worker too); Postgres, PgBouncer, pgbench and wrk at 0; workload 12 (warm hits, " ..
+                  "no Postgres in the path) runs tide at 0",
                   r.tide_nice or "0"))
 put(string.format("- connections (tide's and pgbench's alike, the bench stack's DSNs): Postgres by %s, " ..
                   "the poolers by %s; PgBouncer reaches Postgres the same way",
