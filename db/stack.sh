@@ -604,7 +604,9 @@ cmd_up() {
   start_bouncer session
   start_bouncer txn
   write_env
-  say "up: postgres 127.0.0.1:$PG_PORT, session pool :$SESSION_PORT, transaction pool :$TXN_PORT; env in $ENVF"
+  local via='127.0.0.1 (the paths are too long for unix sockets)'
+  [ -z "$(sock "$DATA" "$PG_PORT")" ] || via="their unix sockets"
+  say "up: postgres 127.0.0.1:$PG_PORT, session pool :$SESSION_PORT, transaction pool :$TXN_PORT; the DSNs reach them by $via; env in $ENVF"
 }
 
 cmd_down() {
