@@ -254,17 +254,36 @@ local function base_table()
         "children it reaped, from /proc) per tide request, and per pgbench transaction at " ..
         "pgbench's best client count; the machine's whole budget is 2 cores = 2,000,000 µs/s:")
     put("")
-    put("| workload | tide | Postgres per tide request | Postgres per pgbench tx (best -c) | " ..
-        "Postgres, tide / pgbench |")
-    put("|---|---:|---:|---:|---:|")
+    put("| workload | tide | wrk | Postgres per tide request | Postgres per pgbench tx (best -c) | " ..
+        "Postgres, tide / pgbench | the machine per pgbench tx | tide / best if tide cost " ..
+        "nothing | tide + wrk within, for the bar |")
+    put("|---|---:|---:|---:|---:|---:|---:|---:|---:|")
+    local f1 = function(v) return v and string.format("%.1f", v) or "n/a" end
     for _, k in ipairs({ "point", "list", "write", "vector", "pooler" }) do
         local c = r[k .. "_pg_best_clients"]
         local tp, pp = num(k .. "_pg_cpu_us"), c and num(k .. "_pg_c" .. c .. "_pg_cpu_us")
-        put(string.format("| %s | %s | %s | %s%s | %s |", k, fmt_cpu(k),
-                          tp and string.format("%.1f", tp) or "n/a",
-                          pp and string.format("%.1f", pp) or "n/a", c and (" (-c " .. c .. ")") or "",
-                          (tp and pp and pp > 0) and string.format("%.2f", tp / pp) or "n/a"))
+        local rps, wc, best = num(k .. "_rps"), num(k .. "_wrk_cpu"), c and num(k .. "_pg_c" .. c .. "_tps")
+        local wrk_us = (rps and wc and rps > 0) and wc * 1e4 / rps or nil   -- wc: % of one core
+        local bar = k == "pooler" and 0.9 or 0.8
+        put(string.format("| %s | %s | %s | %s | %s%s | %s | %s | %s | %s |", k, fmt_cpu(k), f1(wrk_us),
+                          f1(tp), f1(pp), c and (" (-c " .. c .. ")") or "",
+                          (tp and pp and pp > 0) and string.format("%.2f", tp / pp) or "n/a",
+                          f1(best and best > 0 and 2e6 / best or nil),
+                          fmt_ratio((tp and wrk_us and best and best > 0)
+                                    and 2e6 / (tp + wrk_us) / best or nil),
+                          f1((tp and best and best > 0) and 2e6 / (bar * best) - tp or nil)))
     end
+    put("")
+    put("The last three columns are the arithmetic of the gap: the 2 cores give 2,000,000 µs of " ..
+        "CPU a second to tide, wrk, Postgres and pgbench alike. \"The machine per pgbench tx\" " ..
+        "is 2,000,000 / pgbench's best rate: Postgres' share plus pgbench's own and the rest. " ..
+        "\"If tide cost nothing\" is the rate Postgres' and wrk's CPU per request alone would " ..
+        "allow, over pgbench's best. \"Within, for the bar\" is what tide and wrk together may " ..
+        "cost per request for tide to reach the bar (0.8× pgbench's best; 0.9× through the " ..
+        "pooler) with Postgres at its cost per tide request in this run: compare with the sum of " ..
+        "the tide and wrk columns (wrk's CPU from its own /proc times over the run). Where they " ..
+        "already fit within it, the run's gap was not CPU: writes, for one, wait for the WAL " ..
+        "flush of every commit.")
 end
 
 local function base_notes()
