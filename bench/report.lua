@@ -264,14 +264,14 @@ local function base_table()
         local tp, pp = num(k .. "_pg_cpu_us"), c and num(k .. "_pg_c" .. c .. "_pg_cpu_us")
         local rps, wc, best = num(k .. "_rps"), num(k .. "_wrk_cpu"), c and num(k .. "_pg_c" .. c .. "_tps")
         local wrk_us = (rps and wc and rps > 0) and wc * 1e4 / rps or nil   -- wc: % of one core
-        local bar = k == "pooler" and 0.9 or 0.8
+        local target = k == "pooler" and 0.9 or 0.8
         put(string.format("| %s | %s | %s | %s | %s%s | %s | %s | %s | %s |", k, fmt_cpu(k), f1(wrk_us),
                           f1(tp), f1(pp), c and (" (-c " .. c .. ")") or "",
                           (tp and pp and pp > 0) and string.format("%.2f", tp / pp) or "n/a",
                           f1(best and best > 0 and 2e6 / best or nil),
                           fmt_ratio((tp and wrk_us and best and best > 0)
                                     and 2e6 / (tp + wrk_us) / best or nil),
-                          f1((tp and best and best > 0) and 2e6 / (bar * best) - tp or nil)))
+                          f1((tp and best and best > 0) and 2e6 / (target * best) - tp or nil)))
     end
     put("")
     put("The last three columns are the arithmetic of the gap: the 2 cores give 2,000,000 µs of " ..
