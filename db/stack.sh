@@ -111,11 +111,14 @@ wait_gone() {
   ! is_alive "$1"
 }
 
-# sock DIR PORT: DIR/.s.PGSQL.PORT when a server listens there (a unix socket, whose path with
-# its .lock file fits sun_path's 107 bytes), else nothing.
+# fits DIR PORT: a server's unix socket DIR/.s.PGSQL.PORT, and its .lock file, fit sun_path's
+# 107 bytes (else Postgres skips the directory).
+fits() { local p="$1/.s.PGSQL.$2.lock"; [ ${#p} -le 107 ]; }
+
+# sock DIR PORT: DIR/.s.PGSQL.PORT when a server listens there, else nothing.
 sock() {
   local p="$1/.s.PGSQL.$2"
-  if [ $((${#p} + 5)) -le 107 ] && [ -S "$p" ]; then printf '%s' "$p"; fi
+  if fits "$1" "$2" && [ -S "$p" ]; then printf '%s' "$p"; fi
 }
 
 urlencode() {
@@ -222,8 +225,8 @@ write_pg_conf() {
   # /tmp (private in the chroot) for the tools inside; the data directory for tide, pgbench and
   # PgBouncer on this host: a unix socket spares both ends the TCP stack (its .lock file must fit
   # sun_path too, or Postgres skips the directory and the stack stays on TCP)
-  local sockdir=/tmp d=$DATA/.s.PGSQL.$PG_PORT.lock
-  if [ ${#d} -le 107 ]; then sockdir="/tmp, $(in_pg_data)"; fi
+  local sockdir=/tmp
+  if fits "$DATA" "$PG_PORT"; then sockdir="/tmp, $(in_pg_data)"; fi
   cat >"$DATA/tide-stack.conf" <<EOF
 # Written by db/stack.sh at every start: edit the script, not this file.
 # Sized for a 2-core dev box.
