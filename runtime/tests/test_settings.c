@@ -1,7 +1,7 @@
 /* test_settings.c - the declarative setting tables: the generic reader (types, whole numbers,
  * bounds, unknown keys, key-by-key merging, defaults), its printer, and the resilience policy
  * read through its table (policies/resilience.lua as shipped, and broken copies of it), and
- * README.md's Configuration tables against both schema tables. */
+ * docs/configuration.md's tables against both schema tables. */
 #include "test.h"
 #include "../settings.h"
 #include "../upstream.h"
@@ -205,24 +205,23 @@ TEST(policy_refusals_name_the_key)
     }
 }
 
-/* README.md's Configuration section, read whole (NULL if it cannot be read). */
-static char *readme_configuration(void)
+/* docs/configuration.md, the Configuration page, read whole (NULL if it cannot be read, does
+ * not fit, or is not that page). */
+static char *doc_configuration(void)
 {
-    FILE *f = fopen("README.md", "r");
+    FILE *f = fopen("docs/configuration.md", "r");
     if (!f) return NULL;
     static char buf[1 << 17];
     size_t len = fread(buf, 1, sizeof buf - 1, f);
+    int whole = feof(f) && !ferror(f);
     fclose(f);
     buf[len] = '\0';
-    char *start = strstr(buf, "\n## Configuration\n");
-    if (!start) return NULL;
-    char *end = strstr(start + 1, "\n## ");
-    if (end) *end = '\0';
-    return start;
+    if (!whole || strncmp(buf, "# Configuration\n", 16) != 0) return NULL;
+    return buf;
 }
 
-/* The default of row r as the README writes it ("" when there is nothing to show). */
-static void readme_default(const tide_setting *r, char *out, size_t cap)
+/* The default of row r as the page writes it ("" when there is nothing to show). */
+static void doc_default(const tide_setting *r, char *out, size_t cap)
 {
     switch (r->type) {
     case TIDE_SET_STRING: snprintf(out, cap, "%s", r->def_str ? r->def_str : ""); break;
@@ -233,9 +232,8 @@ static void readme_default(const tide_setting *r, char *out, size_t cap)
     }
 }
 
-/* Every row of t has a README line naming `prefix.section.key` that shows its default. */
-static int readme_documents(const char *doc, const char *prefix, const tide_setting *t,
-                            size_t n)
+/* Every row of t has a table row in doc naming `prefix.section.key` that shows its default. */
+static int doc_documents(const char *doc, const char *prefix, const tide_setting *t, size_t n)
 {
     for (size_t i = 0; i < n; i++) {
         if (t[i].type == TIDE_SET_TABLE || t[i].type == TIDE_SET_IGNORED) continue;
@@ -250,32 +248,36 @@ static int readme_documents(const char *doc, const char *prefix, const tide_sett
             if (*bol == '|') break;
             at++;
         }
-        if (!at) { fprintf(stderr, "  README: no table row for %s\n", name); return 0; }
+        if (!at) {
+            fprintf(stderr, "  docs/configuration.md: no table row for %s\n", name);
+            return 0;
+        }
         const char *eol = strchr(at, '\n');
         size_t linelen = eol ? (size_t)(eol - at) : strlen(at);
-        readme_default(&t[i], def, sizeof def);
+        doc_default(&t[i], def, sizeof def);
         char line[512];
         snprintf(line, sizeof line, "%.*s", (int)linelen, at);
         if (def[0] && !strstr(line, def)) {
-            fprintf(stderr, "  README: %s does not show its default %s\n", name, def);
+            fprintf(stderr, "  docs/configuration.md: %s does not show its default %s\n", name,
+                    def);
             return 0;
         }
     }
     return 1;
 }
 
-/* The README's tables name every key of both schema tables with its default. */
-TEST(readme_matches_the_tables)
+/* docs/configuration.md's tables name every key of both schema tables with its default. */
+TEST(docs_match_the_tables)
 {
-    const char *doc = readme_configuration();
+    const char *doc = doc_configuration();
     CHECK(doc != NULL);
     size_t n;
     const tide_setting *t = tide_resilience_table(&n);
-    CHECK(readme_documents(doc, NULL, t, n));
+    CHECK(doc_documents(doc, NULL, t, n));
     t = tide_config_table(&n);
-    CHECK(readme_documents(doc, NULL, t, n));
+    CHECK(doc_documents(doc, NULL, t, n));
     t = tide_config_upstream_table(&n);
-    CHECK(readme_documents(doc, "upstreams.NAME", t, n));
+    CHECK(doc_documents(doc, "upstreams.NAME", t, n));
 }
 
 TEST_LIST_BEGIN
@@ -287,5 +289,5 @@ TEST_LIST_BEGIN
     TEST_ENTRY(policy_merges_key_by_key)
     TEST_ENTRY(policy_as_shipped)
     TEST_ENTRY(policy_refusals_name_the_key)
-    TEST_ENTRY(readme_matches_the_tables)
+    TEST_ENTRY(docs_match_the_tables)
 TEST_LIST_END

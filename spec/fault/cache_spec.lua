@@ -1,4 +1,4 @@
--- The result cache under faults (README "Result cache", "Failure behaviour"):
+-- The result cache under faults (docs/cache.md "Result cache", docs/failures.md):
 --   * Postgres stopped: a cached trip comes back STALE (its rule's stale_if_error) while one
 --     that was never cached gets 503; nothing is served as fresh while the LISTEN connection
 --     is down; after Postgres is back, answers are fresh again.

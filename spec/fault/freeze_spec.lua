@@ -72,9 +72,9 @@ describe("fault: Postgres frozen", function()
             open_wait = math.max(open_wait, e.breaker.open_wait)
         end
         -- A request may wait for a connection up to acquire_timeout, or run its statement until
-        -- the client-side deadline, which policies/resilience.lua and the README put one second
-        -- after statement_timeout (Postgres's own statement_timeout cannot fire while frozen);
-        -- 0.5 s on top for the answer to reach us on a busy machine.
+        -- the client-side deadline, which policies/resilience.lua and docs/failures.md put one
+        -- second after statement_timeout (Postgres's own statement_timeout cannot fire while
+        -- frozen); 0.5 s on top for the answer to reach us on a busy machine.
         local limit = math.max(TIMEOUT + 1.0, TIMEOUT) + 0.5
 
         -- Warm: each kind works before the freeze.

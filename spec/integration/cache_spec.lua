@@ -1,4 +1,4 @@
--- The result cache over real HTTP and a real Postgres (README "Result cache"): hits and
+-- The result cache over real HTTP and a real Postgres (docs/cache.md "Result cache"): hits and
 -- their headers, 304s, bypass, identity in the key (RLS answers never cross users), tide's
 -- own writes invalidating at once (the row, and visibility through trip_collaborators),
 -- single-flight (counted in Postgres), stale-while-revalidate, the byte bound, a reload that

@@ -1,5 +1,5 @@
--- Observability over real HTTP (README "Metrics", "Operations"): GET /metrics passes promtool
--- after traffic of every kind (answers of each class, cache hits, a write, an admission
+-- Observability over real HTTP (docs/metrics.md, docs/operations.md): GET /metrics passes
+-- promtool after traffic of every kind (answers of each class, cache hits, a write, an admission
 -- refusal, a reload and a rejected one) and its counters and histograms move as a known
 -- sequence says; /admin/queries ranks statements and resets; request ids are echoed, made
 -- when absent or unsafe, written to the access log and visible in pg_stat_activity.
@@ -98,7 +98,7 @@ describe("metrics and operations", function()
         local text = metrics()
         local pass, out = promtool(text)
         assert.is_true(pass, "promtool check metrics: " .. out)
-        -- every family the README lists is there
+        -- every family docs/metrics.md lists is there
         for _, family in ipairs({ "tide_http_requests_total", "tide_http_request_duration_seconds",
                 "tide_pool_connections", "tide_pool_acquire_wait_seconds",
                 "tide_pool_statement_duration_seconds", "tide_pool_errors_total",

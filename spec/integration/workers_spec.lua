@@ -1,7 +1,7 @@
--- workers = 2 (README "Workers"): a tide of the spec's own with two worker processes on one
--- port under a supervising parent. Both serve; a write answered by one is never hidden by the
--- other's cache; SIGHUP reloads both; a worker killed is restarted (and logged) while the other
--- serves; SIGTERM drains both and the parent exits 0.
+-- workers = 2 (docs/operations.md "Workers"): a tide of the spec's own with two worker
+-- processes on one port under a supervising parent. Both serve; a write answered by one is never
+-- hidden by the other's cache; SIGHUP reloads both; a worker killed is restarted (and logged)
+-- while the other serves; SIGTERM drains both and the parent exits 0.
 
 local env = require "spec.helpers.env"
 local api = require "spec.helpers.api"
@@ -44,7 +44,8 @@ describe("workers", function()
         dir = spawn.bundle()
         -- no NOTIFY channel: a write reaches the other worker's cache only through the slots
         -- the workers share, which is what the second test checks
-        -- nice 1 (README "Sharing a host with Postgres"): raising it needs no privilege
+        -- nice 1 (docs/operations.md "Sharing a host with Postgres"): raising it needs no
+        -- privilege
         t = spawn.tide(dir, { env = { "TIDE_WORKERS=2", "TIDE_CACHE_CHANNEL=''", "TIDE_NICE=1" } })
         local port = tonumber(t.admin_url:match(":(%d+)$"))
         admin2 = "http://127.0.0.1:" .. (port + 1)
