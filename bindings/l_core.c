@@ -530,18 +530,23 @@ static int l_schema_generation(lua_State *L)
     return 1;
 }
 
-/* core.set_route(pattern): the route tide.boot matched, for the log lines of the current
- * request (cut to 127 bytes). */
+/* core.set_route(pattern[, key[, budget_ms]]) -> seconds: the route tide.boot matched, for
+ * the log lines of the current request (cut to 127 bytes); key ("METHOD /pattern") names it
+ * for its CPU budget and quarantine, budget_ms is its own budget (policies/sandbox.lua; nil:
+ * script.max_cpu_ms). Returns the seconds the route stays in quarantine, 0 when open. */
 static int l_set_route(lua_State *L)
 {
     size_t len;
     const char *pattern = luaL_checklstring(L, 1, &len);
+    const char *key = luaL_optstring(L, 2, NULL);
+    double budget_ms = luaL_optnumber(L, 3, 0);
     tide_task *t = tide__task_current();
-    if (!t) return 0;
+    if (!t) { lua_pushnumber(L, 0); return 1; }
     if (len >= sizeof t->route) len = sizeof t->route - 1;
     memcpy(t->route, pattern, len);
     t->route[len] = 0;
-    return 0;
+    lua_pushnumber(L, key ? tide__task_set_route(t, key, budget_ms > 0 ? budget_ms : 0) : 0);
+    return 1;
 }
 
 static int l_request_id(lua_State *L)

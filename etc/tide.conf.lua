@@ -6,7 +6,7 @@
 --   TIDE_SCRIPTS_DIR, TIDE_POLICIES_DIR, TIDE_BINDINGS_DIR, TIDE_LOG_LEVEL, TIDE_DEV,
 --   TIDE_HTTP_MAX_INFLIGHT_BODY_BYTES, TIDE_HTTP_MAX_CONNECTIONS_PER_CLIENT,
 --   TIDE_CACHE_MAX_BYTES, TIDE_CACHE_CHANNEL, TIDE_REST_NOTIFY_CHANNEL, TIDE_WORKERS,
---   TIDE_LOG_BUFFER_BYTES, TIDE_LOG_SLOW_QUERY_MS
+--   TIDE_LOG_BUFFER_BYTES, TIDE_LOG_SLOW_QUERY_MS, TIDE_SCRIPT_MAX_CPU_MS, TIDE_SCRIPT_MAX_MEMORY
 -- The secrets below are published with tide, so tide refuses them unless development mode is
 -- asked for (`tide serve --dev` or TIDE_DEV=1; `make run` and `make test` ask). Anywhere else,
 -- set your own: TIDE_JWT_SECRET (openssl rand -base64 48) and TIDE_ENCRYPTION_KEY
@@ -61,6 +61,12 @@ return {
     -- load balancer or reverse proxy every connection comes from it: set 0 (or its share).
     max_connections_per_client = 256,
   },
+
+  -- What one request's script may use (docs/scripts.md "When a script misbehaves"):
+  -- max_cpu_ms of Lua time (a route may have its own in policies/sandbox.lua), and the
+  -- bundle's Lua state at most max_memory bytes. Past either the request is stopped with
+  -- 500 TIDE_SCRIPT_TIMEOUT or TIDE_SCRIPT_MEMORY; everything else carries on.
+  script = { max_cpu_ms = 500, max_memory = 268435456 },
 
   -- Worker processes sharing listen.port (0: one per CPU). Each has its own admin listener on
   -- admin.port + its index, and pools of pool.size / workers connections (README "Workers").

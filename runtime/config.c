@@ -66,6 +66,9 @@ static const tide_setting config_table[] = {
       http.max_inflight_body_bytes),
     C("http", "max_connections_per_client", INT, 0, 10000000, 256, NULL, 0,
       http.max_connections_per_client),
+    C("script", "max_cpu_ms", INT, 1, 3600000, 500, NULL, 0, script_max_cpu_ms),
+    C("script", "max_memory", SIZE, 1 << 20, 1e12, 256 * 1024 * 1024, NULL, 0,
+      script_max_memory),
     C(NULL, "workers", INT, 0, 256, 1, NULL, 0, workers),
     C(NULL, "nice", INT, -20, 19, 0, NULL, 0, nice),
     C("cache", "max_bytes", SIZE, 0, 1e12, 64 * 1024 * 1024, NULL, 0, cache_max_bytes),
@@ -284,15 +287,21 @@ int tide_config_load(const char *path, int dev, tide_config *c, char *err, size_
     if ((v = getenv("TIDE_REST_NOTIFY_CHANNEL"))) set_str(&c->rest_notify_channel, v);
     long long buffer_bytes = (long long)c->log_buffer_bytes, slow_ms = c->log_slow_query_ms;
     long long nice = c->nice;
+    long long cpu_ms = c->script_max_cpu_ms, max_mem = (long long)c->script_max_memory;
     if (env_whole("TIDE_LOG_BUFFER_BYTES", 16384, 1 << 30, &buffer_bytes, err, errlen) != 0 ||
         env_whole("TIDE_LOG_SLOW_QUERY_MS", 0, 3600000, &slow_ms, err, errlen) != 0 ||
-        env_whole("TIDE_NICE", -20, 19, &nice, err, errlen) != 0) {
+        env_whole("TIDE_NICE", -20, 19, &nice, err, errlen) != 0 ||
+        env_whole("TIDE_SCRIPT_MAX_CPU_MS", 1, 3600000, &cpu_ms, err, errlen) != 0 ||
+        env_whole("TIDE_SCRIPT_MAX_MEMORY", 1 << 20, 1000000000000LL, &max_mem, err,
+                  errlen) != 0) {
         tide_config_free(c);
         return TIDE_EINVAL;
     }
     c->log_buffer_bytes = (size_t)buffer_bytes;
     c->log_slow_query_ms = (int)slow_ms;
     c->nice = (int)nice;
+    c->script_max_cpu_ms = (int)cpu_ms;
+    c->script_max_memory = (size_t)max_mem;
     static const char *const dsn_env[TIDE_UPSTREAMS] = {
         "TIDE_DSN_DIRECT", "TIDE_DSN_SESSION", "TIDE_DSN_TRANSACTION" };
     for (int i = 0; i < TIDE_UPSTREAMS; i++)

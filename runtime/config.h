@@ -32,6 +32,8 @@ typedef struct tide_config {
     tide_http_limits http;
     unsigned char enc_key[32]; int has_enc_key;
     char *enc_key_hex;       /* crypto.key as read; only while loading (then wiped, NULL) */
+    int script_max_cpu_ms;   /* Lua time one request may use (policies/sandbox.lua per route) */
+    size_t script_max_memory; /* bytes a bundle's Lua state may hold */
     int workers;             /* worker processes (0: one per CPU; 1: no parent) */
     int nice;                /* scheduling priority (nice value) to serve at; 0: unchanged */
     size_t cache_max_bytes;  /* the result cache's bound (0: no cache) */

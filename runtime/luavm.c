@@ -16,6 +16,7 @@
  * (GC_SLICE per idle callback), so this never makes one loop pass long. (LuaJIT's own
  * allocator, not the C heap: measured, tide spent about 10% more CPU per request on malloc.) */
 #include "luavm.h"
+#include "guard.h"
 #include "task.h"
 #include "log.h"
 #include "rcache.h"
@@ -43,6 +44,10 @@ struct tide_vm {
     int gc_floor_kb;         /* heap size after the last full collection */
     int gc_peak_kb;          /* heap size when the idle collection started */
     int gc_cycles;           /* cycles the idle collection has completed */
+    tide_guard_mem mem;      /* the state's memory bound (script.max_memory) */
+    tide_guard_routes *stops;    /* routes stopped at their budget, and their quarantine */
+    int64_t budget_ns;       /* script.max_cpu_ms: a request's Lua time, unless its route
+                              * has its own (policies/sandbox.lua, via core.set_route) */
 };
 
 #define GC_GROWTH_KB (16 * 1024)   /* collect on idle once the heap is this far above its floor */
@@ -123,6 +128,29 @@ static int read_resilience(tide_vm *vm, lua_State *L)
     return 0;
 }
 
+/* Reads the quarantine settings from the table tide.sandbox.install returned (on top of the
+ * stack: {quarantine = {hits =, window =, cool_down =}}, checked there). */
+static int read_quarantine(tide_vm *vm, lua_State *L)
+{
+    tide_guard_quarantine q = { 0, 0, 0 };
+    lua_getfield(L, -1, "quarantine");
+    if (lua_istable(L, -1)) {
+        lua_getfield(L, -1, "hits");
+        lua_getfield(L, -2, "window");
+        lua_getfield(L, -3, "cool_down");
+        q.hits = (int)lua_tointeger(L, -3);
+        q.window = lua_tonumber(L, -2);
+        q.cool_down = lua_tonumber(L, -1);
+        lua_pop(L, 3);
+    }
+    lua_pop(L, 1);
+    if (!(vm->stops = tide_guard_routes_new(q))) {
+        lua_pushstring(L, "out of memory");
+        return TIDE_ENOMEM;
+    }
+    return 0;
+}
+
 const tide_resilience *tide_vm_resilience(const tide_vm *vm, int upstream)
 {
     return &vm->res[upstream];
@@ -150,6 +178,29 @@ static int pcall_tb(lua_State *L, int nargs, int nres)
     return rc;
 }
 
+/* pcall_tb under the bundle's budgets: a load that loops or grows without end is stopped
+ * like a request, and its error says so. */
+static int pcall_guarded(tide_vm *vm, lua_State *L, int nargs, int nres)
+{
+    tide_guard_run run;
+    char where[192];
+    tide_guard_enter(&run, L, &vm->mem, vm->budget_ns, "(bundle load)");
+    int rc = pcall_tb(L, nargs, nres);
+    int why = tide_guard_leave(&run, NULL, where, sizeof where);
+    if (why != TIDE_GUARD_NONE) {
+        lua_settop(L, 0);
+        if (why == TIDE_GUARD_CPU)
+            lua_pushfstring(L, "loading the bundle ran past script.max_cpu_ms (%d ms)%s%s",
+                            vm->app->cfg.script_max_cpu_ms, where[0] ? " at " : "", where);
+        else
+            lua_pushfstring(L, "loading the bundle went over script.max_memory (%d MiB)%s%s",
+                            (int)(vm->mem.limit >> 20), where[0] ? " at " : "", where);
+        lua_gc(L, LUA_GCCOLLECT, 0);
+        return LUA_ERRRUN;
+    }
+    return rc;
+}
+
 int tide_vm_new(tide_app *app, tide_vm **out, char *err, size_t errlen)
 {
     tide_vm *vm = calloc(1, sizeof *vm);
@@ -161,6 +212,10 @@ int tide_vm_new(tide_app *app, tide_vm **out, char *err, size_t errlen)
     if (!L) { free(vm); snprintf(err, errlen, "out of memory"); return TIDE_ENOMEM; }
     ev_idle_init(&vm->gc_idle, gc_on_idle);
     vm->gc_idle.data = vm;
+    vm->budget_ns = (int64_t)app->cfg.script_max_cpu_ms * 1000000;
+    if (tide_guard_start() != 0)
+        tide_warn("cannot start the scripts' watchdog thread: CPU budgets are not enforced");
+    tide_guard_mem_attach(&vm->mem, L, app->cfg.script_max_memory);
     luaL_openlibs(L);
 
     /* package.path: our directories first, then the system's */
@@ -184,15 +239,27 @@ int tide_vm_new(tide_app *app, tide_vm **out, char *err, size_t errlen)
     /* json.decode for C-side conversions */
     lua_getglobal(L, "require");
     lua_pushstring(L, "tide.json");
-    if (pcall_tb(L, 1, 1) != 0) goto fail;
+    if (pcall_guarded(vm, L, 1, 1) != 0) goto fail;
     lua_getfield(L, -1, "decode");
     vm->decode_ref = luaL_ref(L, LUA_REGISTRYINDEX);
     lua_pop(L, 1);
 
     /* boot.load(names); boot.handle kept for requests */
+    /* scripts and policies load into the sandbox (bindings/tide/sandbox.lua), which reads
+     * policies/sandbox.lua: what they may reach, routes' budgets, quarantine */
+    lua_getglobal(L, "require");
+    lua_pushstring(L, "tide.sandbox");
+    if (pcall_guarded(vm, L, 1, 1) != 0) goto fail;
+    lua_getfield(L, -1, "install");
+    lua_pushstring(L, c->scripts_dir);
+    lua_pushstring(L, c->policies_dir);
+    if (pcall_guarded(vm, L, 2, 1) != 0) goto fail;
+    if (read_quarantine(vm, L) != 0) goto fail;
+    lua_settop(L, 0);
+
     lua_getglobal(L, "require");
     lua_pushstring(L, "tide.boot");
-    if (pcall_tb(L, 1, 1) != 0) goto fail;
+    if (pcall_guarded(vm, L, 1, 1) != 0) goto fail;
     lua_getfield(L, -1, "handle");
     if (!lua_isfunction(L, -1)) {
         lua_pushstring(L, "tide.boot has no handle function");
@@ -201,23 +268,23 @@ int tide_vm_new(tide_app *app, tide_vm **out, char *err, size_t errlen)
     vm->handle_ref = luaL_ref(L, LUA_REGISTRYINDEX);
     lua_getfield(L, -1, "load");
     if (push_script_names(L, c->scripts_dir) != 0) goto fail;
-    if (pcall_tb(L, 1, 1) != 0) goto fail;
+    if (pcall_guarded(vm, L, 1, 1) != 0) goto fail;
     vm->nroutes = lua_isnumber(L, -1) ? (int)lua_tointeger(L, -1) : 0;
     lua_settop(L, 0);
 
     /* the resilience policy: checked now, applied by the caller when the bundle goes live */
     lua_getglobal(L, "require");
     lua_pushstring(L, "resilience");
-    if (pcall_tb(L, 1, 1) != 0) goto fail;
+    if (pcall_guarded(vm, L, 1, 1) != 0) goto fail;
     if (read_resilience(vm, L) != 0) goto fail;
     lua_settop(L, 0);
 
     /* the cache policy (checked by tide.boot against the routes just loaded) */
     lua_getglobal(L, "require");
     lua_pushstring(L, "tide.boot");
-    if (pcall_tb(L, 1, 1) != 0) goto fail;
+    if (pcall_guarded(vm, L, 1, 1) != 0) goto fail;
     lua_getfield(L, -1, "cache_policy");
-    if (pcall_tb(L, 0, 1) != 0) goto fail;
+    if (pcall_guarded(vm, L, 0, 1) != 0) goto fail;
     char perr[256];
     if (!(vm->cache = tide_cache_policy_read(L, -1, perr, sizeof perr))) {
         lua_pushstring(L, perr);
@@ -230,8 +297,10 @@ int tide_vm_new(tide_app *app, tide_vm **out, char *err, size_t errlen)
     return 0;
 fail:
     snprintf(err, errlen, "%s", lua_tostring(L, -1) ? lua_tostring(L, -1) : "load failed");
+    tide_guard_mem_detach(&vm->mem, L);
     lua_close(L);
     tide_cache_policy_free(vm->cache);
+    tide_guard_routes_free(vm->stops);
     free(vm);
     return TIDE_ELUA;
 }
@@ -243,8 +312,10 @@ void tide_vm_unref(tide_vm *vm)
     if (--vm->refs > 0) return;
     tide_debug("closing script bundle generation %llu", vm->generation);
     ev_idle_stop(vm->app->loop, &vm->gc_idle);
+    tide_guard_mem_detach(&vm->mem, vm->L);
     lua_close(vm->L);
     tide_cache_policy_free(vm->cache);
+    tide_guard_routes_free(vm->stops);
     free(vm);
     malloc_trim(0);   /* a whole bundle's heap just went back */
 }
@@ -285,6 +356,19 @@ static void gc_check(tide_vm *vm)
 }
 
 int tide_vm_route_count(const tide_vm *vm) { return vm->nroutes; }
+
+void tide_vm_memory(const tide_vm *vm, size_t *used, size_t *peak, size_t *limit)
+{
+    *used = vm ? vm->mem.used : 0;
+    *peak = vm ? vm->mem.peak : 0;
+    *limit = vm ? vm->mem.limit : 0;
+}
+
+void tide_vm_each_stopped_route(const tide_vm *vm, double now,
+                                void (*f)(const char *, long long, double, void *), void *arg)
+{
+    if (vm) tide_guard_routes_each(vm->stops, now, f, arg);
+}
 
 int tide_vm_describe(tide_vm *vm, const char *section, FILE *f)
 {
@@ -432,12 +516,72 @@ static void respond_from_lua(tide_task *t)
     send(t, req, status, ctype, hdrs, body, blen);
 }
 
+/* Answers a request whose script was stopped at its budget (guard.h), logs where, and counts
+ * the stop against its route (which may put the route in quarantine). */
+static void respond_stopped(tide_task *t, int why, const char *where)
+{
+    tide_vm *vm = t->vm;
+    const tide_config *c = &vm->app->cfg;
+    char body[320], what[96];
+    const char *route = t->route_key[0] ? t->route_key : "(no route)";
+    if (why == TIDE_GUARD_CPU)
+        snprintf(what, sizeof what, "ran past its CPU budget (%lld ms)",
+                 (long long)(t->budget_ns / 1000000));
+    else
+        snprintf(what, sizeof what, "went over script.max_memory (%zu MiB)",
+                 c->script_max_memory >> 20);
+    int n = snprintf(body, sizeof body,
+                     "{\"code\":\"%s\",\"message\":\"the route's script %s and was stopped\","
+                     "\"details\":\"request %s\",\"hint\":null}",
+                     why == TIDE_GUARD_CPU ? "TIDE_SCRIPT_TIMEOUT" : "TIDE_SCRIPT_MEMORY", what,
+                     t->id);
+    tide_error("request %s %s: script %s; stopped at %s (%.0f ms of Lua)", t->id, route, what,
+               where[0] ? where : "(not in Lua code)", (double)t->lua_ns / 1e6);
+    if (t->route_key[0] &&
+        tide_guard_routes_stop(vm->stops, t->route_key, ev_now(vm->app->loop)) == 1) {
+        tide_guard_count_quarantine();
+        tide_warn("route %s is in quarantine for %.0f s: its script was stopped too often "
+                  "(policies/sandbox.lua quarantine)", t->route_key,
+                  tide_guard_routes_closed(vm->stops, t->route_key, ev_now(vm->app->loop)));
+    }
+    tide_http_req *req = t->req;
+    t->req = NULL;
+    if (req) send(t, req, 500, "application/json", NULL, body, (size_t)n);
+}
+
 void tide__task_resume(tide_task *t, int nargs)
 {
     tide_task *saved = current_task;
     current_task = t;
+    tide_guard_run run;
+    char where[192];
+    int64_t spent;
+    tide_guard_enter(&run, t->co, &t->vm->mem, t->budget_ns - t->lua_ns,
+                     t->route_key[0] ? t->route_key : NULL);
     int rc = lua_resume(t->co, nargs);
+    int why = tide_guard_leave(&run, &spent, where, sizeof where);
+    t->lua_ns += spent;
     current_task = saved;
+    if (why != TIDE_GUARD_NONE) {
+        if (t->call) tide_call_abort(t->call);     /* cannot happen: a stopped run is dead */
+        respond_stopped(t, why, where);
+        tide_vm *vm = t->vm;
+        int memory = why == TIDE_GUARD_MEMORY;
+        tide_vm_ref(vm);
+        task_free(t);                /* its coroutine, open transaction and connection go */
+        if (memory) {
+            /* what the stopped request held is garbage now: collect it before the next
+             * request meets the bound */
+            double t0 = ev_time();
+            lua_gc(vm->L, LUA_GCCOLLECT, 0);
+            tide_info("script memory collected after a stop: %zu KiB held, %.1f ms",
+                      vm->mem.used >> 10, (ev_time() - t0) * 1e3);
+            vm->gc_floor_kb = lua_gc(vm->L, LUA_GCCOUNT, 0);
+            malloc_trim(0);
+        }
+        tide_vm_unref(vm);
+        return;
+    }
     if (rc == LUA_YIELD) {
         if (t->call) return;             /* parked on a database call */
         respond_internal(t, "handler yielded outside a tide call");
@@ -448,6 +592,18 @@ void tide__task_resume(tide_task *t, int nargs)
         respond_internal(t, msg ? msg : "error in boot.handle");
     }
     task_free(t);
+}
+
+/* core.set_route's C half (task.h). */
+double tide__task_set_route(tide_task *t, const char *key, double budget_ms)
+{
+    snprintf(t->route_key, sizeof t->route_key, "%s", key);
+    tide_guard_set_route(t->route_key);
+    if (budget_ms > 0) {
+        t->budget_ns = (int64_t)(budget_ms * 1e6);
+        tide_guard_set_budget(t->budget_ns - t->lua_ns);
+    }
+    return tide_guard_routes_closed(t->vm->stops, t->route_key, ev_now(t->app->loop));
 }
 
 static void on_abort(tide_http_req *req)
@@ -484,6 +640,7 @@ void tide_vm_dispatch(tide_vm *vm, tide_http_req *req, const char *claims, const
     if (claims) t->claims = strdup(claims);
     else t->claims = strdup(role == TIDE_ROLE_ANON ? "{\"role\":\"anon\"}" : "{}");
     memcpy(t->id, req->id, sizeof t->id);
+    t->budget_ns = vm->budget_ns;
     app->inflight++;
     req->ud = t;
     req->on_abort = on_abort;

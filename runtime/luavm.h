@@ -40,6 +40,14 @@ const tide_resilience *tide_vm_resilience(const tide_vm *vm, int upstream);
  * so, with the error, is written instead). */
 int tide_vm_describe(tide_vm *vm, const char *section, FILE *f);
 
+/* The bundle's Lua memory: bytes held now, the most held, and the bound (script.max_memory). */
+void tide_vm_memory(const tide_vm *vm, size_t *used, size_t *peak, size_t *limit);
+/* Calls f for each route of the bundle whose script was stopped at its budget (guard.h): the
+ * route ("METHOD /pattern"), its stops, and the seconds it stays in quarantine (0: open). */
+void tide_vm_each_stopped_route(const tide_vm *vm, double now,
+                                void (*f)(const char *route, long long stops, double closed,
+                                          void *arg), void *arg);
+
 /* Number of scripts routes loaded (for logs). */
 int tide_vm_route_count(const tide_vm *vm);
 

@@ -29,6 +29,9 @@ typedef struct tide_task {
     int tx_service;          /* the open transaction runs as service_role: why (the binding's
                               * audit reason), or 0 */
     struct tide_rcache_req *cr;   /* the cache context of a cached route's request, or NULL */
+    char route_key[160];     /* "METHOD /pattern": the route's budget and quarantine key */
+    int64_t budget_ns;       /* the Lua time this request may use (guard.h) */
+    int64_t lua_ns;          /* ... and has used so far */
     uint64_t born;           /* the cache clock when the request started (tide.cache.set) */
 } tide_task;
 
@@ -36,6 +39,9 @@ typedef struct tide_task {
 tide_task *tide__task_current(void);
 /* Resumes t's coroutine with nargs values already pushed on it. May finish (and free) t. */
 void tide__task_resume(tide_task *t, int nargs);
+/* The route tide.boot matched (key "METHOD /pattern") and its own budget (ms, 0: the
+ * default), for the running task: returns the seconds the route stays in quarantine, or 0. */
+double tide__task_set_route(tide_task *t, const char *key, double budget_ms);
 /* The vm's json.decode / json.null helpers for C code converting results. */
 void tide__vm_push_decode(tide_vm *vm, lua_State *L);
 tide_app *tide__vm_app(tide_vm *vm);
