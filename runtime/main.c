@@ -254,6 +254,10 @@ static int cmd_check(const char *config, int routes_only)
         printf("\n# cache policy (%s/cache.lua: cached routes, tables, functions; SIGHUP "
                "applies it)\n", c->policies_dir);
         if (tide_vm_describe(app.vm, "cache", stdout) != 0) drc = TIDE_ELUA;
+        printf("\n# sandbox policy (%s/sandbox.lua: what scripts may reach, routes' own CPU "
+               "budgets over script.max_cpu_ms = %d ms, quarantine; SIGHUP applies it)\n",
+               c->policies_dir, c->script_max_cpu_ms);
+        if (tide_vm_describe(app.vm, "sandbox", stdout) != 0) drc = TIDE_ELUA;
         rc = drc;
         tide_vm_unref(app.vm);
     }

@@ -45,6 +45,7 @@ local memo = require "tide.memo"
 local error_mt = require("tide.errors").error_mt
 local cachetags = require "tide.cachetags"
 local describe = require "tide.describe"
+local sandbox = require "tide.sandbox"
 
 local type, tostring, pairs, pcall, xpcall, require = type, tostring, pairs, pcall, xpcall,
     require
@@ -119,6 +120,12 @@ function _M.load(names)
             r:load(name, require(name))
         end
     end
+    sandbox.check_routes(r)
+    for i = 1, #r.all do                -- the key of a route's budget and quarantine (C)
+        local route = r.all[i]
+        route.key = route.method .. " " .. route.pattern
+        route.budget = sandbox.budget(route.method, route.pattern)
+    end
     routes = r
     return #r.all
 end
@@ -131,6 +138,7 @@ local SECTIONS = {
     routes = function() return describe.routes(_M.routes()) end,
     routing = function() return describe.routing(require "routing", KINDS) end,
     cache = function() return describe.cache(cachetags.policy()) end,
+    sandbox = function() return sandbox.describe() end,
 }
 
 function _M.describe(section)
@@ -431,7 +439,14 @@ local function handle(req)
     req.params = params
     req.route = route.pattern
     local core = get_core()
-    core.set_route(route.pattern)       -- for the log lines C writes (audit, slow_query)
+    -- for the log lines C writes (audit, slow_query), the route's CPU budget and quarantine
+    local closed = core.set_route(route.pattern, route.key, route.budget)
+    if closed > 0 then
+        local e = http.error(503, "TIDE_ROUTE_QUARANTINED", "this route is closed for now: " ..
+                             "its script was stopped at its budget too often")
+        e.retry_after = closed
+        return error_response(e)
+    end
     local cr = req.cache_route
     if cr ~= nil and cr ~= route.pattern then
         core.cache_skip()               -- C's match and ours disagree: store nothing

@@ -9,7 +9,7 @@ local logs, route_set
 local fake_core = {
     log = function(level, msg) logs[#logs + 1] = { level, msg } end,
     request_id = function() return "r1" end,
-    set_route = function(pattern) route_set = pattern end,
+    set_route = function(pattern) route_set = pattern; return 0 end,
     null = json.null,
 }
 
