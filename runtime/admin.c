@@ -3,6 +3,7 @@
  * down), /admin/stats (HTTP, reload, JWT cache, result cache, event-loop and log counters),
  * all GET; and POST /admin/cache/flush (every entry, or ?tag=TAG: what is tagged so). */
 #include "admin.h"
+#include "guard.h"
 #include "health.h"
 #include "jwtcache.h"
 #include "log.h"
@@ -64,6 +65,44 @@ static void log_stats_json(const tide_log_stats *lg, char *out, size_t cap)
                               i ? "}" : "");
 }
 
+typedef struct scripts_json { char *p; size_t n, cap; int first; } scripts_json;
+
+static void one_stopped_route(const char *route, long long stops, double closed, void *arg)
+{
+    scripts_json *s = arg;
+    if (s->n >= s->cap) return;
+    int k = snprintf(s->p + s->n, s->cap - s->n,
+                     "%s{\"route\":\"%s\",\"stops\":%lld,\"quarantined_s\":%.1f}",
+                     s->first ? "" : ",", route, stops, closed);
+    s->first = 0;
+    if (k > 0) s->n += (size_t)k;
+}
+
+/* ,"scripts":{...}: the budgets' stops (runtime/guard.h) and the Lua state's memory. Route
+ * patterns are the bundle's own (no quote or backslash: tide.router refuses them). */
+static size_t scripts_stats_json(tide_app *app, char *p, size_t cap)
+{
+    tide_guard_stats g;
+    tide_guard_get_stats(&g);
+    size_t used, peak, limit;
+    tide_vm_memory(app->vm, &used, &peak, &limit);
+    scripts_json s = { p, 0, cap, 1 };
+    int k = snprintf(p, cap,
+                     ",\"scripts\":{\"max_cpu_ms\":%d,\"stops\":{\"cpu\":%lld,\"memory\":%lld},"
+                     "\"late_stops\":%lld,\"quarantines\":%lld,\"memory\":{\"bytes\":%zu,"
+                     "\"peak_bytes\":%zu,\"limit_bytes\":%zu},\"routes\":[",
+                     app->cfg.script_max_cpu_ms, g.stops_cpu, g.stops_memory, g.late_stops,
+                     g.quarantines, used, peak, limit);
+    if (k < 0 || (size_t)k >= cap) return 0;
+    s.n = (size_t)k;
+    tide_vm_each_stopped_route(app->vm, ev_now(app->loop), one_stopped_route, &s);
+    if (s.n + 3 >= cap) return 0;
+    s.p[s.n++] = ']';
+    s.p[s.n++] = '}';
+    s.p[s.n] = 0;
+    return s.n;
+}
+
 static void admin_stats(tide_app *app, tide_http_req *req)
 {
     tide_http_stats h;
@@ -95,6 +134,7 @@ static void admin_stats(tide_app *app, tide_http_req *req)
              ev_now(app->loop) - app->started_at);
     if (n > 0 && (size_t)n < sizeof body - 2) {
         n += (int)tide_rcache_stats_json(app, body + n, sizeof body - (size_t)n - 1);
+        n += (int)scripts_stats_json(app, body + n, sizeof body - (size_t)n - 2);
         route_json r = { body + n, 0, sizeof body - (size_t)n - 2, 1 };
         r.n = (size_t)snprintf(r.p, r.cap, ",\"routes\":{");
         tide_metrics_each_route(one_route, &r);

@@ -3,6 +3,7 @@
 #include "health.h"
 #include "jwtcache.h"
 #include "log.h"
+#include "guard.h"
 #include "luavm.h"
 #include "rcache.h"
 
@@ -409,6 +410,51 @@ static long long rss_bytes(void)
     return ok ? rss * sysconf(_SC_PAGESIZE) : -1;
 }
 
+static void one_stopped(const char *route, long long stops, double closed, void *arg)
+{
+    out *o = arg;
+    char buf[512];
+    put(o, "tide_route_script_stops_total{route=\"%s\"} %lld\n", esc(route, buf, sizeof buf),
+        stops);
+    (void)closed;
+}
+
+static void one_closed(const char *route, long long stops, double closed, void *arg)
+{
+    out *o = arg;
+    char buf[512];
+    (void)stops;
+    put(o, "tide_route_quarantined{route=\"%s\"} %d\n", esc(route, buf, sizeof buf),
+        closed > 0);
+}
+
+/* What the scripts' budgets did (runtime/guard.h): stops by reason, quarantines, memory. */
+static void render_scripts(out *o, tide_app *app)
+{
+    tide_guard_stats g;
+    tide_guard_get_stats(&g);
+    head(o, "tide_script_stops_total", "counter",
+         "Requests (or bundle loads) whose script was stopped at its budget, by reason.");
+    put(o, "tide_script_stops_total{reason=\"cpu\"} %lld\n"
+        "tide_script_stops_total{reason=\"memory\"} %lld\n", g.stops_cpu, g.stops_memory);
+    single(o, "tide_script_late_stops_total", "counter",
+           "Stopped scripts still running 100 ms later (inside one long C call; the loop "
+           "watchdog restarts the worker if it goes on).", g.late_stops);
+    single(o, "tide_route_quarantines_total", "counter",
+           "Routes put in quarantine for being stopped too often.", g.quarantines);
+    head(o, "tide_route_script_stops_total", "counter",
+         "Stops per route since the bundle loaded.");
+    tide_vm_each_stopped_route(app->vm, ev_now(app->loop), one_stopped, o);
+    head(o, "tide_route_quarantined", "gauge",
+         "1 while a route is in quarantine (answering 503 TIDE_ROUTE_QUARANTINED).");
+    tide_vm_each_stopped_route(app->vm, ev_now(app->loop), one_closed, o);
+    size_t used, peak, limit;
+    tide_vm_memory(app->vm, &used, &peak, &limit);
+    single(o, "tide_lua_memory_bytes", "gauge", "Bytes the current bundle's Lua state holds.",
+           (long long)used);
+    single(o, "tide_lua_memory_limit_bytes", "gauge", "script.max_memory.", (long long)limit);
+}
+
 static void render_process(out *o, tide_app *app)
 {
     tide_jwt_cache_stats jc;
@@ -460,6 +506,7 @@ char *tide_metrics_render(tide_app *app, size_t *len)
     render_http(&o, app);
     render_upstreams(&o, app);
     render_cache(&o, app);
+    render_scripts(&o, app);
     render_process(&o, app);
     if (o.oom) {
         free(o.p);
