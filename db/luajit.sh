@@ -4,12 +4,12 @@
 # with -DLUAJIT_ENABLE_CHECKHOOK, installed into var/luajit/{include,lib}.
 #
 # Why: Debian's libluajit is built without LUAJIT_ENABLE_CHECKHOOK, so JIT-compiled code never
-# looks at hooks and a count hook set from a signal handler (how tide stops a script that runs
+# looks at hooks and a count hook set from a signal handler (the way to stop a script that runs
 # too long) cannot stop a compiled loop such as `while true do end`. With the flag, every trace
-# checks the hook mask on its loop edges and exits to the interpreter, which runs the hook.
+# checks the hook mask on each iteration and exits to the interpreter, which runs the hook.
 #
-# A stamp, var/luajit/BUILD, records the source version and the flags; the script is a fast
-# no-op while it matches and rebuilds when either changes. The source package is downloaded
+# A stamp, var/luajit/BUILD, records the source version, the flags and the compiler; the script
+# is a fast no-op while it matches and rebuilds when any of them changes. The source package is downloaded
 # once into var/luajit/src (apt-get source; this adds a deb-src entry for the release to
 # /etc/apt/sources.list.d/ when none is configured, which needs root or sudo) and unpacked and
 # built in var/luajit/build (log: var/luajit/build.log). `make clean` keeps var/luajit,
@@ -65,12 +65,14 @@ as_root() {
 
 # has_source: apt knows Debian's source for exactly this version
 has_source() {
-  apt-cache showsrc "$pkg" 2>/dev/null | grep -qx "Version: $version"
+  local src
+  src=$(apt-cache showsrc "$pkg" 2>/dev/null) || return 1
+  grep -qx "Version: $version" <<<"$src"
 }
 
-# deb_src_stanza: the release's main `Types: deb` stanza (deb822, /etc/apt/sources.list.d/*.sources)
-# turned into a deb-src one for the release's suite only; or a one-line deb-src entry from a
-# one-line `deb` entry. Empty when neither is found.
+# deb_src_stanza CODENAME: the release's main `Types: deb` stanza (deb822,
+# /etc/apt/sources.list.d/*.sources) turned into a deb-src one for that suite only; fails when
+# there is none. deb_src_line CODENAME: the same from a one-line `deb` entry.
 deb_src_stanza() {
   local codename=$1 f out
   for f in /etc/apt/sources.list.d/*.sources; do
