@@ -123,6 +123,11 @@ ensure_source_index() {
     else
       die "no deb entry for $codename in /etc/apt/sources.list{,.d} to derive a deb-src entry from; add one by hand"
     fi
+    if [ "${sudo[0]:-}" = none ]; then
+      die "Debian's source of $pkg needs a deb-src entry, and adding one needs root (no sudo).
+As root, write these lines to $file and run apt-get update, or run make deps as root:
+$entry"
+    fi
     echo "luajit: adding a deb-src entry for $codename ($file)"
     printf '%s\n' "$entry" | as_root tee "$file" >/dev/null
   fi
