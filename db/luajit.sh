@@ -101,7 +101,7 @@ deb_src_stanza() {
 deb_src_line() {
   local codename=$1
   cat /etc/apt/sources.list /etc/apt/sources.list.d/*.list 2>/dev/null |
-    sed -nE "s/^[[:space:]]*deb[[:space:]]+((\[[^]]*\][[:space:]]+)?[^[:space:]]+[[:space:]]+$codename[[:space:]].*)/deb-src \1/p" |
+    sed -nE "s/^[[:space:]]*deb[[:space:]]+((\[[^]]*\][[:space:]]+)?[^[:space:]]+[[:space:]]+${codename}[[:space:]].*)/deb-src \1/p" |
     head -n 1
 }
 
@@ -114,7 +114,7 @@ ensure_source_index() {
   has_source && return 0
   if ! any_deb_src; then
     local codename entry file
-    codename=$(. /etc/os-release && echo "${VERSION_CODENAME:-}")
+    codename=$(sed -n 's/^VERSION_CODENAME=//p' /etc/os-release 2>/dev/null | tr -d '"')
     [ -n "$codename" ] || die "no VERSION_CODENAME in /etc/os-release; add a deb-src entry by hand"
     if entry=$(deb_src_stanza "$codename") && [ -n "$entry" ]; then
       file=/etc/apt/sources.list.d/tide-deb-src.sources
@@ -156,7 +156,7 @@ if [ ! -f "$dsc" ]; then
 fi
 
 # 2. unpacked fresh, Debian's patches applied (dpkg-source -x applies a 3.0 (quilt) series)
-rm -rf "$dest/build"
+rm -rf "${dest:?}/build"
 mkdir -p "$dest/build"
 tree=$dest/build/$pkg
 dpkg-source -x "$dsc" "$tree" >>"$log" 2>&1 ||
@@ -178,7 +178,7 @@ env -i PATH="$PATH" HOME="${HOME:-/}" LC_ALL=C \
   { tail -n 30 "$log" >&2; die "make failed (log: $log)"; }
 
 # 4. installed: headers and libluajit.a
-rm -rf "$dest/include" "$dest/lib"
+rm -rf "${dest:?}/include" "${dest:?}/lib"
 mkdir -p "$dest/include" "$dest/lib"
 for h in "${headers[@]}"; do cp "$tree/src/$h" "$dest/include/"; done
 cp "$tree/src/libluajit.a" "$dest/lib/"
