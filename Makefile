@@ -3,10 +3,20 @@ CC      ?= cc
 CFLAGS  ?= -O2 -g
 WERROR  ?= -Werror
 BUILD   ?= build
+# LuaJIT: the static library db/luajit.sh (make deps) builds into var/luajit from Debian's
+# luajit2 source with LUAJIT_ENABLE_CHECKHOOK, so a count hook stops compiled loops too. All of
+# it is linked in (--whole-archive) and its API exported from the executable, for the Lua C
+# modules require() loads (cjson.so), which take lua_* from their host.
+LUAJIT_DIR := var/luajit
+LUAJIT_A   := $(LUAJIT_DIR)/lib/libluajit.a
+LUAJIT_LIBS = -Wl,--whole-archive $(LUAJIT_A) -Wl,--no-whole-archive \
+              -Wl,--export-dynamic-symbol='lua*' -ldl
 # pkg-config for what ships a .pc file; libev and http_parser ship none on Debian.
-PKGS       := luajit libpq jansson libcrypto
-PKG_CFLAGS := $(shell pkg-config --cflags $(PKGS) 2>/dev/null || echo -I/usr/include/luajit-2.1 -I/usr/include/postgresql)
-LDLIBS     := $(shell pkg-config --libs $(PKGS) 2>/dev/null || echo -lluajit-5.1 -lpq -ljansson -lcrypto) \
+PKGS       := libpq jansson libcrypto
+PKG_CFLAGS := -I$(LUAJIT_DIR)/include \
+              $(shell pkg-config --cflags $(PKGS) 2>/dev/null || echo -I/usr/include/postgresql)
+LDLIBS     := $(LUAJIT_LIBS) \
+              $(shell pkg-config --libs $(PKGS) 2>/dev/null || echo -lpq -ljansson -lcrypto) \
               -lev -lhttp_parser -lm
 ALL_CFLAGS = -std=c11 -D_GNU_SOURCE -Wall -Wextra $(WERROR) -MMD -MP $(PKG_CFLAGS) $(CFLAGS)
 
@@ -32,17 +42,20 @@ C_TESTS   := $(patsubst runtime/tests/%.c,$(BUILD)/tests/%,$(wildcard runtime/te
 
 all: $(TIDE)
 
-$(BUILD)/%.o: %.c
+$(LUAJIT_A):
+	@echo "tide: no $(LUAJIT_A) (LuaJIT with the hook check): run make deps" >&2; exit 1
+
+$(BUILD)/%.o: %.c | $(LUAJIT_A)
 	@mkdir -p $(dir $@)
 	@$(if $(Q),echo "  CC      $<")
 	$(Q)$(CC) $(ALL_CFLAGS) -c $< -o $@
 
-$(TIDE): $(CORE_OBJS) $(BUILD)/runtime/main.o
+$(TIDE): $(CORE_OBJS) $(BUILD)/runtime/main.o $(LUAJIT_A)
 	@$(if $(Q),echo "  LD      $@")
-	$(Q)$(CC) $(ALL_CFLAGS) $^ -o $@ $(LDLIBS) $(LDFLAGS)
+	$(Q)$(CC) $(ALL_CFLAGS) $(filter %.o,$^) -o $@ $(LDLIBS) $(LDFLAGS)
 
 # C unit tests link the whole core minus main; each test is one file.
-$(BUILD)/tests/%: runtime/tests/%.c $(CORE_OBJS)
+$(BUILD)/tests/%: runtime/tests/%.c $(CORE_OBJS) $(LUAJIT_A)
 	@mkdir -p $(dir $@)
 	@$(if $(Q),echo "  TEST-CC $<")
 	$(Q)$(CC) $(ALL_CFLAGS) -Iruntime $< $(CORE_OBJS) -o $@ $(LDLIBS) -lpthread $(LDFLAGS)
@@ -110,7 +123,7 @@ fuzz-build:
 .PHONY: fuzz-bins
 fuzz-bins: $(FUZZ_BINS)
 
-$(FUZZ_BUILD)/fuzz_%: runtime/fuzz/fuzz_%.c $(CORE_OBJS)
+$(FUZZ_BUILD)/fuzz_%: runtime/fuzz/fuzz_%.c $(CORE_OBJS) $(LUAJIT_A)
 	@mkdir -p $(dir $@)
 	@$(if $(Q),echo "  FUZZ-CC $<")
 	$(Q)$(CC) $(ALL_CFLAGS) -fsanitize=fuzzer -Iruntime $< $(CORE_OBJS) -o $@ $(LDLIBS) -lpthread

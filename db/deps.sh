@@ -14,7 +14,10 @@
 # nodejs and npm run @supabase/postgrest-js against /rest/v1 (spec/js, pinned for node >= 18:
 # Debian 12's is 18). A node already on PATH (NodeSource's nodejs, which carries npm and
 # conflicts with Debian's npm package) counts as installed: they are looked up as commands.
+# Then db/luajit.sh builds the static LuaJIT tide links against (var/luajit, from Debian's
+# luajit2 source package with LUAJIT_ENABLE_CHECKHOOK); luajit2 itself stays for busted.
 set -euo pipefail
+cd "$(dirname "$0")/.."
 
 pkgs=(
   build-essential pkg-config
@@ -36,7 +39,7 @@ done
 
 if [ ${#missing[@]} -eq 0 ]; then
   echo "deps: all ${#pkgs[@]} packages present"
-  exit 0
+  exec db/luajit.sh
 fi
 
 echo "deps: installing ${missing[*]}"
@@ -52,3 +55,4 @@ fi
 "${sudo[@]}" apt-get update -qq
 "${sudo[@]}" env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${missing[@]}"
 echo "deps: done (the distro's postgresql/pgbouncer services, if started, use 5432/6432; the stack uses 5432x)"
+exec db/luajit.sh
