@@ -58,7 +58,7 @@ return {
         local t = {}
         for i = 1, 1e12 do t[i] = { i, tostring(i) } end
     end,
-    ["GET /v1/hostile/rep"] = function() return { n = #string.rep("x", 2 ^ 31 - 2) } end,
+    ["GET /v1/hostile/rep"] = function() return { n = #string.rep("x", 1.5e9) } end,
     ["GET /v1/hostile/deep"] = function()
         local function f(n) return 1 + f(n + 1) end
         return { n = f(1) }
