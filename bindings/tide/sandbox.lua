@@ -227,6 +227,13 @@ local function check_policy(p)
     return { allow = allow, budgets = budgets, quarantine = q }
 end
 
+-- For unit specs: the policy check and an environment built for `allow`.
+_M._check_policy = check_policy
+function _M._env(allow)
+    local e = {}
+    return setmetatable(e, { __index = make_base(allow or {}, e) })
+end
+
 function _M.install(scripts_dir, policies_dir)
     local prefixes = { prefix(scripts_dir), prefix(policies_dir) }
     env = {}                              -- one table for the whole bundle
