@@ -41,6 +41,7 @@ static struct {
     _Atomic int64_t deadline;        /* of the open run (ns); 0: none */
     const char *_Atomic route;       /* of the open run; read by the thread when late */
     volatile sig_atomic_t stop;      /* TIDE_GUARD_*: why the open run is being stopped */
+    int raised;                      /* ... and the stop reached the script (an error) */
     char where[192];
     pthread_t loop, thread;
     int started;
@@ -65,6 +66,7 @@ static void stop_hook(lua_State *L, lua_Debug *ar)
     }
     if (!G.where[0] && lua_getinfo(L, "Sl", ar) && ar->currentline > 0)
         snprintf(G.where, sizeof G.where, "%s:%d", ar->short_src, ar->currentline);
+    G.raised = 1;
     lua_pushstring(L, G.stop == TIDE_GUARD_CPU ? "TIDE_SCRIPT_TIMEOUT: stopped at its CPU budget"
                                                : "TIDE_SCRIPT_MEMORY: stopped at its memory bound");
     lua_error(L);
@@ -202,8 +204,18 @@ int tide_guard_leave(tide_guard_run *r, int64_t *spent_ns, char *where, size_t w
     int64_t now = tide_guard_now();
     if (spent_ns) *spent_ns = now - r->started;
     int why = G.run == r ? G.stop : TIDE_GUARD_NONE;
+    if (why != TIDE_GUARD_NONE && !G.raised) {
+        /* the signal came as the run was ending (returned or yielded): it was not stopped.
+         * A request that goes on is stopped at once when it resumes, its budget used up. */
+        lua_sethook(r->L, NULL, 0, 0);
+        G.stop = TIDE_GUARD_NONE;
+        G.where[0] = 0;
+        note_route(NULL);
+        why = TIDE_GUARD_NONE;
+    }
     if (why != TIDE_GUARD_NONE) {
         lua_sethook(r->L, NULL, 0, 0);
+        G.raised = 0;
         if (why == TIDE_GUARD_CPU) G.stats.stops_cpu++;
         else G.stats.stops_memory++;
         if (where) snprintf(where, wherelen, "%s", G.where);
@@ -236,6 +248,7 @@ static void *counting_alloc(void *ud, void *ptr, size_t osize, size_t nsize)
         m->refusals++;
         if (G.stop == TIDE_GUARD_NONE) note_where(G.run->L);
         stop_run(TIDE_GUARD_MEMORY);
+        G.raised = 1;                    /* LuaJIT raises "not enough memory" */
         return NULL;
     }
     void *p = m->f(m->ud, ptr, osize, nsize);
