@@ -67,6 +67,7 @@ static const tide_setting config_table[] = {
     C("http", "max_connections_per_client", INT, 0, 10000000, 256, NULL, 0,
       http.max_connections_per_client),
     C(NULL, "workers", INT, 0, 256, 1, NULL, 0, workers),
+    C(NULL, "watchdog_ms", INT, 0, 3600000, 2000, NULL, 0, watchdog_ms),
     C(NULL, "nice", INT, -20, 19, 0, NULL, 0, nice),
     C("cache", "max_bytes", SIZE, 0, 1e12, 64 * 1024 * 1024, NULL, 0, cache_max_bytes),
     C("cache", "channel", STRING, 0, 0, 0, "tide_cache", TIDE_SET_EMPTY, cache_channel),
@@ -283,16 +284,26 @@ int tide_config_load(const char *path, int dev, tide_config *c, char *err, size_
     if ((v = getenv("TIDE_CACHE_CHANNEL"))) set_str(&c->cache_channel, v);
     if ((v = getenv("TIDE_REST_NOTIFY_CHANNEL"))) set_str(&c->rest_notify_channel, v);
     long long buffer_bytes = (long long)c->log_buffer_bytes, slow_ms = c->log_slow_query_ms;
-    long long nice = c->nice;
+    long long nice = c->nice, watchdog_ms = c->watchdog_ms;
     if (env_whole("TIDE_LOG_BUFFER_BYTES", 16384, 1 << 30, &buffer_bytes, err, errlen) != 0 ||
         env_whole("TIDE_LOG_SLOW_QUERY_MS", 0, 3600000, &slow_ms, err, errlen) != 0 ||
-        env_whole("TIDE_NICE", -20, 19, &nice, err, errlen) != 0) {
+        env_whole("TIDE_NICE", -20, 19, &nice, err, errlen) != 0 ||
+        env_whole("TIDE_WATCHDOG_MS", 0, 3600000, &watchdog_ms, err, errlen) != 0) {
         tide_config_free(c);
         return TIDE_EINVAL;
     }
     c->log_buffer_bytes = (size_t)buffer_bytes;
     c->log_slow_query_ms = (int)slow_ms;
     c->nice = (int)nice;
+    c->watchdog_ms = (int)watchdog_ms;
+    /* the heartbeat comes every watchdog_ms / 4: below 100 ms a busy but healthy loop pass
+     * would be taken for a stall */
+    if (c->watchdog_ms > 0 && c->watchdog_ms < TIDE_WATCHDOG_MIN_MS) {
+        snprintf(err, errlen, "watchdog_ms (or TIDE_WATCHDOG_MS) must be 0 (off) or at least %d",
+                 TIDE_WATCHDOG_MIN_MS);
+        tide_config_free(c);
+        return TIDE_EINVAL;
+    }
     static const char *const dsn_env[TIDE_UPSTREAMS] = {
         "TIDE_DSN_DIRECT", "TIDE_DSN_SESSION", "TIDE_DSN_TRANSACTION" };
     for (int i = 0; i < TIDE_UPSTREAMS; i++)

@@ -12,6 +12,8 @@
 
 enum { TIDE_UP_DIRECT = 0, TIDE_UP_SESSION, TIDE_UP_TRANSACTION, TIDE_UPSTREAMS };
 
+#define TIDE_WATCHDOG_MIN_MS 100     /* watchdog_ms: 0 (off) or at least this */
+
 typedef struct tide_upstream_config {
     char *dsn;               /* NULL = upstream not configured */
     int prepare;             /* named prepared statements (never on a transaction pooler) */
@@ -33,6 +35,7 @@ typedef struct tide_config {
     unsigned char enc_key[32]; int has_enc_key;
     char *enc_key_hex;       /* crypto.key as read; only while loading (then wiped, NULL) */
     int workers;             /* worker processes (0: one per CPU; 1: no parent) */
+    int watchdog_ms;         /* a worker's loop silent this long is killed (0: off) */
     int nice;                /* scheduling priority (nice value) to serve at; 0: unchanged */
     size_t cache_max_bytes;  /* the result cache's bound (0: no cache) */
     char *cache_channel;     /* NOTIFY channel of other writers' writes ("": none heard) */

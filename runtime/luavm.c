@@ -16,6 +16,7 @@
  * (GC_SLICE per idle callback), so this never makes one loop pass long. (LuaJIT's own
  * allocator, not the C heap: measured, tide spent about 10% more CPU per request on malloc.) */
 #include "luavm.h"
+#include "bundle.h"
 #include "task.h"
 #include "log.h"
 #include "rcache.h"
@@ -171,6 +172,8 @@ int tide_vm_new(tide_app *app, tide_vm **out, char *err, size_t errlen)
                     c->policies_dir, lua_tostring(L, -1));
     lua_setfield(L, -3, "path");
     lua_pop(L, 1);
+    /* a bundle read into memory: its modules, not the directories' (runtime/bundle.h) */
+    if (app->bundle && tide_bundle_install(L, app->bundle) != 0) goto fail;
     lua_getfield(L, -1, "preload");
     lua_pushlightuserdata(L, vm);
     if (!app->open_core) {
@@ -200,7 +203,8 @@ int tide_vm_new(tide_app *app, tide_vm **out, char *err, size_t errlen)
     }
     vm->handle_ref = luaL_ref(L, LUA_REGISTRYINDEX);
     lua_getfield(L, -1, "load");
-    if (push_script_names(L, c->scripts_dir) != 0) goto fail;
+    if ((app->bundle ? tide_bundle_push_route_names(L, app->bundle)
+                     : push_script_names(L, c->scripts_dir)) != 0) goto fail;
     if (pcall_tb(L, 1, 1) != 0) goto fail;
     vm->nroutes = lua_isnumber(L, -1) ? (int)lua_tointeger(L, -1) : 0;
     lua_settop(L, 0);
