@@ -67,6 +67,7 @@ static const tide_setting config_table[] = {
     C("http", "max_connections_per_client", INT, 0, 10000000, 256, NULL, 0,
       http.max_connections_per_client),
     C(NULL, "workers", INT, 0, 256, 1, NULL, 0, workers),
+    C(NULL, "supervise", BOOL, 0, 1, 1, NULL, 0, supervise),
     C(NULL, "watchdog_ms", INT, 0, 3600000, 2000, NULL, 0, watchdog_ms),
     C(NULL, "nice", INT, -20, 19, 0, NULL, 0, nice),
     C("cache", "max_bytes", SIZE, 0, 1e12, 64 * 1024 * 1024, NULL, 0, cache_max_bytes),
@@ -279,6 +280,14 @@ int tide_config_load(const char *path, int dev, tide_config *c, char *err, size_
     if ((v = getenv("TIDE_HTTP_MAX_CONNECTIONS_PER_CLIENT")) && *v)
         c->http.max_connections_per_client = atoi(v);
     if ((v = getenv("TIDE_WORKERS")) && *v) c->workers = atoi(v);
+    if ((v = getenv("TIDE_SUPERVISE")) && *v) {
+        if (strcmp(v, "0") != 0 && strcmp(v, "1") != 0) {
+            snprintf(err, errlen, "TIDE_SUPERVISE must be 0 or 1");
+            tide_config_free(c);
+            return TIDE_EINVAL;
+        }
+        c->supervise = v[0] == '1';
+    }
     if ((v = getenv("TIDE_CACHE_MAX_BYTES")) && *v)
         c->cache_max_bytes = (size_t)strtoull(v, NULL, 10);
     if ((v = getenv("TIDE_CACHE_CHANNEL"))) set_str(&c->cache_channel, v);

@@ -34,7 +34,8 @@ typedef struct tide_config {
     tide_http_limits http;
     unsigned char enc_key[32]; int has_enc_key;
     char *enc_key_hex;       /* crypto.key as read; only while loading (then wiped, NULL) */
-    int workers;             /* worker processes (0: one per CPU; 1: no parent) */
+    int workers;             /* worker processes (0: one per CPU) */
+    int supervise;           /* a supervising parent even for one worker (default 1) */
     int watchdog_ms;         /* a worker's loop silent this long is killed (0: off) */
     int nice;                /* scheduling priority (nice value) to serve at; 0: unchanged */
     size_t cache_max_bytes;  /* the result cache's bound (0: no cache) */

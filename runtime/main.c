@@ -239,9 +239,11 @@ static int cmd_serve(const char *config)
     set_priority(app.cfg.nice);
     int n = app.cfg.workers == 0 ? tide_workers_auto() : app.cfg.workers;
     app.nworkers = n;
-    if (n <= 1)
-        return serve(&app, -1);
-    if (app.cfg.listen_port == 0) {
+    if (n <= 1 && !app.cfg.supervise)
+        return serve(&app, -1);            /* one process, nothing watching it */
+    if (n > 1 && !app.cfg.supervise)
+        tide_warn("supervise = false is for workers = 1: %d workers run under a parent", n);
+    if (n > 1 && app.cfg.listen_port == 0) {
         tide_error("workers = %d needs a fixed listen.port (0 would give each its own)", n);
         return 2;
     }

@@ -1,8 +1,9 @@
 -- workers = 2 (README "Workers"): a tide of the spec's own with two worker processes on one
 -- port under a supervising parent. Both serve; a write answered by one is never hidden by the
 -- other's cache; SIGHUP reloads both; a worker killed is restarted (and logged) while the other
--- serves; SIGTERM drains both and the parent exits 0. Then a restarted worker serves the last
--- bundle that loaded, not a newer one on disk that a SIGHUP rejected.
+-- serves; SIGTERM drains both and the parent exits 0. Then, with two workers and with the
+-- default one, a restarted worker serves the last bundle that loaded, not a newer one on disk
+-- that a SIGHUP rejected.
 
 local env = require "spec.helpers.env"
 local api = require "spec.helpers.api"
@@ -133,7 +134,8 @@ describe("workers", function()
     end)
 end)
 
--- A restarted worker serves the last bundle that loaded (README "Workers"): a route that only the loaded bundle has (the file is gone from
+-- A restarted worker serves the last bundle that loaded (README "Workers"), with two workers
+-- and with the default one: a route that only the loaded bundle has (the file is gone from
 -- disk), a script on disk broken and a SIGHUP rejected, then the worker killed (SIGKILL, its
 -- pid from /admin/stats): the parent restarts it, it answers that route from the old bundle,
 -- the parent stays up and counts the crash; a SIGHUP after the disk is mended reads it again.
@@ -142,7 +144,7 @@ local OLD_ONLY = [[
 return { ["GET /v1/_test/old_bundle"] = function() return { old = true } end }
 ]]
 
-for _, workers in ipairs({ 2 }) do
+for _, workers in ipairs({ 2, 1 }) do
     describe("a restarted worker (workers = " .. workers .. ")", function()
         local dir, t, admins
 
