@@ -66,6 +66,10 @@ static int start(worker *w, int index, int (*serve)(int, int, int, void *), void
         prctl(PR_SET_PDEATHSIG, SIGTERM);        /* the parent gone: drain and go */
         if (getppid() == 1)
             _exit(1);
+        /* a process group of its own: a terminal's Ctrl-C (or a kill of the parent's group)
+         * reaches the parent, which forwards it once; got twice, it would mean "exit now" */
+        setpgid(0, 0);
+        signal(SIGTTOU, SIG_IGN);                /* its logs may still go to the terminal */
         /* a SIGHUP before the worker's loop watches it would end it: ignored until then (the
          * parent sends it again once the worker serves) */
         signal(SIGHUP, SIG_IGN);
