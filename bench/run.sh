@@ -988,7 +988,8 @@ base_workloads() {
   sleep 1
   loop_snap "$LOGS/loop-idle-0.txt" || rm -f "$LOGS/loop-idle-0.txt"
   e1=$(wc -l <"$B/tide.err")
-  if timeout 150 "$IDLE_BIN" "$HTTP_PORT" "$IDLE_CONNS" "$tide_pid" 120 >"$LOGS/idle.txt" 2>"$LOGS/idle.err"; then
+  # the RSS of the process that holds the connections: the worker (a supervising parent holds none)
+  if timeout 150 "$IDLE_BIN" "$HTTP_PORT" "$IDLE_CONNS" "${tide_workers[0]:-$tide_pid}" 120 >"$LOGS/idle.txt" 2>"$LOGS/idle.err"; then
     for kv in $(cat "$LOGS/idle.txt"); do res "idle_${kv%%=*}" "${kv#*=}"; done
     say "idle: $(cat "$LOGS/idle.txt")"
   else

@@ -6,7 +6,8 @@
 --   TIDE_SCRIPTS_DIR, TIDE_POLICIES_DIR, TIDE_BINDINGS_DIR, TIDE_LOG_LEVEL, TIDE_DEV,
 --   TIDE_HTTP_MAX_INFLIGHT_BODY_BYTES, TIDE_HTTP_MAX_CONNECTIONS_PER_CLIENT,
 --   TIDE_CACHE_MAX_BYTES, TIDE_CACHE_CHANNEL, TIDE_REST_NOTIFY_CHANNEL, TIDE_WORKERS,
---   TIDE_LOG_BUFFER_BYTES, TIDE_LOG_SLOW_QUERY_MS, TIDE_SCRIPT_MAX_CPU_MS, TIDE_SCRIPT_MAX_MEMORY
+--   TIDE_SUPERVISE (0 or 1), TIDE_WATCHDOG_MS, TIDE_SCRIPT_MAX_CPU_MS, TIDE_SCRIPT_MAX_MEMORY,
+--   TIDE_LOG_BUFFER_BYTES, TIDE_LOG_SLOW_QUERY_MS
 -- The secrets below are published with tide, so tide refuses them unless development mode is
 -- asked for (`tide serve --dev` or TIDE_DEV=1; `make run` and `make test` ask). Anywhere else,
 -- set your own: TIDE_JWT_SECRET (openssl rand -base64 48) and TIDE_ENCRYPTION_KEY
@@ -68,9 +69,16 @@ return {
   -- 500 TIDE_SCRIPT_TIMEOUT or TIDE_SCRIPT_MEMORY; everything else carries on.
   script = { max_cpu_ms = 500, max_memory = 268435456 },
 
-  -- Worker processes sharing listen.port (0: one per CPU). Each has its own admin listener on
-  -- admin.port + its index, and pools of pool.size / workers connections (README "Workers").
+  -- Worker processes sharing listen.port (0: one per CPU), under a parent that supervises
+  -- them. Each has its own admin listener on admin.port + its index (with one worker,
+  -- admin.port), and pools of pool.size / workers connections (README "Workers").
   workers = 1,
+  -- A parent supervises even one worker: it restarts a worker that dies, and one whose event
+  -- loop has not beaten for watchdog_ms (a script stuck inside one long C call), at once and
+  -- with the last bundle that loaded. supervise = false with workers = 1: one process, no
+  -- parent, no restarts (under a debugger). watchdog_ms: 0 = no loop watchdog, else >= 100.
+  supervise = true,
+  watchdog_ms = 2000,
 
   -- The scheduling priority tide serves at (nice value, -20..19; 0: unchanged). On a host that
   -- shares its cores with Postgres, -5 keeps the backends from waiting on tide's event loop

@@ -1,6 +1,7 @@
 /* admin.c - the admin listener (default 127.0.0.1:8081, no authentication): /live (the
  * process answers), /ready and /health (the upstreams' health, 503 when a required one is
- * down), /admin/stats (HTTP, reload, JWT cache, result cache, event-loop and log counters),
+ * down), /admin/stats (HTTP, reload, JWT cache, result cache, event-loop and log counters, and
+ * the supervising parent's restarts),
  * all GET; and POST /admin/cache/flush (every entry, or ?tag=TAG: what is tagged so). */
 #include "admin.h"
 #include "guard.h"
@@ -11,6 +12,7 @@
 #include "rcache.h"
 #include "metrics.h"
 #include "qstats.h"
+#include "supervise.h"
 #include <stdlib.h>
 
 #include <stdio.h>
@@ -103,6 +105,33 @@ static size_t scripts_stats_json(tide_app *app, char *p, size_t cap)
     return s.n;
 }
 
+/* The "supervisor" object: the parent's restarts (runtime/supervise.h) and where this worker's
+ * bundle came from. */
+static void supervisor_json(tide_app *app, char *out, size_t cap)
+{
+    tide_supervise_stats sv;
+    tide_supervise_get_stats(&sv);
+    char last[512] = "null";
+    if (sv.has_last) {
+        char route[2 * TIDE_SUPERVISE_ROUTE_MAX + 8] = "null";
+        if (sv.last_route[0]) {
+            char esc[2 * TIDE_SUPERVISE_ROUTE_MAX];
+            tide_json_escape(esc, sizeof esc, sv.last_route, (int)strlen(sv.last_route));
+            snprintf(route, sizeof route, "\"%s\"", esc);
+        }
+        snprintf(last, sizeof last, "{\"reason\":\"%s\",\"worker\":%d,\"pid\":%d,\"route\":%s,"
+                 "\"at\":%.3f}", tide_supervise_reason_name(sv.last_reason), sv.last_worker,
+                 (int)sv.last_pid, route, sv.last_at);
+    }
+    snprintf(out, cap, "{\"supervised\":%s,\"parent_pid\":%d,\"watchdog_ms\":%d,"
+             "\"restarts\":{\"watchdog\":%lld,\"crash\":%lld},\"last_restart\":%s,"
+             "\"worker_starts\":%d,\"bundle\":\"%s\",\"bundle_generation\":%llu}",
+             sv.supervised ? "true" : "false", (int)sv.parent, sv.watchdog_ms,
+             sv.restarts[TIDE_RESTART_WATCHDOG], sv.restarts[TIDE_RESTART_CRASH], last,
+             app->restarts + 1, app->bundle_from_snapshot ? "snapshot" : "disk",
+             app->bundle_generation);
+}
+
 static void admin_stats(tide_app *app, tide_http_req *req)
 {
     tide_http_stats h;
@@ -111,8 +140,9 @@ static void admin_stats(tide_app *app, tide_http_req *req)
     tide_jwt_cache_get_stats(app->jwt_cache, &jc);
     tide_log_stats lg;
     tide_log_get_stats(&lg);
-    char logs[512];
+    char logs[512], supervisor[1024];
     log_stats_json(&lg, logs, sizeof logs);
+    supervisor_json(app, supervisor, sizeof supervisor);
     char body[65536];
     int n = snprintf(body, sizeof body,
              "{\"http\":{\"accepted\":%lld,\"open\":%lld,\"requests\":%lld,\"responses\":%lld,"
@@ -124,14 +154,14 @@ static void admin_stats(tide_app *app, tide_http_req *req)
              "\"jwt_cache\":{\"hits\":%lld,\"misses\":%lld},"
              "\"loop\":{\"max_pass_ms\":%.3f,\"passes_over_50ms\":%lld},\"log\":%s,"
              "\"rest\":{\"schema_generation\":%llu,\"schema_reloads_heard\":%lld},"
-             "\"uptime_s\":%.1f,\"cache\":",
+             "\"supervisor\":%s,\"uptime_s\":%.1f,\"cache\":",
              h.accepted, h.open, h.requests, h.responses, h.rejected_431, h.rejected_413,
              h.timeouts_408, h.rejected_400, h.rejected_busy, h.rejected_per_client,
              h.body_bytes, h.clients, h.parked, app->worker, app->nworkers > 1 ? app->nworkers : 1,
              (int)getpid(), app->inflight, app->reloads, app->reload_failures,
              tide_vm_route_count(app->vm), jc.hits, jc.misses, app->max_pass * 1000.0,
              app->slow_passes, logs, app->schema_generation, app->schema_reloads_heard,
-             ev_now(app->loop) - app->started_at);
+             supervisor, ev_now(app->loop) - app->started_at);
     if (n > 0 && (size_t)n < sizeof body - 2) {
         n += (int)tide_rcache_stats_json(app, body + n, sizeof body - (size_t)n - 1);
         n += (int)scripts_stats_json(app, body + n, sizeof body - (size_t)n - 2);

@@ -42,6 +42,13 @@ typedef struct tide_app {
     double started_at, drain_started;
     int draining;
     int worker, nworkers;               /* this process: index of nworkers (runtime/workers.h) */
+    int restarts;                       /* a worker: its starts before this one (0: the first) */
+    /* The bundle tide_vm_new builds the next state from (runtime/bundle.h), set around the
+     * call by tide_server_load; NULL: package.path reads the directories. */
+    const struct tide_bundle *bundle;
+    int has_snapshot, snapshot_fd;      /* workers: the last bundle that loaded, shared */
+    int bundle_from_snapshot;           /* the serving bundle came from the snapshot */
+    unsigned long long bundle_generation;   /* ... of that generation */
 } tide_app;
 
 #endif

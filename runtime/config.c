@@ -70,6 +70,8 @@ static const tide_setting config_table[] = {
     C("script", "max_memory", SIZE, 1 << 20, 1e12, 256 * 1024 * 1024, NULL, 0,
       script_max_memory),
     C(NULL, "workers", INT, 0, 256, 1, NULL, 0, workers),
+    C(NULL, "supervise", BOOL, 0, 1, 1, NULL, 0, supervise),
+    C(NULL, "watchdog_ms", INT, 0, 3600000, 2000, NULL, 0, watchdog_ms),
     C(NULL, "nice", INT, -20, 19, 0, NULL, 0, nice),
     C("cache", "max_bytes", SIZE, 0, 1e12, 64 * 1024 * 1024, NULL, 0, cache_max_bytes),
     C("cache", "channel", STRING, 0, 0, 0, "tide_cache", TIDE_SET_EMPTY, cache_channel),
@@ -281,16 +283,25 @@ int tide_config_load(const char *path, int dev, tide_config *c, char *err, size_
     if ((v = getenv("TIDE_HTTP_MAX_CONNECTIONS_PER_CLIENT")) && *v)
         c->http.max_connections_per_client = atoi(v);
     if ((v = getenv("TIDE_WORKERS")) && *v) c->workers = atoi(v);
+    if ((v = getenv("TIDE_SUPERVISE")) && *v) {
+        if (strcmp(v, "0") != 0 && strcmp(v, "1") != 0) {
+            snprintf(err, errlen, "TIDE_SUPERVISE must be 0 or 1");
+            tide_config_free(c);
+            return TIDE_EINVAL;
+        }
+        c->supervise = v[0] == '1';
+    }
     if ((v = getenv("TIDE_CACHE_MAX_BYTES")) && *v)
         c->cache_max_bytes = (size_t)strtoull(v, NULL, 10);
     if ((v = getenv("TIDE_CACHE_CHANNEL"))) set_str(&c->cache_channel, v);
     if ((v = getenv("TIDE_REST_NOTIFY_CHANNEL"))) set_str(&c->rest_notify_channel, v);
     long long buffer_bytes = (long long)c->log_buffer_bytes, slow_ms = c->log_slow_query_ms;
-    long long nice = c->nice;
+    long long nice = c->nice, watchdog_ms = c->watchdog_ms;
     long long cpu_ms = c->script_max_cpu_ms, max_mem = (long long)c->script_max_memory;
     if (env_whole("TIDE_LOG_BUFFER_BYTES", 16384, 1 << 30, &buffer_bytes, err, errlen) != 0 ||
         env_whole("TIDE_LOG_SLOW_QUERY_MS", 0, 3600000, &slow_ms, err, errlen) != 0 ||
         env_whole("TIDE_NICE", -20, 19, &nice, err, errlen) != 0 ||
+        env_whole("TIDE_WATCHDOG_MS", 0, 3600000, &watchdog_ms, err, errlen) != 0 ||
         env_whole("TIDE_SCRIPT_MAX_CPU_MS", 1, 3600000, &cpu_ms, err, errlen) != 0 ||
         env_whole("TIDE_SCRIPT_MAX_MEMORY", 1 << 20, 1000000000000LL, &max_mem, err,
                   errlen) != 0) {
@@ -302,6 +313,23 @@ int tide_config_load(const char *path, int dev, tide_config *c, char *err, size_
     c->nice = (int)nice;
     c->script_max_cpu_ms = (int)cpu_ms;
     c->script_max_memory = (size_t)max_mem;
+    c->watchdog_ms = (int)watchdog_ms;
+    /* the heartbeat comes every watchdog_ms / 4: below 100 ms a busy but healthy loop pass
+     * would be taken for a stall */
+    if (c->watchdog_ms > 0 && c->watchdog_ms < TIDE_WATCHDOG_MIN_MS) {
+        snprintf(err, errlen, "watchdog_ms (or TIDE_WATCHDOG_MS) must be 0 (off) or at least %d",
+                 TIDE_WATCHDOG_MIN_MS);
+        tide_config_free(c);
+        return TIDE_EINVAL;
+    }
+    /* a script is stopped at its budget long before the watchdog would end its worker */
+    if (c->watchdog_ms > 0 && c->script_max_cpu_ms >= c->watchdog_ms) {
+        snprintf(err, errlen, "script.max_cpu_ms (%d) must be below watchdog_ms (%d): the "
+                 "watchdog would restart the worker before the budget stopped the script",
+                 c->script_max_cpu_ms, c->watchdog_ms);
+        tide_config_free(c);
+        return TIDE_EINVAL;
+    }
     static const char *const dsn_env[TIDE_UPSTREAMS] = {
         "TIDE_DSN_DIRECT", "TIDE_DSN_SESSION", "TIDE_DSN_TRANSACTION" };
     for (int i = 0; i < TIDE_UPSTREAMS; i++)

@@ -12,6 +12,8 @@
 
 enum { TIDE_UP_DIRECT = 0, TIDE_UP_SESSION, TIDE_UP_TRANSACTION, TIDE_UPSTREAMS };
 
+#define TIDE_WATCHDOG_MIN_MS 100     /* watchdog_ms: 0 (off) or at least this */
+
 typedef struct tide_upstream_config {
     char *dsn;               /* NULL = upstream not configured */
     int prepare;             /* named prepared statements (never on a transaction pooler) */
@@ -34,7 +36,9 @@ typedef struct tide_config {
     char *enc_key_hex;       /* crypto.key as read; only while loading (then wiped, NULL) */
     int script_max_cpu_ms;   /* Lua time one request may use (policies/sandbox.lua per route) */
     size_t script_max_memory; /* bytes a bundle's Lua state may hold */
-    int workers;             /* worker processes (0: one per CPU; 1: no parent) */
+    int workers;             /* worker processes (0: one per CPU) */
+    int supervise;           /* a supervising parent even for one worker (default 1) */
+    int watchdog_ms;         /* a worker's loop silent this long is killed (0: off) */
     int nice;                /* scheduling priority (nice value) to serve at; 0: unchanged */
     size_t cache_max_bytes;  /* the result cache's bound (0: no cache) */
     char *cache_channel;     /* NOTIFY channel of other writers' writes ("": none heard) */

@@ -4,6 +4,7 @@
  * loop thread; everything else (the run stack, the hook, the counters) belongs to the loop
  * thread, the signal handler included (it interrupts that thread, never runs beside it). */
 #include "guard.h"
+#include "supervise.h"
 
 #include <errno.h>
 #include <pthread.h>
@@ -15,13 +16,11 @@
 #include <time.h>
 #include <lauxlib.h>
 
-/* The supervisor's note of the route a stalled loop runs (runtime/supervise.c); absent when
- * the process is not supervised (the C tests). Async-signal-safe. */
-void tide_supervise_note_route(const char *route) __attribute__((weak));
-
+/* The supervisor's note of the route a stalled loop runs (async-signal-safe; nothing when the
+ * process is not supervised). */
 static void note_route(const char *route)
 {
-    if (tide_supervise_note_route) tide_supervise_note_route(route);
+    tide_supervise_note_route(route);
 }
 
 #define GUARD_SIGNAL SIGURG          /* ignored by default: a stray one does nothing */

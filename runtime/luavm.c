@@ -16,6 +16,7 @@
  * (GC_SLICE per idle callback), so this never makes one loop pass long. (LuaJIT's own
  * allocator, not the C heap: measured, tide spent about 10% more CPU per request on malloc.) */
 #include "luavm.h"
+#include "bundle.h"
 #include "guard.h"
 #include "task.h"
 #include "log.h"
@@ -48,6 +49,11 @@ struct tide_vm {
     tide_guard_routes *stops;    /* routes stopped at their budget, and their quarantine */
     int64_t budget_ns;       /* script.max_cpu_ms: a request's Lua time, unless its route
                               * has its own (policies/sandbox.lua, via core.set_route) */
+    ev_prepare reap;         /* a retired state's garbage, swept a slice per loop pass */
+    int retired;             /* replaced after a stop: swept before it is closed */
+    char *bundle_buf;        /* the bundle it was built from, serialized (bundle.h), so a
+                              * state grown by a stopped script can be built afresh */
+    size_t bundle_len;
 };
 
 #define GC_GROWTH_KB (16 * 1024)   /* collect on idle once the heap is this far above its floor */
@@ -56,6 +62,7 @@ struct tide_vm {
 #define GC_TRIM_KB (4 * 1024)      /* trim the C heap after a cycle that freed this much */
 
 static void gc_on_idle(struct ev_loop *loop, ev_idle *w, int revents);
+static void reap_slice(struct ev_loop *loop, ev_prepare *w, int revents);
 static void gc_check(tide_vm *vm);
 
 static tide_task *current_task;
@@ -211,6 +218,8 @@ int tide_vm_new(tide_app *app, tide_vm **out, char *err, size_t errlen)
     lua_State *L = vm->L = luaL_newstate();
     if (!L) { free(vm); snprintf(err, errlen, "out of memory"); return TIDE_ENOMEM; }
     ev_idle_init(&vm->gc_idle, gc_on_idle);
+    ev_prepare_init(&vm->reap, reap_slice);
+    vm->reap.data = vm;
     vm->gc_idle.data = vm;
     vm->budget_ns = (int64_t)app->cfg.script_max_cpu_ms * 1000000;
     if (tide_guard_start() != 0)
@@ -226,6 +235,8 @@ int tide_vm_new(tide_app *app, tide_vm **out, char *err, size_t errlen)
                     c->policies_dir, lua_tostring(L, -1));
     lua_setfield(L, -3, "path");
     lua_pop(L, 1);
+    /* a bundle read into memory: its modules, not the directories' (runtime/bundle.h) */
+    if (app->bundle && tide_bundle_install(L, app->bundle) != 0) goto fail;
     lua_getfield(L, -1, "preload");
     lua_pushlightuserdata(L, vm);
     if (!app->open_core) {
@@ -253,7 +264,8 @@ int tide_vm_new(tide_app *app, tide_vm **out, char *err, size_t errlen)
     lua_getfield(L, -1, "install");
     lua_pushstring(L, c->scripts_dir);
     lua_pushstring(L, c->policies_dir);
-    if (pcall_guarded(vm, L, 2, 1) != 0) goto fail;
+    lua_pushinteger(L, c->supervise || app->nworkers > 1 ? c->watchdog_ms : 0);   /* its bound */
+    if (pcall_guarded(vm, L, 3, 1) != 0) goto fail;
     if (read_quarantine(vm, L) != 0) goto fail;
     lua_settop(L, 0);
 
@@ -267,7 +279,8 @@ int tide_vm_new(tide_app *app, tide_vm **out, char *err, size_t errlen)
     }
     vm->handle_ref = luaL_ref(L, LUA_REGISTRYINDEX);
     lua_getfield(L, -1, "load");
-    if (push_script_names(L, c->scripts_dir) != 0) goto fail;
+    if ((app->bundle ? tide_bundle_push_route_names(L, app->bundle)
+                     : push_script_names(L, c->scripts_dir)) != 0) goto fail;
     if (pcall_guarded(vm, L, 1, 1) != 0) goto fail;
     vm->nroutes = lua_isnumber(L, -1) ? (int)lua_tointeger(L, -1) : 0;
     lua_settop(L, 0);
@@ -293,6 +306,8 @@ int tide_vm_new(tide_app *app, tide_vm **out, char *err, size_t errlen)
     lua_settop(L, 0);
     lua_gc(L, LUA_GCCOLLECT, 0);
     vm->gc_floor_kb = lua_gc(L, LUA_GCCOUNT, 0);
+    if (app->bundle && tide_bundle_serialize(app->bundle, &vm->bundle_buf, &vm->bundle_len) != 0)
+        vm->bundle_buf = NULL;        /* no fresh state after a stop: it is collected instead */
     *out = vm;
     return 0;
 fail:
@@ -310,12 +325,24 @@ void tide_vm_ref(tide_vm *vm) { vm->refs++; }
 void tide_vm_unref(tide_vm *vm)
 {
     if (--vm->refs > 0) return;
+    if (vm->retired == 1) {
+        /* lua_close would free millions of objects in one pass: sweep them a slice per
+         * pass first (reap_slice), then close what is left */
+        vm->retired = 2;
+        vm->refs = 1;
+        vm->gc_cycles = 0;
+        ev_idle_stop(vm->app->loop, &vm->gc_idle);
+        ev_prepare_start(vm->app->loop, &vm->reap);
+        return;
+    }
     tide_debug("closing script bundle generation %llu", vm->generation);
+    ev_prepare_stop(vm->app->loop, &vm->reap);
     ev_idle_stop(vm->app->loop, &vm->gc_idle);
     tide_guard_mem_detach(&vm->mem, vm->L);
     lua_close(vm->L);
     tide_cache_policy_free(vm->cache);
     tide_guard_routes_free(vm->stops);
+    free(vm->bundle_buf);
     free(vm);
     malloc_trim(0);   /* a whole bundle's heap just went back */
 }
@@ -339,6 +366,23 @@ static void gc_on_idle(struct ev_loop *loop, ev_idle *w, int revents)
     ev_idle_stop(loop, w);
     vm->gc_floor_kb = lua_gc(vm->L, LUA_GCCOUNT, 0);
     if (vm->gc_peak_kb - vm->gc_floor_kb >= GC_TRIM_KB) malloc_trim(0);
+}
+
+/* A retired state with no request left (tide_vm_unref): GC steps for at most GC_SLICE per
+ * loop pass, busy or not, until a whole cycle has run after the last request; then it is
+ * closed, which now frees only what was live. */
+static void reap_slice(struct ev_loop *loop, ev_prepare *w, int revents)
+{
+    (void)loop;
+    (void)revents;
+    tide_vm *vm = w->data;
+    double until = ev_time() + GC_SLICE;
+    do
+        if (lua_gc(vm->L, LUA_GCSTEP, GC_STEP_KB) && ++vm->gc_cycles == 2) break;
+    while (ev_time() < until);
+    if (vm->gc_cycles < 2) return;
+    tide_debug("retired script state swept: closing it");
+    tide_vm_unref(vm);               /* retired == 2: closes */
 }
 
 /* After a request: start collecting on idle if the heap grew far past its floor. */
@@ -516,6 +560,54 @@ static void respond_from_lua(tide_task *t)
     send(t, req, status, ctype, hdrs, body, blen);
 }
 
+/* A stopped script left vm's heap far above its floor. Collecting it is not enough to give
+ * the memory back: LuaJIT's allocator keeps a segment as long as one live object sits in it,
+ * and a script that built millions of objects leaves the string table and the state's own
+ * later allocations spread over its segments (measured: after a table of two million small
+ * tables was stopped, RSS stayed 38-64 MB up after four full collections, which also held the
+ * loop 100-200 ms). So the state is built afresh from the same bundle (what a reload does,
+ * from the copy the vm kept: 20-60 ms) and the old one is retired: once its requests in flight
+ * end, its garbage is swept a slice per loop pass and it is closed, which unmaps every
+ * segment. The routes' stops (quarantine) carry over. Without a copy, or if the build fails,
+ * the state is collected at once instead. */
+static void after_stop(tide_vm *vm)
+{
+    tide_app *app = vm->app;
+    double t0 = ev_time();
+    size_t held = vm->mem.used;
+    if (app->vm == vm && vm->bundle_buf) {
+        tide_bundle b;
+        tide_vm *fresh = NULL;
+        char err[512];
+        int rc = tide_bundle_parse(vm->bundle_buf, vm->bundle_len, &b, err, sizeof err);
+        if (rc == 0) {
+            app->bundle = &b;
+            rc = tide_vm_new(app, &fresh, err, sizeof err);
+            app->bundle = NULL;
+            tide_bundle_free(&b);
+        }
+        if (rc == 0) {
+            tide_guard_routes_free(fresh->stops);
+            fresh->stops = vm->stops;
+            vm->stops = NULL;
+            app->vm = fresh;
+            tide_rcache_policy_changed(app, tide_vm_cache_policy(vm), tide_vm_cache_policy(fresh));
+            vm->retired = 1;             /* swept a slice per pass once its requests end */
+            tide_vm_unref(vm);           /* the app's reference; requests in flight keep it */
+            tide_info("the Lua state a stopped script grew to %zu MiB was replaced by a fresh "
+                      "one of the same bundle (%.1f ms)", held >> 20, (ev_time() - t0) * 1e3);
+            return;
+        }
+        tide_warn("cannot build a fresh Lua state after a stop (%s): collecting instead", err);
+    }
+    ev_idle_stop(app->loop, &vm->gc_idle);
+    for (int i = 0; i < 4; i++) lua_gc(vm->L, LUA_GCCOLLECT, 0);
+    tide_info("script memory collected after a stop: %zu KiB held, %.1f ms", vm->mem.used >> 10,
+              (ev_time() - t0) * 1e3);
+    vm->gc_floor_kb = lua_gc(vm->L, LUA_GCCOUNT, 0);
+    malloc_trim(0);
+}
+
 /* Answers a request whose script was stopped at its budget (guard.h), logs where, and counts
  * the stop against its route (which may put the route in quarantine). */
 static void respond_stopped(tide_task *t, int why, const char *where)
@@ -566,23 +658,12 @@ void tide__task_resume(tide_task *t, int nargs)
         if (t->call) tide_call_abort(t->call);     /* cannot happen: a stopped run is dead */
         respond_stopped(t, why, where);
         tide_vm *vm = t->vm;
-        int memory = why == TIDE_GUARD_MEMORY;
         tide_vm_ref(vm);
         task_free(t);                /* its coroutine, open transaction and connection go */
-        if (memory) {
-            /* what the stopped request held is garbage now: collect it before the next
-             * request meets the bound. Four cycles, because LuaJIT halves its string table
-             * at most once per cycle: a request that interned millions of strings leaves a
-             * table that would otherwise pin the allocator's segments (measured: RSS stayed
-             * 76 MB up after one cycle, back within 64 MB after four). The first cycle sweeps
-             * the garbage; the others only walk the live heap. */
-            double t0 = ev_time();
-            for (int i = 0; i < 4; i++) lua_gc(vm->L, LUA_GCCOLLECT, 0);
-            tide_info("script memory collected after a stop: %zu KiB held, %.1f ms",
-                      vm->mem.used >> 10, (ev_time() - t0) * 1e3);
-            vm->gc_floor_kb = lua_gc(vm->L, LUA_GCCOUNT, 0);
-            malloc_trim(0);
-        }
+        if (lua_gc(vm->L, LUA_GCCOUNT, 0) - vm->gc_floor_kb >= GC_GROWTH_KB)
+            after_stop(vm);
+        else if (why == TIDE_GUARD_MEMORY)       /* one refused block: little to collect */
+            lua_gc(vm->L, LUA_GCCOLLECT, 0);
         tide_vm_unref(vm);
         return;
     }

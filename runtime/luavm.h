@@ -11,7 +11,8 @@
 #include "jwt.h"
 #include "upstream.h"
 
-/* Builds a state from the configured directories and runs boot.load over every script.
+/* Builds a state from app->bundle when set (runtime/bundle.h: the files read into memory),
+ * else from the configured directories, and runs boot.load over every script.
  * Returns 0 and *out (holding one reference), or TIDE_ELUA with the Lua error in err. */
 TIDE_MUST_CHECK int tide_vm_new(tide_app *app, tide_vm **out, char *err, size_t errlen);
 void tide_vm_ref(tide_vm *vm);

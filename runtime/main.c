@@ -1,5 +1,6 @@
 /* main.c - the tide command: serve, check, routes, token, reseal. */
 #include "app.h"
+#include "bundle.h"
 #include "config.h"
 #include "jwt.h"
 #include "log.h"
@@ -12,6 +13,7 @@
 #include "workers.h"
 #include "cache.h"
 #include "notify.h"
+#include "supervise.h"
 #include "../bindings/l_core.h"
 
 #include <getopt.h>
@@ -99,7 +101,7 @@ static void free_upstreams(tide_app *app)
 }
 
 /* Serves app (its config loaded) until stopped. ready_fd >= 0 (a worker): one byte is written
- * there once it is listening. */
+ * there once it is listening. A restarted worker serves the last bundle that loaded. */
 static int serve(tide_app *app, int ready_fd)
 {
     signal(SIGPIPE, SIG_IGN);
@@ -109,20 +111,24 @@ static int serve(tide_app *app, int ready_fd)
     char err[2048];
     if (make_upstreams(app) != 0) {
         tide_error("cannot create pools");
-    } else if (tide_vm_new(app, &app->vm, err, sizeof err) != 0) {
+    } else if (tide_server_load(app, app->restarts > 0, &app->vm, err, sizeof err) != 0) {
         tide_error("cannot load scripts: %s", err);
     } else {
         tide_server_apply_policy(app);
         tide_info("loaded %d routes from %s", tide_vm_route_count(app->vm),
-                  app->cfg.scripts_dir);
+                  app->bundle_from_snapshot ? "the last bundle that loaded"
+                                            : app->cfg.scripts_dir);
         if (tide_server_start(app) == 0) {
             if (watch) tide_server_watch(app);
+            tide_supervise_note_bundle(tide_vm_route_count(app->vm), -1);
+            tide_supervise_heartbeat_start(app->loop);   /* the parent's watchdog, from now */
             if (ready_fd >= 0) {
                 ssize_t w = write(ready_fd, "r", 1);
                 (void)w;
                 close(ready_fd);
             }
             ev_run(app->loop, 0);
+            tide_supervise_heartbeat_stop(app->loop);
             tide_info("stopped");
             rc = 0;
         }
@@ -148,26 +154,60 @@ static int serve(tide_app *app, int ready_fd)
 }
 
 /* A worker process (workers.h): the parent's app, this worker's index, ports and share. */
-static int serve_worker(int index, int ready_fd, void *arg)
+static int serve_worker(int index, int restarts, int ready_fd, void *arg)
 {
     tide_app *app = arg;
     app->worker = index;
-    char tag[24];
-    snprintf(tag, sizeof tag, "[worker %d]", index);
-    tide_log_set_tag(tag);
+    app->restarts = restarts;
+    if (app->nworkers > 1) {
+        char tag[24];
+        snprintf(tag, sizeof tag, "[worker %d]", index);
+        tide_log_set_tag(tag);
+    }
     if (app->cfg.admin_port)
         app->cfg.admin_port += index;      /* one admin listener per worker */
+    if (app->has_snapshot) {               /* a description of its own: flock is per description */
+        int fd = tide_bundle_snapshot_reopen(app->snapshot_fd);
+        close(app->snapshot_fd);
+        app->snapshot_fd = fd;
+        if (fd < 0) {
+            app->has_snapshot = 0;
+            tide_warn("cannot open the snapshot of the last bundle that loaded (%s): if this "
+                      "worker is restarted, it reads the bundle from disk", strerror(errno));
+        }
+    }
     return serve(app, ready_fd);
 }
 
+/* The parent's word to systemd, in the words one process would use (the workers' route count
+ * and reload outcomes come through the supervisor's region). */
 static void notify_parent(const char *state, void *arg)
 {
     tide_app *app = arg;
-    char status[96];
-    snprintf(status, sizeof status, "%d workers %s", app->nworkers, state);
-    int rc = strcmp(state, "ready") == 0 ? tide_notify_ready(status)
-             : strcmp(state, "reloading") == 0 ? tide_notify_reloading(status)
-             : tide_notify_stopping(status);
+    char status[200], many[32] = "";
+    if (app->nworkers > 1) snprintf(many, sizeof many, " (%d workers)", app->nworkers);
+    int routes = tide_supervise_routes(0), rc;
+    if (strcmp(state, "ready") == 0) {
+        snprintf(status, sizeof status, "serving %d routes on %s:%d%s", routes,
+                 app->cfg.listen_host, app->cfg.listen_port, many);
+        rc = tide_notify_ready(status);
+    } else if (strcmp(state, "reloading") == 0) {
+        snprintf(status, sizeof status, "reloading scripts and policies%s", many);
+        rc = tide_notify_reloading(status);
+    } else if (strcmp(state, "reloaded") == 0) {
+        int rejected = 0;
+        for (int i = 0; i < app->nworkers; i++) {
+            int r = 0;
+            (void)tide_supervise_reloads_done(i, &r);
+            rejected |= r;
+        }
+        snprintf(status, sizeof status, "serving %d routes%s%s", routes,
+                 rejected ? "; the last reload was rejected (see the log)" : "", many);
+        rc = tide_notify_ready(status);
+    } else {
+        snprintf(status, sizeof status, "draining: requests in flight finish%s", many);
+        rc = tide_notify_stopping(status);
+    }
     if (rc != 0)
         tide_warn("cannot notify the service manager: %s", tide_strerror(rc));
 }
@@ -199,13 +239,24 @@ static int cmd_serve(const char *config)
     set_priority(app.cfg.nice);
     int n = app.cfg.workers == 0 ? tide_workers_auto() : app.cfg.workers;
     app.nworkers = n;
-    if (n <= 1)
-        return serve(&app, -1);
-    if (app.cfg.listen_port == 0) {
+    if (n <= 1 && !app.cfg.supervise)
+        return serve(&app, -1);            /* one process, nothing watching it */
+    if (n > 1 && !app.cfg.supervise)
+        tide_warn("supervise = false is for workers = 1: %d workers run under a parent", n);
+    if (n > 1 && app.cfg.listen_port == 0) {
         tide_error("workers = %d needs a fixed listen.port (0 would give each its own)", n);
         return 2;
     }
-    if (app.cfg.cache_max_bytes) {      /* the cache's invalidations, seen by every worker */
+    /* the last bundle that loaded, for a restarted worker (runtime/bundle.h) */
+    int snap = tide_bundle_snapshot_new();
+    if (snap < 0) {
+        tide_warn("workers: no snapshot of the last bundle that loaded (memfd_create: %s): a "
+                  "restarted worker reads the bundle from disk", strerror(errno));
+    } else {
+        app.snapshot_fd = snap;
+        app.has_snapshot = 1;
+    }
+    if (n > 1 && app.cfg.cache_max_bytes) {   /* the cache's invalidations, seen by every worker */
         size_t size = tide_cache_shared_size(app.cfg.cache_max_bytes);
         void *mem = mmap(NULL, size, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, -1, 0);
         if (mem == MAP_FAILED) {
@@ -215,7 +266,8 @@ static int cmd_serve(const char *config)
         tide_cache_shared_init(mem, app.cfg.cache_max_bytes);
         app.cache_shared = mem;
     }
-    int rc = tide_workers_run(n, serve_worker, notify_parent, &app);
+    int rc = tide_workers_run(n, app.cfg.watchdog_ms, serve_worker, notify_parent, &app);
+    if (snap >= 0) close(snap);
     tide_config_free(&app.cfg);
     return rc;
 }
@@ -231,7 +283,7 @@ static int cmd_check(const char *config, int routes_only)
     app.loop = ev_default_loop(EVFLAG_AUTO);
     if (make_upstreams(&app) != 0) return 1;
     char err[2048];
-    int rc = tide_vm_new(&app, &app.vm, err, sizeof err);
+    int rc = tide_server_load(&app, 0, &app.vm, err, sizeof err);   /* the directories, read */
     if (rc != 0) fprintf(stderr, "tide: scripts: %s\n", err);
     else if (routes_only) {
         rc = tide_vm_describe(app.vm, "routes", stdout);

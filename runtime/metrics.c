@@ -6,6 +6,7 @@
 #include "guard.h"
 #include "luavm.h"
 #include "rcache.h"
+#include "supervise.h"
 
 #include <dirent.h>
 #include <stdarg.h>
@@ -483,6 +484,14 @@ static void render_process(out *o, tide_app *app)
     for (int i = 0; i < 2; i++)
         put(o, "tide_log_buffered_bytes{stream=\"%s\"} %lld\n", stream_names[i],
             streams[i]->buffered_bytes);
+    tide_supervise_stats sv;
+    tide_supervise_get_stats(&sv);
+    head(o, "tide_worker_restarts_total", "counter",
+         "Workers the supervising parent restarted, by reason: watchdog (its event loop stalled) "
+         "or crash (killed by a signal, or exited non-zero).");
+    for (int r = 0; r < TIDE_RESTART_REASONS; r++)
+        put(o, "tide_worker_restarts_total{reason=\"%s\"} %lld\n", tide_supervise_reason_name(r),
+            sv.restarts[r]);
     single(o, "tide_reloads_total", "counter", "Bundles swapped in (SIGHUP).", app->reloads);
     single(o, "tide_reload_failures_total", "counter",
            "Bundles rejected on reload.", app->reload_failures);

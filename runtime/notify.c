@@ -1,6 +1,7 @@
 /* notify.c - sd_notify(3)'s protocol, the part tide needs: one datagram per notification to
- * $NOTIFY_SOCKET on a socket opened and closed for it (notifications come at start, on reload
- * and at stop: no descriptor is worth keeping open for them). */
+ * $NOTIFY_SOCKET on a socket opened and closed for it (notifications come at start, on reload,
+ * at stop and every few seconds for the watchdog: no descriptor is worth keeping open for
+ * them). */
 #include "notify.h"
 
 #include <errno.h>
@@ -67,3 +68,23 @@ int tide_notify_reloading(const char *status)
 int tide_notify_stopping(const char *status) { return send_with_status("STOPPING=1", status); }
 
 int tide_notify_status(const char *status) { return send_with_status("", status ? status : ""); }
+
+int tide_notify_watchdog(void) { return tide_notify("WATCHDOG=1"); }
+
+unsigned long long tide_notify_watchdog_usec(void)
+{
+    const char *pid = getenv("WATCHDOG_PID");
+    if (pid && *pid) {
+        char *end;
+        errno = 0;
+        long long p = strtoll(pid, &end, 10);
+        if (errno || *end || p != (long long)getpid()) return 0;
+    }
+    const char *usec = getenv("WATCHDOG_USEC");
+    if (!usec || !*usec) return 0;
+    char *end;
+    errno = 0;
+    unsigned long long v = strtoull(usec, &end, 10);
+    if (errno || *end || usec[0] == '-') return 0;
+    return v;
+}

@@ -23,5 +23,11 @@ TIDE_MUST_CHECK int tide_notify_reloading(const char *status);
 TIDE_MUST_CHECK int tide_notify_stopping(const char *status);
 /* STATUS=<status> alone. */
 TIDE_MUST_CHECK int tide_notify_status(const char *status);
+/* WATCHDOG=1: still alive, for the service manager's watchdog (systemd's WatchdogSec=). */
+TIDE_MUST_CHECK int tide_notify_watchdog(void);
+/* The watchdog interval the service manager expects WATCHDOG=1 within, in microseconds:
+ * $WATCHDOG_USEC, when it is a positive whole number and $WATCHDOG_PID is unset or this
+ * process's pid; else 0 (no watchdog asked for). Send at half of it. */
+unsigned long long tide_notify_watchdog_usec(void);
 
 #endif

@@ -1,6 +1,7 @@
 /* server.c - the process's life while it serves: the public listener (admission in auth.c),
  * the admin listener (admin.c), the resilience policy applied to the upstreams and wired to
- * their dependents, reload (on SIGHUP, and with --watch when scripts or policies change),
+ * their dependents, bundles read whole into memory (the one that loaded kept as the snapshot a
+ * restarted worker serves), reload (on SIGHUP, and with --watch when scripts or policies change),
  * draining on SIGTERM/SIGINT, the event-loop pass measure, and what the service manager is
  * told (notify.c: READY once listening, RELOADING then READY around a reload, STOPPING when
  * draining starts), and the logs' non-blocking writing (attached here, flushed once per
@@ -8,6 +9,7 @@
 #include "server.h"
 #include "admin.h"
 #include "auth.h"
+#include "bundle.h"
 #include "jwtcache.h"
 #include "log.h"
 #include "luavm.h"
@@ -15,12 +17,14 @@
 #include "rcache.h"
 #include "channels.h"
 #include "metrics.h"
+#include "supervise.h"
 #include "watch.h"
 
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <sys/time.h>
 #include <time.h>
 #include <unistd.h>
 #include <sys/random.h>
@@ -90,8 +94,6 @@ void tide_server_apply_policy(tide_app *app)
     }
 }
 
-/* ---- reload ---------------------------------------------------------------------------- */
-
 /* Tells the service manager (runtime/notify.h); a failure is logged once, not per call. */
 static void notified(int rc)
 {
@@ -102,21 +104,77 @@ static void notified(int rc)
     }
 }
 
+/* ---- bundles --------------------------------------------------------------------------- */
+
+static double wall_now(void)
+{
+    struct timeval tv;
+    gettimeofday(&tv, NULL);
+    return (double)tv.tv_sec + (double)tv.tv_usec / 1e6;
+}
+
+int tide_server_load(tide_app *app, int from_snapshot, tide_vm **out, char *err, size_t errlen)
+{
+    const tide_config *c = &app->cfg;
+    tide_bundle b;
+    int rc = -1;
+    from_snapshot = from_snapshot && app->has_snapshot;
+    if (from_snapshot) {
+        char serr[512];
+        rc = tide_bundle_load(app->snapshot_fd, &b, serr, sizeof serr);
+        if (rc == 0)
+            tide_info("serving the last bundle that loaded (generation %llu: %d files, %zu bytes, "
+                      "stored by pid %d %.0f s ago), not what %s and %s hold now",
+                      b.generation, b.nfiles, b.bytes, b.stored_by, wall_now() - b.stored_at,
+                      c->scripts_dir, c->policies_dir);
+        else
+            tide_warn("no last bundle to serve (%s): reading %s, %s and %s", serr,
+                      c->bindings_dir, c->scripts_dir, c->policies_dir);
+    }
+    if (rc != 0) {
+        from_snapshot = 0;
+        if ((rc = tide_bundle_read(c->bindings_dir, c->scripts_dir, c->policies_dir, &b, err,
+                                   errlen)) != 0)
+            return rc;
+    }
+    app->bundle = &b;
+    rc = tide_vm_new(app, out, err, errlen);
+    app->bundle = NULL;
+    if (rc == 0) {
+        if (!from_snapshot && app->has_snapshot) {
+            char serr[512];
+            if (tide_bundle_store(app->snapshot_fd, &b, serr, sizeof serr) != 0)
+                tide_warn("a restarted worker may not serve this bundle: %s", serr);
+            else
+                tide_debug("bundle generation %llu stored (%d files, %zu bytes)", b.generation,
+                           b.nfiles, b.bytes);
+        }
+        app->bundle_from_snapshot = from_snapshot;
+        app->bundle_generation = b.generation;
+    }
+    tide_bundle_free(&b);
+    return rc;
+}
+
+/* ---- reload ---------------------------------------------------------------------------- */
+
 void tide_server_reload(tide_app *app, const char *why)
 {
     char err[2048], status[160];
     if (app->draining) {        /* nothing new is served any more; the manager saw STOPPING */
         tide_info("reload (%s) ignored: draining", why);
+        tide_supervise_note_bundle(tide_vm_route_count(app->vm), 1);
         return;
     }
     notified(tide_notify_reloading("reloading scripts and policies"));
     tide_vm *vm = NULL;
-    if (tide_vm_new(app, &vm, err, sizeof err) != 0) {
+    if (tide_server_load(app, 0, &vm, err, sizeof err) != 0) {
         app->reload_failures++;
         tide_error("reload (%s) rejected, the previous bundle keeps serving: %s", why, err);
         snprintf(status, sizeof status, "serving %d routes; the last reload was rejected "
                  "(see the log)", tide_vm_route_count(app->vm));
         notified(tide_notify_ready(status));
+        tide_supervise_note_bundle(tide_vm_route_count(app->vm), 0);
         return;
     }
     tide_vm *old = app->vm;
@@ -128,6 +186,7 @@ void tide_server_reload(tide_app *app, const char *why)
     tide_info("reloaded scripts and policies (%d routes; %s)", tide_vm_route_count(vm), why);
     snprintf(status, sizeof status, "serving %d routes", tide_vm_route_count(vm));
     notified(tide_notify_ready(status));
+    tide_supervise_note_bundle(tide_vm_route_count(vm), 1);
 }
 
 /* --watch: a burst of changes to scripts/ or policies/ has settled. */

@@ -10,6 +10,14 @@
 TIDE_MUST_CHECK int tide_server_start(tide_app *app);
 /* Applies the current bundle's resilience policy to every upstream (state is kept). */
 void tide_server_apply_policy(tide_app *app);
+/* Builds a Lua state (*out) from a bundle read whole into memory (runtime/bundle.h): with
+ * from_snapshot and a snapshot (app->has_snapshot), the last bundle that loaded in any worker,
+ * logged as such; else (or when the snapshot holds none) the configured directories, and then,
+ * when it loads, that bundle is stored as the snapshot. Notes where the serving bundle came
+ * from (app->bundle_from_snapshot, bundle_generation) when it loads. 0, or an error with the
+ * message in err. */
+TIDE_MUST_CHECK int tide_server_load(tide_app *app, int from_snapshot, tide_vm **out, char *err,
+                                     size_t errlen);
 /* Builds a new bundle from the configured directories and swaps it in (what SIGHUP does);
  * when it fails to load, the running bundle keeps serving. Logs the outcome with `why` (what
  * asked for the reload), counts it in app->reloads or app->reload_failures, and tells the

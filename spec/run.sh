@@ -146,6 +146,11 @@ TIDE_DSN_DIRECT=${TIDE_DSN_DIRECT/@127.0.0.1:/@localhost:}
 export TIDE_DSN_DIRECT TIDE_DSN_SESSION TIDE_DSN_TRANSACTION TIDE_DSN_ADMIN
 # the access log, for specs that look for their requests' lines in it
 export TIDE_TEST_ACCESS_LOG=$TEST_DIR/tide.out
+# a sanitizer's build runs every loop pass slower (TIDE_TEST_SLOWDOWN): the loop watchdog
+# (README "Workers") gives it as much more time, so a slow pass is not taken for a stall
+if [ "${TIDE_TEST_SLOWDOWN:-1}" -gt 1 ] && [ -z "${TIDE_WATCHDOG_MS:-}" ]; then
+  export TIDE_WATCHDOG_MS=$((2000 * TIDE_TEST_SLOWDOWN))
+fi
 "$TIDE_BIN" serve >"$TEST_DIR/tide.out" 2>"$TEST_DIR/tide.err" &
 tide_pid=$!
 up=0
@@ -179,7 +184,8 @@ run_specs integration
 # Fault specs last: they stop, freeze and kill parts of the stack (and put them back).
 if kill -0 "$tide_pid" 2>/dev/null; then run_specs fault; fi
 
-# tide must drain and exit cleanly (an ASan build also reports leaks here, as a non-zero exit)
+# tide must drain and exit cleanly (an ASan build also reports leaks here, as a non-zero exit:
+# the worker's, which its supervising parent exits with)
 note "tide shutdown"
 echo "event loop: $(curl -s --max-time 2 "$TIDE_TEST_ADMIN_URL/admin/stats" |
   grep -o '"loop":{[^}]*}' || echo "stats unavailable")"

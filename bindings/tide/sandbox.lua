@@ -17,7 +17,8 @@
 -- This guards against accidents, not against a hostile author (getfenv(0) reaches the real
 -- globals; scripts are code the team reviews).
 --
---   sandbox.install(scripts_dir, policies_dir) -> {quarantine = {hits, window, cool_down}}
+--   sandbox.install(scripts_dir, policies_dir[, watchdog_ms])
+--       -> {quarantine = {hits, window, cool_down}}
 --       Wraps package.loaders so the bundle's chunks get the environment, then loads and
 --       checks policies/sandbox.lua (raises on a bad one: the bundle is rejected).
 --   sandbox.budget(method, pattern) -> ms or nil    the route's own CPU budget
@@ -164,7 +165,7 @@ local function in_bundle(f, prefixes)
     return false
 end
 
-local function check_policy(p)
+local function check_policy(p, watchdog_ms)
     if type(p) ~= "table" then
         error("policies/sandbox.lua must return a table", 0)
     end
@@ -201,6 +202,11 @@ local function check_policy(p)
                 error("policies/sandbox.lua: max_cpu_ms[\"" .. route ..
                       "\"] must be a number of milliseconds in 1..3600000", 0)
             end
+            if watchdog_ms and watchdog_ms > 0 and n >= watchdog_ms then
+                error("policies/sandbox.lua: max_cpu_ms[\"" .. route .. "\"] = " .. n ..
+                      " must be below watchdog_ms (" .. watchdog_ms .. "): the watchdog would " ..
+                      "restart the worker before the budget stopped the script", 0)
+            end
             budgets[route] = n
         end
     end
@@ -234,7 +240,7 @@ function _M._env(allow)
     return setmetatable(e, { __index = make_base(allow or {}, e) })
 end
 
-function _M.install(scripts_dir, policies_dir)
+function _M.install(scripts_dir, policies_dir, watchdog_ms)
     local prefixes = { prefix(scripts_dir), prefix(policies_dir) }
     env = {}                              -- one table for the whole bundle
     setmetatable(env, { __index = make_base({}, env) })   -- what the policy loads into
@@ -250,7 +256,7 @@ function _M.install(scripts_dir, policies_dir)
         end
     end
     package.loaded.sandbox = nil
-    policy = check_policy(real_require "sandbox")
+    policy = check_policy(real_require "sandbox", watchdog_ms)
     allowed = policy.allow
     if next(allowed) ~= nil then
         setmetatable(env, { __index = make_base(allowed, env) })

@@ -2,8 +2,8 @@
  * strict types for the checks that guard admission, the TIDE_JWT_* overrides, the refusal of
  * published secrets outside development mode), the schema table's defaults and refusals, the
  * log section and its TIDE_LOG_* overrides, rest.notify_channel (default, override, one
- * name for two channels refused), and the printout `tide check` shows (secrets never
- * in it). */
+ * name for two channels refused), supervise and watchdog_ms (defaults, overrides, a watchdog
+ * too short refused), and the printout `tide check` shows (secrets never in it). */
 #include "test.h"
 #include "../config.h"
 
@@ -19,7 +19,7 @@ static const char *const overrides[] = {
     "TIDE_JWT_SECRET", "TIDE_JWT_AUDIENCE", "TIDE_JWT_ISSUER", "TIDE_JWT_REQUIRE_EXP",
     "TIDE_ENCRYPTION_KEY", "TIDE_DSN_DIRECT", "TIDE_DEV", "TIDE_LOG_BUFFER_BYTES",
     "TIDE_LOG_SLOW_QUERY_MS", "TIDE_CACHE_CHANNEL", "TIDE_REST_NOTIFY_CHANNEL", "TIDE_NICE",
-    NULL };
+    "TIDE_SUPERVISE", "TIDE_WATCHDOG_MS", NULL };
 
 static int dev;   /* the dev argument load() passes */
 
@@ -243,6 +243,45 @@ TEST(nice_setting_and_env)
     clear_env();
 }
 
+/* supervise: a parent watches even one worker unless false; watchdog_ms: 2000, 0 (off) or at
+ * least 100; TIDE_SUPERVISE (0/1) and TIDE_WATCHDOG_MS win. */
+TEST(supervise_and_watchdog)
+{
+    tide_config c;
+    char err[256];
+    clear_env();
+    CHECK_EQ_INT(load("", "", &c, err, sizeof err), 0);
+    CHECK_EQ_INT(c.supervise, 1);
+    CHECK_EQ_INT(c.watchdog_ms, 2000);
+    CHECK_EQ_INT(c.workers, 1);
+    tide_config_free(&c);
+    CHECK_EQ_INT(load("", "supervise = false, watchdog_ms = 0", &c, err, sizeof err), 0);
+    CHECK_EQ_INT(c.supervise, 0);
+    CHECK_EQ_INT(c.watchdog_ms, 0);
+    tide_config_free(&c);
+    CHECK_EQ_INT(load("", "watchdog_ms = 50", &c, err, sizeof err), TIDE_EINVAL);
+    CHECK(strstr(err, "watchdog_ms (or TIDE_WATCHDOG_MS) must be 0 (off) or at least 100") != NULL);
+    CHECK_EQ_INT(load("", "supervise = 1", &c, err, sizeof err), TIDE_EINVAL);
+    CHECK(strstr(err, "supervise") != NULL);
+    setenv("TIDE_SUPERVISE", "0", 1);
+    setenv("TIDE_WATCHDOG_MS", "1000", 1);
+    CHECK_EQ_INT(load("", "supervise = true, watchdog_ms = 5000", &c, err, sizeof err), 0);
+    CHECK_EQ_INT(c.supervise, 0);
+    CHECK_EQ_INT(c.watchdog_ms, 1000);
+    tide_config_free(&c);
+    static const char *const bad[][2] = { { "TIDE_SUPERVISE", "yes" },
+                                          { "TIDE_WATCHDOG_MS", "99" },
+                                          { "TIDE_WATCHDOG_MS", "2s" },
+                                          { "TIDE_WATCHDOG_MS", "-1" } };
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+        clear_env();
+        setenv(bad[i][0], bad[i][1], 1);
+        CHECK_EQ_INT(load("", "", &c, err, sizeof err), TIDE_EINVAL);
+        CHECK(strstr(err, bad[i][0]) != NULL);
+    }
+    clear_env();
+}
+
 /* rest.notify_channel: PostgREST's pgrst by default, "" for none, never cache.channel's name
  * (one LISTEN session hears both). */
 TEST(rest_notify_channel)
@@ -342,6 +381,7 @@ TEST(print_masks_secrets)
 
 TEST_LIST_BEGIN
     TEST_ENTRY(nice_setting_and_env)
+    TEST_ENTRY(supervise_and_watchdog)
     TEST_ENTRY(rest_notify_channel)
     TEST_ENTRY(jwt_policy_defaults)
     TEST_ENTRY(jwt_policy_from_file)

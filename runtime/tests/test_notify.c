@@ -2,7 +2,7 @@
  * temporary directory (and one in the abstract namespace, NOTIFY_SOCKET="@name") gets exactly
  * the lines each call sends; RELOADING carries the monotonic clock in microseconds; statuses
  * are one line; without NOTIFY_SOCKET nothing is sent and nothing fails; a bad address is
- * refused. */
+ * refused; the watchdog interval is read from WATCHDOG_USEC (and WATCHDOG_PID). */
 #include "test.h"
 #include "../notify.h"
 
@@ -83,7 +83,7 @@ static void check_path_messages(int fd)
               "STOPPING=1\nSTATUS=draining: 2 requests in flight");
     CHECK_EQ_INT(tide_notify_status("reload rejected:\nline 2\r\n"), 0);
     CHECK_STR(next_message(fd, buf, sizeof buf), "STATUS=reload rejected: line 2  ");
-    CHECK_EQ_INT(tide_notify("WATCHDOG=1"), 0);
+    CHECK_EQ_INT(tide_notify_watchdog(), 0);
     CHECK_STR(next_message(fd, buf, sizeof buf), "WATCHDOG=1");
     CHECK_STR(next_message(fd, buf, sizeof buf), "");            /* one datagram per call */
 
@@ -160,9 +160,39 @@ TEST(bad_addresses_are_errors)
     unsetenv("NOTIFY_SOCKET");
 }
 
+/* WatchdogSec=: $WATCHDOG_USEC, for this process only when $WATCHDOG_PID says so. */
+TEST(watchdog_interval_from_the_environment)
+{
+    char me[32], other[32];
+    snprintf(me, sizeof me, "%d", (int)getpid());
+    snprintf(other, sizeof other, "%d", (int)getpid() + 1);
+    unsetenv("WATCHDOG_PID");
+    unsetenv("WATCHDOG_USEC");
+    unsigned long long none = tide_notify_watchdog_usec();
+    setenv("WATCHDOG_USEC", "10000000", 1);
+    unsigned long long any = tide_notify_watchdog_usec();
+    setenv("WATCHDOG_PID", me, 1);
+    unsigned long long mine = tide_notify_watchdog_usec();
+    setenv("WATCHDOG_PID", other, 1);
+    unsigned long long theirs = tide_notify_watchdog_usec();
+    unsetenv("WATCHDOG_PID");
+    setenv("WATCHDOG_USEC", "10s", 1);
+    unsigned long long junk = tide_notify_watchdog_usec();
+    setenv("WATCHDOG_USEC", "-5", 1);
+    unsigned long long negative = tide_notify_watchdog_usec();
+    unsetenv("WATCHDOG_USEC");
+    CHECK_EQ_INT(none, 0);
+    CHECK_EQ_INT(any, 10000000);
+    CHECK_EQ_INT(mine, 10000000);
+    CHECK_EQ_INT(theirs, 0);
+    CHECK_EQ_INT(junk, 0);
+    CHECK_EQ_INT(negative, 0);
+}
+
 TEST_LIST_BEGIN
     TEST_ENTRY(path_socket_gets_each_message)
     TEST_ENTRY(abstract_socket)
     TEST_ENTRY(no_socket_is_a_noop)
     TEST_ENTRY(bad_addresses_are_errors)
+    TEST_ENTRY(watchdog_interval_from_the_environment)
 TEST_LIST_END

@@ -15,6 +15,8 @@ _M.admin_url = getenv("TIDE_TEST_ADMIN_URL")
 _M.bin = getenv("TIDE_BIN")
 _M.secret = getenv("TIDE_JWT_SECRET")
 _M.dsn_admin = getenv("TIDE_DSN_ADMIN")
+-- the tide the runner started: the supervising parent (README "Workers"), which forwards
+-- SIGHUP and SIGTERM; the process that serves is its worker, /admin/stats' "pid"
 _M.pid = tonumber(getenv("TIDE_PID") or "")
 _M.bundle_dir = getenv("TIDE_BUNDLE_DIR")
 _M.access_log = getenv("TIDE_TEST_ACCESS_LOG")   -- the suite's tide's stdout

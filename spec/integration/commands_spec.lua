@@ -100,6 +100,10 @@ describe("tide check", function()
         assert.matches("config, scripts and policies OK %(" .. declared_routes() .. " routes%)", out)
         assert.matches("\nGET /v1/trips/:id  +[^\n]*/trips%.lua:" ..
                        handler_line("trips.lua", "GET /v1/trips/:id") .. "\n", out)
+        -- the configuration: a supervising parent by default (README "Workers")
+        assert.matches("\nworkers +%= 1 ", out)
+        assert.matches("\nsupervise +%= true ", out)
+        assert.matches("\nwatchdog_ms +%= %d+ ", out)
         -- routing: every kind of call
         assert.matches("\n# routing policy", out)
         for kind, up in pairs { select = "transaction", count = "transaction",

@@ -40,8 +40,10 @@ local MAX_BODY = 1048576
 -- the regular build only.
 local INSTRUMENTED = os.getenv("TIDE_TEST_ASAN") == "1"
 
+-- The RSS of the process that decodes the bodies: the worker (/admin/stats' pid), not the
+-- supervising parent the suite started (TIDE_PID).
 local function rss_kb()
-    local f = assert(io.open("/proc/" .. math.floor(env.pid) .. "/status", "r"))
+    local f = assert(io.open("/proc/" .. math.floor(fault.stats().pid) .. "/status", "r"))
     local s = f:read("*a")
     f:close()
     return tonumber(s:match("VmRSS:%s*(%d+)"))

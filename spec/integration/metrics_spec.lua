@@ -105,7 +105,7 @@ describe("metrics and operations", function()
                 "tide_breaker_state", "tide_breaker_transitions_total", "tide_probe_latency_seconds",
                 "tide_cache_lookups_total", "tide_cache_entries", "tide_jwt_cache_lookups_total",
                 "tide_reloads_total", "tide_reload_failures_total", "tide_event_loop_pass_seconds",
-                "tide_log_dropped_lines_total", "tide_log_lines_total",
+                "tide_log_dropped_lines_total", "tide_log_lines_total", "tide_worker_restarts_total",
                 "process_resident_memory_bytes", "process_open_fds", "process_start_time_seconds" }) do
             assert.truthy(text:find("# TYPE " .. family .. " ", 1, true), family .. " missing")
         end

@@ -1,7 +1,9 @@
 -- workers = 2 (docs/operations.md "Workers"): a tide of the spec's own with two worker
--- processes on one port under a supervising parent. Both serve; a write answered by one is never
--- hidden by the other's cache; SIGHUP reloads both; a worker killed is restarted (and logged)
--- while the other serves; SIGTERM drains both and the parent exits 0.
+-- processes on one port under a supervising parent. Both serve; a write answered by one is
+-- never hidden by the other's cache; SIGHUP reloads both; a worker killed is restarted (and
+-- logged) while the other serves; SIGTERM drains both and the parent exits 0. Then, with two workers and with the
+-- default one, a restarted worker serves the last bundle that loaded, not a newer one on disk
+-- that a SIGHUP rejected.
 
 local env = require "spec.helpers.env"
 local api = require "spec.helpers.api"
@@ -132,3 +134,113 @@ describe("workers", function()
         assert.truthy(spawn.log(t):find("workers: all stopped", 1, true))
     end)
 end)
+
+-- A restarted worker serves the last bundle that loaded (README "Workers"), with two workers
+-- and with the default one: a route that only the loaded bundle has (the file is gone from
+-- disk), a script on disk broken and a SIGHUP rejected, then the worker killed (SIGKILL, its
+-- pid from /admin/stats): the parent restarts it, it answers that route from the old bundle,
+-- the parent stays up and counts the crash; a SIGHUP after the disk is mended reads it again.
+local OLD_ONLY = [[
+-- Test-only route written by spec/integration/workers_spec.lua; never shipped.
+return { ["GET /v1/_test/old_bundle"] = function() return { old = true } end }
+]]
+
+for _, workers in ipairs({ 2, 1 }) do
+    describe("a restarted worker (workers = " .. workers .. ")", function()
+        local dir, t, admins
+
+        local function metric(url, series)
+            local ok, status, text = pcall(http.request, "GET", "/metrics",
+                                           { url = url, timeout = 2 })
+            if not (ok and status == 200 and type(text) == "string") then return nil end
+            for line in text:gmatch("[^\n]+") do
+                local name, v = line:match("^(%S+) (%S+)$")
+                if name == series then return tonumber(v) end
+            end
+            return nil
+        end
+
+        -- Status of GET /v1/_test/old_bundle on a fresh connection (any worker).
+        local function old_route()
+            local ok, status = pcall(http.request, "GET", "/v1/_test/old_bundle",
+                                     { url = t.url, timeout = 5 })
+            return ok and status or nil
+        end
+
+        setup(function()
+            env.need("bin", "dsn_admin")
+            dir = spawn.bundle()
+            env.write_file(dir .. "/scripts/zz_old_bundle.lua", OLD_ONLY)
+            local extra = workers > 1 and { "TIDE_WORKERS=" .. workers } or {}
+            t = spawn.tide(dir, { env = extra })
+            local port = tonumber(t.admin_url:match(":(%d+)$"))
+            admins = {}
+            for i = 0, workers - 1 do admins[#admins + 1] = "http://127.0.0.1:" .. (port + i) end
+            assert(env.wait_until(function()
+                for _, a in ipairs(admins) do if not stats(a) then return false end end
+                return true
+            end, 10, 0.1), "the workers' admin listeners did not answer:\n" .. spawn.log(t))
+        end)
+
+        teardown(function()
+            if t and spawn.alive(t) then spawn.stop(t) end
+            spawn.remove(dir)
+        end)
+
+        it("serves the last bundle that loaded, not a newer one SIGHUP rejected", function()
+            for _ = 1, 4 do assert.equals(200, old_route()) end
+            local failures = {}
+            for i, a in ipairs(admins) do failures[i] = stats(a).reload_failures end
+            -- the disk now holds a bundle that does not load, and no longer the route
+            os.remove(dir .. "/scripts/zz_old_bundle.lua")
+            local trips = dir .. "/scripts/trips.lua"
+            local good = env.read_file(trips)
+            env.write_file(trips, good .. "\noops\n")
+            env.run("kill -HUP " .. t.pid)
+            assert.truthy(env.wait_until(function()
+                for i, a in ipairs(admins) do
+                    local s = stats(a)
+                    if not (s and s.reload_failures > failures[i]) then return false end
+                end
+                return true
+            end, 10, 0.1), "the reload was not rejected by every worker:\n" .. spawn.log(t))
+            assert.equals(200, old_route())
+
+            local before = stats(t.admin_url)
+            assert.are_not.equal(t.pid, before.pid)           -- the worker serves, not the parent
+            env.run("kill -KILL " .. before.pid)
+            local after = env.wait_until(function()
+                local s = stats(t.admin_url)
+                return s and s.pid ~= before.pid and s
+            end, 10, 0.1)
+            assert.truthy(after, "the worker was not restarted:\n" .. spawn.log(t))
+            assert.is_true(spawn.alive(t), "the parent exited:\n" .. spawn.log(t))
+            -- the old bundle's route answers, on every worker
+            for _ = 1, 6 do assert.equals(200, old_route()) end
+            assert.is_table(after.supervisor, "no supervisor in /admin/stats")
+            assert.equals(t.pid, after.supervisor.parent_pid)
+            assert.equals("snapshot", after.supervisor.bundle)
+            assert.equals(2, after.supervisor.worker_starts)
+            assert.equals("crash", after.supervisor.last_restart.reason)
+            assert.equals(before.pid, after.supervisor.last_restart.pid)
+            assert.truthy(after.supervisor.restarts.crash >= 1)
+            local crashes = metric(t.admin_url, 'tide_worker_restarts_total{reason="crash"}')
+            assert.truthy((crashes or 0) >= 1)
+            assert.equals(0, metric(t.admin_url, 'tide_worker_restarts_total{reason="watchdog"}'))
+            local log = spawn.log(t)
+            assert.truthy(log:find("serving the last bundle that loaded", 1, true), log)
+            assert.truthy(log:find("killed by signal 9", 1, true), log)
+
+            -- the disk mended, a SIGHUP reads it again: the route is gone
+            env.write_file(trips, good)
+            env.run("kill -HUP " .. t.pid)
+            assert.truthy(env.wait_until(function() return old_route() == 404 end, 10, 0.1),
+                          "the next SIGHUP did not read the disk:\n" .. spawn.log(t))
+            assert.truthy(env.wait_until(function()
+                local s = stats(t.admin_url)
+                return s and s.supervisor.bundle == "disk"
+            end, 10, 0.1))
+            assert.is_true(spawn.alive(t))
+        end)
+    end)
+end

@@ -96,6 +96,14 @@ describe("policies/sandbox.lua checks", function()
         end)
     end
 
+    it("refuses a route budget the loop watchdog would cut short", function()
+        local ok, err = pcall(check, { max_cpu_ms = { ["GET /v1/x"] = 2000 } }, 2000)
+        assert.is_false(ok)
+        assert.is_truthy(tostring(err):find("must be below watchdog_ms (2000)", 1, true))
+        assert.is_truthy((pcall(check, { max_cpu_ms = { ["GET /v1/x"] = 1999 } }, 2000)))
+        assert.is_truthy((pcall(check, { max_cpu_ms = { ["GET /v1/x"] = 5000 } }, 0)))
+    end)
+
     it("turns quarantine off with false", function()
         assert.are.equal(0, check({ quarantine = false }).quarantine.hits)
     end)
