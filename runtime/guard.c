@@ -143,7 +143,7 @@ int tide_guard_start(void)
     pthread_sigmask(SIG_BLOCK, &all, &old);
     pthread_attr_t attr;
     pthread_attr_init(&attr);
-    pthread_attr_setstacksize(&attr, 64 * 1024);
+    pthread_attr_setstacksize(&attr, 256 * 1024);   /* room for ASan's frames */
     pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
     int rc = pthread_create(&G.thread, &attr, watchdog, NULL);
     pthread_attr_destroy(&attr);
