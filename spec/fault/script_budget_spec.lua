@@ -261,12 +261,19 @@ describe("fault: a hostile bundle", function()
             if logged then
                 assert.is_truthy(spawn.log(t):find(logged, 1, true), "the log does not say " .. logged)
             end
+            local rss_up = "-"
             if not ASAN then
                 local ok = env.wait_until(function()
                     return rss_kb(pid) - rss0 < 64 * 1024
                 end, 10, 0.2)
                 assert.is_truthy(ok, ("RSS stayed %.0f MB up"):format((rss_kb(pid) - rss0) / 1024))
+                rss_up = ("%.0f MB"):format((rss_kb(pid) - rss0) / 1024)
             end
+            -- the figures, for the test log
+            print(("\n    budgets: %-20s %d %-20s in %4.0f ms; healthy %2d, slowest %4.0f ms; " ..
+                   "/live %2d, slowest %4.0f ms; RSS over start %s")
+                  :format(path, hostile.status, tostring(hostile.code), hostile.elapsed * 1000,
+                          #healthy, slowest(healthy) * 1000, #live, slowest(live) * 1000, rss_up))
         end)
     end
 
