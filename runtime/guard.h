@@ -3,19 +3,19 @@
  *
  * CPU. Lua runs on the loop thread, in runs: a request's coroutine between two yields, or a
  * step of a bundle's load. tide_guard_enter() opens a run with a deadline (the budget the
- * request has left); a watchdog thread of the process looks at the deadline every tick and,
- * once it has passed, sends the loop thread a signal whose handler sets a count hook on the
- * running state (LuaJIT's own advice for interrupting a script; tide's LuaJIT is built with
- * LUAJIT_ENABLE_CHECKHOOK, so compiled loops see the hook too). The hook raises an error at
+ * request has left, on the wall clock); a timer on the loop thread's CPU clock signals it
+ * every 5 ms of CPU it uses, and once the deadline has passed the handler sets a count hook on
+ * the running state (LuaJIT's own advice for interrupting a script; tide's LuaJIT is built
+ * with LUAJIT_ENABLE_CHECKHOOK, so compiled loops see the hook too). The hook raises an error at
  * the next instruction and stays set until tide_guard_leave(): a pcall in the script that
  * catches the error runs one instruction more and is stopped again, so the run unwinds to
  * its top whatever it does. The run's cost on the fast path is two clock reads and two
- * stores; the thread never touches the Lua state, only the signal handler (on the loop
- * thread) does, with lua_sethook, which LuaJIT allows from a signal handler.
+ * stores; only the signal handler (on the loop thread) touches the Lua state, with
+ * lua_sethook, which LuaJIT allows from a signal handler. An idle loop gets no signal.
  *
  * What the hook cannot stop is one long C call (a pathological pattern match): the run stays
- * past its deadline; the thread tells the supervisor (runtime/supervise.h) which route was
- * running, and the supervisor's loop watchdog restarts the process.
+ * past its deadline; the next tick tells the supervisor (runtime/supervise.h) which route
+ * was running, and the supervisor's loop watchdog restarts the process.
  *
  * Memory. tide_guard_mem_attach() puts a counting wrapper around a state's allocator (LuaJIT's
  * own, kept underneath). While a run of that state is open, an allocation that would take the
@@ -29,7 +29,7 @@
  * times within `window` seconds answers 503 for `cool_down` seconds (pure bookkeeping, the
  * clock passed in; unit-tested in runtime/tests/test_guard.c).
  *
- * Everything here runs on the loop thread except the watchdog thread's deadline check. */
+ * Everything here runs on the loop thread. */
 #ifndef TIDE_GUARD_H
 #define TIDE_GUARD_H
 
@@ -40,10 +40,10 @@
 
 enum { TIDE_GUARD_NONE = 0, TIDE_GUARD_CPU = 1, TIDE_GUARD_MEMORY = 2 };
 
-/* Starts the process's watchdog thread and installs the signal handler on the calling (loop)
- * thread, once; later calls do nothing. Call it from the thread that runs Lua, before the
- * first run. Returns 0 or TIDE_EIO (the thread could not start: budgets are then not
- * enforced, the caller logs it). */
+/* Installs the signal handler and starts the tick on the calling (loop) thread's CPU clock,
+ * once per process (a forked child starts its own); later calls do nothing. Call it from the
+ * thread that runs Lua, before the first run. Returns 0 or TIDE_EIO (no timer: budgets are
+ * then not enforced, the caller logs it). */
 TIDE_MUST_CHECK int tide_guard_start(void);
 
 /* A state's memory bound (embedded in the owner's struct; see the top of this file). */

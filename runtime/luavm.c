@@ -223,7 +223,7 @@ int tide_vm_new(tide_app *app, tide_vm **out, char *err, size_t errlen)
     vm->gc_idle.data = vm;
     vm->budget_ns = (int64_t)app->cfg.script_max_cpu_ms * 1000000;
     if (tide_guard_start() != 0)
-        tide_warn("cannot start the scripts' watchdog thread: CPU budgets are not enforced");
+        tide_warn("cannot start the scripts' CPU tick (timer_create): budgets are not enforced");
     tide_guard_mem_attach(&vm->mem, L, app->cfg.script_max_memory);
     luaL_openlibs(L);
 
