@@ -6,8 +6,10 @@ BUILD   ?= build
 # LuaJIT: the static library db/luajit.sh (make deps) builds into var/luajit from Debian's
 # luajit2 source with LUAJIT_ENABLE_CHECKHOOK, so a count hook stops compiled loops too. All of
 # it is linked in (--whole-archive) and its API exported from the executable, for the Lua C
-# modules require() loads (cjson.so), which take lua_* from their host.
-LUAJIT_DIR := var/luajit
+# modules require() loads (cjson.so), which take lua_* from their host. LUAJIT_DIR=
+# var/luajit-nohook (db/luajit.sh nohook: the same without the flag) is only for the baseline
+# `make bench` builds in var/build-bench-base.
+LUAJIT_DIR ?= var/luajit
 LUAJIT_A   := $(LUAJIT_DIR)/lib/libluajit.a
 LUAJIT_LIBS = -Wl,--whole-archive $(LUAJIT_A) -Wl,--no-whole-archive \
               -Wl,--export-dynamic-symbol='lua*' -ldl
@@ -44,7 +46,7 @@ C_TESTS   := $(patsubst runtime/tests/%.c,$(BUILD)/tests/%,$(wildcard runtime/te
 all: $(TIDE)
 
 $(LUAJIT_A):
-	@echo "tide: no $(LUAJIT_A) (LuaJIT with the hook check): run make deps" >&2; exit 1
+	@echo "tide: no $(LUAJIT_A): run $(if $(filter var/luajit-nohook,$(LUAJIT_DIR)),db/luajit.sh nohook,make deps)" >&2; exit 1
 
 $(BUILD)/%.o: %.c | $(LUAJIT_A)
 	@mkdir -p $(dir $@)

@@ -188,7 +188,8 @@ local calls = {}
 local fake = {
     log = function() end,
     request_id = function() return "bench" end,
-    set_route = function() end,     -- the route's name for C's log lines: nothing to record here
+    -- the route for C's log lines and its budget: nothing to record here; 0: not in quarantine
+    set_route = function() return 0 end,
     cache_skip = function() end,
     query = function(upstream, sql, params, q)
         calls[#calls + 1] = { upstream = upstream, sql = sql, params = params, kind = q.kind }

@@ -22,7 +22,7 @@ function core.query(_, _, _, q)
     if q and q.counted then return '{"n":1,"body":[' .. ROW .. ']}' end
     return "[" .. ROW .. "]"
 end
-function core.set_route() end
+function core.set_route() return 0 end   -- 0: the route is not in quarantine
 function core.cache_skip() end
 function core.cache_depend() end
 function core.cache_invalidate() end

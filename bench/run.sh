@@ -47,6 +47,17 @@
 #      recorded so the report can account for the share of the cores the load generator took
 #      (the bar: 2 workers >= 1.6x 1 worker, with that share accounted for); afterwards tide
 #      runs again as before
+#  13. budgets: what script budgets (runtime/guard.c: every run of Lua timed, the watchdog
+#      thread, the counting allocator; and LuaJIT built with LUAJIT_ENABLE_CHECKHOOK) cost on
+#      the point read (workload 1's script) and the warm cache hit (workload 7's: a fill pass,
+#      then the warm reads), tide's CPU µs per request set side by side for two binaries on the
+#      same stack, bundle and wrk settings: the baseline, var/build-bench-base/tide (built here
+#      with -DTIDE_NO_GUARD against var/luajit-nohook, db/luajit.sh nohook: tide as it was
+#      before budgets) and the current build/tide, alternating baseline/current for
+#      BENCH_BUDGET_ROUNDS rounds (3), tide started afresh for each; the bar (the report): the
+#      median over rounds of current / baseline CPU per request <= 1.03 on both. When perf can
+#      count instructions here (`perf stat -e instructions` on a machine with a PMU), each of
+#      these runs also records tide's instructions per request (BENCH_PERF_EVENT).
 # wrk counts the X-Cache values it gets (bench/wrk/common.lua); tide's /admin/stats "cache"
 # section, when it has one, gives the hit ratio tide saw during each measured run. Workloads 1
 # and 5 send Cache-Control: no-cache: they measure the database path pgbench runs.
@@ -81,7 +92,10 @@
 #   of tide during each measured run), BENCH_POOL_SWEEP (1: the pool sweep),
 #   BENCH_POOL_SIZES "4 8 16 32 64", TIDE_JWT_SECRET (a bench secret), PGBENCH (found),
 #   BENCH_ONLY (all: every workload; base: 1-6; cache: 7-12, the quick loop while working on the
-#   cache; pool: only the pool sweep; workers: only 12), BENCH_CACHE_IDS 10000 (the cache
+#   cache; pool: only the pool sweep; workers: only 12; budgets: only 13), BENCH_BUDGET_ROUNDS 3
+#   (workload 13's rounds, 2..20), BENCH_BASE_CFLAGS (workload 13's baseline: $CFLAGS as make
+#   passes it, else -O2 -g, the Makefile's default; -DTIDE_NO_GUARD is added), BENCH_PERF_EVENT
+#   instructions (what perf stat counts in workload 13's runs, when it can), BENCH_CACHE_IDS 10000 (the cache
 #   workloads' trip set, at most 100000), BENCH_WRITE_PCT 10 (writes in workload 11, percent),
 #   BENCH_OPENRESTY_PORT 18189, BENCH_NGINX (/usr/sbin/nginx), BENCH_WORKERS "1 2" (workload
 #   12: the worker counts; with N workers the admin ports BENCH_ADMIN_PORT + 0..N-1 must be
@@ -127,13 +141,20 @@ PROFILE=${BENCH_PROFILE:-}
 POOL_SWEEP=${BENCH_POOL_SWEEP:-}
 POOL_SIZES=${BENCH_POOL_SIZES:-4 8 16 32 64}
 WORKERS=${BENCH_WORKERS:-1 2}
+BUDGET_ROUNDS=${BENCH_BUDGET_ROUNDS:-3}
+# workload 13's baseline: tide without budgets, against LuaJIT without the hook check
+BASE_BUILD=var/build-bench-base
+BASE_BIN=$repo/$BASE_BUILD/tide
+BASE_CFLAGS="${BENCH_BASE_CFLAGS:-${CFLAGS:--O2 -g}} -DTIDE_NO_GUARD"
+PERF_EVENT=${BENCH_PERF_EVENT:-instructions}
+perf_stat=                 # 1: workload 13's runs count $PERF_EVENT with perf stat
 tide_pid=                  # the process the bench started: tide, or with workers their parent
 tide_workers=()            # with workers (README "Workers"): their pids, worker i at index i
 admin_ports=()             # the admin listener of each worker (admin.port + i), or admin.port
 tide_err_from=0            # lines of var/bench/tide.err before the running tide started
 nginx_pid=
 nginx_worker=
-case $ONLY in all|base|cache|pool|workers) ;; *) echo "bench: error: BENCH_ONLY=$ONLY (all, base, cache, pool or workers)" >&2; exit 2 ;; esac
+case $ONLY in all|base|cache|pool|workers|budgets) ;; *) echo "bench: error: BENCH_ONLY=$ONLY (all, base, cache, pool, workers or budgets)" >&2; exit 2 ;; esac
 [ "$ONLY" != pool ] || POOL_SWEEP=1
 # numbers LIST MIN MAX: whether LIST is one or more whole numbers in MIN..MAX.
 numbers() {
@@ -147,6 +168,8 @@ numbers() {
 numbers "$PG_CLIENTS" 1 1000 || { echo "bench: error: BENCH_PG_CLIENTS='$PG_CLIENTS' (client counts, 1..1000)" >&2; exit 2; }
 numbers "$POOL_SIZES" 1 1000 || { echo "bench: error: BENCH_POOL_SIZES='$POOL_SIZES' (pool sizes, 1..1000)" >&2; exit 2; }
 numbers "$WORKERS" 1 64 || { echo "bench: error: BENCH_WORKERS='$WORKERS' (worker counts, 1..64)" >&2; exit 2; }
+numbers "$BUDGET_ROUNDS" 2 20 || { echo "bench: error: BENCH_BUDGET_ROUNDS=$BUDGET_ROUNDS (2..20)" >&2; exit 2; }
+[[ $PERF_EVENT =~ ^[A-Za-z0-9_:./-]+$ ]] || { echo "bench: error: BENCH_PERF_EVENT=$PERF_EVENT (one perf event name)" >&2; exit 2; }
 numbers "$CONNS" 1 10000 || { echo "bench: error: BENCH_CONNS=$CONNS" >&2; exit 2; }
 numbers "$DURATION $WARMUP $PG_DURATION $PG_WARMUP" 1 600 \
   || { echo "bench: error: BENCH_DURATION, BENCH_WARMUP, BENCH_PG_DURATION, BENCH_PG_WARMUP: seconds, 1..600" >&2; exit 2; }
@@ -163,6 +186,7 @@ want_base() { [ "$ONLY" = all ] || [ "$ONLY" = base ]; }
 want_cache() { [ "$ONLY" = all ] || [ "$ONLY" = cache ]; }
 want_workers() { [ "$ONLY" = all ] || [ "$ONLY" = cache ] || [ "$ONLY" = workers ]; }
 want_pool_sweep() { [ "$POOL_SWEEP" = 1 ]; }
+want_budgets() { [ "$ONLY" = all ] || [ "$ONLY" = budgets ]; }
 
 # A caller's libpq and tide environment must not redirect ours.
 unset PGHOST PGHOSTADDR PGPORT PGUSER PGDATABASE PGPASSWORD PGSERVICE PGOPTIONS \
@@ -279,6 +303,39 @@ fi
 mkdir -p "$B" "$GEN/pgbench" "$LOGS" "$repo/bench/results"
 rm -f "$RESULTS" "$LOGS"/*
 : >"$RESULTS"
+
+# Workload 13's baseline, built before anything runs: LuaJIT without the hook check
+# (db/luajit.sh nohook, var/luajit-nohook; a no-op while its stamp matches) and tide with
+# -DTIDE_NO_GUARD against it in var/build-bench-base (make's own build, incremental; the
+# directory starts afresh when the flags change, which make alone would not notice). The calling
+# make's MAKEFLAGS stay out: its command-line variables would override these.
+if want_budgets; then
+  t0=$SECONDS
+  db/luajit.sh nohook >"$LOGS/budgets-build.log" 2>&1 \
+    || { tail -n 20 "$LOGS/budgets-build.log" >&2; die "db/luajit.sh nohook failed (log: $LOGS/budgets-build.log)"; }
+  base_flags="CFLAGS $BASE_CFLAGS
+LUAJIT_DIR var/luajit-nohook
+CC ${CC:-cc}"
+  if [ "$(cat "$BASE_BUILD/FLAGS" 2>/dev/null)" != "$base_flags" ]; then
+    rm -rf "${BASE_BUILD:?}"
+    mkdir -p "$BASE_BUILD"
+    printf '%s\n' "$base_flags" >"$BASE_BUILD/FLAGS"
+  fi
+  env -u MAKEFLAGS -u MFLAGS -u MAKELEVEL timeout 900 make -C "$repo" BUILD="$BASE_BUILD" LUAJIT_DIR=var/luajit-nohook \
+    CFLAGS="$BASE_CFLAGS" "$BASE_BUILD/tide" >>"$LOGS/budgets-build.log" 2>&1 \
+    || { tail -n 20 "$LOGS/budgets-build.log" >&2; die "the baseline build failed (log: $LOGS/budgets-build.log)"; }
+  [ -x "$BASE_BIN" ] || die "$BASE_BIN not built (log: $LOGS/budgets-build.log)"
+  say "budgets: baseline $BASE_BUILD/tide ($BASE_CFLAGS, var/luajit-nohook) ready ($((SECONDS - t0)) s)"
+  # perf stat: whether it counts $PERF_EVENT here (virtual machines often have no PMU)
+  if command -v perf >/dev/null && perf_out=$(timeout 20 perf stat -x, -e "$PERF_EVENT" -- true 2>&1 >/dev/null) \
+     && [[ $(grep -m1 ",$PERF_EVENT" <<<"$perf_out" | cut -d, -f1) =~ ^[0-9.]+$ ]]; then
+    perf_stat=1
+  else
+    say "budgets: perf stat cannot count $PERF_EVENT here ($(grep -m1 ",$PERF_EVENT" <<<"${perf_out:-}" | cut -d, -f1 || true)): no counts"
+  fi
+  res budgets_perf_event "$PERF_EVENT"
+  res budgets_perf_stat "${perf_stat:-0}"
+fi
 
 # ---------------------------------------------------------------- stack and data
 
@@ -689,12 +746,13 @@ profile_summary() {
 # NAME_stats_<field of CACHE_FIELDS> (entries: the count at the end). SERVER=openresty: against
 # nginx instead of tide (NAME_cpu is then nginx's master and worker, NAME_cpu_us the worker's).
 # BENCH_PROFILE=1: perf records tide (call graphs) during each measured run of tide, summarised
-# by profile_summary.
+# by profile_summary. BENCH_PERF_STAT=1 (workload 13, when perf stat can count $PERF_EVENT):
+# perf stat counts it in tide over the measured run: NAME_perf_count and NAME_perf_per_req.
 run_wrk() {
   local name=$1 script=$2 server=${3:-tide} line kv c0 c1 t0 t1 w0 w1 q0 q1 e0='' e1 mid_pid='' perf_pid='' url=$URL cpu_key
   local pids=("$tide_pid" "${tide_workers[@]}") per_req=("$tide_pid" "${tide_workers[@]}") loops=("${tide_workers[@]}")
   local s0='' s1='' stats_msg='' loop_msg='' lp lo lm cpu_us=n/a wrk_rc wrk_t h0 h1 ws0='' ws1='' ps0 ps1 p g0 g1 pg_us=n/a
-  local m0=$LOGS/loop-$name-0.txt m1=$LOGS/loop-$name-1.txt m2=$LOGS/loop-$name-2.txt
+  local m0=$LOGS/loop-$name-0.txt m1=$LOGS/loop-$name-1.txt m2=$LOGS/loop-$name-2.txt stat_pid='' count=''
   cpu_key=${name}_tide_cpu
   [ "${#loops[@]}" -gt 0 ] || loops=("$tide_pid")       # the event loops: the workers, or tide
   if [ "$server" = openresty ]; then
@@ -728,6 +786,12 @@ run_wrk() {
   q0=$(sched_wait "${loops[@]}")
   ps0=$(proc_snap)
   g0=$(pg_ticks)
+  if [ "${BENCH_PERF_STAT:-}" = 1 ] && [ "$perf_stat" = 1 ] && [ "$server" = tide ]; then
+    rm -f "$LOGS/perfstat-$name.txt"
+    timeout -s INT $((DURATION + 10)) perf stat -x, -e "$PERF_EVENT" -p "${pids[0]}" -o "$LOGS/perfstat-$name.txt" \
+      -- sleep "$DURATION" >/dev/null 2>&1 &
+    stat_pid=$!
+  fi
   c0=$(cpu_ticks "${pids[@]}"); w0=$(cpu_ticks "${per_req[@]}"); h0=$(host_ticks); t0=$(date +%s.%N)
   # wrk in a shell of its own, which prints wrk's exit status and its children's CPU ticks (wrk
   # and timeout, counted once waited for) when wrk is done
@@ -801,6 +865,12 @@ run_wrk() {
     wait "$perf_pid" || true
     profile_summary "$name" "$LOGS/perf-$name.data"
   fi
+  if [ -n "$stat_pid" ]; then
+    wait "$stat_pid" || true
+    count=$(grep -m1 ",$PERF_EVENT" "$LOGS/perfstat-$name.txt" 2>/dev/null | cut -d, -f1 || true)
+    [[ $count =~ ^[0-9.]+$ ]] && res "${name}_perf_count" "$count" \
+      || say "warning: perf stat counted no $PERF_EVENT for $name ($LOGS/perfstat-$name.txt)"
+  fi
   line=$(grep -m1 '^WRK_RESULT ' "$LOGS/wrk-$name.txt" || true)
   [ -n "$line" ] || { tail -n 20 "$LOGS/wrk-$name.txt" >&2; die "wrk for $name printed no result"; }
   declare -A v=()
@@ -815,6 +885,8 @@ run_wrk() {
   if [ "${v[requests]:-0}" -gt 0 ]; then
     cpu_us=$(awk -v c=$((w1 - w0)) -v hz="$HZ" -v n="${v[requests]}" 'BEGIN { printf "%.1f", c * 1e6 / hz / n }')
     res "${name}_cpu_us" "$cpu_us"
+    [ -z "$count" ] || [[ ! $count =~ ^[0-9.]+$ ]] \
+      || res "${name}_perf_per_req" "$(awk -v c="$count" -v n="${v[requests]}" 'BEGIN { printf "%.0f", c / n }')"
     # Postgres' CPU per request, to set beside pgbench's per transaction (run_pgbench)
     if [ -n "$g0" ] && [ -n "$g1" ]; then
       pg_us=$(awk -v c=$((g1 - g0)) -v hz="$HZ" -v n="${v[requests]}" 'BEGIN { printf "%.1f", c * 1e6 / hz / n }')
@@ -1291,6 +1363,71 @@ cache_workloads() {
   say "cache set: $n trips written by the mix put back; trips vacuumed"
 }
 
+# ---------------------------------------------------------------- workload 13: script budgets
+
+# budgets_workload: workload 13. For each round r of $BUDGET_ROUNDS, the baseline then the
+# current build (v = base: $BASE_BIN, built without budgets against LuaJIT without the hook
+# check; v = cur: build/tide): tide is started afresh from that binary (the same environment,
+# bundle, policies and nice), then run_wrk budgets_v_r_point (workload 1's script: no-cache,
+# every call to `direct`), a fill pass over the cache set (curl_pass budgets_v_r_fill; the
+# cache of a fresh tide is empty) and run_wrk budgets_v_r_hit (workload 7's script: warm hits).
+# Records budgets_{rounds,builds}, budgets_{base,cur}_{bin,cflags,luajit} and
+# budgets_v_r_threads (tide's threads once it serves: the budgets' watchdog is one of them).
+# Afterwards build/tide runs again, as before.
+# budget_profile NAME: with BENCH_PROFILE=1, what the perf recording of run NAME (run_wrk's
+# $LOGS/perf-NAME.data) gives of the budgets' own cost, in % of tide's samples: NAME_prof_guard
+# (guard.c's functions on the request path: the counting allocator, a run's enter and leave),
+# NAME_prof_clock (clock_gettime, libc's and the vDSO's: the runs' clock, and libev's, which the
+# baseline has too) and NAME_prof_threads (threads other than the event loop's: the watchdog).
+budget_profile() {
+  local name=$1 data=$LOGS/perf-$1.data out g c t
+  [ "$PROFILE" = 1 ] && [ -s "$data" ] || return 0
+  out=$(perf report -i "$data" --stdio --no-children -g none --sort pid,sym --percent-limit 0 2>/dev/null | awk -v main="$tide_pid" '
+    /^ *[0-9.]+%/ {
+      p = $1; sub(/%/, "", p); s = $NF; t = $2; sub(/:.*/, "", t)
+      if (t != main) th += p
+      else if (s ~ /^(counting_alloc|tide_guard_(enter|leave|now)|publish)$/) g += p
+      else if (s ~ /clock_gettime/) c += p
+    }
+    END { printf "%.2f %.2f %.2f\n", g, c, th }')
+  read -r g c t <<<"$out"
+  res "${name}_prof_guard" "$g"
+  res "${name}_prof_clock" "$c"
+  res "${name}_prof_threads" "$t"
+}
+
+budgets_workload() {
+  local r v cur=$TIDE_BIN
+  say "workload 13: script budgets: the point read and warm cache hits, the baseline (no budgets, LuaJIT without the hook check) and the current build in turn, $BUDGET_ROUNDS rounds"
+  res budgets_rounds "$BUDGET_ROUNDS"
+  res budgets_builds "base cur"
+  res budgets_base_bin "$BASE_BUILD/tide"
+  res budgets_cur_bin "${cur#"$repo"/}"
+  res budgets_base_cflags "$BASE_CFLAGS"
+  res budgets_cur_cflags "${CFLAGS:--O2 -g} (make all)"
+  res budgets_base_luajit "var/luajit-nohook, extra flags: $(sed -n 's/^xcflags //p' var/luajit-nohook/BUILD 2>/dev/null)"
+  res budgets_cur_luajit "var/luajit, extra flags: $(sed -n 's/^xcflags //p' var/luajit/BUILD 2>/dev/null)"
+  export BENCH_PERF_STAT=1
+  for r in $(seq 1 "$BUDGET_ROUNDS"); do
+    for v in base cur; do
+      stop_tide
+      if [ "$v" = base ]; then TIDE_BIN=$BASE_BIN; else TIDE_BIN=$cur; fi
+      start_tide
+      res "budgets_${v}_${r}_threads" "$(ls "/proc/$tide_pid/task" | wc -l)"
+      run_wrk "budgets_${v}_${r}_point" bench/wrk/point.lua
+      budget_profile "budgets_${v}_${r}_point"
+      flush_cache
+      curl_pass "budgets_${v}_${r}_fill"
+      run_wrk "budgets_${v}_${r}_hit" bench/wrk/cache_point.lua
+      budget_profile "budgets_${v}_${r}_hit"
+    done
+  done
+  unset BENCH_PERF_STAT
+  stop_tide
+  TIDE_BIN=$cur
+  start_tide
+}
+
 if want_base; then base_workloads; fi
 if want_cache; then cache_workloads; fi
 if want_workers; then
@@ -1298,6 +1435,7 @@ if want_workers; then
   workers_workload
 fi
 if want_pool_sweep; then pool_sweep; fi
+if want_budgets; then budgets_workload; fi
 res only "$ONLY"
 want_base || want_workers || res open_direct "$(pool_field direct open)"
 

@@ -14,13 +14,24 @@
 # /etc/apt/sources.list.d/ when none is configured, which needs root or sudo) and unpacked and
 # built in var/luajit/build (log: var/luajit/build.log). `make clean` keeps var/luajit,
 # `make distclean` removes it.
+#
+#   db/luajit.sh          the default variant, with the hook check, into var/luajit (make deps)
+#   db/luajit.sh nohook   the same source and recipe WITHOUT the flag, into var/luajit-nohook
+#                         (its own stamp, build and log; the source package is the one in
+#                         var/luajit/src): only for the baseline `make bench` builds to measure
+#                         what script budgets cost (bench/run.sh builds it on demand; make deps
+#                         does not)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
 pkg=luajit2
-xcflags="-DLUAJIT_ENABLE_CHECKHOOK"
 recipe=1                       # bump when the build steps below change what gets installed
-dest=var/luajit
+srcdir=var/luajit/src          # the downloaded source package, shared by the variants
+case ${1:-hook} in
+  hook)   xcflags="-DLUAJIT_ENABLE_CHECKHOOK" dest=var/luajit ;;
+  nohook) xcflags="" dest=var/luajit-nohook ;;
+  *) echo "luajit: usage: db/luajit.sh [hook|nohook]" >&2; exit 2 ;;
+esac
 log=$dest/build.log
 headers=(lua.h lualib.h lauxlib.h luaconf.h luajit.h lua.hpp)
 
@@ -34,7 +45,7 @@ cc=gcc
 command -v "$cc" >/dev/null || die "no $cc (run make deps: build-essential)"
 
 stamp="source $pkg $version
-xcflags $xcflags
+xcflags ${xcflags:-none}
 multiarch $multiarch
 cc $("$cc" --version | head -n 1)
 recipe $recipe"
@@ -44,7 +55,7 @@ up_to_date() {
     [ -f "$dest/lib/libluajit.a" ] && [ -f "$dest/include/luajit.h" ]
 }
 if up_to_date; then
-  echo "luajit: $pkg $version ($xcflags) up to date in $dest"
+  echo "luajit: $pkg $version (${xcflags:-no extra flags}) up to date in $dest"
   exit 0
 fi
 
@@ -142,15 +153,15 @@ rm -f "$dest/BUILD"
 
 # 1. the source package, downloaded once per version
 upstream=${version#*:}         # file names carry no epoch
-dsc=$dest/src/${pkg}_${upstream}.dsc
+dsc=$srcdir/${pkg}_${upstream}.dsc
 if [ ! -f "$dsc" ]; then
   ensure_source_index
   echo "luajit: downloading Debian's $pkg $version source package"
-  mkdir -p "$dest/src"
+  mkdir -p "$srcdir"
   apt_opts=(-qq)
   # as root apt would fall back to an unsandboxed download, with a warning, anyway
   [ "$(id -u)" -eq 0 ] && apt_opts+=(-o APT::Sandbox::User=root)
-  (cd "$dest/src" && apt-get "${apt_opts[@]}" source --download-only "$pkg=$version") >>"$log" 2>&1 ||
+  (cd "$srcdir" && apt-get "${apt_opts[@]}" source --download-only "$pkg=$version") >>"$log" 2>&1 ||
     { tail -n 20 "$log" >&2; die "apt-get source $pkg=$version failed (log: $log)"; }
   [ -f "$dsc" ] || die "apt-get source left no $dsc"
 fi
@@ -170,7 +181,7 @@ dpkg-source -x "$dsc" "$tree" >>"$log" 2>&1 ||
 # clang/libFuzzer targets alike. A clean environment: a calling make's MAKEFLAGS (its command
 # line variables, CC=clang, CFLAGS=-fsanitize=...) or an exported CFLAGS must not reach this
 # build, whose inputs are only what the stamp records.
-echo "luajit: building $pkg $version with $xcflags (static, make amalg, 30 s or so)"
+echo "luajit: building $pkg $version with ${xcflags:-no extra flags} into $dest (static, make amalg, 30 s or so)"
 start=$(date +%s)
 env -i PATH="$PATH" HOME="${HOME:-/}" LC_ALL=C \
   make -C "$tree" -j2 amalg CC="$cc" BUILDMODE=static PREFIX=/usr MULTILIB="lib/$multiarch" \
