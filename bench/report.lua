@@ -3,7 +3,7 @@
 -- workloads 7-11) and issue 11 (pgbench at its best client count, CPU per request, no long
 -- event-loop passes, the transaction pooler, workers) and are checked here against the numbers.
 -- Workload 13 (script budgets): their cost in CPU per request, the current build over a baseline
--- without them, side by side in one run (bar: the median over rounds <= 1.03).
+-- without them, both serving at once in every round (bar: the median over rounds <= 1.03).
 -- A run with BENCH_ONLY=base, cache, pool, workers or budgets reports only its own tables.
 --   luajit bench/report.lua RESULTS_FILE
 local path = arg[1] or "var/bench/results.txt"
@@ -721,8 +721,9 @@ local function warmup_notes()
     end
 end
 
--- Workload 13: what script budgets cost. The run of build v (base, cur) in round i on workload
--- w (point, hit) is budgets_<v>_<i>_<w>; each round's ratio pairs the two builds' adjacent runs.
+-- Workload 13: what script budgets cost. Both builds serve at once in every round; the run of
+-- build v (base, cur) in round i on workload w (point, hit) is budgets_<v>_<i>_<w>, and each
+-- round's ratio sets the two runs of that round side by side.
 local BUDGET_BAR = 1.03
 local function median(t)
     local s = {}
@@ -733,59 +734,81 @@ local function median(t)
     return #s % 2 == 1 and s[m] or (s[m] + s[m + 1]) / 2
 end
 
+-- CPU µs per request of run k: from its clock ticks and requests when recorded (exact), else
+-- run.sh's rounded figure.
+local function cpu_per_req(k)
+    local t, n, hz = num(k .. "_ticks"), num(k .. "_requests"), num("clk_tck")
+    if t and n and hz and n > 0 then return t * 1e6 / hz / n end
+    return num(k .. "_cpu_us")
+end
+
 local function budgets_table()
     local rounds = num("budgets_rounds") or 0
-    local function f1(v) return v and string.format("%.1f", v) or "n/a" end
+    local function f2(v) return v and string.format("%.2f", v) or "n/a" end
     local function rel(v) return v and string.format("%.3f (%+.1f%%)", v, 100 * (v - 1)) or "n/a" end
+    -- the median against the bar: one more digit, so a median just over 1.03 does not print as it
+    local function rel4(v) return v and string.format("%.4f (%+.2f%%)", v, 100 * (v - 1)) or "n/a" end
     local perf = r.budgets_perf_stat == "1"
     local ev = r.budgets_perf_event or "instructions"
     put("")
     put("## Script budgets: what they cost (workload 13)")
     put("")
-    put(string.format("The point read (workload 1's script: no-cache, every call to `direct`) and warm " ..
-                      "cache hits (workload 7's script after a fill pass) against two builds of tide, " ..
-                      "in turn on the same stack, bundle, wrk settings and nice, tide started afresh " ..
-                      "for each: the **baseline** %s (%s; LuaJIT %s: tide as it was before budgets) " ..
+    put(string.format("Two builds of tide serve **at the same time** on the same stack, bundle and nice, " ..
+                      "each on its own ports under its own `wrk -t1 -c%s`, the two wrk runs started " ..
+                      "together: the **baseline** %s (%s; LuaJIT %s: tide as it was before budgets) " ..
                       "and the **current** build %s (CFLAGS %s; LuaJIT %s: every run of Lua timed, " ..
-                      "the watchdog thread, the counting allocator, and the hook check in every " ..
-                      "compiled loop). %d rounds, baseline then current in each; tide's threads " ..
-                      "once serving: baseline %s, current %s. The figure that counts is tide's CPU " ..
-                      "µs per request (its /proc utime + stime over the measured run / the requests " ..
-                      "wrk completed), which the rate does not give on this machine: wrk, Postgres " ..
-                      "and tide share 2 cores, so the rate follows the scheduler as much as tide. " ..
-                      "Each round's ratio sets the current run beside the baseline run just before " ..
-                      "it; the bar is on the median of those ratios: ≤ %.2f on both workloads.",
-                      r.budgets_base_bin or "?", r.budgets_base_cflags or "?",
+                      "the CPU tick - a timer on the event-loop thread's own CPU clock that signals " ..
+                      "that thread every 5 ms of CPU it uses -, the counting allocator, and the hook " ..
+                      "check in every compiled loop). %d rounds of %s s on the point read (workload " ..
+                      "1's script: no-cache, every call to `direct`), then, both caches flushed and " ..
+                      "filled, on warm cache hits (workload 7's script); both tides started afresh " ..
+                      "for each round, their ports swapped every round. Threads of the serving " ..
+                      "process once it serves: baseline %s, current %s. The figure that counts is " ..
+                      "each worker's CPU µs per request (/proc utime + stime of the process that " ..
+                      "serves, /admin/stats `pid`, over the measured run / the requests its wrk " ..
+                      "completed); the rate does not give it on this machine, where wrk, Postgres " ..
+                      "and both tides share 2 cores. Run in turn, one binary's CPU per request moved " ..
+                      "17-44 %% between rounds here; served at once, both builds see the same noise. " ..
+                      "The bar is on the median of the rounds' ratios current / baseline: ≤ %.2f on " ..
+                      "both workloads.",
+                      r.budgets_conns or "?", r.budgets_base_bin or "?", r.budgets_base_cflags or "?",
                       r.budgets_base_luajit or "?", r.budgets_cur_bin or "?",
                       r.budgets_cur_cflags or "?", r.budgets_cur_luajit or "?", rounds,
-                      r.budgets_base_1_threads or "?", r.budgets_cur_1_threads or "?", BUDGET_BAR))
+                      r.duration or "?", r.budgets_base_1_threads or "?",
+                      r.budgets_cur_1_threads or "?", BUDGET_BAR))
     put("")
-    put("| workload | round | baseline req/s | baseline CPU µs/req | current req/s | current CPU " ..
-        "µs/req | CPU/req current / baseline | req/s current / baseline" ..
+    put("| workload | round | port baseline / current | baseline req/s | baseline CPU µs/req | " ..
+        "current req/s | current CPU µs/req | CPU/req current / baseline | req/s current / baseline" ..
         (perf and (" | " .. ev .. "/req baseline | " .. ev .. "/req current") or "") ..
         " | non-2xx (baseline / current) | served from cache (wrk; baseline / current) |")
-    put("|---|---:|---:|---:|---:|---:|---:|---:|" .. (perf and "---:|---:|" or "") .. "---:|---:|")
+    put("|---|---:|---:|---:|---:|---:|---:|---:|---:|" .. (perf and "---:|---:|" or "") .. "---:|---:|")
     local summary = {}
+    local min_ticks, parent_ticks = nil, 0
     for _, w in ipairs({ { "point", "point read `GET /v1/trips/:id` (no-cache)" },
                          { "hit", "warm cache hit `GET /v1/trips/:id`" } }) do
         local cpu = { base = {}, cur = {} }
         local rps = { base = {}, cur = {} }
         local ins = { base = {}, cur = {} }
         local ratios, rratios, errs_ok = {}, {}, true
-        local prof = { guard = {}, threads = {}, clock = {}, base_clock = {} }
+        local prof = { guard = {}, clock = {}, tick = {}, base_guard = {}, base_clock = {}, base_tick = {} }
         for i = 1, rounds do
             local kb, kc = "budgets_base_" .. i .. "_" .. w[1], "budgets_cur_" .. i .. "_" .. w[1]
-            local cb, cc = num(kb .. "_cpu_us"), num(kc .. "_cpu_us")
+            local cb, cc = cpu_per_req(kb), cpu_per_req(kc)
             local rb, rc = num(kb .. "_rps"), num(kc .. "_rps")
             local ib, ic = num(kb .. "_perf_per_req"), num(kc .. "_perf_per_req")
             cpu.base[#cpu.base + 1], cpu.cur[#cpu.cur + 1] = cb, cc
             rps.base[#rps.base + 1], rps.cur[#rps.cur + 1] = rb, rc
             ins.base[#ins.base + 1], ins.cur[#ins.cur + 1] = ib, ic
+            for _, k in ipairs({ kb, kc }) do
+                local t = num(k .. "_ticks")
+                if t then min_ticks = math.min(min_ticks or t, t) end
+                parent_ticks = parent_ticks + (num(k .. "_parent_ticks") or 0)
+            end
             if num(kc .. "_prof_guard") then
-                prof.guard[#prof.guard + 1] = num(kc .. "_prof_guard")
-                prof.threads[#prof.threads + 1] = num(kc .. "_prof_threads")
-                prof.clock[#prof.clock + 1] = num(kc .. "_prof_clock")
-                prof.base_clock[#prof.base_clock + 1] = num(kb .. "_prof_clock")
+                for _, f in ipairs({ "guard", "clock", "tick" }) do
+                    prof[f][#prof[f] + 1] = num(kc .. "_prof_" .. f)
+                    prof["base_" .. f][#prof["base_" .. f] + 1] = num(kb .. "_prof_" .. f)
+                end
             end
             local ratio = (cb and cc and cb > 0) and cc / cb or nil
             local rratio = (rb and rc and rb > 0) and rc / rb or nil
@@ -798,23 +821,24 @@ local function budgets_table()
                 cache_cell = select(1, hit_ratios(kb)):match("^[^ ]+") .. " / " ..
                              select(1, hit_ratios(kc)):match("^[^ ]+")
             end
-            put(string.format("| %s | %d | %s | %s | %s | %s | %s | %s |%s %s / %s | %s |", w[2], i,
-                              fmt_rate(rb), f1(cb), fmt_rate(rc), f1(cc), rel(ratio), rel(rratio),
+            put(string.format("| %s | %d | %s / %s | %s | %s | %s | %s | %s | %s |%s %s / %s | %s |", w[2], i,
+                              r[kb .. "_port"] or "?", r[kc .. "_port"] or "?",
+                              fmt_rate(rb), f2(cb), fmt_rate(rc), f2(cc), rel(ratio), rel(rratio),
                               perf and string.format(" %s | %s |", fmt_rate(ib), fmt_rate(ic)) or "",
                               eb, ec, cache_cell))
         end
         local mr, mrr = median(ratios), median(rratios)
         local mb, mc = median(cpu.base), median(cpu.cur)
         local ib, ic = median(ins.base), median(ins.cur)
-        put(string.format("| **%s** | median of %d | %s | %s | %s | %s | **%s** | %s |%s — | — |", w[2],
-                          #ratios, fmt_rate(median(rps.base)), f1(mb), fmt_rate(median(rps.cur)),
-                          f1(mc), rel(mr), rel(mrr),
+        put(string.format("| **%s** | median of %d | — | %s | %s | %s | %s | **%s** | %s |%s — | — |", w[2],
+                          #ratios, fmt_rate(median(rps.base)), f2(mb), fmt_rate(median(rps.cur)),
+                          f2(mc), rel4(mr), rel(mrr),
                           perf and string.format(" %s | %s |", fmt_rate(ib), fmt_rate(ic)) or ""))
-        -- the baseline's own spread over its rounds: the noise a difference must stand out of
-        local lo, hi
-        for _, v in pairs(cpu.base) do
-            lo, hi = math.min(lo or v, v), math.max(hi or v, v)
-        end
+        -- the spread of the rounds' ratios (what the method resolves) and of the baseline's own
+        -- CPU per request over the rounds (the machine's noise, which the ratio cancels)
+        local lo, hi, rlo, rhi
+        for _, v in pairs(cpu.base) do lo, hi = math.min(lo or v, v), math.max(hi or v, v) end
+        for _, v in pairs(ratios) do rlo, rhi = math.min(rlo or v, v), math.max(rhi or v, v) end
         local above = 0
         for _, v in pairs(ratios) do if v > 1 then above = above + 1 end end
         local ok = bar(string.format("budgets %s: CPU/req current ≤ %.2f× baseline (median of rounds)",
@@ -822,38 +846,46 @@ local function budgets_table()
         bar("budgets " .. w[1] .. ": 0 non-2xx", errs_ok)
         summary[#summary + 1] = string.format(
             "- %s: CPU per request current / baseline, the median of %d rounds' ratios: %s " ..
-            "(≤ %.2f: %s; the current build above the baseline in %d of %d rounds); the medians' " ..
-            "own ratio %s (%s / %s µs); the baseline's rounds spread %s%s; req/s current / " ..
-            "baseline %s",
-            w[2], #ratios, rel(mr), BUDGET_BAR, met_cell(ok), above, #ratios,
-            rel((mb and mc and mb > 0) and mc / mb or nil), f1(mc), f1(mb),
-            (lo and hi and lo > 0) and string.format("%.1f%% (%.1f to %.1f µs)", 100 * (hi / lo - 1), lo, hi) or "n/a",
+            "(≤ %.2f: %s); the rounds' ratios %s, the current build above the baseline in %d of " ..
+            "%d; the baseline's own CPU per request spread %s over the rounds; req/s current / " ..
+            "baseline %s (medians %s / %s)%s",
+            w[2], #ratios, rel4(mr), BUDGET_BAR, met_cell(ok),
+            (rlo and rhi) and string.format("%.3f to %.3f", rlo, rhi) or "n/a", above, #ratios,
+            (lo and hi and lo > 0) and string.format("%.1f%% (%.2f to %.2f µs)", 100 * (hi / lo - 1), lo, hi) or "n/a",
+            rel(mrr), fmt_rate(median(rps.cur)), fmt_rate(median(rps.base)),
             (perf and ib and ic and ib > 0) and string.format("; %s per request current / baseline %s",
-                                                             ev, rel(ic / ib)) or "",
-            rel(mrr))
+                                                             ev, rel(ic / ib)) or "")
         if #prof.guard > 0 then
-            local g, t, c, bc = median(prof.guard), median(prof.threads), median(prof.clock),
-                median(prof.base_clock)
-            local total = g + t + math.max(0, c - (bc or 0))
+            local g, c, t = median(prof.guard), median(prof.clock), median(prof.tick)
+            local bg = median(prof.base_guard) or 0
+            local bc, bt = median(prof.base_clock) or 0, median(prof.base_tick) or 0
+            local total = math.max(0, g - bg) + math.max(0, c - bc) + math.max(0, t - bt)
             summary[#summary] = summary[#summary] .. string.format(
                 "; in the current build's profiles (BENCH_PROFILE=1, medians of %d rounds, %% of " ..
-                "tide's samples) the budgets' own code is %.2f%% (guard.c on the request path: the " ..
-                "counting allocator, a run's enter and leave), the watchdog thread %.2f%%, " ..
-                "clock_gettime %.2f%% (the baseline's: %.2f%%): a direct cost of about %.1f%%",
-                #prof.guard, g, t, c, bc or 0, total)
+                "the worker's samples) the budgets' own code is %.2f%% (guard.c: the counting " ..
+                "allocator, a run's enter and leave, the tick's handler; the baseline's empty " ..
+                "stubs: %.2f%%), the tick's kernel and libc side (timer, signal delivery and " ..
+                "return) %.2f%% (the baseline's: %.2f%%), clock_gettime %.2f%% (the baseline's: " ..
+                "%.2f%%): a direct cost of about %.1f%% over the baseline",
+                #prof.guard, g, bg, t, bt, c, bc, total)
         end
     end
     put("")
     for _, l in ipairs(summary) do put(l) end
     put("")
-    put("CPU is counted in clock ticks (1/" .. (r.clk_tck or "?") .. " s) of the whole tide process, " ..
-        "its watchdog thread included; a 10 s run at the point read's rate gives some hundreds of " ..
-        "ticks, so the tick's own resolution is a few tenths of a percent. The spread of the " ..
-        "baseline's own rounds is the run-to-run noise on this shared machine: a ratio within it " ..
-        "says the cost is below what one run can resolve. The profile's shares (with " ..
-        "BENCH_PROFILE=1) count only the budgets' own code and thread, not what they change " ..
-        "around them (a process with a second thread loses glibc's single-thread fast paths in " ..
-        "malloc and in the syscall wrappers), nor the hook check inside JIT-compiled loops." ..
+    put("CPU is counted in clock ticks (1/" .. (r.clk_tck or "?") .. " s) of the serving process, " ..
+        "all its threads included (the budgets start none: until the CPU tick replaced it, a " ..
+        "watchdog thread woke every 5 ms, and the point read's 6-7 % more CPU per request that " ..
+        "this workload measured then came from the kernel's and glibc's multi-threaded paths a " ..
+        "second thread turns on - more scheduling and fd reference counting in the kernel, glibc's " ..
+        "single-thread fast paths lost - not from the thread's own work)" ..
+        (min_ticks and string.format("; the fewest ticks in one measured run were %d, so a tick " ..
+                                     "is at most %.2f%% of a run's CPU", min_ticks, 100 / min_ticks) or "") ..
+        string.format(". The supervising parents (not counted) used %d ticks over all the " ..
+                      "measured runs together. ", parent_ticks) ..
+        "The profile's shares (with BENCH_PROFILE=1, perf on both workers at once, which " ..
+        "adds its own load to both) count only the budgets' own code and the tick, not the hook " ..
+        "check inside JIT-compiled loops." ..
         (perf and "" or (" No " .. ev .. " per request: perf stat cannot count " .. ev .. " on " ..
                          "this machine (it answers `<not supported>`: no hardware counters). " ..
                          "BENCH_PROFILE=1 adds a perf profile (cpu-clock samples) of every run.")))

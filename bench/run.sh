@@ -47,17 +47,27 @@
 #      recorded so the report can account for the share of the cores the load generator took
 #      (the bar: 2 workers >= 1.6x 1 worker, with that share accounted for); afterwards tide
 #      runs again as before
-#  13. budgets: what script budgets (runtime/guard.c: every run of Lua timed, the watchdog
-#      thread, the counting allocator; and LuaJIT built with LUAJIT_ENABLE_CHECKHOOK) cost on
-#      the point read (workload 1's script) and the warm cache hit (workload 7's: a fill pass,
-#      then the warm reads), tide's CPU µs per request set side by side for two binaries on the
-#      same stack, bundle and wrk settings: the baseline, var/build-bench-base/tide (built here
-#      with -DTIDE_NO_GUARD against var/luajit-nohook, db/luajit.sh nohook: tide as it was
-#      before budgets) and the current build/tide, alternating baseline/current for
-#      BENCH_BUDGET_ROUNDS rounds (3), tide started afresh for each; the bar (the report): the
-#      median over rounds of current / baseline CPU per request <= 1.03 on both. When perf can
-#      count instructions here (`perf stat -e instructions` on a machine with a PMU), each of
-#      these runs also records tide's instructions per request (BENCH_PERF_EVENT).
+#  13. budgets: what script budgets (runtime/guard.c: every run of Lua timed, the CPU tick - a
+#      timer on the event-loop thread's own CPU clock that signals that thread every 5 ms of CPU
+#      it uses -, the counting allocator; and LuaJIT built with LUAJIT_ENABLE_CHECKHOOK) cost on
+#      the point read (workload 1's script) and the warm cache hit (workload 7's), as tide's CPU
+#      µs per request of two binaries serving AT THE SAME TIME on the same stack, bundle and
+#      nice: the baseline, var/build-bench-base/tide (built here with -DTIDE_NO_GUARD against
+#      var/luajit-nohook, db/luajit.sh nohook: tide as it was before budgets) and the current
+#      build/tide, each on its own ports under its own wrk -t1 -c BENCH_BUDGET_CONNS (16), the
+#      two wrk runs started together. BENCH_BUDGET_ROUNDS rounds (6) of BENCH_DURATION s: both
+#      tides started afresh for each, their ports swapped every round (neither always has the
+#      first pair); the point read, then both caches flushed and filled and the warm hits. CPU
+#      is the serving process's (the worker: /admin/stats "pid"), utime + stime. Run in turn,
+#      one binary's CPU per request moved 17-44 % between rounds on this machine; served at
+#      once, both see the same noise (the warm hits' ratios held within about 3 %; the point
+#      read's, which Postgres bounds, spread more: docs/bench.md). The bar (the report):
+#      the median over rounds of current / baseline CPU per request <= 1.03 on both. When perf
+#      can count instructions here (`perf stat -e instructions` on a machine with a PMU), each
+#      worker's instructions per request are recorded too (BENCH_PERF_EVENT). The tick replaced
+#      a watchdog thread: the 6-7 % more CPU per request this workload measured for it on the
+#      point read came from the kernel's and glibc's multi-threaded paths a second thread turns
+#      on, not from the thread's own work; the worker is single-threaded again.
 # wrk counts the X-Cache values it gets (bench/wrk/common.lua); tide's /admin/stats "cache"
 # section, when it has one, gives the hit ratio tide saw during each measured run. Workloads 1
 # and 5 send Cache-Control: no-cache: they measure the database path pgbench runs.
@@ -92,8 +102,10 @@
 #   of tide during each measured run), BENCH_POOL_SWEEP (1: the pool sweep),
 #   BENCH_POOL_SIZES "4 8 16 32 64", TIDE_JWT_SECRET (a bench secret), PGBENCH (found),
 #   BENCH_ONLY (all: every workload; base: 1-6; cache: 7-12, the quick loop while working on the
-#   cache; pool: only the pool sweep; workers: only 12; budgets: only 13), BENCH_BUDGET_ROUNDS 3
-#   (workload 13's rounds, 2..20), BENCH_BASE_CFLAGS (workload 13's baseline: $CFLAGS as make
+#   cache; pool: only the pool sweep; workers: only 12; budgets: only 13), BENCH_BUDGET_ROUNDS 6
+#   (workload 13's rounds, 2..20), BENCH_BUDGET_CONNS 16 (each of workload 13's two wrk runs),
+#   BENCH_BUDGET_PORT 18190 (workload 13's two tides: HTTP and admin ports BENCH_BUDGET_PORT + 0
+#   and + 1, + 2 and + 3), BENCH_BASE_CFLAGS (workload 13's baseline: $CFLAGS as make
 #   passes it, else -O2 -g, the Makefile's default; -DTIDE_NO_GUARD is added), BENCH_PERF_EVENT
 #   instructions (what perf stat counts in workload 13's runs, when it can), BENCH_CACHE_IDS 10000 (the cache
 #   workloads' trip set, at most 100000), BENCH_WRITE_PCT 10 (writes in workload 11, percent),
@@ -141,7 +153,9 @@ PROFILE=${BENCH_PROFILE:-}
 POOL_SWEEP=${BENCH_POOL_SWEEP:-}
 POOL_SIZES=${BENCH_POOL_SIZES:-4 8 16 32 64}
 WORKERS=${BENCH_WORKERS:-1 2}
-BUDGET_ROUNDS=${BENCH_BUDGET_ROUNDS:-3}
+BUDGET_ROUNDS=${BENCH_BUDGET_ROUNDS:-6}
+BUDGET_CONNS=${BENCH_BUDGET_CONNS:-16}
+BUDGET_PORT=${BENCH_BUDGET_PORT:-18190}
 # workload 13's baseline: tide without budgets, against LuaJIT without the hook check
 BASE_BUILD=var/build-bench-base
 BASE_BIN=$repo/$BASE_BUILD/tide
@@ -154,6 +168,9 @@ admin_ports=()             # the admin listener of each worker (admin.port + i),
 tide_err_from=0            # lines of var/bench/tide.err before the running tide started
 nginx_pid=
 nginx_worker=
+# workload 13's two tides (v = base, cur): what was started (with supervision, the parent),
+# the process that serves (/admin/stats "pid": the worker), the binary and the ports
+declare -A bt_pid=() bt_worker=() bt_bin=() bt_http=() bt_admin=()
 case $ONLY in all|base|cache|pool|workers|budgets) ;; *) echo "bench: error: BENCH_ONLY=$ONLY (all, base, cache, pool, workers or budgets)" >&2; exit 2 ;; esac
 [ "$ONLY" != pool ] || POOL_SWEEP=1
 # numbers LIST MIN MAX: whether LIST is one or more whole numbers in MIN..MAX.
@@ -169,6 +186,8 @@ numbers "$PG_CLIENTS" 1 1000 || { echo "bench: error: BENCH_PG_CLIENTS='$PG_CLIE
 numbers "$POOL_SIZES" 1 1000 || { echo "bench: error: BENCH_POOL_SIZES='$POOL_SIZES' (pool sizes, 1..1000)" >&2; exit 2; }
 numbers "$WORKERS" 1 64 || { echo "bench: error: BENCH_WORKERS='$WORKERS' (worker counts, 1..64)" >&2; exit 2; }
 numbers "$BUDGET_ROUNDS" 2 20 || { echo "bench: error: BENCH_BUDGET_ROUNDS=$BUDGET_ROUNDS (2..20)" >&2; exit 2; }
+numbers "$BUDGET_CONNS" 1 1000 || { echo "bench: error: BENCH_BUDGET_CONNS=$BUDGET_CONNS (1..1000)" >&2; exit 2; }
+numbers "$BUDGET_PORT" 1024 32764 || { echo "bench: error: BENCH_BUDGET_PORT=$BUDGET_PORT (1024..32764: it and the 3 ports above it)" >&2; exit 2; }
 [[ $PERF_EVENT =~ ^[A-Za-z0-9_:./-]+$ ]] || { echo "bench: error: BENCH_PERF_EVENT=$PERF_EVENT (one perf event name)" >&2; exit 2; }
 numbers "$CONNS" 1 10000 || { echo "bench: error: BENCH_CONNS=$CONNS" >&2; exit 2; }
 numbers "$DURATION $WARMUP $PG_DURATION $PG_WARMUP" 1 600 \
@@ -239,9 +258,34 @@ stop_tide() {
   tide_pid='' tide_workers=()
 }
 
+# stop_budget_tides: workload 13's tides (bt_pid) stopped as stop_tide does, both signalled at
+# once; then the processes that served (bt_worker) and every other child they had are waited
+# for, up to 5 s each, and killed if still there.
+stop_budget_tides() {
+  local v p k ks kids=()
+  for v in "${!bt_pid[@]}"; do
+    read -r -a ks <<<"${bt_worker[$v]:-} $(tide_children "${bt_pid[$v]}")"
+    for p in "${ks[@]}"; do [ "$p" = "${bt_pid[$v]}" ] || kids+=("$p:${bt_bin[$v]}"); done
+    kill -TERM "${bt_pid[$v]}" 2>/dev/null || true
+  done
+  for v in "${!bt_pid[@]}"; do
+    for _ in $(seq 1 120); do kill -0 "${bt_pid[$v]}" 2>/dev/null || break; sleep 0.1; done
+    kill -KILL "${bt_pid[$v]}" 2>/dev/null || true
+    wait "${bt_pid[$v]}" 2>/dev/null || true
+  done
+  for k in "${kids[@]}"; do
+    p=${k%%:*}
+    for _ in $(seq 1 50); do [ "$(readlink "/proc/$p/exe" 2>/dev/null)" = "$(readlink -f "${k#*:}")" ] || break; sleep 0.1; done
+    [ "$(readlink "/proc/$p/exe" 2>/dev/null)" != "$(readlink -f "${k#*:}")" ] \
+      || { say "warning: tide worker $p outlived its parent: killed"; kill -KILL "$p" 2>/dev/null || true; }
+  done
+  bt_pid=() bt_worker=() bt_bin=() bt_http=() bt_admin=()
+}
+
 cleanup() {
   local rc=$?
   stop_nginx
+  stop_budget_tides
   stop_tide
   # The bench stack stays up for the next run (db/stack.sh up reuses it) unless BENCH_STOP=1.
   if [ "${BENCH_STOP:-}" = 1 ]; then
@@ -746,13 +790,12 @@ profile_summary() {
 # NAME_stats_<field of CACHE_FIELDS> (entries: the count at the end). SERVER=openresty: against
 # nginx instead of tide (NAME_cpu is then nginx's master and worker, NAME_cpu_us the worker's).
 # BENCH_PROFILE=1: perf records tide (call graphs) during each measured run of tide, summarised
-# by profile_summary. BENCH_PERF_STAT=1 (workload 13, when perf stat can count $PERF_EVENT):
-# perf stat counts it in tide over the measured run: NAME_perf_count and NAME_perf_per_req.
+# by profile_summary.
 run_wrk() {
   local name=$1 script=$2 server=${3:-tide} line kv c0 c1 t0 t1 w0 w1 q0 q1 e0='' e1 mid_pid='' perf_pid='' url=$URL cpu_key
   local pids=("$tide_pid" "${tide_workers[@]}") per_req=("$tide_pid" "${tide_workers[@]}") loops=("${tide_workers[@]}")
   local s0='' s1='' stats_msg='' loop_msg='' lp lo lm cpu_us=n/a wrk_rc wrk_t h0 h1 ws0='' ws1='' ps0 ps1 p g0 g1 pg_us=n/a
-  local m0=$LOGS/loop-$name-0.txt m1=$LOGS/loop-$name-1.txt m2=$LOGS/loop-$name-2.txt stat_pid='' count=''
+  local m0=$LOGS/loop-$name-0.txt m1=$LOGS/loop-$name-1.txt m2=$LOGS/loop-$name-2.txt
   cpu_key=${name}_tide_cpu
   [ "${#loops[@]}" -gt 0 ] || loops=("$tide_pid")       # the event loops: the workers, or tide
   if [ "$server" = openresty ]; then
@@ -786,12 +829,6 @@ run_wrk() {
   q0=$(sched_wait "${loops[@]}")
   ps0=$(proc_snap)
   g0=$(pg_ticks)
-  if [ "${BENCH_PERF_STAT:-}" = 1 ] && [ "$perf_stat" = 1 ] && [ "$server" = tide ]; then
-    rm -f "$LOGS/perfstat-$name.txt"
-    timeout -s INT $((DURATION + 10)) perf stat -x, -e "$PERF_EVENT" -p "${pids[0]}" -o "$LOGS/perfstat-$name.txt" \
-      -- sleep "$DURATION" >/dev/null 2>&1 &
-    stat_pid=$!
-  fi
   c0=$(cpu_ticks "${pids[@]}"); w0=$(cpu_ticks "${per_req[@]}"); h0=$(host_ticks); t0=$(date +%s.%N)
   # wrk in a shell of its own, which prints wrk's exit status and its children's CPU ticks (wrk
   # and timeout, counted once waited for) when wrk is done
@@ -865,12 +902,6 @@ run_wrk() {
     wait "$perf_pid" || true
     profile_summary "$name" "$LOGS/perf-$name.data"
   fi
-  if [ -n "$stat_pid" ]; then
-    wait "$stat_pid" || true
-    count=$(grep -m1 ",$PERF_EVENT" "$LOGS/perfstat-$name.txt" 2>/dev/null | cut -d, -f1 || true)
-    [[ $count =~ ^[0-9.]+$ ]] && res "${name}_perf_count" "$count" \
-      || say "warning: perf stat counted no $PERF_EVENT for $name ($LOGS/perfstat-$name.txt)"
-  fi
   line=$(grep -m1 '^WRK_RESULT ' "$LOGS/wrk-$name.txt" || true)
   [ -n "$line" ] || { tail -n 20 "$LOGS/wrk-$name.txt" >&2; die "wrk for $name printed no result"; }
   declare -A v=()
@@ -885,8 +916,6 @@ run_wrk() {
   if [ "${v[requests]:-0}" -gt 0 ]; then
     cpu_us=$(awk -v c=$((w1 - w0)) -v hz="$HZ" -v n="${v[requests]}" 'BEGIN { printf "%.1f", c * 1e6 / hz / n }')
     res "${name}_cpu_us" "$cpu_us"
-    [ -z "$count" ] || [[ ! $count =~ ^[0-9.]+$ ]] \
-      || res "${name}_perf_per_req" "$(awk -v c="$count" -v n="${v[requests]}" 'BEGIN { printf "%.0f", c / n }')"
     # Postgres' CPU per request, to set beside pgbench's per transaction (run_pgbench)
     if [ -n "$g0" ] && [ -n "$g1" ]; then
       pg_us=$(awk -v c=$((g1 - g0)) -v hz="$HZ" -v n="${v[requests]}" 'BEGIN { printf "%.1f", c * 1e6 / hz / n }')
@@ -1365,65 +1394,219 @@ cache_workloads() {
 
 # ---------------------------------------------------------------- workload 13: script budgets
 
-# budgets_workload: workload 13. For each round r of $BUDGET_ROUNDS, the baseline then the
-# current build (v = base: $BASE_BIN, built without budgets against LuaJIT without the hook
-# check; v = cur: build/tide): tide is started afresh from that binary (the same environment,
-# bundle, policies and nice), then run_wrk budgets_v_r_point (workload 1's script: no-cache,
-# every call to `direct`), a fill pass over the cache set (curl_pass budgets_v_r_fill; the
-# cache of a fresh tide is empty) and run_wrk budgets_v_r_hit (workload 7's script: warm hits).
-# Records budgets_{rounds,builds}, budgets_{base,cur}_{bin,cflags,luajit} and
-# budgets_v_r_threads (tide's threads once it serves: the budgets' watchdog is one of them).
-# Afterwards build/tide runs again, as before.
-# budget_profile NAME: with BENCH_PROFILE=1, what the perf recording of run NAME (run_wrk's
-# $LOGS/perf-NAME.data) gives of the budgets' own cost, in % of tide's samples: NAME_prof_guard
-# (guard.c's functions on the request path: the counting allocator, a run's enter and leave),
-# NAME_prof_clock (clock_gettime, libc's and the vDSO's: the runs' clock, and libev's, which the
-# baseline has too) and NAME_prof_threads (threads other than the event loop's: the watchdog).
+# budget_start V BIN HTTP ADMIN: starts BIN serve (the environment above) for build V (base,
+# cur) on HTTP and ADMIN in the background, its output appended to var/bench/tide.{out,err};
+# sets bt_pid[V] (what was started: with supervision, the parent), bt_bin, bt_http, bt_admin.
+budget_start() {
+  local v=$1 bin=$2 http=$3 adm=$4
+  port_free "$http" || die "port $http (workload 13, BENCH_BUDGET_PORT..+3) is in use"
+  port_free "$adm" || die "port $adm (workload 13, BENCH_BUDGET_PORT..+3) is in use"
+  TIDE_HTTP_PORT=$http TIDE_ADMIN_PORT=$adm "$bin" serve >>"$B/tide.out" 2>>"$B/tide.err" &
+  bt_pid[$v]=$! bt_bin[$v]=$bin bt_http[$v]=$http bt_admin[$v]=$adm
+}
+
+# budget_ready V: waits (at most 10 s) until build V's tide answers /live on its admin port,
+# and sets bt_worker[V] to the process that serves (/admin/stats "pid": the worker of a
+# supervising parent, or tide itself), which must be a child of bt_pid[V] or bt_pid[V].
+budget_ready() {
+  local v=$1 w=''
+  for _ in $(seq 1 100); do
+    if admin_live "${bt_admin[$v]}"; then
+      w=$(json_get "http://127.0.0.1:${bt_admin[$v]}/admin/stats" 'j.pid')
+      [ -z "$w" ] || break
+    fi
+    kill -0 "${bt_pid[$v]}" 2>/dev/null || break
+    sleep 0.1
+  done
+  [[ $w =~ ^[0-9]+$ ]] || { tail -n 20 "$B/tide.err" >&2; die "workload 13: the $v tide (${bt_bin[$v]}) did not start on ${bt_http[$v]} (admin ${bt_admin[$v]}; log: $B/tide.err)"; }
+  [ "$w" = "${bt_pid[$v]}" ] || [[ " $(tide_children "${bt_pid[$v]}") " == *" $w "* ]] \
+    || die "workload 13: the $v tide's /admin/stats pid $w is neither ${bt_pid[$v]} nor its child"
+  bt_worker[$v]=$w
+}
+
+# budget_check V NAME: dies unless build V's tide still serves from the same process after NAME.
+budget_check() {
+  local v=$1
+  kill -0 "${bt_pid[$v]}" 2>/dev/null && kill -0 "${bt_worker[$v]}" 2>/dev/null \
+    && [ "$(json_get "http://127.0.0.1:${bt_admin[$v]}/admin/stats" 'j.pid')" = "${bt_worker[$v]}" ] \
+    || die "workload 13: the $v tide (${bt_pid[$v]}, serving from ${bt_worker[$v]}) stopped or restarted its worker during $2 (log: $B/tide.err)"
+}
+
+# proc_ticks PID: user + system clock ticks PID has used so far, its threads and the children
+# it reaped included (/proc/PID/stat utime stime cutime cstime).
+proc_ticks() { awk '{ print $14 + $15 + $16 + $17 }' "/proc/$1/stat"; }
+
+# budget_profile NAME DATA: profile_summary of the perf recording DATA (one worker, during run
+# NAME), and what it gives of the budgets' own cost, in % of its samples: NAME_prof_guard (guard.c's functions: the counting
+# allocator, a run's enter and leave and their clock reads, the tick's handler), NAME_prof_clock
+# (clock_gettime, libc's and the vDSO's: the runs' clock, and libev's, which the baseline has
+# too) and NAME_prof_tick (the kernel's and libc's side of the tick: the CPU-clock timer firing,
+# the signal's delivery and return; the baseline has no tick, so its share is the floor).
 budget_profile() {
-  local name=$1 data=$LOGS/perf-$1.data out g c t
-  [ "$PROFILE" = 1 ] && [ -s "$data" ] || return 0
-  out=$(perf report -i "$data" --stdio --no-children -g none --sort pid,sym --percent-limit 0 2>/dev/null | awk -v main="$tide_pid" '
+  local name=$1 data=$2 out g c t
+  [ -s "$data" ] || { say "warning: no perf recording for $name ($data)"; return 0; }
+  profile_summary "$name" "$data"
+  out=$(perf report -i "$data" --stdio --no-children -g none --sort sym --percent-limit 0 2>/dev/null | awk '
     /^ *[0-9.]+%/ {
-      p = $1; sub(/%/, "", p); s = $NF; t = $2; sub(/:.*/, "", t)
-      if (t != main) th += p
-      else if (s ~ /^(counting_alloc|tide_guard_(enter|leave|now)|publish)$/) g += p
-      else if (s ~ /clock_gettime/) c += p
+      p = $1; sub(/%/, "", p); s = $NF
+      if (s ~ /^(counting_alloc|tide_guard_(enter|leave|now|set_budget|set_route)|publish|on_signal|stop_run)$/) g += p
+      else if (s ~ /clock_gettime|^do_hres$/) c += p
+      else if (s ~ /^__restore_rt$|sigreturn|setup_rt_frame|do_signal|get_signal|signal_setup_done|send_sigqueue|complete_signal|send_signal|posix_cpu_timer|cpu_timer_fire|restore_sigcontext|fpu__restore_sig|copy_fpstate_to_sigframe|restore_fpregs_from_user/) t += p
     }
-    END { printf "%.2f %.2f %.2f\n", g, c, th }')
+    END { printf "%.2f %.2f %.2f\n", g, c, t }')
   read -r g c t <<<"$out"
   res "${name}_prof_guard" "$g"
   res "${name}_prof_clock" "$c"
-  res "${name}_prof_threads" "$t"
+  res "${name}_prof_tick" "$t"
 }
 
+# budget_pair R W SCRIPT: one measured run of workload 13: both tides at once, each under its
+# own wrk -t1 -c$BUDGET_CONNS with SCRIPT, a ${WARMUP}s warm-up of both, then ${DURATION}s
+# measured, the two wrk runs started together. For v = base, cur the run is budgets_v_R_W:
+# records its _{port,rps,requests,p50_us,p99_us,non2xx,sockerr}, _ticks (the serving worker's
+# clock ticks over the measured run), _cpu_us (those in µs per request wrk completed), _tide_cpu (the worker's CPU, % of one core), _parent_ticks
+# (the supervising parent's clock ticks meanwhile, when there is one), _xc_* (SCRIPT's X-Cache
+# counts), with BENCH_PROFILE=1 _prof_{guard,clock,tick} (budget_profile) and with perf stat
+# _perf_count and _perf_per_req; and budgets_R_W_wrk_cpu (the two wrk's CPU, % of one core).
+budget_pair() {
+  local r=$1 w=$2 script=$3 v name kv line t0 t1 wt rc_b rc_c
+  local -A c0=() c1=() p0=() p1=() wpid=() perf=() pstat=()
+  for v in base cur; do
+    timeout $((WARMUP + 30)) wrk -t1 -c"$BUDGET_CONNS" -d"${WARMUP}s" -s "$script" "http://127.0.0.1:${bt_http[$v]}" \
+      >"$LOGS/wrk-budgets_${v}_${r}_${w}-warmup.txt" 2>&1 &
+    wpid[$v]=$!
+  done
+  for v in base cur; do wait "${wpid[$v]}" || say "warning: wrk warm-up for budgets_${v}_${r}_${w} exited non-zero"; done
+  for v in base cur; do
+    name=budgets_${v}_${r}_${w}
+    if [ "$PROFILE" = 1 ]; then
+      rm -f "$LOGS/perf-$name.data"
+      timeout -s INT $((DURATION + 10)) perf record -q -F 499 -g -p "${bt_worker[$v]}" -o "$LOGS/perf-$name.data" \
+        -- sleep "$DURATION" >/dev/null 2>&1 &
+      perf[$v]=$!
+    fi
+    if [ "$perf_stat" = 1 ]; then
+      rm -f "$LOGS/perfstat-$name.txt"
+      timeout -s INT $((DURATION + 10)) perf stat -x, -e "$PERF_EVENT" -p "${bt_worker[$v]}" -o "$LOGS/perfstat-$name.txt" \
+        -- sleep "$DURATION" >/dev/null 2>&1 &
+      pstat[$v]=$!
+    fi
+  done
+  for v in base cur; do
+    c0[$v]=$(proc_ticks "${bt_worker[$v]}")
+    [ "${bt_worker[$v]}" = "${bt_pid[$v]}" ] || p0[$v]=$(proc_ticks "${bt_pid[$v]}")
+  done
+  t0=$(date +%s.%N)
+  # both wrk in one shell, which prints their exit statuses and their CPU ticks (its children's,
+  # counted once waited for) when both are done
+  read -r rc_b rc_c wt < <(bash -c '
+    timeout $(($0 + 30)) wrk -t1 -c"$1" -d"$0s" --latency -s "$2" "$3" >"$4" 2>&1 & a=$!
+    timeout $(($0 + 30)) wrk -t1 -c"$1" -d"$0s" --latency -s "$2" "$5" >"$6" 2>&1 & b=$!
+    wait $a; ra=$?; wait $b; rb=$?
+    read -r -a st </proc/$$/stat; echo "$ra $rb $((st[15] + st[16]))"' \
+    "$DURATION" "$BUDGET_CONNS" "$script" \
+    "http://127.0.0.1:${bt_http[base]}" "$LOGS/wrk-budgets_base_${r}_${w}.txt" \
+    "http://127.0.0.1:${bt_http[cur]}" "$LOGS/wrk-budgets_cur_${r}_${w}.txt")
+  t1=$(date +%s.%N)
+  for v in base cur; do
+    c1[$v]=$(proc_ticks "${bt_worker[$v]}")
+    [ "${bt_worker[$v]}" = "${bt_pid[$v]}" ] || p1[$v]=$(proc_ticks "${bt_pid[$v]}")
+  done
+  [ "${rc_b:-1}" = 0 ] || say "warning: wrk for budgets_base_${r}_${w} exited ${rc_b:-?}"
+  [ "${rc_c:-1}" = 0 ] || say "warning: wrk for budgets_cur_${r}_${w} exited ${rc_c:-?}"
+  [ -z "$wt" ] || res "budgets_${r}_${w}_wrk_cpu" "$(awk -v c="$wt" -v hz="$HZ" -v t0="$t0" -v t1="$t1" \
+    'BEGIN { printf "%.0f", 100 * c / hz / (t1 - t0) }')"
+  for v in base cur; do
+    name=budgets_${v}_${r}_${w}
+    budget_check "$v" "$name"
+    line=$(grep -m1 '^WRK_RESULT ' "$LOGS/wrk-$name.txt" || true)
+    [ -n "$line" ] || { tail -n 20 "$LOGS/wrk-$name.txt" >&2; die "wrk for $name printed no result"; }
+    local -A x=()
+    for kv in ${line#WRK_RESULT }; do x[${kv%%=*}]=${kv#*=}; done
+    res "${name}_port" "${bt_http[$v]}"
+    res "${name}_rps" "${x[rps]}"
+    res "${name}_requests" "${x[requests]}"
+    res "${name}_p50_us" "${x[p50_us]}"
+    res "${name}_p99_us" "${x[p99_us]}"
+    res "${name}_non2xx" "${x[non2xx]}"
+    res "${name}_sockerr" $((x[connect] + x[read] + x[write] + x[timeout]))
+    res "${name}_tide_cpu" "$(awk -v c=$((c1[$v] - c0[$v])) -v hz="$HZ" -v t0="$t0" -v t1="$t1" \
+      'BEGIN { printf "%.0f", 100 * c / hz / (t1 - t0) }')"
+    res "${name}_ticks" $((c1[$v] - c0[$v]))
+    [ -z "${p0[$v]:-}" ] || res "${name}_parent_ticks" $((p1[$v] - p0[$v]))
+    [ "${x[requests]:-0}" -gt 0 ] || die "wrk for $name completed no request (log: $LOGS/wrk-$name.txt)"
+    res "${name}_cpu_us" "$(awk -v c=$((c1[$v] - c0[$v])) -v hz="$HZ" -v n="${x[requests]}" 'BEGIN { printf "%.2f", c * 1e6 / hz / n }')"
+    line=$(grep -m1 '^WRK_CACHE ' "$LOGS/wrk-$name.txt" || true)
+    [ -z "$line" ] || for kv in ${line#WRK_CACHE }; do res "${name}_xc_${kv%%=*}" "${kv#*=}"; done
+    if [ -n "${perf[$v]:-}" ]; then
+      wait "${perf[$v]}" || true
+      budget_profile "$name" "$LOGS/perf-$name.data"
+    fi
+    if [ -n "${pstat[$v]:-}" ]; then
+      wait "${pstat[$v]}" || true
+      kv=$(grep -m1 ",$PERF_EVENT" "$LOGS/perfstat-$name.txt" 2>/dev/null | cut -d, -f1 || true)
+      if [[ $kv =~ ^[0-9.]+$ ]]; then
+        res "${name}_perf_count" "$kv"
+        res "${name}_perf_per_req" "$(awk -v c="$kv" -v n="${x[requests]}" 'BEGIN { printf "%.0f", c / n }')"
+      else
+        say "warning: perf stat counted no $PERF_EVENT for $name ($LOGS/perfstat-$name.txt)"
+      fi
+    fi
+    say "$(printf '%-20s %-5s on :%s %8.0f req/s  p99 %6.2f ms  non-2xx %s  CPU %s µs/req (worker %s%% of a core)' \
+      "$name" "$v" "${bt_http[$v]}" "${x[rps]}" "$(bc_ms "${x[p99_us]}")" "${x[non2xx]}" \
+      "$(sed -n "s/^${name}_cpu_us=//p" "$RESULTS" | tail -n 1)" "$(sed -n "s/^${name}_tide_cpu=//p" "$RESULTS" | tail -n 1)")"
+  done
+  say "$(printf '%-20s current / baseline CPU per request %s' "budgets_${r}_${w}" "$(awk \
+    -v b="$(sed -n "s/^budgets_base_${r}_${w}_cpu_us=//p" "$RESULTS" | tail -n 1)" \
+    -v c="$(sed -n "s/^budgets_cur_${r}_${w}_cpu_us=//p" "$RESULTS" | tail -n 1)" 'BEGIN { printf "%.3f", c / b }')")"
+}
+
+# budgets_workload: workload 13. The main tide stops; for each round r of $BUDGET_ROUNDS both
+# builds start afresh at once (v = base: $BASE_BIN, built without budgets against LuaJIT without
+# the hook check; v = cur: build/tide; the same environment, bundle, policies and nice), each on
+# its own HTTP and admin ports - BENCH_BUDGET_PORT + 0 and + 1 for the baseline in odd rounds
+# and the current build in even ones, + 2 and + 3 for the other - then budget_pair r point
+# (workload 1's script: no-cache, every call to `direct`), both caches flushed and filled (one
+# pass over the cache set each: curl_pass budgets_v_r_fill) and budget_pair r hit (workload 7's
+# script: warm hits); then both stop. Records budgets_{rounds,builds,conns,method},
+# budgets_{base,cur}_{bin,cflags,luajit} and budgets_v_r_threads (the serving process's threads
+# once it serves: the budgets start none). Afterwards build/tide runs again, as before.
 budgets_workload() {
-  local r v cur=$TIDE_BIN
-  say "workload 13: script budgets: the point read and warm cache hits, the baseline (no budgets, LuaJIT without the hook check) and the current build in turn, $BUDGET_ROUNDS rounds"
+  local r v cur=$TIDE_BIN port code first
+  local -A bin=([base]=$BASE_BIN [cur]=$cur)
+  say "workload 13: script budgets: the baseline (no budgets, LuaJIT without the hook check) and the current build serving at once, each under wrk -t1 -c$BUDGET_CONNS, the point read and warm cache hits, $BUDGET_ROUNDS rounds of ${DURATION}s, ports swapped every round"
   res budgets_rounds "$BUDGET_ROUNDS"
   res budgets_builds "base cur"
+  res budgets_method simultaneous
+  res budgets_conns "$BUDGET_CONNS"
   res budgets_base_bin "$BASE_BUILD/tide"
   res budgets_cur_bin "${cur#"$repo"/}"
   res budgets_base_cflags "$BASE_CFLAGS"
   res budgets_cur_cflags "${CFLAGS:--O2 -g} (make all)"
   res budgets_base_luajit "var/luajit-nohook, extra flags: $(sed -n 's/^xcflags //p' var/luajit-nohook/BUILD 2>/dev/null)"
   res budgets_cur_luajit "var/luajit, extra flags: $(sed -n 's/^xcflags //p' var/luajit/BUILD 2>/dev/null)"
-  export BENCH_PERF_STAT=1
-  for r in $(seq 1 "$BUDGET_ROUNDS"); do
-    for v in base cur; do
-      stop_tide
-      if [ "$v" = base ]; then TIDE_BIN=$BASE_BIN; else TIDE_BIN=$cur; fi
-      start_tide
-      res "budgets_${v}_${r}_threads" "$(ls "/proc/$tide_pid/task" | wc -l)"
-      run_wrk "budgets_${v}_${r}_point" bench/wrk/point.lua
-      budget_profile "budgets_${v}_${r}_point"
-      flush_cache
-      curl_pass "budgets_${v}_${r}_fill"
-      run_wrk "budgets_${v}_${r}_hit" bench/wrk/cache_point.lua
-      budget_profile "budgets_${v}_${r}_hit"
-    done
-  done
-  unset BENCH_PERF_STAT
   stop_tide
+  for r in $(seq 1 "$BUDGET_ROUNDS"); do
+    # the baseline on the first pair in odd rounds, the current build in even ones
+    if [ $((r % 2)) = 1 ]; then first=base; else first=cur; fi
+    for v in base cur; do
+      if [ "$v" = "$first" ]; then port=$BUDGET_PORT; else port=$((BUDGET_PORT + 2)); fi
+      budget_start "$v" "${bin[$v]}" "$port" $((port + 1))
+    done
+    for v in base cur; do
+      budget_ready "$v"
+      res "budgets_${v}_${r}_threads" "$(ls "/proc/${bt_worker[$v]}/task" | wc -l)"
+    done
+    say "budgets round $r: baseline on :${bt_http[base]} (pid ${bt_worker[base]}), current on :${bt_http[cur]} (pid ${bt_worker[cur]})"
+    budget_pair "$r" point bench/wrk/point.lua
+    for v in base cur; do
+      code=$(curl -s --max-time 5 -o "$LOGS/cache-flush.json" -w '%{http_code}' -X POST "http://127.0.0.1:${bt_admin[$v]}/admin/cache/flush")
+      [ "$code" = 200 ] || say "warning: POST /admin/cache/flush of the $v tide answered $code: $(head -c 200 "$LOGS/cache-flush.json")"
+      URL=http://127.0.0.1:${bt_http[$v]} curl_pass "budgets_${v}_${r}_fill"
+    done
+    budget_pair "$r" hit bench/wrk/cache_point.lua
+    stop_budget_tides
+  done
   TIDE_BIN=$cur
   start_tide
 }
