@@ -27,7 +27,7 @@
 
 local type, pairs, ipairs, tostring, tonumber, select, error = type, pairs, ipairs, tostring,
     tonumber, select, error
-local setfenv, setmetatable, next = setfenv, setmetatable, next
+local setfenv, setmetatable, next, rawset = setfenv, setmetatable, next, rawset
 local format, match, sub = string.format, string.match, string.sub
 local concat, sort = table.concat, table.sort
 local getinfo = debug.getinfo
@@ -144,6 +144,15 @@ local function make_base(allow, e)
     return base
 end
 
+-- The globals go into the environment itself, not behind an __index: a script's global
+-- lookups (pairs, type, string, ...) stay one table access, as in the real globals.
+local function fill(e, base)
+    for k, v in pairs(base) do
+        rawset(e, k, v)
+    end
+    return e
+end
+
 local function prefix(dir)
     dir = tostring(dir):gsub("/+$", "")
     return "@" .. dir .. "/"
@@ -237,13 +246,13 @@ end
 _M._check_policy = check_policy
 function _M._env(allow)
     local e = {}
-    return setmetatable(e, { __index = make_base(allow or {}, e) })
+    return fill(e, make_base(allow or {}, e))
 end
 
 function _M.install(scripts_dir, policies_dir, watchdog_ms)
     local prefixes = { prefix(scripts_dir), prefix(policies_dir) }
     env = {}                              -- one table for the whole bundle
-    setmetatable(env, { __index = make_base({}, env) })   -- what the policy loads into
+    fill(env, make_base({}, env))         -- what the policy loads into
     local loaders = package.loaders
     for i = 1, #loaders do
         local loader = loaders[i]
@@ -259,7 +268,7 @@ function _M.install(scripts_dir, policies_dir, watchdog_ms)
     policy = check_policy(real_require "sandbox", watchdog_ms)
     allowed = policy.allow
     if next(allowed) ~= nil then
-        setmetatable(env, { __index = make_base(allowed, env) })
+        fill(env, make_base(allowed, env))
     end
     return { quarantine = policy.quarantine }
 end
