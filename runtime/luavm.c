@@ -354,15 +354,21 @@ void tide_vm_unref(tide_vm *vm)
  * request ended may have marked its garbage while the request still held it, so it frees
  * nothing of it; only a cycle that starts after the request is sure to. (tide_vm_unref stops
  * the watcher.) */
+/* Collection steps for at most GC_SLICE: returns 1 once the second cycle has completed. */
+static int gc_slice(tide_vm *vm)
+{
+    double until = ev_time() + GC_SLICE;
+    do
+        if (lua_gc(vm->L, LUA_GCSTEP, GC_STEP_KB) && ++vm->gc_cycles == 2) return 1;
+    while (ev_time() < until);
+    return 0;
+}
+
 static void gc_on_idle(struct ev_loop *loop, ev_idle *w, int revents)
 {
     (void)revents;
     tide_vm *vm = w->data;
-    double until = ev_time() + GC_SLICE;
-    do
-        if (lua_gc(vm->L, LUA_GCSTEP, GC_STEP_KB) && ++vm->gc_cycles == 2) break;
-    while (ev_time() < until);
-    if (vm->gc_cycles < 2) return;
+    if (!gc_slice(vm)) return;
     ev_idle_stop(loop, w);
     vm->gc_floor_kb = lua_gc(vm->L, LUA_GCCOUNT, 0);
     if (vm->gc_peak_kb - vm->gc_floor_kb >= GC_TRIM_KB) malloc_trim(0);
@@ -376,11 +382,7 @@ static void reap_slice(struct ev_loop *loop, ev_prepare *w, int revents)
     (void)loop;
     (void)revents;
     tide_vm *vm = w->data;
-    double until = ev_time() + GC_SLICE;
-    do
-        if (lua_gc(vm->L, LUA_GCSTEP, GC_STEP_KB) && ++vm->gc_cycles == 2) break;
-    while (ev_time() < until);
-    if (vm->gc_cycles < 2) return;
+    if (!gc_slice(vm)) return;
     tide_debug("retired script state swept: closing it");
     tide_vm_unref(vm);               /* retired == 2: closes */
 }

@@ -119,20 +119,18 @@ local function make_base(allow, e)
         end
         return real_require(name)
     end
-    base.load = function(...)
-        local f, err = real_load(...)
-        if f then
-            setfenv(f, e)
+    -- the chunks load and loadstring make get the sandbox's environment too
+    local function in_env(loader)
+        return function(...)
+            local f, err = loader(...)
+            if f then
+                setfenv(f, e)
+            end
+            return f, err
         end
-        return f, err
     end
-    base.loadstring = function(...)
-        local f, err = real_loadstring(...)
-        if f then
-            setfenv(f, e)
-        end
-        return f, err
-    end
+    base.load = in_env(real_load)
+    base.loadstring = in_env(real_loadstring)
     base.print = function(...)
         local n = select("#", ...)
         local parts = {}
