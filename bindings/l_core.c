@@ -538,14 +538,16 @@ static int l_set_route(lua_State *L)
 {
     size_t len;
     const char *pattern = luaL_checklstring(L, 1, &len);
-    const char *key = luaL_optstring(L, 2, NULL);
+    size_t key_len = 0;
+    const char *key = luaL_optlstring(L, 2, NULL, &key_len);
     double budget_ms = luaL_optnumber(L, 3, 0);
     tide_task *t = tide__task_current();
     if (!t) { lua_pushnumber(L, 0); return 1; }
     if (len >= sizeof t->route) len = sizeof t->route - 1;
     memcpy(t->route, pattern, len);
     t->route[len] = 0;
-    lua_pushnumber(L, key ? tide__task_set_route(t, key, budget_ms > 0 ? budget_ms : 0) : 0);
+    lua_pushnumber(L, key ? tide__task_set_route(t, key, key_len, budget_ms > 0 ? budget_ms : 0)
+                          : 0);
     return 1;
 }
 

@@ -232,6 +232,19 @@ static int is_published_key(const unsigned char key[32])
 
 /* The whole number in environment variable name into *out when it is set: 0, or TIDE_EINVAL
  * with a message in err when it is not a whole number in min..max. */
+/* An environment override that is 0 or 1 (unset or empty: *out stays). */
+static int env_bool(const char *name, int *out, char *err, size_t errlen)
+{
+    const char *v = getenv(name);
+    if (!v || !*v) return 0;
+    if (strcmp(v, "0") != 0 && strcmp(v, "1") != 0) {
+        snprintf(err, errlen, "%s must be 0 or 1", name);
+        return TIDE_EINVAL;
+    }
+    *out = v[0] == '1';
+    return 0;
+}
+
 static int env_whole(const char *name, long long min, long long max, long long *out, char *err,
                      size_t errlen)
 {
@@ -263,13 +276,9 @@ int tide_config_load(const char *path, int dev, tide_config *c, char *err, size_
     if ((v = getenv("TIDE_JWT_SECRET")) && *v) set_str(&c->jwt_secret, v);
     if ((v = getenv("TIDE_JWT_AUDIENCE")) && *v) set_str(&c->jwt_audience, v);
     if ((v = getenv("TIDE_JWT_ISSUER")) && *v) set_str(&c->jwt_issuer, v);
-    if ((v = getenv("TIDE_JWT_REQUIRE_EXP")) && *v) {
-        if (strcmp(v, "0") != 0 && strcmp(v, "1") != 0) {
-            snprintf(err, errlen, "TIDE_JWT_REQUIRE_EXP must be 0 or 1");
-            tide_config_free(c);
-            return TIDE_EINVAL;
-        }
-        c->jwt_require_exp = v[0] == '1';
+    if (env_bool("TIDE_JWT_REQUIRE_EXP", &c->jwt_require_exp, err, errlen) != 0) {
+        tide_config_free(c);
+        return TIDE_EINVAL;
     }
     if ((v = getenv("TIDE_HTTP_PORT")) && *v) c->listen_port = atoi(v);
     if ((v = getenv("TIDE_ADMIN_PORT")) && *v) c->admin_port = atoi(v);
@@ -283,13 +292,9 @@ int tide_config_load(const char *path, int dev, tide_config *c, char *err, size_
     if ((v = getenv("TIDE_HTTP_MAX_CONNECTIONS_PER_CLIENT")) && *v)
         c->http.max_connections_per_client = atoi(v);
     if ((v = getenv("TIDE_WORKERS")) && *v) c->workers = atoi(v);
-    if ((v = getenv("TIDE_SUPERVISE")) && *v) {
-        if (strcmp(v, "0") != 0 && strcmp(v, "1") != 0) {
-            snprintf(err, errlen, "TIDE_SUPERVISE must be 0 or 1");
-            tide_config_free(c);
-            return TIDE_EINVAL;
-        }
-        c->supervise = v[0] == '1';
+    if (env_bool("TIDE_SUPERVISE", &c->supervise, err, errlen) != 0) {
+        tide_config_free(c);
+        return TIDE_EINVAL;
     }
     if ((v = getenv("TIDE_CACHE_MAX_BYTES")) && *v)
         c->cache_max_bytes = (size_t)strtoull(v, NULL, 10);

@@ -682,9 +682,11 @@ void tide__task_resume(tide_task *t, int nargs)
 }
 
 /* core.set_route's C half (task.h). */
-double tide__task_set_route(tide_task *t, const char *key, double budget_ms)
+double tide__task_set_route(tide_task *t, const char *key, size_t len, double budget_ms)
 {
-    snprintf(t->route_key, sizeof t->route_key, "%s", key);
+    if (len >= sizeof t->route_key) len = sizeof t->route_key - 1;   /* once per request */
+    memcpy(t->route_key, key, len);
+    t->route_key[len] = 0;
     tide_guard_set_route(t->route_key);
     if (budget_ms > 0) {
         t->budget_ns = (int64_t)(budget_ms * 1e6);

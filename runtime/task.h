@@ -41,7 +41,7 @@ tide_task *tide__task_current(void);
 void tide__task_resume(tide_task *t, int nargs);
 /* The route tide.boot matched (key "METHOD /pattern") and its own budget (ms, 0: the
  * default), for the running task: returns the seconds the route stays in quarantine, or 0. */
-double tide__task_set_route(tide_task *t, const char *key, double budget_ms);
+double tide__task_set_route(tide_task *t, const char *key, size_t len, double budget_ms);
 /* The vm's json.decode / json.null helpers for C code converting results. */
 void tide__vm_push_decode(tide_vm *vm, lua_State *L);
 tide_app *tide__vm_app(tide_vm *vm);
