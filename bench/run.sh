@@ -92,7 +92,7 @@
 # nginx: var/bench/openresty holds its config, pid, logs and temp dirs) is stopped on exit; the
 # bench stack is left running for the next run unless BENCH_STOP=1.
 #
-# Env (defaults): BENCH_PG_PORT 54330, BENCH_SESSION_PORT 54331, BENCH_TXN_PORT 54332,
+# Env (defaults): BENCH_PG_PORT 15442, BENCH_SESSION_PORT 15443, BENCH_TXN_PORT 15444,
 #   BENCH_HTTP_PORT 18180, BENCH_ADMIN_PORT 18181, BENCH_DURATION 10, BENCH_WARMUP 3,
 #   BENCH_PG_CLIENTS "4 8 16 32 64", BENCH_PG_DURATION 5, BENCH_PG_WARMUP 2, BENCH_CONNS 64,
 #   BENCH_POOL (policy: the repository's policies/resilience.lua decides - pool.size 0, auto:
@@ -125,9 +125,9 @@ GEN=$B/gen
 LOGS=$B/logs
 RESULTS=$B/results.txt
 OUT_MD=$repo/bench/results/latest.md
-PG_PORT=${BENCH_PG_PORT:-54330}
-SESSION_PORT=${BENCH_SESSION_PORT:-54331}
-TXN_PORT=${BENCH_TXN_PORT:-54332}
+PG_PORT=${BENCH_PG_PORT:-15442}
+SESSION_PORT=${BENCH_SESSION_PORT:-15443}
+TXN_PORT=${BENCH_TXN_PORT:-15444}
 HTTP_PORT=${BENCH_HTTP_PORT:-18180}
 ADMIN_PORT=${BENCH_ADMIN_PORT:-18181}
 DURATION=${BENCH_DURATION:-10}

@@ -8,9 +8,9 @@
 #                    |kill-txn-bouncer [SIG]|start-session-bouncer|kill-session-bouncer [SIG]
 # Env (explicit env wins, then the value recorded in $TIDE_STACK_DIR/stack.env, then the default):
 #   TIDE_STACK_DIR     ./var (of the checkout)   cluster, bouncers, logs, stack.env
-#   TIDE_PG_PORT       54320                     Postgres, 127.0.0.1 and a unix socket in its data dir
-#   TIDE_SESSION_PORT  54321                     PgBouncer, pool_mode=session
-#   TIDE_TXN_PORT      54322                     PgBouncer, pool_mode=transaction
+#   TIDE_PG_PORT       15432                     Postgres, 127.0.0.1 and a unix socket in its data dir
+#   TIDE_SESSION_PORT  15433                     PgBouncer, pool_mode=session
+#   TIDE_TXN_PORT      15434                     PgBouncer, pool_mode=transaction
 #   TIDE_DB_PASSWORD   tide-dev-password         authenticator's password
 #   TIDE_PGROOT        /var/cache/tide/pg17-trixie
 #   TIDE_PGBIN         (unset)   host Postgres bin dir that has pgvector; no chroot (needed if uid != 0)
@@ -59,9 +59,9 @@ setting() {
   printf '%s' "$v"
 }
 
-PG_PORT=$(setting TIDE_PG_PORT 54320)
-SESSION_PORT=$(setting TIDE_SESSION_PORT 54321)
-TXN_PORT=$(setting TIDE_TXN_PORT 54322)
+PG_PORT=$(setting TIDE_PG_PORT 15432)
+SESSION_PORT=$(setting TIDE_SESSION_PORT 15433)
+TXN_PORT=$(setting TIDE_TXN_PORT 15434)
 PW=$(setting TIDE_DB_PASSWORD tide-dev-password)
 PGROOT=$(setting TIDE_PGROOT /var/cache/tide/pg17-trixie)
 PGBIN=$(setting TIDE_PGBIN "")

@@ -108,11 +108,11 @@ return {
   -- pool_size and acquire_timeout are accepted here and ignored: the resilience policy
   -- (policies/resilience.lua, pool.size and pool.acquire_timeout) sets them, from the start.
   upstreams = {
-    direct      = { dsn = "postgresql://authenticator:tide-dev-password@127.0.0.1:54320/tide",
+    direct      = { dsn = "postgresql://authenticator:tide-dev-password@127.0.0.1:15432/tide",
                     pool_size = 10, prepare = true,  acquire_timeout = 5, connect_timeout = 5 },
-    session     = { dsn = "postgresql://authenticator:tide-dev-password@127.0.0.1:54321/tide",
+    session     = { dsn = "postgresql://authenticator:tide-dev-password@127.0.0.1:15433/tide",
                     pool_size = 10, prepare = true,  acquire_timeout = 5, connect_timeout = 5 },
-    transaction = { dsn = "postgresql://authenticator:tide-dev-password@127.0.0.1:54322/tide",
+    transaction = { dsn = "postgresql://authenticator:tide-dev-password@127.0.0.1:15434/tide",
                     pool_size = 10, prepare = false, acquire_timeout = 5, connect_timeout = 5 },
   },
 }
