@@ -76,10 +76,17 @@ static int upstream_arg(lua_State *L, int idx)
     return i;
 }
 
+/* The metatable every error table carries, C-made or Lua-made (tide.errors takes the same one
+ * from the registry), so tide.boot recognises one wherever a handler returns it. */
+#define ERROR_MT "tide.error"
+
 static void push_err(lua_State *L, const char *code, int status, const char *msg,
                      const char *detail, const char *hint)
 {
     lua_createtable(L, 0, 5);
+    luaL_getmetatable(L, ERROR_MT);
+    if (lua_istable(L, -1)) lua_setmetatable(L, -2);
+    else lua_pop(L, 1);
     lua_pushstring(L, code);
     lua_setfield(L, -2, "code");
     lua_pushstring(L, msg ? msg : "");
@@ -879,6 +886,11 @@ int tide_core_open(lua_State *L)
         { "cache_set", l_cache_set },
         { NULL, NULL } };
     void *vm = lua_touserdata(L, lua_upvalueindex(1));
+    if (luaL_newmetatable(L, ERROR_MT)) {          /* unless tide.errors made it first */
+        lua_pushliteral(L, ERROR_MT);
+        lua_setfield(L, -2, "__name");
+    }
+    lua_pop(L, 1);
     lua_newtable(L);
     for (const luaL_Reg *f = fns; f->name; f++) {
         lua_pushlightuserdata(L, vm);

@@ -31,6 +31,9 @@
 --   failure: nil, err with err an error table {code, message, details, hint, status} (from
 --     tide.db, tide.validate, tide.crypto, http.error, scripts/_common.lua) -> the error's
 --     status and PostgREST-shaped body (http.error_body).
+--   an error table returned as the body (`return err`, the nil forgotten) -> answered as the
+--     error, and logged once per route as a script bug. Error tables made in C (tide.core) and
+--     in Lua (tide.errors.new) share one metatable, so both are recognised.
 --   nil, "string" and Lua errors -> 500 {code = "TIDE_INTERNAL", details = "request <id>"}; the
 --     error and its traceback go to the log only.
 --   An error table becomes a response in one place (error_response below): that is where a
@@ -344,10 +347,22 @@ local function finish(req, status, text, headers, dflt)
     return status, text, ctype, block
 end
 
+-- Routes whose handler returned an error table as its body, logged once each per Lua state.
+local forgot_nil = {}
+
 -- Turns a handler's return values into status, body, content_type, header_block.
 local function respond(req, body, status, headers)
     if type(body) == "table" and getmetatable(body) == error_mt then
-        return error_response(body)      -- `return http.error(...)`: the nil was forgotten
+        -- `return err` or `return http.error(...)`: the nil was forgotten. Answer the error
+        -- with its own status, and tell the author once per route.
+        local key = tostring(req.method) .. " " .. tostring(req.route)
+        if not forgot_nil[key] then
+            forgot_nil[key] = true
+            log("warn", "script bug: " .. key .. " returned an error as its body (code " ..
+                tostring(body.code) .. "); answered as that error. Return `nil, err` " ..
+                "(logged once per route)")
+        end
+        return error_response(body)
     end
     if body == nil then
         if type(status) == "table" then

@@ -12,7 +12,8 @@
 --     with it is answered with Retry-After.
 
 local getinfo = debug.getinfo
-local error, find, type, setmetatable = error, string.find, type, setmetatable
+local error, find, type, setmetatable, getmetatable = error, string.find, type, setmetatable,
+    getmetatable
 
 local _M = {}
 
@@ -43,12 +44,25 @@ function _M.misuse(msg)
     error(msg, level)
 end
 
--- Error tables made here carry this metatable, so tide.boot can tell a handler that returned
--- one as its body (`return http.error(...)`, the `nil,` forgotten) from a body to send.
-local error_mt = { __name = "tide.error" }
+-- Every error table carries this metatable, so tide.boot can tell a handler that returned one
+-- as its body (`return err` or `return http.error(...)`, the `nil,` forgotten) from a body to
+-- send. It lives in the registry under "tide.error": tide.core's C functions (a Postgres error,
+-- a refused parameter) set the same one on the tables they make, whichever side creates it.
+local registry = debug.getregistry()
+local error_mt = registry["tide.error"]
+if type(error_mt) ~= "table" then
+    error_mt = { __name = "tide.error" }
+    registry["tide.error"] = error_mt
+end
 _M.error_mt = error_mt
 
--- Returns an operational error table. details and hint may be nil.
+-- True when v is an error table (made here or by tide.core).
+function _M.is_error(v)
+    return type(v) == "table" and getmetatable(v) == error_mt
+end
+
+-- Returns an operational error table. details and hint may be nil. The one constructor on the
+-- Lua side; tide.core's push_err is its C twin (same fields, same metatable).
 function _M.new(code, status, message, details, hint)
     return setmetatable({ code = code, status = status, message = message, details = details,
                           hint = hint }, error_mt)
