@@ -40,6 +40,9 @@ return {
     trip_collaborators = { key = "trip_id" },
     users = { key = "id" },
     destinations = { key = "id" },
+    -- a view (db/migrations/009): who it shows follows the shares, so any write to the
+    -- tables below drops a cached read of it
+    collaborator_profiles = { depends = { "users", "trips", "trip_collaborators" } },
   },
   functions = {},
 }

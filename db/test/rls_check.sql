@@ -318,7 +318,8 @@ END
 $$;
 
 -- ---------------------------------------------------------------------------------------------
--- 5. users: own row, plus people who share a trip.
+-- 5. users: the caller's own row only (co-travellers' names: collaborator_profiles, checked
+--    in profiles_check.sql).
 DO $$
 DECLARE
     alice uuid := current_setting('rls.alice');
@@ -327,9 +328,11 @@ DECLARE
     dave uuid := current_setting('rls.dave');
 BEGIN
     PERFORM pg_temp.act_as('authenticated', bob::text);
-    PERFORM pg_temp.ok((SELECT array_agg(id ORDER BY id) FROM public.users)
+    PERFORM pg_temp.ok((SELECT array_agg(id) FROM public.users) = ARRAY[bob],
+                       'bob sees only himself, not the owner nor the fellow collaborator');
+    PERFORM pg_temp.ok((SELECT array_agg(id ORDER BY id) FROM public.collaborator_profiles)
                        = (SELECT array_agg(u ORDER BY u) FROM unnest(ARRAY[alice, bob, carol]) u),
-                       'bob sees himself, the owner and the fellow collaborator of a shared trip');
+                       'bob sees the names of himself, the owner and the fellow collaborator');
     PERFORM pg_temp.act_as('authenticated', dave::text);
     PERFORM pg_temp.ok((SELECT array_agg(id) FROM public.users) = ARRAY[dave],
                        'dave sees only himself');

@@ -58,7 +58,7 @@ describe("/rest/v1 embedding", function()
     end)
 
     it("to-one: the row the parent's FK points at, as an object (or null)", function()
-        local status, rows = get(b, "trips?select=name,owner:users(id,email)&id=eq." .. t1.id)
+        local status, rows = get(a, "trips?select=name,owner:users(id,email)&id=eq." .. t1.id)
         assert.are.equal(200, status, cjson.encode(rows))
         assert.are.same({ { name = "t1", owner = { id = a.id, email = a.email } } }, rows)
         -- without an alias the key is the table's name; * inside the embed
@@ -102,17 +102,19 @@ describe("/rest/v1 embedding", function()
         assert.are.same({ "many-to-one", "many-to-one" }, pluck(body.details, "cardinality"))
         assert.matches("'users!trip_collaborators_user_id_fkey'", body.hint, 1, true)
         assert.matches("'users!trip_collaborators_added_by_fkey'", body.hint, 1, true)
+        -- as c, who sees her own users row (each user sees only theirs): from her share the
+        -- user_id key leads to it, where added_by would lead to a's (null for c)
         for _, hint in ipairs({ "user_id", "trip_collaborators_user_id_fkey" }) do
-            local s, rows = get(a, "trip_collaborators?select=who:users!" .. hint ..
-                                   "(id)&trip_id=eq." .. t1.id)
+            local s, rows = get(c, "trip_collaborators?select=user_id,who:users!" .. hint ..
+                                   "(id)&trip_id=eq." .. t1.id .. "&user_id=eq." .. c.id)
             assert.are.equal(200, s, cjson.encode(rows))
-            assert.are.same(sorted({ b.id, c.id }), sorted({ rows[1].who.id, rows[2].who.id }))
+            assert.are.same({ { user_id = c.id, who = { id = c.id } } }, rows)
         end
         -- from the other side: users to the collaborator rows that name them (to-many)
-        status, body = get(a, "users?select=id,trip_collaborators(id)&id=eq." .. c.id)
+        status, body = get(b, "users?select=id,trip_collaborators(id)&id=eq." .. b.id)
         is_error(status, body, 300, "PGRST201")
-        local s, rows = get(a, "users?select=id,on:trip_collaborators!user_id(trip_id)&id=eq." ..
-                               c.id)
+        local s, rows = get(b, "users?select=id,on:trip_collaborators!user_id(trip_id)&id=eq." ..
+                               b.id)
         assert.are.equal(200, s, cjson.encode(rows))
         assert.are.same({ tostring(t1.id) }, pluck(rows[1].on, "trip_id"))
     end)
@@ -146,13 +148,26 @@ describe("/rest/v1 embedding", function()
         local _, as_c = get(c, q)
         assert.are.same(sorted({ tostring(t1.id), tostring(t3.id) }),
                         pluck(as_c[1].on, "trip_id"))
+        -- a users row is its user's alone (db/migrations/009): a does not see c's at all,
+        -- nor, through the trip b shares with her (t4), b's: a null to-one
         local _, as_a = get(a, q)
-        assert.are.same({ tostring(t1.id) }, pluck(as_a[1].on, "trip_id"))
-        -- b's trips: b sees t3 and t4, a only t4 (shared with a)
+        assert.are.same({}, as_a)
+        local _, t4_owner = get(a, "trips?select=name,owner:users(id)&id=eq." .. t4.id)
+        assert.are.same({ { name = "t4", owner = null } }, t4_owner)
+        -- b's trips from b's row: t3 and t4
         local _, bt = get(b, "users?select=id,trips(name)&id=eq." .. b.id)
         assert.are.same({ "t3", "t4" }, pluck(bt[1].trips, "name"))
-        _, bt = get(a, "users?select=id,trips(name)&id=eq." .. b.id)
-        assert.are.same({ "t4" }, pluck(bt[1].trips, "name"))
+        -- a to-many with a hidden row: a share of t3 (b's, hidden from a) that names a as
+        -- the one who added it does not show in a's own row; her share of t1 does
+        local d = api.user()
+        env.psql("INSERT INTO public.trip_collaborators (trip_id, user_id, added_by) VALUES (" ..
+                 t3.id .. ", '" .. d.id .. "', '" .. a.id .. "')")
+        local _, mine = get(a, "users?select=id,added:trip_collaborators!added_by(trip_id," ..
+                               "user_id)&id=eq." .. a.id)
+        local added = {}
+        for _, r in ipairs(mine[1].added) do added[r.user_id] = r.trip_id end
+        assert.are.equal(t1.id, added[c.id])
+        assert.is_nil(added[d.id])
         -- a to-one the caller may not see is null: an adder unknown to a
         local stranger = api.user()
         env.psql("UPDATE public.trip_collaborators SET added_by = '" .. stranger.id ..
@@ -164,7 +179,7 @@ describe("/rest/v1 embedding", function()
         env.psql("INSERT INTO public.api_keys (user_id, service_name, key_name, " ..
                  "encrypted_key, key_hash) VALUES ('" .. b.id .. "', 'svc', 'k', 'x', 'y')")
         local _, ks = get(a, "users?select=id,api_keys(service_name)&id=eq." .. b.id)
-        assert.are.same({ { id = b.id, api_keys = {} } }, ks)
+        assert.are.same({}, ks)                                 -- (nor b's row itself)
         _, ks = get(b, "users?select=id,api_keys(*)&id=eq." .. b.id)
         assert.are.equal(1, #ks[1].api_keys)
         assert.are.equal("svc", ks[1].api_keys[1].service_name)
@@ -188,7 +203,7 @@ describe("/rest/v1 embedding", function()
         local _, r2 = get(a, "trips?select=name,owner:users(id)&destination=eq." .. dest ..
                              "&or=(name.eq.t4,name.eq.t2)&order=name")
         assert.are.same({ { name = "t2", owner = { id = a.id } },
-                          { name = "t4", owner = { id = b.id } } }, r2)
+                          { name = "t4", owner = null } }, r2)  -- b's users row is b's alone
     end)
 
     it("one object with vnd.pgrst.object+json, embeds included", function()
