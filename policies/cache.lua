@@ -18,12 +18,13 @@
 --   not, and a handler that writes is never stored.
 --
 -- tables: how reads and writes of a table are tagged. key: the column that names a row, so a
---   read filtered on it (trips where id = 7) is dropped only by writes to that row, and reads
---   of the whole table by any write. depends: tables through which RLS decides what a read
---   sees (a trip is visible through trip_collaborators): their writes invalidate too; their
---   `key` column must hold this table's key. A write to a table not listed invalidates every
---   read of it. Writes from outside tide reach the cache through the NOTIFY trigger of
---   db/migrations/007 (tide_meta.cache_watch(table, key_column) attaches it to a table).
+--   read filtered on it (trips where id = 7, however the client spells 7: docs/cache.md) is
+--   dropped only by writes to that row, and reads of the whole table by any write. depends:
+--   tables through which RLS decides what a read sees (a trip is visible through
+--   trip_collaborators): their writes invalidate too; their `key` column must hold this
+--   table's key. A write to a table not listed invalidates every read of it. Writes from
+--   outside tide reach the cache through the NOTIFY trigger of db/migrations/007
+--   (tide_meta.cache_watch(table, key_column) attaches it to a table).
 --
 -- functions: the tables each db.rpc function reads (its answers are tagged with all of them).
 return {

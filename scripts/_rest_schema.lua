@@ -22,6 +22,10 @@
 -- catalog read, however many requests follow; a read that fails leaves the old cache serving
 -- and the next request tries again.
 --
+-- The result cache's tags depend on it too: each read of the catalog tells tide.cachetags
+-- every column's type (cachetags.learn; false for a nondeterministic collation), so a key a
+-- client spelled "07" or in upper case is tagged as the row Postgres compares it with.
+--
 -- Only relations that an unqualified name resolves to are kept (pg_table_is_visible under the
 -- service role's search_path), since queries name tables unqualified: in practice the
 -- exposed schema is `public`, and only the first schema of the list is served for now
@@ -36,6 +40,9 @@
 --                                           are a primary key or unique constraint: 1-to-1)
 --                                           pkey = {primary key columns in key order} | nil
 --                                           (nil too when one of them is hidden) }
+--                                           cache.types[name][column] = type | false: every
+--                                           relation's and column's, hidden ones too (for
+--                                           tide.cachetags.learn)
 --   cache.functions[name] = { overloads, ... } (the exposed schema's functions, pg_proc's
 --                                           prokind 'f', trigger functions left out), each
 --     { name, schema, oid, volatility = "v"|"s"|"i", retset = bool,
@@ -60,6 +67,7 @@
 --                                       always 0)
 
 local db = require "tide.db"
+local cachetags = require "tide.cachetags"
 local json = require "tide.json"
 local http = require "tide.http"
 local lazy = require "tide.lazy"
@@ -76,7 +84,11 @@ SELECT coalesce(json_agg(json_build_object(
     'schema', n.nspname, 'name', c.relname, 'kind', c.relkind,
     'columns', (SELECT coalesce(json_agg(json_build_object(
                     'name', a.attname, 'type', pg_catalog.format_type(a.atttypid, a.atttypmod),
-                    'nullable', NOT a.attnotnull) ORDER BY a.attnum), '[]')
+                    'nullable', NOT a.attnotnull,
+                    'deterministic', coalesce((SELECT co.collisdeterministic
+                                               FROM pg_catalog.pg_collation co
+                                               WHERE co.oid = a.attcollation), true))
+                  ORDER BY a.attnum), '[]')
                 FROM pg_catalog.pg_attribute a
                 WHERE a.attrelid = c.oid AND a.attnum > 0 AND NOT a.attisdropped),
     'fkeys', (SELECT coalesce(json_agg(json_build_object(
@@ -270,8 +282,14 @@ local function build(text, p)
         return nil, http.error(500, "TIDE_SCHEMA_CACHE", "could not read the schema cache")
     end
     local hide = p.hide or {}
-    local tables = {}
+    local tables, types = {}, {}
     for _, t in ipairs(list) do
+        -- every column's type for the result cache's tags, hidden ones too (tags only)
+        local ty = {}
+        for _, c in ipairs(t.columns) do
+            ty[c.name] = c.deterministic ~= false and type(c.type) == "string" and c.type
+        end
+        types[t.name] = ty
         local h = hide[t.name]
         if h ~= true then
             local hidden = {}
@@ -296,7 +314,7 @@ local function build(text, p)
                                names = names, hidden = any_hidden, fkeys = t.fkeys, pkey = pkey }
         end
     end
-    return { schema = p.schemas[1], tables = tables }
+    return { schema = p.schemas[1], tables = tables, types = types }
 end
 
 -- Reads the catalog for generation g (taken before the read: a move during it is seen by
@@ -324,6 +342,7 @@ local function load(g)
     end
     if cache == nil or g >= cache_gen then
         cache, loaded_at, cache_gen = c, now(), g
+        cachetags.learn(c.types)
     end
     return cache
 end
@@ -391,6 +410,7 @@ function _M._set(loader, clock, p, gen)
     loader_override, now_override, policy_override = loader, clock, p
     generation_override = gen or (loader ~= nil and zero or nil)
     cache, loaded_at, cache_gen, reading_gen = nil, nil, nil, nil
+    cachetags.learn(nil)
 end
 
 return _M

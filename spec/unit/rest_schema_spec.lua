@@ -186,3 +186,53 @@ describe("_rest_schema with_retry and with_table", function()
         assert.are.equal(2, reads)
     end)
 end)
+
+describe("_rest_schema and the result cache's tags", function()
+    local cachetags = require "tide.cachetags"
+    local text
+
+    local function loader(_, what)
+        if what == "functions" then return "[]" end
+        return text
+    end
+
+    local function table_json(name, key_type, extra)
+        return '{"schema":"public","name":"' .. name .. '","kind":"r","columns":' ..
+               '[{"name":"id","type":"' .. key_type .. '","nullable":false' .. (extra or "") ..
+               '},{"name":"secret","type":"text","nullable":true}],"fkeys":[]}'
+    end
+
+    before_each(function()
+        cachetags._set_policy({ tables = { trips = { key = "id" }, slugs = { key = "id" },
+                                           tags = { key = "id" } } })
+        cachetags.learn(nil)
+    end)
+
+    after_each(function()
+        schema._set()
+        cachetags._set_policy(nil)
+        cachetags.learn(nil)
+    end)
+
+    it("tells tide.cachetags the key columns' types, so any spelling is one row", function()
+        assert.same({ "trips", "trips/*" }, cachetags.write("trips", { id = "07" }))
+        text = "[" .. table_json("trips", "bigint") .. "," .. table_json("slugs", "text") .. "]"
+        schema._set(loader, function() return 0 end,
+                    { schemas = { "public" }, refresh_after = 1e9,
+                      hide = { slugs = { "id" }, trips = true } })
+        assert.is_truthy(schema.get())
+        -- hidden from /rest/v1 or not, the type says how the key is compared
+        assert.same({ "trips", "trips/7" }, cachetags.write("trips", { id = "07" }))
+        assert.same({ "slugs", "slugs/ab" }, cachetags.write("slugs", { id = "AB" }))
+        schema._set()                                        -- a new bundle state: unknown
+        assert.same({ "trips", "trips/*" }, cachetags.write("trips", { id = "07" }))
+    end)
+
+    it("leaves a column with a nondeterministic collation to the table's tags", function()
+        text = "[" .. table_json("tags", "text", ',"deterministic":false') .. "]"
+        schema._set(loader, function() return 0 end, POLICY)
+        assert.is_truthy(schema.get())
+        assert.same({ "tags", "tags/*" }, cachetags.write("tags", { id = "ab" }))
+        assert.same({ "tags" }, cachetags.read("tags", { id = "ab" }))
+    end)
+end)
