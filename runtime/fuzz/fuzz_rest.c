@@ -1,7 +1,8 @@
 /* fuzz_rest.c - libFuzzer target for the /rest/v1 query-string grammar (scripts/_rest_parse.lua,
  * PostgREST's language): parse.request(qs), the split of a GET /rest/v1/rpc query into
  * arguments and the rest (scripts/_rest_rpc.lua), and the same bytes as a Prefer and an Accept
- * header (scripts/_rest_http.lua) and a columns= list (_rest_write.lua), on any bytes up to the
+ * header (scripts/_rest_http.lua), a columns= list (_rest_write.lua) and a key value that
+ * tide.cachetags canonicalises (int, uuid, text, unknown type), on any bytes up to the
  * HTTP head limit, in a LuaJIT state of its own. The Lua code is not instrumented, so this
  * target's strength is its bounds:
  * libFuzzer's -timeout catches an input whose parse is not fast (nesting is bounded, scanning
@@ -38,6 +39,15 @@ static const char check_src[] =
     "  end\n"
     "  return n, e\n"
     "end\n"
+    "local cachetags = require 'tide.cachetags'\n"
+    "cachetags._set_policy({ tables = { ti = { key = 'k' }, tu = { key = 'k' },\n"
+    "                                   ts = { key = 'k' }, tn = { key = 'k' } } })\n"
+    "cachetags.learn({ ti = { k = 'bigint' }, tu = { k = 'uuid' }, ts = { k = 'text' } })\n"
+    "local function int(k) return k:match('^%-?[1-9]%d*$') or k == '0' end\n"
+    "local function uuid(k) return #k == 36 and k:match('^%x+%-%x+%-%x+%-%x+%-%x+$') and\n"
+    "                              k == k:lower() end\n"
+    "local tag_tables = { ti = int, tu = uuid, tn = function(k) return int(k) or uuid(k) end,\n"
+    "                     ts = function(k) return k:find('^[%z\\1-\\127]*$') ~= nil end }\n"
     "return function(s)\n"
     "  if #s > 16384 then return end          -- beyond the HTTP head limit\n"
     "  local sok, rest, args, keys, names = pcall(rpc.split_query, s)\n"
@@ -54,6 +64,16 @@ static const char check_src[] =
     "  local nok, shape, nerr = pcall(rhttp.negotiate, s, rhttp.ANY)\n"
     "  assert(nok, 'negotiate raised: ' .. tostring(shape))\n"
     "  assert(shape ~= nil or (type(nerr) == 'table' and nerr.status == 406), 'negotiate: no 406')\n"
+    "  -- the same bytes as a key value a read is tagged by (tide.cachetags): never raises,\n"
+    "  -- and names a row only in canonical form\n"
+    "  for tbl, canonical in pairs(tag_tables) do\n"
+    "    local tok, tags = pcall(cachetags.read, tbl, { k = { eq = s } })\n"
+    "    assert(tok and type(tags) == 'table', 'cachetags.read raised: ' .. tostring(tags))\n"
+    "    for _, t in ipairs(tags) do\n"
+    "      local key = t:match('^' .. tbl .. '/(.*)$')\n"
+    "      assert(t == tbl or key == '*' or canonical(key), tbl .. ': tag ' .. t)\n"
+    "    end\n"
+    "  end\n"
     "  local lok, list, lerr = pcall(write._name_list, s, 'columns')\n"
     "  assert(lok, 'name_list raised: ' .. tostring(list))\n"
     "  assert(list == nil and type(lerr) == 'table' and lerr.status == 400 or\n"
