@@ -229,7 +229,8 @@ static const char *final_upstream(const tide_call *c, const tide_call_error *err
 }
 
 /* The slow_query line, when the call took at least log.slow_query_ms (retries and waiting for
- * a connection included: what the request waited). */
+ * a connection included: what the request waited). The statement is shown by its shape, as
+ * /admin/queries shows it: aliases (a client's words on /rest/v1) never reach the log. */
 static void log_if_slow(pgcall *pc, const PGresult *res, const tide_call_error *err)
 {
     int slow_ms = pc->task->app->cfg.log_slow_query_ms;
@@ -237,11 +238,12 @@ static void log_if_slow(pgcall *pc, const PGresult *res, const tide_call_error *
     double ms = (ev_time() - pc->started) * 1000.0;
     if (ms < slow_ms) return;
     const tide_call *c = &pc->call;
-    const char *sql = c->job.sql ? c->job.sql : "BEGIN";
+    char shape[1025];                    /* the line keeps 1 KiB of it */
+    tide_qstats_shape(c->job.sql ? c->job.sql : "BEGIN", shape, sizeof shape);
     tide_log_call lc;
     describe_call(pc, final_upstream(c, err), &lc);
     tide_log_slow_query(&lc, ms, res ? PQntuples(res) : -1, c->attempt, err ? err->code : NULL,
-                        sql);
+                        shape);
 }
 
 /* The call's completion: the transaction's connection, then the answer as Lua values. */
