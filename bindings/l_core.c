@@ -5,7 +5,9 @@
  * on a database call (runtime/call.c chooses the upstream, retries, falls back and maps the
  * final error) and the call's completion resumes it with the result turned into Lua values
  * (lua-nginx-module style: a call that would block yields; misuse raises a Lua error; runtime
- * failure returns nil, err). The vm is the module's upvalue.
+ * failure returns nil, err). The vm is the module's upvalue. A call with opts.read_only runs
+ * in a read-only transaction: whatever it calls cannot write (SQLSTATE 25006), so a retry is
+ * as harmless as a read's.
  *
  * The log lines about database calls are written here, where a call starts and ends: an
  * audit line for every call that runs as service_role (as = "service", or the caller's token
@@ -234,7 +236,8 @@ static const char *final_upstream(const tide_call *c, const tide_call_error *err
 }
 
 /* The slow_query line, when the call took at least log.slow_query_ms (retries and waiting for
- * a connection included: what the request waited). */
+ * a connection included: what the request waited). The statement is shown by its shape, as
+ * /admin/queries shows it: aliases (a client's words on /rest/v1) never reach the log. */
 static void log_if_slow(pgcall *pc, const PGresult *res, const tide_call_error *err)
 {
     int slow_ms = pc->task->app->cfg.log_slow_query_ms;
@@ -242,11 +245,12 @@ static void log_if_slow(pgcall *pc, const PGresult *res, const tide_call_error *
     double ms = (ev_time() - pc->started) * 1000.0;
     if (ms < slow_ms) return;
     const tide_call *c = &pc->call;
-    const char *sql = c->job.sql ? c->job.sql : "BEGIN";
+    char shape[1025];                    /* the line keeps 1 KiB of it */
+    tide_qstats_shape(c->job.sql ? c->job.sql : "BEGIN", shape, sizeof shape);
     tide_log_call lc;
     describe_call(pc, final_upstream(c, err), &lc);
     tide_log_slow_query(&lc, ms, res ? PQntuples(res) : -1, c->attempt, err ? err->code : NULL,
-                        sql);
+                        shape);
 }
 
 /* The call's completion: the transaction's connection, then the answer as Lua values. */
@@ -393,19 +397,22 @@ static int l_query(lua_State *L)
     const char *sql = luaL_checklstring(L, 2, &sql_len);
     int has_params = !lua_isnoneornil(L, 3);
     if (has_params) luaL_checktype(L, 3, LUA_TTABLE);
-    int json = 0, as_service = 0, in_tx = 0, read = 0;
+    int json = 0, as_service = 0, in_tx = 0, read = 0, read_only = 0;
     char kind[16] = "", table[96] = "";
     if (!lua_isnoneornil(L, 4)) {
         luaL_checktype(L, 4, LUA_TTABLE);
         lua_getfield(L, 4, "json"); json = lua_toboolean(L, -1);
         lua_getfield(L, 4, "as_service"); as_service = lua_toboolean(L, -1);
         lua_getfield(L, 4, "tx"); in_tx = lua_toboolean(L, -1);
-        lua_pop(L, 3);
+        lua_getfield(L, 4, "read_only"); read_only = lua_toboolean(L, -1);
+        lua_pop(L, 4);
         opt_str(L, 4, "kind", kind, sizeof kind);
         opt_str(L, 4, "table", table, sizeof table);
         read = strcmp(kind, "select") == 0 || strcmp(kind, "count") == 0 ||
                strcmp(kind, "vector_search") == 0;
     }
+    if (in_tx && read_only) luaL_error(L, "read_only cannot be set inside a transaction");
+    read = read || read_only;           /* nothing it calls can write: a repeat is harmless */
     int n = 0;
     if (has_params) {
         lua_getfield(L, 3, "n");
@@ -458,7 +465,7 @@ static int l_query(lua_State *L)
         pc->call.job.flags = TIDE_PGJOB_KEEP;
         via = t->tx_service;
     } else {
-        pc->call.job.flags = TIDE_PGJOB_AUTH;
+        pc->call.job.flags = TIDE_PGJOB_AUTH | (read_only ? TIDE_PGJOB_READ_ONLY : 0);
         if (as_service) {
             pc->call.job.claims = "{\"role\":\"service_role\"}";
             pc->call.job.role = "service_role";

@@ -10,9 +10,13 @@
 #include <stdlib.h>
 #include <string.h>
 
+/* $5 (a boolean) makes the transaction read-only: set here, in the statement that is sent
+ * anyway, it costs no round trip; CASE leaves the setting alone otherwise (setting it off
+ * would fail where the server is read-only by default, e.g. a standby). */
 #define AUTH_SQL "select set_config('request.jwt.claims', $1, true), set_config('role', $2, true), " \
                  "set_config('statement_timeout', $3, true), " \
-                 "set_config('application_name', $4, true)"
+                 "set_config('application_name', $4, true), " \
+                 "case when $5 then set_config('transaction_read_only', 'on', true) end"
 #define AUTH_STMT "tide_auth"
 
 enum item_kind { I_IGNORE, I_PREPARE, I_AUTHPREP, I_STMT, I_SYNC };
@@ -332,17 +336,18 @@ void tide__pgconn_start_job(tide_conn *c, tide_pgjob *job, double statement_time
         item_push(c, I_IGNORE, -1);
     }
     if (job->flags & TIDE_PGJOB_AUTH) {
-        const char *vals[4] = { job->claims, job->role, c->timeout_ms,
-                                job->label ? job->label : "tide" };
+        const char *vals[5] = { job->claims, job->role, c->timeout_ms,
+                                job->label ? job->label : "tide",
+                                job->flags & TIDE_PGJOB_READ_ONLY ? "t" : "f" };
         if (c->prepare && c->auth_prepared != 1) {
             if (!c->auth_prepared) {
-                ok = ok && PQsendPrepare(pg, AUTH_STMT, AUTH_SQL, 4, NULL);
+                ok = ok && PQsendPrepare(pg, AUTH_STMT, AUTH_SQL, 5, NULL);
                 item_push(c, I_AUTHPREP, -1);
                 c->auth_prepared = 1;
             }
-            ok = ok && PQsendQueryPrepared(pg, AUTH_STMT, 4, vals, NULL, NULL, 0);
+            ok = ok && PQsendQueryPrepared(pg, AUTH_STMT, 5, vals, NULL, NULL, 0);
         } else {
-            ok = ok && PQsendQueryParams(pg, AUTH_SQL, 4, NULL, vals, NULL, NULL, 0);
+            ok = ok && PQsendQueryParams(pg, AUTH_SQL, 5, NULL, vals, NULL, NULL, 0);
         }
         item_push(c, I_IGNORE, -1);
     }

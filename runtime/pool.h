@@ -1,7 +1,8 @@
 /* pool.h - asynchronous libpq connection pools, one per upstream (direct, session,
  * transaction). Every job is one round trip in pipeline mode:
- *   [BEGIN] [set_config(claims, role)] [PREPARE] statement SYNC
- * so the statement runs under the caller's claims and role inside one implicit transaction.
+ *   [BEGIN] [set_config(claims, role[, read-only])] [PREPARE] statement SYNC
+ * so the statement runs under the caller's claims and role inside one implicit transaction
+ * (read-only when the job asks: TIDE_PGJOB_READ_ONLY).
  * Connections are opened without blocking (PQconnectStart/PQconnectPoll), kept in pipeline
  * mode, and hold a per-connection cache of named prepared statements when the upstream is one
  * tide owns (never behind a transaction-mode pooler).
@@ -42,6 +43,9 @@ enum {
     TIDE_PGJOB_AUTH  = 1,    /* send set_config(request.jwt.claims, role) first */
     TIDE_PGJOB_BEGIN = 2,    /* open an explicit transaction first */
     TIDE_PGJOB_KEEP  = 4,    /* keep the connection for the caller after the job (job->conn) */
+    TIDE_PGJOB_READ_ONLY = 8,/* with AUTH: the same set_config statement makes the transaction
+                              * read-only (no round trip of its own), so the statement cannot
+                              * write, whatever functions it calls: SQLSTATE 25006 */
 };
 
 struct tide_pgjob {

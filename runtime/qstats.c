@@ -19,29 +19,152 @@ typedef struct qstat {
 } qstat;
 
 #define SLOTS 4096                  /* open addressing, at most a quarter full */
+#define OTHER "(other)"
 
 static qstat *table[SLOTS];
-static int count;
+static int count;                   /* rows in the table, (other) rows included */
+static int others;                  /* (other) rows: one per upstream at most, beyond the bound */
 
 static uint64_t hash_of(int upstream, const char *s, size_t n)
 {
     return tide_fnv1a(s, n, (uint64_t)upstream);
 }
 
-static qstat *find_or_add(int upstream, const char *sql)
+/* ---- shapes ------------------------------------------------------------------------------ */
+
+static int ident_char(char c)
 {
-    size_t n = strlen(sql);
-    if (n > TIDE_QSTATS_TEXT)
-        n = TIDE_QSTATS_TEXT;
-    uint64_t h = hash_of(upstream, sql, n);
+    return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
+           c == '_' || c == '$' || (unsigned char)c >= 0x80;
+}
+
+static int space_char(char c)
+{
+    return c == ' ' || c == '\t' || c == '\n' || c == '\r' || c == '\f';
+}
+
+/* The end of the quoted run starting at p (a ' literal or a " name; a doubled quote stays
+ * inside): just past its closing quote, or the end of the text. */
+static const char *quoted_end(const char *p)
+{
+    char q = *p++;
+    for (;;) {
+        const char *e = strchr(p, q);
+        if (!e) return p + strlen(p);
+        if (e[1] != q) return e + 1;
+        p = e + 2;
+    }
+}
+
+/* The end of a $tag$...$tag$ literal starting at p, or NULL when p starts none ($1 is a
+ * parameter). */
+static const char *dollar_end(const char *p)
+{
+    const char *t = p + 1;
+    if (*t != '$' && !((*t >= 'a' && *t <= 'z') || (*t >= 'A' && *t <= 'Z') || *t == '_'))
+        return NULL;
+    while (*t != '$') {
+        if (!ident_char(*t)) return NULL;
+        t++;
+    }
+    size_t tag = (size_t)(t - p) + 1;                /* $tag$ */
+    for (const char *e = t + 1; (e = strchr(e, '$')) != NULL; e++)
+        if (strncmp(e, p, tag) == 0) return e + tag;
+    return p + strlen(p);
+}
+
+/* Whether the quoted name at p (within sql) follows the keyword AS and white space. */
+static int after_as(const char *sql, const char *p)
+{
+    const char *b = p;
+    while (b > sql && space_char(b[-1])) b--;
+    if (b == p || b - sql < 2) return 0;
+    return (b[-2] == 'A' || b[-2] == 'a') && (b[-1] == 'S' || b[-1] == 's') &&
+           (b - 2 == sql || !ident_char(b[-3]));
+}
+
+#define FNV_PRIME 1099511628211ULL
+
+/* The shape being written: out[0..k) and its FNV-1a hash (tide_fnv1a's), kept as it grows so
+ * a statement's text is walked once. */
+typedef struct shaper {
+    char *out;
+    size_t cap, k;
+    uint64_t h;
+} shaper;
+
+static void put(shaper *w, const char *s, size_t n)
+{
+    if (n > w->cap - 1 - w->k) n = w->cap - 1 - w->k;
+    uint64_t h = w->h;
+    for (size_t i = 0; i < n; i++) h = (h ^ (unsigned char)s[i]) * FNV_PRIME;
+    memcpy(w->out + w->k, s, n);
+    w->k += n;
+    w->h = h;
+}
+
+/* The bytes the shape looks at; the rest is copied as it is. */
+static const unsigned char special[256] = { ['\0'] = 1, ['"'] = 1, ['\''] = 1, ['$'] = 1 };
+
+/* Writes sql's shape into w (see tide_qstats_shape). */
+static void shape(shaper *w, const char *sql)
+{
+    const char *p = sql, *end;
+    while (*p && w->k + 1 < w->cap) {
+        unsigned char c;
+        if (!special[c = (unsigned char)*p]) {    /* the common case, hashed as copied */
+            char *out = w->out;
+            size_t k = w->k, last = w->cap - 1;
+            uint64_t h = w->h;
+            do {
+                out[k++] = (char)c;
+                h = (h ^ c) * FNV_PRIME;
+                p++;
+            } while (k < last && !special[c = (unsigned char)*p]);
+            w->k = k;
+            w->h = h;
+            continue;
+        }
+        if (c == '"' && after_as(sql, p)) {          /* an alias */
+            put(w, "\"?\"", 3);
+            p = quoted_end(p);
+            continue;
+        }
+        if (c == '$') {
+            end = p == sql || !ident_char(p[-1]) ? dollar_end(p) : NULL;
+            if (!end) end = p + 1;
+        } else {
+            end = quoted_end(p);
+        }
+        put(w, p, (size_t)(end - p));
+        p = end;
+    }
+    w->out[w->k] = '\0';
+}
+
+size_t tide_qstats_shape(const char *sql, char *out, size_t cap)
+{
+    shaper w = { out, cap, 0, 0 };
+    shape(&w, sql);
+    return w.k;
+}
+
+/* ---- the table --------------------------------------------------------------------------- */
+
+/* The row of (upstream, text[0..n)) whose hash_of is h, added when new: a statement beyond the
+ * bound goes to its upstream's (other) row, which is added whatever the count. NULL only when
+ * memory is short. */
+static qstat *find_or_add(int upstream, const char *text, size_t n, uint64_t h, int other)
+{
     for (size_t i = 0; i < SLOTS; i++) {
         qstat **slot = &table[(h + i) & (SLOTS - 1)];
         qstat *q = *slot;
         if (!q) {
-            if (count >= TIDE_QSTATS_MAX)
-                return strcmp(sql, "(other)") == 0 ? NULL : find_or_add(upstream, "(other)");
+            if (!other && count - others >= TIDE_QSTATS_MAX)
+                return find_or_add(upstream, OTHER, sizeof OTHER - 1,
+                                   hash_of(upstream, OTHER, sizeof OTHER - 1), 1);
             q = calloc(1, sizeof *q);
-            if (!q || !(q->sql = strndup(sql, n))) {
+            if (!q || !(q->sql = strndup(text, n))) {
                 free(q);
                 return NULL;
             }
@@ -49,9 +172,10 @@ static qstat *find_or_add(int upstream, const char *sql)
             q->upstream = upstream;
             *slot = q;
             count++;
+            others += other;
             return q;
         }
-        if (q->hash == h && q->upstream == upstream && strncmp(q->sql, sql, n) == 0 &&
+        if (q->hash == h && q->upstream == upstream && strncmp(q->sql, text, n) == 0 &&
             q->sql[n] == 0)
             return q;
     }
@@ -60,7 +184,10 @@ static qstat *find_or_add(int upstream, const char *sql)
 
 void tide_qstats_record(int upstream, const char *sql, double seconds, long long rows, int failed)
 {
-    qstat *q = find_or_add(upstream, sql ? sql : "(transaction control)");
+    char text[TIDE_QSTATS_TEXT + 1];
+    shaper w = { text, sizeof text, 0, hash_of(upstream, "", 0) };
+    shape(&w, sql ? sql : "(transaction control)");
+    qstat *q = find_or_add(upstream, text, w.k, w.h, 0);
     if (!q)
         return;
     q->calls++;
@@ -78,7 +205,7 @@ void tide_qstats_reset(void)
             table[i] = NULL;
         }
     }
-    count = 0;
+    count = others = 0;
 }
 
 static int by_total(const void *a, const void *b)

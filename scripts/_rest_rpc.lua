@@ -20,6 +20,9 @@
 -- 300 PGRST203. A name the cache does not know re-reads the catalog first (rate limited, as
 -- for tables). GET of a VOLATILE function: 405 with SQLSTATE 25006, the code PostgREST's
 -- read-only GET transaction gets when such a function writes; tide refuses before calling.
+-- GET and HEAD, and POST to a STABLE or IMMUTABLE function, run in a read-only transaction
+-- (PostgREST 12's rule; tide.db's read_only): a function that writes anyway, e.g. a STABLE
+-- one calling a VOLATILE one, fails with Postgres' 25006, answered 405.
 --
 -- The statement: the arguments are ONE parameter, the JSON object, typed by
 -- json_to_record's column list with the argument types read from the catalog (so JSON
@@ -510,7 +513,8 @@ local function call(req, method)
                                                   args_text, post and {} or headers,
                                                   p.count ~= nil)
     if not sql then return nil, params end
-    local rows, derr = db.sql(sql, params, { rpc = f.name })
+    local rows, derr = db.sql(sql, params, { rpc = f.name,
+                                            read_only = not post or f.volatility ~= "v" })
     if not rows then
         return failed(derr, req)
     end

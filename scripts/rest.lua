@@ -15,12 +15,14 @@
 -- what is exposed policies/exposure.lua, Accept, Prefer and Content-Range _rest_http.lua (one
 -- set of rules for reads, writes and functions), the errors _rest_errors.lua. One statement
 -- per request: the rows as Postgres' JSON (never decoded here), their number and, with
--- count=exact, the total from the same snapshot. Answers follow PostgREST 12: Content-Range
--- "0-9/*" (or "/N" with a count), 206 when a count shows the answer is partial, 416 PGRST103
--- for a range past the end, 406 PGRST116 when one object was asked for and the rows are not
--- exactly one, 406 PGRST107 when Accept names nothing served, 404 PGRST205 for a table the
--- schema cache does not hold (PostgREST 13's code; 12 passed Postgres' 42P01 on), 400 42703
--- for an unknown column, 400 PGRST100 for what does not parse.
+-- count=exact, the total from the same snapshot, in a read-only transaction (tide.db's
+-- read_only): a view whose functions write fails with 405 25006, as in PostgREST. Answers
+-- follow PostgREST 12: Content-Range "0-9/*" (or "/N" with a count), 206 when a count shows
+-- the answer is partial, 416 PGRST103 for a range past the end, 406 PGRST116 when one object
+-- was asked for and the rows are not exactly one, 406 PGRST107 when Accept names nothing
+-- served, 404 PGRST205 for a table the schema cache does not hold (PostgREST 13's code; 12
+-- passed Postgres' 42P01 on), 400 42703 for an unknown column, 400 PGRST100 for what does not
+-- parse.
 
 local db = require "tide.db"
 local parse = require "_rest_parse"
@@ -63,7 +65,7 @@ local function read(req)
         opts.offset = lower_b
     end
     local count = rhttp.preferences(headers.prefer).count ~= nil
-    opts.counted, opts.total, opts.raw = true, count or nil, true
+    opts.counted, opts.total, opts.raw, opts.read_only = true, count or nil, true, true
     if shape == "csv" then csv.select_opts(opts) end
 
     local body, info = db.select(tinfo.name, opts)

@@ -1,14 +1,14 @@
 -- tide/db.lua - the database API script authors write against (DESIGN.md "Lua API").
 --
 --   db.select(tbl, {columns, filters, order, limit, offset, single, raw, mode, as,
---              counted, total})
+--              counted, total, read_only})
 --       counted = true: returns rows (or raw), info with info.n = rows in the answer and,
 --       with total = true too, info.total = rows the filters match without limit/offset
 --       (counted in the same statement, so from the same snapshot)
 --       columns may hold embed items (related rows, tide.builder); a cached read is tagged
 --       with the embedded tables too, so their writes invalidate it
 --       csv = true: returns the rows as CSV text (a string; tide.builder says the format)
---   db.count(tbl, {filters, mode, as})                                 -> number
+--   db.count(tbl, {filters, read_only, mode, as})                      -> number
 --   db.insert(tbl, row_or_rows, {columns, single, raw, counted, max_affected, defaults, mode, as})
 --   db.upsert(tbl, row_or_rows, {on_conflict = "a,b", ignore, columns, single, raw, counted,
 --             max_affected, defaults, inserted, mode, as})
@@ -19,10 +19,15 @@
 --   db.delete(tbl, {filters, all, columns, single, raw, counted, max_affected, mode, as})
 --   db.vector_search(tbl, column, vector, {limit = 10, threshold, metric = "cosine"|"l2"|"ip",
 --                    filters, columns, raw, mode, as})
---   db.rpc(fn, args, {raw, mode, as})      -> the function's value (array for set-returning)
---   db.sql(text, params, {mode, as, rpc})  -> rows, result     (the text runs as is)
+--   db.rpc(fn, args, {raw, read_only, mode, as})  -> the function's value (array for
+--       set-returning)
+--   db.sql(text, params, {mode, as, rpc, read_only})  -> rows, result  (the text runs as is)
 --       rpc = "fn": the text calls function fn (a caller that builds its own call, e.g.
 --       /rest/v1/rpc): routed, cached and counted as db.rpc(fn) would be, not as raw SQL
+--   read_only = true (select, count, vector_search, rpc, sql; outside a transaction): the
+--       statement runs in a read-only transaction, so neither it nor any function or view it
+--       calls can write (SQLSTATE 25006, 405); it costs no round trip. /rest/v1's reads ask
+--       for it.
 --   db.transaction(fn, {mode, as})         -> fn's results     (fn(tx); tx has this API)
 --   db.health()                            -> the /health document (table), down (boolean)
 --   db.stats()                             -> per-upstream pool counts from tide.core:
@@ -99,17 +104,18 @@ end
 
 local OPTS = {
     select = allowed("columns", "filters", "order", "limit", "offset", "single", "raw", "cache",
-                     "counted", "total", "csv"),
-    count = allowed("filters"),
+                     "counted", "total", "csv", "read_only"),
+    count = allowed("filters", "read_only"),
     insert = allowed("columns", "single", "raw", "counted", "max_affected", "defaults"),
     upsert = allowed("columns", "single", "raw", "on_conflict", "ignore", "counted",
                      "max_affected", "defaults", "inserted"),
     update = allowed("columns", "single", "raw", "filters", "all", "counted", "max_affected",
                      "defaults"),
     delete = allowed("columns", "single", "raw", "filters", "all", "counted", "max_affected"),
-    vector_search = allowed("columns", "raw", "filters", "limit", "threshold", "metric"),
-    rpc = allowed("raw"),
-    sql = allowed("rpc"),
+    vector_search = allowed("columns", "raw", "filters", "limit", "threshold", "metric",
+                            "read_only"),
+    rpc = allowed("raw", "read_only"),
+    sql = allowed("rpc", "read_only"),
     transaction = allowed(),
 }
 
@@ -211,12 +217,22 @@ local function run(ctx, kind, tbl, opts, sql, params, as_json, rows, patch)
         if opts.as ~= nil then
             misuse("db." .. kind .. ": set as = \"service\" on db.transaction instead")
         end
+        if opts.read_only ~= nil then
+            misuse("db." .. kind .. ": read_only cannot be set inside a transaction")
+        end
         upstream = ctx.upstream
         q.tx = ctx.handle
     else
         upstream = upstream_for(kind, tbl, opts.mode)
         if opts.as == "service" then
             q.as_service = true
+        end
+        local ro = opts.read_only
+        if ro ~= nil then
+            if type(ro) ~= "boolean" then
+                misuse("db." .. kind .. ": read_only must be a boolean")
+            end
+            q.read_only = ro or nil
         end
     end
     local c = get_core()

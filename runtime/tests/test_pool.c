@@ -7,7 +7,8 @@
  * complete in order with their own results, an error in one (a division by zero, a statement
  * that fails to prepare, a statement timeout) stays its own, a statement whose PREPARE is
  * still on its way is sent unnamed behind it, and a client gone does not cancel a job with
- * others behind it (the cancel could hit theirs). Every wait is bounded. */
+ * others behind it (the cancel could hit theirs); a read-only job cannot write and leaves
+ * the jobs after it read-write. Every wait is bounded. */
 #include "test.h"
 #include "../pool.h"
 #include "../pgconn.h"
@@ -356,6 +357,49 @@ TEST(a_slow_job_delays_the_jobs_behind_it_but_does_not_fail_them)
     ev_loop_destroy(loop);
 }
 
+TEST(a_read_only_job_cannot_write_and_the_jobs_after_it_can)
+{
+    const char *dsn = live_dsn();
+    if (!dsn) return;
+    struct ev_loop *loop = ev_loop_new(EVFLAG_AUTO);
+    tide_pool *p = NULL;
+    CHECK_EQ_INT(live_pool(loop, dsn, 5, &p), 0);
+    /* pipelined on the pool's connections, each job its own transaction */
+    static const struct { const char *sql; int flags; const char *code, *value; } t[] = {
+        { "create temporary table tide_ro_probe (x int)", TIDE_PGJOB_READ_ONLY, "25006", "" },
+        { "select current_setting('transaction_read_only')", TIDE_PGJOB_READ_ONLY, "", "on" },
+        { "select current_setting('transaction_read_only')", 0, "", "off" },
+        { "select current_setting('role')", TIDE_PGJOB_READ_ONLY, "", "authenticated" },
+    };
+    enum { N = sizeof t / sizeof t[0] };
+    live o[N];
+    tide_pgjob jobs[N];
+    memset(o, 0, sizeof o);
+    memset(jobs, 0, sizeof jobs);
+    for (int i = 0; i < N; i++) {
+        jobs[i].sql = t[i].sql;
+        jobs[i].flags = TIDE_PGJOB_AUTH | t[i].flags;
+        jobs[i].claims = "{}";
+        jobs[i].role = "authenticated";
+        jobs[i].done = live_done;
+        jobs[i].ud = &o[i];
+        CHECK_EQ_INT(tide_pool_run(p, &jobs[i]), 0);
+    }
+    CHECK(live_wait(loop, o, N));
+    for (int i = 0; i < N; i++) {
+        CHECK_STR(o[i].code, t[i].code);
+        CHECK_STR(o[i].value, t[i].value);
+    }
+    /* without AUTH (e.g. inside a transaction of its own) nothing is set */
+    live plain = { 0 };
+    tide_pgjob pj = { .sql = t[2].sql, .done = live_done, .ud = &plain };
+    CHECK_EQ_INT(tide_pool_run(p, &pj), 0);
+    CHECK(live_wait(loop, &plain, 1));
+    CHECK_STR(plain.value, "off");
+    tide_pool_free(p);
+    ev_loop_destroy(loop);
+}
+
 TEST_LIST_BEGIN
     TEST_ENTRY(sqlstate_maps_to_http_status)
     TEST_ENTRY(connection_states_move_only_along_the_diagram)
@@ -364,4 +408,5 @@ TEST_LIST_BEGIN
     TEST_ENTRY(shutdown_fails_waiting_jobs)
     TEST_ENTRY(pipelined_jobs_complete_in_order_each_with_its_own_outcome)
     TEST_ENTRY(a_slow_job_delays_the_jobs_behind_it_but_does_not_fail_them)
+    TEST_ENTRY(a_read_only_job_cannot_write_and_the_jobs_after_it_can)
 TEST_LIST_END

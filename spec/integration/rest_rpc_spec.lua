@@ -140,6 +140,48 @@ describe("/rest/v1/rpc", function()
         post(a, "rename_trip", { trip_id = id, new_name = "alpha" })
     end)
 
+    it("reads run read-only: a STABLE function that writes through a VOLATILE one is " ..
+       "refused on GET, HEAD and POST, and through a view (405 25006), nothing written; " ..
+       "reads and volatile calls still work", function()
+        local marker = "ro-" .. env.uuid():sub(1, 8)
+        local function noted(kind)
+            return rest.count(a, "search_history", "search_type=eq." .. kind)
+        end
+        local views_before = noted("view")
+        local status, body = get(a, "note_search", "search_type=" .. marker)
+        is_error(status, body, 405, "25006")
+        assert.matches("read-only transaction", body.message, 1, true)
+        assert.are.equal(0, noted(marker))
+        status = call(a, "HEAD", "/rest/v1/rpc/note_search?search_type=" .. marker)
+        assert.are.equal(405, status)
+        -- POST to a STABLE function is a read too (PostgREST 12)
+        status, body = post(a, "note_search", { search_type = marker })
+        is_error(status, body, 405, "25006")
+        assert.are.equal(0, noted(marker))
+        -- a table or view read: the same transaction
+        status, body = rest.get(a, "search_notes?select=searches")
+        is_error(status, body, 405, "25006")
+        status = call(a, "HEAD", "/rest/v1/search_notes")
+        assert.are.equal(405, status)
+        assert.are.equal(views_before, noted("view"))
+
+        -- reads that do not write, and POST to a VOLATILE function, are as before
+        status, body = get(a, "trip_budget_total", "status=booked")
+        assert.are.equal(200, status)
+        assert.are.equal(250, body)
+        status, body = rest.get(a, "trips?select=name&name=eq.bravo")
+        assert.are.equal(200, status)
+        assert.are.same({ "bravo" }, names(body))
+        status = post(a, "record_search", { search_type = marker, query = { q = 1 } })
+        assert.are.equal(204, status)
+        assert.are.equal(1, noted(marker))
+        -- as service_role (no RLS), the same refusal
+        status, body = call({ token = env.token(a.id, { role = "service_role" }) }, "GET",
+                            "/rest/v1/rpc/note_search?search_type=" .. marker)
+        is_error(status, body, 405, "25006")
+        assert.are.equal(1, noted(marker))
+    end)
+
     it("a void function answers 204; a jsonb argument takes a JSON object", function()
         local marker = "m-" .. env.uuid():sub(1, 8)
         local status, body = post(a, "record_search",

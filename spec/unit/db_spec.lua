@@ -338,6 +338,31 @@ describe("tide.db", function()
             assert.has_error(function() db.sql("SELECT 1", nil, { rpc = 7 }) end)
         end)
 
+        it("read_only = true asks tide.core for a read-only transaction; not inside one",
+           function()
+            core.answer({ rows = {} })
+            db.sql("SELECT f()", nil, { rpc = "f", read_only = true })
+            assert.is_true(core.calls[1].opts.read_only)
+            core.answer("1")
+            db.rpc("f", {}, { read_only = true })
+            assert.is_true(core.calls[2].opts.read_only)
+            core.answer({ rows = {} })
+            db.sql("SELECT 1", nil, { read_only = false })
+            assert.is_nil(core.calls[3].opts.read_only)
+            assert.has_error(function() db.sql("SELECT 1", nil, { read_only = "yes" }) end,
+                             "db.sql: read_only must be a boolean")
+            core.answer("1 - []")
+            db.select("t", { read_only = true, counted = true })
+            assert.is_true(core.calls[4].opts.read_only)
+            core.answer("[]")
+            db.select("t")                               -- scripts' reads: as they ask
+            assert.is_nil(core.calls[5].opts.read_only)
+            db.transaction(function(tx)
+                assert.has_error(function() tx.sql("SELECT 1", nil, { read_only = true }) end,
+                                 "db.sql: read_only cannot be set inside a transaction")
+            end)
+        end)
+
         it("sql passes errors through and refuses non-string statements", function()
             core.answer(nil, DB_ERR)
             assert.are.same({ nil, DB_ERR }, { db.sql("select 1") })

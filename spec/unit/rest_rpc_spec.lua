@@ -147,6 +147,16 @@ describe("/rest/v1/rpc", function()
         assert.are.equal(204, status)
     end)
 
+    it("GET, and POST to a STABLE or IMMUTABLE function, ask for a read-only transaction",
+       function()
+        get("add", "a=1&b=2")
+        post("add", { a = 1, b = 2 })
+        post("write", { id = 1 })
+        assert.is_true(calls[1].opts.read_only)
+        assert.is_true(calls[2].opts.read_only)
+        assert.is_nil(calls[3].opts.read_only)       -- VOLATILE by POST: may write
+    end)
+
     it("quotes names from the catalog; reads a composite result like a table", function()
         answer = '2 - [{"id":1}, {"id":2}]'
         local body, status = get('we"ird', 'select=id&"col\\"q"=eq.x&order=id.desc&limit=5')
