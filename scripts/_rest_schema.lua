@@ -3,8 +3,15 @@
 -- keys (for embedding: scripts/_rest_embed.lua) and primary key (writes: upsert's default
 -- conflict target and the Location of an insert), read from the catalog.
 --
--- When it is read: lazily, on the first /rest/v1 request a bundle serves, through tide.db
--- (db.sql with as = "service", so the catalog query takes the routing and resilience
+-- The policy: policies/exposure.lua is read and checked when this module loads, so when the
+-- bundle loads (the /rest/v1 route modules require this one): a policy that does not load (a
+-- syntax error, a half-written file, no file at all) or is malformed (a wrong type, a value out
+-- of range, an unknown key) raises, and the bundle is rejected - a SIGHUP keeps the previous
+-- bundle serving, `tide check` fails naming the file - like the routing, resilience, cache and
+-- sandbox policies. Never a default in its place: a default would hide nothing.
+--
+-- When the catalog is read: lazily, on the first /rest/v1 request a bundle serves, through
+-- tide.db (db.sql with as = "service", so the catalog query takes the routing and resilience
 -- policies like any call, and reads every exposed relation whatever the caller's grants;
 -- the caller's own rights and RLS still decide every data query). Not at bundle load: scripts
 -- load inside tide_vm_new with no request context, where no database call is allowed, and a
@@ -27,6 +34,11 @@
 -- exposed schema is `public`, and only the first schema of the list is served for now
 -- (Accept-Profile is not implemented).
 --
+--   schema.policy() -> the checked policy: {schemas, max_rows, refresh_after,
+--                                           max_insert_rows, hide, unfiltered_writes}, each
+--                                           key present (left out: its default)
+--   schema.check_policy(raw) -> that policy from a raw table (raises "policies/exposure.lua:
+--                                           ..." when malformed)
 --   schema.get() -> cache | nil, err        cache.tables[name] = { name, schema, kind,
 --                                           columns = {name -> {name, type, nullable, pos}},
 --                                           names = {column names in table order},
@@ -65,7 +77,10 @@ local http = require "tide.http"
 local lazy = require "tide.lazy"
 local rerr = require "_rest_errors"
 
-local type, ipairs, pcall, require = type, ipairs, pcall, require
+local type, pairs, ipairs, pcall, require, error, tostring = type, pairs, ipairs, pcall, require,
+    error, tostring
+local find = string.find
+local floor, huge = math.floor, math.huge
 
 local _M = {}
 
@@ -152,22 +167,128 @@ JOIN pg_catalog.pg_namespace n ON n.oid = p.pronamespace
 JOIN pg_catalog.pg_type t ON t.oid = p.prorettype
 WHERE n.nspname = $1 AND p.prokind = 'f' AND t.oid <> 'pg_catalog.trigger'::pg_catalog.regtype]]
 
-local DEFAULT_POLICY = { schemas = { "public" }, max_rows = 1000, refresh_after = 5, hide = {} }
+---------------------------------------------------------------------------------------------
+-- the policy
+
+-- The keys of policies/exposure.lua, each with its default.
+local DEFAULTS = { schemas = { "public" }, max_rows = 1000, refresh_after = 5,
+                   max_insert_rows = 1000, hide = {}, unfiltered_writes = {} }
+
+local function bad(msg)
+    error("policies/exposure.lua: " .. msg, 0)
+end
+
+local function whole(v, key)
+    if type(v) ~= "number" or v ~= floor(v) or v < 1 or v == huge then
+        bad(key .. " must be a whole number >= 1, not " .. tostring(v))
+    end
+    return v
+end
+
+-- A list of strings (each non-empty) as a new table, or raises naming key.
+local function name_list(v, key, nonempty)
+    if type(v) ~= "table" then
+        bad(key .. " must be a list of names")
+    end
+    local out, n = {}, 0
+    for _ in pairs(v) do n = n + 1 end
+    for i = 1, n do
+        if type(v[i]) ~= "string" or v[i] == "" then
+            bad(key .. " must be a list of names")
+        end
+        out[i] = v[i]
+    end
+    if nonempty and n == 0 then
+        bad(key .. " must name at least one")
+    end
+    return out
+end
+
+-- table name -> check(value, "key.name") over a table, as a new table.
+local function per_table(v, key, check)
+    if type(v) ~= "table" then
+        bad(key .. " must be a table of table names")
+    end
+    local out = {}
+    for name, x in pairs(v) do
+        if type(name) ~= "string" then
+            bad(key .. " must be a table of table names")
+        end
+        out[name] = check(x, key .. "." .. name)
+    end
+    return out
+end
+
+local function hidden_columns(v, key)
+    if v == true then
+        return true
+    end
+    if type(v) ~= "table" then
+        bad(key .. " must be true (the whole table) or a list of column names")
+    end
+    return name_list(v, key)
+end
+
+local function allowed(v, key)
+    if v ~= true then
+        bad(key .. " must be true")
+    end
+    return true
+end
+
+-- The checked policy from raw (see the header); raises naming the key on anything malformed,
+-- so a typo never leaves a table or column exposed.
+local function check_policy(raw)
+    if type(raw) ~= "table" then
+        bad("must return a table")
+    end
+    for k in pairs(raw) do
+        if DEFAULTS[k] == nil then
+            bad("unknown key '" .. tostring(k) .. "'")
+        end
+    end
+    local function value(k)
+        local v = raw[k]
+        if v == nil then
+            return DEFAULTS[k]
+        end
+        return v
+    end
+    local r = value("refresh_after")
+    if type(r) ~= "number" or r ~= r or r < 0 or r == huge then
+        bad("refresh_after must be a number of seconds >= 0, not " .. tostring(r))
+    end
+    return {
+        schemas = name_list(value("schemas"), "schemas", true),
+        max_rows = whole(value("max_rows"), "max_rows"),
+        max_insert_rows = whole(value("max_insert_rows"), "max_insert_rows"),
+        refresh_after = r,
+        hide = per_table(value("hide"), "hide", hidden_columns),
+        unfiltered_writes = per_table(value("unfiltered_writes"), "unfiltered_writes", allowed),
+    }
+end
+_M.check_policy = check_policy
+
+-- policies/exposure.lua, read and checked now: when this module loads, the bundle loads.
+local function load_policy()
+    local ok, raw = pcall(require, "exposure")
+    if not ok then
+        if find(tostring(raw), "module 'exposure' not found", 1, true) then
+            bad("not found: /rest/v1 needs it (the exposed schemas, and what is hidden)")
+        end
+        error(raw, 0)
+    end
+    return check_policy(raw)
+end
+
+local POLICY = load_policy()
 
 local policy_override, loader_override, now_override, generation_override
 local cache, loaded_at
 local cache_gen, reading_gen    -- the generation the cache was read at, the one being read
 
--- policies/exposure.lua, checked (raises on a malformed policy: a bug to see at once).
 local function policy()
-    if policy_override then
-        return policy_override
-    end
-    local ok, p = pcall(require, "exposure")
-    if not ok then
-        return DEFAULT_POLICY
-    end
-    return p
+    return policy_override or POLICY
 end
 _M.policy = policy
 
@@ -388,7 +509,8 @@ function _M.with_table(name, check)
 end
 
 function _M._set(loader, clock, p, gen)
-    loader_override, now_override, policy_override = loader, clock, p
+    loader_override, now_override = loader, clock
+    policy_override = p ~= nil and check_policy(p) or nil
     generation_override = gen or (loader ~= nil and zero or nil)
     cache, loaded_at, cache_gen, reading_gen = nil, nil, nil, nil
 end

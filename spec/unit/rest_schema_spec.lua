@@ -1,10 +1,12 @@
--- spec/unit/rest_schema_spec.lua - scripts/_rest_schema.lua's re-reads on a schema generation
--- move (NOTIFY pgrst, 'reload schema' or a new LISTEN session, through
--- core.schema_generation()): one catalog read per move however many requests follow, the old
--- cache served while a read runs and after a failed one, and an older read never replacing
--- a newer one; and with_retry / with_table, the one retry reads, writes and functions share:
--- an unknown name re-reads the catalog once, at most every refresh_after seconds. The catalog
--- is a fake loader (coroutines stand in for requests that wait on the database).
+-- spec/unit/rest_schema_spec.lua - scripts/_rest_schema.lua: policies/exposure.lua read and
+-- checked when the module loads (a policy that does not load, or a malformed one, raises: the
+-- bundle is rejected); re-reads on a schema generation move (NOTIFY pgrst, 'reload schema' or
+-- a new LISTEN session, through core.schema_generation()): one catalog read per move however
+-- many requests follow, the old cache served while a read runs and after a failed one, and an
+-- older read never replacing a newer one; and with_retry / with_table, the one retry reads,
+-- writes and functions share: an unknown name re-reads the catalog once, at most every
+-- refresh_after seconds. The catalog is a fake loader (coroutines stand in for requests that
+-- wait on the database).
 
 local schema = require "_rest_schema"
 
@@ -184,5 +186,88 @@ describe("_rest_schema with_retry and with_table", function()
         assert.are.equal("08006", err.code)
         assert.are.equal(2, calls)
         assert.are.equal(2, reads)
+    end)
+end)
+
+describe("_rest_schema exposure policy", function()
+    local SHIPPED = {
+        schemas = { "public" }, max_rows = 1000, refresh_after = 5, max_insert_rows = 1000,
+        unfiltered_writes = {}, hide = { api_keys = { "encrypted_key", "key_hash" } },
+    }
+
+    it("the shipped policies/exposure.lua is the one in force once the module loads",
+       function()
+        assert.are.same(SHIPPED, schema.policy())
+    end)
+
+    it("keys left out take their defaults", function()
+        assert.are.same({ schemas = { "public" }, max_rows = 1000, refresh_after = 5,
+                          max_insert_rows = 1000, unfiltered_writes = {}, hide = {} },
+                        schema.check_policy({}))
+    end)
+
+    it("refuses a malformed policy, naming the file and the key", function()
+        for _, case in ipairs {
+            { "not a table", "must return a table" },
+            { { hidden = { api_keys = true } }, "unknown key 'hidden'" },
+            { { schemas = {} }, "schemas" },
+            { { schemas = { 1 } }, "schemas" },
+            { { max_rows = "all" }, "max_rows" },
+            { { max_rows = 0 }, "max_rows" },
+            { { max_rows = 1.5 }, "max_rows" },
+            { { max_insert_rows = -1 }, "max_insert_rows" },
+            { { refresh_after = -1 }, "refresh_after" },
+            { { refresh_after = 0 / 0 }, "refresh_after" },
+            { { hide = { api_keys = "encrypted_key" } }, "hide.api_keys" },
+            { { hide = { api_keys = { 1 } } }, "hide.api_keys" },
+            { { hide = { api_keys = false } }, "hide.api_keys" },
+            { { hide = "api_keys" }, "hide" },
+            { { unfiltered_writes = { trips = "yes" } }, "unfiltered_writes.trips" },
+        } do
+            local ok, err = pcall(schema.check_policy, case[1])
+            assert.is_false(ok)
+            assert.matches("^policies/exposure%.lua: ", err)
+            assert.matches(case[2], err, 1, true)
+        end
+    end)
+
+    -- Loads _rest_schema afresh with policies/exposure.lua replaced by `loader` (a
+    -- package.preload function; nil: no such module anywhere).
+    local function load_with(loader)
+        local saved_schema, saved_policy = package.loaded._rest_schema, package.loaded.exposure
+        local saved_preload, saved_path = package.preload.exposure, package.path
+        package.loaded._rest_schema, package.loaded.exposure = nil, nil
+        package.preload.exposure = loader
+        local ok, err
+        if loader == nil then         -- found nowhere: the policies directory left out
+            package.path = saved_path:gsub("[^;]*policies/%?%.lua;?", "")
+            ok, err = pcall(require, "exposure")
+            assert(not ok and err:find("module 'exposure' not found", 1, true), err)
+        end
+        ok, err = pcall(require, "_rest_schema")
+        package.loaded._rest_schema, package.loaded.exposure = saved_schema, saved_policy
+        package.preload.exposure, package.path = saved_preload, saved_path
+        return ok, err
+    end
+
+    it("a policy that raises while loading makes the module raise (the bundle is rejected)",
+       function()
+        local ok, err = load_with(function() error("exposure.lua:30: '<eof>' expected", 0) end)
+        assert.is_false(ok)
+        assert.matches("exposure.lua:30:", err, 1, true)
+    end)
+
+    it("a malformed policy makes the module raise", function()
+        local ok, err = load_with(function()
+            return { hide = { api_keys = "encrypted_key" } }
+        end)
+        assert.is_false(ok)
+        assert.matches("policies/exposure.lua: hide.api_keys", err, 1, true)
+    end)
+
+    it("no policies/exposure.lua makes the module raise", function()
+        local ok, err = load_with(nil)
+        assert.is_false(ok)
+        assert.matches("policies/exposure.lua: not found", err, 1, true)
     end)
 end)
