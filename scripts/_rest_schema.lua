@@ -19,15 +19,25 @@
 -- module, so in the bundle's Lua state: a SIGHUP builds a new state that starts empty and
 -- reads the catalog again on its first request - the way to publish a migration at once.
 -- Between reloads, a name the cache does not know (a table or column added since) triggers
--- one re-read, at most every `refresh_after` seconds, before the request is refused: a
--- client cannot make tide read the catalog more often than that. Concurrent first requests
--- may each read it (no waiting primitive in Lua); the last answer wins, all are equal.
+-- one re-read, at most every `refresh_after` seconds (counted from the start of the last read,
+-- whether it succeeded or not), before the request is refused: a client cannot make tide read
+-- the catalog more often than that.
 -- `NOTIFY pgrst, 'reload schema'` (rest.notify_channel; runtime/channels.h) moves
 -- core.schema_generation(), and so does each new LISTEN session (NOTIFYs sent while none was
 -- up are lost): the next request that sees it moved re-reads the catalog, while requests
 -- arriving during that read keep the cache they have. So a NOTIFY costs each worker one
 -- catalog read, however many requests follow; a read that fails leaves the old cache serving
 -- and the next request tries again.
+--
+-- Single flight: at most one catalog read runs at a time in a bundle's Lua state (so per
+-- worker process, and per bundle while an old one finishes its requests), however many
+-- requests need one. A request that needs the catalog while a read runs does not start
+-- another: with a cache it serves that (a generation move), and without one (the bundle's
+-- first read) or for an unknown name it waits for the read (core.wait; the reader's
+-- core.wake resumes it) and takes its outcome - its cache, or its error. A reader that dies
+-- mid-read (a request stopped at its budget unwinds without finishing it) is noticed by its
+-- dead coroutine (the runtime wakes the waiters when it stops a request): one waiter reads
+-- instead. A wait gives up after MAX_WAIT seconds (503 TIDE_SCHEMA_CACHE, Retry-After 1).
 --
 -- Only relations that an unqualified name resolves to are kept (pg_table_is_visible under the
 -- service role's search_path), since queries name tables unqualified: in practice the
@@ -61,15 +71,17 @@
 --                 in order),
 --       callable = false when an argument has no name (PostgREST's rule, except a lone
 --                 json/jsonb one) }
---   schema.refresh() -> true if re-read now (nil, err on failure), false if too recent
+--   schema.refresh() -> true if re-read now (or a read in flight, waited for, succeeded;
+--                                       nil, err on failure), false if too recent
 --   schema.with_retry(try) -> try(cache)'s a, b | nil, err: a name the cache does not know
 --                                       re-reads the catalog once (refresh), then try again
 --   schema.with_table(name, check) -> tinfo, planned | nil, err: with_retry on one table
 --                                       (404 PGRST205 when the cache does not hold it)
---   schema._set(loader, now, policy, generation) -> for unit specs; loader(schema_name, what)
---                                       answers the catalog's JSON text, what = nil (tables)
---                                       or "functions"; generation: a function (default
---                                       always 0)
+--   schema._set(loader, now, policy, generation, park) -> for unit specs; loader(schema_name,
+--                                       what) answers the catalog's JSON text, what = nil
+--                                       (tables) or "functions"; generation: a function
+--                                       (default always 0); park: {wait, wake} in place of
+--                                       core.wait / core.wake
 
 local db = require "tide.db"
 local json = require "tide.json"
@@ -81,6 +93,7 @@ local type, pairs, ipairs, pcall, require, error, tostring = type, pairs, ipairs
     error, tostring
 local find = string.find
 local floor, huge = math.floor, math.huge
+local co_running, co_status = coroutine.running, coroutine.status
 
 local _M = {}
 
@@ -283,14 +296,25 @@ end
 
 local POLICY = load_policy()
 
-local policy_override, loader_override, now_override, generation_override
-local cache, loaded_at
-local cache_gen, reading_gen    -- the generation the cache was read at, the one being read
+local policy_override, loader_override, now_override, generation_override, park_override
 
 local function policy()
     return policy_override or POLICY
 end
 _M.policy = policy
+
+---------------------------------------------------------------------------------------------
+-- the cache
+
+local cache, cache_gen         -- the cache, and the generation it was read at
+local flight                   -- the read in flight: {co (its reader), done, err} or nil
+local read_at                  -- when the last read started (refresh_after counts from it)
+
+-- How long a request waits for someone else's read (in slices: each re-checks the reader).
+local WAIT_SLICE = 1
+local MAX_WAIT = 60
+-- How many readers in a row may die under one waiting request before it gives up.
+local MAX_ROUNDS = 3
 
 local function now()
     if now_override then
@@ -300,6 +324,27 @@ local function now()
 end
 
 local function zero() return 0 end
+
+-- A spec's loader without a park: nothing ever waits (a wait would be a bug in the spec).
+local NO_PARK = {
+    wait = function() error("_rest_schema: a read is in flight and the spec gave no park", 2) end,
+    wake = function() end,
+}
+
+-- core.wait(seconds) -> "woken" | "timeout" | "aborted", and core.wake() (or the spec's).
+local function wait(seconds)
+    if park_override then
+        return park_override.wait(seconds)
+    end
+    return get_core().wait(seconds)
+end
+
+local function wake()
+    if park_override then
+        return park_override.wake()
+    end
+    return get_core().wake()
+end
 
 local function generation()
     if generation_override then
@@ -420,10 +465,43 @@ local function build(text, p)
     return { schema = p.schemas[1], tables = tables }
 end
 
+-- The read in flight, or nil. A read whose reader's coroutine is dead (a request stopped at
+-- its budget unwinds without finishing it) is dropped, so someone else reads.
+local function in_flight()
+    local f = flight
+    if f ~= nil and f.co ~= nil and co_status(f.co) == "dead" then
+        flight = nil
+        return nil
+    end
+    return f
+end
+
+local function busy()
+    local e = http.error(503, "TIDE_SCHEMA_CACHE", "the schema cache is being read; retry")
+    e.retry_after = 1
+    return e
+end
+
+-- Parks the request until read f ends or its reader dies. Returns true, or nil, err when the
+-- request gave up: its client went away, or MAX_WAIT seconds passed.
+local function await(f)
+    for _ = 1, MAX_WAIT / WAIT_SLICE do
+        if f.done or in_flight() ~= f then
+            return true
+        end
+        if wait(WAIT_SLICE) == "aborted" then
+            return nil, busy()
+        end
+    end
+    return nil, busy()
+end
+
 -- Reads the catalog for generation g (taken before the read: a move during it is seen by
--- the next request). A read that started earlier than the cache's never replaces it.
+-- the next request) as the one read in flight; wakes the requests waiting for it. Returns
+-- the new cache, or nil, err (the cache stays as it was).
 local function load(g)
-    reading_gen = g
+    local f = { co = co_running() }
+    flight, read_at = f, now()
     local p = policy()
     local text, err = read_catalog(p.schemas[1])
     local c
@@ -432,44 +510,76 @@ local function load(g)
     else
         c, err = build(text, p)
     end
+    if c then
+        local ftext
+        ftext, err = read_functions(p.schemas[1])
+        c.functions = type(ftext) == "string" and build_functions(ftext, p)
+        if not c.functions then
+            c = nil
+            err = err or http.error(500, "TIDE_SCHEMA_CACHE", "could not read the schema cache")
+        end
+    end
+    if flight == f then flight = nil end
+    f.done, f.err = true, err
+    if c and (cache == nil or g >= cache_gen) then
+        cache, cache_gen = c, g
+    end
+    wake()
     if not c then
-        if reading_gen == g then reading_gen = nil end
         return nil, err
-    end
-    local ftext
-    ftext, err = read_functions(p.schemas[1])
-    c.functions = type(ftext) == "string" and build_functions(ftext, p)
-    if not c.functions then
-        if reading_gen == g then reading_gen = nil end
-        return nil, err or http.error(500, "TIDE_SCHEMA_CACHE", "could not read the schema cache")
-    end
-    if cache == nil or g >= cache_gen then
-        cache, loaded_at, cache_gen = c, now(), g
     end
     return cache
 end
 
 function _M.get()
-    local g = generation()
-    if cache then
-        if g == cache_gen or g == reading_gen then
-            return cache
+    for _ = 1, MAX_ROUNDS do
+        local g = generation()
+        if cache ~= nil then
+            if g == cache_gen or in_flight() then
+                return cache
+            end
+            return load(g) or cache
         end
-        return load(g) or cache
+        local f = in_flight()
+        if f == nil then
+            return load(g)
+        end
+        local ok, err = await(f)        -- the bundle's first read: nothing to serve meanwhile
+        if not ok then
+            return nil, err
+        end
+        if f.done and cache == nil then
+            return nil, f.err
+        end
     end
-    return load(g)
+    return nil, busy()
 end
 
 function _M.refresh()
-    local p = policy()
-    if loaded_at and now() - loaded_at < (p.refresh_after or 5) then
-        return false
+    for _ = 1, MAX_ROUNDS do
+        local f = in_flight()
+        if f == nil then
+            if read_at and now() - read_at < policy().refresh_after then
+                return false
+            end
+            local c, err = load(generation())
+            if not c then
+                return nil, err
+            end
+            return true
+        end
+        local ok, err = await(f)        -- someone else's read: its outcome is ours
+        if not ok then
+            return nil, err
+        end
+        if f.done then
+            if f.err ~= nil then
+                return nil, f.err
+            end
+            return true
+        end
     end
-    local c, err = load(generation())
-    if not c then
-        return nil, err
-    end
-    return true
+    return nil, busy()
 end
 
 -- Runs try(cache) -> a, b on success (a ~= nil) | nil, err, stale. When try fails with stale
@@ -508,11 +618,12 @@ function _M.with_table(name, check)
     end)
 end
 
-function _M._set(loader, clock, p, gen)
+function _M._set(loader, clock, p, gen, park)
     loader_override, now_override = loader, clock
+    park_override = park or (loader ~= nil and NO_PARK or nil)
     policy_override = p ~= nil and check_policy(p) or nil
     generation_override = gen or (loader ~= nil and zero or nil)
-    cache, loaded_at, cache_gen, reading_gen = nil, nil, nil, nil
+    cache, cache_gen, flight, read_at = nil, nil, nil, nil
 end
 
 return _M
