@@ -12,7 +12,10 @@
  * The log lines about database calls are written here, where a call starts and ends: an
  * audit line for every call that runs as service_role (as = "service", or the caller's token
  * is service_role's), and a slow_query line for a call that took at least log.slow_query_ms.
- * They name the request's route, which tide.boot hands over with core.set_route. */
+ * They name the request's route, which tide.boot hands over with core.set_route.
+ *
+ * core.wait / core.wake let one request wait for what another does (scripts/_rest_schema.lua:
+ * one catalog read, which the others wait for): a parked coroutine, resumed by a timer. */
 #include <math.h>
 #include <stddef.h>
 #include <stdio.h>
@@ -544,6 +547,33 @@ static int l_schema_generation(lua_State *L)
     return 1;
 }
 
+/* core.wait(seconds) -> "woken" | "timeout" | "aborted": parks the request's coroutine until
+ * core.wake() in the same Lua state, `seconds` pass (0 < seconds <= 60), or the client goes
+ * away (runtime/task.h: tide__task_wait). Only in a request's own coroutine, not during a
+ * database call; a client already gone answers "aborted" at once. A woken request re-checks
+ * what it waits for: a wake is for every waiter of the state. */
+static int l_wait(lua_State *L)
+{
+    tide_task *t = tide__task_current();
+    if (!t || t->co != L) luaL_error(L, "core.wait: only in a request's own coroutine");
+    double s = luaL_checknumber(L, 1);
+    if (!(s > 0 && s <= 60)) luaL_error(L, "core.wait: seconds must be in (0, 60]");
+    if (t->aborted) {
+        lua_pushstring(L, "aborted");
+        return 1;
+    }
+    tide__task_wait(t, s);
+    return lua_yield(L, 0);
+}
+
+/* core.wake() -> n: every request of this Lua state parked in core.wait resumes with "woken"
+ * on a later loop pass (never inside this call); n of them. */
+static int l_wake(lua_State *L)
+{
+    lua_pushinteger(L, tide__vm_wake(core_vm(L)));
+    return 1;
+}
+
 /* core.set_route(pattern[, key[, budget_ms]]) -> seconds: the route tide.boot matched, for
  * the log lines of the current request (cut to 127 bytes); key ("METHOD /pattern") names it
  * for its CPU budget and quarantine, budget_ms is its own budget (policies/sandbox.lua; nil:
@@ -890,7 +920,7 @@ int tide_core_open(lua_State *L)
         { "pool_stats", l_pool_stats }, { "health", l_health },
         { "cache_depend", l_cache_depend }, { "cache_skip", l_cache_skip },
         { "cache_invalidate", l_cache_invalidate }, { "cache_get", l_cache_get },
-        { "cache_set", l_cache_set },
+        { "cache_set", l_cache_set }, { "wait", l_wait }, { "wake", l_wake },
         { NULL, NULL } };
     void *vm = lua_touserdata(L, lua_upvalueindex(1));
     if (luaL_newmetatable(L, ERROR_MT)) {          /* unless tide.errors made it first */

@@ -1,12 +1,16 @@
 -- policies/exposure.lua - what /rest/v1 (scripts/rest.lua) may touch. Hot-reloaded with
--- SIGHUP like the other policies (a reload also empties the schema cache).
+-- SIGHUP like the other policies (a reload also empties the schema cache). Read and checked
+-- when the bundle loads (scripts/_rest_schema.lua): if it does not load, is missing, or holds
+-- a wrong type or an unknown key, the bundle is rejected and the previous one keeps serving.
+-- A key left out takes its default (the values below; hide and unfiltered_writes: none).
 --
 -- schemas        the exposed schemas (PostgREST's db-schemas). Only the first is served for
 --                now, and its tables must be reachable by unqualified name (public).
 -- max_rows       at most this many rows in one answer, whatever limit/Range asks (PostgREST's
 --                db-max-rows); Content-Range shows what was sent.
 -- refresh_after  seconds: a table or column the schema cache does not know makes it re-read
---                the catalog, at most this often, before the request is refused.
+--                the catalog, at most this often (from the start of the last read, failed
+--                ones included), before the request is refused.
 -- hide           tables (= true) or columns (= {names}) /rest/v1 never shows; `*` leaves
 --                hidden columns out and naming one is a 400 as for a column that does not
 --                exist; a hidden column cannot be written either (400 PGRST204). RLS and

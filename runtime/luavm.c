@@ -22,6 +22,7 @@
 #include "log.h"
 #include "rcache.h"
 #include "metrics.h"
+#include "util.h"
 
 #include <dirent.h>
 #include <malloc.h>
@@ -54,6 +55,7 @@ struct tide_vm {
     char *bundle_buf;        /* the bundle it was built from, serialized (bundle.h), so a
                               * state grown by a stopped script can be built afresh */
     size_t bundle_len;
+    tide_task *waiters;      /* parked by core.wait (tide__task_wait), newest first */
 };
 
 #define GC_GROWTH_KB (16 * 1024)   /* collect on idle once the heap is this far above its floor */
@@ -444,6 +446,68 @@ int tide_vm_describe(tide_vm *vm, const char *section, FILE *f)
     return 0;
 }
 
+/* ---- waiting: core.wait / core.wake ------------------------------------------------------
+ *
+ * A request parks its coroutine (no database call) until another request of the same state
+ * wakes it, its time passes, or its client goes away: how one request waits for what another
+ * is doing (/rest/v1's single catalog read). Each parked task is in its vm's list, and its
+ * timer is how it resumes, always on a later loop pass: for a wake or an abort the timer is
+ * re-armed at 0. A request stopped at its budget wakes the vm's waiters (it may be the one
+ * they wait for). */
+
+static void wait_unlink(tide_task *t)
+{
+    if (t->wait_prev) t->wait_prev->wait_next = t->wait_next;
+    else if (t->vm->waiters == t) t->vm->waiters = t->wait_next;
+    if (t->wait_next) t->wait_next->wait_prev = t->wait_prev;
+    t->wait_prev = t->wait_next = NULL;
+}
+
+static void wait_done(struct ev_loop *loop, ev_timer *w, int revents)
+{
+    (void)loop; (void)revents;
+    static const char *const why[] = { "timeout", "woken", "aborted" };
+    tide_task *t = container_of(w, tide_task, wait);
+    wait_unlink(t);
+    t->waiting = 0;
+    lua_pushstring(t->co, why[t->wait_why]);
+    tide__task_resume(t, 1);
+}
+
+/* Ends t's wait on the next loop pass with why (the first reason to end it stands). */
+static void wait_end(tide_task *t, int why)
+{
+    if (!t->waiting || t->wait_why != TIDE__WAIT_TIMEOUT) return;
+    t->wait_why = why;
+    wait_unlink(t);
+    ev_timer_stop(t->app->loop, &t->wait);
+    ev_timer_set(&t->wait, 0., 0.);
+    ev_timer_start(t->app->loop, &t->wait);
+}
+
+void tide__task_wait(tide_task *t, double seconds)
+{
+    tide_vm *vm = t->vm;
+    t->waiting = 1;
+    t->wait_why = TIDE__WAIT_TIMEOUT;
+    t->wait_prev = NULL;
+    t->wait_next = vm->waiters;
+    if (vm->waiters) vm->waiters->wait_prev = t;
+    vm->waiters = t;
+    ev_timer_init(&t->wait, wait_done, seconds > 0 ? seconds : 0., 0.);
+    ev_timer_start(t->app->loop, &t->wait);
+}
+
+int tide__vm_wake(tide_vm *vm)
+{
+    int n = 0;
+    for (tide_task *t = vm->waiters, *next; t; t = next, n++) {
+        next = t->wait_next;
+        wait_end(t, TIDE__WAIT_WOKEN);           /* unlinks t */
+    }
+    return n;
+}
+
 /* ---- requests -------------------------------------------------------------------------- */
 
 static void push_lstr(lua_State *L, const char *k, const char *v, size_t len)
@@ -485,6 +549,10 @@ static void push_request(tide_task *t, tide_http_req *req)
 
 static void task_free(tide_task *t)
 {
+    if (t->waiting) {                /* not reached: a parked task is freed only once resumed */
+        ev_timer_stop(t->app->loop, &t->wait);
+        wait_unlink(t);
+    }
     if (t->cr) { tide_rcache_drop(t->cr); t->cr = NULL; }   /* never answered: as a 499 */
     if (t->tx) { tide_pool_release(t->tx); t->tx = NULL; }
     t->app->inflight--;
@@ -661,6 +729,7 @@ void tide__task_resume(tide_task *t, int nargs)
         respond_stopped(t, why, where);
         tide_vm *vm = t->vm;
         tide_vm_ref(vm);
+        tide__vm_wake(vm);           /* it may have been doing what others wait for */
         task_free(t);                /* its coroutine, open transaction and connection go */
         if (lua_gc(vm->L, LUA_GCCOUNT, 0) - vm->gc_floor_kb >= GC_GROWTH_KB)
             after_stop(vm);
@@ -670,7 +739,7 @@ void tide__task_resume(tide_task *t, int nargs)
         return;
     }
     if (rc == LUA_YIELD) {
-        if (t->call) return;             /* parked on a database call */
+        if (t->call || t->waiting) return;   /* parked on a database call, or core.wait */
         respond_internal(t, "handler yielded outside a tide call");
     } else if (rc == 0) {
         respond_from_lua(t);
@@ -701,6 +770,7 @@ static void on_abort(tide_http_req *req)
     if (!t) return;
     t->aborted = 1;
     if (t->call) tide_call_abort(t->call);
+    wait_end(t, TIDE__WAIT_ABORTED);
 }
 
 void tide_vm_dispatch(tide_vm *vm, tide_http_req *req, const char *claims, const char *sub,

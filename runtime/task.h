@@ -5,6 +5,7 @@
 #define TIDE_TASK_H
 
 #include <stdint.h>
+#include <ev.h>
 #include <lua.h>
 #include "app.h"
 #include "call.h"
@@ -33,7 +34,15 @@ typedef struct tide_task {
     int64_t budget_ns;       /* the Lua time this request may use (guard.h) */
     int64_t lua_ns;          /* ... and has used so far */
     uint64_t born;           /* the cache clock when the request started (tide.cache.set) */
+    /* parked by core.wait (tide__task_wait) until its vm's tide__vm_wake, the timer, or the
+     * client going away; linked in the vm's list of waiting tasks until one of them */
+    int waiting;             /* parked: the coroutine yielded and no call resumes it */
+    int wait_why;            /* what it resumes with: TIDE__WAIT_* */
+    ev_timer wait;           /* its time, or 0 once woken: the resume is a later loop pass */
+    struct tide_task *wait_prev, *wait_next;
 } tide_task;
+
+enum { TIDE__WAIT_TIMEOUT = 0, TIDE__WAIT_WOKEN, TIDE__WAIT_ABORTED };
 
 /* The task whose coroutine is running right now, or NULL (e.g. while a bundle loads). */
 tide_task *tide__task_current(void);
@@ -42,6 +51,14 @@ void tide__task_resume(tide_task *t, int nargs);
 /* The route tide.boot matched (key "METHOD /pattern") and its own budget (ms, 0: the
  * default), for the running task: returns the seconds the route stays in quarantine, or 0. */
 double tide__task_set_route(tide_task *t, const char *key, size_t len, double budget_ms);
+/* Parks t (the caller then yields its coroutine) until tide__vm_wake on its vm, `seconds`
+ * pass, or its client goes away; then resumes it with one value: "woken", "timeout" or
+ * "aborted" (TIDE__WAIT_*). Never resumes it inside this call. t must be running and not on a
+ * database call. */
+void tide__task_wait(tide_task *t, double seconds);
+/* Schedules every task parked on vm by tide__task_wait to resume with "woken" on a later loop
+ * pass (never inside this call). Returns how many. */
+int tide__vm_wake(tide_vm *vm);
 /* The vm's json.decode / json.null helpers for C code converting results. */
 void tide__vm_push_decode(tide_vm *vm, lua_State *L);
 tide_app *tide__vm_app(tide_vm *vm);

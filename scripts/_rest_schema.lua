@@ -3,8 +3,15 @@
 -- keys (for embedding: scripts/_rest_embed.lua) and primary key (writes: upsert's default
 -- conflict target and the Location of an insert), read from the catalog.
 --
--- When it is read: lazily, on the first /rest/v1 request a bundle serves, through tide.db
--- (db.sql with as = "service", so the catalog query takes the routing and resilience
+-- The policy: policies/exposure.lua is read and checked when this module loads, so when the
+-- bundle loads (the /rest/v1 route modules require this one): a policy that does not load (a
+-- syntax error, a half-written file, no file at all) or is malformed (a wrong type, a value out
+-- of range, an unknown key) raises, and the bundle is rejected - a SIGHUP keeps the previous
+-- bundle serving, `tide check` fails naming the file - like the routing, resilience, cache and
+-- sandbox policies. Never a default in its place: a default would hide nothing.
+--
+-- When the catalog is read: lazily, on the first /rest/v1 request a bundle serves, through
+-- tide.db (db.sql with as = "service", so the catalog query takes the routing and resilience
 -- policies like any call, and reads every exposed relation whatever the caller's grants;
 -- the caller's own rights and RLS still decide every data query). Not at bundle load: scripts
 -- load inside tide_vm_new with no request context, where no database call is allowed, and a
@@ -12,9 +19,9 @@
 -- module, so in the bundle's Lua state: a SIGHUP builds a new state that starts empty and
 -- reads the catalog again on its first request - the way to publish a migration at once.
 -- Between reloads, a name the cache does not know (a table or column added since) triggers
--- one re-read, at most every `refresh_after` seconds, before the request is refused: a
--- client cannot make tide read the catalog more often than that. Concurrent first requests
--- may each read it (no waiting primitive in Lua); the last answer wins, all are equal.
+-- one re-read, at most every `refresh_after` seconds (counted from the start of the last read,
+-- whether it succeeded or not), before the request is refused: a client cannot make tide read
+-- the catalog more often than that.
 -- `NOTIFY pgrst, 'reload schema'` (rest.notify_channel; runtime/channels.h) moves
 -- core.schema_generation(), and so does each new LISTEN session (NOTIFYs sent while none was
 -- up are lost): the next request that sees it moved re-reads the catalog, while requests
@@ -26,11 +33,26 @@
 -- every column's type (cachetags.learn; false for a nondeterministic collation), so a key a
 -- client spelled "07" or in upper case is tagged as the row Postgres compares it with.
 --
+-- Single flight: at most one catalog read runs at a time in a bundle's Lua state (so per
+-- worker process, and per bundle while an old one finishes its requests), however many
+-- requests need one. A request that needs the catalog while a read runs does not start
+-- another: with a cache it serves that (a generation move), and without one (the bundle's
+-- first read) or for an unknown name it waits for the read (core.wait; the reader's
+-- core.wake resumes it) and takes its outcome - its cache, or its error. A reader that dies
+-- mid-read (a request stopped at its budget unwinds without finishing it) is noticed by its
+-- dead coroutine (the runtime wakes the waiters when it stops a request): one waiter reads
+-- instead. A wait gives up after MAX_WAIT seconds (503 TIDE_SCHEMA_CACHE, Retry-After 1).
+--
 -- Only relations that an unqualified name resolves to are kept (pg_table_is_visible under the
 -- service role's search_path), since queries name tables unqualified: in practice the
 -- exposed schema is `public`, and only the first schema of the list is served for now
 -- (Accept-Profile is not implemented).
 --
+--   schema.policy() -> the checked policy: {schemas, max_rows, refresh_after,
+--                                           max_insert_rows, hide, unfiltered_writes}, each
+--                                           key present (left out: its default)
+--   schema.check_policy(raw) -> that policy from a raw table (raises "policies/exposure.lua:
+--                                           ..." when malformed)
 --   schema.get() -> cache | nil, err        cache.tables[name] = { name, schema, kind,
 --                                           columns = {name -> {name, type, nullable, pos}},
 --                                           names = {column names in table order},
@@ -56,15 +78,17 @@
 --                 in order),
 --       callable = false when an argument has no name (PostgREST's rule, except a lone
 --                 json/jsonb one) }
---   schema.refresh() -> true if re-read now (nil, err on failure), false if too recent
+--   schema.refresh() -> true if re-read now (or a read in flight, waited for, succeeded;
+--                                       nil, err on failure), false if too recent
 --   schema.with_retry(try) -> try(cache)'s a, b | nil, err: a name the cache does not know
 --                                       re-reads the catalog once (refresh), then try again
 --   schema.with_table(name, check) -> tinfo, planned | nil, err: with_retry on one table
 --                                       (404 PGRST205 when the cache does not hold it)
---   schema._set(loader, now, policy, generation) -> for unit specs; loader(schema_name, what)
---                                       answers the catalog's JSON text, what = nil (tables)
---                                       or "functions"; generation: a function (default
---                                       always 0)
+--   schema._set(loader, now, policy, generation, park) -> for unit specs; loader(schema_name,
+--                                       what) answers the catalog's JSON text, what = nil
+--                                       (tables) or "functions"; generation: a function
+--                                       (default always 0); park: {wait, wake} in place of
+--                                       core.wait / core.wake
 
 local db = require "tide.db"
 local cachetags = require "tide.cachetags"
@@ -73,7 +97,11 @@ local http = require "tide.http"
 local lazy = require "tide.lazy"
 local rerr = require "_rest_errors"
 
-local type, ipairs, pcall, require = type, ipairs, pcall, require
+local type, pairs, ipairs, pcall, require, error, tostring = type, pairs, ipairs, pcall, require,
+    error, tostring
+local find = string.find
+local floor, huge = math.floor, math.huge
+local co_running, co_status = coroutine.running, coroutine.status
 
 local _M = {}
 
@@ -164,24 +192,141 @@ JOIN pg_catalog.pg_namespace n ON n.oid = p.pronamespace
 JOIN pg_catalog.pg_type t ON t.oid = p.prorettype
 WHERE n.nspname = $1 AND p.prokind = 'f' AND t.oid <> 'pg_catalog.trigger'::pg_catalog.regtype]]
 
-local DEFAULT_POLICY = { schemas = { "public" }, max_rows = 1000, refresh_after = 5, hide = {} }
+---------------------------------------------------------------------------------------------
+-- the policy
 
-local policy_override, loader_override, now_override, generation_override
-local cache, loaded_at
-local cache_gen, reading_gen    -- the generation the cache was read at, the one being read
+-- The keys of policies/exposure.lua, each with its default.
+local DEFAULTS = { schemas = { "public" }, max_rows = 1000, refresh_after = 5,
+                   max_insert_rows = 1000, hide = {}, unfiltered_writes = {} }
 
--- policies/exposure.lua, checked (raises on a malformed policy: a bug to see at once).
-local function policy()
-    if policy_override then
-        return policy_override
+local function bad(msg)
+    error("policies/exposure.lua: " .. msg, 0)
+end
+
+local function whole(v, key)
+    if type(v) ~= "number" or v ~= floor(v) or v < 1 or v == huge then
+        bad(key .. " must be a whole number >= 1, not " .. tostring(v))
     end
-    local ok, p = pcall(require, "exposure")
+    return v
+end
+
+-- A list of strings (each non-empty) as a new table, or raises naming key.
+local function name_list(v, key, nonempty)
+    if type(v) ~= "table" then
+        bad(key .. " must be a list of names")
+    end
+    local out, n = {}, 0
+    for _ in pairs(v) do n = n + 1 end
+    for i = 1, n do
+        if type(v[i]) ~= "string" or v[i] == "" then
+            bad(key .. " must be a list of names")
+        end
+        out[i] = v[i]
+    end
+    if nonempty and n == 0 then
+        bad(key .. " must name at least one")
+    end
+    return out
+end
+
+-- table name -> check(value, "key.name") over a table, as a new table.
+local function per_table(v, key, check)
+    if type(v) ~= "table" then
+        bad(key .. " must be a table of table names")
+    end
+    local out = {}
+    for name, x in pairs(v) do
+        if type(name) ~= "string" then
+            bad(key .. " must be a table of table names")
+        end
+        out[name] = check(x, key .. "." .. name)
+    end
+    return out
+end
+
+local function hidden_columns(v, key)
+    if v == true then
+        return true
+    end
+    if type(v) ~= "table" then
+        bad(key .. " must be true (the whole table) or a list of column names")
+    end
+    return name_list(v, key)
+end
+
+local function allowed(v, key)
+    if v ~= true then
+        bad(key .. " must be true")
+    end
+    return true
+end
+
+-- The checked policy from raw (see the header); raises naming the key on anything malformed,
+-- so a typo never leaves a table or column exposed.
+local function check_policy(raw)
+    if type(raw) ~= "table" then
+        bad("must return a table")
+    end
+    for k in pairs(raw) do
+        if DEFAULTS[k] == nil then
+            bad("unknown key '" .. tostring(k) .. "'")
+        end
+    end
+    local function value(k)
+        local v = raw[k]
+        if v == nil then
+            return DEFAULTS[k]
+        end
+        return v
+    end
+    local r = value("refresh_after")
+    if type(r) ~= "number" or r ~= r or r < 0 or r == huge then
+        bad("refresh_after must be a number of seconds >= 0, not " .. tostring(r))
+    end
+    return {
+        schemas = name_list(value("schemas"), "schemas", true),
+        max_rows = whole(value("max_rows"), "max_rows"),
+        max_insert_rows = whole(value("max_insert_rows"), "max_insert_rows"),
+        refresh_after = r,
+        hide = per_table(value("hide"), "hide", hidden_columns),
+        unfiltered_writes = per_table(value("unfiltered_writes"), "unfiltered_writes", allowed),
+    }
+end
+_M.check_policy = check_policy
+
+-- policies/exposure.lua, read and checked now: when this module loads, the bundle loads.
+local function load_policy()
+    local ok, raw = pcall(require, "exposure")
     if not ok then
-        return DEFAULT_POLICY
+        if find(tostring(raw), "module 'exposure' not found", 1, true) then
+            bad("not found: /rest/v1 needs it (the exposed schemas, and what is hidden)")
+        end
+        error(raw, 0)
     end
-    return p
+    return check_policy(raw)
+end
+
+local POLICY = load_policy()
+
+local policy_override, loader_override, now_override, generation_override, park_override
+
+local function policy()
+    return policy_override or POLICY
 end
 _M.policy = policy
+
+---------------------------------------------------------------------------------------------
+-- the cache
+
+local cache, cache_gen         -- the cache, and the generation it was read at
+local flight                   -- the read in flight: {co (its reader), done, err} or nil
+local read_at                  -- when the last read started (refresh_after counts from it)
+
+-- How long a request waits for someone else's read (in slices: each re-checks the reader).
+local WAIT_SLICE = 1
+local MAX_WAIT = 60
+-- How many readers in a row may die under one waiting request before it gives up.
+local MAX_ROUNDS = 3
 
 local function now()
     if now_override then
@@ -191,6 +336,27 @@ local function now()
 end
 
 local function zero() return 0 end
+
+-- A spec's loader without a park: nothing ever waits (a wait would be a bug in the spec).
+local NO_PARK = {
+    wait = function() error("_rest_schema: a read is in flight and the spec gave no park", 2) end,
+    wake = function() end,
+}
+
+-- core.wait(seconds) -> "woken" | "timeout" | "aborted", and core.wake() (or the spec's).
+local function wait(seconds)
+    if park_override then
+        return park_override.wait(seconds)
+    end
+    return get_core().wait(seconds)
+end
+
+local function wake()
+    if park_override then
+        return park_override.wake()
+    end
+    return get_core().wake()
+end
 
 local function generation()
     if generation_override then
@@ -317,10 +483,43 @@ local function build(text, p)
     return { schema = p.schemas[1], tables = tables, types = types }
 end
 
+-- The read in flight, or nil. A read whose reader's coroutine is dead (a request stopped at
+-- its budget unwinds without finishing it) is dropped, so someone else reads.
+local function in_flight()
+    local f = flight
+    if f ~= nil and f.co ~= nil and co_status(f.co) == "dead" then
+        flight = nil
+        return nil
+    end
+    return f
+end
+
+local function busy()
+    local e = http.error(503, "TIDE_SCHEMA_CACHE", "the schema cache is being read; retry")
+    e.retry_after = 1
+    return e
+end
+
+-- Parks the request until read f ends or its reader dies. Returns true, or nil, err when the
+-- request gave up: its client went away, or MAX_WAIT seconds passed.
+local function await(f)
+    for _ = 1, MAX_WAIT / WAIT_SLICE do
+        if f.done or in_flight() ~= f then
+            return true
+        end
+        if wait(WAIT_SLICE) == "aborted" then
+            return nil, busy()
+        end
+    end
+    return nil, busy()
+end
+
 -- Reads the catalog for generation g (taken before the read: a move during it is seen by
--- the next request). A read that started earlier than the cache's never replaces it.
+-- the next request) as the one read in flight; wakes the requests waiting for it. Returns
+-- the new cache, or nil, err (the cache stays as it was).
 local function load(g)
-    reading_gen = g
+    local f = { co = co_running() }
+    flight, read_at = f, now()
     local p = policy()
     local text, err = read_catalog(p.schemas[1])
     local c
@@ -329,45 +528,77 @@ local function load(g)
     else
         c, err = build(text, p)
     end
-    if not c then
-        if reading_gen == g then reading_gen = nil end
-        return nil, err
+    if c then
+        local ftext
+        ftext, err = read_functions(p.schemas[1])
+        c.functions = type(ftext) == "string" and build_functions(ftext, p)
+        if not c.functions then
+            c = nil
+            err = err or http.error(500, "TIDE_SCHEMA_CACHE", "could not read the schema cache")
+        end
     end
-    local ftext
-    ftext, err = read_functions(p.schemas[1])
-    c.functions = type(ftext) == "string" and build_functions(ftext, p)
-    if not c.functions then
-        if reading_gen == g then reading_gen = nil end
-        return nil, err or http.error(500, "TIDE_SCHEMA_CACHE", "could not read the schema cache")
-    end
-    if cache == nil or g >= cache_gen then
-        cache, loaded_at, cache_gen = c, now(), g
+    if flight == f then flight = nil end
+    f.done, f.err = true, err
+    if c and (cache == nil or g >= cache_gen) then
+        cache, cache_gen = c, g
         cachetags.learn(c.types)
+    end
+    wake()
+    if not c then
+        return nil, err
     end
     return cache
 end
 
 function _M.get()
-    local g = generation()
-    if cache then
-        if g == cache_gen or g == reading_gen then
-            return cache
+    for _ = 1, MAX_ROUNDS do
+        local g = generation()
+        if cache ~= nil then
+            if g == cache_gen or in_flight() then
+                return cache
+            end
+            return load(g) or cache
         end
-        return load(g) or cache
+        local f = in_flight()
+        if f == nil then
+            return load(g)
+        end
+        local ok, err = await(f)        -- the bundle's first read: nothing to serve meanwhile
+        if not ok then
+            return nil, err
+        end
+        if f.done and cache == nil then
+            return nil, f.err
+        end
     end
-    return load(g)
+    return nil, busy()
 end
 
 function _M.refresh()
-    local p = policy()
-    if loaded_at and now() - loaded_at < (p.refresh_after or 5) then
-        return false
+    for _ = 1, MAX_ROUNDS do
+        local f = in_flight()
+        if f == nil then
+            if read_at and now() - read_at < policy().refresh_after then
+                return false
+            end
+            local c, err = load(generation())
+            if not c then
+                return nil, err
+            end
+            return true
+        end
+        local ok, err = await(f)        -- someone else's read: its outcome is ours
+        if not ok then
+            return nil, err
+        end
+        if f.done then
+            if f.err ~= nil then
+                return nil, f.err
+            end
+            return true
+        end
     end
-    local c, err = load(generation())
-    if not c then
-        return nil, err
-    end
-    return true
+    return nil, busy()
 end
 
 -- Runs try(cache) -> a, b on success (a ~= nil) | nil, err, stale. When try fails with stale
@@ -406,10 +637,12 @@ function _M.with_table(name, check)
     end)
 end
 
-function _M._set(loader, clock, p, gen)
-    loader_override, now_override, policy_override = loader, clock, p
+function _M._set(loader, clock, p, gen, park)
+    loader_override, now_override = loader, clock
+    park_override = park or (loader ~= nil and NO_PARK or nil)
+    policy_override = p ~= nil and check_policy(p) or nil
     generation_override = gen or (loader ~= nil and zero or nil)
-    cache, loaded_at, cache_gen, reading_gen = nil, nil, nil, nil
+    cache, cache_gen, flight, read_at = nil, nil, nil, nil
     cachetags.learn(nil)
 end
 

@@ -1,8 +1,9 @@
 -- spec/integration/commands_spec.lua - what `tide routes` and `tide check` print about the
 -- served bundle: every route with the file and line of its handler (the line where the
 -- handler's function starts, found here from the script's own text), and, for `tide check`,
--- the effective routing, resilience and cache policies, per-table routing overrides included.
--- They run the tide binary with the runner's environment (bundle copy, config, DSNs).
+-- the effective routing, resilience and cache policies, per-table routing overrides included,
+-- and that it fails, naming the file, on a policies/exposure.lua that does not load. They run
+-- the tide binary with the runner's environment (bundle copy, config, DSNs).
 
 local env = require "spec.helpers.env"
 
@@ -126,6 +127,32 @@ describe("tide check", function()
         local r, s, c = out:find("# routing policy"), out:find("# resilience policy"),
                         out:find("# cache policy")
         assert(r < s and s < c, "sections out of order")
+    end)
+
+    it("fails on a policies/exposure.lua that does not load, naming the file", function()
+        local parent = os.getenv("TIDE_STACK_DIR") or "var"
+        local cases = {
+            { "a syntax error", function(path, text) env.write_file(path, text .. "\noops\n") end,
+              "exposure%.lua:%d+:" },
+            { "no file", function(path) assert(os.remove(path)) end,
+              "policies/exposure%.lua: not found" },
+            { "a malformed value", function(path, text)
+                  env.write_file(path, (text:gsub("max_rows = 1000", 'max_rows = "all"')))
+              end, "policies/exposure%.lua: max_rows" },
+        }
+        for _, case in ipairs(cases) do
+            local out, ok = env.run("mktemp -d " .. env.quote(parent .. "/policies.XXXXXX"))
+            assert(ok, out)
+            local dir = out:gsub("%s+$", "")
+            finally(function() env.run("rm -rf " .. env.quote(dir)) end)
+            assert(select(2, env.run("cp policies/*.lua " .. env.quote(dir) .. "/")))
+            local path = dir .. "/exposure.lua"
+            case[2](path, assert(env.read_file(path)))
+            out, ok = tide("check", "TIDE_POLICIES_DIR=" .. env.quote(dir))
+            assert.is_false(ok, case[1] .. ": tide check passed:\n" .. out)
+            assert.matches(case[3], out, 1, false, case[1])
+            assert.is_nil(out:find("policies OK", 1, true), case[1])
+        end
     end)
 
     it("prints per-table routing overrides, only what they change", function()

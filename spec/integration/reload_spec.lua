@@ -1,12 +1,16 @@
 -- spec/integration/reload_spec.lua - SIGHUP reloads as a user notices them: a reload changes
 -- a route's behaviour; a bundle with a syntax error (or one that raises while loading) is
 -- rejected whole, so the old routes keep serving and none of the new bundle's changes show;
+-- so is one whose policies/exposure.lua does not load (a syntax error, no file, a malformed
+-- value), and /rest/v1 keeps hiding what the old policy hides (api_keys' sealed columns);
 -- and under steady traffic from another process, reloads drop no request (all 2xx).
--- It edits only files of its own (zz_test_*.lua) in the served copy TIDE_BUNDLE_DIR/scripts
--- and removes them, reloading, at the end.
+-- It edits files of its own (zz_test_*.lua) in the served copy TIDE_BUNDLE_DIR/scripts and
+-- removes them, reloading, at the end; policies/exposure.lua there is put back after each
+-- test that breaks it.
 
 local env = require "spec.helpers.env"
 local api = require "spec.helpers.api"
+local fault = require "spec.helpers.fault"
 
 local VERSION = "zz_test_reload.lua"
 local BROKEN = "zz_test_broken.lua"
@@ -115,6 +119,66 @@ describe("reload", function()
 
     it("a bundle with a malformed route is rejected whole", function()
         rejected_whole("return { ['FETCH nowhere'] = 42 }\n")
+    end)
+
+    -- Breaks policies/exposure.lua with breaker(path, text) alongside a change of the version
+    -- module: the reload must be rejected whole, and api_keys' sealed columns stay refused
+    -- (400 42703, as for a column that does not exist) for a user and for service_role.
+    local function exposure_rejected(breaker)
+        env.need("admin_url")
+        local path = env.bundle_dir .. "/policies/exposure.lua"
+        local original = assert(env.read_file(path))
+        local service = env.new_user({ role = "service_role" })
+        finally(function()
+            env.write_file(path, original)
+            env.hup()
+        end)
+        put(VERSION, version_module(2))
+        env.hup()
+        assert.is_true(settles_on(2))
+        put(VERSION, version_module(3))
+        breaker(path, original)
+        local failures = fault.stats().reload_failures
+        env.hup()
+        assert.is_truthy(env.wait_until(function()
+            return fault.stats().reload_failures > failures
+        end, 5, 0.05), "the reload was not counted as rejected")
+        local deadline = env.now() + 1.5
+        local checks = 0
+        while env.now() < deadline do
+            for _, who in ipairs { u, service } do
+                local status, body = api.call(who, "GET",
+                                              "/rest/v1/api_keys?select=encrypted_key,key_hash")
+                assert.are.equal(400, status)
+                assert.are.equal("42703", body.code)
+            end
+            assert.are.equal(2, (version()))
+            checks = checks + 1
+            env.sleep(0.05)
+        end
+        assert.is_true(checks > 3)
+        -- put back: the next reload takes the whole bundle, so the earlier one was rejected
+        env.write_file(path, original)
+        env.hup()
+        assert.is_true(settles_on(3))
+        assert.are.equal(400, (api.call(service, "GET", "/rest/v1/api_keys?select=key_hash")))
+    end
+
+    it("a bundle whose policies/exposure.lua has a syntax error is rejected whole", function()
+        exposure_rejected(function(path, text) env.write_file(path, text .. "\noops\n") end)
+    end)
+
+    it("a bundle without policies/exposure.lua is rejected whole", function()
+        exposure_rejected(function(path) assert(os.remove(path)) end)
+    end)
+
+    it("a bundle whose policies/exposure.lua is malformed is rejected whole", function()
+        exposure_rejected(function(path, text)
+            -- a column list written as a string would hide nothing
+            local bad = text:gsub('api_keys = {[^}]*}', 'api_keys = "encrypted_key"')
+            assert.are_not.equal(text, bad)
+            env.write_file(path, bad)
+        end)
     end)
 
     it("reloads under steady traffic drop no request", function()
