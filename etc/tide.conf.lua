@@ -5,6 +5,7 @@
 --   TIDE_DSN_DIRECT, TIDE_DSN_SESSION, TIDE_DSN_TRANSACTION,
 --   TIDE_SCRIPTS_DIR, TIDE_POLICIES_DIR, TIDE_BINDINGS_DIR, TIDE_LOG_LEVEL, TIDE_DEV,
 --   TIDE_HTTP_MAX_INFLIGHT_BODY_BYTES, TIDE_HTTP_MAX_CONNECTIONS_PER_CLIENT,
+--   TIDE_HTTP_MAX_UNSENT_BYTES,
 --   TIDE_CACHE_MAX_BYTES, TIDE_CACHE_CHANNEL, TIDE_REST_NOTIFY_CHANNEL, TIDE_WORKERS,
 --   TIDE_SUPERVISE (0 or 1), TIDE_WATCHDOG_MS, TIDE_SCRIPT_MAX_CPU_MS, TIDE_SCRIPT_MAX_MEMORY,
 --   TIDE_LOG_BUFFER_BYTES, TIDE_LOG_SLOW_QUERY_MS
@@ -61,6 +62,10 @@ return {
     -- Open connections from one IP address; more are reset at accept (0 = no cap). Behind a
     -- load balancer or reverse proxy every connection comes from it: set 0 (or its share).
     max_connections_per_client = 256,
+    -- Answers waiting for clients that do not read them, all connections together (what the
+    -- socket did not take, until the client has read it). When a new answer finds the others
+    -- holding more, the connections whose clients have gone longest without reading are reset.
+    max_unsent_bytes = 67108864,
   },
 
   -- What one request's script may use (docs/scripts.md "When a script misbehaves"):

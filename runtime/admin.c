@@ -148,7 +148,8 @@ static void admin_stats(tide_app *app, tide_http_req *req)
              "{\"http\":{\"accepted\":%lld,\"open\":%lld,\"requests\":%lld,\"responses\":%lld,"
              "\"rejected_431\":%lld,\"rejected_413\":%lld,\"timeouts_408\":%lld,"
              "\"rejected_400\":%lld,\"rejected_busy\":%lld,\"rejected_per_client\":%lld,"
-             "\"body_bytes\":%lld,\"clients\":%lld,\"reads_deferred\":%lld},"
+             "\"body_bytes\":%lld,\"clients\":%lld,\"reads_deferred\":%lld,"
+             "\"unsent_bytes\":%lld,\"slow_readers_closed\":%lld},"
              "\"worker\":%d,\"workers\":%d,\"pid\":%d,"
              "\"inflight\":%lld,\"reloads\":%lld,\"reload_failures\":%lld,\"routes\":%d,"
              "\"jwt_cache\":{\"hits\":%lld,\"misses\":%lld},"
@@ -157,7 +158,7 @@ static void admin_stats(tide_app *app, tide_http_req *req)
              "\"supervisor\":%s,\"uptime_s\":%.1f,\"cache\":",
              h.accepted, h.open, h.requests, h.responses, h.rejected_431, h.rejected_413,
              h.timeouts_408, h.rejected_400, h.rejected_busy, h.rejected_per_client,
-             h.body_bytes, h.clients, h.parked, app->worker, app->nworkers > 1 ? app->nworkers : 1,
+             h.body_bytes, h.clients, h.parked, h.unsent_bytes, h.slow_readers_closed, app->worker, app->nworkers > 1 ? app->nworkers : 1,
              (int)getpid(), app->inflight, app->reloads, app->reload_failures,
              tide_vm_route_count(app->vm), jc.hits, jc.misses, app->max_pass * 1000.0,
              app->slow_passes, logs, app->schema_generation, app->schema_reloads_heard,

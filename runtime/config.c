@@ -66,6 +66,8 @@ static const tide_setting config_table[] = {
       http.max_inflight_body_bytes),
     C("http", "max_connections_per_client", INT, 0, 10000000, 256, NULL, 0,
       http.max_connections_per_client),
+    C("http", "max_unsent_bytes", SIZE, 65536, 1e15, 64 * 1024 * 1024, NULL, 0,
+      http.max_unsent_bytes),
     C("script", "max_cpu_ms", INT, 1, 3600000, 500, NULL, 0, script_max_cpu_ms),
     C("script", "max_memory", SIZE, 1 << 20, 1e12, 256 * 1024 * 1024, NULL, 0,
       script_max_memory),
@@ -303,12 +305,15 @@ int tide_config_load(const char *path, int dev, tide_config *c, char *err, size_
     long long buffer_bytes = (long long)c->log_buffer_bytes, slow_ms = c->log_slow_query_ms;
     long long nice = c->nice, watchdog_ms = c->watchdog_ms;
     long long cpu_ms = c->script_max_cpu_ms, max_mem = (long long)c->script_max_memory;
+    long long unsent = (long long)c->http.max_unsent_bytes;
     if (env_whole("TIDE_LOG_BUFFER_BYTES", 16384, 1 << 30, &buffer_bytes, err, errlen) != 0 ||
         env_whole("TIDE_LOG_SLOW_QUERY_MS", 0, 3600000, &slow_ms, err, errlen) != 0 ||
         env_whole("TIDE_NICE", -20, 19, &nice, err, errlen) != 0 ||
         env_whole("TIDE_WATCHDOG_MS", 0, 3600000, &watchdog_ms, err, errlen) != 0 ||
         env_whole("TIDE_SCRIPT_MAX_CPU_MS", 1, 3600000, &cpu_ms, err, errlen) != 0 ||
         env_whole("TIDE_SCRIPT_MAX_MEMORY", 1 << 20, 1000000000000LL, &max_mem, err,
+                  errlen) != 0 ||
+        env_whole("TIDE_HTTP_MAX_UNSENT_BYTES", 65536, 1000000000000000LL, &unsent, err,
                   errlen) != 0) {
         tide_config_free(c);
         return TIDE_EINVAL;
@@ -318,6 +323,7 @@ int tide_config_load(const char *path, int dev, tide_config *c, char *err, size_
     c->nice = (int)nice;
     c->script_max_cpu_ms = (int)cpu_ms;
     c->script_max_memory = (size_t)max_mem;
+    c->http.max_unsent_bytes = (size_t)unsent;
     c->watchdog_ms = (int)watchdog_ms;
     /* the heartbeat comes every watchdog_ms / 4: below 100 ms a busy but healthy loop pass
      * would be taken for a stall */

@@ -251,6 +251,12 @@ static void render_http(out *o, tide_app *app)
     single(o, "tide_http_reads_deferred_total", "counter",
            "Readable connections put off to a later event-loop pass by its read budget.",
            h.parked);
+    single(o, "tide_http_unsent_bytes", "gauge",
+           "Output buffers held now for answers their clients have not read yet.",
+           h.unsent_bytes);
+    single(o, "tide_http_slow_readers_closed_total", "counter",
+           "Connections reset because the answers waiting for their clients passed "
+           "http.max_unsent_bytes (the slowest readers first).", h.slow_readers_closed);
     single(o, "tide_inflight_requests", "gauge",
            "Requests running in the bundle now.", app->inflight);
 }
