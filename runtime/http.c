@@ -51,7 +51,10 @@
  * that list - the slowest readers - until the others fit it again; never the connection just
  * answered, nor one whose request is with the handler. While a connection has output waiting,
  * its pipelined requests are not parsed: nothing more is produced for a client that does not
- * read.
+ * read. A buffer of OBUF_MAP_MIN or more is mapped for itself rather than taken from malloc,
+ * so what a reset (or the last byte read) frees goes back to the system at once: from malloc's
+ * heap, buffers of a few MiB freed in turn would leave holes that keep tide's resident memory
+ * at its high-water mark.
  *
  * Closing never frees inside a callback chain: closed conns go on a reap list that is freed
  * when the outermost http callback (or public call) returns (`depth` counts them).
@@ -73,6 +76,7 @@
 #include <netdb.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
+#include <sys/mman.h>
 #include <sys/random.h>
 #include <sys/socket.h>
 #include <sys/uio.h>
@@ -86,6 +90,7 @@ enum {
     HDRS_MIN = 16,
     HDRS_MAX = 128,             /* header fields per request (more -> 431): slots <= 4 KiB */
     CLIENTS_MIN = 64,           /* first size of the per-client table (a power of two) */
+    OBUF_MAP_MIN = 128 * 1024,  /* output buffers this large are pages of their own (mmap) */
 };
 #define LINGER_TIMEOUT 2.0      /* how long to drain input before closing after an error */
 #define ACCEPT_RETRY 0.25       /* pause after EMFILE and friends */
@@ -151,7 +156,7 @@ struct conn {
     int fd;
     uint8_t tmode, err;
     unsigned busy : 1, closed : 1, closing : 1, linger : 1, lingering : 1, eof : 1,
-             in_parse : 1, queued : 1, parked : 1;
+             in_parse : 1, queued : 1, parked : 1, omapped : 1;
 };
 
 /* Open connections of one client address (IPv4 as ::ffff:a.b.c.d); freed at zero. */
@@ -222,13 +227,55 @@ static void srv_enter(tide_http_server *s)
     s->depth++;
 }
 
+/* Gives c's output buffer back (ocap and olen/opos left to the caller). */
+static void obuf_free(conn *c)
+{
+    if (c->omapped)
+        munmap(c->obuf, c->ocap);
+    else
+        free(c->obuf);
+    c->obuf = NULL;
+    c->omapped = 0;
+}
+
+/* Grows c's output buffer to at least cap bytes, keeping [0, olen). From OBUF_MAP_MIN on it
+ * is a mapping of whole pages (see the header comment). 0 or TIDE_ENOMEM (unchanged). */
+static int obuf_grow(conn *c, size_t cap)
+{
+    char *b;
+    if (cap < OBUF_MAP_MIN && !c->omapped) {
+        if (!(b = realloc(c->obuf, cap)))
+            return TIDE_ENOMEM;
+    } else {
+        size_t page = 4096;
+        cap = (cap + page - 1) / page * page;
+        if (cap > UINT32_MAX)
+            return TIDE_ENOMEM;
+        if (c->omapped) {
+            b = mremap(c->obuf, c->ocap, cap, MREMAP_MAYMOVE);
+        } else {
+            b = mmap(NULL, cap, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+            if (b != MAP_FAILED && c->obuf) {
+                memcpy(b, c->obuf, c->olen);
+                free(c->obuf);
+            }
+        }
+        if (b == MAP_FAILED)
+            return TIDE_ENOMEM;
+        c->omapped = 1;
+    }
+    c->obuf = b;
+    c->ocap = (uint32_t)cap;
+    return 0;
+}
+
 static void reap(tide_http_server *s)
 {
     conn *c;
     while ((c = s->reap)) {
         s->reap = c->next;
         free(c->rbuf);
-        free(c->obuf);
+        obuf_free(c);
         free(c);
     }
 }
@@ -926,14 +973,8 @@ static int send_bytes(conn *c, const struct iovec *iov, int n)
         c->olen = (uint32_t)pending;
         c->opos = 0;
     }
-    if (c->olen + rest > c->ocap) {
-        size_t cap = c->olen + rest;
-        char *b = realloc(c->obuf, cap);
-        if (!b)
-            return TIDE_ENOMEM;
-        c->obuf = b;
-        c->ocap = (uint32_t)cap;
-    }
+    if (c->olen + rest > c->ocap && obuf_grow(c, c->olen + rest) != 0)
+        return TIDE_ENOMEM;
     size_t skip = sent;
     for (int i = 0; i < n; i++) {
         size_t l = iov[i].iov_len;
@@ -1512,8 +1553,7 @@ static void on_write(struct ev_loop *loop, ev_io *w, int revents)
         if (c->tmode == TM_WRITE)
             ev_timer_again(loop, &c->timer);   /* progress: the stall timer restarts */
         if (c->opos == c->olen) {
-            free(c->obuf);
-            c->obuf = NULL;
+            obuf_free(c);
             c->opos = c->olen = c->ocap = 0;
         }
         out_note(c);   /* released, or last on the list: this client reads */
