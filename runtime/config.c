@@ -44,6 +44,7 @@ static const tide_setting config_table[] = {
     C("listen", "port", INT, 0, 65535, 8080, NULL, 0, listen_port),
     C("admin", "host", STRING, 0, 0, 0, "127.0.0.1", 0, admin_host),
     C("admin", "port", INT, 0, 65535, 8081, NULL, 0, admin_port),
+    C("admin", "token", STRING, 0, 0, 0, NULL, TIDE_SET_SECRET, admin_token),
     C(NULL, "log_level", STRING, 0, 0, 0, "info", 0, log_level),
     C("log", "buffer_bytes", SIZE, 16384, 1 << 30, 1024 * 1024, NULL, 0, log_buffer_bytes),
     C("log", "slow_query_ms", INT, 0, 3600000, 500, NULL, 0, log_slow_query_ms),
@@ -215,6 +216,7 @@ static const char *const published_jwt_secrets[] = {
     "tide-bench-jwt-secret-0123456789-abcdefghijkl",
     "super-secret-jwt-token-with-at-least-32-characters-long",
 };
+static const char published_admin_token[] = "tide-local-development-admin-token-change-me";
 static const char published_enc_key[] =
     "6c6f63616c2d6465762d6b65792d6368616e67652d6d652d706c656173652121";
 
@@ -289,6 +291,7 @@ int tide_config_load(const char *path, int dev, tide_config *c, char *err, size_
     if ((v = getenv("TIDE_BINDINGS_DIR")) && *v) set_str(&c->bindings_dir, v);
     if ((v = getenv("TIDE_LOG_LEVEL")) && *v) set_str(&c->log_level, v);
     if ((v = getenv("TIDE_ENCRYPTION_KEY")) && *v) set_str(&c->enc_key_hex, v);
+    if ((v = getenv("TIDE_ADMIN_TOKEN")) && *v) set_str(&c->admin_token, v);
     if ((v = getenv("TIDE_HTTP_MAX_INFLIGHT_BODY_BYTES")) && *v)
         c->http.max_inflight_body_bytes = (size_t)strtoull(v, NULL, 10);
     if ((v = getenv("TIDE_HTTP_MAX_CONNECTIONS_PER_CLIENT")) && *v)
@@ -379,6 +382,19 @@ int tide_config_load(const char *path, int dev, tide_config *c, char *err, size_
                  "(TIDE_DEV=1) for local development only");
         tide_config_free(c);
         return TIDE_EINVAL;
+    }
+    if (c->admin_token && strlen(c->admin_token) < 16) {
+        snprintf(err, errlen, "admin.token (or TIDE_ADMIN_TOKEN) must be at least 16 characters "
+                 "(e.g. `openssl rand -hex 24`)");
+        tide_config_free(c);
+        return TIDE_EINVAL;
+    }
+    if (!dev && c->admin_token && strcmp(c->admin_token, published_admin_token) == 0) {
+        /* not a refusal to start: without a token the admin listener still serves reads */
+        memset(c->admin_token, 0, strlen(c->admin_token));
+        free(c->admin_token);
+        c->admin_token = NULL;
+        c->admin_token_published = 1;
     }
     if (!c->upstreams[TIDE_UP_DIRECT].dsn) {
         snprintf(err, errlen, "upstreams.direct.dsn (or TIDE_DSN_DIRECT) is required");

@@ -1897,6 +1897,7 @@ tide_http_req *tide_http_req_copy(const tide_http_req *req)
     r->pub.nheaders = req->nheaders;
     r->pub.body = "";
     memcpy(r->pub.id, req->id, sizeof r->pub.id);
+    memcpy(r->pub.client_id, req->client_id, sizeof r->pub.client_id);
     r->nslots = r->cap_slots = req->nheaders;
     return &r->pub;
 }
@@ -2042,6 +2043,7 @@ const char *tide_http_reason(int status)
     case 415: return "Unsupported Media Type";
     case 416: return "Range Not Satisfiable";
     case 417: return "Expectation Failed";
+    case 421: return "Misdirected Request";
     case 422: return "Unprocessable Entity";
     case 425: return "Too Early";
     case 426: return "Upgrade Required";

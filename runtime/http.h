@@ -95,6 +95,9 @@ struct tide_http_req {
     /* The request id, set by the upper layer (NUL-terminated, safe characters); the response
      * carries it as X-Request-Id when it is not empty. */
     char id[TIDE_HTTP_ID_MAX + 1];
+    /* What the client sent as its own id, when the upper layer keeps it ("" if none): only
+     * logged beside id, never sent back nor used as id. */
+    char client_id[TIDE_HTTP_ID_MAX + 1];
 };
 
 /* Called for every complete request. Must eventually call tide_http_respond(req, ...). */

@@ -77,8 +77,8 @@ void tide_request_record(const tide_http_req *req, const char *id, tide_role rol
 {
     if (seconds < 0)
         seconds = 0;
-    tide_log_request(id, req->method, req->path, req->path_len, status, seconds * 1000.0,
-                     tide_role_name(role), aborted, cache);
+    tide_log_request(id, req->client_id, req->method, req->path, req->path_len, status,
+                     seconds * 1000.0, tide_role_name(role), aborted, cache);
     tide_metrics_request(route, req->method, status, seconds);
     if (role == TIDE_ROLE_SERVICE)
         tide_log_audit_request(id, sub, req->method, route, req->path, req->path_len, status);

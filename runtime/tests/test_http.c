@@ -1930,6 +1930,7 @@ TEST(http_reason_phrases)
     CHECK_STR(tide_http_reason(200), "OK");
     CHECK_STR(tide_http_reason(404), "Not Found");
     CHECK_STR(tide_http_reason(413), "Payload Too Large");
+    CHECK_STR(tide_http_reason(421), "Misdirected Request");
     CHECK_STR(tide_http_reason(431), "Request Header Fields Too Large");
     CHECK_STR(tide_http_reason(503), "Service Unavailable");
     CHECK_STR(tide_http_reason(299), "Unknown");
