@@ -1226,13 +1226,15 @@ curl_pass() {
     "$(cut -d'|' -f2 "$CACHE_DIR/$name.txt" | sed 's/^$/none/' | sort | uniq -c | awk '{ printf "%s %s ", $2, $1 }')")"
 }
 
-# flush_cache: drops every entry of tide's result cache (POST /admin/cache/flush), so the pass
+# flush_cache: drops every entry of tide's result cache (POST /admin/cache/flush, with the
+# admin token: TIDE_ADMIN_TOKEN, else etc/tide.conf.lua's development one), so the pass
 # that follows stores fresh entries for the whole set (a pass would leave entries it finds fresh
 # as they are, and they could expire during the measured run); every worker's, with workers.
 flush_cache() {
-  local code u
+  local code u token=${TIDE_ADMIN_TOKEN:-tide-local-development-admin-token-change-me}
   for u in $(admin_urls); do     # with workers, each has its own cache
-    code=$(curl -s --max-time 5 -o "$LOGS/cache-flush.json" -w '%{http_code}' -X POST "$u/admin/cache/flush")
+    code=$(curl -s --max-time 5 -o "$LOGS/cache-flush.json" -w '%{http_code}' -X POST \
+      -H "Authorization: Bearer $token" "$u/admin/cache/flush")
     [ "$code" = 200 ] || say "warning: POST $u/admin/cache/flush answered $code: $(head -c 200 "$LOGS/cache-flush.json")"
   done
 }

@@ -1,23 +1,32 @@
 -- etc/tide.conf.lua: tide's configuration (read once at start; restart to change it).
 -- Environment variables override these values:
 --   TIDE_HTTP_PORT, TIDE_ADMIN_PORT, TIDE_JWT_SECRET, TIDE_ENCRYPTION_KEY,
---   TIDE_JWT_AUDIENCE, TIDE_JWT_ISSUER, TIDE_JWT_REQUIRE_EXP (0 or 1),
+--   TIDE_JWT_AUDIENCE, TIDE_JWT_ISSUER, TIDE_JWT_REQUIRE_EXP (0 or 1), TIDE_ADMIN_TOKEN,
 --   TIDE_DSN_DIRECT, TIDE_DSN_SESSION, TIDE_DSN_TRANSACTION,
 --   TIDE_SCRIPTS_DIR, TIDE_POLICIES_DIR, TIDE_BINDINGS_DIR, TIDE_LOG_LEVEL, TIDE_DEV,
 --   TIDE_HTTP_MAX_INFLIGHT_BODY_BYTES, TIDE_HTTP_MAX_CONNECTIONS_PER_CLIENT,
+--   TIDE_HTTP_MAX_UNSENT_BYTES,
 --   TIDE_CACHE_MAX_BYTES, TIDE_CACHE_CHANNEL, TIDE_REST_NOTIFY_CHANNEL, TIDE_WORKERS,
 --   TIDE_SUPERVISE (0 or 1), TIDE_WATCHDOG_MS, TIDE_SCRIPT_MAX_CPU_MS, TIDE_SCRIPT_MAX_MEMORY,
 --   TIDE_LOG_BUFFER_BYTES, TIDE_LOG_SLOW_QUERY_MS
 -- The secrets below are published with tide, so tide refuses them unless development mode is
 -- asked for (`tide serve --dev` or TIDE_DEV=1; `make run` and `make test` ask). Anywhere else,
 -- set your own: TIDE_JWT_SECRET (openssl rand -base64 48) and TIDE_ENCRYPTION_KEY
--- (openssl rand -hex 32).
+-- (openssl rand -hex 32); the admin token below is ignored there until TIDE_ADMIN_TOKEN sets
+-- one.
 -- The defaults live in C (runtime/config.c's schema table: type, bounds and default of every
 -- key); the values below repeat them for reading. A key left out takes its default, a misspelt
 -- one is refused. `tide check` prints the effective values (secrets masked).
 return {
   listen = { host = "127.0.0.1", port = 8080 },
-  admin  = { host = "127.0.0.1", port = 8081 },
+  -- The admin listener (/health, /metrics, /admin/stats, ...): keep it on 127.0.0.1 or a
+  -- private network. It answers only requests naming it as localhost, an IP address or this
+  -- host. token: the bearer token that POST /admin/* (cache flush, statistics reset) needs
+  -- (`Authorization: Bearer <token>`, at least 16 characters); without one those are refused.
+  -- The one below is published: accepted in development mode only (elsewhere ignored, with a
+  -- warning); set your own with TIDE_ADMIN_TOKEN (openssl rand -hex 24).
+  admin  = { host = "127.0.0.1", port = 8081,
+             token = "tide-local-development-admin-token-change-me" },
   log_level = "info",
   -- Logs never block serving: stdout (JSON lines) and stderr each go through a buffer of
   -- buffer_bytes; when their reader falls that far behind, lines are dropped and counted
@@ -61,6 +70,10 @@ return {
     -- Open connections from one IP address; more are reset at accept (0 = no cap). Behind a
     -- load balancer or reverse proxy every connection comes from it: set 0 (or its share).
     max_connections_per_client = 256,
+    -- Answers waiting for clients that do not read them, all connections together (what the
+    -- socket did not take, until the client has read it). When a new answer finds the others
+    -- holding more, the connections whose clients have gone longest without reading are reset.
+    max_unsent_bytes = 67108864,
   },
 
   -- What one request's script may use (docs/scripts.md "When a script misbehaves"):

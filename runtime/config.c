@@ -44,6 +44,7 @@ static const tide_setting config_table[] = {
     C("listen", "port", INT, 0, 65535, 8080, NULL, 0, listen_port),
     C("admin", "host", STRING, 0, 0, 0, "127.0.0.1", 0, admin_host),
     C("admin", "port", INT, 0, 65535, 8081, NULL, 0, admin_port),
+    C("admin", "token", STRING, 0, 0, 0, NULL, TIDE_SET_SECRET, admin_token),
     C(NULL, "log_level", STRING, 0, 0, 0, "info", 0, log_level),
     C("log", "buffer_bytes", SIZE, 16384, 1 << 30, 1024 * 1024, NULL, 0, log_buffer_bytes),
     C("log", "slow_query_ms", INT, 0, 3600000, 500, NULL, 0, log_slow_query_ms),
@@ -66,6 +67,8 @@ static const tide_setting config_table[] = {
       http.max_inflight_body_bytes),
     C("http", "max_connections_per_client", INT, 0, 10000000, 256, NULL, 0,
       http.max_connections_per_client),
+    C("http", "max_unsent_bytes", SIZE, 65536, 1e15, 64 * 1024 * 1024, NULL, 0,
+      http.max_unsent_bytes),
     C("script", "max_cpu_ms", INT, 1, 3600000, 500, NULL, 0, script_max_cpu_ms),
     C("script", "max_memory", SIZE, 1 << 20, 1e12, 256 * 1024 * 1024, NULL, 0,
       script_max_memory),
@@ -213,6 +216,7 @@ static const char *const published_jwt_secrets[] = {
     "tide-bench-jwt-secret-0123456789-abcdefghijkl",
     "super-secret-jwt-token-with-at-least-32-characters-long",
 };
+static const char published_admin_token[] = "tide-local-development-admin-token-change-me";
 static const char published_enc_key[] =
     "6c6f63616c2d6465762d6b65792d6368616e67652d6d652d706c656173652121";
 
@@ -287,6 +291,7 @@ int tide_config_load(const char *path, int dev, tide_config *c, char *err, size_
     if ((v = getenv("TIDE_BINDINGS_DIR")) && *v) set_str(&c->bindings_dir, v);
     if ((v = getenv("TIDE_LOG_LEVEL")) && *v) set_str(&c->log_level, v);
     if ((v = getenv("TIDE_ENCRYPTION_KEY")) && *v) set_str(&c->enc_key_hex, v);
+    if ((v = getenv("TIDE_ADMIN_TOKEN")) && *v) set_str(&c->admin_token, v);
     if ((v = getenv("TIDE_HTTP_MAX_INFLIGHT_BODY_BYTES")) && *v)
         c->http.max_inflight_body_bytes = (size_t)strtoull(v, NULL, 10);
     if ((v = getenv("TIDE_HTTP_MAX_CONNECTIONS_PER_CLIENT")) && *v)
@@ -303,12 +308,15 @@ int tide_config_load(const char *path, int dev, tide_config *c, char *err, size_
     long long buffer_bytes = (long long)c->log_buffer_bytes, slow_ms = c->log_slow_query_ms;
     long long nice = c->nice, watchdog_ms = c->watchdog_ms;
     long long cpu_ms = c->script_max_cpu_ms, max_mem = (long long)c->script_max_memory;
+    long long unsent = (long long)c->http.max_unsent_bytes;
     if (env_whole("TIDE_LOG_BUFFER_BYTES", 16384, 1 << 30, &buffer_bytes, err, errlen) != 0 ||
         env_whole("TIDE_LOG_SLOW_QUERY_MS", 0, 3600000, &slow_ms, err, errlen) != 0 ||
         env_whole("TIDE_NICE", -20, 19, &nice, err, errlen) != 0 ||
         env_whole("TIDE_WATCHDOG_MS", 0, 3600000, &watchdog_ms, err, errlen) != 0 ||
         env_whole("TIDE_SCRIPT_MAX_CPU_MS", 1, 3600000, &cpu_ms, err, errlen) != 0 ||
         env_whole("TIDE_SCRIPT_MAX_MEMORY", 1 << 20, 1000000000000LL, &max_mem, err,
+                  errlen) != 0 ||
+        env_whole("TIDE_HTTP_MAX_UNSENT_BYTES", 65536, 1000000000000000LL, &unsent, err,
                   errlen) != 0) {
         tide_config_free(c);
         return TIDE_EINVAL;
@@ -318,6 +326,7 @@ int tide_config_load(const char *path, int dev, tide_config *c, char *err, size_
     c->nice = (int)nice;
     c->script_max_cpu_ms = (int)cpu_ms;
     c->script_max_memory = (size_t)max_mem;
+    c->http.max_unsent_bytes = (size_t)unsent;
     c->watchdog_ms = (int)watchdog_ms;
     /* the heartbeat comes every watchdog_ms / 4: below 100 ms a busy but healthy loop pass
      * would be taken for a stall */
@@ -373,6 +382,19 @@ int tide_config_load(const char *path, int dev, tide_config *c, char *err, size_
                  "(TIDE_DEV=1) for local development only");
         tide_config_free(c);
         return TIDE_EINVAL;
+    }
+    if (c->admin_token && strlen(c->admin_token) < 16) {
+        snprintf(err, errlen, "admin.token (or TIDE_ADMIN_TOKEN) must be at least 16 characters "
+                 "(e.g. `openssl rand -hex 24`)");
+        tide_config_free(c);
+        return TIDE_EINVAL;
+    }
+    if (!dev && c->admin_token && strcmp(c->admin_token, published_admin_token) == 0) {
+        /* not a refusal to start: without a token the admin listener still serves reads */
+        memset(c->admin_token, 0, strlen(c->admin_token));
+        free(c->admin_token);
+        c->admin_token = NULL;
+        c->admin_token_published = 1;
     }
     if (!c->upstreams[TIDE_UP_DIRECT].dsn) {
         snprintf(err, errlen, "upstreams.direct.dsn (or TIDE_DSN_DIRECT) is required");

@@ -23,6 +23,10 @@ typedef struct tide_upstream_config {
 typedef struct tide_config {
     char *listen_host; int listen_port;
     char *admin_host;  int admin_port;
+    /* The bearer token of state-changing admin requests (NULL: they are refused). A published
+     * development token outside development mode is dropped here: admin_token_published. */
+    char *admin_token;
+    int admin_token_published;
     char *jwt_secret;  int jwt_leeway;
     int jwt_require_exp;                 /* refuse tokens without exp (default 1) */
     char *jwt_audience, *jwt_issuer;     /* NULL: aud / iss not checked */
@@ -49,8 +53,10 @@ typedef struct tide_config {
 /* Loads path (NULL = defaults only) and applies environment overrides. dev (or TIDE_DEV=1)
  * asks for development mode; without it a JWT secret or AES key that this repository
  * publishes (etc/tide.conf.lua's, the test suite's, Supabase's demo secret) is refused, so a
- * forgotten override cannot let anyone mint tokens. Returns 0, or an error with a message in
- * err. On error *cfg holds nothing to free. */
+ * forgotten override cannot let anyone mint tokens, and the published admin token is dropped
+ * (admin_token NULL, admin_token_published set: the caller warns), so state-changing admin
+ * requests are refused until a token of one's own is set. Returns 0, or an error with a
+ * message in err. On error *cfg holds nothing to free. */
 TIDE_MUST_CHECK int tide_config_load(const char *path, int dev, tide_config *cfg, char *err,
                                      size_t errlen);
 void tide_config_free(tide_config *cfg);

@@ -226,3 +226,12 @@ void tide_crypto_sha256_hex(const void *data, size_t len, char hex[65])
     SHA256(data, len, md);
     to_hex(md, hex);
 }
+
+int tide_crypto_equal_secret(const void *a, size_t alen, const void *b, size_t blen)
+{
+    unsigned char da[SHA256_DIGEST_LENGTH], db[SHA256_DIGEST_LENGTH];
+    SHA256(a ? a : "", a ? alen : 0, da);
+    SHA256(b ? b : "", b ? blen : 0, db);
+    /* equal digests of inputs of equal length: equal inputs (SHA-256 has no known collision) */
+    return CRYPTO_memcmp(da, db, sizeof da) == 0 && alen == blen;
+}

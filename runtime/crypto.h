@@ -61,6 +61,11 @@ TIDE_MUST_CHECK int tide_crypto_keyed_hash_hex(const unsigned char key[32], cons
 /* Clears len bytes of p (in a way the compiler keeps) and frees p. NULL is fine. */
 void tide_crypto_free_secret(void *p, size_t len);
 
+/* 1 when a (alen bytes) and b (blen bytes) are equal, else 0, in a time that depends on
+ * neither their contents nor where they differ, nor on how their lengths compare (both are
+ * hashed first): for comparing a presented secret with the configured one. */
+int tide_crypto_equal_secret(const void *a, size_t alen, const void *b, size_t blen);
+
 /* Writes the lower-case hex SHA-256 of data into hex (65 bytes with the NUL). */
 void tide_crypto_sha256_hex(const void *data, size_t len, char hex[65]);
 

@@ -43,6 +43,19 @@
  * (an entry lives while its address has connections); over max_connections_per_client a new
  * connection is reset at accept.
  *
+ * Output goes straight to the socket; what it does not take waits in the connection's output
+ * buffer, whose whole allocation is charged to the server's unsent budget (max_unsent_bytes)
+ * until the client has read all of it. Connections holding such a buffer sit on one list
+ * ordered by when their client last read anything (or their answer was queued), least recent
+ * first. When an answer is queued past the budget, shed() resets connections from the head of
+ * that list - the slowest readers - until the others fit it again; never the connection just
+ * answered, nor one whose request is with the handler. While a connection has output waiting,
+ * its pipelined requests are not parsed: nothing more is produced for a client that does not
+ * read. A buffer of OBUF_MAP_MIN or more is mapped for itself rather than taken from malloc,
+ * so what a reset (or the last byte read) frees goes back to the system at once: from malloc's
+ * heap, buffers of a few MiB freed in turn would leave holes that keep tide's resident memory
+ * at its high-water mark.
+ *
  * Closing never frees inside a callback chain: closed conns go on a reap list that is freed
  * when the outermost http callback (or public call) returns (`depth` counts them).
  * No logging here: outcomes are counted in tide_http_stats. */
@@ -63,6 +76,7 @@
 #include <netdb.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
+#include <sys/mman.h>
 #include <sys/random.h>
 #include <sys/socket.h>
 #include <sys/uio.h>
@@ -76,10 +90,12 @@ enum {
     HDRS_MIN = 16,
     HDRS_MAX = 128,             /* header fields per request (more -> 431): slots <= 4 KiB */
     CLIENTS_MIN = 64,           /* first size of the per-client table (a power of two) */
+    OBUF_MAP_MIN = 128 * 1024,  /* output buffers this large are pages of their own (mmap) */
 };
 #define LINGER_TIMEOUT 2.0      /* how long to drain input before closing after an error */
 #define ACCEPT_RETRY 0.25       /* pause after EMFILE and friends */
 #define DEFAULT_BODY_BUDGET ((size_t)64 * 1024 * 1024)
+#define DEFAULT_UNSENT_BUDGET ((size_t)64 * 1024 * 1024)
 #define DEFAULT_PASS_BUDGET 0.005   /* seconds of connection reads per loop pass */
 #define PASS_MIN_READS 16           /* served per pass whatever the budget: progress */
 
@@ -127,6 +143,7 @@ struct conn {
     conn *prev, *next;          /* srv->conns while open, srv->reap once closed */
     conn *qnext;                /* srv->ready */
     conn *pprev, *pnext;        /* srv->park_head..park_tail while parked */
+    conn *oprev, *onext;        /* srv->out_head..out_tail while it holds output (held > 0) */
     hreq *cur;                  /* request being parsed or with the handler */
     client_slot *client;        /* its address's count (NULL: not counted) */
     const char *chunk_base;     /* the bytes given to the current parser call */
@@ -134,11 +151,12 @@ struct conn {
     char *rbuf;                 /* unparsed input: [rpos, rlen) */
     char *obuf;                 /* unsent output: [opos, olen) */
     uint32_t rpos, rlen, rcap, opos, olen, ocap;
+    uint32_t held;              /* ocap as charged to srv->unsent_bytes */
     http_parser parser;
     int fd;
     uint8_t tmode, err;
     unsigned busy : 1, closed : 1, closing : 1, linger : 1, lingering : 1, eof : 1,
-             in_parse : 1, queued : 1, parked : 1;
+             in_parse : 1, queued : 1, parked : 1, omapped : 1;
 };
 
 /* Open connections of one client address (IPv4 as ::ffff:a.b.c.d); freed at zero. */
@@ -167,6 +185,8 @@ struct tide_http_server {
     int depth;
     unsigned stopped : 1, free_requested : 1, at_max : 1, backoff : 1;
     size_t body_bytes;          /* charged by requests not yet answered (<= the budget) */
+    size_t unsent_bytes;        /* output buffers held by connections (see shed()) */
+    conn *out_head, *out_tail;  /* connections holding output, least recent reader first */
     client_slot **clients;      /* per-client counts: nbuckets chains (a power of two) */
     size_t nbuckets, nclients;
     uint64_t seed[2];           /* keys the client hash: addresses cannot be aimed at a chain */
@@ -207,13 +227,55 @@ static void srv_enter(tide_http_server *s)
     s->depth++;
 }
 
+/* Gives c's output buffer back (ocap and olen/opos left to the caller). */
+static void obuf_free(conn *c)
+{
+    if (c->omapped)
+        munmap(c->obuf, c->ocap);
+    else
+        free(c->obuf);
+    c->obuf = NULL;
+    c->omapped = 0;
+}
+
+/* Grows c's output buffer to at least cap bytes, keeping [0, olen). From OBUF_MAP_MIN on it
+ * is a mapping of whole pages (see the header comment). 0 or TIDE_ENOMEM (unchanged). */
+static int obuf_grow(conn *c, size_t cap)
+{
+    char *b;
+    if (cap < OBUF_MAP_MIN && !c->omapped) {
+        if (!(b = realloc(c->obuf, cap)))
+            return TIDE_ENOMEM;
+    } else {
+        size_t page = 4096;
+        cap = (cap + page - 1) / page * page;
+        if (cap > UINT32_MAX)
+            return TIDE_ENOMEM;
+        if (c->omapped) {
+            b = mremap(c->obuf, c->ocap, cap, MREMAP_MAYMOVE);
+        } else {
+            b = mmap(NULL, cap, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+            if (b != MAP_FAILED && c->obuf) {
+                memcpy(b, c->obuf, c->olen);
+                free(c->obuf);
+            }
+        }
+        if (b == MAP_FAILED)
+            return TIDE_ENOMEM;
+        c->omapped = 1;
+    }
+    c->obuf = b;
+    c->ocap = (uint32_t)cap;
+    return 0;
+}
+
 static void reap(tide_http_server *s)
 {
     conn *c;
     while ((c = s->reap)) {
         s->reap = c->next;
         free(c->rbuf);
-        free(c->obuf);
+        obuf_free(c);
         free(c);
     }
 }
@@ -819,6 +881,65 @@ static int on_message_complete(http_parser *p)
 
 /* ---- output ---------------------------------------------------------------------------- */
 
+static void out_unlink(conn *c)
+{
+    tide_http_server *s = c->srv;
+    if (c->oprev)
+        c->oprev->onext = c->onext;
+    else
+        s->out_head = c->onext;
+    if (c->onext)
+        c->onext->oprev = c->oprev;
+    else
+        s->out_tail = c->oprev;
+    c->oprev = c->onext = NULL;
+}
+
+/* Charges c's output buffer (its whole allocation) to the unsent budget and puts c last on
+ * the list: called whenever the buffer changes, or the client read some of it. */
+static void out_note(conn *c)
+{
+    tide_http_server *s = c->srv;
+    if (c->held)
+        out_unlink(c);
+    s->unsent_bytes = s->unsent_bytes - c->held + c->ocap;
+    s->stats.unsent_bytes = (long long)s->unsent_bytes;
+    c->held = c->ocap;
+    if (!c->held)
+        return;
+    c->onext = NULL;
+    c->oprev = s->out_tail;
+    if (s->out_tail)
+        s->out_tail->onext = c;
+    else
+        s->out_head = c;
+    s->out_tail = c;
+}
+
+/* Closes c with a reset: what the kernel still holds for it is dropped too. */
+static void conn_reset(conn *c)
+{
+    struct linger lg = { 1, 0 };
+    if (!c->closed)
+        setsockopt(c->fd, SOL_SOCKET, SO_LINGER, &lg, sizeof lg);
+    conn_close(c);
+}
+
+/* keep has just queued output: while the other connections hold more than the budget, the
+ * slowest readers among them are reset (see the header comment). One pass over the list. */
+static void shed(tide_http_server *s, conn *keep)
+{
+    conn *c = s->out_head, *next;
+    while (c && s->unsent_bytes - keep->held > s->limits.max_unsent_bytes) {
+        next = c->onext;
+        if (c != keep && !c->busy && !c->in_parse) {
+            s->stats.slow_readers_closed++;
+            conn_reset(c);   /* unlinks c, touches no other connection */
+        }
+        c = next;
+    }
+}
+
 /* Sends what the socket takes now and queues the rest. Never closes: returns TIDE_EIO
  * (peer gone) or TIDE_ENOMEM and lets the caller decide. */
 static int send_bytes(conn *c, const struct iovec *iov, int n)
@@ -852,14 +973,8 @@ static int send_bytes(conn *c, const struct iovec *iov, int n)
         c->olen = (uint32_t)pending;
         c->opos = 0;
     }
-    if (c->olen + rest > c->ocap) {
-        size_t cap = c->olen + rest;
-        char *b = realloc(c->obuf, cap);
-        if (!b)
-            return TIDE_ENOMEM;
-        c->obuf = b;
-        c->ocap = (uint32_t)cap;
-    }
+    if (c->olen + rest > c->ocap && obuf_grow(c, c->olen + rest) != 0)
+        return TIDE_ENOMEM;
     size_t skip = sent;
     for (int i = 0; i < n; i++) {
         size_t l = iov[i].iov_len;
@@ -871,6 +986,8 @@ static int send_bytes(conn *c, const struct iovec *iov, int n)
         c->olen += (uint32_t)(l - skip);
         skip = 0;
     }
+    out_note(c);
+    shed(c->srv, c);
     return 0;
 }
 
@@ -1066,6 +1183,12 @@ static void conn_close(conn *c)
         unqueue(c);
     if (c->parked)
         unpark(c);
+    if (c->held) {
+        out_unlink(c);
+        s->unsent_bytes -= c->held;
+        s->stats.unsent_bytes = (long long)s->unsent_bytes;
+        c->held = 0;
+    }
     if (c->prev)
         c->prev->next = c->next;
     else
@@ -1430,9 +1553,11 @@ static void on_write(struct ev_loop *loop, ev_io *w, int revents)
         if (c->tmode == TM_WRITE)
             ev_timer_again(loop, &c->timer);   /* progress: the stall timer restarts */
         if (c->opos == c->olen) {
-            free(c->obuf);
-            c->obuf = NULL;
+            obuf_free(c);
             c->opos = c->olen = c->ocap = 0;
+        }
+        out_note(c);   /* released, or last on the list: this client reads */
+        if (!c->obuf) {
             if (c->tmode == TM_WRITE)
                 conn_timer(c, TM_NONE, 0);
             conn_resume(c);
@@ -1651,6 +1776,8 @@ int tide_http_listen(struct ev_loop *loop, const char *host, int port,
         s->limits.max_connections = 0;
     if (s->limits.max_inflight_body_bytes == 0)
         s->limits.max_inflight_body_bytes = DEFAULT_BODY_BUDGET;
+    if (s->limits.max_unsent_bytes == 0)
+        s->limits.max_unsent_bytes = DEFAULT_UNSENT_BUDGET;
     if (s->limits.max_connections_per_client < 0)
         s->limits.max_connections_per_client = 0;
     if (!(s->limits.read_pass_budget > 0))
@@ -1770,6 +1897,7 @@ tide_http_req *tide_http_req_copy(const tide_http_req *req)
     r->pub.nheaders = req->nheaders;
     r->pub.body = "";
     memcpy(r->pub.id, req->id, sizeof r->pub.id);
+    memcpy(r->pub.client_id, req->client_id, sizeof r->pub.client_id);
     r->nslots = r->cap_slots = req->nheaders;
     return &r->pub;
 }
@@ -1915,6 +2043,7 @@ const char *tide_http_reason(int status)
     case 415: return "Unsupported Media Type";
     case 416: return "Range Not Satisfiable";
     case 417: return "Expectation Failed";
+    case 421: return "Misdirected Request";
     case 422: return "Unprocessable Entity";
     case 425: return "Too Early";
     case 426: return "Upgrade Required";

@@ -1,7 +1,8 @@
 /* http.h - HTTP/1.1 server on libev: keep-alive, pipelined requests (answered in order, one at
  * a time per connection), header/body size limits (431/413), read and idle timeouts (408),
- * a budget for request bodies held across all connections (503) and a cap on connections per
- * client address. The server owns connections; the upper layer gets one callback per complete
+ * a budget for request bodies held across all connections (503), one for answers their
+ * clients have not read (the slowest readers are reset) and a cap on connections per client
+ * address. The server owns connections; the upper layer gets one callback per complete
  * request and answers it exactly once with tide_http_respond(), possibly much later (after
  * Postgres).
  *
@@ -47,15 +48,25 @@ typedef struct tide_http_limits {
      * first and in arrival order (0: 5 ms; at least 16 reads a pass). Bounds the pass a
      * storm makes - thousands of clients hanging up at once - without starving anyone. */
     double read_pass_budget;
+    /* Output buffers held at once by all connections of this server: the part of an answer
+     * the socket did not take, the buffer's whole allocation, from when the answer is queued
+     * until its client has read the last byte of it. When an answer is queued and the other
+     * connections hold more than this, those whose clients have gone longest without reading
+     * are reset (never the connection just answered, nor one whose request is with the
+     * handler) until they fit it again; counted in stats.slow_readers_closed. So all output
+     * buffers together stay within max_unsent_bytes plus the newest answer. */
+    size_t max_unsent_bytes;
 } tide_http_limits;
 /* A zero (or negative) size or timeout, or a NULL limits pointer, takes the default:
- * 16 KiB of headers, 1 MiB of body, 64 MiB of bodies in flight, 10 s read timeout, 60 s
- * idle timeout; zero connection limits mean unlimited.
+ * 16 KiB of headers, 1 MiB of body, 64 MiB of bodies in flight, 64 MiB of unsent answers,
+ * 10 s read timeout, 60 s idle timeout; zero connection limits mean unlimited.
  *
  * Memory a client can pin: besides its body bytes (all clients together at most
- * max_inflight_body_bytes), a connection holds at most about 64 KiB of unparsed pipelined
- * input, 2 x max_header_bytes of request head, 4 KiB of header slots (at most 128 fields,
- * more -> 431), its response while it is written, and ~0.5 KiB of its own. */
+ * max_inflight_body_bytes) and its unread answer (all together at most max_unsent_bytes plus
+ * the newest one), a connection holds at most about 64 KiB of unparsed pipelined input,
+ * 2 x max_header_bytes of request head, 4 KiB of header slots (at most 128 fields, more ->
+ * 431) and ~0.5 KiB of its own. A connection with output waiting has no further request
+ * parsed: nothing more is produced for a client that does not read. */
 
 /* A request's headers in arrival order. A header may repeat (except Host, Content-Length,
  * Transfer-Encoding and Authorization: 400); where one value is wanted, the first occurrence
@@ -84,6 +95,9 @@ struct tide_http_req {
     /* The request id, set by the upper layer (NUL-terminated, safe characters); the response
      * carries it as X-Request-Id when it is not empty. */
     char id[TIDE_HTTP_ID_MAX + 1];
+    /* What the client sent as its own id, when the upper layer keeps it ("" if none): only
+     * logged beside id, never sent back nor used as id. */
+    char client_id[TIDE_HTTP_ID_MAX + 1];
 };
 
 /* Called for every complete request. Must eventually call tide_http_respond(req, ...). */
@@ -146,6 +160,8 @@ typedef struct tide_http_stats {
     long long body_bytes;           /* now: body bytes charged to max_inflight_body_bytes */
     long long clients;              /* now: addresses counted for max_connections_per_client */
     long long parked;               /* reads put off to a later pass by read_pass_budget */
+    long long unsent_bytes;         /* now: output buffers charged to max_unsent_bytes */
+    long long slow_readers_closed;  /* connections reset to keep within max_unsent_bytes */
 } tide_http_stats;
 void tide_http_get_stats(const tide_http_server *srv, tide_http_stats *out);
 

@@ -447,18 +447,19 @@ static void put_u(char *line, int cap, int *o, unsigned long long v)
         *o += tide_utoa(v, line + *o);
 }
 
-void tide_log_request(const char *id, const char *method, const char *path, size_t path_len,
-                      int status, double ms, const char *role, int aborted, const char *cache)
+void tide_log_request(const char *id, const char *client_id, const char *method,
+                      const char *path, size_t path_len, int status, double ms,
+                      const char *role, int aborted, const char *cache)
 {
     /* formatted by hand: this runs once per request (no printf on the hot path) */
-    char line[900];
+    char line[1000];
     int o = 0, cap = (int)sizeof line;
     put_s(line, cap, &o, "{\"type\":\"access\",\"id\":\"");
     put_s(line, cap, &o, id);
     put_s(line, cap, &o, "\",\"method\":\"");
     put_s(line, cap, &o, method);
     put_s(line, cap, &o, "\",\"path\":\"");
-    o += tide_json_escape(line + o, cap - o - 200, path, (int)(path_len > 400 ? 400 : path_len));
+    o += tide_json_escape(line + o, cap - o - 300, path, (int)(path_len > 400 ? 400 : path_len));
     put_s(line, cap, &o, "\",\"status\":");
     put_u(line, cap, &o, status > 0 ? (unsigned)status : 0);
     put_s(line, cap, &o, ",\"ms\":");
@@ -471,6 +472,11 @@ void tide_log_request(const char *id, const char *method, const char *path, size
     put_s(line, cap, &o, ",\"role\":\"");
     put_s(line, cap, &o, role);
     put_s(line, cap, &o, "\"");
+    if (client_id && *client_id) {
+        put_s(line, cap, &o, ",\"client_request_id\":\"");
+        o += tide_json_escape(line + o, cap - o - 100, client_id, (int)strlen(client_id));
+        put_s(line, cap, &o, "\"");
+    }
     if (aborted)
         put_s(line, cap, &o, ",\"aborted\":true");
     if (cache) {

@@ -56,9 +56,12 @@ void tide_log_flush(void);
 void tide_log_access(const char *json_line, int len);
 /* Queues the access-log line of one answered request: {"type":"access","id","method","path"
  * (at most 400 bytes of it, escaped; no query string),"status","ms","role"} plus, when set,
- * "aborted":true and "cache":"<cache>" (HIT, STALE, MISS, ...). */
-void tide_log_request(const char *id, const char *method, const char *path, size_t path_len,
-                      int status, double ms, const char *role, int aborted, const char *cache);
+ * "client_request_id" (client_id: the client's own X-Request-Id, already checked to be safe
+ * characters; NULL or "": none), "aborted":true and "cache":"<cache>" (HIT, STALE, MISS,
+ * ...). */
+void tide_log_request(const char *id, const char *client_id, const char *method,
+                      const char *path, size_t path_len, int status, double ms,
+                      const char *role, int aborted, const char *cache);
 
 /* What the slow-query and audit lines say about one database call. NULL (or "") strings are
  * written as null. */

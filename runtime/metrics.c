@@ -77,8 +77,8 @@ void tide_request_record(const tide_http_req *req, const char *id, tide_role rol
 {
     if (seconds < 0)
         seconds = 0;
-    tide_log_request(id, req->method, req->path, req->path_len, status, seconds * 1000.0,
-                     tide_role_name(role), aborted, cache);
+    tide_log_request(id, req->client_id, req->method, req->path, req->path_len, status,
+                     seconds * 1000.0, tide_role_name(role), aborted, cache);
     tide_metrics_request(route, req->method, status, seconds);
     if (role == TIDE_ROLE_SERVICE)
         tide_log_audit_request(id, sub, req->method, route, req->path, req->path_len, status);
@@ -251,6 +251,12 @@ static void render_http(out *o, tide_app *app)
     single(o, "tide_http_reads_deferred_total", "counter",
            "Readable connections put off to a later event-loop pass by its read budget.",
            h.parked);
+    single(o, "tide_http_unsent_bytes", "gauge",
+           "Output buffers held now for answers their clients have not read yet.",
+           h.unsent_bytes);
+    single(o, "tide_http_slow_readers_closed_total", "counter",
+           "Connections reset because the answers waiting for their clients passed "
+           "http.max_unsent_bytes (the slowest readers first).", h.slow_readers_closed);
     single(o, "tide_inflight_requests", "gauge",
            "Requests running in the bundle now.", app->inflight);
 }

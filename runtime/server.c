@@ -32,8 +32,11 @@
 #define TIDE_DRAIN_SECONDS 10.0
 #define TIDE_WATCH_DEBOUNCE 0.1     /* --watch reloads this long after the last change */
 
-/* The request's id: the client's X-Request-Id when it is 1 to 48 characters of
- * [A-Za-z0-9._:-], else a new one (this process's random prefix and a counter). */
+/* The request's id is always tide's own (this process's random prefix and a counter), so no
+ * client can make its request pass for another in the logs or pg_stat_activity. The client's
+ * X-Request-Id, when it is 1 to 48 characters of [A-Za-z0-9._:-], is kept beside it
+ * (client_id: the access log's client_request_id), so the client can still find its
+ * requests. */
 static void assign_id(tide_app *app, tide_http_req *req)
 {
     size_t n = 0;
@@ -45,11 +48,10 @@ static void assign_id(tide_app *app, tide_http_req *req)
              ch == '.' || ch == '_' || ch == ':' || ch == '-';
     }
     if (ok) {
-        memcpy(req->id, v, n);
-        req->id[n] = 0;
-    } else {
-        snprintf(req->id, sizeof req->id, "%s-%llx", app->id_prefix, ++app->next_request_id);
+        memcpy(req->client_id, v, n);
+        req->client_id[n] = 0;
     }
+    snprintf(req->id, sizeof req->id, "%s-%llx", app->id_prefix, ++app->next_request_id);
 }
 
 static void on_request(tide_http_req *req, void *arg)

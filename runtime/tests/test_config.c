@@ -3,7 +3,9 @@
  * published secrets outside development mode), the schema table's defaults and refusals, the
  * log section and its TIDE_LOG_* overrides, rest.notify_channel (default, override, one
  * name for two channels refused), supervise and watchdog_ms (defaults, overrides, a watchdog
- * too short refused), and the printout `tide check` shows (secrets never in it). */
+ * too short refused), admin.token (file, override, too short refused, the published one
+ * dropped outside development mode), http.max_unsent_bytes, and the printout `tide check`
+ * shows (secrets never in it). */
 #include "test.h"
 #include "../config.h"
 
@@ -19,7 +21,8 @@ static const char *const overrides[] = {
     "TIDE_JWT_SECRET", "TIDE_JWT_AUDIENCE", "TIDE_JWT_ISSUER", "TIDE_JWT_REQUIRE_EXP",
     "TIDE_ENCRYPTION_KEY", "TIDE_DSN_DIRECT", "TIDE_DEV", "TIDE_LOG_BUFFER_BYTES",
     "TIDE_LOG_SLOW_QUERY_MS", "TIDE_CACHE_CHANNEL", "TIDE_REST_NOTIFY_CHANNEL", "TIDE_NICE",
-    "TIDE_SUPERVISE", "TIDE_WATCHDOG_MS", NULL };
+    "TIDE_SUPERVISE", "TIDE_WATCHDOG_MS", "TIDE_ADMIN_TOKEN", "TIDE_HTTP_MAX_UNSENT_BYTES",
+    NULL };
 
 static int dev;   /* the dev argument load() passes */
 
@@ -172,6 +175,8 @@ TEST(schema_defaults)
     CHECK(c.http.idle_timeout == 60.0);
     CHECK_EQ_INT(c.http.max_header_bytes, 16 * 1024);
     CHECK_EQ_INT(c.http.max_connections_per_client, 256);
+    CHECK_EQ_INT(c.http.max_unsent_bytes, 64 * 1024 * 1024);
+    CHECK(c.admin_token == NULL);
     CHECK_EQ_INT(c.listen_port, 8080);
     CHECK_STR(c.policies_dir, "policies");
     CHECK_EQ_INT(c.upstreams[TIDE_UP_DIRECT].prepare, 1);
@@ -353,6 +358,53 @@ TEST(schema_refusals)
 }
 
 /* `tide check` prints every key; secrets never, DSN passwords masked. */
+TEST(admin_token_and_unsent_budget)
+{
+    tide_config c;
+    char err[512];
+    clear_env();
+    CHECK_EQ_INT(load("", "admin = { token = 'own-admin-token-0123' }, "
+                      "http = { max_unsent_bytes = 1048576 }", &c, err, sizeof err), 0);
+    CHECK_STR(c.admin_token, "own-admin-token-0123");
+    CHECK_EQ_INT(c.http.max_unsent_bytes, 1048576);
+    char *buf = NULL;
+    size_t len = 0;
+    FILE *f = open_memstream(&buf, &len);
+    tide_config_print(f, &c);
+    fclose(f);
+    CHECK(strstr(buf, "own-admin-token") == NULL);
+    CHECK(strstr(buf, "admin.token                              = (set)") != NULL);
+    free(buf);
+    tide_config_free(&c);
+    /* the environment wins; too short is refused, naming the key */
+    setenv("TIDE_ADMIN_TOKEN", "env-admin-token-4567", 1);
+    setenv("TIDE_HTTP_MAX_UNSENT_BYTES", "2097152", 1);
+    CHECK_EQ_INT(load("", "admin = { token = 'own-admin-token-0123' }", &c, err, sizeof err), 0);
+    CHECK_STR(c.admin_token, "env-admin-token-4567");
+    CHECK_EQ_INT(c.http.max_unsent_bytes, 2097152);
+    tide_config_free(&c);
+    setenv("TIDE_HTTP_MAX_UNSENT_BYTES", "100", 1);
+    CHECK_EQ_INT(load("", "", &c, err, sizeof err), TIDE_EINVAL);
+    CHECK(strstr(err, "TIDE_HTTP_MAX_UNSENT_BYTES") != NULL);
+    unsetenv("TIDE_HTTP_MAX_UNSENT_BYTES");
+    setenv("TIDE_ADMIN_TOKEN", "short", 1);
+    CHECK_EQ_INT(load("", "", &c, err, sizeof err), TIDE_EINVAL);
+    CHECK(strstr(err, "admin.token") != NULL && strstr(err, "16") != NULL);
+    /* the published token: dropped (and said) outside development mode, kept in it */
+    setenv("TIDE_ADMIN_TOKEN", "tide-local-development-admin-token-change-me", 1);
+    CHECK_EQ_INT(load("", "", &c, err, sizeof err), 0);
+    CHECK(c.admin_token == NULL);
+    CHECK_EQ_INT(c.admin_token_published, 1);
+    tide_config_free(&c);
+    dev = 1;
+    CHECK_EQ_INT(load("", "", &c, err, sizeof err), 0);
+    CHECK_STR(c.admin_token, "tide-local-development-admin-token-change-me");
+    CHECK_EQ_INT(c.admin_token_published, 0);
+    tide_config_free(&c);
+    dev = 0;
+    clear_env();
+}
+
 TEST(print_masks_secrets)
 {
     tide_config c;
@@ -392,5 +444,6 @@ TEST_LIST_BEGIN
     TEST_ENTRY(schema_defaults)
     TEST_ENTRY(log_section_and_env_overrides)
     TEST_ENTRY(schema_refusals)
+    TEST_ENTRY(admin_token_and_unsent_budget)
     TEST_ENTRY(print_masks_secrets)
 TEST_LIST_END

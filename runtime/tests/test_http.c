@@ -33,6 +33,7 @@ static ev_async done_async;
 static ev_timer watchdog;
 static int abort_count, slow_responded, slow_pending, handled, bad_header_names;
 static char *big_body;
+static size_t big_len = BIG_SIZE;   /* the bytes of big_body /big answers */
 
 typedef struct slow_req {
     ev_timer timer;
@@ -126,6 +127,15 @@ static void handler(tide_http_req *req, void *arg)
         (void)tide_http_respond(req, 200, "text/plain", NULL, out, (size_t)n);
         return;
     }
+    if (path_is(req, "/unsent")) {
+        char out[128];
+        tide_http_stats st;
+        tide_http_get_stats(srv, &st);
+        int n = snprintf(out, sizeof out, "unsent=%lld closed=%lld", st.unsent_bytes,
+                         st.slow_readers_closed);
+        (void)tide_http_respond(req, 200, "text/plain", NULL, out, (size_t)n);
+        return;
+    }
     if (path_is(req, "/empty")) {
         (void)tide_http_respond(req, 204, NULL, NULL, NULL, 0);
         return;
@@ -137,7 +147,7 @@ static void handler(tide_http_req *req, void *arg)
         return;
     }
     if (path_is(req, "/big")) {
-        (void)tide_http_respond(req, 200, "application/octet-stream", NULL, big_body, BIG_SIZE);
+        (void)tide_http_respond(req, 200, "application/octet-stream", NULL, big_body, big_len);
         return;
     }
     if (path_is(req, "/stop")) {
@@ -289,12 +299,15 @@ static void set_rcvtimeo(int fd, int ms)
     setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
 }
 
-static client *cl_open(void)
+/* A connection whose receive buffer is rcvbuf bytes (0: the kernel's default). */
+static client *cl_open_rcvbuf(int rcvbuf)
 {
     struct sockaddr_in sa;
     int one = 1;
     client *c = calloc(1, sizeof *c);
     c->fd = socket(AF_INET, SOCK_STREAM, 0);
+    if (rcvbuf > 0)
+        setsockopt(c->fd, SOL_SOCKET, SO_RCVBUF, &rcvbuf, sizeof rcvbuf);
     memset(&sa, 0, sizeof sa);
     sa.sin_family = AF_INET;
     sa.sin_port = htons((uint16_t)port);
@@ -307,6 +320,11 @@ static client *cl_open(void)
     setsockopt(c->fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
     set_rcvtimeo(c->fd, 5000);
     return c;
+}
+
+static client *cl_open(void)
+{
+    return cl_open_rcvbuf(0);
 }
 
 static void cl_close(client *c)
@@ -1269,6 +1287,100 @@ static void c_max_connections(void)
     cl_close(c);
 }
 
+/* Answers of 16 MiB: the kernel's socket buffers (4 MiB at most by default) take a part, the
+ * rest waits in tide, well over a budget of 4 MiB. */
+#define SLOW_BIG (16 * 1024 * 1024)
+#define UNSENT_BUDGET (4 * 1024 * 1024)
+
+/* The server's unsent bytes and slow readers closed, as /unsent reports them. */
+static void unsent_stats(long long *unsent, long long *closed)
+{
+    response r;
+    client *c = cl_open();
+    *unsent = *closed = -1;
+    CHECK(c);
+    REQUEST(c, GET("/unsent"), r);
+    CHECK(sscanf(r.body, "unsent=%lld closed=%lld", unsent, closed) == 2);
+    resp_free(&r);
+    cl_close(c);
+}
+
+/* Reads until the server closes; the bytes read (at most SLOW_BIG + 1024 of them). */
+static size_t drain_until_closed(client *c, int *reset)
+{
+    char b[65536];
+    size_t total = 0;
+    *reset = 0;
+    for (int i = 0; i < 100000 && total <= SLOW_BIG + 1024; i++) {
+        ssize_t n = recv(c->fd, b, sizeof b, 0);
+        if (n > 0) {
+            total += (size_t)n;
+            continue;
+        }
+        *reset = n < 0 && errno == ECONNRESET;
+        break;
+    }
+    return total;
+}
+
+static void c_slow_readers(void)
+{
+    long long unsent, closed;
+    response r;
+    client *a = cl_open_rcvbuf(4096), *b = cl_open_rcvbuf(4096);
+    CHECK(a && b);
+    /* a asks and does not read: most of the answer waits in tide, over the budget alone -
+     * but it is the newest answer, which is never shed */
+    CHECK_EQ_INT(cl_send(a, GET("/big")), 0);
+    sleep_ms(100);
+    unsent_stats(&unsent, &closed);
+    CHECK(unsent > UNSENT_BUDGET);
+    CHECK_EQ_INT(closed, 0);
+    /* b does the same: a, the slower reader, no longer fits and is reset */
+    CHECK_EQ_INT(cl_send(b, GET("/big")), 0);
+    sleep_ms(100);
+    unsent_stats(&unsent, &closed);
+    CHECK_EQ_INT(closed, 1);
+    CHECK(unsent > UNSENT_BUDGET && unsent <= SLOW_BIG);   /* b's answer only */
+    int reset;
+    size_t got = drain_until_closed(a, &reset);
+    CHECK(got < SLOW_BIG);
+    CHECK(reset);
+    cl_close(a);
+    /* a client that reads gets the whole answer; b, which never read, makes room for it */
+    client *c = cl_open();
+    CHECK(c);
+    REQUEST(c, GET("/big"), r);
+    CHECK_EQ_INT(r.body_len, SLOW_BIG);
+    CHECK(memcmp(r.body, big_body, SLOW_BIG) == 0);
+    resp_free(&r);
+    EXPECT_ECHO(c, GET("/after-big"), "GET|/after-big||");
+    cl_close(c);
+    got = drain_until_closed(b, &reset);
+    CHECK(got < SLOW_BIG);
+    CHECK(reset);
+    cl_close(b);
+    unsent_stats(&unsent, &closed);
+    CHECK_EQ_INT(closed, 2);
+    CHECK_EQ_INT(unsent, 0);
+}
+
+TEST(http_slow_readers_past_unsent_budget_are_reset)
+{
+    tide_http_limits lim = limits(8192, 1 << 20, 5, 5);
+    lim.max_unsent_bytes = UNSENT_BUDGET;
+    big_body = malloc(SLOW_BIG);
+    for (size_t i = 0; i < SLOW_BIG; i++)
+        big_body[i] = (char)('a' + i % 26);
+    big_len = SLOW_BIG;
+    tide_http_stats st = serve(&lim, c_slow_readers);
+    big_len = BIG_SIZE;
+    free(big_body);
+    big_body = NULL;
+    CHECK_EQ_INT(st.slow_readers_closed, 2);
+    CHECK_EQ_INT(st.unsent_bytes, 0);
+}
+
 TEST(http_max_connections)
 {
     tide_http_limits lim = limits(4096, 1024, 5, 5);
@@ -1818,6 +1930,7 @@ TEST(http_reason_phrases)
     CHECK_STR(tide_http_reason(200), "OK");
     CHECK_STR(tide_http_reason(404), "Not Found");
     CHECK_STR(tide_http_reason(413), "Payload Too Large");
+    CHECK_STR(tide_http_reason(421), "Misdirected Request");
     CHECK_STR(tide_http_reason(431), "Request Header Fields Too Large");
     CHECK_STR(tide_http_reason(503), "Service Unavailable");
     CHECK_STR(tide_http_reason(299), "Unknown");
@@ -1953,6 +2066,7 @@ TEST_LIST_BEGIN
     TEST_ENTRY(http_headers_lowercased_and_extra)
     TEST_ENTRY(http_expect_continue)
     TEST_ENTRY(http_large_response_and_epipe)
+    TEST_ENTRY(http_slow_readers_past_unsent_budget_are_reset)
     TEST_ENTRY(http_max_connections)
     TEST_ENTRY(http_many_connections)
     TEST_ENTRY(http_stop_accepting)

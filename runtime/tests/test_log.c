@@ -51,7 +51,7 @@ static void access_line(int i)
     path[sizeof path - 1] = 0;
     char id[32];
     snprintf(id, sizeof id, "%x", i);
-    tide_log_request(id, "GET", path, strlen(path), 200, 1.5, "anon", 0, NULL);
+    tide_log_request(id, NULL, "GET", path, strlen(path), 200, 1.5, "anon", 0, NULL);
 }
 
 /* Lets the loop write (as the server's passes do) while the test reads the pipe, until the
@@ -354,6 +354,27 @@ TEST(audit_lines)
     free(out);
 }
 
+static void emit_access(void)
+{
+    tide_log_request("5a-1", "client-7", "GET", "/v1/x?q=1", 5, 200, 1.5, "anon", 0, NULL);
+    tide_log_request("5a-2", "", "GET", "/v1/x", 5, 404, 0.25, "anon", 1, "MISS");
+}
+
+/* tide's id, the client's own beside it (the client's never stands in for tide's) */
+TEST(access_lines)
+{
+    tide_log_detach(0);
+    char *out = capture(emit_access);
+    CHECK(out != NULL);
+    CHECK_STR(out, "{\"type\":\"access\",\"id\":\"5a-1\",\"method\":\"GET\",\"path\":\"/v1/x\","
+                   "\"status\":200,\"ms\":1.500,\"role\":\"anon\","
+                   "\"client_request_id\":\"client-7\"}\n"
+                   "{\"type\":\"access\",\"id\":\"5a-2\",\"method\":\"GET\",\"path\":\"/v1/x\","
+                   "\"status\":404,\"ms\":0.250,\"role\":\"anon\",\"aborted\":true,"
+                   "\"cache\":\"MISS\"}\n");
+    free(out);
+}
+
 TEST(attach_refuses_a_tiny_buffer_and_a_second_attach)
 {
     tide_log_detach(0);
@@ -377,5 +398,6 @@ TEST_LIST_BEGIN
     TEST_ENTRY(a_reader_that_is_gone_drops_without_stopping)
     TEST_ENTRY(slow_query_lines)
     TEST_ENTRY(audit_lines)
+    TEST_ENTRY(access_lines)
     TEST_ENTRY(attach_refuses_a_tiny_buffer_and_a_second_attach)
 TEST_LIST_END

@@ -1,6 +1,6 @@
 -- spec/helpers/env.lua - what the integration specs know about the running stack, from the
 -- environment the test runner exports (TIDE_TEST_URL, TIDE_TEST_ADMIN_URL, TIDE_BIN,
--- TIDE_JWT_SECRET, TIDE_DSN_ADMIN, TIDE_PID, TIDE_BUNDLE_DIR), plus: fresh random users (so
+-- TIDE_JWT_SECRET, TIDE_DSN_ADMIN, TIDE_PID, TIDE_BUNDLE_DIR, TIDE_ADMIN_TOKEN), plus: fresh random users (so
 -- specs never share rows), tokens minted by `tide token`, a psql helper for setup and
 -- assertions as the superuser, bounded polling, SIGHUP and bundle-file editing.
 
@@ -20,6 +20,10 @@ _M.dsn_admin = getenv("TIDE_DSN_ADMIN")
 _M.pid = tonumber(getenv("TIDE_PID") or "")
 _M.bundle_dir = getenv("TIDE_BUNDLE_DIR")
 _M.access_log = getenv("TIDE_TEST_ACCESS_LOG")   -- the suite's tide's stdout
+-- the bearer token of state-changing admin requests: TIDE_ADMIN_TOKEN when the runner sets
+-- one, else etc/tide.conf.lua's development token (the suite runs in development mode)
+_M.admin_token = (getenv("TIDE_ADMIN_TOKEN") or "") ~= "" and getenv("TIDE_ADMIN_TOKEN")
+                 or "tide-local-development-admin-token-change-me"
 
 -- Raises unless every named field above is set (call it in a spec's setup).
 function _M.need(...)

@@ -246,7 +246,7 @@ grant usage on sequence public.cache_probe_seq to anon, authenticated, service_r
     it("sends 100 concurrent misses for one key to Postgres once (single-flight)", function()
         env.psql("select 1")   -- settle
         assert.equals(200, (http.request("POST", "/admin/cache/flush",
-                                         { url = env.admin_url })))
+                                         { url = env.admin_url, token = env.admin_token })))
         local before = probe_count()
         local coalesced = stats().scopes.public.coalesced
         local calls = {}
@@ -325,7 +325,7 @@ grant usage on sequence public.cache_probe_seq to anon, authenticated, service_r
         local _, other = get(b, "/v1/_test/cache/script/x")
         assert.equals(cjson.null, other.value)          -- user scope: b has none yet
         assert.equals(200, (http.request("POST", "/admin/cache/flush?tag=script-tag",
-                                         { url = env.admin_url })))
+                                         { url = env.admin_url, token = env.admin_token })))
         local _, gone = get(a, "/v1/_test/cache/script/x")
         assert.equals(cjson.null, gone.value)
     end)
@@ -366,13 +366,14 @@ grant usage on sequence public.cache_probe_seq to anon, authenticated, service_r
     it("flushes everything on POST /admin/cache/flush and refuses other methods", function()
         get(nil, "/v1/destinations/popular")
         assert.equals("HIT", select(3, get(nil, "/v1/destinations/popular"))["x-cache"])
-        local s, body = http.request("POST", "/admin/cache/flush", { url = env.admin_url })
+        local s, body = http.request("POST", "/admin/cache/flush",
+                                     { url = env.admin_url, token = env.admin_token })
         assert.equals(200, s)
         assert.equals("all", body.flushed)
         assert.equals("MISS", select(3, get(nil, "/v1/destinations/popular"))["x-cache"])
         assert.equals(405, (http.request("GET", "/admin/cache/flush", { url = env.admin_url })))
         assert.equals(400, (http.request("POST", "/admin/cache/flush?x=1",
-                                         { url = env.admin_url })))
+                                         { url = env.admin_url, token = env.admin_token })))
         assert.truthy(reloads)
     end)
 end)
