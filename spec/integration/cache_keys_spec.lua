@@ -67,7 +67,7 @@ end
 
 local function flush(tag, url)
     local status = http.request("POST", "/admin/cache/flush?tag=" .. tag,   -- taken as sent
-                                { url = url or env.admin_url })
+                                { url = url or env.admin_url, token = env.admin_token })
     assert.equals(200, status)
 end
 
