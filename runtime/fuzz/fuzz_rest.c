@@ -13,7 +13,7 @@
 #include "lua_target.h"
 
 static const char check_src[] =
-    "package.path = 'bindings/?.lua;scripts/?.lua;' .. package.path\n"
+    "package.path = 'bindings/?.lua;scripts/?.lua;policies/?.lua;' .. package.path\n"
     "local parse = require '_rest_parse'\n"
     "local rpc = require '_rest_rpc'\n"
     "local rhttp = require '_rest_http'\n"
