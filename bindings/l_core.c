@@ -12,7 +12,11 @@
  * The log lines about database calls are written here, where a call starts and ends: an
  * audit line for every call that runs as service_role (as = "service", or the caller's token
  * is service_role's), and a slow_query line for a call that took at least log.slow_query_ms.
- * They name the request's route, which tide.boot hands over with core.set_route.
+ * They name the request's route, which the router found before any Lua ran (the task holds
+ * it).
+ *
+ * Every function is registered through counted(), which counts the C<->Lua crossings of the
+ * running request (tide_vm_crossings): the call, and its return unless it yielded.
  *
  * core.wait / core.wake let one request wait for what another does (scripts/_rest_schema.lua:
  * one catalog read, which the others wait for): a parked coroutine, resumed by a timer. */
@@ -29,6 +33,7 @@
 #include "../runtime/config.h"
 #include "../runtime/crypto.h"
 #include "../runtime/log.h"
+#include "../runtime/luavm.h"
 #include "../runtime/pool.h"
 #include "../runtime/qstats.h"
 #include "../runtime/cache.h"
@@ -413,6 +418,23 @@ static int l_query(lua_State *L)
         opt_str(L, 4, "table", table, sizeof table);
         read = strcmp(kind, "select") == 0 || strcmp(kind, "count") == 0 ||
                strcmp(kind, "vector_search") == 0;
+        /* opts.cache: the tags the answer depends on (a list), or false when it cannot say
+         * (tide.db, tide.cachetags); recorded here, with the call, not by a call of its own */
+        lua_getfield(L, 4, "cache");
+        if (lua_istable(L, -1)) {
+            int nt = (int)lua_objlen(L, -1);
+            for (int i = 1; i <= nt; i++) {
+                lua_rawgeti(L, -1, i);
+                size_t tl;
+                const char *tag = lua_tolstring(L, -1, &tl);
+                if (tag) tide_rcache_depend(t->cr, tag, tl);
+                else tide_rcache_skip(t->cr);
+                lua_pop(L, 1);
+            }
+        } else if (lua_type(L, -1) == LUA_TBOOLEAN && !lua_toboolean(L, -1)) {
+            tide_rcache_skip(t->cr);
+        }
+        lua_pop(L, 1);
     }
     if (in_tx && read_only) luaL_error(L, "read_only cannot be set inside a transaction");
     read = read || read_only;           /* nothing it calls can write: a repeat is harmless */
@@ -571,27 +593,6 @@ static int l_wait(lua_State *L)
 static int l_wake(lua_State *L)
 {
     lua_pushinteger(L, tide__vm_wake(core_vm(L)));
-    return 1;
-}
-
-/* core.set_route(pattern[, key[, budget_ms]]) -> seconds: the route tide.boot matched, for
- * the log lines of the current request (cut to 127 bytes); key ("METHOD /pattern") names it
- * for its CPU budget and quarantine, budget_ms is its own budget (policies/sandbox.lua; nil:
- * script.max_cpu_ms). Returns the seconds the route stays in quarantine, 0 when open. */
-static int l_set_route(lua_State *L)
-{
-    size_t len;
-    const char *pattern = luaL_checklstring(L, 1, &len);
-    size_t key_len = 0;
-    const char *key = luaL_optlstring(L, 2, NULL, &key_len);
-    double budget_ms = luaL_optnumber(L, 3, 0);
-    tide_task *t = tide__task_current();
-    if (!t) { lua_pushnumber(L, 0); return 1; }
-    if (len >= sizeof t->route) len = sizeof t->route - 1;
-    memcpy(t->route, pattern, len);
-    t->route[len] = 0;
-    lua_pushnumber(L, key ? tide__task_set_route(t, key, key_len, budget_ms > 0 ? budget_ms : 0)
-                          : 0);
     return 1;
 }
 
@@ -909,12 +910,10 @@ static int l_pool_stats(lua_State *L)
     return 1;
 }
 
-int tide_core_open(lua_State *L)
-{
-    static const luaL_Reg fns[] = {
+static const luaL_Reg fns[] = {
         { "query", l_query },       { "tx_begin", l_tx_begin }, { "tx_end", l_tx_end },
         { "log", l_log },           { "now", l_now },           { "request_id", l_request_id },
-        { "set_route", l_set_route }, { "schema_generation", l_schema_generation },
+        { "schema_generation", l_schema_generation },
         { "seal", l_seal },         { "open", l_open },         { "sha256_hex", l_sha256_hex },
         { "keyed_hash_hex", l_keyed_hash_hex },
         { "pool_stats", l_pool_stats }, { "health", l_health },
@@ -922,6 +921,18 @@ int tide_core_open(lua_State *L)
         { "cache_invalidate", l_cache_invalidate }, { "cache_get", l_cache_get },
         { "cache_set", l_cache_set }, { "wait", l_wait }, { "wake", l_wake },
         { NULL, NULL } };
+
+/* Calls fns[upvalue 2] (its upvalue 1, the vm, is this closure's), counting the crossings. */
+static int counted(lua_State *L)
+{
+    tide__vm_crossing(1);
+    int n = fns[lua_tointeger(L, lua_upvalueindex(2))].func(L);
+    if (lua_status(L) != LUA_YIELD) tide__vm_crossing(1);    /* returned to Lua */
+    return n;
+}
+
+int tide_core_open(lua_State *L)
+{
     void *vm = lua_touserdata(L, lua_upvalueindex(1));
     if (luaL_newmetatable(L, ERROR_MT)) {          /* unless tide.errors made it first */
         lua_pushliteral(L, ERROR_MT);
@@ -931,7 +942,8 @@ int tide_core_open(lua_State *L)
     lua_newtable(L);
     for (const luaL_Reg *f = fns; f->name; f++) {
         lua_pushlightuserdata(L, vm);
-        lua_pushcclosure(L, f->func, 1);
+        lua_pushinteger(L, f - fns);
+        lua_pushcclosure(L, counted, 2);
         lua_setfield(L, -2, f->name);
     }
     lua_pushlightuserdata(L, NULL);

@@ -230,6 +230,13 @@ static void admin_stats(tide_app *app, tide_http_req *req)
     tide_jsonw_key_int(&w, "reloads", app->reloads);
     tide_jsonw_key_int(&w, "reload_failures", app->reload_failures);
     tide_jsonw_key_int(&w, "routes", tide_vm_route_count(app->vm));
+    long long lreq, lcross;
+    tide_vm_crossings(&lreq, &lcross);
+    tide_jsonw_key(&w, "lua_crossings");     /* C<->Lua, by the requests that ended */
+    tide_jsonw_object(&w);
+    tide_jsonw_key_int(&w, "requests", lreq);
+    tide_jsonw_key_int(&w, "crossings", lcross);
+    tide_jsonw_end(&w);
     tide_jsonw_key(&w, "jwt_cache");
     tide_jsonw_object(&w);
     tide_jsonw_key_int(&w, "hits", jc.hits);

@@ -5,7 +5,7 @@
 #include "log.h"
 #include "luavm.h"
 #include "metrics.h"
-#include "rcache.h"
+#include "pipeline.h"
 
 #include <stdlib.h>
 #include <string.h>
@@ -46,7 +46,7 @@ void tide_auth_admit(tide_app *app, tide_http_req *req)
     size_t alen = 0;
     const char *auth = tide_http_header_get(req, "authorization", &alen);
     if (!auth || alen == 0) {
-        tide_rcache_admit(app, req, NULL, NULL, TIDE_ROLE_ANON);
+        tide_pipeline_admit(app, req, NULL, NULL, TIDE_ROLE_ANON);
         return;
     }
     if (alen < 7 || strncasecmp(auth, "Bearer ", 7) != 0) {
@@ -67,7 +67,7 @@ void tide_auth_admit(tide_app *app, tide_http_req *req)
     tide_role role;
     const char *cached, *sub;
     if (tide_jwt_cache_get(app->jwt_cache, tok, tlen, now, &policy, &role, &cached, &sub)) {
-        tide_rcache_admit(app, req, cached, sub, role);
+        tide_pipeline_admit(app, req, cached, sub, role);
         return;
     }
     tide_jwt_claims claims;
@@ -76,6 +76,6 @@ void tide_auth_admit(tide_app *app, tide_http_req *req)
     if (rc != 0) { jwt_failure(req, rc); return; }
     /* cache first: the token lives in req, which dispatch may answer and free at once */
     const char *stored = tide_jwt_cache_put(app->jwt_cache, tok, tlen, &claims);
-    tide_rcache_admit(app, req, stored ? stored : claims.claims_json, claims.sub, claims.role);
+    tide_pipeline_admit(app, req, stored ? stored : claims.claims_json, claims.sub, claims.role);
     free(claims.claims_json);
 }

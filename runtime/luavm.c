@@ -21,7 +21,6 @@
 #include "task.h"
 #include "log.h"
 #include "rcache.h"
-#include "metrics.h"
 #include "util.h"
 
 #include <dirent.h>
@@ -32,8 +31,23 @@
 #include <lauxlib.h>
 #include <lualib.h>
 
+/* A route of the bundle, as C keeps it (id: its index, boot's route_table order). */
+typedef struct vroute {
+    char *pattern;           /* "/v1/trips/:id" (req.route, the log lines) */
+    char *key;               /* "GET /v1/trips/:id": its budget's and quarantine's name */
+    int64_t budget_ns;       /* its own CPU budget (policies/sandbox.lua), 0: the default */
+    const tide_cache_rule *rule;   /* its cache rule, or NULL */
+} vroute;
+
+#define CO_POOL 64           /* finished coroutines kept for the next requests */
+
 struct tide_vm {
     tide_app *app;
+    tide_router *router;     /* the routes compiled (router.h), swapped with the state */
+    vroute *routes;
+    int nvroutes;
+    int co_pool[CO_POOL];    /* registry refs of finished coroutines, reused */
+    int nco_pool;
     lua_State *L;
     int refs;
     int handle_ref;          /* boot.handle */
@@ -49,7 +63,7 @@ struct tide_vm {
     tide_guard_mem mem;      /* the state's memory bound (script.max_memory) */
     tide_guard_routes *stops;    /* routes stopped at their budget, and their quarantine */
     int64_t budget_ns;       /* script.max_cpu_ms: a request's Lua time, unless its route
-                              * has its own (policies/sandbox.lua, via core.set_route) */
+                              * has its own (policies/sandbox.lua, vroute.budget_ns) */
     ev_prepare reap;         /* a retired state's garbage, swept a slice per loop pass */
     int retired;             /* replaced after a stop: swept before it is closed */
     char *bundle_buf;        /* the bundle it was built from, serialized (bundle.h), so a
@@ -69,6 +83,7 @@ static void gc_check(tide_vm *vm);
 
 static tide_task *current_task;
 static unsigned long long vm_generation;
+static struct { long long requests, total; } crossings;   /* tide_vm_crossings */
 
 tide_task *tide__task_current(void) { return current_task; }
 tide_app *tide__vm_app(tide_vm *vm) { return vm->app; }
@@ -210,6 +225,78 @@ static int pcall_guarded(tide_vm *vm, lua_State *L, int nargs, int nres)
     return rc;
 }
 
+static void routes_free(tide_vm *vm)
+{
+    for (int i = 0; i < vm->nvroutes; i++) {
+        free(vm->routes[i].pattern);
+        free(vm->routes[i].key);
+    }
+    free(vm->routes);
+    tide_router_free(vm->router);
+    vm->routes = NULL;
+    vm->router = NULL;
+    vm->nvroutes = 0;
+}
+
+/* Compiles the routes boot.load just built (boot.route_table(): {method, pattern, key,
+ * budget ms or nil}, ...) into vm->router; a route's id is its index there. Returns 0, or an
+ * error with the message pushed. */
+static int compile_routes(tide_vm *vm, lua_State *L)
+{
+    lua_getglobal(L, "require");
+    lua_pushstring(L, "tide.boot");
+    if (pcall_guarded(vm, L, 1, 1) != 0) return TIDE_ELUA;
+    lua_getfield(L, -1, "route_table");
+    if (pcall_guarded(vm, L, 0, 1) != 0) return TIDE_ELUA;
+    int n = lua_istable(L, -1) ? (int)lua_objlen(L, -1) : 0;
+    if (!(vm->router = tide_router_new()) ||
+        !(vm->routes = calloc((size_t)n + 1, sizeof *vm->routes))) {
+        lua_pushstring(L, "out of memory");
+        return TIDE_ENOMEM;
+    }
+    for (int i = 0; i < n; i++) {
+        lua_rawgeti(L, -1, i + 1);
+        lua_getfield(L, -1, "method");
+        lua_getfield(L, -2, "pattern");
+        lua_getfield(L, -3, "key");
+        lua_getfield(L, -4, "budget");
+        const char *method = lua_tostring(L, -4), *pattern = lua_tostring(L, -3);
+        const char *key = lua_tostring(L, -2);
+        vroute *r = &vm->routes[vm->nvroutes++];
+        r->budget_ns = lua_isnumber(L, -1) && lua_tonumber(L, -1) > 0
+                           ? (int64_t)(lua_tonumber(L, -1) * 1e6) : 0;
+        if (!method || !pattern || !key) {
+            lua_pushstring(L, "boot.route_table: a route without method, pattern or key");
+            return TIDE_EINVAL;
+        }
+        if (!(r->pattern = strdup(pattern)) || !(r->key = strdup(key))) {
+            lua_pushstring(L, "out of memory");
+            return TIDE_ENOMEM;
+        }
+        int rc = tide_router_add(vm->router, method, pattern, i);
+        if (rc != 0) {
+            lua_pushfstring(L, "route %s %s: %s", method, pattern,
+                            rc == TIDE_ENOMEM ? "out of memory"
+                                              : "not a route C can compile (duplicate, or past "
+                                                "64 segments or 16 params)");
+            return rc;
+        }
+        lua_pop(L, 5);
+    }
+    lua_settop(L, 0);
+    return 0;
+}
+
+const tide_router *tide_vm_router(const tide_vm *vm)
+{
+    return vm ? vm->router : NULL;
+}
+
+const tide_cache_rule *tide_vm_route_rule(const tide_vm *vm, int id)
+{
+    return vm && id >= 0 && id < vm->nvroutes ? vm->routes[id].rule : NULL;
+}
+
 int tide_vm_new(tide_app *app, tide_vm **out, char *err, size_t errlen)
 {
     tide_vm *vm = calloc(1, sizeof *vm);
@@ -286,6 +373,7 @@ int tide_vm_new(tide_app *app, tide_vm **out, char *err, size_t errlen)
     if (pcall_guarded(vm, L, 1, 1) != 0) goto fail;
     vm->nroutes = lua_isnumber(L, -1) ? (int)lua_tointeger(L, -1) : 0;
     lua_settop(L, 0);
+    if (compile_routes(vm, L) != 0) goto fail;
 
     /* the resilience policy: checked now, applied by the caller when the bundle goes live */
     lua_getglobal(L, "require");
@@ -305,6 +393,9 @@ int tide_vm_new(tide_app *app, tide_vm **out, char *err, size_t errlen)
         lua_pushstring(L, perr);
         goto fail;
     }
+    for (int i = 0; i < vm->nvroutes; i++)      /* each GET route's rule, found once */
+        if (strncmp(vm->routes[i].key, "GET ", 4) == 0)
+            vm->routes[i].rule = tide_cache_policy_rule(vm->cache, vm->routes[i].key);
     lua_settop(L, 0);
     lua_gc(L, LUA_GCCOLLECT, 0);
     vm->gc_floor_kb = lua_gc(L, LUA_GCCOUNT, 0);
@@ -318,6 +409,7 @@ fail:
     lua_close(L);
     tide_cache_policy_free(vm->cache);
     tide_guard_routes_free(vm->stops);
+    routes_free(vm);
     free(vm);
     return TIDE_ELUA;
 }
@@ -344,6 +436,7 @@ void tide_vm_unref(tide_vm *vm)
     lua_close(vm->L);
     tide_cache_policy_free(vm->cache);
     tide_guard_routes_free(vm->stops);
+    routes_free(vm);
     free(vm->bundle_buf);
     free(vm);
     malloc_trim(0);   /* a whole bundle's heap just went back */
@@ -516,10 +609,14 @@ static void push_lstr(lua_State *L, const char *k, const char *v, size_t len)
     lua_setfield(L, -2, k);
 }
 
-static void push_request(tide_task *t, tide_http_req *req)
+/* req for boot.handle: the request, and what the router found: route_id (the route's index
+ * in boot.route_table()) and params (percent-decoded), or route_status (404, 405 with allow,
+ * 400) for boot to refuse; closed: the seconds the route stays in quarantine. */
+static void push_request(tide_task *t, tide_http_req *req, const tide_route_match *m,
+                         double closed)
 {
     lua_State *co = t->co;
-    lua_createtable(co, 0, 10);
+    lua_createtable(co, 0, 14);
     lua_pushstring(co, req->method);
     lua_setfield(co, -2, "method");
     push_lstr(co, "path", req->path, req->path_len);
@@ -540,11 +637,47 @@ static void push_request(tide_task *t, tide_http_req *req)
     lua_setfield(co, -2, "id");
     if (t->claims && t->role != TIDE_ROLE_ANON)
         push_lstr(co, "claims_json", t->claims, strlen(t->claims));   /* boot decodes it */
-    const char *cr = tide_rcache_route(t->cr);
-    if (cr) {                            /* boot checks that it routed the same way */
-        lua_pushstring(co, cr);
-        lua_setfield(co, -2, "cache_route");
+    if (m && m->status == TIDE_ROUTE_FOUND) {
+        lua_pushinteger(co, m->id + 1);
+        lua_setfield(co, -2, "route_id");
+        lua_createtable(co, 0, m->nparams);
+        for (int i = 0; i < m->nparams; i++) {
+            char small[256];
+            size_t len = m->params[i].len;
+            char *out = len <= sizeof small ? small : malloc(len);
+            long n = out ? tide_router_decode(m->params[i].value, len, out) : -1;
+            lua_pushstring(co, m->params[i].name);
+            if (n >= 0) lua_pushlstring(co, out, (size_t)n);
+            else lua_pushlstring(co, m->params[i].value, len);   /* memory: as sent */
+            lua_rawset(co, -3);
+            if (out != small) free(out);
+        }
+        lua_setfield(co, -2, "params");
+        if (closed > 0) {
+            lua_pushnumber(co, closed);
+            lua_setfield(co, -2, "closed");
+        }
+    } else {
+        lua_pushinteger(co, m ? m->status : TIDE_ROUTE_NOT_FOUND);
+        lua_setfield(co, -2, "route_status");
+        if (m && m->status == TIDE_ROUTE_NOT_ALLOWED) {
+            lua_pushstring(co, m->allow);
+            lua_setfield(co, -2, "allow");
+        }
     }
+}
+
+/* The request's answer goes up the pipeline (once). */
+static void answer(tide_task *t, tide_http_req *req, int status, const char *ctype,
+                   const char *hdrs, const char *body, size_t blen)
+{
+    tide_answer_fn fn = t->answer;
+    t->answer = NULL;
+    t->cr = NULL;
+    if (!fn) return;
+    tide_answer_log lg = { t->id, t->role, t->started, t->aborted, NULL, t->sub,
+                           t->route[0] ? t->route : NULL };
+    fn(t->answer_ud, req, status, ctype, hdrs, body, blen, &lg);
 }
 
 static void task_free(tide_task *t)
@@ -553,38 +686,31 @@ static void task_free(tide_task *t)
         ev_timer_stop(t->app->loop, &t->wait);
         wait_unlink(t);
     }
-    if (t->cr) { tide_rcache_drop(t->cr); t->cr = NULL; }   /* never answered: as a 499 */
+    if (t->answer) answer(t, NULL, 499, NULL, NULL, NULL, 0);   /* never answered */
     if (t->tx) { tide_pool_release(t->tx); t->tx = NULL; }
     t->app->inflight--;
-    luaL_unref(t->vm->L, LUA_REGISTRYINDEX, t->co_ref);
+    tide_vm *vm = t->vm;
+    crossings.requests++;
+    crossings.total += t->crossings;
+    /* a coroutine that returned is reusable (LuaJIT: status 0, its stack emptied); one that
+     * raised, or was stopped, or still holds a yield is not */
+    if (t->co_done && lua_status(t->co) == 0 && vm->nco_pool < CO_POOL) {
+        lua_settop(t->co, 0);
+        vm->co_pool[vm->nco_pool++] = t->co_ref;
+    } else {
+        luaL_unref(vm->L, LUA_REGISTRYINDEX, t->co_ref);
+    }
     gc_check(t->vm);
     tide_vm_unref(t->vm);
     free(t->claims);
     free(t);
 }
 
-/* The access-log line and the metrics of an answer that does not go through the cache, and
- * for a service_role caller the audit line. */
-static void access_log(tide_task *t, const tide_http_req *req, int status)
-{
-    tide_request_record(req, t->id, t->role, t->sub, t->route[0] ? t->route : NULL,
-                        ev_now(t->app->loop) - t->started, t->aborted, NULL, status);
-}
-
-/* Sends the answer, through the cache when the request has a cache context. */
+/* Sends the answer up the pipeline. */
 static void send(tide_task *t, tide_http_req *req, int status, const char *ctype,
                  const char *hdrs, const char *body, size_t blen)
 {
-    tide_rcache_req *cr = t->cr;
-    t->cr = NULL;
-    if (cr) {                            /* the cache sends it, and logs it */
-        tide_rcache_log lg = { t->id, t->role, t->started, t->aborted, NULL, t->sub,
-                               t->route[0] ? t->route : NULL };
-        tide_rcache_respond(cr, req, status, ctype, hdrs, body, blen, &lg);
-    } else {
-        access_log(t, req, status);
-        tide_http_respond(req, status, ctype, hdrs, body, blen);
-    }
+    answer(t, req, status, ctype, hdrs, body, blen);
 }
 
 /* Answers with a fixed JSON error (used when the bundle itself fails). */
@@ -720,6 +846,7 @@ void tide__task_resume(tide_task *t, int nargs)
     int64_t spent;
     tide_guard_enter(&run, t->co, &t->vm->mem, t->budget_ns - t->lua_ns,
                      t->route_key[0] ? t->route_key : NULL);
+    t->crossings++;                          /* into the coroutine */
     int rc = lua_resume(t->co, nargs);
     int why = tide_guard_leave(&run, &spent, where, sizeof where);
     t->lua_ns += spent;
@@ -742,26 +869,26 @@ void tide__task_resume(tide_task *t, int nargs)
         if (t->call || t->waiting) return;   /* parked on a database call, or core.wait */
         respond_internal(t, "handler yielded outside a tide call");
     } else if (rc == 0) {
+        t->crossings++;                      /* the return */
+        t->co_done = 1;
         respond_from_lua(t);
     } else {
+        t->crossings++;
         const char *msg = lua_tostring(t->co, -1);
         respond_internal(t, msg ? msg : "error in boot.handle");
     }
     task_free(t);
 }
 
-/* core.set_route's C half (task.h). */
-double tide__task_set_route(tide_task *t, const char *key, size_t len, double budget_ms)
+void tide_vm_crossings(long long *requests, long long *total)
 {
-    if (len >= sizeof t->route_key) len = sizeof t->route_key - 1;   /* once per request */
-    memcpy(t->route_key, key, len);
-    t->route_key[len] = 0;
-    tide_guard_set_route(t->route_key);
-    if (budget_ms > 0) {
-        t->budget_ns = (int64_t)(budget_ms * 1e6);
-        tide_guard_set_budget(t->budget_ns - t->lua_ns);
-    }
-    return tide_guard_routes_closed(t->vm->stops, t->route_key, ev_now(t->app->loop));
+    *requests = crossings.requests;
+    *total = crossings.total;
+}
+
+void tide__vm_crossing(int n)
+{
+    if (current_task) current_task->crossings += n;
 }
 
 static void on_abort(tide_http_req *req)
@@ -773,41 +900,57 @@ static void on_abort(tide_http_req *req)
     wait_end(t, TIDE__WAIT_ABORTED);
 }
 
-void tide_vm_dispatch(tide_vm *vm, tide_http_req *req, const char *claims, const char *sub,
-                      tide_role role, tide_rcache_req *cr)
+void tide_vm_dispatch(tide_vm *vm, tide_http_req *req, const tide_stage_in *in)
 {
     tide_app *app = vm->app;
     tide_task *t = calloc(1, sizeof *t);
     if (!t) {
         static const char body[] = "{\"code\":\"TIDE_OVERLOADED\",\"message\":\"out of memory\"}";
-        if (cr)
-            tide_rcache_respond(cr, req, 503, "application/json", NULL, body, sizeof body - 1,
-                                NULL);
-        else
-            tide_http_respond(req, 503, "application/json", NULL, body, sizeof body - 1);
+        in->answer(in->ud, req, 503, "application/json", NULL, body, sizeof body - 1, NULL);
         return;
     }
-    t->cr = cr;
-    snprintf(t->sub, sizeof t->sub, "%s", sub ? sub : "");
-    t->born = tide_rcache_clock(app);
+    tide_role role = in->role;
+    t->answer = in->answer;
+    t->answer_ud = in->ud;
+    t->cr = in->cr;
+    snprintf(t->sub, sizeof t->sub, "%s", in->sub ? in->sub : "");
+    t->born = in->born;
     t->app = app;
     t->vm = vm;
     tide_vm_ref(vm);
     t->req = req;
     t->role = role;
     t->started = ev_now(app->loop);
-    if (claims) t->claims = strdup(claims);
+    if (in->claims) t->claims = strdup(in->claims);
     else t->claims = strdup(role == TIDE_ROLE_ANON ? "{\"role\":\"anon\"}" : "{}");
     memcpy(t->id, req->id, sizeof t->id);
     t->budget_ns = vm->budget_ns;
+    double closed = 0;
+    const tide_route_match *m = in->match;
+    if (m && m->status == TIDE_ROUTE_FOUND && m->id >= 0 && m->id < vm->nvroutes) {
+        /* the route's name in the log lines, its budget and quarantine: known before any Lua
+         * runs (tide_guard_enter takes the key and the budget from the task) */
+        const vroute *r = &vm->routes[m->id];
+        snprintf(t->route, sizeof t->route, "%s", r->pattern);
+        snprintf(t->route_key, sizeof t->route_key, "%s", r->key);
+        if (r->budget_ns > 0) t->budget_ns = r->budget_ns;
+        closed = tide_guard_routes_closed(vm->stops, t->route_key, t->started);
+    }
     app->inflight++;
     req->ud = t;
     req->on_abort = on_abort;
 
     lua_State *L = vm->L;
-    t->co = lua_newthread(L);
-    t->co_ref = luaL_ref(L, LUA_REGISTRYINDEX);
+    if (vm->nco_pool > 0) {
+        t->co_ref = vm->co_pool[--vm->nco_pool];
+        lua_rawgeti(L, LUA_REGISTRYINDEX, t->co_ref);
+        t->co = lua_tothread(L, -1);
+        lua_pop(L, 1);
+    } else {
+        t->co = lua_newthread(L);
+        t->co_ref = luaL_ref(L, LUA_REGISTRYINDEX);
+    }
     lua_rawgeti(t->co, LUA_REGISTRYINDEX, vm->handle_ref);
-    push_request(t, req);
+    push_request(t, req, m, closed);
     tide__task_resume(t, 1);
 }

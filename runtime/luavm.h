@@ -9,6 +9,8 @@
 #include "app.h"
 #include "http.h"
 #include "jwt.h"
+#include "router.h"
+#include "stage.h"
 #include "upstream.h"
 
 /* Builds a state from app->bundle when set (runtime/bundle.h: the files read into memory),
@@ -19,15 +21,21 @@ void tide_vm_ref(tide_vm *vm);
 /* Drops a reference; the state is closed when the last one goes. */
 void tide_vm_unref(tide_vm *vm);
 
-struct tide_rcache_req;
 struct tide_cache_policy;
+struct tide_cache_rule;
 
-/* Runs req through boot.handle in a new coroutine of vm. claims (JSON text, may be NULL for
- * anonymous) and sub (the JWT's sub claim, may be NULL) are copied. With cr (a cache context,
- * runtime/rcache.h; taken over) the answer goes through tide_rcache_respond. The request is
- * always answered, now or later. */
-void tide_vm_dispatch(tide_vm *vm, tide_http_req *req, const char *claims, const char *sub,
-                      tide_role role, struct tide_rcache_req *cr);
+/* The VM stage of the request pipeline (runtime/stage.h): runs req through boot.handle in a
+ * coroutine of vm, with the route the router found (in->match: req.route_id, req.params; an
+ * unmatched path's status for boot to refuse), the route's budget and quarantine set from
+ * what the bundle declared, before any Lua runs. in->claims and in->sub are copied. The
+ * answer goes to in->answer(in->ud, ...) exactly once (req NULL there if the request went
+ * away unanswered); never inside this call when the handler waits on a database call. */
+void tide_vm_dispatch(tide_vm *vm, tide_http_req *req, const tide_stage_in *in);
+
+/* The bundle's routes, compiled when it loaded (runtime/router.h); valid while vm is. */
+const tide_router *tide_vm_router(const tide_vm *vm);
+/* The cache rule of route id (a GET route with a rule in policies/cache.lua), or NULL. */
+const struct tide_cache_rule *tide_vm_route_rule(const tide_vm *vm, int id);
 
 /* The bundle's cache policy (policies/cache.lua); NULL for a NULL vm. */
 const struct tide_cache_policy *tide_vm_cache_policy(const tide_vm *vm);
@@ -51,5 +59,14 @@ void tide_vm_each_stopped_route(const tide_vm *vm, double now,
 
 /* Number of scripts routes loaded (for logs). */
 int tide_vm_route_count(const tide_vm *vm);
+
+/* Crossings between C and Lua made by requests that ended, and those requests: each entry
+ * into a request's coroutine and each return from it, each call into tide.core and each
+ * return from one that did not yield (a call that yields returns by the next entry). An
+ * uncached point read makes 4: into the handler, the query's call (it yields), the result's
+ * resume, the return. */
+void tide_vm_crossings(long long *requests, long long *crossings);
+/* For tide.core (the binding): one call into it by the running request, or one return. */
+void tide__vm_crossing(int n);
 
 #endif

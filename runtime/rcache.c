@@ -1,10 +1,8 @@
 /* rcache.c - the result cache in the request path (see rcache.h). */
 #include "rcache.h"
 #include "cache.h"
-#include "metrics.h"
 #include "util.h"
 #include "log.h"
-#include "luavm.h"
 
 #include <stdio.h>
 #include <stdlib.h>
@@ -15,17 +13,9 @@
 
 /* ---- policy ---------------------------------------------------------------------------- */
 
-typedef struct route {
-    int nseg;
-    char **seg;                  /* NULL: a :param */
-    int rule;                    /* index into rules, or -1 */
-} route;
-
 struct tide_cache_policy {
     tide_cache_rule *rules;
     int nrules;
-    route *routes;
-    int nroutes;
     char *tables;                /* fingerprint of the tables section */
 };
 
@@ -49,41 +39,9 @@ void tide_cache_policy_free(tide_cache_policy *p)
         for (int k = 0; k < p->rules[i].nvary; k++)
             free(p->rules[i].vary[k]);
     }
-    for (int i = 0; i < p->nroutes; i++) {
-        for (int k = 0; k < p->routes[i].nseg; k++)
-            free(p->routes[i].seg[k]);
-        free(p->routes[i].seg);
-    }
     free(p->rules);
-    free(p->routes);
     free(p->tables);
     free(p);
-}
-
-/* Splits pattern ("/a/:b/c") into r. 0 or -1 (memory). */
-static int route_parse(const char *pattern, route *r)
-{
-    r->nseg = 0;
-    r->seg = NULL;
-    r->rule = -1;
-    if (strcmp(pattern, "/") == 0)
-        return 0;
-    int n = 0;
-    for (const char *p = pattern; *p; p++)
-        n += *p == '/';
-    r->seg = calloc((size_t)n, sizeof *r->seg);
-    if (!r->seg)
-        return -1;
-    const char *p = pattern + 1;
-    for (int i = 0; i < n; i++) {
-        const char *e = strchr(p, '/');
-        size_t len = e ? (size_t)(e - p) : strlen(p);
-        r->nseg++;
-        if (p[0] != ':' && !(r->seg[i] = strndup(p, len)))
-            return -1;
-        p += len + 1;
-    }
-    return 0;
 }
 
 static double num_field(lua_State *L, int t, const char *k)
@@ -140,34 +98,7 @@ tide_cache_policy *tide_cache_policy_read(lua_State *L, int idx, char *err, size
         }
         lua_settop(L, t - 1);
     }
-    lua_pop(L, 1);
-    lua_getfield(L, idx, "get_routes");
-    int ng = lua_istable(L, -1) ? (int)lua_objlen(L, -1) : 0;
-    p->routes = calloc((size_t)ng + 1, sizeof *p->routes);
-    if (!p->routes)
-        goto bad;
-    for (int i = 1; i <= ng; i++) {
-        lua_rawgeti(L, -1, i);
-        const char *pat = lua_tostring(L, -1);
-        route *r = &p->routes[p->nroutes++];
-        if (!pat || pat[0] != '/' || route_parse(pat, r) != 0)
-            goto bad;
-        for (int k = 0; k < p->nrules; k++)
-            if (strcmp(p->rules[k].route + 4, pat) == 0)
-                r->rule = k;
-        lua_pop(L, 1);
-    }
     lua_settop(L, top);
-    for (int k = 0; k < p->nrules; k++) {
-        int found = 0;
-        for (int i = 0; i < p->nroutes; i++)
-            found |= p->routes[i].rule == k;
-        if (!found) {
-            snprintf(err, errlen, "policies/cache.lua: no GET route %s", p->rules[k].route + 4);
-            tide_cache_policy_free(p);
-            return NULL;
-        }
-    }
     return p;
 bad:
     lua_settop(L, top);
@@ -176,64 +107,12 @@ bad:
     return NULL;
 }
 
-/* Path segments of a request, pointers into the path. */
-#define MAX_SEGS 32
-typedef struct segs {
-    const char *s[MAX_SEGS];
-    size_t len[MAX_SEGS];
-    int n;
-} segs;
-
-/* Whether route r matches the request's segments; *rank gets its kinds as bits (static = 1,
- * first segment highest), so the best match is the one tide.router's trie walk finds. */
-static int route_matches(const route *r, const segs *sg, unsigned long long *rank)
+const tide_cache_rule *tide_cache_policy_rule(const tide_cache_policy *p, const char *route)
 {
-    if (r->nseg != sg->n)
-        return 0;
-    unsigned long long k = 0;
-    for (int i = 0; i < sg->n; i++) {
-        k <<= 1;
-        if (r->seg[i]) {
-            if (strlen(r->seg[i]) != sg->len[i] || memcmp(r->seg[i], sg->s[i], sg->len[i]) != 0)
-                return 0;
-            k |= 1;
-        } else if (sg->len[i] == 0) {
-            return 0;
-        }
-    }
-    *rank = k;
-    return 1;
-}
-
-const tide_cache_rule *tide_cache_policy_match(const tide_cache_policy *p, const char *path,
-                                               size_t len)
-{
-    if (!p || p->nrules == 0 || len == 0 || path[0] != '/')
-        return NULL;
-    segs sg = { .n = 0 };
-    if (len > 1) {
-        const char *s = path + 1, *end = path + len;
-        for (;;) {
-            if (sg.n == MAX_SEGS)
-                return NULL;
-            const char *e = memchr(s, '/', (size_t)(end - s));
-            sg.s[sg.n] = s;
-            sg.len[sg.n++] = e ? (size_t)(e - s) : (size_t)(end - s);
-            if (!e)
-                break;
-            s = e + 1;
-        }
-    }
-    int best = -1;
-    unsigned long long best_rank = 0;
-    for (int i = 0; i < p->nroutes; i++) {
-        unsigned long long rank;
-        if (route_matches(&p->routes[i], &sg, &rank) && (best < 0 || rank > best_rank)) {
-            best = i;
-            best_rank = rank;
-        }
-    }
-    return best >= 0 && p->routes[best].rule >= 0 ? &p->rules[p->routes[best].rule] : NULL;
+    for (int i = 0; p && i < p->nrules; i++)
+        if (strcmp(p->rules[i].route, route) == 0)
+            return &p->rules[i];
+    return NULL;
 }
 
 /* ---- the cache and its flights --------------------------------------------------------- */
@@ -265,6 +144,7 @@ typedef struct flight {
 
 struct tide_rcache {
     tide_app *app;
+    const tide_stages *next;     /* the stages it hands requests on to */
     tide_cache *store;
     flight *flights[FLIGHT_BUCKETS];
     scope_stats st[TIDE_SCOPES];
@@ -348,7 +228,7 @@ static int flight_wait(flight *f, tide_http_req *req, const char *claims, const 
     return 0;
 }
 
-int tide_rcache_start(tide_app *app)
+int tide_rcache_start(tide_app *app, const tide_stages *next)
 {
     app->cache = NULL;
     if (app->cfg.cache_max_bytes == 0)
@@ -364,6 +244,7 @@ int tide_rcache_start(tide_app *app)
         return err;
     }
     rc->app = app;
+    rc->next = next;
     rc->hearing = -1;
     app->cache = rc;
     const char *channel = app->cfg.cache_channel;
@@ -534,20 +415,26 @@ static void add_uint(buf *b, unsigned long long v)
     buf_add(b, d, (size_t)tide_utoa(v, d));
 }
 
-/* The access-log line of an answer the cache sent, and the audit line of a service_role
- * caller's (NULL lg: no client, nothing logged). */
-static void log_answer(const tide_rcache *rc, const tide_rcache_log *lg,
-                       const tide_http_req *req, int status, const char *xcache)
+/* Sends an answer the cache made or passes on, through the pipeline's reply (stage.h: the
+ * access-log line, metrics, audit line of a service_role caller, then the send); NULL lg: no
+ * client to log for (a refresh), only sent. */
+static void send_out(const tide_rcache *rc, const tide_answer_log *lg, tide_http_req *req,
+                     int status, const char *xcache, const char *ctype, const char *hdrs,
+                     const char *body, size_t blen)
 {
-    if (lg)
-        tide_request_record(req, lg->id, lg->role, lg->sub, lg->route,
-                            ev_now(rc->app->loop) - lg->started, lg->aborted || req->aborted,
-                            lg->label ? lg->label : xcache, status);
+    if (!lg) {
+        tide_http_respond(req, status, ctype, hdrs, body, blen);
+        return;
+    }
+    tide_answer_log l = *lg;
+    l.aborted = lg->aborted || req->aborted;
+    l.label = lg->label ? lg->label : xcache;
+    rc->next->reply(rc->app, req, status, ctype, hdrs, body, blen, &l);
 }
 
 /* Answers req with a stored entry. */
 static void serve(tide_rcache *rc, tide_http_req *req, const void *value, size_t vlen,
-                  double age, const char *xcache, scope_stats *st, const tide_rcache_log *lg)
+                  double age, const char *xcache, scope_stats *st, const tide_answer_log *lg)
 {
     blob_head h;
     memcpy(&h, value, sizeof h);
@@ -568,9 +455,8 @@ static void serve(tide_rcache *rc, tide_http_req *req, const void *value, size_t
     int nm = etag_matches(req, h.etag);
     if (nm && st)
         st->not_modified++;
-    log_answer(rc, lg, req, nm ? 304 : 200, xcache);
-    tide_http_respond(req, nm ? 304 : 200, ctype, b.oom ? NULL : b.p, nm ? NULL : body,
-                      nm ? 0 : vlen_body);
+    send_out(rc, lg, req, nm ? 304 : 200, xcache, ctype, b.oom ? NULL : b.p, nm ? NULL : body,
+             nm ? 0 : vlen_body);
     buf_free(&b);
 }
 
@@ -631,10 +517,24 @@ static void cr_free(tide_rcache_req *cr)
     free(cr);
 }
 
+static void answer(void *ud, tide_http_req *req, int status, const char *ctype,
+                   const char *headers, const char *body, size_t blen,
+                   const tide_answer_log *lg);
+
+/* Hands req on to the next stage: with cr, its answer comes back through answer(); without,
+ * it goes straight to the client. */
+static void run(tide_rcache *rc, tide_http_req *req, const tide_route_match *m,
+                const char *claims, const char *sub, tide_role role, tide_rcache_req *cr)
+{
+    tide_stage_in in = { claims, sub, role, m, tide_cache_clock(rc->store), cr,
+                         cr ? answer : rc->next->reply, cr ? (void *)cr : (void *)rc->app };
+    rc->next->run(rc->app, req, &in);
+}
+
 /* Starts a background refresh of a stale entry: a copy of req runs through the bundle. */
 static void refresh(tide_rcache *rc, const tide_cache_rule *r, tide_http_req *copy,
-                    const char *key, size_t klen, uint64_t h, const char *claims,
-                    const char *sub, tide_role role)
+                    const tide_route_match *m, const char *key, size_t klen, uint64_t h,
+                    const char *claims, const char *sub, tide_role role)
 {
     tide_rcache_req *cr = cr_new(rc, CR_REFRESH, r, key, klen);
     flight *f = cr ? flight_new(rc, key, klen, h) : NULL;
@@ -646,24 +546,19 @@ static void refresh(tide_rcache *rc, const tide_cache_rule *r, tide_http_req *co
     }
     cr->fl = f;
     rc->st[r->scope].refreshes++;
-    tide_vm_dispatch(rc->app->vm, copy, claims, sub, role, cr);
+    run(rc, copy, m, claims, sub, role, cr);
 }
 
-void tide_rcache_admit(tide_app *app, tide_http_req *req, const char *claims, const char *sub,
+void tide_rcache_admit(tide_app *app, tide_http_req *req, const tide_cache_rule *r,
+                       const tide_route_match *m, const char *claims, const char *sub,
                        tide_role role)
 {
     tide_rcache *rc = app->cache;
-    const tide_cache_rule *r = NULL;
-    if (rc && strcmp(req->method, "GET") == 0 && req->body_len == 0)
-        r = tide_cache_policy_match(tide_vm_cache_policy(app->vm), req->path, req->path_len);
-    if (!r) {
-        tide_vm_dispatch(app->vm, req, claims, sub, role, NULL);
-        return;
-    }
     scope_stats *st = &rc->st[r->scope];
     if (wants_no_cache(req)) {
         st->bypass++;
-        tide_vm_dispatch(app->vm, req, claims, sub, role, cr_new(rc, CR_BYPASS, r, NULL, 0));
+        tide_rcache_req *cr = cr_new(rc, CR_BYPASS, r, NULL, 0);
+        run(rc, req, m, claims, sub, role, cr);
         return;
     }
     buf key;
@@ -671,7 +566,7 @@ void tide_rcache_admit(tide_app *app, tide_http_req *req, const char *claims, co
     build_key(&key, r, req, role, sub, claims);
     if (key.oom) {
         buf_free(&key);
-        tide_vm_dispatch(app->vm, req, claims, sub, role, NULL);
+        run(rc, req, m, claims, sub, role, NULL);
         return;
     }
     const void *v;
@@ -679,18 +574,23 @@ void tide_rcache_admit(tide_app *app, tide_http_req *req, const char *claims, co
     double age;
     int state = tide_cache_get(rc->store, key.p, key.n, ev_now(app->loop), 0, &v, &vlen, &age);
     uint64_t h = state == TIDE_CACHE_HIT ? 0 : key_hash(key.p, key.n);   /* flights: not hits */
-    tide_rcache_log lg = { req->id, role, ev_now(app->loop), 0, NULL, sub ? sub : "",
+    tide_answer_log lg = { req->id, role, ev_now(app->loop), 0, NULL, sub ? sub : "",
                            r->route + 4 };
     if (state == TIDE_CACHE_HIT) {
         st->hits++;
         serve(rc, req, v, vlen, age, "HIT", st, &lg);
     } else if (state == TIDE_CACHE_STALE) {
         st->stale++;
-        /* one refresh at a time; the copy is made before req is answered (and freed) */
+        /* one refresh at a time; the copy is made before req is answered (and freed), and
+         * the match's params are moved onto the copy's path */
         tide_http_req *copy = flight_find(rc, key.p, key.n, h) ? NULL : tide_http_req_copy(req);
+        tide_route_match mc = *m;
+        if (copy)
+            for (int i = 0; i < mc.nparams; i++)
+                mc.params[i].value = copy->path + (m->params[i].value - req->path);
         serve(rc, req, v, vlen, age, "STALE", st, &lg);
         if (copy)
-            refresh(rc, r, copy, key.p, key.n, h, claims, sub, role);
+            refresh(rc, r, copy, &mc, key.p, key.n, h, claims, sub, role);
     } else {
         flight *f = flight_find(rc, key.p, key.n, h);
         if (f && flight_wait(f, req, claims, sub, role, ev_now(app->loop)) == 0) {
@@ -702,7 +602,7 @@ void tide_rcache_admit(tide_app *app, tide_http_req *req, const char *claims, co
                 cr_free(cr);
                 cr = NULL;
             }
-            tide_vm_dispatch(app->vm, req, claims, sub, role, cr);
+            run(rc, req, m, claims, sub, role, cr);
         }
     }
     buf_free(&key);
@@ -746,7 +646,7 @@ static int store(tide_rcache_req *cr, const char *ctype, const char *hdrs, const
 /* Sends the bundle's answer to req with X-Cache (and the ETag of what was stored). */
 static void send_answer(tide_rcache *rc, tide_http_req *req, int status, const char *ctype,
                         const char *hdrs, const char *body, size_t blen, const char *xcache,
-                        const char *etag, const tide_rcache_log *lg)
+                        const char *etag, const tide_answer_log *lg)
 {
     buf b;
     buf_init(&b);
@@ -761,9 +661,8 @@ static void send_answer(tide_rcache *rc, tide_http_req *req, int status, const c
     buf_str(&b, xcache);
     buf_add(&b, "\r\n", 3);
     int nm = etag && status == 200 && etag_matches(req, etag);
-    log_answer(rc, lg, req, nm ? 304 : status, xcache);
-    tide_http_respond(req, nm ? 304 : status, ctype, b.oom ? hdrs : b.p, nm ? NULL : body,
-                      nm ? 0 : blen);
+    send_out(rc, lg, req, nm ? 304 : status, xcache, ctype, b.oom ? hdrs : b.p,
+             nm ? NULL : body, nm ? 0 : blen);
     buf_free(&b);
 }
 
@@ -780,10 +679,10 @@ static void land(tide_rcache_req *cr, int status, const char *ctype, const char 
     cr->fl = NULL;
     for (int i = 0; i < f->nw; i++) {
         waiter *w = &f->w[i];
-        tide_rcache_log lg = { w->req->id, w->role, w->since, 0, "COALESCED", w->sub,
+        tide_answer_log lg = { w->req->id, w->role, w->since, 0, "COALESCED", w->sub,
                                cr->route };
         if (status == 499 && cr->kind == CR_MISS)
-            tide_rcache_admit(rc->app, w->req, w->claims, w->sub, w->role);   /* try again */
+            rc->next->admit(rc->app, w->req, w->claims, w->sub, w->role);   /* try again */
         else if (kept)
             serve(rc, w->req, kept, kept_len, kept_age, "STALE", NULL, &lg);
         else
@@ -795,11 +694,21 @@ static void land(tide_rcache_req *cr, int status, const char *ctype, const char 
     free(f);
 }
 
-void tide_rcache_respond(tide_rcache_req *cr, tide_http_req *req, int status,
-                         const char *ctype, const char *headers, const char *body,
-                         size_t blen, const tide_rcache_log *lg)
+/* The bundle's answer for a request handed on with a cache context (ud): sends it (with
+ * X-Cache, ETag, or a kept entry instead of a 5xx) and its access-log line (lg), stores it,
+ * answers the requests waiting on it (each with its own line: "cache":"COALESCED"), and frees
+ * the context. req NULL: the request went away without an answer, as a 499. */
+static void answer(void *ud, tide_http_req *req, int status, const char *ctype,
+                   const char *headers, const char *body, size_t blen,
+                   const tide_answer_log *lg)
 {
+    tide_rcache_req *cr = ud;
     tide_rcache *rc = cr->rc;
+    if (!req) {
+        land(cr, 499, "application/json", NULL, "", 0, "MISS", NULL, NULL, 0, 0);
+        cr_free(cr);
+        return;
+    }
     scope_stats *st = &rc->st[cr->scope];
     if (cr->kind == CR_BYPASS) {
         send_answer(rc, req, status, ctype, headers, body, blen, "BYPASS", NULL, lg);
@@ -847,12 +756,6 @@ void tide_rcache_respond(tide_rcache_req *cr, tide_http_req *req, int status,
     cr_free(cr);
 }
 
-void tide_rcache_drop(tide_rcache_req *cr)
-{
-    land(cr, 499, "application/json", NULL, "", 0, "MISS", NULL, NULL, 0, 0);
-    cr_free(cr);
-}
-
 void tide_rcache_depend(tide_rcache_req *cr, const char *tag, size_t len)
 {
     if (!cr || cr->kind == CR_BYPASS)
@@ -871,11 +774,6 @@ void tide_rcache_skip(tide_rcache_req *cr)
 {
     if (cr)
         cr->skip = 1;
-}
-
-const char *tide_rcache_route(const tide_rcache_req *cr)
-{
-    return cr ? cr->route : NULL;
 }
 
 void tide_rcache_invalidate(tide_app *app, const char *tag, size_t len)

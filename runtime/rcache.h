@@ -4,9 +4,10 @@
  * stale-while-revalidate and stale-if-error, ETag / If-None-Match, invalidation by tag from
  * tide's own writes and from other writers' NOTIFYs, and the counters operators read.
  *
- * A request reaches tide_rcache_admit() once its token is admitted. Unless its route has a
- * rule (or the cache is off, or it is not a GET) it goes on to the bundle as before. With a
- * rule, its key is the rule, the caller's identity under the rule's scope, the raw path and
+ * It is a filter in the request pipeline (runtime/stage.h): a request reaches
+ * tide_rcache_admit() once admitted and routed, and only when its route has a rule (a GET
+ * without a body, the cache on); it hands requests on to the next stage and gets their answers
+ * back through the callbacks stage.h defines, never naming the VM. Its key is the rule, the caller's identity under the rule's scope, the raw path and
  * query, and the values of the headers the rule varies on:
  *
  *   scope   identity in the key                     one answer for
@@ -39,6 +40,8 @@
 #include <stdint.h>
 #include "app.h"
 #include "jwt.h"
+#include "router.h"
+#include "stage.h"
 
 struct lua_State;
 
@@ -56,17 +59,15 @@ typedef struct tide_cache_rule {
 typedef struct tide_cache_policy tide_cache_policy;
 
 /* Reads the table boot.cache_policy() returned (at idx): {rules = {{route, ttl, swr, sie,
- * scope, vary}, ...}, get_routes = {"/v1/trips", ...} (every GET pattern of the bundle),
- * tables = "<fingerprint of the tables section>"}. tide.boot has checked it; this checks what
- * C relies on. Returns the policy, or NULL with a message in err. */
+ * scope, vary}, ...}, tables = "<fingerprint of the tables section>"}. tide.boot has checked
+ * it (every rule names a GET route of the bundle); this checks what C relies on. Returns the
+ * policy, or NULL with a message in err. */
 tide_cache_policy *tide_cache_policy_read(struct lua_State *L, int idx, char *err,
                                           size_t errlen);
 void tide_cache_policy_free(tide_cache_policy *p);
-/* The rule for GET path (raw, len bytes), matched as tide.router would match it among all the
- * bundle's GET routes (a static segment beats a :param, an empty segment matches nothing), or
- * NULL when the route that matches has no rule (or none matches). */
-const tide_cache_rule *tide_cache_policy_match(const tide_cache_policy *p, const char *path,
-                                               size_t len);
+/* The rule for route ("GET /v1/trips/:id"), or NULL. The VM maps each of its routes to its
+ * rule once, when the bundle loads. */
+const tide_cache_rule *tide_cache_policy_rule(const tide_cache_policy *p, const char *route);
 
 /* ---- the request path ---------------------------------------------------------------- */
 
@@ -74,46 +75,23 @@ typedef struct tide_rcache tide_rcache;
 typedef struct tide_rcache_req tide_rcache_req;
 
 /* Makes app->cache (cache.max_bytes 0: none), distrusting entries until runtime/channels.c
- * reports the LISTEN session on cache.channel up (tide_rcache_hearing). Returns 0,
- * or TIDE_ENOMEM / TIDE_EINVAL (logged). */
-TIDE_MUST_CHECK int tide_rcache_start(tide_app *app);
+ * reports the LISTEN session on cache.channel up (tide_rcache_hearing). next: the stages it
+ * hands requests on to (kept). Returns 0, or TIDE_ENOMEM / TIDE_EINVAL (logged). */
+TIDE_MUST_CHECK int tide_rcache_start(tide_app *app, const tide_stages *next);
 void tide_rcache_stop(tide_app *app);
 
-/* Answers req from the cache, parks it behind a running miss, or dispatches it to the current
- * bundle (with a cache context when its route has a rule). claims and sub as admission found
- * them (may be NULL). */
-void tide_rcache_admit(tide_app *app, tide_http_req *req, const char *claims, const char *sub,
+/* Answers req (routed by m to a route with rule r) from the cache, parks it behind a running
+ * miss, or hands it on to next->run: with a cache context whose answer comes back to the
+ * cache (stored, shared with the waiters), or, for Cache-Control: no-cache, one that only
+ * labels it BYPASS. claims and sub as admission found them (may be NULL). */
+void tide_rcache_admit(tide_app *app, tide_http_req *req, const tide_cache_rule *r,
+                       const tide_route_match *m, const char *claims, const char *sub,
                        tide_role role);
-
-/* What the access-log line of an answer needs besides the request. */
-typedef struct tide_rcache_log {
-    const char *id;
-    tide_role role;
-    double started;              /* ev_now() when the request arrived */
-    int aborted;
-    const char *label;           /* the log's "cache" value; NULL: the X-Cache value */
-    const char *sub;             /* the token's sub claim ("": none), for the audit line */
-    const char *route;           /* the route pattern ("/v1/trips/:id"), or NULL */
-} tide_rcache_log;
-
-/* The bundle's answer for a request dispatched with a cache context: sends it (with X-Cache,
- * ETag, or a kept entry instead of a 5xx) and its access-log line (lg), stores it, answers
- * the requests waiting on it (each with its own line: "cache":"COALESCED"), and frees cr.
- * Takes the place of tide_http_respond for such requests. Answers served from the cache
- * without the bundle are logged here too ("cache":"HIT" / "STALE"), each with its audit line
- * when the caller's role is service_role. */
-void tide_rcache_respond(tide_rcache_req *cr, tide_http_req *req, int status,
-                         const char *ctype, const char *headers, const char *body,
-                         size_t blen, const tide_rcache_log *lg);
-/* The request went away without an answer (its task is freed): as a 499. */
-void tide_rcache_drop(tide_rcache_req *cr);
 
 /* What the handler's reads depend on (tags); too many, or a read that cannot say (db.sql),
  * and the answer is not stored (tide_rcache_skip). Both ignore a NULL cr. */
 void tide_rcache_depend(tide_rcache_req *cr, const char *tag, size_t len);
 void tide_rcache_skip(tide_rcache_req *cr);
-/* The rule's route pattern (for tide.boot to check that it routed the same way), or NULL. */
-const char *tide_rcache_route(const tide_rcache_req *cr);
 
 /* Entries tagged `tag` read before now are not served again. */
 void tide_rcache_invalidate(tide_app *app, const char *tag, size_t len);

@@ -15,6 +15,7 @@
 #include "luavm.h"
 #include "notify.h"
 #include "rcache.h"
+#include "pipeline.h"
 #include "channels.h"
 #include "metrics.h"
 #include "supervise.h"
@@ -298,7 +299,7 @@ int tide_server_start(tide_app *app)
         tide_error("cannot set up the log buffers: %s", tide_strerror(lrc));
         return lrc;
     }
-    int crc = tide_rcache_start(app);
+    int crc = tide_rcache_start(app, &tide_pipeline_stages);
     if (crc != 0) return crc;
     if ((crc = tide_channels_start(app)) != 0) return crc;
     ev_prepare_init(&app->flush_logs, on_prepare);

@@ -10,6 +10,7 @@
 #include "app.h"
 #include "call.h"
 #include "jwt.h"
+#include "stage.h"
 
 typedef struct tide_task {
     tide_app *app;
@@ -26,10 +27,15 @@ typedef struct tide_task {
     double started;
     char id[TIDE_HTTP_ID_MAX + 1];   /* the request's id (tide_http_req.id) */
     char sub[64];            /* the JWT's sub claim or "" */
-    char route[128];         /* the route pattern tide.boot matched (core.set_route), or "" */
+    char route[128];         /* the route pattern the router matched, or "" */
     int tx_service;          /* the open transaction runs as service_role: why (the binding's
                               * audit reason), or 0 */
-    struct tide_rcache_req *cr;   /* the cache context of a cached route's request, or NULL */
+    struct tide_rcache_req *cr;   /* the cache's record of what the answer depends on
+                                   * (tide_rcache_depend), or NULL */
+    tide_answer_fn answer;   /* where the answer goes (stage.h), NULL once answered */
+    void *answer_ud;
+    int crossings;           /* C<->Lua crossings so far (tide_vm_crossings) */
+    int co_done;             /* the coroutine returned: it can serve another request */
     char route_key[160];     /* "METHOD /pattern": the route's budget and quarantine key */
     int64_t budget_ns;       /* the Lua time this request may use (guard.h) */
     int64_t lua_ns;          /* ... and has used so far */
@@ -48,9 +54,6 @@ enum { TIDE__WAIT_TIMEOUT = 0, TIDE__WAIT_WOKEN, TIDE__WAIT_ABORTED };
 tide_task *tide__task_current(void);
 /* Resumes t's coroutine with nargs values already pushed on it. May finish (and free) t. */
 void tide__task_resume(tide_task *t, int nargs);
-/* The route tide.boot matched (key "METHOD /pattern") and its own budget (ms, 0: the
- * default), for the running task: returns the seconds the route stays in quarantine, or 0. */
-double tide__task_set_route(tide_task *t, const char *key, size_t len, double budget_ms);
 /* Parks t (the caller then yields its coroutine) until tide__vm_wake on its vm, `seconds`
  * pass, or its client goes away; then resumes it with one value: "woken", "timeout" or
  * "aborted" (TIDE__WAIT_*). Never resumes it inside this call. t must be running and not on a

@@ -6,7 +6,10 @@
 --       start with "_" are libraries (scripts/_common.lua) and are skipped.
 --   boot.handle(req) -> status, body, content_type, header_block
 --       req = {method, path, query_string, headers = {lowercase name = value}, body = string
---       or nil, claims_json (the verified token's payload; nil for anon), role, id}. Runs
+--       or nil, claims_json (the verified token's payload; nil for anon), role, id, and what
+--       C's router found: route_id (the route's index in route_table()) and params (decoded),
+--       or route_status (404, 405 with allow, 400); closed (seconds) for a route in
+--       quarantine}. Runs
 --       inside the request's coroutine; never raises for anything a handler or a client does.
 --       The one shape that leaves Lua, checked here and only here: status an integer
 --       100..599, body a string ("" for none), content_type a string, header_block nil or
@@ -137,6 +140,30 @@ function _M.routes()
     return routes and routes:list() or {}
 end
 
+-- The routes as C compiles them when the bundle loads (runtime/luavm.c, runtime/router.c):
+-- {method, pattern, key = "METHOD /pattern", budget = ms or nil}, ...; a route's place in
+-- this list is the req.route_id C routes a request to.
+function _M.route_table()
+    return routes and routes.all or {}
+end
+
+-- For unit specs: what the C router puts on req (route_id and params, or route_status and
+-- allow), found with tide.router's matcher. The request path never calls it.
+function _M._route(req)
+    local handler, params, route = routes:match(req.method, req.path)
+    if handler then
+        for i = 1, #routes.all do
+            if routes.all[i] == route then
+                req.route_id = i
+            end
+        end
+        req.params = params
+    else
+        req.route_status, req.allow = params, route
+    end
+    return req
+end
+
 local SECTIONS = {
     routes = function() return describe.routes(_M.routes()) end,
     routing = function() return describe.routing(require "routing", KINDS) end,
@@ -154,8 +181,8 @@ end
 
 -- The cache policy for the C core (runtime/rcache.h): the rules of policies/cache.lua, each
 -- checked against the routes loaded (a rule for a GET route that does not exist is an error:
--- a typo would otherwise cache nothing, silently), every GET pattern (so C matches a path as
--- the router does), and the fingerprint of the tables section.
+-- a typo would otherwise cache nothing, silently; C maps each route to its rule), and the
+-- fingerprint of the tables section.
 function _M.cache_policy()
     local p = cachetags.policy()
     local gets = routes and routes:patterns("GET") or {}
@@ -176,7 +203,7 @@ function _M.cache_policy()
         end
         rules[i] = r
     end
-    return { rules = rules, get_routes = gets, tables = p.fingerprint }
+    return { rules = rules, tables = p.fingerprint }
 end
 
 ---------------------------------------------------------------------------------------------
@@ -438,33 +465,29 @@ local function handle(req)
     if r == nil then
         return refuse(503, "TIDE_NOT_READY", "no scripts loaded")
     end
-    local method, path = req.method, req.path
-    local handler, params, route = r:match(method, path)
-    if not handler then
-        if params == 405 then
+    -- C routed the request (runtime/router.c, compiled from route_table()): route_id and
+    -- params, or route_status for a path no route takes; closed: its quarantine
+    local route = r.all[req.route_id]
+    if route == nil then
+        local method, path, status = req.method, req.path, req.route_status
+        if status == 405 then
             return refuse(405, "TIDE_METHOD_NOT_ALLOWED",
                           "method " .. tostring(method) .. " not allowed on " .. tostring(path),
-                          { allow = route })
-        elseif params == 400 then
+                          { allow = req.allow })
+        elseif status == 400 then
             return refuse(400, "TIDE_INVALID_PATH", "malformed percent-encoding in path")
         end
         return refuse(404, "TIDE_NOT_FOUND", "no route for " .. tostring(method) .. " " ..
                       tostring(path))
     end
-    req.params = params
+    local handler = route.handler
     req.route = route.pattern
-    local core = get_core()
-    -- for the log lines C writes (audit, slow_query), the route's CPU budget and quarantine
-    local closed = core.set_route(route.pattern, route.key, route.budget)
-    if closed > 0 then
+    local closed = req.closed
+    if closed ~= nil then
         local e = http.error(503, "TIDE_ROUTE_QUARANTINED", "this route is closed for now: " ..
                              "its script was stopped at its budget too often")
         e.retry_after = closed
         return error_response(e)
-    end
-    local cr = req.cache_route
-    if cr ~= nil and cr ~= route.pattern then
-        core.cache_skip()               -- C's match and ours disagree: store nothing
     end
 
     local query = parse_query(req.query_string)

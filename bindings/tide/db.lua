@@ -173,19 +173,18 @@ local function read_tags(tbl, opts)
     return cachetags.read(tbl, opts.filters, builder.embedded_tables(opts.columns))
 end
 
-local function cache_read(c, kind, tbl, opts)
+-- What a call's answer depends on, for the result cache: its tags (a list), or false when
+-- it cannot say (db.sql, a function the policy does not describe); nil for a write. It goes
+-- to C with the query itself (opts.cache), not by a call of its own.
+local function cache_read(kind, tbl, opts)
     if READS[kind] then
-        c.cache_depend(unpack_tags(read_tags(tbl, opts)))
+        return read_tags(tbl, opts)
     elseif kind == "rpc" then
-        local tags = cachetags.rpc(tbl)
-        if tags then
-            c.cache_depend(unpack_tags(tags))
-        else
-            c.cache_skip()                 -- a function the policy does not describe
-        end
+        return cachetags.rpc(tbl) or false
     elseif kind == "sql" then
-        c.cache_skip()
+        return false
     end
+    return nil
 end
 
 local function cache_write(ctx, kind, tbl, opts, rows, patch)
@@ -236,8 +235,8 @@ local function run(ctx, kind, tbl, opts, sql, params, as_json, rows, patch)
         end
     end
     local c = get_core()
-    if c.cache_depend then
-        cache_read(c, kind, tbl, opts)
+    if c.cache_invalidate then
+        q.cache = cache_read(kind, tbl, opts)
         local res, err = c.query(upstream, sql, params, q)
         cache_write(ctx, kind, tbl, opts, rows, patch)
         return res, err

@@ -155,14 +155,20 @@ describe("tide.db", function()
             local cachetags = require "tide.cachetags"
             cachetags._set_policy({ tables = { trips = { key = "id" } } })
             finally(function() cachetags._set_policy(nil) end)
-            local depended = {}
-            core.cache_depend = function(...) depended[#depended + 1] = { ... } end
+            local depended = 0
+            core.cache_depend = function() depended = depended + 1 end
             core.cache_skip = function() end
             core.cache_invalidate = function() end
             core.answer("[]")
             db.select("trips", { filters = { id = 7 }, columns = { "id",
                 { embed = "trip_collaborators", on = { { "trip_id", "id" } } } } })
-            assert.are.same({ { "trips/7", "trips/*", "trip_collaborators" } }, depended)
+            -- the tags go with the query itself (opts.cache), not by a call of their own
+            assert.are.same({ "trips/7", "trips/*", "trip_collaborators" },
+                            core.calls[#core.calls].opts.cache)
+            assert.are.equal(0, depended)
+            core.answer("[]")
+            db.sql("select 1")
+            assert.are.equal(false, core.calls[#core.calls].opts.cache)
             -- db.select's own cache: the entry is stored with the same tags
             local stored
             core.cache_get = function() return nil end
