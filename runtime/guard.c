@@ -171,22 +171,6 @@ void tide_guard_enter(tide_guard_run *r, lua_State *L, tide_guard_mem *mem, int6
     if (budget_ns <= 0 && G.started) stop_run(TIDE_GUARD_CPU);
 }
 
-void tide_guard_set_budget(int64_t budget_ns)
-{
-    tide_guard_run *r = G.run;
-    if (!r) return;
-    r->budget = budget_ns;
-    if (G.started) publish(r);
-}
-
-void tide_guard_set_route(const char *route)
-{
-    tide_guard_run *r = G.run;
-    if (!r) return;
-    r->route = route;
-    G.route = route;
-}
-
 int tide_guard_leave(tide_guard_run *r, int64_t *spent_ns, char *where, size_t wherelen)
 {
     if (NO_GUARD) {

@@ -77,11 +77,6 @@ typedef struct tide_guard_run {
  * be NULL). route: a string that stays valid until leave (may be NULL). */
 void tide_guard_enter(tide_guard_run *r, lua_State *L, tide_guard_mem *mem, int64_t budget_ns,
                       const char *route);
-/* Moves the open run's budget to budget_ns from its start (a route's own budget becomes known
- * during the run that matched it). Does nothing when no run is open. */
-void tide_guard_set_budget(int64_t budget_ns);
-/* The open run's route pointer changes (the buffer the route was copied into). */
-void tide_guard_set_route(const char *route);
 /* Closes the run: returns TIDE_GUARD_NONE, or why it was stopped (TIDE_GUARD_CPU or
  * TIDE_GUARD_MEMORY; the hook is then cleared and where[] holds "source:line" of the Lua
  * code it stopped, or ""). *spent_ns gets the run's length. */
