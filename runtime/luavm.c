@@ -1,7 +1,10 @@
 /* luavm.c - Lua states per script bundle, request coroutines, and the response path.
  *
- * A bundle is bindings/ + scripts/ + policies/ loaded into one lua_State by tide.boot. Each
- * request runs boot.handle(req) in its own coroutine; a database call parks the coroutine
+ * A bundle is bindings/ + scripts/ + policies/ loaded into one lua_State by tide.boot, with
+ * its routes compiled into a router (router.h) that the pipeline matches requests with before
+ * any Lua runs (docs/architecture.md). Each request runs boot.handle(req) in a coroutine of
+ * its own (one that returned is kept and reused), with the route found; it answers through
+ * the callback the pipeline handed it (stage.h). A database call parks the coroutine
  * (runtime/call.c, started by the binding that app->open_core opens) and the call's
  * completion resumes it. Reload builds a fresh state and
  * swaps it in: each task holds a reference on the state it started on, so requests in flight

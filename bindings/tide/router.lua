@@ -1,7 +1,10 @@
 -- tide/router.lua - the route table built from the script modules' declarations.
 --
 -- A script module returns { ["GET /v1/trips/:id"] = handler, ... }. Patterns are absolute
--- paths of static segments and :params (names [A-Za-z_][A-Za-z0-9_]*). Matching:
+-- paths of static segments and :params (names [A-Za-z_][A-Za-z0-9_]*). This module checks and
+-- collects them; requests are matched in C (runtime/router.c, compiled from the same routes
+-- when the bundle loads: boot.route_table), never here. r:match follows the same rules and
+-- stays for unit specs (boot._route). Matching:
 --   * one trie for all methods; a request path is split once into a reused segment list;
 --   * a static segment wins over a :param at the same position (/v1/trips/search beats
 --     /v1/trips/:id); if the static branch cannot finish the match, the param branch is
