@@ -29,6 +29,11 @@ return {
   ["GET /v1/_test/cache/swr"] = function()
     return db.select("cache_probe", { raw = true })
   end,
+  ["GET /v1/_test/cache/swr/:name"] = function(req)
+    local rows, err = db.select("cache_probe")
+    if not rows then return nil, err end
+    return { name = req.params.name, rows = rows }
+  end,
   ["GET /v1/_test/cache/sql"] = function()
     local rows, err = db.sql("select nextval('cache_probe_seq') as n")
     if not rows then return nil, err end
@@ -58,6 +63,7 @@ local TEST_RULES = [[
     ["GET /v1/_test/cache/probe"] = { ttl = 60, scope = "public" },
     ["GET /v1/_test/cache/slow"] = { ttl = 60, scope = "public" },
     ["GET /v1/_test/cache/swr"] = { ttl = 0.5, scope = "public", stale_while_revalidate = 30 },
+    ["GET /v1/_test/cache/swr/:name"] = { ttl = 0.5, scope = "public", stale_while_revalidate = 30 },
     ["GET /v1/_test/cache/sql"] = { ttl = 60, scope = "public" },
 ]]
 
@@ -287,6 +293,25 @@ grant usage on sequence public.cache_probe_seq to anon, authenticated, service_r
         end, 5, 0.05)
         assert.truthy(fresh, "no refreshed entry")
         assert.equals(1, probe_count() - before)
+    end)
+
+    it("refreshes a stale entry of a route with params with the request's own params", function()
+        -- the refresh runs a copy of the request after the stale answer went out (and the
+        -- request was freed): the router's params must be the copy's
+        local path = "/v1/_test/cache/swr/a%20name-" .. env.uuid():sub(1, 8)
+        local want = path:match("[^/]+$"):gsub("%%20", " ")
+        local _, first = get(nil, path)
+        assert.equals(want, first.name)
+        env.sleep(0.7)                                   -- past the 0.5 s ttl
+        local _, stale, h1 = get(nil, path)
+        assert.equals("STALE", h1["x-cache"])
+        assert.same(first, stale)
+        local fresh = env.wait_until(function()
+            local _, b, h = get(nil, path)
+            return h["x-cache"] == "HIT" and cjson.encode(b) ~= cjson.encode(first) and b
+        end, 5, 0.05)
+        assert.truthy(fresh, "no refreshed entry")
+        assert.equals(want, fresh.name)
     end)
 
     it("does not store answers whose reads cannot say what they depend on (db.sql)", function()
