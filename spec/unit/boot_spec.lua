@@ -194,6 +194,36 @@ describe("tide.boot.handle", function()
         assert.are.equal("allow: DELETE, GET\r\n", block)
     end)
 
+    it("gives C the routes to compile: method, pattern, key; req.route_id indexes them",
+       function()
+        local table_ = boot.route_table()
+        assert.are.equal(#boot.routes(), #table_)
+        local found
+        for i = 1, #table_ do
+            local r = table_[i]
+            assert.are.equal(r.method .. " " .. r.pattern, r.key)
+            if r.key == "GET /v1/things/:id" then found = i end
+        end
+        assert.truthy(found)
+        -- as C hands a routed request over: no matching in Lua, the params as given
+        local status, body = boot.handle({ method = "GET", path = "/v1/things/7", id = "r1",
+                                           query_string = "", headers = {}, role = "anon",
+                                           route_id = found, params = { id = "seven" } })
+        assert.are.equal(200, status)
+        assert.are.equal("seven", json.decode(body).id)
+    end)
+
+    it("answers 503 TIDE_ROUTE_QUARANTINED with Retry-After for a route C says is closed",
+       function()
+        local r = req("GET", "/v1/things/7")
+        r.closed = 12.2
+        local status, body, _, block = boot.handle(r)
+        assert.are.equal(503, status)
+        assert.are.equal("TIDE_ROUTE_QUARANTINED", json.decode(body).code)
+        assert.are.equal("Retry-After: 13\r\n", block)
+        assert.is_nil(seen)                              -- the handler never ran
+    end)
+
     it("answers 400 for malformed percent-encoding", function()
         assert.are.equal(400, (call("GET", "/v1/things/%zz")))
         local status, body = call("GET", "/v1/things", { query = "a=%zz" })
