@@ -9,16 +9,15 @@
 #include <string.h>
 
 /* An answer that goes straight to the client; ud is the app. */
-static void reply(void *ud, tide_http_req *req, int status, const char *ctype,
-                  const char *headers, const char *body, size_t blen, const tide_answer_log *lg)
+static void reply(void *ud, tide_http_req *req, int status, const char *ctype, const char *headers,
+                  const char *body, size_t blen, const tide_answer_log *lg)
 {
     tide_app *app = ud;
     if (!req)
         return;
     if (lg)
         tide_request_record(req, lg->id, lg->role, lg->sub, lg->route,
-                            ev_now(app->loop) - lg->started, lg->aborted, lg->label,
-                            status);
+                            ev_now(app->loop) - lg->started, lg->aborted, lg->label, status);
     tide_http_respond(req, status, ctype, headers, body, blen);
 }
 
@@ -37,7 +36,7 @@ void tide_pipeline_admit(tide_app *app, tide_http_req *req, const char *claims, 
     tide_router_match(tide_vm_router(vm), req->method, req->path, req->path_len, &m);
     const tide_cache_rule *rule = NULL;
     if (m.status == TIDE_ROUTE_FOUND && app->cache && req->body_len == 0)
-        rule = tide_vm_route_rule(vm, m.id);       /* GET routes only have one */
+        rule = tide_vm_route_rule(vm, m.id); /* GET routes only have one */
     if (rule) {
         tide_rcache_admit(app, req, rule, &m, claims, sub, role);
         return;

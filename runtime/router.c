@@ -5,24 +5,23 @@
 #include <string.h>
 
 /* Sorted, so that an Allow value lists them in order. */
-static const char *const methods[] = { "DELETE", "GET", "HEAD", "OPTIONS", "PATCH", "POST",
-                                       "PUT" };
+static const char *const methods[] = { "DELETE", "GET", "HEAD", "OPTIONS", "PATCH", "POST", "PUT" };
 #define NMETHODS 7
 
 typedef struct route {
     int id;
     int nparams;
-    int pos[TIDE_ROUTER_MAX_PARAMS];         /* the segment each param is */
+    int pos[TIDE_ROUTER_MAX_PARAMS]; /* the segment each param is */
     char *names[TIDE_ROUTER_MAX_PARAMS];
 } route;
 
 typedef struct node {
-    char *seg;                   /* a static child's segment */
+    char *seg; /* a static child's segment */
     size_t seglen;
-    struct node **kids;          /* static children */
+    struct node **kids; /* static children */
     int nkids;
-    struct node *param;          /* the :param child */
-    int route[NMETHODS];         /* index into routes + 1, or 0 */
+    struct node *param;  /* the :param child */
+    int route[NMETHODS]; /* index into routes + 1, or 0 */
 } node;
 
 struct tide_router {
@@ -144,7 +143,7 @@ int tide_router_add(tide_router *r, const char *method, const char *pattern, int
         }
     }
     if (n->route[mi])
-        goto fail;                       /* a duplicate (the nodes made stay, empty) */
+        goto fail; /* a duplicate (the nodes made stay, empty) */
     if (r->nroutes == r->cap) {
         int cap = r->cap ? r->cap * 2 : 16;
         route *rs = realloc(r->routes, (size_t)cap * sizeof *rs);
@@ -207,9 +206,12 @@ static unsigned collect(const node *n, const segs *sg, int i)
 
 static int hexval(char c)
 {
-    if (c >= '0' && c <= '9') return c - '0';
-    if (c >= 'a' && c <= 'f') return c - 'a' + 10;
-    if (c >= 'A' && c <= 'F') return c - 'A' + 10;
+    if (c >= '0' && c <= '9')
+        return c - '0';
+    if (c >= 'a' && c <= 'f')
+        return c - 'a' + 10;
+    if (c >= 'A' && c <= 'F')
+        return c - 'A' + 10;
     return -1;
 }
 
@@ -218,15 +220,18 @@ long tide_router_decode(const char *s, size_t n, char *out)
     size_t o = 0;
     for (size_t i = 0; i < n; i++) {
         if (s[i] != '%') {
-            if (out) out[o] = s[i];
+            if (out)
+                out[o] = s[i];
             o++;
             continue;
         }
         if (i + 2 >= n)
             return -1;
         int h = hexval(s[i + 1]), l = hexval(s[i + 2]);
-        if (h < 0 || l < 0 || (h | l) == 0) return -1;
-        if (out) out[o] = (char)(h * 16 + l);
+        if (h < 0 || l < 0 || (h | l) == 0)
+            return -1;
+        if (out)
+            out[o] = (char)(h * 16 + l);
         o++;
         i += 2;
     }
@@ -247,7 +252,7 @@ int tide_router_match(const tide_router *r, const char *method, const char *path
         const char *s = path + 1, *end = path + len;
         for (;;) {
             if (sg.n == TIDE_ROUTER_MAX_SEGS)
-                return m->status;        /* longer than any pattern */
+                return m->status; /* longer than any pattern */
             const char *e = memchr(s, '/', (size_t)(end - s));
             sg.s[sg.n] = s;
             sg.len[sg.n++] = e ? (size_t)(e - s) : (size_t)(end - s);
@@ -286,7 +291,7 @@ int tide_router_match(const tide_router *r, const char *method, const char *path
                 memcpy(m->allow + n, ", ", 2);
                 n += 2;
             }
-            memcpy(m->allow + n, methods[k], ml);    /* all seven fit: 50 bytes */
+            memcpy(m->allow + n, methods[k], ml); /* all seven fit: 50 bytes */
             n += ml;
         }
     m->allow[n] = 0;

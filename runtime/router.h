@@ -22,26 +22,30 @@
 #include <stddef.h>
 #include "error.h"
 
-#define TIDE_ROUTER_MAX_SEGS 64      /* segments of a pattern; a longer path matches nothing */
-#define TIDE_ROUTER_MAX_PARAMS 16    /* :params of a pattern */
+#define TIDE_ROUTER_MAX_SEGS 64   /* segments of a pattern; a longer path matches nothing */
+#define TIDE_ROUTER_MAX_PARAMS 16 /* :params of a pattern */
 
 typedef struct tide_router tide_router;
 
-enum { TIDE_ROUTE_FOUND = 0, TIDE_ROUTE_NOT_FOUND = 404, TIDE_ROUTE_NOT_ALLOWED = 405,
-       TIDE_ROUTE_BAD_PATH = 400 };
+enum {
+    TIDE_ROUTE_FOUND = 0,
+    TIDE_ROUTE_NOT_FOUND = 404,
+    TIDE_ROUTE_NOT_ALLOWED = 405,
+    TIDE_ROUTE_BAD_PATH = 400
+};
 
 /* A match: the route's id (as given to tide_router_add), and its params, raw (pointers into
  * the matched path, valid as long as it is). */
 typedef struct tide_route_match {
-    int status;                          /* TIDE_ROUTE_* */
-    int id;                              /* TIDE_ROUTE_FOUND: the route's id */
+    int status; /* TIDE_ROUTE_* */
+    int id;     /* TIDE_ROUTE_FOUND: the route's id */
     int nparams;
     struct {
-        const char *name;                /* NUL-terminated, owned by the router */
-        const char *value;               /* raw, percent-encoded: tide_router_decode */
+        const char *name;  /* NUL-terminated, owned by the router */
+        const char *value; /* raw, percent-encoded: tide_router_decode */
         size_t len;
     } params[TIDE_ROUTER_MAX_PARAMS];
-    char allow[64];                      /* TIDE_ROUTE_NOT_ALLOWED: "GET, PATCH" */
+    char allow[64]; /* TIDE_ROUTE_NOT_ALLOWED: "GET, PATCH" */
 } tide_route_match;
 
 /* An empty router, or NULL (memory). */

@@ -17,11 +17,11 @@
 typedef struct tide_answer_log {
     const char *id;
     tide_role role;
-    double started;              /* ev_now() when the request arrived */
+    double started; /* ev_now() when the request arrived */
     int aborted;
-    const char *label;           /* the log's "cache" value; NULL: the X-Cache value */
-    const char *sub;             /* the token's sub claim ("": none), for the audit line */
-    const char *route;           /* the route pattern ("/v1/trips/:id"), or NULL */
+    const char *label; /* the log's "cache" value; NULL: the X-Cache value */
+    const char *sub;   /* the token's sub claim ("": none), for the audit line */
+    const char *route; /* the route pattern ("/v1/trips/:id"), or NULL */
 } tide_answer_log;
 
 /* How an answer goes back up the pipeline: ud is what the stage that asked gave with it. req
@@ -34,14 +34,14 @@ typedef void (*tide_answer_fn)(void *ud, tide_http_req *req, int status, const c
 /* A routed request, as the stage after routing receives it (valid for the call only; the
  * stage copies what it keeps). */
 typedef struct tide_stage_in {
-    const char *claims;          /* the token's payload (JSON text), NULL: anonymous */
-    const char *sub;             /* its sub claim, NULL: none */
+    const char *claims; /* the token's payload (JSON text), NULL: anonymous */
+    const char *sub;    /* its sub claim, NULL: none */
     tide_role role;
-    const tide_route_match *match;   /* the router's verdict on the request's path */
-    uint64_t born;               /* the cache clock when the request arrived (tide.cache.set) */
-    struct tide_rcache_req *cr;  /* the cache's record of what the answer depends on (the
+    const tide_route_match *match; /* the router's verdict on the request's path */
+    uint64_t born;                 /* the cache clock when the request arrived (tide.cache.set) */
+    struct tide_rcache_req *cr;    /* the cache's record of what the answer depends on (the
                                   * binding adds to it, runtime/rcache.h), or NULL */
-    tide_answer_fn answer;       /* where the answer goes, with ud */
+    tide_answer_fn answer;         /* where the answer goes, with ud */
     void *ud;
 } tide_stage_in;
 
