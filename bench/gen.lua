@@ -188,8 +188,6 @@ local calls = {}
 local fake = {
     log = function() end,
     request_id = function() return "bench" end,
-    -- the route for C's log lines and its budget: nothing to record here; 0: not in quarantine
-    set_route = function() return 0 end,
     cache_skip = function() end,
     query = function(upstream, sql, params, q)
         calls[#calls + 1] = { upstream = upstream, sql = sql, params = params, kind = q.kind }
@@ -221,7 +219,8 @@ local function capture(method, path, body)
         body = body, role = "authenticated", id = "bench",
         claims = { sub = SENTINEL_SUB, role = "authenticated" },
     }
-    local status, text = boot.handle(req)
+    -- routed as C's router does before boot.handle runs (runtime/router.c: route_id, params)
+    local status, text = boot.handle(boot._route(req))
     if status >= 300 then die(method .. " " .. path .. " answered " .. status .. ": " .. text) end
     if #calls ~= 1 then die(method .. " " .. path .. " made " .. #calls .. " db calls, expected 1") end
     return calls[1]
@@ -279,6 +278,10 @@ local AUTH = (function()
         end
         return "set_config('" .. name .. "', " .. value
     end)
+    -- the read-only switch (db.* with read_only = true, /rest/v1 reads): false for the routes
+    -- the bench runs, which never ask for it
+    sql = sql:gsub("case when %$%d+ then set_config%('transaction_read_only'",
+                   "case when false then set_config('transaction_read_only'")
     if sql:find("%$%d") then die("AUTH_SQL has parameters bench/gen.lua did not map: " .. sql) end
     return sql .. ";"
 end)()

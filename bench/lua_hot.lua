@@ -6,8 +6,10 @@
 --   luajit -jv=var/jv.txt bench/lua_hot.lua                      trace log (aborts: "NYI")
 --   luajit -jp=vf bench/lua_hot.lua 200000                       profile by function
 --
--- The stand-in is not tide: it shows the Lua share only (routing, claims, validation, the
--- statement builder, cache tags, the answer), none of the C, the kernel or Postgres.
+-- The stand-in is not tide: it shows the Lua share only (claims, validation, the statement
+-- builder, cache tags, the answer), none of the C, the kernel or Postgres. Routing is C's
+-- (runtime/router.c): the request is routed once here and each request gets the route id and
+-- a params table, as C hands them over.
 package.path = "bindings/?.lua;scripts/?.lua;policies/?.lua;" .. package.path
 
 local N = tonumber(arg[1]) or 100000
@@ -22,7 +24,6 @@ function core.query(_, _, _, q)
     if q and q.counted then return '{"n":1,"body":[' .. ROW .. ']}' end
     return "[" .. ROW .. "]"
 end
-function core.set_route() return 0 end   -- 0: the route is not in quarantine
 function core.cache_skip() end
 function core.cache_depend() end
 function core.cache_invalidate() end
@@ -46,14 +47,28 @@ local function request()
              headers = { host = "127.0.0.1:18180", authorization = "Bearer x",
                          ["content-type"] = BODY and "application/json" or nil } }
 end
+local routed = boot._route(request())
+local ROUTE_ID, PARAMS = routed.route_id, routed.params or {}
+local function routed_request()
+    local r = request()
+    r.route_id = ROUTE_ID
+    if ROUTE_ID then
+        local p = {}
+        for k, v in pairs(PARAMS) do p[k] = v end
+        r.params = p
+    else
+        r.route_status, r.allow = routed.route_status, routed.allow
+    end
+    return r
+end
 
 local handle = boot.handle
-local status = select(2, coroutine.resume(coroutine.create(handle), request()))
+local status = select(2, coroutine.resume(coroutine.create(handle), routed_request()))
 io.stderr:write("status ", tostring(status), "\n")
 local t0 = os.clock()
 for _ = 1, N do
-    local co = coroutine.create(handle)      -- as tide: one coroutine per request
-    coroutine.resume(co, request())
+    local co = coroutine.create(handle)      -- (tide reuses a finished one; Lua's API cannot)
+    coroutine.resume(co, routed_request())
 end
 local dt = os.clock() - t0
 print(string.format("%s %s: %.2f µs per request (%d requests, Lua only)", METHOD, PATH,
