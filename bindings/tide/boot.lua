@@ -430,13 +430,26 @@ end
 -- script may change req.claims without that reaching another request.
 local claims_memo = memo.new(4096)
 
+-- table.clone (OpenResty's LuaJIT, which tide builds with) copies a table in one sized
+-- allocation, about half the time of filling a new one key by key; nested tables are cloned
+-- in turn.
+local ok_clone, clone = pcall(require, "table.clone")
+if not ok_clone then
+    clone = function(t)
+        local c = {}
+        for k, v in pairs(t) do
+            c[k] = v
+        end
+        return c
+    end
+end
+
 local function copy(t)
-    local c = {}
+    local c = clone(t)
     for k, v in pairs(t) do
         if type(v) == "table" then
-            v = copy(v)
+            c[k] = copy(v)
         end
-        c[k] = v
     end
     return setmetatable(c, getmetatable(t))
 end
