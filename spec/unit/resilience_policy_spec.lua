@@ -371,7 +371,7 @@ describe("policies/resilience.lua", function()
             { function(p) p.upstreams.direct.breakr = { open_wait = 1 } end,
               "direct.breakr is not a setting" },
             { function(p) p.upstreams.session.fallback = "replica" end,
-              "session.fallback must name an upstream" },
+              "session.fallback must be one of direct, session, transaction" },
             { function(p) p.upstreams.direct.fallback = "transaction" end, "fallback cycle" },
             { function(p) p.defaults.required = "yes" end, "direct.required must be true or false" },
             { function(p) p.upstreams.replica = {} end, "unknown upstream 'replica'" },
