@@ -419,11 +419,17 @@ static const char *type_name(tide_setting_type t)
     return "?";
 }
 
-/* A number as Lua source: whole numbers whole, the rest exactly. */
+/* A number as Lua source: whole numbers whole, the rest in the fewest digits that read back
+ * the same (0.05, not 0.050000000000000003). */
 static void lua_number(FILE *f, double v)
 {
-    if (v == floor(v) && fabs(v) < 1e15) fprintf(f, "%.0f", v);
-    else fprintf(f, "%.17g", v);
+    if (v == floor(v) && fabs(v) < 1e15) { fprintf(f, "%.0f", v); return; }
+    char buf[32];
+    for (int digits = 15; digits <= 17; digits++) {
+        snprintf(buf, sizeof buf, "%.*g", digits, v);
+        if (strtod(buf, NULL) == v) break;
+    }
+    fputs(buf, f);
 }
 
 void tide_settings_write_lua(FILE *f, const tide_setting *t, size_t n, const char *instance)

@@ -359,9 +359,15 @@ static void doc_default(const tide_setting *r, char *out, size_t cap)
     }
 }
 
-/* Every row of t has a table row in doc naming `prefix.section.key` that shows its default. */
+/* Every row of t has a table row in doc naming `prefix.section.key` that shows its default
+ * (in the tables of keys, "| Key | ...": the list of environment variables names keys too). */
 static int doc_documents(const char *doc, const char *prefix, const tide_setting *t, size_t n)
 {
+    doc = strstr(doc, "\n| Key |");
+    if (!doc) {
+        fprintf(stderr, "  docs/configuration.md: no table of keys\n");
+        return 0;
+    }
     for (size_t i = 0; i < n; i++) {
         if (t[i].type == TIDE_SET_TABLE || t[i].type == TIDE_SET_IGNORED) continue;
         char name[160], def[64];
