@@ -63,11 +63,12 @@ TIDE_MUST_CHECK int tide_config_load(const char *path, int dev, tide_config *cfg
                                      size_t errlen);
 void tide_config_free(tide_config *cfg);
 /* Prints the effective configuration, one "section.key = value" line per key of the config
- * file's schema table, restart-only keys marked. jwt.secret and crypto.key print as "(set)" or
- * "(unset)", DSNs without their passwords. */
+ * file's schema table, restart-only keys marked, each with the variable that overrides it.
+ * jwt.secret and crypto.key print as "(set)" or "(unset)", DSNs without their passwords. */
 void tide_config_print(FILE *f, const tide_config *cfg);
 /* The config file's schema tables (*n rows each): the top level, and one upstream's table
- * (upstreams.NAME.*). For documentation checks and printing. */
+ * (upstreams.NAME.*; its env names hold a '*' for the upstream's name). For documentation
+ * checks, `tide check --schema` and printing. */
 const tide_setting *tide_config_table(size_t *n);
 const tide_setting *tide_config_upstream_table(size_t *n);
 /* The upstreams' names ("direct", "session", "transaction") with their TIDE_UP_* index, as the
