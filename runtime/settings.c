@@ -463,7 +463,8 @@ void tide_settings_write_lua(FILE *f, const tide_setting *t, size_t n, const cha
             break;
         default: break;
         }
-        if (s->env) fprintf(f, ", env = \"%s\"", tide_settings_env_name(s, instance, var, sizeof var));
+        if (s->env)
+            fprintf(f, ", env = \"%s\"", tide_settings_env_name(s, instance, var, sizeof var));
         if (s->flags & TIDE_SET_RELOAD) fputs(", reload = true", f);
         if (s->flags & TIDE_SET_SECRET) fputs(", secret = true", f);
         if (s->flags & TIDE_SET_EMPTY) fputs(", empty = true", f);
