@@ -707,7 +707,10 @@ static int l_cache_get(lua_State *L)
     return 3;
 }
 
-/* core.cache_set(key, value, scope, ttl, swr, sie, {tags}) -> true | nil, reason */
+/* core.cache_set(key, value, scope, ttl, swr, sie, {tags}) -> true | nil, err: err an error
+ * table, code TIDE_CACHE_RACED (409: a tag moved since the request began), TIDE_CACHE_TOO_BIG
+ * (500: over an eighth of cache.max_bytes), TIDE_CACHE_OFF (503: no cache) or TIDE_CACHE_ERROR
+ * (500) */
 static int l_cache_set(lua_State *L)
 {
     size_t klen, vlen;
@@ -741,8 +744,16 @@ static int l_cache_set(lua_State *L)
         return 1;
     }
     lua_pushnil(L);
-    lua_pushstring(L, rc == TIDE_EAGAIN ? "raced" : rc == TIDE_ETOOBIG ? "too big"
-                      : rc == TIDE_ECLOSED ? "no cache" : tide_strerror(rc));
+    if (rc == TIDE_EAGAIN)
+        push_err(L, "TIDE_CACHE_RACED", 409, "not stored: a write invalidated one of its tags "
+                 "after the request began", NULL, NULL);
+    else if (rc == TIDE_ETOOBIG)
+        push_err(L, "TIDE_CACHE_TOO_BIG", 500, "not stored: the entry is larger than an eighth "
+                 "of cache.max_bytes", NULL, NULL);
+    else if (rc == TIDE_ECLOSED)
+        push_err(L, "TIDE_CACHE_OFF", 503, "not stored: the result cache is off", NULL, NULL);
+    else
+        push_err(L, "TIDE_CACHE_ERROR", 500, tide_strerror(rc), NULL, NULL);
     return 2;
 }
 

@@ -189,7 +189,6 @@ local MAX_BODY_DEPTH = 64
 local MAX_BODY_CONTAINERS = 10000
 _M.MAX_BODY_DEPTH = MAX_BODY_DEPTH
 _M.MAX_BODY_CONTAINERS = MAX_BODY_CONTAINERS
-local TOO_MUCH = { depth = "TIDE_JSON_TOO_DEEP", size = "TIDE_JSON_TOO_LARGE" }
 
 local JSON_TYPE = "application/json"
 local TEXT_TYPE = "text/plain; charset=utf-8"
@@ -303,9 +302,9 @@ local function decode_body(req, raw)
         return http.error(415, "TIDE_UNSUPPORTED_MEDIA_TYPE",
                           "request bodies must be application/json")
     end
-    local v, err, limit = json_decode(raw, MAX_BODY_DEPTH, MAX_BODY_CONTAINERS)
+    local v, err = json_decode(raw, MAX_BODY_DEPTH, MAX_BODY_CONTAINERS)
     if v == nil then
-        return http.error(400, TOO_MUCH[limit] or "TIDE_INVALID_JSON", err)
+        return err                     -- TIDE_INVALID_JSON, TIDE_JSON_TOO_DEEP or _TOO_LARGE
     end
     if not all_finite(v) then
         return http.error(400, "TIDE_INVALID_JSON", "invalid JSON: number out of range")

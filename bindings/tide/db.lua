@@ -317,7 +317,7 @@ local function result(text, err, opts, tbl, list)
     end
     local v, derr = json_decode(text)
     if v == nil then
-        return nil, errors.new("TIDE_BAD_RESULT", 500, derr)
+        return nil, errors.new("TIDE_BAD_RESULT", 500, derr.message)
     end
     if list and not opts.single and type(v) == "table" and getmetatable(v) == nil then
         setmetatable(v, array_mt)

@@ -7,13 +7,14 @@
 --     verbatim by encode.
 --
 -- decode(text[, max_depth[, max_containers]])
---                   -> value | nil, err[, "depth" | "size"]
---                                         invalid JSON, NaN/Infinity tokens, nesting deeper
---                                         than max_depth (default 1000) levels and more than
---                                         max_containers "[" and "{" characters (default: no
---                                         limit; brackets inside strings count too, which keeps
---                                         the check a few fast searches) are errors, not throws
---                                         (the last two also return "depth" / "size"). Time
+--                   -> value | nil, err       err is an error table (tide.errors), status 400:
+--                                         TIDE_INVALID_JSON for invalid JSON and NaN/Infinity
+--                                         tokens, TIDE_JSON_TOO_DEEP for nesting deeper than
+--                                         max_depth (default 1000) levels, TIDE_JSON_TOO_LARGE
+--                                         for more than max_containers "[" and "{" characters
+--                                         (default: no limit; brackets inside strings count
+--                                         too, which keeps the check a few fast searches);
+--                                         errors, not throws (a non-string text is misuse). Time
 --                                         and extra memory are linear in #text (cjson, then
 --                                         one pass that tags empty arrays). Empty arrays carry
 --                                         json.array_mt. JSON null
@@ -59,7 +60,7 @@ local byte, find, format, gsub, sub = string.byte, string.find, string.format, s
     string.sub
 local concat = table.concat
 local huge = math.huge
-local misuse = errors.misuse
+local misuse, new_error = errors.misuse, errors.new
 local memo_put = memo.put
 
 -- Reading a number back to check that "%.14g" was exact: C's strtod through the FFI costs about
@@ -298,14 +299,15 @@ end
 -- Decodes JSON text. max_depth (optional, 1..1000, default 1000) bounds the nesting and
 -- max_containers (optional) the number of arrays and objects, checked before anything is
 -- built: what a decoded text can cost in memory is then about 10x its size at most, rather than
--- about 35x for a text of nothing but empty arrays. Returns the value, or nil, an error
--- message and "depth" or "size" when a limit was what failed.
+-- about 35x for a text of nothing but empty arrays. Returns the value, or nil and an error
+-- table whose code says which limit failed, if one did (see the header).
 function _M.decode(s, max_depth, max_containers)
     if type(s) ~= "string" then
         misuse("json.decode: expected a string, got " .. type(s))
     end
     if max_containers ~= nil and not few_brackets(s, max_containers) then
-        return nil, "JSON with more than " .. max_containers .. " arrays and objects", "size"
+        return nil, new_error("TIDE_JSON_TOO_LARGE", 400, "JSON with more than " ..
+                              max_containers .. " arrays and objects")
     end
     local decode = cjson_decode
     if max_depth ~= nil and max_depth ~= MAX_DEPTH then
@@ -323,10 +325,10 @@ function _M.decode(s, max_depth, max_containers)
     if not ok then
         local msg = type(v) == "string" and v or "decode failed"
         if find(msg, "too many nested", 1, true) then
-            return nil, "JSON nested deeper than " .. (max_depth or MAX_DEPTH) .. " levels",
-                   "depth"
+            return nil, new_error("TIDE_JSON_TOO_DEEP", 400, "JSON nested deeper than " ..
+                                  (max_depth or MAX_DEPTH) .. " levels")
         end
-        return nil, "invalid JSON: " .. msg
+        return nil, new_error("TIDE_INVALID_JSON", 400, "invalid JSON: " .. msg)
     end
     if type(v) == "table" and has_empty_array(s) then
         return tag_empty_arrays(s, v)

@@ -1,6 +1,7 @@
 -- spec/unit/json_spec.lua - tide.json: decode keeps empty arrays, encode rules, raw fragments.
 
 local json = require "tide.json"
+local errors = require "tide.errors"
 
 local function roundtrip(text)
     local v, err = json.decode(text)
@@ -60,12 +61,15 @@ describe("tide.json.decode", function()
         assert.are.equal("\240\159\152\128", v[3])
     end)
 
-    it("returns nil and an error for invalid JSON instead of raising", function()
+    it("returns nil and an error table (TIDE_INVALID_JSON, 400) instead of raising", function()
         for _, bad in ipairs { "", "[1,2", "{\"a\":}", "{'a':1}", "[1] x", "nan", "[NaN]",
                                "[Infinity]", "[0x10]", "{\"a\":1,}", "\"\\ud800\"" } do
             local v, err = json.decode(bad)
             assert.is_nil(v, bad)
-            assert.matches("^invalid JSON", err, nil, false)
+            assert.is_true(errors.is_error(err), bad)
+            assert.are.equal("TIDE_INVALID_JSON", err.code)
+            assert.are.equal(400, err.status)
+            assert.matches("^invalid JSON", err.message, nil, false)
         end
     end)
 
@@ -73,30 +77,34 @@ describe("tide.json.decode", function()
         assert.is_table(json.decode(string.rep("[", 1000) .. string.rep("]", 1000)))
         local v, err = json.decode(string.rep("[", 1001) .. string.rep("]", 1001))
         assert.is_nil(v)
-        assert.matches("nested deeper than 1000 levels", err, nil, true)
+        assert.are.equal("TIDE_JSON_TOO_DEEP", err.code)
+        assert.matches("nested deeper than 1000 levels", err.message, nil, true)
     end)
 
-    it("takes a lower nesting limit and says when it was the limit that failed", function()
+    it("takes a lower nesting limit and says by its code when it was the limit that failed",
+       function()
         assert.is_table(json.decode(string.rep("[", 64) .. string.rep("]", 64), 64))
-        local v, err, why = json.decode(string.rep("[", 65) .. string.rep("]", 65), 64)
+        local v, err = json.decode(string.rep("[", 65) .. string.rep("]", 65), 64)
         assert.is_nil(v)
-        assert.are.equal("JSON nested deeper than 64 levels", err)
-        assert.are.equal("depth", why)
+        assert.are.same({ code = "TIDE_JSON_TOO_DEEP", status = 400,
+                          message = "JSON nested deeper than 64 levels" },
+                        { code = err.code, status = err.status, message = err.message })
         -- the lower limit applies to that call only
         assert.is_table(json.decode(string.rep("[", 65) .. string.rep("]", 65)))
-        local _, err2, why2 = json.decode("[1,", 64)
-        assert.matches("^invalid JSON", err2)
-        assert.is_nil(why2)
+        local _, err2 = json.decode("[1,", 64)
+        assert.matches("^invalid JSON", err2.message)
+        assert.are.equal("TIDE_INVALID_JSON", err2.code)
         assert.has_error(function() json.decode("[]", 0) end)
         assert.has_error(function() json.decode("[]", 1001) end)
         assert.has_error(function() json.decode("[]", 2.5) end)
     end)
 
     it("refuses more arrays and objects than asked for before building any", function()
-        local v, err, why = json.decode("[" .. string.rep("[],", 10) .. "{}]", nil, 11)
+        local v, err = json.decode("[" .. string.rep("[],", 10) .. "{}]", nil, 11)
         assert.is_nil(v)
-        assert.are.equal("JSON with more than 11 arrays and objects", err)
-        assert.are.equal("size", why)
+        assert.are.equal("JSON with more than 11 arrays and objects", err.message)
+        assert.are.equal("TIDE_JSON_TOO_LARGE", err.code)
+        assert.are.equal(400, err.status)
         v = json.decode("[" .. string.rep("[],", 9) .. "{}]", nil, 11)
         assert.are.equal(10, #v)
         -- brackets inside strings count as well (an upper bound, cheap to check)
