@@ -249,3 +249,74 @@ describe("tide.json.encode", function()
         assert.are.equal('["b"]', json.encode({ "b" }))
     end)
 end)
+
+describe("tide.json.numbers_ok (a JSON array of n finite numbers, checked without converting)",
+         function()
+    local cjson = require "cjson"
+
+    -- What decoding says: true when text is a JSON array of exactly n finite numbers.
+    local function decoded_ok(text, n)
+        local v = json.decode(text)
+        if type(v) ~= "table" or #v ~= n then return false end
+        for k, x in pairs(v) do
+            if type(k) ~= "number" or type(x) ~= "number" or not json.all_finite(x) then
+                return false
+            end
+        end
+        return true
+    end
+
+    it("accepts JSON numbers in every spelling, blanks between tokens", function()
+        assert.is_true(json.numbers_ok("[1,-2,0,-0,0.5,-0.25,1e5,1E+5,2.5e-3,-7E-07,123456789]",
+                                       11))
+        assert.is_true(json.numbers_ok(" [ 1 ,\n2\t,\r3 ] ", 3))
+        assert.is_true(json.numbers_ok("[]", 0))
+        assert.is_true(json.numbers_ok("[1e-400]", 1))          -- underflows to 0: finite
+        assert.is_true(json.numbers_ok("[1e300]", 1))
+        -- a part of a longer text
+        local s = '{"a":[1,2],"b":3}'
+        assert.is_true(json.numbers_ok(s, 2, 6, 10))
+        assert.is_false(json.numbers_ok(s, 2, 6, 11))
+    end)
+
+    it("refuses what is not a JSON number or not n of them", function()
+        for _, bad in ipairs { "[1,2]x", "[1,,2]", "[,1]", "[1,]", "[01]", "[-01]", "[1.]",
+                               "[.5]", "[+1]", "[1e]", "[1e+]", "[1.5.2]", "[1e5e5]", "[1e5.5]",
+                               "[--1]", "[-]", "[0x10]", "[NaN]", "[Infinity]", "[-Infinity]",
+                               "[1 2]", '["1"]', "[null]", "[true]", "[[1]]", "[{}]", "1",
+                               "[1", "1]", "", "[1\v]", "[1\0]", "[1e5-1]", "[1-1]",
+                               "[1,2,3]" } do
+            assert.is_false(json.numbers_ok(bad, 2), bad)
+        end
+        assert.is_false(json.numbers_ok("[1,2,3]", 2))
+        assert.is_false(json.numbers_ok("[1]", 2))
+    end)
+
+    it("refuses (so the caller decodes) numbers that may not be finite", function()
+        assert.is_false(json.numbers_ok("[1e400]", 1))
+        assert.is_false(json.numbers_ok("[-1e309]", 1))
+        assert.is_false(json.numbers_ok("[" .. string.rep("9", 400) .. "]", 1))
+        assert.is_false(json.numbers_ok("[1e00000000000000000001]", 1))  -- long exponents
+    end)
+
+    it("never accepts what decoding refuses (randomized against lua-cjson)", function()
+        local seed = tonumber(os.getenv("TIDE_SEED") or "") or os.time()
+        math.randomseed(seed)
+        local alphabet = { "0", "1", "9", "-", "+", ".", "e", "E", ",", " ", "]", "[", "x",
+                           "00", "1e308", "1e309", "5" }
+        for case = 1, 5000 do
+            local parts = { "[" }
+            for i = 2, math.random(1, 12) do
+                parts[i] = alphabet[math.random(#alphabet)]
+            end
+            parts[#parts + 1] = "]"
+            local text = table.concat(parts)
+            local n = select(2, text:gsub(",", "")) + 1
+            if json.numbers_ok(text, n) then
+                assert(decoded_ok(text, n), ("seed %d case %d: %s"):format(seed, case, text))
+                local ok, v = pcall(cjson.decode, text)
+                assert(ok and #v == n, ("seed %d case %d: %s"):format(seed, case, text))
+            end
+        end
+    end)
+end)
