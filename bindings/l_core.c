@@ -96,7 +96,10 @@ static int misuse(lua_State *L, const char *fmt, ...)
 static tide_task *require_task(lua_State *L)
 {
     tide_task *t = tide__task_current();
-    if (!t) misuse(L, "database calls are only allowed while handling a request");
+    if (!t) {
+        misuse(L, "database calls are only allowed while handling a request");
+        return NULL;                   /* not reached: misuse raises */
+    }
     if (t->co != L) misuse(L, "database calls must run in the request's own coroutine");
     if (t->call) misuse(L, "a database call is already in progress");
     return t;
@@ -676,7 +679,10 @@ static const char *const scope_opts[] = { "public", "role", "user", "claims", NU
 static tide_task *cache_task(lua_State *L, tide_cache_ident *who)
 {
     tide_task *t = tide__task_current();
-    if (!t) misuse(L, "tide.cache is only available while handling a request");
+    if (!t) {
+        misuse(L, "tide.cache is only available while handling a request");
+        return NULL;                   /* not reached: misuse raises */
+    }
     who->role = t->role;
     who->sub = t->sub;
     who->claims = t->claims;

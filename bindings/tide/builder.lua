@@ -19,9 +19,10 @@
 -- TIDE_MULTIPLE_ROWS).
 -- Writes also take counted = true (the cell is "<n> - <json>", n = rows written),
 -- max_affected = n (more rows written abort the statement, which rolls the write back:
--- SQLSTATE TD002, DETAIL the number of rows; tide.db makes it TIDE_MAX_AFFECTED) and columns = false (RETURNING 1: rows are counted, none is read back;
--- the json part is '[]'). insert/upsert take defaults = true (a key a row lacks takes the
--- column default, not NULL), update defaults = {columns set to DEFAULT}.
+-- SQLSTATE TD002, DETAIL the number of rows; tide.db makes it TIDE_MAX_AFFECTED) and
+-- columns = false (RETURNING 1: rows are counted, none is read back; the json part is '[]').
+-- insert/upsert take defaults = true (a key a row lacks takes the column default, not NULL),
+-- update defaults = {columns set to DEFAULT}.
 --
 -- Filters (PostgREST operators), ANDed; columns sorted:
 --   {col = v}                          "col" = $n      (v == json.null -> "col" IS NULL)

@@ -12,8 +12,8 @@
 -- invalidated since, set refuses it (nil, err with err.code TIDE_CACHE_RACED), so a value read
 -- before a write is never stored after it. err is an error table (tide.errors) as every
 -- failure: TIDE_CACHE_RACED (409), TIDE_CACHE_TOO_BIG (500, over an eighth of
--- cache.max_bytes), TIDE_CACHE_OFF (503, no cache) or TIDE_CACHE_ERROR (500). stale is true past the ttl (within stale_while_revalidate, or for
--- stale_if_error when asked for). Only while handling a request.
+-- cache.max_bytes), TIDE_CACHE_OFF (503, no cache) or TIDE_CACHE_ERROR (500). stale is true
+-- past the ttl (within stale_while_revalidate, or for stale_if_error when asked for). Only while handling a request.
 
 local lazy = require "tide.lazy"
 local errors = require "tide.errors"

@@ -9,8 +9,9 @@
 --   * operational failure returns `nil, err` with err = {code, message, details, hint, status};
 --     errors.new() builds such a table and tide.core's push_err is its C twin. It is the one
 --     failure shape scripts see (tide.db, tide.validate, tide.crypto, tide.cache, tide.json,
---     tide.http, scripts/_common.lua) and return; tide.boot turns it into the response. tide.db adds retry_after (seconds) when a breaker refused: a 503
---     with it is answered with Retry-After.
+--     tide.http, scripts/_common.lua) and return; tide.boot turns it into the response.
+--     tide.db adds retry_after (seconds) when a breaker refused: a 503 with it is answered
+--     with Retry-After.
 
 local getinfo = debug.getinfo
 local error, find, type, setmetatable, getmetatable = error, string.find, type, setmetatable,
