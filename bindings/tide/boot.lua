@@ -21,7 +21,8 @@
 --
 -- What a handler sees: req.params (decoded path params), req.query (decoded query string,
 -- last value wins for repeated keys), req.body (decoded JSON nested at most 64 levels and
--- holding at most 10,000 arrays and objects, or nil), req.raw_body (the bytes), req.route
+-- holding at most 10,000 arrays and objects, or nil; always nil for a handler marked
+-- http.raw_body, which decodes it itself), req.raw_body (the bytes), req.route
 -- (the pattern), plus method, path, headers, claims, role, id. Under /rest/v1/ a body that
 -- does not decode is req.body_error instead of a refusal (see OWN_BODY_ERRORS).
 -- What it returns:
@@ -59,7 +60,7 @@ local concat, sort = table.concat, table.sort
 local ceil = math.ceil
 local traceback = debug.traceback
 local json_encode, json_decode, is_raw = json.encode, json.decode, json.is_raw
-local all_finite = json.all_finite
+local decode_request_body, takes_raw_body = http.decode_body, http.takes_raw_body
 local each_query_pair = router.each_query_pair
 local memo_put = memo.put
 
@@ -182,14 +183,9 @@ end
 ---------------------------------------------------------------------------------------------
 -- handle
 
--- Request bodies nest at most this deep (400 TIDE_JSON_TOO_DEEP beyond) and hold at most this
--- many arrays and objects ("[" and "{" characters; 400 TIDE_JSON_TOO_LARGE beyond): ample for
--- any document this API takes, and no body can make decoding costly or its result large.
-local MAX_BODY_DEPTH = 64
-local MAX_BODY_CONTAINERS = 10000
-_M.MAX_BODY_DEPTH = MAX_BODY_DEPTH
-_M.MAX_BODY_CONTAINERS = MAX_BODY_CONTAINERS
-local TOO_MUCH = { depth = "TIDE_JSON_TOO_DEEP", size = "TIDE_JSON_TOO_LARGE" }
+-- The bounds of a request body: tide.http's (http.decode_body).
+_M.MAX_BODY_DEPTH = http.MAX_BODY_DEPTH
+_M.MAX_BODY_CONTAINERS = http.MAX_BODY_CONTAINERS
 
 local JSON_TYPE = "application/json"
 local TEXT_TYPE = "text/plain; charset=utf-8"
@@ -296,19 +292,20 @@ end
 -- still bounded and never decoded past the bounds.
 local OWN_BODY_ERRORS = "/rest/v1/"
 
--- Decodes raw into req.body; returns nil, or the error table when it cannot.
-local function decode_body(req, raw)
+-- Decodes raw into req.body; returns nil, or the error table when it cannot. A handler marked
+-- with http.raw_body decodes it itself: only the content type is checked here.
+local function decode_body(req, raw, handler)
     local ct = req.headers and req.headers["content-type"]
     if ct ~= nil and not is_json_type(ct) then
         return http.error(415, "TIDE_UNSUPPORTED_MEDIA_TYPE",
                           "request bodies must be application/json")
     end
-    local v, err, limit = json_decode(raw, MAX_BODY_DEPTH, MAX_BODY_CONTAINERS)
-    if v == nil then
-        return http.error(400, TOO_MUCH[limit] or "TIDE_INVALID_JSON", err)
+    if takes_raw_body(handler) then
+        return nil
     end
-    if not all_finite(v) then
-        return http.error(400, "TIDE_INVALID_JSON", "invalid JSON: number out of range")
+    local v, err = decode_request_body(raw)
+    if v == nil then
+        return err                     -- TIDE_INVALID_JSON, TIDE_JSON_TOO_DEEP or _TOO_LARGE
     end
     req.body = v
     return nil
@@ -477,7 +474,7 @@ local function handle(req)
     req.raw_body = raw
     req.body = nil
     if raw ~= nil and raw ~= "" then
-        local berr = decode_body(req, raw)
+        local berr = decode_body(req, raw, handler)
         if berr ~= nil then
             if sub(route.pattern, 1, #OWN_BODY_ERRORS) ~= OWN_BODY_ERRORS then
                 return error_response(berr)
