@@ -94,17 +94,23 @@ end
 
 local write = require "tide.rest.write"   -- POST, PATCH, DELETE: see there
 
+-- Every route answers a body tide.boot cannot take (not JSON, past its bounds) in PostgREST's
+-- code, 400 PGRST102 (req.body_error: own_body_errors, tide.router).
+local function route(handler)
+    return { handler = handler, own_body_errors = true }
+end
+
 return {
-    ["GET /rest/v1/:table"] = read,
-    ["HEAD /rest/v1/:table"] = read,     -- the GET's headers (Content-Range: counts), no body
-    ["POST /rest/v1/:table"] = write.insert,
-    ["PATCH /rest/v1/:table"] = write.update,
-    ["DELETE /rest/v1/:table"] = write.delete,
+    ["GET /rest/v1/:table"] = route(read),
+    ["HEAD /rest/v1/:table"] = route(read),   -- the GET's headers (Content-Range: counts), no body
+    ["POST /rest/v1/:table"] = route(write.insert),
+    ["PATCH /rest/v1/:table"] = route(write.update),
+    ["DELETE /rest/v1/:table"] = route(write.delete),
     -- functions (tide/rest/rpc.lua); "rpc" is a static segment, so it wins over :table
-    ["GET /rest/v1/rpc/:fn"] = rpc.get,
-    ["HEAD /rest/v1/rpc/:fn"] = rpc.get,
-    ["POST /rest/v1/rpc/:fn"] = rpc.post,
-    ["PATCH /rest/v1/rpc/:fn"] = rpc.refuse,
-    ["PUT /rest/v1/rpc/:fn"] = rpc.refuse,
-    ["DELETE /rest/v1/rpc/:fn"] = rpc.refuse,
+    ["GET /rest/v1/rpc/:fn"] = route(rpc.get),
+    ["HEAD /rest/v1/rpc/:fn"] = route(rpc.get),
+    ["POST /rest/v1/rpc/:fn"] = route(rpc.post),
+    ["PATCH /rest/v1/rpc/:fn"] = route(rpc.refuse),
+    ["PUT /rest/v1/rpc/:fn"] = route(rpc.refuse),
+    ["DELETE /rest/v1/rpc/:fn"] = route(rpc.refuse),
 }
