@@ -21,7 +21,8 @@
 --   r:add(method, pattern, handler, module_name)   raises on a bad or duplicate route (the
 --                                                  message names both modules); handler is a
 --                                                  function or { handler = fn, options }
---   r:load(module_name, routes)                    adds every "METHOD /path" = fn of a module
+--   r:load(module_name, routes)                    adds every "METHOD /path" = fn (or options
+--                                                  table) of a module
 --   r:match(method, path) -> handler, params, route | nil, status, allow
 --   r:list() -> { {method=, pattern=, module=, file=, line=}, ... }
 --                                                  every route with where its handler is
