@@ -14,8 +14,9 @@
  * is service_role's), and a slow_query line for a call that took at least log.slow_query_ms.
  * They name the request's route, which tide.boot hands over with core.set_route.
  *
- * core.wait / core.wake let one request wait for what another does (scripts/_rest_schema.lua:
- * one catalog read, which the others wait for): a parked coroutine, resumed by a timer. */
+ * core.wait / core.wake let one request wait for what another does
+ * (bindings/tide/rest/schema.lua: one catalog read, which the others wait for): a parked
+ * coroutine, resumed by a timer. */
 #include <math.h>
 #include <stdarg.h>
 #include <stddef.h>

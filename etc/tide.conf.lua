@@ -108,7 +108,7 @@ return {
   -- live out their ttl whatever others write).
   cache = { max_bytes = 67108864, channel = "tide_cache" },
 
-  -- /rest/v1 (scripts/rest.lua). notify_channel: PostgREST's convention, on the same LISTEN
+  -- /rest/v1 (tide/rest/routes.lua). notify_channel: PostgREST's convention, on the same LISTEN
   -- connection as cache.channel (each worker has its own): `NOTIFY pgrst, 'reload schema'`
   -- (or an empty payload) makes the next /rest/v1 request of every worker re-read the catalog,
   -- so a migration is served without SIGHUP; tide also re-reads it whenever that connection

@@ -23,8 +23,9 @@
 -- last value wins for repeated keys), req.body (decoded JSON nested at most 64 levels and
 -- holding at most 10,000 arrays and objects, or nil; always nil for a handler marked
 -- http.raw_body, which decodes it itself), req.raw_body (the bytes), req.route
--- (the pattern), plus method, path, headers, claims, role, id. Under /rest/v1/ a body that
--- does not decode is req.body_error instead of a refusal (see OWN_BODY_ERRORS).
+-- (the pattern), plus method, path, headers, claims, role, id. For a route declared with
+-- own_body_errors (tide.router) a body that does not decode is req.body_error instead of a
+-- refusal (see decode_body).
 -- What it returns:
 --   success: body[, status[, headers]].
 --     body table -> JSON (json.encode), json.raw(text) -> text verbatim, string -> sent as is
@@ -285,15 +286,12 @@ local function is_json_type(ct)
     return r
 end
 
--- Routes under this prefix answer in PostgREST's codes (scripts/rest.lua): a body boot cannot
--- take (not JSON, a Content-Type that is not JSON, past the bounds above) reaches their
--- handler with req.body = nil and req.body_error = the error boot would have answered, so
--- the handler can answer with its own code (PGRST102). Nothing else changes: the body is
--- still bounded and never decoded past the bounds.
-local OWN_BODY_ERRORS = "/rest/v1/"
-
 -- Decodes raw into req.body; returns nil, or the error table when it cannot. A handler marked
--- with http.raw_body decodes it itself: only the content type is checked here.
+-- with http.raw_body decodes it itself: only the content type is checked here. A route
+-- declared with own_body_errors (tide.router; /rest/v1's, which answer in PostgREST's codes)
+-- gets that error as req.body_error, with req.body = nil, instead of boot's refusal, and
+-- answers with its own code (PGRST102). Nothing else changes: the body is still bounded and
+-- never decoded past the bounds.
 local function decode_body(req, raw, handler)
     local ct = req.headers and req.headers["content-type"]
     if ct ~= nil and not is_json_type(ct) then
@@ -476,7 +474,7 @@ local function handle(req)
     if raw ~= nil and raw ~= "" then
         local berr = decode_body(req, raw, handler)
         if berr ~= nil then
-            if sub(route.pattern, 1, #OWN_BODY_ERRORS) ~= OWN_BODY_ERRORS then
+            if not route.own_body_errors then
                 return error_response(berr)
             end
             req.body_error = berr

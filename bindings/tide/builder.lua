@@ -418,7 +418,7 @@ local function add_param(params, v)
     params[n] = v
     return "$" .. n
 end
--- For statements built outside (scripts/_rest_rpc.lua), so placeholders count the same way.
+-- For statements built outside (tide/rest/rpc.lua), so placeholders count the same way.
 _M.new_params, _M.add_param = new_params, add_param
 
 -- Checks a scalar filter value and returns what goes into params.

@@ -19,9 +19,10 @@ local error, find, type, setmetatable, getmetatable = error, string.find, type, 
 
 local _M = {}
 
--- True when a chunk source belongs to this directory (bindings/tide/*.lua).
+-- True when a chunk source belongs to this directory (bindings/tide/*.lua, and its folders such
+-- as tide/rest/).
 local function internal(source)
-    return type(source) == "string" and find(source, "[/\\]tide[/\\][%w_]+%.lua$") ~= nil
+    return type(source) == "string" and find(source, "[/\\]tide[/\\][%w_/\\]+%.lua$") ~= nil
         or source == "=[C]"
 end
 
