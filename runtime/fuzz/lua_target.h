@@ -21,10 +21,9 @@ static void lua_target_done(void)
     lua_close(lua_target_L);
 }
 
-/* The state's memory comes from malloc, so that closing it at exit gives back everything a C
- * module allocated for it (lua-cjson's strbufs) before LeakSanitizer's final check. During the
- * run the per-input leak check is off for these targets (runtime/fuzz/run.sh): LuaJIT's tagged
- * pointers hide live objects from it. */
+/* The state's memory comes from malloc, so ASan sees (and checks the bounds of) every block
+ * LuaJIT uses. Leak checks are off for these targets (runtime/fuzz/run.sh): LuaJIT's tagged
+ * pointers hide live objects from LeakSanitizer; -rss_limit_mb bounds their memory instead. */
 static void *lua_target_alloc(void *ud, void *ptr, size_t osize, size_t nsize)
 {
     (void)ud;
