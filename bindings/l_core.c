@@ -18,9 +18,11 @@
  * Every function is registered through counted(), which counts the C<->Lua crossings of the
  * running request (tide_vm_crossings): the call, and its return unless it yielded.
  *
- * core.wait / core.wake let one request wait for what another does (scripts/_rest_schema.lua:
- * one catalog read, which the others wait for): a parked coroutine, resumed by a timer. */
+ * core.wait / core.wake let one request wait for what another does
+ * (bindings/tide/rest/schema.lua: one catalog read, which the others wait for): a parked
+ * coroutine, resumed by a timer. */
 #include <math.h>
+#include <stdarg.h>
 #include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -69,12 +71,43 @@ static tide_vm *core_vm(lua_State *L)
     return lua_touserdata(L, lua_upvalueindex(1));
 }
 
+/* Raises a misuse error (a bug in the calling script: a call out of place, an argument of the
+ * wrong kind) positioned as tide.errors.misuse positions its own: at the first frame outside
+ * tide's own modules, the script author's line, not the tide.* wrapper that called in. It
+ * calls that function, so the rule lives in one place; without tide.errors loaded it falls
+ * back to luaL_error (the immediate Lua caller). fmt takes lua_pushfstring's formats. Never
+ * returns. */
+static int misuse(lua_State *L, const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    lua_pushvfstring(L, fmt, ap);
+    va_end(ap);
+    int msg = lua_gettop(L);
+    lua_getfield(L, LUA_REGISTRYINDEX, "_LOADED");
+    if (lua_istable(L, -1)) {
+        lua_getfield(L, -1, "tide.errors");
+        if (lua_istable(L, -1)) {
+            lua_getfield(L, -1, "misuse");
+            if (lua_isfunction(L, -1)) {
+                lua_pushvalue(L, msg);
+                lua_call(L, 1, 0);             /* raises */
+            }
+        }
+    }
+    lua_settop(L, msg);
+    return luaL_error(L, "%s", lua_tostring(L, msg));
+}
+
 static tide_task *require_task(lua_State *L)
 {
     tide_task *t = tide__task_current();
-    if (!t) luaL_error(L, "database calls are only allowed while handling a request");
-    if (t->co != L) luaL_error(L, "database calls must run in the request's own coroutine");
-    if (t->call) luaL_error(L, "a database call is already in progress");
+    if (!t) {
+        misuse(L, "database calls are only allowed while handling a request");
+        return NULL;                   /* not reached: misuse raises */
+    }
+    if (t->co != L) misuse(L, "database calls must run in the request's own coroutine");
+    if (t->call) misuse(L, "a database call is already in progress");
     return t;
 }
 
@@ -82,7 +115,7 @@ static int upstream_arg(lua_State *L, int idx)
 {
     const char *name = luaL_checkstring(L, idx);
     int i = tide_upstream_index(name);
-    if (i < 0) luaL_error(L, "unknown upstream '%s' (direct, session or transaction)", name);
+    if (i < 0) misuse(L, "unknown upstream '%s' (direct, session or transaction)", name);
     return i;
 }
 
@@ -379,7 +412,7 @@ static const char *param_text(lua_State *L, int idx, int n, char *buf, size_t ca
         return buf;
     case LUA_TNUMBER: {
         double d = lua_tonumber(L, idx);
-        if (!isfinite(d)) luaL_error(L, "parameter %d is not a finite number", n);
+        if (!isfinite(d)) misuse(L, "parameter %d is not a finite number", n);
         if (d == floor(d) && fabs(d) < 9007199254740992.0)
             *len = (size_t)snprintf(buf, cap, "%lld", (long long)d);
         else
@@ -391,7 +424,7 @@ static const char *param_text(lua_State *L, int idx, int n, char *buf, size_t ca
     default:
         break;
     }
-    luaL_error(L, "parameter %d has type %s: encode tables before passing them", n,
+    misuse(L, "parameter %d has type %s: encode tables before passing them", n,
                luaL_typename(L, idx));
     return NULL;
 }
@@ -436,16 +469,16 @@ static int l_query(lua_State *L)
         }
         lua_pop(L, 1);
     }
-    if (in_tx && read_only) luaL_error(L, "read_only cannot be set inside a transaction");
+    if (in_tx && read_only) misuse(L, "read_only cannot be set inside a transaction");
     read = read || read_only;           /* nothing it calls can write: a repeat is harmless */
     int n = 0;
     if (has_params) {
         lua_getfield(L, 3, "n");
         n = lua_isnumber(L, -1) ? (int)lua_tointeger(L, -1) : (int)lua_objlen(L, 3);
         lua_pop(L, 1);
-        if (n < 0 || n > 65535) luaL_error(L, "bad parameter count %d", n);
+        if (n < 0 || n > 65535) misuse(L, "bad parameter count %d", n);
     }
-    if (in_tx && !t->tx) luaL_error(L, "no transaction is open");
+    if (in_tx && !t->tx) misuse(L, "no transaction is open");
 
     /* measure, then copy sql and params into one allocation */
     size_t extra = sql_len + 1;
@@ -509,7 +542,7 @@ static int l_tx_begin(lua_State *L)
     tide_task *t = require_task(L);
     int up_index = upstream_arg(L, 1);
     int as_service = lua_toboolean(L, 2);
-    if (t->tx) luaL_error(L, "a transaction is already open");
+    if (t->tx) misuse(L, "a transaction is already open");
     char *cur;
     pgcall *pc = call_new(0, 0, &cur);
     if (!pc) return luaL_error(L, "out of memory");
@@ -530,7 +563,7 @@ static int l_tx_end(lua_State *L)
 {
     tide_task *t = require_task(L);
     int commit = lua_toboolean(L, 1);
-    if (!t->tx) luaL_error(L, "no transaction is open");
+    if (!t->tx) misuse(L, "no transaction is open");
     char *cur;
     pgcall *pc = call_new(0, 0, &cur);
     if (!pc) return luaL_error(L, "out of memory");
@@ -577,9 +610,9 @@ static int l_schema_generation(lua_State *L)
 static int l_wait(lua_State *L)
 {
     tide_task *t = tide__task_current();
-    if (!t || t->co != L) luaL_error(L, "core.wait: only in a request's own coroutine");
+    if (!t || t->co != L) misuse(L, "core.wait: only in a request's own coroutine");
     double s = luaL_checknumber(L, 1);
-    if (!(s > 0 && s <= 60)) luaL_error(L, "core.wait: seconds must be in (0, 60]");
+    if (!(s > 0 && s <= 60)) misuse(L, "core.wait: seconds must be in (0, 60]");
     if (t->aborted) {
         lua_pushstring(L, "aborted");
         return 1;
@@ -648,7 +681,10 @@ static const char *const scope_opts[] = { "public", "role", "user", "claims", NU
 static tide_task *cache_task(lua_State *L, tide_cache_ident *who)
 {
     tide_task *t = tide__task_current();
-    if (!t) luaL_error(L, "tide.cache is only available while handling a request");
+    if (!t) {
+        misuse(L, "tide.cache is only available while handling a request");
+        return NULL;                   /* not reached: misuse raises */
+    }
     who->role = t->role;
     who->sub = t->sub;
     who->claims = t->claims;
@@ -679,7 +715,10 @@ static int l_cache_get(lua_State *L)
     return 3;
 }
 
-/* core.cache_set(key, value, scope, ttl, swr, sie, {tags}) -> true | nil, reason */
+/* core.cache_set(key, value, scope, ttl, swr, sie, {tags}) -> true | nil, err: err an error
+ * table, code TIDE_CACHE_RACED (409: a tag moved since the request began), TIDE_CACHE_TOO_BIG
+ * (500: over an eighth of cache.max_bytes), TIDE_CACHE_OFF (503: no cache) or TIDE_CACHE_ERROR
+ * (500) */
 static int l_cache_set(lua_State *L)
 {
     size_t klen, vlen;
@@ -694,16 +733,16 @@ static int l_cache_set(lua_State *L)
     if (!lua_isnoneornil(L, 7)) {
         luaL_checktype(L, 7, LUA_TTABLE);
         int n = (int)lua_objlen(L, 7);
-        if (n > TIDE_CACHE_MAX_TAGS) luaL_error(L, "at most %d tags", TIDE_CACHE_MAX_TAGS);
+        if (n > TIDE_CACHE_MAX_TAGS) misuse(L, "at most %d tags", TIDE_CACHE_MAX_TAGS);
         for (int i = 1; i <= n; i++) {
             lua_rawgeti(L, 7, i);
-            if (lua_type(L, -1) != LUA_TSTRING) luaL_error(L, "tags must be strings");
+            if (lua_type(L, -1) != LUA_TSTRING) misuse(L, "tags must be strings");
             tags[ntags] = lua_tolstring(L, -1, &tlens[ntags]);
             ntags++;
             lua_pop(L, 1);                 /* the table keeps the string alive */
         }
     }
-    if (!(ttl > 0)) luaL_error(L, "ttl must be a positive number of seconds");
+    if (!(ttl > 0)) misuse(L, "ttl must be a positive number of seconds");
     tide_cache_ident who;
     tide_task *t = cache_task(L, &who);
     int rc = tide_rcache_script_set(tide__vm_app(core_vm(L)), &who, scope, key, klen, value,
@@ -713,8 +752,16 @@ static int l_cache_set(lua_State *L)
         return 1;
     }
     lua_pushnil(L);
-    lua_pushstring(L, rc == TIDE_EAGAIN ? "raced" : rc == TIDE_ETOOBIG ? "too big"
-                      : rc == TIDE_ECLOSED ? "no cache" : tide_strerror(rc));
+    if (rc == TIDE_EAGAIN)
+        push_err(L, "TIDE_CACHE_RACED", 409, "not stored: a write invalidated one of its tags "
+                 "after the request began", NULL, NULL);
+    else if (rc == TIDE_ETOOBIG)
+        push_err(L, "TIDE_CACHE_TOO_BIG", 500, "not stored: the entry is larger than an eighth "
+                 "of cache.max_bytes", NULL, NULL);
+    else if (rc == TIDE_ECLOSED)
+        push_err(L, "TIDE_CACHE_OFF", 503, "not stored: the result cache is off", NULL, NULL);
+    else
+        push_err(L, "TIDE_CACHE_ERROR", 500, tide_strerror(rc), NULL, NULL);
     return 2;
 }
 
@@ -722,7 +769,7 @@ static const unsigned char *enc_key(lua_State *L)
 {
     tide_app *app = tide__vm_app(core_vm(L));
     if (!app->cfg.has_enc_key)
-        luaL_error(L, "no encryption key configured (crypto.key or TIDE_ENCRYPTION_KEY)");
+        misuse(L, "no encryption key configured (crypto.key or TIDE_ENCRYPTION_KEY)");
     return app->cfg.enc_key;
 }
 
@@ -735,11 +782,11 @@ static unsigned char *seal_context(lua_State *L, int first, size_t *len)
     size_t l[TIDE_CRYPTO_MAX_FIELDS];
     int n = lua_gettop(L) - first + 1;
     if (n < 1 || n > TIDE_CRYPTO_MAX_FIELDS)
-        luaL_error(L, "a sealing context of 1 to %d strings is required", TIDE_CRYPTO_MAX_FIELDS);
+        misuse(L, "a sealing context of 1 to %d strings is required", TIDE_CRYPTO_MAX_FIELDS);
     for (int i = 0; i < n; i++) f[i] = luaL_checklstring(L, first + i, &l[i]);
     unsigned char *aad = NULL;
     if (tide_crypto_aad(f, l, (size_t)n, &aad, len) != 0)
-        luaL_error(L, "sealing context too large");
+        misuse(L, "sealing context too large");
     return aad;
 }
 

@@ -1,5 +1,6 @@
 -- etc/tide.conf.lua: tide's configuration (read once at start; restart to change it).
--- Environment variables override these values:
+-- Environment variables override these values (docs/configuration.md says which key each
+-- overrides; `tide check` prints it beside the key):
 --   TIDE_HTTP_PORT, TIDE_ADMIN_PORT, TIDE_JWT_SECRET, TIDE_ENCRYPTION_KEY,
 --   TIDE_JWT_AUDIENCE, TIDE_JWT_ISSUER, TIDE_JWT_REQUIRE_EXP (0 or 1), TIDE_ADMIN_TOKEN,
 --   TIDE_DSN_DIRECT, TIDE_DSN_SESSION, TIDE_DSN_TRANSACTION,
@@ -7,16 +8,18 @@
 --   TIDE_HTTP_MAX_INFLIGHT_BODY_BYTES, TIDE_HTTP_MAX_CONNECTIONS_PER_CLIENT,
 --   TIDE_HTTP_MAX_UNSENT_BYTES,
 --   TIDE_CACHE_MAX_BYTES, TIDE_CACHE_CHANNEL, TIDE_REST_NOTIFY_CHANNEL, TIDE_WORKERS,
---   TIDE_SUPERVISE (0 or 1), TIDE_WATCHDOG_MS, TIDE_SCRIPT_MAX_CPU_MS, TIDE_SCRIPT_MAX_MEMORY,
---   TIDE_LOG_BUFFER_BYTES, TIDE_LOG_SLOW_QUERY_MS
+--   TIDE_SUPERVISE (0 or 1), TIDE_WATCHDOG_MS, TIDE_NICE, TIDE_SCRIPT_MAX_CPU_MS,
+--   TIDE_SCRIPT_MAX_MEMORY, TIDE_LOG_BUFFER_BYTES, TIDE_LOG_SLOW_QUERY_MS
 -- The secrets below are published with tide, so tide refuses them unless development mode is
 -- asked for (`tide serve --dev` or TIDE_DEV=1; `make run` and `make test` ask). Anywhere else,
 -- set your own: TIDE_JWT_SECRET (openssl rand -base64 48) and TIDE_ENCRYPTION_KEY
 -- (openssl rand -hex 32); the admin token below is ignored there until TIDE_ADMIN_TOKEN sets
 -- one.
--- The defaults live in C (runtime/config.c's schema table: type, bounds and default of every
--- key); the values below repeat them for reading. A key left out takes its default, a misspelt
--- one is refused. `tide check` prints the effective values (secrets masked).
+-- The defaults live in C (runtime/config.c's schema table: type, bounds, default and
+-- environment variable of every key); the values below repeat them for reading, and the test
+-- suite checks that they do (spec/unit/schema_spec.lua, against `tide check --schema`). A key
+-- left out takes its default, a misspelt one is refused. `tide check` prints the effective
+-- values (secrets masked).
 return {
   listen = { host = "127.0.0.1", port = 8080 },
   -- The admin listener (/health, /metrics, /admin/stats, ...): keep it on 127.0.0.1 or a
@@ -105,7 +108,7 @@ return {
   -- live out their ttl whatever others write).
   cache = { max_bytes = 67108864, channel = "tide_cache" },
 
-  -- /rest/v1 (scripts/rest.lua). notify_channel: PostgREST's convention, on the same LISTEN
+  -- /rest/v1 (tide/rest/routes.lua). notify_channel: PostgREST's convention, on the same LISTEN
   -- connection as cache.channel (each worker has its own): `NOTIFY pgrst, 'reload schema'`
   -- (or an empty payload) makes the next /rest/v1 request of every worker re-read the catalog,
   -- so a migration is served without SIGHUP; tide also re-reads it whenever that connection

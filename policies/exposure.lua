@@ -1,6 +1,6 @@
--- policies/exposure.lua - what /rest/v1 (scripts/rest.lua) may touch. Hot-reloaded with
+-- policies/exposure.lua - what /rest/v1 (tide/rest/routes.lua) may touch. Hot-reloaded with
 -- SIGHUP like the other policies (a reload also empties the schema cache). Read and checked
--- when the bundle loads (scripts/_rest_schema.lua): if it does not load, is missing, or holds
+-- when the bundle loads (tide/rest/schema.lua): if it does not load, is missing, or holds
 -- a wrong type or an unknown key, the bundle is rejected and the previous one keeps serving.
 -- A key left out takes its default (the values below; hide and unfiltered_writes: none).
 --

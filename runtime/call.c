@@ -13,11 +13,6 @@ static const tide_call_pool_ops real_pool = {
     .release = tide_pool_release,
 };
 
-const tide_call_pool_ops *tide_call_pool_ops_default(void)
-{
-    return &real_pool;
-}
-
 static double now_of(const tide_call *c)
 {
     return c->env.now ? c->env.now(c->env.arg) : ev_now(c->env.loop);

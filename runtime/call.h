@@ -48,7 +48,7 @@ typedef struct tide_call_error {
  * not touch c after the completion returns: the completion may free it. */
 typedef void (*tide_call_done)(tide_call *c, PGresult *res, const tide_call_error *err);
 
-/* The pool functions a call uses; tide_call_pool_ops_default() are the real tide_pool_*. */
+/* The pool functions a call uses (NULL in the env: the real tide_pool_*). */
 typedef struct tide_call_pool_ops {
     int (*run)(tide_pool *pool, tide_pgjob *job);      /* as tide_pool_run */
     int (*cancel)(tide_pgjob *job);                    /* as tide_pool_cancel */
@@ -60,7 +60,8 @@ typedef struct tide_call_pool_ops {
 typedef struct tide_call_env {
     struct ev_loop *loop;        /* backoff and deferred answers run on it */
     tide_upstream *const *ups;   /* TIDE_UPSTREAMS entries (an alias may repeat one) */
-    const tide_call_pool_ops *pool;       /* NULL: tide_call_pool_ops_default() */
+    const tide_call_pool_ops *pool;       /* NULL: tide_pool_run, _cancel, _reset_backoff,
+                                           * _release */
     double (*now)(void *arg);             /* NULL: ev_now(loop) */
     double (*random)(void *arg);          /* uniform in [0, 1) for jitter; NULL: rand() */
     void *arg;                            /* for now() and random() */
@@ -90,9 +91,6 @@ struct tide_call {
     double eretry_after;
     int eran;
 };
-
-/* The real pool: tide_pool_run, tide_pool_cancel, tide_pool_reset_backoff, tide_pool_release. */
-const tide_call_pool_ops *tide_call_pool_ops_default(void);
 
 /* Starts c on upstream up_index (or, with c->job.pin, on that held connection of c->pin_pool)
  * and calls done exactly once, later, from env->loop. Returns 0, or TIDE_EINVAL (bad upstream

@@ -6,7 +6,7 @@
  *                         only when the cache is on;
  *   rest.notify_channel   PostgREST's convention (`pgrst`): the payload 'reload schema', or an
  *                         empty one, moves app->schema_generation, which /rest/v1's schema
- *                         cache (scripts/_rest_schema.lua, through core.schema_generation())
+ *                         cache (bindings/tide/rest/schema.lua, through core.schema_generation())
  *                         compares on each request, re-reading the catalog when it moved.
  *
  * Each new session (the first, and each one after a loss) moves the generation too: NOTIFYs

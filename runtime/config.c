@@ -3,7 +3,6 @@
 #include "config.h"
 #include "settings.h"
 
-#include <errno.h>
 #include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -12,74 +11,76 @@
 #include <lauxlib.h>
 #include <lualib.h>
 
-static const char *const upstream_names[TIDE_UPSTREAMS] = { "direct", "session", "transaction" };
+const tide_setting_name tide_upstream_names[] = {
+    { "direct", TIDE_UP_DIRECT }, { "session", TIDE_UP_SESSION },
+    { "transaction", TIDE_UP_TRANSACTION }, { NULL, 0 } };
 
 int tide_upstream_index(const char *name)
 {
-    for (int i = 0; i < TIDE_UPSTREAMS; i++)
-        if (strcmp(name, upstream_names[i]) == 0) return i;
-    return -1;
+    return tide_settings_lookup(tide_upstream_names, name);
 }
 
 const char *tide_upstream_name(int i)
 {
-    return i >= 0 && i < TIDE_UPSTREAMS ? upstream_names[i] : "?";
+    const char *name = tide_settings_name(tide_upstream_names, i);
+    return name ? name : "?";
 }
 
-static void set_str(char **dst, const char *v)
-{
-    free(*dst);
-    *dst = v ? strdup(v) : NULL;
-}
-
-/* The configuration file's schema: every key etc/tide.conf.lua may hold, its type, bounds and
- * default, the one home of these defaults (http.c's and pool.c's fallbacks for callers that
- * pass zeros say the same). All of it is restart-only: a SIGHUP reloads scripts and policies,
- * not this file. */
-#define C(sec, key, type, min, max, def, def_str, flags, field) \
+/* The configuration file's schema: every key etc/tide.conf.lua may hold, its type, bounds,
+ * default and environment variable (last column; NULL: none), the one home of these defaults
+ * (http.c's and pool.c's fallbacks for callers that pass zeros say the same) and of the
+ * overrides. All of it is restart-only: a SIGHUP reloads scripts and policies, not this
+ * file. */
+#define C(sec, key, type, min, max, def, def_str, flags, field, env) \
     { sec, key, TIDE_SET_##type, min, max, def, def_str, flags, offsetof(tide_config, field), \
-      NULL }
+      NULL, env, NULL }
 static const tide_setting config_table[] = {
-    C("listen", "host", STRING, 0, 0, 0, "127.0.0.1", 0, listen_host),
-    C("listen", "port", INT, 0, 65535, 8080, NULL, 0, listen_port),
-    C("admin", "host", STRING, 0, 0, 0, "127.0.0.1", 0, admin_host),
-    C("admin", "port", INT, 0, 65535, 8081, NULL, 0, admin_port),
-    C("admin", "token", STRING, 0, 0, 0, NULL, TIDE_SET_SECRET, admin_token),
-    C(NULL, "log_level", STRING, 0, 0, 0, "info", 0, log_level),
-    C("log", "buffer_bytes", SIZE, 16384, 1 << 30, 1024 * 1024, NULL, 0, log_buffer_bytes),
-    C("log", "slow_query_ms", INT, 0, 3600000, 500, NULL, 0, log_slow_query_ms),
-    C("jwt", "secret", STRING, 0, 0, 0, NULL, TIDE_SET_SECRET, jwt_secret),
-    C("jwt", "leeway", INT, 0, 86400, 30, NULL, 0, jwt_leeway),
-    C("jwt", "require_exp", BOOL, 0, 1, 1, NULL, 0, jwt_require_exp),
-    C("jwt", "audience", STRING, 0, 0, 0, NULL, 0, jwt_audience),
-    C("jwt", "issuer", STRING, 0, 0, 0, NULL, 0, jwt_issuer),
-    C("crypto", "key", STRING, 0, 0, 0, NULL, TIDE_SET_SECRET, enc_key_hex),
-    C("paths", "bindings", STRING, 0, 0, 0, "bindings", 0, bindings_dir),
-    C("paths", "scripts", STRING, 0, 0, 0, "scripts", 0, scripts_dir),
-    C("paths", "policies", STRING, 0, 0, 0, "policies", 0, policies_dir),
+    C("listen", "host", STRING, 0, 0, 0, "127.0.0.1", 0, listen_host, NULL),
+    C("listen", "port", INT, 0, 65535, 8080, NULL, 0, listen_port, "TIDE_HTTP_PORT"),
+    C("admin", "host", STRING, 0, 0, 0, "127.0.0.1", 0, admin_host, NULL),
+    C("admin", "port", INT, 0, 65535, 8081, NULL, 0, admin_port, "TIDE_ADMIN_PORT"),
+    C("admin", "token", STRING, 0, 0, 0, NULL, TIDE_SET_SECRET, admin_token, "TIDE_ADMIN_TOKEN"),
+    C(NULL, "log_level", STRING, 0, 0, 0, "info", 0, log_level, "TIDE_LOG_LEVEL"),
+    C("log", "buffer_bytes", SIZE, 16384, 1 << 30, 1024 * 1024, NULL, 0,
+      log_buffer_bytes, "TIDE_LOG_BUFFER_BYTES"),
+    C("log", "slow_query_ms", INT, 0, 3600000, 500, NULL, 0,
+      log_slow_query_ms, "TIDE_LOG_SLOW_QUERY_MS"),
+    C("jwt", "secret", STRING, 0, 0, 0, NULL, TIDE_SET_SECRET, jwt_secret, "TIDE_JWT_SECRET"),
+    C("jwt", "leeway", INT, 0, 86400, 30, NULL, 0, jwt_leeway, NULL),
+    C("jwt", "require_exp", BOOL, 0, 1, 1, NULL, 0, jwt_require_exp, "TIDE_JWT_REQUIRE_EXP"),
+    C("jwt", "audience", STRING, 0, 0, 0, NULL, 0, jwt_audience, "TIDE_JWT_AUDIENCE"),
+    C("jwt", "issuer", STRING, 0, 0, 0, NULL, 0, jwt_issuer, "TIDE_JWT_ISSUER"),
+    C("crypto", "key", STRING, 0, 0, 0, NULL, TIDE_SET_SECRET, enc_key_hex, "TIDE_ENCRYPTION_KEY"),
+    C("paths", "bindings", STRING, 0, 0, 0, "bindings", 0, bindings_dir, "TIDE_BINDINGS_DIR"),
+    C("paths", "scripts", STRING, 0, 0, 0, "scripts", 0, scripts_dir, "TIDE_SCRIPTS_DIR"),
+    C("paths", "policies", STRING, 0, 0, 0, "policies", 0, policies_dir, "TIDE_POLICIES_DIR"),
     C("http", "max_header_bytes", SIZE, 1024, 1 << 20, 16 * 1024, NULL, 0,
-      http.max_header_bytes),
-    C("http", "max_body_bytes", SIZE, 1, 1e12, 1024 * 1024, NULL, 0, http.max_body_bytes),
-    C("http", "read_timeout", NUMBER, 0.001, 3600, 10, NULL, 0, http.read_timeout),
-    C("http", "idle_timeout", NUMBER, 0.001, 86400, 60, NULL, 0, http.idle_timeout),
-    C("http", "max_connections", INT, 0, 10000000, 20000, NULL, 0, http.max_connections),
+      http.max_header_bytes, NULL),
+    C("http", "max_body_bytes", SIZE, 1, 1e12, 1024 * 1024, NULL, 0, http.max_body_bytes, NULL),
+    C("http", "read_timeout", NUMBER, 0.001, 3600, 10, NULL, 0, http.read_timeout, NULL),
+    C("http", "idle_timeout", NUMBER, 0.001, 86400, 60, NULL, 0, http.idle_timeout, NULL),
+    C("http", "max_connections", INT, 0, 10000000, 20000, NULL, 0, http.max_connections, NULL),
     C("http", "max_inflight_body_bytes", SIZE, 0, 1e15, 64 * 1024 * 1024, NULL, 0,
-      http.max_inflight_body_bytes),
+      http.max_inflight_body_bytes, "TIDE_HTTP_MAX_INFLIGHT_BODY_BYTES"),
     C("http", "max_connections_per_client", INT, 0, 10000000, 256, NULL, 0,
-      http.max_connections_per_client),
+      http.max_connections_per_client, "TIDE_HTTP_MAX_CONNECTIONS_PER_CLIENT"),
     C("http", "max_unsent_bytes", SIZE, 65536, 1e15, 64 * 1024 * 1024, NULL, 0,
-      http.max_unsent_bytes),
-    C("script", "max_cpu_ms", INT, 1, 3600000, 500, NULL, 0, script_max_cpu_ms),
+      http.max_unsent_bytes, "TIDE_HTTP_MAX_UNSENT_BYTES"),
+    C("script", "max_cpu_ms", INT, 1, 3600000, 500, NULL, 0,
+      script_max_cpu_ms, "TIDE_SCRIPT_MAX_CPU_MS"),
     C("script", "max_memory", SIZE, 1 << 20, 1e12, 256 * 1024 * 1024, NULL, 0,
-      script_max_memory),
-    C(NULL, "workers", INT, 0, 256, 1, NULL, 0, workers),
-    C(NULL, "supervise", BOOL, 0, 1, 1, NULL, 0, supervise),
-    C(NULL, "watchdog_ms", INT, 0, 3600000, 2000, NULL, 0, watchdog_ms),
-    C(NULL, "nice", INT, -20, 19, 0, NULL, 0, nice),
-    C("cache", "max_bytes", SIZE, 0, 1e12, 64 * 1024 * 1024, NULL, 0, cache_max_bytes),
-    C("cache", "channel", STRING, 0, 0, 0, "tide_cache", TIDE_SET_EMPTY, cache_channel),
-    C("rest", "notify_channel", STRING, 0, 0, 0, "pgrst", TIDE_SET_EMPTY, rest_notify_channel),
-    C(NULL, "upstreams", TABLE, 0, 0, 0, NULL, 0, upstreams),
+      script_max_memory, "TIDE_SCRIPT_MAX_MEMORY"),
+    C(NULL, "workers", INT, 0, 256, 1, NULL, 0, workers, "TIDE_WORKERS"),
+    C(NULL, "supervise", BOOL, 0, 1, 1, NULL, 0, supervise, "TIDE_SUPERVISE"),
+    C(NULL, "watchdog_ms", INT, 0, 3600000, 2000, NULL, 0, watchdog_ms, "TIDE_WATCHDOG_MS"),
+    C(NULL, "nice", INT, -20, 19, 0, NULL, 0, nice, "TIDE_NICE"),
+    C("cache", "max_bytes", SIZE, 0, 1e12, 64 * 1024 * 1024, NULL, 0,
+      cache_max_bytes, "TIDE_CACHE_MAX_BYTES"),
+    C("cache", "channel", STRING, 0, 0, 0, "tide_cache", TIDE_SET_EMPTY,
+      cache_channel, "TIDE_CACHE_CHANNEL"),
+    C("rest", "notify_channel", STRING, 0, 0, 0, "pgrst", TIDE_SET_EMPTY,
+      rest_notify_channel, "TIDE_REST_NOTIFY_CHANNEL"),
+    C(NULL, "upstreams", TABLE, 0, 0, 0, NULL, 0, upstreams, NULL),
 };
 #undef C
 #define NCONFIG (sizeof config_table / sizeof config_table[0])
@@ -87,15 +88,15 @@ static const tide_setting config_table[] = {
 /* upstreams.NAME: what to connect to. Pool size and acquire timeout are the resilience
  * policy's (pool.size, pool.acquire_timeout in policies/resilience.lua, reloadable); the old
  * keys pool_size and acquire_timeout are still accepted here and ignored. */
-#define U(key, type, min, max, def, flags, field) \
+#define U(key, type, min, max, def, flags, field, env) \
     { NULL, key, TIDE_SET_##type, min, max, def, NULL, flags, \
-      offsetof(tide_upstream_config, field), NULL }
+      offsetof(tide_upstream_config, field), NULL, env, NULL }
 static const tide_setting upstream_table[] = {
-    U("dsn", STRING, 0, 0, 0, TIDE_SET_DSN, dsn),
-    U("prepare", BOOL, 0, 1, 1, 0, prepare),   /* transaction: false, see defaults() */
-    U("connect_timeout", NUMBER, 0.001, 600, 5, 0, connect_timeout),
-    U("pool_size", IGNORED, 0, 0, 0, 0, dsn),
-    U("acquire_timeout", IGNORED, 0, 0, 0, 0, dsn),
+    U("dsn", STRING, 0, 0, 0, TIDE_SET_DSN, dsn, "TIDE_DSN_*"),   /* TIDE_DSN_DIRECT, ... */
+    U("prepare", BOOL, 0, 1, 1, 0, prepare, NULL),   /* transaction: false, see defaults() */
+    U("connect_timeout", NUMBER, 0.001, 600, 5, 0, connect_timeout, NULL),
+    U("pool_size", IGNORED, 0, 0, 0, 0, dsn, NULL),
+    U("acquire_timeout", IGNORED, 0, 0, 0, 0, dsn, NULL),
 };
 #undef U
 #define NUPSTREAM (sizeof upstream_table / sizeof upstream_table[0])
@@ -128,15 +129,16 @@ void tide_config_print(FILE *f, const tide_config *c)
     for (size_t i = 0; i < NCONFIG; i++) {
         if (config_table[i].offset == offsetof(tide_config, enc_key_hex))
             /* the key text is wiped once parsed: say whether a key is set */
-            fprintf(f, "%-40s = %s   (restart)\n", "crypto.key",
-                    c->has_enc_key ? "(set)" : "(unset)");
+            fprintf(f, "%-40s = %s   (restart)   (env %s)\n", "crypto.key",
+                    c->has_enc_key ? "(set)" : "(unset)", config_table[i].env);
         else
-            tide_settings_print(f, NULL, &config_table[i], 1, c);
+            tide_settings_print(f, NULL, &config_table[i], 1, c, NULL);
     }
     for (int i = 0; i < TIDE_UPSTREAMS; i++) {
         char label[64];
-        snprintf(label, sizeof label, "upstreams.%s", upstream_names[i]);
-        tide_settings_print(f, label, upstream_table, NUPSTREAM, &c->upstreams[i]);
+        snprintf(label, sizeof label, "upstreams.%s", tide_upstream_name(i));
+        tide_settings_print(f, label, upstream_table, NUPSTREAM, &c->upstreams[i],
+                            tide_upstream_name(i));
     }
 }
 
@@ -234,37 +236,6 @@ static int is_published_key(const unsigned char key[32])
            memcmp(key, published, sizeof published) == 0;
 }
 
-/* The whole number in environment variable name into *out when it is set: 0, or TIDE_EINVAL
- * with a message in err when it is not a whole number in min..max. */
-/* An environment override that is 0 or 1 (unset or empty: *out stays). */
-static int env_bool(const char *name, int *out, char *err, size_t errlen)
-{
-    const char *v = getenv(name);
-    if (!v || !*v) return 0;
-    if (strcmp(v, "0") != 0 && strcmp(v, "1") != 0) {
-        snprintf(err, errlen, "%s must be 0 or 1", name);
-        return TIDE_EINVAL;
-    }
-    *out = v[0] == '1';
-    return 0;
-}
-
-static int env_whole(const char *name, long long min, long long max, long long *out, char *err,
-                     size_t errlen)
-{
-    const char *v = getenv(name);
-    if (!v || !*v) return 0;
-    char *end;
-    errno = 0;
-    long long n = strtoll(v, &end, 10);
-    if (errno || *end || n < min || n > max) {
-        snprintf(err, errlen, "%s must be a whole number in %lld..%lld", name, min, max);
-        return TIDE_EINVAL;
-    }
-    *out = n;
-    return 0;
-}
-
 int tide_config_load(const char *path, int dev, tide_config *c, char *err, size_t errlen)
 {
     if (defaults(c) != 0) {
@@ -276,58 +247,14 @@ int tide_config_load(const char *path, int dev, tide_config *c, char *err, size_
         int rc = load_file(path, c, err, errlen);
         if (rc != 0) { tide_config_free(c); return rc; }
     }
-    const char *v;
-    if ((v = getenv("TIDE_JWT_SECRET")) && *v) set_str(&c->jwt_secret, v);
-    if ((v = getenv("TIDE_JWT_AUDIENCE")) && *v) set_str(&c->jwt_audience, v);
-    if ((v = getenv("TIDE_JWT_ISSUER")) && *v) set_str(&c->jwt_issuer, v);
-    if (env_bool("TIDE_JWT_REQUIRE_EXP", &c->jwt_require_exp, err, errlen) != 0) {
+    int rc = tide_settings_env(config_table, NCONFIG, c, NULL, err, errlen);
+    for (int i = 0; rc == 0 && i < TIDE_UPSTREAMS; i++)
+        rc = tide_settings_env(upstream_table, NUPSTREAM, &c->upstreams[i], tide_upstream_name(i),
+                               err, errlen);
+    if (rc != 0) {
         tide_config_free(c);
-        return TIDE_EINVAL;
+        return rc;
     }
-    if ((v = getenv("TIDE_HTTP_PORT")) && *v) c->listen_port = atoi(v);
-    if ((v = getenv("TIDE_ADMIN_PORT")) && *v) c->admin_port = atoi(v);
-    if ((v = getenv("TIDE_SCRIPTS_DIR")) && *v) set_str(&c->scripts_dir, v);
-    if ((v = getenv("TIDE_POLICIES_DIR")) && *v) set_str(&c->policies_dir, v);
-    if ((v = getenv("TIDE_BINDINGS_DIR")) && *v) set_str(&c->bindings_dir, v);
-    if ((v = getenv("TIDE_LOG_LEVEL")) && *v) set_str(&c->log_level, v);
-    if ((v = getenv("TIDE_ENCRYPTION_KEY")) && *v) set_str(&c->enc_key_hex, v);
-    if ((v = getenv("TIDE_ADMIN_TOKEN")) && *v) set_str(&c->admin_token, v);
-    if ((v = getenv("TIDE_HTTP_MAX_INFLIGHT_BODY_BYTES")) && *v)
-        c->http.max_inflight_body_bytes = (size_t)strtoull(v, NULL, 10);
-    if ((v = getenv("TIDE_HTTP_MAX_CONNECTIONS_PER_CLIENT")) && *v)
-        c->http.max_connections_per_client = atoi(v);
-    if ((v = getenv("TIDE_WORKERS")) && *v) c->workers = atoi(v);
-    if (env_bool("TIDE_SUPERVISE", &c->supervise, err, errlen) != 0) {
-        tide_config_free(c);
-        return TIDE_EINVAL;
-    }
-    if ((v = getenv("TIDE_CACHE_MAX_BYTES")) && *v)
-        c->cache_max_bytes = (size_t)strtoull(v, NULL, 10);
-    if ((v = getenv("TIDE_CACHE_CHANNEL"))) set_str(&c->cache_channel, v);
-    if ((v = getenv("TIDE_REST_NOTIFY_CHANNEL"))) set_str(&c->rest_notify_channel, v);
-    long long buffer_bytes = (long long)c->log_buffer_bytes, slow_ms = c->log_slow_query_ms;
-    long long nice = c->nice, watchdog_ms = c->watchdog_ms;
-    long long cpu_ms = c->script_max_cpu_ms, max_mem = (long long)c->script_max_memory;
-    long long unsent = (long long)c->http.max_unsent_bytes;
-    if (env_whole("TIDE_LOG_BUFFER_BYTES", 16384, 1 << 30, &buffer_bytes, err, errlen) != 0 ||
-        env_whole("TIDE_LOG_SLOW_QUERY_MS", 0, 3600000, &slow_ms, err, errlen) != 0 ||
-        env_whole("TIDE_NICE", -20, 19, &nice, err, errlen) != 0 ||
-        env_whole("TIDE_WATCHDOG_MS", 0, 3600000, &watchdog_ms, err, errlen) != 0 ||
-        env_whole("TIDE_SCRIPT_MAX_CPU_MS", 1, 3600000, &cpu_ms, err, errlen) != 0 ||
-        env_whole("TIDE_SCRIPT_MAX_MEMORY", 1 << 20, 1000000000000LL, &max_mem, err,
-                  errlen) != 0 ||
-        env_whole("TIDE_HTTP_MAX_UNSENT_BYTES", 65536, 1000000000000000LL, &unsent, err,
-                  errlen) != 0) {
-        tide_config_free(c);
-        return TIDE_EINVAL;
-    }
-    c->log_buffer_bytes = (size_t)buffer_bytes;
-    c->log_slow_query_ms = (int)slow_ms;
-    c->nice = (int)nice;
-    c->script_max_cpu_ms = (int)cpu_ms;
-    c->script_max_memory = (size_t)max_mem;
-    c->http.max_unsent_bytes = (size_t)unsent;
-    c->watchdog_ms = (int)watchdog_ms;
     /* the heartbeat comes every watchdog_ms / 4: below 100 ms a busy but healthy loop pass
      * would be taken for a stall */
     if (c->watchdog_ms > 0 && c->watchdog_ms < TIDE_WATCHDOG_MIN_MS) {
@@ -344,11 +271,6 @@ int tide_config_load(const char *path, int dev, tide_config *c, char *err, size_
         tide_config_free(c);
         return TIDE_EINVAL;
     }
-    static const char *const dsn_env[TIDE_UPSTREAMS] = {
-        "TIDE_DSN_DIRECT", "TIDE_DSN_SESSION", "TIDE_DSN_TRANSACTION" };
-    for (int i = 0; i < TIDE_UPSTREAMS; i++)
-        if ((v = getenv(dsn_env[i])) && *v) set_str(&c->upstreams[i].dsn, v);
-
     if (!c->jwt_secret || strlen(c->jwt_secret) < 32) {
         snprintf(err, errlen, "jwt.secret (or TIDE_JWT_SECRET) must be at least 32 characters");
         tide_config_free(c);
@@ -365,7 +287,8 @@ int tide_config_load(const char *path, int dev, tide_config *c, char *err, size_
         tide_config_free(c);
         return TIDE_EINVAL;
     }
-    if ((v = getenv("TIDE_DEV")) && strcmp(v, "1") == 0) dev = 1;
+    const char *v = getenv("TIDE_DEV");   /* not a setting: the mode the checks below apply */
+    if (v && strcmp(v, "1") == 0) dev = 1;
     c->dev = dev;
     if (!dev && is_published_secret(c->jwt_secret)) {
         snprintf(err, errlen, "jwt.secret is a published development secret: anyone could sign "
@@ -406,12 +329,6 @@ int tide_config_load(const char *path, int dev, tide_config *c, char *err, size_
         c->http.max_inflight_body_bytes <= c->http.max_body_bytes) {
         snprintf(err, errlen, "http.max_inflight_body_bytes (or TIDE_HTTP_MAX_INFLIGHT_BODY_BYTES)"
                  " must be larger than http.max_body_bytes");
-        tide_config_free(c);
-        return TIDE_EINVAL;
-    }
-    if (c->http.max_connections_per_client < 0) {
-        snprintf(err, errlen, "http.max_connections_per_client (or "
-                 "TIDE_HTTP_MAX_CONNECTIONS_PER_CLIENT) must be 0 (no cap) or more");
         tide_config_free(c);
         return TIDE_EINVAL;
     }

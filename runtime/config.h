@@ -1,6 +1,7 @@
 /* config.h - tide's configuration: a Lua file (etc/tide.conf.lua) returning a table, read once
  * at start in a throwaway Lua state through the file's schema table (config.c: one row per key
- * with its type, bounds and default), then environment overrides (TIDE_*). Restart-only: a
+ * with its type, bounds, default and environment variable), then the environment overrides
+ * the table names (TIDE_*). Restart-only: a
  * SIGHUP reloads scripts and policies, not this file. */
 #ifndef TIDE_CONFIG_H
 #define TIDE_CONFIG_H
@@ -9,6 +10,7 @@
 #include <stdio.h>
 #include "error.h"
 #include "http.h"
+#include "settings.h"
 
 enum { TIDE_UP_DIRECT = 0, TIDE_UP_SESSION, TIDE_UP_TRANSACTION, TIDE_UPSTREAMS };
 
@@ -61,15 +63,18 @@ TIDE_MUST_CHECK int tide_config_load(const char *path, int dev, tide_config *cfg
                                      size_t errlen);
 void tide_config_free(tide_config *cfg);
 /* Prints the effective configuration, one "section.key = value" line per key of the config
- * file's schema table, restart-only keys marked. jwt.secret and crypto.key print as "(set)" or
- * "(unset)", DSNs without their passwords. */
+ * file's schema table, restart-only keys marked, each with the variable that overrides it.
+ * jwt.secret and crypto.key print as "(set)" or "(unset)", DSNs without their passwords. */
 void tide_config_print(FILE *f, const tide_config *cfg);
 /* The config file's schema tables (*n rows each): the top level, and one upstream's table
- * (upstreams.NAME.*). For documentation checks and printing. */
-struct tide_setting;
-const struct tide_setting *tide_config_table(size_t *n);
-const struct tide_setting *tide_config_upstream_table(size_t *n);
-/* "direct", "session", "transaction"; returns -1 for another name. */
+ * (upstreams.NAME.*; its env names hold a '*' for the upstream's name). For documentation
+ * checks, `tide check --schema` and printing. */
+const tide_setting *tide_config_table(size_t *n);
+const tide_setting *tide_config_upstream_table(size_t *n);
+/* The upstreams' names ("direct", "session", "transaction") with their TIDE_UP_* index, as the
+ * names list of the settings rows that name an upstream; ends with { NULL, 0 }. */
+extern const tide_setting_name tide_upstream_names[];
+/* The index of an upstream's name; returns -1 for another name. */
 int tide_upstream_index(const char *name);
 const char *tide_upstream_name(int index);
 

@@ -37,6 +37,8 @@ static void usage(FILE *f)
             "       tide check [-c CONFIG] [--dev]   validate config, scripts and policies; print\n"
             "                                        the routes and the effective settings and\n"
             "                                        policies\n"
+            "       tide check --schema              print the settings' schema tables as Lua\n"
+            "                                        (keys, types, bounds, defaults, env names)\n"
             "       tide routes [-c CONFIG] [--dev]  list the routes: METHOD /pattern file:line\n"
             "       tide token [-c CONFIG] [--dev] --sub UUID [--role ROLE] [--ttl SECONDS]\n"
             "                                        print a signed token\n"
@@ -318,6 +320,28 @@ static int cmd_check(const char *config, int routes_only)
     return rc == 0 ? 0 : 1;
 }
 
+/* tide check --schema: the schema tables (config file, one upstream's table, the resilience
+ * policy) as a Lua chunk, for the checks of the sample files and docs against them. */
+static int cmd_schema(void)
+{
+    size_t n;
+    const tide_setting *t = tide_config_table(&n);
+    fputs("-- tide check --schema: the settings' schema tables (runtime/config.c, upstream.c)\n"
+          "return {\nconfig = ", stdout);
+    tide_settings_write_lua(stdout, t, n, NULL);
+    fputs(",\nupstream = ", stdout);
+    t = tide_config_upstream_table(&n);
+    tide_settings_write_lua(stdout, t, n, NULL);
+    fputs(",\nresilience = ", stdout);
+    t = tide_resilience_table(&n);
+    tide_settings_write_lua(stdout, t, n, NULL);
+    fputs(",\nupstreams = {", stdout);
+    for (const tide_setting_name *u = tide_upstream_names; u->name; u++)
+        printf(" \"%s\",", u->name);
+    fputs(" },\n}\n", stdout);
+    return ferror(stdout) ? 1 : 0;
+}
+
 static int cmd_token(const char *config, const char *sub, const char *role, long long ttl)
 {
     tide_app app;
@@ -364,7 +388,9 @@ int main(int argc, char **argv)
         { "config", required_argument, NULL, 'c' }, { "sub", required_argument, NULL, 's' },
         { "role", required_argument, NULL, 'r' },   { "ttl", required_argument, NULL, 't' },
         { "help", no_argument, NULL, 'h' },         { "dev", no_argument, NULL, 'd' },
-        { "watch", no_argument, NULL, 'w' },        { NULL, 0, NULL, 0 } };
+        { "watch", no_argument, NULL, 'w' },        { "schema", no_argument, NULL, 'S' },
+        { NULL, 0, NULL, 0 } };
+    int schema = 0;
     optind = 2;
     int ch;
     while ((ch = getopt_long(argc, argv, "c:h", opts, NULL)) != -1) {
@@ -375,6 +401,7 @@ int main(int argc, char **argv)
         case 't': ttl = atoll(optarg); break;
         case 'd': dev_mode = 1; break;
         case 'w': watch = 1; break;
+        case 'S': schema = 1; break;
         case 'h': usage(stdout); return 0;
         default: usage(stderr); return 2;
         }
@@ -382,7 +409,7 @@ int main(int argc, char **argv)
     const char *w = getenv("TIDE_WATCH");
     if (w && strcmp(w, "1") == 0) watch = 1;
     if (strcmp(cmd, "serve") == 0) return cmd_serve(config);
-    if (strcmp(cmd, "check") == 0) return cmd_check(config, 0);
+    if (strcmp(cmd, "check") == 0) return schema ? cmd_schema() : cmd_check(config, 0);
     if (strcmp(cmd, "routes") == 0) return cmd_check(config, 1);
     if (strcmp(cmd, "token") == 0) return cmd_token(config, sub, role, ttl);
     if (strcmp(cmd, "reseal") == 0) return cmd_reseal(config);

@@ -1,7 +1,8 @@
 /* settings.c - the generic reader and printer of declarative setting tables (settings.h). */
 #include "settings.h"
-#include "config.h"      /* tide_upstream_index, tide_upstream_name */
 
+#include <ctype.h>
+#include <errno.h>
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
@@ -38,6 +39,30 @@ static int put_str(void *obj, const tide_setting *s, const char *v)
     free(*slot);
     *slot = copy;
     return 0;
+}
+
+int tide_settings_lookup(const tide_setting_name *names, const char *name)
+{
+    for (const tide_setting_name *n = names; n && n->name; n++)
+        if (strcmp(n->name, name) == 0) return n->value;
+    return -1;
+}
+
+const char *tide_settings_name(const tide_setting_name *names, int value)
+{
+    for (const tide_setting_name *n = names; n && n->name; n++)
+        if (n->value == value) return n->name;
+    return NULL;
+}
+
+/* "must be one of a, b, c" for an ENUM row, after name. */
+static void enum_error(char *err, size_t errlen, const char *name, const tide_setting *s)
+{
+    int len = snprintf(err, errlen, "%s must be one of ", name);
+    for (const tide_setting_name *n = s->names; n && n->name && len >= 0 && (size_t)len < errlen;
+         n++)
+        len += snprintf(err + len, errlen - (size_t)len, "%s%s", n == s->names ? "" : ", ",
+                        n->name);
 }
 
 int tide_settings_defaults(const tide_setting *t, size_t n, void *obj)
@@ -157,10 +182,10 @@ static int store(lua_State *L, const tide_setting *s, void *obj, const char *nam
         }
         put_int(obj, s, lua_toboolean(L, -1));
         return 0;
-    case TIDE_SET_UPSTREAM: {
-        int i = t == LUA_TSTRING ? tide_upstream_index(lua_tostring(L, -1)) : -1;
+    case TIDE_SET_ENUM: {
+        int i = t == LUA_TSTRING ? tide_settings_lookup(s->names, lua_tostring(L, -1)) : -1;
         if (i < 0) {
-            snprintf(err, errlen, "%s must name an upstream", name);
+            enum_error(err, errlen, name, s);
             return TIDE_EINVAL;
         }
         put_int(obj, s, i);
@@ -220,6 +245,94 @@ int tide_settings_read(lua_State *L, int idx, const tide_setting *t, size_t n, v
     return rc;
 }
 
+const char *tide_settings_env_name(const tide_setting *s, const char *instance, char *buf,
+                                   size_t cap)
+{
+    size_t o = 0;
+    for (const char *p = s->env ? s->env : ""; *p && o + 1 < cap; p++) {
+        if (*p != '*' || !instance) { buf[o++] = *p; continue; }
+        for (const char *q = instance; *q && o + 1 < cap; q++)
+            buf[o++] = (char)toupper((unsigned char)*q);
+    }
+    buf[o] = '\0';
+    return buf;
+}
+
+/* Checks and stores environment value v (set, not empty) of variable var for row s. */
+static int store_env(const tide_setting *s, void *obj, const char *var, const char *v,
+                     char *err, size_t errlen)
+{
+    switch (s->type) {
+    case TIDE_SET_STRING:
+        if (put_str(obj, s, v) != 0) {
+            snprintf(err, errlen, "out of memory");
+            return TIDE_ENOMEM;
+        }
+        return 0;
+    case TIDE_SET_BOOL:
+        if (strcmp(v, "0") != 0 && strcmp(v, "1") != 0) {
+            snprintf(err, errlen, "%s must be 0 or 1", var);
+            return TIDE_EINVAL;
+        }
+        put_int(obj, s, v[0] == '1');
+        return 0;
+    case TIDE_SET_ENUM: {
+        int i = tide_settings_lookup(s->names, v);
+        if (i < 0) {
+            enum_error(err, errlen, var, s);
+            return TIDE_EINVAL;
+        }
+        put_int(obj, s, i);
+        return 0;
+    }
+    case TIDE_SET_INT:
+    case TIDE_SET_SIZE: {
+        char *end;
+        errno = 0;
+        long long x = strtoll(v, &end, 10);
+        long long lo = (long long)s->min, hi = (long long)s->max;
+        if (errno || *end || x < lo || x > hi) {
+            snprintf(err, errlen, "%s must be a whole number in %lld..%lld", var, lo, hi);
+            return TIDE_EINVAL;
+        }
+        if (s->type == TIDE_SET_INT) put_int(obj, s, (int)x);
+        else put_size(obj, s, (size_t)x);
+        return 0;
+    }
+    case TIDE_SET_NUMBER: {
+        char *end;
+        errno = 0;
+        double x = strtod(v, &end);
+        if (errno || *end || !(x >= s->min && x <= s->max)) {
+            snprintf(err, errlen, "%s must be a number in %g..%g", var, s->min, s->max);
+            return TIDE_EINVAL;
+        }
+        put_num(obj, s, x);
+        return 0;
+    }
+    case TIDE_SET_TABLE:
+    case TIDE_SET_IGNORED:
+        return 0;
+    }
+    return TIDE_EINVAL;
+}
+
+int tide_settings_env(const tide_setting *t, size_t n, void *obj, const char *instance,
+                      char *err, size_t errlen)
+{
+    char var[128];
+    for (size_t i = 0; i < n; i++) {
+        if (!t[i].env) continue;
+        const char *v = getenv(tide_settings_env_name(&t[i], instance, var, sizeof var));
+        /* unset leaves the value; so does empty, but where "" is a value of its own */
+        if (!v || (!*v && !(t[i].type == TIDE_SET_STRING && t[i].flags & TIDE_SET_EMPTY)))
+            continue;
+        int rc = store_env(&t[i], obj, var, v, err, errlen);
+        if (rc != 0) return rc;
+    }
+    return 0;
+}
+
 /* Prints a connection string with its password replaced by "***": the URI form's
  * user:password@ and the key=value form's password=. */
 static void print_dsn(FILE *f, const char *v)
@@ -241,9 +354,9 @@ static void print_dsn(FILE *f, const char *v)
 }
 
 void tide_settings_print(FILE *f, const char *label, const tide_setting *t, size_t n,
-                         const void *obj)
+                         const void *obj, const char *instance)
 {
-    char name[256];
+    char name[256], var[128];
     for (size_t i = 0; i < n; i++) {
         const tide_setting *s = &t[i];
         if (s->type == TIDE_SET_TABLE || s->type == TIDE_SET_IGNORED) continue;
@@ -274,15 +387,88 @@ void tide_settings_print(FILE *f, const char *label, const tide_setting *t, size
             memcpy(&iv, p, sizeof iv);
             fputs(iv ? "true" : "false", f);
             break;
-        case TIDE_SET_UPSTREAM:
+        case TIDE_SET_ENUM:
             memcpy(&iv, p, sizeof iv);
-            fputs(iv >= 0 ? tide_upstream_name(iv) : "none", f);
+            sv = tide_settings_name(s->names, iv);
+            fputs(sv ? sv : "none", f);
             break;
         default:
             memcpy(&iv, p, sizeof iv);
             fprintf(f, "%d", iv);
             break;
         }
-        fputs(s->flags & TIDE_SET_RELOAD ? "\n" : "   (restart)\n", f);
+        tide_settings_env_name(s, instance, var, sizeof var);
+        if (!(s->flags & TIDE_SET_RELOAD)) fputs("   (restart)", f);
+        if (var[0]) fprintf(f, "   (env %s)", var);
+        fputc('\n', f);
     }
+}
+
+static const char *type_name(tide_setting_type t)
+{
+    switch (t) {
+    case TIDE_SET_INT: return "int";
+    case TIDE_SET_NUMBER: return "number";
+    case TIDE_SET_BOOL: return "bool";
+    case TIDE_SET_ENUM: return "enum";
+    case TIDE_SET_SIZE: return "size";
+    case TIDE_SET_STRING: return "string";
+    case TIDE_SET_TABLE: return "table";
+    case TIDE_SET_IGNORED: return "ignored";
+    }
+    return "?";
+}
+
+/* A number as Lua source: whole numbers whole, the rest in the fewest digits that read back
+ * the same (0.05, not 0.050000000000000003). */
+static void lua_number(FILE *f, double v)
+{
+    if (v == floor(v) && fabs(v) < 1e15) { fprintf(f, "%.0f", v); return; }
+    char buf[32];
+    for (int digits = 15; digits <= 17; digits++) {
+        snprintf(buf, sizeof buf, "%.*g", digits, v);
+        if (strtod(buf, NULL) == v) break;
+    }
+    fputs(buf, f);
+}
+
+void tide_settings_write_lua(FILE *f, const tide_setting *t, size_t n, const char *instance)
+{
+    char var[128];
+    fputs("{\n", f);
+    for (size_t i = 0; i < n; i++) {
+        const tide_setting *s = &t[i];
+        fprintf(f, "  { key = \"%s\", type = \"%s\"", s->key, type_name(s->type));
+        if (s->section) fprintf(f, ", section = \"%s\"", s->section);
+        switch (s->type) {
+        case TIDE_SET_INT: case TIDE_SET_NUMBER: case TIDE_SET_SIZE:
+            fputs(", min = ", f); lua_number(f, s->min);
+            fputs(", max = ", f); lua_number(f, s->max);
+            fputs(", default = ", f); lua_number(f, s->def);
+            break;
+        case TIDE_SET_BOOL:
+            fprintf(f, ", default = %s", s->def ? "true" : "false");
+            break;
+        case TIDE_SET_ENUM: {
+            const char *d = tide_settings_name(s->names, (int)s->def);
+            if (d) fprintf(f, ", default = \"%s\"", d);
+            fputs(", names = {", f);
+            for (const tide_setting_name *nm = s->names; nm && nm->name; nm++)
+                fprintf(f, " \"%s\",", nm->name);
+            fputs(" }", f);
+            break;
+        }
+        case TIDE_SET_STRING:
+            if (s->def_str) fprintf(f, ", default = \"%s\"", s->def_str);
+            break;
+        default: break;
+        }
+        if (s->env)
+            fprintf(f, ", env = \"%s\"", tide_settings_env_name(s, instance, var, sizeof var));
+        if (s->flags & TIDE_SET_RELOAD) fputs(", reload = true", f);
+        if (s->flags & TIDE_SET_SECRET) fputs(", secret = true", f);
+        if (s->flags & TIDE_SET_EMPTY) fputs(", empty = true", f);
+        fputs(" },\n", f);
+    }
+    fputs("}", f);
 }

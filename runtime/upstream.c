@@ -10,9 +10,11 @@
  * the only ones: a policy that leaves a key out gets this value. A SIGHUP reload applies every
  * key to the running upstream without resetting its state. pool.connect_timeout is not here:
  * it comes from the config file (upstreams.NAME.connect_timeout, restart-only). */
-#define R(sec, key, type, min, max, def, field, help) \
+#define RN(sec, key, type, min, max, def, field, help, names) \
     { sec, key, type, min, max, def, NULL, TIDE_SET_RELOAD, offsetof(tide_resilience, field), \
-      help }
+      help, NULL, names }
+#define R(sec, key, type, min, max, def, field, help) \
+    RN(sec, key, type, min, max, def, field, help, NULL)
 static const tide_setting resilience_table[] = {
     R("retry", "attempts", TIDE_SET_INT, 1, 10, 3, retry_attempts,
       "attempts in all (1 = never retry)"),
@@ -45,16 +47,17 @@ static const tide_setting resilience_table[] = {
       "seconds an unused connection is kept (0 = forever)"),
     R("pool", "pipeline", TIDE_SET_INT, 1, 16, 1, pool.pipeline,
       "jobs one connection runs back to back once all are busy (1 = off; prepare only)"),
-    R(NULL, "fallback", TIDE_SET_UPSTREAM, 0, 0, -1, fallback,
-      "upstream used while the breaker is open (none = fail fast)"),
-    R(NULL, "depends_on", TIDE_SET_UPSTREAM, 0, 0, -1, depends_on,
-      "upstream whose open breaker makes this one unusable too"),
+    RN(NULL, "fallback", TIDE_SET_ENUM, 0, 0, -1, fallback,
+       "upstream used while the breaker is open (none = fail fast)", tide_upstream_names),
+    RN(NULL, "depends_on", TIDE_SET_ENUM, 0, 0, -1, depends_on,
+       "upstream whose open breaker makes this one unusable too", tide_upstream_names),
     R(NULL, "required", TIDE_SET_BOOL, 0, 1, 1, required,
       "/ready and /health fail while it is down"),
     R(NULL, "probe_interval", TIDE_SET_NUMBER, 0.05, 3600, 1.0, probe_interval,
       "seconds between health probes"),
 };
 #undef R
+#undef RN
 #define NROWS (sizeof resilience_table / sizeof resilience_table[0])
 
 const tide_setting *tide_resilience_table(size_t *n)
@@ -175,7 +178,7 @@ int tide_resilience_read(lua_State *L, int idx, tide_resilience out[TIDE_UPSTREA
 
 void tide_resilience_print(FILE *f, int upstream, const tide_resilience *r)
 {
-    tide_settings_print(f, tide_upstream_name(upstream), resilience_table, NROWS, r);
+    tide_settings_print(f, tide_upstream_name(upstream), resilience_table, NROWS, r, NULL);
 }
 
 /* Moves the next health probe to `delay` seconds from now (then every interval again). */

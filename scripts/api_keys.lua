@@ -20,6 +20,7 @@
 local db = require "tide.db"
 local crypto = require "tide.crypto"
 local json = require "tide.json"
+local http = require "tide.http"
 local common = require "_common"
 
 local type, ipairs, sub, lower = type, ipairs, string.sub, string.lower
@@ -57,8 +58,7 @@ local function nullable(v)
     return v
 end
 
-local NO_KEY = { status = 500, code = "TIDE_CRYPTO", message = "no stored key",
-                details = "malformed" }
+local NO_KEY = http.error(500, "TIDE_CRYPTO", "no stored key", "malformed")
 
 -- The stored key of row, or nil, err when it does not open (see crypto.open: err.details
 -- says why).
@@ -138,15 +138,15 @@ local function delete(req)
     return common.no_content()
 end
 
-local NOT_YOURS = { status = 404, code = "TIDE_NOT_FOUND", message = "no such API key" }
+local NOT_YOURS = http.error(404, "TIDE_NOT_FOUND", "no such API key")
 
 local UNREADABLE = {
-    unreadable = { status = 409, code = "TIDE_KEY_UNREADABLE",
-                   message = "this API key cannot be opened (it was sealed for another key or " ..
-                             "user, altered, or sealed under another encryption key): save it again" },
-    legacy = { status = 409, code = "TIDE_KEY_UNREADABLE",
-               message = "this API key is stored in the old format and must be resealed " ..
-                         "(tide reseal) or saved again" },
+    unreadable = http.error(409, "TIDE_KEY_UNREADABLE",
+                            "this API key cannot be opened (it was sealed for another key or " ..
+                            "user, altered, or sealed under another encryption key): save it again"),
+    legacy = http.error(409, "TIDE_KEY_UNREADABLE",
+                        "this API key is stored in the old format and must be resealed " ..
+                        "(tide reseal) or saved again"),
 }
 
 -- Opens the key (a use needs it), then stamps last_used_at and writes a usage log row,

@@ -8,17 +8,20 @@
 -- give 40; it applies the threshold after the KNN (so the index scan stays an index scan)
 -- and computes similarity = 1 - cosine distance. One definition then serves both /v1 and
 -- PostgREST clients (/rest/v1/rpc/match_destinations).
--- The embedding is checked here, element by element, so a bad vector is a 400
--- TIDE_INVALID_EMBEDDING naming the position (0-based, as in the JSON) instead of a Postgres
--- error from the vector input function.
+-- The embedding is checked here, so a bad vector is a 400 TIDE_INVALID_EMBEDDING naming the
+-- position (0-based, as in the JSON) instead of a Postgres error from the vector input
+-- function. The route decodes its own body (http.raw_body): in the common case the 384
+-- numbers are checked in their text and sent as the client wrote them, never converted (see
+-- read_body).
 
 local db = require "tide.db"
 local http = require "tide.http"
 local json = require "tide.json"
 local common = require "_common"
 
-local type, pairs, tostring = type, pairs, tostring
+local type, pairs, tostring, next, getmetatable = type, pairs, tostring, next, getmetatable
 local find, sub = string.find, string.sub
+local decode_body, numbers_ok, array_mt = http.decode_body, json.numbers_ok, json.array_mt
 local huge = math.huge
 
 local DIMENSIONS = 384
@@ -81,6 +84,43 @@ local function embedding_text(raw)
     return sub(raw, e, close)
 end
 
+-- Returns the body (nil: none) and the embedding's text to send (nil: encode the decoded one),
+-- or nil, nil, err. The common case - the key
+-- "embedding" once and literally, holding a JSON array of DIMENSIONS numbers that are
+-- certainly finite (json.numbers_ok), no backslash anywhere - decodes the body with that
+-- array emptied ("[]" in its place), so its numbers are never converted (decoding them, one
+-- strtod each, was most of the request's Lua time), and the array's text is what Postgres
+-- gets. Anything else decodes the whole body as tide.boot would (http.decode_body) and checks
+-- the embedding element by element. Both ways accept and refuse alike: the emptied array is a
+-- JSON value where the full one was, the brackets, depth and every other number are the
+-- same, and the key being the top-level one is checked on the decoded body.
+local function read_body(raw)
+    if type(raw) ~= "string" or raw == "" then
+        return nil                     -- no body: the schema check says it is required
+    end
+    if not find(raw, "\\", 1, true) then
+        local s, e = find(raw, '"embedding"%s*:%s*%[')
+        if s and find(raw, '"embedding"', 1, true) == s and not find(raw, '"embedding"', e, true) then
+            local close = find(raw, "]", e, true)
+            if close and numbers_ok(raw, DIMENSIONS, e, close) then
+                local body = decode_body(sub(raw, 1, e) .. sub(raw, close))
+                local v = type(body) == "table" and body.embedding
+                if type(v) == "table" and getmetatable(v) == array_mt and next(v) == nil then
+                    return body, sub(raw, e, close)
+                end
+            end
+        end
+    end
+    local body, err = decode_body(raw)
+    if body == nil then return nil, nil, err end
+    if type(body) == "table" then
+        -- Before the schema check: a wrong embedding is a 400 with its own code.
+        local ok, e = check_embedding(body.embedding)
+        if not ok then return nil, nil, e end
+    end
+    return body, embedding_text(raw)
+end
+
 local function popular(req)
     local page, e = common.page(req.query, POPULAR_DEFAULT)
     if not page then return nil, e end
@@ -93,18 +133,15 @@ local function popular(req)
 end
 
 local function similar(req)
-    local body = req.body
-    if type(body) == "table" then
-        -- Before the schema check: a wrong embedding is a 400 with its own code.
-        local ok, e = check_embedding(body.embedding)
-        if not ok then return nil, e end
-    end
+    local body, text, berr = read_body(req.raw_body)
+    if berr then return nil, berr end
+    req.body = body
     local ask, e = common.body(req, SIMILAR)
     if not ask then return nil, e end
 
     local rows, err = db.rpc("match_destinations", {
         -- pgvector's text form is the JSON array text: sent as one text parameter.
-        query_embedding = embedding_text(req.raw_body) or json.encode(ask.embedding),
+        query_embedding = text or json.encode(ask.embedding),
         match_count = ask.limit or SIMILAR_DEFAULT,
         match_threshold = ask.threshold or 0,
     }, { raw = true })           -- Postgres' JSON for the rows, passed through
@@ -114,5 +151,5 @@ end
 
 return {
     ["GET /v1/destinations/popular"] = popular,
-    ["POST /v1/destinations/similar"] = similar,
+    ["POST /v1/destinations/similar"] = http.raw_body(similar),
 }

@@ -24,9 +24,11 @@
 --
 -- What a handler sees: req.params (decoded path params), req.query (decoded query string,
 -- last value wins for repeated keys), req.body (decoded JSON nested at most 64 levels and
--- holding at most 10,000 arrays and objects, or nil), req.raw_body (the bytes), req.route
--- (the pattern), plus method, path, headers, claims, role, id. Under /rest/v1/ a body that
--- does not decode is req.body_error instead of a refusal (see OWN_BODY_ERRORS).
+-- holding at most 10,000 arrays and objects, or nil; always nil for a handler marked
+-- http.raw_body, which decodes it itself), req.raw_body (the bytes), req.route
+-- (the pattern), plus method, path, headers, claims, role, id. For a route declared with
+-- own_body_errors (tide.router) a body that does not decode is req.body_error instead of a
+-- refusal (see decode_body).
 -- What it returns:
 --   success: body[, status[, headers]].
 --     body table -> JSON (json.encode), json.raw(text) -> text verbatim, string -> sent as is
@@ -62,7 +64,7 @@ local concat, sort = table.concat, table.sort
 local ceil = math.ceil
 local traceback = debug.traceback
 local json_encode, json_decode, is_raw = json.encode, json.decode, json.is_raw
-local all_finite = json.all_finite
+local decode_request_body, takes_raw_body = http.decode_body, http.takes_raw_body
 local each_query_pair = router.each_query_pair
 local memo_put = memo.put
 
@@ -209,14 +211,9 @@ end
 ---------------------------------------------------------------------------------------------
 -- handle
 
--- Request bodies nest at most this deep (400 TIDE_JSON_TOO_DEEP beyond) and hold at most this
--- many arrays and objects ("[" and "{" characters; 400 TIDE_JSON_TOO_LARGE beyond): ample for
--- any document this API takes, and no body can make decoding costly or its result large.
-local MAX_BODY_DEPTH = 64
-local MAX_BODY_CONTAINERS = 10000
-_M.MAX_BODY_DEPTH = MAX_BODY_DEPTH
-_M.MAX_BODY_CONTAINERS = MAX_BODY_CONTAINERS
-local TOO_MUCH = { depth = "TIDE_JSON_TOO_DEEP", size = "TIDE_JSON_TOO_LARGE" }
+-- The bounds of a request body: tide.http's (http.decode_body).
+_M.MAX_BODY_DEPTH = http.MAX_BODY_DEPTH
+_M.MAX_BODY_CONTAINERS = http.MAX_BODY_CONTAINERS
 
 local JSON_TYPE = "application/json"
 local TEXT_TYPE = "text/plain; charset=utf-8"
@@ -316,26 +313,24 @@ local function is_json_type(ct)
     return r
 end
 
--- Routes under this prefix answer in PostgREST's codes (scripts/rest.lua): a body boot cannot
--- take (not JSON, a Content-Type that is not JSON, past the bounds above) reaches their
--- handler with req.body = nil and req.body_error = the error boot would have answered, so
--- the handler can answer with its own code (PGRST102). Nothing else changes: the body is
--- still bounded and never decoded past the bounds.
-local OWN_BODY_ERRORS = "/rest/v1/"
-
--- Decodes raw into req.body; returns nil, or the error table when it cannot.
-local function decode_body(req, raw)
+-- Decodes raw into req.body; returns nil, or the error table when it cannot. A handler marked
+-- with http.raw_body decodes it itself: only the content type is checked here. A route
+-- declared with own_body_errors (tide.router; /rest/v1's, which answer in PostgREST's codes)
+-- gets that error as req.body_error, with req.body = nil, instead of boot's refusal, and
+-- answers with its own code (PGRST102). Nothing else changes: the body is still bounded and
+-- never decoded past the bounds.
+local function decode_body(req, raw, handler)
     local ct = req.headers and req.headers["content-type"]
     if ct ~= nil and not is_json_type(ct) then
         return http.error(415, "TIDE_UNSUPPORTED_MEDIA_TYPE",
                           "request bodies must be application/json")
     end
-    local v, err, limit = json_decode(raw, MAX_BODY_DEPTH, MAX_BODY_CONTAINERS)
-    if v == nil then
-        return http.error(400, TOO_MUCH[limit] or "TIDE_INVALID_JSON", err)
+    if takes_raw_body(handler) then
+        return nil
     end
-    if not all_finite(v) then
-        return http.error(400, "TIDE_INVALID_JSON", "invalid JSON: number out of range")
+    local v, err = decode_request_body(raw)
+    if v == nil then
+        return err                     -- TIDE_INVALID_JSON, TIDE_JSON_TOO_DEEP or _TOO_LARGE
     end
     req.body = v
     return nil
@@ -513,9 +508,9 @@ local function handle(req)
     req.raw_body = raw
     req.body = nil
     if raw ~= nil and raw ~= "" then
-        local berr = decode_body(req, raw)
+        local berr = decode_body(req, raw, handler)
         if berr ~= nil then
-            if sub(route.pattern, 1, #OWN_BODY_ERRORS) ~= OWN_BODY_ERRORS then
+            if not route.own_body_errors then
                 return error_response(berr)
             end
             req.body_error = berr

@@ -14,14 +14,15 @@
 --   WITH _t AS (INSERT ... RETURNING ...) SELECT coalesce(json_agg(_t), '[]')::text FROM _t
 -- With opts.single the cell is the one row's JSON object, '' when there is no row, and for
 -- more than one row '*' (reads; LIMIT 2 unless a limit is given) or an error that rolls the
--- write back (writes: SQLSTATE 22P02 with "tide: single-row" in the message, which tide.db
--- turns into TIDE_MULTIPLE_ROWS).
+-- write back (writes: SQLSTATE TD001, DETAIL the number of rows, raised by
+-- tide_meta.write_refused (db/migrations/011_write_refused.sql); tide.db turns it into
+-- TIDE_MULTIPLE_ROWS).
 -- Writes also take counted = true (the cell is "<n> - <json>", n = rows written),
 -- max_affected = n (more rows written abort the statement, which rolls the write back:
--- 22P02 with "tide: max-affected" and the count in the message; tide.db makes it
--- TIDE_MAX_AFFECTED) and columns = false (RETURNING 1: rows are counted, none is read back;
--- the json part is '[]'). insert/upsert take defaults = true (a key a row lacks takes the
--- column default, not NULL), update defaults = {columns set to DEFAULT}.
+-- SQLSTATE TD002, DETAIL the number of rows; tide.db makes it TIDE_MAX_AFFECTED) and
+-- columns = false (RETURNING 1: rows are counted, none is read back; the json part is '[]').
+-- insert/upsert take defaults = true (a key a row lacks takes the column default, not NULL),
+-- update defaults = {columns set to DEFAULT}.
 --
 -- Filters (PostgREST operators), ANDed; columns sorted:
 --   {col = v}                          "col" = $n      (v == json.null -> "col" IS NULL)
@@ -417,7 +418,7 @@ local function add_param(params, v)
     params[n] = v
     return "$" .. n
 end
--- For statements built outside (scripts/_rest_rpc.lua), so placeholders count the same way.
+-- For statements built outside (tide/rest/rpc.lua), so placeholders count the same way.
 _M.new_params, _M.add_param = new_params, add_param
 
 -- Checks a scalar filter value and returns what goes into params.
@@ -619,11 +620,11 @@ end
 local AGG = "SELECT coalesce(json_agg(_t), '[]')::text FROM "
 local READ_SINGLE = "SELECT CASE count(*) WHEN 1 THEN (json_agg(_t) -> 0)::text WHEN 0 THEN ''" ..
                     " ELSE '*' END FROM "
--- A constant in the ELSE branch would be folded at plan time; count(*) keeps it lazy. The
--- failing cast aborts the statement, so the write rolls back.
+-- The ELSE branch raises SQLSTATE TD001 (tide_meta.write_refused, a migration; plain SQL
+-- cannot raise), which aborts the statement, so the write rolls back; count(*) as its argument
+-- keeps it from being evaluated at plan time.
 local WRITE_SINGLE = "SELECT CASE count(*) WHEN 1 THEN (json_agg(_t) -> 0)::text WHEN 0 THEN ''" ..
-                     " ELSE ('tide: single-row write matched ' || count(*) || ' rows')::int::text" ..
-                     " END FROM "
+                     " ELSE tide_meta.write_refused('TD001', count(*)) END FROM "
 
 -- The CSV cell over the rows of the CTE _t (see csv above). Header names are quoted when they
 -- hold a comma, quote or line break. Outside quotes record text has no backslash, inside it
@@ -637,8 +638,8 @@ local CSV = [[(SELECT coalesce(string_agg(CASE WHEN k ~ '[",\r\n]' OR k = '' ]] 
 -- The statement around a write (its rows in _t; ctes: more CTEs before _t, or nil). The cell:
 -- the rows as JSON ('[]' when columns == false: nothing is returned), one row with single,
 -- prefixed "<n> - " with counted (n = rows written). With max_affected, more rows than that
--- abort the statement, so the write rolls back: SQLSTATE 22P02 with "tide: max-affected" and
--- the number of rows in the message (tide.db turns it into TIDE_MAX_AFFECTED).
+-- abort the statement, so the write rolls back: SQLSTATE TD002 with the number of rows as
+-- DETAIL (tide_meta.write_refused; tide.db turns it into TIDE_MAX_AFFECTED).
 local function wrap_write(stmt, opts, params, ctes)
     local head = "WITH " .. (ctes or "") .. "_t AS (" .. stmt .. ") "
     if opts.single then
@@ -667,7 +668,7 @@ local function wrap_write(stmt, opts, params, ctes)
     local max = opts.max_affected
     if max ~= nil then
         cell = "CASE WHEN count(*) > " .. add_param(params, check_count(max, "max_affected")) ..
-               " THEN ('tide: max-affected write matched ' || count(*) || ' rows')::int::text" ..
+               " THEN tide_meta.write_refused('TD002', count(*))" ..
                " ELSE " .. cell .. " END"
     end
     return head .. "SELECT " .. cell .. " FROM _t"

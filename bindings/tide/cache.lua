@@ -3,15 +3,17 @@
 --   cache.get(key, {scope = "user", stale_if_error = 0}) -> value, age, stale | nil
 --   cache.set(key, value, {ttl = s, scope = "user", stale_while_revalidate = 0,
 --                          stale_if_error = 0, tags = {"trips", "trips/7"}})
---                                                        -> true | nil, reason
+--                                                        -> true | nil, err
 --   cache.invalidate(tag, ...)                           entries tagged so are not served again
 --
 -- value is a string (encode tables with tide.json first). The key is the caller's identity
 -- under scope (as for routes: public, role, user, claims) plus `key`, so one user's value is
 -- never another's. An entry is stored as of the request's start: if a tag it names was
--- invalidated since, set refuses it (nil, "raced"), so a value read before a write is never
--- stored after it. stale is true past the ttl (within stale_while_revalidate, or for
--- stale_if_error when asked for). Only while handling a request.
+-- invalidated since, set refuses it (nil, err with err.code TIDE_CACHE_RACED), so a value read
+-- before a write is never stored after it. err is an error table (tide.errors) as every
+-- failure: TIDE_CACHE_RACED (409), TIDE_CACHE_TOO_BIG (500, over an eighth of
+-- cache.max_bytes), TIDE_CACHE_OFF (503, no cache) or TIDE_CACHE_ERROR (500). stale is true
+-- past the ttl (within stale_while_revalidate, or for stale_if_error when asked for). Only while handling a request.
 
 local lazy = require "tide.lazy"
 local errors = require "tide.errors"

@@ -69,7 +69,7 @@ local setmetatable, getmetatable = setmetatable, getmetatable
 local xpcall, unpack = xpcall, unpack
 local traceback = debug.traceback
 local running = coroutine.running
-local find, match, sub = string.find, string.match, string.sub
+local match, sub = string.match, string.sub
 local concat = table.concat
 local misuse = errors.misuse
 local json_decode, json_raw = json.decode, json.raw
@@ -253,15 +253,20 @@ local function multiple(tbl)
                       (tbl and (" on " .. tbl) or ""))
 end
 
--- The write matched more rows than opts.max_affected: rolled back. err.affected = how many.
-local function too_many(tbl, opts, message)
-    local n = tonumber(match(message, "tide: max%-affected write matched (%d+) rows"))
+-- The write matched more rows than opts.max_affected: rolled back. err.affected = how many
+-- (the DETAIL of SQLSTATE TD002, see tide.builder).
+local function too_many(tbl, opts, detail)
+    local n = tonumber(detail)
     local e = errors.new("TIDE_MAX_AFFECTED", 400, "the write would change " ..
                          tostring(n) .. " rows" .. (tbl and (" of " .. tbl) or "") ..
                          ", more than " .. tostring(opts.max_affected) .. "; nothing was changed")
     e.affected = n
     return e
 end
+
+-- The SQLSTATEs a refused write aborts with (tide.builder, tide_meta.write_refused): told
+-- apart by code, never by message text.
+local WRITE_MULTIPLE, WRITE_TOO_MANY = "TD001", "TD002"
 
 -- Turns the json cell of a wrapped statement into the caller's result. list: the cell is a
 -- JSON array of rows (tagged json.array_mt after decoding).
@@ -271,14 +276,12 @@ local function result(text, err, opts, tbl, list)
             -- tide.core answers nil for an SQL NULL cell; the wrappers never produce one.
             return nil, errors.new("TIDE_BAD_RESULT", 500, "the statement returned no JSON")
         end
-        if opts.single and type(err) == "table" and err.code == "22P02" and
-           type(err.message) == "string" and find(err.message, "tide: single-row", 1, true) then
+        local code = type(err) == "table" and err.code
+        if code == WRITE_MULTIPLE and opts.single then
             return nil, multiple(tbl)
         end
-        if opts.max_affected ~= nil and type(err) == "table" and err.code == "22P02" and
-           type(err.message) == "string" and
-           find(err.message, "tide: max-affected", 1, true) then
-            return nil, too_many(tbl, opts, err.message)
+        if code == WRITE_TOO_MANY and opts.max_affected ~= nil then
+            return nil, too_many(tbl, opts, err.details)
         end
         return nil, err
     end
@@ -313,7 +316,7 @@ local function result(text, err, opts, tbl, list)
     end
     local v, derr = json_decode(text)
     if v == nil then
-        return nil, errors.new("TIDE_BAD_RESULT", 500, derr)
+        return nil, errors.new("TIDE_BAD_RESULT", 500, derr.message)
     end
     if list and not opts.single and type(v) == "table" and getmetatable(v) == nil then
         setmetatable(v, array_mt)

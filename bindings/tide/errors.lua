@@ -4,12 +4,14 @@
 --   * misuse (a bug in the calling script: wrong argument type, unknown option, bad filter)
 --     raises a Lua error. errors.misuse(msg) blames the first stack frame OUTSIDE
 --     bindings/tide/*.lua, so the position in the message is the script author's line, not a
---     line deep inside the builder;
+--     line deep inside the builder; tide.core's C checks raise through it too (l_core.c's
+--     misuse()), so one rule positions every misuse error;
 --   * operational failure returns `nil, err` with err = {code, message, details, hint, status};
---     errors.new() builds such a table. It is the one failure shape scripts see (tide.db,
---     tide.validate, tide.crypto, tide.http, scripts/_common.lua) and return; tide.boot turns
---     it into the response. tide.db adds retry_after (seconds) when a breaker refused: a 503
---     with it is answered with Retry-After.
+--     errors.new() builds such a table and tide.core's push_err is its C twin. It is the one
+--     failure shape scripts see (tide.db, tide.validate, tide.crypto, tide.cache, tide.json,
+--     tide.http, scripts/_common.lua) and return; tide.boot turns it into the response.
+--     tide.db adds retry_after (seconds) when a breaker refused: a 503 with it is answered
+--     with Retry-After.
 
 local getinfo = debug.getinfo
 local error, find, type, setmetatable, getmetatable = error, string.find, type, setmetatable,
@@ -17,9 +19,10 @@ local error, find, type, setmetatable, getmetatable = error, string.find, type, 
 
 local _M = {}
 
--- True when a chunk source belongs to this directory (bindings/tide/*.lua).
+-- True when a chunk source belongs to this directory (bindings/tide/*.lua, and its folders such
+-- as tide/rest/).
 local function internal(source)
-    return type(source) == "string" and find(source, "[/\\]tide[/\\][%w_]+%.lua$") ~= nil
+    return type(source) == "string" and find(source, "[/\\]tide[/\\][%w_/\\]+%.lua$") ~= nil
         or source == "=[C]"
 end
 

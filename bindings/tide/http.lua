@@ -15,11 +15,23 @@
 --                                       defaults to 500; a non-table err is a 500
 --                                       TIDE_INTERNAL whose text is never sent
 --   http.no_content() -> nil, 204
+--   http.decode_body(text) -> value | nil, err   a request body as tide.boot decodes it: JSON
+--                                       nested at most MAX_BODY_DEPTH levels, at most
+--                                       MAX_BODY_CONTAINERS arrays and objects, finite numbers;
+--                                       err: 400 TIDE_INVALID_JSON, TIDE_JSON_TOO_DEEP or
+--                                       TIDE_JSON_TOO_LARGE
+--   http.raw_body(handler) -> handler   marks a route's handler as one that decodes its body
+--                                       itself (with http.decode_body, or a cheaper way that
+--                                       answers alike): tide.boot still refuses a non-JSON
+--                                       content type (415) but leaves req.body nil and hands
+--                                       over req.raw_body only. For a body whose bulk the
+--                                       handler passes on as text (an embedding's numbers).
+--   http.takes_raw_body(handler) -> bool
 
 local json = require "tide.json"
 local errors = require "tide.errors"
 
-local type, tostring = type, tostring
+local type, tostring, setmetatable = type, tostring, setmetatable
 local misuse = errors.misuse
 local new_error = errors.new
 local null = json.null
@@ -70,6 +82,41 @@ end
 
 function _M.no_content()
     return nil, 204
+end
+
+-- Request bodies nest at most this deep (400 TIDE_JSON_TOO_DEEP beyond) and hold at most this
+-- many arrays and objects ("[" and "{" characters; 400 TIDE_JSON_TOO_LARGE beyond): ample for
+-- any document this API takes, and no body can make decoding costly or its result large.
+local MAX_BODY_DEPTH = 64
+local MAX_BODY_CONTAINERS = 10000
+_M.MAX_BODY_DEPTH = MAX_BODY_DEPTH
+_M.MAX_BODY_CONTAINERS = MAX_BODY_CONTAINERS
+
+local json_decode, all_finite = json.decode, json.all_finite
+
+function _M.decode_body(text)
+    local v, err = json_decode(text, MAX_BODY_DEPTH, MAX_BODY_CONTAINERS)
+    if v == nil then
+        return nil, err
+    end
+    if not all_finite(v) then
+        return nil, new_error("TIDE_INVALID_JSON", 400, "invalid JSON: number out of range")
+    end
+    return v
+end
+
+local raw_handlers = setmetatable({}, { __mode = "k" })
+
+function _M.raw_body(handler)
+    if type(handler) ~= "function" then
+        misuse("http.raw_body: expected the route's handler function, got " .. type(handler))
+    end
+    raw_handlers[handler] = true
+    return handler
+end
+
+function _M.takes_raw_body(handler)
+    return raw_handlers[handler] == true
 end
 
 return _M

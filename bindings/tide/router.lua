@@ -1,10 +1,15 @@
 -- tide/router.lua - the route table built from the script modules' declarations.
 --
--- A script module returns { ["GET /v1/trips/:id"] = handler, ... }. Patterns are absolute
--- paths of static segments and :params (names [A-Za-z_][A-Za-z0-9_]*). This module checks and
--- collects them; requests are matched in C (runtime/router.c, compiled from the same routes
--- when the bundle loads: boot.route_table), never here. r:match follows the same rules and
--- stays for unit specs (boot._route). Matching:
+-- A script module returns { ["GET /v1/trips/:id"] = handler, ... }; a route with options
+-- gives a table instead of the handler, { handler = fn, option = value, ... }, the options kept
+-- on its route record (what r:match returns third). The one option:
+--   own_body_errors = true   a request body tide.boot cannot take (not JSON, past its bounds)
+--                            reaches the handler as req.body_error instead of being refused,
+--                            so the handler answers in its own codes (/rest/v1: PGRST102)
+-- Patterns are absolute paths of static segments and :params (names [A-Za-z_][A-Za-z0-9_]*).
+-- This module checks and collects them; requests are matched in C (runtime/router.c, compiled
+-- from the same routes when the bundle loads: boot.route_table), never here. r:match follows
+-- the same rules and stays for unit specs (boot._route). Matching:
 --   * one trie for all methods; a request path is split once into a reused segment list;
 --   * a static segment wins over a :param at the same position (/v1/trips/search beats
 --     /v1/trips/:id); if the static branch cannot finish the match, the param branch is
@@ -16,8 +21,10 @@
 --
 --   router.new() -> r
 --   r:add(method, pattern, handler, module_name)   raises on a bad or duplicate route (the
---                                                  message names both modules)
---   r:load(module_name, routes)                    adds every "METHOD /path" = fn of a module
+--                                                  message names both modules); handler is a
+--                                                  function or { handler = fn, options }
+--   r:load(module_name, routes)                    adds every "METHOD /path" = fn (or options
+--                                                  table) of a module
 --   r:match(method, path) -> handler, params, route | nil, status, allow
 --   r:list() -> { {method=, pattern=, module=, file=, line=}, ... }
 --                                                  every route with where its handler is
@@ -66,6 +73,23 @@ function _M.add(self, method, pattern, handler, module_name)
     if type(pattern) ~= "string" or byte(pattern, 1) ~= 47 then
         misuse("route " .. method .. " " .. tostring(pattern) .. where ..
                ": the path must start with /")
+    end
+    local own_body_errors
+    if type(handler) == "table" then              -- { handler = fn, option = value, ... }
+        local opts = handler
+        for k, v in pairs(opts) do
+            if k == "own_body_errors" then
+                if type(v) ~= "boolean" then
+                    misuse("route " .. method .. " " .. pattern .. where ..
+                           ": own_body_errors must be true or false")
+                end
+                own_body_errors = v or nil
+            elseif k ~= "handler" then
+                misuse("route " .. method .. " " .. pattern .. where ..
+                       ": unknown route option " .. tostring(k))
+            end
+        end
+        handler = opts.handler
     end
     if type(handler) ~= "function" then
         misuse("route " .. method .. " " .. pattern .. where .. ": handler must be a function")
@@ -124,7 +148,8 @@ function _M.add(self, method, pattern, handler, module_name)
                other.module .. " (as " .. other.pattern .. ") and in module " .. module_name)
     end
     local route = { method = method, pattern = pattern, handler = handler,
-                    module = module_name, names = names, nnames = nnames }
+                    module = module_name, names = names, nnames = nnames,
+                    own_body_errors = own_body_errors }
     handlers[method] = route
     self.all[#self.all + 1] = route
     return route

@@ -35,7 +35,7 @@ local setmetatable = setmetatable
 local find, gsub, sub = string.find, string.gsub, string.sub
 local sort, concat = table.sort, table.concat
 local huge = math.huge
-local misuse = errors.misuse
+local misuse, new_error = errors.misuse, errors.new
 local null, array_mt, is_array = json.null, json.array_mt, json.is_array
 
 local _M = {}
@@ -48,12 +48,8 @@ local SPEC_KEYS = { type = true, required = true, nullable = true, max_len = tru
                     items = true, min_items = true, max_items = true, fields = true }
 
 local function fail(name, problem, status)
-    return nil, {
-        code = "TIDE_VALIDATION",
-        status = status or 422,
-        message = name .. ": " .. problem,
-        details = { field = name },
-    }
+    return nil, new_error("TIDE_VALIDATION", status or 422, name .. ": " .. problem,
+                          { field = name })
 end
 
 function _M.is_uuid(s)

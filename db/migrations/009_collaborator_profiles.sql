@@ -20,7 +20,7 @@
 -- write through it would run as its owner, past users' RLS. anon gets nothing (42501).
 --
 -- /rest/v1 serves the view like a table (filters, order, ranges); it cannot be embedded
--- (relationships of views are not inferred: scripts/_rest_embed.lua), so a client that lists
+-- (relationships of views are not inferred: tide/rest/embed.lua), so a client that lists
 -- a trip's collaborators asks for their names with collaborator_profiles?id=in.(...).
 -- policies/cache.lua tags reads of it with the tables that decide its rows.
 

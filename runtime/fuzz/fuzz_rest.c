@@ -1,7 +1,7 @@
-/* fuzz_rest.c - libFuzzer target for the /rest/v1 query-string grammar (scripts/_rest_parse.lua,
+/* fuzz_rest.c - libFuzzer target for the /rest/v1 query-string grammar (tide/rest/parse.lua,
  * PostgREST's language): parse.request(qs), the split of a GET /rest/v1/rpc query into
- * arguments and the rest (scripts/_rest_rpc.lua), and the same bytes as a Prefer and an Accept
- * header (scripts/_rest_http.lua), a columns= list (_rest_write.lua) and a key value that
+ * arguments and the rest (tide/rest/rpc.lua), and the same bytes as a Prefer and an Accept
+ * header (tide/rest/http.lua), a columns= list (tide/rest/write.lua) and a key value that
  * tide.cachetags canonicalises (int, uuid, text, unknown type), on any bytes up to the
  * HTTP head limit, in a LuaJIT state of its own. The Lua code is not instrumented, so this
  * target's strength is its bounds:
@@ -9,15 +9,16 @@
  * linear), -rss_limit_mb one that holds too much. Checks that hostile input never raises (only
  * nil, err with a PostgREST-shaped error) and that what parses respects the bounds (select
  * items, order terms, or/and depth, at most 8 embeds, one level deep). Run from
- * the repository root (make fuzz does). */
+ * the repository root (make fuzz does): the modules are under bindings/tide/rest/, and
+ * tide.rest.schema reads policies/exposure.lua when it loads. */
 #include "lua_target.h"
 
 static const char check_src[] =
-    "package.path = 'bindings/?.lua;scripts/?.lua;policies/?.lua;' .. package.path\n"
-    "local parse = require '_rest_parse'\n"
-    "local rpc = require '_rest_rpc'\n"
-    "local rhttp = require '_rest_http'\n"
-    "local write = require '_rest_write'\n"
+    "package.path = 'bindings/?.lua;policies/?.lua;' .. package.path   -- exposure.lua too\n"
+    "local parse = require 'tide.rest.parse'\n"
+    "local rpc = require 'tide.rest.rpc'\n"
+    "local rhttp = require 'tide.rest.http'\n"
+    "local write = require 'tide.rest.write'\n"
     "local function depth(nodes, d)\n"
     "  local m = d\n"
     "  for _, n in ipairs(nodes or {}) do\n"

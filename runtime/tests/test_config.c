@@ -4,8 +4,10 @@
  * log section and its TIDE_LOG_* overrides, rest.notify_channel (default, override, one
  * name for two channels refused), supervise and watchdog_ms (defaults, overrides, a watchdog
  * too short refused), admin.token (file, override, too short refused, the published one
- * dropped outside development mode), http.max_unsent_bytes, and the printout `tide check`
- * shows (secrets never in it). */
+ * dropped outside development mode), http.max_unsent_bytes, the printout `tide check`
+ * shows (secrets never in it), and the environment overrides the schema table names (the
+ * file's bounds kept, empty values, one DSN variable per upstream). Every TIDE_* variable of
+ * the environment the test runs in is cleared first, so a developer's shell cannot change it. */
 #include "test.h"
 #include "../config.h"
 
@@ -17,19 +19,26 @@
 #define BASE "jwt = { secret = 'config-test-secret-0123456789-abcdefghij' %s },\n" \
              "upstreams = { direct = { dsn = 'postgresql://x@127.0.0.1:1/x' } },\n"
 
-static const char *const overrides[] = {
-    "TIDE_JWT_SECRET", "TIDE_JWT_AUDIENCE", "TIDE_JWT_ISSUER", "TIDE_JWT_REQUIRE_EXP",
-    "TIDE_ENCRYPTION_KEY", "TIDE_DSN_DIRECT", "TIDE_DEV", "TIDE_LOG_BUFFER_BYTES",
-    "TIDE_LOG_SLOW_QUERY_MS", "TIDE_CACHE_CHANNEL", "TIDE_REST_NOTIFY_CHANNEL", "TIDE_NICE",
-    "TIDE_SUPERVISE", "TIDE_WATCHDOG_MS", "TIDE_ADMIN_TOKEN", "TIDE_HTTP_MAX_UNSENT_BYTES",
-    NULL };
+extern char **environ;
 
 static int dev;   /* the dev argument load() passes */
 
+/* Unsets every TIDE_* variable, those of the shell that runs the test included (a developer's
+ * TIDE_HTTP_PORT or TIDE_DSN_SESSION would otherwise change what the tests read). */
 static void clear_env(void)
 {
-    for (const char *const *v = overrides; *v; v++)
-        unsetenv(*v);
+    for (int pass = 0; pass < 1000; pass++) {   /* unsetenv changes environ: start over */
+        char name[256];
+        name[0] = '\0';
+        for (char **e = environ; e && *e; e++)
+            if (strncmp(*e, "TIDE_", 5) == 0) {
+                const char *eq = strchr(*e, '=');
+                snprintf(name, sizeof name, "%.*s", eq ? (int)(eq - *e) : (int)strlen(*e), *e);
+                break;
+            }
+        if (!name[0]) return;
+        unsetenv(name);
+    }
 }
 
 /* Loads a config file "return { BASE(jwt_extra) extra }" into *c. */
@@ -431,6 +440,72 @@ TEST(print_masks_secrets)
     tide_config_free(&c);
 }
 
+/* The overrides keep the file's bounds: a value the file would refuse is refused from the
+ * environment too, naming the variable (they were read with atoi, unchecked, before). */
+TEST(env_overrides_keep_the_bounds)
+{
+    tide_config c;
+    char err[256];
+    static const char *const bad[][2] = {
+        { "TIDE_WORKERS", "300" }, { "TIDE_WORKERS", "two" }, { "TIDE_HTTP_PORT", "70000" },
+        { "TIDE_ADMIN_PORT", "-1" }, { "TIDE_HTTP_MAX_CONNECTIONS_PER_CLIENT", "-1" },
+        { "TIDE_CACHE_MAX_BYTES", "64M" }, { "TIDE_HTTP_MAX_INFLIGHT_BODY_BYTES", "-5" } };
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+        clear_env();
+        setenv(bad[i][0], bad[i][1], 1);
+        CHECK_EQ_INT(load("", "", &c, err, sizeof err), TIDE_EINVAL);
+        CHECK(strncmp(err, bad[i][0], strlen(bad[i][0])) == 0);
+        CHECK(strstr(err, "must be a whole number in") != NULL);
+    }
+    clear_env();
+}
+
+/* What the overrides always did: empty is unset except for the channels ("" = none), each
+ * upstream has its DSN variable, and the whole numbers are read as such. */
+TEST(env_overrides_as_before)
+{
+    tide_config c;
+    char err[256];
+    clear_env();
+    setenv("TIDE_HTTP_PORT", "", 1);
+    setenv("TIDE_JWT_SECRET", "", 1);
+    setenv("TIDE_CACHE_CHANNEL", "", 1);
+    setenv("TIDE_REST_NOTIFY_CHANNEL", "", 1);
+    setenv("TIDE_SUPERVISE", "", 1);
+    CHECK_EQ_INT(load("", "", &c, err, sizeof err), 0);
+    CHECK_EQ_INT(c.listen_port, 8080);
+    CHECK_STR(c.jwt_secret, "config-test-secret-0123456789-abcdefghij");
+    CHECK_STR(c.cache_channel, "");
+    CHECK_STR(c.rest_notify_channel, "");
+    CHECK_EQ_INT(c.supervise, 1);
+    tide_config_free(&c);
+    clear_env();
+    setenv("TIDE_HTTP_PORT", "9001", 1);
+    setenv("TIDE_ADMIN_PORT", "9002", 1);
+    setenv("TIDE_WORKERS", "4", 1);
+    setenv("TIDE_CACHE_MAX_BYTES", "0", 1);
+    setenv("TIDE_HTTP_MAX_INFLIGHT_BODY_BYTES", "2000000", 1);
+    setenv("TIDE_HTTP_MAX_CONNECTIONS_PER_CLIENT", "0", 1);
+    setenv("TIDE_DSN_SESSION", "postgresql://s@127.0.0.1:2/s", 1);
+    setenv("TIDE_DSN_TRANSACTION", "postgresql://t@127.0.0.1:3/t", 1);
+    setenv("TIDE_SCRIPTS_DIR", "/srv/scripts", 1);
+    setenv("TIDE_LOG_LEVEL", "debug", 1);
+    CHECK_EQ_INT(load("", "", &c, err, sizeof err), 0);
+    CHECK_EQ_INT(c.listen_port, 9001);
+    CHECK_EQ_INT(c.admin_port, 9002);
+    CHECK_EQ_INT(c.workers, 4);
+    CHECK(c.cache_max_bytes == 0);
+    CHECK(c.http.max_inflight_body_bytes == 2000000);
+    CHECK_EQ_INT(c.http.max_connections_per_client, 0);
+    CHECK_STR(c.upstreams[TIDE_UP_DIRECT].dsn, "postgresql://x@127.0.0.1:1/x");
+    CHECK_STR(c.upstreams[TIDE_UP_SESSION].dsn, "postgresql://s@127.0.0.1:2/s");
+    CHECK_STR(c.upstreams[TIDE_UP_TRANSACTION].dsn, "postgresql://t@127.0.0.1:3/t");
+    CHECK_STR(c.scripts_dir, "/srv/scripts");
+    CHECK_STR(c.log_level, "debug");
+    tide_config_free(&c);
+    clear_env();
+}
+
 TEST_LIST_BEGIN
     TEST_ENTRY(nice_setting_and_env)
     TEST_ENTRY(supervise_and_watchdog)
@@ -446,4 +521,6 @@ TEST_LIST_BEGIN
     TEST_ENTRY(schema_refusals)
     TEST_ENTRY(admin_token_and_unsent_budget)
     TEST_ENTRY(print_masks_secrets)
+    TEST_ENTRY(env_overrides_keep_the_bounds)
+    TEST_ENTRY(env_overrides_as_before)
 TEST_LIST_END

@@ -44,6 +44,20 @@ return {
                               { ttl = 600, scope = "public" })
     return { stored = ok or false, why = why }
   end,
+  -- a failed store is nil, err with an error table (tide.errors), as every failure is
+  ["GET /v1/_test/cache/refused/:bytes"] = function(req)
+    cache.invalidate("refused-tag")          -- after the request began: a store tagged so races
+    local n = tonumber(req.params.bytes)
+    local ok, err = cache.set("refused:" .. n, "v",
+                              { ttl = 600, scope = "public", tags = { "refused-tag" } })
+    local ok2, err2 = cache.set("refused-big", string.rep("x", n), { ttl = 600, scope = "public" })
+    local function shape(e)
+      return e and { code = e.code, status = e.status, message = e.message,
+                     is_error = getmetatable(e) ~= nil and getmetatable(e).__name or false }
+    end
+    return { raced = { stored = ok or false, err = shape(err) },
+             big = { stored = ok2 or false, err = shape(err2) } }
+  end,
   ["GET /v1/_test/cache/script/:k"] = function(req)
     local v, age, stale = cache.get("k:" .. req.params.k)
     if v == nil then
@@ -339,6 +353,21 @@ grant usage on sequence public.cache_probe_seq to anon, authenticated, service_r
         assert.truthy(worst <= max, worst .. " > " .. max)
         assert.truthy(c1.bytes <= max)
         assert.truthy(c1.evictions > c0.evictions)
+    end)
+
+    it("tide.cache.set answers a refused store with an error table and a stable code",
+       function()
+        local big = math.floor(stats().max_bytes / 8) + 1
+        local s, body = get(nil, "/v1/_test/cache/refused/" .. big)
+        assert.equals(200, s)
+        assert.is_false(body.raced.stored)
+        assert.equals("TIDE_CACHE_RACED", body.raced.err.code)
+        assert.equals("tide.error", body.raced.err.is_error)
+        assert.is_false(body.big.stored)
+        assert.equals("TIDE_CACHE_TOO_BIG", body.big.err.code)
+        assert.equals("tide.error", body.big.err.is_error)
+        assert.is_string(body.big.err.message)
+        assert.is_number(body.big.err.status)
     end)
 
     it("keeps script values per identity (tide.cache) and drops them by tag", function()

@@ -1,5 +1,5 @@
 -- spec/integration/rest_csv_spec.lua - GET /rest/v1/:table with Accept: text/csv over HTTP
--- against the demo schema (scripts/_rest_csv.lua): the header line and rows as PostgREST 12
+-- against the demo schema (tide/rest/csv.lua): the header line and rows as PostgREST 12
 -- sends them, RFC 4180 quoting (commas, quotes, line breaks, backslashes, empty strings
 -- against NULL), values in Postgres' text form (dates, numerics, arrays), Accept negotiation
 -- with q-values, Range / count=exact / Content-Range as for JSON, RLS, and errors kept JSON.

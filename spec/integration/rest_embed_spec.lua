@@ -1,5 +1,5 @@
 -- spec/integration/rest_embed_spec.lua - resource embedding on GET /rest/v1/:table over HTTP
--- against the demo schema (scripts/_rest_embed.lua): to-many (an array, [] when none), to-one
+-- against the demo schema (tide/rest/embed.lua): to-many (an array, [] when none), to-one
 -- (an object, or null), aliases and casts inside an embed, hints that pick one of several
 -- foreign keys, PostgREST's PGRST200/PGRST201 errors, RLS applied to the embedded rows, embeds
 -- beside filters/order/limit/count on the parent and with vnd.pgrst.object+json, the bounds

@@ -1,5 +1,5 @@
 -- spec/integration/rest_notify_spec.lua - /rest/v1's schema cache reloaded by NOTIFY, as
--- PostgREST's `pgrst` channel (rest.notify_channel; runtime/channels.c, scripts/_rest_schema.lua):
+-- PostgREST's `pgrst` channel (rest.notify_channel; runtime/channels.c, tide/rest/schema.lua):
 -- a table or column created as the superuser is served about at once after
 -- `NOTIFY pgrst, 'reload schema'` (or an empty payload), with no SIGHUP and refresh_after set
 -- so high (a spec-local exposure policy) that only the NOTIFY can explain it; 'reload config'

@@ -13,7 +13,7 @@ local fault = require "spec.helpers.fault"
 
 local BURST = 200
 local REFRESH_AFTER = 1
--- a line of each catalog query's text (scripts/_rest_schema.lua), and of nothing else tide runs
+-- a line of each catalog query's text (tide/rest/schema.lua), and of nothing else tide runs
 local TABLES_LINE = "pg_table_is_visible%(c%.oid%)"
 local FUNCTIONS_LINE = "p%.prokind = 'f'"
 

@@ -343,6 +343,16 @@ describe("/rest/v1 writes", function()
             assert.are.equal(1, count(a, "trips", "destination=eq." .. dest))
         end)
 
+        it("max-affected: a bad value echoing the refusal's words is the value's error (22P02)",
+           function()
+            -- the refused write is told by its SQLSTATE, never by the message's text
+            local q = "trips?destination=eq." .. dest .. "&travelers=lte." ..
+                      "tide:%20max-affected%20write%20matched%207%20rows"
+            local status, body = patch(a, q, { status = "completed" },
+                                       { Prefer = "handling=strict, max-affected=1" })
+            is_error(status, body, 400, "22P02")
+        end)
+
         it("without any filter: refused as pg-safeupdate does (400 21000)", function()
             local status, body = patch(a, "trips", { status = "booked" })
             is_error(status, body, 400, "21000")

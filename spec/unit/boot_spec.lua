@@ -86,6 +86,19 @@ module("spec_things", {
     ["GET /v1/bad-status"] = function() return {}, 999 end,
     ["GET /v1/unencodable"] = function() return { x = 0 / 0 } end,
 })
+-- A route that answers bodies it cannot take in its own codes (as /rest/v1's do).
+module("spec_own", {
+    ["POST /v1/own"] = {
+        own_body_errors = true,
+        handler = function(req)
+            seen = req
+            if req.body_error then
+                return nil, http.error(400, "PGRST102", req.body_error.message)
+            end
+            return nil, 201
+        end,
+    },
+})
 module("spec_more", {
     ["GET /v1/more"] = function() return { more = true } end,
 })
@@ -282,17 +295,12 @@ describe("tide.boot.handle", function()
             { body = "{}", headers = { ["content-type"] = "application/merge-patch+json" } })))
     end)
 
-    it("under /rest/v1/ a body it cannot take reaches the handler as req.body_error", function()
+    it("refuses a body it cannot take under /rest/v1/ too: a path prefix is nothing special",
+       function()
         local status, body = call("POST", "/rest/v1/t", { body = '{"name":' })
         assert.are.equal(400, status)
-        assert.are.equal("PGRST102", body.code)
-        assert.are.equal("TIDE_INVALID_JSON", seen.body_error.code)
-        assert.is_nil(seen.body)
-        call("POST", "/rest/v1/t", { body = "a,b", headers = { ["content-type"] = "text/csv" } })
-        assert.are.equal(415, seen.body_error.status)
-        call("POST", "/rest/v1/t", { body = string.rep("[", 100) .. string.rep("]", 100) })
-        assert.are.equal("TIDE_JSON_TOO_DEEP", seen.body_error.code)
-        assert.is_nil(seen.body)
+        assert.are.equal("TIDE_INVALID_JSON", body.code)
+        assert.is_nil(seen)
         assert.are.equal(201, (call("POST", "/rest/v1/t", { body = '{"a":1}' })))
         assert.is_nil(seen.body_error)
         assert.are.same({ a = 1 }, seen.body)
@@ -424,5 +432,39 @@ describe("tide.boot.handle", function()
         assert.are.equal(500, (call("GET", "/v1/bad-status")))
         assert.are.equal(500, (call("GET", "/v1/unencodable")))
         assert.are.equal(2, #logs)
+    end)
+end)
+
+describe("tide.boot.handle, a route declaring own_body_errors", function()
+    before_each(function()
+        logs = {}
+        seen = nil
+        boot._set_core(fake_core)
+        boot.load({ "spec_things", "spec_own" })
+    end)
+
+    it("gets a body boot cannot take as req.body_error, and answers it itself", function()
+        local status, body = call("POST", "/v1/own", { body = '{"name":' })
+        assert.are.equal(400, status)
+        assert.are.equal("PGRST102", body.code)
+        assert.are.equal("TIDE_INVALID_JSON", seen.body_error.code)
+        assert.is_nil(seen.body)
+        call("POST", "/v1/own", { body = "a,b", headers = { ["content-type"] = "text/csv" } })
+        assert.are.equal(415, seen.body_error.status)
+        call("POST", "/v1/own", { body = string.rep("[", 100) .. string.rep("]", 100) })
+        assert.are.equal("TIDE_JSON_TOO_DEEP", seen.body_error.code)
+        assert.is_nil(seen.body)
+        assert.are.equal(201, (call("POST", "/v1/own", { body = '{"a":1}' })))
+        assert.is_nil(seen.body_error)
+        assert.are.same({ a = 1 }, seen.body)
+    end)
+
+    it("is listed like any route, with where its handler is", function()
+        local found
+        for _, r in ipairs(boot.routes()) do
+            if r.pattern == "/v1/own" then found = r end
+        end
+        assert.are.equal("spec_own", found.module)
+        assert.are.equal(debug.getinfo(1, "S").source:sub(2), found.file)
     end)
 end)

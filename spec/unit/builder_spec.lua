@@ -304,7 +304,7 @@ describe("tide.builder writes", function()
     it("insert: RETURNING columns, single wrapper, all-default rows", function()
         local sql = builder.insert("t", { { a = 1 } }, { columns = "id", single = true })
         assert.matches('RETURNING "id"%) SELECT CASE count%(%*%) WHEN 1', sql)
-        assert.matches("::int::text END FROM _t$", sql)
+        assert.matches("ELSE tide_meta.write_refused('TD001', count(*)) END FROM _t", sql, nil, true)
         local dflt = builder.insert("t", { {} })
         assert.are.equal('WITH _t AS (INSERT INTO "t" SELECT FROM json_populate_recordset(' ..
                          'NULL::"t", $1) RETURNING *) SELECT coalesce(json_agg(_t), \'[]\')::text' ..
@@ -374,8 +374,7 @@ describe("tide.builder writes", function()
                                                       single = true })
         assert.are.equal('WITH _t AS (DELETE FROM "trips" WHERE "id" = $1 RETURNING "id") ' ..
                          "SELECT CASE count(*) WHEN 1 THEN (json_agg(_t) -> 0)::text WHEN 0 THEN ''" ..
-                         " ELSE ('tide: single-row write matched ' || count(*) || ' rows')::int::text" ..
-                         " END FROM _t", sql)
+                         " ELSE tide_meta.write_refused('TD001', count(*)) END FROM _t", sql)
         assert.are.same({ 3 }, plist(params))
     end)
 end)
@@ -398,8 +397,8 @@ describe("tide.builder write options: counted, max_affected, columns = false, de
        function()
         local sql, params = builder.update("t", { a = 1 }, { filters = { b = 2 },
                                                             max_affected = 3, counted = true })
-        assert.matches("SELECT CASE WHEN count(*) > $3 THEN ('tide: max-affected write matched " ..
-                       "' || count(*) || ' rows')::int::text ELSE count(*)::text", sql, nil, true)
+        assert.matches("SELECT CASE WHEN count(*) > $3 THEN tide_meta.write_refused('TD002', " ..
+                       "count(*)) ELSE count(*)::text", sql, nil, true)
         assert.are.same({ '{"a":1}', 2, 3 }, plist(params))
         assert.has_error(function() builder.delete("t", { all = true, max_affected = -1 }) end)
         assert.has_error(function()

@@ -257,15 +257,31 @@ describe("tide.db", function()
             assert.are.equal(1, #core.calls)
         end)
 
-        it("maps the rolled-back single-row write to TIDE_MULTIPLE_ROWS", function()
-            core.answer(nil, { code = "22P02", status = 400, message =
-                'invalid input syntax for type integer: "tide: single-row write matched 3 rows"' })
+        it("maps the rolled-back single-row write (SQLSTATE TD001) to TIDE_MULTIPLE_ROWS",
+           function()
+            core.answer(nil, { code = "TD001", status = 400, details = "3", message =
+                "a single-row write matched 3 rows; nothing was changed" })
             local row, err = db.update("trips", { name = "x" }, { filters = { user_id = "u" },
                                                                  single = true })
             assert.is_nil(row)
             assert.are.equal("TIDE_MULTIPLE_ROWS", err.code)
+            assert.are.equal(406, err.status)
             core.answer(nil, { code = "22P02", status = 400, message = "invalid input syntax" })
             local _, err2 = db.update("trips", { name = "x" }, { filters = { id = 1 }, single = true })
+            assert.are.equal("22P02", err2.code)
+        end)
+
+        it("a bad value whose text reads like a refused write stays the database's error",
+           function()
+            -- the code decides, not the message: a client's value in a failing cast is echoed
+            core.answer(nil, { code = "22P02", status = 400, message =
+                'invalid input syntax for type integer: "tide: single-row write matched 3 rows"' })
+            local _, err = db.update("trips", { n = "x" }, { filters = { id = 1 }, single = true })
+            assert.are.equal("22P02", err.code)
+            assert.are.equal(400, err.status)
+            core.answer(nil, { code = "22P02", status = 400, message =
+                'invalid input syntax for type integer: "tide: max-affected write matched 7 rows"' })
+            local _, err2 = db.delete("trips", { filters = { n = "x" }, max_affected = 5 })
             assert.are.equal("22P02", err2.code)
         end)
 
@@ -280,19 +296,16 @@ describe("tide.db", function()
             assert.are.same({ n = 0 }, info2)
         end)
 
-        it("maps a write rolled back past max_affected to TIDE_MAX_AFFECTED", function()
-            core.answer(nil, { code = "22P02", status = 400, message =
-                'invalid input syntax for type integer: "tide: max-affected write matched 7 rows"' })
+        it("maps a write rolled back past max_affected (SQLSTATE TD002) to TIDE_MAX_AFFECTED",
+           function()
+            core.answer(nil, { code = "TD002", status = 400, details = "7", message =
+                "the write matched 7 rows, more than allowed; nothing was changed" })
             local rows, err = db.delete("trips", { filters = { user_id = "u" }, max_affected = 5 })
             assert.is_nil(rows)
             assert.are.equal("TIDE_MAX_AFFECTED", err.code)
             assert.are.equal(400, err.status)
             assert.are.equal(7, err.affected)
-            -- the same text without max_affected is the database's error, passed through
-            core.answer(nil, { code = "22P02", status = 400, message =
-                'invalid input syntax for type integer: "tide: max-affected write matched 7 rows"' })
-            local _, err2 = db.delete("trips", { filters = { user_id = "u" } })
-            assert.are.equal("22P02", err2.code)
+            assert.matches("would change 7 rows of trips, more than 5", err.message, nil, true)
         end)
 
         it("upsert needs on_conflict unless ignore = true", function()

@@ -1,6 +1,7 @@
 -- spec/unit/json_spec.lua - tide.json: decode keeps empty arrays, encode rules, raw fragments.
 
 local json = require "tide.json"
+local errors = require "tide.errors"
 
 local function roundtrip(text)
     local v, err = json.decode(text)
@@ -60,12 +61,15 @@ describe("tide.json.decode", function()
         assert.are.equal("\240\159\152\128", v[3])
     end)
 
-    it("returns nil and an error for invalid JSON instead of raising", function()
+    it("returns nil and an error table (TIDE_INVALID_JSON, 400) instead of raising", function()
         for _, bad in ipairs { "", "[1,2", "{\"a\":}", "{'a':1}", "[1] x", "nan", "[NaN]",
                                "[Infinity]", "[0x10]", "{\"a\":1,}", "\"\\ud800\"" } do
             local v, err = json.decode(bad)
             assert.is_nil(v, bad)
-            assert.matches("^invalid JSON", err, nil, false)
+            assert.is_true(errors.is_error(err), bad)
+            assert.are.equal("TIDE_INVALID_JSON", err.code)
+            assert.are.equal(400, err.status)
+            assert.matches("^invalid JSON", err.message, nil, false)
         end
     end)
 
@@ -73,30 +77,34 @@ describe("tide.json.decode", function()
         assert.is_table(json.decode(string.rep("[", 1000) .. string.rep("]", 1000)))
         local v, err = json.decode(string.rep("[", 1001) .. string.rep("]", 1001))
         assert.is_nil(v)
-        assert.matches("nested deeper than 1000 levels", err, nil, true)
+        assert.are.equal("TIDE_JSON_TOO_DEEP", err.code)
+        assert.matches("nested deeper than 1000 levels", err.message, nil, true)
     end)
 
-    it("takes a lower nesting limit and says when it was the limit that failed", function()
+    it("takes a lower nesting limit and says by its code when it was the limit that failed",
+       function()
         assert.is_table(json.decode(string.rep("[", 64) .. string.rep("]", 64), 64))
-        local v, err, why = json.decode(string.rep("[", 65) .. string.rep("]", 65), 64)
+        local v, err = json.decode(string.rep("[", 65) .. string.rep("]", 65), 64)
         assert.is_nil(v)
-        assert.are.equal("JSON nested deeper than 64 levels", err)
-        assert.are.equal("depth", why)
+        assert.are.same({ code = "TIDE_JSON_TOO_DEEP", status = 400,
+                          message = "JSON nested deeper than 64 levels" },
+                        { code = err.code, status = err.status, message = err.message })
         -- the lower limit applies to that call only
         assert.is_table(json.decode(string.rep("[", 65) .. string.rep("]", 65)))
-        local _, err2, why2 = json.decode("[1,", 64)
-        assert.matches("^invalid JSON", err2)
-        assert.is_nil(why2)
+        local _, err2 = json.decode("[1,", 64)
+        assert.matches("^invalid JSON", err2.message)
+        assert.are.equal("TIDE_INVALID_JSON", err2.code)
         assert.has_error(function() json.decode("[]", 0) end)
         assert.has_error(function() json.decode("[]", 1001) end)
         assert.has_error(function() json.decode("[]", 2.5) end)
     end)
 
     it("refuses more arrays and objects than asked for before building any", function()
-        local v, err, why = json.decode("[" .. string.rep("[],", 10) .. "{}]", nil, 11)
+        local v, err = json.decode("[" .. string.rep("[],", 10) .. "{}]", nil, 11)
         assert.is_nil(v)
-        assert.are.equal("JSON with more than 11 arrays and objects", err)
-        assert.are.equal("size", why)
+        assert.are.equal("JSON with more than 11 arrays and objects", err.message)
+        assert.are.equal("TIDE_JSON_TOO_LARGE", err.code)
+        assert.are.equal(400, err.status)
         v = json.decode("[" .. string.rep("[],", 9) .. "{}]", nil, 11)
         assert.are.equal(10, #v)
         -- brackets inside strings count as well (an upper bound, cheap to check)
@@ -239,5 +247,76 @@ describe("tide.json.encode", function()
     it("does not let a failed encode leak into the next one", function()
         assert.has_error(function() json.encode({ "a", { x = 0 / 0 } }) end)
         assert.are.equal('["b"]', json.encode({ "b" }))
+    end)
+end)
+
+describe("tide.json.numbers_ok (a JSON array of n finite numbers, checked without converting)",
+         function()
+    local cjson = require "cjson"
+
+    -- What decoding says: true when text is a JSON array of exactly n finite numbers.
+    local function decoded_ok(text, n)
+        local v = json.decode(text)
+        if type(v) ~= "table" or #v ~= n then return false end
+        for k, x in pairs(v) do
+            if type(k) ~= "number" or type(x) ~= "number" or not json.all_finite(x) then
+                return false
+            end
+        end
+        return true
+    end
+
+    it("accepts JSON numbers in every spelling, blanks between tokens", function()
+        assert.is_true(json.numbers_ok("[1,-2,0,-0,0.5,-0.25,1e5,1E+5,2.5e-3,-7E-07,123456789]",
+                                       11))
+        assert.is_true(json.numbers_ok(" [ 1 ,\n2\t,\r3 ] ", 3))
+        assert.is_true(json.numbers_ok("[]", 0))
+        assert.is_true(json.numbers_ok("[1e-400]", 1))          -- underflows to 0: finite
+        assert.is_true(json.numbers_ok("[1e300]", 1))
+        -- a part of a longer text
+        local s = '{"a":[1,2],"b":3}'
+        assert.is_true(json.numbers_ok(s, 2, 6, 10))
+        assert.is_false(json.numbers_ok(s, 2, 6, 11))
+    end)
+
+    it("refuses what is not a JSON number or not n of them", function()
+        for _, bad in ipairs { "[1,2]x", "[1,,2]", "[,1]", "[1,]", "[01]", "[-01]", "[1.]",
+                               "[.5]", "[+1]", "[1e]", "[1e+]", "[1.5.2]", "[1e5e5]", "[1e5.5]",
+                               "[--1]", "[-]", "[0x10]", "[NaN]", "[Infinity]", "[-Infinity]",
+                               "[1 2]", '["1"]', "[null]", "[true]", "[[1]]", "[{}]", "1",
+                               "[1", "1]", "", "[1\v]", "[1\0]", "[1e5-1]", "[1-1]",
+                               "[1,2,3]" } do
+            assert.is_false(json.numbers_ok(bad, 2), bad)
+        end
+        assert.is_false(json.numbers_ok("[1,2,3]", 2))
+        assert.is_false(json.numbers_ok("[1]", 2))
+    end)
+
+    it("refuses (so the caller decodes) numbers that may not be finite", function()
+        assert.is_false(json.numbers_ok("[1e400]", 1))
+        assert.is_false(json.numbers_ok("[-1e309]", 1))
+        assert.is_false(json.numbers_ok("[" .. string.rep("9", 400) .. "]", 1))
+        assert.is_false(json.numbers_ok("[1e00000000000000000001]", 1))  -- long exponents
+    end)
+
+    it("never accepts what decoding refuses (randomized against lua-cjson)", function()
+        local seed = tonumber(os.getenv("TIDE_SEED") or "") or os.time()
+        math.randomseed(seed)
+        local alphabet = { "0", "1", "9", "-", "+", ".", "e", "E", ",", " ", "]", "[", "x",
+                           "00", "1e308", "1e309", "5" }
+        for case = 1, 5000 do
+            local parts = { "[" }
+            for i = 2, math.random(1, 12) do
+                parts[i] = alphabet[math.random(#alphabet)]
+            end
+            parts[#parts + 1] = "]"
+            local text = table.concat(parts)
+            local n = select(2, text:gsub(",", "")) + 1
+            if json.numbers_ok(text, n) then
+                assert(decoded_ok(text, n), ("seed %d case %d: %s"):format(seed, case, text))
+                local ok, v = pcall(cjson.decode, text)
+                assert(ok and #v == n, ("seed %d case %d: %s"):format(seed, case, text))
+            end
+        end
     end)
 end)

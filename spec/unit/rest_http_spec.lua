@@ -1,14 +1,14 @@
--- spec/unit/rest_http_spec.lua - the HTTP shape all of /rest/v1 shares (scripts/_rest_http.lua):
+-- spec/unit/rest_http_spec.lua - the HTTP shape all of /rest/v1 shares (tide/rest/http.lua):
 -- Accept negotiation (PostgREST's order: q-value, then the header's order; q=0 never; the
 -- caller's shapes), the Prefer header, Content-Range and its 206/416, and the errors they
--- answer with (scripts/_rest_errors.lua, PostgREST 12's words). The HTTP specs
+-- answer with (tide/rest/errors.lua, PostgREST 12's words). The HTTP specs
 -- (spec/integration/rest*_spec.lua) check the same rules through each route.
 
-local rhttp = require "_rest_http"
-local rerr = require "_rest_errors"
-local write = require "_rest_write"
+local rhttp = require "tide.rest.http"
+local rerr = require "tide.rest.errors"
+local write = require "tide.rest.write"
 
-describe("_rest_http.negotiate", function()
+describe("tide.rest.http.negotiate", function()
     local neg = rhttp.negotiate
 
     it("no header is JSON; the highest q wins, equal q-values in the header's order", function()
@@ -61,7 +61,7 @@ describe("_rest_http.negotiate", function()
     end)
 end)
 
-describe("_rest_http.trim", function()
+describe("tide.rest.http.trim", function()
     it("trims, and in linear time: runs of blanks inside a 16 KiB header cost nothing", function()
         assert.are.equal("a  b", rhttp.trim("  a  b \t"))
         assert.are.equal("", rhttp.trim("   "))
@@ -79,7 +79,7 @@ describe("_rest_http.trim", function()
     end)
 end)
 
-describe("_rest_http.preferences", function()
+describe("tide.rest.http.preferences", function()
     local prefs = rhttp.preferences
 
     it("reads every kind; the first value of a kind wins; spaces are ignored", function()
@@ -153,7 +153,7 @@ describe("_rest_http.preferences", function()
     end)
 end)
 
-describe("_rest_http Content-Range", function()
+describe("tide.rest.http Content-Range", function()
     it("content_range: first-last/total, * for no rows or no count", function()
         assert.are.equal("0-9/*", rhttp.content_range(0, 10, nil))
         assert.are.equal("5-6/20", rhttp.content_range(5, 2, 20))
@@ -190,7 +190,7 @@ describe("_rest_http Content-Range", function()
     end)
 end)
 
-describe("_rest_errors shared by the /rest/v1 sides", function()
+describe("tide.rest.errors shared by the /rest/v1 sides", function()
     it("PGRST116 in PostgREST 12's words", function()
         local e = rerr.singular(3)
         assert.are.same({ 406, "PGRST116", "JSON object requested, multiple (or no) rows returned",

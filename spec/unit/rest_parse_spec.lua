@@ -1,9 +1,9 @@
--- spec/unit/rest_parse_spec.lua - /rest/v1's query grammar (scripts/_rest_parse.lua), the
--- plan it becomes (scripts/_rest_plan.lua: names checked against a schema-cache entry, trees to
+-- spec/unit/rest_parse_spec.lua - /rest/v1's query grammar (tide/rest/parse.lua), the
+-- plan it becomes (tide/rest/plan.lua: names checked against a schema-cache entry, trees to
 -- tide.builder filters, the range rules) and the SQL tide.builder makes of it.
 
-local parse = require "_rest_parse"
-local plan = require "_rest_plan"
+local parse = require "tide.rest.parse"
+local plan = require "tide.rest.plan"
 local builder = require "tide.builder"
 
 local function parse_error(code, r, e)
@@ -320,7 +320,7 @@ describe("/rest/v1 plan", function()
     end)
 end)
 
-describe("/rest/v1 embedding (scripts/_rest_embed.lua)", function()
+describe("/rest/v1 embedding (tide/rest/embed.lua)", function()
     local function fk(name, cols, ref_table, ref_cols, unique)
         return { name = name, columns = cols, ref_schema = "public", ref_table = ref_table,
                  ref_columns = ref_cols, unique = unique or false }

@@ -1,13 +1,13 @@
--- spec/unit/rest_rpc_spec.lua - /rest/v1/rpc (scripts/_rest_rpc.lua) on a fake catalog
--- (scripts/_rest_schema.lua's loader) and a fake tide.core: which overload a set of argument
+-- spec/unit/rest_rpc_spec.lua - /rest/v1/rpc (tide/rest/rpc.lua) on a fake catalog
+-- (tide/rest/schema.lua's loader) and a fake tide.core: which overload a set of argument
 -- names picks (PostgREST's rule), the statement it becomes (one JSON parameter, catalog types,
 -- named notation, quoted identifiers), and the answer's shape. The real thing runs in
 -- spec/integration/rest_rpc_spec.lua.
 
 local json = require "tide.json"
 local db = require "tide.db"
-local schema = require "_rest_schema"
-local rpc = require "_rest_rpc"
+local schema = require "tide.rest.schema"
+local rpc = require "tide.rest.rpc"
 
 local function arg(name, type_, display, extra)
     local a = { name = name, type = type_, display = display, json = false, variadic = false }

@@ -1,4 +1,4 @@
--- spec/unit/rest_schema_spec.lua - scripts/_rest_schema.lua: policies/exposure.lua read and
+-- spec/unit/rest_schema_spec.lua - tide/rest/schema.lua: policies/exposure.lua read and
 -- checked when the module loads (a policy that does not load, or a malformed one, raises: the
 -- bundle is rejected); re-reads on a schema generation move (NOTIFY pgrst, 'reload schema' or
 -- a new LISTEN session, through core.schema_generation()): one catalog read per move however
@@ -9,7 +9,7 @@
 -- an unknown name) instead of starting their own. The catalog is a fake loader, coroutines
 -- stand in for requests that wait on the database, and a fake park for core.wait / core.wake.
 
-local schema = require "_rest_schema"
+local schema = require "tide.rest.schema"
 
 local POLICY = { schemas = { "public" }, max_rows = 1000, refresh_after = 1e9, hide = {} }
 
@@ -23,7 +23,7 @@ local function catalog(...)
     return "[" .. table.concat(items, ",") .. "]"
 end
 
-describe("_rest_schema generations", function()
+describe("tide.rest.schema generations", function()
     local gen, reads, tables, fail, hold
     local waiting
 
@@ -116,7 +116,7 @@ describe("_rest_schema generations", function()
     end)
 end)
 
-describe("_rest_schema with_retry and with_table", function()
+describe("tide.rest.schema with_retry and with_table", function()
     local clock, reads, tables, fail
 
     local function loader(_, what)
@@ -217,7 +217,7 @@ local function start(fn, ...)
     return co, { coroutine.resume(co, ...) }
 end
 
-describe("_rest_schema single flight", function()
+describe("tide.rest.schema single flight", function()
     local clock, reads, tables, fail, hold, die, park
 
     local function loader(_, what)
@@ -365,7 +365,7 @@ describe("_rest_schema single flight", function()
     end)
 end)
 
-describe("_rest_schema exposure policy", function()
+describe("tide.rest.schema exposure policy", function()
     local SHIPPED = {
         schemas = { "public" }, max_rows = 1000, refresh_after = 5, max_insert_rows = 1000,
         unfiltered_writes = {}, hide = { api_keys = { "encrypted_key", "key_hash" } },
@@ -407,12 +407,13 @@ describe("_rest_schema exposure policy", function()
         end
     end)
 
-    -- Loads _rest_schema afresh with policies/exposure.lua replaced by `loader` (a
+    -- Loads tide.rest.schema afresh with policies/exposure.lua replaced by `loader` (a
     -- package.preload function; nil: no such module anywhere).
     local function load_with(loader)
-        local saved_schema, saved_policy = package.loaded._rest_schema, package.loaded.exposure
+        local saved_schema = package.loaded["tide.rest.schema"]
+        local saved_policy = package.loaded.exposure
         local saved_preload, saved_path = package.preload.exposure, package.path
-        package.loaded._rest_schema, package.loaded.exposure = nil, nil
+        package.loaded["tide.rest.schema"], package.loaded.exposure = nil, nil
         package.preload.exposure = loader
         local ok, err
         if loader == nil then         -- found nowhere: the policies directory left out
@@ -420,8 +421,8 @@ describe("_rest_schema exposure policy", function()
             ok, err = pcall(require, "exposure")
             assert(not ok and err:find("module 'exposure' not found", 1, true), err)
         end
-        ok, err = pcall(require, "_rest_schema")
-        package.loaded._rest_schema, package.loaded.exposure = saved_schema, saved_policy
+        ok, err = pcall(require, "tide.rest.schema")
+        package.loaded["tide.rest.schema"], package.loaded.exposure = saved_schema, saved_policy
         package.preload.exposure, package.path = saved_preload, saved_path
         return ok, err
     end
@@ -448,7 +449,7 @@ describe("_rest_schema exposure policy", function()
     end)
 end)
 
-describe("_rest_schema and the result cache's tags", function()
+describe("tide.rest.schema and the result cache's tags", function()
     local cachetags = require "tide.cachetags"
     local text
 

@@ -1,11 +1,11 @@
 -- spec/unit/rest_write_spec.lua - the pure pieces of /rest/v1's write side: columns= and
--- on_conflict= name lists, and the SQLSTATE -> HTTP status map of scripts/_rest_errors.lua
+-- on_conflict= name lists, and the SQLSTATE -> HTTP status map of tide/rest/errors.lua
 -- (PostgREST's Error.hs). The Prefer header's rules are in rest_http_spec.lua.
 
-local write = require "_rest_write"
-local rerr = require "_rest_errors"
+local write = require "tide.rest.write"
+local rerr = require "tide.rest.errors"
 
-describe("_rest_write name lists (columns=, on_conflict=)", function()
+describe("tide.rest.write name lists (columns=, on_conflict=)", function()
     local names = write._name_list
 
     it("splits on commas, trims, unquotes, drops repeats", function()
@@ -28,7 +28,7 @@ describe("_rest_write name lists (columns=, on_conflict=)", function()
     end)
 end)
 
-describe("_rest_write parsers on hostile input", function()
+describe("tide.rest.write parsers on hostile input", function()
     it("never raise: random text from the characters that matter", function()
         local alphabet = { "a", "b", ",", '"', "\\", " ", "=", "-", "1", "max-affected=",
                            "return=", "minimal", "\0", "\255" }
@@ -44,7 +44,7 @@ describe("_rest_write parsers on hostile input", function()
     end)
 end)
 
-describe("_rest_errors.status (PostgREST's SQLSTATE -> HTTP)", function()
+describe("tide.rest.errors.status (PostgREST's SQLSTATE -> HTTP)", function()
     it("maps the codes clients meet", function()
         local cases = {
             { "23505", 409 }, { "23503", 409 }, { "23502", 400 }, { "23514", 400 },

@@ -126,6 +126,33 @@ describe("tide.router", function()
         assert.has_error(function() fresh:load("m", "routes") end)
     end)
 
+    it("takes a route's options as { handler = fn, option = value }", function()
+        local fresh = router.new()
+        fresh:load("m", {
+            ["POST /v1/own"] = { handler = h("own"), own_body_errors = true },
+            ["POST /v1/plain"] = h("plain"),
+        })
+        local f, _, route = fresh:match("POST", "/v1/own")
+        assert.are.equal("own", f())
+        assert.is_true(route.own_body_errors)
+        f, _, route = fresh:match("POST", "/v1/plain")
+        assert.are.equal("plain", f())
+        assert.is_nil(route.own_body_errors)
+        assert.are.same({ method = "POST", pattern = "/v1/own", module = "m",
+                          file = debug.getinfo(1, "S").source:sub(2),
+                          line = debug.getinfo(h("x"), "S").linedefined }, fresh:list()[1])
+        -- misuse: no handler, an unknown option, an option of the wrong type
+        assert.error_matches(function()
+            router.new():load("m", { ["GET /x"] = { own_body_errors = true } })
+        end, "handler must be a function", nil, true)
+        assert.error_matches(function()
+            router.new():load("m", { ["GET /x"] = { handler = h("x"), own_body_error = true } })
+        end, "unknown route option own_body_error", nil, true)
+        assert.error_matches(function()
+            router.new():load("m", { ["GET /x"] = { handler = h("x"), own_body_errors = 1 } })
+        end, "own_body_errors must be true or false", nil, true)
+    end)
+
     it("lists its routes sorted by pattern, then method, with where each handler is", function()
         local list = r:list()
         assert.are.equal(9, #list)

@@ -2,6 +2,7 @@
 
 local validate = require "tide.validate"
 local json = require "tide.json"
+local errors = require "tide.errors"
 
 local TRIP = {
     name = { type = "string", required = true, max_len = 5 },
@@ -23,6 +24,8 @@ local function problem(body, opts)
     assert.is_nil(clean)
     assert.are.equal("TIDE_VALIDATION", err.code)
     assert.are.equal(422, err.status)
+    -- the one error shape: a handler that returns it as its body is still answered as an error
+    assert.is_true(errors.is_error(err))
     return err.message, err.details.field
 end
 

@@ -1,6 +1,6 @@
--- scripts/_rest_schema.lua - /rest/v1's schema cache: the tables and views of the exposed
+-- tide/rest/schema.lua - /rest/v1's schema cache: the tables and views of the exposed
 -- schemas (policies/exposure.lua), their columns (name, type, nullable, position) and foreign
--- keys (for embedding: scripts/_rest_embed.lua) and primary key (writes: upsert's default
+-- keys (for embedding: tide/rest/embed.lua) and primary key (writes: upsert's default
 -- conflict target and the Location of an insert), read from the catalog.
 --
 -- The policy: policies/exposure.lua is read and checked when this module loads, so when the
@@ -95,7 +95,7 @@ local cachetags = require "tide.cachetags"
 local json = require "tide.json"
 local http = require "tide.http"
 local lazy = require "tide.lazy"
-local rerr = require "_rest_errors"
+local rerr = require "tide.rest.errors"
 
 local type, pairs, ipairs, pcall, require, error, tostring = type, pairs, ipairs, pcall, require,
     error, tostring
@@ -339,7 +339,9 @@ local function zero() return 0 end
 
 -- A spec's loader without a park: nothing ever waits (a wait would be a bug in the spec).
 local NO_PARK = {
-    wait = function() error("_rest_schema: a read is in flight and the spec gave no park", 2) end,
+    wait = function()
+        error("tide.rest.schema: a read is in flight and the spec gave no park", 2)
+    end,
     wake = function() end,
 }
 

@@ -1,6 +1,6 @@
--- scripts/_rest_parse.lua - the /rest/v1 query-string grammar (PostgREST 12's, read side):
+-- tide/rest/parse.lua - the /rest/v1 query-string grammar (PostgREST 12's, read side):
 -- text in, a plain request description out. Pure: no I/O, no schema knowledge (names are
--- checked against the schema cache later, by _rest_plan).
+-- checked against the schema cache later, by tide.rest.plan).
 --
 --   parse.request(query_string) -> req | nil, err
 --     req = { select = items | nil (nil: *), filters = nodes (ANDed), order = terms | nil,

@@ -1,4 +1,4 @@
--- scripts/_rest_csv.lua - /rest/v1's text/csv answers (`Accept: text/csv`), as PostgREST 12
+-- tide/rest/csv.lua - /rest/v1's text/csv answers (`Accept: text/csv`), as PostgREST 12
 -- gives them: Content-Type `text/csv; charset=utf-8`, a header line of the column names (in
 -- select order), then one line per row, "\n" between lines and none after the last, each value
 -- as Postgres prints it (its type's text output: `t`/`f`, `2030-05-01`, `{a,b}`; a jsonb as
@@ -21,7 +21,7 @@ local _M = {}
 
 _M.CONTENT_TYPE = "text/csv; charset=utf-8"
 
--- Marks db.select options (a counted raw select from scripts/rest.lua) for a CSV answer.
+-- Marks db.select options (a counted raw select from tide/rest/routes.lua) for a CSV answer.
 function _M.select_opts(opts)
     opts.csv = true
     return opts

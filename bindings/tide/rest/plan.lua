@@ -1,11 +1,11 @@
--- scripts/_rest_plan.lua - turns a parsed /rest/v1 read (scripts/_rest_parse.lua) and the
--- table's schema-cache entry (scripts/_rest_schema.lua) into db.select options: every name
+-- tide/rest/plan.lua - turns a parsed /rest/v1 read (tide/rest/parse.lua) and the
+-- table's schema-cache entry (tide/rest/schema.lua) into db.select options: every name
 -- checked against the cache, every value left a parameter (tide.builder's rules).
 --
 --   plan.select(req, tinfo, cache) -> opts {columns, filters, order} | nil, err
 --     err 42703 (400) "column <table>.<col> does not exist" for an unknown column (as
 --     PostgREST 12 answers, from Postgres), PGRST100 for a cast outside tide.builder's list.
---     Embedded resources (rel(...)) become tide.builder embed items (scripts/_rest_embed.lua;
+--     Embedded resources (rel(...)) become tide.builder embed items (tide/rest/embed.lua;
 --     cache is the schema cache their relationships are looked up in).
 --   plan.range(req, headers, max_rows) -> lower, upper (inclusive; nil = open) | nil, err
 --     PostgREST's rules: Range: a-b (or a-) on GET, intersected with offset/limit; limit=0
@@ -19,8 +19,8 @@
 
 local http = require "tide.http"
 local builder = require "tide.builder"
-local embed = require "_rest_embed"
-local rerr = require "_rest_errors"
+local embed = require "tide.rest.embed"
+local rerr = require "tide.rest.errors"
 
 local ipairs, next, tonumber, type = ipairs, next, tonumber, type
 local find, match, sub = string.find, string.match, string.sub

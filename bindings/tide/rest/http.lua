@@ -1,5 +1,5 @@
--- scripts/_rest_http.lua - the HTTP shape /rest/v1 shares across its three sides, the read
--- side (scripts/rest.lua), the write side (_rest_write.lua) and functions (_rest_rpc.lua):
+-- tide/rest/http.lua - the HTTP shape /rest/v1 shares across its three sides, the read
+-- side (tide/rest/routes.lua), the write side (write.lua) and functions (rpc.lua):
 -- which media type to answer in, what Prefer asks for, Content-Range and the one-object
 -- answer. Each rule is here once so the three sides cannot drift apart.
 --
@@ -23,7 +23,7 @@
 --       is partial, else 200; or nil, 416 PGRST103 for an offset past the count.
 --   h.unwrap(text) -> the one element of a JSON array's text ("[x]" -> x) as raw JSON.
 --   h.JSON, h.OBJECT   the Content-Type of a JSON and of a one-object answer.
--- The errors themselves are built in scripts/_rest_errors.lua. Kept apart from it because that
+-- The errors themselves are built in tide/rest/errors.lua. Kept apart from it because that
 -- file is the table of /rest/v1's errors (codes, statuses, words) and this one the request's
 -- and answer's shape; tide.json is needed here, not there.
 --
@@ -32,7 +32,7 @@
 -- are bounded by the HTTP layer's head limit.
 
 local json = require "tide.json"
-local rerr = require "_rest_errors"
+local rerr = require "tide.rest.errors"
 
 local type, ipairs, tonumber, tostring = type, ipairs, tonumber, tostring
 local find, format, gmatch, lower, match, sub = string.find, string.format, string.gmatch,

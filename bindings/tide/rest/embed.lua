@@ -1,11 +1,11 @@
--- scripts/_rest_embed.lua - resource embedding for /rest/v1 reads (PostgREST 12's
+-- tide/rest/embed.lua - resource embedding for /rest/v1 reads (PostgREST 12's
 -- select=*,rel(...)): which relationship an embed names, found among the foreign keys of the
--- schema cache (scripts/_rest_schema.lua), and the tide.builder embed item that reads it.
+-- schema cache (tide/rest/schema.lua), and the tide.builder embed item that reads it.
 --
 --   embed.item(it, tinfo, cache, columns) -> builder embed item | false | nil, err
---     it      a parsed embed {name, alias, hint, select} (scripts/_rest_parse.lua)
+--     it      a parsed embed {name, alias, hint, select} (tide/rest/parse.lua)
 --     tinfo   the base table's schema-cache entry; cache the whole schema cache
---     columns _rest_plan's column checker, columns(items, tinfo) -> builder list | nil, err,
+--     columns tide.rest.plan's column checker, columns(items, tinfo) -> builder list | nil, err,
 --             run on the embedded table's entry (unknown column: 400 42703, bad cast: PGRST100)
 --     false for rel(): an embed that shows nothing (PostgREST 12 leaves its key out)
 --   embed.relationships(cache, tinfo, target) -> the candidates (for specs)

@@ -1,7 +1,7 @@
--- scripts/_rest_write.lua - /rest/v1's write side (PostgREST 12): POST (insert, bulk insert,
+-- tide/rest/write.lua - /rest/v1's write side (PostgREST 12): POST (insert, bulk insert,
 -- upsert), PATCH and DELETE on a table, over tide.db, so the routing, resilience and cache
 -- policies and RLS apply as to every other write (tide.db invalidates the result cache before
--- the answer is sent). scripts/rest.lua routes them here.
+-- the answer is sent). tide/rest/routes.lua routes them here.
 --
 --   POST   /rest/v1/:table           one object, or an array of objects that all have the same
 --          keys (else 400 PGRST102 "All object keys must match"); [] or a JSON scalar inserts
@@ -13,9 +13,9 @@
 --          and missing=default as for POST (a listed key the object lacks becomes NULL or
 --          DEFAULT); {} changes nothing.
 --   DELETE /rest/v1/:table?filters
--- Filters, select= (aliases, casts) and their errors are the read side's (scripts/_rest_parse,
--- _rest_plan); table and column names come from the schema cache (_rest_schema); Prefer,
--- Accept and Content-Range follow the rules all of /rest/v1 shares (_rest_http). A write
+-- Filters, select= (aliases, casts) and their errors are the read side's (tide.rest.parse,
+-- tide.rest.plan); table and column names come from the schema cache (tide.rest.schema); Prefer,
+-- Accept and Content-Range follow the rules all of /rest/v1 shares (tide.rest.http). A write
 -- answers JSON only: an Accept that names nothing else (text/csv alone) is 406 PGRST107.
 --
 -- Answers: Prefer: return=minimal (the default; POST 201, PATCH and DELETE 204, no body),
@@ -35,7 +35,7 @@
 -- policies/exposure.lua lists the table in unfiltered_writes. A payload key or columns= name
 -- that is not a column, or is hidden (exposure.hide): 400 PGRST204. A body that is not JSON
 -- (or not an object/array of objects): 400 PGRST102. Postgres' own errors keep their SQLSTATE
--- with PostgREST's status (scripts/_rest_errors.lua: 23505 and 23503 409, 23502, 23514 and
+-- with PostgREST's status (tide/rest/errors.lua: 23505 and 23503 409, 23502, 23514 and
 -- 22P02 400, 42501 401 without a token and 403 with one, ...).
 --
 -- Bounds: at most max_insert_rows rows in one POST (policies/exposure.lua, default 1000; more
@@ -55,11 +55,11 @@
 local db = require "tide.db"
 local http = require "tide.http"
 local json = require "tide.json"
-local parse = require "_rest_parse"
-local plan = require "_rest_plan"
-local schema = require "_rest_schema"
-local rerr = require "_rest_errors"
-local rhttp = require "_rest_http"
+local parse = require "tide.rest.parse"
+local plan = require "tide.rest.plan"
+local schema = require "tide.rest.schema"
+local rerr = require "tide.rest.errors"
+local rhttp = require "tide.rest.http"
 
 local type, pairs, ipairs, next, tostring = type, pairs, ipairs, next, tostring
 local getmetatable, setmetatable = getmetatable, setmetatable

@@ -1,4 +1,4 @@
--- scripts/_rest_errors.lua - /rest/v1's errors in PostgREST 12's codes, statuses and shape
+-- tide/rest/errors.lua - /rest/v1's errors in PostgREST 12's codes, statuses and shape
 -- ({code, message, details, hint}), in one place for every /rest/v1 module.
 --
 --   errors.status(sqlstate, authed[, message]) -> the HTTP status PostgREST answers for a

@@ -1,4 +1,4 @@
--- scripts/_rest_rpc.lua - /rest/v1/rpc/:fn: calls a function of the exposed schema the way
+-- tide/rest/rpc.lua - /rest/v1/rpc/:fn: calls a function of the exposed schema the way
 -- PostgREST 12 does, through tide.db (db.sql with rpc = fn: routed, cached and counted as
 -- db.rpc(fn) is; the call runs as the caller, so grants and RLS apply).
 --
@@ -12,7 +12,7 @@
 --   PATCH, PUT, DELETE     405 PGRST101
 -- On either method the query string's select=, filters, order=, limit=/offset= (and on GET
 -- the Range header) apply to what the function returns, as on a table: names are checked
--- against the function's result columns, from the schema cache (scripts/_rest_schema.lua).
+-- against the function's result columns, from the schema cache (tide/rest/schema.lua).
 --
 -- Which function: the overload whose argument names fit the names given: every name given
 -- is an argument, every argument without a default is given (PostgREST's rule). None: 404
@@ -40,7 +40,7 @@
 -- Prefer: count=exact for sets, Accept: application/vnd.pgrst.object+json (406 PGRST116
 -- unless exactly one row); JSON only, so an Accept naming nothing else (text/csv alone) is
 -- 406 PGRST107. Accept, Prefer and Content-Range follow the rules all of /rest/v1 shares
--- (scripts/_rest_http.lua), the errors it shares are built in _rest_errors.lua. Errors the
+-- (tide/rest/http.lua), the errors it shares are built in tide/rest/errors.lua. Errors the
 -- function raises pass through with PostgREST's status: P0001 400, SQLSTATE PTnnn status nnn
 -- (other PT codes 500), and SQLSTATE PGRST with a JSON MESSAGE {code, message, details,
 -- hint} and DETAIL {status, headers} (500 PGRST121 when they do not parse).
@@ -56,11 +56,11 @@ local http = require "tide.http"
 local json = require "tide.json"
 local builder = require "tide.builder"
 local router = require "tide.router"
-local parse = require "_rest_parse"
-local plan = require "_rest_plan"
-local schema = require "_rest_schema"
-local rerr = require "_rest_errors"
-local rhttp = require "_rest_http"
+local parse = require "tide.rest.parse"
+local plan = require "tide.rest.plan"
+local schema = require "tide.rest.schema"
+local rerr = require "tide.rest.errors"
+local rhttp = require "tide.rest.http"
 
 local type, pairs, ipairs, tonumber, tostring, setmetatable = type, pairs, ipairs, tonumber,
     tostring, setmetatable
@@ -219,7 +219,7 @@ local function too_many(code)
                       " arguments in one call")
 end
 
--- GET: splits the query string into what _rest_parse reads (select, filters, ...) and the
+-- GET: splits the query string into what tide.rest.parse reads (select, filters, ...) and the
 -- arguments (PostgREST: a key whose value does not parse as a filter is an argument).
 -- Returns rest (query string text), args {{key, value}...}, keys (set), names (sorted), or
 -- nil, err (400). Exported for runtime/fuzz/fuzz_rest.c.
@@ -413,7 +413,7 @@ end
 ---------------------------------------------------------------------------------------------
 -- the call
 
--- The request's arguments: rest (the query string _rest_parse reads), keys (set), names
+-- The request's arguments: rest (the query string tide.rest.parse reads), keys (set), names
 -- (sorted) and the arguments' JSON text (GET: nil, built once the function is known, plus
 -- the query's argument pairs), or nil, err.
 local function arguments(req, post, single)
