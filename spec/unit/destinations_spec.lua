@@ -11,7 +11,6 @@ local sent                  -- the last rpc's parameters
 local fake_core = {
     log = function() end,
     request_id = function() return "r1" end,
-    set_route = function() return 0 end,
     cache_skip = function() end,
     cache_depend = function() end,
     cache_invalidate = function() end,
@@ -35,11 +34,12 @@ end
 -- status, code, the query_embedding parameter sent (nil: no query)
 local function post(body, ctype)
     sent = nil
-    local status, text = boot.handle({
+    -- routed as runtime/router.c would (boot._route: tide.router's matcher, same rules)
+    local status, text = boot.handle(boot._route({
         method = "POST", path = "/v1/destinations/similar", query_string = "", id = "r1",
         role = "anon", body = body,
         headers = { ["content-type"] = ctype or "application/json" },
-    })
+    }))
     local v = text ~= "" and json.decode(text) or nil
     local embedding
     for i = 1, sent and sent.n or 0 do
