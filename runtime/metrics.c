@@ -103,19 +103,6 @@ void tide_metrics_each_route(void (*f)(const char *route, const tide_hist *h, lo
     }
 }
 
-void tide_metrics_reset(void)
-{
-    for (int i = 0; i <= TIDE_METRICS_MAX_ROUTES; i++) {
-        if (routes[i]) {
-            free(routes[i]->route);
-            free(routes[i]);
-            routes[i] = NULL;
-        }
-    }
-    nroutes = 0;
-    tide_hist_reset(&loop_hist);
-}
-
 /* ---- exposition ------------------------------------------------------------------------ */
 
 typedef struct out {

@@ -40,7 +40,4 @@ void tide_metrics_each_route(void (*f)(const char *route, const tide_hist *h, lo
  * bytes). NULL when memory is short. */
 char *tide_metrics_render(tide_app *app, size_t *len);
 
-/* Forgets every route's counters (tests). */
-void tide_metrics_reset(void);
-
 #endif
