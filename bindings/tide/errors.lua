@@ -5,7 +5,7 @@
 --     raises a Lua error. errors.misuse(msg) blames the first stack frame OUTSIDE
 --     bindings/tide/*.lua, so the position in the message is the script author's line, not a
 --     line deep inside the builder; tide.core's C checks raise through it too (l_core.c's
---     misuse()), so one rule positions every misuse error;
+--     tide__l_misuse()), so one rule positions every misuse error;
 --   * operational failure returns `nil, err` with err = {code, message, details, hint, status};
 --     errors.new() builds such a table and tide.core's push_err is its C twin. It is the one
 --     failure shape scripts see (tide.db, tide.validate, tide.crypto, tide.cache, tide.json,
