@@ -36,7 +36,7 @@ CORE_SRCS := runtime/error.c runtime/log.c runtime/settings.c runtime/config.c r
              runtime/upstream.c runtime/luavm.c runtime/auth.c runtime/health.c runtime/admin.c \
              runtime/server.c runtime/reseal.c runtime/listen.c runtime/workers.c runtime/notify.c \
              runtime/watch.c runtime/channels.c runtime/bundle.c runtime/supervise.c \
-             runtime/guard.c runtime/jsonw.c bindings/l_core.c bindings/l_db.c \
+             runtime/guard.c runtime/jsonw.c runtime/task_api.c bindings/l_core.c bindings/l_db.c \
              bindings/l_cache.c bindings/l_crypto.c bindings/l_sys.c
 CORE_OBJS := $(CORE_SRCS:%.c=$(BUILD)/%.o)
 TIDE      := $(BUILD)/tide

@@ -9,17 +9,17 @@
 #include "../runtime/cache.h"
 #include "../runtime/error.h"
 #include "../runtime/rcache.h"
-#include "../runtime/task.h"
+#include "../runtime/task_api.h"
 
 /* core.cache_depend(tag, ...): what the current request's reads depend on. */
 static int l_cache_depend(lua_State *L)
 {
-    tide_task *t = tide__task_current();
+    tide_task *t = tide_task_current();
     int n = lua_gettop(L);
     for (int i = 1; i <= n; i++) {
         size_t len;
         const char *tag = luaL_checklstring(L, i, &len);
-        if (t) tide_rcache_depend(t->cr, tag, len);
+        if (t) tide_rcache_depend(tide_task_cache_req(t), tag, len);
     }
     return 0;
 }
@@ -28,8 +28,8 @@ static int l_cache_depend(lua_State *L)
 static int l_cache_skip(lua_State *L)
 {
     (void)L;
-    tide_task *t = tide__task_current();
-    if (t) tide_rcache_skip(t->cr);
+    tide_task *t = tide_task_current();
+    if (t) tide_rcache_skip(tide_task_cache_req(t));
     return 0;
 }
 
@@ -37,15 +37,15 @@ static int l_cache_skip(lua_State *L)
  * A request that writes is not stored either. */
 static int l_cache_invalidate(lua_State *L)
 {
-    tide_app *app = tide__vm_app(core_vm(L));
-    tide_task *t = tide__task_current();
+    tide_app *app = tide_vm_app(core_vm(L));
+    tide_task *t = tide_task_current();
     int n = lua_gettop(L);
     for (int i = 1; i <= n; i++) {
         size_t len;
         const char *tag = luaL_checklstring(L, i, &len);
         tide_rcache_invalidate(app, tag, len);
     }
-    if (t) tide_rcache_skip(t->cr);
+    if (t) tide_rcache_skip(tide_task_cache_req(t));
     return 0;
 }
 
@@ -53,14 +53,14 @@ static const char *const scope_opts[] = { "public", "role", "user", "claims", NU
 
 static tide_task *cache_task(lua_State *L, tide_cache_ident *who)
 {
-    tide_task *t = tide__task_current();
+    tide_task *t = tide_task_current();
     if (!t) {
         tide__l_misuse(L, "tide.cache is only available while handling a request");
         return NULL;                   /* not reached: misuse raises */
     }
-    who->role = t->role;
-    who->sub = t->sub;
-    who->claims = t->claims;
+    who->role = tide_task_role(t);
+    who->sub = tide_task_sub(t);
+    who->claims = tide_task_claims(t);
     return t;
 }
 
@@ -77,7 +77,7 @@ static int l_cache_get(lua_State *L)
     size_t vlen;
     double age;
     int stale;
-    if (!tide_rcache_script_get(tide__vm_app(core_vm(L)), &who, scope, key, klen, sie, &v,
+    if (!tide_rcache_script_get(tide_vm_app(core_vm(L)), &who, scope, key, klen, sie, &v,
                                 &vlen, &age, &stale)) {
         lua_pushnil(L);
         return 1;
@@ -118,21 +118,22 @@ static int l_cache_set(lua_State *L)
     if (!(ttl > 0)) tide__l_misuse(L, "ttl must be a positive number of seconds");
     tide_cache_ident who;
     tide_task *t = cache_task(L, &who);
-    int rc = tide_rcache_script_set(tide__vm_app(core_vm(L)), &who, scope, key, klen, value,
-                                    vlen, ttl, swr, sie, t->born, tags, tlens, ntags);
+    int rc = tide_rcache_script_set(tide_vm_app(core_vm(L)), &who, scope, key, klen, value,
+                                    vlen, ttl, swr, sie, tide_task_born(t), tags, tlens, ntags);
     if (rc == 0) {
         lua_pushboolean(L, 1);
         return 1;
     }
     lua_pushnil(L);
     if (rc == TIDE_EAGAIN)
-        tide__l_push_err(L, "TIDE_CACHE_RACED", 409, "not stored: a write invalidated one of its tags "
-                 "after the request began", NULL, NULL);
+        tide__l_push_err(L, "TIDE_CACHE_RACED", 409, "not stored: a write invalidated one of "
+                         "its tags after the request began", NULL, NULL);
     else if (rc == TIDE_ETOOBIG)
-        tide__l_push_err(L, "TIDE_CACHE_TOO_BIG", 500, "not stored: the entry is larger than an eighth "
-                 "of cache.max_bytes", NULL, NULL);
+        tide__l_push_err(L, "TIDE_CACHE_TOO_BIG", 500, "not stored: the entry is larger than "
+                         "an eighth of cache.max_bytes", NULL, NULL);
     else if (rc == TIDE_ECLOSED)
-        tide__l_push_err(L, "TIDE_CACHE_OFF", 503, "not stored: the result cache is off", NULL, NULL);
+        tide__l_push_err(L, "TIDE_CACHE_OFF", 503, "not stored: the result cache is off", NULL,
+                         NULL);
     else
         tide__l_push_err(L, "TIDE_CACHE_ERROR", 500, tide_strerror(rc), NULL, NULL);
     return 2;

@@ -42,7 +42,7 @@ int tide__l_misuse(lua_State *L, const char *fmt, ...)
 }
 
 void tide__l_push_err(lua_State *L, const char *code, int status, const char *msg,
-                     const char *detail, const char *hint)
+                      const char *detail, const char *hint)
 {
     lua_createtable(L, 0, 5);
     luaL_getmetatable(L, ERROR_MT);

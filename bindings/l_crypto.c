@@ -9,11 +9,11 @@
 #include "../runtime/app.h"
 #include "../runtime/crypto.h"
 #include "../runtime/error.h"
-#include "../runtime/task.h"
+#include "../runtime/task_api.h"
 
 static const unsigned char *enc_key(lua_State *L)
 {
-    tide_app *app = tide__vm_app(core_vm(L));
+    tide_app *app = tide_vm_app(core_vm(L));
     if (!app->cfg.has_enc_key)
         tide__l_misuse(L, "no encryption key configured (crypto.key or TIDE_ENCRYPTION_KEY)");
     return app->cfg.enc_key;
@@ -28,7 +28,8 @@ static unsigned char *seal_context(lua_State *L, int first, size_t *len)
     size_t l[TIDE_CRYPTO_MAX_FIELDS];
     int n = lua_gettop(L) - first + 1;
     if (n < 1 || n > TIDE_CRYPTO_MAX_FIELDS)
-        tide__l_misuse(L, "a sealing context of 1 to %d strings is required", TIDE_CRYPTO_MAX_FIELDS);
+        tide__l_misuse(L, "a sealing context of 1 to %d strings is required",
+                       TIDE_CRYPTO_MAX_FIELDS);
     for (int i = 0; i < n; i++) f[i] = luaL_checklstring(L, first + i, &l[i]);
     unsigned char *aad = NULL;
     if (tide_crypto_aad(f, l, (size_t)n, &aad, len) != 0)

@@ -353,7 +353,7 @@ static const char *param_text(lua_State *L, int idx, int n, char *buf, size_t ca
         break;
     }
     tide__l_misuse(L, "parameter %d has type %s: encode tables before passing them", n,
-               luaL_typename(L, idx));
+                   luaL_typename(L, idx));
     return NULL;
 }
 

@@ -10,41 +10,42 @@
 #include "l_common.h"
 #include "../runtime/health.h"
 #include "../runtime/log.h"
-#include "../runtime/task.h"
+#include "../runtime/task_api.h"
 
 static int l_log(lua_State *L)
 {
     static const char *const levels[] = { "debug", "info", "warn", "error", NULL };
     int level = luaL_checkoption(L, 1, NULL, levels);
     const char *msg = luaL_checkstring(L, 2);
-    tide_task *t = tide__task_current();
-    if (t) tide_log(level, "request %s: %s", t->id, msg);
+    tide_task *t = tide_task_current();
+    if (t) tide_log(level, "request %s: %s", tide_task_id(t), msg);
     else tide_log(level, "%s", msg);
     return 0;
 }
 
 static int l_now(lua_State *L)
 {
-    lua_pushnumber(L, ev_now(tide__vm_app(core_vm(L))->loop));
+    lua_pushnumber(L, ev_now(tide_vm_app(core_vm(L))->loop));
     return 1;
 }
 
 /* core.wait(seconds) -> "woken" | "timeout" | "aborted": parks the request's coroutine until
  * core.wake() in the same Lua state, `seconds` pass (0 < seconds <= 60), or the client goes
- * away (runtime/task.h: tide__task_wait). Only in a request's own coroutine, not during a
+ * away (runtime/task_api.h: tide_task_wait). Only in a request's own coroutine, not during a
  * database call; a client already gone answers "aborted" at once. A woken request re-checks
  * what it waits for: a wake is for every waiter of the state. */
 static int l_wait(lua_State *L)
 {
-    tide_task *t = tide__task_current();
-    if (!t || t->co != L) tide__l_misuse(L, "core.wait: only in a request's own coroutine");
+    tide_task *t = tide_task_current();
+    if (!t || tide_task_co(t) != L)
+        tide__l_misuse(L, "core.wait: only in a request's own coroutine");
     double s = luaL_checknumber(L, 1);
     if (!(s > 0 && s <= 60)) tide__l_misuse(L, "core.wait: seconds must be in (0, 60]");
-    if (t->aborted) {
+    if (tide_task_aborted(t)) {
         lua_pushstring(L, "aborted");
         return 1;
     }
-    tide__task_wait(t, s);
+    tide_task_wait(t, s);
     return lua_yield(L, 0);
 }
 
@@ -52,14 +53,14 @@ static int l_wait(lua_State *L)
  * on a later loop pass (never inside this call); n of them. */
 static int l_wake(lua_State *L)
 {
-    lua_pushinteger(L, tide__vm_wake(core_vm(L)));
+    lua_pushinteger(L, tide_vm_wake(core_vm(L)));
     return 1;
 }
 
 static int l_request_id(lua_State *L)
 {
-    tide_task *t = tide__task_current();
-    if (t) lua_pushstring(L, t->id); else lua_pushnil(L);
+    tide_task *t = tide_task_current();
+    if (t) lua_pushstring(L, tide_task_id(t)); else lua_pushnil(L);
     return 1;
 }
 
@@ -86,7 +87,7 @@ static void set_bool(lua_State *L, const char *k, int v)
 static int l_health(lua_State *L)
 {
     tide_health h;
-    tide_health_get(tide__vm_app(core_vm(L)), &h);
+    tide_health_get(tide_vm_app(core_vm(L)), &h);
     lua_createtable(L, 0, 2);
     lua_createtable(L, 0, TIDE_UPSTREAMS);
     for (int i = 0; i < TIDE_UPSTREAMS; i++) {
