@@ -26,7 +26,7 @@
 #include "../runtime/pool.h"
 #include "../runtime/qstats.h"
 #include "../runtime/rcache.h"
-#include "../runtime/task.h"
+#include "../runtime/task_api.h"
 #include "../runtime/upstream.h"
 #include "../runtime/util.h"
 
@@ -52,13 +52,14 @@ typedef struct pgcall {
 
 static tide_task *require_task(lua_State *L)
 {
-    tide_task *t = tide__task_current();
+    tide_task *t = tide_task_current();
     if (!t) {
         tide__l_misuse(L, "database calls are only allowed while handling a request");
         return NULL;                   /* not reached: misuse raises */
     }
-    if (t->co != L) tide__l_misuse(L, "database calls must run in the request's own coroutine");
-    if (t->call) tide__l_misuse(L, "a database call is already in progress");
+    if (tide_task_co(t) != L)
+        tide__l_misuse(L, "database calls must run in the request's own coroutine");
+    if (tide_task_call(t)) tide__l_misuse(L, "a database call is already in progress");
     return t;
 }
 
@@ -90,7 +91,7 @@ static void push_value(lua_State *L, tide_vm *vm, const PGresult *res, int row, 
         break;
     }
     case 114: case 3802:                                                   /* json, jsonb */
-        tide__vm_push_decode(vm, L);
+        tide_vm_push_decode(vm, L);
         lua_pushlstring(L, v, (size_t)len);
         if (lua_pcall(L, 1, 1, 0) != 0) { lua_pop(L, 1); lua_pushlstring(L, v, (size_t)len); }
         break;
@@ -125,9 +126,9 @@ static void push_generic(lua_State *L, tide_vm *vm, const PGresult *res)
 static void call_resume(pgcall *pc, int nret)
 {
     tide_task *t = pc->task;
-    t->call = NULL;
+    tide_task_set_call(t, NULL);
     free(pc);
-    tide__task_resume(t, nret);
+    tide_task_resume(t, nret);
 }
 
 /* What a client reads for an error about tide's upstreams rather than the statement: a fixed
@@ -163,15 +164,15 @@ static void resume_with_error(pgcall *pc, const tide_call_error *e)
     const char *pub = public_message(code);
     char rid[80];
     if (pub || (!pc->call.job.pin && (code[0] == '0' || strncmp(code, "57", 2) == 0)))
-        tide_warn("request %s: upstream %s: %s (%s)", t->id, tide_upstream_name(e->upstream),
-                  msg, code);
+        tide_warn("request %s: upstream %s: %s (%s)", tide_task_id(t),
+                  tide_upstream_name(e->upstream), msg, code);
     if (pub) {
-        snprintf(rid, sizeof rid, "request %s", t->id);
+        snprintf(rid, sizeof rid, "request %s", tide_task_id(t));
         msg = pub;
         detail = rid;
         hint = NULL;
     }
-    lua_State *co = t->co;
+    lua_State *co = tide_task_co(t);
     lua_pushnil(co);
     tide__l_push_err(co, code, e->status, msg, detail, hint);
     if (e->retry_after > 0) {
@@ -185,11 +186,11 @@ static void resume_with_error(pgcall *pc, const tide_call_error *e)
 static void describe_call(const pgcall *pc, const char *upstream, tide_log_call *lc)
 {
     const tide_task *t = pc->task;
-    lc->id = t->id;
-    lc->role = tide_role_name(t->role);
-    lc->sub = t->sub;
-    lc->method = t->req ? t->req->method : NULL;
-    lc->route = t->route;
+    lc->id = tide_task_id(t);
+    lc->role = tide_role_name(tide_task_role(t));
+    lc->sub = tide_task_sub(t);
+    lc->method = tide_task_method(t);
+    lc->route = tide_task_route(t);
     lc->kind = pc->db_kind;
     lc->table = pc->db_table;
     lc->upstream = upstream;
@@ -209,7 +210,7 @@ static const char *final_upstream(const tide_call *c, const tide_call_error *err
  * /admin/queries shows it: aliases (a client's words on /rest/v1) never reach the log. */
 static void log_if_slow(pgcall *pc, const PGresult *res, const tide_call_error *err)
 {
-    int slow_ms = pc->task->app->cfg.log_slow_query_ms;
+    int slow_ms = tide_task_app(pc->task)->cfg.log_slow_query_ms;
     if (slow_ms <= 0) return;
     double ms = (ev_time() - pc->started) * 1000.0;
     if (ms < slow_ms) return;
@@ -228,7 +229,7 @@ static void call_done(tide_call *c, PGresult *res, const tide_call_error *err)
     pgcall *pc = container_of(c, pgcall, call);
     tide_task *t = pc->task;
     tide_pgjob *job = &c->job;
-    lua_State *co = t->co;
+    lua_State *co = tide_task_co(t);
 
     tide_qstats_record(c->up ? c->up->index : c->up_index,
                        pc->kind == CALL_QUERY ? job->sql : NULL, ev_time() - pc->started,
@@ -236,10 +237,10 @@ static void call_done(tide_call *c, PGresult *res, const tide_call_error *err)
     log_if_slow(pc, res, err);
     if (!err || err->ran) {
         if (pc->kind == CALL_TX_BEGIN) {
-            t->tx = job->conn;                   /* NULL unless it succeeded */
-            t->tx_pool = job->pool;
+            tide_task_set_tx(t, job->conn, job->pool);   /* conn NULL unless it succeeded */
         } else if (pc->kind == CALL_QUERY && job->pin) {
-            if (!job->conn) t->tx = NULL;        /* the transaction's connection was lost */
+            if (!job->conn)                      /* the transaction's connection was lost */
+                tide_task_set_tx(t, NULL, tide_task_tx_pool(t));
         }
     }
     if (err) {
@@ -254,7 +255,7 @@ static void call_done(tide_call *c, PGresult *res, const tide_call_error *err)
         else
             lua_pushnil(co);
     } else {
-        push_generic(co, t->vm, res);
+        push_generic(co, tide_task_vm(t), res);
     }
     call_resume(pc, 1);
 }
@@ -274,19 +275,19 @@ static void audit_call(const pgcall *pc, int via, int up_index)
  * yield. */
 static int start_call(lua_State *L, tide_task *t, int up_index, pgcall *pc, int via)
 {
-    snprintf(pc->label, sizeof pc->label, "tide %s", t->id);
+    snprintf(pc->label, sizeof pc->label, "tide %s", tide_task_id(t));
     pc->started = ev_time();
     pc->call.job.label = pc->label;
-    tide_app *app = t->app;
+    tide_app *app = tide_task_app(t);
     tide_call_env env = { .loop = app->loop, .ups = app->ups };
     pc->task = t;
     pc->started = ev_time();
-    pc->call.authenticated = t->role != TIDE_ROLE_ANON;
-    pc->call.aborted = t->aborted;
-    if (pc->call.job.pin) pc->call.pin_pool = t->tx_pool;
-    t->call = &pc->call;
+    pc->call.authenticated = tide_task_role(t) != TIDE_ROLE_ANON;
+    pc->call.aborted = tide_task_aborted(t);
+    if (pc->call.job.pin) pc->call.pin_pool = tide_task_tx_pool(t);
+    tide_task_set_call(t, &pc->call);
     if (tide_call_start(&pc->call, &env, up_index, call_done) != 0) {
-        t->call = NULL;
+        tide_task_set_call(t, NULL);
         free(pc);
         return luaL_error(L, "cannot start the database call");
     }
@@ -388,12 +389,12 @@ static int l_query(lua_State *L)
                 lua_rawgeti(L, -1, i);
                 size_t tl;
                 const char *tag = lua_tolstring(L, -1, &tl);
-                if (tag) tide_rcache_depend(t->cr, tag, tl);
-                else tide_rcache_skip(t->cr);
+                if (tag) tide_rcache_depend(tide_task_cache_req(t), tag, tl);
+                else tide_rcache_skip(tide_task_cache_req(t));
                 lua_pop(L, 1);
             }
         } else if (lua_type(L, -1) == LUA_TBOOLEAN && !lua_toboolean(L, -1)) {
-            tide_rcache_skip(t->cr);
+            tide_rcache_skip(tide_task_cache_req(t));
         }
         lua_pop(L, 1);
     }
@@ -406,7 +407,7 @@ static int l_query(lua_State *L)
         lua_pop(L, 1);
         if (n < 0 || n > 65535) tide__l_misuse(L, "bad parameter count %d", n);
     }
-    if (in_tx && !t->tx) tide__l_misuse(L, "no transaction is open");
+    if (in_tx && !tide_task_tx(t)) tide__l_misuse(L, "no transaction is open");
 
     /* measure, then copy sql and params into one allocation */
     size_t extra = sql_len + 1;
@@ -447,19 +448,20 @@ static int l_query(lua_State *L)
     pc->call.job.values = pc->values;
     int via = AS_CALLER;
     if (in_tx) {
-        pc->call.job.pin = t->tx;
+        pc->call.job.pin = tide_task_tx(t);
         pc->call.job.flags = TIDE_PGJOB_KEEP;
-        via = t->tx_service;
+        via = tide_task_tx_service(t);
     } else {
         pc->call.job.flags = TIDE_PGJOB_AUTH | (read_only ? TIDE_PGJOB_READ_ONLY : 0);
         if (as_service) {
             pc->call.job.claims = "{\"role\":\"service_role\"}";
             pc->call.job.role = "service_role";
         } else {
-            pc->call.job.claims = t->claims;
-            pc->call.job.role = tide_role_name(t->role);
+            pc->call.job.claims = tide_task_claims(t);
+            pc->call.job.role = tide_role_name(tide_task_role(t));
         }
-        via = as_service ? AS_SERVICE : t->role == TIDE_ROLE_SERVICE ? AS_SERVICE_TOKEN : AS_CALLER;
+        via = as_service ? AS_SERVICE
+              : tide_task_role(t) == TIDE_ROLE_SERVICE ? AS_SERVICE_TOKEN : AS_CALLER;
     }
     return start_call(L, t, up_index, pc, via);
 }
@@ -470,20 +472,21 @@ static int l_tx_begin(lua_State *L)
     tide_task *t = require_task(L);
     int up_index = upstream_arg(L, 1);
     int as_service = lua_toboolean(L, 2);
-    if (t->tx) tide__l_misuse(L, "a transaction is already open");
+    if (tide_task_tx(t)) tide__l_misuse(L, "a transaction is already open");
     char *cur;
     pgcall *pc = call_new(0, 0, &cur);
     if (!pc) return luaL_error(L, "out of memory");
     pc->kind = CALL_TX_BEGIN;
     pc->call.read = 1;            /* nothing happened yet: a retry is harmless */
     pc->call.job.flags = TIDE_PGJOB_BEGIN | TIDE_PGJOB_AUTH | TIDE_PGJOB_KEEP;
-    pc->call.job.claims = as_service ? "{\"role\":\"service_role\"}" : t->claims;
-    pc->call.job.role = as_service ? "service_role" : tide_role_name(t->role);
+    pc->call.job.claims = as_service ? "{\"role\":\"service_role\"}" : tide_task_claims(t);
+    pc->call.job.role = as_service ? "service_role" : tide_role_name(tide_task_role(t));
     snprintf(pc->db_kind, sizeof pc->db_kind, "transaction");
     /* the statements inside run as the BEGIN did: each gets its audit line too */
-    t->tx_service = as_service ? AS_SERVICE : t->role == TIDE_ROLE_SERVICE ? AS_SERVICE_TOKEN
-                                                                          : AS_CALLER;
-    return start_call(L, t, up_index, pc, t->tx_service);
+    int why = as_service ? AS_SERVICE
+              : tide_task_role(t) == TIDE_ROLE_SERVICE ? AS_SERVICE_TOKEN : AS_CALLER;
+    tide_task_set_tx_service(t, why);
+    return start_call(L, t, up_index, pc, tide_task_tx_service(t));
 }
 
 /* core.tx_end(commit) -> true | nil, err; the connection goes back to its pool either way */
@@ -491,17 +494,17 @@ static int l_tx_end(lua_State *L)
 {
     tide_task *t = require_task(L);
     int commit = lua_toboolean(L, 1);
-    if (!t->tx) tide__l_misuse(L, "no transaction is open");
+    if (!tide_task_tx(t)) tide__l_misuse(L, "no transaction is open");
     char *cur;
     pgcall *pc = call_new(0, 0, &cur);
     if (!pc) return luaL_error(L, "out of memory");
     pc->kind = CALL_TX_END;
     pc->call.job.sql = commit ? "COMMIT" : "ROLLBACK";
-    pc->call.job.pin = t->tx;
+    pc->call.job.pin = tide_task_tx(t);
     pc->call.job.flags = 0;
     snprintf(pc->db_kind, sizeof pc->db_kind, "transaction");
-    t->tx = NULL;                 /* released by the pool when the job ends */
-    t->tx_service = AS_CALLER;
+    tide_task_set_tx(t, NULL, tide_task_tx_pool(t));   /* released by the pool when the job ends */
+    tide_task_set_tx_service(t, AS_CALLER);
     return start_call(L, t, 0, pc, AS_CALLER);
 }
 
@@ -509,13 +512,13 @@ static int l_tx_end(lua_State *L)
  * (a NOTIFY on rest.notify_channel, a new LISTEN session: runtime/channels.h). */
 static int l_schema_generation(lua_State *L)
 {
-    lua_pushnumber(L, (double)tide__vm_app(core_vm(L))->schema_generation);
+    lua_pushnumber(L, (double)tide_vm_app(core_vm(L))->schema_generation);
     return 1;
 }
 
 static int l_pool_stats(lua_State *L)
 {
-    tide_app *app = tide__vm_app(core_vm(L));
+    tide_app *app = tide_vm_app(core_vm(L));
     lua_createtable(L, 0, TIDE_UPSTREAMS);
     for (int i = 0; i < TIDE_UPSTREAMS; i++) {
         tide_pool_stats s;

@@ -1,6 +1,7 @@
 /* task.h - internal: one request running in a Lua coroutine. Shared by luavm.c (which owns
- * the lifecycle) and the binding that parks a task on a database call (runtime/call.c) and
- * resumes it. Not part of the public surface. */
+ * the lifecycle) and task_api.c, whose accessors (task_api.h) are what the binding that parks
+ * a task on a database call (runtime/call.c) and resumes it uses. Not part of the public
+ * surface. */
 #ifndef TIDE_TASK_H
 #define TIDE_TASK_H
 

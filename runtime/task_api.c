@@ -14,3 +14,21 @@ uint64_t tide_task_born(const tide_task *t) { return t->born; }
 void tide_task_wait(tide_task *t, double seconds) { tide__task_wait(t, seconds); }
 int tide_vm_wake(tide_vm *vm) { return tide__vm_wake(vm); }
 tide_app *tide_vm_app(tide_vm *vm) { return tide__vm_app(vm); }
+tide_vm *tide_task_vm(const tide_task *t) { return t->vm; }
+tide_app *tide_task_app(const tide_task *t) { return t->app; }
+const char *tide_task_method(const tide_task *t) { return t->req ? t->req->method : NULL; }
+const char *tide_task_route(const tide_task *t) { return t->route; }
+tide_call *tide_task_call(const tide_task *t) { return t->call; }
+void tide_task_set_call(tide_task *t, tide_call *c) { t->call = c; }
+tide_conn *tide_task_tx(const tide_task *t) { return t->tx; }
+tide_pool *tide_task_tx_pool(const tide_task *t) { return t->tx_pool; }
+int tide_task_tx_service(const tide_task *t) { return t->tx_service; }
+void tide_task_set_tx_service(tide_task *t, int why) { t->tx_service = why; }
+void tide_task_resume(tide_task *t, int nargs) { tide__task_resume(t, nargs); }
+void tide_vm_push_decode(tide_vm *vm, lua_State *L) { tide__vm_push_decode(vm, L); }
+
+void tide_task_set_tx(tide_task *t, tide_conn *conn, tide_pool *pool)
+{
+    t->tx = conn;
+    t->tx_pool = pool;
+}

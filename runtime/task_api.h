@@ -11,6 +11,7 @@
 #include "jwt.h"
 
 typedef struct tide_task tide_task;
+typedef struct tide_call tide_call;
 struct tide_rcache_req;
 
 /* The task whose coroutine is running right now, or NULL (e.g. while a bundle loads). */
@@ -35,6 +36,29 @@ uint64_t tide_task_born(const tide_task *t);
  * call. */
 void tide_task_wait(tide_task *t, double seconds);
 
+/* The vm running the task and the process context. */
+tide_vm *tide_task_vm(const tide_task *t);
+tide_app *tide_task_app(const tide_task *t);
+/* The request's method (NULL once answered) and the route pattern the router matched ("" when
+ * none). */
+const char *tide_task_method(const tide_task *t);
+const char *tide_task_route(const tide_task *t);
+/* The database call the coroutine waits on, or NULL; the binding sets it when it parks the
+ * coroutine on one and clears it before resuming. */
+tide_call *tide_task_call(const tide_task *t);
+void tide_task_set_call(tide_task *t, tide_call *c);
+/* The open transaction: its connection (NULL when none) and pool, and the binding's own word
+ * on why it runs as service_role (0: it does not), kept for its statements' audit lines. */
+tide_conn *tide_task_tx(const tide_task *t);
+tide_pool *tide_task_tx_pool(const tide_task *t);
+void tide_task_set_tx(tide_task *t, tide_conn *conn, tide_pool *pool);
+int tide_task_tx_service(const tide_task *t);
+void tide_task_set_tx_service(tide_task *t, int why);
+/* Resumes t's coroutine with nargs values already pushed on it. May finish (and free) t. */
+void tide_task_resume(tide_task *t, int nargs);
+
+/* Pushes vm's json.decode, for C code converting results. */
+void tide_vm_push_decode(tide_vm *vm, lua_State *L);
 /* Schedules every task of vm parked by tide_task_wait to resume with "woken" on a later loop
  * pass (never inside this call). Returns how many. */
 int tide_vm_wake(tide_vm *vm);
