@@ -125,6 +125,7 @@ static int l_health(lua_State *L)
         lua_setfield(L, -2, "pool");
         set_num(L, "retries", (double)u->retries);
         set_str(L, "fallback", u->fallback);
+        set_str(L, "blocked_by", u->blocked_by);
         lua_setfield(L, -2, u->name);
     }
     lua_setfield(L, -2, "upstreams");

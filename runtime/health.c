@@ -30,6 +30,13 @@ void tide_health_get(tide_app *app, tide_health *out)
         tide_pool_get_stats(u->pool, &h->pool);
         h->retries = u->retries;
         h->fallback = u->policy.fallback >= 0 ? tide_upstream_name(u->policy.fallback) : NULL;
+        /* a pooler whose Postgres is known down takes no calls (call.c), so its own breaker
+         * sees none and may stay closed: say it is down, and why */
+        int dep = u->policy.depends_on;
+        if (dep >= 0 && app->ups[dep] != u && tide_upstream_is_open(app->ups[dep], now)) {
+            h->status = "down";
+            h->blocked_by = tide_upstream_name(dep);
+        }
         if (strcmp(h->status, "healthy") != 0) {
             if (strcmp(h->status, "down") == 0 && h->required) down = 1;
             else degraded = 1;
@@ -50,8 +57,9 @@ size_t tide_health_json(const tide_health *h, char *buf, size_t cap)
     for (int i = 0; i < TIDE_UPSTREAMS; i++) {
         const tide_upstream_health *u = &h->upstreams[i];
         const tide_pool_stats *s = &u->pool;
-        char fallback[32] = "null";
+        char fallback[32] = "null", blocked[32] = "null";
         if (u->fallback) snprintf(fallback, sizeof fallback, "\"%s\"", u->fallback);
+        if (u->blocked_by) snprintf(blocked, sizeof blocked, "\"%s\"", u->blocked_by);
         PUT("%s\"%s\":{\"status\":\"%s\",\"required\":%s,\"pool_of\":\"%s\","
             "\"probe\":{\"ok\":%s,\"latency_ms\":%.3f,\"age_s\":%.3f},"
             "\"breaker\":{\"state\":\"%s\",\"calls\":%lld,\"failures\":%lld,"
@@ -59,13 +67,13 @@ size_t tide_health_json(const tide_health *h, char *buf, size_t cap)
             "\"retry_after_s\":%.3f},"
             "\"pool\":{\"size\":%d,\"open\":%d,\"idle\":%d,\"busy\":%d,\"connecting\":%d,"
             "\"waiting\":%d,\"jobs\":%lld,\"errors\":%lld,\"connect_failures\":%lld,"
-            "\"acquire_timeouts\":%lld,\"pipelined\":%lld},\"retries\":%lld,\"fallback\":%s}",
+            "\"acquire_timeouts\":%lld,\"pipelined\":%lld},\"retries\":%lld,\"fallback\":%s,\"blocked_by\":%s}",
             i ? "," : "", u->name, u->status, u->required ? "true" : "false", u->pool_of,
             u->probe_ok ? "true" : "false", u->probe_latency_ms, u->probe_age_s,
             u->breaker_state, u->breaker_calls, u->breaker_failures, u->consecutive_failures,
             u->breaker_opened, u->breaker_rejected, u->retry_after_s, s->size, s->open, s->idle,
             s->busy, s->connecting, s->waiting, s->jobs, s->errors, s->connect_failures,
-            s->acquire_timeouts, s->pipelined, u->retries, fallback);
+            s->acquire_timeouts, s->pipelined, u->retries, fallback, blocked);
     }
     PUT("},\"status\":\"%s\"}", h->status);
 #undef PUT

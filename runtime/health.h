@@ -22,6 +22,8 @@ typedef struct tide_upstream_health {
     tide_pool_stats pool;
     long long retries;
     const char *fallback;        /* upstream used while the breaker is open, or NULL */
+    const char *blocked_by;      /* the upstream it depends on while that one's breaker is open
+                                  * (it takes no calls then, and is "down"), or NULL */
 } tide_upstream_health;
 
 typedef struct tide_health {

@@ -8,7 +8,9 @@
 --   * while Postgres is down, every request fails fast (< 1 s, far under the acquire timeout)
 --     with 503 and a stable code; while it goes down and comes back, a request gets a 2xx or
 --     a 503 saying what happened, and none hangs as long as the acquire timeout;
---   * /live keeps answering; /health says 503 "down" and shows each breaker open at some point;
+--   * /live keeps answering; /health says 503 "down" and shows each upstream refusing calls at
+--     some point: its breaker open, or (a pooler) blocked by the Postgres it depends on, whose
+--     open breaker keeps calls from it, so that its own breaker may never see a failure;
 --   * 2 s after Postgres accepts connections again, every request succeeds, and the breakers
 --     are all closed within open_wait + 1 s;
 --   * every write that got a 2xx is in the database exactly once; no write is there twice; a
@@ -185,7 +187,7 @@ describe("fault: Postgres stopped (immediate) under load", function()
                                    BACK))
 
         -- /live answered throughout; /health said down and showed each breaker open, then closed.
-        local seen_open, seen_503, live_bad, live_worst = {}, false, {}, 0
+        local seen_open, seen_503, live_bad, live_worst, blocked_wrong = {}, false, {}, 0, {}
         local closed_since            -- from this sample on, every breaker was closed
         for _, s in ipairs(samples) do
             if s.live ~= 200 then live_bad[#live_bad + 1] = string.format("+%.2f s", s.t - t_begin) end
@@ -197,6 +199,15 @@ describe("fault: Postgres stopped (immediate) under load", function()
             local all_closed = s.health_status == 200
             for _, n in ipairs(fault.UPSTREAMS) do
                 if fault.breaker(s.health, n) == "open" then seen_open[n] = true end
+                local blocker = fault.upstream(s.health, n).blocked_by
+                if type(blocker) == "string" then
+                    if fault.breaker(s.health, blocker) == "open"
+                       and fault.upstream(s.health, n).status == "down" then
+                        seen_open[n] = true
+                    else
+                        blocked_wrong[#blocked_wrong + 1] = string.format("+%.2f s %s", s.t - t_begin, n)
+                    end
+                end
                 all_closed = all_closed and fault.breaker(s.health, n) == "closed"
             end
             if s.t > t_up then
@@ -211,7 +222,14 @@ describe("fault: Postgres stopped (immediate) under load", function()
         end
         if not seen_503 then problems[#problems + 1] = "/health never answered 503 \"down\" while Postgres was down" end
         for _, n in ipairs(fault.UPSTREAMS) do
-            if not seen_open[n] then problems[#problems + 1] = "/health never showed " .. n .. "'s breaker open" end
+            if not seen_open[n] then
+                problems[#problems + 1] = "/health never showed " .. n .. "'s breaker open (or " .. n
+                                          .. " blocked by the upstream it depends on)"
+            end
+        end
+        if #blocked_wrong > 0 then
+            problems[#problems + 1] = "/health named a blocker whose breaker was not open, or a blocked "
+                                      .. "upstream not down: " .. table.concat(blocked_wrong, ", ")
         end
         if not closed_since then
             problems[#problems + 1] = "/health did not show every breaker closed (and 200) by the end"

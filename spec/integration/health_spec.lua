@@ -5,6 +5,7 @@
 
 local env = require "spec.helpers.env"
 local http = require "spec.helpers.http"
+local cjson = require "cjson"
 
 local MODULE = "zz_test_health.lua"
 local SOURCE = [[
@@ -49,6 +50,9 @@ describe("db.health()", function()
             assert.are.equal(a.breaker.state, b.breaker.state)
             assert.are.equal(a.pool.size, b.pool.size)
             assert.are.equal(a.fallback, b.fallback)
+            -- nothing is blocked while every breaker is closed: null, as fallback is when unset
+            assert.are.equal(cjson.null, a.blocked_by, name)
+            assert.are.equal(cjson.null, b.blocked_by, name)
             assert.is_number(b.probe.latency_ms)
             assert.is_number(b.breaker.retry_after_s)
         end
