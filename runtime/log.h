@@ -4,7 +4,7 @@
  *
  * Once tide_log_attach() has given the logger the loop, every line goes into a bounded
  * in-memory buffer per stream (whole lines only), written out at the end of each loop pass
- * (tide_log_flush) and, when the fd would block, whenever it becomes writable again (an
+ * (stdout's once 16 KiB have gathered or 20 ms have passed: tide_log_flush_pass) and, when the fd would block, whenever it becomes writable again (an
  * ev_io). A full buffer drops the new line and counts it (tide_log_get_stats); when room
  * returns, one line says how many were dropped. Before attach (tide check, start-up errors)
  * and after detach, lines are written at once with plain blocking writes.
@@ -47,9 +47,12 @@ TIDE_MUST_CHECK int tide__log_attach_fds(struct ev_loop *loop, int out_fd, int e
  * (what is left then is dropped and counted), stops the watchers and goes back to blocking
  * writes. For the exit path; a no-op when not attached. */
 void tide_log_detach(double max_wait);
-/* Writes out as much buffered output as the fds take now, without blocking. The server calls
- * it at the end of every loop pass. */
+/* Writes out as much buffered output as the fds take now, without blocking. */
 void tide_log_flush(void);
+/* The end of a loop pass (the server's ev_prepare): stderr as tide_log_flush; stdout's JSON
+ * lines once 16 KiB have gathered or the oldest has waited 20 ms (a timer), so a busy loop
+ * writes access lines in batches rather than once per pass. */
+void tide_log_flush_pass(void);
 
 /* Queues one already-formatted JSON line (without its newline) for stdout. A line longer
  * than TIDE_LOG_LINE_MAX - 1 bytes is dropped (and counted), never cut. */

@@ -264,14 +264,15 @@ static void on_check(struct ev_loop *loop, ev_check *w, int revents)
     app->pass_started = ev_time();
 }
 
-/* Before the loop blocks: write out the log lines this pass produced (as much as stdout and
- * stderr take without blocking; log.c waits for writability for the rest), and measure how
+/* Before the loop blocks: write out the log lines this pass produced (stderr's at once, stdout's
+ * access lines in batches: log.h; as much as the fds take without blocking, log.c waits for
+ * writability for the rest), and measure how
  * long the pass kept every other request waiting. */
 static void on_prepare(struct ev_loop *loop, ev_prepare *w, int revents)
 {
     (void)loop; (void)revents;
     tide_app *app = w->data;
-    tide_log_flush();
+    tide_log_flush_pass();
     if (app->pass_started > 0) {
         double lag = ev_time() - app->pass_started;
         tide_metrics_loop_pass(lag);

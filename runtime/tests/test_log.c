@@ -390,6 +390,53 @@ TEST(attach_refuses_a_tiny_buffer_and_a_second_attach)
     ev_loop_destroy(loop);
 }
 
+/* The end of a pass batches stdout's access lines: under 16 KiB they wait (at most 20 ms, a
+ * timer), at 16 KiB they go at once; stderr goes every pass. */
+TEST(a_pass_end_batches_access_lines_and_a_timer_bounds_their_wait)
+{
+    tide_log_detach(0);
+    struct ev_loop *loop = ev_loop_new(EVFLAG_AUTO);
+    int o[2], e[2];
+    CHECK(pipe(o) == 0 && pipe(e) == 0);
+    nonblocking(o[0]);
+    nonblocking(e[0]);
+    CHECK_EQ_INT(tide__log_attach_fds(loop, o[1], e[1], BUF), 0);
+    char *acc = NULL, *eacc = NULL;
+    size_t len = 0, cap = 0, elen = 0, ecap = 0;
+
+    access_line(1);
+    tide_warn("a warning goes at the end of its pass");
+    tide_log_flush_pass();
+    slurp(o[0], &acc, &len, &cap);
+    slurp(e[0], &eacc, &elen, &ecap);
+    CHECK_EQ_INT((int)len, 0);                         /* one short line waits */
+    CHECK(strstr(eacc, "a warning goes") != NULL);
+    double t0 = now_s();
+    while (len == 0 && now_s() - t0 < 2) {
+        ev_run(loop, EVRUN_ONCE);                      /* blocks until the timer */
+        slurp(o[0], &acc, &len, &cap);
+    }
+    CHECK(len > 0 && strstr(acc, "\"type\":\"access\"") != NULL);
+    CHECK(now_s() - t0 < 1.0);                         /* the timer, not the 2 s bound */
+
+    len = 0;
+    int lines = 0;
+    while (len == 0 && lines < 200) {                  /* ~300-byte lines: 16 KiB after ~55 */
+        access_line(lines++);
+        tide_log_flush_pass();
+        slurp(o[0], &acc, &len, &cap);
+    }
+    CHECK(lines > 40 && lines < 70);
+    tide_log_stats st;
+    tide_log_get_stats(&st);
+    CHECK_EQ_INT((int)st.out.buffered_bytes, 0);
+    tide_log_detach(0);
+    free(acc);
+    free(eacc);
+    close(o[0]); close(o[1]); close(e[0]); close(e[1]);
+    ev_loop_destroy(loop);
+}
+
 TEST_LIST_BEGIN
     TEST_ENTRY(a_pipe_nobody_reads_never_blocks)
     TEST_ENTRY(stdout_and_stderr_on_one_pipe_never_interleave_mid_line)
@@ -400,4 +447,5 @@ TEST_LIST_BEGIN
     TEST_ENTRY(audit_lines)
     TEST_ENTRY(access_lines)
     TEST_ENTRY(attach_refuses_a_tiny_buffer_and_a_second_attach)
+    TEST_ENTRY(a_pass_end_batches_access_lines_and_a_timer_bounds_their_wait)
 TEST_LIST_END
