@@ -101,6 +101,8 @@ check: all
 
 lint:
 	$(Q)luacheck -q bindings scripts policies spec
+	$(Q)clang-format --dry-run --Werror --style=file $$(git ls-files '*.c' '*.h' 2>/dev/null || \
+	  find runtime bindings bench -name '*.[ch]')
 	$(Q)cppcheck --quiet --error-exitcode=1 --enable=warning,portability \
 	  --suppress=missingIncludeSystem -Iruntime runtime bindings
 

@@ -26,7 +26,7 @@
 #include <unistd.h>
 
 #define INFLIGHT 256
-#define BUF 8192
+#define BUF      8192
 
 static const char REQ[] = "GET /v1/destinations/popular?limit=1 HTTP/1.1\r\n"
                           "Host: 127.0.0.1\r\nUser-Agent: tide-bench-idle\r\n\r\n";
@@ -63,7 +63,10 @@ static long rss_kb(int pid)
     if (!f) return -1;
     long kb = -1;
     while (fgets(line, sizeof line, f))
-        if (strncmp(line, "VmRSS:", 6) == 0) { kb = atol(line + 6); break; }
+        if (strncmp(line, "VmRSS:", 6) == 0) {
+            kb = atol(line + 6);
+            break;
+        }
     fclose(f);
     return kb;
 }
@@ -118,7 +121,10 @@ static int prompt_request(double *ms)
             if (r <= 0) break;
             n += (size_t)r;
             int s = response_done(b, n);
-            if (s != 0) { status = s; break; }
+            if (s != 0) {
+                status = s;
+                break;
+            }
             if (n == sizeof b) break;
         }
     }
@@ -147,7 +153,10 @@ int main(int argc, char **argv)
 
     conn *cs = calloc((size_t)n, sizeof *cs);
     int ep = epoll_create1(EPOLL_CLOEXEC);
-    if (!cs || ep < 0) { perror("idle"); return 1; }
+    if (!cs || ep < 0) {
+        perror("idle");
+        return 1;
+    }
 
     long before = rss_kb(pid);
     double t0 = now_ms();
@@ -163,7 +172,10 @@ int main(int argc, char **argv)
                 if (errno == EMFILE || errno == ENFILE) {
                     fprintf(stderr, "idle: out of file descriptors after %d connections\n", next);
                     /* nothing more can be opened: count the rest as failed */
-                    for (int i = next + 1; i < n; i++) { cs[i].fd = -1; cs[i].state = S_FAILED; }
+                    for (int i = next + 1; i < n; i++) {
+                        cs[i].fd = -1;
+                        cs[i].state = S_FAILED;
+                    }
                     failed += n - next - 1;
                     next = n;
                     break;
@@ -187,7 +199,8 @@ int main(int argc, char **argv)
                 int err = 0;
                 socklen_t len = sizeof err;
                 getsockopt(c->fd, SOL_SOCKET, SO_ERROR, &err, &len);
-                if (err) bad = 1; else c->state = S_SENDING;
+                if (err) bad = 1;
+                else c->state = S_SENDING;
             }
             if (!bad && c->state == S_SENDING) {
                 ssize_t w = send(c->fd, REQ + c->sent, sizeof REQ - 1 - c->sent, MSG_NOSIGNAL);
@@ -214,8 +227,15 @@ int main(int argc, char **argv)
                 free(c->buf);
                 c->buf = NULL;
                 active--;
-                if (done) { c->state = S_IDLE; idle++; }
-                else { c->state = S_FAILED; failed++; close(c->fd); c->fd = -1; }
+                if (done) {
+                    c->state = S_IDLE;
+                    idle++;
+                } else {
+                    c->state = S_FAILED;
+                    failed++;
+                    close(c->fd);
+                    c->fd = -1;
+                }
             }
         }
     }
@@ -228,9 +248,14 @@ int main(int argc, char **argv)
     struct pollfd *pf = calloc((size_t)n, sizeof *pf);
     int np = 0;
     for (int i = 0; i < n; i++)
-        if (cs[i].state == S_IDLE) { pf[np].fd = cs[i].fd; pf[np].events = POLLIN | POLLRDHUP; np++; }
+        if (cs[i].state == S_IDLE) {
+            pf[np].fd = cs[i].fd;
+            pf[np].events = POLLIN | POLLRDHUP;
+            np++;
+        }
     if (poll(pf, (nfds_t)np, 0) > 0)
-        for (int i = 0; i < np; i++) if (pf[i].revents) dropped++;
+        for (int i = 0; i < np; i++)
+            if (pf[i].revents) dropped++;
 
     double prompt_ms = 0;
     int prompt_status = prompt_request(&prompt_ms);
@@ -239,7 +264,8 @@ int main(int argc, char **argv)
            "dropped=%d open_ms=%.0f prompt_status=%d prompt_ms=%.3f\n",
            before, after, n, idle, failed, non2xx, dropped, open_ms, prompt_status, prompt_ms);
     fflush(stdout);
-    for (int i = 0; i < n; i++) if (cs[i].fd > 0 && cs[i].state == S_IDLE) close(cs[i].fd);
+    for (int i = 0; i < n; i++)
+        if (cs[i].fd > 0 && cs[i].state == S_IDLE) close(cs[i].fd);
     free(pf);
     free(cs);
     close(ep);

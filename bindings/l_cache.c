@@ -56,7 +56,7 @@ static tide_task *cache_task(lua_State *L, tide_cache_ident *who)
     tide_task *t = tide_task_current();
     if (!t) {
         tide__l_misuse(L, "tide.cache is only available while handling a request");
-        return NULL;                   /* not reached: misuse raises */
+        return NULL; /* not reached: misuse raises */
     }
     who->role = tide_task_role(t);
     who->sub = tide_task_sub(t);
@@ -77,8 +77,8 @@ static int l_cache_get(lua_State *L)
     size_t vlen;
     double age;
     int stale;
-    if (!tide_rcache_script_get(tide_vm_app(core_vm(L)), &who, scope, key, klen, sie, &v,
-                                &vlen, &age, &stale)) {
+    if (!tide_rcache_script_get(tide_vm_app(core_vm(L)), &who, scope, key, klen, sie, &v, &vlen,
+                                &age, &stale)) {
         lua_pushnil(L);
         return 1;
     }
@@ -112,34 +112,39 @@ static int l_cache_set(lua_State *L)
             if (lua_type(L, -1) != LUA_TSTRING) tide__l_misuse(L, "tags must be strings");
             tags[ntags] = lua_tolstring(L, -1, &tlens[ntags]);
             ntags++;
-            lua_pop(L, 1);                 /* the table keeps the string alive */
+            lua_pop(L, 1); /* the table keeps the string alive */
         }
     }
     if (!(ttl > 0)) tide__l_misuse(L, "ttl must be a positive number of seconds");
     tide_cache_ident who;
     tide_task *t = cache_task(L, &who);
-    int rc = tide_rcache_script_set(tide_vm_app(core_vm(L)), &who, scope, key, klen, value,
-                                    vlen, ttl, swr, sie, tide_task_born(t), tags, tlens, ntags);
+    int rc = tide_rcache_script_set(tide_vm_app(core_vm(L)), &who, scope, key, klen, value, vlen,
+                                    ttl, swr, sie, tide_task_born(t), tags, tlens, ntags);
     if (rc == 0) {
         lua_pushboolean(L, 1);
         return 1;
     }
     lua_pushnil(L);
     if (rc == TIDE_EAGAIN)
-        tide__l_push_err(L, "TIDE_CACHE_RACED", 409, "not stored: a write invalidated one of "
-                         "its tags after the request began", NULL, NULL);
+        tide__l_push_err(L, "TIDE_CACHE_RACED", 409,
+                         "not stored: a write invalidated one of "
+                         "its tags after the request began",
+                         NULL, NULL);
     else if (rc == TIDE_ETOOBIG)
-        tide__l_push_err(L, "TIDE_CACHE_TOO_BIG", 500, "not stored: the entry is larger than "
-                         "an eighth of cache.max_bytes", NULL, NULL);
+        tide__l_push_err(L, "TIDE_CACHE_TOO_BIG", 500,
+                         "not stored: the entry is larger than "
+                         "an eighth of cache.max_bytes",
+                         NULL, NULL);
     else if (rc == TIDE_ECLOSED)
         tide__l_push_err(L, "TIDE_CACHE_OFF", 503, "not stored: the result cache is off", NULL,
                          NULL);
-    else
-        tide__l_push_err(L, "TIDE_CACHE_ERROR", 500, tide_strerror(rc), NULL, NULL);
+    else tide__l_push_err(L, "TIDE_CACHE_ERROR", 500, tide_strerror(rc), NULL, NULL);
     return 2;
 }
 
-const luaL_Reg tide__l_cache_fns[] = {
-        { "cache_depend", l_cache_depend }, { "cache_skip", l_cache_skip },
-        { "cache_invalidate", l_cache_invalidate }, { "cache_get", l_cache_get },
-        { "cache_set", l_cache_set }, { NULL, NULL } };
+const luaL_Reg tide__l_cache_fns[] = { { "cache_depend", l_cache_depend },
+                                       { "cache_skip", l_cache_skip },
+                                       { "cache_invalidate", l_cache_invalidate },
+                                       { "cache_get", l_cache_get },
+                                       { "cache_set", l_cache_set },
+                                       { NULL, NULL } };

@@ -19,10 +19,7 @@ extern const luaL_Reg tide__l_crypto_fns[];
 extern const luaL_Reg tide__l_sys_fns[];
 
 /* The vm: every function's upvalue 1. */
-static inline tide_vm *core_vm(lua_State *L)
-{
-    return lua_touserdata(L, lua_upvalueindex(1));
-}
+static inline tide_vm *core_vm(lua_State *L) { return lua_touserdata(L, lua_upvalueindex(1)); }
 
 /* Raises a misuse error (a bug in the calling script: a call out of place, an argument of the
  * wrong kind) positioned as tide.errors.misuse positions its own: at the first frame outside

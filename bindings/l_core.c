@@ -33,7 +33,7 @@ int tide__l_misuse(lua_State *L, const char *fmt, ...)
             lua_getfield(L, -1, "misuse");
             if (lua_isfunction(L, -1)) {
                 lua_pushvalue(L, msg);
-                lua_call(L, 1, 0);             /* raises */
+                lua_call(L, 1, 0); /* raises */
             }
         }
     }
@@ -52,9 +52,11 @@ void tide__l_push_err(lua_State *L, const char *code, int status, const char *ms
     lua_setfield(L, -2, "code");
     lua_pushstring(L, msg ? msg : "");
     lua_setfield(L, -2, "message");
-    if (detail) lua_pushstring(L, detail); else lua_pushlightuserdata(L, NULL);
+    if (detail) lua_pushstring(L, detail);
+    else lua_pushlightuserdata(L, NULL);
     lua_setfield(L, -2, "details");
-    if (hint) lua_pushstring(L, hint); else lua_pushlightuserdata(L, NULL);
+    if (hint) lua_pushstring(L, hint);
+    else lua_pushlightuserdata(L, NULL);
     lua_setfield(L, -2, "hint");
     lua_pushinteger(L, status);
     lua_setfield(L, -2, "status");
@@ -70,14 +72,14 @@ static int counted(lua_State *L)
     tide__vm_crossing(1);
     const luaL_Reg *f = lua_touserdata(L, lua_upvalueindex(2));
     int n = f->func(L);
-    if (lua_status(L) != LUA_YIELD) tide__vm_crossing(1);    /* returned to Lua */
+    if (lua_status(L) != LUA_YIELD) tide__vm_crossing(1); /* returned to Lua */
     return n;
 }
 
 int tide_core_open(lua_State *L)
 {
     void *vm = lua_touserdata(L, lua_upvalueindex(1));
-    if (luaL_newmetatable(L, ERROR_MT)) {          /* unless tide.errors made it first */
+    if (luaL_newmetatable(L, ERROR_MT)) { /* unless tide.errors made it first */
         lua_pushliteral(L, ERROR_MT);
         lua_setfield(L, -2, "__name");
     }

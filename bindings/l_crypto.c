@@ -47,7 +47,11 @@ static int l_seal(lua_State *L)
     char *out = NULL;
     int rc = tide_crypto_seal(key, aad, alen, plain, len, &out);
     free(aad);
-    if (rc != 0) { lua_pushnil(L); lua_pushstring(L, tide_strerror(rc)); return 2; }
+    if (rc != 0) {
+        lua_pushnil(L);
+        lua_pushstring(L, tide_strerror(rc));
+        return 2;
+    }
     lua_pushstring(L, out);
     free(out);
     return 1;
@@ -113,6 +117,8 @@ static int l_sha256_hex(lua_State *L)
     return 1;
 }
 
-const luaL_Reg tide__l_crypto_fns[] = {
-        { "seal", l_seal },         { "open", l_open },         { "sha256_hex", l_sha256_hex },
-        { "keyed_hash_hex", l_keyed_hash_hex }, { NULL, NULL } };
+const luaL_Reg tide__l_crypto_fns[] = { { "seal", l_seal },
+                                        { "open", l_open },
+                                        { "sha256_hex", l_sha256_hex },
+                                        { "keyed_hash_hex", l_keyed_hash_hex },
+                                        { NULL, NULL } };

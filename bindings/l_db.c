@@ -42,11 +42,11 @@ typedef struct pgcall {
     tide_call call;
     tide_task *task;
     enum call_kind kind;
-    int json;                    /* return the single text cell */
+    int json; /* return the single text cell */
     const char **values;
-    char label[64];              /* application_name: "tide <request id>" */
-    double started;              /* ev_time() at the start: /admin/queries, slow queries */
-    char db_kind[16];            /* tide.db's kind and table, for the log lines ("": unknown) */
+    char label[64];   /* application_name: "tide <request id>" */
+    double started;   /* ev_time() at the start: /admin/queries, slow queries */
+    char db_kind[16]; /* tide.db's kind and table, for the log lines ("": unknown) */
     char db_table[96];
 } pgcall;
 
@@ -55,7 +55,7 @@ static tide_task *require_task(lua_State *L)
     tide_task *t = tide_task_current();
     if (!t) {
         tide__l_misuse(L, "database calls are only allowed while handling a request");
-        return NULL;                   /* not reached: misuse raises */
+        return NULL; /* not reached: misuse raises */
     }
     if (tide_task_co(t) != L)
         tide__l_misuse(L, "database calls must run in the request's own coroutine");
@@ -74,15 +74,21 @@ static int upstream_arg(lua_State *L, int idx)
 /* Pushes one field of a generic result converted by type. */
 static void push_value(lua_State *L, tide_vm *vm, const PGresult *res, int row, int col)
 {
-    if (PQgetisnull(res, row, col)) { lua_pushlightuserdata(L, NULL); return; }
+    if (PQgetisnull(res, row, col)) {
+        lua_pushlightuserdata(L, NULL);
+        return;
+    }
     const char *v = PQgetvalue(res, row, col);
     int len = PQgetlength(res, row, col);
     switch (PQftype(res, col)) {
-    case 16: lua_pushboolean(L, v[0] == 't'); break;                       /* bool */
-    case 21: case 23: case 26: case 700: case 701:                         /* numbers */
-        lua_pushnumber(L, strtod(v, NULL));
-        break;
-    case 20: case 1700: {              /* int8, numeric: a number only when it is exact */
+    case 16: lua_pushboolean(L, v[0] == 't'); break; /* bool */
+    case 21:
+    case 23:
+    case 26:
+    case 700:
+    case 701: /* numbers */ lua_pushnumber(L, strtod(v, NULL)); break;
+    case 20:
+    case 1700: { /* int8, numeric: a number only when it is exact */
         double d = strtod(v, NULL);
         int digits = 0;
         for (const char *q = v; *q; q++) digits += *q >= '0' && *q <= '9';
@@ -90,10 +96,14 @@ static void push_value(lua_State *L, tide_vm *vm, const PGresult *res, int row, 
         else lua_pushlstring(L, v, (size_t)len);
         break;
     }
-    case 114: case 3802:                                                   /* json, jsonb */
+    case 114:
+    case 3802: /* json, jsonb */
         tide_vm_push_decode(vm, L);
         lua_pushlstring(L, v, (size_t)len);
-        if (lua_pcall(L, 1, 1, 0) != 0) { lua_pop(L, 1); lua_pushlstring(L, v, (size_t)len); }
+        if (lua_pcall(L, 1, 1, 0) != 0) {
+            lua_pop(L, 1);
+            lua_pushlstring(L, v, (size_t)len);
+        }
         break;
     default: lua_pushlstring(L, v, (size_t)len); break;
     }
@@ -137,14 +147,17 @@ static void call_resume(pgcall *pc, int nret)
  * as PostgREST does). */
 static const char *public_message(const char *code)
 {
-    static const struct { const char *code, *msg; } fixed[] = {
+    static const struct {
+        const char *code, *msg;
+    } fixed[] = {
         { "08001", "the database cannot be reached" },
-        { "TIDE_OUTCOME_UNKNOWN", "the connection to the database was lost after the write was "
+        { "TIDE_OUTCOME_UNKNOWN",
+          "the connection to the database was lost after the write was "
           "sent: it may or may not have been applied; check before repeating it" },
         { "TIDE_UPSTREAM_UNAVAILABLE", "the database is unavailable; retry later" },
         { "TIDE_ACQUIRE_TIMEOUT", "no database connection became free in time" },
         { "TIDE_STATEMENT_TIMEOUT", "the statement did not finish in time (a write may still "
-          "have been applied)" },
+                                    "have been applied)" },
         { "TIDE_TX_CLOSED", "the transaction's database connection is gone" },
         { "TIDE_SHUTDOWN", "tide is shutting down" },
     };
@@ -177,7 +190,7 @@ static void resume_with_error(pgcall *pc, const tide_call_error *e)
     tide__l_push_err(co, code, e->status, msg, detail, hint);
     if (e->retry_after > 0) {
         lua_pushnumber(co, e->retry_after);
-        lua_setfield(co, -2, "retry_after");   /* tide.boot turns it into Retry-After */
+        lua_setfield(co, -2, "retry_after"); /* tide.boot turns it into Retry-After */
     }
     call_resume(pc, 2);
 }
@@ -215,7 +228,7 @@ static void log_if_slow(pgcall *pc, const PGresult *res, const tide_call_error *
     double ms = (ev_time() - pc->started) * 1000.0;
     if (ms < slow_ms) return;
     const tide_call *c = &pc->call;
-    char shape[1025];                    /* the line keeps 1 KiB of it */
+    char shape[1025]; /* the line keeps 1 KiB of it */
     tide_qstats_shape(c->job.sql ? c->job.sql : "BEGIN", shape, sizeof shape);
     tide_log_call lc;
     describe_call(pc, final_upstream(c, err), &lc);
@@ -231,15 +244,14 @@ static void call_done(tide_call *c, PGresult *res, const tide_call_error *err)
     tide_pgjob *job = &c->job;
     lua_State *co = tide_task_co(t);
 
-    tide_qstats_record(c->up ? c->up->index : c->up_index,
-                       pc->kind == CALL_QUERY ? job->sql : NULL, ev_time() - pc->started,
-                       res ? PQntuples(res) : 0, err != NULL);
+    tide_qstats_record(c->up ? c->up->index : c->up_index, pc->kind == CALL_QUERY ? job->sql : NULL,
+                       ev_time() - pc->started, res ? PQntuples(res) : 0, err != NULL);
     log_if_slow(pc, res, err);
     if (!err || err->ran) {
         if (pc->kind == CALL_TX_BEGIN) {
-            tide_task_set_tx(t, job->conn, job->pool);   /* conn NULL unless it succeeded */
+            tide_task_set_tx(t, job->conn, job->pool); /* conn NULL unless it succeeded */
         } else if (pc->kind == CALL_QUERY && job->pin) {
-            if (!job->conn)                      /* the transaction's connection was lost */
+            if (!job->conn) /* the transaction's connection was lost */
                 tide_task_set_tx(t, NULL, tide_task_tx_pool(t));
         }
     }
@@ -252,8 +264,7 @@ static void call_done(tide_call *c, PGresult *res, const tide_call_error *err)
     } else if (pc->json) {
         if (res && PQntuples(res) > 0 && PQnfields(res) > 0 && !PQgetisnull(res, 0, 0))
             lua_pushlstring(co, PQgetvalue(res, 0, 0), (size_t)PQgetlength(res, 0, 0));
-        else
-            lua_pushnil(co);
+        else lua_pushnil(co);
     } else {
         push_generic(co, tide_task_vm(t), res);
     }
@@ -265,8 +276,9 @@ static void audit_call(const pgcall *pc, int via, int up_index)
 {
     const tide_call *c = &pc->call;
     tide_log_call lc;
-    describe_call(pc, c->job.pin && c->pin_pool ? tide_pool_name(c->pin_pool)
-                                                  : tide_upstream_name(up_index), &lc);
+    describe_call(
+        pc, c->job.pin && c->pin_pool ? tide_pool_name(c->pin_pool) : tide_upstream_name(up_index),
+        &lc);
     tide_log_audit_call(&lc, via_names[via]);
 }
 
@@ -331,10 +343,9 @@ static char *copy_str(char **cursor, const char *s, size_t len)
 static const char *param_text(lua_State *L, int idx, int n, char *buf, size_t cap, size_t *len)
 {
     switch (lua_type(L, idx)) {
-    case LUA_TNIL:
-        return NULL;
+    case LUA_TNIL: return NULL;
     case LUA_TLIGHTUSERDATA:
-        if (lua_touserdata(L, idx) == NULL) return NULL;   /* json.null */
+        if (lua_touserdata(L, idx) == NULL) return NULL; /* json.null */
         break;
     case LUA_TBOOLEAN:
         *len = (size_t)snprintf(buf, cap, "%s", lua_toboolean(L, idx) ? "true" : "false");
@@ -344,14 +355,11 @@ static const char *param_text(lua_State *L, int idx, int n, char *buf, size_t ca
         if (!isfinite(d)) tide__l_misuse(L, "parameter %d is not a finite number", n);
         if (d == floor(d) && fabs(d) < 9007199254740992.0)
             *len = (size_t)snprintf(buf, cap, "%lld", (long long)d);
-        else
-            *len = (size_t)snprintf(buf, cap, "%.17g", d);
+        else *len = (size_t)snprintf(buf, cap, "%.17g", d);
         return buf;
     }
-    case LUA_TSTRING:
-        return lua_tolstring(L, idx, len);
-    default:
-        break;
+    case LUA_TSTRING: return lua_tolstring(L, idx, len);
+    default: break;
     }
     tide__l_misuse(L, "parameter %d has type %s: encode tables before passing them", n,
                    luaL_typename(L, idx));
@@ -371,10 +379,14 @@ static int l_query(lua_State *L)
     char kind[16] = "", table[96] = "";
     if (!lua_isnoneornil(L, 4)) {
         luaL_checktype(L, 4, LUA_TTABLE);
-        lua_getfield(L, 4, "json"); json = lua_toboolean(L, -1);
-        lua_getfield(L, 4, "as_service"); as_service = lua_toboolean(L, -1);
-        lua_getfield(L, 4, "tx"); in_tx = lua_toboolean(L, -1);
-        lua_getfield(L, 4, "read_only"); read_only = lua_toboolean(L, -1);
+        lua_getfield(L, 4, "json");
+        json = lua_toboolean(L, -1);
+        lua_getfield(L, 4, "as_service");
+        as_service = lua_toboolean(L, -1);
+        lua_getfield(L, 4, "tx");
+        in_tx = lua_toboolean(L, -1);
+        lua_getfield(L, 4, "read_only");
+        read_only = lua_toboolean(L, -1);
         lua_pop(L, 4);
         opt_str(L, 4, "kind", kind, sizeof kind);
         opt_str(L, 4, "table", table, sizeof table);
@@ -399,7 +411,7 @@ static int l_query(lua_State *L)
         lua_pop(L, 1);
     }
     if (in_tx && read_only) tide__l_misuse(L, "read_only cannot be set inside a transaction");
-    read = read || read_only;           /* nothing it calls can write: a repeat is harmless */
+    read = read || read_only; /* nothing it calls can write: a repeat is harmless */
     int n = 0;
     if (has_params) {
         lua_getfield(L, 3, "n");
@@ -460,8 +472,9 @@ static int l_query(lua_State *L)
             pc->call.job.claims = tide_task_claims(t);
             pc->call.job.role = tide_role_name(tide_task_role(t));
         }
-        via = as_service ? AS_SERVICE
-              : tide_task_role(t) == TIDE_ROLE_SERVICE ? AS_SERVICE_TOKEN : AS_CALLER;
+        via = as_service                               ? AS_SERVICE
+              : tide_task_role(t) == TIDE_ROLE_SERVICE ? AS_SERVICE_TOKEN
+                                                       : AS_CALLER;
     }
     return start_call(L, t, up_index, pc, via);
 }
@@ -477,14 +490,15 @@ static int l_tx_begin(lua_State *L)
     pgcall *pc = call_new(0, 0, &cur);
     if (!pc) return luaL_error(L, "out of memory");
     pc->kind = CALL_TX_BEGIN;
-    pc->call.read = 1;            /* nothing happened yet: a retry is harmless */
+    pc->call.read = 1; /* nothing happened yet: a retry is harmless */
     pc->call.job.flags = TIDE_PGJOB_BEGIN | TIDE_PGJOB_AUTH | TIDE_PGJOB_KEEP;
     pc->call.job.claims = as_service ? "{\"role\":\"service_role\"}" : tide_task_claims(t);
     pc->call.job.role = as_service ? "service_role" : tide_role_name(tide_task_role(t));
     snprintf(pc->db_kind, sizeof pc->db_kind, "transaction");
     /* the statements inside run as the BEGIN did: each gets its audit line too */
-    int why = as_service ? AS_SERVICE
-              : tide_task_role(t) == TIDE_ROLE_SERVICE ? AS_SERVICE_TOKEN : AS_CALLER;
+    int why = as_service                               ? AS_SERVICE
+              : tide_task_role(t) == TIDE_ROLE_SERVICE ? AS_SERVICE_TOKEN
+                                                       : AS_CALLER;
     tide_task_set_tx_service(t, why);
     return start_call(L, t, up_index, pc, tide_task_tx_service(t));
 }
@@ -503,7 +517,7 @@ static int l_tx_end(lua_State *L)
     pc->call.job.pin = tide_task_tx(t);
     pc->call.job.flags = 0;
     snprintf(pc->db_kind, sizeof pc->db_kind, "transaction");
-    tide_task_set_tx(t, NULL, tide_task_tx_pool(t));   /* released by the pool when the job ends */
+    tide_task_set_tx(t, NULL, tide_task_tx_pool(t)); /* released by the pool when the job ends */
     tide_task_set_tx_service(t, AS_CALLER);
     return start_call(L, t, 0, pc, AS_CALLER);
 }
@@ -525,20 +539,29 @@ static int l_pool_stats(lua_State *L)
         tide_pool *pool = app->ups[i]->pool;
         tide_pool_get_stats(pool, &s);
         lua_createtable(L, 0, 8);
-        lua_pushstring(L, tide_pool_name(pool)); lua_setfield(L, -2, "pool");
-        lua_pushinteger(L, s.size); lua_setfield(L, -2, "size");
-        lua_pushinteger(L, s.open); lua_setfield(L, -2, "open");
-        lua_pushinteger(L, s.idle); lua_setfield(L, -2, "idle");
-        lua_pushinteger(L, s.busy); lua_setfield(L, -2, "busy");
-        lua_pushinteger(L, s.waiting); lua_setfield(L, -2, "waiting");
-        lua_pushnumber(L, (double)s.jobs); lua_setfield(L, -2, "jobs");
-        lua_pushnumber(L, (double)s.errors); lua_setfield(L, -2, "errors");
+        lua_pushstring(L, tide_pool_name(pool));
+        lua_setfield(L, -2, "pool");
+        lua_pushinteger(L, s.size);
+        lua_setfield(L, -2, "size");
+        lua_pushinteger(L, s.open);
+        lua_setfield(L, -2, "open");
+        lua_pushinteger(L, s.idle);
+        lua_setfield(L, -2, "idle");
+        lua_pushinteger(L, s.busy);
+        lua_setfield(L, -2, "busy");
+        lua_pushinteger(L, s.waiting);
+        lua_setfield(L, -2, "waiting");
+        lua_pushnumber(L, (double)s.jobs);
+        lua_setfield(L, -2, "jobs");
+        lua_pushnumber(L, (double)s.errors);
+        lua_setfield(L, -2, "errors");
         lua_setfield(L, -2, tide_upstream_name(i));
     }
     return 1;
 }
 
 const luaL_Reg tide__l_db_fns[] = {
-        { "query", l_query },       { "tx_begin", l_tx_begin }, { "tx_end", l_tx_end },
-        { "schema_generation", l_schema_generation }, { "pool_stats", l_pool_stats },
-        { NULL, NULL } };
+    { "query", l_query },           { "tx_begin", l_tx_begin },
+    { "tx_end", l_tx_end },         { "schema_generation", l_schema_generation },
+    { "pool_stats", l_pool_stats }, { NULL, NULL }
+};

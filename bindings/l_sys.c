@@ -60,7 +60,8 @@ static int l_wake(lua_State *L)
 static int l_request_id(lua_State *L)
 {
     tide_task *t = tide_task_current();
-    if (t) lua_pushstring(L, tide_task_id(t)); else lua_pushnil(L);
+    if (t) lua_pushstring(L, tide_task_id(t));
+    else lua_pushnil(L);
     return 1;
 }
 
@@ -72,7 +73,8 @@ static void set_num(lua_State *L, const char *k, double v)
 
 static void set_str(lua_State *L, const char *k, const char *v)
 {
-    if (v) lua_pushstring(L, v); else lua_pushlightuserdata(L, NULL);   /* json.null */
+    if (v) lua_pushstring(L, v);
+    else lua_pushlightuserdata(L, NULL); /* json.null */
     lua_setfield(L, -2, k);
 }
 
@@ -135,6 +137,7 @@ static int l_health(lua_State *L)
 }
 
 const luaL_Reg tide__l_sys_fns[] = {
-        { "log", l_log },           { "now", l_now },           { "request_id", l_request_id },
-        { "health", l_health },     { "wait", l_wait },         { "wake", l_wake },
-        { NULL, NULL } };
+    { "log", l_log },       { "now", l_now },   { "request_id", l_request_id },
+    { "health", l_health }, { "wait", l_wait }, { "wake", l_wake },
+    { NULL, NULL }
+};

@@ -24,7 +24,7 @@ pkgs=(
   libluajit2-5.1-dev luajit2 libpq-dev libev-dev lua-cjson lua-cjson-dev lua-busted
   libhttp-parser-dev libssl-dev libjansson-dev lua-socket curl
   postgresql-15 postgresql-client-15 pgbouncer wrk debootstrap nginx libnginx-mod-http-lua
-  clang libclang-rt-14-dev lua-check cppcheck prometheus nodejs npm
+  clang libclang-rt-14-dev clang-format lua-check cppcheck prometheus nodejs npm
 )
 # packages that count as present when their command is on PATH, however it got there
 declare -A command_of=([nodejs]=node [npm]=npm)

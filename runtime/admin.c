@@ -76,7 +76,7 @@ static void admin_health(tide_app *app, tide_http_req *req, int full)
     tide_jsonw w;
     tide_jsonw_init(&w);
     if (full) {
-        size_t n = tide_health_json(&h, body, sizeof body);   /* health.c's own encoder */
+        size_t n = tide_health_json(&h, body, sizeof body); /* health.c's own encoder */
         tide_jsonw_raw(&w, body, n);
     } else {
         tide_jsonw_object(&w);
@@ -232,7 +232,7 @@ static void admin_stats(tide_app *app, tide_http_req *req)
     tide_jsonw_key_int(&w, "routes", tide_vm_route_count(app->vm));
     long long lreq, lcross;
     tide_vm_crossings(&lreq, &lcross);
-    tide_jsonw_key(&w, "lua_crossings");     /* C<->Lua, by the requests that ended */
+    tide_jsonw_key(&w, "lua_crossings"); /* C<->Lua, by the requests that ended */
     tide_jsonw_object(&w);
     tide_jsonw_key_int(&w, "requests", lreq);
     tide_jsonw_key_int(&w, "crossings", lcross);
@@ -256,7 +256,7 @@ static void admin_stats(tide_app *app, tide_http_req *req)
     supervisor_json(app, &w);
     tide_jsonw_key_number(&w, "uptime_s", ev_now(app->loop) - app->started_at, 1);
     char cache[4096];
-    size_t n = tide_rcache_stats_json(app, cache, sizeof cache);   /* rcache.c's own encoder */
+    size_t n = tide_rcache_stats_json(app, cache, sizeof cache); /* rcache.c's own encoder */
     tide_jsonw_key(&w, "cache");
     tide_jsonw_raw(&w, cache, n);
     scripts_stats_json(app, &w);
@@ -279,8 +279,7 @@ static void queries_params(const tide_http_req *req, int *limit, int *reset)
         size_t n = amp ? (size_t)(amp - q) : (size_t)(end - q);
         if (n > 6 && memcmp(q, "limit=", 6) == 0)
             *limit = atoi(q + 6) > 0 && atoi(q + 6) <= 1000 ? atoi(q + 6) : *limit;
-        else if (n == 7 && memcmp(q, "reset=1", 7) == 0)
-            *reset = 1;
+        else if (n == 7 && memcmp(q, "reset=1", 7) == 0) *reset = 1;
         q += n + 1;
     }
 }
@@ -290,14 +289,12 @@ static void queries_params(const tide_http_req *req, int *limit, int *reset)
 static void admin_queries(tide_http_req *req, int limit, int reset)
 {
     size_t len = 0;
-    char *body = tide_qstats_json(limit, &len);   /* qstats.c's own encoder */
-    if (reset)
-        tide_qstats_reset();
+    char *body = tide_qstats_json(limit, &len); /* qstats.c's own encoder */
+    if (reset) tide_qstats_reset();
     tide_jsonw w;
     tide_jsonw_init(&w);
-    if (body)
-        tide_jsonw_raw(&w, body, len);
-    respond_json(req, 200, &w, NULL);   /* no body: the writer failed, a 503 */
+    if (body) tide_jsonw_raw(&w, body, len);
+    respond_json(req, 200, &w, NULL); /* no body: the writer failed, a 503 */
     free(body);
 }
 
@@ -333,10 +330,8 @@ static void admin_flush(tide_app *app, tide_http_req *req)
     tide_jsonw w;
     tide_jsonw_init(&w);
     tide_jsonw_object(&w);
-    if (tag)
-        tide_jsonw_key_string(&w, "flushed", tag, len);
-    else
-        tide_jsonw_key_cstring(&w, "flushed", "all");
+    if (tag) tide_jsonw_key_string(&w, "flushed", tag, len);
+    else tide_jsonw_key_cstring(&w, "flushed", "all");
     tide_jsonw_end(&w);
     respond_json(req, 200, &w, NULL);
 }
@@ -347,11 +342,9 @@ static void admin_flush(tide_app *app, tide_http_req *req)
 static int port_ok(const char *p, const char *end)
 {
     long v = 0;
-    if (p >= end || end - p > 5)
-        return 0;
+    if (p >= end || end - p > 5) return 0;
     for (; p < end; p++) {
-        if (*p < '0' || *p > '9')
-            return 0;
+        if (*p < '0' || *p > '9') return 0;
         v = v * 10 + (*p - '0');
     }
     return v <= 65535;
@@ -363,19 +356,15 @@ int tide__admin_host_ok(const char *host, size_t len, const char *admin_host)
     const char *end = host + len, *at = host, *port = NULL;
     size_t n;
     int v6 = 0;
-    if (!host)
-        return 1;   /* HTTP/1.0 without Host: no browser sends that */
-    if (len == 0 || len >= sizeof name)
-        return 0;
+    if (!host) return 1; /* HTTP/1.0 without Host: no browser sends that */
+    if (len == 0 || len >= sizeof name) return 0;
     if (host[0] == '[') {
         const char *rb = memchr(host, ']', len);
-        if (!rb)
-            return 0;
+        if (!rb) return 0;
         at = host + 1;
         n = (size_t)(rb - at);
         if (rb + 1 < end) {
-            if (rb[1] != ':')
-                return 0;
+            if (rb[1] != ':') return 0;
             port = rb + 2;
         }
         v6 = 1;
@@ -384,33 +373,26 @@ int tide__admin_host_ok(const char *host, size_t len, const char *admin_host)
         n = colon ? (size_t)(colon - host) : len;
         port = colon ? colon + 1 : NULL;
     }
-    if (port && !port_ok(port, end))
-        return 0;
+    if (port && !port_ok(port, end)) return 0;
     memcpy(name, at, n);
     name[n] = '\0';
-    if (n == 0 || strlen(name) != n)
-        return 0;
+    if (n == 0 || strlen(name) != n) return 0;
     if (v6) {
         struct in6_addr a6;
         return inet_pton(AF_INET6, name, &a6) == 1;
     }
     struct in_addr a4;
-    if (inet_pton(AF_INET, name, &a4) == 1)
-        return 1;
-    if (strcasecmp(name, "localhost") == 0)
-        return 1;
+    if (inet_pton(AF_INET, name, &a4) == 1) return 1;
+    if (strcasecmp(name, "localhost") == 0) return 1;
     return admin_host && *admin_host && strcasecmp(name, admin_host) == 0;
 }
 
 int tide__admin_token_ok(const char *token, const char *authz, size_t len)
 {
-    if (!token || !*token || !authz || len < 7 || strncasecmp(authz, "Bearer ", 7) != 0)
-        return 0;
+    if (!token || !*token || !authz || len < 7 || strncasecmp(authz, "Bearer ", 7) != 0) return 0;
     const char *v = authz + 7, *end = authz + len;
-    while (v < end && (*v == ' ' || *v == '\t'))
-        v++;
-    while (end > v && (end[-1] == ' ' || end[-1] == '\t'))
-        end--;
+    while (v < end && (*v == ' ' || *v == '\t')) v++;
+    while (end > v && (end[-1] == ' ' || end[-1] == '\t')) end--;
     return tide_crypto_equal_secret(v, (size_t)(end - v), token, strlen(token));
 }
 
@@ -421,7 +403,8 @@ static int admitted(tide_app *app, tide_http_req *req)
     if (!app->cfg.admin_token) {
         admin_error(req, 403, "TIDE_ADMIN_TOKEN_UNSET",
                     "state-changing admin requests are refused until admin.token "
-                    "(TIDE_ADMIN_TOKEN) is set", NULL);
+                    "(TIDE_ADMIN_TOKEN) is set",
+                    NULL);
         return 0;
     }
     size_t len = 0;
@@ -444,13 +427,13 @@ static void on_admin(tide_http_req *req, void *arg)
     if (!tide__admin_host_ok(host, hlen, app->cfg.admin_host)) {
         admin_error(req, 421, "TIDE_ADMIN_HOST",
                     "the admin listener answers requests for localhost, an IP address or "
-                    "admin.host only", NULL);
+                    "admin.host only",
+                    NULL);
     } else if (path_is(req, "/admin/cache/flush")) {
         if (!post)
             admin_error(req, 405, "TIDE_METHOD_NOT_ALLOWED", "POST /admin/cache/flush",
                         "Allow: POST\r\n");
-        else if (admitted(app, req))
-            admin_flush(app, req);
+        else if (admitted(app, req)) admin_flush(app, req);
     } else if (path_is(req, "/admin/queries") && (get || post)) {
         int limit, reset;
         queries_params(req, &limit, &reset);
@@ -461,8 +444,7 @@ static void on_admin(tide_http_req *req, void *arg)
         else if (post && !reset)
             admin_error(req, 400, "TIDE_BAD_REQUEST",
                         "POST /admin/queries resets the statistics: add reset=1", NULL);
-        else if (get || admitted(app, req))
-            admin_queries(req, limit, reset);
+        else if (get || admitted(app, req)) admin_queries(req, limit, reset);
     } else if (!get) {
         admin_error(req, 405, "TIDE_METHOD_NOT_ALLOWED", "admin endpoints are GET only",
                     "Allow: GET\r\n");
@@ -484,8 +466,7 @@ static void on_admin(tide_http_req *req, void *arg)
         char *text = tide_metrics_render(app, &n);
         if (text)
             tide_http_respond(req, 200, "text/plain; version=0.0.4; charset=utf-8", NULL, text, n);
-        else
-            admin_error(req, 503, "TIDE_OVERLOADED", "out of memory", NULL);
+        else admin_error(req, 503, "TIDE_OVERLOADED", "out of memory", NULL);
         free(text);
     } else {
         admin_error(req, 404, "TIDE_NOT_FOUND", "no such admin endpoint", NULL);
@@ -499,8 +480,7 @@ int tide_admin_start(tide_app *app)
     limits.max_connections = 64;
     int rc = tide_http_listen(app->loop, c->admin_host, c->admin_port, &limits, on_admin, app,
                               &app->admin);
-    if (rc != 0)
-        tide_error("cannot listen on %s:%d (admin)", c->admin_host, c->admin_port);
+    if (rc != 0) tide_error("cannot listen on %s:%d (admin)", c->admin_host, c->admin_port);
     else if (c->admin_token_published)
         tide_warn("admin.token is the published development token: ignored outside "
                   "development mode, so POST /admin/* is refused until you set your own "

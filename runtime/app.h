@@ -19,36 +19,36 @@ typedef struct tide_app {
     tide_upstream upstream_store[TIDE_UPSTREAMS];
     tide_upstream *ups[TIDE_UPSTREAMS]; /* an unconfigured upstream points at direct's */
     tide_http_server *http, *admin;
-    tide_vm *vm;                        /* the bundle serving new requests */
+    tide_vm *vm; /* the bundle serving new requests */
     /* Opens the `tide.core` Lua module in a new bundle's state, with the vm as its one upvalue.
      * The binding that provides it registers it here before any vm is made (main.c does:
      * the runtime never names the binding). */
     int (*open_core)(struct lua_State *L);
     ev_signal sighup, sigterm, sigint;
     ev_prepare flush_logs;
-    ev_check pass_check;                /* with flush_logs: how long each loop pass takes */
+    ev_check pass_check; /* with flush_logs: how long each loop pass takes */
     double pass_started, max_pass;
     long long slow_passes;
-    struct tide_rcache *cache;          /* the result cache (runtime/rcache.h), or NULL */
-    struct tide_listen *listen;         /* the LISTEN session (runtime/channels.h), or NULL */
+    struct tide_rcache *cache;              /* the result cache (runtime/rcache.h), or NULL */
+    struct tide_listen *listen;             /* the LISTEN session (runtime/channels.h), or NULL */
     unsigned long long schema_generation;   /* moves when /rest/v1 must re-read the catalog */
-    long long schema_reloads_heard;     /* NOTIFYs on rest.notify_channel that moved it */
-    struct tide_cache_shared *cache_shared;   /* workers: the invalidation slots they share */
-    struct tide_watch *watch;           /* --watch (runtime/watch.h), or NULL */
-    tide_jwt_cache *jwt_cache;          /* verified tokens (the secret is restart-only) */
+    long long schema_reloads_heard;         /* NOTIFYs on rest.notify_channel that moved it */
+    struct tide_cache_shared *cache_shared; /* workers: the invalidation slots they share */
+    struct tide_watch *watch;               /* --watch (runtime/watch.h), or NULL */
+    tide_jwt_cache *jwt_cache;              /* verified tokens (the secret is restart-only) */
     unsigned long long next_request_id;
-    char id_prefix[12];                 /* random per process: generated request ids start so */
+    char id_prefix[12]; /* random per process: generated request ids start so */
     long long reloads, reload_failures, inflight;
     double started_at, drain_started;
     int draining;
-    int worker, nworkers;               /* this process: index of nworkers (runtime/workers.h) */
-    int restarts;                       /* a worker: its starts before this one (0: the first) */
+    int worker, nworkers; /* this process: index of nworkers (runtime/workers.h) */
+    int restarts;         /* a worker: its starts before this one (0: the first) */
     /* The bundle tide_vm_new builds the next state from (runtime/bundle.h), set around the
      * call by tide_server_load; NULL: package.path reads the directories. */
     const struct tide_bundle *bundle;
-    int has_snapshot, snapshot_fd;      /* workers: the last bundle that loaded, shared */
-    int bundle_from_snapshot;           /* the serving bundle came from the snapshot */
-    unsigned long long bundle_generation;   /* ... of that generation */
+    int has_snapshot, snapshot_fd;        /* workers: the last bundle that loaded, shared */
+    int bundle_from_snapshot;             /* the serving bundle came from the snapshot */
+    unsigned long long bundle_generation; /* ... of that generation */
 } tide_app;
 
 #endif

@@ -24,16 +24,32 @@ static void jwt_failure(tide_http_req *req, int rc)
 {
     const char *code = "TIDE_JWT_INVALID", *msg = "invalid token";
     switch (rc) {
-    case TIDE_EEXPIRED: code = "TIDE_JWT_EXPIRED"; msg = "token has expired"; break;
-    case TIDE_ENOTYET: code = "TIDE_JWT_NOT_YET_VALID"; msg = "token is not valid yet"; break;
-    case TIDE_EALG: code = "TIDE_JWT_ALGORITHM"; msg = "token algorithm not allowed (HS256 only)";
+    case TIDE_EEXPIRED:
+        code = "TIDE_JWT_EXPIRED";
+        msg = "token has expired";
         break;
-    case TIDE_EROLE: code = "TIDE_JWT_ROLE"; msg = "token role not allowed"; break;
+    case TIDE_ENOTYET:
+        code = "TIDE_JWT_NOT_YET_VALID";
+        msg = "token is not valid yet";
+        break;
+    case TIDE_EALG:
+        code = "TIDE_JWT_ALGORITHM";
+        msg = "token algorithm not allowed (HS256 only)";
+        break;
+    case TIDE_EROLE:
+        code = "TIDE_JWT_ROLE";
+        msg = "token role not allowed";
+        break;
     case TIDE_EAUTH: msg = "token signature does not verify"; break;
     case TIDE_ENOEXP: msg = "token has no exp claim"; break;
-    case TIDE_EAUDIENCE: code = "TIDE_JWT_AUDIENCE"; msg = "token audience (aud) not accepted";
+    case TIDE_EAUDIENCE:
+        code = "TIDE_JWT_AUDIENCE";
+        msg = "token audience (aud) not accepted";
         break;
-    case TIDE_EISSUER: code = "TIDE_JWT_ISSUER"; msg = "token issuer (iss) not accepted"; break;
+    case TIDE_EISSUER:
+        code = "TIDE_JWT_ISSUER";
+        msg = "token issuer (iss) not accepted";
+        break;
     default: break;
     }
     refused(req);
@@ -58,7 +74,10 @@ void tide_auth_admit(tide_app *app, tide_http_req *req)
     }
     const char *tok = auth + 7;
     size_t tlen = alen - 7;
-    while (tlen && *tok == ' ') { tok++; tlen--; }
+    while (tlen && *tok == ' ') {
+        tok++;
+        tlen--;
+    }
     while (tlen && tok[tlen - 1] == ' ') tlen--;
     const tide_config *c = &app->cfg;
     const tide_jwt_policy policy = { c->jwt_leeway, c->jwt_require_exp, c->jwt_audience,
@@ -71,9 +90,12 @@ void tide_auth_admit(tide_app *app, tide_http_req *req)
         return;
     }
     tide_jwt_claims claims;
-    int rc = tide_jwt_verify(c->jwt_secret, strlen(c->jwt_secret), tok, tlen, now, &policy,
-                             &claims);
-    if (rc != 0) { jwt_failure(req, rc); return; }
+    int rc =
+        tide_jwt_verify(c->jwt_secret, strlen(c->jwt_secret), tok, tlen, now, &policy, &claims);
+    if (rc != 0) {
+        jwt_failure(req, rc);
+        return;
+    }
     /* cache first: the token lives in req, which dispatch may answer and free at once */
     const char *stored = tide_jwt_cache_put(app->jwt_cache, tok, tlen, &claims);
     tide_pipeline_admit(app, req, stored ? stored : claims.claims_json, claims.sub, claims.role);

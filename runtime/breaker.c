@@ -48,13 +48,16 @@ void tide_breaker_configure(tide_breaker *b, const tide_breaker_config *cfg)
     int old_window = b->cfg.window;
     b->cfg = *cfg;
     clamp(&b->cfg);
-    if (b->cfg.window != old_window) window_reset(b);   /* positions mean nothing now */
+    if (b->cfg.window != old_window) window_reset(b); /* positions mean nothing now */
 }
 
 int tide_breaker_allow(tide_breaker *b, double now, unsigned *ticket)
 {
     if (b->state == TIDE_BREAKER_OPEN) {
-        if (now < b->open_until) { b->rejected++; return 0; }
+        if (now < b->open_until) {
+            b->rejected++;
+            return 0;
+        }
         transition(b, TIDE_BREAKER_HALF_OPEN, now);
     }
     if (b->state == TIDE_BREAKER_HALF_OPEN) {
@@ -82,7 +85,7 @@ void tide_breaker_record(tide_breaker *b, double now, unsigned ticket, int ok)
 {
     b->calls++;
     if (!ok) b->failures++;
-    if (ticket != b->generation) return;          /* admitted under an earlier state */
+    if (ticket != b->generation) return; /* admitted under an earlier state */
     switch (b->state) {
     case TIDE_BREAKER_CLOSED:
         window_push(b, !ok);
@@ -94,12 +97,14 @@ void tide_breaker_record(tide_breaker *b, double now, unsigned ticket, int ok)
         break;
     case TIDE_BREAKER_HALF_OPEN:
         if (b->probes_inflight > 0) b->probes_inflight--;
-        if (!ok) { transition(b, TIDE_BREAKER_OPEN, now); break; }
+        if (!ok) {
+            transition(b, TIDE_BREAKER_OPEN, now);
+            break;
+        }
         if (++b->probe_successes >= b->cfg.half_open_probes)
             transition(b, TIDE_BREAKER_CLOSED, now);
         break;
-    case TIDE_BREAKER_OPEN:
-        break;
+    case TIDE_BREAKER_OPEN: break;
     }
 }
 

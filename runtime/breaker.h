@@ -13,29 +13,31 @@
 #define TIDE_BREAKER_MAX_WINDOW 1024
 
 typedef struct tide_breaker_config {
-    int window;              /* calls in the sliding window (1..TIDE_BREAKER_MAX_WINDOW) */
-    double failure_rate;     /* 0 < rate <= 1 */
-    int min_calls;           /* the window must hold this many before the rate counts */
-    int consecutive;         /* this many failures in a row open it (0 = off) */
-    double open_wait;        /* seconds open before probing */
-    int half_open_probes;    /* probes let through, and successes needed to close */
+    int window;           /* calls in the sliding window (1..TIDE_BREAKER_MAX_WINDOW) */
+    double failure_rate;  /* 0 < rate <= 1 */
+    int min_calls;        /* the window must hold this many before the rate counts */
+    int consecutive;      /* this many failures in a row open it (0 = off) */
+    double open_wait;     /* seconds open before probing */
+    int half_open_probes; /* probes let through, and successes needed to close */
 } tide_breaker_config;
 
 typedef enum tide_breaker_state {
-    TIDE_BREAKER_CLOSED = 0, TIDE_BREAKER_OPEN, TIDE_BREAKER_HALF_OPEN
+    TIDE_BREAKER_CLOSED = 0,
+    TIDE_BREAKER_OPEN,
+    TIDE_BREAKER_HALF_OPEN
 } tide_breaker_state;
 
 typedef struct tide_breaker {
     tide_breaker_config cfg;
     tide_breaker_state state;
     unsigned generation;
-    unsigned char ring[TIDE_BREAKER_MAX_WINDOW];   /* 1 = failure */
+    unsigned char ring[TIDE_BREAKER_MAX_WINDOW]; /* 1 = failure */
     int ring_len, ring_pos, ring_failures;
     int consecutive_failures;
     double open_until;
     int probes_inflight, probe_successes;
-    long long calls, failures, rejected, opened;   /* lifetime counters */
-    long long transitions[3];    /* changes into each state (indexed by tide_breaker_state) */
+    long long calls, failures, rejected, opened; /* lifetime counters */
+    long long transitions[3]; /* changes into each state (indexed by tide_breaker_state) */
 } tide_breaker;
 
 /* Starts closed with cfg (clamped to sane ranges). */

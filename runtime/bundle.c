@@ -16,7 +16,7 @@
 #include <lauxlib.h>
 #include <lua.h>
 
-#define MAX_REL 1024                /* a file's path below its directory, at most */
+#define MAX_REL 1024 /* a file's path below its directory, at most */
 
 /* ---- reading the directories ----------------------------------------------------------- */
 
@@ -58,7 +58,11 @@ static int add_file(reader *r, int d, const char *path, const char *rel)
     if (b->nfiles == r->cap) {
         int cap = r->cap ? r->cap * 2 : 64;
         tide_bundle_file *f = realloc(b->files, (size_t)cap * sizeof *f);
-        if (!f) { close(fd); snprintf(r->err, r->errlen, "out of memory"); return TIDE_ENOMEM; }
+        if (!f) {
+            close(fd);
+            snprintf(r->err, r->errlen, "out of memory");
+            return TIDE_ENOMEM;
+        }
         b->files = f;
         r->cap = cap;
     }
@@ -72,7 +76,7 @@ static int add_file(reader *r, int d, const char *path, const char *rel)
         snprintf(r->err, r->errlen, "out of memory");
         return TIDE_ENOMEM;
     }
-    while (got < want) {             /* a file that shrinks meanwhile: what was there */
+    while (got < want) { /* a file that shrinks meanwhile: what was there */
         ssize_t n = read(fd, text + got, want - got);
         if (n < 0 && errno == EINTR) continue;
         if (n < 0) {
@@ -103,15 +107,15 @@ static int add_dir(reader *r, int d, const char *path, const char *rel, int dept
     int rc = 0;
     struct dirent *e;
     while (rc == 0 && (e = readdir(dir)) != NULL) {
-        if (e->d_name[0] == '.') continue;               /* ., .., editors' files */
+        if (e->d_name[0] == '.') continue; /* ., .., editors' files */
         size_t len = strlen(e->d_name);
         char sub[MAX_REL * 2], subrel[MAX_REL];
         int n1 = snprintf(sub, sizeof sub, "%s/%s", path, e->d_name);
         int n2 = snprintf(subrel, sizeof subrel, "%s%s%s", rel, *rel ? "/" : "", e->d_name);
         if (n1 < 0 || (size_t)n1 >= sizeof sub || n2 < 0 || (size_t)n2 >= sizeof subrel)
-            continue;                                    /* no module name is that long */
+            continue; /* no module name is that long */
         struct stat st;
-        if (stat(sub, &st) != 0) continue;               /* a dangling link, gone meanwhile */
+        if (stat(sub, &st) != 0) continue; /* a dangling link, gone meanwhile */
         if (S_ISDIR(st.st_mode)) {
             if (depth >= TIDE_BUNDLE_MAX_DEPTH) continue;
             if (++r->subdirs > TIDE_BUNDLE_MAX_SUBDIRS) {
@@ -204,8 +208,7 @@ static int searcher(lua_State *L)
     luaL_Buffer buf;
     luaL_buffinit(L, &buf);
     for (int d = 0; d < TIDE_BUNDLE_DIRS; d++) {
-        lua_pushfstring(L, "\n\tno file '%s/%s'", lua_tostring(L, lua_upvalueindex(4 + d)),
-                        rel);
+        lua_pushfstring(L, "\n\tno file '%s/%s'", lua_tostring(L, lua_upvalueindex(4 + d)), rel);
         luaL_addvalue(&buf);
     }
     luaL_pushresult(&buf);
@@ -217,7 +220,10 @@ static void strip_path(lua_State *L, const tide_bundle *b)
 {
     lua_getfield(L, -1, "path");
     const char *path = lua_tostring(L, -1);
-    if (!path) { lua_pop(L, 1); return; }
+    if (!path) {
+        lua_pop(L, 1);
+        return;
+    }
     luaL_Buffer buf;
     luaL_buffinit(L, &buf);
     int first = 1;
@@ -228,8 +234,8 @@ static void strip_path(lua_State *L, const tide_bundle *b)
         int ours = 0;
         for (int d = 0; d < TIDE_BUNDLE_DIRS && !ours; d++) {
             size_t dl = strlen(b->dirs[d]);
-            ours = len == dl + 6 && memcmp(p, b->dirs[d], dl) == 0 &&
-                   memcmp(p + dl, "/?.lua", 6) == 0;
+            ours =
+                len == dl + 6 && memcmp(p, b->dirs[d], dl) == 0 && memcmp(p + dl, "/?.lua", 6) == 0;
         }
         if (!ours && len > 0) {
             if (!first) luaL_addchar(&buf, ';');
@@ -276,13 +282,16 @@ int tide_bundle_install(lua_State *L, const tide_bundle *b)
         lua_rawseti(L, loaders, i + 1);
     }
     lua_rawseti(L, loaders, 2);
-    lua_pop(L, 1);                                       /* loaders */
+    lua_pop(L, 1); /* loaders */
     strip_path(L, b);
     lua_settop(L, top);
     return 0;
 }
 
-typedef struct name_ref { const char *s; size_t len; } name_ref;
+typedef struct name_ref {
+    const char *s;
+    size_t len;
+} name_ref;
 
 /* As strcmp on the names (not on the file names: "a-b.lua" sorts before "a.lua", "a" before
  * "a-b"). */
@@ -324,7 +333,7 @@ int tide_bundle_push_route_names(lua_State *L, const tide_bundle *b)
 
 static const char MAGIC[8] = { 'T', 'I', 'D', 'E', 'B', 'N', 'D', 'L' };
 #define VERSION 1
-#define HEADER 64
+#define HEADER  64
 
 typedef struct header {
     char magic[8];
@@ -348,12 +357,14 @@ static uint64_t checksum(const char *buf, size_t len)
     size_t lens[2] = { sizeof h, len - HEADER };
     uint64_t x = 1469598103934665603ULL;
     for (int k = 0; k < 2; k++)
-        for (size_t i = 0; i < lens[k]; i++)
-            x = (x ^ parts[k][i]) * 1099511628211ULL;
+        for (size_t i = 0; i < lens[k]; i++) x = (x ^ parts[k][i]) * 1099511628211ULL;
     return x;
 }
 
-typedef struct wbuf { char *p; size_t n, cap; } wbuf;
+typedef struct wbuf {
+    char *p;
+    size_t n, cap;
+} wbuf;
 
 static void put(wbuf *w, const void *src, size_t len)
 {
@@ -401,7 +412,10 @@ int tide_bundle_serialize(const tide_bundle *b, char **out, size_t *len)
     return 0;
 }
 
-typedef struct rbuf { const char *p; size_t n, off; } rbuf;
+typedef struct rbuf {
+    const char *p;
+    size_t n, off;
+} rbuf;
 
 static int take(rbuf *r, void *dst, size_t len)
 {
@@ -449,7 +463,11 @@ int tide_bundle_parse(const char *buf, size_t len, tide_bundle *b, char *err, si
             goto bad;
         tide_bundle_file *f = &b->files[b->nfiles];
         if (!(f->rel = take_str(&r, rl))) goto bad;
-        if (!(f->text = take_str(&r, tl))) { free(f->rel); f->rel = NULL; goto bad; }
+        if (!(f->text = take_str(&r, tl))) {
+            free(f->rel);
+            f->rel = NULL;
+            goto bad;
+        }
         f->dir = d;
         f->len = tl;
         b->nfiles++;
@@ -472,10 +490,7 @@ oom:
 
 /* ---- the snapshot ---------------------------------------------------------------------- */
 
-int tide_bundle_snapshot_new(void)
-{
-    return memfd_create("tide-bundle", MFD_CLOEXEC);
-}
+int tide_bundle_snapshot_new(void) { return memfd_create("tide-bundle", MFD_CLOEXEC); }
 
 int tide_bundle_snapshot_reopen(int fd)
 {
@@ -547,7 +562,7 @@ int tide_bundle_store(int fd, tide_bundle *b, char *err, size_t errlen)
         snprintf(err, errlen, "cannot write the bundle snapshot (%zu bytes): %s", len,
                  strerror(errno));
         rc = TIDE_EIO;
-        if (ftruncate(fd, 0) != 0) {}                    /* nothing half written stays */
+        if (ftruncate(fd, 0) != 0) {} /* nothing half written stays */
     }
     lock(fd, LOCK_UN);
     free(buf);

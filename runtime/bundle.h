@@ -21,29 +21,29 @@
 
 struct lua_State;
 
-#define TIDE_BUNDLE_DIRS 3                       /* bindings, scripts, policies */
-#define TIDE_BUNDLE_MAX_FILES 2048               /* .lua files in all */
-#define TIDE_BUNDLE_MAX_BYTES (64u << 20)        /* their text in all */
-#define TIDE_BUNDLE_MAX_DEPTH 8                  /* directory levels below each directory */
-#define TIDE_BUNDLE_MAX_SUBDIRS 256              /* directories visited in all */
-#define TIDE_BUNDLE_MAX_ROUTE_MODULES 512        /* route modules (scripts/NAME.lua) */
+#define TIDE_BUNDLE_DIRS              3           /* bindings, scripts, policies */
+#define TIDE_BUNDLE_MAX_FILES         2048        /* .lua files in all */
+#define TIDE_BUNDLE_MAX_BYTES         (64u << 20) /* their text in all */
+#define TIDE_BUNDLE_MAX_DEPTH         8           /* directory levels below each directory */
+#define TIDE_BUNDLE_MAX_SUBDIRS       256         /* directories visited in all */
+#define TIDE_BUNDLE_MAX_ROUTE_MODULES 512         /* route modules (scripts/NAME.lua) */
 
 typedef struct tide_bundle_file {
-    int dir;                 /* index into tide_bundle.dirs */
-    char *rel;               /* the path below it: "trips.lua", "tide/boot.lua" */
+    int dir;   /* index into tide_bundle.dirs */
+    char *rel; /* the path below it: "trips.lua", "tide/boot.lua" */
     char *text;
     size_t len;
 } tide_bundle_file;
 
 typedef struct tide_bundle {
-    char *dirs[TIDE_BUNDLE_DIRS];   /* as configured (relative or absolute) */
-    tide_bundle_file *files;        /* sorted by dir, then rel */
+    char *dirs[TIDE_BUNDLE_DIRS]; /* as configured (relative or absolute) */
+    tide_bundle_file *files;      /* sorted by dir, then rel */
     int nfiles;
-    size_t bytes;                   /* text bytes of all files */
+    size_t bytes; /* text bytes of all files */
     /* set by tide_bundle_store and tide_bundle_load (0 for a bundle read from disk) */
-    unsigned long long generation;  /* the snapshot's: 1 for its first bundle, then +1 */
-    int stored_by;                  /* the pid that stored it */
-    double stored_at;               /* when (seconds since the epoch) */
+    unsigned long long generation; /* the snapshot's: 1 for its first bundle, then +1 */
+    int stored_by;                 /* the pid that stored it */
+    double stored_at;              /* when (seconds since the epoch) */
 } tide_bundle;
 
 /* Reads every *.lua file (names starting with "." skipped, files and directories) under the

@@ -54,14 +54,14 @@ typedef struct tide_cache tide_cache;
  * older than the stale-if-error age asked for). */
 enum { TIDE_CACHE_MISS = 0, TIDE_CACHE_HIT = 1, TIDE_CACHE_STALE = 2, TIDE_CACHE_ERRONLY = 3 };
 
-#define TIDE_CACHE_MAX_TAGS 16        /* per entry */
+#define TIDE_CACHE_MAX_TAGS 16 /* per entry */
 /* A tag's slots, from tide_cache_tag. */
 typedef uint64_t tide_cache_tagid;
-#define TIDE_CACHE_CLASSES 8          /* entry classes with their own entry and byte counts */
+#define TIDE_CACHE_CLASSES 8 /* entry classes with their own entry and byte counts */
 
 typedef struct tide_cache_stats {
     long long hits, stale_hits, misses, puts, evictions, invalidated, expired, raced;
-    long long invalidations;          /* tide_cache_invalidate calls */
+    long long invalidations; /* tide_cache_invalidate calls */
     long long entries, bytes, max_bytes;
     long long class_entries[TIDE_CACHE_CLASSES], class_bytes[TIDE_CACHE_CLASSES];
 } tide_cache_stats;
@@ -70,11 +70,11 @@ typedef struct tide_cache_stats {
 extern const size_t TIDE_CACHE_ENTRY_OVERHEAD;
 
 typedef struct tide_cache_put_opts {
-    double ttl;          /* seconds fresh (> 0) */
-    double swr;          /* then seconds served stale while it is refreshed (>= 0) */
-    double sie;          /* kept for errors until this age (>= 0; may exceed ttl + swr) */
-    uint64_t born;       /* tide_cache_clock() taken before the contents were read */
-    int klass;           /* 0 .. TIDE_CACHE_CLASSES-1, for the per-class counts */
+    double ttl;    /* seconds fresh (> 0) */
+    double swr;    /* then seconds served stale while it is refreshed (>= 0) */
+    double sie;    /* kept for errors until this age (>= 0; may exceed ttl + swr) */
+    uint64_t born; /* tide_cache_clock() taken before the contents were read */
+    int klass;     /* 0 .. TIDE_CACHE_CLASSES-1, for the per-class counts */
 } tide_cache_put_opts;
 
 /* The invalidation clock and tag slots, which several stores (one per worker process) may
@@ -83,7 +83,7 @@ typedef struct tide_cache_put_opts {
  * ever moves forward). */
 typedef struct tide_cache_shared {
     _Atomic uint64_t clock;
-    unsigned char seed[16];             /* the tag hash's key: the same in every process */
+    unsigned char seed[16]; /* the tag hash's key: the same in every process */
     uint64_t nslots;
     _Atomic uint64_t slot_time[];
 } tide_cache_shared;
@@ -95,8 +95,7 @@ void tide_cache_shared_init(tide_cache_shared *sh, size_t max_bytes);
  * bookkeeping), using shared (tide_cache_shared_init'ed for the same max_bytes) or, when NULL,
  * a clock and slots of its own. Returns 0 and *out, TIDE_EINVAL (max_bytes below 4 KiB, or a
  * shared region made for another size) or TIDE_ENOMEM. */
-TIDE_MUST_CHECK int tide_cache_new(size_t max_bytes, tide_cache_shared *shared,
-                                   tide_cache **out);
+TIDE_MUST_CHECK int tide_cache_new(size_t max_bytes, tide_cache_shared *shared, tide_cache **out);
 void tide_cache_free(tide_cache *c);
 
 /* The slots of tag `name` (len bytes, ASCII case ignored), packed in one value. */
@@ -115,10 +114,9 @@ void tide_cache_distrust(tide_cache *c, int on);
  * it then refuses). Evicts what it must to stay within max_bytes. Returns 0, TIDE_EAGAIN (a
  * tag was invalidated after o->born: not stored), TIDE_ETOOBIG (the entry alone would take
  * more than an eighth of max_bytes: not stored), TIDE_EINVAL or TIDE_ENOMEM. */
-TIDE_MUST_CHECK int tide_cache_put(tide_cache *c, const void *key, size_t klen,
-                                   const void *value, size_t vlen, double now,
-                                   const tide_cache_put_opts *o, const tide_cache_tagid *tags,
-                                   int ntags);
+TIDE_MUST_CHECK int tide_cache_put(tide_cache *c, const void *key, size_t klen, const void *value,
+                                   size_t vlen, double now, const tide_cache_put_opts *o,
+                                   const tide_cache_tagid *tags, int ntags);
 
 /* Looks key up at time now; sie is the stale-if-error age the caller would accept. Returns
  * one of the states above (outdated and expired entries are freed now and miss). Unless it

@@ -24,10 +24,7 @@ static double random_of(const tide_call *c)
     return (double)rand() / ((double)RAND_MAX + 1.0);
 }
 
-static int upstream_of(const tide_call *c)
-{
-    return c->up ? c->up->index : c->up_index;
-}
+static int upstream_of(const tide_call *c) { return c->up ? c->up->index : c->up_index; }
 
 /* Hands the answer over: the call is the completion's from here on. */
 static void complete(tide_call *c, PGresult *res, const tide_call_error *err)
@@ -54,12 +51,16 @@ static void defer_error(tide_call *c, const char *code, int status, const char *
 static void fail(tide_call *c, const char *code, int status, const char *msg, const char *detail,
                  const char *hint, int ran)
 {
-    if (c->starting) {           /* never answer before the starting call has returned */
+    if (c->starting) { /* never answer before the starting call has returned */
         defer_error(c, code, status, msg ? msg : "", 0, ran);
         return;
     }
-    tide_call_error e = { .code = code, .status = status, .message = msg ? msg : "",
-                          .detail = detail, .hint = hint, .upstream = upstream_of(c),
+    tide_call_error e = { .code = code,
+                          .status = status,
+                          .message = msg ? msg : "",
+                          .detail = detail,
+                          .hint = hint,
+                          .upstream = upstream_of(c),
                           .ran = ran };
     complete(c, NULL, &e);
 }
@@ -68,11 +69,15 @@ static void attempt(tide_call *c);
 
 static void timer_cb(struct ev_loop *loop, ev_timer *w, int revents)
 {
-    (void)loop; (void)revents;
+    (void)loop;
+    (void)revents;
     tide_call *c = w->data;
     if (c->deferred) {
-        tide_call_error e = { .code = c->ecode, .status = c->estatus, .message = c->emsg,
-                              .retry_after = c->eretry_after, .upstream = upstream_of(c),
+        tide_call_error e = { .code = c->ecode,
+                              .status = c->estatus,
+                              .message = c->emsg,
+                              .retry_after = c->eretry_after,
+                              .upstream = upstream_of(c),
                               .ran = c->eran };
         complete(c, NULL, &e);
     } else {
@@ -113,10 +118,10 @@ static tide_upstream *choose_upstream(tide_call *c, unsigned *ticket, double *re
 static int safe_to_retry(const tide_call *c, const tide_pg_error *e)
 {
     const char *code = e->code;
-    if (strcmp(code, "08001") == 0) return 1;                        /* never connected */
-    if (strcmp(code, "08006") == 0) return !e->sent || c->read;      /* lost */
-    if (strcmp(code, "40001") == 0 || strcmp(code, "40P01") == 0) return 1;  /* rolled back */
-    if (strncmp(code, "57P0", 4) == 0) return 1;                     /* shut down before commit */
+    if (strcmp(code, "08001") == 0) return 1;                               /* never connected */
+    if (strcmp(code, "08006") == 0) return !e->sent || c->read;             /* lost */
+    if (strcmp(code, "40001") == 0 || strcmp(code, "40P01") == 0) return 1; /* rolled back */
+    if (strncmp(code, "57P0", 4) == 0) return 1; /* shut down before commit */
     return 0;
 }
 
@@ -130,8 +135,8 @@ static void attempt_failed(tide_call *c, const tide_pg_error *e, int ran)
         tide_retry_budget_withdraw(&u->budget)) {
         c->attempt++;
         u->retries++;
-        double delay = tide_backoff(c->attempt - 1, u->policy.retry_base, u->policy.retry_cap,
-                                    random_of(c));
+        double delay =
+            tide_backoff(c->attempt - 1, u->policy.retry_base, u->policy.retry_cap, random_of(c));
         c->deferred = 0;
         ev_timer_stop(c->env.loop, &c->timer);
         ev_timer_set(&c->timer, delay, 0.);
@@ -144,11 +149,13 @@ static void attempt_failed(tide_call *c, const tide_pg_error *e, int ran)
     if (strcmp(code, "08006") == 0 && sent_write) {
         code = "TIDE_OUTCOME_UNKNOWN";
         status = 503;
-        snprintf(buf, sizeof buf, "%s; the write was sent, so it may or may not have been "
-                 "applied: check before repeating it", msg ? msg : "connection lost");
+        snprintf(buf, sizeof buf,
+                 "%s; the write was sent, so it may or may not have been "
+                 "applied: check before repeating it",
+                 msg ? msg : "connection lost");
         msg = buf;
     } else if (strcmp(code, "57014") == 0) {
-        status = c->aborted ? 499 : 504;    /* cancelled: statement timeout or client gone */
+        status = c->aborted ? 499 : 504; /* cancelled: statement timeout or client gone */
     }
     fail(c, code, status, msg, e->detail, e->hint, ran);
 }
@@ -178,7 +185,7 @@ static void job_done(tide_pgjob *job, PGresult *res, const tide_pg_error *err)
 static void attempt(tide_call *c)
 {
     const tide_call_pool_ops *ops = c->env.pool;
-    if (c->job.pin) {                            /* inside a transaction: its connection */
+    if (c->job.pin) { /* inside a transaction: its connection */
         c->up = NULL;
         if (ops->run(c->pin_pool, &c->job) != 0) {
             if (!(c->job.flags & TIDE_PGJOB_KEEP)) ops->release(c->job.pin);
@@ -195,8 +202,10 @@ static void attempt(tide_call *c)
          * second, so say that rather than send a 503 without Retry-After. */
         if (retry_after < 1.0) retry_after = 1.0;
         char msg[160];
-        snprintf(msg, sizeof msg, "upstream %s is unavailable (circuit open); retry after "
-                 "%.1f s", tide_upstream_name(c->up_index), retry_after);
+        snprintf(msg, sizeof msg,
+                 "upstream %s is unavailable (circuit open); retry after "
+                 "%.1f s",
+                 tide_upstream_name(c->up_index), retry_after);
         defer_error(c, "TIDE_UPSTREAM_UNAVAILABLE", 503, msg, retry_after, 0);
         return;
     }
@@ -245,10 +254,10 @@ int tide_call_start(tide_call *c, const tide_call_env *env, int up_index, tide_c
 void tide_call_abort(tide_call *c)
 {
     c->aborted = 1;
-    if (ev_is_active(&c->timer) && !c->deferred) {                /* waiting to retry */
+    if (ev_is_active(&c->timer) && !c->deferred) { /* waiting to retry */
         defer_error(c, "TIDE_CLIENT_GONE", 499, "the client went away", 0, 0);
-    } else if (c->env.pool->cancel(&c->job) == 1) {              /* waiting for a connection */
-        if (c->up) tide_breaker_release(&c->up->breaker, c->ticket);   /* no outcome */
+    } else if (c->env.pool->cancel(&c->job) == 1) {                  /* waiting for a connection */
+        if (c->up) tide_breaker_release(&c->up->breaker, c->ticket); /* no outcome */
         defer_error(c, "TIDE_CLIENT_GONE", 499, "the client went away", 0, 0);
     }
 }

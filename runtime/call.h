@@ -32,13 +32,13 @@ typedef struct tide_call tide_call;
 /* How a call failed, as the client should see it. Strings are valid during the completion
  * only. */
 typedef struct tide_call_error {
-    const char *code;            /* SQLSTATE or TIDE_* code */
-    int status;                  /* HTTP status */
-    const char *message;         /* never NULL */
-    const char *detail, *hint;   /* may be NULL */
-    double retry_after;          /* seconds until asking again may help (an open breaker), or 0 */
-    int upstream;                /* the upstream last used, else the one asked for */
-    int ran;                     /* the error is the job's own outcome; 0 when the job did not
+    const char *code;          /* SQLSTATE or TIDE_* code */
+    int status;                /* HTTP status */
+    const char *message;       /* never NULL */
+    const char *detail, *hint; /* may be NULL */
+    double retry_after;        /* seconds until asking again may help (an open breaker), or 0 */
+    int upstream;              /* the upstream last used, else the one asked for */
+    int ran;                   /* the error is the job's own outcome; 0 when the job did not
                                   * run this time (no upstream usable, held connection gone,
                                   * client gone while it waited) */
 } tide_call_error;
@@ -50,41 +50,41 @@ typedef void (*tide_call_done)(tide_call *c, PGresult *res, const tide_call_erro
 
 /* The pool functions a call uses (NULL in the env: the real tide_pool_*). */
 typedef struct tide_call_pool_ops {
-    int (*run)(tide_pool *pool, tide_pgjob *job);      /* as tide_pool_run */
-    int (*cancel)(tide_pgjob *job);                    /* as tide_pool_cancel */
-    void (*reset_backoff)(tide_pool *pool);            /* as tide_pool_reset_backoff */
-    void (*release)(tide_conn *conn);                  /* as tide_pool_release */
+    int (*run)(tide_pool *pool, tide_pgjob *job); /* as tide_pool_run */
+    int (*cancel)(tide_pgjob *job);               /* as tide_pool_cancel */
+    void (*reset_backoff)(tide_pool *pool);       /* as tide_pool_reset_backoff */
+    void (*release)(tide_conn *conn);             /* as tide_pool_release */
 } tide_call_pool_ops;
 
 /* What a call runs against. Copied by tide_call_start; the pointers must outlive the call. */
 typedef struct tide_call_env {
-    struct ev_loop *loop;        /* backoff and deferred answers run on it */
-    tide_upstream *const *ups;   /* TIDE_UPSTREAMS entries (an alias may repeat one) */
-    const tide_call_pool_ops *pool;       /* NULL: tide_pool_run, _cancel, _reset_backoff,
+    struct ev_loop *loop;           /* backoff and deferred answers run on it */
+    tide_upstream *const *ups;      /* TIDE_UPSTREAMS entries (an alias may repeat one) */
+    const tide_call_pool_ops *pool; /* NULL: tide_pool_run, _cancel, _reset_backoff,
                                            * _release */
-    double (*now)(void *arg);             /* NULL: ev_now(loop) */
-    double (*random)(void *arg);          /* uniform in [0, 1) for jitter; NULL: rand() */
-    void *arg;                            /* for now() and random() */
+    double (*now)(void *arg);       /* NULL: ev_now(loop) */
+    double (*random)(void *arg);    /* uniform in [0, 1) for jitter; NULL: rand() */
+    void *arg;                      /* for now() and random() */
 } tide_call_env;
 
 struct tide_call {
     /* set by the caller before tide_call_start (zero the struct first) */
-    tide_pgjob job;              /* the statement; job.done and job.ud belong to the call */
-    int read;                    /* repeating it is harmless even after it was sent (a read,
+    tide_pgjob job;      /* the statement; job.done and job.ud belong to the call */
+    int read;            /* repeating it is harmless even after it was sent (a read,
                                   * a BEGIN) */
-    int authenticated;           /* the SQLSTATE -> status mapping: 42501 is 403, else 401 */
-    int aborted;                 /* the client is gone already (tide_call_abort sets it too) */
-    tide_pool *pin_pool;         /* with job.pin: the pool that holds that connection */
+    int authenticated;   /* the SQLSTATE -> status mapping: 42501 is 403, else 401 */
+    int aborted;         /* the client is gone already (tide_call_abort sets it too) */
+    tide_pool *pin_pool; /* with job.pin: the pool that holds that connection */
     /* internal */
     tide_call_env env;
     tide_call_done done;
-    int up_index;                /* the upstream asked for */
-    tide_upstream *up;           /* the one in use (the fallback while a breaker is open) */
-    unsigned ticket;             /* breaker ticket of the attempt in flight */
-    int attempt;                 /* 1 = first */
-    int starting;                /* inside tide_call_start: answers wait for the loop */
-    ev_timer timer;              /* backoff before a retry, or a deferred answer */
-    int deferred;                /* the timer delivers the error below instead of retrying */
+    int up_index;      /* the upstream asked for */
+    tide_upstream *up; /* the one in use (the fallback while a breaker is open) */
+    unsigned ticket;   /* breaker ticket of the attempt in flight */
+    int attempt;       /* 1 = first */
+    int starting;      /* inside tide_call_start: answers wait for the loop */
+    ev_timer timer;    /* backoff before a retry, or a deferred answer */
+    int deferred;      /* the timer delivers the error below instead of retrying */
     char ecode[32];
     char emsg[300];
     int estatus;

@@ -39,8 +39,7 @@ void tide__channels_rest_notify(const char *payload, size_t len, void *arg)
                       "restart-only and policies reload on SIGHUP (said once)",
                       app->cfg.rest_notify_channel);
         break;
-    default:
-        break;
+    default: break;
     }
 }
 
@@ -70,8 +69,7 @@ void tide__channels_state(int up, void *arg)
         if (hears_rest(app)) {
             /* what was sent while no session was up is lost: read the catalog again */
             app->schema_generation++;
-            tide_info("rest: listening on \"%s\" for schema reloads",
-                      app->cfg.rest_notify_channel);
+            tide_info("rest: listening on \"%s\" for schema reloads", app->cfg.rest_notify_channel);
         }
     } else {
         tide_listen_stats ls;
@@ -80,10 +78,12 @@ void tide__channels_state(int up, void *arg)
         const char *why = ls.last_error[0] ? ls.last_error : "no reason given";
         if (hears_cache(app))
             tide_warn("cache: lost the LISTEN connection (%s): nothing is served fresh until "
-                      "it is back", why);
+                      "it is back",
+                      why);
         else
             tide_warn("rest: lost the LISTEN connection (%s): schema reloads by NOTIFY are "
-                      "not heard until it is back", why);
+                      "not heard until it is back",
+                      why);
     }
     tide_rcache_hearing(app, up);
 }
@@ -93,8 +93,7 @@ int tide_channels_start(tide_app *app)
     app->listen = NULL;
     const char *dsn = app->cfg.upstreams[TIDE_UP_DIRECT].dsn;
     int cache = hears_cache(app), rest = hears_rest(app);
-    if (!dsn || (!cache && !rest))
-        return 0;
+    if (!dsn || (!cache && !rest)) return 0;
     const char *key = cache ? "cache.channel" : "rest.notify_channel";
     const char *name = cache ? app->cfg.cache_channel : app->cfg.rest_notify_channel;
     int err = tide_listen_start(app->loop, dsn, name, NULL,
@@ -107,7 +106,8 @@ int tide_channels_start(tide_app *app)
     }
     if (err != 0) {
         tide_error("cannot listen on %s \"%s\" (a plain lower-case identifier, or \"\" to hear "
-                   "nothing there): %s", key, name, tide_strerror(err));
+                   "nothing there): %s",
+                   key, name, tide_strerror(err));
         tide_channels_stop(app);
         return err;
     }

@@ -11,9 +11,11 @@
 #include <lauxlib.h>
 #include <lualib.h>
 
+/* clang-format off */
 const tide_setting_name tide_upstream_names[] = {
     { "direct", TIDE_UP_DIRECT }, { "session", TIDE_UP_SESSION },
     { "transaction", TIDE_UP_TRANSACTION }, { NULL, 0 } };
+/* clang-format on */
 
 int tide_upstream_index(const char *name)
 {
@@ -31,6 +33,7 @@ const char *tide_upstream_name(int i)
  * (http.c's and pool.c's fallbacks for callers that pass zeros say the same) and of the
  * overrides. All of it is restart-only: a SIGHUP reloads scripts and policies, not this
  * file. */
+/* clang-format off */
 #define C(sec, key, type, min, max, def, def_str, flags, field, env) \
     { sec, key, TIDE_SET_##type, min, max, def, def_str, flags, offsetof(tide_config, field), \
       NULL, env, NULL }
@@ -83,11 +86,13 @@ static const tide_setting config_table[] = {
     C(NULL, "upstreams", TABLE, 0, 0, 0, NULL, 0, upstreams, NULL),
 };
 #undef C
+/* clang-format on */
 #define NCONFIG (sizeof config_table / sizeof config_table[0])
 
 /* upstreams.NAME: what to connect to. Pool size and acquire timeout are the resilience
  * policy's (pool.size, pool.acquire_timeout in policies/resilience.lua, reloadable); the old
  * keys pool_size and acquire_timeout are still accepted here and ignored. */
+/* clang-format off */
 #define U(key, type, min, max, def, flags, field, env) \
     { NULL, key, TIDE_SET_##type, min, max, def, NULL, flags, \
       offsetof(tide_upstream_config, field), NULL, env, NULL }
@@ -99,6 +104,7 @@ static const tide_setting upstream_table[] = {
     U("acquire_timeout", IGNORED, 0, 0, 0, 0, dsn, NULL),
 };
 #undef U
+/* clang-format on */
 #define NUPSTREAM (sizeof upstream_table / sizeof upstream_table[0])
 
 const tide_setting *tide_config_table(size_t *n)
@@ -131,8 +137,7 @@ void tide_config_print(FILE *f, const tide_config *c)
             /* the key text is wiped once parsed: say whether a key is set */
             fprintf(f, "%-40s = %s   (restart)   (env %s)\n", "crypto.key",
                     c->has_enc_key ? "(set)" : "(unset)", config_table[i].env);
-        else
-            tide_settings_print(f, NULL, &config_table[i], 1, c, NULL);
+        else tide_settings_print(f, NULL, &config_table[i], 1, c, NULL);
     }
     for (int i = 0; i < TIDE_UPSTREAMS; i++) {
         char label[64];
@@ -165,7 +170,10 @@ static int parse_key(const char *hex, unsigned char out[32])
 static int load_file(const char *path, tide_config *c, char *err, size_t errlen)
 {
     lua_State *L = luaL_newstate();
-    if (!L) { snprintf(err, errlen, "out of memory"); return TIDE_ENOMEM; }
+    if (!L) {
+        snprintf(err, errlen, "out of memory");
+        return TIDE_ENOMEM;
+    }
     luaL_openlibs(L);
     if (luaL_dofile(L, path) != 0) {
         snprintf(err, errlen, "%s", lua_tostring(L, -1));
@@ -191,12 +199,12 @@ static int load_file(const char *path, tide_config *c, char *err, size_t errlen)
                          label);
                 rc = TIDE_EINVAL;
             } else {
-                rc = tide_settings_read(L, -1, upstream_table, NUPSTREAM, &c->upstreams[i],
-                                        label, err, errlen);
+                rc = tide_settings_read(L, -1, upstream_table, NUPSTREAM, &c->upstreams[i], label,
+                                        err, errlen);
             }
             lua_pop(L, 1);
         }
-        if (rc != 0) lua_pop(L, 1);   /* the key lua_next left */
+        if (rc != 0) lua_pop(L, 1); /* the key lua_next left */
     }
     if (rc != 0) {
         /* prefix the file, as a Lua error there would be */
@@ -245,7 +253,10 @@ int tide_config_load(const char *path, int dev, tide_config *c, char *err, size_
     }
     if (path) {
         int rc = load_file(path, c, err, errlen);
-        if (rc != 0) { tide_config_free(c); return rc; }
+        if (rc != 0) {
+            tide_config_free(c);
+            return rc;
+        }
     }
     int rc = tide_settings_env(config_table, NCONFIG, c, NULL, err, errlen);
     for (int i = 0; rc == 0 && i < TIDE_UPSTREAMS; i++)
@@ -265,7 +276,8 @@ int tide_config_load(const char *path, int dev, tide_config *c, char *err, size_
     }
     /* a script is stopped at its budget long before the watchdog would end its worker */
     if (c->watchdog_ms > 0 && c->script_max_cpu_ms >= c->watchdog_ms) {
-        snprintf(err, errlen, "script.max_cpu_ms (%d) must be below watchdog_ms (%d): the "
+        snprintf(err, errlen,
+                 "script.max_cpu_ms (%d) must be below watchdog_ms (%d): the "
                  "watchdog would restart the worker before the budget stopped the script",
                  c->script_max_cpu_ms, c->watchdog_ms);
         tide_config_free(c);
@@ -287,11 +299,12 @@ int tide_config_load(const char *path, int dev, tide_config *c, char *err, size_
         tide_config_free(c);
         return TIDE_EINVAL;
     }
-    const char *v = getenv("TIDE_DEV");   /* not a setting: the mode the checks below apply */
+    const char *v = getenv("TIDE_DEV"); /* not a setting: the mode the checks below apply */
     if (v && strcmp(v, "1") == 0) dev = 1;
     c->dev = dev;
     if (!dev && is_published_secret(c->jwt_secret)) {
-        snprintf(err, errlen, "jwt.secret is a published development secret: anyone could sign "
+        snprintf(err, errlen,
+                 "jwt.secret is a published development secret: anyone could sign "
                  "tokens with it, service_role included. Set your own (TIDE_JWT_SECRET or "
                  "jwt.secret, e.g. `openssl rand -base64 48`), or pass --dev (TIDE_DEV=1) for "
                  "local development only");
@@ -299,7 +312,8 @@ int tide_config_load(const char *path, int dev, tide_config *c, char *err, size_
         return TIDE_EINVAL;
     }
     if (!dev && c->has_enc_key && is_published_key(c->enc_key)) {
-        snprintf(err, errlen, "crypto.key is the published development key: stored API keys "
+        snprintf(err, errlen,
+                 "crypto.key is the published development key: stored API keys "
                  "sealed with it are readable by anyone. Set your own (TIDE_ENCRYPTION_KEY or "
                  "crypto.key, 64 hex characters, e.g. `openssl rand -hex 32`), or pass --dev "
                  "(TIDE_DEV=1) for local development only");
@@ -307,7 +321,8 @@ int tide_config_load(const char *path, int dev, tide_config *c, char *err, size_
         return TIDE_EINVAL;
     }
     if (c->admin_token && strlen(c->admin_token) < 16) {
-        snprintf(err, errlen, "admin.token (or TIDE_ADMIN_TOKEN) must be at least 16 characters "
+        snprintf(err, errlen,
+                 "admin.token (or TIDE_ADMIN_TOKEN) must be at least 16 characters "
                  "(e.g. `openssl rand -hex 24`)");
         tide_config_free(c);
         return TIDE_EINVAL;
@@ -327,7 +342,8 @@ int tide_config_load(const char *path, int dev, tide_config *c, char *err, size_
     /* a budget below one largest body would answer every such body 503 */
     if (c->http.max_inflight_body_bytes && c->http.max_body_bytes &&
         c->http.max_inflight_body_bytes <= c->http.max_body_bytes) {
-        snprintf(err, errlen, "http.max_inflight_body_bytes (or TIDE_HTTP_MAX_INFLIGHT_BODY_BYTES)"
+        snprintf(err, errlen,
+                 "http.max_inflight_body_bytes (or TIDE_HTTP_MAX_INFLIGHT_BODY_BYTES)"
                  " must be larger than http.max_body_bytes");
         tide_config_free(c);
         return TIDE_EINVAL;
@@ -335,7 +351,8 @@ int tide_config_load(const char *path, int dev, tide_config *c, char *err, size_
     /* one LISTEN session hears both: a payload must say which of them it is for */
     if (c->cache_channel && c->rest_notify_channel && c->cache_channel[0] &&
         strcmp(c->cache_channel, c->rest_notify_channel) == 0) {
-        snprintf(err, errlen, "rest.notify_channel (or TIDE_REST_NOTIFY_CHANNEL) must differ "
+        snprintf(err, errlen,
+                 "rest.notify_channel (or TIDE_REST_NOTIFY_CHANNEL) must differ "
                  "from cache.channel (or TIDE_CACHE_CHANNEL)");
         tide_config_free(c);
         return TIDE_EINVAL;

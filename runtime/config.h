@@ -14,42 +14,46 @@
 
 enum { TIDE_UP_DIRECT = 0, TIDE_UP_SESSION, TIDE_UP_TRANSACTION, TIDE_UPSTREAMS };
 
-#define TIDE_WATCHDOG_MIN_MS 100     /* watchdog_ms: 0 (off) or at least this */
+#define TIDE_WATCHDOG_MIN_MS 100 /* watchdog_ms: 0 (off) or at least this */
 
 typedef struct tide_upstream_config {
-    char *dsn;               /* NULL = upstream not configured */
-    int prepare;             /* named prepared statements (never on a transaction pooler) */
-    double connect_timeout;  /* pool size and acquire timeout: the resilience policy's */
+    char *dsn;              /* NULL = upstream not configured */
+    int prepare;            /* named prepared statements (never on a transaction pooler) */
+    double connect_timeout; /* pool size and acquire timeout: the resilience policy's */
 } tide_upstream_config;
 
 typedef struct tide_config {
-    char *listen_host; int listen_port;
-    char *admin_host;  int admin_port;
+    char *listen_host;
+    int listen_port;
+    char *admin_host;
+    int admin_port;
     /* The bearer token of state-changing admin requests (NULL: they are refused). A published
      * development token outside development mode is dropped here: admin_token_published. */
     char *admin_token;
     int admin_token_published;
-    char *jwt_secret;  int jwt_leeway;
-    int jwt_require_exp;                 /* refuse tokens without exp (default 1) */
-    char *jwt_audience, *jwt_issuer;     /* NULL: aud / iss not checked */
+    char *jwt_secret;
+    int jwt_leeway;
+    int jwt_require_exp;             /* refuse tokens without exp (default 1) */
+    char *jwt_audience, *jwt_issuer; /* NULL: aud / iss not checked */
     char *bindings_dir, *scripts_dir, *policies_dir;
     char *log_level;
     size_t log_buffer_bytes; /* each log stream's buffer; full: lines dropped, never waited on */
     int log_slow_query_ms;   /* database calls at least this slow get a slow_query line (0: off) */
     tide_upstream_config upstreams[TIDE_UPSTREAMS];
     tide_http_limits http;
-    unsigned char enc_key[32]; int has_enc_key;
-    char *enc_key_hex;       /* crypto.key as read; only while loading (then wiped, NULL) */
-    int script_max_cpu_ms;   /* Lua time one request may use (policies/sandbox.lua per route) */
-    size_t script_max_memory; /* bytes a bundle's Lua state may hold */
-    int workers;             /* worker processes (0: one per CPU) */
-    int supervise;           /* a supervising parent even for one worker (default 1) */
-    int watchdog_ms;         /* a worker's loop silent this long is killed (0: off) */
-    int nice;                /* scheduling priority (nice value) to serve at; 0: unchanged */
-    size_t cache_max_bytes;  /* the result cache's bound (0: no cache) */
-    char *cache_channel;     /* NOTIFY channel of other writers' writes ("": none heard) */
+    unsigned char enc_key[32];
+    int has_enc_key;
+    char *enc_key_hex;         /* crypto.key as read; only while loading (then wiped, NULL) */
+    int script_max_cpu_ms;     /* Lua time one request may use (policies/sandbox.lua per route) */
+    size_t script_max_memory;  /* bytes a bundle's Lua state may hold */
+    int workers;               /* worker processes (0: one per CPU) */
+    int supervise;             /* a supervising parent even for one worker (default 1) */
+    int watchdog_ms;           /* a worker's loop silent this long is killed (0: off) */
+    int nice;                  /* scheduling priority (nice value) to serve at; 0: unchanged */
+    size_t cache_max_bytes;    /* the result cache's bound (0: no cache) */
+    char *cache_channel;       /* NOTIFY channel of other writers' writes ("": none heard) */
     char *rest_notify_channel; /* NOTIFY channel of /rest/v1 schema reloads ("": none) */
-    int dev;                 /* development mode: published secrets are accepted */
+    int dev;                   /* development mode: published secrets are accepted */
 } tide_config;
 
 /* Loads path (NULL = defaults only) and applies environment overrides. dev (or TIDE_DEV=1)

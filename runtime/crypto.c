@@ -12,11 +12,11 @@
 #include <openssl/rand.h>
 #include <openssl/sha.h>
 
-#define NONCE 12
-#define TAG 16
-#define V2_BYTE 0x02
-#define PREFIX_LEN 3              /* "v1:" / "v2:" */
-#define MAX_TEXT (1u << 26)       /* longer texts cannot come from a plaintext we would seal */
+#define NONCE      12
+#define TAG        16
+#define V2_BYTE    0x02
+#define PREFIX_LEN 3          /* "v1:" / "v2:" */
+#define MAX_TEXT   (1u << 26) /* longer texts cannot come from a plaintext we would seal */
 
 int tide_crypto_aad(const char *const *fields, const size_t *lens, size_t n, unsigned char **out,
                     size_t *outlen)
@@ -54,8 +54,8 @@ int tide_crypto_version(const char *text, size_t len)
     return 0;
 }
 
-int tide_crypto_seal(const unsigned char key[32], const void *aad, size_t aadlen,
-                     const char *plain, size_t len, char **out)
+int tide_crypto_seal(const unsigned char key[32], const void *aad, size_t aadlen, const char *plain,
+                     size_t len, char **out)
 {
     if (!out) return TIDE_EINVAL;
     *out = NULL;
@@ -67,7 +67,10 @@ int tide_crypto_seal(const unsigned char key[32], const void *aad, size_t aadlen
     EVP_CIPHER_CTX *ctx = EVP_CIPHER_CTX_new();
     unsigned char *nonce, *ct;
     int rc = TIDE_EIO, n = 0, m = 0;
-    if (!raw || !txt || !ctx) { rc = TIDE_ENOMEM; goto done; }
+    if (!raw || !txt || !ctx) {
+        rc = TIDE_ENOMEM;
+        goto done;
+    }
     nonce = raw + 1;
     ct = nonce + NONCE;
     raw[0] = V2_BYTE;
@@ -88,7 +91,10 @@ int tide_crypto_seal(const unsigned char key[32], const void *aad, size_t aadlen
     rc = 0;
 done:
     EVP_CIPHER_CTX_free(ctx);
-    if (raw) { OPENSSL_cleanse(raw, rawlen); free(raw); }
+    if (raw) {
+        OPENSSL_cleanse(raw, rawlen);
+        free(raw);
+    }
     free(txt);
     return rc;
 }
@@ -102,7 +108,10 @@ static int decode_text(const char *text, size_t len, unsigned char **raw, size_t
     unsigned char *buf = malloc(len / 4 * 3 + 1);
     if (!buf) return TIDE_ENOMEM;
     int n = EVP_DecodeBlock(buf, (const unsigned char *)text, (int)len);
-    if (n < 0) { free(buf); return TIDE_EPARSE; }
+    if (n < 0) {
+        free(buf);
+        return TIDE_EPARSE;
+    }
     if (text[len - 1] == '=') n--;
     if (text[len - 2] == '=') n--;
     *raw = buf;
@@ -119,7 +128,10 @@ static int gcm_open(const unsigned char key[32], const unsigned char *nonce,
     int n = 0, m = 0, rc = TIDE_EAUTH;
     char *plain = malloc(clen + 1);
     EVP_CIPHER_CTX *ctx = EVP_CIPHER_CTX_new();
-    if (!plain || !ctx) { rc = TIDE_ENOMEM; goto done; }
+    if (!plain || !ctx) {
+        rc = TIDE_ENOMEM;
+        goto done;
+    }
     if (EVP_DecryptInit_ex(ctx, EVP_aes_256_gcm(), NULL, key, nonce) != 1) goto done;
     if (a1len && EVP_DecryptUpdate(ctx, NULL, &n, a1, (int)a1len) != 1) goto done;
     if (a2len && EVP_DecryptUpdate(ctx, NULL, &n, a2, (int)a2len) != 1) goto done;
@@ -134,12 +146,15 @@ static int gcm_open(const unsigned char key[32], const unsigned char *nonce,
     rc = 0;
 done:
     EVP_CIPHER_CTX_free(ctx);
-    if (plain) { OPENSSL_cleanse(plain, clen + 1); free(plain); }
+    if (plain) {
+        OPENSSL_cleanse(plain, clen + 1);
+        free(plain);
+    }
     return rc;
 }
 
-int tide_crypto_open(const unsigned char key[32], const void *aad, size_t aadlen,
-                     const char *text, size_t len, char **out, size_t *outlen)
+int tide_crypto_open(const unsigned char key[32], const void *aad, size_t aadlen, const char *text,
+                     size_t len, char **out, size_t *outlen)
 {
     unsigned char *raw = NULL;
     size_t rawlen = 0;
@@ -156,8 +171,8 @@ int tide_crypto_open(const unsigned char key[32], const void *aad, size_t aadlen
         return TIDE_EPARSE;
     }
     size_t clen = rawlen - 1 - NONCE - TAG;
-    rc = gcm_open(key, raw + 1, raw, 1, aad, aadlen, raw + 1 + NONCE, clen,
-                  raw + 1 + NONCE + clen, out, outlen);
+    rc = gcm_open(key, raw + 1, raw, 1, aad, aadlen, raw + 1 + NONCE, clen, raw + 1 + NONCE + clen,
+                  out, outlen);
     free(raw);
     return rc;
 }
@@ -179,8 +194,7 @@ int tide_crypto_open_v1(const unsigned char key[32], const char *text, size_t le
         return TIDE_EPARSE;
     }
     size_t clen = rawlen - NONCE - TAG;
-    rc = gcm_open(key, raw, NULL, 0, NULL, 0, raw + NONCE, clen, raw + NONCE + clen, out,
-                  outlen);
+    rc = gcm_open(key, raw, NULL, 0, NULL, 0, raw + NONCE, clen, raw + NONCE + clen, out, outlen);
     free(raw);
     return rc;
 }
@@ -203,7 +217,7 @@ int tide_crypto_keyed_hash_hex(const unsigned char key[32], const char *label, c
     if (!key || !label || (len && !data)) return TIDE_EINVAL;
     if (!HMAC(EVP_sha256(), key, 32, (const unsigned char *)label, strlen(label), sub, &n) ||
         n != 32)
-        return TIDE_ENOMEM;   /* OpenSSL fails here only when it cannot allocate */
+        return TIDE_ENOMEM; /* OpenSSL fails here only when it cannot allocate */
     static const unsigned char none = 0;
     const unsigned char *d = len ? data : &none;
     int ok = HMAC(EVP_sha256(), sub, 32, d, len, md, &n) && n == 32;

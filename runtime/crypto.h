@@ -20,9 +20,9 @@
 #include <stddef.h>
 #include "error.h"
 
-#define TIDE_CRYPTO_MAX_PLAIN (1u << 24)   /* longer plaintexts are TIDE_ETOOBIG */
-#define TIDE_CRYPTO_MAX_FIELDS 16          /* per aad */
-#define TIDE_CRYPTO_MAX_FIELD (1u << 16)   /* bytes per aad field */
+#define TIDE_CRYPTO_MAX_PLAIN  (1u << 24) /* longer plaintexts are TIDE_ETOOBIG */
+#define TIDE_CRYPTO_MAX_FIELDS 16         /* per aad */
+#define TIDE_CRYPTO_MAX_FIELD  (1u << 16) /* bytes per aad field */
 
 /* Encodes n fields (fields[i], lens[i] bytes; may hold any byte) as associated data: for each,
  * its length as 4 bytes big-endian, then its bytes. Returns 0 and a malloc'd buffer in *out
@@ -47,8 +47,8 @@ TIDE_MUST_CHECK int tide_crypto_open(const unsigned char key[32], const void *aa
 
 /* Opens a version 1 text (no associated data), as tide_crypto_open. For re-sealing only: a
  * v1 text is bound to no row, so it proves nothing about where it was found. */
-TIDE_MUST_CHECK int tide_crypto_open_v1(const unsigned char key[32], const char *text,
-                                        size_t len, char **out, size_t *outlen);
+TIDE_MUST_CHECK int tide_crypto_open_v1(const unsigned char key[32], const char *text, size_t len,
+                                        char **out, size_t *outlen);
 
 /* The format of a sealed text by its prefix: 2 ("v2:"), 1 ("v1:"), or 0 (neither). */
 int tide_crypto_version(const char *text, size_t len);

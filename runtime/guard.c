@@ -22,14 +22,11 @@
 
 /* The supervisor's note of the route a stalled loop runs (async-signal-safe; nothing when the
  * process is not supervised). */
-static void note_route(const char *route)
-{
-    tide_supervise_note_route(route);
-}
+static void note_route(const char *route) { tide_supervise_note_route(route); }
 
-#define GUARD_SIGNAL SIGURG          /* ignored by default: a stray one does nothing */
-#define TICK_NS (5 * 1000 * 1000)    /* the handler's look at the deadline, per CPU used */
-#define LATE_NS (100 * 1000 * 1000)  /* past a stop, a run this late is in a long C call */
+#define GUARD_SIGNAL SIGURG              /* ignored by default: a stray one does nothing */
+#define TICK_NS      (5 * 1000 * 1000)   /* the handler's look at the deadline, per CPU used */
+#define LATE_NS      (100 * 1000 * 1000) /* past a stop, a run this late is in a long C call */
 
 /* Built with -DTIDE_NO_GUARD (only `make bench`'s baseline, to measure what the budgets cost),
  * runs are not timed and states not wrapped: tide as it was before budgets. */
@@ -40,15 +37,15 @@ static void note_route(const char *route)
 #endif
 
 static struct {
-    tide_guard_run *volatile run;    /* the open run, or NULL */
-    volatile int64_t deadline;       /* of the open run (ns); 0: none */
-    const char *volatile route;      /* of the open run, for the supervisor when late */
-    volatile sig_atomic_t stop;      /* TIDE_GUARD_*: why the open run is being stopped */
-    int raised;                      /* ... and the stop reached the script (an error) */
-    int64_t stopped_at;              /* when the stop was asked for */
-    int noted;                       /* the late stop was told to the supervisor */
+    tide_guard_run *volatile run; /* the open run, or NULL */
+    volatile int64_t deadline;    /* of the open run (ns); 0: none */
+    const char *volatile route;   /* of the open run, for the supervisor when late */
+    volatile sig_atomic_t stop;   /* TIDE_GUARD_*: why the open run is being stopped */
+    int raised;                   /* ... and the stop reached the script (an error) */
+    int64_t stopped_at;           /* when the stop was asked for */
+    int noted;                    /* the late stop was told to the supervisor */
     char where[192];
-    pid_t started;                   /* the process whose timer ticks (0: none yet) */
+    pid_t started; /* the process whose timer ticks (0: none yet) */
     timer_t timer;
     tide_guard_stats stats;
 } G;
@@ -65,7 +62,7 @@ int64_t tide_guard_now(void)
 /* The count hook: raises at every instruction until the run is closed. */
 static void stop_hook(lua_State *L, lua_Debug *ar)
 {
-    if (G.stop == TIDE_GUARD_NONE) {           /* set for a run that has ended */
+    if (G.stop == TIDE_GUARD_NONE) { /* set for a run that has ended */
         lua_sethook(L, NULL, 0, 0);
         return;
     }
@@ -220,12 +217,12 @@ void tide_guard_count_quarantine(void) { G.stats.quarantines++; }
 static void *counting_alloc(void *ud, void *ptr, size_t osize, size_t nsize)
 {
     tide_guard_mem *m = ud;
-    if (nsize > osize && m->limit && m->used + (nsize - osize) > m->limit &&
-        G.run && G.run->mem == m) {
+    if (nsize > osize && m->limit && m->used + (nsize - osize) > m->limit && G.run &&
+        G.run->mem == m) {
         m->refusals++;
         if (G.stop == TIDE_GUARD_NONE) note_where(G.run->L);
         stop_run(TIDE_GUARD_MEMORY);
-        G.raised = 1;                    /* LuaJIT raises "not enough memory" */
+        G.raised = 1; /* LuaJIT raises "not enough memory" */
         return NULL;
     }
     void *p = m->f(m->ud, ptr, osize, nsize);
@@ -258,13 +255,13 @@ void tide_guard_mem_detach(tide_guard_mem *m, lua_State *L)
 /* ---- quarantine ------------------------------------------------------------------------- */
 
 #define MAX_ROUTES 256
-#define MAX_HITS 64
+#define MAX_HITS   64
 
 typedef struct route_hits {
     char route[128];
     long long stops;
-    double until;            /* closed until (the caller's clock) */
-    int n, head;             /* ring of the last hits' times */
+    double until; /* closed until (the caller's clock) */
+    int n, head;  /* ring of the last hits' times */
     double at[MAX_HITS];
 } route_hits;
 
@@ -316,7 +313,7 @@ int tide_guard_routes_stop(tide_guard_routes *g, const char *route, double now)
         if (now - h->at[i] <= g->q.window) recent++;
     if (recent < g->q.hits) return 0;
     h->until = now + g->q.cool_down;
-    h->n = h->head = 0;                  /* after the cool-down it starts counting afresh */
+    h->n = h->head = 0; /* after the cool-down it starts counting afresh */
     return 1;
 }
 

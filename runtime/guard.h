@@ -48,12 +48,12 @@ TIDE_MUST_CHECK int tide_guard_start(void);
 
 /* A state's memory bound (embedded in the owner's struct; see the top of this file). */
 typedef struct tide_guard_mem {
-    lua_Alloc f;             /* the allocator underneath */
+    lua_Alloc f; /* the allocator underneath */
     void *ud;
-    size_t used;             /* bytes the state holds now */
-    size_t peak;             /* the most it held */
-    size_t limit;            /* 0: no bound */
-    long long refusals;      /* allocations refused */
+    size_t used;        /* bytes the state holds now */
+    size_t peak;        /* the most it held */
+    size_t limit;       /* 0: no bound */
+    long long refusals; /* allocations refused */
 } tide_guard_mem;
 
 /* Wraps L's allocator with m's counting one, bounded by limit bytes (0: count only). */
@@ -66,10 +66,10 @@ void tide_guard_mem_detach(tide_guard_mem *m, lua_State *L);
 typedef struct tide_guard_run {
     lua_State *L;
     tide_guard_mem *mem;
-    int64_t started;         /* CLOCK_MONOTONIC ns */
-    int64_t budget;          /* ns this run may take from its start */
-    const char *route;       /* what the run serves, for the supervisor's log (may be NULL) */
-    struct tide_guard_run *outer;   /* the run this one interrupted, if runs nest */
+    int64_t started;              /* CLOCK_MONOTONIC ns */
+    int64_t budget;               /* ns this run may take from its start */
+    const char *route;            /* what the run serves, for the supervisor's log (may be NULL) */
+    struct tide_guard_run *outer; /* the run this one interrupted, if runs nest */
 } tide_guard_run;
 
 /* Opens a run of L (any thread of the state) that may take budget_ns (<= 0: stop at once,
@@ -87,9 +87,9 @@ int64_t tide_guard_now(void);
 
 /* Process-wide counts, since start. */
 typedef struct tide_guard_stats {
-    long long stops_cpu, stops_memory;   /* runs stopped, by reason */
-    long long quarantines;               /* routes put in quarantine */
-    long long late_stops;                /* runs still going 100 ms past a stop (a long C call) */
+    long long stops_cpu, stops_memory; /* runs stopped, by reason */
+    long long quarantines;             /* routes put in quarantine */
+    long long late_stops;              /* runs still going 100 ms past a stop (a long C call) */
 } tide_guard_stats;
 void tide_guard_get_stats(tide_guard_stats *s);
 /* Counts a quarantine (tide_guard_routes_stop's caller, when it returned 1). */
@@ -98,9 +98,9 @@ void tide_guard_count_quarantine(void);
 /* ---- quarantine (pure) ------------------------------------------------------------------ */
 
 typedef struct tide_guard_quarantine {
-    int hits;                /* stops ... */
-    double window;           /* ... within this many seconds ... */
-    double cool_down;        /* ... close the route for this long (seconds). hits 0: never */
+    int hits;         /* stops ... */
+    double window;    /* ... within this many seconds ... */
+    double cool_down; /* ... close the route for this long (seconds). hits 0: never */
 } tide_guard_quarantine;
 
 typedef struct tide_guard_routes tide_guard_routes;
@@ -114,7 +114,7 @@ int tide_guard_routes_stop(tide_guard_routes *g, const char *route, double now);
 double tide_guard_routes_closed(const tide_guard_routes *g, const char *route, double now);
 /* Calls f for each route with stops: its stops so far and the seconds it stays closed. */
 void tide_guard_routes_each(const tide_guard_routes *g, double now,
-                            void (*f)(const char *route, long long stops, double closed,
-                                      void *arg), void *arg);
+                            void (*f)(const char *route, long long stops, double closed, void *arg),
+                            void *arg);
 
 #endif

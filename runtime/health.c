@@ -49,9 +49,9 @@ void tide_health_get(tide_app *app, tide_health *out)
 size_t tide_health_json(const tide_health *h, char *buf, size_t cap)
 {
     size_t n = 0;
-#define PUT(...)                                                                  \
-    do {                                                                          \
-        if (n < cap) n += (size_t)snprintf(buf + n, cap - n, __VA_ARGS__);        \
+#define PUT(...)                                                           \
+    do {                                                                   \
+        if (n < cap) n += (size_t)snprintf(buf + n, cap - n, __VA_ARGS__); \
     } while (0)
     PUT("{\"upstreams\":{");
     for (int i = 0; i < TIDE_UPSTREAMS; i++) {
@@ -67,16 +67,17 @@ size_t tide_health_json(const tide_health *h, char *buf, size_t cap)
             "\"retry_after_s\":%.3f},"
             "\"pool\":{\"size\":%d,\"open\":%d,\"idle\":%d,\"busy\":%d,\"connecting\":%d,"
             "\"waiting\":%d,\"jobs\":%lld,\"errors\":%lld,\"connect_failures\":%lld,"
-            "\"acquire_timeouts\":%lld,\"pipelined\":%lld},\"retries\":%lld,\"fallback\":%s,\"blocked_by\":%s}",
+            "\"acquire_timeouts\":%lld,\"pipelined\":%lld},\"retries\":%lld,\"fallback\":%s,"
+            "\"blocked_by\":%s}",
             i ? "," : "", u->name, u->status, u->required ? "true" : "false", u->pool_of,
-            u->probe_ok ? "true" : "false", u->probe_latency_ms, u->probe_age_s,
-            u->breaker_state, u->breaker_calls, u->breaker_failures, u->consecutive_failures,
-            u->breaker_opened, u->breaker_rejected, u->retry_after_s, s->size, s->open, s->idle,
-            s->busy, s->connecting, s->waiting, s->jobs, s->errors, s->connect_failures,
-            s->acquire_timeouts, s->pipelined, u->retries, fallback, blocked);
+            u->probe_ok ? "true" : "false", u->probe_latency_ms, u->probe_age_s, u->breaker_state,
+            u->breaker_calls, u->breaker_failures, u->consecutive_failures, u->breaker_opened,
+            u->breaker_rejected, u->retry_after_s, s->size, s->open, s->idle, s->busy,
+            s->connecting, s->waiting, s->jobs, s->errors, s->connect_failures, s->acquire_timeouts,
+            s->pipelined, u->retries, fallback, blocked);
     }
     PUT("},\"status\":\"%s\"}", h->status);
 #undef PUT
-    if (n >= cap) n = cap ? cap - 1 : 0;   /* truncated: stay in bounds */
+    if (n >= cap) n = cap ? cap - 1 : 0; /* truncated: stay in bounds */
     return n;
 }

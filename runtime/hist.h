@@ -8,12 +8,12 @@
 
 #include <stdint.h>
 
-#define TIDE_HIST_SUB 16
+#define TIDE_HIST_SUB     16
 #define TIDE_HIST_BUCKETS (TIDE_HIST_SUB + 28 * TIDE_HIST_SUB)
 
 typedef struct tide_hist {
     uint64_t count;
-    double sum;                           /* seconds */
+    double sum; /* seconds */
     uint64_t b[TIDE_HIST_BUCKETS];
 } tide_hist;
 

@@ -82,29 +82,38 @@
 #include <sys/uio.h>
 #include <unistd.h>
 
-
 enum {
-    SCRATCH_SIZE = 64 * 1024,   /* one read; shared by all connections of a server */
-    RBUF_CAP = 64 * 1024,       /* most input buffered while a request is with the handler */
+    SCRATCH_SIZE = 64 * 1024, /* one read; shared by all connections of a server */
+    RBUF_CAP = 64 * 1024,     /* most input buffered while a request is with the handler */
     ARENA_MIN = 1024,
     HDRS_MIN = 16,
-    HDRS_MAX = 128,             /* header fields per request (more -> 431): slots <= 4 KiB */
-    CLIENTS_MIN = 64,           /* first size of the per-client table (a power of two) */
-    OBUF_MAP_MIN = 128 * 1024,  /* output buffers this large are pages of their own (mmap) */
+    HDRS_MAX = 128,            /* header fields per request (more -> 431): slots <= 4 KiB */
+    CLIENTS_MIN = 64,          /* first size of the per-client table (a power of two) */
+    OBUF_MAP_MIN = 128 * 1024, /* output buffers this large are pages of their own (mmap) */
 };
-#define LINGER_TIMEOUT 2.0      /* how long to drain input before closing after an error */
-#define ACCEPT_RETRY 0.25       /* pause after EMFILE and friends */
-#define DEFAULT_BODY_BUDGET ((size_t)64 * 1024 * 1024)
+#define LINGER_TIMEOUT        2.0  /* how long to drain input before closing after an error */
+#define ACCEPT_RETRY          0.25 /* pause after EMFILE and friends */
+#define DEFAULT_BODY_BUDGET   ((size_t)64 * 1024 * 1024)
 #define DEFAULT_UNSENT_BUDGET ((size_t)64 * 1024 * 1024)
-#define DEFAULT_PASS_BUDGET 0.005   /* seconds of connection reads per loop pass */
-#define PASS_MIN_READS 16           /* served per pass whatever the budget: progress */
+#define DEFAULT_PASS_BUDGET   0.005 /* seconds of connection reads per loop pass */
+#define PASS_MIN_READS        16    /* served per pass whatever the budget: progress */
 
 enum { TM_NONE, TM_IDLE, TM_READ, TM_WRITE, TM_LINGER };
 enum { CB_NONE, CB_URL, CB_FIELD, CB_VALUE };
 enum { ERR_NONE, ERR_CLOSE, ERR_BAD, ERR_HEADERS, ERR_BODY, ERR_EXPECT, ERR_BUSY, ERR_CODING };
 /* Sections of a message, as scan() walks its raw bytes (see the header comment). */
-enum { SC_LINE, SC_FIELD, SC_HEAD_END, SC_DATA, SC_SIZE, SC_SIZE_END, SC_DATA_END, SC_TFIELD,
-       SC_TLINE, SC_END };
+enum {
+    SC_LINE,
+    SC_FIELD,
+    SC_HEAD_END,
+    SC_DATA,
+    SC_SIZE,
+    SC_SIZE_END,
+    SC_DATA_END,
+    SC_TFIELD,
+    SC_TLINE,
+    SC_END
+};
 
 typedef struct conn conn;
 typedef struct hreq hreq;
@@ -112,51 +121,53 @@ typedef struct client_slot client_slot;
 
 /* While parsing, header slots hold arena offsets; on completion they become pointers. */
 typedef union hslot {
-    struct { size_t no, nl, vo, vl; } off;
+    struct {
+        size_t no, nl, vo, vl;
+    } off;
     tide_http_header h;
 } hslot;
 _Static_assert(sizeof(hslot) == sizeof(tide_http_header), "hslot must overlay the header");
 
 struct hreq {
-    tide_http_req pub;          /* first member: the handler's pointer is ours */
-    conn *c;                    /* NULL once the client is gone (or the response is sent) */
+    tide_http_req pub; /* first member: the handler's pointer is ours */
+    conn *c;           /* NULL once the client is gone (or the response is sent) */
     char *arena;
     size_t alen, acap;
     hslot *slots;
     int nslots, cap_slots;
     size_t url_off, url_len, body_off;
-    size_t body_end;            /* the arena never needs more: body_off + allowed body + NUL */
-    size_t charged;             /* arena bytes charged to the server's in-flight body budget */
-    size_t hdr_prev;            /* raw head bytes in earlier reads; the whole head once done */
-    size_t trailer_bytes;       /* raw bytes of the trailer so far */
-    uint64_t chunk_left;        /* data bytes still due in the current chunk */
-    const char *scan;           /* raw bytes before this (in the current read) are checked */
-    uint8_t sect;               /* SC_*: where scan() is in the message */
+    size_t body_end;      /* the arena never needs more: body_off + allowed body + NUL */
+    size_t charged;       /* arena bytes charged to the server's in-flight body budget */
+    size_t hdr_prev;      /* raw head bytes in earlier reads; the whole head once done */
+    size_t trailer_bytes; /* raw bytes of the trailer so far */
+    uint64_t chunk_left;  /* data bytes still due in the current chunk */
+    const char *scan;     /* raw bytes before this (in the current read) are checked */
+    uint8_t sect;         /* SC_*: where scan() is in the message */
     unsigned last_cb : 2, headers_done : 1, force_close : 1, head : 1, ka10 : 1, chunked : 1,
-             cr : 1;
+        cr : 1;
 };
 
 struct conn {
     ev_io rio, wio;
     ev_timer timer;
     tide_http_server *srv;
-    conn *prev, *next;          /* srv->conns while open, srv->reap once closed */
-    conn *qnext;                /* srv->ready */
-    conn *pprev, *pnext;        /* srv->park_head..park_tail while parked */
-    conn *oprev, *onext;        /* srv->out_head..out_tail while it holds output (held > 0) */
-    hreq *cur;                  /* request being parsed or with the handler */
-    client_slot *client;        /* its address's count (NULL: not counted) */
-    const char *chunk_base;     /* the bytes given to the current parser call */
+    conn *prev, *next;      /* srv->conns while open, srv->reap once closed */
+    conn *qnext;            /* srv->ready */
+    conn *pprev, *pnext;    /* srv->park_head..park_tail while parked */
+    conn *oprev, *onext;    /* srv->out_head..out_tail while it holds output (held > 0) */
+    hreq *cur;              /* request being parsed or with the handler */
+    client_slot *client;    /* its address's count (NULL: not counted) */
+    const char *chunk_base; /* the bytes given to the current parser call */
     const char *chunk_end;
-    char *rbuf;                 /* unparsed input: [rpos, rlen) */
-    char *obuf;                 /* unsent output: [opos, olen) */
+    char *rbuf; /* unparsed input: [rpos, rlen) */
+    char *obuf; /* unsent output: [opos, olen) */
     uint32_t rpos, rlen, rcap, opos, olen, ocap;
-    uint32_t held;              /* ocap as charged to srv->unsent_bytes */
+    uint32_t held; /* ocap as charged to srv->unsent_bytes */
     http_parser parser;
     int fd;
     uint8_t tmode, err;
-    unsigned busy : 1, closed : 1, closing : 1, linger : 1, lingering : 1, eof : 1,
-             in_parse : 1, queued : 1, parked : 1, omapped : 1;
+    unsigned busy : 1, closed : 1, closing : 1, linger : 1, lingering : 1, eof : 1, in_parse : 1,
+        queued : 1, parked : 1, omapped : 1;
 };
 
 /* Open connections of one client address (IPv4 as ::ffff:a.b.c.d); freed at zero. */
@@ -171,10 +182,10 @@ struct tide_http_server {
     ev_io accept_io;
     ev_timer accept_retry;
     ev_prepare prepare;
-    ev_check unpark;            /* serves parked connections first in a pass (EV_MAXPRI) */
-    ev_idle spin;               /* while any are parked: the loop polls without blocking */
+    ev_check unpark; /* serves parked connections first in a pass (EV_MAXPRI) */
+    ev_idle spin;    /* while any are parked: the loop polls without blocking */
     conn *park_head, *park_tail;
-    unsigned pass_iter;         /* ev_iteration() of the pass pass_reads counts */
+    unsigned pass_iter; /* ev_iteration() of the pass pass_reads counts */
     int pass_reads;
     int lfd, port;
     tide_http_limits limits;
@@ -184,12 +195,12 @@ struct tide_http_server {
     char *scratch;
     int depth;
     unsigned stopped : 1, free_requested : 1, at_max : 1, backoff : 1;
-    size_t body_bytes;          /* charged by requests not yet answered (<= the budget) */
-    size_t unsent_bytes;        /* output buffers held by connections (see shed()) */
-    conn *out_head, *out_tail;  /* connections holding output, least recent reader first */
-    client_slot **clients;      /* per-client counts: nbuckets chains (a power of two) */
+    size_t body_bytes;         /* charged by requests not yet answered (<= the budget) */
+    size_t unsent_bytes;       /* output buffers held by connections (see shed()) */
+    conn *out_head, *out_tail; /* connections holding output, least recent reader first */
+    client_slot **clients;     /* per-client counts: nbuckets chains (a power of two) */
     size_t nbuckets, nclients;
-    uint64_t seed[2];           /* keys the client hash: addresses cannot be aimed at a chain */
+    uint64_t seed[2]; /* keys the client hash: addresses cannot be aimed at a chain */
     tide_http_stats stats;
 };
 
@@ -215,25 +226,19 @@ static const http_parser_settings settings = {
 
 static void conn_close(conn *c);
 static void conn_update(conn *c);
-static void conn_error(conn *c, int status, const char *code, const char *msg,
-                       const char *extra);
+static void conn_error(conn *c, int status, const char *code, const char *msg, const char *extra);
 
 /* ---- server re-entrancy guard ------------------------------------------------------- */
 
 static void srv_destroy(tide_http_server *s);
 
-static void srv_enter(tide_http_server *s)
-{
-    s->depth++;
-}
+static void srv_enter(tide_http_server *s) { s->depth++; }
 
 /* Gives c's output buffer back (ocap and olen/opos left to the caller). */
 static void obuf_free(conn *c)
 {
-    if (c->omapped)
-        munmap(c->obuf, c->ocap);
-    else
-        free(c->obuf);
+    if (c->omapped) munmap(c->obuf, c->ocap);
+    else free(c->obuf);
     c->obuf = NULL;
     c->omapped = 0;
 }
@@ -244,13 +249,11 @@ static int obuf_grow(conn *c, size_t cap)
 {
     char *b;
     if (cap < OBUF_MAP_MIN && !c->omapped) {
-        if (!(b = realloc(c->obuf, cap)))
-            return TIDE_ENOMEM;
+        if (!(b = realloc(c->obuf, cap))) return TIDE_ENOMEM;
     } else {
         size_t page = 4096;
         cap = (cap + page - 1) / page * page;
-        if (cap > UINT32_MAX)
-            return TIDE_ENOMEM;
+        if (cap > UINT32_MAX) return TIDE_ENOMEM;
         if (c->omapped) {
             b = mremap(c->obuf, c->ocap, cap, MREMAP_MAYMOVE);
         } else {
@@ -260,8 +263,7 @@ static int obuf_grow(conn *c, size_t cap)
                 free(c->obuf);
             }
         }
-        if (b == MAP_FAILED)
-            return TIDE_ENOMEM;
+        if (b == MAP_FAILED) return TIDE_ENOMEM;
         c->omapped = 1;
     }
     c->obuf = b;
@@ -284,11 +286,9 @@ static void reap(tide_http_server *s)
  * the server itself when tide_http_free() was called from inside a callback. */
 static void srv_leave(tide_http_server *s)
 {
-    if (--s->depth > 0)
-        return;
+    if (--s->depth > 0) return;
     reap(s);
-    if (s->free_requested)
-        srv_destroy(s);
+    if (s->free_requested) srv_destroy(s);
 }
 
 /* ---- connections per client address ------------------------------------------------------ */
@@ -328,8 +328,7 @@ static void client_grow(tide_http_server *s)
 {
     size_t n = s->nbuckets ? s->nbuckets * 2 : CLIENTS_MIN, old = s->nbuckets;
     client_slot **b = calloc(n, sizeof *b), **ob = s->clients;
-    if (!b)
-        return;
+    if (!b) return;
     s->clients = b;
     s->nbuckets = n;
     for (size_t i = 0; i < old; i++) {
@@ -346,17 +345,13 @@ static void client_grow(tide_http_server *s)
 /* The slot of key, created with count 0 if new; NULL when out of memory. */
 static client_slot *client_get(tide_http_server *s, const unsigned char key[16])
 {
-    if (s->nclients >= s->nbuckets)
-        client_grow(s);
-    if (!s->nbuckets)
-        return NULL;
+    if (s->nclients >= s->nbuckets) client_grow(s);
+    if (!s->nbuckets) return NULL;
     size_t k = client_bucket(s, key);
     for (client_slot *e = s->clients[k]; e; e = e->next)
-        if (memcmp(e->addr, key, 16) == 0)
-            return e;
+        if (memcmp(e->addr, key, 16) == 0) return e;
     client_slot *e = calloc(1, sizeof *e);
-    if (!e)
-        return NULL;
+    if (!e) return NULL;
     memcpy(e->addr, key, 16);
     e->next = s->clients[k];
     s->clients[k] = e;
@@ -368,8 +363,7 @@ static client_slot *client_get(tide_http_server *s, const unsigned char key[16])
 /* One connection of e's address is gone (or never came); frees e at zero. */
 static void client_put(tide_http_server *s, client_slot *e)
 {
-    if (!e || (e->count && --e->count))
-        return;
+    if (!e || (e->count && --e->count)) return;
     for (client_slot **pp = &s->clients[client_bucket(s, e->addr)]; *pp; pp = &(*pp)->next)
         if (*pp == e) {
             *pp = e->next;
@@ -384,8 +378,7 @@ static void client_put(tide_http_server *s, client_slot *e)
 
 static void hreq_free(hreq *r)
 {
-    if (!r)
-        return;
+    if (!r) return;
     free(r->arena);
     free(r->slots);
     free(r);
@@ -395,8 +388,7 @@ static void hreq_free(hreq *r)
  * held no longer counts against the budget (see http.h). */
 static void hreq_uncharge(tide_http_server *s, hreq *r)
 {
-    if (!r)
-        return;
+    if (!r) return;
     s->body_bytes -= r->charged;
     s->stats.body_bytes = (long long)s->body_bytes;
     r->charged = 0;
@@ -404,17 +396,14 @@ static void hreq_uncharge(tide_http_server *s, hreq *r)
 
 static int arena_reserve(hreq *r, size_t more)
 {
-    if (r->acap - r->alen >= more)
-        return 0;
+    if (r->acap - r->alen >= more) return 0;
     size_t cap = r->acap ? r->acap : ARENA_MIN;
     while (cap - r->alen < more) {
-        if (cap > SIZE_MAX / 2)
-            return TIDE_ENOMEM;
+        if (cap > SIZE_MAX / 2) return TIDE_ENOMEM;
         cap *= 2;
     }
     char *a = realloc(r->arena, cap);
-    if (!a)
-        return TIDE_ENOMEM;
+    if (!a) return TIDE_ENOMEM;
     r->arena = a;
     r->acap = cap;
     return 0;
@@ -422,18 +411,13 @@ static int arena_reserve(hreq *r, size_t more)
 
 static int arena_append(hreq *r, const char *data, size_t len)
 {
-    if (arena_reserve(r, len) != 0)
-        return TIDE_ENOMEM;
-    if (len)
-        memcpy(r->arena + r->alen, data, len);
+    if (arena_reserve(r, len) != 0) return TIDE_ENOMEM;
+    if (len) memcpy(r->arena + r->alen, data, len);
     r->alen += len;
     return 0;
 }
 
-static int arena_nul(hreq *r)
-{
-    return arena_append(r, "", 1);
-}
+static int arena_nul(hreq *r) { return arena_append(r, "", 1); }
 
 /* ---- parser callbacks ------------------------------------------------------------------ */
 
@@ -450,17 +434,13 @@ static int body_room(conn *c, hreq *r, size_t more)
 {
     tide_http_server *s = c->srv;
     size_t need = r->alen + more + 1;
-    if (need <= r->acap)
-        return 0;
+    if (need <= r->acap) return 0;
     size_t cap = r->acap * 2 < r->body_end ? r->acap * 2 : r->body_end;
-    if (cap < need)
-        cap = need;
+    if (cap < need) cap = need;
     size_t grow = cap - r->acap;
-    if (grow > s->limits.max_inflight_body_bytes - s->body_bytes)
-        return fail(c, ERR_BUSY);
+    if (grow > s->limits.max_inflight_body_bytes - s->body_bytes) return fail(c, ERR_BUSY);
     char *a = realloc(r->arena, cap);
-    if (!a)
-        return fail(c, ERR_CLOSE);
+    if (!a) return fail(c, ERR_CLOSE);
     r->arena = a;
     r->acap = cap;
     r->charged += grow;
@@ -494,13 +474,10 @@ static long scan(conn *c, hreq *r, const char *from, const char *to)
     while (p < to) {
         unsigned char b = (unsigned char)*p++;
         int sect = r->sect;
-        if ((sect == SC_TFIELD || sect == SC_TLINE) && trailer_room(c, r, 1) != 0)
-            return -1;
-        if (b == '\0')
-            return fail(c, ERR_BAD);
+        if ((sect == SC_TFIELD || sect == SC_TLINE) && trailer_room(c, r, 1) != 0) return -1;
+        if (b == '\0') return fail(c, ERR_BAD);
         if (r->cr) {
-            if (b != '\n')
-                return fail(c, ERR_BAD);
+            if (b != '\n') return fail(c, ERR_BAD);
             r->cr = 0;
             switch (sect) {
             case SC_LINE: r->sect = SC_FIELD; break;
@@ -508,7 +485,7 @@ static long scan(conn *c, hreq *r, const char *from, const char *to)
             case SC_SIZE: r->sect = SC_SIZE_END; return p - from;
             case SC_DATA_END: r->sect = SC_SIZE; break;
             case SC_TLINE: r->sect = SC_TFIELD; break;
-            default: r->sect = SC_END; return p - from;   /* SC_TFIELD, the only one left */
+            default: r->sect = SC_END; return p - from; /* SC_TFIELD, the only one left */
             }
             continue;
         }
@@ -516,20 +493,17 @@ static long scan(conn *c, hreq *r, const char *from, const char *to)
         case SC_LINE:
         case SC_SIZE:
         case SC_TLINE:
-            if (b == '\n')
-                return fail(c, ERR_BAD);   /* bare LF */
-            if (b == '\r')
-                r->cr = 1;
-            break;   /* anything else there the parser has vetted */
+            if (b == '\n') return fail(c, ERR_BAD); /* bare LF */
+            if (b == '\r') r->cr = 1;
+            break; /* anything else there the parser has vetted */
         case SC_FIELD:
         case SC_DATA_END:
         case SC_TFIELD:
             if (b != '\r')
-                return fail(c, ERR_BAD);   /* obs-fold, or chunk data not followed by CRLF */
+                return fail(c, ERR_BAD); /* obs-fold, or chunk data not followed by CRLF */
             r->cr = 1;
             break;
-        default:
-            return fail(c, ERR_BAD);       /* no raw byte belongs here */
+        default: return fail(c, ERR_BAD); /* no raw byte belongs here */
         }
     }
     return p - from;
@@ -541,10 +515,8 @@ static int scan_to(conn *c, hreq *r, const char *at, size_t len)
 {
     if (r->scan) {
         long n = at >= r->scan ? scan(c, r, r->scan, at) : -1;
-        if (n < 0)
-            return c->err ? -1 : fail(c, ERR_BAD);
-        if (r->scan + n != at)
-            return fail(c, ERR_BAD);   /* a section ended before these bytes */
+        if (n < 0) return c->err ? -1 : fail(c, ERR_BAD);
+        if (r->scan + n != at) return fail(c, ERR_BAD); /* a section ended before these bytes */
     }
     r->scan = at + len;
     return 0;
@@ -554,23 +526,32 @@ static int scan_to(conn *c, hreq *r, const char *at, size_t len)
  * so it lies in this read). */
 static int scan_until(conn *c, hreq *r, int sect)
 {
-    if (!r->scan)
-        return fail(c, ERR_BAD);
+    if (!r->scan) return fail(c, ERR_BAD);
     long n = scan(c, r, r->scan, c->chunk_end);
-    if (n < 0)
-        return -1;
+    if (n < 0) return -1;
     r->scan += n;
     return r->sect == sect ? 0 : fail(c, ERR_BAD);
 }
 
 static int is_tchar(unsigned char ch)
 {
-    if ((ch >= '0' && ch <= '9') || (ch >= 'a' && ch <= 'z') || (ch >= 'A' && ch <= 'Z'))
-        return 1;
+    if ((ch >= '0' && ch <= '9') || (ch >= 'a' && ch <= 'z') || (ch >= 'A' && ch <= 'Z')) return 1;
     switch (ch) {
-    case '!': case '#': case '$': case '%': case '&': case '\'': case '*': case '+': case '-':
-    case '.': case '^': case '_': case '`': case '|': case '~':
-        return 1;
+    case '!':
+    case '#':
+    case '$':
+    case '%':
+    case '&':
+    case '\'':
+    case '*':
+    case '+':
+    case '-':
+    case '.':
+    case '^':
+    case '_':
+    case '`':
+    case '|':
+    case '~': return 1;
     }
     return 0;
 }
@@ -579,8 +560,7 @@ static int is_tchar(unsigned char ch)
 static int name_ok(const char *at, size_t len)
 {
     for (size_t i = 0; i < len; i++)
-        if (!is_tchar((unsigned char)at[i]))
-            return 0;
+        if (!is_tchar((unsigned char)at[i])) return 0;
     return 1;
 }
 
@@ -588,8 +568,7 @@ static int value_ok(const char *at, size_t len)
 {
     for (size_t i = 0; i < len; i++) {
         unsigned char ch = (unsigned char)at[i];
-        if ((ch < 0x20 && ch != '\t') || ch == 0x7f)
-            return 0;
+        if ((ch < 0x20 && ch != '\t') || ch == 0x7f) return 0;
     }
     return 1;
 }
@@ -598,8 +577,7 @@ static int on_message_begin(http_parser *p)
 {
     conn *c = p->data;
     hreq *r = calloc(1, sizeof *r);
-    if (!r)
-        return fail(c, ERR_CLOSE);
+    if (!r) return fail(c, ERR_CLOSE);
     r->c = c;
     r->sect = SC_LINE;
     c->cur = r;
@@ -610,13 +588,10 @@ static int on_url(http_parser *p, const char *at, size_t len)
 {
     conn *c = p->data;
     hreq *r = c->cur;
-    if (header_room(c, at, len) != 0 || scan_to(c, r, at, len) != 0)
-        return -1;
-    for (size_t i = 0; i < len; i++)   /* the parser lets HTAB and FF through */
-        if ((unsigned char)at[i] <= ' ' || at[i] == 0x7f)
-            return fail(c, ERR_BAD);
-    if (arena_append(r, at, len) != 0)
-        return fail(c, ERR_CLOSE);
+    if (header_room(c, at, len) != 0 || scan_to(c, r, at, len) != 0) return -1;
+    for (size_t i = 0; i < len; i++) /* the parser lets HTAB and FF through */
+        if ((unsigned char)at[i] <= ' ' || at[i] == 0x7f) return fail(c, ERR_BAD);
+    if (arena_append(r, at, len) != 0) return fail(c, ERR_CLOSE);
     r->url_len += len;
     r->last_cb = CB_URL;
     return 0;
@@ -625,14 +600,11 @@ static int on_url(http_parser *p, const char *at, size_t len)
 /* A trailer field is checked and counted, never kept. */
 static int trailer_field(conn *c, hreq *r, const char *at, size_t len, int name)
 {
-    if (scan_to(c, r, at, len) != 0)
-        return -1;
-    if (!name && !len)
-        return 0;   /* an empty value, reported at the start of the next line */
+    if (scan_to(c, r, at, len) != 0) return -1;
+    if (!name && !len) return 0; /* an empty value, reported at the start of the next line */
     if (name ? r->sect != SC_TFIELD && r->sect != SC_TLINE : r->sect != SC_TLINE)
-        return fail(c, ERR_BAD);   /* a value at the start of a line: obs-fold */
-    if (!(name ? name_ok(at, len) : value_ok(at, len)))
-        return fail(c, ERR_BAD);
+        return fail(c, ERR_BAD); /* a value at the start of a line: obs-fold */
+    if (!(name ? name_ok(at, len) : value_ok(at, len))) return fail(c, ERR_BAD);
     r->sect = SC_TLINE;
     return trailer_room(c, r, len);
 }
@@ -641,23 +613,18 @@ static int on_header_field(http_parser *p, const char *at, size_t len)
 {
     conn *c = p->data;
     hreq *r = c->cur;
-    if (r->headers_done)
-        return trailer_field(c, r, at, len, 1);
-    if (header_room(c, at, len) != 0 || scan_to(c, r, at, len) != 0)
-        return -1;
-    if ((r->sect != SC_FIELD && r->sect != SC_LINE) || !name_ok(at, len))
-        return fail(c, ERR_BAD);
+    if (r->headers_done) return trailer_field(c, r, at, len, 1);
+    if (header_room(c, at, len) != 0 || scan_to(c, r, at, len) != 0) return -1;
+    if ((r->sect != SC_FIELD && r->sect != SC_LINE) || !name_ok(at, len)) return fail(c, ERR_BAD);
     r->sect = SC_LINE;
     if (r->last_cb != CB_FIELD) {
-        if (r->nslots == HDRS_MAX)
-            return fail(c, ERR_HEADERS);
-        if (arena_nul(r) != 0)       /* ends the url or the previous value */
+        if (r->nslots == HDRS_MAX) return fail(c, ERR_HEADERS);
+        if (arena_nul(r) != 0) /* ends the url or the previous value */
             return fail(c, ERR_CLOSE);
         if (r->nslots == r->cap_slots) {
             int cap = r->cap_slots ? r->cap_slots * 2 : HDRS_MIN;
             hslot *s = realloc(r->slots, (size_t)cap * sizeof *s);
-            if (!s)
-                return fail(c, ERR_CLOSE);
+            if (!s) return fail(c, ERR_CLOSE);
             r->slots = s;
             r->cap_slots = cap;
         }
@@ -667,8 +634,7 @@ static int on_header_field(http_parser *p, const char *at, size_t len)
         r->last_cb = CB_FIELD;
     }
     size_t from = r->alen;
-    if (arena_append(r, at, len) != 0)
-        return fail(c, ERR_CLOSE);
+    if (arena_append(r, at, len) != 0) return fail(c, ERR_CLOSE);
     for (size_t i = from; i < r->alen; i++)
         if (r->arena[i] >= 'A' && r->arena[i] <= 'Z')
             r->arena[i] = (char)(r->arena[i] + ('a' - 'A'));
@@ -680,23 +646,19 @@ static int on_header_value(http_parser *p, const char *at, size_t len)
 {
     conn *c = p->data;
     hreq *r = c->cur;
-    if (r->headers_done)
-        return trailer_field(c, r, at, len, 0);
-    if (header_room(c, at, len) != 0 || scan_to(c, r, at, len) != 0)
-        return -1;
+    if (r->headers_done) return trailer_field(c, r, at, len, 0);
+    if (header_room(c, at, len) != 0 || scan_to(c, r, at, len) != 0) return -1;
     /* SC_FIELD here: a folded line - unless the value is empty, which http_parser reports
      * (length 0) at the start of the next line */
-    if ((r->sect != SC_LINE && len) || !r->nslots || !value_ok(at, len))
-        return fail(c, ERR_BAD);
+    if ((r->sect != SC_LINE && len) || !r->nslots || !value_ok(at, len)) return fail(c, ERR_BAD);
     hslot *h = &r->slots[r->nslots - 1];
     if (r->last_cb != CB_VALUE) {
-        if (arena_nul(r) != 0)       /* ends the name */
+        if (arena_nul(r) != 0) /* ends the name */
             return fail(c, ERR_CLOSE);
         h->off.vo = r->alen;
         r->last_cb = CB_VALUE;
     }
-    if (arena_append(r, at, len) != 0)
-        return fail(c, ERR_CLOSE);
+    if (arena_append(r, at, len) != 0) return fail(c, ERR_CLOSE);
     h->off.vl += len;
     return 0;
 }
@@ -744,20 +706,16 @@ static int on_headers_complete(http_parser *p)
     conn *c = p->data;
     hreq *r = c->cur;
     tide_http_server *s = c->srv;
-    if (scan_until(c, r, SC_HEAD_END) != 0)
-        return -1;
-    r->hdr_prev += (size_t)(r->scan - c->chunk_base);   /* now the whole head */
-    if (r->hdr_prev > s->limits.max_header_bytes)
-        return fail(c, ERR_HEADERS);
-    if (arena_nul(r) != 0)
-        return fail(c, ERR_CLOSE);
+    if (scan_until(c, r, SC_HEAD_END) != 0) return -1;
+    r->hdr_prev += (size_t)(r->scan - c->chunk_base); /* now the whole head */
+    if (r->hdr_prev > s->limits.max_header_bytes) return fail(c, ERR_HEADERS);
+    if (arena_nul(r) != 0) return fail(c, ERR_CLOSE);
     r->headers_done = 1;
 
     if (p->http_major != 1 || !head_ok(r, p))
-        return fail(c, ERR_BAD);   /* http_parser takes any digits; we speak 1.0 and 1.1 */
+        return fail(c, ERR_BAD); /* http_parser takes any digits; we speak 1.0 and 1.1 */
     if (p->upgrade) {
-        if (p->method == HTTP_CONNECT)
-            return fail(c, ERR_BAD);
+        if (p->method == HTTP_CONNECT) return fail(c, ERR_BAD);
         /* An Upgrade offer (h2c, websocket) is declined by answering normally; what
          * follows on the wire might be another protocol, so close afterwards. */
         r->force_close = 1;
@@ -766,8 +724,7 @@ static int on_headers_complete(http_parser *p)
     int has_len = !chunked && (p->flags & F_CONTENTLENGTH) && p->content_length != ULLONG_MAX;
     size_t tlen;
     const char *te = find_slot(r, "transfer-encoding", &tlen);
-    while (te && tlen && (te[tlen - 1] == ' ' || te[tlen - 1] == '\t'))
-        tlen--;
+    while (te && tlen && (te[tlen - 1] == ' ' || te[tlen - 1] == '\t')) tlen--;
     if (te && (tlen != 7 || strncasecmp(te, "chunked", 7) != 0)) {
         /* RFC 9112 6.3: not ending in chunked, the length is unknown (400); "gzip, chunked"
          * is a coding tide does not undo (501): the body would reach the handler encoded. */
@@ -776,18 +733,17 @@ static int on_headers_complete(http_parser *p)
         return fail(c, ERR_CODING);
     }
     if (has_len && p->content_length > s->limits.max_body_bytes)
-        return fail(c, ERR_BODY);   /* before a single body byte is read */
+        return fail(c, ERR_BODY); /* before a single body byte is read */
 
     size_t elen;
     const char *expect = find_slot(r, "expect", &elen);
     if (expect) {
-        if (elen != 12 || strncasecmp(expect, "100-continue", 12) != 0)
-            return fail(c, ERR_EXPECT);
-        if (p->http_major == 1 && p->http_minor >= 1 && (chunked || (has_len && p->content_length))) {
+        if (elen != 12 || strncasecmp(expect, "100-continue", 12) != 0) return fail(c, ERR_EXPECT);
+        if (p->http_major == 1 && p->http_minor >= 1 &&
+            (chunked || (has_len && p->content_length))) {
             static const char cont[] = "HTTP/1.1 100 Continue\r\n\r\n";
             struct iovec iov = { (void *)cont, sizeof cont - 1 };
-            if (send_bytes(c, &iov, 1) != 0)
-                return fail(c, ERR_CLOSE);
+            if (send_bytes(c, &iov, 1) != 0) return fail(c, ERR_CLOSE);
         }
     }
 
@@ -806,11 +762,9 @@ static int on_chunk_header(http_parser *p)
 {
     conn *c = p->data;
     hreq *r = c->cur;
-    if (scan_until(c, r, SC_SIZE_END) != 0)
-        return -1;
+    if (scan_until(c, r, SC_SIZE_END) != 0) return -1;
     size_t have = r->alen - r->body_off;
-    if (p->content_length > c->srv->limits.max_body_bytes - have)
-        return fail(c, ERR_BODY);
+    if (p->content_length > c->srv->limits.max_body_bytes - have) return fail(c, ERR_BODY);
     r->chunk_left = p->content_length;
     r->sect = p->content_length ? SC_DATA : SC_TFIELD;
     return 0;
@@ -820,18 +774,13 @@ static int on_body(http_parser *p, const char *at, size_t len)
 {
     conn *c = p->data;
     hreq *r = c->cur;
-    if (scan_to(c, r, at, len) != 0)
-        return -1;
-    if (r->sect != SC_DATA || (r->chunked && len > r->chunk_left))
-        return fail(c, ERR_BAD);
-    if (len > c->srv->limits.max_body_bytes - (r->alen - r->body_off))
-        return fail(c, ERR_BODY);
-    if (body_room(c, r, len) != 0)
-        return -1;
+    if (scan_to(c, r, at, len) != 0) return -1;
+    if (r->sect != SC_DATA || (r->chunked && len > r->chunk_left)) return fail(c, ERR_BAD);
+    if (len > c->srv->limits.max_body_bytes - (r->alen - r->body_off)) return fail(c, ERR_BODY);
+    if (body_room(c, r, len) != 0) return -1;
     memcpy(r->arena + r->alen, at, len);
     r->alen += len;
-    if (r->chunked && (r->chunk_left -= len) == 0)
-        r->sect = SC_DATA_END;
+    if (r->chunked && (r->chunk_left -= len) == 0) r->sect = SC_DATA_END;
     return 0;
 }
 
@@ -839,11 +788,10 @@ static int on_message_complete(http_parser *p)
 {
     conn *c = p->data;
     hreq *r = c->cur;
-    if (r->chunked && scan_until(c, r, SC_END) != 0)
-        return -1;
+    if (r->chunked && scan_until(c, r, SC_END) != 0) return -1;
     r->sect = SC_END;
     size_t body_len = r->alen - r->body_off;
-    if (arena_nul(r) != 0)   /* after a body, body_room() kept a byte for it */
+    if (arena_nul(r) != 0) /* after a body, body_room() kept a byte for it */
         return fail(c, ERR_CLOSE);
 
     /* The arena no longer moves: offsets become pointers. */
@@ -863,8 +811,7 @@ static int on_message_complete(http_parser *p)
     char *url = a + r->url_off;
     size_t ulen = r->url_len;
     char *hash = memchr(url, '#', ulen);
-    if (hash)
-        ulen = (size_t)(hash - url);
+    if (hash) ulen = (size_t)(hash - url);
     char *q = memchr(url, '?', ulen);
     r->pub.path = url;
     r->pub.path_len = q ? (size_t)(q - url) : ulen;
@@ -884,14 +831,10 @@ static int on_message_complete(http_parser *p)
 static void out_unlink(conn *c)
 {
     tide_http_server *s = c->srv;
-    if (c->oprev)
-        c->oprev->onext = c->onext;
-    else
-        s->out_head = c->onext;
-    if (c->onext)
-        c->onext->oprev = c->oprev;
-    else
-        s->out_tail = c->oprev;
+    if (c->oprev) c->oprev->onext = c->onext;
+    else s->out_head = c->onext;
+    if (c->onext) c->onext->oprev = c->oprev;
+    else s->out_tail = c->oprev;
     c->oprev = c->onext = NULL;
 }
 
@@ -900,19 +843,15 @@ static void out_unlink(conn *c)
 static void out_note(conn *c)
 {
     tide_http_server *s = c->srv;
-    if (c->held)
-        out_unlink(c);
+    if (c->held) out_unlink(c);
     s->unsent_bytes = s->unsent_bytes - c->held + c->ocap;
     s->stats.unsent_bytes = (long long)s->unsent_bytes;
     c->held = c->ocap;
-    if (!c->held)
-        return;
+    if (!c->held) return;
     c->onext = NULL;
     c->oprev = s->out_tail;
-    if (s->out_tail)
-        s->out_tail->onext = c;
-    else
-        s->out_head = c;
+    if (s->out_tail) s->out_tail->onext = c;
+    else s->out_head = c;
     s->out_tail = c;
 }
 
@@ -920,8 +859,7 @@ static void out_note(conn *c)
 static void conn_reset(conn *c)
 {
     struct linger lg = { 1, 0 };
-    if (!c->closed)
-        setsockopt(c->fd, SOL_SOCKET, SO_LINGER, &lg, sizeof lg);
+    if (!c->closed) setsockopt(c->fd, SOL_SOCKET, SO_LINGER, &lg, sizeof lg);
     conn_close(c);
 }
 
@@ -934,7 +872,7 @@ static void shed(tide_http_server *s, conn *keep)
         next = c->onext;
         if (c != keep && !c->busy && !c->in_parse) {
             s->stats.slow_readers_closed++;
-            conn_reset(c);   /* unlinks c, touches no other connection */
+            conn_reset(c); /* unlinks c, touches no other connection */
         }
         c = next;
     }
@@ -945,36 +883,29 @@ static void shed(tide_http_server *s, conn *keep)
 static int send_bytes(conn *c, const struct iovec *iov, int n)
 {
     size_t total = 0, sent = 0;
-    for (int i = 0; i < n; i++)
-        total += iov[i].iov_len;
-    if (c->closed)
-        return TIDE_EIO;
+    for (int i = 0; i < n; i++) total += iov[i].iov_len;
+    if (c->closed) return TIDE_EIO;
     if (c->olen == c->opos) {
         struct msghdr mh = { .msg_iov = (struct iovec *)iov, .msg_iovlen = (size_t)n };
         ssize_t w;
-        do
-            w = sendmsg(c->fd, &mh, MSG_NOSIGNAL);
+        do w = sendmsg(c->fd, &mh, MSG_NOSIGNAL);
         while (w < 0 && errno == EINTR);
         if (w < 0) {
-            if (errno != EAGAIN && errno != EWOULDBLOCK)
-                return TIDE_EIO;
+            if (errno != EAGAIN && errno != EWOULDBLOCK) return TIDE_EIO;
             w = 0;
         }
         sent = (size_t)w;
-        if (sent == total)
-            return 0;
+        if (sent == total) return 0;
         c->opos = c->olen = 0;
     }
     size_t rest = total - sent, pending = c->olen - c->opos;
-    if (pending + rest > UINT32_MAX)
-        return TIDE_ENOMEM;
+    if (pending + rest > UINT32_MAX) return TIDE_ENOMEM;
     if (c->opos && pending + rest > c->ocap - c->opos) {
         memmove(c->obuf, c->obuf + c->opos, pending);
         c->olen = (uint32_t)pending;
         c->opos = 0;
     }
-    if (c->olen + rest > c->ocap && obuf_grow(c, c->olen + rest) != 0)
-        return TIDE_ENOMEM;
+    if (c->olen + rest > c->ocap && obuf_grow(c, c->olen + rest) != 0) return TIDE_ENOMEM;
     size_t skip = sent;
     for (int i = 0; i < n; i++) {
         size_t l = iov[i].iov_len;
@@ -991,16 +922,12 @@ static int send_bytes(conn *c, const struct iovec *iov, int n)
     return 0;
 }
 
-static int header_line_ok(const char *s)
-{
-    return !s || !strpbrk(s, "\r\n");
-}
+static int header_line_ok(const char *s) { return !s || !strpbrk(s, "\r\n"); }
 
 /* extra headers must be whole "Name: value\r\n" lines with no bare CR or LF */
 static int header_block_ok(const char *s)
 {
-    if (!s)
-        return 1;
+    if (!s) return 1;
     while (*s) {
         const char *eol = strstr(s, "\r\n");
         if (!eol || eol == s || memchr(s, '\n', (size_t)(eol - s)) ||
@@ -1012,9 +939,8 @@ static int header_block_ok(const char *s)
 }
 
 /* Writes a whole response (head and body) to c. */
-static int send_response(conn *c, int status, int head_only, int ka10, int keep,
-                         const char *ctype, const char *extra, const char *body, size_t blen,
-                         const char *id)
+static int send_response(conn *c, int status, int head_only, int ka10, int keep, const char *ctype,
+                         const char *extra, const char *body, size_t blen, const char *id)
 {
     char head[160], tail[96];
     struct iovec iov[11];
@@ -1022,8 +948,7 @@ static int send_response(conn *c, int status, int head_only, int ka10, int keep,
     /* formatted by hand: once per response (no printf on the hot path) */
     const char *reason = tide_http_reason(status);
     size_t rl = strlen(reason);
-    if (rl > sizeof head - 40)
-        rl = sizeof head - 40;
+    if (rl > sizeof head - 40) rl = sizeof head - 40;
     memcpy(head, "HTTP/1.1 ", 9);
     head[9] = (char)('0' + status / 100 % 10);
     head[10] = (char)('0' + status / 10 % 10);
@@ -1058,19 +983,16 @@ static int send_response(conn *c, int status, int head_only, int ka10, int keep,
         iov[n++] = (struct iovec){ (void *)id, strlen(id) };
         iov[n++] = (struct iovec){ "\r\n", 2 };
     }
-    if (extra && *extra)
-        iov[n++] = (struct iovec){ (void *)extra, strlen(extra) };
+    if (extra && *extra) iov[n++] = (struct iovec){ (void *)extra, strlen(extra) };
     iov[n++] = (struct iovec){ "\r\n", 2 };
-    if (blen && !no_body && !head_only)
-        iov[n++] = (struct iovec){ (void *)body, blen };
+    if (blen && !no_body && !head_only) iov[n++] = (struct iovec){ (void *)body, blen };
     return send_bytes(c, iov, n);
 }
 
 /* Answers with a JSON error (extra: header lines or NULL) and closes once it is written
  * (draining input meanwhile so the client sees the response rather than a reset). Frees a
  * partly parsed request. */
-static void conn_error(conn *c, int status, const char *code, const char *msg,
-                       const char *extra)
+static void conn_error(conn *c, int status, const char *code, const char *msg, const char *extra)
 {
     char body[192];
     int bl = snprintf(body, sizeof body, "{\"code\":\"%s\",\"message\":\"%s\"}", code, msg);
@@ -1079,8 +1001,7 @@ static void conn_error(conn *c, int status, const char *code, const char *msg,
     c->cur = NULL;
     c->closing = 1;
     c->linger = 1;
-    if (send_response(c, status, 0, 0, 0, "application/json", extra, body, (size_t)bl,
-                      NULL) != 0)
+    if (send_response(c, status, 0, 0, 0, "application/json", extra, body, (size_t)bl, NULL) != 0)
         conn_close(c);
 }
 
@@ -1088,10 +1009,8 @@ static void conn_error(conn *c, int status, const char *code, const char *msg,
 
 static void resume_accept(tide_http_server *s)
 {
-    if (s->stopped || s->backoff || s->lfd < 0)
-        return;
-    if (s->at_max && s->limits.max_connections > 0 &&
-        s->stats.open >= s->limits.max_connections)
+    if (s->stopped || s->backoff || s->lfd < 0) return;
+    if (s->at_max && s->limits.max_connections > 0 && s->stats.open >= s->limits.max_connections)
         return;
     s->at_max = 0;
     ev_io_start(s->loop, &s->accept_io);
@@ -1126,8 +1045,8 @@ static int pass_spent(tide_http_server *s)
         s->pass_iter = iter;
         s->pass_reads = 0;
     }
-    return s->pass_reads >= PASS_MIN_READS
-           && ev_time() - ev_now(s->loop) > s->limits.read_pass_budget;
+    return s->pass_reads >= PASS_MIN_READS &&
+           ev_time() - ev_now(s->loop) > s->limits.read_pass_budget;
 }
 
 static void park(conn *c)
@@ -1136,10 +1055,8 @@ static void park(conn *c)
     c->parked = 1;
     c->pnext = NULL;
     c->pprev = s->park_tail;
-    if (s->park_tail)
-        s->park_tail->pnext = c;
-    else
-        s->park_head = c;
+    if (s->park_tail) s->park_tail->pnext = c;
+    else s->park_head = c;
     s->park_tail = c;
     s->stats.parked++;
     if (!ev_is_active(&s->unpark)) {
@@ -1151,14 +1068,10 @@ static void park(conn *c)
 static void unpark(conn *c)
 {
     tide_http_server *s = c->srv;
-    if (c->pprev)
-        c->pprev->pnext = c->pnext;
-    else
-        s->park_head = c->pnext;
-    if (c->pnext)
-        c->pnext->pprev = c->pprev;
-    else
-        s->park_tail = c->pprev;
+    if (c->pprev) c->pprev->pnext = c->pnext;
+    else s->park_head = c->pnext;
+    if (c->pnext) c->pnext->pprev = c->pprev;
+    else s->park_tail = c->pprev;
     c->pprev = c->pnext = NULL;
     c->parked = 0;
 }
@@ -1168,8 +1081,7 @@ static void unpark(conn *c)
 static void conn_close(conn *c)
 {
     tide_http_server *s = c->srv;
-    if (c->closed)
-        return;
+    if (c->closed) return;
     c->closed = 1;
     ev_io_stop(s->loop, &c->rio);
     ev_io_stop(s->loop, &c->wio);
@@ -1179,36 +1091,30 @@ static void conn_close(conn *c)
     s->stats.open--;
     client_put(s, c->client);
     c->client = NULL;
-    if (c->queued)
-        unqueue(c);
-    if (c->parked)
-        unpark(c);
+    if (c->queued) unqueue(c);
+    if (c->parked) unpark(c);
     if (c->held) {
         out_unlink(c);
         s->unsent_bytes -= c->held;
         s->stats.unsent_bytes = (long long)s->unsent_bytes;
         c->held = 0;
     }
-    if (c->prev)
-        c->prev->next = c->next;
-    else
-        s->conns = c->next;
-    if (c->next)
-        c->next->prev = c->prev;
+    if (c->prev) c->prev->next = c->next;
+    else s->conns = c->next;
+    if (c->next) c->next->prev = c->prev;
     c->prev = NULL;
     c->next = s->reap;
     s->reap = c;
 
     hreq *r = c->cur;
     c->cur = NULL;
-    hreq_uncharge(s, r);   /* its connection is gone: the upper layer finishes it promptly */
+    hreq_uncharge(s, r); /* its connection is gone: the upper layer finishes it promptly */
     if (r && c->busy) {
         c->busy = 0;
         r->c = NULL;
         r->pub.aborted = 1;
         s->stats.aborted++;
-        if (r->pub.on_abort)
-            r->pub.on_abort(&r->pub);   /* last: it may respond, which frees r */
+        if (r->pub.on_abort) r->pub.on_abort(&r->pub); /* last: it may respond, which frees r */
     } else {
         hreq_free(r);
     }
@@ -1218,8 +1124,7 @@ static void conn_close(conn *c)
 static void conn_timer(conn *c, int mode, double after)
 {
     struct ev_loop *loop = c->srv->loop;
-    if (mode == c->tmode)
-        return;   /* running timers are not refreshed by more bytes (slowloris) */
+    if (mode == c->tmode) return; /* running timers are not refreshed by more bytes (slowloris) */
     c->tmode = (uint8_t)mode;
     if (mode == TM_NONE || after <= 0) {
         ev_timer_stop(loop, &c->timer);
@@ -1237,8 +1142,7 @@ static int can_parse(const conn *c)
 static void queue_ready(conn *c)
 {
     tide_http_server *s = c->srv;
-    if (c->queued)
-        return;
+    if (c->queued) return;
     c->queued = 1;
     c->qnext = s->ready;
     s->ready = c;
@@ -1265,21 +1169,16 @@ static void conn_update(conn *c)
 {
     tide_http_server *s = c->srv;
     struct ev_loop *loop = s->loop;
-    if (c->closed || c->lingering)
-        return;
+    if (c->closed || c->lingering) return;
     int pending_out = c->olen != c->opos;
-    if (pending_out)
-        ev_io_start(loop, &c->wio);
-    else
-        ev_io_stop(loop, &c->wio);
+    if (pending_out) ev_io_start(loop, &c->wio);
+    else ev_io_stop(loop, &c->wio);
 
     if (c->closing) {
         if (pending_out) {
             conn_timer(c, TM_WRITE, s->limits.idle_timeout);
-            if (c->eof)
-                ev_io_stop(loop, &c->rio);
-            else
-                ev_io_start(loop, &c->rio);   /* discard input, notice the peer leaving */
+            if (c->eof) ev_io_stop(loop, &c->rio);
+            else ev_io_start(loop, &c->rio); /* discard input, notice the peer leaving */
         } else if (c->linger || c->rlen != c->rpos) {
             start_linger(c);
         } else {
@@ -1288,31 +1187,23 @@ static void conn_update(conn *c)
         return;
     }
 
-    if (c->eof || (c->rlen - c->rpos) >= RBUF_CAP)
-        ev_io_stop(loop, &c->rio);
-    else
-        ev_io_start(loop, &c->rio);
+    if (c->eof || (c->rlen - c->rpos) >= RBUF_CAP) ev_io_stop(loop, &c->rio);
+    else ev_io_start(loop, &c->rio);
 
-    if (c->busy)
-        conn_timer(c, TM_NONE, 0);
-    else if (c->cur)
-        conn_timer(c, TM_READ, s->limits.read_timeout);
-    else if (pending_out)
-        conn_timer(c, TM_WRITE, s->limits.idle_timeout);
-    else if (c->rlen != c->rpos)
-        queue_ready(c);
+    if (c->busy) conn_timer(c, TM_NONE, 0);
+    else if (c->cur) conn_timer(c, TM_READ, s->limits.read_timeout);
+    else if (pending_out) conn_timer(c, TM_WRITE, s->limits.idle_timeout);
+    else if (c->rlen != c->rpos) queue_ready(c);
     else if (s->stopped || c->eof)
-        conn_close(c);   /* draining, or the client half-closed: nothing more will come */
-    else
-        conn_timer(c, TM_IDLE, s->limits.idle_timeout);
+        conn_close(c); /* draining, or the client half-closed: nothing more will come */
+    else conn_timer(c, TM_IDLE, s->limits.idle_timeout);
 }
 
 static void deliver(conn *c)
 {
     tide_http_server *s = c->srv;
     hreq *r = c->cur;
-    if (s->stopped)
-        r->force_close = 1;
+    if (s->stopped) r->force_close = 1;
     c->busy = 1;
     s->stats.requests++;
     s->handler(&r->pub, s->arg);
@@ -1331,7 +1222,7 @@ static size_t conn_parse(conn *c, const char *data, size_t len)
         c->chunk_end = data + len;
         c->err = ERR_NONE;
         if (c->cur && c->cur->scan)
-            c->cur->scan = c->chunk_base;   /* the raw check goes on from the new read */
+            c->cur->scan = c->chunk_base; /* the raw check goes on from the new read */
         size_t n = http_parser_execute(&c->parser, &settings, data + off, len - off);
         off += n;
         enum http_errno e = HTTP_PARSER_ERRNO(&c->parser);
@@ -1343,24 +1234,20 @@ static size_t conn_parse(conn *c, const char *data, size_t len)
         hreq *r = c->cur;
         if (e == HPE_OK && r && !r->headers_done) {
             r->hdr_prev += n;
-            if (r->hdr_prev > s->limits.max_header_bytes)
-                e = HPE_HEADER_OVERFLOW;
+            if (r->hdr_prev > s->limits.max_header_bytes) e = HPE_HEADER_OVERFLOW;
         }
         if (e == HPE_OK && r && r->scan) {
             /* raw bytes after the last callback in this read: checked now, in order */
             long m = r->scan <= data + off ? scan(c, r, r->scan, data + off) : -1;
             if (m < 0 || r->scan + m != data + off)
-                e = HPE_UNKNOWN;   /* c->err says why (none set: a section ended early) */
-            else
-                r->scan = data + off;
+                e = HPE_UNKNOWN; /* c->err says why (none set: a section ended early) */
+            else r->scan = data + off;
         }
         if (e == HPE_OK) {
-            if (n == 0)
-                break;
+            if (n == 0) break;
             continue;
         }
-        if (e == HPE_HEADER_OVERFLOW)
-            c->err = ERR_HEADERS;
+        if (e == HPE_HEADER_OVERFLOW) c->err = ERR_HEADERS;
         switch (c->err) {
         case ERR_HEADERS:
             s->stats.rejected_431++;
@@ -1385,9 +1272,7 @@ static size_t conn_parse(conn *c, const char *data, size_t len)
                        "the server is at its request-body budget; retry shortly",
                        "Retry-After: 1\r\n");
             break;
-        case ERR_CLOSE:
-            conn_close(c);
-            break;
+        case ERR_CLOSE: conn_close(c); break;
         default:
             s->stats.rejected_400++;
             conn_error(c, 400, "TIDE_BAD_REQUEST", "malformed HTTP request", NULL);
@@ -1409,11 +1294,9 @@ static int rbuf_append(conn *c, const char *data, size_t len)
     }
     if (c->rcap - c->rlen < len) {
         size_t cap = have + len;
-        if (cap < 1024)
-            cap = 1024;
+        if (cap < 1024) cap = 1024;
         char *b = realloc(c->rbuf, cap);
-        if (!b)
-            return TIDE_ENOMEM;
+        if (!b) return TIDE_ENOMEM;
         c->rbuf = b;
         c->rcap = (uint32_t)cap;
     }
@@ -1425,19 +1308,17 @@ static int rbuf_append(conn *c, const char *data, size_t len)
 /* Parses what is buffered; frees the buffer once empty. */
 static void conn_resume(conn *c)
 {
-    if (c->rlen == c->rpos || !can_parse(c))
-        return;
+    if (c->rlen == c->rpos || !can_parse(c)) return;
     size_t used = conn_parse(c, c->rbuf + c->rpos, c->rlen - c->rpos);
-    if (c->closed)
-        return;   /* buffers go with the reap */
+    if (c->closed) return; /* buffers go with the reap */
     c->rpos += (uint32_t)used;
     if (used == 0 && can_parse(c)) {
-        conn_close(c);   /* the parser made no progress: never spin on it */
+        conn_close(c); /* the parser made no progress: never spin on it */
         return;
     }
     if (c->rpos == c->rlen || c->closing) {
         if (c->rpos != c->rlen)
-            c->linger = 1;   /* unread pipelined bytes: drain them before closing */
+            c->linger = 1; /* unread pipelined bytes: drain them before closing */
         free(c->rbuf);
         c->rbuf = NULL;
         c->rpos = c->rlen = c->rcap = 0;
@@ -1451,44 +1332,33 @@ static void conn_read(conn *c)
     size_t want = SCRATCH_SIZE;
     if (!direct && !c->closing) {
         size_t room = RBUF_CAP - (c->rlen - c->rpos);
-        if (room == 0)
-            return;   /* conn_update() stops reading */
-        if (want > room)
-            want = room;
+        if (room == 0) return; /* conn_update() stops reading */
+        if (want > room) want = room;
     }
     ssize_t n;
-    do
-        n = recv(c->fd, s->scratch, want, 0);
+    do n = recv(c->fd, s->scratch, want, 0);
     while (n < 0 && errno == EINTR);
     if (n < 0) {
-        if (errno != EAGAIN && errno != EWOULDBLOCK)
-            conn_close(c);
+        if (errno != EAGAIN && errno != EWOULDBLOCK) conn_close(c);
         return;
     }
     if (n == 0) {
         /* The client shut down its side. Like nginx and node, a request still with the
          * handler counts as abandoned; queued output is still flushed. */
         c->eof = 1;
-        if (c->lingering || c->busy || c->cur || c->olen == c->opos)
-            conn_close(c);
-        else
-            c->closing = 1;
+        if (c->lingering || c->busy || c->cur || c->olen == c->opos) conn_close(c);
+        else c->closing = 1;
         return;
     }
-    if (c->lingering || c->closing)
-        return;   /* discarded */
+    if (c->lingering || c->closing) return; /* discarded */
     if (!direct) {
-        if (rbuf_append(c, s->scratch, (size_t)n) != 0)
-            conn_close(c);
+        if (rbuf_append(c, s->scratch, (size_t)n) != 0) conn_close(c);
         return;
     }
     size_t used = conn_parse(c, s->scratch, (size_t)n);
-    if (c->closed || used == (size_t)n)
-        return;
-    if (c->closing)
-        c->linger = 1;
-    else if (rbuf_append(c, s->scratch + used, (size_t)n - used) != 0)
-        conn_close(c);
+    if (c->closed || used == (size_t)n) return;
+    if (c->closing) c->linger = 1;
+    else if (rbuf_append(c, s->scratch + used, (size_t)n - used) != 0) conn_close(c);
 }
 
 /* ---- watcher callbacks ----------------------------------------------------------------- */
@@ -1500,9 +1370,8 @@ static void on_read(struct ev_loop *loop, ev_io *w, int revents)
     (void)loop;
     (void)revents;
     srv_enter(s);
-    if (!c->parked && pass_spent(s))
-        park(c);
-    if (!c->parked) {   /* else: its turn comes in on_unpark */
+    if (!c->parked && pass_spent(s)) park(c);
+    if (!c->parked) { /* else: its turn comes in on_unpark */
         s->pass_reads++;
         conn_read(c);
         conn_update(c);
@@ -1532,7 +1401,9 @@ static void on_unpark(struct ev_loop *loop, ev_check *w, int revents)
 
 static void on_spin(struct ev_loop *loop, ev_idle *w, int revents)
 {
-    (void)loop; (void)w; (void)revents;
+    (void)loop;
+    (void)w;
+    (void)revents;
 }
 
 static void on_write(struct ev_loop *loop, ev_io *w, int revents)
@@ -1542,24 +1413,21 @@ static void on_write(struct ev_loop *loop, ev_io *w, int revents)
     (void)revents;
     srv_enter(s);
     ssize_t n;
-    do
-        n = send(c->fd, c->obuf + c->opos, c->olen - c->opos, MSG_NOSIGNAL);
+    do n = send(c->fd, c->obuf + c->opos, c->olen - c->opos, MSG_NOSIGNAL);
     while (n < 0 && errno == EINTR);
     if (n < 0) {
-        if (errno != EAGAIN && errno != EWOULDBLOCK)
-            conn_close(c);
+        if (errno != EAGAIN && errno != EWOULDBLOCK) conn_close(c);
     } else {
         c->opos += (uint32_t)n;
         if (c->tmode == TM_WRITE)
-            ev_timer_again(loop, &c->timer);   /* progress: the stall timer restarts */
+            ev_timer_again(loop, &c->timer); /* progress: the stall timer restarts */
         if (c->opos == c->olen) {
             obuf_free(c);
             c->opos = c->olen = c->ocap = 0;
         }
-        out_note(c);   /* released, or last on the list: this client reads */
+        out_note(c); /* released, or last on the list: this client reads */
         if (!c->obuf) {
-            if (c->tmode == TM_WRITE)
-                conn_timer(c, TM_NONE, 0);
+            if (c->tmode == TM_WRITE) conn_timer(c, TM_NONE, 0);
             conn_resume(c);
         }
     }
@@ -1580,7 +1448,7 @@ static void on_timer(struct ev_loop *loop, ev_timer *w, int revents)
         s->stats.timeouts_408++;
         conn_error(c, 408, "TIDE_REQUEST_TIMEOUT", "request not received in time", NULL);
     } else {
-        conn_close(c);   /* idle, stalled writer, or lingering too long */
+        conn_close(c); /* idle, stalled writer, or lingering too long */
     }
     conn_update(c);
     srv_leave(s);
@@ -1624,8 +1492,7 @@ static int conn_new(tide_http_server *s, int fd, client_slot *client)
     ev_io_init(&c->wio, on_write, fd, EV_WRITE);
     ev_init(&c->timer, on_timer);
     c->next = s->conns;
-    if (s->conns)
-        s->conns->prev = c;
+    if (s->conns) s->conns->prev = c;
     s->conns = c;
     s->stats.accepted++;
     s->stats.open++;
@@ -1661,8 +1528,7 @@ static void on_accept(struct ev_loop *loop, ev_io *w, int revents)
         socklen_t plen = sizeof peer;
         int fd = accept4(s->lfd, (struct sockaddr *)&peer, &plen, SOCK_NONBLOCK | SOCK_CLOEXEC);
         if (fd < 0) {
-            if (errno == EINTR || errno == ECONNABORTED || errno == EPROTO)
-                continue;
+            if (errno == EINTR || errno == ECONNABORTED || errno == EPROTO) continue;
             if (errno == EMFILE || errno == ENFILE || errno == ENOBUFS || errno == ENOMEM) {
                 /* the listen socket stays readable: back off instead of spinning */
                 s->backoff = 1;
@@ -1670,7 +1536,7 @@ static void on_accept(struct ev_loop *loop, ev_io *w, int revents)
                 ev_timer_set(&s->accept_retry, ACCEPT_RETRY, 0.);
                 ev_timer_start(loop, &s->accept_retry);
             }
-            break;   /* EAGAIN, or nothing sensible to do */
+            break; /* EAGAIN, or nothing sensible to do */
         }
         client_slot *cl = NULL;
         unsigned char key[16];
@@ -1679,8 +1545,7 @@ static void on_accept(struct ev_loop *loop, ev_io *w, int revents)
              * very connection kept (written to, drained) - what the cap is there to refuse. */
             cl = client_get(s, key);
             if (!cl || cl->count >= (uint32_t)s->limits.max_connections_per_client) {
-                if (cl)
-                    s->stats.rejected_per_client++;
+                if (cl) s->stats.rejected_per_client++;
                 reset_fd(fd);
                 continue;
             }
@@ -1710,11 +1575,9 @@ int tide_http_listen(struct ev_loop *loop, const char *host, int port,
     char pbuf[16];
     int fd = -1, err = 0, one = 1;
 
-    if (!out)
-        return TIDE_EINVAL;
+    if (!out) return TIDE_EINVAL;
     *out = NULL;
-    if (!loop || !handler || port < 0 || port > 65535)
-        return TIDE_EINVAL;
+    if (!loop || !handler || port < 0 || port > 65535) return TIDE_EINVAL;
 
     memset(&hints, 0, sizeof hints);
     hints.ai_family = AF_UNSPEC;
@@ -1727,16 +1590,14 @@ int tide_http_listen(struct ev_loop *loop, const char *host, int port,
         return TIDE_EIO;
     }
     for (ai = res; ai; ai = ai->ai_next) {
-        fd = socket(ai->ai_family, ai->ai_socktype | SOCK_NONBLOCK | SOCK_CLOEXEC,
-                    ai->ai_protocol);
+        fd = socket(ai->ai_family, ai->ai_socktype | SOCK_NONBLOCK | SOCK_CLOEXEC, ai->ai_protocol);
         if (fd < 0) {
             err = errno;
             continue;
         }
         setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
         setsockopt(fd, SOL_SOCKET, SO_REUSEPORT, &one, sizeof one);
-        if (bind(fd, ai->ai_addr, ai->ai_addrlen) == 0 && listen(fd, 1024) == 0)
-            break;
+        if (bind(fd, ai->ai_addr, ai->ai_addrlen) == 0 && listen(fd, 1024) == 0) break;
         err = errno;
         close(fd);
         fd = -1;
@@ -1760,28 +1621,19 @@ int tide_http_listen(struct ev_loop *loop, const char *host, int port,
     s->scratch = scratch;
     s->handler = handler;
     s->arg = arg;
-    if (limits)
-        s->limits = *limits;
-    if (s->limits.max_header_bytes == 0)
-        s->limits.max_header_bytes = 16 * 1024;
-    if (s->limits.max_body_bytes == 0)
-        s->limits.max_body_bytes = 1024 * 1024;
+    if (limits) s->limits = *limits;
+    if (s->limits.max_header_bytes == 0) s->limits.max_header_bytes = 16 * 1024;
+    if (s->limits.max_body_bytes == 0) s->limits.max_body_bytes = 1024 * 1024;
     /* the same defaults as the config file's schema table (config.c), for callers that pass
      * zeros or no limits */
-    if (!(s->limits.read_timeout > 0))
-        s->limits.read_timeout = 10.0;
-    if (!(s->limits.idle_timeout > 0))
-        s->limits.idle_timeout = 60.0;
-    if (s->limits.max_connections < 0)
-        s->limits.max_connections = 0;
+    if (!(s->limits.read_timeout > 0)) s->limits.read_timeout = 10.0;
+    if (!(s->limits.idle_timeout > 0)) s->limits.idle_timeout = 60.0;
+    if (s->limits.max_connections < 0) s->limits.max_connections = 0;
     if (s->limits.max_inflight_body_bytes == 0)
         s->limits.max_inflight_body_bytes = DEFAULT_BODY_BUDGET;
-    if (s->limits.max_unsent_bytes == 0)
-        s->limits.max_unsent_bytes = DEFAULT_UNSENT_BUDGET;
-    if (s->limits.max_connections_per_client < 0)
-        s->limits.max_connections_per_client = 0;
-    if (!(s->limits.read_pass_budget > 0))
-        s->limits.read_pass_budget = DEFAULT_PASS_BUDGET;
+    if (s->limits.max_unsent_bytes == 0) s->limits.max_unsent_bytes = DEFAULT_UNSENT_BUDGET;
+    if (s->limits.max_connections_per_client < 0) s->limits.max_connections_per_client = 0;
+    if (!(s->limits.read_pass_budget > 0)) s->limits.read_pass_budget = DEFAULT_PASS_BUDGET;
     if (getrandom(s->seed, sizeof s->seed, GRND_NONBLOCK) != (ssize_t)sizeof s->seed) {
         s->seed[0] = (uint64_t)time(NULL) ^ (uint64_t)(uintptr_t)s;
         s->seed[1] = (uint64_t)getpid() * 0x9e3779b97f4a7c15ull ^ (uint64_t)clock();
@@ -1789,16 +1641,14 @@ int tide_http_listen(struct ev_loop *loop, const char *host, int port,
     /* http_parser has its own process-wide header cap (80 KiB); only ever raise it. */
     if (s->limits.max_header_bytes > 64 * 1024)
         http_parser_set_max_header_size((uint32_t)(s->limits.max_header_bytes > UINT32_MAX / 2
-                                                   ? UINT32_MAX / 2
-                                                   : s->limits.max_header_bytes + 16 * 1024));
+                                                       ? UINT32_MAX / 2
+                                                       : s->limits.max_header_bytes + 16 * 1024));
 
     struct sockaddr_storage ss;
     socklen_t sl = sizeof ss;
     if (getsockname(fd, (struct sockaddr *)&ss, &sl) == 0) {
-        if (ss.ss_family == AF_INET)
-            s->port = ntohs(((struct sockaddr_in *)&ss)->sin_port);
-        else if (ss.ss_family == AF_INET6)
-            s->port = ntohs(((struct sockaddr_in6 *)&ss)->sin6_port);
+        if (ss.ss_family == AF_INET) s->port = ntohs(((struct sockaddr_in *)&ss)->sin_port);
+        else if (ss.ss_family == AF_INET6) s->port = ntohs(((struct sockaddr_in6 *)&ss)->sin6_port);
     }
 
     ev_io_init(&s->accept_io, on_accept, fd, EV_READ);
@@ -1819,7 +1669,7 @@ int tide_http_respond(tide_http_req *req, int status, const char *content_type,
     conn *c = r->c;
     int rc = 0;
     if (!c) {
-        hreq_free(r);   /* the client went away: nothing to send */
+        hreq_free(r); /* the client went away: nothing to send */
         return 0;
     }
     tide_http_server *s = c->srv;
@@ -1830,8 +1680,8 @@ int tide_http_respond(tide_http_req *req, int status, const char *content_type,
     hreq_uncharge(s, r);
 
     int keep = r->pub.keep_alive && !r->force_close && !s->stopped;
-    if (!header_line_ok(content_type) || !header_block_ok(extra_headers) ||
-        status < 100 || status > 999) {
+    if (!header_line_ok(content_type) || !header_block_ok(extra_headers) || status < 100 ||
+        status > 999) {
         static const char err[] =
             "{\"code\":\"TIDE_INTERNAL\",\"message\":\"invalid response headers\"}";
         rc = TIDE_EINVAL;
@@ -1841,21 +1691,18 @@ int tide_http_respond(tide_http_req *req, int status, const char *content_type,
         body = err;
         body_len = sizeof err - 1;
     }
-    if (!body)
-        body_len = 0;
-    int sent = send_response(c, status, r->head, r->ka10, keep, content_type, extra_headers,
-                             body, body_len, r->pub.id);
-    hreq_free(r);   /* body may have pointed into it: only after it was sent or copied */
+    if (!body) body_len = 0;
+    int sent = send_response(c, status, r->head, r->ka10, keep, content_type, extra_headers, body,
+                             body_len, r->pub.id);
+    hreq_free(r); /* body may have pointed into it: only after it was sent or copied */
     if (sent == 0) {
         s->stats.responses++;
-        if (!keep)
-            c->closing = 1;
+        if (!keep) c->closing = 1;
         if (!c->in_parse)
-            conn_update(c);   /* inside conn_parse() the parse loop carries on instead */
+            conn_update(c); /* inside conn_parse() the parse loop carries on instead */
     } else {
         conn_close(c);
-        if (sent == TIDE_ENOMEM)
-            rc = TIDE_ENOMEM;
+        if (sent == TIDE_ENOMEM) rc = TIDE_ENOMEM;
     }
     srv_leave(s);
     return rc;
@@ -1906,11 +1753,10 @@ int tide_http_respond_error(tide_http_req *req, int status, const char *code, co
                             const char *extra_headers)
 {
     char body[512];
-    int n = snprintf(body, sizeof body,
-                     "{\"code\":\"%s\",\"message\":\"%s\",\"details\":null,\"hint\":null}",
-                     code, msg);
-    if (n < 0 || (size_t)n >= sizeof body)
-        n = 0;
+    int n =
+        snprintf(body, sizeof body,
+                 "{\"code\":\"%s\",\"message\":\"%s\",\"details\":null,\"hint\":null}", code, msg);
+    if (n < 0 || (size_t)n >= sizeof body) n = 0;
     return tide_http_respond(req, status, "application/json", extra_headers, body, (size_t)n);
 }
 
@@ -1920,20 +1766,17 @@ const char *tide_http_header_get(const tide_http_req *req, const char *name, siz
     for (int i = 0; i < req->nheaders; i++) {
         const tide_http_header *h = &req->headers[i];
         if (h->name_len == n && memcmp(h->name, name, n) == 0) {
-            if (len)
-                *len = h->value_len;
+            if (len) *len = h->value_len;
             return h->value;
         }
     }
-    if (len)
-        *len = 0;
+    if (len) *len = 0;
     return NULL;
 }
 
 void tide_http_stop_accepting(tide_http_server *s)
 {
-    if (s->stopped)
-        return;
+    if (s->stopped) return;
     srv_enter(s);
     s->stopped = 1;
     ev_io_stop(s->loop, &s->accept_io);
@@ -1947,49 +1790,43 @@ void tide_http_stop_accepting(tide_http_server *s)
      * still in flight are finishing in); the others after their current request */
     for (conn *c = s->conns, *next; c; c = next) {
         next = c->next;
-        if (c->parked)
-            continue;
-        if (!c->busy && !c->cur && !c->closing && !c->lingering && c->olen == c->opos
-            && c->rlen == c->rpos)
+        if (c->parked) continue;
+        if (!c->busy && !c->cur && !c->closing && !c->lingering && c->olen == c->opos &&
+            c->rlen == c->rpos)
             park(c);
-        else
-            conn_update(c);
+        else conn_update(c);
     }
     srv_leave(s);
 }
 
 static void srv_destroy(tide_http_server *s)
 {
-    s->depth = 1;   /* on_abort callbacks below must not re-enter the teardown */
+    s->depth = 1; /* on_abort callbacks below must not re-enter the teardown */
     s->stopped = 1;
-    while (s->conns)
-        conn_close(s->conns);
+    while (s->conns) conn_close(s->conns);
     ev_io_stop(s->loop, &s->accept_io);
     ev_timer_stop(s->loop, &s->accept_retry);
     ev_prepare_stop(s->loop, &s->prepare);
     ev_check_stop(s->loop, &s->unpark);
     ev_idle_stop(s->loop, &s->spin);
-    if (s->lfd >= 0)
-        close(s->lfd);
+    if (s->lfd >= 0) close(s->lfd);
     reap(s);
-    free(s->clients);   /* empty: every connection gave its count back */
+    free(s->clients); /* empty: every connection gave its count back */
     free(s->scratch);
     free(s);
 }
 
 void tide_http_free(tide_http_server *s)
 {
-    if (!s || s->free_requested)
-        return;
+    if (!s || s->free_requested) return;
     s->free_requested = 1;
     srv_enter(s);
-    srv_leave(s);   /* destroys now, or when the outermost callback returns */
+    srv_leave(s); /* destroys now, or when the outermost callback returns */
 }
 
 int tide__http_adopt_fd(tide_http_server *s, int fd)
 {
-    if (fd < 0)
-        return TIDE_EINVAL;
+    if (fd < 0) return TIDE_EINVAL;
     int fl = fcntl(fd, F_GETFL);
     if (!s || s->stopped || fl < 0 || fcntl(fd, F_SETFL, fl | O_NONBLOCK) != 0) {
         close(fd);
@@ -2001,15 +1838,9 @@ int tide__http_adopt_fd(tide_http_server *s, int fd)
     return rc;
 }
 
-void tide_http_get_stats(const tide_http_server *s, tide_http_stats *out)
-{
-    *out = s->stats;
-}
+void tide_http_get_stats(const tide_http_server *s, tide_http_stats *out) { *out = s->stats; }
 
-int tide_http_port(const tide_http_server *s)
-{
-    return s->port;
-}
+int tide_http_port(const tide_http_server *s) { return s->port; }
 
 const char *tide_http_reason(int status)
 {

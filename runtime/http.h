@@ -29,11 +29,11 @@
 typedef struct tide_http_server tide_http_server;
 
 typedef struct tide_http_limits {
-    size_t max_header_bytes;   /* request line + headers (+ trailer); over it -> 431, close */
-    size_t max_body_bytes;     /* over it -> 413 and close */
-    double read_timeout;       /* seconds to receive a whole request once started -> 408 */
-    double idle_timeout;       /* seconds a keep-alive connection may sit idle -> close */
-    int max_connections;       /* accept no more beyond this (0 = unlimited) */
+    size_t max_header_bytes; /* request line + headers (+ trailer); over it -> 431, close */
+    size_t max_body_bytes;   /* over it -> 413 and close */
+    double read_timeout;     /* seconds to receive a whole request once started -> 408 */
+    double idle_timeout;     /* seconds a keep-alive connection may sit idle -> close */
+    int max_connections;     /* accept no more beyond this (0 = unlimited) */
     /* Request-body memory held at once by all connections of this server: what bodies have
      * grown their requests' buffers by, counted as the bytes arrive (never ahead of them)
      * and released when the request is answered or its connection closes. A body that
@@ -73,25 +73,31 @@ typedef struct tide_http_limits {
  * is the one that counts - tide_http_header_get() returns it, and so does the headers table
  * the Lua scripts see - never a later one, never a join. */
 typedef struct tide_http_header {
-    const char *name;  size_t name_len;   /* name lower-cased by the server */
-    const char *value; size_t value_len;
+    const char *name;
+    size_t name_len; /* name lower-cased by the server */
+    const char *value;
+    size_t value_len;
 } tide_http_header;
 
 #define TIDE_HTTP_ID_MAX 48
 
 typedef struct tide_http_req tide_http_req;
 struct tide_http_req {
-    const char *method;                 /* "GET", NUL-terminated */
-    const char *path;  size_t path_len; /* raw path without the query, not decoded */
-    const char *query; size_t query_len;/* after '?', without it; len 0 if none */
-    tide_http_header *headers; int nheaders;
-    const char *body;  size_t body_len; /* body (de-chunked), NUL-terminated; len 0 if none */
-    int keep_alive;                     /* client wants keep-alive (HTTP/1.1 default) */
-    void *ud;                           /* free for the upper layer */
+    const char *method; /* "GET", NUL-terminated */
+    const char *path;
+    size_t path_len; /* raw path without the query, not decoded */
+    const char *query;
+    size_t query_len; /* after '?', without it; len 0 if none */
+    tide_http_header *headers;
+    int nheaders;
+    const char *body;
+    size_t body_len; /* body (de-chunked), NUL-terminated; len 0 if none */
+    int keep_alive;  /* client wants keep-alive (HTTP/1.1 default) */
+    void *ud;        /* free for the upper layer */
     /* Called (once) if the client goes away before the response; the request stays valid
      * until tide_http_respond() is called on it. Set by the upper layer; may be NULL. */
     void (*on_abort)(tide_http_req *req);
-    int aborted;                        /* set (before on_abort) once the client is gone */
+    int aborted; /* set (before on_abort) once the client is gone */
     /* The request id, set by the upper layer (NUL-terminated, safe characters); the response
      * carries it as X-Request-Id when it is not empty. */
     char id[TIDE_HTTP_ID_MAX + 1];
@@ -155,13 +161,13 @@ typedef struct tide_http_stats {
     long long accepted, open, requests, responses, rejected_431, rejected_413, timeouts_408;
     long long rejected_400;  /* malformed, CONNECT, unsupported Expect (417) or coding (501) */
     long long aborted;       /* requests whose client went away before the response */
-    long long rejected_busy;        /* 503s: a body would have gone over the budget */
-    long long rejected_per_client;  /* connections reset at accept (not in `accepted`) */
-    long long body_bytes;           /* now: body bytes charged to max_inflight_body_bytes */
-    long long clients;              /* now: addresses counted for max_connections_per_client */
-    long long parked;               /* reads put off to a later pass by read_pass_budget */
-    long long unsent_bytes;         /* now: output buffers charged to max_unsent_bytes */
-    long long slow_readers_closed;  /* connections reset to keep within max_unsent_bytes */
+    long long rejected_busy; /* 503s: a body would have gone over the budget */
+    long long rejected_per_client; /* connections reset at accept (not in `accepted`) */
+    long long body_bytes;          /* now: body bytes charged to max_inflight_body_bytes */
+    long long clients;             /* now: addresses counted for max_connections_per_client */
+    long long parked;              /* reads put off to a later pass by read_pass_budget */
+    long long unsent_bytes;        /* now: output buffers charged to max_unsent_bytes */
+    long long slow_readers_closed; /* connections reset to keep within max_unsent_bytes */
 } tide_http_stats;
 void tide_http_get_stats(const tide_http_server *srv, tide_http_stats *out);
 

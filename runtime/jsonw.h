@@ -28,14 +28,14 @@
 #define TIDE_JSONW_MAX_DEPTH 64
 
 typedef struct tide_jsonw {
-    char *buf;               /* owned; NUL-terminated while not failed */
+    char *buf; /* owned; NUL-terminated while not failed */
     size_t len, cap;
-    int depth;               /* objects and arrays open */
-    int error;               /* 0, or the first TIDE_E* code */
-    int keyed;               /* a key was written: its value comes next */
-    int done;                /* the top-level value is complete */
-    uint64_t object;         /* bit d - 1: the container at depth d is an object */
-    uint64_t started;        /* bit d - 1: that container has a member already */
+    int depth;        /* objects and arrays open */
+    int error;        /* 0, or the first TIDE_E* code */
+    int keyed;        /* a key was written: its value comes next */
+    int done;         /* the top-level value is complete */
+    uint64_t object;  /* bit d - 1: the container at depth d is an object */
+    uint64_t started; /* bit d - 1: that container has a member already */
 } tide_jsonw;
 
 /* An empty writer (no allocation yet). */

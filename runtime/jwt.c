@@ -14,8 +14,8 @@
 #include <openssl/evp.h>
 #include <openssl/hmac.h>
 
-#define JWT_MAX_LEN 8192   /* longer tokens are refused outright */
-#define SIG_LEN 32         /* SHA-256 */
+#define JWT_MAX_LEN 8192 /* longer tokens are refused outright */
+#define SIG_LEN     32   /* SHA-256 */
 
 static const char b64_alphabet[] =
     "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
@@ -58,13 +58,11 @@ size_t tide__b64url_encode(const void *in, size_t len, char *out)
 int tide__b64url_decode(const char *in, size_t len, unsigned char *out, size_t *outlen)
 {
     size_t o = 0, i = 0;
-    if (len % 4 == 1)
-        return TIDE_EPARSE;
+    if (len % 4 == 1) return TIDE_EPARSE;
     for (; i + 4 <= len; i += 4) {
         int a = b64_value((unsigned char)in[i]), b = b64_value((unsigned char)in[i + 1]);
         int c = b64_value((unsigned char)in[i + 2]), d = b64_value((unsigned char)in[i + 3]);
-        if ((a | b | c | d) < 0)
-            return TIDE_EPARSE;
+        if ((a | b | c | d) < 0) return TIDE_EPARSE;
         uint32_t v = (uint32_t)a << 18 | (uint32_t)b << 12 | (uint32_t)c << 6 | (uint32_t)d;
         out[o++] = (unsigned char)(v >> 16);
         out[o++] = (unsigned char)(v >> 8);
@@ -73,17 +71,13 @@ int tide__b64url_decode(const char *in, size_t len, unsigned char *out, size_t *
     if (len - i >= 2) {
         int a = b64_value((unsigned char)in[i]), b = b64_value((unsigned char)in[i + 1]);
         int c = len - i == 3 ? b64_value((unsigned char)in[i + 2]) : 0;
-        if ((a | b | c) < 0)
-            return TIDE_EPARSE;
+        if ((a | b | c) < 0) return TIDE_EPARSE;
         /* Unused low bits must be zero: one canonical spelling per byte string. */
-        if (len - i == 2 && (b & 15))
-            return TIDE_EPARSE;
-        if (len - i == 3 && (c & 3))
-            return TIDE_EPARSE;
+        if (len - i == 2 && (b & 15)) return TIDE_EPARSE;
+        if (len - i == 3 && (c & 3)) return TIDE_EPARSE;
         uint32_t v = (uint32_t)a << 18 | (uint32_t)b << 12 | (uint32_t)c << 6;
         out[o++] = (unsigned char)(v >> 16);
-        if (len - i == 3)
-            out[o++] = (unsigned char)(v >> 8);
+        if (len - i == 3) out[o++] = (unsigned char)(v >> 8);
     }
     *outlen = o;
     return 0;
@@ -93,11 +87,11 @@ static int hs256(const char *secret, size_t secret_len, const char *data, size_t
                  unsigned char mac[SIG_LEN])
 {
     unsigned int mac_len = 0;
-    if (secret_len > INT32_MAX)
-        return TIDE_EINVAL;
+    if (secret_len > INT32_MAX) return TIDE_EINVAL;
     if (!HMAC(EVP_sha256(), secret, (int)secret_len, (const unsigned char *)data, len, mac,
-              &mac_len) || mac_len != SIG_LEN)
-        return TIDE_ENOMEM;   /* OpenSSL fails here only when it cannot allocate */
+              &mac_len) ||
+        mac_len != SIG_LEN)
+        return TIDE_ENOMEM; /* OpenSSL fails here only when it cannot allocate */
     return 0;
 }
 
@@ -106,14 +100,11 @@ int tide__jwt_sign_input(const char *secret, size_t secret_len, const char *inpu
 {
     unsigned char mac[SIG_LEN];
     int rc;
-    if (!secret || !secret_len || !input || !out)
-        return TIDE_EINVAL;
+    if (!secret || !secret_len || !input || !out) return TIDE_EINVAL;
     *out = NULL;
-    if ((rc = hs256(secret, secret_len, input, len, mac)) != 0)
-        return rc;
+    if ((rc = hs256(secret, secret_len, input, len, mac)) != 0) return rc;
     char *tok = malloc(len + 1 + 44 + 1);
-    if (!tok)
-        return TIDE_ENOMEM;
+    if (!tok) return TIDE_ENOMEM;
     memcpy(tok, input, len);
     tok[len] = '.';
     tide__b64url_encode(mac, SIG_LEN, tok + len + 1);
@@ -127,8 +118,7 @@ int tide__jwt_sign_input(const char *secret, size_t secret_len, const char *inpu
 static int decode_segment(const char *s, size_t len, unsigned char **out, size_t *outlen)
 {
     unsigned char *buf = malloc(len / 4 * 3 + 3 + 1);
-    if (!buf)
-        return TIDE_ENOMEM;
+    if (!buf) return TIDE_ENOMEM;
     if (tide__b64url_decode(s, len, buf, outlen) != 0 || memchr(buf, 0, *outlen)) {
         free(buf);
         return TIDE_EPARSE;
@@ -155,18 +145,16 @@ static int check_header(const char *seg, size_t len)
     unsigned char *text = NULL;
     size_t tlen = 0;
     int rc = decode_segment(seg, len, &text, &tlen);
-    if (rc != 0)
-        return rc;
+    if (rc != 0) return rc;
     json_t *hdr = parse_object(text, tlen);
     free(text);
-    if (!hdr)
-        return TIDE_EPARSE;
+    if (!hdr) return TIDE_EPARSE;
     json_t *alg = json_object_get(hdr, "alg");
     if (!json_is_string(alg) || json_string_length(alg) != 5 ||
         memcmp(json_string_value(alg), "HS256", 5) != 0)
         rc = TIDE_EALG;
     else if (json_object_get(hdr, "crit"))
-        rc = TIDE_EPARSE;   /* we implement no header extensions, so none can be critical */
+        rc = TIDE_EPARSE; /* we implement no header extensions, so none can be critical */
     json_decref(hdr);
     return rc;
 }
@@ -176,10 +164,8 @@ static int numeric_claim(json_t *claims, const char *name, double *out, int *pre
 {
     json_t *v = json_object_get(claims, name);
     *present = 0;
-    if (!v)
-        return 0;
-    if (!json_is_number(v))
-        return TIDE_EPARSE;
+    if (!v) return 0;
+    if (!json_is_number(v)) return TIDE_EPARSE;
     *out = json_number_value(v);
     *present = 1;
     return 0;
@@ -197,16 +183,14 @@ static int string_is(json_t *v, const char *want)
  * us. An array holding anything but strings is malformed and names no one. */
 static int aud_names(json_t *aud, const char *want)
 {
-    if (json_is_string(aud))
-        return string_is(aud, want);
-    if (!json_is_array(aud))
-        return 0;
+    if (json_is_string(aud)) return string_is(aud, want);
+    if (!json_is_array(aud)) return 0;
     size_t i;
     json_t *el;
     int found = 0;
-    json_array_foreach(aud, i, el) {
-        if (!json_is_string(el))
-            return 0;
+    json_array_foreach(aud, i, el)
+    {
+        if (!json_is_string(el)) return 0;
         found |= string_is(el, want);
     }
     return found;
@@ -225,38 +209,31 @@ static int check_claims(json_t *claims, time_t now, const tide_jwt_policy *pol,
 
     json_t *sub = json_object_get(claims, "sub");
     if (sub) {
-        if (!json_is_string(sub))
-            return TIDE_EPARSE;
+        if (!json_is_string(sub)) return TIDE_EPARSE;
         size_t n = json_string_length(sub);
-        if (n >= sizeof out->sub || strlen(json_string_value(sub)) != n)
-            return TIDE_EPARSE;
+        if (n >= sizeof out->sub || strlen(json_string_value(sub)) != n) return TIDE_EPARSE;
         memcpy(out->sub, json_string_value(sub), n + 1);
     }
 
     json_t *role = json_object_get(claims, "role");
-    if (!role)
-        out->role = TIDE_ROLE_AUTHENTICATED;
+    if (!role) out->role = TIDE_ROLE_AUTHENTICATED;
     else if (!json_is_string(role) ||
              tide_role_parse(json_string_value(role), json_string_length(role), &out->role) != 0)
         return TIDE_EROLE;
 
     if (has_exp) {
-        if (t - leeway >= exp)
-            return TIDE_EEXPIRED;
+        if (t - leeway >= exp) return TIDE_EEXPIRED;
         /* floor, so a cache that compares whole seconds never keeps it past exp; 2^63 and
          * above saturate (INT64_MAX, as a double, is 2^63 itself: still <= exp) */
         long long e = exp >= 9223372036854775808.0 ? INT64_MAX : (long long)exp;
-        if ((double)e > exp)
-            e--;
+        if ((double)e > exp) e--;
         out->exp = e;
         out->has_exp = 1;
     } else if (pol->require_exp) {
         return TIDE_ENOEXP;
     }
-    if (has_nbf && t + leeway < nbf)
-        return TIDE_ENOTYET;
-    if (pol->issuer && !string_is(json_object_get(claims, "iss"), pol->issuer))
-        return TIDE_EISSUER;
+    if (has_nbf && t + leeway < nbf) return TIDE_ENOTYET;
+    if (pol->issuer && !string_is(json_object_get(claims, "iss"), pol->issuer)) return TIDE_EISSUER;
     if (pol->audience && !aud_names(json_object_get(claims, "aud"), pol->audience))
         return TIDE_EAUDIENCE;
     return 0;
@@ -269,47 +246,34 @@ int tide_jwt_verify(const char *secret, size_t secret_len, const char *token, si
     size_t sig_len = 0;
     int rc;
 
-    if (!out)
-        return TIDE_EINVAL;
+    if (!out) return TIDE_EINVAL;
     memset(out, 0, sizeof *out);
-    if (!secret || !secret_len || !token)
-        return TIDE_EINVAL;
-    if (!policy)
-        policy = &default_policy;
-    if (len > JWT_MAX_LEN)
-        return TIDE_EPARSE;
+    if (!secret || !secret_len || !token) return TIDE_EINVAL;
+    if (!policy) policy = &default_policy;
+    if (len > JWT_MAX_LEN) return TIDE_EPARSE;
 
     const char *dot1 = memchr(token, '.', len);
-    if (!dot1)
-        return TIDE_EPARSE;
+    if (!dot1) return TIDE_EPARSE;
     const char *dot2 = memchr(dot1 + 1, '.', len - (size_t)(dot1 + 1 - token));
-    if (!dot2)
-        return TIDE_EPARSE;
+    if (!dot2) return TIDE_EPARSE;
     const char *end = token + len;
-    if (memchr(dot2 + 1, '.', (size_t)(end - (dot2 + 1))))
-        return TIDE_EPARSE;
+    if (memchr(dot2 + 1, '.', (size_t)(end - (dot2 + 1)))) return TIDE_EPARSE;
     size_t hlen = (size_t)(dot1 - token), plen = (size_t)(dot2 - dot1 - 1);
     size_t slen = (size_t)(end - dot2 - 1);
-    if (!hlen || !plen)
-        return TIDE_EPARSE;
+    if (!hlen || !plen) return TIDE_EPARSE;
 
-    if ((rc = check_header(token, hlen)) != 0)
-        return rc;
+    if ((rc = check_header(token, hlen)) != 0) return rc;
 
     /* 32 bytes encode to exactly 43 characters; anything else cannot be our signature. */
-    if (slen != 43)
-        return TIDE_EAUTH;
+    if (slen != 43) return TIDE_EAUTH;
     if (tide__b64url_decode(dot2 + 1, slen, sig, &sig_len) != 0 || sig_len != SIG_LEN)
         return TIDE_EPARSE;
-    if ((rc = hs256(secret, secret_len, token, (size_t)(dot2 - token), mac)) != 0)
-        return rc;
-    if (CRYPTO_memcmp(mac, sig, SIG_LEN) != 0)
-        return TIDE_EAUTH;
+    if ((rc = hs256(secret, secret_len, token, (size_t)(dot2 - token), mac)) != 0) return rc;
+    if (CRYPTO_memcmp(mac, sig, SIG_LEN) != 0) return TIDE_EAUTH;
 
     unsigned char *payload = NULL;
     size_t payload_len = 0;
-    if ((rc = decode_segment(dot1 + 1, plen, &payload, &payload_len)) != 0)
-        return rc;
+    if ((rc = decode_segment(dot1 + 1, plen, &payload, &payload_len)) != 0) return rc;
     json_t *claims = parse_object(payload, payload_len);
     if (!claims) {
         free(payload);
@@ -322,7 +286,7 @@ int tide_jwt_verify(const char *secret, size_t secret_len, const char *token, si
         memset(out, 0, sizeof *out);
         return rc;
     }
-    out->claims_json = (char *)payload;   /* the bytes as sent, NUL-terminated, no NUL inside */
+    out->claims_json = (char *)payload; /* the bytes as sent, NUL-terminated, no NUL inside */
     return 0;
 }
 
@@ -334,21 +298,17 @@ int tide_jwt_sign(const char *secret, size_t secret_len, const char *sub, const 
     tide_role r;
     int rc;
 
-    if (!out)
-        return TIDE_EINVAL;
+    if (!out) return TIDE_EINVAL;
     *out = NULL;
     if (!secret || !secret_len || !role || ttl <= 0 || (long long)now > INT64_MAX - ttl)
         return TIDE_EINVAL;
-    if (tide_role_parse(role, strlen(role), &r) != 0)
-        return TIDE_EINVAL;
-    if (sub && strlen(sub) >= sizeof ((tide_jwt_claims *)0)->sub)
-        return TIDE_EINVAL;
+    if (tide_role_parse(role, strlen(role), &r) != 0) return TIDE_EINVAL;
+    if (sub && strlen(sub) >= sizeof((tide_jwt_claims *)0)->sub) return TIDE_EINVAL;
     const char *aud = policy && policy->audience ? policy->audience : default_aud;
     const char *iss = policy ? policy->issuer : NULL;
 
     json_t *claims = json_object();
-    if (!claims)
-        return TIDE_ENOMEM;
+    if (!claims) return TIDE_ENOMEM;
     if ((sub && json_object_set_new(claims, "sub", json_string(sub)) != 0) ||
         json_object_set_new(claims, "role", json_string(tide_role_name(r))) != 0 ||
         json_object_set_new(claims, "iat", json_integer((json_int_t)now)) != 0 ||
@@ -361,8 +321,7 @@ int tide_jwt_sign(const char *secret, size_t secret_len, const char *sub, const 
     }
     char *payload = json_dumps(claims, JSON_COMPACT);
     json_decref(claims);
-    if (!payload)
-        return TIDE_ENOMEM;
+    if (!payload) return TIDE_ENOMEM;
 
     size_t plen = strlen(payload), hlen = sizeof header - 1;
     char *input = malloc((hlen + 2) / 3 * 4 + 1 + (plen + 2) / 3 * 4 + 1);
@@ -386,20 +345,15 @@ const char *tide_role_name(tide_role r)
     case TIDE_ROLE_SERVICE: return "service_role";
     case TIDE_ROLE_ANON: break;
     }
-    return "anon";   /* unknown values map to the least privileged role */
+    return "anon"; /* unknown values map to the least privileged role */
 }
 
 int tide_role_parse(const char *name, size_t len, tide_role *out)
 {
-    if (!name || !out)
-        return TIDE_EROLE;
-    if (len == 4 && memcmp(name, "anon", 4) == 0)
-        *out = TIDE_ROLE_ANON;
-    else if (len == 13 && memcmp(name, "authenticated", 13) == 0)
-        *out = TIDE_ROLE_AUTHENTICATED;
-    else if (len == 12 && memcmp(name, "service_role", 12) == 0)
-        *out = TIDE_ROLE_SERVICE;
-    else
-        return TIDE_EROLE;
+    if (!name || !out) return TIDE_EROLE;
+    if (len == 4 && memcmp(name, "anon", 4) == 0) *out = TIDE_ROLE_ANON;
+    else if (len == 13 && memcmp(name, "authenticated", 13) == 0) *out = TIDE_ROLE_AUTHENTICATED;
+    else if (len == 12 && memcmp(name, "service_role", 12) == 0) *out = TIDE_ROLE_SERVICE;
+    else return TIDE_EROLE;
     return 0;
 }

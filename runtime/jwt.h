@@ -13,20 +13,20 @@ typedef enum tide_role { TIDE_ROLE_ANON = 0, TIDE_ROLE_AUTHENTICATED, TIDE_ROLE_
 /* What a token must satisfy besides its signature and algorithm (tide's jwt.* config; fixed
  * at start). Modelled on PostgREST's jwt-aud. */
 typedef struct tide_jwt_policy {
-    int leeway;              /* seconds of clock skew allowed on exp/nbf (negative means 0) */
-    int require_exp;         /* refuse a token without exp (else it never expires) */
-    const char *audience;    /* NULL: aud is not looked at; else aud (a string, or an array of
+    int leeway;           /* seconds of clock skew allowed on exp/nbf (negative means 0) */
+    int require_exp;      /* refuse a token without exp (else it never expires) */
+    const char *audience; /* NULL: aud is not looked at; else aud (a string, or an array of
                               * strings) must contain it, and a token without aud is refused */
-    const char *issuer;      /* NULL: iss is not looked at; else iss must equal it */
+    const char *issuer;   /* NULL: iss is not looked at; else iss must equal it */
 } tide_jwt_policy;
 
 typedef struct tide_jwt_claims {
     tide_role role;
-    char *claims_json;   /* the payload JSON as sent (malloc'd; caller frees with free());
+    char *claims_json; /* the payload JSON as sent (malloc'd; caller frees with free());
                           * never holds a NUL byte, so strlen() is its length */
-    char sub[64];        /* "sub" claim or "" */
-    long long exp;       /* floor of the exp claim (INT64_MAX when larger); 0 when absent */
-    int has_exp;         /* the token has an exp claim */
+    char sub[64];      /* "sub" claim or "" */
+    long long exp;     /* floor of the exp claim (INT64_MAX when larger); 0 when absent */
+    int has_exp;       /* the token has an exp claim */
 } tide_jwt_claims;
 
 /* Verifies token (compact JWS "h.p.s", len bytes) with the HS256 secret under policy (NULL:
@@ -66,7 +66,7 @@ TIDE_MUST_CHECK int tide__b64url_decode(const char *in, size_t len, unsigned cha
                                         size_t *outlen);
 /* Signs an already encoded signing input "header64.payload64" (len bytes) with HS256 and
  * returns "header64.payload64.sig64" (malloc'd) in *out. 0 or TIDE_ENOMEM / TIDE_EINVAL. */
-TIDE_MUST_CHECK int tide__jwt_sign_input(const char *secret, size_t secret_len,
-                                         const char *input, size_t len, char **out);
+TIDE_MUST_CHECK int tide__jwt_sign_input(const char *secret, size_t secret_len, const char *input,
+                                         size_t len, char **out);
 
 #endif

@@ -8,14 +8,14 @@
 
 typedef struct entry {
     uint64_t hash;
-    char *token;             /* NULL = empty slot */
+    char *token; /* NULL = empty slot */
     size_t len;
     char *claims;
-    long long exp;           /* floor of the exp claim, when has_exp */
+    long long exp; /* floor of the exp claim, when has_exp */
     int has_exp;
     tide_role role;
-    int used;                /* hit since it was stored or last spared (eviction's clock bit) */
-    char sub[64];            /* the sub claim or "" */
+    int used;     /* hit since it was stored or last spared (eviction's clock bit) */
+    char sub[64]; /* the sub claim or "" */
 } entry;
 
 struct tide_jwt_cache {
@@ -24,10 +24,7 @@ struct tide_jwt_cache {
     long long hits, misses, stores;
 };
 
-static uint64_t hash_bytes(const char *s, size_t n)
-{
-    return tide_fnv1a(s, n, 0);
-}
+static uint64_t hash_bytes(const char *s, size_t n) { return tide_fnv1a(s, n, 0); }
 
 int tide_jwt_cache_new(size_t slots, tide_jwt_cache **out)
 {
@@ -36,7 +33,10 @@ int tide_jwt_cache_new(size_t slots, tide_jwt_cache **out)
     tide_jwt_cache *c = calloc(1, sizeof *c);
     if (!c) return TIDE_ENOMEM;
     c->slots = calloc(n, sizeof *c->slots);
-    if (!c->slots) { free(c); return TIDE_ENOMEM; }
+    if (!c->slots) {
+        free(c);
+        return TIDE_ENOMEM;
+    }
     c->mask = n - 1;
     *out = c;
     return 0;
@@ -61,16 +61,14 @@ void tide_jwt_cache_free(tide_jwt_cache *c)
  * stops matching no later than the token itself would. */
 static int entry_live(const entry *e, long long now, const tide_jwt_policy *p)
 {
-    static const tide_jwt_policy strict = { 0, 1, NULL, NULL };   /* as tide_jwt_verify's */
-    if (!p)
-        p = &strict;
+    static const tide_jwt_policy strict = { 0, 1, NULL, NULL }; /* as tide_jwt_verify's */
+    if (!p) p = &strict;
     long long leeway = p->leeway < 0 ? 0 : p->leeway;
-    if (!e->has_exp)
-        return !p->require_exp;
+    if (!e->has_exp) return !p->require_exp;
     return now - leeway < e->exp;
 }
 
-#define WAYS 4                  /* slots a token may live in (set associative) */
+#define WAYS 4 /* slots a token may live in (set associative) */
 
 static entry *set_of(tide_jwt_cache *c, uint64_t h)
 {
@@ -88,7 +86,7 @@ int tide_jwt_cache_get(tide_jwt_cache *c, const char *token, size_t len, time_t 
         if (!(e->token && e->hash == h && e->len == len && memcmp(e->token, token, len) == 0))
             continue;
         if (!entry_live(e, (long long)now, policy)) {
-            entry_clear(e);                  /* verification will say why */
+            entry_clear(e); /* verification will say why */
             break;
         }
         *role = e->role;
@@ -107,21 +105,17 @@ const char *tide_jwt_cache_put(tide_jwt_cache *c, const char *token, size_t len,
 {
     uint64_t h = hash_bytes(token, len);
     entry *set = set_of(c, h), *e = NULL;
-    for (int k = 0; k < WAYS && !e; k++)     /* the same token, else a free slot */
+    for (int k = 0; k < WAYS && !e; k++) /* the same token, else a free slot */
         if (set[k].token && set[k].hash == h && set[k].len == len &&
             memcmp(set[k].token, token, len) == 0)
             e = &set[k];
     for (int k = 0; k < WAYS && !e; k++)
-        if (!set[k].token)
-            e = &set[k];
-    if (!e) {                                /* evict one not hit since the last eviction */
+        if (!set[k].token) e = &set[k];
+    if (!e) { /* evict one not hit since the last eviction */
         for (int k = 0; k < WAYS && !e; k++)
-            if (!set[k].used)
-                e = &set[k];
-        if (!e)
-            e = &set[h >> 60 & (WAYS - 1)];
-        for (int k = 0; k < WAYS; k++)
-            set[k].used = 0;
+            if (!set[k].used) e = &set[k];
+        if (!e) e = &set[h >> 60 & (WAYS - 1)];
+        for (int k = 0; k < WAYS; k++) set[k].used = 0;
     }
     char *tok = malloc(len + 1);
     if (!tok) return NULL;

@@ -37,7 +37,9 @@ int tide_jwt_cache_get(tide_jwt_cache *c, const char *token, size_t len, time_t 
 const char *tide_jwt_cache_put(tide_jwt_cache *c, const char *token, size_t len,
                                tide_jwt_claims *cl);
 
-typedef struct tide_jwt_cache_stats { long long hits, misses, stores; } tide_jwt_cache_stats;
+typedef struct tide_jwt_cache_stats {
+    long long hits, misses, stores;
+} tide_jwt_cache_stats;
 void tide_jwt_cache_get_stats(const tide_jwt_cache *c, tide_jwt_cache_stats *out);
 
 #endif

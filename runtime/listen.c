@@ -39,16 +39,16 @@
 #include "resolve.h"
 #include "retry.h"
 
-#define DEF_CONNECT_TIMEOUT 5.0
-#define DEF_HEARTBEAT 1.0
+#define DEF_CONNECT_TIMEOUT   5.0
+#define DEF_HEARTBEAT         1.0
 #define DEF_HEARTBEAT_TIMEOUT 2.0
-#define DEF_BACKOFF_BASE 0.1
-#define DEF_BACKOFF_CAP 5.0
-#define RESOLVE_MAX_AGE 60.0        /* seconds a resolved address is reused for reconnects */
-#define APP_NAME "tide_listen"
-#define CHANNEL_MAX 63              /* NAMEDATALEN - 1 */
-#define TABLE_MAX 127               /* `schema.table`, each at most 63 bytes */
-#define KEY_MAX 200
+#define DEF_BACKOFF_BASE      0.1
+#define DEF_BACKOFF_CAP       5.0
+#define RESOLVE_MAX_AGE       60.0 /* seconds a resolved address is reused for reconnects */
+#define APP_NAME              "tide_listen"
+#define CHANNEL_MAX           63  /* NAMEDATALEN - 1 */
+#define TABLE_MAX             127 /* `schema.table`, each at most 63 bytes */
+#define KEY_MAX               200
 
 typedef enum lstate { WAITING, RESOLVING, CONNECTING, LISTENING, UP, PINGING } lstate;
 
@@ -62,20 +62,20 @@ struct tide_listen {
     struct ev_loop *loop;
     channel ch[TIDE_LISTEN_MAX_CHANNELS];
     int nch;
-    char *listen_sql;               /* LISTEN "<channel>"; LISTEN "<another>" ... */
+    char *listen_sql; /* LISTEN "<channel>"; LISTEN "<another>" ... */
     tide_listen_opts o;
     tide_listen_state_cb on_state;
-    void *arg;                      /* on_state's */
+    void *arg; /* on_state's */
     tide__listen_params params;
-    tide_resolver *resolver;        /* NULL when libpq resolves nothing (an address, a socket) */
-    PGconn *pg;                     /* NULL in WAITING and RESOLVING */
+    tide_resolver *resolver; /* NULL when libpq resolves nothing (an address, a socket) */
+    PGconn *pg;              /* NULL in WAITING and RESOLVING */
     lstate state;
     ev_io io;
     int io_events;
-    ev_timer timer;                 /* see the states above */
-    int query_ok;                   /* the query in flight (LISTEN or heartbeat) answered well */
-    int attempt;                    /* failed attempts since the last session that was up */
-    int depth;                      /* loop callbacks on the stack */
+    ev_timer timer; /* see the states above */
+    int query_ok;   /* the query in flight (LISTEN or heartbeat) answered well */
+    int attempt;    /* failed attempts since the last session that was up */
+    int depth;      /* loop callbacks on the stack */
     int free_requested;
     tide_listen_stats st;
 };
@@ -99,8 +99,8 @@ int tide__listen_channel_ok(const char *channel)
 
 static int key_char(char c)
 {
-    return (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '_' || c == '.' ||
-           c == ':' || c == '-';
+    return (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '_' || c == '.' || c == ':' ||
+           c == '-';
 }
 
 int tide_listen_split_payload(const char *payload, size_t len, size_t *table_len)
@@ -108,7 +108,10 @@ int tide_listen_split_payload(const char *payload, size_t len, size_t *table_len
     if (!payload) return TIDE_EINVAL;
     const char *slash = NULL;
     for (size_t i = len; i > 0; i--)
-        if (payload[i - 1] == '/') { slash = payload + i - 1; break; }
+        if (payload[i - 1] == '/') {
+            slash = payload + i - 1;
+            break;
+        }
     if (!slash) return TIDE_EINVAL;
     size_t tlen = (size_t)(slash - payload), klen = len - tlen - 1;
     if (tlen == 0 || tlen > TABLE_MAX || memchr(payload, '\0', tlen)) return TIDE_EINVAL;
@@ -156,8 +159,16 @@ int tide__listen_params_new(const char *conninfo, int with_hostaddr, tide__liste
         out->val[i] = o->val;
         i++;
     }
-    if (!has_app) { out->kw[i] = "application_name"; out->val[i] = APP_NAME; i++; }
-    if (with_hostaddr) { out->kw[i] = "hostaddr"; out->val[i] = NULL; i++; }
+    if (!has_app) {
+        out->kw[i] = "application_name";
+        out->val[i] = APP_NAME;
+        i++;
+    }
+    if (with_hostaddr) {
+        out->kw[i] = "hostaddr";
+        out->val[i] = NULL;
+        i++;
+    }
     out->n = i;
     out->opts = opts;
     return 0;
@@ -173,10 +184,7 @@ void tide__listen_params_free(tide__listen_params *p)
 
 /* ---- plumbing -------------------------------------------------------------------------- */
 
-static void enter(tide_listen *l)
-{
-    l->depth++;
-}
+static void enter(tide_listen *l) { l->depth++; }
 
 static void destroy(tide_listen *l);
 
@@ -206,10 +214,7 @@ static void watch_fd(tide_listen *l, int events, int force)
     }
 }
 
-static void watch(tide_listen *l, int events)
-{
-    watch_fd(l, events, 0);
-}
+static void watch(tide_listen *l, int events) { watch_fd(l, events, 0); }
 
 /* Sends what libpq holds; watches for writability while some is left. -1 on failure. */
 static int flush(tide_listen *l)
@@ -224,7 +229,8 @@ static int flush(tide_listen *l)
  * this layer never logs. */
 static void quiet_notice(void *arg, const char *message)
 {
-    (void)arg; (void)message;
+    (void)arg;
+    (void)message;
 }
 
 /* Keeps why as one line: libpq's messages span lines and indent with tabs. */
@@ -247,13 +253,13 @@ static void close_conn(tide_listen *l)
     ev_io_stop(l->loop, &l->io);
     l->io_events = 0;
     ev_timer_stop(l->loop, &l->timer);
-    if (l->pg) { PQfinish(l->pg); l->pg = NULL; }
+    if (l->pg) {
+        PQfinish(l->pg);
+        l->pg = NULL;
+    }
 }
 
-static double random01(void)
-{
-    return (double)rand() / ((double)RAND_MAX + 1.0);
-}
+static double random01(void) { return (double)rand() / ((double)RAND_MAX + 1.0); }
 
 static void schedule_attempt(tide_listen *l)
 {
@@ -270,7 +276,10 @@ static void fail(tide_listen *l, const char *why, int heartbeat)
     set_error(l, why);
     close_conn(l);
     schedule_attempt(l);
-    if (!was_up) { l->st.connect_failures++; return; }
+    if (!was_up) {
+        l->st.connect_failures++;
+        return;
+    }
     l->st.losses++;
     if (heartbeat) l->st.heartbeats_failed++;
     l->st.up = 0;
@@ -278,10 +287,7 @@ static void fail(tide_listen *l, const char *why, int heartbeat)
     if (l->on_state) l->on_state(0, l->arg);
 }
 
-static void fail_pg(tide_listen *l)
-{
-    fail(l, l->pg ? PQerrorMessage(l->pg) : NULL, 0);
-}
+static void fail_pg(tide_listen *l) { fail(l, l->pg ? PQerrorMessage(l->pg) : NULL, 0); }
 
 /* ---- connect --------------------------------------------------------------------------- */
 
@@ -289,13 +295,19 @@ static void connect_now(tide_listen *l)
 {
     if (l->resolver) l->params.val[l->params.n - 1] = tide_resolve_addr(l->resolver);
     l->pg = PQconnectStartParams(l->params.kw, l->params.val, 0);
-    if (!l->pg) { fail(l, "out of memory", 0); return; }
-    if (PQstatus(l->pg) == CONNECTION_BAD) { fail_pg(l); return; }
+    if (!l->pg) {
+        fail(l, "out of memory", 0);
+        return;
+    }
+    if (PQstatus(l->pg) == CONNECTION_BAD) {
+        fail_pg(l);
+        return;
+    }
     PQsetnonblocking(l->pg, 1);
     PQsetNoticeProcessor(l->pg, quiet_notice, NULL);
     l->state = CONNECTING;
     arm(l, l->o.connect_timeout);
-    watch(l, EV_WRITE);             /* PQconnectStart: first wait until writable */
+    watch(l, EV_WRITE); /* PQconnectStart: first wait until writable */
 }
 
 static void start_attempt(tide_listen *l)
@@ -303,7 +315,7 @@ static void start_attempt(tide_listen *l)
     if (l->resolver) {
         tide_resolve_start(l->resolver, RESOLVE_MAX_AGE);
         if (!tide_resolve_addr(l->resolver)[0]) {
-            l->state = RESOLVING;   /* resolved() goes on */
+            l->state = RESOLVING; /* resolved() goes on */
             arm(l, l->o.connect_timeout);
             return;
         }
@@ -314,7 +326,7 @@ static void start_attempt(tide_listen *l)
 static void resolved(void *arg, const char *error)
 {
     tide_listen *l = arg;
-    if (l->free_requested || l->state != RESOLVING) return;  /* a refresh, or too late */
+    if (l->free_requested || l->state != RESOLVING) return; /* a refresh, or too late */
     enter(l);
     if (tide_resolve_addr(l->resolver)[0]) connect_now(l);
     else fail(l, error, 0);
@@ -323,7 +335,10 @@ static void resolved(void *arg, const char *error)
 
 static void connected(tide_listen *l)
 {
-    if (!PQsendQuery(l->pg, l->listen_sql)) { fail_pg(l); return; }
+    if (!PQsendQuery(l->pg, l->listen_sql)) {
+        fail_pg(l);
+        return;
+    }
     l->state = LISTENING;
     l->query_ok = 0;
     arm(l, l->o.connect_timeout);
@@ -400,7 +415,7 @@ static void deliver(tide_listen *l)
             if (strcmp(n->relname, l->ch[i].name) == 0) {
                 l->st.notifications++;
                 l->ch[i].on_notify(n->extra, strlen(n->extra), l->ch[i].arg);
-                break;              /* names are distinct (tide_listen_add) */
+                break; /* names are distinct (tide_listen_add) */
             }
         }
         PQfreemem(n);
@@ -409,9 +424,15 @@ static void deliver(tide_listen *l)
 
 static void session_io(tide_listen *l, int revents)
 {
-    if ((revents & EV_WRITE) && flush(l) != 0) { fail_pg(l); return; }
+    if ((revents & EV_WRITE) && flush(l) != 0) {
+        fail_pg(l);
+        return;
+    }
     if (!(revents & EV_READ)) return;
-    if (PQconsumeInput(l->pg) != 1) { fail_pg(l); return; }
+    if (PQconsumeInput(l->pg) != 1) {
+        fail_pg(l);
+        return;
+    }
     if (read_results(l) != 0) return;
     /* notifications belong to a session: while LISTEN is unconfirmed they wait in libpq */
     if (l->state == UP || l->state == PINGING) deliver(l);
@@ -421,7 +442,10 @@ static void session_io(tide_listen *l, int revents)
 
 static void send_heartbeat(tide_listen *l)
 {
-    if (!PQsendQuery(l->pg, "")) { fail_pg(l); return; }
+    if (!PQsendQuery(l->pg, "")) {
+        fail_pg(l);
+        return;
+    }
     l->state = PINGING;
     l->query_ok = 0;
     arm(l, l->o.heartbeat_timeout);
@@ -442,7 +466,8 @@ static void io_cb(struct ev_loop *loop, ev_io *w, int revents)
 
 static void timer_cb(struct ev_loop *loop, ev_timer *w, int revents)
 {
-    (void)loop; (void)revents;
+    (void)loop;
+    (void)revents;
     tide_listen *l = w->data;
     enter(l);
     switch (l->state) {
@@ -460,7 +485,7 @@ static void timer_cb(struct ev_loop *loop, ev_timer *w, int revents)
 
 static int opt(double v, double def, double *out)
 {
-    if (!(v >= 0)) return TIDE_EINVAL;     /* negative or NaN */
+    if (!(v >= 0)) return TIDE_EINVAL; /* negative or NaN */
     *out = v > 0 ? v : def;
     return 0;
 }
@@ -481,8 +506,7 @@ static int build_listen_sql(tide_listen *l)
     return 0;
 }
 
-int tide_listen_add(tide_listen *l, const char *name, tide_listen_notify_cb on_notify,
-                    void *arg)
+int tide_listen_add(tide_listen *l, const char *name, tide_listen_notify_cb on_notify, void *arg)
 {
     if (!l || !on_notify || !tide__listen_channel_ok(name)) return TIDE_EINVAL;
     for (int i = 0; i < l->nch; i++)
@@ -544,7 +568,7 @@ int tide_listen_start(struct ev_loop *loop, const char *conninfo, const char *ch
         return rc;
     }
     l->state = WAITING;
-    arm(l, 0.);                     /* the first attempt starts from the loop */
+    arm(l, 0.); /* the first attempt starts from the loop */
     *out = l;
     return 0;
 }
@@ -568,7 +592,4 @@ void tide_listen_free(tide_listen *l)
     if (l->depth == 0) destroy(l);
 }
 
-void tide_listen_get_stats(const tide_listen *l, tide_listen_stats *out)
-{
-    *out = l->st;
-}
+void tide_listen_get_stats(const tide_listen *l, tide_listen_stats *out) { *out = l->st; }

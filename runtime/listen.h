@@ -48,24 +48,24 @@ typedef void (*tide_listen_state_cb)(int up, void *arg);
 
 /* Seconds; 0 (or a NULL opts) takes the default. */
 typedef struct tide_listen_opts {
-    double connect_timeout;     /* each of: resolve, connect + authenticate, LISTEN (5) */
-    double heartbeat;           /* idle time between heartbeats (1) */
-    double heartbeat_timeout;   /* a heartbeat's result must arrive within this (2) */
-    double backoff_base;        /* reconnect backoff: tide_backoff(attempt, base, cap) (0.1) */
-    double backoff_cap;         /* (5) */
+    double connect_timeout;   /* each of: resolve, connect + authenticate, LISTEN (5) */
+    double heartbeat;         /* idle time between heartbeats (1) */
+    double heartbeat_timeout; /* a heartbeat's result must arrive within this (2) */
+    double backoff_base;      /* reconnect backoff: tide_backoff(attempt, base, cap) (0.1) */
+    double backoff_cap;       /* (5) */
 } tide_listen_opts;
 
 typedef struct tide_listen_stats {
-    int up;                     /* a session is up (LISTEN confirmed, not lost since) */
-    int backend_pid;            /* the session's server process as libpq reports it (behind
+    int up;                      /* a session is up (LISTEN confirmed, not lost since) */
+    int backend_pid;             /* the session's server process as libpq reports it (behind
                                  * a pooler, the pooler's id); 0 while none is up */
-    long long connects;         /* sessions that came up */
-    long long losses;           /* sessions lost */
-    long long connect_failures; /* attempts that ended before LISTEN was confirmed */
-    long long notifications;    /* delivered to on_notify */
-    long long heartbeats_failed;/* sessions lost because a heartbeat had no answer in time */
-    double last_up_at;          /* ev_now() when the last session came up (0: never) */
-    char last_error[256];       /* why the last attempt failed or session ended ("" if none);
+    long long connects;          /* sessions that came up */
+    long long losses;            /* sessions lost */
+    long long connect_failures;  /* attempts that ended before LISTEN was confirmed */
+    long long notifications;     /* delivered to on_notify */
+    long long heartbeats_failed; /* sessions lost because a heartbeat had no answer in time */
+    double last_up_at;           /* ev_now() when the last session came up (0: never) */
+    char last_error[256];        /* why the last attempt failed or session ended ("" if none);
                                  * one line, from libpq or a timeout; no password in it */
 } tide_listen_stats;
 
@@ -78,8 +78,7 @@ typedef struct tide_listen_stats {
 TIDE_MUST_CHECK int tide_listen_start(struct ev_loop *loop, const char *conninfo,
                                       const char *channel, const tide_listen_opts *opts,
                                       tide_listen_notify_cb on_notify,
-                                      tide_listen_state_cb on_state, void *arg,
-                                      tide_listen **out);
+                                      tide_listen_state_cb on_state, void *arg, tide_listen **out);
 
 /* At most this many channels on one listener (tide_listen_start's and those added). */
 #define TIDE_LISTEN_MAX_CHANNELS 4
@@ -106,8 +105,7 @@ void tide_listen_get_stats(const tide_listen *l, tide_listen_stats *out);
  * hold capitals or even '/') and <key> is `*` or 1..200 bytes of [a-z0-9_.:-]. A payload that
  * does not split came from someone else's NOTIFY on the channel: the caller had better
  * invalidate broadly than ignore it. */
-TIDE_MUST_CHECK int tide_listen_split_payload(const char *payload, size_t len,
-                                              size_t *table_len);
+TIDE_MUST_CHECK int tide_listen_split_payload(const char *payload, size_t len, size_t *table_len);
 
 /* ---- internal, exposed for tests --------------------------------------------------------- */
 
@@ -122,8 +120,8 @@ int tide__listen_channel_ok(const char *channel);
  * and *out (free with tide__listen_params_free), TIDE_EINVAL or TIDE_ENOMEM. */
 typedef struct tide__listen_params {
     const char **kw, **val;
-    int n;                       /* entries before the NULL terminator */
-    void *opts;                  /* the PQconninfoOption array the strings live in */
+    int n;      /* entries before the NULL terminator */
+    void *opts; /* the PQconninfoOption array the strings live in */
 } tide__listen_params;
 TIDE_MUST_CHECK int tide__listen_params_new(const char *conninfo, int with_hostaddr,
                                             tide__listen_params *out);

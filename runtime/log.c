@@ -67,28 +67,29 @@ int tide_log_parse_level(const char *name)
 /* ---- streams --------------------------------------------------------------------------- */
 
 enum { W_BLOCKING, W_FILE, W_SOCKET, W_NONBLOCKING, W_REOPENED, W_POLLED };
-static const char *const writer_names[] = { "blocking", "file", "socket", "nonblocking",
-                                            "reopened", "polled" };
+static const char *const writer_names[] = { "blocking",    "file",     "socket",
+                                            "nonblocking", "reopened", "polled" };
 
 typedef struct stream {
     const char *name;
-    int fd;                      /* where the lines go (1, 2) */
-    int wfd;                     /* what is written: fd, or the private description */
-    int writer;                  /* W_* */
-    int json;                    /* the dropped-lines notice is a JSON line */
-    char *buf;                   /* NULL while not attached */
-    size_t cap, off, len;        /* pending bytes: buf[off, len) */
-    ev_io io;                    /* armed while wfd would block */
-    int lazy;                    /* stdout: the end of a pass writes only LAZY_BYTES or more */
-    ev_timer age;                /* lazy: writes what waited LAZY_SECONDS, however little */
+    int fd;               /* where the lines go (1, 2) */
+    int wfd;              /* what is written: fd, or the private description */
+    int writer;           /* W_* */
+    int json;             /* the dropped-lines notice is a JSON line */
+    char *buf;            /* NULL while not attached */
+    size_t cap, off, len; /* pending bytes: buf[off, len) */
+    ev_io io;             /* armed while wfd would block */
+    int lazy;             /* stdout: the end of a pass writes only LAZY_BYTES or more */
+    ev_timer age;         /* lazy: writes what waited LAZY_SECONDS, however little */
     long long written_lines, dropped_lines, dropped_bytes, blocked;
-    long long unreported_lines, unreported_bytes;   /* dropped since the last notice */
+    long long unreported_lines, unreported_bytes; /* dropped since the last notice */
 } stream;
 
-static stream out_s = { .name = "stdout", .fd = STDOUT_FILENO, .wfd = STDOUT_FILENO,
-                        .json = 1, .lazy = 1 };
+static stream out_s = {
+    .name = "stdout", .fd = STDOUT_FILENO, .wfd = STDOUT_FILENO, .json = 1, .lazy = 1
+};
 static stream err_s = { .name = "stderr", .fd = STDERR_FILENO, .wfd = STDERR_FILENO };
-static struct ev_loop *log_loop;     /* NULL: not attached, blocking writes */
+static struct ev_loop *log_loop; /* NULL: not attached, blocking writes */
 
 static long long count_lines(const char *p, size_t n)
 {
@@ -102,7 +103,7 @@ static long long count_lines(const char *p, size_t n)
 }
 
 /* "<UTC time> <level> " into out; returns its length. */
-static char tag[24];            /* "[worker 1] " under workers, else "" */
+static char tag[24]; /* "[worker 1] " under workers, else "" */
 
 void tide_log_set_tag(const char *t)
 {
@@ -124,13 +125,15 @@ static int prefix(char *out, size_t cap, int level)
 /* One write of p[0, n) through the stream's writer: as write(2). */
 static ssize_t put(stream *s, const char *p, size_t n)
 {
-    if (s->writer == W_SOCKET)
-        return send(s->wfd, p, n, MSG_DONTWAIT | MSG_NOSIGNAL);
+    if (s->writer == W_SOCKET) return send(s->wfd, p, n, MSG_DONTWAIT | MSG_NOSIGNAL);
     if (s->writer == W_POLLED) {
         struct pollfd pfd = { .fd = s->wfd, .events = POLLOUT };
         int r = poll(&pfd, 1, 0);
         if (r < 0) return -1;
-        if (r == 0) { errno = EAGAIN; return -1; }
+        if (r == 0) {
+            errno = EAGAIN;
+            return -1;
+        }
     }
     return write(s->wfd, p, n);
 }
@@ -173,14 +176,16 @@ static int report_drops(stream *s)
     char line[256];
     int n;
     if (s->json) {
-        n = snprintf(line, sizeof line, "{\"type\":\"log_dropped\",\"stream\":\"%s\","
-                     "\"lines\":%lld,\"bytes\":%lld}\n", s->name, s->unreported_lines,
-                     s->unreported_bytes);
+        n = snprintf(line, sizeof line,
+                     "{\"type\":\"log_dropped\",\"stream\":\"%s\","
+                     "\"lines\":%lld,\"bytes\":%lld}\n",
+                     s->name, s->unreported_lines, s->unreported_bytes);
     } else {
         n = prefix(line, sizeof line, TIDE_LOG_WARN);
-        n += snprintf(line + n, sizeof line - (size_t)n, "log: %lld lines (%lld bytes) dropped: "
-                      "%s was not read fast enough\n", s->unreported_lines, s->unreported_bytes,
-                      s->name);
+        n += snprintf(line + n, sizeof line - (size_t)n,
+                      "log: %lld lines (%lld bytes) dropped: "
+                      "%s was not read fast enough\n",
+                      s->unreported_lines, s->unreported_bytes, s->name);
     }
     if (n <= 0 || (size_t)n >= sizeof line || !room(s, (size_t)n)) return 0;
     memcpy(s->buf + s->len, line, (size_t)n);
@@ -201,7 +206,7 @@ static int write_out(stream *s)
         const char *p = s->buf + s->off;
         size_t n = s->len - s->off;
         if (s->writer != W_FILE && n > PIPE_BUF) {
-            const char *nl = memrchr(p, '\n', PIPE_BUF);   /* lines are <= PIPE_BUF */
+            const char *nl = memrchr(p, '\n', PIPE_BUF); /* lines are <= PIPE_BUF */
             n = nl ? (size_t)(nl - p) + 1 : PIPE_BUF;
         }
         ssize_t w = put(s, p, n);
@@ -210,13 +215,13 @@ static int write_out(stream *s)
             s->blocked++;
             return 1;
         }
-        if (w <= 0) {                 /* the reader is gone, or the fd is broken */
+        if (w <= 0) { /* the reader is gone, or the fd is broken */
             discard(s);
             return 0;
         }
         s->written_lines += count_lines(p, (size_t)w);
         s->off += (size_t)w;
-        if ((size_t)w < n) {          /* a socket or terminal took part of it: it is full */
+        if ((size_t)w < n) { /* a socket or terminal took part of it: it is full */
             s->blocked++;
             return 1;
         }
@@ -225,7 +230,7 @@ static int write_out(stream *s)
 
 static void flush_stream(stream *s)
 {
-    if (!s->buf || ev_is_active(&s->io)) return;     /* waiting for writability */
+    if (!s->buf || ev_is_active(&s->io)) return; /* waiting for writability */
     if (s->off == s->len && s->unreported_lines == 0) return;
     if (ev_is_active(&s->age)) ev_timer_stop(log_loop, &s->age);
     if (write_out(s)) ev_io_start(log_loop, &s->io);
@@ -252,7 +257,8 @@ static void flush_pass(stream *s)
 
 static void on_age(struct ev_loop *loop, ev_timer *w, int revents)
 {
-    (void)loop; (void)revents;
+    (void)loop;
+    (void)revents;
     flush_stream(container_of(w, stream, age));
 }
 
@@ -273,7 +279,7 @@ static void write_now(stream *s, const char *p, size_t n)
     while (off < n) {
         ssize_t w = write(s->fd, line + off, n - off);
         if (w < 0 && errno == EINTR) continue;
-        if (w <= 0) {                 /* a broken log pipe must not stop tide */
+        if (w <= 0) { /* a broken log pipe must not stop tide */
             drop(s, n, 0);
             return;
         }
@@ -294,8 +300,7 @@ static void enqueue(stream *s, const char *p, size_t n)
         return;
     }
     if (s->unreported_lines) report_drops(s);
-    if (!room(s, n + 1) && !ev_is_active(&s->io) && write_out(s))
-        ev_io_start(log_loop, &s->io);
+    if (!room(s, n + 1) && !ev_is_active(&s->io) && write_out(s)) ev_io_start(log_loop, &s->io);
     if (!room(s, n + 1)) {
         drop(s, n + 1, 1);
         return;
@@ -375,7 +380,7 @@ static void close_stream(stream *s, double deadline)
         struct pollfd pfd = { .fd = s->wfd, .events = POLLOUT };
         if (poll(&pfd, 1, (int)(left * 1000.0) + 1) < 0 && errno != EINTR) break;
     }
-    discard(s);                       /* what the wait did not get out */
+    discard(s); /* what the wait did not get out */
     if (s->wfd != s->fd) close(s->wfd);
     free(s->buf);
     s->buf = NULL;
@@ -457,10 +462,16 @@ int tide_json_escape(char *out, int cap, const char *s, int len)
     int o = 0;
     for (int i = 0; i < len && o < cap - 7; i++) {
         unsigned char c = (unsigned char)s[i];
-        if (c == '"' || c == '\\') { out[o++] = '\\'; out[o++] = (char)c; }
-        else if (c < 0x20) {
-            out[o++] = '\\'; out[o++] = 'u'; out[o++] = '0'; out[o++] = '0';
-            out[o++] = hex[c >> 4]; out[o++] = hex[c & 15];
+        if (c == '"' || c == '\\') {
+            out[o++] = '\\';
+            out[o++] = (char)c;
+        } else if (c < 0x20) {
+            out[o++] = '\\';
+            out[o++] = 'u';
+            out[o++] = '0';
+            out[o++] = '0';
+            out[o++] = hex[c >> 4];
+            out[o++] = hex[c & 15];
         } else out[o++] = (char)c;
     }
     out[o] = 0;
@@ -480,13 +491,12 @@ static void put_s(char *line, int cap, int *o, const char *s)
 /* Appends v in decimal. */
 static void put_u(char *line, int cap, int *o, unsigned long long v)
 {
-    if (*o + 20 < cap)
-        *o += tide_utoa(v, line + *o);
+    if (*o + 20 < cap) *o += tide_utoa(v, line + *o);
 }
 
-void tide_log_request(const char *id, const char *client_id, const char *method,
-                      const char *path, size_t path_len, int status, double ms,
-                      const char *role, int aborted, const char *cache)
+void tide_log_request(const char *id, const char *client_id, const char *method, const char *path,
+                      size_t path_len, int status, double ms, const char *role, int aborted,
+                      const char *cache)
 {
     /* formatted by hand: this runs once per request (no printf on the hot path) */
     char line[1000];
@@ -503,8 +513,8 @@ void tide_log_request(const char *id, const char *client_id, const char *method,
     unsigned long long us = ms > 0 ? (unsigned long long)(ms * 1000.0 + 0.5) : 0;
     put_u(line, cap, &o, us / 1000);
     put_s(line, cap, &o, ".");
-    char frac[4] = { (char)('0' + us / 100 % 10), (char)('0' + us / 10 % 10),
-                     (char)('0' + us % 10), 0 };
+    char frac[4] = { (char)('0' + us / 100 % 10), (char)('0' + us / 10 % 10), (char)('0' + us % 10),
+                     0 };
     put_s(line, cap, &o, frac);
     put_s(line, cap, &o, ",\"role\":\"");
     put_s(line, cap, &o, role);
@@ -514,8 +524,7 @@ void tide_log_request(const char *id, const char *client_id, const char *method,
         o += tide_json_escape(line + o, cap - o - 100, client_id, (int)strlen(client_id));
         put_s(line, cap, &o, "\"");
     }
-    if (aborted)
-        put_s(line, cap, &o, ",\"aborted\":true");
+    if (aborted) put_s(line, cap, &o, ",\"aborted\":true");
     if (cache) {
         put_s(line, cap, &o, ",\"cache\":\"");
         put_s(line, cap, &o, cache);
@@ -557,8 +566,11 @@ static void j_str(jline *j, const char *key, const char *v, size_t len, size_t m
     }
     j_add(j, ",\"%s\":\"", key);
     if (j->over) return;
-    int room = (int)sizeof j->b - j->n - 3;       /* the closing quote, brace and NUL */
-    if (room < 8) { j->over = 1; return; }
+    int room = (int)sizeof j->b - j->n - 3; /* the closing quote, brace and NUL */
+    if (room < 8) {
+        j->over = 1;
+        return;
+    }
     j->n += tide_json_escape(j->b + j->n, room, v, (int)len);
     j_add(j, "\"");
 }
@@ -613,8 +625,8 @@ void tide_log_audit_call(const tide_log_call *c, const char *via)
     j_end(&j);
 }
 
-void tide_log_audit_request(const char *id, const char *sub, const char *method,
-                            const char *route, const char *path, size_t path_len, int status)
+void tide_log_audit_request(const char *id, const char *sub, const char *method, const char *route,
+                            const char *path, size_t path_len, int status)
 {
     jline j = { .n = 0 };
     j_add(&j, "{\"type\":\"audit\",\"event\":\"request\"");

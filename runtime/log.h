@@ -62,19 +62,19 @@ void tide_log_access(const char *json_line, int len);
  * "client_request_id" (client_id: the client's own X-Request-Id, already checked to be safe
  * characters; NULL or "": none), "aborted":true and "cache":"<cache>" (HIT, STALE, MISS,
  * ...). */
-void tide_log_request(const char *id, const char *client_id, const char *method,
-                      const char *path, size_t path_len, int status, double ms,
-                      const char *role, int aborted, const char *cache);
+void tide_log_request(const char *id, const char *client_id, const char *method, const char *path,
+                      size_t path_len, int status, double ms, const char *role, int aborted,
+                      const char *cache);
 
 /* What the slow-query and audit lines say about one database call. NULL (or "") strings are
  * written as null. */
 typedef struct tide_log_call {
-    const char *id;              /* the request's id */
-    const char *role, *sub;      /* the caller: its token's role and sub claim */
-    const char *method, *route;  /* the request's method and route pattern */
-    const char *kind, *table;    /* tide.db's kind (select, insert, rpc, sql, transaction, ...)
+    const char *id;             /* the request's id */
+    const char *role, *sub;     /* the caller: its token's role and sub claim */
+    const char *method, *route; /* the request's method and route pattern */
+    const char *kind, *table;   /* tide.db's kind (select, insert, rpc, sql, transaction, ...)
                                   * and the table or function it names */
-    const char *upstream;        /* direct, session or transaction */
+    const char *upstream;       /* direct, session or transaction */
 } tide_log_call;
 
 /* Queues {"type":"slow_query","id","upstream","ms","rows","statement","route","method","kind",
@@ -91,23 +91,23 @@ void tide_log_audit_call(const tide_log_call *c, const char *via);
 /* Queues {"type":"audit","event":"request","id","role":"service_role","sub","method","route",
  * "path","status"} for an answered request made with a service_role token. route is NULL when
  * no route matched; path as in the access line. */
-void tide_log_audit_request(const char *id, const char *sub, const char *method,
-                            const char *route, const char *path, size_t path_len, int status);
+void tide_log_audit_request(const char *id, const char *sub, const char *method, const char *route,
+                            const char *path, size_t path_len, int status);
 
 /* One stream's counters since start. */
 typedef struct tide_log_stream_stats {
-    long long written_lines;     /* lines handed to the fd */
-    long long dropped_lines;     /* lines lost: the buffer was full, the fd failed, or the
+    long long written_lines; /* lines handed to the fd */
+    long long dropped_lines; /* lines lost: the buffer was full, the fd failed, or the
                                   * exit's wait ran out */
     long long dropped_bytes;
-    long long buffered_bytes;    /* waiting in the buffer now */
-    long long blocked;           /* times the fd would have blocked */
-    const char *writer;          /* how the fd is written: "blocking" (not attached), "file",
+    long long buffered_bytes; /* waiting in the buffer now */
+    long long blocked;        /* times the fd would have blocked */
+    const char *writer;       /* how the fd is written: "blocking" (not attached), "file",
                                   * "socket", "reopened", "nonblocking" or "polled" */
 } tide_log_stream_stats;
 
 typedef struct tide_log_stats {
-    tide_log_stream_stats out, err;   /* stdout, stderr */
+    tide_log_stream_stats out, err; /* stdout, stderr */
 } tide_log_stats;
 
 /* Fills *out (never fails). */

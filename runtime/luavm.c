@@ -36,49 +36,49 @@
 
 /* A route of the bundle, as C keeps it (id: its index, boot's route_table order). */
 typedef struct vroute {
-    char *pattern;           /* "/v1/trips/:id" (req.route, the log lines) */
-    char *key;               /* "GET /v1/trips/:id": its budget's and quarantine's name */
-    int64_t budget_ns;       /* its own CPU budget (policies/sandbox.lua), 0: the default */
-    const tide_cache_rule *rule;   /* its cache rule, or NULL */
+    char *pattern;               /* "/v1/trips/:id" (req.route, the log lines) */
+    char *key;                   /* "GET /v1/trips/:id": its budget's and quarantine's name */
+    int64_t budget_ns;           /* its own CPU budget (policies/sandbox.lua), 0: the default */
+    const tide_cache_rule *rule; /* its cache rule, or NULL */
 } vroute;
 
-#define CO_POOL 64           /* finished coroutines kept for the next requests */
+#define CO_POOL 64 /* finished coroutines kept for the next requests */
 
 struct tide_vm {
     tide_app *app;
-    tide_router *router;     /* the routes compiled (router.h), swapped with the state */
+    tide_router *router; /* the routes compiled (router.h), swapped with the state */
     vroute *routes;
     int nvroutes;
-    int co_pool[CO_POOL];    /* registry refs of finished coroutines, reused */
+    int co_pool[CO_POOL]; /* registry refs of finished coroutines, reused */
     int nco_pool;
     lua_State *L;
     int refs;
-    int handle_ref;          /* boot.handle */
-    int decode_ref;          /* tide.json.decode */
+    int handle_ref; /* boot.handle */
+    int decode_ref; /* tide.json.decode */
     int nroutes;
     unsigned long long generation;
-    tide_resilience res[TIDE_UPSTREAMS];   /* from policies/resilience.lua */
-    tide_cache_policy *cache;              /* from policies/cache.lua (via boot.cache_policy) */
-    ev_idle gc_idle;         /* collects in steps after a request left much garbage */
-    int gc_floor_kb;         /* heap size after the last full collection */
-    int gc_peak_kb;          /* heap size when the idle collection started */
-    int gc_cycles;           /* cycles the idle collection has completed */
-    tide_guard_mem mem;      /* the state's memory bound (script.max_memory) */
-    tide_guard_routes *stops;    /* routes stopped at their budget, and their quarantine */
-    int64_t budget_ns;       /* script.max_cpu_ms: a request's Lua time, unless its route
+    tide_resilience res[TIDE_UPSTREAMS]; /* from policies/resilience.lua */
+    tide_cache_policy *cache;            /* from policies/cache.lua (via boot.cache_policy) */
+    ev_idle gc_idle;                     /* collects in steps after a request left much garbage */
+    int gc_floor_kb;                     /* heap size after the last full collection */
+    int gc_peak_kb;                      /* heap size when the idle collection started */
+    int gc_cycles;                       /* cycles the idle collection has completed */
+    tide_guard_mem mem;                  /* the state's memory bound (script.max_memory) */
+    tide_guard_routes *stops;            /* routes stopped at their budget, and their quarantine */
+    int64_t budget_ns; /* script.max_cpu_ms: a request's Lua time, unless its route
                               * has its own (policies/sandbox.lua, vroute.budget_ns) */
-    ev_prepare reap;         /* a retired state's garbage, swept a slice per loop pass */
-    int retired;             /* replaced after a stop: swept before it is closed */
-    char *bundle_buf;        /* the bundle it was built from, serialized (bundle.h), so a
+    ev_prepare reap;   /* a retired state's garbage, swept a slice per loop pass */
+    int retired;       /* replaced after a stop: swept before it is closed */
+    char *bundle_buf;  /* the bundle it was built from, serialized (bundle.h), so a
                               * state grown by a stopped script can be built afresh */
     size_t bundle_len;
-    tide_task *waiters;      /* parked by core.wait (tide__task_wait), newest first */
+    tide_task *waiters; /* parked by core.wait (tide__task_wait), newest first */
 };
 
-#define GC_GROWTH_KB (16 * 1024)   /* collect on idle once the heap is this far above its floor */
-#define GC_SLICE 0.002             /* seconds of collection per idle callback, at most */
-#define GC_STEP_KB 256             /* the size of one lua_gc step */
-#define GC_TRIM_KB (4 * 1024)      /* trim the C heap after a cycle that freed this much */
+#define GC_GROWTH_KB (16 * 1024) /* collect on idle once the heap is this far above its floor */
+#define GC_SLICE     0.002       /* seconds of collection per idle callback, at most */
+#define GC_STEP_KB   256         /* the size of one lua_gc step */
+#define GC_TRIM_KB   (4 * 1024)  /* trim the C heap after a cycle that freed this much */
 
 static void gc_on_idle(struct ev_loop *loop, ev_idle *w, int revents);
 static void reap_slice(struct ev_loop *loop, ev_prepare *w, int revents);
@@ -86,7 +86,9 @@ static void gc_check(tide_vm *vm);
 
 static tide_task *current_task;
 static unsigned long long vm_generation;
-static struct { long long requests, total; } crossings;   /* tide_vm_crossings */
+static struct {
+    long long requests, total;
+} crossings; /* tide_vm_crossings */
 
 tide_task *tide__task_current(void) { return current_task; }
 tide_app *tide__vm_app(tide_vm *vm) { return vm->app; }
@@ -117,7 +119,10 @@ static int push_script_names(lua_State *L, const char *dir)
         size_t len = strlen(e->d_name);
         if (len < 5 || e->d_name[0] == '_' || e->d_name[0] == '.') continue;
         if (strcmp(e->d_name + len - 4, ".lua") != 0) continue;
-        if (n == 512) { too_many = 1; break; }
+        if (n == 512) {
+            too_many = 1;
+            break;
+        }
         names[n] = strndup(e->d_name, len - 4);
         if (names[n]) n++;
     }
@@ -183,10 +188,7 @@ const tide_resilience *tide_vm_resilience(const tide_vm *vm, int upstream)
     return &vm->res[upstream];
 }
 
-const tide_cache_policy *tide_vm_cache_policy(const tide_vm *vm)
-{
-    return vm ? vm->cache : NULL;
-}
+const tide_cache_policy *tide_vm_cache_policy(const tide_vm *vm) { return vm ? vm->cache : NULL; }
 
 static int traceback(lua_State *L)
 {
@@ -267,7 +269,8 @@ static int compile_routes(tide_vm *vm, lua_State *L)
         const char *key = lua_tostring(L, -2);
         vroute *r = &vm->routes[vm->nvroutes++];
         r->budget_ns = lua_isnumber(L, -1) && lua_tonumber(L, -1) > 0
-                           ? (int64_t)(lua_tonumber(L, -1) * 1e6) : 0;
+                           ? (int64_t)(lua_tonumber(L, -1) * 1e6)
+                           : 0;
         if (!method || !pattern || !key) {
             lua_pushstring(L, "boot.route_table: a route without method, pattern or key");
             return TIDE_EINVAL;
@@ -290,10 +293,7 @@ static int compile_routes(tide_vm *vm, lua_State *L)
     return 0;
 }
 
-const tide_router *tide_vm_router(const tide_vm *vm)
-{
-    return vm ? vm->router : NULL;
-}
+const tide_router *tide_vm_router(const tide_vm *vm) { return vm ? vm->router : NULL; }
 
 const tide_cache_rule *tide_vm_route_rule(const tide_vm *vm, int id)
 {
@@ -303,12 +303,19 @@ const tide_cache_rule *tide_vm_route_rule(const tide_vm *vm, int id)
 int tide_vm_new(tide_app *app, tide_vm **out, char *err, size_t errlen)
 {
     tide_vm *vm = calloc(1, sizeof *vm);
-    if (!vm) { snprintf(err, errlen, "out of memory"); return TIDE_ENOMEM; }
+    if (!vm) {
+        snprintf(err, errlen, "out of memory");
+        return TIDE_ENOMEM;
+    }
     vm->app = app;
     vm->refs = 1;
     vm->generation = ++vm_generation;
     lua_State *L = vm->L = luaL_newstate();
-    if (!L) { free(vm); snprintf(err, errlen, "out of memory"); return TIDE_ENOMEM; }
+    if (!L) {
+        free(vm);
+        snprintf(err, errlen, "out of memory");
+        return TIDE_ENOMEM;
+    }
     ev_idle_init(&vm->gc_idle, gc_on_idle);
     ev_prepare_init(&vm->reap, reap_slice);
     vm->reap.data = vm;
@@ -356,7 +363,7 @@ int tide_vm_new(tide_app *app, tide_vm **out, char *err, size_t errlen)
     lua_getfield(L, -1, "install");
     lua_pushstring(L, c->scripts_dir);
     lua_pushstring(L, c->policies_dir);
-    lua_pushinteger(L, c->supervise || app->nworkers > 1 ? c->watchdog_ms : 0);   /* its bound */
+    lua_pushinteger(L, c->supervise || app->nworkers > 1 ? c->watchdog_ms : 0); /* its bound */
     if (pcall_guarded(vm, L, 3, 1) != 0) goto fail;
     if (read_quarantine(vm, L) != 0) goto fail;
     lua_settop(L, 0);
@@ -372,7 +379,8 @@ int tide_vm_new(tide_app *app, tide_vm **out, char *err, size_t errlen)
     vm->handle_ref = luaL_ref(L, LUA_REGISTRYINDEX);
     lua_getfield(L, -1, "load");
     if ((app->bundle ? tide_bundle_push_route_names(L, app->bundle)
-                     : push_script_names(L, c->scripts_dir)) != 0) goto fail;
+                     : push_script_names(L, c->scripts_dir)) != 0)
+        goto fail;
     if (pcall_guarded(vm, L, 1, 1) != 0) goto fail;
     vm->nroutes = lua_isnumber(L, -1) ? (int)lua_tointeger(L, -1) : 0;
     lua_settop(L, 0);
@@ -396,14 +404,14 @@ int tide_vm_new(tide_app *app, tide_vm **out, char *err, size_t errlen)
         lua_pushstring(L, perr);
         goto fail;
     }
-    for (int i = 0; i < vm->nvroutes; i++)      /* each GET route's rule, found once */
+    for (int i = 0; i < vm->nvroutes; i++) /* each GET route's rule, found once */
         if (strncmp(vm->routes[i].key, "GET ", 4) == 0)
             vm->routes[i].rule = tide_cache_policy_rule(vm->cache, vm->routes[i].key);
     lua_settop(L, 0);
     lua_gc(L, LUA_GCCOLLECT, 0);
     vm->gc_floor_kb = lua_gc(L, LUA_GCCOUNT, 0);
     if (app->bundle && tide_bundle_serialize(app->bundle, &vm->bundle_buf, &vm->bundle_len) != 0)
-        vm->bundle_buf = NULL;        /* no fresh state after a stop: it is collected instead */
+        vm->bundle_buf = NULL; /* no fresh state after a stop: it is collected instead */
     *out = vm;
     return 0;
 fail:
@@ -442,7 +450,7 @@ void tide_vm_unref(tide_vm *vm)
     routes_free(vm);
     free(vm->bundle_buf);
     free(vm);
-    malloc_trim(0);   /* a whole bundle's heap just went back */
+    malloc_trim(0); /* a whole bundle's heap just went back */
 }
 
 /* ---- collection on idle ---------------------------------------------------------------- */
@@ -482,7 +490,7 @@ static void reap_slice(struct ev_loop *loop, ev_prepare *w, int revents)
     tide_vm *vm = w->data;
     if (!gc_slice(vm)) return;
     tide_debug("retired script state swept: closing it");
-    tide_vm_unref(vm);               /* retired == 2: closes */
+    tide_vm_unref(vm); /* retired == 2: closes */
 }
 
 /* After a request: start collecting on idle if the heap grew far past its floor. */
@@ -491,7 +499,7 @@ static void gc_check(tide_vm *vm)
     if (ev_is_active(&vm->gc_idle)) return;
     int kb = lua_gc(vm->L, LUA_GCCOUNT, 0);
     if (kb - vm->gc_floor_kb < GC_GROWTH_KB) {
-        if (kb < vm->gc_floor_kb) vm->gc_floor_kb = kb;   /* the automatic collector ran */
+        if (kb < vm->gc_floor_kb) vm->gc_floor_kb = kb; /* the automatic collector ran */
         return;
     }
     vm->gc_peak_kb = kb;
@@ -561,7 +569,8 @@ static void wait_unlink(tide_task *t)
 
 static void wait_done(struct ev_loop *loop, ev_timer *w, int revents)
 {
-    (void)loop; (void)revents;
+    (void)loop;
+    (void)revents;
     static const char *const why[] = { "timeout", "woken", "aborted" };
     tide_task *t = container_of(w, tide_task, wait);
     wait_unlink(t);
@@ -599,7 +608,7 @@ int tide__vm_wake(tide_vm *vm)
     int n = 0;
     for (tide_task *t = vm->waiters, *next; t; t = next, n++) {
         next = t->wait_next;
-        wait_end(t, TIDE__WAIT_WOKEN);           /* unlinks t */
+        wait_end(t, TIDE__WAIT_WOKEN); /* unlinks t */
     }
     return n;
 }
@@ -615,8 +624,7 @@ static void push_lstr(lua_State *L, const char *k, const char *v, size_t len)
 /* req for boot.handle: the request, and what the router found: route_id (the route's index
  * in boot.route_table()) and params (percent-decoded), or route_status (404, 405 with allow,
  * 400) for boot to refuse; closed: the seconds the route stays in quarantine. */
-static void push_request(tide_task *t, tide_http_req *req, const tide_route_match *m,
-                         double closed)
+static void push_request(tide_task *t, tide_http_req *req, const tide_route_match *m, double closed)
 {
     lua_State *co = t->co;
     lua_createtable(co, 0, 14);
@@ -639,7 +647,7 @@ static void push_request(tide_task *t, tide_http_req *req, const tide_route_matc
     lua_pushstring(co, t->id);
     lua_setfield(co, -2, "id");
     if (t->claims && t->role != TIDE_ROLE_ANON)
-        push_lstr(co, "claims_json", t->claims, strlen(t->claims));   /* boot decodes it */
+        push_lstr(co, "claims_json", t->claims, strlen(t->claims)); /* boot decodes it */
     if (m && m->status == TIDE_ROUTE_FOUND) {
         lua_pushinteger(co, m->id + 1);
         lua_setfield(co, -2, "route_id");
@@ -651,7 +659,7 @@ static void push_request(tide_task *t, tide_http_req *req, const tide_route_matc
             long n = out ? tide_router_decode(m->params[i].value, len, out) : -1;
             lua_pushstring(co, m->params[i].name);
             if (n >= 0) lua_pushlstring(co, out, (size_t)n);
-            else lua_pushlstring(co, m->params[i].value, len);   /* memory: as sent */
+            else lua_pushlstring(co, m->params[i].value, len); /* memory: as sent */
             lua_rawset(co, -3);
             if (out != small) free(out);
         }
@@ -678,19 +686,23 @@ static void answer(tide_task *t, tide_http_req *req, int status, const char *cty
     t->answer = NULL;
     t->cr = NULL;
     if (!fn) return;
-    tide_answer_log lg = { t->id, t->role, t->started, t->aborted, NULL, t->sub,
-                           t->route[0] ? t->route : NULL };
+    tide_answer_log lg = {
+        t->id, t->role, t->started, t->aborted, NULL, t->sub, t->route[0] ? t->route : NULL
+    };
     fn(t->answer_ud, req, status, ctype, hdrs, body, blen, &lg);
 }
 
 static void task_free(tide_task *t)
 {
-    if (t->waiting) {                /* not reached: a parked task is freed only once resumed */
+    if (t->waiting) { /* not reached: a parked task is freed only once resumed */
         ev_timer_stop(t->app->loop, &t->wait);
         wait_unlink(t);
     }
-    if (t->answer) answer(t, NULL, 499, NULL, NULL, NULL, 0);   /* never answered */
-    if (t->tx) { tide_pool_release(t->tx); t->tx = NULL; }
+    if (t->answer) answer(t, NULL, 499, NULL, NULL, NULL, 0); /* never answered */
+    if (t->tx) {
+        tide_pool_release(t->tx);
+        t->tx = NULL;
+    }
     t->app->inflight--;
     tide_vm *vm = t->vm;
     crossings.requests++;
@@ -710,8 +722,8 @@ static void task_free(tide_task *t)
 }
 
 /* Sends the answer up the pipeline. */
-static void send(tide_task *t, tide_http_req *req, int status, const char *ctype,
-                 const char *hdrs, const char *body, size_t blen)
+static void send(tide_task *t, tide_http_req *req, int status, const char *ctype, const char *hdrs,
+                 const char *body, size_t blen)
 {
     answer(t, req, status, ctype, hdrs, body, blen);
 }
@@ -722,7 +734,8 @@ static void respond_internal(tide_task *t, const char *why)
     char body[256];
     int n = snprintf(body, sizeof body,
                      "{\"code\":\"TIDE_INTERNAL\",\"message\":\"internal error\","
-                     "\"details\":\"request %s\",\"hint\":null}", t->id);
+                     "\"details\":\"request %s\",\"hint\":null}",
+                     t->id);
     tide_error("request %s: %s", t->id, why);
     tide_http_req *req = t->req;
     t->req = NULL;
@@ -744,7 +757,7 @@ static void respond_from_lua(tide_task *t)
         return;
     }
     lua_Number s = lua_tonumber(co, 1);
-    if (!(s >= 0 && s < 1000)) {         /* keeps the conversion to int defined */
+    if (!(s >= 0 && s < 1000)) { /* keeps the conversion to int defined */
         respond_internal(t, "boot.handle returned a status out of range");
         return;
     }
@@ -791,10 +804,11 @@ static void after_stop(tide_vm *vm)
             vm->stops = NULL;
             app->vm = fresh;
             tide_rcache_policy_changed(app, tide_vm_cache_policy(vm), tide_vm_cache_policy(fresh));
-            vm->retired = 1;             /* swept a slice per pass once its requests end */
-            tide_vm_unref(vm);           /* the app's reference; requests in flight keep it */
+            vm->retired = 1;   /* swept a slice per pass once its requests end */
+            tide_vm_unref(vm); /* the app's reference; requests in flight keep it */
             tide_info("the Lua state a stopped script grew to %zu MiB was replaced by a fresh "
-                      "one of the same bundle (%.1f ms)", held >> 20, (ev_time() - t0) * 1e3);
+                      "one of the same bundle (%.1f ms)",
+                      held >> 20, (ev_time() - t0) * 1e3);
             return;
         }
         tide_warn("cannot build a fresh Lua state after a stop (%s): collecting instead", err);
@@ -821,18 +835,19 @@ static void respond_stopped(tide_task *t, int why, const char *where)
     else
         snprintf(what, sizeof what, "went over script.max_memory (%zu MiB)",
                  c->script_max_memory >> 20);
-    int n = snprintf(body, sizeof body,
-                     "{\"code\":\"%s\",\"message\":\"the route's script %s and was stopped\","
-                     "\"details\":\"request %s\",\"hint\":null}",
-                     why == TIDE_GUARD_CPU ? "TIDE_SCRIPT_TIMEOUT" : "TIDE_SCRIPT_MEMORY", what,
-                     t->id);
+    int n =
+        snprintf(body, sizeof body,
+                 "{\"code\":\"%s\",\"message\":\"the route's script %s and was stopped\","
+                 "\"details\":\"request %s\",\"hint\":null}",
+                 why == TIDE_GUARD_CPU ? "TIDE_SCRIPT_TIMEOUT" : "TIDE_SCRIPT_MEMORY", what, t->id);
     tide_error("request %s %s: script %s; stopped at %s (%.0f ms of Lua)", t->id, route, what,
                where[0] ? where : "(not in Lua code)", (double)t->lua_ns / 1e6);
     if (t->route_key[0] &&
         tide_guard_routes_stop(vm->stops, t->route_key, ev_now(vm->app->loop)) == 1) {
         tide_guard_count_quarantine();
         tide_warn("route %s is in quarantine for %.0f s: its script was stopped too often "
-                  "(policies/sandbox.lua quarantine)", t->route_key,
+                  "(policies/sandbox.lua quarantine)",
+                  t->route_key,
                   tide_guard_routes_closed(vm->stops, t->route_key, ev_now(vm->app->loop)));
     }
     tide_http_req *req = t->req;
@@ -849,30 +864,29 @@ void tide__task_resume(tide_task *t, int nargs)
     int64_t spent;
     tide_guard_enter(&run, t->co, &t->vm->mem, t->budget_ns - t->lua_ns,
                      t->route_key[0] ? t->route_key : NULL);
-    t->crossings++;                          /* into the coroutine */
+    t->crossings++; /* into the coroutine */
     int rc = lua_resume(t->co, nargs);
     int why = tide_guard_leave(&run, &spent, where, sizeof where);
     t->lua_ns += spent;
     current_task = saved;
     if (why != TIDE_GUARD_NONE) {
-        if (t->call) tide_call_abort(t->call);     /* cannot happen: a stopped run is dead */
+        if (t->call) tide_call_abort(t->call); /* cannot happen: a stopped run is dead */
         respond_stopped(t, why, where);
         tide_vm *vm = t->vm;
         tide_vm_ref(vm);
-        tide__vm_wake(vm);           /* it may have been doing what others wait for */
-        task_free(t);                /* its coroutine, open transaction and connection go */
-        if (lua_gc(vm->L, LUA_GCCOUNT, 0) - vm->gc_floor_kb >= GC_GROWTH_KB)
-            after_stop(vm);
-        else if (why == TIDE_GUARD_MEMORY)       /* one refused block: little to collect */
+        tide__vm_wake(vm); /* it may have been doing what others wait for */
+        task_free(t);      /* its coroutine, open transaction and connection go */
+        if (lua_gc(vm->L, LUA_GCCOUNT, 0) - vm->gc_floor_kb >= GC_GROWTH_KB) after_stop(vm);
+        else if (why == TIDE_GUARD_MEMORY) /* one refused block: little to collect */
             lua_gc(vm->L, LUA_GCCOLLECT, 0);
         tide_vm_unref(vm);
         return;
     }
     if (rc == LUA_YIELD) {
-        if (t->call || t->waiting) return;   /* parked on a database call, or core.wait */
+        if (t->call || t->waiting) return; /* parked on a database call, or core.wait */
         respond_internal(t, "handler yielded outside a tide call");
     } else if (rc == 0) {
-        t->crossings++;                      /* the return */
+        t->crossings++; /* the return */
         t->co_done = 1;
         respond_from_lua(t);
     } else {

@@ -55,7 +55,8 @@ void tide_vm_memory(const tide_vm *vm, size_t *used, size_t *peak, size_t *limit
  * route ("METHOD /pattern"), its stops, and the seconds it stays in quarantine (0: open). */
 void tide_vm_each_stopped_route(const tide_vm *vm, double now,
                                 void (*f)(const char *route, long long stops, double closed,
-                                          void *arg), void *arg);
+                                          void *arg),
+                                void *arg);
 
 /* Number of scripts routes loaded (for logs). */
 int tide_vm_route_count(const tide_vm *vm);

@@ -56,8 +56,8 @@ static const char *default_config(void)
     return c && *c ? c : "etc/tide.conf.lua";
 }
 
-static int dev_mode;   /* --dev */
-static int watch;      /* --watch */
+static int dev_mode; /* --dev */
+static int watch;    /* --watch */
 
 static int load_config(tide_app *app, const char *path)
 {
@@ -75,15 +75,18 @@ static int make_upstreams(tide_app *app)
 {
     for (int i = 0; i < TIDE_UPSTREAMS; i++) {
         const tide_upstream_config *u = &app->cfg.upstreams[i];
-        if (!u->dsn) { app->ups[i] = app->ups[TIDE_UP_DIRECT]; continue; }
-        tide_resilience r;          /* the policy's defaults until the bundle's policy applies */
+        if (!u->dsn) {
+            app->ups[i] = app->ups[TIDE_UP_DIRECT];
+            continue;
+        }
+        tide_resilience r; /* the policy's defaults until the bundle's policy applies */
         tide_resilience_defaults(&r);
         r.pool.connect_timeout = u->connect_timeout;
         tide_pool_config pc = r.pool;
         pc.name = tide_upstream_name(i);
         pc.dsn = u->dsn;
         pc.prepare = u->prepare;
-        pc.max_size = 256;           /* slots, so a policy reload can grow the pool */
+        pc.max_size = 256; /* slots, so a policy reload can grow the pool */
         tide_pool *pool;
         if (tide_pool_new(app->loop, &pc, &pool) != 0) return -1;
         app->ups[i] = &app->upstream_store[i];
@@ -118,12 +121,11 @@ static int serve(tide_app *app, int ready_fd)
     } else {
         tide_server_apply_policy(app);
         tide_info("loaded %d routes from %s", tide_vm_route_count(app->vm),
-                  app->bundle_from_snapshot ? "the last bundle that loaded"
-                                            : app->cfg.scripts_dir);
+                  app->bundle_from_snapshot ? "the last bundle that loaded" : app->cfg.scripts_dir);
         if (tide_server_start(app) == 0) {
             if (watch) tide_server_watch(app);
             tide_supervise_note_bundle(tide_vm_route_count(app->vm), -1);
-            tide_supervise_heartbeat_start(app->loop);   /* the parent's watchdog, from now */
+            tide_supervise_heartbeat_start(app->loop); /* the parent's watchdog, from now */
             if (ready_fd >= 0) {
                 ssize_t w = write(ready_fd, "r", 1);
                 (void)w;
@@ -166,16 +168,16 @@ static int serve_worker(int index, int restarts, int ready_fd, void *arg)
         snprintf(tag, sizeof tag, "[worker %d]", index);
         tide_log_set_tag(tag);
     }
-    if (app->cfg.admin_port)
-        app->cfg.admin_port += index;      /* one admin listener per worker */
-    if (app->has_snapshot) {               /* a description of its own: flock is per description */
+    if (app->cfg.admin_port) app->cfg.admin_port += index; /* one admin listener per worker */
+    if (app->has_snapshot) { /* a description of its own: flock is per description */
         int fd = tide_bundle_snapshot_reopen(app->snapshot_fd);
         close(app->snapshot_fd);
         app->snapshot_fd = fd;
         if (fd < 0) {
             app->has_snapshot = 0;
             tide_warn("cannot open the snapshot of the last bundle that loaded (%s): if this "
-                      "worker is restarted, it reads the bundle from disk", strerror(errno));
+                      "worker is restarted, it reads the bundle from disk",
+                      strerror(errno));
         }
     }
     return serve(app, ready_fd);
@@ -210,8 +212,7 @@ static void notify_parent(const char *state, void *arg)
         snprintf(status, sizeof status, "draining: requests in flight finish%s", many);
         rc = tide_notify_stopping(status);
     }
-    if (rc != 0)
-        tide_warn("cannot notify the service manager: %s", tide_strerror(rc));
+    if (rc != 0) tide_warn("cannot notify the service manager: %s", tide_strerror(rc));
 }
 
 /* `nice`: the priority tide serves at (workers inherit it). One event loop serves every
@@ -223,17 +224,16 @@ static void set_priority(int nice)
     if (nice == 0) return;
     if (setpriority(PRIO_PROCESS, 0, nice) != 0)
         tide_warn("cannot set the scheduling priority to nice %d: %s (below 0 needs "
-                  "CAP_SYS_NICE; serving at nice %d)", nice, strerror(errno),
-                  getpriority(PRIO_PROCESS, 0));
-    else
-        tide_info("serving at nice %d", nice);
+                  "CAP_SYS_NICE; serving at nice %d)",
+                  nice, strerror(errno), getpriority(PRIO_PROCESS, 0));
+    else tide_info("serving at nice %d", nice);
 }
 
 static int cmd_serve(const char *config)
 {
     tide_app app;
     memset(&app, 0, sizeof app);
-    app.open_core = tide_core_open;   /* the binding registers itself */
+    app.open_core = tide_core_open; /* the binding registers itself */
     if (load_config(&app, config) != 0) return 2;
     if (app.cfg.dev)
         tide_warn("development mode: published secrets are accepted; never run it like this "
@@ -241,8 +241,7 @@ static int cmd_serve(const char *config)
     set_priority(app.cfg.nice);
     int n = app.cfg.workers == 0 ? tide_workers_auto() : app.cfg.workers;
     app.nworkers = n;
-    if (n <= 1 && !app.cfg.supervise)
-        return serve(&app, -1);            /* one process, nothing watching it */
+    if (n <= 1 && !app.cfg.supervise) return serve(&app, -1); /* one process, nothing watching it */
     if (n > 1 && !app.cfg.supervise)
         tide_warn("supervise = false is for workers = 1: %d workers run under a parent", n);
     if (n > 1 && app.cfg.listen_port == 0) {
@@ -253,12 +252,13 @@ static int cmd_serve(const char *config)
     int snap = tide_bundle_snapshot_new();
     if (snap < 0) {
         tide_warn("workers: no snapshot of the last bundle that loaded (memfd_create: %s): a "
-                  "restarted worker reads the bundle from disk", strerror(errno));
+                  "restarted worker reads the bundle from disk",
+                  strerror(errno));
     } else {
         app.snapshot_fd = snap;
         app.has_snapshot = 1;
     }
-    if (n > 1 && app.cfg.cache_max_bytes) {   /* the cache's invalidations, seen by every worker */
+    if (n > 1 && app.cfg.cache_max_bytes) { /* the cache's invalidations, seen by every worker */
         size_t size = tide_cache_shared_size(app.cfg.cache_max_bytes);
         void *mem = mmap(NULL, size, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, -1, 0);
         if (mem == MAP_FAILED) {
@@ -280,12 +280,12 @@ static int cmd_check(const char *config, int routes_only)
 {
     tide_app app;
     memset(&app, 0, sizeof app);
-    app.open_core = tide_core_open;   /* the binding registers itself */
+    app.open_core = tide_core_open; /* the binding registers itself */
     if (load_config(&app, config) != 0) return 2;
     app.loop = ev_default_loop(EVFLAG_AUTO);
     if (make_upstreams(&app) != 0) return 1;
     char err[2048];
-    int rc = tide_server_load(&app, 0, &app.vm, err, sizeof err);   /* the directories, read */
+    int rc = tide_server_load(&app, 0, &app.vm, err, sizeof err); /* the directories, read */
     if (rc != 0) fprintf(stderr, "tide: scripts: %s\n", err);
     else if (routes_only) {
         rc = tide_vm_describe(app.vm, "routes", stdout);
@@ -294,19 +294,22 @@ static int cmd_check(const char *config, int routes_only)
         const tide_config *c = &app.cfg;
         printf("tide: config, scripts and policies OK (%d routes)\n", tide_vm_route_count(app.vm));
         printf("\n# routes (%s; the handler's file:line)\n", c->scripts_dir);
-        int drc = tide_vm_describe(app.vm, "routes", stdout);   /* each section, whatever fails */
+        int drc = tide_vm_describe(app.vm, "routes", stdout); /* each section, whatever fails */
         printf("\n# configuration (%s and TIDE_* overrides; restart to change)\n",
                config ? config : "built-in defaults");
         tide_config_print(stdout, c);
         printf("\n# routing policy (%s/routing.lua: the upstream per kind of call, then per "
-               "table; SIGHUP applies it)\n", c->policies_dir);
+               "table; SIGHUP applies it)\n",
+               c->policies_dir);
         if (tide_vm_describe(app.vm, "routing", stdout) != 0) drc = TIDE_ELUA;
         printf("\n# resilience policy (%s/resilience.lua over the built-in defaults; "
-               "SIGHUP applies it)\n", c->policies_dir);
+               "SIGHUP applies it)\n",
+               c->policies_dir);
         for (int i = 0; i < TIDE_UPSTREAMS; i++)
             tide_resilience_print(stdout, i, tide_vm_resilience(app.vm, i));
         printf("\n# cache policy (%s/cache.lua: cached routes, tables, functions; SIGHUP "
-               "applies it)\n", c->policies_dir);
+               "applies it)\n",
+               c->policies_dir);
         if (tide_vm_describe(app.vm, "cache", stdout) != 0) drc = TIDE_ELUA;
         printf("\n# sandbox policy (%s/sandbox.lua: what scripts may reach, routes' own CPU "
                "budgets over script.max_cpu_ms = %d ms, quarantine; SIGHUP applies it)\n",
@@ -327,7 +330,8 @@ static int cmd_schema(void)
     size_t n;
     const tide_setting *t = tide_config_table(&n);
     fputs("-- tide check --schema: the settings' schema tables (runtime/config.c, upstream.c)\n"
-          "return {\nconfig = ", stdout);
+          "return {\nconfig = ",
+          stdout);
     tide_settings_write_lua(stdout, t, n, NULL);
     fputs(",\nupstream = ", stdout);
     t = tide_config_upstream_table(&n);
@@ -346,13 +350,19 @@ static int cmd_token(const char *config, const char *sub, const char *role, long
 {
     tide_app app;
     memset(&app, 0, sizeof app);
-    if (!sub) { fprintf(stderr, "tide token: --sub UUID is required\n"); return 2; }
+    if (!sub) {
+        fprintf(stderr, "tide token: --sub UUID is required\n");
+        return 2;
+    }
     tide_role r;
     if (tide_role_parse(role, strlen(role), &r) != 0) {
         fprintf(stderr, "tide token: role must be anon, authenticated or service_role\n");
         return 2;
     }
-    if (ttl <= 0) { fprintf(stderr, "tide token: --ttl must be positive\n"); return 2; }
+    if (ttl <= 0) {
+        fprintf(stderr, "tide token: --ttl must be positive\n");
+        return 2;
+    }
     if (load_config(&app, config) != 0) return 2;
     char *tok = NULL;
     /* a token this tide accepts: the configured audience and issuer */
@@ -361,7 +371,10 @@ static int cmd_token(const char *config, const char *sub, const char *role, long
     int rc = tide_jwt_sign(app.cfg.jwt_secret, strlen(app.cfg.jwt_secret), sub, role, ttl,
                            time(NULL), &policy, &tok);
     tide_config_free(&app.cfg);
-    if (rc != 0) { fprintf(stderr, "tide token: %s\n", tide_strerror(rc)); return 1; }
+    if (rc != 0) {
+        fprintf(stderr, "tide token: %s\n", tide_strerror(rc));
+        return 1;
+    }
     printf("%s\n", tok);
     free(tok);
     return 0;
@@ -379,17 +392,26 @@ static int cmd_reseal(const char *config)
 
 int main(int argc, char **argv)
 {
-    if (argc < 2) { usage(stderr); return 2; }
+    if (argc < 2) {
+        usage(stderr);
+        return 2;
+    }
     const char *cmd = argv[1];
-    if (strcmp(cmd, "-h") == 0 || strcmp(cmd, "--help") == 0) { usage(stdout); return 0; }
+    if (strcmp(cmd, "-h") == 0 || strcmp(cmd, "--help") == 0) {
+        usage(stdout);
+        return 0;
+    }
     const char *config = default_config(), *sub = NULL, *role = "authenticated";
     long long ttl = 3600;
-    static const struct option opts[] = {
-        { "config", required_argument, NULL, 'c' }, { "sub", required_argument, NULL, 's' },
-        { "role", required_argument, NULL, 'r' },   { "ttl", required_argument, NULL, 't' },
-        { "help", no_argument, NULL, 'h' },         { "dev", no_argument, NULL, 'd' },
-        { "watch", no_argument, NULL, 'w' },        { "schema", no_argument, NULL, 'S' },
-        { NULL, 0, NULL, 0 } };
+    static const struct option opts[] = { { "config", required_argument, NULL, 'c' },
+                                          { "sub", required_argument, NULL, 's' },
+                                          { "role", required_argument, NULL, 'r' },
+                                          { "ttl", required_argument, NULL, 't' },
+                                          { "help", no_argument, NULL, 'h' },
+                                          { "dev", no_argument, NULL, 'd' },
+                                          { "watch", no_argument, NULL, 'w' },
+                                          { "schema", no_argument, NULL, 'S' },
+                                          { NULL, 0, NULL, 0 } };
     int schema = 0;
     optind = 2;
     int ch;

@@ -15,38 +15,35 @@
 #include <string.h>
 #include <unistd.h>
 
-static const char *const methods[] = { "GET", "HEAD", "POST", "PUT", "PATCH", "DELETE",
-                                       "OPTIONS", "other" };
+static const char *const methods[] = { "GET",   "HEAD",   "POST",    "PUT",
+                                       "PATCH", "DELETE", "OPTIONS", "other" };
 #define NMETHODS 8
 
 typedef struct route_stats {
     char *route;
     tide_hist dur;
-    long long n[NMETHODS][5];     /* by method and status class 1xx..5xx */
+    long long n[NMETHODS][5]; /* by method and status class 1xx..5xx */
 } route_stats;
 
-static route_stats *routes[TIDE_METRICS_MAX_ROUTES + 1];   /* the last: "(other)" */
+static route_stats *routes[TIDE_METRICS_MAX_ROUTES + 1]; /* the last: "(other)" */
 static int nroutes;
 static tide_hist loop_hist;
 
 static int method_index(const char *m)
 {
     for (int i = 0; i < NMETHODS - 1; i++)
-        if (strcmp(m, methods[i]) == 0)
-            return i;
+        if (strcmp(m, methods[i]) == 0) return i;
     return NMETHODS - 1;
 }
 
 static route_stats *route_find(const char *route)
 {
-    for (int i = 0; i < nroutes; i++)          /* a few dozen routes: a scan beats hashing */
-        if (strcmp(routes[i]->route, route) == 0)
-            return routes[i];
+    for (int i = 0; i < nroutes; i++) /* a few dozen routes: a scan beats hashing */
+        if (strcmp(routes[i]->route, route) == 0) return routes[i];
     int slot = nroutes < TIDE_METRICS_MAX_ROUTES ? nroutes : TIDE_METRICS_MAX_ROUTES;
     if (slot == TIDE_METRICS_MAX_ROUTES) {
         route = "(other)";
-        if (routes[slot])
-            return routes[slot];
+        if (routes[slot]) return routes[slot];
     }
     route_stats *r = calloc(1, sizeof *r);
     if (!r || !(r->route = strdup(route))) {
@@ -54,29 +51,25 @@ static route_stats *route_find(const char *route)
         return NULL;
     }
     routes[slot] = r;
-    if (slot < TIDE_METRICS_MAX_ROUTES)
-        nroutes++;
+    if (slot < TIDE_METRICS_MAX_ROUTES) nroutes++;
     return r;
 }
 
 void tide_metrics_request(const char *route, const char *method, int status, double seconds)
 {
     route_stats *r = route_find(route ? route : "(unmatched)");
-    if (!r)
-        return;
+    if (!r) return;
     int cls = status / 100;
-    if (cls < 1 || cls > 5)
-        cls = 5;
+    if (cls < 1 || cls > 5) cls = 5;
     r->n[method_index(method)][cls - 1]++;
     tide_hist_add(&r->dur, seconds);
 }
 
-void tide_request_record(const tide_http_req *req, const char *id, tide_role role,
-                         const char *sub, const char *route, double seconds, int aborted,
-                         const char *cache, int status)
+void tide_request_record(const tide_http_req *req, const char *id, tide_role role, const char *sub,
+                         const char *route, double seconds, int aborted, const char *cache,
+                         int status)
 {
-    if (seconds < 0)
-        seconds = 0;
+    if (seconds < 0) seconds = 0;
     tide_log_request(id, req->client_id, req->method, req->path, req->path_len, status,
                      seconds * 1000.0, tide_role_name(role), aborted, cache);
     tide_metrics_request(route, req->method, status, seconds);
@@ -84,21 +77,17 @@ void tide_request_record(const tide_http_req *req, const char *id, tide_role rol
         tide_log_audit_request(id, sub, req->method, route, req->path, req->path_len, status);
 }
 
-void tide_metrics_loop_pass(double seconds)
-{
-    tide_hist_add(&loop_hist, seconds);
-}
+void tide_metrics_loop_pass(double seconds) { tide_hist_add(&loop_hist, seconds); }
 
 void tide_metrics_each_route(void (*f)(const char *route, const tide_hist *h, long long n,
-                                       void *arg), void *arg)
+                                       void *arg),
+                             void *arg)
 {
     for (int i = 0; i <= TIDE_METRICS_MAX_ROUTES; i++) {
-        if (!routes[i])
-            continue;
+        if (!routes[i]) continue;
         long long n = 0;
         for (int m = 0; m < NMETHODS; m++)
-            for (int c = 0; c < 5; c++)
-                n += routes[i]->n[m][c];
+            for (int c = 0; c < 5; c++) n += routes[i]->n[m][c];
         f(routes[i]->route, &routes[i]->dur, n, arg);
     }
 }
@@ -114,8 +103,7 @@ typedef struct out {
 static void put(out *o, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 static void put(out *o, const char *fmt, ...)
 {
-    if (o->oom)
-        return;
+    if (o->oom) return;
     for (;;) {
         va_list ap;
         va_start(ap, fmt);
@@ -172,8 +160,8 @@ static const char *esc(const char *s, char *buf, size_t cap)
     return buf;
 }
 
-static const double bounds[] = { 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.02, 0.025, 0.05, 0.1, 0.25,
-                                  0.5, 1, 2.5, 5, 10 };
+static const double bounds[] = { 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.02, 0.025, 0.05,
+                                 0.1,    0.25,  0.5,    1,     2.5,  5,    10 };
 #define NBOUNDS (sizeof bounds / sizeof bounds[0])
 
 /* The samples of h as a histogram series `name` with labels (without braces; may be ""). */
@@ -183,10 +171,8 @@ static void hist(out *o, const char *name, const char *labels, const tide_hist *
     for (size_t i = 0; i < NBOUNDS; i++)
         put(o, "%s_bucket{%s%sle=\"%g\"} %llu\n", name, labels, sep, bounds[i],
             (unsigned long long)tide_hist_count_le(h, bounds[i]));
-    put(o, "%s_bucket{%s%sle=\"+Inf\"} %llu\n", name, labels, sep,
-        (unsigned long long)h->count);
-    put(o, "%s_sum%s%s%s %.6f\n", name, labels[0] ? "{" : "", labels, labels[0] ? "}" : "",
-        h->sum);
+    put(o, "%s_bucket{%s%sle=\"+Inf\"} %llu\n", name, labels, sep, (unsigned long long)h->count);
+    put(o, "%s_sum%s%s%s %.6f\n", name, labels[0] ? "{" : "", labels, labels[0] ? "}" : "", h->sum);
     put(o, "%s_count%s%s%s %llu\n", name, labels[0] ? "{" : "", labels, labels[0] ? "}" : "",
         (unsigned long long)h->count);
 }
@@ -198,20 +184,19 @@ static void render_requests(out *o)
          "Answered requests by route template, method and status class.");
     for (int i = 0; i <= TIDE_METRICS_MAX_ROUTES; i++) {
         route_stats *r = routes[i];
-        if (!r)
-            continue;
+        if (!r) continue;
         for (int m = 0; m < NMETHODS; m++)
             for (int c = 0; c < 5; c++)
                 if (r->n[m][c])
-                    put(o, "tide_http_requests_total{route=\"%s\",method=\"%s\","
-                        "status=\"%dxx\"} %lld\n", esc(r->route, e, sizeof e), methods[m], c + 1,
-                        r->n[m][c]);
+                    put(o,
+                        "tide_http_requests_total{route=\"%s\",method=\"%s\","
+                        "status=\"%dxx\"} %lld\n",
+                        esc(r->route, e, sizeof e), methods[m], c + 1, r->n[m][c]);
     }
     head(o, "tide_http_request_duration_seconds", "histogram",
          "Time from a request's arrival at the bundle (or the cache) to its answer, by route.");
     for (int i = 0; i <= TIDE_METRICS_MAX_ROUTES; i++) {
-        if (!routes[i])
-            continue;
+        if (!routes[i]) continue;
         snprintf(lab, sizeof lab, "route=\"%s\"", esc(routes[i]->route, e, sizeof e));
         hist(o, "tide_http_request_duration_seconds", lab, &routes[i]->dur);
     }
@@ -221,8 +206,8 @@ static void render_http(out *o, tide_app *app)
 {
     tide_http_stats h;
     tide_http_get_stats(app->http, &h);
-    single(o, "tide_http_connections_accepted_total", "counter",
-           "Connections accepted.", h.accepted);
+    single(o, "tide_http_connections_accepted_total", "counter", "Connections accepted.",
+           h.accepted);
     single(o, "tide_http_connections_open", "gauge", "Connections open now.", h.open);
     head(o, "tide_http_rejected_total", "counter",
          "Requests and connections the HTTP layer refused, by reason.");
@@ -232,23 +217,25 @@ static void render_http(out *o, tide_app *app)
     put(o, "tide_http_rejected_total{reason=\"head_too_large\"} %lld\n", h.rejected_431);
     put(o, "tide_http_rejected_total{reason=\"busy\"} %lld\n", h.rejected_busy);
     put(o, "tide_http_rejected_total{reason=\"per_client\"} %lld\n", h.rejected_per_client);
-    single(o, "tide_http_aborted_total", "counter",
-           "Requests whose client went away first.", h.aborted);
+    single(o, "tide_http_aborted_total", "counter", "Requests whose client went away first.",
+           h.aborted);
     single(o, "tide_http_body_bytes", "gauge", "Request body bytes held now.", h.body_bytes);
     single(o, "tide_http_reads_deferred_total", "counter",
-           "Readable connections put off to a later event-loop pass by its read budget.",
-           h.parked);
+           "Readable connections put off to a later event-loop pass by its read budget.", h.parked);
     single(o, "tide_http_unsent_bytes", "gauge",
-           "Output buffers held now for answers their clients have not read yet.",
-           h.unsent_bytes);
+           "Output buffers held now for answers their clients have not read yet.", h.unsent_bytes);
     single(o, "tide_http_slow_readers_closed_total", "counter",
            "Connections reset because the answers waiting for their clients passed "
-           "http.max_unsent_bytes (the slowest readers first).", h.slow_readers_closed);
-    single(o, "tide_inflight_requests", "gauge",
-           "Requests running in the bundle now.", app->inflight);
+           "http.max_unsent_bytes (the slowest readers first).",
+           h.slow_readers_closed);
+    single(o, "tide_inflight_requests", "gauge", "Requests running in the bundle now.",
+           app->inflight);
 }
 
-typedef struct class_ctx { out *o; const char *up; } class_ctx;
+typedef struct class_ctx {
+    out *o;
+    const char *up;
+} class_ctx;
 
 static void one_class(const char cls[3], long long n, void *arg)
 {
@@ -263,16 +250,24 @@ static void render_upstreams(out *o, tide_app *app)
     int own[TIDE_UPSTREAMS];
     for (int i = 0; i < TIDE_UPSTREAMS; i++)
         own[i] = app->ups[i] == &app->upstream_store[i] && app->ups[i]->pool;
-#define EACH(...) for (int i = 0; i < TIDE_UPSTREAMS; i++) if (own[i]) { \
-        const char *up = tide_upstream_name(i); tide_upstream *u = app->ups[i]; \
-        const tide_upstream_health *uh = &hl.upstreams[i]; (void)u; (void)uh; __VA_ARGS__; }
+#define EACH(...)                                              \
+    for (int i = 0; i < TIDE_UPSTREAMS; i++)                   \
+        if (own[i]) {                                          \
+            const char *up = tide_upstream_name(i);            \
+            tide_upstream *u = app->ups[i];                    \
+            const tide_upstream_health *uh = &hl.upstreams[i]; \
+            (void)u;                                           \
+            (void)uh;                                          \
+            __VA_ARGS__;                                       \
+        }
     head(o, "tide_pool_size", "gauge", "Most connections the pool may open.");
     EACH(put(o, "tide_pool_size{upstream=\"%s\"} %d\n", up, uh->pool.size));
     head(o, "tide_pool_connections", "gauge", "Connections by state.");
-    EACH(put(o, "tide_pool_connections{upstream=\"%s\",state=\"idle\"} %d\n"
+    EACH(put(o,
+             "tide_pool_connections{upstream=\"%s\",state=\"idle\"} %d\n"
              "tide_pool_connections{upstream=\"%s\",state=\"busy\"} %d\n"
-             "tide_pool_connections{upstream=\"%s\",state=\"connecting\"} %d\n", up,
-             uh->pool.idle, up, uh->pool.busy, up, uh->pool.connecting));
+             "tide_pool_connections{upstream=\"%s\",state=\"connecting\"} %d\n",
+             up, uh->pool.idle, up, uh->pool.busy, up, uh->pool.connecting));
     head(o, "tide_pool_waiting", "gauge", "Jobs waiting for a connection.");
     EACH(put(o, "tide_pool_waiting{upstream=\"%s\"} %d\n", up, uh->pool.waiting));
     head(o, "tide_pool_jobs_total", "counter", "Jobs run (statements with their pipeline).");
@@ -288,29 +283,34 @@ static void render_upstreams(out *o, tide_app *app)
          "Jobs queued behind others on a busy connection (pool.pipeline).");
     EACH(put(o, "tide_pool_pipelined_total{upstream=\"%s\"} %lld\n", up, uh->pool.pipelined));
     head(o, "tide_pool_errors_total", "counter", "Failed jobs by SQLSTATE class (TI: tide's own).");
-    EACH({ class_ctx c = { o, up }; tide_pool_each_error_class(u->pool, one_class, &c); });
+    EACH({
+        class_ctx c = { o, up };
+        tide_pool_each_error_class(u->pool, one_class, &c);
+    });
     char lab[64];
-    head(o, "tide_pool_acquire_wait_seconds", "histogram",
-         "Time jobs waited for a connection.");
-    EACH({ snprintf(lab, sizeof lab, "upstream=\"%s\"", up);
-           hist(o, "tide_pool_acquire_wait_seconds", lab, tide_pool_acquire_hist(u->pool)); });
+    head(o, "tide_pool_acquire_wait_seconds", "histogram", "Time jobs waited for a connection.");
+    EACH({
+        snprintf(lab, sizeof lab, "upstream=\"%s\"", up);
+        hist(o, "tide_pool_acquire_wait_seconds", lab, tide_pool_acquire_hist(u->pool));
+    });
     head(o, "tide_pool_statement_duration_seconds", "histogram",
          "Time from sending a job's pipeline to its last result.");
-    EACH({ snprintf(lab, sizeof lab, "upstream=\"%s\"", up);
-           hist(o, "tide_pool_statement_duration_seconds", lab,
-                tide_pool_statement_hist(u->pool)); });
+    EACH({
+        snprintf(lab, sizeof lab, "upstream=\"%s\"", up);
+        hist(o, "tide_pool_statement_duration_seconds", lab, tide_pool_statement_hist(u->pool));
+    });
     head(o, "tide_upstream_retries_total", "counter", "Attempts run again after a failure.");
     EACH(put(o, "tide_upstream_retries_total{upstream=\"%s\"} %lld\n", up, uh->retries));
     head(o, "tide_upstream_up", "gauge", "1 unless the upstream is down (as /health says).");
-    EACH(put(o, "tide_upstream_up{upstream=\"%s\"} %d\n", up,
-             strcmp(uh->status, "down") != 0));
+    EACH(put(o, "tide_upstream_up{upstream=\"%s\"} %d\n", up, strcmp(uh->status, "down") != 0));
     head(o, "tide_breaker_state", "gauge", "Circuit breaker: 0 closed, 1 open, 2 half-open.");
     EACH(put(o, "tide_breaker_state{upstream=\"%s\"} %d\n", up, (int)u->breaker.state));
     head(o, "tide_breaker_transitions_total", "counter", "Breaker changes, by the state entered.");
-    EACH(put(o, "tide_breaker_transitions_total{upstream=\"%s\",to=\"closed\"} %lld\n"
+    EACH(put(o,
+             "tide_breaker_transitions_total{upstream=\"%s\",to=\"closed\"} %lld\n"
              "tide_breaker_transitions_total{upstream=\"%s\",to=\"open\"} %lld\n"
-             "tide_breaker_transitions_total{upstream=\"%s\",to=\"half_open\"} %lld\n", up,
-             u->breaker.transitions[TIDE_BREAKER_CLOSED], up,
+             "tide_breaker_transitions_total{upstream=\"%s\",to=\"half_open\"} %lld\n",
+             up, u->breaker.transitions[TIDE_BREAKER_CLOSED], up,
              u->breaker.transitions[TIDE_BREAKER_OPEN], up,
              u->breaker.transitions[TIDE_BREAKER_HALF_OPEN]));
     head(o, "tide_breaker_rejected_total", "counter", "Calls an open breaker refused.");
@@ -342,18 +342,20 @@ static void render_cache(out *o, tide_app *app)
     for (int i = 0; i < TIDE_SCOPES; i++) {
         const tide_rcache_scope_stats *s = &c.scope[i];
         const char *sc = tide_cache_scope_names[i];
-        put(o, "tide_cache_lookups_total{scope=\"%s\",result=\"hit\"} %lld\n"
+        put(o,
+            "tide_cache_lookups_total{scope=\"%s\",result=\"hit\"} %lld\n"
             "tide_cache_lookups_total{scope=\"%s\",result=\"miss\"} %lld\n"
             "tide_cache_lookups_total{scope=\"%s\",result=\"stale\"} %lld\n"
             "tide_cache_lookups_total{scope=\"%s\",result=\"stale_if_error\"} %lld\n"
             "tide_cache_lookups_total{scope=\"%s\",result=\"coalesced\"} %lld\n"
             "tide_cache_lookups_total{scope=\"%s\",result=\"bypass\"} %lld\n",
-            sc, s->hits, sc, s->misses, sc, s->stale, sc, s->stale_if_error, sc, s->coalesced,
-            sc, s->bypass);
+            sc, s->hits, sc, s->misses, sc, s->stale, sc, s->stale_if_error, sc, s->coalesced, sc,
+            s->bypass);
     }
     head(o, "tide_cache_stores_total", "counter", "Answers offered to the cache, by outcome.");
     for (int i = 0; i < TIDE_SCOPES; i++)
-        put(o, "tide_cache_stores_total{scope=\"%s\",outcome=\"stored\"} %lld\n"
+        put(o,
+            "tide_cache_stores_total{scope=\"%s\",outcome=\"stored\"} %lld\n"
             "tide_cache_stores_total{scope=\"%s\",outcome=\"not_stored\"} %lld\n",
             tide_cache_scope_names[i], c.scope[i].stored, tide_cache_scope_names[i],
             c.scope[i].not_stored);
@@ -364,40 +366,37 @@ static void render_cache(out *o, tide_app *app)
         rf += c.scope[i].refreshes;
     }
     put(o, "tide_cache_not_modified_total %lld\n", nm);
-    single(o, "tide_cache_refreshes_total", "counter",
-           "Background refreshes of stale entries.", rf);
-    single(o, "tide_cache_evictions_total", "counter",
-           "Entries evicted to stay within max_bytes.", c.evictions);
-    single(o, "tide_cache_invalidations_total", "counter",
-           "Tags invalidated (writes, NOTIFYs).", c.invalidations);
+    single(o, "tide_cache_refreshes_total", "counter", "Background refreshes of stale entries.",
+           rf);
+    single(o, "tide_cache_evictions_total", "counter", "Entries evicted to stay within max_bytes.",
+           c.evictions);
+    single(o, "tide_cache_invalidations_total", "counter", "Tags invalidated (writes, NOTIFYs).",
+           c.invalidations);
     single(o, "tide_cache_raced_total", "counter",
            "Answers not stored because a write invalidated them while they were read.", c.raced);
-    single(o, "tide_cache_notifications_total", "counter",
-           "NOTIFYs heard on cache.channel.", c.heard);
+    single(o, "tide_cache_notifications_total", "counter", "NOTIFYs heard on cache.channel.",
+           c.heard);
     single(o, "tide_cache_listen_up", "gauge",
            "1 while the LISTEN connection is up (0 down, -1 no channel).", c.hearing);
-    single(o, "tide_cache_listen_losses_total", "counter",
-           "LISTEN connections lost.", c.hearing_lost);
+    single(o, "tide_cache_listen_losses_total", "counter", "LISTEN connections lost.",
+           c.hearing_lost);
 }
 
 static long long count_fds(void)
 {
     DIR *d = opendir("/proc/self/fd");
-    if (!d)
-        return -1;
+    if (!d) return -1;
     long long n = 0;
     struct dirent *e;
-    while ((e = readdir(d)))
-        n += e->d_name[0] != '.';
+    while ((e = readdir(d))) n += e->d_name[0] != '.';
     closedir(d);
-    return n - 1;                  /* the directory's own fd */
+    return n - 1; /* the directory's own fd */
 }
 
 static long long rss_bytes(void)
 {
     FILE *f = fopen("/proc/self/statm", "r");
-    if (!f)
-        return -1;
+    if (!f) return -1;
     long long size = 0, rss = 0;
     int ok = fscanf(f, "%lld %lld", &size, &rss) == 2;
     fclose(f);
@@ -418,8 +417,7 @@ static void one_closed(const char *route, long long stops, double closed, void *
     out *o = arg;
     char buf[512];
     (void)stops;
-    put(o, "tide_route_quarantined{route=\"%s\"} %d\n", esc(route, buf, sizeof buf),
-        closed > 0);
+    put(o, "tide_route_quarantined{route=\"%s\"} %d\n", esc(route, buf, sizeof buf), closed > 0);
 }
 
 /* What the scripts' budgets did (runtime/guard.h): stops by reason, quarantines, memory. */
@@ -429,15 +427,17 @@ static void render_scripts(out *o, tide_app *app)
     tide_guard_get_stats(&g);
     head(o, "tide_script_stops_total", "counter",
          "Requests (or bundle loads) whose script was stopped at its budget, by reason.");
-    put(o, "tide_script_stops_total{reason=\"cpu\"} %lld\n"
-        "tide_script_stops_total{reason=\"memory\"} %lld\n", g.stops_cpu, g.stops_memory);
+    put(o,
+        "tide_script_stops_total{reason=\"cpu\"} %lld\n"
+        "tide_script_stops_total{reason=\"memory\"} %lld\n",
+        g.stops_cpu, g.stops_memory);
     single(o, "tide_script_late_stops_total", "counter",
            "Stopped scripts still running 100 ms later (inside one long C call; the loop "
-           "watchdog restarts the worker if it goes on).", g.late_stops);
+           "watchdog restarts the worker if it goes on).",
+           g.late_stops);
     single(o, "tide_route_quarantines_total", "counter",
            "Routes put in quarantine for being stopped too often.", g.quarantines);
-    head(o, "tide_route_script_stops_total", "counter",
-         "Stops per route since the bundle loaded.");
+    head(o, "tide_route_script_stops_total", "counter", "Stops per route since the bundle loaded.");
     tide_vm_each_stopped_route(app->vm, ev_now(app->loop), one_stopped, o);
     head(o, "tide_route_quarantined", "gauge",
          "1 while a route is in quarantine (answering 503 TIDE_ROUTE_QUARANTINED).");
@@ -454,8 +454,10 @@ static void render_process(out *o, tide_app *app)
     tide_jwt_cache_stats jc;
     tide_jwt_cache_get_stats(app->jwt_cache, &jc);
     head(o, "tide_jwt_cache_lookups_total", "counter", "Verified-token cache lookups.");
-    put(o, "tide_jwt_cache_lookups_total{result=\"hit\"} %lld\n"
-        "tide_jwt_cache_lookups_total{result=\"miss\"} %lld\n", jc.hits, jc.misses);
+    put(o,
+        "tide_jwt_cache_lookups_total{result=\"hit\"} %lld\n"
+        "tide_jwt_cache_lookups_total{result=\"miss\"} %lld\n",
+        jc.hits, jc.misses);
     tide_log_stats ls;
     tide_log_get_stats(&ls);
     const tide_log_stream_stats *streams[2] = { &ls.out, &ls.err };
@@ -486,10 +488,10 @@ static void render_process(out *o, tide_app *app)
         put(o, "tide_worker_restarts_total{reason=\"%s\"} %lld\n", tide_supervise_reason_name(r),
             sv.restarts[r]);
     single(o, "tide_reloads_total", "counter", "Bundles swapped in (SIGHUP).", app->reloads);
-    single(o, "tide_reload_failures_total", "counter",
-           "Bundles rejected on reload.", app->reload_failures);
-    single(o, "tide_routes", "gauge",
-           "Routes the current bundle serves.", tide_vm_route_count(app->vm));
+    single(o, "tide_reload_failures_total", "counter", "Bundles rejected on reload.",
+           app->reload_failures);
+    single(o, "tide_routes", "gauge", "Routes the current bundle serves.",
+           tide_vm_route_count(app->vm));
     head(o, "tide_event_loop_pass_seconds", "histogram",
          "How long each pass of the event loop kept every other request waiting.");
     hist(o, "tide_event_loop_pass_seconds", "", &loop_hist);
@@ -502,8 +504,7 @@ static void render_process(out *o, tide_app *app)
 char *tide_metrics_render(tide_app *app, size_t *len)
 {
     out o = { malloc(32768), 0, 32768, 0 };
-    if (!o.p)
-        return NULL;
+    if (!o.p) return NULL;
     render_requests(&o);
     render_http(&o, app);
     render_upstreams(&o, app);

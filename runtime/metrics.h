@@ -25,16 +25,17 @@ void tide_metrics_request(const char *route, const char *method, int status, dou
 /* Everything recorded for an answered request, in one place (tide's answers, the cache's,
  * admission's refusals): its access-log line (cache: the "cache" field, or NULL), its metrics
  * (route NULL: "(unmatched)") and, for a service_role caller, its audit line. */
-void tide_request_record(const tide_http_req *req, const char *id, tide_role role,
-                         const char *sub, const char *route, double seconds, int aborted,
-                         const char *cache, int status);
+void tide_request_record(const tide_http_req *req, const char *id, tide_role role, const char *sub,
+                         const char *route, double seconds, int aborted, const char *cache,
+                         int status);
 
 /* One event-loop pass of `seconds`. */
 void tide_metrics_loop_pass(double seconds);
 
 /* Calls f for each route seen, with its duration histogram and request count. */
 void tide_metrics_each_route(void (*f)(const char *route, const tide_hist *h, long long n,
-                                       void *arg), void *arg);
+                                       void *arg),
+                             void *arg);
 
 /* Renders every metric in the Prometheus text format (0.0.4) into a malloc'd buffer (*len
  * bytes). NULL when memory is short. */

@@ -27,9 +27,9 @@ int tide_notify(const char *state)
     if ((name[0] != '/' && name[0] != '@') || len < 2 || len >= sizeof sa.sun_path)
         return TIDE_EINVAL;
     memcpy(sa.sun_path, name, len);
-    if (name[0] == '@') sa.sun_path[0] = '\0';            /* abstract: no terminating NUL */
-    socklen_t salen = (socklen_t)(offsetof(struct sockaddr_un, sun_path) + len +
-                                  (name[0] == '/' ? 1 : 0));
+    if (name[0] == '@') sa.sun_path[0] = '\0'; /* abstract: no terminating NUL */
+    socklen_t salen =
+        (socklen_t)(offsetof(struct sockaddr_un, sun_path) + len + (name[0] == '/' ? 1 : 0));
     int fd = socket(AF_UNIX, SOCK_DGRAM | SOCK_CLOEXEC, 0);
     if (fd < 0) return TIDE_EIO;
     ssize_t n = sendto(fd, state, strlen(state), MSG_NOSIGNAL, (struct sockaddr *)&sa, salen);

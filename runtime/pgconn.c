@@ -13,10 +13,11 @@
 /* $5 (a boolean) makes the transaction read-only: set here, in the statement that is sent
  * anyway, it costs no round trip; CASE leaves the setting alone otherwise (setting it off
  * would fail where the server is read-only by default, e.g. a standby). */
-#define AUTH_SQL "select set_config('request.jwt.claims', $1, true), set_config('role', $2, true), " \
-                 "set_config('statement_timeout', $3, true), " \
-                 "set_config('application_name', $4, true), " \
-                 "case when $5 then set_config('transaction_read_only', 'on', true) end"
+#define AUTH_SQL                                                                        \
+    "select set_config('request.jwt.claims', $1, true), set_config('role', $2, true), " \
+    "set_config('statement_timeout', $3, true), "                                       \
+    "set_config('application_name', $4, true), "                                        \
+    "case when $5 then set_config('transaction_read_only', 'on', true) end"
 #define AUTH_STMT "tide_auth"
 
 enum item_kind { I_IGNORE, I_PREPARE, I_AUTHPREP, I_STMT, I_SYNC };
@@ -40,15 +41,15 @@ int tide__pgconn_can_move(tide_pgconn_state from, tide_pgconn_state to)
 {
     if (to == TIDE_PGCONN_CLOSED) return from != TIDE_PGCONN_NEW && from != TIDE_PGCONN_CLOSED;
     switch (from) {
-    case TIDE_PGCONN_NEW:        return to == TIDE_PGCONN_CONNECTING;
+    case TIDE_PGCONN_NEW: return to == TIDE_PGCONN_CONNECTING;
     case TIDE_PGCONN_CONNECTING: return to == TIDE_PGCONN_IDLE;
-    case TIDE_PGCONN_IDLE:       return to == TIDE_PGCONN_BUSY;
-    case TIDE_PGCONN_BUSY:       return to == TIDE_PGCONN_IDLE || to == TIDE_PGCONN_HELD ||
-                                        to == TIDE_PGCONN_RESETTING;
-    case TIDE_PGCONN_HELD:       return to == TIDE_PGCONN_BUSY || to == TIDE_PGCONN_IDLE ||
-                                        to == TIDE_PGCONN_RESETTING;
-    case TIDE_PGCONN_RESETTING:  return to == TIDE_PGCONN_IDLE;
-    case TIDE_PGCONN_CLOSED:     return 0;
+    case TIDE_PGCONN_IDLE: return to == TIDE_PGCONN_BUSY;
+    case TIDE_PGCONN_BUSY:
+        return to == TIDE_PGCONN_IDLE || to == TIDE_PGCONN_HELD || to == TIDE_PGCONN_RESETTING;
+    case TIDE_PGCONN_HELD:
+        return to == TIDE_PGCONN_BUSY || to == TIDE_PGCONN_IDLE || to == TIDE_PGCONN_RESETTING;
+    case TIDE_PGCONN_RESETTING: return to == TIDE_PGCONN_IDLE;
+    case TIDE_PGCONN_CLOSED: return 0;
     }
     return 0;
 }
@@ -97,10 +98,7 @@ static enum item_kind item_kind(const tide_conn *c)
 {
     return (enum item_kind)(c->items[c->ihead & RING_MASK] & 15);
 }
-static int item_slot(const tide_conn *c)
-{
-    return (c->items[c->ihead & RING_MASK] >> 4) - 1;
-}
+static int item_slot(const tide_conn *c) { return (c->items[c->ihead & RING_MASK] >> 4) - 1; }
 
 static void stmt_cache_clear(tide_conn *c)
 {
@@ -114,29 +112,30 @@ static void stmt_cache_clear(tide_conn *c)
 
 static void one_line(char *s)
 {
-    for (; *s; s++) if (*s == '\n') *s = ' ';
+    for (; *s; s++)
+        if (*s == '\n') *s = ' ';
 }
 
 void tide__pgconn_close(tide_conn *c)
 {
     ev_io_stop(c->loop, &c->io);
     ev_timer_stop(c->loop, &c->timer);
-    if (c->stmt_res) { PQclear(c->stmt_res); c->stmt_res = NULL; }
+    if (c->stmt_res) {
+        PQclear(c->stmt_res);
+        c->stmt_res = NULL;
+    }
     tide__pgerr_clear(&c->err);
     stmt_cache_clear(c);
-    if (c->pg) { PQfinish(c->pg); c->pg = NULL; }
+    if (c->pg) {
+        PQfinish(c->pg);
+        c->pg = NULL;
+    }
     tide__pgconn_set_state(c, TIDE_PGCONN_CLOSED);
 }
 
-void tide__pgconn_free(tide_conn *c)
-{
-    free(c);
-}
+void tide__pgconn_free(tide_conn *c) { free(c); }
 
-int tide__pgconn_usable(const tide_conn *c)
-{
-    return !c->lost && PQstatus(c->pg) == CONNECTION_OK;
-}
+int tide__pgconn_usable(const tide_conn *c) { return !c->lost && PQstatus(c->pg) == CONNECTION_OK; }
 
 int tide__pgconn_in_transaction(const tide_conn *c)
 {
@@ -223,7 +222,10 @@ static int stmt_slot(tide_conn *c, const char *sql, int *hit, uint32_t *hash)
     for (int i = 0; i < 4; i++) {
         int s = (base + i) & (TIDE_PGCONN_STMTS - 1);
         tide__stmt *e = &c->stmts[s];
-        if (e->sql && e->hash == h && strcmp(e->sql, sql) == 0) { *hit = 1; return s; }
+        if (e->sql && e->hash == h && strcmp(e->sql, sql) == 0) {
+            *hit = 1;
+            return s;
+        }
         if (!e->sql && free_slot < 0) free_slot = s;
     }
     *hit = 0;
@@ -269,7 +271,7 @@ static int send_statement(tide_conn *c, tide_pgjob *job)
     uint32_t h = 0;
     int ok = 1, hit = 0, slot = c->prepare ? stmt_slot(c, job->sql, &hit, &h) : -1;
     tide__stmt *e = slot >= 0 ? &c->stmts[slot] : NULL;
-    if (e && (hit ? !e->ready : (e->sql && !e->ready))) e = NULL;   /* a PREPARE in flight */
+    if (e && (hit ? !e->ready : (e->sql && !e->ready))) e = NULL; /* a PREPARE in flight */
     if (!e) {
         ok = PQsendQueryParams(pg, job->sql, job->nparams, NULL, job->values, NULL, NULL, 0);
         item_push(c, I_STMT, -1);
@@ -309,7 +311,7 @@ void tide__pgconn_start_job(tide_conn *c, tide_pgjob *job, double statement_time
     job->conn = c;
     job->next = NULL;
     job->flushed = 0;
-    if (c->job) {                           /* pipelined behind the jobs in flight */
+    if (c->job) { /* pipelined behind the jobs in flight */
         c->tail->next = job;
         c->tail = job;
         c->njobs++;
@@ -326,7 +328,7 @@ void tide__pgconn_start_job(tide_conn *c, tide_pgjob *job, double statement_time
         arm_deadline(c);
     }
     int ok = 1;
-    if (statement_timeout != c->timeout_s) {     /* formatted when the policy changes it */
+    if (statement_timeout != c->timeout_s) { /* formatted when the policy changes it */
         c->timeout_s = statement_timeout;
         snprintf(c->timeout_ms, sizeof c->timeout_ms, "%.0f", statement_timeout * 1000.0);
     }
@@ -355,7 +357,10 @@ void tide__pgconn_start_job(tide_conn *c, tide_pgjob *job, double statement_time
     ok = ok && PQpipelineSync(pg);
     item_push(c, I_SYNC, -1);
     /* report it from the loop: done() must never run inside tide_pool_run() */
-    if (!ok) { report_send_failure(c); return; }
+    if (!ok) {
+        report_send_failure(c);
+        return;
+    }
     c->want_flush = 1;
     tide__pool_want_flush(c->pool);
 }
@@ -400,14 +405,14 @@ static void conn_complete(tide_conn *c)
         c->job = job->next;
         job->next = NULL;
         if (--c->njobs == 0) c->tail = NULL;
-        else arm_deadline(c);               /* the next in line: its deadline starts now */
+        else arm_deadline(c); /* the next in line: its deadline starts now */
     }
     tide_pg_error err = c->err;
     int have_err = c->have_err;
     memset(&c->err, 0, sizeof c->err);
     c->have_err = 0;
 
-    if (job == NULL) {                   /* an internal ROLLBACK finished */
+    if (job == NULL) { /* an internal ROLLBACK finished */
         if (res) PQclear(res);
         tide__pgerr_clear(&err);
         if (have_err || tide__pgconn_in_transaction(c)) tide__pgconn_close(c);
@@ -420,8 +425,7 @@ static void conn_complete(tide_conn *c)
     tide__pgerr_clear(&err);
 }
 
-tide_pgjob *tide__pgconn_abort(tide_conn *c, const char *code, const char *why,
-                               tide_pg_error *err)
+tide_pgjob *tide__pgconn_abort(tide_conn *c, const char *code, const char *why, tide_pg_error *err)
 {
     tide_pgjob *job = c->job;
     int sent = job && job->flushed;
@@ -433,7 +437,7 @@ tide_pgjob *tide__pgconn_abort(tide_conn *c, const char *code, const char *why,
              code[0] == '0' ? "lost the connection to" : "no answer in time from", c->name,
              why && *why ? why : "server closed the connection");
     one_line(msg);
-    if (job && sent && code[0] != '0') tide__pgconn_cancel(c);   /* stop it server-side */
+    if (job && sent && code[0] != '0') tide__pgconn_cancel(c); /* stop it server-side */
     tide__pgconn_close(c);
     if (!job) return NULL;
     for (tide_pgjob *j = job; j; j = j->next) j->conn = NULL;
@@ -462,10 +466,7 @@ static void conn_fail(tide_conn *c, const char *code, const char *why)
     tide__pool_dispatch(p);
 }
 
-static void conn_lost(tide_conn *c, const char *why)
-{
-    conn_fail(c, "08006", why);
-}
+static void conn_lost(tide_conn *c, const char *why) { conn_fail(c, "08006", why); }
 
 /* Reads whatever results are complete. Returns when more input is needed or the job is
  * over. */
@@ -477,22 +478,31 @@ static void conn_read_results(tide_conn *c)
         PGresult *res = PQgetResult(pg);
         enum item_kind kind = item_kind(c);
         if (kind == I_SYNC) {
-            if (!res) continue;           /* defensive: libpq reports NULL between items */
+            if (!res) continue; /* defensive: libpq reports NULL between items */
             ExecStatusType st = PQresultStatus(res);
             if (st == PGRES_FATAL_ERROR) {
                 /* the implicit transaction failed as it committed (a deferred constraint, a
                  * serialization failure at commit): nothing the statement did is kept */
-                if (!c->have_err) { tide__pgerr_from_result(&c->err, res); c->have_err = 1; }
-                if (c->stmt_res) { PQclear(c->stmt_res); c->stmt_res = NULL; }
+                if (!c->have_err) {
+                    tide__pgerr_from_result(&c->err, res);
+                    c->have_err = 1;
+                }
+                if (c->stmt_res) {
+                    PQclear(c->stmt_res);
+                    c->stmt_res = NULL;
+                }
             }
             PQclear(res);
             if (st != PGRES_PIPELINE_SYNC) continue;
             c->ihead++;
             conn_complete(c);
-            if (c->state == TIDE_PGCONN_CLOSED) return;   /* done() failed the pool */
-            continue;                                     /* every ready result per wakeup */
+            if (c->state == TIDE_PGCONN_CLOSED) return; /* done() failed the pool */
+            continue;                                   /* every ready result per wakeup */
         }
-        if (!res) { c->ihead++; continue; }
+        if (!res) {
+            c->ihead++;
+            continue;
+        }
         ExecStatusType st = PQresultStatus(res);
         if (kind == I_AUTHPREP) c->auth_prepared = st == PGRES_COMMAND_OK ? 2 : 0;
         if (kind == I_PREPARE) {
@@ -507,7 +517,10 @@ static void conn_read_results(tide_conn *c)
         }
         switch (st) {
         case PGRES_FATAL_ERROR:
-            if (!c->have_err) { tide__pgerr_from_result(&c->err, res); c->have_err = 1; }
+            if (!c->have_err) {
+                tide__pgerr_from_result(&c->err, res);
+                c->have_err = 1;
+            }
             PQclear(res);
             break;
         case PGRES_TUPLES_OK:
@@ -515,9 +528,7 @@ static void conn_read_results(tide_conn *c)
             if (kind == I_STMT && !c->stmt_res) c->stmt_res = res;
             else PQclear(res);
             break;
-        default:
-            PQclear(res);
-            break;
+        default: PQclear(res); break;
         }
     }
     /* idle: anything readable here is the server going away or a notice */
@@ -531,9 +542,15 @@ static void conn_read_results(tide_conn *c)
 
 static void conn_io_event(tide_conn *c, int revents)
 {
-    if (c->state == TIDE_PGCONN_CONNECTING) { conn_poll_connect(c); return; }
+    if (c->state == TIDE_PGCONN_CONNECTING) {
+        conn_poll_connect(c);
+        return;
+    }
     if (revents & EV_WRITE) {
-        if (conn_flush(c) != 0) { conn_lost(c, PQerrorMessage(c->pg)); return; }
+        if (conn_flush(c) != 0) {
+            conn_lost(c, PQerrorMessage(c->pg));
+            return;
+        }
     }
     if (revents & EV_READ) {
         if (PQconsumeInput(c->pg) != 1 || PQstatus(c->pg) == CONNECTION_BAD) {
@@ -569,14 +586,18 @@ static void conn_io_cb(struct ev_loop *loop, ev_io *w, int revents)
 
 static void conn_timer_cb(struct ev_loop *loop, ev_timer *w, int revents)
 {
-    (void)loop; (void)revents;
+    (void)loop;
+    (void)revents;
     tide_conn *c = w->data;
     tide_pool *p = c->pool;
     tide__pool_enter(p);
     if (c->state == TIDE_PGCONN_CONNECTING) conn_connect_failed(c, "connect timeout");
     else if (c->job && c->send_failed) conn_lost(c, PQerrorMessage(c->pg));
     else if (c->job) conn_fail(c, "TIDE_STATEMENT_TIMEOUT", "statement deadline passed");
-    else if (c->state == TIDE_PGCONN_RESETTING) { tide__pgconn_close(c); tide__pool_dispatch(p); }
+    else if (c->state == TIDE_PGCONN_RESETTING) {
+        tide__pgconn_close(c);
+        tide__pool_dispatch(p);
+    }
     tide__pool_leave(p);
 }
 

@@ -39,10 +39,10 @@
 #include <libpq-fe.h>
 #include "pool.h"
 
-#define TIDE_PGCONN_STMTS 128   /* prepared statements per connection (power of two) */
-#define TIDE_PGCONN_ITEMS 8     /* most results one job's pipeline produces (7), rounded up */
-#define TIDE_PGCONN_MAX_DEPTH 16 /* most jobs pipelined on one connection */
-#define TIDE_PGCONN_RING (TIDE_PGCONN_ITEMS * TIDE_PGCONN_MAX_DEPTH)   /* a power of two */
+#define TIDE_PGCONN_STMTS     128 /* prepared statements per connection (power of two) */
+#define TIDE_PGCONN_ITEMS     8   /* most results one job's pipeline produces (7), rounded up */
+#define TIDE_PGCONN_MAX_DEPTH 16  /* most jobs pipelined on one connection */
+#define TIDE_PGCONN_RING      (TIDE_PGCONN_ITEMS * TIDE_PGCONN_MAX_DEPTH) /* a power of two */
 
 typedef enum tide_pgconn_state {
     TIDE_PGCONN_NEW,
@@ -56,46 +56,46 @@ typedef enum tide_pgconn_state {
 
 typedef struct tide__stmt {
     uint32_t hash;
-    char name[16];              /* server-side: "tide_<id>"; ids are never reused */
-    char *sql;                  /* NULL = free slot */
-    int ready;                  /* its PREPARE succeeded (0: on its way) */
+    char name[16]; /* server-side: "tide_<id>"; ids are never reused */
+    char *sql;     /* NULL = free slot */
+    int ready;     /* its PREPARE succeeded (0: on its way) */
 } tide__stmt;
 
 struct tide_conn {
     tide_pool *pool;
     struct ev_loop *loop;
-    const char *name;           /* the pool's upstream name (lives as long as the pool) */
-    int prepare;                /* cache named prepared statements */
-    PGconn *pg;                 /* NULL once CLOSED */
-    tide_pgconn_state state;    /* written by tide__pgconn_set_state() alone */
+    const char *name;        /* the pool's upstream name (lives as long as the pool) */
+    int prepare;             /* cache named prepared statements */
+    PGconn *pg;              /* NULL once CLOSED */
+    tide_pgconn_state state; /* written by tide__pgconn_set_state() alone */
     ev_io io;
-    ev_timer timer;             /* connect timeout, then the running job's deadline */
+    ev_timer timer; /* connect timeout, then the running job's deadline */
     int io_events;
-    int want_flush;             /* jobs were queued this loop pass: the pool flushes them */
-    int cancelled;              /* a cancel request is on its way: never reuse (it could hit
+    int want_flush;  /* jobs were queued this loop pass: the pool flushes them */
+    int cancelled;   /* a cancel request is on its way: never reuse (it could hit
                                  * the next job's statement) */
-    int send_failed;            /* sending the job failed: reported from the timer, never from
+    int send_failed; /* sending the job failed: reported from the timer, never from
                                  * inside tide_pool_run() */
-    int lost;                   /* HELD, and the server closed it: kept (its holder still points
+    int lost;        /* HELD, and the server closed it: kept (its holder still points
                                  * at it) until released */
     double created_at, idle_since;
-    tide_pgjob *job;            /* the first job in flight (its results come next), or NULL */
-    tide_pgjob *tail;           /* the last job in flight */
-    int njobs;                  /* jobs in flight */
-    double deadline_after;      /* the client-side deadline of a job once it is first */
-    double timeout_s;           /* the statement_timeout timeout_ms holds (0: none yet) */
-    char timeout_ms[24];        /* its milliseconds as set_config's text */
+    tide_pgjob *job;       /* the first job in flight (its results come next), or NULL */
+    tide_pgjob *tail;      /* the last job in flight */
+    int njobs;             /* jobs in flight */
+    double deadline_after; /* the client-side deadline of a job once it is first */
+    double timeout_s;      /* the statement_timeout timeout_ms holds (0: none yet) */
+    char timeout_ms[24];   /* its milliseconds as set_config's text */
     /* what each result in flight is for: a ring, item kind in the low 4 bits, the statement
      * cache slot of a PREPARE above them */
     unsigned short items[TIDE_PGCONN_RING];
     unsigned ihead, itail;
-    PGresult *stmt_res;         /* the first job's statement result, its error below */
+    PGresult *stmt_res; /* the first job's statement result, its error below */
     tide_pg_error err;
     int have_err;
-    int auth_prepared;          /* 0: not prepared, 1: PREPARE on its way, 2: prepared */
+    int auth_prepared; /* 0: not prepared, 1: PREPARE on its way, 2: prepared */
     unsigned next_stmt_id;
     tide__stmt stmts[TIDE_PGCONN_STMTS];
-    tide_conn *next;            /* the pool's idle list while IDLE, its reap list once CLOSED */
+    tide_conn *next; /* the pool's idle list while IDLE, its reap list once CLOSED */
 };
 
 /* Whether a connection may move from `from` to `to` (pure). */
@@ -142,8 +142,7 @@ int tide__pgconn_in_transaction(const tide_conn *c);
  * for the caller to report (tide__pgconn_behind for the others), or NULL when c ran none
  * (*err is then zeroed). A job whose pipeline was sent and that fails for a reason other than
  * a lost connection is cancelled server-side first. */
-tide_pgjob *tide__pgconn_abort(tide_conn *c, const char *code, const char *why,
-                               tide_pg_error *err);
+tide_pgjob *tide__pgconn_abort(tide_conn *c, const char *code, const char *why, tide_pg_error *err);
 
 /* The error of a job that was pipelined behind one that failed with first (the connection is
  * gone with both): a lost connection (08006, 503), sent when its own pipeline had left. */

@@ -35,10 +35,18 @@ int tide_pg_http_status(const char *s, int authenticated)
         if (s[1] == '3') return 503;
         if (s[1] == '4' || s[1] == '5' || s[1] == '7' || s[1] == '8') return 500;
         break;
-    case 'F': if (s[1] == '0') return 500; break;
-    case 'H': if (s[1] == 'V') return 500; break;
-    case 'P': if (s[1] == '0') return 500; break;
-    case 'X': if (s[1] == 'X') return 500; break;
+    case 'F':
+        if (s[1] == '0') return 500;
+        break;
+    case 'H':
+        if (s[1] == 'V') return 500;
+        break;
+    case 'P':
+        if (s[1] == '0') return 500;
+        break;
+    case 'X':
+        if (s[1] == 'X') return 500;
+        break;
     }
     return 400;
 }
@@ -51,7 +59,9 @@ static char *dup_or_null(const char *s)
 
 void tide__pgerr_clear(tide_pg_error *e)
 {
-    free(e->message); free(e->detail); free(e->hint);
+    free(e->message);
+    free(e->detail);
+    free(e->hint);
     memset(e, 0, sizeof *e);
 }
 

@@ -11,9 +11,9 @@
 /* What went wrong with a job. code is a SQLSTATE ("23505") or a TIDE_* code. */
 typedef struct tide_pg_error {
     char code[32];
-    int status;              /* suggested HTTP status */
-    char *message, *detail, *hint;   /* malloc'd or NULL; freed by the pool after done() */
-    int sent;                /* the pipeline (with its Sync) may have reached the server: a
+    int status;                    /* suggested HTTP status */
+    char *message, *detail, *hint; /* malloc'd or NULL; freed by the pool after done() */
+    int sent;                      /* the pipeline (with its Sync) may have reached the server: a
                               * write's outcome is unknown when the connection then fails */
 } tide_pg_error;
 

@@ -13,8 +13,7 @@ static void reply(void *ud, tide_http_req *req, int status, const char *ctype, c
                   const char *body, size_t blen, const tide_answer_log *lg)
 {
     tide_app *app = ud;
-    if (!req)
-        return;
+    if (!req) return;
     if (lg)
         tide_request_record(req, lg->id, lg->role, lg->sub, lg->route,
                             ev_now(app->loop) - lg->started, lg->aborted, lg->label, status);

@@ -39,11 +39,11 @@
 /* Connection attempts in flight per pool. The SCRAM handshake costs a few milliseconds of CPU
  * on the loop thread per connection: a pool refilling all at once (after a restart) must not
  * stall every other request, so it refills a couple of connections at a time. */
-#define MAX_CONNECTING 2
+#define MAX_CONNECTING  2
 /* Reconnect backoff after failed attempts: base * 2^n, at most the cap, equal jitter. */
-#define BACKOFF_BASE 0.05
-#define BACKOFF_CAP 2.0
-#define RESOLVE_MAX_AGE 60.0    /* seconds a resolved address is used before re-resolving */
+#define BACKOFF_BASE    0.05
+#define BACKOFF_CAP     2.0
+#define RESOLVE_MAX_AGE 60.0 /* seconds a resolved address is used before re-resolving */
 
 /* A job failed by tide_pool_fail_all(), waiting for its done() on the next loop pass. */
 typedef struct deferred {
@@ -54,28 +54,31 @@ typedef struct deferred {
 
 struct tide_pool {
     struct ev_loop *loop;
-    tide_resolver *resolver;    /* NULL when libpq needs no name resolution */
+    tide_resolver *resolver; /* NULL when libpq needs no name resolution */
     char *name, *dsn;
     int size, prepare, pipeline;
     double acquire_timeout, connect_timeout, statement_timeout, max_lifetime, idle_timeout;
-    int max_size;               /* slots allocated; size may shrink below it on reload */
+    int max_size; /* slots allocated; size may shrink below it on reload */
     int connect_failures_in_row;
-    double next_connect_at;     /* reconnect backoff: no new connection before this */
-    ev_timer retry_timer;       /* wakes waiters when the backoff ends */
-    ev_timer idle_timer;        /* closes connections idle longer than idle_timeout */
-    ev_prepare failed_watcher;  /* calls done() for the jobs on `failed` */
-    ev_prepare flush_watcher;   /* sends what jobs queued on connections this pass */
-    tide_conn **conns;          /* max_size slots; NULL = free */
-    tide_conn *idle;            /* LIFO: the warmest connection first */
-    tide_conn *reap;            /* CLOSED, freed when the outermost callback returns */
+    double next_connect_at;    /* reconnect backoff: no new connection before this */
+    ev_timer retry_timer;      /* wakes waiters when the backoff ends */
+    ev_timer idle_timer;       /* closes connections idle longer than idle_timeout */
+    ev_prepare failed_watcher; /* calls done() for the jobs on `failed` */
+    ev_prepare flush_watcher;  /* sends what jobs queued on connections this pass */
+    tide_conn **conns;         /* max_size slots; NULL = free */
+    tide_conn *idle;           /* LIFO: the warmest connection first */
+    tide_conn *reap;           /* CLOSED, freed when the outermost callback returns */
     deferred *failed, *failed_tail;
     tide_pgjob *wait_head, *wait_tail;
     int nwaiting, nidle, nbusy, nconnecting, nopen;
     long long jobs, errors, connect_failures, acquire_timeouts, pipelined;
     tide_hist acquire_hist, statement_hist;
-    struct { char cls[3]; long long n; } err_classes[TIDE_POOL_ERROR_CLASSES];
+    struct {
+        char cls[3];
+        long long n;
+    } err_classes[TIDE_POOL_ERROR_CLASSES];
     int nerr_classes;
-    int depth;                  /* pool callbacks and public calls on the stack */
+    int depth; /* pool callbacks and public calls on the stack */
     int closing, free_requested;
 };
 
@@ -85,10 +88,7 @@ static void defer_failure(tide_pool *p, tide_pgjob *job, tide_pg_error *err);
 
 /* ---- re-entrancy guard and reap -------------------------------------------------------- */
 
-void tide__pool_enter(tide_pool *p)
-{
-    p->depth++;
-}
+void tide__pool_enter(tide_pool *p) { p->depth++; }
 
 static void reap(tide_pool *p)
 {
@@ -121,18 +121,29 @@ void tide__pool_conn_moved(tide_pool *p, tide_conn *c, tide_pgconn_state from)
         c->next = NULL;
         break;
     }
-    case TIDE_PGCONN_BUSY: case TIDE_PGCONN_HELD: case TIDE_PGCONN_RESETTING: p->nbusy--; break;
+    case TIDE_PGCONN_BUSY:
+    case TIDE_PGCONN_HELD:
+    case TIDE_PGCONN_RESETTING: p->nbusy--; break;
     case TIDE_PGCONN_CLOSED: break;
     }
     switch (c->state) {
     case TIDE_PGCONN_NEW: break;
     case TIDE_PGCONN_CONNECTING: p->nconnecting++; break;
-    case TIDE_PGCONN_IDLE: p->nidle++; c->next = p->idle; p->idle = c; break;
-    case TIDE_PGCONN_BUSY: case TIDE_PGCONN_HELD: case TIDE_PGCONN_RESETTING: p->nbusy++; break;
+    case TIDE_PGCONN_IDLE:
+        p->nidle++;
+        c->next = p->idle;
+        p->idle = c;
+        break;
+    case TIDE_PGCONN_BUSY:
+    case TIDE_PGCONN_HELD:
+    case TIDE_PGCONN_RESETTING: p->nbusy++; break;
     case TIDE_PGCONN_CLOSED:
         p->nopen--;
         for (int i = 0; i < p->max_size; i++)
-            if (p->conns[i] == c) { p->conns[i] = NULL; break; }
+            if (p->conns[i] == c) {
+                p->conns[i] = NULL;
+                break;
+            }
         c->next = p->reap;
         p->reap = c;
         break;
@@ -144,8 +155,8 @@ void tide__pool_conn_moved(tide_pool *p, tide_conn *c, tide_pgconn_state from)
 static void backoff_after_failure(tide_pool *p)
 {
     double r = (double)rand() / ((double)RAND_MAX + 1.0);
-    double delay = tide_backoff(++p->connect_failures_in_row, BACKOFF_BASE, BACKOFF_CAP,
-                                0.5 + 0.5 * r);
+    double delay =
+        tide_backoff(++p->connect_failures_in_row, BACKOFF_BASE, BACKOFF_CAP, 0.5 + 0.5 * r);
     p->next_connect_at = ev_now(p->loop) + delay;
     ev_timer_stop(p->loop, &p->retry_timer);
     ev_timer_set(&p->retry_timer, delay, 0.);
@@ -188,17 +199,20 @@ static int conn_open(tide_pool *p)
     if (p->nopen >= p->size) return TIDE_EBUSY;
     if (ev_now(p->loop) < p->next_connect_at) return TIDE_EAGAIN;
     for (int i = 0; i < p->max_size; i++)
-        if (!p->conns[i]) { slot = i; break; }
+        if (!p->conns[i]) {
+            slot = i;
+            break;
+        }
     if (slot < 0) return TIDE_EBUSY;
     const char *const *kw = NULL, *const *val = NULL;
     if (p->resolver) {
         tide_resolve_start(p->resolver, RESOLVE_MAX_AGE);
-        if (!tide_resolve_addr(p->resolver)[0]) return TIDE_EAGAIN;   /* once resolved */
+        if (!tide_resolve_addr(p->resolver)[0]) return TIDE_EAGAIN; /* once resolved */
         tide_resolve_params(p->resolver, &kw, &val);
     }
     tide_conn *c;
-    int rc = tide__pgconn_open(p, p->loop, p->name, p->prepare, p->dsn, kw, val,
-                               p->connect_timeout, &c);
+    int rc =
+        tide__pgconn_open(p, p->loop, p->name, p->prepare, p->dsn, kw, val, p->connect_timeout, &c);
     if (rc == TIDE_ECONN) p->connect_failures++;
     if (rc != 0) return rc;
     p->conns[slot] = c;
@@ -246,10 +260,10 @@ void tide__pool_job_done(tide_pool *p, tide_conn *c, tide_pgjob *job, PGresult *
     if (!c) {
         job->conn = NULL;
     } else if (job->flags & TIDE_PGJOB_KEEP) {
-        tide__pgconn_set_state(c, TIDE_PGCONN_HELD);   /* even after an error: the holder
+        tide__pgconn_set_state(c, TIDE_PGCONN_HELD); /* even after an error: the holder
                                                          * rolls back */
     } else if (c->job) {
-        job->conn = NULL;             /* more jobs in flight on c: it stays BUSY */
+        job->conn = NULL; /* more jobs in flight on c: it stays BUSY */
     } else {
         job->conn = NULL;
         tide_pool_release(c);
@@ -290,7 +304,10 @@ static void waiter_remove(tide_pgjob *job)
 {
     tide_pool *p = job->pool;
     tide_pgjob **pp = &p->wait_head, *prev = NULL;
-    while (*pp && *pp != job) { prev = *pp; pp = &(*pp)->next; }
+    while (*pp && *pp != job) {
+        prev = *pp;
+        pp = &(*pp)->next;
+    }
     if (!*pp) return;
     *pp = job->next;
     if (p->wait_tail == job) p->wait_tail = prev;
@@ -326,15 +343,16 @@ static void fail_waiters(tide_pool *p, const char *code, const char *msg)
 
 static void wait_timeout_cb(struct ev_loop *loop, ev_timer *w, int revents)
 {
-    (void)loop; (void)revents;
+    (void)loop;
+    (void)revents;
     tide_pgjob *job = w->data;
     tide_pool *p = job->pool;
     tide__pool_enter(p);
     waiter_remove(job);
     p->acquire_timeouts++;
     char msg[160];
-    snprintf(msg, sizeof msg, "no connection to upstream %s became free within %.3g s",
-             p->name, p->acquire_timeout);
+    snprintf(msg, sizeof msg, "no connection to upstream %s became free within %.3g s", p->name,
+             p->acquire_timeout);
     fail_job(p, job, "TIDE_ACQUIRE_TIMEOUT", msg);
     tide__pool_leave(p);
 }
@@ -359,8 +377,8 @@ static void pipeline_waiters(tide_pool *p)
         tide_conn *best = NULL;
         for (int i = 0; i < p->max_size; i++) {
             tide_conn *c = p->conns[i];
-            if (c && tide__pgconn_can_pipeline(c, job, depth) &&
-                c->job->sent_at > fresh && (!best || c->njobs < best->njobs))
+            if (c && tide__pgconn_can_pipeline(c, job, depth) && c->job->sent_at > fresh &&
+                (!best || c->njobs < best->njobs))
                 best = c;
         }
         if (!best) return;
@@ -370,10 +388,7 @@ static void pipeline_waiters(tide_pool *p)
     }
 }
 
-void tide__pool_want_flush(tide_pool *p)
-{
-    ev_prepare_start(p->loop, &p->flush_watcher);
-}
+void tide__pool_want_flush(tide_pool *p) { ev_prepare_start(p->loop, &p->flush_watcher); }
 
 static void flush_cb(struct ev_loop *loop, ev_prepare *w, int revents)
 {
@@ -428,12 +443,12 @@ static int pool_run(tide_pool *p, tide_pgjob *job)
     job->wait_timer.data = job;
     ev_timer_start(p->loop, &job->wait_timer);
     job->waiting = 1;
-    if (p->wait_tail) p->wait_tail->next = job; else p->wait_head = job;
+    if (p->wait_tail) p->wait_tail->next = job;
+    else p->wait_head = job;
     p->wait_tail = job;
     p->nwaiting++;
     int rc = 0;
-    while (p->nwaiting > p->nconnecting && p->nopen < p->size &&
-           p->nconnecting < MAX_CONNECTING) {
+    while (p->nwaiting > p->nconnecting && p->nopen < p->size && p->nconnecting < MAX_CONNECTING) {
         if ((rc = conn_open(p)) != 0) break;
     }
     pipeline_waiters(p);
@@ -468,10 +483,12 @@ int tide_pool_withdraw(tide_pgjob *job)
 
 int tide_pool_cancel(tide_pgjob *job)
 {
-    if (job->waiting) { waiter_remove(job); return 1; }
+    if (job->waiting) {
+        waiter_remove(job);
+        return 1;
+    }
     /* only a job running alone: a cancel could hit the job pipelined behind it */
-    if (job->conn && job->conn->job == job && job->conn->njobs == 1)
-        tide__pgconn_cancel(job->conn);
+    if (job->conn && job->conn->job == job && job->conn->njobs == 1) tide__pgconn_cancel(job->conn);
     return 0;
 }
 
@@ -481,7 +498,11 @@ static void pool_release(tide_pool *p, tide_conn *c)
      * pool's (idle, connecting, rolling back) or gone */
     if (c->state != TIDE_PGCONN_BUSY && c->state != TIDE_PGCONN_HELD) return;
     c->job = NULL;
-    if (!tide__pgconn_usable(c)) { tide__pgconn_close(c); tide__pool_dispatch(p); return; }
+    if (!tide__pgconn_usable(c)) {
+        tide__pgconn_close(c);
+        tide__pool_dispatch(p);
+        return;
+    }
     if (tide__pgconn_in_transaction(c)) {
         /* a caller left a transaction open: roll it back before anyone else gets it */
         if (tide__pgconn_reset(c, p->statement_timeout + 1.0) != 0) {
@@ -491,10 +512,13 @@ static void pool_release(tide_pool *p, tide_conn *c)
         return;
     }
     double now = ev_now(p->loop);
-    if (p->closing) { tide__pgconn_close(c); return; }
+    if (p->closing) {
+        tide__pgconn_close(c);
+        return;
+    }
     if (c->cancelled || p->nopen > p->size ||
         (p->max_lifetime > 0 && now - c->created_at > p->max_lifetime)) {
-        tide__pgconn_close(c);        /* retired: cancelled, too old, or the pool shrank */
+        tide__pgconn_close(c); /* retired: cancelled, too old, or the pool shrank */
         tide__pool_dispatch(p);
         return;
     }
@@ -533,7 +557,7 @@ static void failed_cb(struct ev_loop *loop, ev_prepare *w, int revents)
     tide_pool *p = w->data;
     tide__pool_enter(p);
     ev_prepare_stop(loop, w);
-    run_failed(p);                /* done() may fail more: the watcher is started again */
+    run_failed(p); /* done() may fail more: the watcher is started again */
     tide__pool_leave(p);
 }
 
@@ -552,7 +576,8 @@ static void defer_failure(tide_pool *p, tide_pgjob *job, tide_pg_error *err)
     d->err = *err;
     d->next = NULL;
     memset(err, 0, sizeof *err);
-    if (p->failed_tail) p->failed_tail->next = d; else p->failed = d;
+    if (p->failed_tail) p->failed_tail->next = d;
+    else p->failed = d;
     p->failed_tail = d;
     ev_prepare_start(p->loop, &p->failed_watcher);
 }
@@ -588,7 +613,8 @@ void tide_pool_fail_all(tide_pool *p, const char *why)
 
 static void retry_timer_cb(struct ev_loop *loop, ev_timer *w, int revents)
 {
-    (void)loop; (void)revents;
+    (void)loop;
+    (void)revents;
     tide_pool *p = w->data;
     tide__pool_enter(p);
     tide__pool_dispatch(p);
@@ -620,8 +646,9 @@ static void pool_apply(tide_pool *p, const tide_pool_config *cfg)
     p->statement_timeout = cfg->statement_timeout > 0 ? cfg->statement_timeout : 5.0;
     p->max_lifetime = cfg->max_lifetime;
     p->idle_timeout = cfg->idle_timeout;
-    p->pipeline = cfg->pipeline < 1 ? 1 : cfg->pipeline > TIDE_PGCONN_MAX_DEPTH
-                                                      ? TIDE_PGCONN_MAX_DEPTH : cfg->pipeline;
+    p->pipeline = cfg->pipeline < 1                       ? 1
+                  : cfg->pipeline > TIDE_PGCONN_MAX_DEPTH ? TIDE_PGCONN_MAX_DEPTH
+                                                          : cfg->pipeline;
 }
 
 int tide_pool_new(struct ev_loop *loop, const tide_pool_config *cfg, tide_pool **out)
@@ -637,11 +664,17 @@ int tide_pool_new(struct ev_loop *loop, const tide_pool_config *cfg, tide_pool *
     pool_apply(p, cfg);
     p->conns = calloc((size_t)p->max_size, sizeof *p->conns);
     if (!p->name || !p->dsn || !p->conns) {
-        free(p->name); free(p->dsn); free(p->conns); free(p);
+        free(p->name);
+        free(p->dsn);
+        free(p->conns);
+        free(p);
         return TIDE_ENOMEM;
     }
     if (tide_resolve_new(loop, p->dsn, resolved, p, &p->resolver) != 0) {
-        free(p->name); free(p->dsn); free(p->conns); free(p);
+        free(p->name);
+        free(p->dsn);
+        free(p->conns);
+        free(p);
         return TIDE_EINVAL;
     }
     ev_timer_init(&p->retry_timer, retry_timer_cb, 0., 0.);
@@ -653,15 +686,12 @@ int tide_pool_new(struct ev_loop *loop, const tide_pool_config *cfg, tide_pool *
     ev_timer_init(&p->idle_timer, idle_timer_cb, 1., 1.);
     p->idle_timer.data = p;
     ev_timer_start(loop, &p->idle_timer);
-    ev_unref(loop);                 /* housekeeping alone must not keep the loop running */
+    ev_unref(loop); /* housekeeping alone must not keep the loop running */
     *out = p;
     return 0;
 }
 
-void tide_pool_reset_backoff(tide_pool *p)
-{
-    p->next_connect_at = 0;
-}
+void tide_pool_reset_backoff(tide_pool *p) { p->next_connect_at = 0; }
 
 void tide_pool_configure(tide_pool *p, const tide_pool_config *cfg)
 {
@@ -694,7 +724,7 @@ void tide_pool_free(tide_pool *p)
     if (!p || p->free_requested) return;
     tide__pool_enter(p);
     p->closing = 1;
-    run_failed(p);                  /* failed earlier: they keep their own error */
+    run_failed(p); /* failed earlier: they keep their own error */
     fail_waiters(p, "TIDE_SHUTDOWN", "tide is shutting down");
     for (int i = 0; i < p->max_size; i++) {
         tide_conn *c = p->conns[i];
@@ -712,7 +742,7 @@ void tide_pool_free(tide_pool *p)
         if (c->state != TIDE_PGCONN_CLOSED) tide__pgconn_close(c);
     }
     p->free_requested = 1;
-    tide__pool_leave(p);            /* destroys now, or when the outermost callback returns */
+    tide__pool_leave(p); /* destroys now, or when the outermost callback returns */
 }
 
 void tide_pool_get_stats(const tide_pool *p, tide_pool_stats *o)
@@ -738,6 +768,5 @@ const tide_hist *tide_pool_statement_hist(const tide_pool *p) { return &p->state
 void tide_pool_each_error_class(const tide_pool *p,
                                 void (*f)(const char cls[3], long long n, void *arg), void *arg)
 {
-    for (int i = 0; i < p->nerr_classes; i++)
-        f(p->err_classes[i].cls, p->err_classes[i].n, arg);
+    for (int i = 0; i < p->nerr_classes; i++) f(p->err_classes[i].cls, p->err_classes[i].n, arg);
 }

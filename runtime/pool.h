@@ -15,7 +15,7 @@
 #include <ev.h>
 #include <libpq-fe.h>
 #include "error.h"
-#include "pgerror.h"   /* tide_pg_error, tide_pg_http_status() */
+#include "pgerror.h" /* tide_pg_error, tide_pg_http_status() */
 #include "hist.h"
 
 typedef struct tide_pool tide_pool;
@@ -23,42 +23,42 @@ typedef struct tide_conn tide_conn;
 typedef struct tide_pgjob tide_pgjob;
 
 typedef struct tide_pool_config {
-    const char *name;        /* upstream name, copied */
-    const char *dsn;         /* libpq connection string or URI, copied */
-    int size;                /* most connections open at once */
-    int prepare;             /* cache named prepared statements per connection */
-    int max_size;            /* slots reserved at creation: size may grow up to it on reload */
-    double acquire_timeout;  /* seconds a job may wait for a connection */
-    double connect_timeout;  /* seconds a connection attempt may take */
-    double statement_timeout;/* seconds: set server-side per job, and a client-side deadline
+    const char *name;         /* upstream name, copied */
+    const char *dsn;          /* libpq connection string or URI, copied */
+    int size;                 /* most connections open at once */
+    int prepare;              /* cache named prepared statements per connection */
+    int max_size;             /* slots reserved at creation: size may grow up to it on reload */
+    double acquire_timeout;   /* seconds a job may wait for a connection */
+    double connect_timeout;   /* seconds a connection attempt may take */
+    double statement_timeout; /* seconds: set server-side per job, and a client-side deadline
                               * one second later for a server that does not answer */
-    double max_lifetime;     /* seconds; older connections are retired between jobs (0 = off) */
-    double idle_timeout;     /* seconds an idle connection is kept (0 = forever) */
-    int pipeline;            /* jobs one connection may run in a row without waiting for the
+    double max_lifetime;      /* seconds; older connections are retired between jobs (0 = off) */
+    double idle_timeout;      /* seconds an idle connection is kept (0 = forever) */
+    int pipeline;             /* jobs one connection may run in a row without waiting for the
                               * results in between, once every connection is busy (1 = off;
                               * only with `prepare`: see pool.c) */
 } tide_pool_config;
 
 enum {
-    TIDE_PGJOB_AUTH  = 1,    /* send set_config(request.jwt.claims, role) first */
-    TIDE_PGJOB_BEGIN = 2,    /* open an explicit transaction first */
-    TIDE_PGJOB_KEEP  = 4,    /* keep the connection for the caller after the job (job->conn) */
-    TIDE_PGJOB_READ_ONLY = 8,/* with AUTH: the same set_config statement makes the transaction
+    TIDE_PGJOB_AUTH = 1,      /* send set_config(request.jwt.claims, role) first */
+    TIDE_PGJOB_BEGIN = 2,     /* open an explicit transaction first */
+    TIDE_PGJOB_KEEP = 4,      /* keep the connection for the caller after the job (job->conn) */
+    TIDE_PGJOB_READ_ONLY = 8, /* with AUTH: the same set_config statement makes the transaction
                               * read-only (no round trip of its own), so the statement cannot
                               * write, whatever functions it calls: SQLSTATE 25006 */
 };
 
 struct tide_pgjob {
     /* set by the caller; all pointers must stay valid until done() */
-    const char *sql;             /* may be NULL (only BEGIN/AUTH) */
+    const char *sql; /* may be NULL (only BEGIN/AUTH) */
     int nparams;
-    const char *const *values;   /* text values, NULL = SQL NULL */
-    const char *claims;          /* JSON text for request.jwt.claims (with AUTH) */
-    const char *role;            /* database role (with AUTH) */
-    const char *label;           /* application_name for the statement (with AUTH; NULL:
+    const char *const *values; /* text values, NULL = SQL NULL */
+    const char *claims;        /* JSON text for request.jwt.claims (with AUTH) */
+    const char *role;          /* database role (with AUTH) */
+    const char *label;         /* application_name for the statement (with AUTH; NULL:
                                   * "tide"): the request id, so pg_stat_activity shows it */
     int flags;
-    tide_conn *pin;              /* run on this held connection instead of acquiring one */
+    tide_conn *pin; /* run on this held connection instead of acquiring one */
     /* Called once, from the loop, never from inside tide_pool_run(). res is the statement's
      * result (NULL without a statement or on error) and is freed after done() returns;
      * err is NULL on success. With KEEP, job->conn holds the connection afterwards (even
@@ -71,8 +71,8 @@ struct tide_pgjob {
     tide_pgjob *next;
     ev_timer wait_timer;
     int waiting;
-    double queued_at, sent_at;   /* ev_time() at tide_pool_run and when the pipeline went */
-    int flushed;                 /* its whole pipeline (with its Sync) left for the server */
+    double queued_at, sent_at; /* ev_time() at tide_pool_run and when the pipeline went */
+    int flushed;               /* its whole pipeline (with its Sync) left for the server */
 };
 
 /* Creates a pool; no connection is opened until needed. Returns 0 or TIDE_ENOMEM/EINVAL. */
@@ -120,7 +120,7 @@ void tide_pool_free(tide_pool *pool);
 typedef struct tide_pool_stats {
     int size, open, idle, busy, connecting, waiting;
     long long jobs, errors, connect_failures, acquire_timeouts;
-    long long pipelined;     /* jobs queued behind others on a busy connection */
+    long long pipelined; /* jobs queued behind others on a busy connection */
 } tide_pool_stats;
 void tide_pool_get_stats(const tide_pool *pool, tide_pool_stats *out);
 

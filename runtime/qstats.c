@@ -18,12 +18,12 @@ typedef struct qstat {
     tide_hist h;
 } qstat;
 
-#define SLOTS 4096                  /* open addressing, at most a quarter full */
+#define SLOTS 4096 /* open addressing, at most a quarter full */
 #define OTHER "(other)"
 
 static qstat *table[SLOTS];
-static int count;                   /* rows in the table, (other) rows included */
-static int others;                  /* (other) rows: one per upstream at most, beyond the bound */
+static int count;  /* rows in the table, (other) rows included */
+static int others; /* (other) rows: one per upstream at most, beyond the bound */
 
 static uint64_t hash_of(int upstream, const char *s, size_t n)
 {
@@ -34,8 +34,8 @@ static uint64_t hash_of(int upstream, const char *s, size_t n)
 
 static int ident_char(char c)
 {
-    return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
-           c == '_' || c == '$' || (unsigned char)c >= 0x80;
+    return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '_' ||
+           c == '$' || (unsigned char)c >= 0x80;
 }
 
 static int space_char(char c)
@@ -67,7 +67,7 @@ static const char *dollar_end(const char *p)
         if (!ident_char(*t)) return NULL;
         t++;
     }
-    size_t tag = (size_t)(t - p) + 1;                /* $tag$ */
+    size_t tag = (size_t)(t - p) + 1; /* $tag$ */
     for (const char *e = t + 1; (e = strchr(e, '$')) != NULL; e++)
         if (strncmp(e, p, tag) == 0) return e + tag;
     return p + strlen(p);
@@ -112,7 +112,7 @@ static void shape(shaper *w, const char *sql)
     const char *p = sql, *end;
     while (*p && w->k + 1 < w->cap) {
         unsigned char c;
-        if (!special[c = (unsigned char)*p]) {    /* the common case, hashed as copied */
+        if (!special[c = (unsigned char)*p]) { /* the common case, hashed as copied */
             char *out = w->out;
             size_t k = w->k, last = w->cap - 1;
             uint64_t h = w->h;
@@ -125,7 +125,7 @@ static void shape(shaper *w, const char *sql)
             w->h = h;
             continue;
         }
-        if (c == '"' && after_as(sql, p)) {          /* an alias */
+        if (c == '"' && after_as(sql, p)) { /* an alias */
             put(w, "\"?\"", 3);
             p = quoted_end(p);
             continue;
@@ -188,8 +188,7 @@ void tide_qstats_record(int upstream, const char *sql, double seconds, long long
     shaper w = { text, sizeof text, 0, hash_of(upstream, "", 0) };
     shape(&w, sql ? sql : "(transaction control)");
     qstat *q = find_or_add(upstream, text, w.k, w.h, 0);
-    if (!q)
-        return;
+    if (!q) return;
     q->calls++;
     q->errors += failed != 0;
     q->rows += rows > 0 ? rows : 0;
@@ -217,15 +216,12 @@ static int by_total(const void *a, const void *b)
 char *tide_qstats_json(int limit, size_t *len)
 {
     qstat **all = malloc(sizeof *all * (size_t)(count ? count : 1));
-    if (!all)
-        return NULL;
+    if (!all) return NULL;
     int n = 0;
     for (size_t i = 0; i < SLOTS; i++)
-        if (table[i])
-            all[n++] = table[i];
+        if (table[i]) all[n++] = table[i];
     qsort(all, (size_t)n, sizeof *all, by_total);
-    if (limit < 0 || limit > n)
-        limit = n;
+    if (limit < 0 || limit > n) limit = n;
     size_t cap = 64 + (size_t)limit * (TIDE_QSTATS_TEXT * 6 + 400);
     char *out = malloc(cap), *esc = malloc(TIDE_QSTATS_TEXT * 6 + 8);
     if (!out || !esc) {
@@ -238,12 +234,13 @@ char *tide_qstats_json(int limit, size_t *len)
     for (int i = 0; i < limit; i++) {
         const qstat *q = all[i];
         tide_json_escape(esc, TIDE_QSTATS_TEXT * 6 + 8, q->sql, (int)strlen(q->sql));
-        k += (size_t)snprintf(out + k, cap - k,
+        k += (size_t)snprintf(
+            out + k, cap - k,
             "%s{\"upstream\":\"%s\",\"statement\":\"%s\",\"calls\":%lld,\"errors\":%lld,"
             "\"rows\":%lld,\"total_ms\":%.3f,\"mean_ms\":%.3f,\"p50_ms\":%.3f,\"p95_ms\":%.3f,"
-            "\"p99_ms\":%.3f}", i ? "," : "", tide_upstream_name(q->upstream), esc, q->calls,
-            q->errors, q->rows, q->h.sum * 1000.0,
-            q->calls ? q->h.sum * 1000.0 / (double)q->calls : 0.0,
+            "\"p99_ms\":%.3f}",
+            i ? "," : "", tide_upstream_name(q->upstream), esc, q->calls, q->errors, q->rows,
+            q->h.sum * 1000.0, q->calls ? q->h.sum * 1000.0 / (double)q->calls : 0.0,
             tide_hist_quantile(&q->h, 0.5) * 1000.0, tide_hist_quantile(&q->h, 0.95) * 1000.0,
             tide_hist_quantile(&q->h, 0.99) * 1000.0);
     }

@@ -18,7 +18,7 @@
 
 #include <stddef.h>
 
-#define TIDE_QSTATS_MAX 1000
+#define TIDE_QSTATS_MAX  1000
 #define TIDE_QSTATS_TEXT 2048
 
 /* The shape of sql in out (cap bytes; cap >= 1): the text with each double-quoted name that

@@ -16,7 +16,7 @@
 struct tide_cache_policy {
     tide_cache_rule *rules;
     int nrules;
-    char *tables;                /* fingerprint of the tables section */
+    char *tables; /* fingerprint of the tables section */
 };
 
 const char *const tide_cache_scope_names[TIDE_SCOPES] = { "public", "role", "user", "claims" };
@@ -25,19 +25,16 @@ const char *const tide_cache_scope_names[TIDE_SCOPES] = { "public", "role", "use
 static int scope_parse(const char *s)
 {
     for (int i = 0; i < TIDE_SCOPES; i++)
-        if (s && strcmp(s, scope_names[i]) == 0)
-            return i;
+        if (s && strcmp(s, scope_names[i]) == 0) return i;
     return -1;
 }
 
 void tide_cache_policy_free(tide_cache_policy *p)
 {
-    if (!p)
-        return;
+    if (!p) return;
     for (int i = 0; i < p->nrules; i++) {
         free(p->rules[i].route);
-        for (int k = 0; k < p->rules[i].nvary; k++)
-            free(p->rules[i].vary[k]);
+        for (int k = 0; k < p->rules[i].nvary; k++) free(p->rules[i].vary[k]);
     }
     free(p->rules);
     free(p->tables);
@@ -55,19 +52,16 @@ static double num_field(lua_State *L, int t, const char *k)
 tide_cache_policy *tide_cache_policy_read(lua_State *L, int idx, char *err, size_t errlen)
 {
     int top = lua_gettop(L);
-    if (idx < 0)
-        idx = top + idx + 1;
+    if (idx < 0) idx = top + idx + 1;
     tide_cache_policy *p = calloc(1, sizeof *p);
-    if (!p || !lua_istable(L, idx))
-        goto bad;
+    if (!p || !lua_istable(L, idx)) goto bad;
     lua_getfield(L, idx, "tables");
     p->tables = strdup(lua_isstring(L, -1) ? lua_tostring(L, -1) : "");
     lua_pop(L, 1);
     lua_getfield(L, idx, "rules");
     int nr = lua_istable(L, -1) ? (int)lua_objlen(L, -1) : 0;
     p->rules = calloc((size_t)nr + 1, sizeof *p->rules);
-    if (!p->tables || !p->rules)
-        goto bad;
+    if (!p->tables || !p->rules) goto bad;
     for (int i = 1; i <= nr; i++) {
         lua_rawgeti(L, -1, i);
         int t = lua_gettop(L);
@@ -82,15 +76,13 @@ tide_cache_policy *tide_cache_policy_read(lua_State *L, int idx, char *err, size
         r->ttl = num_field(L, t, "ttl");
         r->swr = num_field(L, t, "swr");
         r->sie = num_field(L, t, "sie");
-        if (!(r->ttl > 0) || !(r->swr >= 0) || !(r->sie >= 0))
-            goto bad;
+        if (!(r->ttl > 0) || !(r->swr >= 0) || !(r->sie >= 0)) goto bad;
         lua_getfield(L, t, "vary");
         int nv = lua_istable(L, -1) ? (int)lua_objlen(L, -1) : 0;
         for (int k = 1; k <= nv && k <= TIDE_CACHE_MAX_VARY; k++) {
             lua_rawgeti(L, -1, k);
             const char *h = lua_tostring(L, -1);
-            if (!h || !(r->vary[r->nvary] = strdup(h)))
-                goto bad;
+            if (!h || !(r->vary[r->nvary] = strdup(h))) goto bad;
             for (char *c = r->vary[r->nvary]; *c; c++)
                 *c = (char)(*c >= 'A' && *c <= 'Z' ? *c + 32 : *c);
             r->nvary++;
@@ -110,16 +102,15 @@ bad:
 const tide_cache_rule *tide_cache_policy_rule(const tide_cache_policy *p, const char *route)
 {
     for (int i = 0; p && i < p->nrules; i++)
-        if (strcmp(p->rules[i].route, route) == 0)
-            return &p->rules[i];
+        if (strcmp(p->rules[i].route, route) == 0) return &p->rules[i];
     return NULL;
 }
 
 /* ---- the cache and its flights --------------------------------------------------------- */
 
 typedef struct scope_stats {
-    long long hits, misses, stale, stale_if_error, coalesced, bypass, stored, not_stored,
-        refreshes, not_modified;
+    long long hits, misses, stale, stale_if_error, coalesced, bypass, stored, not_stored, refreshes,
+        not_modified;
 } scope_stats;
 
 typedef struct waiter {
@@ -127,7 +118,7 @@ typedef struct waiter {
     char *claims;
     char sub[64];
     tide_role role;
-    double since;                /* when it started waiting */
+    double since; /* when it started waiting */
 } waiter;
 
 /* A miss (or refresh) running through the bundle, which requests for the same key wait on. */
@@ -144,12 +135,12 @@ typedef struct flight {
 
 struct tide_rcache {
     tide_app *app;
-    const tide_stages *next;     /* the stages it hands requests on to */
+    const tide_stages *next; /* the stages it hands requests on to */
     tide_cache *store;
     flight *flights[FLIGHT_BUCKETS];
     scope_stats st[TIDE_SCOPES];
     long long heard, hearing_lost;
-    int hearing;                 /* -1: no channel */
+    int hearing; /* -1: no channel */
 };
 
 enum { CR_MISS, CR_REFRESH, CR_BYPASS };
@@ -159,7 +150,7 @@ struct tide_rcache_req {
     int kind;
     int scope;
     double ttl, swr, sie;
-    char *route;                 /* the rule's path pattern (copy) */
+    char *route; /* the rule's path pattern (copy) */
     char *key;
     size_t klen;
     uint64_t born;
@@ -170,14 +161,13 @@ struct tide_rcache_req {
 
 static uint64_t key_hash(const char *k, size_t n)
 {
-    return tide_fnv1a(k, n, 0);                     /* flight buckets only, keys compared */
+    return tide_fnv1a(k, n, 0); /* flight buckets only, keys compared */
 }
 
 static flight *flight_find(tide_rcache *rc, const char *key, size_t klen, uint64_t h)
 {
     for (flight *f = rc->flights[h % FLIGHT_BUCKETS]; f; f = f->next)
-        if (f->hash == h && f->klen == klen && memcmp(f->key, key, klen) == 0)
-            return f;
+        if (f->hash == h && f->klen == klen && memcmp(f->key, key, klen) == 0) return f;
     return NULL;
 }
 
@@ -211,15 +201,13 @@ static int flight_wait(flight *f, tide_http_req *req, const char *claims, const 
     if (f->nw == f->capw) {
         int cap = f->capw ? f->capw * 2 : 4;
         waiter *w = realloc(f->w, (size_t)cap * sizeof *w);
-        if (!w)
-            return -1;
+        if (!w) return -1;
         f->w = w;
         f->capw = cap;
     }
     waiter *w = &f->w[f->nw];
     w->claims = claims ? strdup(claims) : NULL;
-    if (claims && !w->claims)
-        return -1;
+    if (claims && !w->claims) return -1;
     snprintf(w->sub, sizeof w->sub, "%s", sub ? sub : "");
     w->req = req;
     w->role = role;
@@ -231,11 +219,9 @@ static int flight_wait(flight *f, tide_http_req *req, const char *claims, const 
 int tide_rcache_start(tide_app *app, const tide_stages *next)
 {
     app->cache = NULL;
-    if (app->cfg.cache_max_bytes == 0)
-        return 0;
+    if (app->cfg.cache_max_bytes == 0) return 0;
     tide_rcache *rc = calloc(1, sizeof *rc);
-    if (!rc)
-        return TIDE_ENOMEM;
+    if (!rc) return TIDE_ENOMEM;
     int err = tide_cache_new(app->cfg.cache_max_bytes, app->cache_shared, &rc->store);
     if (err != 0) {
         free(rc);
@@ -260,14 +246,12 @@ int tide_rcache_start(tide_app *app, const tide_stages *next)
 void tide_rcache_stop(tide_app *app)
 {
     tide_rcache *rc = app->cache;
-    if (!rc)
-        return;
+    if (!rc) return;
     for (int i = 0; i < FLIGHT_BUCKETS; i++)
-        while (rc->flights[i]) {          /* their tasks are gone with the loop */
+        while (rc->flights[i]) { /* their tasks are gone with the loop */
             flight *f = rc->flights[i];
             rc->flights[i] = f->next;
-            for (int k = 0; k < f->nw; k++)
-                free(f->w[k].claims);
+            for (int k = 0; k < f->nw; k++) free(f->w[k].claims);
             free(f->w);
             free(f->key);
             free(f);
@@ -296,19 +280,16 @@ static void buf_init(buf *b)
 
 static void buf_add(buf *b, const void *s, size_t n)
 {
-    if (b->oom)
-        return;
+    if (b->oom) return;
     if (b->n + n > b->cap) {
         size_t cap = b->cap * 2;
-        while (cap < b->n + n)
-            cap *= 2;
+        while (cap < b->n + n) cap *= 2;
         char *q = b->p == b->local ? malloc(cap) : realloc(b->p, cap);
         if (!q) {
             b->oom = 1;
             return;
         }
-        if (b->p == b->local)
-            memcpy(q, b->local, b->n);
+        if (b->p == b->local) memcpy(q, b->local, b->n);
         b->p = q;
         b->cap = cap;
     }
@@ -316,15 +297,11 @@ static void buf_add(buf *b, const void *s, size_t n)
     b->n += n;
 }
 
-static void buf_str(buf *b, const char *s)
-{
-    buf_add(b, s, strlen(s));
-}
+static void buf_str(buf *b, const char *s) { buf_add(b, s, strlen(s)); }
 
 static void buf_free(buf *b)
 {
-    if (b->p != b->local)
-        free(b->p);
+    if (b->p != b->local) free(b->p);
 }
 
 /* Appends the caller's identity under scope, NUL-terminated. */
@@ -341,7 +318,7 @@ static void add_identity(buf *b, int scope, tide_role role, const char *sub, con
         buf_str(b, tide_role_name(role));
         buf_add(b, &nul, 1);
         buf_str(b, sub);
-    } else {                      /* claims, or user without a sub: the whole claims text */
+    } else { /* claims, or user without a sub: the whole claims text */
         buf_add(b, "c", 1);
         buf_str(b, tide_role_name(role));
         buf_add(b, &nul, 1);
@@ -366,10 +343,8 @@ static void build_key(buf *b, const tide_cache_rule *r, const tide_http_req *req
         size_t vl = 0;
         const char *v = tide_http_header_get(req, r->vary[i], &vl);
         buf_add(b, &nul, 1);
-        if (v)
-            buf_add(b, v, vl);
-        else
-            buf_add(b, "\x01", 1);      /* absent differs from empty */
+        if (v) buf_add(b, v, vl);
+        else buf_add(b, "\x01", 1); /* absent differs from empty */
     }
 }
 
@@ -378,7 +353,7 @@ static void build_key(buf *b, const tide_cache_rule *r, const tide_http_req *req
 /* An entry's value: header, content type, header block, body. */
 typedef struct blob_head {
     uint32_t ctype_len, hdr_len;
-    char etag[20];               /* "0123456789abcdef" with its quotes, NUL */
+    char etag[20]; /* "0123456789abcdef" with its quotes, NUL */
 } blob_head;
 
 static void etag_of(const char *body, size_t blen, char out[20])
@@ -387,8 +362,7 @@ static void etag_of(const char *body, size_t blen, char out[20])
     uint64_t h = tide__siphash13(k, body, blen);
     static const char hex[] = "0123456789abcdef";
     out[0] = '"';
-    for (int i = 0; i < 16; i++)
-        out[1 + i] = hex[(h >> (60 - 4 * i)) & 15];
+    for (int i = 0; i < 16; i++) out[1 + i] = hex[(h >> (60 - 4 * i)) & 15];
     out[17] = '"';
     out[18] = 0;
     out[19] = 0;
@@ -399,13 +373,10 @@ static int etag_matches(const tide_http_req *req, const char *etag)
 {
     size_t n = 0;
     const char *v = tide_http_header_get(req, "if-none-match", &n);
-    if (!v)
-        return 0;
-    if (n == 1 && v[0] == '*')
-        return 1;
+    if (!v) return 0;
+    if (n == 1 && v[0] == '*') return 1;
     for (size_t i = 0; i + 18 <= n; i++)
-        if (memcmp(v + i, etag, 18) == 0)
-            return 1;
+        if (memcmp(v + i, etag, 18) == 0) return 1;
     return 0;
 }
 
@@ -433,8 +404,8 @@ static void send_out(const tide_rcache *rc, const tide_answer_log *lg, tide_http
 }
 
 /* Answers req with a stored entry. */
-static void serve(tide_rcache *rc, tide_http_req *req, const void *value, size_t vlen,
-                  double age, const char *xcache, scope_stats *st, const tide_answer_log *lg)
+static void serve(tide_rcache *rc, tide_http_req *req, const void *value, size_t vlen, double age,
+                  const char *xcache, scope_stats *st, const tide_answer_log *lg)
 {
     blob_head h;
     memcpy(&h, value, sizeof h);
@@ -451,10 +422,9 @@ static void serve(tide_rcache *rc, tide_http_req *req, const void *value, size_t
     buf_str(&b, xcache);
     buf_str(&b, "\r\nAge: ");
     add_uint(&b, age > 0 ? (unsigned long long)age : 0);
-    buf_add(&b, "\r\n", 3);           /* with the NUL */
+    buf_add(&b, "\r\n", 3); /* with the NUL */
     int nm = etag_matches(req, h.etag);
-    if (nm && st)
-        st->not_modified++;
+    if (nm && st) st->not_modified++;
     send_out(rc, lg, req, nm ? 304 : 200, xcache, ctype, b.oom ? NULL : b.p, nm ? NULL : body,
              nm ? 0 : vlen_body);
     buf_free(&b);
@@ -466,8 +436,7 @@ static int wants_no_cache(const tide_http_req *req)
 {
     size_t n = 0;
     const char *v = tide_http_header_get(req, "cache-control", &n);
-    if (!v)
-        return 0;
+    if (!v) return 0;
     for (size_t i = 0; i + 8 <= n; i++) {
         if (strncasecmp(v + i, "no-cache", 8) == 0 || strncasecmp(v + i, "no-store", 8) == 0)
             return 1;
@@ -479,12 +448,11 @@ static int wants_no_cache(const tide_http_req *req)
     return 0;
 }
 
-static tide_rcache_req *cr_new(tide_rcache *rc, int kind, const tide_cache_rule *r,
-                               const char *key, size_t klen)
+static tide_rcache_req *cr_new(tide_rcache *rc, int kind, const tide_cache_rule *r, const char *key,
+                               size_t klen)
 {
     tide_rcache_req *cr = calloc(1, sizeof *cr);
-    if (!cr)
-        return NULL;
+    if (!cr) return NULL;
     cr->rc = rc;
     cr->kind = kind;
     cr->scope = r->scope;
@@ -495,8 +463,7 @@ static tide_rcache_req *cr_new(tide_rcache *rc, int kind, const tide_cache_rule 
     cr->route = strdup(r->route + 4);
     if (key) {
         cr->key = malloc(klen);
-        if (cr->key)
-            memcpy(cr->key, key, klen);
+        if (cr->key) memcpy(cr->key, key, klen);
         cr->klen = klen;
     }
     if (!cr->route || (key && !cr->key)) {
@@ -517,17 +484,22 @@ static void cr_free(tide_rcache_req *cr)
     free(cr);
 }
 
-static void answer(void *ud, tide_http_req *req, int status, const char *ctype,
-                   const char *headers, const char *body, size_t blen,
-                   const tide_answer_log *lg);
+static void answer(void *ud, tide_http_req *req, int status, const char *ctype, const char *headers,
+                   const char *body, size_t blen, const tide_answer_log *lg);
 
 /* Hands req on to the next stage: with cr, its answer comes back through answer(); without,
  * it goes straight to the client. */
-static void run(tide_rcache *rc, tide_http_req *req, const tide_route_match *m,
-                const char *claims, const char *sub, tide_role role, tide_rcache_req *cr)
+static void run(tide_rcache *rc, tide_http_req *req, const tide_route_match *m, const char *claims,
+                const char *sub, tide_role role, tide_rcache_req *cr)
 {
-    tide_stage_in in = { claims, sub, role, m, tide_cache_clock(rc->store), cr,
-                         cr ? answer : rc->next->reply, cr ? (void *)cr : (void *)rc->app };
+    tide_stage_in in = { claims,
+                         sub,
+                         role,
+                         m,
+                         tide_cache_clock(rc->store),
+                         cr,
+                         cr ? answer : rc->next->reply,
+                         cr ? (void *)cr : (void *)rc->app };
     rc->next->run(rc->app, req, &in);
 }
 
@@ -539,9 +511,8 @@ static void refresh(tide_rcache *rc, const tide_cache_rule *r, tide_http_req *co
     tide_rcache_req *cr = cr_new(rc, CR_REFRESH, r, key, klen);
     flight *f = cr ? flight_new(rc, key, klen, h) : NULL;
     if (!f) {
-        if (cr)
-            cr_free(cr);
-        tide_http_respond(copy, 500, "text/plain", NULL, NULL, 0);   /* frees it */
+        if (cr) cr_free(cr);
+        tide_http_respond(copy, 500, "text/plain", NULL, NULL, 0); /* frees it */
         return;
     }
     cr->fl = f;
@@ -573,9 +544,10 @@ void tide_rcache_admit(tide_app *app, tide_http_req *req, const tide_cache_rule 
     size_t vlen;
     double age;
     int state = tide_cache_get(rc->store, key.p, key.n, ev_now(app->loop), 0, &v, &vlen, &age);
-    uint64_t h = state == TIDE_CACHE_HIT ? 0 : key_hash(key.p, key.n);   /* flights: not hits */
-    tide_answer_log lg = { req->id, role, ev_now(app->loop), 0, NULL, sub ? sub : "",
-                           r->route + 4 };
+    uint64_t h = state == TIDE_CACHE_HIT ? 0 : key_hash(key.p, key.n); /* flights: not hits */
+    tide_answer_log lg = {
+        req->id, role, ev_now(app->loop), 0, NULL, sub ? sub : "", r->route + 4
+    };
     if (state == TIDE_CACHE_HIT) {
         st->hits++;
         serve(rc, req, v, vlen, age, "HIT", st, &lg);
@@ -589,8 +561,7 @@ void tide_rcache_admit(tide_app *app, tide_http_req *req, const tide_cache_rule 
             for (int i = 0; i < mc.nparams; i++)
                 mc.params[i].value = copy->path + (m->params[i].value - req->path);
         serve(rc, req, v, vlen, age, "STALE", st, &lg);
-        if (copy)
-            refresh(rc, r, copy, &mc, key.p, key.n, h, claims, sub, role);
+        if (copy) refresh(rc, r, copy, &mc, key.p, key.n, h, claims, sub, role);
     } else {
         flight *f = flight_find(rc, key.p, key.n, h);
         if (f && flight_wait(f, req, claims, sub, role, ev_now(app->loop)) == 0) {
@@ -623,22 +594,21 @@ static int store(tide_rcache_req *cr, const char *ctype, const char *hdrs, const
     memcpy(etag, h.etag, 20);
     size_t vlen = sizeof h + cl + 1 + hl + 1 + blen;
     char *v = malloc(vlen);
-    if (!v)
-        return -1;
+    if (!v) return -1;
     char *p = v;
     memcpy(p, &h, sizeof h);
     p += sizeof h;
     memcpy(p, ctype, cl + 1);
     p += cl + 1;
-    if (hl)
-        memcpy(p, hdrs, hl);
+    if (hl) memcpy(p, hdrs, hl);
     p[hl] = 0;
     p += hl + 1;
     memcpy(p, body, blen);
-    tide_cache_put_opts o = { .ttl = cr->ttl, .swr = cr->swr, .sie = cr->sie, .born = cr->born,
-                              .klass = cr->scope };
-    int rc2 = tide_cache_put(rc->store, cr->key, cr->klen, v, vlen,
-                             ev_now(rc->app->loop), &o, cr->tags, cr->ntags);
+    tide_cache_put_opts o = {
+        .ttl = cr->ttl, .swr = cr->swr, .sie = cr->sie, .born = cr->born, .klass = cr->scope
+    };
+    int rc2 = tide_cache_put(rc->store, cr->key, cr->klen, v, vlen, ev_now(rc->app->loop), &o,
+                             cr->tags, cr->ntags);
     free(v);
     return rc2;
 }
@@ -650,8 +620,7 @@ static void send_answer(tide_rcache *rc, tide_http_req *req, int status, const c
 {
     buf b;
     buf_init(&b);
-    if (hdrs)
-        buf_str(&b, hdrs);
+    if (hdrs) buf_str(&b, hdrs);
     if (etag) {
         buf_str(&b, "ETag: ");
         buf_add(&b, etag, 18);
@@ -661,8 +630,8 @@ static void send_answer(tide_rcache *rc, tide_http_req *req, int status, const c
     buf_str(&b, xcache);
     buf_add(&b, "\r\n", 3);
     int nm = etag && status == 200 && etag_matches(req, etag);
-    send_out(rc, lg, req, nm ? 304 : status, xcache, ctype, b.oom ? hdrs : b.p,
-             nm ? NULL : body, nm ? 0 : blen);
+    send_out(rc, lg, req, nm ? 304 : status, xcache, ctype, b.oom ? hdrs : b.p, nm ? NULL : body,
+             nm ? 0 : blen);
     buf_free(&b);
 }
 
@@ -673,20 +642,16 @@ static void land(tide_rcache_req *cr, int status, const char *ctype, const char 
 {
     tide_rcache *rc = cr->rc;
     flight *f = cr->fl;
-    if (!f)
-        return;
+    if (!f) return;
     flight_unlink(rc, f);
     cr->fl = NULL;
     for (int i = 0; i < f->nw; i++) {
         waiter *w = &f->w[i];
-        tide_answer_log lg = { w->req->id, w->role, w->since, 0, "COALESCED", w->sub,
-                               cr->route };
+        tide_answer_log lg = { w->req->id, w->role, w->since, 0, "COALESCED", w->sub, cr->route };
         if (status == 499 && cr->kind == CR_MISS)
-            rc->next->admit(rc->app, w->req, w->claims, w->sub, w->role);   /* try again */
-        else if (kept)
-            serve(rc, w->req, kept, kept_len, kept_age, "STALE", NULL, &lg);
-        else
-            send_answer(rc, w->req, status, ctype, hdrs, body, blen, xcache, etag, &lg);
+            rc->next->admit(rc->app, w->req, w->claims, w->sub, w->role); /* try again */
+        else if (kept) serve(rc, w->req, kept, kept_len, kept_age, "STALE", NULL, &lg);
+        else send_answer(rc, w->req, status, ctype, hdrs, body, blen, xcache, etag, &lg);
         free(w->claims);
     }
     free(f->w);
@@ -698,9 +663,8 @@ static void land(tide_rcache_req *cr, int status, const char *ctype, const char 
  * X-Cache, ETag, or a kept entry instead of a 5xx) and its access-log line (lg), stores it,
  * answers the requests waiting on it (each with its own line: "cache":"COALESCED"), and frees
  * the context. req NULL: the request went away without an answer, as a 499. */
-static void answer(void *ud, tide_http_req *req, int status, const char *ctype,
-                   const char *headers, const char *body, size_t blen,
-                   const tide_answer_log *lg)
+static void answer(void *ud, tide_http_req *req, int status, const char *ctype, const char *headers,
+                   const char *body, size_t blen, const tide_answer_log *lg)
 {
     tide_rcache_req *cr = ud;
     tide_rcache *rc = cr->rc;
@@ -720,10 +684,8 @@ static void answer(void *ud, tide_http_req *req, int status, const char *ctype,
     if (status == 200 && !cr->skip && cr->key) {
         int rc2 = store(cr, ctype, headers, body, blen, etag);
         stored = rc2 == 0;
-        if (stored)
-            st->stored++;
-        else
-            st->not_stored++;
+        if (stored) st->stored++;
+        else st->not_stored++;
     } else if (status == 200) {
         st->not_stored++;
     }
@@ -731,18 +693,16 @@ static void answer(void *ud, tide_http_req *req, int status, const char *ctype,
         const void *v;
         size_t vlen;
         double age;
-        int s = tide_cache_get(rc->store, cr->key, cr->klen, ev_now(rc->app->loop), cr->sie,
-                               &v, &vlen, &age);
+        int s = tide_cache_get(rc->store, cr->key, cr->klen, ev_now(rc->app->loop), cr->sie, &v,
+                               &vlen, &age);
         if (s != TIDE_CACHE_MISS) {
             /* the entry stays put until the next cache call: copy it for the waiters */
             void *kept = malloc(vlen);
             if (kept) {
                 memcpy(kept, v, vlen);
                 st->stale_if_error++;
-                if (cr->kind == CR_MISS)
-                    serve(rc, req, kept, vlen, age, "STALE", st, lg);
-                else
-                    tide_http_respond(req, status, ctype, headers, body, blen);
+                if (cr->kind == CR_MISS) serve(rc, req, kept, vlen, age, "STALE", st, lg);
+                else tide_http_respond(req, status, ctype, headers, body, blen);
                 land(cr, status, NULL, NULL, NULL, 0, NULL, NULL, kept, vlen, age);
                 free(kept);
                 cr_free(cr);
@@ -750,30 +710,26 @@ static void answer(void *ud, tide_http_req *req, int status, const char *ctype,
             }
         }
     }
-    send_answer(rc, req, status, ctype, headers, body, blen, cr->kind == CR_REFRESH ?
-                "REFRESH" : "MISS", stored ? etag : NULL, cr->kind == CR_REFRESH ? NULL : lg);
+    send_answer(rc, req, status, ctype, headers, body, blen,
+                cr->kind == CR_REFRESH ? "REFRESH" : "MISS", stored ? etag : NULL,
+                cr->kind == CR_REFRESH ? NULL : lg);
     land(cr, status, ctype, headers, body, blen, "MISS", stored ? etag : NULL, NULL, 0, 0);
     cr_free(cr);
 }
 
 void tide_rcache_depend(tide_rcache_req *cr, const char *tag, size_t len)
 {
-    if (!cr || cr->kind == CR_BYPASS)
-        return;
+    if (!cr || cr->kind == CR_BYPASS) return;
     tide_cache_tagid slot = tide_cache_tag(cr->rc->store, tag, len);
     for (int i = 0; i < cr->ntags; i++)
-        if (cr->tags[i] == slot)
-            return;
-    if (cr->ntags == TIDE_CACHE_MAX_TAGS)
-        cr->skip = 1;                    /* depends on too much to say: not stored */
-    else
-        cr->tags[cr->ntags++] = slot;
+        if (cr->tags[i] == slot) return;
+    if (cr->ntags == TIDE_CACHE_MAX_TAGS) cr->skip = 1; /* depends on too much to say: not stored */
+    else cr->tags[cr->ntags++] = slot;
 }
 
 void tide_rcache_skip(tide_rcache_req *cr)
 {
-    if (cr)
-        cr->skip = 1;
+    if (cr) cr->skip = 1;
 }
 
 void tide_rcache_invalidate(tide_app *app, const char *tag, size_t len)
@@ -789,62 +745,53 @@ uint64_t tide_rcache_clock(const tide_app *app)
 
 /* ---- the script API -------------------------------------------------------------------- */
 
-static void script_key(buf *b, const tide_cache_ident *who, int scope, const char *key,
-                       size_t klen)
+static void script_key(buf *b, const tide_cache_ident *who, int scope, const char *key, size_t klen)
 {
     buf_add(b, "S", 1);
     add_identity(b, scope, who->role, who->sub, who->claims);
     buf_add(b, key, klen);
 }
 
-int tide_rcache_script_get(tide_app *app, const tide_cache_ident *who, int scope,
-                           const char *key, size_t klen, double sie, const void **value,
-                           size_t *vlen, double *age, int *stale)
+int tide_rcache_script_get(tide_app *app, const tide_cache_ident *who, int scope, const char *key,
+                           size_t klen, double sie, const void **value, size_t *vlen, double *age,
+                           int *stale)
 {
     tide_rcache *rc = app->cache;
-    if (!rc || scope < 0 || scope >= TIDE_SCOPES)
-        return 0;
+    if (!rc || scope < 0 || scope >= TIDE_SCOPES) return 0;
     buf b;
     buf_init(&b);
     script_key(&b, who, scope, key, klen);
     int s = b.oom ? TIDE_CACHE_MISS
                   : tide_cache_get(rc->store, b.p, b.n, ev_now(app->loop), sie, value, vlen, age);
     buf_free(&b);
-    if (s == TIDE_CACHE_HIT)
-        rc->st[scope].hits++;
-    else if (s != TIDE_CACHE_MISS)
-        rc->st[scope].stale++;
-    else
-        rc->st[scope].misses++;
+    if (s == TIDE_CACHE_HIT) rc->st[scope].hits++;
+    else if (s != TIDE_CACHE_MISS) rc->st[scope].stale++;
+    else rc->st[scope].misses++;
     *stale = s != TIDE_CACHE_HIT;
     return s != TIDE_CACHE_MISS;
 }
 
-int tide_rcache_script_set(tide_app *app, const tide_cache_ident *who, int scope,
-                           const char *key, size_t klen, const char *value, size_t vlen,
-                           double ttl, double swr, double sie, uint64_t born,
-                           const char *const *tags, const size_t *tlens, int ntags)
+int tide_rcache_script_set(tide_app *app, const tide_cache_ident *who, int scope, const char *key,
+                           size_t klen, const char *value, size_t vlen, double ttl, double swr,
+                           double sie, uint64_t born, const char *const *tags, const size_t *tlens,
+                           int ntags)
 {
     tide_rcache *rc = app->cache;
-    if (!rc)
-        return TIDE_ECLOSED;
+    if (!rc) return TIDE_ECLOSED;
     if (scope < 0 || scope >= TIDE_SCOPES || ntags < 0 || ntags > TIDE_CACHE_MAX_TAGS)
         return TIDE_EINVAL;
     tide_cache_tagid slots[TIDE_CACHE_MAX_TAGS];
-    for (int i = 0; i < ntags; i++)
-        slots[i] = tide_cache_tag(rc->store, tags[i], tlens[i]);
+    for (int i = 0; i < ntags; i++) slots[i] = tide_cache_tag(rc->store, tags[i], tlens[i]);
     buf b;
     buf_init(&b);
     script_key(&b, who, scope, key, klen);
     tide_cache_put_opts o = { .ttl = ttl, .swr = swr, .sie = sie, .born = born, .klass = scope };
     int err = b.oom ? TIDE_ENOMEM
-                    : tide_cache_put(rc->store, b.p, b.n, value, vlen, ev_now(app->loop), &o,
-                                     slots, ntags);
+                    : tide_cache_put(rc->store, b.p, b.n, value, vlen, ev_now(app->loop), &o, slots,
+                                     ntags);
     buf_free(&b);
-    if (err == 0)
-        rc->st[scope].stored++;
-    else
-        rc->st[scope].not_stored++;
+    if (err == 0) rc->st[scope].stored++;
+    else rc->st[scope].not_stored++;
     return err;
 }
 
@@ -856,8 +803,7 @@ static int same_rule(const tide_cache_rule *a, const tide_cache_rule *b)
         a->sie != b->sie || a->scope != b->scope || a->nvary != b->nvary)
         return 0;
     for (int i = 0; i < a->nvary; i++)
-        if (strcmp(a->vary[i], b->vary[i]) != 0)
-            return 0;
+        if (strcmp(a->vary[i], b->vary[i]) != 0) return 0;
     return 1;
 }
 
@@ -865,8 +811,7 @@ void tide_rcache_policy_changed(tide_app *app, const tide_cache_policy *old,
                                 const tide_cache_policy *cur)
 {
     tide_rcache *rc = app->cache;
-    if (!rc || !old)
-        return;
+    if (!rc || !old) return;
     if (!cur || strcmp(old->tables, cur->tables) != 0) {
         tide_cache_flush(rc->store);
         tide_info("cache: the tables section of policies/cache.lua changed: entries dropped");
@@ -875,8 +820,7 @@ void tide_rcache_policy_changed(tide_app *app, const tide_cache_policy *old,
     for (int i = 0; i < old->nrules; i++) {
         const tide_cache_rule *o = &old->rules[i];
         int kept = 0;
-        for (int k = 0; k < cur->nrules && !kept; k++)
-            kept = same_rule(o, &cur->rules[k]);
+        for (int k = 0; k < cur->nrules && !kept; k++) kept = same_rule(o, &cur->rules[k]);
         if (!kept) {
             tide_rcache_invalidate(app, o->route, strlen(o->route));
             tide_info("cache: rule %s changed: its entries dropped", o->route);
@@ -886,21 +830,16 @@ void tide_rcache_policy_changed(tide_app *app, const tide_cache_policy *old,
 
 void tide_rcache_flush(tide_app *app, const char *tag, size_t len)
 {
-    if (!app->cache)
-        return;
-    if (tag)
-        tide_rcache_invalidate(app, tag, len);
-    else
-        tide_cache_flush(app->cache->store);
+    if (!app->cache) return;
+    if (tag) tide_rcache_invalidate(app, tag, len);
+    else tide_cache_flush(app->cache->store);
 }
 
 void tide_rcache_heard(tide_app *app, const char *payload, size_t len)
 {
     tide_rcache *rc = app->cache;
-    if (!rc)
-        return;
-    if (len == 0)
-        return;
+    if (!rc) return;
+    if (len == 0) return;
     rc->heard++;
     const char *slash = memchr(payload, '/', len);
     /* "table/KEY" and "table/" + star move the table's tag too: reads of the whole table saw
@@ -918,10 +857,8 @@ void tide_rcache_heard(tide_app *app, const char *payload, size_t len)
 void tide_rcache_hearing(tide_app *app, int up)
 {
     tide_rcache *rc = app->cache;
-    if (!rc)
-        return;
-    if (!up && rc->hearing == 1)
-        rc->hearing_lost++;
+    if (!rc) return;
+    if (!up && rc->hearing == 1) rc->hearing_lost++;
     rc->hearing = up != 0;
     tide_cache_distrust(rc->store, !up);
 }
@@ -931,8 +868,7 @@ void tide_rcache_get_stats(const tide_app *app, tide_rcache_stats *out)
     memset(out, 0, sizeof *out);
     const tide_rcache *rc = app->cache;
     out->hearing = -1;
-    if (!rc)
-        return;
+    if (!rc) return;
     tide_cache_stats cs;
     tide_cache_get_stats(rc->store, &cs);
     out->enabled = 1;
@@ -949,9 +885,11 @@ void tide_rcache_get_stats(const tide_app *app, tide_rcache_stats *out)
     out->hearing_lost = rc->hearing_lost;
     for (int i = 0; i < TIDE_SCOPES; i++) {
         const scope_stats *s = &rc->st[i];
-        out->scope[i] = (tide_rcache_scope_stats){
-            s->hits, s->misses, s->stale, s->stale_if_error, s->coalesced, s->bypass, s->stored,
-            s->not_stored, s->refreshes, s->not_modified, cs.class_entries[i], cs.class_bytes[i] };
+        out->scope[i] =
+            (tide_rcache_scope_stats){ s->hits,           s->misses,           s->stale,
+                                       s->stale_if_error, s->coalesced,        s->bypass,
+                                       s->stored,         s->not_stored,       s->refreshes,
+                                       s->not_modified,   cs.class_entries[i], cs.class_bytes[i] };
     }
 }
 
@@ -959,20 +897,23 @@ size_t tide_rcache_stats_json(const tide_app *app, char *out, size_t cap)
 {
     tide_rcache_stats cs;
     tide_rcache_get_stats(app, &cs);
-    if (!cs.enabled)
-        return (size_t)snprintf(out, cap, "{\"enabled\":false}");
-    size_t n = (size_t)snprintf(out, cap,
+    if (!cs.enabled) return (size_t)snprintf(out, cap, "{\"enabled\":false}");
+    size_t n = (size_t)snprintf(
+        out, cap,
         "{\"enabled\":true,\"entries\":%lld,\"bytes\":%lld,\"max_bytes\":%lld,"
         "\"evictions\":%lld,\"invalidations\":%lld,\"invalidated\":%lld,\"expired\":%lld,"
         "\"raced\":%lld,\"heard\":%lld,\"hearing\":%s,\"hearing_lost\":%lld,"
         "\"entry_overhead_bytes\":%zu,\"scopes\":{",
         cs.entries, cs.bytes, cs.max_bytes, cs.evictions, cs.invalidations, cs.invalidated,
         cs.expired, cs.raced, cs.heard,
-        cs.hearing < 0 ? "null" : cs.hearing ? "true" : "false", cs.hearing_lost,
-        TIDE_CACHE_ENTRY_OVERHEAD);
+        cs.hearing < 0 ? "null"
+        : cs.hearing   ? "true"
+                       : "false",
+        cs.hearing_lost, TIDE_CACHE_ENTRY_OVERHEAD);
     for (int i = 0; i < TIDE_SCOPES && n < cap; i++) {
         const tide_rcache_scope_stats *s = &cs.scope[i];
-        n += (size_t)snprintf(out + n, cap - n,
+        n += (size_t)snprintf(
+            out + n, cap - n,
             "%s\"%s\":{\"hits\":%lld,\"misses\":%lld,\"stale\":%lld,\"stale_if_error\":%lld,"
             "\"coalesced\":%lld,\"bypass\":%lld,\"stored\":%lld,\"not_stored\":%lld,"
             "\"refreshes\":%lld,\"not_modified\":%lld,\"entries\":%lld,\"bytes\":%lld}",
@@ -980,7 +921,6 @@ size_t tide_rcache_stats_json(const tide_app *app, char *out, size_t cap)
             s->coalesced, s->bypass, s->stored, s->not_stored, s->refreshes, s->not_modified,
             s->entries, s->bytes);
     }
-    if (n < cap)
-        n += (size_t)snprintf(out + n, cap - n, "}}");
+    if (n < cap) n += (size_t)snprintf(out + n, cap - n, "}}");
     return n < cap ? n : cap - 1;
 }

@@ -49,11 +49,11 @@ enum { TIDE_SCOPE_PUBLIC = 0, TIDE_SCOPE_ROLE, TIDE_SCOPE_USER, TIDE_SCOPE_CLAIM
 #define TIDE_CACHE_MAX_VARY 4
 
 typedef struct tide_cache_rule {
-    char *route;                 /* "GET /v1/trips/:id" */
-    double ttl, swr, sie;        /* seconds: fresh, stale-while-revalidate, stale-if-error */
-    int scope;                   /* TIDE_SCOPE_* */
+    char *route;          /* "GET /v1/trips/:id" */
+    double ttl, swr, sie; /* seconds: fresh, stale-while-revalidate, stale-if-error */
+    int scope;            /* TIDE_SCOPE_* */
     int nvary;
-    char *vary[TIDE_CACHE_MAX_VARY];     /* lower-case header names */
+    char *vary[TIDE_CACHE_MAX_VARY]; /* lower-case header names */
 } tide_cache_rule;
 
 typedef struct tide_cache_policy tide_cache_policy;
@@ -62,8 +62,7 @@ typedef struct tide_cache_policy tide_cache_policy;
  * scope, vary}, ...}, tables = "<fingerprint of the tables section>"}. tide.boot has checked
  * it (every rule names a GET route of the bundle); this checks what C relies on. Returns the
  * policy, or NULL with a message in err. */
-tide_cache_policy *tide_cache_policy_read(struct lua_State *L, int idx, char *err,
-                                          size_t errlen);
+tide_cache_policy *tide_cache_policy_read(struct lua_State *L, int idx, char *err, size_t errlen);
 void tide_cache_policy_free(tide_cache_policy *p);
 /* The rule for route ("GET /v1/trips/:id"), or NULL. The VM maps each of its routes to its
  * rule once, when the bundle loads. */
@@ -100,18 +99,18 @@ void tide_rcache_invalidate(tide_app *app, const char *tag, size_t len);
  * *value, *vlen, *age (valid until the next cache call) and *stale (past its ttl), or 0. */
 typedef struct tide_cache_ident {
     tide_role role;
-    const char *sub;             /* "" or NULL: none */
-    const char *claims;          /* JSON text */
+    const char *sub;    /* "" or NULL: none */
+    const char *claims; /* JSON text */
 } tide_cache_ident;
-int tide_rcache_script_get(tide_app *app, const tide_cache_ident *who, int scope,
-                           const char *key, size_t klen, double sie, const void **value,
-                           size_t *vlen, double *age, int *stale);
+int tide_rcache_script_get(tide_app *app, const tide_cache_ident *who, int scope, const char *key,
+                           size_t klen, double sie, const void **value, size_t *vlen, double *age,
+                           int *stale);
 /* Returns 0, or TIDE_EAGAIN (a tag moved since born: not stored), TIDE_ETOOBIG, TIDE_EINVAL,
  * TIDE_ENOMEM, TIDE_ECLOSED (no cache). */
-int tide_rcache_script_set(tide_app *app, const tide_cache_ident *who, int scope,
-                           const char *key, size_t klen, const char *value, size_t vlen,
-                           double ttl, double swr, double sie, uint64_t born,
-                           const char *const *tags, const size_t *tlens, int ntags);
+int tide_rcache_script_set(tide_app *app, const tide_cache_ident *who, int scope, const char *key,
+                           size_t klen, const char *value, size_t vlen, double ttl, double swr,
+                           double sie, uint64_t born, const char *const *tags, const size_t *tlens,
+                           int ntags);
 /* The clock to take before reading what will be stored (0 without a cache). */
 uint64_t tide_rcache_clock(const tide_app *app);
 
@@ -130,11 +129,11 @@ void tide_rcache_hearing(tide_app *app, int up);
 
 /* The cache's counters (all zero, enabled 0, without a cache). */
 typedef struct tide_rcache_scope_stats {
-    long long hits, misses, stale, stale_if_error, coalesced, bypass, stored, not_stored,
-        refreshes, not_modified, entries, bytes;
+    long long hits, misses, stale, stale_if_error, coalesced, bypass, stored, not_stored, refreshes,
+        not_modified, entries, bytes;
 } tide_rcache_scope_stats;
 typedef struct tide_rcache_stats {
-    int enabled, hearing;        /* hearing: 1 up, 0 down, -1 no channel */
+    int enabled, hearing; /* hearing: 1 up, 0 down, -1 no channel */
     long long entries, bytes, max_bytes, evictions, invalidations, invalidated, expired, raced,
         heard, hearing_lost;
     tide_rcache_scope_stats scope[TIDE_SCOPES];

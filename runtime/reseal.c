@@ -18,9 +18,9 @@
  * status: 0 when no v1 row is left, 1 when some could not be opened (wrong crypto key?) or
  * changed under it, 2 on a config or database error. */
 
-#define RESEAL_CONTEXT "api_keys"                 /* scripts/api_keys.lua context()[1] */
-#define RESEAL_HASH_LABEL "tide api key hash v1"  /* scripts/api_keys.lua HASH_LABEL */
-#define RESEAL_BATCH "200"
+#define RESEAL_CONTEXT    "api_keys"             /* scripts/api_keys.lua context()[1] */
+#define RESEAL_HASH_LABEL "tide api key hash v1" /* scripts/api_keys.lua HASH_LABEL */
+#define RESEAL_BATCH      "200"
 
 /* Re-seals one v1 row. Returns 1 (rewritten), 0 (changed meanwhile), -1 (does not open),
  * -2 (database error, reported). */
@@ -88,14 +88,17 @@ int tide_reseal(const tide_config *cfg)
     /* in batches by id, one transaction each, so a large table never holds one long lock */
     while (more && status == 0) {
         if (reseal_exec(conn, "BEGIN") != 0 ||
-            reseal_exec(conn, "SET LOCAL ROLE service_role") != 0) { status = 2; break; }
+            reseal_exec(conn, "SET LOCAL ROLE service_role") != 0) {
+            status = 2;
+            break;
+        }
         const char *params[] = { after };
-        PGresult *rows = PQexecParams(
-            conn,
-            "SELECT id::text, user_id::text, service_name, key_name, encrypted_key"
-            " FROM public.api_keys WHERE encrypted_key LIKE 'v1:%' AND id > $1::uuid"
-            " ORDER BY id LIMIT " RESEAL_BATCH " FOR UPDATE",
-            1, NULL, params, NULL, NULL, 0);
+        PGresult *rows =
+            PQexecParams(conn,
+                         "SELECT id::text, user_id::text, service_name, key_name, encrypted_key"
+                         " FROM public.api_keys WHERE encrypted_key LIKE 'v1:%' AND id > $1::uuid"
+                         " ORDER BY id LIMIT " RESEAL_BATCH " FOR UPDATE",
+                         1, NULL, params, NULL, NULL, 0);
         if (PQresultStatus(rows) != PGRES_TUPLES_OK) {
             fprintf(stderr, "tide reseal: %s", PQresultErrorMessage(rows));
             PQclear(rows);
@@ -110,8 +113,10 @@ int tide_reseal(const tide_config *cfg)
             else if (rc == 0) changed++;
             else if (rc == -1) {
                 unreadable++;
-                fprintf(stderr, "tide reseal: key %s does not open with the configured key; "
-                                "left as it is\n", PQgetvalue(rows, i, 0));
+                fprintf(stderr,
+                        "tide reseal: key %s does not open with the configured key; "
+                        "left as it is\n",
+                        PQgetvalue(rows, i, 0));
             } else status = 2;
         }
         if (n > 0) snprintf(after, sizeof after, "%s", PQgetvalue(rows, n - 1, 0));
@@ -127,10 +132,8 @@ int tide_reseal(const tide_config *cfg)
         if (unreadable == 0 && changed == 0)
             printf("tide reseal: no v1 keys left; the table owner may now run: ALTER TABLE "
                    "public.api_keys VALIDATE CONSTRAINT api_keys_encrypted_key_not_v1;\n");
-        else
-            status = 1;
+        else status = 1;
     }
     PQfinish(conn);
     return status;
 }
-

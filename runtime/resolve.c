@@ -29,7 +29,7 @@ struct tide_resolver {
     /* the DSN split for PQconnectStartParams; the last keyword is hostaddr */
     const char **kw, **val;
     PQconninfoOption *opts;
-    char addr[INET6_ADDRSTRLEN];   /* last resolved address ("" = none yet) */
+    char addr[INET6_ADDRSTRLEN]; /* last resolved address ("" = none yet) */
     double addr_at;
     tide_resolve_cb done;
     void *arg;
@@ -56,7 +56,10 @@ static void *dns_thread(void *arg)
         /* IPv4 first: servers commonly listen on it alone */
         const struct addrinfo *pick = res;
         for (const struct addrinfo *a = res; a; a = a->ai_next)
-            if (a->ai_family == AF_INET) { pick = a; break; }
+            if (a->ai_family == AF_INET) {
+                pick = a;
+                break;
+            }
         const void *sa = pick->ai_family == AF_INET
                              ? (const void *)&((struct sockaddr_in *)pick->ai_addr)->sin_addr
                              : (const void *)&((struct sockaddr_in6 *)pick->ai_addr)->sin6_addr;
@@ -98,7 +101,10 @@ int tide_resolve_new(struct ev_loop *loop, const char *dsn, tide_resolve_cb done
     *out = NULL;
     char *err = NULL;
     PQconninfoOption *opts = PQconninfoParse(dsn, &err);
-    if (!opts) { PQfreemem(err); return TIDE_EINVAL; }
+    if (!opts) {
+        PQfreemem(err);
+        return TIDE_EINVAL;
+    }
     const char *host = NULL, *hostaddr = NULL;
     int n = 0;
     for (PQconninfoOption *o = opts; o->keyword; o++) {
@@ -111,7 +117,7 @@ int tide_resolve_new(struct ev_loop *loop, const char *dsn, tide_resolve_cb done
     if (!host || hostaddr || host[0] == '/' || strchr(host, ',') || strlen(host) >= 256 ||
         inet_pton(AF_INET, host, buf) == 1 || inet_pton(AF_INET6, host, buf) == 1) {
         PQconninfoFree(opts);
-        return 0;                                     /* libpq will not need a resolver */
+        return 0; /* libpq will not need a resolver */
     }
     tide_resolver *r = calloc(1, sizeof *r);
     if (r) {
@@ -120,7 +126,12 @@ int tide_resolve_new(struct ev_loop *loop, const char *dsn, tide_resolve_cb done
         r->dns = calloc(1, sizeof *r->dns);
     }
     if (!r || !r->kw || !r->val || !r->dns) {
-        if (r) { free(r->kw); free(r->val); free(r->dns); free(r); }
+        if (r) {
+            free(r->kw);
+            free(r->val);
+            free(r->dns);
+            free(r);
+        }
         PQconninfoFree(opts);
         return TIDE_ENOMEM;
     }
@@ -131,7 +142,7 @@ int tide_resolve_new(struct ev_loop *loop, const char *dsn, tide_resolve_cb done
         r->val[i] = o->val;
         i++;
     }
-    r->kw[i] = "hostaddr";                    /* its value is filled in by tide_resolve_params */
+    r->kw[i] = "hostaddr"; /* its value is filled in by tide_resolve_params */
     r->opts = opts;
     r->loop = loop;
     r->done = done;
@@ -142,7 +153,7 @@ int tide_resolve_new(struct ev_loop *loop, const char *dsn, tide_resolve_cb done
     ev_async_init(&r->dns->async, dns_done_cb);
     r->dns->async.data = r;
     ev_async_start(loop, &r->dns->async);
-    ev_unref(loop);                           /* a resolver alone must not keep the loop */
+    ev_unref(loop); /* a resolver alone must not keep the loop */
     *out = r;
     return 0;
 }
@@ -168,10 +179,7 @@ void tide_resolve_start(tide_resolver *r, double max_age)
     pthread_attr_destroy(&attr);
 }
 
-const char *tide_resolve_addr(const tide_resolver *r)
-{
-    return r->addr;
-}
+const char *tide_resolve_addr(const tide_resolver *r) { return r->addr; }
 
 int tide_resolve_pending(tide_resolver *r)
 {
@@ -186,7 +194,7 @@ void tide_resolve_params(tide_resolver *r, const char *const **kw, const char *c
 {
     int i = 0;
     while (r->kw[i]) i++;
-    r->val[i - 1] = r->addr;                  /* the hostaddr slot: the last keyword */
+    r->val[i - 1] = r->addr; /* the hostaddr slot: the last keyword */
     *kw = r->kw;
     *val = r->val;
 }
@@ -200,7 +208,7 @@ void tide_resolve_free(tide_resolver *r)
     int running = r->dns->running;
     r->dns->owner_gone = 1;
     pthread_mutex_unlock(&r->dns->mu);
-    if (!running) dns_free_ctx(r->dns);       /* else the thread frees it */
+    if (!running) dns_free_ctx(r->dns); /* else the thread frees it */
     free(r->kw);
     free(r->val);
     PQconninfoFree(r->opts);

@@ -21,8 +21,8 @@ typedef void (*tide_resolve_cb)(void *arg, const char *error);
  * socket, not a list, no hostaddr) creates a resolver into *out, else sets *out to NULL and
  * returns 0 (libpq needs no resolver: connect with the DSN). Nothing resolves before
  * tide_resolve_start(). Returns 0, TIDE_EINVAL (unparsable DSN) or TIDE_ENOMEM. */
-TIDE_MUST_CHECK int tide_resolve_new(struct ev_loop *loop, const char *dsn,
-                                     tide_resolve_cb done, void *arg, tide_resolver **out);
+TIDE_MUST_CHECK int tide_resolve_new(struct ev_loop *loop, const char *dsn, tide_resolve_cb done,
+                                     void *arg, tide_resolver **out);
 
 /* Starts a resolution when there is no address yet or it is older than max_age seconds, and
  * none is running. done() follows from the loop, never from inside this call. */

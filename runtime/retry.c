@@ -27,7 +27,7 @@ void tide_retry_budget_deposit(tide_retry_budget *b)
 
 int tide_retry_budget_withdraw(tide_retry_budget *b)
 {
-    if (b->tokens < 1 - 1e-9) return 0;      /* 5 x 0.2 must buy a retry despite rounding */
+    if (b->tokens < 1 - 1e-9) return 0; /* 5 x 0.2 must buy a retry despite rounding */
     b->tokens -= 1;
     return 1;
 }

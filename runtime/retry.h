@@ -9,8 +9,8 @@ double tide_backoff(int attempt, double base, double cap, double r);
 
 typedef struct tide_retry_budget {
     double tokens;
-    double ratio;            /* tokens earned per call: retries may be this share of calls */
-    double max;              /* bucket size (also the burst of retries allowed) */
+    double ratio; /* tokens earned per call: retries may be this share of calls */
+    double max;   /* bucket size (also the burst of retries allowed) */
 } tide_retry_budget;
 
 void tide_retry_budget_init(tide_retry_budget *b, double ratio, double max);

@@ -33,17 +33,14 @@ struct tide_router {
 static int method_index(const char *m)
 {
     for (int i = 0; i < NMETHODS; i++)
-        if (strcmp(m, methods[i]) == 0)
-            return i;
+        if (strcmp(m, methods[i]) == 0) return i;
     return -1;
 }
 
 static void node_free(node *n)
 {
-    if (!n)
-        return;
-    for (int i = 0; i < n->nkids; i++)
-        node_free(n->kids[i]);
+    if (!n) return;
+    for (int i = 0; i < n->nkids; i++) node_free(n->kids[i]);
     node_free(n->param);
     free(n->kids);
     free(n->seg);
@@ -62,12 +59,10 @@ tide_router *tide_router_new(void)
 
 void tide_router_free(tide_router *r)
 {
-    if (!r)
-        return;
+    if (!r) return;
     node_free(r->root);
     for (int i = 0; i < r->nroutes; i++)
-        for (int k = 0; k < r->routes[i].nparams; k++)
-            free(r->routes[i].names[k]);
+        for (int k = 0; k < r->routes[i].nparams; k++) free(r->routes[i].names[k]);
     free(r->routes);
     free(r);
 }
@@ -75,8 +70,7 @@ void tide_router_free(tide_router *r)
 static node *static_child(const node *n, const char *s, size_t len)
 {
     for (int i = 0; i < n->nkids; i++)
-        if (n->kids[i]->seglen == len && memcmp(n->kids[i]->seg, s, len) == 0)
-            return n->kids[i];
+        if (n->kids[i]->seglen == len && memcmp(n->kids[i]->seg, s, len) == 0) return n->kids[i];
     return NULL;
 }
 
@@ -94,8 +88,7 @@ static int param_name_ok(const char *s, size_t len)
 int tide_router_add(tide_router *r, const char *method, const char *pattern, int id)
 {
     int mi = method_index(method);
-    if (mi < 0 || id < 0 || pattern[0] != '/')
-        return TIDE_EINVAL;
+    if (mi < 0 || id < 0 || pattern[0] != '/') return TIDE_EINVAL;
     route rt = { .id = id };
     node *n = r->root;
     int err = TIDE_EINVAL;
@@ -104,8 +97,7 @@ int tide_router_add(tide_router *r, const char *method, const char *pattern, int
         for (int i = 0;; i++) {
             const char *e = strchr(p, '/');
             size_t len = e ? (size_t)(e - p) : strlen(p);
-            if (len == 0 || i == TIDE_ROUTER_MAX_SEGS)
-                goto fail;
+            if (len == 0 || i == TIDE_ROUTER_MAX_SEGS) goto fail;
             if (p[0] == ':') {
                 if (!param_name_ok(p + 1, len - 1) || rt.nparams == TIDE_ROUTER_MAX_PARAMS)
                     goto fail;
@@ -113,19 +105,16 @@ int tide_router_add(tide_router *r, const char *method, const char *pattern, int
                     if (strlen(rt.names[k]) == len - 1 && memcmp(rt.names[k], p + 1, len - 1) == 0)
                         goto fail;
                 err = TIDE_ENOMEM;
-                if (!(rt.names[rt.nparams] = strndup(p + 1, len - 1)))
-                    goto fail;
+                if (!(rt.names[rt.nparams] = strndup(p + 1, len - 1))) goto fail;
                 rt.pos[rt.nparams++] = i;
-                if (!n->param && !(n->param = calloc(1, sizeof *n->param)))
-                    goto fail;
+                if (!n->param && !(n->param = calloc(1, sizeof *n->param))) goto fail;
                 n = n->param;
             } else {
                 node *c = static_child(n, p, len);
                 if (!c) {
                     err = TIDE_ENOMEM;
                     node **kids = realloc(n->kids, (size_t)(n->nkids + 1) * sizeof *kids);
-                    if (!kids)
-                        goto fail;
+                    if (!kids) goto fail;
                     n->kids = kids;
                     if (!(c = calloc(1, sizeof *c)) || !(c->seg = strndup(p, len))) {
                         free(c);
@@ -137,13 +126,11 @@ int tide_router_add(tide_router *r, const char *method, const char *pattern, int
                 n = c;
             }
             err = TIDE_EINVAL;
-            if (!e)
-                break;
+            if (!e) break;
             p = e + 1;
         }
     }
-    if (n->route[mi])
-        goto fail; /* a duplicate (the nodes made stay, empty) */
+    if (n->route[mi]) goto fail; /* a duplicate (the nodes made stay, empty) */
     if (r->nroutes == r->cap) {
         int cap = r->cap ? r->cap * 2 : 16;
         route *rs = realloc(r->routes, (size_t)cap * sizeof *rs);
@@ -158,8 +145,7 @@ int tide_router_add(tide_router *r, const char *method, const char *pattern, int
     n->route[mi] = r->nroutes;
     return 0;
 fail:
-    for (int k = 0; k < rt.nparams; k++)
-        free(rt.names[k]);
+    for (int k = 0; k < rt.nparams; k++) free(rt.names[k]);
     return err;
 }
 
@@ -172,16 +158,13 @@ typedef struct segs {
 
 static int walk(const node *n, const segs *sg, int i, int mi)
 {
-    if (i == sg->n)
-        return n->route[mi];
+    if (i == sg->n) return n->route[mi];
     const node *c = static_child(n, sg->s[i], sg->len[i]);
     if (c) {
         int r = walk(c, sg, i + 1, mi);
-        if (r)
-            return r;
+        if (r) return r;
     }
-    if (n->param && sg->len[i] > 0)
-        return walk(n->param, sg, i + 1, mi);
+    if (n->param && sg->len[i] > 0) return walk(n->param, sg, i + 1, mi);
     return 0;
 }
 
@@ -191,27 +174,21 @@ static unsigned collect(const node *n, const segs *sg, int i)
     if (i == sg->n) {
         unsigned m = 0;
         for (int k = 0; k < NMETHODS; k++)
-            if (n->route[k])
-                m |= 1u << k;
+            if (n->route[k]) m |= 1u << k;
         return m;
     }
     unsigned m = 0;
     const node *c = static_child(n, sg->s[i], sg->len[i]);
-    if (c)
-        m |= collect(c, sg, i + 1);
-    if (n->param && sg->len[i] > 0)
-        m |= collect(n->param, sg, i + 1);
+    if (c) m |= collect(c, sg, i + 1);
+    if (n->param && sg->len[i] > 0) m |= collect(n->param, sg, i + 1);
     return m;
 }
 
 static int hexval(char c)
 {
-    if (c >= '0' && c <= '9')
-        return c - '0';
-    if (c >= 'a' && c <= 'f')
-        return c - 'a' + 10;
-    if (c >= 'A' && c <= 'F')
-        return c - 'A' + 10;
+    if (c >= '0' && c <= '9') return c - '0';
+    if (c >= 'a' && c <= 'f') return c - 'a' + 10;
+    if (c >= 'A' && c <= 'F') return c - 'A' + 10;
     return -1;
 }
 
@@ -220,18 +197,14 @@ long tide_router_decode(const char *s, size_t n, char *out)
     size_t o = 0;
     for (size_t i = 0; i < n; i++) {
         if (s[i] != '%') {
-            if (out)
-                out[o] = s[i];
+            if (out) out[o] = s[i];
             o++;
             continue;
         }
-        if (i + 2 >= n)
-            return -1;
+        if (i + 2 >= n) return -1;
         int h = hexval(s[i + 1]), l = hexval(s[i + 2]);
-        if (h < 0 || l < 0 || (h | l) == 0)
-            return -1;
-        if (out)
-            out[o] = (char)(h * 16 + l);
+        if (h < 0 || l < 0 || (h | l) == 0) return -1;
+        if (out) out[o] = (char)(h * 16 + l);
         o++;
         i += 2;
     }
@@ -245,19 +218,16 @@ int tide_router_match(const tide_router *r, const char *method, const char *path
     m->id = -1;
     m->allow[0] = 0;
     m->status = TIDE_ROUTE_NOT_FOUND;
-    if (!r || len == 0 || path[0] != '/')
-        return m->status;
+    if (!r || len == 0 || path[0] != '/') return m->status;
     segs sg = { .n = 0 };
     if (len > 1) {
         const char *s = path + 1, *end = path + len;
         for (;;) {
-            if (sg.n == TIDE_ROUTER_MAX_SEGS)
-                return m->status; /* longer than any pattern */
+            if (sg.n == TIDE_ROUTER_MAX_SEGS) return m->status; /* longer than any pattern */
             const char *e = memchr(s, '/', (size_t)(end - s));
             sg.s[sg.n] = s;
             sg.len[sg.n++] = e ? (size_t)(e - s) : (size_t)(end - s);
-            if (!e)
-                break;
+            if (!e) break;
             s = e + 1;
         }
     }
@@ -281,8 +251,7 @@ int tide_router_match(const tide_router *r, const char *method, const char *path
         return m->status = TIDE_ROUTE_FOUND;
     }
     unsigned bits = collect(r->root, &sg, 0);
-    if (!bits)
-        return m->status;
+    if (!bits) return m->status;
     size_t n = 0;
     for (int k = 0; k < NMETHODS; k++)
         if (bits & (1u << k)) {

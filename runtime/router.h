@@ -22,7 +22,7 @@
 #include <stddef.h>
 #include "error.h"
 
-#define TIDE_ROUTER_MAX_SEGS 64   /* segments of a pattern; a longer path matches nothing */
+#define TIDE_ROUTER_MAX_SEGS   64 /* segments of a pattern; a longer path matches nothing */
 #define TIDE_ROUTER_MAX_PARAMS 16 /* :params of a pattern */
 
 typedef struct tide_router tide_router;

@@ -30,8 +30,8 @@
 #include <unistd.h>
 #include <sys/random.h>
 
-#define TIDE_DRAIN_SECONDS 10.0
-#define TIDE_WATCH_DEBOUNCE 0.1     /* --watch reloads this long after the last change */
+#define TIDE_DRAIN_SECONDS  10.0
+#define TIDE_WATCH_DEBOUNCE 0.1 /* --watch reloads this long after the last change */
 
 /* The request's id is always tide's own (this process's random prefix and a counter), so no
  * client can make its request pass for another in the logs or pg_stat_activity. The client's
@@ -85,9 +85,9 @@ static void upstream_opened(tide_upstream *u, void *arg)
 void tide_server_apply_policy(tide_app *app)
 {
     for (int i = 0; i < TIDE_UPSTREAMS; i++) {
-        if (app->ups[i] != &app->upstream_store[i]) continue;      /* an alias of direct */
+        if (app->ups[i] != &app->upstream_store[i]) continue; /* an alias of direct */
         tide_resilience r = *tide_vm_resilience(app->vm, i);
-        if (app->nworkers > 1)           /* the configured budget is for all workers together */
+        if (app->nworkers > 1) /* the configured budget is for all workers together */
             r.pool.size = r.pool.size / app->nworkers > 0 ? r.pool.size / app->nworkers : 1;
         if (r.fallback >= 0 && app->ups[r.fallback] == app->ups[i]) r.fallback = -1;
         if (r.depends_on >= 0 && app->ups[r.depends_on] == app->ups[i]) r.depends_on = -1;
@@ -131,8 +131,8 @@ int tide_server_load(tide_app *app, int from_snapshot, tide_vm **out, char *err,
                       b.generation, b.nfiles, b.bytes, b.stored_by, wall_now() - b.stored_at,
                       c->scripts_dir, c->policies_dir);
         else
-            tide_warn("no last bundle to serve (%s): reading %s, %s and %s", serr,
-                      c->bindings_dir, c->scripts_dir, c->policies_dir);
+            tide_warn("no last bundle to serve (%s): reading %s, %s and %s", serr, c->bindings_dir,
+                      c->scripts_dir, c->policies_dir);
     }
     if (rc != 0) {
         from_snapshot = 0;
@@ -164,7 +164,7 @@ int tide_server_load(tide_app *app, int from_snapshot, tide_vm **out, char *err,
 void tide_server_reload(tide_app *app, const char *why)
 {
     char err[2048], status[160];
-    if (app->draining) {        /* nothing new is served any more; the manager saw STOPPING */
+    if (app->draining) { /* nothing new is served any more; the manager saw STOPPING */
         tide_info("reload (%s) ignored: draining", why);
         tide_supervise_note_bundle(tide_vm_route_count(app->vm), 1);
         return;
@@ -174,8 +174,10 @@ void tide_server_reload(tide_app *app, const char *why)
     if (tide_server_load(app, 0, &vm, err, sizeof err) != 0) {
         app->reload_failures++;
         tide_error("reload (%s) rejected, the previous bundle keeps serving: %s", why, err);
-        snprintf(status, sizeof status, "serving %d routes; the last reload was rejected "
-                 "(see the log)", tide_vm_route_count(app->vm));
+        snprintf(status, sizeof status,
+                 "serving %d routes; the last reload was rejected "
+                 "(see the log)",
+                 tide_vm_route_count(app->vm));
         notified(tide_notify_ready(status));
         tide_supervise_note_bundle(tide_vm_route_count(app->vm), 0);
         return;
@@ -209,8 +211,8 @@ void tide_server_watch(tide_app *app)
 {
     const char *dirs[] = { app->cfg.scripts_dir, app->cfg.policies_dir };
     char err[512];
-    if (tide_watch_start(app->loop, dirs, 2, TIDE_WATCH_DEBOUNCE, on_change, app, &app->watch,
-                         err, sizeof err) != 0) {
+    if (tide_watch_start(app->loop, dirs, 2, TIDE_WATCH_DEBOUNCE, on_change, app, &app->watch, err,
+                         sizeof err) != 0) {
         tide_warn("--watch: %s; serving without watching (SIGHUP still reloads)", err);
         app->watch = NULL;
         return;
@@ -223,7 +225,8 @@ void tide_server_watch(tide_app *app)
 
 static void on_sighup(struct ev_loop *loop, ev_signal *w, int revents)
 {
-    (void)loop; (void)revents;
+    (void)loop;
+    (void)revents;
     tide_server_reload(w->data, "SIGHUP");
 }
 
@@ -243,7 +246,10 @@ static void on_sigterm(struct ev_loop *loop, ev_signal *w, int revents)
 {
     (void)revents;
     tide_app *app = w->data;
-    if (app->draining) { ev_break(loop, EVBREAK_ALL); return; }  /* second signal: now */
+    if (app->draining) {
+        ev_break(loop, EVBREAK_ALL);
+        return;
+    } /* second signal: now */
     app->draining = 1;
     app->drain_started = ev_now(loop);
     tide_info("draining: %lld requests in flight", app->inflight);
@@ -259,7 +265,8 @@ static void on_sigterm(struct ev_loop *loop, ev_signal *w, int revents)
 /* After the loop wakes: note when this pass's work started. */
 static void on_check(struct ev_loop *loop, ev_check *w, int revents)
 {
-    (void)loop; (void)revents;
+    (void)loop;
+    (void)revents;
     tide_app *app = w->data;
     app->pass_started = ev_time();
 }
@@ -270,7 +277,8 @@ static void on_check(struct ev_loop *loop, ev_check *w, int revents)
  * long the pass kept every other request waiting. */
 static void on_prepare(struct ev_loop *loop, ev_prepare *w, int revents)
 {
-    (void)loop; (void)revents;
+    (void)loop;
+    (void)revents;
     tide_app *app = w->data;
     tide_log_flush_pass();
     if (app->pass_started > 0) {
@@ -295,7 +303,7 @@ int tide_server_start(tide_app *app)
     snprintf(app->id_prefix, sizeof app->id_prefix, "%02x%02x%02x%02x", rnd[0], rnd[1], rnd[2],
              rnd[3]);
     if (tide_jwt_cache_new(4096, &app->jwt_cache) != 0) return TIDE_ENOMEM;
-    int lrc = tide_log_attach(app->loop, c->log_buffer_bytes);   /* from here, logs never block */
+    int lrc = tide_log_attach(app->loop, c->log_buffer_bytes); /* from here, logs never block */
     if (lrc != 0) {
         tide_error("cannot set up the log buffers: %s", tide_strerror(lrc));
         return lrc;
@@ -309,14 +317,13 @@ int tide_server_start(tide_app *app)
     ev_check_init(&app->pass_check, on_check);
     app->pass_check.data = app;
     ev_check_start(app->loop, &app->pass_check);
-    int rc = tide_http_listen(app->loop, c->listen_host, c->listen_port, &c->http, on_request,
-                              app, &app->http);
+    int rc = tide_http_listen(app->loop, c->listen_host, c->listen_port, &c->http, on_request, app,
+                              &app->http);
     if (rc != 0) {
         tide_error("cannot listen on %s:%d", c->listen_host, c->listen_port);
         return rc;
     }
-    if ((rc = tide_admin_start(app)) != 0)
-        return rc;
+    if ((rc = tide_admin_start(app)) != 0) return rc;
     ev_signal_init(&app->sighup, on_sighup, SIGHUP);
     app->sighup.data = app;
     ev_signal_start(app->loop, &app->sighup);

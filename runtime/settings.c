@@ -61,8 +61,8 @@ static void enum_error(char *err, size_t errlen, const char *name, const tide_se
     int len = snprintf(err, errlen, "%s must be one of ", name);
     for (const tide_setting_name *n = s->names; n && n->name && len >= 0 && (size_t)len < errlen;
          n++)
-        len += snprintf(err + len, errlen - (size_t)len, "%s%s", n == s->names ? "" : ", ",
-                        n->name);
+        len +=
+            snprintf(err + len, errlen - (size_t)len, "%s%s", n == s->names ? "" : ", ", n->name);
 }
 
 int tide_settings_defaults(const tide_setting *t, size_t n, void *obj)
@@ -72,10 +72,11 @@ int tide_settings_defaults(const tide_setting *t, size_t n, void *obj)
         case TIDE_SET_NUMBER: put_num(obj, &t[i], t[i].def); break;
         case TIDE_SET_SIZE: put_size(obj, &t[i], (size_t)t[i].def); break;
         case TIDE_SET_STRING:
-            *str_slot(obj, &t[i]) = NULL;   /* nothing to free yet */
+            *str_slot(obj, &t[i]) = NULL; /* nothing to free yet */
             if (put_str(obj, &t[i], t[i].def_str) != 0) return TIDE_ENOMEM;
             break;
-        case TIDE_SET_TABLE: case TIDE_SET_IGNORED: break;
+        case TIDE_SET_TABLE:
+        case TIDE_SET_IGNORED: break;
         default: put_int(obj, &t[i], (int)t[i].def); break;
         }
     }
@@ -87,18 +88,17 @@ void tide_settings_free(const tide_setting *t, size_t n, void *obj)
     for (size_t i = 0; i < n; i++)
         if (t[i].type == TIDE_SET_STRING) {
             char **slot = str_slot(obj, &t[i]);
-            if (*slot) memset(*slot, 0, strlen(*slot));   /* secrets do not linger in freed memory */
+            if (*slot) memset(*slot, 0, strlen(*slot)); /* secrets do not linger in freed memory */
             free(*slot);
             *slot = NULL;
         }
 }
 
 /* "label.section.key", parts left out when NULL. */
-static void name_of(char *buf, size_t cap, const char *label, const char *section,
-                    const char *key)
+static void name_of(char *buf, size_t cap, const char *label, const char *section, const char *key)
 {
-    snprintf(buf, cap, "%s%s%s%s%s", label ? label : "", label ? "." : "",
-             section ? section : "", section && key ? "." : "", key ? key : "");
+    snprintf(buf, cap, "%s%s%s%s%s", label ? label : "", label ? "." : "", section ? section : "",
+             section && key ? "." : "", key ? key : "");
 }
 
 static int is_section(const tide_setting *t, size_t n, const char *name)
@@ -144,7 +144,10 @@ static int check_keys(lua_State *L, const tide_setting *t, size_t n, const char 
             snprintf(err, errlen, "%s is not a setting (a typo?)", name);
             rc = TIDE_EINVAL;
         }
-        if (rc != 0) { lua_pop(L, 2); return rc; }
+        if (rc != 0) {
+            lua_pop(L, 2);
+            return rc;
+        }
         lua_pop(L, 1);
     }
     return 0;
@@ -162,8 +165,7 @@ static int store(lua_State *L, const tide_setting *s, void *obj, const char *nam
             return TIDE_EINVAL;
         }
         return 0;
-    case TIDE_SET_IGNORED:
-        return 0;
+    case TIDE_SET_IGNORED: return 0;
     case TIDE_SET_STRING:
         if (t != LUA_TSTRING || (lua_objlen(L, -1) == 0 && !(s->flags & TIDE_SET_EMPTY))) {
             snprintf(err, errlen, "%s must be a %sstring", name,
@@ -232,7 +234,10 @@ int tide_settings_read(lua_State *L, int idx, const tide_setting *t, size_t n, v
         const tide_setting *s = &t[i];
         if (s->section) {
             lua_getfield(L, -1, s->section);
-            if (!lua_istable(L, -1)) { lua_pop(L, 1); continue; }
+            if (!lua_istable(L, -1)) {
+                lua_pop(L, 1);
+                continue;
+            }
         }
         lua_getfield(L, -1, s->key);
         if (!lua_isnil(L, -1)) {
@@ -250,7 +255,10 @@ const char *tide_settings_env_name(const tide_setting *s, const char *instance, 
 {
     size_t o = 0;
     for (const char *p = s->env ? s->env : ""; *p && o + 1 < cap; p++) {
-        if (*p != '*' || !instance) { buf[o++] = *p; continue; }
+        if (*p != '*' || !instance) {
+            buf[o++] = *p;
+            continue;
+        }
         for (const char *q = instance; *q && o + 1 < cap; q++)
             buf[o++] = (char)toupper((unsigned char)*q);
     }
@@ -259,8 +267,8 @@ const char *tide_settings_env_name(const tide_setting *s, const char *instance, 
 }
 
 /* Checks and stores environment value v (set, not empty) of variable var for row s. */
-static int store_env(const tide_setting *s, void *obj, const char *var, const char *v,
-                     char *err, size_t errlen)
+static int store_env(const tide_setting *s, void *obj, const char *var, const char *v, char *err,
+                     size_t errlen)
 {
     switch (s->type) {
     case TIDE_SET_STRING:
@@ -311,22 +319,20 @@ static int store_env(const tide_setting *s, void *obj, const char *var, const ch
         return 0;
     }
     case TIDE_SET_TABLE:
-    case TIDE_SET_IGNORED:
-        return 0;
+    case TIDE_SET_IGNORED: return 0;
     }
     return TIDE_EINVAL;
 }
 
-int tide_settings_env(const tide_setting *t, size_t n, void *obj, const char *instance,
-                      char *err, size_t errlen)
+int tide_settings_env(const tide_setting *t, size_t n, void *obj, const char *instance, char *err,
+                      size_t errlen)
 {
     char var[128];
     for (size_t i = 0; i < n; i++) {
         if (!t[i].env) continue;
         const char *v = getenv(tide_settings_env_name(&t[i], instance, var, sizeof var));
         /* unset leaves the value; so does empty, but where "" is a value of its own */
-        if (!v || (!*v && !(t[i].type == TIDE_SET_STRING && t[i].flags & TIDE_SET_EMPTY)))
-            continue;
+        if (!v || (!*v && !(t[i].type == TIDE_SET_STRING && t[i].flags & TIDE_SET_EMPTY))) continue;
         int rc = store_env(&t[i], obj, var, v, err, errlen);
         if (rc != 0) return rc;
     }
@@ -348,7 +354,10 @@ static void print_dsn(FILE *f, const char *v)
         return;
     }
     const char *pw = strstr(v, "password=");
-    if (!pw) { fprintf(f, "\"%s\"", v); return; }
+    if (!pw) {
+        fprintf(f, "\"%s\"", v);
+        return;
+    }
     const char *end = strchr(pw, ' ');
     fprintf(f, "\"%.*s***%s\"", (int)(pw + 9 - v), v, end ? end : "");
 }
@@ -423,7 +432,10 @@ static const char *type_name(tide_setting_type t)
  * the same (0.05, not 0.050000000000000003). */
 static void lua_number(FILE *f, double v)
 {
-    if (v == floor(v) && fabs(v) < 1e15) { fprintf(f, "%.0f", v); return; }
+    if (v == floor(v) && fabs(v) < 1e15) {
+        fprintf(f, "%.0f", v);
+        return;
+    }
     char buf[32];
     for (int digits = 15; digits <= 17; digits++) {
         snprintf(buf, sizeof buf, "%.*g", digits, v);
@@ -441,14 +453,17 @@ void tide_settings_write_lua(FILE *f, const tide_setting *t, size_t n, const cha
         fprintf(f, "  { key = \"%s\", type = \"%s\"", s->key, type_name(s->type));
         if (s->section) fprintf(f, ", section = \"%s\"", s->section);
         switch (s->type) {
-        case TIDE_SET_INT: case TIDE_SET_NUMBER: case TIDE_SET_SIZE:
-            fputs(", min = ", f); lua_number(f, s->min);
-            fputs(", max = ", f); lua_number(f, s->max);
-            fputs(", default = ", f); lua_number(f, s->def);
+        case TIDE_SET_INT:
+        case TIDE_SET_NUMBER:
+        case TIDE_SET_SIZE:
+            fputs(", min = ", f);
+            lua_number(f, s->min);
+            fputs(", max = ", f);
+            lua_number(f, s->max);
+            fputs(", default = ", f);
+            lua_number(f, s->def);
             break;
-        case TIDE_SET_BOOL:
-            fprintf(f, ", default = %s", s->def ? "true" : "false");
-            break;
+        case TIDE_SET_BOOL: fprintf(f, ", default = %s", s->def ? "true" : "false"); break;
         case TIDE_SET_ENUM: {
             const char *d = tide_settings_name(s->names, (int)s->def);
             if (d) fprintf(f, ", default = \"%s\"", d);

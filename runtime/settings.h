@@ -15,22 +15,22 @@
 #include "error.h"
 
 typedef enum tide_setting_type {
-    TIDE_SET_INT,            /* int: a whole number within min..max */
-    TIDE_SET_NUMBER,         /* double within min..max */
-    TIDE_SET_BOOL,           /* int 0/1: true or false */
-    TIDE_SET_ENUM,           /* int: the value of one of the row's names, -1 = none */
-    TIDE_SET_SIZE,           /* size_t: a whole number within min..max */
-    TIDE_SET_STRING,         /* char *, owned (strdup): a non-empty string, NULL = unset */
-    TIDE_SET_TABLE,          /* a sub-table another table reads: accepted, nothing stored */
-    TIDE_SET_IGNORED,        /* an old key still accepted in files: checked for nothing,
+    TIDE_SET_INT,     /* int: a whole number within min..max */
+    TIDE_SET_NUMBER,  /* double within min..max */
+    TIDE_SET_BOOL,    /* int 0/1: true or false */
+    TIDE_SET_ENUM,    /* int: the value of one of the row's names, -1 = none */
+    TIDE_SET_SIZE,    /* size_t: a whole number within min..max */
+    TIDE_SET_STRING,  /* char *, owned (strdup): a non-empty string, NULL = unset */
+    TIDE_SET_TABLE,   /* a sub-table another table reads: accepted, nothing stored */
+    TIDE_SET_IGNORED, /* an old key still accepted in files: checked for nothing,
                               * stored nowhere, not printed */
 } tide_setting_type;
 
 enum {
-    TIDE_SET_RELOAD = 1,     /* a SIGHUP reload applies it; otherwise restart-only */
-    TIDE_SET_SECRET = 2,     /* never printed: only whether it is set */
-    TIDE_SET_DSN = 4,        /* a connection string: printed with its password masked */
-    TIDE_SET_EMPTY = 8,      /* a STRING that may also be "" (a channel name: "" = none) */
+    TIDE_SET_RELOAD = 1, /* a SIGHUP reload applies it; otherwise restart-only */
+    TIDE_SET_SECRET = 2, /* never printed: only whether it is set */
+    TIDE_SET_DSN = 4,    /* a connection string: printed with its password masked */
+    TIDE_SET_EMPTY = 8,  /* a STRING that may also be "" (a channel name: "" = none) */
 };
 
 /* One name of an ENUM row and its value; a list ends with { NULL, 0 }. */
@@ -40,19 +40,19 @@ typedef struct tide_setting_name {
 } tide_setting_name;
 
 typedef struct tide_setting {
-    const char *section;     /* the sub-table it sits in ("retry"), NULL = directly */
+    const char *section; /* the sub-table it sits in ("retry"), NULL = directly */
     const char *key;
     tide_setting_type type;
-    double min, max;         /* inclusive bounds (INT, NUMBER) */
-    double def;              /* the default: number, 0/1, enum value or -1 */
-    const char *def_str;     /* the default of a STRING (NULL = unset) */
-    int flags;               /* TIDE_SET_* */
-    size_t offset;           /* of the field in the struct */
-    const char *help;        /* one line, for documentation */
+    double min, max;     /* inclusive bounds (INT, NUMBER) */
+    double def;          /* the default: number, 0/1, enum value or -1 */
+    const char *def_str; /* the default of a STRING (NULL = unset) */
+    int flags;           /* TIDE_SET_* */
+    size_t offset;       /* of the field in the struct */
+    const char *help;    /* one line, for documentation */
     /* The environment variable that overrides the key (NULL: none). A '*' in it stands for
      * the instance tide_settings_env is given, upper-cased ("TIDE_DSN_*": TIDE_DSN_DIRECT). */
     const char *env;
-    const tide_setting_name *names;  /* an ENUM row's names */
+    const tide_setting_name *names; /* an ENUM row's names */
 } tide_setting;
 
 /* Writes every default of table t (n rows) into obj (strings copied: obj's string fields

@@ -15,7 +15,7 @@
 #include <unistd.h>
 
 typedef struct slot {
-    _Atomic long long heartbeat_ms;       /* 0: none since the worker started */
+    _Atomic long long heartbeat_ms; /* 0: none since the worker started */
     _Atomic unsigned route_seq;
     _Atomic char route[TIDE_SUPERVISE_ROUTE_MAX];
     _Atomic int routes;
@@ -27,7 +27,7 @@ typedef struct region {
     int nslots, watchdog_ms;
     pid_t parent;
     _Atomic long long restarts[TIDE_RESTART_REASONS];
-    _Atomic unsigned last_seq;            /* 0: no restart yet */
+    _Atomic unsigned last_seq; /* 0: no restart yet */
     _Atomic int last_reason, last_worker, last_pid;
     _Atomic double last_at;
     _Atomic char last_route[TIDE_SUPERVISE_ROUTE_MAX];
@@ -36,7 +36,7 @@ typedef struct region {
 
 static region *shared;
 static size_t shared_size;
-static slot *mine;                        /* a worker's own slot */
+static slot *mine; /* a worker's own slot */
 static ev_timer beat;
 
 #define RELAXED memory_order_relaxed
@@ -67,7 +67,7 @@ static void copy_str(_Atomic char *dst, const char *src)
 /* Returns the counter's even value before the write; the write ends with seq_end. */
 static unsigned seq_begin(_Atomic unsigned *seq)
 {
-    unsigned s = atomic_fetch_add_explicit(seq, 1, RELAXED);   /* odd: being written */
+    unsigned s = atomic_fetch_add_explicit(seq, 1, RELAXED); /* odd: being written */
     atomic_thread_fence(memory_order_release);
     return s;
 }
@@ -103,7 +103,7 @@ int tide_supervise_map(int nworkers, int watchdog_ms)
     size_t size = sizeof(region) + (size_t)nworkers * sizeof(slot);
     void *mem = mmap(NULL, size, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, -1, 0);
     if (mem == MAP_FAILED) return TIDE_ENOMEM;
-    shared = mem;                          /* zero-filled: every atomic starts at 0 */
+    shared = mem; /* zero-filled: every atomic starts at 0 */
     shared_size = size;
     shared->nslots = nworkers;
     shared->watchdog_ms = watchdog_ms > 0 ? watchdog_ms : 0;
@@ -144,7 +144,10 @@ long long tide_supervise_heartbeat(int i)
 void tide_supervise_route(int i, char out[TIDE_SUPERVISE_ROUTE_MAX])
 {
     slot *s = slot_of(i);
-    if (!s) { out[0] = '\0'; return; }
+    if (!s) {
+        out[0] = '\0';
+        return;
+    }
     seq_read(&s->route_seq, s->route, out);
 }
 
@@ -171,22 +174,20 @@ void tide_supervise_count_restart(int reason, int worker, pid_t pid, const char 
     atomic_store_explicit(&shared->last_reason, reason, RELAXED);
     atomic_store_explicit(&shared->last_worker, worker, RELAXED);
     atomic_store_explicit(&shared->last_pid, (int)pid, RELAXED);
-    atomic_store_explicit(&shared->last_at, (double)ts.tv_sec + (double)ts.tv_nsec / 1e9,
-                          RELAXED);
+    atomic_store_explicit(&shared->last_at, (double)ts.tv_sec + (double)ts.tv_nsec / 1e9, RELAXED);
     copy_str(shared->last_route, route);
     seq_end(&shared->last_seq, s);
 }
 
 /* ---- a worker -------------------------------------------------------------------------- */
 
-void tide_supervise_attach(int worker)
-{
-    mine = slot_of(worker);
-}
+void tide_supervise_attach(int worker) { mine = slot_of(worker); }
 
 static void on_beat(struct ev_loop *loop, ev_timer *w, int revents)
 {
-    (void)loop; (void)w; (void)revents;
+    (void)loop;
+    (void)w;
+    (void)revents;
     if (mine) atomic_store(&mine->heartbeat_ms, tide_supervise_now_ms());
 }
 

@@ -20,7 +20,7 @@
 #include <sys/types.h>
 #include "error.h"
 
-#define TIDE_SUPERVISE_ROUTE_MAX 128     /* a noted route, with its NUL */
+#define TIDE_SUPERVISE_ROUTE_MAX 128 /* a noted route, with its NUL */
 
 enum { TIDE_RESTART_WATCHDOG = 0, TIDE_RESTART_CRASH, TIDE_RESTART_REASONS };
 
@@ -76,14 +76,14 @@ void tide_supervise_note_bundle(int routes, int reload_ok);
 /* ---- what every process reads ---------------------------------------------------------- */
 
 typedef struct tide_supervise_stats {
-    int supervised;                       /* 0: no parent (supervise = false) */
+    int supervised; /* 0: no parent (supervise = false) */
     int watchdog_ms;
     pid_t parent;
     long long restarts[TIDE_RESTART_REASONS];
-    int has_last;                         /* a restart happened */
+    int has_last; /* a restart happened */
     int last_reason, last_worker;
     pid_t last_pid;
-    double last_at;                       /* seconds since the epoch */
+    double last_at; /* seconds since the epoch */
     char last_route[TIDE_SUPERVISE_ROUTE_MAX];
 } tide_supervise_stats;
 

@@ -18,34 +18,34 @@ typedef struct tide_task {
     tide_vm *vm;
     lua_State *co;
     int co_ref;
-    tide_http_req *req;      /* NULL once answered */
-    char *claims;            /* JSON text sent as request.jwt.claims */
+    tide_http_req *req; /* NULL once answered */
+    char *claims;       /* JSON text sent as request.jwt.claims */
     tide_role role;
-    int aborted;             /* the client went away */
-    tide_call *call;         /* the database call the coroutine waits on, or NULL */
-    tide_conn *tx;           /* connection held by an open transaction, or NULL */
+    int aborted;     /* the client went away */
+    tide_call *call; /* the database call the coroutine waits on, or NULL */
+    tide_conn *tx;   /* connection held by an open transaction, or NULL */
     tide_pool *tx_pool;
     double started;
-    char id[TIDE_HTTP_ID_MAX + 1];   /* the request's id (tide_http_req.id) */
-    char sub[64];            /* the JWT's sub claim or "" */
-    char route[128];         /* the route pattern the router matched, or "" */
-    int tx_service;          /* the open transaction runs as service_role: why (the binding's
+    char id[TIDE_HTTP_ID_MAX + 1]; /* the request's id (tide_http_req.id) */
+    char sub[64];                  /* the JWT's sub claim or "" */
+    char route[128];               /* the route pattern the router matched, or "" */
+    int tx_service;                /* the open transaction runs as service_role: why (the binding's
                               * audit reason), or 0 */
-    struct tide_rcache_req *cr;   /* the cache's record of what the answer depends on
+    struct tide_rcache_req *cr;    /* the cache's record of what the answer depends on
                                    * (tide_rcache_depend), or NULL */
-    tide_answer_fn answer;   /* where the answer goes (stage.h), NULL once answered */
+    tide_answer_fn answer;         /* where the answer goes (stage.h), NULL once answered */
     void *answer_ud;
-    int crossings;           /* C<->Lua crossings so far (tide_vm_crossings) */
-    int co_done;             /* the coroutine returned: it can serve another request */
-    char route_key[160];     /* "METHOD /pattern": the route's budget and quarantine key */
-    int64_t budget_ns;       /* the Lua time this request may use (guard.h) */
-    int64_t lua_ns;          /* ... and has used so far */
-    uint64_t born;           /* the cache clock when the request started (tide.cache.set) */
+    int crossings;       /* C<->Lua crossings so far (tide_vm_crossings) */
+    int co_done;         /* the coroutine returned: it can serve another request */
+    char route_key[160]; /* "METHOD /pattern": the route's budget and quarantine key */
+    int64_t budget_ns;   /* the Lua time this request may use (guard.h) */
+    int64_t lua_ns;      /* ... and has used so far */
+    uint64_t born;       /* the cache clock when the request started (tide.cache.set) */
     /* parked by core.wait (tide__task_wait) until its vm's tide__vm_wake, the timer, or the
      * client going away; linked in the vm's list of waiting tasks until one of them */
-    int waiting;             /* parked: the coroutine yielded and no call resumes it */
-    int wait_why;            /* what it resumes with: TIDE__WAIT_* */
-    ev_timer wait;           /* its time, or 0 once woken: the resume is a later loop pass */
+    int waiting;   /* parked: the coroutine yielded and no call resumes it */
+    int wait_why;  /* what it resumes with: TIDE__WAIT_* */
+    ev_timer wait; /* its time, or 0 once woken: the resume is a later loop pass */
     struct tide_task *wait_prev, *wait_next;
 } tide_task;
 

@@ -10,6 +10,7 @@
  * the only ones: a policy that leaves a key out gets this value. A SIGHUP reload applies every
  * key to the running upstream without resetting its state. pool.connect_timeout is not here:
  * it comes from the config file (upstreams.NAME.connect_timeout, restart-only). */
+/* clang-format off */
 #define RN(sec, key, type, min, max, def, field, help, names) \
     { sec, key, type, min, max, def, NULL, TIDE_SET_RELOAD, offsetof(tide_resilience, field), \
       help, NULL, names }
@@ -58,6 +59,7 @@ static const tide_setting resilience_table[] = {
 };
 #undef R
 #undef RN
+/* clang-format on */
 #define NROWS (sizeof resilience_table / sizeof resilience_table[0])
 
 const tide_setting *tide_resilience_table(size_t *n)
@@ -76,7 +78,7 @@ int tide_pool_size_auto(void)
 void tide_resilience_defaults(tide_resilience *r)
 {
     memset(r, 0, sizeof *r);
-    (void)!tide_settings_defaults(resilience_table, NROWS, r);   /* no strings: cannot fail */
+    (void)!tide_settings_defaults(resilience_table, NROWS, r); /* no strings: cannot fail */
     r->pool.size = tide_pool_size_auto();
 }
 
@@ -84,8 +86,7 @@ void tide_resilience_defaults(tide_resilience *r)
 static int check_merged(int i, tide_resilience *r, char *err, size_t errlen)
 {
     const char *name = tide_upstream_name(i);
-    if (r->pool.size == 0)
-        r->pool.size = tide_pool_size_auto();
+    if (r->pool.size == 0) r->pool.size = tide_pool_size_auto();
     if (r->breaker.min_calls > r->breaker.window) {
         snprintf(err, errlen, "%s.breaker.min_calls cannot exceed breaker.window", name);
         return TIDE_EINVAL;
@@ -98,7 +99,7 @@ static int check_merged(int i, tide_resilience *r, char *err, size_t errlen)
         snprintf(err, errlen, "%s.fallback cannot be itself", name);
         return TIDE_EINVAL;
     }
-    if (r->depends_on == i) r->depends_on = -1;    /* depending on itself says nothing */
+    if (r->depends_on == i) r->depends_on = -1; /* depending on itself says nothing */
     return 0;
 }
 
@@ -115,8 +116,8 @@ static int policy_error(char *err, size_t errlen, const char *msg)
     return TIDE_EINVAL;
 }
 
-int tide_resilience_read(lua_State *L, int idx, tide_resilience out[TIDE_UPSTREAMS],
-                         char *err, size_t errlen)
+int tide_resilience_read(lua_State *L, int idx, tide_resilience out[TIDE_UPSTREAMS], char *err,
+                         size_t errlen)
 {
     char msg[512];
     int top = lua_gettop(L), rc = 0;
@@ -200,7 +201,7 @@ void tide_upstream_record(tide_upstream *u, double now, unsigned ticket, int ok)
         if (u->on_open) u->on_open(u, u->on_open_arg);
     } else if (before == TIDE_BREAKER_HALF_OPEN && ok &&
                u->breaker.state == TIDE_BREAKER_HALF_OPEN) {
-        probe_soon(u, 0.);        /* one probe succeeded: the next one now */
+        probe_soon(u, 0.); /* one probe succeeded: the next one now */
     }
 }
 
@@ -219,8 +220,7 @@ static void probe_done(tide_pgjob *job, PGresult *res, const tide_pg_error *err)
     u->probe_ok = err == NULL;
     /* the probe is a call like any other: it trips the breaker on an idle upstream that died,
      * and closes it again once the upstream is back, even with no traffic */
-    if (!u->probe_counted)
-        tide_upstream_settle(u, now, u->probe_ticket, err);
+    if (!u->probe_counted) tide_upstream_settle(u, now, u->probe_ticket, err);
     u->probe_latency = now - u->probe_started;
     u->probe_at = now;
 }
@@ -242,7 +242,7 @@ static void probe_cb(struct ev_loop *loop, ev_timer *w, int revents)
         }
         return;
     }
-    if (!tide_breaker_allow(&u->breaker, ev_now(loop), &u->probe_ticket)) return;   /* open */
+    if (!tide_breaker_allow(&u->breaker, ev_now(loop), &u->probe_ticket)) return; /* open */
     memset(&u->probe, 0, sizeof u->probe);
     u->probe.sql = "SELECT 1";
     u->probe.done = probe_done;
@@ -295,7 +295,7 @@ void tide_upstream_stop(tide_upstream *u)
     ev_ref(u->loop);
     ev_timer_stop(u->loop, &u->probe_timer);
     if (u->probe_running) {
-        tide_pool_withdraw(&u->probe);    /* a running probe ends with the pool */
+        tide_pool_withdraw(&u->probe); /* a running probe ends with the pool */
         u->probe_running = 0;
     }
 }
@@ -304,23 +304,21 @@ int tide_upstream_outcome(const tide_pg_error *e)
 {
     if (!e) return TIDE_OUTCOME_OK;
     const char *c = e->code;
-    if (c[0] == '0' && c[1] == '8') return TIDE_OUTCOME_FAILED;     /* connection */
-    if (strncmp(c, "57P0", 4) == 0) return TIDE_OUTCOME_FAILED;     /* shutdown, crash */
-    if (strcmp(c, "53300") == 0) return TIDE_OUTCOME_FAILED;        /* too many connections */
+    if (c[0] == '0' && c[1] == '8') return TIDE_OUTCOME_FAILED; /* connection */
+    if (strncmp(c, "57P0", 4) == 0) return TIDE_OUTCOME_FAILED; /* shutdown, crash */
+    if (strcmp(c, "53300") == 0) return TIDE_OUTCOME_FAILED;    /* too many connections */
     if (strcmp(c, "TIDE_STATEMENT_TIMEOUT") == 0) return TIDE_OUTCOME_FAILED;
     /* tide's own queue was full: the call never reached the upstream, which says nothing
      * about it (and an anonymous flood must not be able to open a breaker this way) */
     if (strcmp(c, "TIDE_ACQUIRE_TIMEOUT") == 0) return TIDE_OUTCOME_NONE;
-    return TIDE_OUTCOME_OK;   /* an SQL error: the database answered */
+    return TIDE_OUTCOME_OK; /* an SQL error: the database answered */
 }
 
 void tide_upstream_settle(tide_upstream *u, double now, unsigned ticket, const tide_pg_error *e)
 {
     int outcome = tide_upstream_outcome(e);
-    if (outcome == TIDE_OUTCOME_NONE)
-        tide_breaker_release(&u->breaker, ticket);
-    else
-        tide_upstream_record(u, now, ticket, outcome == TIDE_OUTCOME_OK);
+    if (outcome == TIDE_OUTCOME_NONE) tide_breaker_release(&u->breaker, ticket);
+    else tide_upstream_record(u, now, ticket, outcome == TIDE_OUTCOME_OK);
 }
 
 const char *tide_upstream_status(const tide_upstream *u, double now)

@@ -14,16 +14,16 @@
 #include "settings.h"
 
 typedef struct tide_resilience {
-    int retry_attempts;          /* attempts in all (1 = no retry) */
-    double retry_base, retry_cap;/* backoff seconds */
-    double retry_budget;         /* retries may be at most this share of calls */
+    int retry_attempts;           /* attempts in all (1 = no retry) */
+    double retry_base, retry_cap; /* backoff seconds */
+    double retry_budget;          /* retries may be at most this share of calls */
     tide_breaker_config breaker;
-    tide_pool_config pool;       /* size, acquire/statement timeouts, lifetime, idle */
-    int fallback;                /* upstream index used while the breaker is open, or -1 */
-    int depends_on;              /* upstream whose open breaker makes this one unusable too (a
+    tide_pool_config pool; /* size, acquire/statement timeouts, lifetime, idle */
+    int fallback;          /* upstream index used while the breaker is open, or -1 */
+    int depends_on;        /* upstream whose open breaker makes this one unusable too (a
                                   * pooler's Postgres), or -1 */
-    int required;                /* /ready and /health fail while it is down */
-    double probe_interval;       /* seconds between health probes */
+    int required;          /* /ready and /health fail while it is down */
+    double probe_interval; /* seconds between health probes */
 } tide_resilience;
 
 typedef struct tide_upstream {
@@ -38,7 +38,7 @@ typedef struct tide_upstream {
     int probe_running, probe_ok, probe_done;
     unsigned probe_ticket;
     double probe_started, probe_latency, probe_at;
-    int probe_counted;           /* the running probe's outcome went to the breaker already */
+    int probe_counted; /* the running probe's outcome went to the breaker already */
     long long retries;
     /* called when this upstream's breaker opens (tide fails the work of its dependents) */
     void (*on_open)(struct tide_upstream *u, void *arg);
@@ -63,9 +63,8 @@ const tide_setting *tide_resilience_table(size_t *n);
  * upstream without a cycle). pool.connect_timeout stays 0: the config file sets it. Returns 0,
  * or TIDE_EINVAL with "policies/resilience.lua: <key> must ..." in err (out is then partly
  * written: keep the policy that was in force). Leaves the Lua stack as it was. */
-TIDE_MUST_CHECK int tide_resilience_read(lua_State *L, int idx,
-                                         tide_resilience out[TIDE_UPSTREAMS], char *err,
-                                         size_t errlen);
+TIDE_MUST_CHECK int tide_resilience_read(lua_State *L, int idx, tide_resilience out[TIDE_UPSTREAMS],
+                                         char *err, size_t errlen);
 /* Prints upstream's effective settings, one "name.section.key = value" line each. */
 void tide_resilience_print(FILE *f, int upstream, const tide_resilience *r);
 void tide_upstream_init(tide_upstream *u, struct ev_loop *loop, int index, tide_pool *pool,

@@ -7,7 +7,7 @@
 
 /* The struct of type `type` whose member `member` is at ptr (libev watchers and pool jobs are
  * embedded in their owners and recovered this way). */
-#define container_of(ptr, type, member) ((type *)((char *)(ptr) - offsetof(type, member)))
+#define container_of(ptr, type, member) ((type *)((char *)(ptr)-offsetof(type, member)))
 
 /* FNV-1a of n bytes, starting from seed ^ the FNV offset basis: for hash tables whose keys are
  * compared in full (not for keys a client could aim at one bucket: cache.c uses SipHash). */
@@ -15,8 +15,7 @@ static inline uint64_t tide_fnv1a(const void *p, size_t n, uint64_t seed)
 {
     const unsigned char *s = p;
     uint64_t h = 1469598103934665603ULL ^ seed;
-    for (size_t i = 0; i < n; i++)
-        h = (h ^ s[i]) * 1099511628211ULL;
+    for (size_t i = 0; i < n; i++) h = (h ^ s[i]) * 1099511628211ULL;
     return h;
 }
 
@@ -31,8 +30,7 @@ static inline int tide_utoa(unsigned long long v, char out[20])
         v /= 10;
     } while (v);
     int n = (int)sizeof tmp - i;
-    for (int k = 0; k < n; k++)
-        out[k] = tmp[i + k];
+    for (int k = 0; k < n; k++) out[k] = tmp[i + k];
     return n;
 }
 

@@ -21,11 +21,12 @@
 #ifdef __linux__
 #include <sys/inotify.h>
 
-#define MAX_DIRS 256          /* directories watched at most (more are not watched) */
-#define MAX_DEPTH 8           /* levels below a watched directory */
-#define MAX_SEEN 64           /* distinct paths counted in a burst (more count as this many) */
-#define MASK (IN_CLOSE_WRITE | IN_MODIFY | IN_CREATE | IN_DELETE | IN_MOVED_FROM | IN_MOVED_TO | \
-              IN_DELETE_SELF | IN_MOVE_SELF | IN_ONLYDIR)
+#define MAX_DIRS  256 /* directories watched at most (more are not watched) */
+#define MAX_DEPTH 8   /* levels below a watched directory */
+#define MAX_SEEN  64  /* distinct paths counted in a burst (more count as this many) */
+#define MASK                                                                            \
+    (IN_CLOSE_WRITE | IN_MODIFY | IN_CREATE | IN_DELETE | IN_MOVED_FROM | IN_MOVED_TO | \
+     IN_DELETE_SELF | IN_MOVE_SELF | IN_ONLYDIR)
 
 typedef struct dir_watch {
     int wd;
@@ -41,9 +42,9 @@ struct tide_watch {
     int ndirs;
     tide_watch_cb cb;
     void *arg;
-    int files;                /* distinct paths changed in the current burst */
-    unsigned long long seen[MAX_SEEN];   /* their hashes (0: a free slot) */
-    char first[512];          /* the burst's first change */
+    int files;                         /* distinct paths changed in the current burst */
+    unsigned long long seen[MAX_SEEN]; /* their hashes (0: a free slot) */
+    char first[512];                   /* the burst's first change */
 };
 
 static dir_watch *find_dir(tide_watch *w, int wd)
@@ -57,12 +58,18 @@ static dir_watch *find_dir(tide_watch *w, int wd)
  * set when path itself cannot be watched; a subdirectory that cannot be is skipped. */
 static int add_tree(tide_watch *w, const char *path, int depth)
 {
-    if (w->ndirs == MAX_DIRS) { errno = ENOSPC; return -1; }
+    if (w->ndirs == MAX_DIRS) {
+        errno = ENOSPC;
+        return -1;
+    }
     int wd = inotify_add_watch(w->fd, path, MASK);
     if (wd < 0) return -1;
     char *copy = strdup(path);
-    if (!copy) { errno = ENOMEM; return -1; }
-    dir_watch *d = find_dir(w, wd);      /* the same directory again (renamed): a new path */
+    if (!copy) {
+        errno = ENOMEM;
+        return -1;
+    }
+    dir_watch *d = find_dir(w, wd); /* the same directory again (renamed): a new path */
     if (d) free(d->path);
     else d = &w->dirs[w->ndirs++];
     d->wd = wd;
@@ -113,7 +120,11 @@ static void note(tide_watch *w, const char *dir, const char *name)
     unsigned long long h = path_hash(dir, name);
     for (int i = 0; i < MAX_SEEN; i++) {
         if (w->seen[i] == h) break;
-        if (w->seen[i] == 0) { w->seen[i] = h; w->files++; break; }
+        if (w->seen[i] == 0) {
+            w->seen[i] = h;
+            w->files++;
+            break;
+        }
     }
     if (w->files == 0) w->files = 1;
     ev_timer_again(w->loop, &w->settle);
@@ -121,13 +132,13 @@ static void note(tide_watch *w, const char *dir, const char *name)
 
 static void handle(tide_watch *w, const struct inotify_event *ev)
 {
-    if (ev->mask & IN_Q_OVERFLOW) {          /* events were lost: assume the worst */
+    if (ev->mask & IN_Q_OVERFLOW) { /* events were lost: assume the worst */
         note(w, "(inotify queue overflow)", NULL);
         return;
     }
     dir_watch *d = find_dir(w, ev->wd);
     if (!d) return;
-    if (ev->mask & IN_IGNORED) {             /* the directory is gone, or was unmounted */
+    if (ev->mask & IN_IGNORED) { /* the directory is gone, or was unmounted */
         free(d->path);
         *d = w->dirs[--w->ndirs];
         return;
@@ -152,12 +163,13 @@ static void handle(tide_watch *w, const struct inotify_event *ev)
 
 static void on_readable(struct ev_loop *loop, ev_io *io, int revents)
 {
-    (void)loop; (void)revents;
+    (void)loop;
+    (void)revents;
     tide_watch *w = io->data;
     char buf[8192] __attribute__((aligned(__alignof__(struct inotify_event))));
     for (;;) {
         ssize_t n = read(w->fd, buf, sizeof buf);
-        if (n <= 0) return;                   /* EAGAIN: all read */
+        if (n <= 0) return; /* EAGAIN: all read */
         for (char *p = buf; p < buf + n;) {
             const struct inotify_event *ev = (const struct inotify_event *)(void *)p;
             handle(w, ev);
@@ -183,7 +195,10 @@ int tide_watch_start(struct ev_loop *loop, const char *const *dirs, int ndirs, d
                      tide_watch_cb cb, void *arg, tide_watch **out, char *err, size_t errlen)
 {
     tide_watch *w = calloc(1, sizeof *w);
-    if (!w) { snprintf(err, errlen, "out of memory"); return TIDE_ENOMEM; }
+    if (!w) {
+        snprintf(err, errlen, "out of memory");
+        return TIDE_ENOMEM;
+    }
     w->loop = loop;
     w->cb = cb;
     w->arg = arg;
@@ -216,7 +231,7 @@ void tide_watch_stop(tide_watch *w)
     if (!w) return;
     ev_io_stop(w->loop, &w->io);
     ev_timer_stop(w->loop, &w->settle);
-    close(w->fd);                            /* drops every watch */
+    close(w->fd); /* drops every watch */
     for (int i = 0; i < w->ndirs; i++) free(w->dirs[i].path);
     free(w);
 }
@@ -228,13 +243,23 @@ int tide_watch_count(const tide_watch *w) { return w ? w->ndirs : 0; }
 int tide_watch_start(struct ev_loop *loop, const char *const *dirs, int ndirs, double debounce,
                      tide_watch_cb cb, void *arg, tide_watch **out, char *err, size_t errlen)
 {
-    (void)loop; (void)dirs; (void)ndirs; (void)debounce; (void)cb; (void)arg; (void)out;
+    (void)loop;
+    (void)dirs;
+    (void)ndirs;
+    (void)debounce;
+    (void)cb;
+    (void)arg;
+    (void)out;
     snprintf(err, errlen, "watching files needs inotify (Linux)");
     return TIDE_EIO;
 }
 
 void tide_watch_stop(tide_watch *w) { (void)w; }
 
-int tide_watch_count(const tide_watch *w) { (void)w; return 0; }
+int tide_watch_count(const tide_watch *w)
+{
+    (void)w;
+    return 0;
+}
 
 #endif

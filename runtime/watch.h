@@ -26,8 +26,8 @@ typedef void (*tide_watch_cb)(tide_watch *w, const char *first, int files, void 
  * here, out of inotify instances or watches, a directory that cannot be watched) and
  * TIDE_ENOMEM; on error nothing is left running. */
 TIDE_MUST_CHECK int tide_watch_start(struct ev_loop *loop, const char *const *dirs, int ndirs,
-                                     double debounce, tide_watch_cb cb, void *arg,
-                                     tide_watch **out, char *err, size_t errlen);
+                                     double debounce, tide_watch_cb cb, void *arg, tide_watch **out,
+                                     char *err, size_t errlen);
 
 /* Stops watching and frees w (NULL is fine). Not from inside w's callback. */
 void tide_watch_stop(tide_watch *w);

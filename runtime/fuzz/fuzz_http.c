@@ -32,7 +32,7 @@ enum { MAX_CONNS = 2, MAX_PENDING = 64, MAX_PASSES = 2000 };
 static const tide_http_limits fuzz_limits = {
     .max_header_bytes = 4096,
     .max_body_bytes = 8192,
-    .max_inflight_body_bytes = 12000,   /* two large bodies at once do not fit: 503 */
+    .max_inflight_body_bytes = 12000, /* two large bodies at once do not fit: 503 */
     .read_timeout = 30,
     .idle_timeout = 30,
 };
@@ -69,7 +69,8 @@ static void check_request(const tide_http_req *req)
     invariant(req->path != NULL && req->query != NULL && req->body != NULL, "pointers");
     for (size_t i = 0; i < req->path_len; i++)
         invariant((unsigned char)req->path[i] > ' ' && req->path[i] != 0x7f &&
-                  req->path[i] != '?' && req->path[i] != '#', "path bytes");
+                      req->path[i] != '?' && req->path[i] != '#',
+                  "path bytes");
     if (req->query_len)
         invariant(req->query == req->path + req->path_len + 1, "query follows the path");
     for (size_t i = 0; i < req->query_len; i++)
@@ -112,18 +113,15 @@ static void check_request(const tide_http_req *req)
 static void answer(tide_http_req *req)
 {
     char body[96];
-    int n = snprintf(body, sizeof body, "%s %zu %zu %d", req->method, req->path_len,
-                     req->body_len, req->nheaders);
+    int n = snprintf(body, sizeof body, "%s %zu %zu %d", req->method, req->path_len, req->body_len,
+                     req->nheaders);
     /* the body may point into the request: respond copies it first */
     const char *b = req->body_len ? req->body : body;
     size_t bl = req->body_len ? req->body_len : (size_t)n;
     (void)tide_http_respond(req, 200, "text/plain", "X-Fuzz: 1\r\n", b, bl);
 }
 
-static void on_abort(tide_http_req *req)
-{
-    invariant(req->aborted, "aborted set before on_abort");
-}
+static void on_abort(tide_http_req *req) { invariant(req->aborted, "aborted set before on_abort"); }
 
 static void handler(tide_http_req *req, void *arg)
 {
@@ -140,16 +138,14 @@ static void handler(tide_http_req *req, void *arg)
 /* Answers what waits, from outside any http callback (parsing resumes on the next pass). */
 static void answer_pending(void)
 {
-    for (int i = 0; i < npending; i++)
-        answer(pending[i]);
+    for (int i = 0; i < npending; i++) answer(pending[i]);
     npending = 0;
 }
 
 static void drain(int fd)
 {
     char buf[65536];
-    while (fd >= 0 && recv(fd, buf, sizeof buf, MSG_DONTWAIT) > 0) {
-    }
+    while (fd >= 0 && recv(fd, buf, sizeof buf, MSG_DONTWAIT) > 0) {}
 }
 
 /* A few non-blocking loop passes, reading what the server wrote and answering late. */
@@ -157,8 +153,7 @@ static void pump(const int *fds, int n, int passes)
 {
     for (int k = 0; k < passes; k++) {
         ev_run(loop, EVRUN_NOWAIT);
-        for (int i = 0; i < n; i++)
-            drain(fds[i]);
+        for (int i = 0; i < n; i++) drain(fds[i]);
         answer_pending();
     }
 }
@@ -168,12 +163,10 @@ static void sendall(const int *fds, int n, int i, const uint8_t *p, size_t len)
     size_t off = 0;
     for (int spins = 0; off < len && spins < MAX_PASSES; spins++) {
         ssize_t w = send(fds[i], p + off, len - off, MSG_DONTWAIT | MSG_NOSIGNAL);
-        if (w > 0)
-            off += (size_t)w;
+        if (w > 0) off += (size_t)w;
         else if (w < 0 && errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR)
-            return;   /* the server closed (an error answer): the rest goes nowhere */
-        else
-            pump(fds, n, 1);
+            return; /* the server closed (an error answer): the rest goes nowhere */
+        else pump(fds, n, 1);
     }
 }
 
@@ -188,10 +181,8 @@ static void setup(void)
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
-    if (!loop)
-        setup();
-    if (size < 1)
-        return 0;
+    if (!loop) setup();
+    if (size < 1) return 0;
     uint8_t ctl = data[0];
     data++;
     size--;
@@ -216,19 +207,16 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     int fds[MAX_CONNS] = { -1, -1 };
     for (int i = 0; i < nconn; i++) {
         int sv[2];
-        if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv) != 0)
-            abort();
+        if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv) != 0) abort();
         invariant(tide__http_adopt_fd(srv, sv[0]) == 0, "adopt");
         fds[i] = sv[1];
     }
     for (int k = 0; k <= nsplit; k++) {
-        for (int i = 0; i < nconn; i++)
-            sendall(fds, nconn, i, data + cut[k], cut[k + 1] - cut[k]);
+        for (int i = 0; i < nconn; i++) sendall(fds, nconn, i, data + cut[k], cut[k + 1] - cut[k]);
         pump(fds, nconn, 2);
     }
     if (half)
-        for (int i = 0; i < nconn; i++)
-            shutdown(fds[i], SHUT_WR);
+        for (int i = 0; i < nconn; i++) shutdown(fds[i], SHUT_WR);
     pump(fds, nconn, 4);
     for (int i = 0; i < nconn; i++) {
         close(fds[i]);

@@ -26,7 +26,7 @@
 #include "jwtcache.h"
 
 #define SECRET "fuzz-secret-0123456789-abcdefghijklmnopqrstuvwxyz"
-#define NOW ((time_t)1700000000)
+#define NOW    ((time_t)1700000000)
 
 static const tide_jwt_policy policies[4] = {
     { 30, 1, NULL, NULL },
@@ -35,7 +35,10 @@ static const tide_jwt_policy policies[4] = {
     { 5, 1, "tide-api", "https://issuer.example/" },
 };
 
-#define REQUIRE(cond) do { if (!(cond)) abort(); } while (0)
+#define REQUIRE(cond)         \
+    do {                      \
+        if (!(cond)) abort(); \
+    } while (0)
 
 static tide_jwt_cache *cache;
 
@@ -69,8 +72,8 @@ static void check_success(const char *tok, size_t len, const tide_jwt_policy *po
     unsigned char *payload = payload_of(tok, len, &plen);
     REQUIRE(payload);
     REQUIRE(c->claims_json);
-    REQUIRE(strlen(c->claims_json) == plen);                 /* no NUL inside */
-    REQUIRE(memcmp(c->claims_json, payload, plen) == 0);     /* the bytes as sent */
+    REQUIRE(strlen(c->claims_json) == plen);             /* no NUL inside */
+    REQUIRE(memcmp(c->claims_json, payload, plen) == 0); /* the bytes as sent */
     free(payload);
     REQUIRE(memchr(c->sub, '\0', sizeof c->sub) != NULL);
     REQUIRE(c->role == TIDE_ROLE_ANON || c->role == TIDE_ROLE_AUTHENTICATED ||
@@ -175,7 +178,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         payload = size ? (const char *)data + 1 : "";
         plen = size ? size - 1 : 0;
     }
-    if (hlen + plen > 6000) return 0;          /* tokens above 8 KiB are refused outright */
+    if (hlen + plen > 6000) return 0; /* tokens above 8 KiB are refused outright */
     char *input = malloc((hlen + 2) / 3 * 4 + (plen + 2) / 3 * 4 + 2);
     if (!input) abort();
     size_t n = tide__b64url_encode(header, hlen, input);

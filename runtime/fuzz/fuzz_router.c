@@ -9,23 +9,36 @@
 #include <string.h>
 #include "../router.h"
 
-#define REQUIRE(c) do { if (!(c)) { fprintf(stderr, "failed: %s\n", #c); abort(); } } while (0)
+#define REQUIRE(c)                               \
+    do {                                         \
+        if (!(c)) {                              \
+            fprintf(stderr, "failed: %s\n", #c); \
+            abort();                             \
+        }                                        \
+    } while (0)
 
 static tide_router *router;
 
 static const char *const routes[][2] = {
-    { "GET", "/" },                            { "GET", "/v1/trips" },
-    { "POST", "/v1/trips" },                   { "GET", "/v1/trips/search" },
-    { "GET", "/v1/trips/:id" },                { "PATCH", "/v1/trips/:id" },
-    { "GET", "/v1/trips/:id/collaborators" },  { "GET", "/v1/trips/search/x" },
-    { "GET", "/v1/destinations/popular" },     { "DELETE", "/v1/:a/:b/:c/:d" },
-    { "GET", "/rest/v1/:table" },              { "POST", "/rest/v1/rpc/:fn" },
+    { "GET", "/" },
+    { "GET", "/v1/trips" },
+    { "POST", "/v1/trips" },
+    { "GET", "/v1/trips/search" },
+    { "GET", "/v1/trips/:id" },
+    { "PATCH", "/v1/trips/:id" },
+    { "GET", "/v1/trips/:id/collaborators" },
+    { "GET", "/v1/trips/search/x" },
+    { "GET", "/v1/destinations/popular" },
+    { "DELETE", "/v1/:a/:b/:c/:d" },
+    { "GET", "/rest/v1/:table" },
+    { "POST", "/rest/v1/rpc/:fn" },
 };
 #define NROUTES (int)(sizeof routes / sizeof routes[0])
 
 int LLVMFuzzerInitialize(int *argc, char ***argv)
 {
-    (void)argc; (void)argv;
+    (void)argc;
+    (void)argv;
     REQUIRE((router = tide_router_new()) != NULL);
     for (int i = 0; i < NROUTES; i++)
         REQUIRE(tide_router_add(router, routes[i][0], routes[i][1], i) == 0);
@@ -47,7 +60,8 @@ static void check(const char *method, const uint8_t *data, size_t size)
         REQUIRE(size > 0 && data[0] == '/');
         REQUIRE(slashes == want || (want == 1 && size == 1));
         for (int i = 0; i < m.nparams; i++) {
-            REQUIRE(m.params[i].value >= path && m.params[i].value + m.params[i].len <= path + size);
+            REQUIRE(m.params[i].value >= path &&
+                    m.params[i].value + m.params[i].len <= path + size);
             REQUIRE(m.params[i].len > 0);
             char out[4096];
             if (m.params[i].len <= sizeof out)

@@ -16,10 +16,7 @@
 
 static lua_State *lua_target_L;
 
-static void lua_target_done(void)
-{
-    lua_close(lua_target_L);
-}
+static void lua_target_done(void) { lua_close(lua_target_L); }
 
 /* The state's memory comes from malloc, so ASan sees (and checks the bounds of) every block
  * LuaJIT uses. Leak checks are off for these targets (runtime/fuzz/run.sh): LuaJIT's tagged

@@ -28,66 +28,69 @@ typedef struct test_entry {
 /* Set by a failed CHECK; reset before every test. Atomic: client threads may fail checks. */
 static atomic_int test_failed_;
 
-#define TEST_FAIL_(...)                                                        \
-    do {                                                                       \
-        fprintf(stderr, "  %s:%d: ", __FILE__, __LINE__);                      \
-        fprintf(stderr, __VA_ARGS__);                                          \
-        fputc('\n', stderr);                                                   \
-        atomic_store(&test_failed_, 1);                                        \
+#define TEST_FAIL_(...)                                   \
+    do {                                                  \
+        fprintf(stderr, "  %s:%d: ", __FILE__, __LINE__); \
+        fprintf(stderr, __VA_ARGS__);                     \
+        fputc('\n', stderr);                              \
+        atomic_store(&test_failed_, 1);                   \
     } while (0)
 
-#define CHECK(cond)                                                            \
-    do {                                                                       \
-        if (!(cond)) { TEST_FAIL_("CHECK(%s) failed", #cond); return; }        \
+#define CHECK(cond)                                \
+    do {                                           \
+        if (!(cond)) {                             \
+            TEST_FAIL_("CHECK(%s) failed", #cond); \
+            return;                                \
+        }                                          \
     } while (0)
 
-#define CHECK_EQ_INT(a, b)                                                     \
-    do {                                                                       \
-        long long a_ = (long long)(a), b_ = (long long)(b);                    \
-        if (a_ != b_) {                                                        \
-            TEST_FAIL_("%s == %s failed: %lld != %lld", #a, #b, a_, b_);       \
-            return;                                                            \
-        }                                                                      \
+#define CHECK_EQ_INT(a, b)                                               \
+    do {                                                                 \
+        long long a_ = (long long)(a), b_ = (long long)(b);              \
+        if (a_ != b_) {                                                  \
+            TEST_FAIL_("%s == %s failed: %lld != %lld", #a, #b, a_, b_); \
+            return;                                                      \
+        }                                                                \
     } while (0)
 
-#define CHECK_STR(a, b)                                                        \
-    do {                                                                       \
-        const char *a_ = (a), *b_ = (b);                                       \
-        if (!a_ || !b_ || strcmp(a_, b_) != 0) {                               \
-            TEST_FAIL_("%s == %s failed: \"%s\" != \"%s\"", #a, #b,            \
-                       a_ ? a_ : "(null)", b_ ? b_ : "(null)");                \
-            return;                                                            \
-        }                                                                      \
+#define CHECK_STR(a, b)                                                                 \
+    do {                                                                                \
+        const char *a_ = (a), *b_ = (b);                                                \
+        if (!a_ || !b_ || strcmp(a_, b_) != 0) {                                        \
+            TEST_FAIL_("%s == %s failed: \"%s\" != \"%s\"", #a, #b, a_ ? a_ : "(null)", \
+                       b_ ? b_ : "(null)");                                             \
+            return;                                                                     \
+        }                                                                               \
     } while (0)
 
 /* a (not NUL-terminated, alen bytes) equals the C string b */
-#define CHECK_MEM_STR(a, alen, b)                                              \
-    do {                                                                       \
-        const char *a_ = (a), *b_ = (b);                                       \
-        size_t al_ = (alen);                                                   \
-        if (!b_ || al_ != strlen(b_) || (al_ && (!a_ || memcmp(a_, b_, al_)))) \
-        {                                                                      \
-            TEST_FAIL_("%s == %s failed: \"%.*s\" != \"%s\"", #a, #b,          \
-                       (int)al_, a_ ? a_ : "", b_ ? b_ : "(null)");            \
-            return;                                                            \
-        }                                                                      \
+#define CHECK_MEM_STR(a, alen, b)                                                             \
+    do {                                                                                      \
+        const char *a_ = (a), *b_ = (b);                                                      \
+        size_t al_ = (alen);                                                                  \
+        if (!b_ || al_ != strlen(b_) || (al_ && (!a_ || memcmp(a_, b_, al_)))) {              \
+            TEST_FAIL_("%s == %s failed: \"%.*s\" != \"%s\"", #a, #b, (int)al_, a_ ? a_ : "", \
+                       b_ ? b_ : "(null)");                                                   \
+            return;                                                                           \
+        }                                                                                     \
     } while (0)
 
-#define TEST(name) static void test_##name(void)
-#define TEST_LIST_BEGIN static const test_entry test_list_[] = {
+#define TEST(name)       static void test_##name(void)
+#define TEST_LIST_BEGIN  static const test_entry test_list_[] = {
 #define TEST_ENTRY(name) { #name, test_##name },
-#define TEST_LIST_END                                                          \
-        { NULL, NULL }                                                         \
-    };                                                                         \
+#define TEST_LIST_END \
+    {                 \
+        NULL, NULL    \
+    }                 \
+    }                 \
+    ;                 \
     int main(int argc, char **argv) { return test_run_(test_list_, argc, argv); }
 
 static int test_selected_(const char *name, int argc, char **argv)
 {
-    if (argc < 2)
-        return 1;
+    if (argc < 2) return 1;
     for (int i = 1; i < argc; i++)
-        if (strcmp(argv[i], name) == 0)
-            return 1;
+        if (strcmp(argv[i], name) == 0) return 1;
     return 0;
 }
 
@@ -96,8 +99,7 @@ static int test_run_(const test_entry *list, int argc, char **argv)
     int passed = 0, failed = 0;
     setvbuf(stdout, NULL, _IOLBF, 0);
     for (const test_entry *t = list; t->name; t++) {
-        if (!test_selected_(t->name, argc, argv))
-            continue;
+        if (!test_selected_(t->name, argc, argv)) continue;
         atomic_store(&test_failed_, 0);
         t->fn();
         if (atomic_load(&test_failed_)) {

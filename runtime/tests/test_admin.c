@@ -14,20 +14,47 @@ static int host_ok(const char *host, const char *admin_host)
 
 TEST(admin_host_names_a_page_cannot_hold)
 {
-    static const char *const ok[] = {
-        "127.0.0.1", "127.0.0.1:8081", "localhost", "localhost:8081", "LOCALHOST:1",
-        "[::1]", "[::1]:8081", "10.1.2.3:9000", "192.168.0.7", "[fd00::7]:8081",
-        "[::ffff:127.0.0.1]", "tide-admin.internal", "Tide-Admin.Internal:8081", NULL };
-    static const char *const refused[] = {
-        "evil.example", "evil.example:8081", "localhost.evil.example", "127.0.0.1.evil.example",
-        "evil.localhost", "localhost.", "127.1", "127.0.0.1:", "127.0.0.1:80801",
-        "127.0.0.1:8o", "127.0.0.1:80:81", "::1", "[::1", "[::1]8081", "[::1]:", "[evil]",
-        "[127.0.0.1]", "", ":8081", "[]", "tide-admin.internal.evil", NULL };
+    static const char *const ok[] = { "127.0.0.1",
+                                      "127.0.0.1:8081",
+                                      "localhost",
+                                      "localhost:8081",
+                                      "LOCALHOST:1",
+                                      "[::1]",
+                                      "[::1]:8081",
+                                      "10.1.2.3:9000",
+                                      "192.168.0.7",
+                                      "[fd00::7]:8081",
+                                      "[::ffff:127.0.0.1]",
+                                      "tide-admin.internal",
+                                      "Tide-Admin.Internal:8081",
+                                      NULL };
+    static const char *const refused[] = { "evil.example",
+                                           "evil.example:8081",
+                                           "localhost.evil.example",
+                                           "127.0.0.1.evil.example",
+                                           "evil.localhost",
+                                           "localhost.",
+                                           "127.1",
+                                           "127.0.0.1:",
+                                           "127.0.0.1:80801",
+                                           "127.0.0.1:8o",
+                                           "127.0.0.1:80:81",
+                                           "::1",
+                                           "[::1",
+                                           "[::1]8081",
+                                           "[::1]:",
+                                           "[evil]",
+                                           "[127.0.0.1]",
+                                           "",
+                                           ":8081",
+                                           "[]",
+                                           "tide-admin.internal.evil",
+                                           NULL };
     for (const char *const *h = ok; *h; h++)
         if (!host_ok(*h, "tide-admin.internal")) TEST_FAIL_("refused Host %s", *h);
     for (const char *const *h = refused; *h; h++)
         if (host_ok(*h, "tide-admin.internal")) TEST_FAIL_("served Host %s", *h);
-    CHECK(host_ok(NULL, NULL));                             /* no Host: HTTP/1.0, no browser */
+    CHECK(host_ok(NULL, NULL)); /* no Host: HTTP/1.0, no browser */
     CHECK(!host_ok("tide-admin.internal", NULL));
     CHECK(!host_ok("tide-admin.internal", ""));
     char nul[] = "localhost\0.evil";
@@ -56,7 +83,7 @@ TEST(admin_token_is_a_bearer_token_compared_whole)
     CHECK(!token_ok(t, "Bearer own-admin-token-0124"));
     CHECK(!token_ok(t, "Basic own-admin-token-0123"));
     CHECK(!token_ok(t, "own-admin-token-0123"));
-    CHECK(!token_ok(NULL, "Bearer own-admin-token-0123"));   /* none configured: never */
+    CHECK(!token_ok(NULL, "Bearer own-admin-token-0123")); /* none configured: never */
     CHECK(!token_ok("", "Bearer "));
 }
 
@@ -70,7 +97,7 @@ TEST(equal_secret)
 }
 
 TEST_LIST_BEGIN
-    TEST_ENTRY(admin_host_names_a_page_cannot_hold)
-    TEST_ENTRY(admin_token_is_a_bearer_token_compared_whole)
-    TEST_ENTRY(equal_secret)
+TEST_ENTRY(admin_host_names_a_page_cannot_hold)
+TEST_ENTRY(admin_token_is_a_bearer_token_compared_whole)
+TEST_ENTRY(equal_secret)
 TEST_LIST_END

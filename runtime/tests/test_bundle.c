@@ -26,7 +26,10 @@ static void put_file(int d, const char *rel, const char *text)
     char path[512];
     snprintf(path, sizeof path, "%s/%s", dirs[d], rel);
     FILE *f = fopen(path, "w");
-    if (f) { fputs(text, f); fclose(f); }
+    if (f) {
+        fputs(text, f);
+        fclose(f);
+    }
 }
 
 static void remove_file(int d, const char *rel)
@@ -61,9 +64,10 @@ static int make_tree(void)
     snprintf(sub, sizeof sub, "%s/.git", dirs[1]);
     if (mkdir(sub, 0755) != 0) return -1;
     put_file(0, "tide/x.lua", "return { name = 'tide.x' }\n");
-    put_file(1, "a.lua", "local lib = require '_lib'\n"
-                         "return { lib = lib.v, x = require('tide.x').name,\n"
-                         "         fn = function() end }\n");
+    put_file(1, "a.lua",
+             "local lib = require '_lib'\n"
+             "return { lib = lib.v, x = require('tide.x').name,\n"
+             "         fn = function() end }\n");
     put_file(1, "b-c.lua", "return {}\n");
     put_file(1, "_lib.lua", "return { v = 42 }\n");
     put_file(1, "sub/deep.lua", "return 'deep'\n");
@@ -121,7 +125,10 @@ static void check_route_names(void)
     CHECK(L != NULL);
     int rc = tide_bundle_push_route_names(L, &b);
     tide_bundle_free(&b);
-    if (rc != 0) { lua_close(L); CHECK_EQ_INT(rc, 0); }
+    if (rc != 0) {
+        lua_close(L);
+        CHECK_EQ_INT(rc, 0);
+    }
     /* top level of scripts/ only, libraries ("_") left out, sorted by name */
     int n = (int)lua_objlen(L, -1);
     const char *want[] = { "a", "b-c" };
@@ -167,7 +174,10 @@ static void check_serialized_form(void)
     size_t len = 0;
     char err[256];
     int rc = tide_bundle_serialize(&b, &buf, &len);
-    if (rc != 0) { tide_bundle_free(&b); CHECK_EQ_INT(rc, 0); }
+    if (rc != 0) {
+        tide_bundle_free(&b);
+        CHECK_EQ_INT(rc, 0);
+    }
     rc = tide_bundle_parse(buf, len, &back, err, sizeof err);
     int equal = rc == 0 && same(&b, &back) && back.generation == 7 && back.stored_by == 1234;
     if (rc == 0) tide_bundle_free(&back);
@@ -205,7 +215,7 @@ static void check_snapshot(void)
     CHECK(fd >= 0);
     tide_bundle b, got;
     int rc = tide_bundle_load(fd, &got, err, sizeof err);
-    CHECK_EQ_INT(rc, TIDE_EAGAIN);                      /* nothing stored yet */
+    CHECK_EQ_INT(rc, TIDE_EAGAIN); /* nothing stored yet */
     CHECK_EQ_INT(read_tree(&b), 0);
     rc = tide_bundle_store(fd, &b, err, sizeof err);
     if (rc != 0) fprintf(stderr, "  store: %s\n", err);
@@ -278,18 +288,18 @@ static void check_install(void)
              dirs[0], dirs[1], dirs[2]);
     run(L, path, err, sizeof err);
     int rc = tide_bundle_install(L, &b);
-    tide_bundle_free(&b);                               /* the state keeps its own copy */
+    tide_bundle_free(&b); /* the state keeps its own copy */
     /* the disk changes after the read: none of it shows */
     remove_file(1, "_lib.lua");
     put_file(1, "a.lua", "error('the disk version')\n");
     put_file(1, "new.lua", "return 'from disk'\n");
     put_file(1, "bad.lua", "return {\n");
     char a[1024], deep[256], src[512], missing[1024], p[1024];
-    snprintf(a, sizeof a, "%s", run(L, "local m = require 'a' return m.lib .. ' ' .. m.x", err,
-                                    sizeof err));
+    snprintf(a, sizeof a, "%s",
+             run(L, "local m = require 'a' return m.lib .. ' ' .. m.x", err, sizeof err));
     snprintf(deep, sizeof deep, "%s", run(L, "return require 'sub.deep'", err, sizeof err));
-    snprintf(src, sizeof src, "%s", run(L, "return debug.getinfo(require('a').fn, 'S').source",
-                                        err, sizeof err));
+    snprintf(src, sizeof src, "%s",
+             run(L, "return debug.getinfo(require('a').fn, 'S').source", err, sizeof err));
     snprintf(missing, sizeof missing, "%s", run(L, "require 'new'", err, sizeof err));
     snprintf(missing, sizeof missing, "%s", err);
     snprintf(p, sizeof p, "%s", run(L, "return package.path", err, sizeof err));
@@ -298,15 +308,15 @@ static void check_install(void)
     CHECK_STR(a, "42 tide.x");
     CHECK_STR(deep, "deep");
     char want[256];
-    snprintf(want, sizeof want, "@%s/a.lua", dirs[1]);  /* its file, as the path searcher says */
+    snprintf(want, sizeof want, "@%s/a.lua", dirs[1]); /* its file, as the path searcher says */
     CHECK_STR(src, want);
     /* a module absent from the bundle is looked for where the path searcher would say */
     snprintf(want, sizeof want, "no file '%s/new.lua'", dirs[1]);
     CHECK(strstr(missing, want) != NULL);
     CHECK(strstr(missing, "from disk") == NULL);
     snprintf(want, sizeof want, "%s/?.lua", dirs[1]);
-    CHECK(strstr(p, want) == NULL);                     /* the directories are out of the path */
-    CHECK(strstr(p, "?.lua") != NULL);                  /* the system's entries stay */
+    CHECK(strstr(p, want) == NULL);    /* the directories are out of the path */
+    CHECK(strstr(p, "?.lua") != NULL); /* the system's entries stay */
 }
 
 TEST(a_state_requires_the_bundles_modules_from_memory)
@@ -336,8 +346,8 @@ static void check_names_and_errors(void)
     CHECK_EQ_INT(rc, 0);
     char want[512];
     /* as the path searcher says it: the module, its file, then Lua's file:line message */
-    snprintf(want, sizeof want, "error loading module 'broken' from file '%s/broken.lua':",
-             dirs[1]);
+    snprintf(want, sizeof want,
+             "error loading module 'broken' from file '%s/broken.lua':", dirs[1]);
     CHECK(strstr(broken, want) != NULL);
     snprintf(want, sizeof want, "%s/broken.lua:3:", dirs[1]);
     CHECK(strstr(broken, want) != NULL);
@@ -391,11 +401,11 @@ TEST(the_bounds_are_refused_with_a_message)
 }
 
 TEST_LIST_BEGIN
-    TEST_ENTRY(reads_every_lua_file_sorted_and_skips_the_rest)
-    TEST_ENTRY(route_names_are_the_top_level_scripts_without_libraries)
-    TEST_ENTRY(the_serialized_form_round_trips_and_refuses_damage)
-    TEST_ENTRY(the_snapshot_keeps_the_last_bundle_stored)
-    TEST_ENTRY(a_state_requires_the_bundles_modules_from_memory)
-    TEST_ENTRY(chunk_names_and_load_errors_name_the_real_files)
-    TEST_ENTRY(the_bounds_are_refused_with_a_message)
+TEST_ENTRY(reads_every_lua_file_sorted_and_skips_the_rest)
+TEST_ENTRY(route_names_are_the_top_level_scripts_without_libraries)
+TEST_ENTRY(the_serialized_form_round_trips_and_refuses_damage)
+TEST_ENTRY(the_snapshot_keeps_the_last_bundle_stored)
+TEST_ENTRY(a_state_requires_the_bundles_modules_from_memory)
+TEST_ENTRY(chunk_names_and_load_errors_name_the_real_files)
+TEST_ENTRY(the_bounds_are_refused_with_a_message)
 TEST_LIST_END

@@ -19,8 +19,7 @@ static int put(tide_cache *c, const char *key, const char *value, double now, do
     return tide_cache_put(c, key, strlen(key), value, strlen(value), now, &o, tags, ntags);
 }
 
-static int get_sie(tide_cache *c, const char *key, double now, double sie, char *out,
-                   size_t cap)
+static int get_sie(tide_cache *c, const char *key, double now, double sie, char *out, size_t cap)
 {
     const void *v = NULL;
     size_t vl = 0;
@@ -83,9 +82,9 @@ TEST(cache_kept_for_errors)
     CHECK_EQ_INT(get_sie(c, "k", 12.0, 100, v, sizeof v), TIDE_CACHE_STALE);
     CHECK_EQ_INT(get_sie(c, "k", 50.0, 100, v, sizeof v), TIDE_CACHE_ERRONLY);
     CHECK_STR(v, "v");
-    CHECK_EQ_INT(get_sie(c, "k", 50.0, 30, v, sizeof v), TIDE_CACHE_MISS);   /* too old for it */
-    CHECK_EQ_INT(get_sie(c, "k", 50.0, 100, v, sizeof v), TIDE_CACHE_ERRONLY);  /* still kept */
-    CHECK_EQ_INT(get_sie(c, "k", 101.0, 1000, v, sizeof v), TIDE_CACHE_MISS);   /* gone */
+    CHECK_EQ_INT(get_sie(c, "k", 50.0, 30, v, sizeof v), TIDE_CACHE_MISS);     /* too old for it */
+    CHECK_EQ_INT(get_sie(c, "k", 50.0, 100, v, sizeof v), TIDE_CACHE_ERRONLY); /* still kept */
+    CHECK_EQ_INT(get_sie(c, "k", 101.0, 1000, v, sizeof v), TIDE_CACHE_MISS);  /* gone */
     tide_cache_stats st;
     tide_cache_get_stats(c, &st);
     CHECK_EQ_INT(st.entries, 0);
@@ -126,15 +125,15 @@ TEST(cache_replaces_and_refuses_bad_input)
     tide_cache_stats st;
     tide_cache_get_stats(c, &st);
     CHECK_EQ_INT(st.entries, 1);
-    CHECK_EQ_INT(put(c, "k", "v", 0, 0, 0, NULL, 0), TIDE_EINVAL);          /* ttl 0 */
+    CHECK_EQ_INT(put(c, "k", "v", 0, 0, 0, NULL, 0), TIDE_EINVAL); /* ttl 0 */
     tide_cache_tagid tags[TIDE_CACHE_MAX_TAGS + 1] = { 0 };
     CHECK_EQ_INT(put(c, "k", "v", 0, 1, 0, tags, TIDE_CACHE_MAX_TAGS + 1), TIDE_EINVAL);
-    tide_cache_put_opts o = { .ttl = 1, .born = tide_cache_clock(c) + 1 };  /* from the future */
+    tide_cache_put_opts o = { .ttl = 1, .born = tide_cache_clock(c) + 1 }; /* from the future */
     CHECK_EQ_INT(tide_cache_put(c, "k", 1, "v", 1, 0, &o, NULL, 0), TIDE_EINVAL);
     char big[9 * 1024];
     memset(big, 'x', sizeof big - 1);
     big[sizeof big - 1] = 0;
-    CHECK_EQ_INT(put(c, "big", big, 0, 10, 0, NULL, 0), TIDE_ETOOBIG);      /* > 1/8 of it */
+    CHECK_EQ_INT(put(c, "big", big, 0, 10, 0, NULL, 0), TIDE_ETOOBIG); /* > 1/8 of it */
     CHECK_EQ_INT(get(c, "big", 1, v, sizeof v), TIDE_CACHE_MISS);
     tide_cache_free(c);
 }
@@ -148,7 +147,7 @@ TEST(cache_invalidation_by_tag)
     tide_cache_tagid collab = tide_cache_tag(c, "trip_collaborators", 18);
     tide_cache_tagid users = tide_cache_tag(c, "users", 5);
     CHECK(trips != collab && trips != users);
-    CHECK_EQ_INT(tide_cache_tag(c, "TRIPS", 5), trips);                     /* case ignored */
+    CHECK_EQ_INT(tide_cache_tag(c, "TRIPS", 5), trips); /* case ignored */
     tide_cache_tagid trip_tags[] = { trips, collab };
     CHECK_EQ_INT(put(c, "trip 1 for u1", "{\"id\":1}", 0, 60, 0, trip_tags, 2), 0);
     CHECK_EQ_INT(put(c, "profile u1", "{}", 0, 60, 0, &users, 1), 0);
@@ -183,14 +182,12 @@ static int lost_to_unrelated(size_t max_bytes)
 {
     tide_cache *c;
     char key[32], tag[32], v[16];
-    if (tide_cache_new(max_bytes, NULL, &c) != 0)
-        return -1;
+    if (tide_cache_new(max_bytes, NULL, &c) != 0) return -1;
     for (int i = 0; i < 1000; i++) {
         snprintf(key, sizeof key, "k%d", i);
         snprintf(tag, sizeof tag, "trips/%d", i);
         tide_cache_tagid t = tide_cache_tag(c, tag, strlen(tag));
-        if (put(c, key, "v", 0, 60, 0, &t, 1) != 0)
-            return -1;
+        if (put(c, key, "v", 0, 60, 0, &t, 1) != 0) return -1;
     }
     for (int i = 0; i < 10000; i++) {
         snprintf(tag, sizeof tag, "other/%d", i);
@@ -203,8 +200,7 @@ static int lost_to_unrelated(size_t max_bytes)
     }
     /* and a real invalidation still reaches its entry */
     tide_cache_invalidate(c, tide_cache_tag(c, "trips/5", 7));
-    if (get(c, "k5", 2, v, sizeof v) != TIDE_CACHE_MISS)
-        lost = -1;
+    if (get(c, "k5", 2, v, sizeof v) != TIDE_CACHE_MISS) lost = -1;
     tide_cache_free(c);
     return lost;
 }
@@ -212,8 +208,8 @@ static int lost_to_unrelated(size_t max_bytes)
 TEST(cache_unrelated_invalidations_spare_entries)
 {
     int small = lost_to_unrelated(16 << 20), big = lost_to_unrelated(64 << 20);
-    printf("entries that looked invalidated: %d of 1000 (16 MiB), %d of 1000 (64 MiB)\n",
-           small, big);
+    printf("entries that looked invalidated: %d of 1000 (16 MiB), %d of 1000 (64 MiB)\n", small,
+           big);
     CHECK(small >= 0 && small < 100);
     CHECK(big >= 0 && big < 20);
 }
@@ -241,7 +237,7 @@ TEST(cache_stays_within_max_bytes)
     tide_cache_stats st;
     tide_cache_get_stats(c, &st);
     CHECK(st.evictions > 0);
-    CHECK(st.bytes > (long long)(max * 8 / 10));   /* and it is used, not kept nearly empty */
+    CHECK(st.bytes > (long long)(max * 8 / 10)); /* and it is used, not kept nearly empty */
     tide_cache_free(c);
 }
 
@@ -256,7 +252,7 @@ TEST(cache_keeps_hot_keys_through_a_scan)
     char key[32], v[300], val[200];
     memset(val, 'h', sizeof val - 1);
     val[sizeof val - 1] = 0;
-    const int hot = 100;                         /* about 10% of what fits */
+    const int hot = 100; /* about 10% of what fits */
     double now = 0;
     for (int i = 0; i < hot; i++) {
         snprintf(key, sizeof key, "hot-%d", i);
@@ -267,7 +263,7 @@ TEST(cache_keeps_hot_keys_through_a_scan)
         now += 0.001;
         snprintf(key, sizeof key, "scan-%d", i);
         CHECK_EQ_INT(put(c, key, val, now, 3600, 0, NULL, 0), 0);
-        if (i % 10 == 0) {              /* the hot set keeps being read, and refilled on a miss */
+        if (i % 10 == 0) { /* the hot set keeps being read, and refilled on a miss */
             snprintf(key, sizeof key, "hot-%d", (i / 10) % hot);
             if (get(c, key, now, v, sizeof v) == TIDE_CACHE_MISS)
                 CHECK_EQ_INT(put(c, key, val, now, 3600, 0, NULL, 0), 0);
@@ -303,9 +299,9 @@ TEST(cache_siphash13_keyed)
     m[7] ^= 0x80;
     CHECK(h != tide__siphash13(k, m, 15));
     m[7] ^= 0x80;
-    CHECK(tide__siphash13(k, m, 15) == h);               /* deterministic under one key */
+    CHECK(tide__siphash13(k, m, 15) == h); /* deterministic under one key */
     k[0] ^= 1;
-    CHECK(tide__siphash13(k, m, 15) != h);               /* and keyed */
+    CHECK(tide__siphash13(k, m, 15) != h); /* and keyed */
 }
 
 /* Stores in two processes sharing the clock and slots (as workers do): a write invalidated in
@@ -313,8 +309,8 @@ TEST(cache_siphash13_keyed)
 TEST(cache_invalidation_crosses_processes)
 {
     size_t max = 1 << 20, size = tide_cache_shared_size(max);
-    tide_cache_shared *sh = mmap(NULL, size, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS,
-                                 -1, 0);
+    tide_cache_shared *sh =
+        mmap(NULL, size, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, -1, 0);
     CHECK(sh != MAP_FAILED);
     if (sh == MAP_FAILED) return;
     tide_cache_shared_init(sh, max);
@@ -323,9 +319,9 @@ TEST(cache_invalidation_crosses_processes)
     CHECK_EQ_INT(tide_cache_new(max, sh, &c), 0);
     tide_cache_tagid t = tide_cache_tag(c, "trips/7", 7);
     CHECK_EQ_INT(put(c, "trip 7", "old", 0, 60, 0, &t, 1), 0);
-    tide_cache_put_opts o = { .ttl = 60, .born = tide_cache_clock(c) };   /* a read starts */
+    tide_cache_put_opts o = { .ttl = 60, .born = tide_cache_clock(c) }; /* a read starts */
     pid_t pid = fork();
-    if (pid == 0) {                       /* another worker: its own store, same slots */
+    if (pid == 0) { /* another worker: its own store, same slots */
         tide_cache *w;
         if (tide_cache_new(max, sh, &w) != 0) _exit(1);
         tide_cache_invalidate(w, tide_cache_tag(w, "TRIPS/7", 7));
@@ -337,21 +333,21 @@ TEST(cache_invalidation_crosses_processes)
     CHECK_EQ_INT(get(c, "trip 7", 1, v, sizeof v), TIDE_CACHE_MISS);
     CHECK_EQ_INT(tide_cache_put(c, "trip 7", 6, "old", 3, 1, &o, &t, 1), TIDE_EAGAIN);
     tide_cache *other = NULL;
-    CHECK_EQ_INT(tide_cache_new(256u << 20, sh, &other), TIDE_EINVAL);   /* made for 1 MiB */
+    CHECK_EQ_INT(tide_cache_new(256u << 20, sh, &other), TIDE_EINVAL); /* made for 1 MiB */
     tide_cache_free(c);
     munmap(sh, size);
 }
 
 TEST_LIST_BEGIN
-    TEST_ENTRY(cache_hit_ttl_and_stale_window)
-    TEST_ENTRY(cache_kept_for_errors)
-    TEST_ENTRY(cache_distrust)
-    TEST_ENTRY(cache_replaces_and_refuses_bad_input)
-    TEST_ENTRY(cache_invalidation_by_tag)
-    TEST_ENTRY(cache_unrelated_invalidations_spare_entries)
-    TEST_ENTRY(cache_invalidation_crosses_processes)
-    TEST_ENTRY(cache_stays_within_max_bytes)
-    TEST_ENTRY(cache_keeps_hot_keys_through_a_scan)
-    TEST_ENTRY(cache_entry_overhead_is_small)
-    TEST_ENTRY(cache_siphash13_keyed)
+TEST_ENTRY(cache_hit_ttl_and_stale_window)
+TEST_ENTRY(cache_kept_for_errors)
+TEST_ENTRY(cache_distrust)
+TEST_ENTRY(cache_replaces_and_refuses_bad_input)
+TEST_ENTRY(cache_invalidation_by_tag)
+TEST_ENTRY(cache_unrelated_invalidations_spare_entries)
+TEST_ENTRY(cache_invalidation_crosses_processes)
+TEST_ENTRY(cache_stays_within_max_bytes)
+TEST_ENTRY(cache_keeps_hot_keys_through_a_scan)
+TEST_ENTRY(cache_entry_overhead_is_small)
+TEST_ENTRY(cache_siphash13_keyed)
 TEST_LIST_END

@@ -11,7 +11,7 @@
 /* The fake pool: records what the call asked for; the test plays the pool's callback. */
 static struct fake {
     double now, random;
-    int starting;                /* inside tide_call_start */
+    int starting; /* inside tide_call_start */
     int runs, run_failures, run_rc;
     tide_pool *last_pool;
     tide_pgjob *job;
@@ -60,19 +60,15 @@ static void fake_release(tide_conn *conn)
 }
 
 static const tide_call_pool_ops fake_ops = {
-    .run = fake_run, .cancel = fake_cancel, .reset_backoff = fake_reset_backoff,
+    .run = fake_run,
+    .cancel = fake_cancel,
+    .reset_backoff = fake_reset_backoff,
     .release = fake_release,
 };
 
-static double fake_now(void *arg)
-{
-    return ((struct fake *)arg)->now;
-}
+static double fake_now(void *arg) { return ((struct fake *)arg)->now; }
 
-static double fake_random(void *arg)
-{
-    return ((struct fake *)arg)->random;
-}
+static double fake_random(void *arg) { return ((struct fake *)arg)->random; }
 
 typedef struct rig {
     struct ev_loop *loop;
@@ -95,21 +91,23 @@ static void rig_init(rig *r)
     res.breaker.min_calls = TIDE_BREAKER_MAX_WINDOW;
     for (int i = 0; i < TIDE_UPSTREAMS; i++) {
         tide_upstream_init(&r->store[i], r->loop, i, POOL(i), &res);
-        tide_upstream_stop(&r->store[i]);           /* no health probes on a fake pool */
+        tide_upstream_stop(&r->store[i]); /* no health probes on a fake pool */
         r->ups[i] = &r->store[i];
     }
-    r->env = (tide_call_env){ .loop = r->loop, .ups = r->ups, .pool = &fake_ops,
-                              .now = fake_now, .random = fake_random, .arg = &F };
+    r->env = (tide_call_env){ .loop = r->loop,
+                              .ups = r->ups,
+                              .pool = &fake_ops,
+                              .now = fake_now,
+                              .random = fake_random,
+                              .arg = &F };
 }
 
-static void rig_free(rig *r)
-{
-    ev_loop_destroy(r->loop);
-}
+static void rig_free(rig *r) { ev_loop_destroy(r->loop); }
 
 static void on_done(tide_call *c, PGresult *res, const tide_call_error *err)
 {
-    (void)c; (void)res;
+    (void)c;
+    (void)res;
     F.done_calls++;
     F.done_in_start += F.starting;
     if (!err) {
@@ -166,9 +164,9 @@ TEST(retry_after_dead_connection)
     CHECK_EQ_INT(start(&r, &c, TIDE_UP_DIRECT), 0);
     CHECK_EQ_INT(F.runs, 1);
     CHECK(F.last_pool == POOL(TIDE_UP_DIRECT));
-    finish("08006", 0, 503);                 /* lost before the write was sent */
+    finish("08006", 0, 503); /* lost before the write was sent */
     CHECK_EQ_INT(F.done_calls, 0);
-    CHECK_EQ_INT(F.runs, 1);                 /* backing off: base 0.05 s x jitter 0.5 */
+    CHECK_EQ_INT(F.runs, 1); /* backing off: base 0.05 s x jitter 0.5 */
     double left = ev_timer_remaining(r.loop, &c.timer);
     CHECK(left > 0.024 && left < 0.026);
     CHECK_EQ_INT(r.store[0].retries, 1);
@@ -178,7 +176,7 @@ TEST(retry_after_dead_connection)
     CHECK_EQ_INT(F.done_calls, 1);
     CHECK_EQ_INT(F.ok, 1);
     CHECK_EQ_INT(c.attempt, 2);
-    CHECK_EQ_INT(r.store[0].breaker.calls, 2);       /* each attempt settled its ticket */
+    CHECK_EQ_INT(r.store[0].breaker.calls, 2); /* each attempt settled its ticket */
     CHECK_EQ_INT(r.store[0].breaker.failures, 1);
     CHECK(r.store[0].budget.tokens > 8.99 && r.store[0].budget.tokens < 9.01);
     rig_free(&r);
@@ -200,7 +198,7 @@ TEST(no_retry_of_a_write_already_sent)
     CHECK_EQ_INT(F.ran, 1);
     CHECK_EQ_INT(F.upstream, TIDE_UP_DIRECT);
     spin(&r);
-    CHECK_EQ_INT(F.runs, 1);                 /* exactly one attempt */
+    CHECK_EQ_INT(F.runs, 1); /* exactly one attempt */
     CHECK_EQ_INT(r.store[0].retries, 0);
     rig_free(&r);
 }
@@ -254,7 +252,7 @@ TEST(open_breaker_without_fallback_is_unavailable)
     c.job.sql = "SELECT 1";
     CHECK_EQ_INT(start(&r, &c, TIDE_UP_TRANSACTION), 0);
     CHECK_EQ_INT(F.runs, 0);
-    CHECK_EQ_INT(F.done_calls, 0);           /* answered from the loop */
+    CHECK_EQ_INT(F.done_calls, 0); /* answered from the loop */
     spin(&r);
     CHECK_EQ_INT(F.done_calls, 1);
     CHECK_EQ_INT(F.done_in_start, 0);
@@ -311,7 +309,7 @@ TEST(budget_exhausted)
     rig r;
     rig_init(&r);
     tide_upstream *u = &r.store[TIDE_UP_DIRECT];
-    u->budget.ratio = 0;                     /* first attempts earn nothing */
+    u->budget.ratio = 0; /* first attempts earn nothing */
     u->budget.tokens = 0;
     tide_call c = { 0 };
     c.job.sql = "SELECT 1";
@@ -335,7 +333,7 @@ TEST(attempts_run_out)
     tide_call c = { 0 };
     c.job.sql = "SELECT 1";
     CHECK_EQ_INT(start(&r, &c, TIDE_UP_DIRECT), 0);
-    finish("40001", 1, 0);                   /* rolled back: safe even after it was sent */
+    finish("40001", 1, 0); /* rolled back: safe even after it was sent */
     spin_until_runs(&r, 2);
     CHECK_EQ_INT(F.runs, 2);
     finish("40001", 1, 0);
@@ -357,7 +355,7 @@ TEST(statement_timeout_counts_acquire_timeout_does_not)
     CHECK_EQ_INT(F.done_calls, 1);
     CHECK_STR(F.code, "TIDE_STATEMENT_TIMEOUT");
     CHECK_EQ_INT(F.status, 504);
-    CHECK_EQ_INT(F.runs, 1);                 /* never retried */
+    CHECK_EQ_INT(F.runs, 1); /* never retried */
     CHECK_EQ_INT(b->calls, 1);
     CHECK_EQ_INT(b->failures, 1);
 
@@ -369,7 +367,7 @@ TEST(statement_timeout_counts_acquire_timeout_does_not)
     CHECK_EQ_INT(F.done_calls, 1);
     CHECK_STR(F.code, "TIDE_ACQUIRE_TIMEOUT");
     CHECK_EQ_INT(F.status, 504);
-    CHECK_EQ_INT(b->calls, 1);               /* tide's own queue: says nothing of upstream */
+    CHECK_EQ_INT(b->calls, 1); /* tide's own queue: says nothing of upstream */
     CHECK_EQ_INT(b->failures, 1);
     rig_free(&r);
 }
@@ -389,7 +387,7 @@ TEST(cancelled_statement_is_504_or_499_once_the_client_is_gone)
     d.job.sql = "SELECT pg_sleep(10)";
     F.done_calls = 0;
     CHECK_EQ_INT(start(&r, &d, TIDE_UP_DIRECT), 0);
-    tide_call_abort(&d);                     /* running: cancelled, ends as the pool says */
+    tide_call_abort(&d); /* running: cancelled, ends as the pool says */
     CHECK_EQ_INT(F.cancels, 1);
     CHECK_EQ_INT(F.done_calls, 0);
     finish("57014", 1, 0);
@@ -409,7 +407,7 @@ TEST(completion_never_inside_start)
     c.job.sql = "SELECT 1";
     CHECK_EQ_INT(start(&r, &c, TIDE_UP_DIRECT), 0);
     CHECK_EQ_INT(F.done_calls, 0);
-    CHECK_EQ_INT(r.store[0].breaker.failures, 1);   /* cannot connect: a failure */
+    CHECK_EQ_INT(r.store[0].breaker.failures, 1); /* cannot connect: a failure */
     spin(&r);
     CHECK_EQ_INT(F.done_calls, 1);
     CHECK_EQ_INT(F.done_in_start, 0);
@@ -431,7 +429,7 @@ TEST(reconnecting_pool_is_retried)
     CHECK_EQ_INT(start(&r, &c, TIDE_UP_DIRECT), 0);
     CHECK_EQ_INT(F.done_calls, 0);
     spin_until_runs(&r, 2);
-    CHECK_EQ_INT(F.runs, 2);                 /* never connected: safe for a write too */
+    CHECK_EQ_INT(F.runs, 2); /* never connected: safe for a write too */
     finish(NULL, 0, 0);
     CHECK_EQ_INT(F.ok, 1);
     CHECK_EQ_INT(F.done_in_start, 0);
@@ -442,20 +440,20 @@ TEST(abort_while_waiting_to_retry)
 {
     rig r;
     rig_init(&r);
-    F.random = 0.9;                          /* a backoff long enough to abort in */
+    F.random = 0.9; /* a backoff long enough to abort in */
     tide_call c = { 0 };
     c.job.sql = "SELECT 1";
     CHECK_EQ_INT(start(&r, &c, TIDE_UP_DIRECT), 0);
     finish("08001", 0, 503);
     CHECK(ev_is_active(&c.timer));
     tide_call_abort(&c);
-    CHECK_EQ_INT(F.cancels, 0);              /* nothing in the pool to cancel */
+    CHECK_EQ_INT(F.cancels, 0); /* nothing in the pool to cancel */
     CHECK_EQ_INT(F.done_calls, 0);
     spin(&r);
     CHECK_EQ_INT(F.done_calls, 1);
     CHECK_STR(F.code, "TIDE_CLIENT_GONE");
     CHECK_EQ_INT(F.status, 499);
-    CHECK_EQ_INT(F.runs, 1);                 /* the retry never ran */
+    CHECK_EQ_INT(F.runs, 1); /* the retry never ran */
     rig_free(&r);
 }
 
@@ -464,16 +462,16 @@ TEST(abort_while_waiting_for_a_connection)
     rig r;
     rig_init(&r);
     tide_upstream *u = &r.store[TIDE_UP_DIRECT];
-    u->breaker.state = TIDE_BREAKER_HALF_OPEN;       /* one probe slot: the call takes it */
+    u->breaker.state = TIDE_BREAKER_HALF_OPEN; /* one probe slot: the call takes it */
     u->breaker.cfg.half_open_probes = 1;
     tide_call c = { 0 };
     c.job.sql = "SELECT 1";
     CHECK_EQ_INT(start(&r, &c, TIDE_UP_DIRECT), 0);
-    CHECK_EQ_INT(F.resets, 1);               /* a half-open call skips the reconnect backoff */
+    CHECK_EQ_INT(F.resets, 1); /* a half-open call skips the reconnect backoff */
     CHECK_EQ_INT(u->breaker.probes_inflight, 1);
-    F.cancel_rc = 1;                         /* still waiting: withdrawn */
+    F.cancel_rc = 1; /* still waiting: withdrawn */
     tide_call_abort(&c);
-    CHECK_EQ_INT(u->breaker.probes_inflight, 0);     /* ticket released, nothing recorded */
+    CHECK_EQ_INT(u->breaker.probes_inflight, 0); /* ticket released, nothing recorded */
     CHECK_EQ_INT(u->breaker.calls, 0);
     CHECK_EQ_INT(F.done_calls, 0);
     spin(&r);
@@ -490,7 +488,7 @@ TEST(failed_begin_gives_its_connection_back_before_retrying)
     c.job.flags = TIDE_PGJOB_BEGIN | TIDE_PGJOB_AUTH | TIDE_PGJOB_KEEP;
     c.read = 1;
     CHECK_EQ_INT(start(&r, &c, TIDE_UP_SESSION), 0);
-    F.job->conn = CONN(0);                   /* the pool kept it despite the error */
+    F.job->conn = CONN(0); /* the pool kept it despite the error */
     finish("40P01", 1, 0);
     CHECK_EQ_INT(F.releases, 1);
     CHECK(F.released == CONN(0));
@@ -516,7 +514,7 @@ TEST(pinned_job_runs_once_on_its_connection)
     c.pin_pool = POOL(TIDE_UP_SESSION);
     CHECK_EQ_INT(start(&r, &c, TIDE_UP_SESSION), 0);
     CHECK(F.last_pool == POOL(TIDE_UP_SESSION));
-    finish("08006", 1, 503);                 /* no retry and no outcome mapping in a tx */
+    finish("08006", 1, 503); /* no retry and no outcome mapping in a tx */
     CHECK_EQ_INT(F.done_calls, 1);
     CHECK_STR(F.code, "08006");
     CHECK_EQ_INT(F.ran, 1);
@@ -532,7 +530,7 @@ TEST(pinned_job_on_a_gone_connection)
     rig_init(&r);
     F.run_failures = 2;
     F.run_rc = TIDE_ECONN;
-    tide_call c = { 0 };                     /* COMMIT: the pool would release its connection */
+    tide_call c = { 0 }; /* COMMIT: the pool would release its connection */
     c.job.sql = "COMMIT";
     c.job.pin = CONN(0);
     c.pin_pool = POOL(TIDE_UP_DIRECT);
@@ -545,7 +543,7 @@ TEST(pinned_job_on_a_gone_connection)
     CHECK_EQ_INT(F.status, 500);
     CHECK_EQ_INT(F.ran, 0);
 
-    tide_call d = { 0 };                     /* a query in the tx: its connection stays held */
+    tide_call d = { 0 }; /* a query in the tx: its connection stays held */
     d.job.sql = "SELECT 1";
     d.job.pin = CONN(1);
     d.job.flags = TIDE_PGJOB_KEEP;
@@ -565,7 +563,7 @@ TEST(bad_arguments_never_call_back)
     tide_call c = { 0 };
     CHECK_EQ_INT(tide_call_start(&c, &r.env, TIDE_UPSTREAMS, on_done), TIDE_EINVAL);
     CHECK_EQ_INT(tide_call_start(&c, &r.env, 0, NULL), TIDE_EINVAL);
-    c.job.pin = CONN(0);                     /* a pin without its pool */
+    c.job.pin = CONN(0); /* a pin without its pool */
     CHECK_EQ_INT(tide_call_start(&c, &r.env, 0, on_done), TIDE_EINVAL);
     spin(&r);
     CHECK_EQ_INT(F.runs, 0);
@@ -574,23 +572,23 @@ TEST(bad_arguments_never_call_back)
 }
 
 TEST_LIST_BEGIN
-    TEST_ENTRY(retry_after_dead_connection)
-    TEST_ENTRY(half_open_refusal_still_says_retry_after)
-    TEST_ENTRY(no_retry_of_a_write_already_sent)
-    TEST_ENTRY(a_read_sent_is_retried)
-    TEST_ENTRY(fallback_on_open_breaker)
-    TEST_ENTRY(open_breaker_without_fallback_is_unavailable)
-    TEST_ENTRY(a_pooler_whose_database_is_down_falls_back)
-    TEST_ENTRY(budget_exhausted)
-    TEST_ENTRY(attempts_run_out)
-    TEST_ENTRY(statement_timeout_counts_acquire_timeout_does_not)
-    TEST_ENTRY(cancelled_statement_is_504_or_499_once_the_client_is_gone)
-    TEST_ENTRY(completion_never_inside_start)
-    TEST_ENTRY(reconnecting_pool_is_retried)
-    TEST_ENTRY(abort_while_waiting_to_retry)
-    TEST_ENTRY(abort_while_waiting_for_a_connection)
-    TEST_ENTRY(failed_begin_gives_its_connection_back_before_retrying)
-    TEST_ENTRY(pinned_job_runs_once_on_its_connection)
-    TEST_ENTRY(pinned_job_on_a_gone_connection)
-    TEST_ENTRY(bad_arguments_never_call_back)
+TEST_ENTRY(retry_after_dead_connection)
+TEST_ENTRY(half_open_refusal_still_says_retry_after)
+TEST_ENTRY(no_retry_of_a_write_already_sent)
+TEST_ENTRY(a_read_sent_is_retried)
+TEST_ENTRY(fallback_on_open_breaker)
+TEST_ENTRY(open_breaker_without_fallback_is_unavailable)
+TEST_ENTRY(a_pooler_whose_database_is_down_falls_back)
+TEST_ENTRY(budget_exhausted)
+TEST_ENTRY(attempts_run_out)
+TEST_ENTRY(statement_timeout_counts_acquire_timeout_does_not)
+TEST_ENTRY(cancelled_statement_is_504_or_499_once_the_client_is_gone)
+TEST_ENTRY(completion_never_inside_start)
+TEST_ENTRY(reconnecting_pool_is_retried)
+TEST_ENTRY(abort_while_waiting_to_retry)
+TEST_ENTRY(abort_while_waiting_for_a_connection)
+TEST_ENTRY(failed_begin_gives_its_connection_back_before_retrying)
+TEST_ENTRY(pinned_job_runs_once_on_its_connection)
+TEST_ENTRY(pinned_job_on_a_gone_connection)
+TEST_ENTRY(bad_arguments_never_call_back)
 TEST_LIST_END

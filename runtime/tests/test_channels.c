@@ -9,10 +9,7 @@
 #include "../channels.h"
 #include "../listen.h"
 
-static int kind(const char *s, size_t len)
-{
-    return tide__channels_rest_payload(s, len);
-}
+static int kind(const char *s, size_t len) { return tide__channels_rest_payload(s, len); }
 
 TEST(payloads_as_postgrest_reads_them)
 {
@@ -48,15 +45,15 @@ TEST(notifications_and_new_sessions_move_the_generation)
     tide__channels_rest_notify("trips/7", 7, &app);
     CHECK_EQ_INT(app.schema_generation, 2);
     CHECK_EQ_INT(app.schema_reloads_heard, 2);
-    tide__channels_state(1, &app);                  /* a session (re)established */
+    tide__channels_state(1, &app); /* a session (re)established */
     CHECK_EQ_INT(app.schema_generation, 3);
-    tide__channels_state(0, &app);                  /* lost: nothing to re-read yet */
+    tide__channels_state(0, &app); /* lost: nothing to re-read yet */
     CHECK_EQ_INT(app.schema_generation, 3);
     tide__channels_state(1, &app);
     CHECK_EQ_INT(app.schema_generation, 4);
-    CHECK_EQ_INT(app.schema_reloads_heard, 2);      /* sessions are not NOTIFYs */
+    CHECK_EQ_INT(app.schema_reloads_heard, 2); /* sessions are not NOTIFYs */
 
-    app_init(&app, "");                             /* the rest channel not heard */
+    app_init(&app, ""); /* the rest channel not heard */
     tide__channels_state(1, &app);
     CHECK_EQ_INT(app.schema_generation, 0);
 }
@@ -76,7 +73,7 @@ TEST(which_sessions_start)
     CHECK(app.listen != NULL);
     tide_channels_stop(&app);
     CHECK(app.listen == NULL);
-    tide_channels_stop(&app);                       /* twice is fine */
+    tide_channels_stop(&app); /* twice is fine */
     /* not a plain identifier: refused, nothing left running */
     app.cfg.rest_notify_channel = (char *)"Pg-Rst";
     CHECK_EQ_INT(tide_channels_start(&app), TIDE_EINVAL);
@@ -90,7 +87,7 @@ TEST(which_sessions_start)
 }
 
 TEST_LIST_BEGIN
-    TEST_ENTRY(payloads_as_postgrest_reads_them)
-    TEST_ENTRY(notifications_and_new_sessions_move_the_generation)
-    TEST_ENTRY(which_sessions_start)
+TEST_ENTRY(payloads_as_postgrest_reads_them)
+TEST_ENTRY(notifications_and_new_sessions_move_the_generation)
+TEST_ENTRY(which_sessions_start)
 TEST_LIST_END

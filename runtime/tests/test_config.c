@@ -16,18 +16,19 @@
 #include <string.h>
 #include <unistd.h>
 
-#define BASE "jwt = { secret = 'config-test-secret-0123456789-abcdefghij' %s },\n" \
-             "upstreams = { direct = { dsn = 'postgresql://x@127.0.0.1:1/x' } },\n"
+#define BASE                                                              \
+    "jwt = { secret = 'config-test-secret-0123456789-abcdefghij' %s },\n" \
+    "upstreams = { direct = { dsn = 'postgresql://x@127.0.0.1:1/x' } },\n"
 
 extern char **environ;
 
-static int dev;   /* the dev argument load() passes */
+static int dev; /* the dev argument load() passes */
 
 /* Unsets every TIDE_* variable, those of the shell that runs the test included (a developer's
  * TIDE_HTTP_PORT or TIDE_DSN_SESSION would otherwise change what the tests read). */
 static void clear_env(void)
 {
-    for (int pass = 0; pass < 1000; pass++) {   /* unsetenv changes environ: start over */
+    for (int pass = 0; pass < 1000; pass++) { /* unsetenv changes environ: start over */
         char name[256];
         name[0] = '\0';
         for (char **e = environ; e && *e; e++)
@@ -46,8 +47,7 @@ static int load(const char *jwt_extra, const char *extra, tide_config *c, char *
 {
     char path[] = "/tmp/tide-test-config-XXXXXX";
     int fd = mkstemp(path);
-    if (fd < 0)
-        return 999;
+    if (fd < 0) return 999;
     FILE *f = fdopen(fd, "w");
     fprintf(f, "return {\n" BASE "%s\n}\n", jwt_extra, extra);
     fclose(f);
@@ -76,7 +76,9 @@ TEST(jwt_policy_from_file)
     char err[256];
     clear_env();
     CHECK_EQ_INT(load(", require_exp = false, audience = 'tide-api', issuer = 'https://i/', "
-                      "leeway = 5", "", &c, err, sizeof err), 0);
+                      "leeway = 5",
+                      "", &c, err, sizeof err),
+                 0);
     CHECK_EQ_INT(c.jwt_require_exp, 0);
     CHECK_STR(c.jwt_audience, "tide-api");
     CHECK_STR(c.jwt_issuer, "https://i/");
@@ -108,8 +110,7 @@ TEST(jwt_policy_env_overrides)
     setenv("TIDE_JWT_AUDIENCE", "env-aud", 1);
     setenv("TIDE_JWT_ISSUER", "env-iss", 1);
     setenv("TIDE_JWT_REQUIRE_EXP", "0", 1);
-    CHECK_EQ_INT(load(", audience = 'file-aud', issuer = 'file-iss'", "", &c, err, sizeof err),
-                 0);
+    CHECK_EQ_INT(load(", audience = 'file-aud', issuer = 'file-iss'", "", &c, err, sizeof err), 0);
     CHECK_STR(c.jwt_audience, "env-aud");
     CHECK_STR(c.jwt_issuer, "env-iss");
     CHECK_EQ_INT(c.jwt_require_exp, 0);
@@ -131,8 +132,12 @@ TEST(crypto_key)
     tide_config c;
     char err[256];
     clear_env();
-    CHECK_EQ_INT(load("", "crypto = { key = '" "000102030405060708090a0b0c0d0e0f"
-                      "101112131415161718191a1b1c1d1e1f' },", &c, err, sizeof err), 0);
+    CHECK_EQ_INT(load("",
+                      "crypto = { key = '"
+                      "000102030405060708090a0b0c0d0e0f"
+                      "101112131415161718191a1b1c1d1e1f' },",
+                      &c, err, sizeof err),
+                 0);
     CHECK_EQ_INT(c.has_enc_key, 1);
     CHECK_EQ_INT(c.enc_key[0], 0);
     CHECK_EQ_INT(c.enc_key[31], 0x1f);
@@ -166,7 +171,8 @@ TEST(published_secrets_need_dev_mode)
     /* an own JWT secret with the shipped AES key */
     CHECK_EQ_INT(load("", dev_key, &c, err, sizeof err), TIDE_EINVAL);
     CHECK(strstr(err, "TIDE_ENCRYPTION_KEY") != NULL);
-    setenv("TIDE_ENCRYPTION_KEY", "000102030405060708090a0b0c0d0e0f101112131415161718191a1b1c1d1e1f", 1);
+    setenv("TIDE_ENCRYPTION_KEY",
+           "000102030405060708090a0b0c0d0e0f101112131415161718191a1b1c1d1e1f", 1);
     CHECK_EQ_INT(load("", dev_key, &c, err, sizeof err), 0);
     CHECK_EQ_INT(c.dev, 0);
     tide_config_free(&c);
@@ -204,8 +210,8 @@ TEST(log_section_and_env_overrides)
     CHECK_EQ_INT(c.log_buffer_bytes, 1024 * 1024);
     CHECK_EQ_INT(c.log_slow_query_ms, 500);
     tide_config_free(&c);
-    CHECK_EQ_INT(load("", "log = { buffer_bytes = 65536, slow_query_ms = 0 }", &c, err,
-                      sizeof err), 0);
+    CHECK_EQ_INT(load("", "log = { buffer_bytes = 65536, slow_query_ms = 0 }", &c, err, sizeof err),
+                 0);
     CHECK_EQ_INT(c.log_buffer_bytes, 65536);
     CHECK_EQ_INT(c.log_slow_query_ms, 0);
     tide_config_free(&c);
@@ -318,8 +324,9 @@ TEST(rest_notify_channel)
                  TIDE_EINVAL);
     CHECK(strstr(err, "rest.notify_channel") != NULL);
     /* both "" (each hears nothing) is no clash; "" is for these two keys only */
-    CHECK_EQ_INT(load("", "cache = { channel = '' }, rest = { notify_channel = '' }", &c, err,
-                      sizeof err), 0);
+    CHECK_EQ_INT(
+        load("", "cache = { channel = '' }, rest = { notify_channel = '' }", &c, err, sizeof err),
+        0);
     CHECK_STR(c.cache_channel, "");
     tide_config_free(&c);
     CHECK_EQ_INT(load("", "log_level = ''", &c, err, sizeof err), TIDE_EINVAL);
@@ -333,7 +340,9 @@ TEST(rest_notify_channel)
  * resilience policy now owns are still accepted. */
 TEST(schema_refusals)
 {
-    static const struct { const char *extra, *msg; } cases[] = {
+    static const struct {
+        const char *extra, *msg;
+    } cases[] = {
         { "listen = { port = '8080' }", "listen.port must be a number" },
         { "http = { read_timeout = 0 }", "http.read_timeout must be in 0.001..3600, got 0" },
         { "http = { max_body_bytes = 1.5 }", "http.max_body_bytes must be an integer" },
@@ -359,9 +368,11 @@ TEST(schema_refusals)
     }
     tide_config c;
     char err[256];
-    CHECK_EQ_INT(load("", "upstreams = { direct = { dsn = 'postgresql://x@127.0.0.1:1/x', "
+    CHECK_EQ_INT(load("",
+                      "upstreams = { direct = { dsn = 'postgresql://x@127.0.0.1:1/x', "
                       "pool_size = 2, acquire_timeout = 1, connect_timeout = 0.5 } }",
-                      &c, err, sizeof err), 0);
+                      &c, err, sizeof err),
+                 0);
     CHECK(c.upstreams[TIDE_UP_DIRECT].connect_timeout == 0.5);
     tide_config_free(&c);
 }
@@ -372,8 +383,11 @@ TEST(admin_token_and_unsent_budget)
     tide_config c;
     char err[512];
     clear_env();
-    CHECK_EQ_INT(load("", "admin = { token = 'own-admin-token-0123' }, "
-                      "http = { max_unsent_bytes = 1048576 }", &c, err, sizeof err), 0);
+    CHECK_EQ_INT(load("",
+                      "admin = { token = 'own-admin-token-0123' }, "
+                      "http = { max_unsent_bytes = 1048576 }",
+                      &c, err, sizeof err),
+                 0);
     CHECK_STR(c.admin_token, "own-admin-token-0123");
     CHECK_EQ_INT(c.http.max_unsent_bytes, 1048576);
     char *buf = NULL;
@@ -419,11 +433,13 @@ TEST(print_masks_secrets)
     tide_config c;
     char err[256];
     clear_env();
-    CHECK_EQ_INT(load("", "crypto = { key = '00112233445566778899aabbccddeeff00112233445566778899"
+    CHECK_EQ_INT(load("",
+                      "crypto = { key = '00112233445566778899aabbccddeeff00112233445566778899"
                       "aabbccddeeff' }, upstreams = { direct = { dsn = "
                       "'postgresql://u:hunter2secret@db:5432/x' }, session = { dsn = "
                       "'host=db user=u password=hunter2secret dbname=x' } }",
-                      &c, err, sizeof err), 0);
+                      &c, err, sizeof err),
+                 0);
     char *buf = NULL;
     size_t len = 0;
     FILE *f = open_memstream(&buf, &len);
@@ -446,10 +462,13 @@ TEST(env_overrides_keep_the_bounds)
 {
     tide_config c;
     char err[256];
-    static const char *const bad[][2] = {
-        { "TIDE_WORKERS", "300" }, { "TIDE_WORKERS", "two" }, { "TIDE_HTTP_PORT", "70000" },
-        { "TIDE_ADMIN_PORT", "-1" }, { "TIDE_HTTP_MAX_CONNECTIONS_PER_CLIENT", "-1" },
-        { "TIDE_CACHE_MAX_BYTES", "64M" }, { "TIDE_HTTP_MAX_INFLIGHT_BODY_BYTES", "-5" } };
+    static const char *const bad[][2] = { { "TIDE_WORKERS", "300" },
+                                          { "TIDE_WORKERS", "two" },
+                                          { "TIDE_HTTP_PORT", "70000" },
+                                          { "TIDE_ADMIN_PORT", "-1" },
+                                          { "TIDE_HTTP_MAX_CONNECTIONS_PER_CLIENT", "-1" },
+                                          { "TIDE_CACHE_MAX_BYTES", "64M" },
+                                          { "TIDE_HTTP_MAX_INFLIGHT_BODY_BYTES", "-5" } };
     for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
         clear_env();
         setenv(bad[i][0], bad[i][1], 1);
@@ -507,20 +526,20 @@ TEST(env_overrides_as_before)
 }
 
 TEST_LIST_BEGIN
-    TEST_ENTRY(nice_setting_and_env)
-    TEST_ENTRY(supervise_and_watchdog)
-    TEST_ENTRY(rest_notify_channel)
-    TEST_ENTRY(jwt_policy_defaults)
-    TEST_ENTRY(jwt_policy_from_file)
-    TEST_ENTRY(jwt_policy_strict_types)
-    TEST_ENTRY(jwt_policy_env_overrides)
-    TEST_ENTRY(crypto_key)
-    TEST_ENTRY(published_secrets_need_dev_mode)
-    TEST_ENTRY(schema_defaults)
-    TEST_ENTRY(log_section_and_env_overrides)
-    TEST_ENTRY(schema_refusals)
-    TEST_ENTRY(admin_token_and_unsent_budget)
-    TEST_ENTRY(print_masks_secrets)
-    TEST_ENTRY(env_overrides_keep_the_bounds)
-    TEST_ENTRY(env_overrides_as_before)
+TEST_ENTRY(nice_setting_and_env)
+TEST_ENTRY(supervise_and_watchdog)
+TEST_ENTRY(rest_notify_channel)
+TEST_ENTRY(jwt_policy_defaults)
+TEST_ENTRY(jwt_policy_from_file)
+TEST_ENTRY(jwt_policy_strict_types)
+TEST_ENTRY(jwt_policy_env_overrides)
+TEST_ENTRY(crypto_key)
+TEST_ENTRY(published_secrets_need_dev_mode)
+TEST_ENTRY(schema_defaults)
+TEST_ENTRY(log_section_and_env_overrides)
+TEST_ENTRY(schema_refusals)
+TEST_ENTRY(admin_token_and_unsent_budget)
+TEST_ENTRY(print_masks_secrets)
+TEST_ENTRY(env_overrides_keep_the_bounds)
+TEST_ENTRY(env_overrides_as_before)
 TEST_LIST_END

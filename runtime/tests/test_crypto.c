@@ -12,8 +12,7 @@
 static const unsigned char key[32] = "0123456789abcdef0123456789abcdef";
 
 /* The context scripts/api_keys.lua and tide reseal bind a key to. */
-static unsigned char *context(const char *user, const char *service, const char *name,
-                              size_t *len)
+static unsigned char *context(const char *user, const char *service, const char *name, size_t *len)
 {
     const char *f[] = { "api_keys", user, service, name };
     size_t l[] = { 8, strlen(user), strlen(service), strlen(name) };
@@ -23,7 +22,7 @@ static unsigned char *context(const char *user, const char *service, const char 
 }
 
 #define ALICE "11111111-1111-1111-1111-111111111111"
-#define BOB "22222222-2222-2222-2222-222222222222"
+#define BOB   "22222222-2222-2222-2222-222222222222"
 
 /* Opens text under aad; returns the rc, and checks nothing leaks out on failure. */
 static int open_with(const unsigned char *aad, size_t aadlen, const char *text, char **plain,
@@ -49,14 +48,18 @@ TEST(seal_open_round_trip)
     CHECK_STR(plain, "sk-live-secret");
     char *again = NULL;
     CHECK_EQ_INT(tide_crypto_seal(key, aad, alen, "sk-live-secret", 14, &again), 0);
-    CHECK(strcmp(sealed, again) != 0);           /* a fresh nonce every time */
-    free(sealed); free(plain); free(again);
+    CHECK(strcmp(sealed, again) != 0); /* a fresh nonce every time */
+    free(sealed);
+    free(plain);
+    free(again);
     /* empty plaintext and empty aad are fine too */
     CHECK_EQ_INT(tide_crypto_seal(key, NULL, 0, "", 0, &sealed), 0);
     CHECK_EQ_INT(open_with(NULL, 0, sealed, &plain, &n), 0);
     CHECK_EQ_INT(n, 0);
     CHECK_STR(plain, "");
-    free(sealed); free(plain); free(aad);
+    free(sealed);
+    free(plain);
+    free(aad);
 }
 
 TEST(open_refuses_another_context)
@@ -67,10 +70,12 @@ TEST(open_refuses_another_context)
     CHECK(aad);
     CHECK_EQ_INT(tide_crypto_seal(key, aad, alen, "sk-live-secret", 14, &sealed), 0);
     /* another user, service, key name: the text was moved to another row */
-    const char *rows[][3] = { { BOB, "openai", "default" }, { ALICE, "openai", "prod" },
+    const char *rows[][3] = { { BOB, "openai", "default" },
+                              { ALICE, "openai", "prod" },
                               { ALICE, "maps", "default" },
                               /* the same bytes split differently across the fields */
-                              { ALICE, "openaid", "efault" }, { ALICE "o", "penai", "default" } };
+                              { ALICE, "openaid", "efault" },
+                              { ALICE "o", "penai", "default" } };
     for (size_t i = 0; i < sizeof rows / sizeof *rows; i++) {
         other = context(rows[i][0], rows[i][1], rows[i][2], &olen);
         CHECK(other);
@@ -83,7 +88,9 @@ TEST(open_refuses_another_context)
     /* and its own row still opens */
     CHECK_EQ_INT(open_with(aad, alen, sealed, &plain, &n), 0);
     CHECK_STR(plain, "sk-live-secret");
-    free(plain); free(sealed); free(aad);
+    free(plain);
+    free(sealed);
+    free(aad);
 }
 
 TEST(aad_encoding_is_unambiguous)
@@ -98,7 +105,8 @@ TEST(aad_encoding_is_unambiguous)
     CHECK(al != bl || memcmp(a, b, al) != 0);
     static const unsigned char want[] = { 0, 0, 0, 2, 'a', 'b', 0, 0, 0, 1, 'c' };
     CHECK(memcmp(a, want, sizeof want) == 0);
-    free(a); free(b);
+    free(a);
+    free(b);
     /* a NUL inside a field is just a byte */
     const char *f3[] = { "a\0b" };
     size_t l3[] = { 3 };
@@ -140,7 +148,10 @@ TEST(open_refuses_tampered_version)
     /* the text prefix alone changed: not a v2 text any more */
     memcpy(sealed, "v1:", 3);
     CHECK_EQ_INT(open_with(aad, alen, sealed, &plain, &n), TIDE_EPARSE);
-    free(raw); free(forged); free(sealed); free(aad);
+    free(raw);
+    free(forged);
+    free(sealed);
+    free(aad);
 }
 
 TEST(open_refuses_tampering_and_wrong_key)
@@ -156,8 +167,7 @@ TEST(open_refuses_tampering_and_wrong_key)
     unsigned char other[32];
     memcpy(other, key, 32);
     other[0] ^= 1;
-    CHECK_EQ_INT(tide_crypto_open(other, "ctx", 3, sealed, strlen(sealed), &plain, &n),
-                 TIDE_EAUTH);
+    CHECK_EQ_INT(tide_crypto_open(other, "ctx", 3, sealed, strlen(sealed), &plain, &n), TIDE_EAUTH);
     CHECK(plain == NULL);
     free(sealed);
 }
@@ -196,8 +206,10 @@ TEST(open_refuses_malformed_text)
 {
     char *plain = NULL;
     size_t n = 0;
-    const char *bad[] = { "", "plain", "v2:", "v2:abc", "v2:AAAA", "v3:AAAAAAAA", "V2:AAAA",
-                          "v2:!!!!", "v2:AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA" /* short */ };
+    const char *
+        bad[] = { "",        "plain",   "v2:",
+                  "v2:abc",  "v2:AAAA", "v3:AAAAAAAA",
+                  "V2:AAAA", "v2:!!!!", "v2:AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA" /* short */ };
     for (size_t i = 0; i < sizeof bad / sizeof *bad; i++)
         CHECK_EQ_INT(tide_crypto_open(key, NULL, 0, bad[i], strlen(bad[i]), &plain, &n),
                      TIDE_EPARSE);
@@ -216,8 +228,8 @@ TEST(keyed_hash_known_answer)
     char hex[65];
     /* HMAC-SHA256(HMAC-SHA256(key, "tide api key hash v1"), data), computed independently
      * (Python's hmac module) */
-    CHECK_EQ_INT(tide_crypto_keyed_hash_hex(key, "tide api key hash v1", "sk-live-secret", 14,
-                                            hex), 0);
+    CHECK_EQ_INT(tide_crypto_keyed_hash_hex(key, "tide api key hash v1", "sk-live-secret", 14, hex),
+                 0);
     CHECK_STR(hex, "e6db67b9d24d61c931f4e0df313c950fdddedc2868a6e924f66d5f78d012f0eb");
     CHECK_EQ_INT(tide_crypto_keyed_hash_hex(key, "tide api key hash v1", NULL, 0, hex), 0);
     CHECK_STR(hex, "362b21da5c3abfaad2ebb4d3e0f7d45de0e5430128977ea58b77e946e088fcb9");
@@ -238,13 +250,13 @@ TEST(sha256_hex_known_vector)
 }
 
 TEST_LIST_BEGIN
-    TEST_ENTRY(seal_open_round_trip)
-    TEST_ENTRY(open_refuses_another_context)
-    TEST_ENTRY(aad_encoding_is_unambiguous)
-    TEST_ENTRY(open_refuses_tampered_version)
-    TEST_ENTRY(open_refuses_tampering_and_wrong_key)
-    TEST_ENTRY(v1_texts_open_only_for_resealing)
-    TEST_ENTRY(open_refuses_malformed_text)
-    TEST_ENTRY(keyed_hash_known_answer)
-    TEST_ENTRY(sha256_hex_known_vector)
+TEST_ENTRY(seal_open_round_trip)
+TEST_ENTRY(open_refuses_another_context)
+TEST_ENTRY(aad_encoding_is_unambiguous)
+TEST_ENTRY(open_refuses_tampered_version)
+TEST_ENTRY(open_refuses_tampering_and_wrong_key)
+TEST_ENTRY(v1_texts_open_only_for_resealing)
+TEST_ENTRY(open_refuses_malformed_text)
+TEST_ENTRY(keyed_hash_known_answer)
+TEST_ENTRY(sha256_hex_known_vector)
 TEST_LIST_END

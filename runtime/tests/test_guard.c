@@ -22,8 +22,8 @@ static void on_alarm(int sig)
 
 /* Runs chunk in a fresh state under a budget of ms; returns why it was stopped, and in
  * *took_ms how long it ran. */
-static int run_chunk(const char *chunk, int64_t ms, size_t limit, double *took_ms,
-                     char *where, size_t wherelen)
+static int run_chunk(const char *chunk, int64_t ms, size_t limit, double *took_ms, char *where,
+                     size_t wherelen)
 {
     signal(SIGALRM, on_alarm);
     if (tide_guard_start() != 0) return -1;
@@ -53,8 +53,8 @@ TEST(a_loop_is_stopped_at_its_budget)
 {
     double ms;
     char where[64];
-    int why = run_chunk("local i = 0\nwhile true do i = i + 1 end", 50, 0, &ms, where,
-                        sizeof where);
+    int why =
+        run_chunk("local i = 0\nwhile true do i = i + 1 end", 50, 0, &ms, where, sizeof where);
     CHECK_EQ_INT(why, TIDE_GUARD_CPU);
     CHECK(ms >= 50 && ms < 500);
     CHECK_STR(where, "chunk:2");
@@ -64,8 +64,8 @@ TEST(a_loop_that_catches_the_stop_is_stopped_too)
 {
     double ms;
     char where[64];
-    int why = run_chunk("for _ = 1, 1e12 do pcall(function() while true do end end) end",
-                        50, 0, &ms, where, sizeof where);
+    int why = run_chunk("for _ = 1, 1e12 do pcall(function() while true do end end) end", 50, 0,
+                        &ms, where, sizeof where);
     CHECK_EQ_INT(why, TIDE_GUARD_CPU);
     CHECK(ms < 500);
 }
@@ -77,8 +77,8 @@ TEST(a_compiled_loop_is_stopped)
     /* warm up so the JIT compiles the loops first */
     int why = run_chunk("jit.on()\nlocal function f(n) local s = 0 for i = 1, n do s = s + i "
                         "end return s end\nfor _ = 1, 200 do f(1000) end\n"
-                        "local x = 0\nwhile true do x = x + f(10) end", 50, 0, &ms, where,
-                        sizeof where);
+                        "local x = 0\nwhile true do x = x + f(10) end",
+                        50, 0, &ms, where, sizeof where);
     CHECK_EQ_INT(why, TIDE_GUARD_CPU);
     CHECK(ms < 500);
 }
@@ -97,8 +97,8 @@ TEST(memory_past_the_bound_stops_the_run)
 {
     double ms;
     char where[64];
-    int why = run_chunk("local t = {}\nfor i = 1, 1e9 do t[i] = {i} end", 5000, 8 << 20, &ms,
-                        where, sizeof where);
+    int why = run_chunk("local t = {}\nfor i = 1, 1e9 do t[i] = {i} end", 5000, 8 << 20, &ms, where,
+                        sizeof where);
     CHECK_EQ_INT(why, TIDE_GUARD_MEMORY);
     CHECK_STR(where, "chunk:2");
     why = run_chunk("local s = string.rep('x', 1e9)", 5000, 8 << 20, &ms, where, sizeof where);
@@ -148,13 +148,13 @@ TEST(quarantine_after_hits_within_the_window)
     CHECK(tide_guard_routes_closed(g, "GET /a", 0) == 0);
     CHECK_EQ_INT(tide_guard_routes_stop(g, "GET /a", 0), 0);
     CHECK_EQ_INT(tide_guard_routes_stop(g, "GET /a", 4), 0);
-    CHECK_EQ_INT(tide_guard_routes_stop(g, "GET /b", 5), 0);   /* another route's count */
+    CHECK_EQ_INT(tide_guard_routes_stop(g, "GET /b", 5), 0); /* another route's count */
     CHECK(tide_guard_routes_closed(g, "GET /a", 5) == 0);
     CHECK_EQ_INT(tide_guard_routes_stop(g, "GET /a", 8), 1);
     CHECK(tide_guard_routes_closed(g, "GET /a", 8) == 60);
     CHECK(tide_guard_routes_closed(g, "GET /a", 67) == 1);
     CHECK(tide_guard_routes_closed(g, "GET /b", 8) == 0);
-    CHECK(tide_guard_routes_closed(g, "GET /a", 68) == 0);     /* the cool-down ends */
+    CHECK(tide_guard_routes_closed(g, "GET /a", 68) == 0); /* the cool-down ends */
     /* counting starts afresh after it */
     CHECK_EQ_INT(tide_guard_routes_stop(g, "GET /a", 69), 0);
     tide_guard_routes_free(g);
@@ -175,8 +175,7 @@ TEST(quarantine_off)
 {
     tide_guard_quarantine off = { .hits = 0, .window = 10, .cool_down = 60 };
     tide_guard_routes *g = tide_guard_routes_new(off);
-    for (int i = 0; i < 100; i++)
-        CHECK_EQ_INT(tide_guard_routes_stop(g, "GET /a", i * 0.01), 0);
+    for (int i = 0; i < 100; i++) CHECK_EQ_INT(tide_guard_routes_stop(g, "GET /a", i * 0.01), 0);
     CHECK(tide_guard_routes_closed(g, "GET /a", 1) == 0);
     tide_guard_routes_free(g);
 }
@@ -201,15 +200,15 @@ TEST(each_route_reports_its_stops)
 }
 
 TEST_LIST_BEGIN
-    TEST_ENTRY(a_loop_is_stopped_at_its_budget)
-    TEST_ENTRY(a_loop_that_catches_the_stop_is_stopped_too)
-    TEST_ENTRY(a_compiled_loop_is_stopped)
-    TEST_ENTRY(a_run_within_its_budget_is_not_stopped)
-    TEST_ENTRY(memory_past_the_bound_stops_the_run)
-    TEST_ENTRY(memory_counts_and_refuses_only_inside_runs)
-    TEST_ENTRY(runs_nest)
-    TEST_ENTRY(quarantine_after_hits_within_the_window)
-    TEST_ENTRY(hits_outside_the_window_do_not_count)
-    TEST_ENTRY(quarantine_off)
-    TEST_ENTRY(each_route_reports_its_stops)
+TEST_ENTRY(a_loop_is_stopped_at_its_budget)
+TEST_ENTRY(a_loop_that_catches_the_stop_is_stopped_too)
+TEST_ENTRY(a_compiled_loop_is_stopped)
+TEST_ENTRY(a_run_within_its_budget_is_not_stopped)
+TEST_ENTRY(memory_past_the_bound_stops_the_run)
+TEST_ENTRY(memory_counts_and_refuses_only_inside_runs)
+TEST_ENTRY(runs_nest)
+TEST_ENTRY(quarantine_after_hits_within_the_window)
+TEST_ENTRY(hits_outside_the_window_do_not_count)
+TEST_ENTRY(quarantine_off)
+TEST_ENTRY(each_route_reports_its_stops)
 TEST_LIST_END

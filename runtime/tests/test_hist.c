@@ -35,7 +35,7 @@ TEST(hist_quantiles_within_the_bucket_error)
     uint64_t le1 = tide_hist_count_le(&h, 1.0);
     CHECK(le1 <= 1000 && le1 >= 940);
     CHECK(tide_hist_count_le(&h, 1e9) == 10000);
-    tide_hist_add(&h, -1);                     /* counts as 0 */
+    tide_hist_add(&h, -1); /* counts as 0 */
     tide_hist_add(&h, NAN);
     CHECK(tide_hist_count_le(&h, 0.000001) == 2);
     tide_hist m;
@@ -45,6 +45,6 @@ TEST(hist_quantiles_within_the_bucket_error)
 }
 
 TEST_LIST_BEGIN
-    TEST_ENTRY(hist_buckets_are_contiguous_and_tight)
-    TEST_ENTRY(hist_quantiles_within_the_bucket_error)
+TEST_ENTRY(hist_buckets_are_contiguous_and_tight)
+TEST_ENTRY(hist_quantiles_within_the_bucket_error)
 TEST_LIST_END

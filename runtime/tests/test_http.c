@@ -22,7 +22,7 @@
 #include "test.h"
 
 #define SLOW_DELAY 0.15
-#define BIG_SIZE (4 * 1024 * 1024)
+#define BIG_SIZE   (4 * 1024 * 1024)
 
 /* ---- server side (loop thread) ------------------------------------------------------- */
 
@@ -33,7 +33,7 @@ static ev_async done_async;
 static ev_timer watchdog;
 static int abort_count, slow_responded, slow_pending, handled, bad_header_names;
 static char *big_body;
-static size_t big_len = BIG_SIZE;   /* the bytes of big_body /big answers */
+static size_t big_len = BIG_SIZE; /* the bytes of big_body /big answers */
 
 typedef struct slow_req {
     ev_timer timer;
@@ -75,8 +75,7 @@ static void handler(tide_http_req *req, void *arg)
         for (size_t j = 0; j < req->headers[i].name_len; j++)
             if (req->headers[i].name[j] >= 'A' && req->headers[i].name[j] <= 'Z')
                 bad_header_names++;
-    if (req->body[req->body_len] != '\0')
-        bad_header_names++;   /* body must be NUL-terminated */
+    if (req->body[req->body_len] != '\0') bad_header_names++; /* body must be NUL-terminated */
 
     if (path_is(req, "/slow")) {
         slow_req *s = calloc(1, sizeof *s);
@@ -91,8 +90,7 @@ static void handler(tide_http_req *req, void *arg)
     if (path_is(req, "/hdr")) {
         size_t len = 0;
         const char *v = tide_http_header_get(req, "x-test", &len);
-        if (!v)
-            v = "(none)", len = 6;
+        if (!v) v = "(none)", len = 6;
         (void)tide_http_respond(req, 200, "text/plain", "X-Extra: yes\r\nX-Two: 2\r\n", v, len);
         return;
     }
@@ -122,8 +120,8 @@ static void handler(tide_http_req *req, void *arg)
         char out[128];
         tide_http_stats st;
         tide_http_get_stats(srv, &st);
-        int n = snprintf(out, sizeof out, "body_bytes=%lld clients=%lld", st.body_bytes,
-                         st.clients);
+        int n =
+            snprintf(out, sizeof out, "body_bytes=%lld clients=%lld", st.body_bytes, st.clients);
         (void)tide_http_respond(req, 200, "text/plain", NULL, out, (size_t)n);
         return;
     }
@@ -142,8 +140,7 @@ static void handler(tide_http_req *req, void *arg)
     }
     if (path_is(req, "/badhdr")) {
         int rc = tide_http_respond(req, 200, "text/plain\r\nSet-Cookie: x=1", NULL, "x", 1);
-        if (rc != TIDE_EINVAL)
-            bad_header_names++;
+        if (rc != TIDE_EINVAL) bad_header_names++;
         return;
     }
     if (path_is(req, "/big")) {
@@ -156,7 +153,7 @@ static void handler(tide_http_req *req, void *arg)
         return;
     }
     if (path_is(req, "/free")) {
-        tide_http_free(srv);   /* from inside the handler: deferred until it returns */
+        tide_http_free(srv); /* from inside the handler: deferred until it returns */
         srv = NULL;
         (void)tide_http_respond(req, 200, "text/plain", NULL, "freed", 5);
         return;
@@ -189,17 +186,18 @@ static void on_watchdog(struct ev_loop *l, ev_timer *w, int revents)
 
 static void setup(const tide_http_limits *limits)
 {
-    tide_http_limits def = { .max_header_bytes = 8192, .max_body_bytes = 1 << 20,
-                             .read_timeout = 5.0, .idle_timeout = 5.0 };
+    tide_http_limits def = { .max_header_bytes = 8192,
+                             .max_body_bytes = 1 << 20,
+                             .read_timeout = 5.0,
+                             .idle_timeout = 5.0 };
     loop = ev_loop_new(EVFLAG_AUTO);
     abort_count = slow_responded = slow_pending = handled = bad_header_names = 0;
     ev_async_init(&done_async, on_done);
     ev_async_start(loop, &done_async);
     ev_timer_init(&watchdog, on_watchdog, 20.0, 0.);
     ev_timer_start(loop, &watchdog);
-    ev_unref(loop);   /* the watchdog alone must not keep the loop running */
-    if (tide_http_listen(loop, "127.0.0.1", 0, limits ? limits : &def, handler, NULL, &srv)
-        != 0) {
+    ev_unref(loop); /* the watchdog alone must not keep the loop running */
+    if (tide_http_listen(loop, "127.0.0.1", 0, limits ? limits : &def, handler, NULL, &srv) != 0) {
         perror("tide_http_listen");
         abort();
     }
@@ -210,8 +208,7 @@ static tide_http_stats stats(void)
 {
     tide_http_stats st;
     memset(&st, 0, sizeof st);
-    if (srv)
-        tide_http_get_stats(srv, &st);
+    if (srv) tide_http_get_stats(srv, &st);
     return st;
 }
 
@@ -220,7 +217,7 @@ static void teardown(void)
     tide_http_free(srv);
     srv = NULL;
     ev_async_stop(loop, &done_async);
-    ev_run(loop, 0);   /* lets pending /slow timers answer (and free) their requests */
+    ev_run(loop, 0); /* lets pending /slow timers answer (and free) their requests */
     ev_ref(loop);
     ev_timer_stop(loop, &watchdog);
     ev_loop_destroy(loop);
@@ -241,8 +238,7 @@ static void run_client(void (*fn)(void))
 {
     pthread_t t;
     client_fn = fn;
-    if (pthread_create(&t, NULL, client_main, NULL) != 0)
-        abort();
+    if (pthread_create(&t, NULL, client_main, NULL) != 0) abort();
     ev_run(loop, 0);
     pthread_join(t, NULL);
 }
@@ -260,8 +256,10 @@ static tide_http_stats serve(const tide_http_limits *lim, void (*fn)(void))
 static tide_http_limits limits(size_t header_bytes, size_t body_bytes, double read_timeout,
                                double idle_timeout)
 {
-    tide_http_limits lim = { .max_header_bytes = header_bytes, .max_body_bytes = body_bytes,
-                             .read_timeout = read_timeout, .idle_timeout = idle_timeout };
+    tide_http_limits lim = { .max_header_bytes = header_bytes,
+                             .max_body_bytes = body_bytes,
+                             .read_timeout = read_timeout,
+                             .idle_timeout = idle_timeout };
     return lim;
 }
 
@@ -270,7 +268,7 @@ static tide_http_limits limits(size_t header_bytes, size_t body_bytes, double re
 typedef struct client {
     int fd;
     size_t len;
-    char buf[64 * 1024 + 1];   /* + 1: room for a terminator while looking for the head */
+    char buf[64 * 1024 + 1]; /* + 1: room for a terminator while looking for the head */
 } client;
 
 typedef struct response {
@@ -306,8 +304,7 @@ static client *cl_open_rcvbuf(int rcvbuf)
     int one = 1;
     client *c = calloc(1, sizeof *c);
     c->fd = socket(AF_INET, SOCK_STREAM, 0);
-    if (rcvbuf > 0)
-        setsockopt(c->fd, SOL_SOCKET, SO_RCVBUF, &rcvbuf, sizeof rcvbuf);
+    if (rcvbuf > 0) setsockopt(c->fd, SOL_SOCKET, SO_RCVBUF, &rcvbuf, sizeof rcvbuf);
     memset(&sa, 0, sizeof sa);
     sa.sin_family = AF_INET;
     sa.sin_port = htons((uint16_t)port);
@@ -322,10 +319,7 @@ static client *cl_open_rcvbuf(int rcvbuf)
     return c;
 }
 
-static client *cl_open(void)
-{
-    return cl_open_rcvbuf(0);
-}
+static client *cl_open(void) { return cl_open_rcvbuf(0); }
 
 static void cl_close(client *c)
 {
@@ -339,27 +333,21 @@ static int cl_sendn(client *c, const char *s, size_t n)
 {
     while (n) {
         ssize_t w = send(c->fd, s, n, MSG_NOSIGNAL);
-        if (w <= 0)
-            return -1;
+        if (w <= 0) return -1;
         s += w;
         n -= (size_t)w;
     }
     return 0;
 }
 
-static int cl_send(client *c, const char *s)
-{
-    return cl_sendn(c, s, strlen(s));
-}
+static int cl_send(client *c, const char *s) { return cl_sendn(c, s, strlen(s)); }
 
 /* Reads more bytes into c->buf; returns bytes read, 0 on EOF, -1 on error/timeout. */
 static ssize_t cl_fill(client *c)
 {
-    if (c->len == sizeof c->buf - 1)
-        return -1;
+    if (c->len == sizeof c->buf - 1) return -1;
     ssize_t n = recv(c->fd, c->buf + c->len, sizeof c->buf - 1 - c->len, 0);
-    if (n > 0)
-        c->len += (size_t)n;
+    if (n > 0) c->len += (size_t)n;
     return n;
 }
 
@@ -377,12 +365,10 @@ static const char *resp_header(const response *r, const char *name)
     while (p && p[2] != '\r' && p[2]) {
         p += 2;
         const char *eol = strstr(p, "\r\n");
-        if (!eol)
-            break;
+        if (!eol) break;
         if ((size_t)(eol - p) > nl && p[nl] == ':' && strncasecmp(p, name, nl) == 0) {
             const char *v = p + nl + 1;
-            while (*v == ' ')
-                v++;
+            while (*v == ' ') v++;
             size_t vl = (size_t)(eol - v) < sizeof val - 1 ? (size_t)(eol - v) : sizeof val - 1;
             memcpy(val, v, vl);
             val[vl] = '\0';
@@ -400,19 +386,15 @@ static int cl_response_ex(client *c, response *r, int no_body)
     memset(r, 0, sizeof *r);
     for (;;) {
         c->buf[c->len] = '\0';
-        if ((end = strstr(c->buf, "\r\n\r\n")))
-            break;
-        if (cl_fill(c) <= 0)
-            return -1;
+        if ((end = strstr(c->buf, "\r\n\r\n"))) break;
+        if (cl_fill(c) <= 0) return -1;
     }
     size_t hl = (size_t)(end - c->buf) + 4;
-    if (hl >= sizeof r->head)
-        return -1;
+    if (hl >= sizeof r->head) return -1;
     memcpy(r->head, c->buf, hl);
     r->head[hl] = '\0';
     cl_consume(c, hl);
-    if (sscanf(r->head, "HTTP/1.1 %d", &r->status) != 1)
-        return -1;
+    if (sscanf(r->head, "HTTP/1.1 %d", &r->status) != 1) return -1;
     const char *cl = resp_header(r, "content-length");
     size_t want = cl && !no_body ? strtoul(cl, NULL, 10) : 0;
     r->body = malloc(want + 1);
@@ -431,10 +413,7 @@ static int cl_response_ex(client *c, response *r, int no_body)
     return 0;
 }
 
-static int cl_response(client *c, response *r)
-{
-    return cl_response_ex(c, r, 0);
-}
+static int cl_response(client *c, response *r) { return cl_response_ex(c, r, 0); }
 
 static void resp_free(response *r)
 {
@@ -445,38 +424,36 @@ static void resp_free(response *r)
 /* 1 when the server closed the connection (EOF or reset) with nothing more to read. */
 static int cl_closed(client *c)
 {
-    if (c->len)
-        return 0;
+    if (c->len) return 0;
     char b[64];
     ssize_t n = recv(c->fd, b, sizeof b, 0);
     return n == 0 || (n < 0 && errno == ECONNRESET);
 }
 
 /* Sends one request and reads its response into r. */
-#define REQUEST(c, req, r)                                                     \
-    do {                                                                       \
-        CHECK_EQ_INT(cl_send(c, req), 0);                                      \
-        CHECK_EQ_INT(cl_response(c, &(r)), 0);                                 \
+#define REQUEST(c, req, r)                     \
+    do {                                       \
+        CHECK_EQ_INT(cl_send(c, req), 0);      \
+        CHECK_EQ_INT(cl_response(c, &(r)), 0); \
     } while (0)
 
 /* The server has closed c's connection; then the client side closes too. */
-#define EXPECT_CLOSED(c)                                                       \
-    do {                                                                       \
-        CHECK(cl_closed(c));                                                   \
-        cl_close(c);                                                           \
+#define EXPECT_CLOSED(c)     \
+    do {                     \
+        CHECK(cl_closed(c)); \
+        cl_close(c);         \
     } while (0)
 
 /* Sends one request and checks the echoed body. */
-#define EXPECT_ECHO(c, req, want)                                              \
-    do {                                                                       \
-        response r_;                                                           \
-        REQUEST(c, req, r_);                                                   \
-        CHECK_EQ_INT(r_.status, 200);                                          \
-        int ok_ = r_.body_len == strlen(want) && strcmp(r_.body, want) == 0;   \
-        if (!ok_)                                                              \
-            fprintf(stderr, "  got body: %s\n", r_.body);                      \
-        resp_free(&r_);                                                        \
-        CHECK(ok_);                                                            \
+#define EXPECT_ECHO(c, req, want)                                            \
+    do {                                                                     \
+        response r_;                                                         \
+        REQUEST(c, req, r_);                                                 \
+        CHECK_EQ_INT(r_.status, 200);                                        \
+        int ok_ = r_.body_len == strlen(want) && strcmp(r_.body, want) == 0; \
+        if (!ok_) fprintf(stderr, "  got body: %s\n", r_.body);              \
+        resp_free(&r_);                                                      \
+        CHECK(ok_);                                                          \
     } while (0)
 
 #define GET(path) "GET " path " HTTP/1.1\r\nHost: t\r\n\r\n"
@@ -530,8 +507,11 @@ static void c_pipelined(void)
     client *c = cl_open();
     response r;
     CHECK(c);
-    CHECK_EQ_INT(cl_send(c, GET("/a?1") GET("/b?2")
-                 "POST /c HTTP/1.1\r\nHost: t\r\nContent-Length: 3\r\n\r\nxyz" GET("/d")), 0);
+    CHECK_EQ_INT(
+        cl_send(
+            c, GET("/a?1") GET(
+                   "/b?2") "POST /c HTTP/1.1\r\nHost: t\r\nContent-Length: 3\r\n\r\nxyz" GET("/d")),
+        0);
     const char *want[] = { "GET|/a|1|", "GET|/b|2|", "POST|/c||xyz", "GET|/d||" };
     for (int i = 0; i < 4; i++) {
         CHECK_EQ_INT(cl_response(c, &r), 0);
@@ -559,8 +539,7 @@ static void c_pipelined_slow(void)
     for (int i = 0; i < 4; i++) {
         CHECK_EQ_INT(cl_response(c, &r), 0);
         int ok = strcmp(r.body, want[i]) == 0;
-        if (!ok)
-            fprintf(stderr, "  response %d: %s\n", i, r.body);
+        if (!ok) fprintf(stderr, "  response %d: %s\n", i, r.body);
         resp_free(&r);
         CHECK(ok);
     }
@@ -596,8 +575,7 @@ static void *flood_sender(void *arg)
     (void)cl_send(c, GET("/slow?first"));
     for (int i = 0; i < FLOOD_N; i++) {
         snprintf(req, sizeof req, "GET /f?%d HTTP/1.1\r\nHost: t\r\n\r\n", i);
-        if (cl_send(c, req) != 0)
-            break;
+        if (cl_send(c, req) != 0) break;
     }
     return NULL;
 }
@@ -610,16 +588,13 @@ static void c_flood(void)
     CHECK(c);
     pthread_create(&t, NULL, flood_sender, c);
     int ok = cl_response(c, &r) == 0 && strcmp(r.body, "slow|/slow|first") == 0;
-    if (r.body)
-        resp_free(&r);
+    if (r.body) resp_free(&r);
     for (int i = 0; ok && i < FLOOD_N; i++) {
         char want[64];
         snprintf(want, sizeof want, "GET|/f|%d|", i);
         ok = cl_response(c, &r) == 0 && strcmp(r.body, want) == 0;
-        if (!ok)
-            fprintf(stderr, "  response %d wrong\n", i);
-        if (r.body)
-            resp_free(&r);
+        if (!ok) fprintf(stderr, "  response %d wrong\n", i);
+        if (r.body) resp_free(&r);
     }
     pthread_join(t, NULL);
     cl_close(c);
@@ -639,7 +614,8 @@ static void c_upgrade(void)
     client *c = cl_open();
     CHECK(c);
     CHECK_EQ_INT(cl_send(c, "GET /ws HTTP/1.1\r\nHost: t\r\nConnection: Upgrade\r\n"
-                            "Upgrade: websocket\r\n\r\n"), 0);
+                            "Upgrade: websocket\r\n\r\n"),
+                 0);
     CHECK_EQ_INT(cl_response(c, &r), 0);
     CHECK_STR(r.body, "GET|/ws||");
     CHECK_STR(resp_header(&r, "connection"), "close");
@@ -647,10 +623,7 @@ static void c_upgrade(void)
     EXPECT_CLOSED(c);
 }
 
-TEST(http_upgrade_declined)
-{
-    (void)serve(NULL, c_upgrade);
-}
+TEST(http_upgrade_declined) { (void)serve(NULL, c_upgrade); }
 
 #include <sys/resource.h>
 
@@ -677,7 +650,7 @@ static void c_emfile(void)
     sa.sin_port = htons((uint16_t)port);
     sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
     int rc = connect(c->fd, (struct sockaddr *)&sa, sizeof sa);
-    sleep_ms(120);   /* the server hits EMFILE and backs off instead of spinning */
+    sleep_ms(120); /* the server hits EMFILE and backs off instead of spinning */
     CHECK_EQ_INT(setrlimit(RLIMIT_NOFILE, &old), 0);
     CHECK_EQ_INT(rc, 0);
     REQUEST(c, GET("/later"), r);
@@ -735,8 +708,7 @@ static void c_byte_by_byte(void)
     CHECK(c);
     for (const char *p = req; *p; p++) {
         CHECK_EQ_INT(cl_sendn(c, p, 1), 0);
-        if ((p - req) % 7 == 0)
-            sleep_ms(1);
+        if ((p - req) % 7 == 0) sleep_ms(1);
     }
     CHECK_EQ_INT(cl_response(c, &r), 0);
     CHECK_STR(r.body, "POST|/bytes|k=v|body");
@@ -754,8 +726,10 @@ static void c_chunked(void)
 {
     client *c = cl_open();
     CHECK(c);
-    EXPECT_ECHO(c, "POST /ch HTTP/1.1\r\nHost: t\r\nTransfer-Encoding: chunked\r\n\r\n"
-                   "5\r\nhello\r\n6\r\n world\r\n0\r\n\r\n", "POST|/ch||hello world");
+    EXPECT_ECHO(c,
+                "POST /ch HTTP/1.1\r\nHost: t\r\nTransfer-Encoding: chunked\r\n\r\n"
+                "5\r\nhello\r\n6\r\n world\r\n0\r\n\r\n",
+                "POST|/ch||hello world");
     /* chunks split across packets, with an extension and a trailer */
     CHECK_EQ_INT(cl_send(c, "POST /ch2 HTTP/1.1\r\nHost: t\r\nTransfer-Encoding: chunked\r\n\r\n"
                             "3;x=y\r\nab"),
@@ -768,10 +742,7 @@ static void c_chunked(void)
     cl_close(c);
 }
 
-TEST(http_chunked_body)
-{
-    (void)serve(NULL, c_chunked);
-}
+TEST(http_chunked_body) { (void)serve(NULL, c_chunked); }
 
 static void c_headers_too_large(void)
 {
@@ -799,8 +770,7 @@ static void c_headers_too_large(void)
     for (int i = 0; i < 100; i++) {
         char line[64];
         snprintf(line, sizeof line, "X-H%d: 0123456789\r\n", i);
-        if (cl_send(c, line) != 0)
-            break;   /* the server may already have answered and shut down */
+        if (cl_send(c, line) != 0) break; /* the server may already have answered and shut down */
     }
     CHECK_EQ_INT(cl_response(c, &r), 0);
     CHECK_EQ_INT(r.status, 431);
@@ -868,7 +838,8 @@ static void c_body_too_large(void)
     c = cl_open();
     CHECK(c);
     CHECK_EQ_INT(cl_send(c, "POST /up HTTP/1.1\r\nHost: t\r\n"
-                            "Transfer-Encoding: chunked\r\n\r\n"), 0);
+                            "Transfer-Encoding: chunked\r\n\r\n"),
+                 0);
     char chunk[600];
     memset(chunk, 'z', sizeof chunk);
     for (int i = 0; i < 3; i++) {
@@ -885,13 +856,13 @@ static void c_body_too_large(void)
     c = cl_open();
     CHECK(c);
     char req[1200];
-    int n = snprintf(req, sizeof req,
-                     "POST /up HTTP/1.1\r\nHost: t\r\nContent-Length: 1024\r\n\r\n");
+    int n =
+        snprintf(req, sizeof req, "POST /up HTTP/1.1\r\nHost: t\r\nContent-Length: 1024\r\n\r\n");
     memset(req + n, 'b', 1024);
     req[n + 1024] = '\0';
     REQUEST(c, req, r);
     CHECK_EQ_INT(r.status, 200);
-    CHECK_EQ_INT(r.body_len, 1024 + 10);   /* "POST|/up||" + body */
+    CHECK_EQ_INT(r.body_len, 1024 + 10); /* "POST|/up||" + body */
     resp_free(&r);
     cl_close(c);
 }
@@ -924,8 +895,7 @@ static void c_read_timeout(void)
     t0 = now_s();
     const char *req = "GET /loris HTTP/1.1\r\nX-Drip: aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa";
     for (const char *p = req; *p && now_s() - t0 < 1.0; p++) {
-        if (cl_sendn(c, p, 1) != 0)
-            break;
+        if (cl_sendn(c, p, 1) != 0) break;
         sleep_ms(50);
     }
     CHECK_EQ_INT(cl_response(c, &r), 0);
@@ -968,8 +938,7 @@ static void c_idle_timeout(void)
     CHECK(c);
     t0 = now_s();
     for (int i = 0; i < 20 && now_s() - t0 < 1.0; i++) {
-        if (cl_send(c, "\r\n") != 0)
-            break;
+        if (cl_send(c, "\r\n") != 0) break;
         sleep_ms(40);
     }
     CHECK(cl_closed(c));
@@ -995,8 +964,7 @@ static void expect_400(const char *req, size_t len)
     int status = r.status;
     int coded = strstr(r.body, "\"code\":\"TIDE_BAD_REQUEST\"") != NULL;
     resp_free(&r);
-    if (status != 400)
-        fprintf(stderr, "  request %.40s -> %d\n", req, status);
+    if (status != 400) fprintf(stderr, "  request %.40s -> %d\n", req, status);
     CHECK_EQ_INT(status, 400);
     CHECK(coded);
     EXPECT_CLOSED(c);
@@ -1030,11 +998,9 @@ static void c_garbage(void)
         CHECK(c);
         set_rcvtimeo(c->fd, 2000);
         (void)cl_sendn(c, i % 2 ? junk : "GET /", i % 2 ? sizeof junk : 5);
-        if (i % 2 == 0)
-            (void)cl_sendn(c, junk, sizeof junk);
+        if (i % 2 == 0) (void)cl_sendn(c, junk, sizeof junk);
         char b[512];
-        while (recv(c->fd, b, sizeof b, 0) > 0) {
-        }
+        while (recv(c->fd, b, sizeof b, 0) > 0) {}
         cl_close(c);
     }
     /* still serving */
@@ -1056,9 +1022,9 @@ static void c_abort_slow(void)
     client *c = cl_open();
     CHECK(c);
     CHECK_EQ_INT(cl_send(c, GET("/slow?gone")), 0);
-    sleep_ms(30);   /* the server has it now */
+    sleep_ms(30); /* the server has it now */
     cl_close(c);
-    sleep_ms((int)(SLOW_DELAY * 1000) + 250);   /* the late respond runs meanwhile */
+    sleep_ms((int)(SLOW_DELAY * 1000) + 250); /* the late respond runs meanwhile */
 
     /* also: half-open after a complete request with a deferred answer */
     c = cl_open();
@@ -1093,10 +1059,7 @@ static void c_half_close_fast(void)
     EXPECT_CLOSED(c);
 }
 
-TEST(http_half_close_still_answers)
-{
-    (void)serve(NULL, c_half_close_fast);
-}
+TEST(http_half_close_still_answers) { (void)serve(NULL, c_half_close_fast); }
 
 static void c_http10(void)
 {
@@ -1152,10 +1115,7 @@ static void c_head_and_204(void)
     cl_close(c);
 }
 
-TEST(http_head_and_204_have_no_body)
-{
-    (void)serve(NULL, c_head_and_204);
-}
+TEST(http_head_and_204_have_no_body) { (void)serve(NULL, c_head_and_204); }
 
 static void c_headers(void)
 {
@@ -1163,7 +1123,7 @@ static void c_headers(void)
     client *c = cl_open();
     CHECK(c);
     REQUEST(c, "GET /hdr HTTP/1.1\r\nHOST: t\r\nX-TEST:   Mixed Case  \r\n\r\n", r);
-    CHECK_STR(r.body, "Mixed Case  ");   /* leading blanks dropped by the parser */
+    CHECK_STR(r.body, "Mixed Case  "); /* leading blanks dropped by the parser */
     CHECK_STR(resp_header(&r, "x-extra"), "yes");
     CHECK_STR(resp_header(&r, "x-two"), "2");
     resp_free(&r);
@@ -1204,10 +1164,7 @@ static void c_expect(void)
     EXPECT_CLOSED(c);
 }
 
-TEST(http_expect_continue)
-{
-    (void)serve(NULL, c_expect);
-}
+TEST(http_expect_continue) { (void)serve(NULL, c_expect); }
 
 static void c_big(void)
 {
@@ -1215,7 +1172,7 @@ static void c_big(void)
     client *c = cl_open();
     CHECK(c);
     CHECK_EQ_INT(cl_send(c, GET("/big")), 0);
-    sleep_ms(100);   /* let the server fill the socket and queue the rest */
+    sleep_ms(100); /* let the server fill the socket and queue the rest */
     CHECK_EQ_INT(cl_response(c, &r), 0);
     CHECK_EQ_INT(r.body_len, BIG_SIZE);
     int same = memcmp(r.body, big_body, BIG_SIZE) == 0;
@@ -1258,8 +1215,7 @@ static void c_big(void)
 TEST(http_large_response_and_epipe)
 {
     big_body = malloc(BIG_SIZE);
-    for (size_t i = 0; i < BIG_SIZE; i++)
-        big_body[i] = (char)('a' + i % 26);
+    for (size_t i = 0; i < BIG_SIZE; i++) big_body[i] = (char)('a' + i % 26);
     tide_http_stats st = serve(NULL, c_big);
     free(big_body);
     big_body = NULL;
@@ -1273,7 +1229,7 @@ static void c_max_connections(void)
     CHECK(a && b);
     EXPECT_ECHO(a, GET("/a"), "GET|/a||");
     EXPECT_ECHO(b, GET("/b"), "GET|/b||");
-    client *c = cl_open();   /* completes in the kernel backlog, not accepted yet */
+    client *c = cl_open(); /* completes in the kernel backlog, not accepted yet */
     CHECK(c);
     CHECK_EQ_INT(cl_send(c, GET("/c")), 0);
     set_rcvtimeo(c->fd, 300);
@@ -1289,7 +1245,7 @@ static void c_max_connections(void)
 
 /* Answers of 16 MiB: the kernel's socket buffers (4 MiB at most by default) take a part, the
  * rest waits in tide, well over a budget of 4 MiB. */
-#define SLOW_BIG (16 * 1024 * 1024)
+#define SLOW_BIG      (16 * 1024 * 1024)
 #define UNSENT_BUDGET (4 * 1024 * 1024)
 
 /* The server's unsent bytes and slow readers closed, as /unsent reports them. */
@@ -1341,7 +1297,7 @@ static void c_slow_readers(void)
     sleep_ms(100);
     unsent_stats(&unsent, &closed);
     CHECK_EQ_INT(closed, 1);
-    CHECK(unsent > UNSENT_BUDGET && unsent <= SLOW_BIG);   /* b's answer only */
+    CHECK(unsent > UNSENT_BUDGET && unsent <= SLOW_BIG); /* b's answer only */
     int reset;
     size_t got = drain_until_closed(a, &reset);
     CHECK(got < SLOW_BIG);
@@ -1370,8 +1326,7 @@ TEST(http_slow_readers_past_unsent_budget_are_reset)
     tide_http_limits lim = limits(8192, 1 << 20, 5, 5);
     lim.max_unsent_bytes = UNSENT_BUDGET;
     big_body = malloc(SLOW_BIG);
-    for (size_t i = 0; i < SLOW_BIG; i++)
-        big_body[i] = (char)('a' + i % 26);
+    for (size_t i = 0; i < SLOW_BIG; i++) big_body[i] = (char)('a' + i % 26);
     big_len = SLOW_BIG;
     tide_http_stats st = serve(&lim, c_slow_readers);
     big_len = BIG_SIZE;
@@ -1398,8 +1353,7 @@ static void c_many(void)
         CHECK(cs[i]);
     }
     for (int round = 0; round < 2; round++) {
-        for (int i = 0; i < N; i++)
-            CHECK_EQ_INT(cl_send(cs[i], GET("/m")), 0);
+        for (int i = 0; i < N; i++) CHECK_EQ_INT(cl_send(cs[i], GET("/m")), 0);
         for (int i = 0; i < N; i++) {
             response r;
             CHECK_EQ_INT(cl_response(cs[i], &r), 0);
@@ -1408,8 +1362,7 @@ static void c_many(void)
             CHECK(ok);
         }
     }
-    for (int i = 0; i < N; i++)
-        cl_close(cs[i]);
+    for (int i = 0; i < N; i++) cl_close(cs[i]);
 }
 
 TEST(http_many_connections)
@@ -1430,10 +1383,10 @@ static void c_stop(void)
     CHECK_STR(resp_header(&r, "connection"), "close");
     resp_free(&r);
     CHECK(cl_closed(c));
-    CHECK(cl_closed(idle));   /* idle keep-alive connections close right away */
+    CHECK(cl_closed(idle)); /* idle keep-alive connections close right away */
     cl_close(c);
     cl_close(idle);
-    CHECK(cl_open() == NULL);   /* no longer listening */
+    CHECK(cl_open() == NULL); /* no longer listening */
 }
 
 TEST(http_stop_accepting)
@@ -1450,7 +1403,7 @@ static void c_free_inside(void)
     CHECK_EQ_INT(cl_send(a, GET("/slow")), 0);
     sleep_ms(30);
     CHECK_EQ_INT(cl_send(b, GET("/free")), 0);
-    if (cl_response(b, &r) == 0)   /* sent before the deferred teardown, or not at all */
+    if (cl_response(b, &r) == 0) /* sent before the deferred teardown, or not at all */
         resp_free(&r);
     EXPECT_CLOSED(a);
     cl_close(b);
@@ -1461,7 +1414,7 @@ TEST(http_free_with_requests_in_flight)
     setup(NULL);
     run_client(c_free_inside);
     CHECK(srv == NULL);
-    teardown();   /* runs the loop: the aborted /slow is answered (freed) by its timer */
+    teardown(); /* runs the loop: the aborted /slow is answered (freed) by its timer */
     CHECK_EQ_INT(abort_count, 1);
     CHECK_EQ_INT(slow_responded, 1);
 }
@@ -1479,14 +1432,14 @@ static void c_free_outside(void)
     CHECK(a);
     CHECK_EQ_INT(cl_send(a, GET("/slow")), 0);
     sleep_ms(30);
-    open_client = a;   /* left open: tide_http_free() in the test closes the server side */
+    open_client = a; /* left open: tide_http_free() in the test closes the server side */
 }
 
 TEST(http_free_aborts_in_flight)
 {
     setup(NULL);
     run_client(c_free_outside);
-    tide_http_free(srv);   /* from outside any callback: immediate */
+    tide_http_free(srv); /* from outside any callback: immediate */
     srv = NULL;
     int aborted = abort_count;
     cl_close(open_client);
@@ -1505,8 +1458,7 @@ static void expect_dump(client *c, const char *req, const char *want)
     REQUEST(c, req, r);
     CHECK_EQ_INT(r.status, 200);
     int ok = r.body_len == strlen(want) && memcmp(r.body, want, r.body_len) == 0;
-    if (!ok)
-        fprintf(stderr, "  got %zu bytes: %.*s\n", r.body_len, (int)r.body_len, r.body);
+    if (!ok) fprintf(stderr, "  got %zu bytes: %.*s\n", r.body_len, (int)r.body_len, r.body);
     resp_free(&r);
     CHECK(ok);
 }
@@ -1516,26 +1468,30 @@ static void c_trailers(void)
     client *c = cl_open();
     CHECK(c);
     /* a trailer is neither a header nor part of the body, and cannot override a header */
-    expect_dump(c, "POST /dump HTTP/1.1\r\nHost: t\r\nX-Test: real\r\n"
-                   "Transfer-Encoding: chunked\r\n\r\n3\r\nabc\r\n0\r\n"
-                   "Authorization: Bearer trailer\r\nX-Test: evil\r\n\r\n",
+    expect_dump(c,
+                "POST /dump HTTP/1.1\r\nHost: t\r\nX-Test: real\r\n"
+                "Transfer-Encoding: chunked\r\n\r\n3\r\nabc\r\n0\r\n"
+                "Authorization: Bearer trailer\r\nX-Test: evil\r\n\r\n",
                 "host:t;x-test:real;transfer-encoding:chunked;|abc");
     /* the same in pieces, the trailer split inside its name and its value */
     CHECK_EQ_INT(cl_send(c, "POST /dump HTTP/1.1\r\nHost: t\r\nTransfer-Encoding: chunked\r\n"
-                            "\r\n2\r\nxy\r\n0\r\nAuthori"), 0);
+                            "\r\n2\r\nxy\r\n0\r\nAuthori"),
+                 0);
     sleep_ms(20);
     CHECK_EQ_INT(cl_send(c, "zation: Bea"), 0);
     sleep_ms(20);
     expect_dump(c, "rer t\r\n\r\n", "host:t;transfer-encoding:chunked;|xy");
     /* an empty body with only a trailer: still no body, no header */
-    expect_dump(c, "GET /dump HTTP/1.1\r\nHost: t\r\nTransfer-Encoding: chunked\r\n\r\n"
-                   "0\r\nAuthorization: Bearer t\r\n\r\n",
+    expect_dump(c,
+                "GET /dump HTTP/1.1\r\nHost: t\r\nTransfer-Encoding: chunked\r\n\r\n"
+                "0\r\nAuthorization: Bearer t\r\n\r\n",
                 "host:t;transfer-encoding:chunked;|");
     /* the connection is still in step afterwards, also with a request pipelined right
      * behind a trailer */
     EXPECT_ECHO(c, GET("/after"), "GET|/after||");
     CHECK_EQ_INT(cl_send(c, "POST /p HTTP/1.1\r\nHost: t\r\nTransfer-Encoding: chunked\r\n\r\n"
-                            "1\r\nq\r\n0\r\nX-T: 1\r\n\r\n" GET("/next")), 0);
+                            "1\r\nq\r\n0\r\nX-T: 1\r\n\r\n" GET("/next")),
+                 0);
     response r;
     CHECK_EQ_INT(cl_response(c, &r), 0);
     CHECK_EQ_INT(r.body_len, 10);
@@ -1559,12 +1515,12 @@ static void c_trailers_too_large(void)
     CHECK(c);
     /* 30 trailer lines of 60 bytes, each in its own packet: together over the 1 KiB limit */
     CHECK_EQ_INT(cl_send(c, "POST /t HTTP/1.1\r\nHost: t\r\nTransfer-Encoding: chunked\r\n\r\n"
-                            "3\r\nabc\r\n0\r\n"), 0);
+                            "3\r\nabc\r\n0\r\n"),
+                 0);
     for (int i = 0; i < 30; i++) {
         char line[80];
         snprintf(line, sizeof line, "X-T%02d: %050d\r\n", i, i);
-        if (cl_send(c, line) != 0)
-            break;   /* the server may already have answered */
+        if (cl_send(c, line) != 0) break; /* the server may already have answered */
         sleep_ms(2);
     }
     (void)cl_send(c, "\r\n");
@@ -1576,8 +1532,10 @@ static void c_trailers_too_large(void)
     /* a small trailer is fine */
     c = cl_open();
     CHECK(c);
-    EXPECT_ECHO(c, "POST /t HTTP/1.1\r\nHost: t\r\nTransfer-Encoding: chunked\r\n\r\n"
-                   "3\r\nabc\r\n0\r\nX-T: 1\r\n\r\n", "POST|/t||abc");
+    EXPECT_ECHO(c,
+                "POST /t HTTP/1.1\r\nHost: t\r\nTransfer-Encoding: chunked\r\n\r\n"
+                "3\r\nabc\r\n0\r\nX-T: 1\r\n\r\n",
+                "POST|/t||abc");
     cl_close(c);
 }
 
@@ -1598,13 +1556,11 @@ static void expect_400_bytewise(const char *req)
     client *c = cl_open();
     CHECK(c);
     for (const char *p = req; *p; p++)
-        if (cl_sendn(c, p, 1) != 0)
-            break;
+        if (cl_sendn(c, p, 1) != 0) break;
     CHECK_EQ_INT(cl_response(c, &r), 0);
     int status = r.status;
     resp_free(&r);
-    if (status != 400)
-        fprintf(stderr, "  bytewise %.40s -> %d\n", req, status);
+    if (status != 400) fprintf(stderr, "  bytewise %.40s -> %d\n", req, status);
     CHECK_EQ_INT(status, 400);
     EXPECT_CLOSED(c);
 }
@@ -1644,16 +1600,20 @@ static void c_strict(void)
         response r;
         client *c = cl_open();
         CHECK(c);
-        REQUEST(c, "POST / HTTP/1.1\r\nHost: t\r\nTransfer-Encoding: gzip, chunked\r\n\r\n"
-                   "0\r\n\r\n", r);
+        REQUEST(c,
+                "POST / HTTP/1.1\r\nHost: t\r\nTransfer-Encoding: gzip, chunked\r\n\r\n"
+                "0\r\n\r\n",
+                r);
         CHECK_EQ_INT(r.status, 501);
         CHECK(strstr(r.body, "\"code\":\"TIDE_NOT_IMPLEMENTED\"") != NULL);
         resp_free(&r);
         EXPECT_CLOSED(c);
     }
     /* control characters and NUL */
-    EXPECT_400("GET / HTTP/1.1\r\nHost: t\r\nX: a\x01" "b\r\n\r\n");
-    EXPECT_400("GET / HTTP/1.1\r\nHost: t\r\nX: a\x7f" "b\r\n\r\n");
+    EXPECT_400("GET / HTTP/1.1\r\nHost: t\r\nX: a\x01"
+               "b\r\n\r\n");
+    EXPECT_400("GET / HTTP/1.1\r\nHost: t\r\nX: a\x7f"
+               "b\r\n\r\n");
     EXPECT_400("GET / HTTP/1.1\r\nHost: t\r\nX: a\0b\r\n\r\n");
     EXPECT_400("GET / HTTP/1.1\r\nHost: t\r\nX\0: b\r\n\r\n");
     EXPECT_400("GET /a\0b HTTP/1.1\r\nHost: t\r\n\r\n");
@@ -1681,8 +1641,10 @@ static void c_strict(void)
     EXPECT_ECHO(c, "GET /b HTTP/1.1\r\nHost:\r\n\r\n", "GET|/b||");
     EXPECT_ECHO(c, "\r\nGET /c HTTP/1.1\r\nHost: t\r\nX-V: a\tb \xe9\r\n\r\n", "GET|/c||");
     EXPECT_ECHO(c, CHUNKED_POST "3;ext=1\r\nabc\r\n0\r\n\r\n", "POST|/c||abc");
-    EXPECT_ECHO(c, "POST /d HTTP/1.1\r\nHost: t\r\nTransfer-Encoding: Chunked \r\n\r\n"
-                   "1\r\nz\r\n0\r\n\r\n", "POST|/d||z");
+    EXPECT_ECHO(c,
+                "POST /d HTTP/1.1\r\nHost: t\r\nTransfer-Encoding: Chunked \r\n\r\n"
+                "1\r\nz\r\n0\r\n\r\n",
+                "POST|/d||z");
     cl_close(c);
 }
 
@@ -1707,29 +1669,24 @@ static void c_duplicates(void)
     cl_close(c);
 }
 
-TEST(http_duplicate_headers_first_wins)
-{
-    (void)serve(NULL, c_duplicates);
-}
+TEST(http_duplicate_headers_first_wins) { (void)serve(NULL, c_duplicates); }
 
 static void c_many_fields(void)
 {
     char req[4096];
     response r;
     int n = snprintf(req, sizeof req, "GET /f HTTP/1.1\r\nHost: t\r\n");
-    for (int i = 0; i < 128; i++)
-        n += snprintf(req + n, sizeof req - (size_t)n, "X%d: v\r\n", i);
+    for (int i = 0; i < 128; i++) n += snprintf(req + n, sizeof req - (size_t)n, "X%d: v\r\n", i);
     snprintf(req + n, sizeof req - (size_t)n, "\r\n");
     client *c = cl_open();
     CHECK(c);
-    REQUEST(c, req, r);   /* 129 fields, well under 8 KiB */
+    REQUEST(c, req, r); /* 129 fields, well under 8 KiB */
     CHECK_EQ_INT(r.status, 431);
     resp_free(&r);
     EXPECT_CLOSED(c);
 
     n = snprintf(req, sizeof req, "GET /f HTTP/1.1\r\nHost: t\r\n");
-    for (int i = 0; i < 127; i++)
-        n += snprintf(req + n, sizeof req - (size_t)n, "X%d: v\r\n", i);
+    for (int i = 0; i < 127; i++) n += snprintf(req + n, sizeof req - (size_t)n, "X%d: v\r\n", i);
     snprintf(req + n, sizeof req - (size_t)n, "\r\n");
     c = cl_open();
     CHECK(c);
@@ -1751,8 +1708,7 @@ static long long stat_body_bytes(void)
     response r;
     long long v = -1;
     client *c = cl_open();
-    if (!c)
-        return -1;
+    if (!c) return -1;
     if (cl_send(c, GET("/stat")) == 0 && cl_response(c, &r) == 0) {
         sscanf(r.body, "body_bytes=%lld", &v);
         resp_free(&r);
@@ -1778,8 +1734,7 @@ static void c_body_budget(void)
     CHECK_EQ_INT(cl_sendn(a, fill, 3800), 0);
     sleep_ms(30);
     held = stat_body_bytes();
-    if (held < 2900 || held > 4001)
-        fprintf(stderr, "  held %lld\n", held);
+    if (held < 2900 || held > 4001) fprintf(stderr, "  held %lld\n", held);
     CHECK(held >= 2900 && held <= 4001);
 
     /* a second such body does not fit the budget: 503, Retry-After, closed */
@@ -1800,11 +1755,11 @@ static void c_body_budget(void)
     CHECK_EQ_INT(cl_sendn(a, fill, 100), 0);
     CHECK_EQ_INT(cl_response(a, &r), 0);
     CHECK_EQ_INT(r.status, 200);
-    CHECK_EQ_INT(r.body_len, 4000 + 9);   /* "POST|/a||" + body */
+    CHECK_EQ_INT(r.body_len, 4000 + 9); /* "POST|/a||" + body */
     resp_free(&r);
     CHECK_EQ_INT(stat_body_bytes(), 0);
-    int n = snprintf(req, sizeof req,
-                     "POST /c HTTP/1.1\r\nHost: t\r\nContent-Length: 3000\r\n\r\n");
+    int n =
+        snprintf(req, sizeof req, "POST /c HTTP/1.1\r\nHost: t\r\nContent-Length: 3000\r\n\r\n");
     memcpy(req + n, fill, 3000);
     req[n + 3000] = '\0';
     n = snprintf(want, sizeof want, "POST|/c||");
@@ -1951,15 +1906,14 @@ TEST(http_listen_errors)
     ev_loop_destroy(l);
 }
 
-
 /* ---- one pass's share of reads ----------------------------------------------------------
  * With a budget too small to matter, every loop pass serves only the 16 reads it always
  * serves; the rest are parked and served first in later passes. Without the budget one pass
  * would take every request, every hang-up and every idle close of a stopped server at once:
  * the per-pass checks below fail. Without the FIFO (libev runs a pass's callbacks last-in
  * first-out) the same connections would wait pass after pass: the pass-count checks fail. */
-#define STORM 200
-#define PER_PASS 16   /* PASS_MIN_READS in http.c */
+#define STORM    200
+#define PER_PASS 16 /* PASS_MIN_READS in http.c */
 
 static int storm_fds[STORM];
 
@@ -1976,8 +1930,7 @@ static int storm_passes(long long (*count)(void), long long target, int limit)
             return -1;
         }
         before = now;
-        if (now >= target)
-            return pass;
+        if (now >= target) return pass;
     }
     return -1;
 }
@@ -2020,8 +1973,7 @@ TEST(http_read_budget_serves_storms_in_slices_fifo)
     CHECK(stats().parked > 0);
 
     /* every client hangs up at once */
-    for (int i = 0; i < STORM; i++)
-        close(storm_fds[i]);
+    for (int i = 0; i < STORM; i++) close(storm_fds[i]);
     took = storm_passes(count_closed, STORM, 10 * most);
     CHECK(took >= STORM / PER_PASS);
     CHECK(took <= most);
@@ -2031,56 +1983,56 @@ TEST(http_read_budget_serves_storms_in_slices_fifo)
     /* a stopped server's idle connections close in slices too */
     storm_open(&lim);
     tide_http_stop_accepting(srv);
-    CHECK_EQ_INT((int)stats().open, STORM);   /* none closed inside the call */
+    CHECK_EQ_INT((int)stats().open, STORM); /* none closed inside the call */
     took = storm_passes(count_closed, STORM, 10 * most);
     CHECK(took >= STORM / PER_PASS);
     CHECK(took <= most);
     for (int i = 0; i < STORM; i++) {
         char c;
-        CHECK(recv(storm_fds[i], &c, 1, MSG_DONTWAIT) == 0);   /* EOF: closed by tide */
+        CHECK(recv(storm_fds[i], &c, 1, MSG_DONTWAIT) == 0); /* EOF: closed by tide */
         close(storm_fds[i]);
     }
     teardown();
 }
 
 TEST_LIST_BEGIN
-    TEST_ENTRY(http_simple_get)
-    TEST_ENTRY(http_keepalive_reuse)
-    TEST_ENTRY(http_pipelined_in_order)
-    TEST_ENTRY(http_pipelined_slow_first)
-    TEST_ENTRY(http_pipeline_flood_backpressure)
-    TEST_ENTRY(http_upgrade_declined)
-    TEST_ENTRY(http_accept_emfile_backoff)
-    TEST_ENTRY(http_post_content_length)
-    TEST_ENTRY(http_request_split_byte_by_byte)
-    TEST_ENTRY(http_chunked_body)
-    TEST_ENTRY(http_headers_too_large_431)
-    TEST_ENTRY(http_body_too_large_413)
-    TEST_ENTRY(http_read_timeout_408)
-    TEST_ENTRY(http_idle_timeout_closes)
-    TEST_ENTRY(http_garbage_400)
-    TEST_ENTRY(http_client_abort_calls_on_abort)
-    TEST_ENTRY(http_half_close_still_answers)
-    TEST_ENTRY(http_10_closes_by_default)
-    TEST_ENTRY(http_head_and_204_have_no_body)
-    TEST_ENTRY(http_headers_lowercased_and_extra)
-    TEST_ENTRY(http_expect_continue)
-    TEST_ENTRY(http_large_response_and_epipe)
-    TEST_ENTRY(http_slow_readers_past_unsent_budget_are_reset)
-    TEST_ENTRY(http_max_connections)
-    TEST_ENTRY(http_many_connections)
-    TEST_ENTRY(http_stop_accepting)
-    TEST_ENTRY(http_free_with_requests_in_flight)
-    TEST_ENTRY(http_free_aborts_in_flight)
-    TEST_ENTRY(http_trailers_are_not_headers)
-    TEST_ENTRY(http_trailers_count_against_header_limit)
-    TEST_ENTRY(http_strict_syntax_400)
-    TEST_ENTRY(http_duplicate_headers_first_wins)
-    TEST_ENTRY(http_header_field_count_431)
-    TEST_ENTRY(http_body_budget_503)
-    TEST_ENTRY(http_connections_per_client)
-    TEST_ENTRY(http_connections_per_client_ipv6)
-    TEST_ENTRY(http_reason_phrases)
-    TEST_ENTRY(http_listen_errors)
-    TEST_ENTRY(http_read_budget_serves_storms_in_slices_fifo)
+TEST_ENTRY(http_simple_get)
+TEST_ENTRY(http_keepalive_reuse)
+TEST_ENTRY(http_pipelined_in_order)
+TEST_ENTRY(http_pipelined_slow_first)
+TEST_ENTRY(http_pipeline_flood_backpressure)
+TEST_ENTRY(http_upgrade_declined)
+TEST_ENTRY(http_accept_emfile_backoff)
+TEST_ENTRY(http_post_content_length)
+TEST_ENTRY(http_request_split_byte_by_byte)
+TEST_ENTRY(http_chunked_body)
+TEST_ENTRY(http_headers_too_large_431)
+TEST_ENTRY(http_body_too_large_413)
+TEST_ENTRY(http_read_timeout_408)
+TEST_ENTRY(http_idle_timeout_closes)
+TEST_ENTRY(http_garbage_400)
+TEST_ENTRY(http_client_abort_calls_on_abort)
+TEST_ENTRY(http_half_close_still_answers)
+TEST_ENTRY(http_10_closes_by_default)
+TEST_ENTRY(http_head_and_204_have_no_body)
+TEST_ENTRY(http_headers_lowercased_and_extra)
+TEST_ENTRY(http_expect_continue)
+TEST_ENTRY(http_large_response_and_epipe)
+TEST_ENTRY(http_slow_readers_past_unsent_budget_are_reset)
+TEST_ENTRY(http_max_connections)
+TEST_ENTRY(http_many_connections)
+TEST_ENTRY(http_stop_accepting)
+TEST_ENTRY(http_free_with_requests_in_flight)
+TEST_ENTRY(http_free_aborts_in_flight)
+TEST_ENTRY(http_trailers_are_not_headers)
+TEST_ENTRY(http_trailers_count_against_header_limit)
+TEST_ENTRY(http_strict_syntax_400)
+TEST_ENTRY(http_duplicate_headers_first_wins)
+TEST_ENTRY(http_header_field_count_431)
+TEST_ENTRY(http_body_budget_503)
+TEST_ENTRY(http_connections_per_client)
+TEST_ENTRY(http_connections_per_client_ipv6)
+TEST_ENTRY(http_reason_phrases)
+TEST_ENTRY(http_listen_errors)
+TEST_ENTRY(http_read_budget_serves_storms_in_slices_fifo)
 TEST_LIST_END

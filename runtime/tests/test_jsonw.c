@@ -21,13 +21,13 @@ static char *take(tide_jsonw *w)
     return out;
 }
 
-#define CHECK_DOC(w, want)                                                     \
-    do {                                                                       \
-        char *got_ = take(w);                                                  \
-        int same_ = strcmp(got_, want) == 0;                                   \
-        if (!same_) TEST_FAIL_("got %s, want %s", got_, want);                 \
-        free(got_);                                                            \
-        if (!same_) return;                                                    \
+#define CHECK_DOC(w, want)                                     \
+    do {                                                       \
+        char *got_ = take(w);                                  \
+        int same_ = strcmp(got_, want) == 0;                   \
+        if (!same_) TEST_FAIL_("got %s, want %s", got_, want); \
+        free(got_);                                            \
+        if (!same_) return;                                    \
     } while (0)
 
 TEST(jsonw_builds_nested_documents)
@@ -88,8 +88,7 @@ TEST(jsonw_any_bytes_make_valid_json)
         unsigned char s[40];
         size_t n = (size_t)(rand() % (int)sizeof s);
         int ascii = round % 2;
-        for (size_t i = 0; i < n; i++)
-            s[i] = (unsigned char)(ascii ? rand() % 128 : rand() % 256);
+        for (size_t i = 0; i < n; i++) s[i] = (unsigned char)(ascii ? rand() % 128 : rand() % 256);
         tide_jsonw w;
         tide_jsonw_init(&w);
         tide_jsonw_object(&w);
@@ -162,8 +161,8 @@ TEST(jsonw_refuses_misuse)
 }
 
 TEST_LIST_BEGIN
-    TEST_ENTRY(jsonw_builds_nested_documents)
-    TEST_ENTRY(jsonw_escapes_strings)
-    TEST_ENTRY(jsonw_any_bytes_make_valid_json)
-    TEST_ENTRY(jsonw_refuses_misuse)
+TEST_ENTRY(jsonw_builds_nested_documents)
+TEST_ENTRY(jsonw_escapes_strings)
+TEST_ENTRY(jsonw_any_bytes_make_valid_json)
+TEST_ENTRY(jsonw_refuses_misuse)
 TEST_LIST_END

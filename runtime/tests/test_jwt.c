@@ -10,7 +10,7 @@
 #include "test.h"
 
 #define SECRET "super-secret-jwt-token-with-at-least-32-characters-long"
-#define NOW ((time_t)1700000000)
+#define NOW    ((time_t)1700000000)
 
 /* Most tests below are about one check (alg, role, sub, ...) and use tokens without exp:
  * they verify under LAX. The policy's own rules have their tests (jwt_require_exp and on). */
@@ -39,8 +39,7 @@ static char *make_token(const char *header, const char *payload, const char *sec
         return input;
     }
     char *tok = NULL;
-    if (tide__jwt_sign_input(secret, strlen(secret), input, n, &tok) != 0)
-        tok = NULL;
+    if (tide__jwt_sign_input(secret, strlen(secret), input, n, &tok) != 0) tok = NULL;
     free(input);
     return tok;
 }
@@ -54,8 +53,7 @@ static char *make_token_n(const char *header, size_t hl, const char *payload, si
     input[n++] = '.';
     n += tide__b64url_encode(payload, pl, input + n);
     char *tok = NULL;
-    if (tide__jwt_sign_input(SECRET, strlen(SECRET), input, n, &tok) != 0)
-        tok = NULL;
+    if (tide__jwt_sign_input(SECRET, strlen(SECRET), input, n, &tok) != 0) tok = NULL;
     free(input);
     return tok;
 }
@@ -64,8 +62,7 @@ static char *make_token_n(const char *header, size_t hl, const char *payload, si
 static char *sign_raw(const char *input)
 {
     char *tok = NULL;
-    if (tide__jwt_sign_input(SECRET, strlen(SECRET), input, strlen(input), &tok) != 0)
-        return NULL;
+    if (tide__jwt_sign_input(SECRET, strlen(SECRET), input, strlen(input), &tok) != 0) return NULL;
     return tok;
 }
 
@@ -106,8 +103,7 @@ static int verify_p(const char *payload, const tide_jwt_policy *p)
     char *tok = make_token("{\"alg\":\"HS256\",\"typ\":\"JWT\"}", payload, SECRET, NULL);
     int rc = tok ? verify_policy(tok, p, &c) : 999;
     free(tok);
-    if (rc == 0)
-        free(c.claims_json);
+    if (rc == 0) free(c.claims_json);
     return rc;
 }
 
@@ -130,8 +126,10 @@ TEST(jwt_published_vector)
 
 TEST(jwt_valid_token)
 {
-    char *tok = make_token(HS256, "{\"sub\":\"8d0fd2b3-9ca7-4d9e-a95f-9e13a4aa0e8d\","
-                                  "\"role\":\"service_role\",\"exp\":1700000600}", SECRET, NULL);
+    char *tok = make_token(HS256,
+                           "{\"sub\":\"8d0fd2b3-9ca7-4d9e-a95f-9e13a4aa0e8d\","
+                           "\"role\":\"service_role\",\"exp\":1700000600}",
+                           SECRET, NULL);
     tide_jwt_claims c;
     CHECK(tok);
     int rc = tide_jwt_verify(SECRET, strlen(SECRET), tok, strlen(tok), NOW, NULL, &c);
@@ -162,8 +160,9 @@ TEST(jwt_sign_verify_round_trip)
 {
     char *tok = NULL;
     tide_jwt_claims c;
-    CHECK_EQ_INT(tide_jwt_sign(SECRET, strlen(SECRET), "user-42", "authenticated", 3600, NOW,
-                               NULL, &tok), 0);
+    CHECK_EQ_INT(
+        tide_jwt_sign(SECRET, strlen(SECRET), "user-42", "authenticated", 3600, NOW, NULL, &tok),
+        0);
     CHECK(tok);
     CHECK(strncmp(tok, "eyJ", 3) == 0);
     int rc = tide_jwt_verify(SECRET, strlen(SECRET), tok, strlen(tok), NOW + 10, NULL, &c);
@@ -180,8 +179,8 @@ TEST(jwt_sign_verify_round_trip)
     CHECK(c.claims_json == NULL);
     free(tok);
 
-    CHECK_EQ_INT(tide_jwt_sign(SECRET, strlen(SECRET), NULL, "service_role", 60, NOW, NULL,
-                               &tok), 0);
+    CHECK_EQ_INT(tide_jwt_sign(SECRET, strlen(SECRET), NULL, "service_role", 60, NOW, NULL, &tok),
+                 0);
     CHECK_EQ_INT(tide_jwt_verify(SECRET, strlen(SECRET), tok, strlen(tok), NOW, NULL, &c), 0);
     CHECK_EQ_INT(c.role, TIDE_ROLE_SERVICE);
     CHECK_STR(c.sub, "");
@@ -255,8 +254,8 @@ TEST(jwt_alg_none)
 {
     tide_jwt_claims c;
     /* unsigned: "h.p." */
-    char *tok = make_token("{\"alg\":\"none\",\"typ\":\"JWT\"}", "{\"role\":\"service_role\"}",
-                           NULL, "");
+    char *tok =
+        make_token("{\"alg\":\"none\",\"typ\":\"JWT\"}", "{\"role\":\"service_role\"}", NULL, "");
     int rc1 = verify(tok, 0, &c);
     free(tok);
     CHECK_EQ_INT(rc1, TIDE_EALG);
@@ -279,7 +278,7 @@ TEST(jwt_alg_other)
     CHECK_EQ_INT(verify_hp("{\"alg\":\"HS256 \"}", "{}", 0), TIDE_EALG);
     CHECK_EQ_INT(verify_hp("{\"typ\":\"JWT\"}", "{}", 0), TIDE_EALG);
     CHECK_EQ_INT(verify_hp("{\"alg\":256}", "{}", 0), TIDE_EALG);
-    CHECK_EQ_INT(verify_hp("{\"alg\":\"HS256\"}", "{}", 0), 0);   /* typ is optional */
+    CHECK_EQ_INT(verify_hp("{\"alg\":\"HS256\"}", "{}", 0), 0); /* typ is optional */
     CHECK_EQ_INT(verify_hp("{\"alg\":\"HS256\",\"crit\":[\"exp\"]}", "{}", 0), TIDE_EPARSE);
 }
 
@@ -288,15 +287,15 @@ TEST(jwt_exp)
     char p[128];
     snprintf(p, sizeof p, "{\"exp\":%lld}", (long long)NOW - 1);
     CHECK_EQ_INT(verify_hp(HS256, p, 0), TIDE_EEXPIRED);
-    CHECK_EQ_INT(verify_hp(HS256, p, 30), 0);          /* within leeway */
+    CHECK_EQ_INT(verify_hp(HS256, p, 30), 0); /* within leeway */
     snprintf(p, sizeof p, "{\"exp\":%lld}", (long long)NOW - 31);
     CHECK_EQ_INT(verify_hp(HS256, p, 30), TIDE_EEXPIRED);
     snprintf(p, sizeof p, "{\"exp\":%lld}", (long long)NOW);
-    CHECK_EQ_INT(verify_hp(HS256, p, 0), TIDE_EEXPIRED);   /* now >= exp */
+    CHECK_EQ_INT(verify_hp(HS256, p, 0), TIDE_EEXPIRED); /* now >= exp */
     snprintf(p, sizeof p, "{\"exp\":%lld}", (long long)NOW + 60);
     CHECK_EQ_INT(verify_hp(HS256, p, 0), 0);
     snprintf(p, sizeof p, "{\"exp\":%lld.5}", (long long)NOW);
-    CHECK_EQ_INT(verify_hp(HS256, p, 0), 0);           /* fractional NumericDate */
+    CHECK_EQ_INT(verify_hp(HS256, p, 0), 0); /* fractional NumericDate */
     CHECK_EQ_INT(verify_hp(HS256, "{\"exp\":\"1900000000\"}", 0), TIDE_EPARSE);
     CHECK_EQ_INT(verify_hp(HS256, "{\"exp\":null}", 0), TIDE_EPARSE);
 }
@@ -319,7 +318,7 @@ TEST(jwt_roles)
     char *tok = make_token(HS256, "{\"sub\":\"u\"}", SECRET, NULL);
     CHECK_EQ_INT(verify(tok, 0, &c), 0);
     free(tok);
-    CHECK_EQ_INT(c.role, TIDE_ROLE_AUTHENTICATED);   /* missing role */
+    CHECK_EQ_INT(c.role, TIDE_ROLE_AUTHENTICATED); /* missing role */
     tok = make_token(HS256, "{\"role\":\"anon\"}", SECRET, NULL);
     CHECK_EQ_INT(verify(tok, 0, &c), 0);
     free(tok);
@@ -348,7 +347,7 @@ TEST(jwt_sub)
     memset(sub, 'a', 63);
     sub[63] = '\0';
     snprintf(p, sizeof p, "{\"sub\":\"%s\"}", sub);
-    CHECK_EQ_INT(verify_hp(HS256, p, 0), 0);           /* 63 chars fit */
+    CHECK_EQ_INT(verify_hp(HS256, p, 0), 0); /* 63 chars fit */
     memset(sub, 'a', 64);
     sub[64] = '\0';
     snprintf(p, sizeof p, "{\"sub\":\"%s\"}", sub);
@@ -394,8 +393,7 @@ TEST(jwt_malformed)
     CHECK_EQ_INT(verify_hp(HS256, "[{\"role\":\"anon\"}]", 0), TIDE_EPARSE);
     CHECK_EQ_INT(verify_hp(HS256, "\"anon\"", 0), TIDE_EPARSE);
     CHECK_EQ_INT(verify_hp(HS256, "{\"sub\":\"u\"} x", 0), TIDE_EPARSE);
-    CHECK_EQ_INT(verify_hp(HS256, "{\"role\":\"anon\",\"role\":\"service_role\"}", 0),
-                 TIDE_EPARSE);
+    CHECK_EQ_INT(verify_hp(HS256, "{\"role\":\"anon\",\"role\":\"service_role\"}", 0), TIDE_EPARSE);
     CHECK_EQ_INT(verify_hp(HS256, "", 0), TIDE_EPARSE);
 }
 
@@ -463,7 +461,7 @@ TEST(jwt_base64url)
     CHECK_EQ_INT(tide__b64url_encode(bin, 3, enc), 4);
     CHECK_STR(enc, "-_-_");
     CHECK_EQ_INT(tide__b64url_decode("Z", 1, dec, &n), TIDE_EPARSE);
-    CHECK_EQ_INT(tide__b64url_decode("Zh", 2, dec, &n), TIDE_EPARSE);   /* non-canonical */
+    CHECK_EQ_INT(tide__b64url_decode("Zh", 2, dec, &n), TIDE_EPARSE); /* non-canonical */
     CHECK_EQ_INT(tide__b64url_decode("Zm9=", 4, dec, &n), TIDE_EPARSE);
     CHECK_EQ_INT(tide__b64url_decode("Zm 9", 4, dec, &n), TIDE_EPARSE);
 }
@@ -478,7 +476,7 @@ TEST(jwt_bad_arguments)
     size_t len = strlen(tok);
     char *padded = malloc(len + 4);
     memcpy(padded, tok, len);
-    memcpy(padded + len, "XYZ", 3);   /* no terminator */
+    memcpy(padded + len, "XYZ", 3); /* no terminator */
     int rc = tide_jwt_verify(SECRET, strlen(SECRET), padded, len, NOW, &LAX, &c);
     free(tok);
     free(padded);
@@ -522,34 +520,31 @@ TEST(jwt_audience)
         "{\"exp\":" LATER ",\"aud\":[\"other\",\"tide-api\"]}",
     };
     const char *refused[] = {
-        "{\"exp\":" LATER "}",                                  /* no aud */
+        "{\"exp\":" LATER "}", /* no aud */
         "{\"exp\":" LATER ",\"aud\":\"other\"}",
-        "{\"exp\":" LATER ",\"aud\":\"tide-ap\"}",              /* prefix */
+        "{\"exp\":" LATER ",\"aud\":\"tide-ap\"}", /* prefix */
         "{\"exp\":" LATER ",\"aud\":\"tide-api \"}",
-        "{\"exp\":" LATER ",\"aud\":\"Tide-api\"}",             /* case matters */
+        "{\"exp\":" LATER ",\"aud\":\"Tide-api\"}", /* case matters */
         "{\"exp\":" LATER ",\"aud\":\"tide-api\\u0000\"}",
         "{\"exp\":" LATER ",\"aud\":[]}",
         "{\"exp\":" LATER ",\"aud\":[\"other\"]}",
-        "{\"exp\":" LATER ",\"aud\":[[\"tide-api\"]]}",         /* nested: not a string */
-        "{\"exp\":" LATER ",\"aud\":[\"tide-api\",1]}",         /* malformed array */
+        "{\"exp\":" LATER ",\"aud\":[[\"tide-api\"]]}", /* nested: not a string */
+        "{\"exp\":" LATER ",\"aud\":[\"tide-api\",1]}", /* malformed array */
         "{\"exp\":" LATER ",\"aud\":null}",
         "{\"exp\":" LATER ",\"aud\":1}",
         "{\"exp\":" LATER ",\"aud\":{\"tide-api\":true}}",
     };
-    for (size_t i = 0; i < sizeof ok / sizeof *ok; i++) {
-        CHECK_EQ_INT(verify_p(ok[i], &p), 0);
-    }
+    for (size_t i = 0; i < sizeof ok / sizeof *ok; i++) { CHECK_EQ_INT(verify_p(ok[i], &p), 0); }
     for (size_t i = 0; i < sizeof refused / sizeof *refused; i++) {
         int rc = verify_p(refused[i], &p);
         if (rc == TIDE_EPARSE && strstr(refused[i], "\\u0000"))
-            continue;   /* jansson refuses an escaped NUL before any claim is read */
+            continue; /* jansson refuses an escaped NUL before any claim is read */
         CHECK_EQ_INT(rc, TIDE_EAUDIENCE);
     }
     /* no audience configured: aud is not looked at, whatever its shape */
     tide_jwt_policy none = { 0, 1, NULL, NULL };
     for (size_t i = 0; i < sizeof refused / sizeof *refused; i++)
-        if (!strstr(refused[i], "\\u0000"))
-            CHECK_EQ_INT(verify_p(refused[i], &none), 0);
+        if (!strstr(refused[i], "\\u0000")) CHECK_EQ_INT(verify_p(refused[i], &none), 0);
 }
 
 TEST(jwt_issuer)
@@ -568,12 +563,11 @@ TEST(jwt_issuer)
     }
     /* both configured: both must hold */
     tide_jwt_policy both = { 0, 1, "tide-api", "iss-1" };
-    CHECK_EQ_INT(verify_p("{\"exp\":" LATER ",\"iss\":\"iss-1\",\"aud\":\"tide-api\"}",
-                          &both), 0);
+    CHECK_EQ_INT(verify_p("{\"exp\":" LATER ",\"iss\":\"iss-1\",\"aud\":\"tide-api\"}", &both), 0);
     CHECK_EQ_INT(verify_p("{\"exp\":" LATER ",\"iss\":\"iss-1\",\"aud\":\"x\"}", &both),
                  TIDE_EAUDIENCE);
-    CHECK_EQ_INT(verify_p("{\"exp\":" LATER ",\"iss\":\"iss-2\",\"aud\":\"tide-api\"}",
-                          &both), TIDE_EISSUER);
+    CHECK_EQ_INT(verify_p("{\"exp\":" LATER ",\"iss\":\"iss-2\",\"aud\":\"tide-api\"}", &both),
+                 TIDE_EISSUER);
     /* a bad signature is no policy refusal */
     char *tok = make_token(HS256, "{\"exp\":" LATER "}", "another-secret", NULL);
     tide_jwt_claims c;
@@ -586,18 +580,17 @@ TEST(jwt_sign_follows_policy)
     tide_jwt_policy p = { 0, 1, "tide-api", "https://auth.example.com/" };
     tide_jwt_claims c;
     char *tok = NULL;
-    CHECK_EQ_INT(tide_jwt_sign(SECRET, strlen(SECRET), "u", "authenticated", 60, NOW, &p, &tok),
-                 0);
+    CHECK_EQ_INT(tide_jwt_sign(SECRET, strlen(SECRET), "u", "authenticated", 60, NOW, &p, &tok), 0);
     CHECK_EQ_INT(verify_policy(tok, &p, &c), 0);
     /* the default audience is "authenticated" (Supabase's), which this policy refuses */
     char *dflt = NULL;
-    CHECK_EQ_INT(tide_jwt_sign(SECRET, strlen(SECRET), "u", "authenticated", 60, NOW, NULL,
-                               &dflt), 0);
+    CHECK_EQ_INT(tide_jwt_sign(SECRET, strlen(SECRET), "u", "authenticated", 60, NOW, NULL, &dflt),
+                 0);
     int rc = verify_policy(dflt, &p, &c);
     free(dflt);
     free(tok);
     CHECK_EQ_INT(rc, TIDE_EISSUER);
-    tide_jwt_policy bad = { 0, 1, "\xff", NULL };     /* not UTF-8: cannot be a JSON string */
+    tide_jwt_policy bad = { 0, 1, "\xff", NULL }; /* not UTF-8: cannot be a JSON string */
     CHECK_EQ_INT(tide_jwt_sign(SECRET, strlen(SECRET), "u", "anon", 60, NOW, &bad, &tok),
                  TIDE_EINVAL);
 }
@@ -624,28 +617,28 @@ TEST(jwt_exp_floor)
 }
 
 TEST_LIST_BEGIN
-    TEST_ENTRY(jwt_published_vector)
-    TEST_ENTRY(jwt_valid_token)
-    TEST_ENTRY(jwt_claims_json_exact_bytes)
-    TEST_ENTRY(jwt_sign_verify_round_trip)
-    TEST_ENTRY(jwt_sign_rejects_bad_input)
-    TEST_ENTRY(jwt_tampered_payload)
-    TEST_ENTRY(jwt_tampered_signature)
-    TEST_ENTRY(jwt_wrong_secret)
-    TEST_ENTRY(jwt_alg_none)
-    TEST_ENTRY(jwt_alg_other)
-    TEST_ENTRY(jwt_exp)
-    TEST_ENTRY(jwt_nbf)
-    TEST_ENTRY(jwt_roles)
-    TEST_ENTRY(jwt_sub)
-    TEST_ENTRY(jwt_malformed)
-    TEST_ENTRY(jwt_nul_bytes)
-    TEST_ENTRY(jwt_oversize)
-    TEST_ENTRY(jwt_base64url)
-    TEST_ENTRY(jwt_bad_arguments)
-    TEST_ENTRY(jwt_require_exp)
-    TEST_ENTRY(jwt_audience)
-    TEST_ENTRY(jwt_issuer)
-    TEST_ENTRY(jwt_sign_follows_policy)
-    TEST_ENTRY(jwt_exp_floor)
+TEST_ENTRY(jwt_published_vector)
+TEST_ENTRY(jwt_valid_token)
+TEST_ENTRY(jwt_claims_json_exact_bytes)
+TEST_ENTRY(jwt_sign_verify_round_trip)
+TEST_ENTRY(jwt_sign_rejects_bad_input)
+TEST_ENTRY(jwt_tampered_payload)
+TEST_ENTRY(jwt_tampered_signature)
+TEST_ENTRY(jwt_wrong_secret)
+TEST_ENTRY(jwt_alg_none)
+TEST_ENTRY(jwt_alg_other)
+TEST_ENTRY(jwt_exp)
+TEST_ENTRY(jwt_nbf)
+TEST_ENTRY(jwt_roles)
+TEST_ENTRY(jwt_sub)
+TEST_ENTRY(jwt_malformed)
+TEST_ENTRY(jwt_nul_bytes)
+TEST_ENTRY(jwt_oversize)
+TEST_ENTRY(jwt_base64url)
+TEST_ENTRY(jwt_bad_arguments)
+TEST_ENTRY(jwt_require_exp)
+TEST_ENTRY(jwt_audience)
+TEST_ENTRY(jwt_issuer)
+TEST_ENTRY(jwt_sign_follows_policy)
+TEST_ENTRY(jwt_exp_floor)
 TEST_LIST_END

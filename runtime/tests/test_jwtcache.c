@@ -34,8 +34,7 @@ static char *token(const char *payload)
     size_t n = tide__b64url_encode(header, sizeof header - 1, input);
     input[n++] = '.';
     n += tide__b64url_encode(payload, strlen(payload), input + n);
-    if (tide__jwt_sign_input(SECRET, strlen(SECRET), input, n, &tok) != 0)
-        return NULL;
+    if (tide__jwt_sign_input(SECRET, strlen(SECRET), input, n, &tok) != 0) return NULL;
     return tok;
 }
 
@@ -49,7 +48,7 @@ TEST(cache_hit_after_put)
     CHECK_EQ_INT(tide_jwt_cache_get(c, "a.b.c", 5, 1000, &p0, &role, &js, NULL), 0);
     tide_jwt_claims cl = claims("{\"sub\":\"x\"}", TIDE_ROLE_AUTHENTICATED, 2000);
     const char *stored = tide_jwt_cache_put(c, "a.b.c", 5, &cl);
-    CHECK(cl.claims_json == NULL);                 /* ownership moved to the cache */
+    CHECK(cl.claims_json == NULL); /* ownership moved to the cache */
     CHECK_STR(stored, "{\"sub\":\"x\"}");
     CHECK_EQ_INT(tide_jwt_cache_get(c, "a.b.c", 5, 1000, &p0, &role, &js, NULL), 1);
     CHECK_EQ_INT(role, TIDE_ROLE_AUTHENTICATED);
@@ -74,9 +73,10 @@ TEST(cache_entry_expires_with_leeway)
     const char *js;
     tide_jwt_claims cl = claims("{}", TIDE_ROLE_SERVICE, 1000);
     tide_jwt_cache_put(c, "t", 1, &cl);
-    CHECK_EQ_INT(tide_jwt_cache_get(c, "t", 1, 1029, &p30, &role, &js, NULL), 1);  /* within leeway */
-    CHECK_EQ_INT(tide_jwt_cache_get(c, "t", 1, 1030, &p30, &role, &js, NULL), 0);  /* expired */
-    CHECK_EQ_INT(tide_jwt_cache_get(c, "t", 1, 10, &p30, &role, &js, NULL), 0);    /* and dropped */
+    CHECK_EQ_INT(tide_jwt_cache_get(c, "t", 1, 1029, &p30, &role, &js, NULL),
+                 1); /* within leeway */
+    CHECK_EQ_INT(tide_jwt_cache_get(c, "t", 1, 1030, &p30, &role, &js, NULL), 0); /* expired */
+    CHECK_EQ_INT(tide_jwt_cache_get(c, "t", 1, 10, &p30, &role, &js, NULL), 0);   /* and dropped */
     tide_jwt_claims forever = claims("{}", TIDE_ROLE_ANON, 0);
     tide_jwt_cache_put(c, "u", 1, &forever);
     CHECK_EQ_INT(tide_jwt_cache_get(c, "u", 1, 4000000000LL, &p0, &role, &js, NULL), 1);
@@ -101,8 +101,8 @@ TEST(cache_is_bounded_by_slots)
         int n = snprintf(tok, sizeof tok, "token-%d", i);
         hits += tide_jwt_cache_get(c, tok, (size_t)n, 0, &p0, &role, &js, NULL);
     }
-    CHECK(hits > 0 && hits <= 16);               /* at most one entry per slot survives */
-    tide_jwt_cache_free(c);                      /* valgrind/ASan: nothing leaks */
+    CHECK(hits > 0 && hits <= 16); /* at most one entry per slot survives */
+    tide_jwt_cache_free(c);        /* valgrind/ASan: nothing leaks */
 }
 
 /* Four-way sets: 1,000 tokens in 4,096 slots stay (direct-mapped, about 11% collided; two-way
@@ -161,8 +161,8 @@ TEST(cache_follows_require_exp)
 TEST(cache_never_outlives_verification)
 {
     const char *payloads[] = {
-        "{\"exp\":1000}", "{\"exp\":1000.5}", "{\"exp\":999.999}", "{\"exp\":1e300}",
-        "{\"sub\":\"u\"}",
+        "{\"exp\":1000}",  "{\"exp\":1000.5}", "{\"exp\":999.999}",
+        "{\"exp\":1e300}", "{\"sub\":\"u\"}",
     };
     tide_jwt_policy pols[] = { policy(0, 1), policy(30, 1), policy(0, 0), policy(-5, 0) };
     for (size_t i = 0; i < sizeof payloads / sizeof *payloads; i++) {
@@ -187,10 +187,9 @@ TEST(cache_never_outlives_verification)
                 if (hit && rc != 0) {
                     free(tok);
                     tide_jwt_cache_free(c);
-                    CHECK_EQ_INT(rc, 0);     /* the cache served what verify refuses */
+                    CHECK_EQ_INT(rc, 0); /* the cache served what verify refuses */
                 }
-                if (hit)
-                    CHECK_STR(js, payloads[i]);
+                if (hit) CHECK_STR(js, payloads[i]);
             }
             free(tok);
             tide_jwt_cache_free(c);
@@ -199,10 +198,10 @@ TEST(cache_never_outlives_verification)
 }
 
 TEST_LIST_BEGIN
-    TEST_ENTRY(cache_hit_after_put)
-    TEST_ENTRY(cache_entry_expires_with_leeway)
-    TEST_ENTRY(cache_is_bounded_by_slots)
-    TEST_ENTRY(cache_keeps_tokens_that_share_a_slot)
-    TEST_ENTRY(cache_follows_require_exp)
-    TEST_ENTRY(cache_never_outlives_verification)
+TEST_ENTRY(cache_hit_after_put)
+TEST_ENTRY(cache_entry_expires_with_leeway)
+TEST_ENTRY(cache_is_bounded_by_slots)
+TEST_ENTRY(cache_keeps_tokens_that_share_a_slot)
+TEST_ENTRY(cache_follows_require_exp)
+TEST_ENTRY(cache_never_outlives_verification)
 TEST_LIST_END

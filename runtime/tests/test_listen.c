@@ -33,14 +33,16 @@ TEST(channel_names_are_plain_identifiers)
     CHECK(tide__listen_channel_ok("_x1"));
     CHECK(tide__listen_channel_ok("a"));
     char name[80];
-    memset(name, 'a', 63); name[63] = '\0';
+    memset(name, 'a', 63);
+    name[63] = '\0';
     CHECK(tide__listen_channel_ok(name));
-    memset(name, 'a', 64); name[64] = '\0';
+    memset(name, 'a', 64);
+    name[64] = '\0';
     CHECK(!tide__listen_channel_ok(name));
     CHECK(!tide__listen_channel_ok(NULL));
     CHECK(!tide__listen_channel_ok(""));
     CHECK(!tide__listen_channel_ok("1abc"));
-    CHECK(!tide__listen_channel_ok("Tide"));        /* would not match an unquoted NOTIFY */
+    CHECK(!tide__listen_channel_ok("Tide")); /* would not match an unquoted NOTIFY */
     CHECK(!tide__listen_channel_ok("a b"));
     CHECK(!tide__listen_channel_ok("a\"b"));
     CHECK(!tide__listen_channel_ok("a-b"));
@@ -63,23 +65,26 @@ TEST(payloads_split_into_table_and_key)
     CHECK_EQ_INT(split("users/aaaaaaaa-0000-0000-0000-000000000001", &t), 0);
     CHECK_EQ_INT(split("s2.t/x-1:a.b_c", &t), 0);
     CHECK_EQ_INT(t, 4);
-    CHECK_EQ_INT(split("Odd/Name/5", &t), 0);       /* a table name may hold '/': last one */
+    CHECK_EQ_INT(split("Odd/Name/5", &t), 0); /* a table name may hold '/': last one */
     CHECK_EQ_INT(t, 8);
     char buf[400];
     memset(buf, 'a', sizeof buf);
     memcpy(buf, "t/", 2);
-    buf[202] = '\0';                                /* a key of 200 bytes */
+    buf[202] = '\0'; /* a key of 200 bytes */
     CHECK_EQ_INT(split(buf, &t), 0);
-    buf[202] = 'a'; buf[203] = '\0';                /* 201 */
+    buf[202] = 'a';
+    buf[203] = '\0'; /* 201 */
     CHECK_EQ_INT(split(buf, &t), TIDE_EINVAL);
-    memset(buf, 'a', 127); memcpy(buf + 127, "/1", 3);
+    memset(buf, 'a', 127);
+    memcpy(buf + 127, "/1", 3);
     CHECK_EQ_INT(split(buf, &t), 0);
-    memset(buf, 'a', 128); memcpy(buf + 128, "/1", 3);
+    memset(buf, 'a', 128);
+    memcpy(buf + 128, "/1", 3);
     CHECK_EQ_INT(split(buf, &t), TIDE_EINVAL);
     CHECK_EQ_INT(split("trips", &t), TIDE_EINVAL);
     CHECK_EQ_INT(split("/7", &t), TIDE_EINVAL);
     CHECK_EQ_INT(split("trips/", &t), TIDE_EINVAL);
-    CHECK_EQ_INT(split("trips/A", &t), TIDE_EINVAL);     /* keys arrive lower-cased */
+    CHECK_EQ_INT(split("trips/A", &t), TIDE_EINVAL); /* keys arrive lower-cased */
     CHECK_EQ_INT(split("trips/a b", &t), TIDE_EINVAL);
     CHECK_EQ_INT(split("trips/**", &t), TIDE_EINVAL);
     CHECK_EQ_INT(split("trips/7*", &t), TIDE_EINVAL);
@@ -105,12 +110,12 @@ TEST(parameters_name_the_session_unless_the_dsn_does)
     CHECK(p.kw[p.n] == NULL && p.val[p.n] == NULL);
     tide__listen_params_free(&p);
 
-    CHECK_EQ_INT(tide__listen_params_new("postgresql://u:pw@db:6543/tide?application_name=mine",
-                                         1, &p), 0);
+    CHECK_EQ_INT(
+        tide__listen_params_new("postgresql://u:pw@db:6543/tide?application_name=mine", 1, &p), 0);
     CHECK_STR(param(&p, "application_name"), "mine");
     CHECK_STR(param(&p, "dbname"), "tide");
     CHECK_STR(param(&p, "user"), "u");
-    CHECK_STR(p.kw[p.n - 1], "hostaddr");          /* the last slot, filled per attempt */
+    CHECK_STR(p.kw[p.n - 1], "hostaddr"); /* the last slot, filled per attempt */
     CHECK(p.val[p.n - 1] == NULL);
     tide__listen_params_free(&p);
 
@@ -125,7 +130,9 @@ TEST(parameters_name_the_session_unless_the_dsn_does)
 
 static void noop_notify(const char *payload, size_t len, void *arg)
 {
-    (void)payload; (void)len; (void)arg;
+    (void)payload;
+    (void)len;
+    (void)arg;
 }
 
 TEST(start_refuses_bad_arguments)
@@ -134,18 +141,20 @@ TEST(start_refuses_bad_arguments)
     tide_listen *l = (tide_listen *)1;
     tide_listen_opts o;
     memset(&o, 0, sizeof o);
-    CHECK_EQ_INT(tide_listen_start(loop, "host=127.0.0.1", "Bad", NULL, noop_notify, NULL,
-                                   NULL, &l), TIDE_EINVAL);
+    CHECK_EQ_INT(
+        tide_listen_start(loop, "host=127.0.0.1", "Bad", NULL, noop_notify, NULL, NULL, &l),
+        TIDE_EINVAL);
     CHECK(l == NULL);
-    CHECK_EQ_INT(tide_listen_start(loop, "host=127.0.0.1", "x\"; drop", NULL, noop_notify,
-                                   NULL, NULL, &l), TIDE_EINVAL);
+    CHECK_EQ_INT(
+        tide_listen_start(loop, "host=127.0.0.1", "x\"; drop", NULL, noop_notify, NULL, NULL, &l),
+        TIDE_EINVAL);
     CHECK_EQ_INT(tide_listen_start(loop, "bogus=1", "ok", NULL, noop_notify, NULL, NULL, &l),
                  TIDE_EINVAL);
     CHECK_EQ_INT(tide_listen_start(loop, "host=127.0.0.1", "ok", NULL, NULL, NULL, NULL, &l),
                  TIDE_EINVAL);
     o.heartbeat = -1;
-    CHECK_EQ_INT(tide_listen_start(loop, "host=127.0.0.1", "ok", &o, noop_notify, NULL, NULL,
-                                   &l), TIDE_EINVAL);
+    CHECK_EQ_INT(tide_listen_start(loop, "host=127.0.0.1", "ok", &o, noop_notify, NULL, NULL, &l),
+                 TIDE_EINVAL);
     CHECK(l == NULL);
     tide_listen_free(NULL);
     ev_loop_destroy(loop);
@@ -154,11 +163,11 @@ TEST(start_refuses_bad_arguments)
 /* ---- a fake server --------------------------------------------------------------------- */
 
 enum scenario {
-    SC_SAME_PACKET,     /* notifications packed with heartbeat results */
-    SC_EOF,             /* 1st connection: FATAL + close 100 ms after LISTEN */
-    SC_FROZEN,          /* 1st connection: heartbeats never answered */
-    SC_SILENT,          /* 1st connection: the startup is never answered */
-    SC_BURST,           /* three notifications right after the LISTEN result */
+    SC_SAME_PACKET, /* notifications packed with heartbeat results */
+    SC_EOF,         /* 1st connection: FATAL + close 100 ms after LISTEN */
+    SC_FROZEN,      /* 1st connection: heartbeats never answered */
+    SC_SILENT,      /* 1st connection: the startup is never answered */
+    SC_BURST,       /* three notifications right after the LISTEN result */
 };
 
 typedef struct fake {
@@ -167,7 +176,7 @@ typedef struct fake {
     pthread_t th;
     atomic_int stop;
     atomic_int conns;
-    char listened[128];             /* the last LISTEN statement seen */
+    char listened[128]; /* the last LISTEN statement seen */
 } fake;
 
 /* 0 once n bytes are read; -1 on EOF, error or stop. */
@@ -185,7 +194,10 @@ static int read_full(fake *f, int fd, void *buf, size_t n)
     return 0;
 }
 
-typedef struct obuf { char b[1024]; size_t n; } obuf;
+typedef struct obuf {
+    char b[1024];
+    size_t n;
+} obuf;
 
 static void put32(obuf *o, uint32_t v)
 {
@@ -202,10 +214,7 @@ static void put_msg(obuf *o, char type, const char *body, size_t len)
     o->n += len;
 }
 
-static void put_str_msg(obuf *o, char type, const char *s)
-{
-    put_msg(o, type, s, strlen(s) + 1);
-}
+static void put_str_msg(obuf *o, char type, const char *s) { put_msg(o, type, s, strlen(s) + 1); }
 
 static void put_notify(obuf *o, const char *channel, const char *payload)
 {
@@ -218,10 +227,7 @@ static void put_notify(obuf *o, const char *channel, const char *payload)
     put_msg(o, 'A', body, 4 + cl + pl);
 }
 
-static void put_ready(obuf *o)
-{
-    put_msg(o, 'Z', "I", 1);
-}
+static void put_ready(obuf *o) { put_msg(o, 'Z', "I", 1); }
 
 /* One write: the client reads it as one packet. */
 static void send_all(int fd, const obuf *o)
@@ -243,7 +249,7 @@ static void serve(fake *f, int fd, int index)
     memcpy(&len, hdr, 4);
     len = ntohl(len);
     if (len < 8 || len > sizeof body || read_full(f, fd, body, len - 4) != 0) return;
-    if (f->sc == SC_SILENT && index == 0) {     /* never answer: wait for the client to go */
+    if (f->sc == SC_SILENT && index == 0) { /* never answer: wait for the client to go */
         while (read_full(f, fd, body, 1) == 0) {}
         return;
     }
@@ -252,9 +258,8 @@ static void serve(fake *f, int fd, int index)
     put_msg(&o, 'R', auth, 4);
     put_msg(&o, 'S', "server_version\00017.0", sizeof "server_version\00017.0");
     put_msg(&o, 'S', "client_encoding\0UTF8", sizeof "client_encoding\0UTF8");
-    put_msg(&o, 'S', "standard_conforming_strings\0on",
-            sizeof "standard_conforming_strings\0on");
-    char key[8] = { 0, 0, 0x10, 0x92, 0, 0, 0, 7 };  /* pid 4242 */
+    put_msg(&o, 'S', "standard_conforming_strings\0on", sizeof "standard_conforming_strings\0on");
+    char key[8] = { 0, 0, 0x10, 0x92, 0, 0, 0, 7 }; /* pid 4242 */
     put_msg(&o, 'K', key, 8);
     put_ready(&o);
     send_all(fd, &o);
@@ -283,25 +288,27 @@ static void serve(fake *f, int fd, int index)
             if (f->sc == SC_EOF && index == 0) {
                 usleep(100 * 1000);
                 o.n = 0;
-                put_msg(&o, 'E', "SFATAL\0VFATAL\0C57P01\0Mterminating connection due to "
-                        "administrator command\0", sizeof "SFATAL\0VFATAL\0C57P01\0Mterminating "
-                        "connection due to administrator command\0");
+                put_msg(&o, 'E',
+                        "SFATAL\0VFATAL\0C57P01\0Mterminating connection due to "
+                        "administrator command\0",
+                        sizeof "SFATAL\0VFATAL\0C57P01\0Mterminating "
+                               "connection due to administrator command\0");
                 send_all(fd, &o);
                 return;
             }
             continue;
         }
-        pings++;                                     /* an empty query: a heartbeat */
+        pings++; /* an empty query: a heartbeat */
         if (f->sc == SC_FROZEN && index == 0) continue;
         put_msg(&o, 'I', "", 0);
         if (f->sc == SC_SAME_PACKET && pings == 1) {
             /* the server's own order: notifications before ReadyForQuery */
             put_notify(&o, "chan", "t/1");
-            put_notify(&o, "other", "x/9");         /* not ours: never delivered */
+            put_notify(&o, "other", "x/9"); /* not ours: never delivered */
             put_ready(&o);
         } else if (f->sc == SC_SAME_PACKET && pings == 2) {
-            put_ready(&o);                           /* after it: parsed only once the */
-            put_notify(&o, "chan", "t/2");           /* result was collected */
+            put_ready(&o);                 /* after it: parsed only once the */
+            put_notify(&o, "chan", "t/2"); /* result was collected */
         } else {
             put_ready(&o);
         }
@@ -359,7 +366,7 @@ typedef struct rec {
     double payload_at[256];
     int npayloads;
     int free_on_up, free_on_notify;
-    int in_start;                   /* set around tide_listen_start: no callback may come */
+    int in_start; /* set around tide_listen_start: no callback may come */
     int called_in_start;
 } rec;
 
@@ -371,7 +378,10 @@ static void rec_notify(const char *payload, size_t len, void *arg)
         snprintf(r->payloads[r->npayloads], sizeof r->payloads[0], "%.*s", (int)len, payload);
         r->payload_at[r->npayloads++] = ev_time();
     }
-    if (r->free_on_notify) { tide_listen_free(r->l); r->l = NULL; }
+    if (r->free_on_notify) {
+        tide_listen_free(r->l);
+        r->l = NULL;
+    }
 }
 
 static void rec_state(int up, void *arg)
@@ -382,18 +392,23 @@ static void rec_state(int up, void *arg)
         r->state_at[r->nstates] = ev_time();
         r->states[r->nstates++] = up;
     }
-    if (up && r->free_on_up) { tide_listen_free(r->l); r->l = NULL; }
+    if (up && r->free_on_up) {
+        tide_listen_free(r->l);
+        r->l = NULL;
+    }
 }
 
 static void tick_cb(struct ev_loop *loop, ev_timer *w, int revents)
 {
-    (void)loop; (void)w; (void)revents;
+    (void)loop;
+    (void)w;
+    (void)revents;
 }
 
 /* Runs the loop until *cond (an int) reaches want or `secs` pass. Returns 1 if it did. */
 static int run_until(struct ev_loop *loop, const int *cond, int want, double secs)
 {
-    ev_timer tick;                  /* wakes the loop, so the deadline is checked */
+    ev_timer tick; /* wakes the loop, so the deadline is checked */
     ev_timer_init(&tick, tick_cb, 0.02, 0.02);
     ev_timer_start(loop, &tick);
     double end = ev_time() + secs;
@@ -418,16 +433,15 @@ static int start_rec(rec *r, const char *dsn, const char *channel, const tide_li
 
 static void fake_dsn(char *buf, size_t n, const fake *f, const char *host)
 {
-    snprintf(buf, n, "host=%s port=%d user=t dbname=t sslmode=disable gssencmode=disable",
-             host, f->port);
+    snprintf(buf, n, "host=%s port=%d user=t dbname=t sslmode=disable gssencmode=disable", host,
+             f->port);
 }
 
 /* Starts a fake server playing scenario sc and a listener (opts o) against it, recording
  * into r (flags such as free_on_up set in r beforehand are kept). 0 or -1. */
 static int on_fake(fake *f, int sc, rec *r, const tide_listen_opts *o)
 {
-    if (fake_start(f, sc) != 0)
-        return -1;
+    if (fake_start(f, sc) != 0) return -1;
     r->loop = ev_loop_new(EVFLAG_AUTO);
     char dsn[200];
     fake_dsn(dsn, sizeof dsn, f, "127.0.0.1");
@@ -456,12 +470,12 @@ TEST(notifications_in_the_heartbeat_packet_are_delivered)
     memset(&r, 0, sizeof r);
     r.loop = ev_loop_new(EVFLAG_AUTO);
     char dsn[200];
-    fake_dsn(dsn, sizeof dsn, &f, "localhost");     /* through the resolver thread */
+    fake_dsn(dsn, sizeof dsn, &f, "localhost"); /* through the resolver thread */
     tide_listen_opts o = { .heartbeat = 0.3, .heartbeat_timeout = 2 };
     CHECK_EQ_INT(start_rec(&r, dsn, "chan", &o), 0);
     CHECK_EQ_INT(r.called_in_start, 0);
     int ok = run_until(r.loop, &r.npayloads, 2, 5);
-    run_for(r.loop, 0.7);                            /* more heartbeats: nothing more */
+    run_for(r.loop, 0.7); /* more heartbeats: nothing more */
     tide_listen_stats st;
     off_fake(&f, &r, &st);
     CHECK(ok);
@@ -497,7 +511,7 @@ TEST(eof_ends_the_session_at_once_and_it_comes_back)
     CHECK(ok);
     CHECK_EQ_INT(r.nstates, 3);
     CHECK(r.states[0] == 1 && r.states[1] == 0 && r.states[2] == 1);
-    CHECK(r.state_at[1] - r.state_at[0] < 1.0);      /* FATAL + close after 100 ms */
+    CHECK(r.state_at[1] - r.state_at[0] < 1.0); /* FATAL + close after 100 ms */
     CHECK_EQ_INT(st.connects, 2);
     CHECK_EQ_INT(st.losses, 1);
     CHECK_EQ_INT(st.heartbeats_failed, 0);
@@ -518,7 +532,7 @@ TEST(a_frozen_server_fails_the_heartbeat)
     off_fake(&f, &r, &st);
     CHECK(ok);
     CHECK(r.states[0] == 1 && r.states[1] == 0 && r.states[2] == 1);
-    double gap = r.state_at[1] - r.state_at[0];      /* heartbeat + its timeout */
+    double gap = r.state_at[1] - r.state_at[0]; /* heartbeat + its timeout */
     CHECK(gap > 0.2 && gap < 1.5);
     CHECK_EQ_INT(st.heartbeats_failed, 1);
     CHECK_EQ_INT(st.losses, 1);
@@ -537,7 +551,7 @@ TEST(a_silent_server_times_the_connect_out_without_a_state_call)
     tide_listen_stats st;
     off_fake(&f, &r, &st);
     CHECK(ok);
-    CHECK_EQ_INT(r.nstates, 1);                      /* the failed attempt reported nothing */
+    CHECK_EQ_INT(r.nstates, 1); /* the failed attempt reported nothing */
     CHECK_EQ_INT(r.states[0], 1);
     CHECK_EQ_INT(st.connect_failures, 1);
     CHECK_EQ_INT(st.losses, 0);
@@ -550,18 +564,17 @@ TEST(nothing_answers_and_nothing_is_reported)
     fake f;
     CHECK(fake_start(&f, SC_SILENT) == 0);
     int port = f.port;
-    fake_stop(&f);                                   /* the port is free again */
+    fake_stop(&f); /* the port is free again */
     rec r;
     memset(&r, 0, sizeof r);
     r.loop = ev_loop_new(EVFLAG_AUTO);
     char dsn[200];
-    snprintf(dsn, sizeof dsn, "host=127.0.0.1 port=%d sslmode=disable gssencmode=disable",
-             port);
+    snprintf(dsn, sizeof dsn, "host=127.0.0.1 port=%d sslmode=disable gssencmode=disable", port);
     tide_listen_opts o = { .backoff_base = 0.01, .backoff_cap = 0.05 };
     CHECK_EQ_INT(start_rec(&r, dsn, "chan", &o), 0);
     tide_listen_stats st;
     tide_listen_get_stats(r.l, &st);
-    CHECK_EQ_INT(st.connect_failures, 0);            /* not even tried inside start */
+    CHECK_EQ_INT(st.connect_failures, 0); /* not even tried inside start */
     run_for(r.loop, 0.5);
     tide_listen_get_stats(r.l, &st);
     tide_listen_free(r.l);
@@ -586,7 +599,7 @@ TEST(free_from_inside_the_up_callback)
     CHECK(ok);
     CHECK(r.l == NULL);
     CHECK_EQ_INT(r.nstates, 1);
-    CHECK_EQ_INT(r.npayloads, 0);     /* the burst came with the LISTEN result: not delivered */
+    CHECK_EQ_INT(r.npayloads, 0); /* the burst came with the LISTEN result: not delivered */
 }
 
 TEST(free_from_inside_the_notify_callback)
@@ -601,13 +614,16 @@ TEST(free_from_inside_the_notify_callback)
     off_fake(&f, &r, NULL);
     CHECK(ok);
     CHECK(r.l == NULL);
-    CHECK_EQ_INT(r.nstates, 1);       /* up came first, in the same pass */
-    CHECK_EQ_INT(r.npayloads, 1);     /* three were parsed; none after the free */
+    CHECK_EQ_INT(r.nstates, 1);   /* up came first, in the same pass */
+    CHECK_EQ_INT(r.npayloads, 1); /* three were parsed; none after the free */
     CHECK_STR(r.payloads[0], "t/1");
 }
 
 /* A second channel's notifications, recorded apart from the first's. */
-typedef struct rec2 { char payloads[8][64]; int n; } rec2;
+typedef struct rec2 {
+    char payloads[8][64];
+    int n;
+} rec2;
 
 static void rec2_notify(const char *payload, size_t len, void *arg)
 {
@@ -641,12 +657,12 @@ TEST(added_channels_share_the_session_and_get_their_own_notifications)
     off_fake(&f, &r, &st);
     CHECK(ok);
     CHECK_STR(f.listened, "LISTEN \"chan\"; LISTEN \"other\"");
-    CHECK_EQ_INT(r.nstates, 1);                      /* both LISTENs confirmed: one session */
+    CHECK_EQ_INT(r.nstates, 1); /* both LISTENs confirmed: one session */
     CHECK_EQ_INT(r.states[0], 1);
     CHECK_EQ_INT(r.npayloads, 2);
     CHECK_STR(r.payloads[0], "t/1");
     CHECK_STR(r.payloads[1], "t/2");
-    CHECK_EQ_INT(other.n, 1);                        /* "other" was heard, by its callback */
+    CHECK_EQ_INT(other.n, 1); /* "other" was heard, by its callback */
     CHECK_STR(other.payloads[0], "x/9");
     CHECK_EQ_INT(st.notifications, 3);
 }
@@ -655,8 +671,9 @@ TEST(at_most_four_channels)
 {
     struct ev_loop *loop = ev_loop_new(EVFLAG_AUTO);
     tide_listen *l = NULL;
-    CHECK_EQ_INT(tide_listen_start(loop, "host=127.0.0.1 port=1", "c0", NULL, noop_notify,
-                                   NULL, NULL, &l), 0);
+    CHECK_EQ_INT(
+        tide_listen_start(loop, "host=127.0.0.1 port=1", "c0", NULL, noop_notify, NULL, NULL, &l),
+        0);
     CHECK_EQ_INT(tide_listen_add(l, "c1", noop_notify, NULL), 0);
     CHECK_EQ_INT(tide_listen_add(l, "c2", noop_notify, NULL), 0);
     CHECK_EQ_INT(tide_listen_add(l, "c3", noop_notify, NULL), 0);
@@ -734,13 +751,15 @@ TEST(live_notify_and_terminated_backend)
      * that name. */
     const char *args[2] = { pid, app };
     double killed_at = ev_time();
-    CHECK_STR(sqln(pg, "select count(*) filter (where pg_terminate_backend(pid)) "
-                       "from pg_stat_activity where application_name = $2 and (pid = $1::int "
-                       "or not exists (select 1 from pg_stat_activity where pid = $1::int))",
-                   2, args), "1");
+    CHECK_STR(sqln(pg,
+                   "select count(*) filter (where pg_terminate_backend(pid)) "
+                   "from pg_stat_activity where application_name = $2 and (pid = $1::int "
+                   "or not exists (select 1 from pg_stat_activity where pid = $1::int))",
+                   2, args),
+              "1");
     CHECK(run_until(r.loop, &r.nstates, 3, 10));
     CHECK(r.states[1] == 0 && r.states[2] == 1);
-    CHECK(r.state_at[1] - killed_at < 1.0);          /* EOF, not a heartbeat */
+    CHECK(r.state_at[1] - killed_at < 1.0); /* EOF, not a heartbeat */
     tide_listen_get_stats(r.l, &st);
     CHECK_EQ_INT(st.heartbeats_failed, 0);
     CHECK_EQ_INT(st.losses, 1);
@@ -801,9 +820,11 @@ TEST(live_trigger_payloads)
     PGconn *pg = PQconnectdb(dsn);
     CHECK(PQstatus(pg) == CONNECTION_OK);
     /* pg_trigger, not tide_meta: the login role (authenticator) has no USAGE there */
-    if (strcmp(sql1(pg, "select exists (select 1 from pg_trigger where tgname = "
-                        "'tide_cache_upd' and tgrelid = to_regclass('public.search_history'))",
-                    NULL), "t")) {
+    if (strcmp(sql1(pg,
+                    "select exists (select 1 from pg_trigger where tgname = "
+                    "'tide_cache_upd' and tgrelid = to_regclass('public.search_history'))",
+                    NULL),
+               "t")) {
         printf("  skip: db/migrations/007_cache_notify.sql is not applied\n");
         PQfinish(pg);
         return;
@@ -818,13 +839,17 @@ TEST(live_trigger_payloads)
     CHECK(run_until(r.loop, &r.nstates, 1, 10));
 
     const char *A = "authenticated";
-    CHECK_STR(as_role(pg, A, uid, "insert into public.users (id, email) values "
-                                  "($1::uuid, $1::text || '@listen.test') returning 'ok'"), "ok");
+    CHECK_STR(as_role(pg, A, uid,
+                      "insert into public.users (id, email) values "
+                      "($1::uuid, $1::text || '@listen.test') returning 'ok'"),
+              "ok");
     CHECK(wait_payload(&r, user_tag, 1));
 
     char trip[32];
-    snprintf(trip, sizeof trip, "%s", as_role(pg, A, uid, "insert into public.trips (name, "
-                                              "destination) select 'l', $1 returning id"));
+    snprintf(trip, sizeof trip, "%s",
+             as_role(pg, A, uid,
+                     "insert into public.trips (name, "
+                     "destination) select 'l', $1 returning id"));
     CHECK(atoi(trip) > 0);
     snprintf(trip_tag, sizeof trip_tag, "trips/%s", trip);
     CHECK(wait_payload(&r, trip_tag, 1));
@@ -834,11 +859,13 @@ TEST(live_trigger_payloads)
     CHECK(wait_payload(&r, trip_tag, 2));
 
     int before = count_payload(&r, "search_history/*");
-    as_role(pg, A, uid, "insert into public.search_history (search_type, query) "
-                        "select $1, '{}' from generate_series(1, 1000)");
-    as_role(pg, A, uid, "update public.search_history set query = '{\"a\":1}' "
-                        "where search_type = $1");
-    CHECK(wait_payload(&r, "search_history/*", before + 2));   /* one per statement */
+    as_role(pg, A, uid,
+            "insert into public.search_history (search_type, query) "
+            "select $1, '{}' from generate_series(1, 1000)");
+    as_role(pg, A, uid,
+            "update public.search_history set query = '{\"a\":1}' "
+            "where search_type = $1");
+    CHECK(wait_payload(&r, "search_history/*", before + 2)); /* one per statement */
 
     /* cleanup as service_role: the cascade announces the trip and the searches too */
     before = count_payload(&r, "search_history/*");
@@ -846,8 +873,8 @@ TEST(live_trigger_payloads)
     CHECK(wait_payload(&r, user_tag, 2));
     CHECK(wait_payload(&r, trip_tag, 3));
     CHECK(wait_payload(&r, "search_history/*", before + 1));
-    CHECK_STR(as_role(pg, "service_role", uid,
-                      "select count(*) from public.users where id = $1"), "0");
+    CHECK_STR(as_role(pg, "service_role", uid, "select count(*) from public.users where id = $1"),
+              "0");
     for (int i = 0; i < r.npayloads; i++) {
         size_t t = 0;
         CHECK_EQ_INT(split(r.payloads[i], &t), 0);
@@ -858,19 +885,19 @@ TEST(live_trigger_payloads)
 }
 
 TEST_LIST_BEGIN
-    TEST_ENTRY(channel_names_are_plain_identifiers)
-    TEST_ENTRY(payloads_split_into_table_and_key)
-    TEST_ENTRY(parameters_name_the_session_unless_the_dsn_does)
-    TEST_ENTRY(start_refuses_bad_arguments)
-    TEST_ENTRY(notifications_in_the_heartbeat_packet_are_delivered)
-    TEST_ENTRY(eof_ends_the_session_at_once_and_it_comes_back)
-    TEST_ENTRY(a_frozen_server_fails_the_heartbeat)
-    TEST_ENTRY(a_silent_server_times_the_connect_out_without_a_state_call)
-    TEST_ENTRY(nothing_answers_and_nothing_is_reported)
-    TEST_ENTRY(free_from_inside_the_up_callback)
-    TEST_ENTRY(free_from_inside_the_notify_callback)
-    TEST_ENTRY(added_channels_share_the_session_and_get_their_own_notifications)
-    TEST_ENTRY(at_most_four_channels)
-    TEST_ENTRY(live_notify_and_terminated_backend)
-    TEST_ENTRY(live_trigger_payloads)
+TEST_ENTRY(channel_names_are_plain_identifiers)
+TEST_ENTRY(payloads_split_into_table_and_key)
+TEST_ENTRY(parameters_name_the_session_unless_the_dsn_does)
+TEST_ENTRY(start_refuses_bad_arguments)
+TEST_ENTRY(notifications_in_the_heartbeat_packet_are_delivered)
+TEST_ENTRY(eof_ends_the_session_at_once_and_it_comes_back)
+TEST_ENTRY(a_frozen_server_fails_the_heartbeat)
+TEST_ENTRY(a_silent_server_times_the_connect_out_without_a_state_call)
+TEST_ENTRY(nothing_answers_and_nothing_is_reported)
+TEST_ENTRY(free_from_inside_the_up_callback)
+TEST_ENTRY(free_from_inside_the_notify_callback)
+TEST_ENTRY(added_channels_share_the_session_and_get_their_own_notifications)
+TEST_ENTRY(at_most_four_channels)
+TEST_ENTRY(live_notify_and_terminated_backend)
+TEST_ENTRY(live_trigger_payloads)
 TEST_LIST_END

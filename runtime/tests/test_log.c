@@ -22,10 +22,7 @@ static double now_s(void)
     return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
 }
 
-static void nonblocking(int fd)
-{
-    fcntl(fd, F_SETFL, fcntl(fd, F_GETFL) | O_NONBLOCK);
-}
+static void nonblocking(int fd) { fcntl(fd, F_SETFL, fcntl(fd, F_GETFL) | O_NONBLOCK); }
 
 /* Reads what fd holds now (fd non-blocking) onto the end of *acc (grown as needed). */
 static void slurp(int fd, char **acc, size_t *len, size_t *cap)
@@ -76,7 +73,7 @@ static int lines_whole(const char *s, size_t len, long long *lines)
     *lines = 0;
     while (p < end) {
         const char *nl = memchr(p, '\n', (size_t)(end - p));
-        if (!nl) return 0;                           /* a cut line at the end */
+        if (!nl) return 0; /* a cut line at the end */
         int json = p[0] == '{' && nl[-1] == '}';
         int text = nl - p > 24 && p[0] == '2' && p[4] == '-' && p[23] == 'Z';
         if (!json && !text) return 0;
@@ -100,7 +97,7 @@ static long long announced(const char *s)
 TEST(a_pipe_nobody_reads_never_blocks)
 {
     tide_log_detach(0);
-    alarm(20);                        /* a blocking write would hang here: fail instead */
+    alarm(20); /* a blocking write would hang here: fail instead */
     struct ev_loop *loop = ev_loop_new(EVFLAG_AUTO);
     int p[2];
     CHECK(pipe(p) == 0);
@@ -111,13 +108,13 @@ TEST(a_pipe_nobody_reads_never_blocks)
     tide_log_get_stats(&s1);
     CHECK_STR(s1.out.writer, "reopened");
     double t0 = now_s();
-    for (int i = 0; i < 2000; i++) {  /* ~600 KB: far past the pipe (64 KiB) and the buffer */
+    for (int i = 0; i < 2000; i++) { /* ~600 KB: far past the pipe (64 KiB) and the buffer */
         access_line(i);
         if (i % 20 == 0) tide_log_flush();
     }
     tide_log_flush();
     CHECK(now_s() - t0 < 2.0);
-    CHECK_EQ_INT(fcntl(p[1], F_GETFL), before);      /* the shared description is untouched */
+    CHECK_EQ_INT(fcntl(p[1], F_GETFL), before); /* the shared description is untouched */
     tide_log_get_stats(&s1);
     long long dropped = s1.out.dropped_lines - s0.out.dropped_lines;
     CHECK(dropped > 0);
@@ -136,7 +133,7 @@ TEST(a_pipe_nobody_reads_never_blocks)
     CHECK(lines_whole(acc, len, &lines));
     CHECK_EQ_INT(announced(acc), s1.out.dropped_lines - s0.out.dropped_lines);
     CHECK(strstr(acc, "\"stream\":\"stdout\"") != NULL);
-    CHECK_EQ_INT(lines, 2000 - dropped + 1);          /* every line accounted for */
+    CHECK_EQ_INT(lines, 2000 - dropped + 1); /* every line accounted for */
     CHECK_EQ_INT(s1.out.written_lines - s0.out.written_lines, 2000 - dropped + 1);
 
     tide_log_detach(1);
@@ -164,7 +161,7 @@ TEST(stdout_and_stderr_on_one_pipe_never_interleave_mid_line)
         access_line(i);
         tide_warn("a levelled line %d with some text to make it longer than a few bytes", i);
         if (i % 50 == 0) tide_log_flush();
-        if (i % 1000 == 999) {                /* a slow, bursty reader; the loop writes on */
+        if (i % 1000 == 999) { /* a slow, bursty reader; the loop writes on */
             slurp(p[0], &acc, &len, &cap);
             ev_run(loop, EVRUN_NOWAIT);
         }
@@ -175,8 +172,8 @@ TEST(stdout_and_stderr_on_one_pipe_never_interleave_mid_line)
     CHECK(lines > 0);
     tide_log_stats st;
     tide_log_get_stats(&st);
-    CHECK(st.err.dropped_lines > 0);                       /* both streams dropped... */
-    CHECK(strstr(acc, "dropped: stderr was not read fast enough") != NULL);   /* ...and said */
+    CHECK(st.err.dropped_lines > 0); /* both streams dropped... */
+    CHECK(strstr(acc, "dropped: stderr was not read fast enough") != NULL); /* ...and said */
     tide_log_detach(1);
     free(acc);
     close(p[0]);
@@ -231,7 +228,7 @@ TEST(the_exit_wait_is_bounded_and_counts_what_it_leaves)
     int p[2];
     CHECK(pipe(p) == 0);
     CHECK(tide__log_attach_fds(loop, p[1], p[1], BUF) == 0);
-    for (int i = 0; i < 350; i++) access_line(i);     /* the pipe and part of the buffer */
+    for (int i = 0; i < 350; i++) access_line(i); /* the pipe and part of the buffer */
     tide_log_flush();
     tide_log_stats s0, s1;
     tide_log_get_stats(&s0);
@@ -257,7 +254,7 @@ TEST(a_reader_that_is_gone_drops_without_stopping)
     int p[2];
     CHECK(pipe(p) == 0);
     CHECK(tide__log_attach_fds(loop, p[1], p[1], BUF) == 0);
-    close(p[0]);                                      /* EPIPE from now on */
+    close(p[0]); /* EPIPE from now on */
     tide_log_stats s0, s1;
     tide_log_get_stats(&s0);
     for (int i = 0; i < 10; i++) access_line(i);
@@ -295,11 +292,16 @@ static void emit_slow(void)
     static const char head[] = "select \"a\"\n from t where b = $1";
     memset(sql, 'x', sizeof sql - 1);
     memcpy(sql, head, sizeof head - 1);
-    sql[1023] = (char)0xc3;                   /* a two-byte character across the 1 KiB cut */
+    sql[1023] = (char)0xc3; /* a two-byte character across the 1 KiB cut */
     sql[1024] = (char)0xa9;
-    const tide_log_call c = { .id = "2a", .role = "authenticated", .sub = "u-1",
-                              .method = "GET", .route = "/v1/trips/:id", .kind = "select",
-                              .table = "trips", .upstream = "direct" };
+    const tide_log_call c = { .id = "2a",
+                              .role = "authenticated",
+                              .sub = "u-1",
+                              .method = "GET",
+                              .route = "/v1/trips/:id",
+                              .kind = "select",
+                              .table = "trips",
+                              .upstream = "direct" };
     tide_log_slow_query(&c, 812.5, 3, 2, NULL, sql);
     const tide_log_call d = { .id = "2b", .upstream = "session" };
     tide_log_slow_query(&d, 5000, -1, 1, "57014", "select pg_sleep($1)");
@@ -313,15 +315,16 @@ TEST(slow_query_lines)
     char *second = strchr(out, '\n');
     CHECK(second != NULL);
     *second++ = 0;
-    static const char want[] = "{\"type\":\"slow_query\",\"id\":\"2a\",\"upstream\":\"direct\","
+    static const char want[] =
+        "{\"type\":\"slow_query\",\"id\":\"2a\",\"upstream\":\"direct\","
         "\"ms\":812.500,\"rows\":3,\"statement\":\"select \\\"a\\\"\\u000a from t where b = $1xxx";
     CHECK(strncmp(out, want, sizeof want - 1) == 0);
     CHECK(strstr(out, "xxx\",\"route\":\"/v1/trips/:id\",\"method\":\"GET\",\"kind\":\"select\","
                       "\"table\":\"trips\",\"attempts\":2}") != NULL);
-    CHECK(strchr(out, 0xc3) == NULL);                 /* cut before the character, not in it */
+    CHECK(strchr(out, 0xc3) == NULL); /* cut before the character, not in it */
     const char *st = strstr(out, "\"statement\":\"");
     const char *en = strstr(out, "\",\"route\"");
-    CHECK(st && en && en - (st + 13) == 1023 + 7);   /* 1023 bytes, plus 7 for the escapes */
+    CHECK(st && en && en - (st + 13) == 1023 + 7); /* 1023 bytes, plus 7 for the escapes */
     CHECK_STR(second, "{\"type\":\"slow_query\",\"id\":\"2b\",\"upstream\":\"session\",\"ms\":"
                       "5000.000,\"rows\":null,\"statement\":\"select pg_sleep($1)\",\"route\":null,"
                       "\"method\":null,\"kind\":null,\"table\":null,\"attempts\":1,"
@@ -331,9 +334,14 @@ TEST(slow_query_lines)
 
 static void emit_audit(void)
 {
-    const tide_log_call c = { .id = "7", .role = "authenticated", .sub = "a\"b",
-                              .method = "POST", .route = "/v1/keys", .kind = "insert",
-                              .table = "api_keys", .upstream = "direct" };
+    const tide_log_call c = { .id = "7",
+                              .role = "authenticated",
+                              .sub = "a\"b",
+                              .method = "POST",
+                              .route = "/v1/keys",
+                              .kind = "insert",
+                              .table = "api_keys",
+                              .upstream = "direct" };
     tide_log_audit_call(&c, "as_service");
     const char path[] = "/v1/admin/x?token=secret";
     tide_log_audit_request("8", "", "DELETE", NULL, path, 11, 204);
@@ -409,19 +417,19 @@ TEST(a_pass_end_batches_access_lines_and_a_timer_bounds_their_wait)
     tide_log_flush_pass();
     slurp(o[0], &acc, &len, &cap);
     slurp(e[0], &eacc, &elen, &ecap);
-    CHECK_EQ_INT((int)len, 0);                         /* one short line waits */
+    CHECK_EQ_INT((int)len, 0); /* one short line waits */
     CHECK(strstr(eacc, "a warning goes") != NULL);
     double t0 = now_s();
     while (len == 0 && now_s() - t0 < 2) {
-        ev_run(loop, EVRUN_ONCE);                      /* blocks until the timer */
+        ev_run(loop, EVRUN_ONCE); /* blocks until the timer */
         slurp(o[0], &acc, &len, &cap);
     }
     CHECK(len > 0 && strstr(acc, "\"type\":\"access\"") != NULL);
-    CHECK(now_s() - t0 < 1.0);                         /* the timer, not the 2 s bound */
+    CHECK(now_s() - t0 < 1.0); /* the timer, not the 2 s bound */
 
     len = 0;
     int lines = 0;
-    while (len == 0 && lines < 200) {                  /* ~300-byte lines: 16 KiB after ~55 */
+    while (len == 0 && lines < 200) { /* ~300-byte lines: 16 KiB after ~55 */
         access_line(lines++);
         tide_log_flush_pass();
         slurp(o[0], &acc, &len, &cap);
@@ -433,19 +441,22 @@ TEST(a_pass_end_batches_access_lines_and_a_timer_bounds_their_wait)
     tide_log_detach(0);
     free(acc);
     free(eacc);
-    close(o[0]); close(o[1]); close(e[0]); close(e[1]);
+    close(o[0]);
+    close(o[1]);
+    close(e[0]);
+    close(e[1]);
     ev_loop_destroy(loop);
 }
 
 TEST_LIST_BEGIN
-    TEST_ENTRY(a_pipe_nobody_reads_never_blocks)
-    TEST_ENTRY(stdout_and_stderr_on_one_pipe_never_interleave_mid_line)
-    TEST_ENTRY(a_socket_is_written_with_send_dontwait)
-    TEST_ENTRY(the_exit_wait_is_bounded_and_counts_what_it_leaves)
-    TEST_ENTRY(a_reader_that_is_gone_drops_without_stopping)
-    TEST_ENTRY(slow_query_lines)
-    TEST_ENTRY(audit_lines)
-    TEST_ENTRY(access_lines)
-    TEST_ENTRY(attach_refuses_a_tiny_buffer_and_a_second_attach)
-    TEST_ENTRY(a_pass_end_batches_access_lines_and_a_timer_bounds_their_wait)
+TEST_ENTRY(a_pipe_nobody_reads_never_blocks)
+TEST_ENTRY(stdout_and_stderr_on_one_pipe_never_interleave_mid_line)
+TEST_ENTRY(a_socket_is_written_with_send_dontwait)
+TEST_ENTRY(the_exit_wait_is_bounded_and_counts_what_it_leaves)
+TEST_ENTRY(a_reader_that_is_gone_drops_without_stopping)
+TEST_ENTRY(slow_query_lines)
+TEST_ENTRY(audit_lines)
+TEST_ENTRY(access_lines)
+TEST_ENTRY(attach_refuses_a_tiny_buffer_and_a_second_attach)
+TEST_ENTRY(a_pass_end_batches_access_lines_and_a_timer_bounds_their_wait)
 TEST_LIST_END

@@ -23,8 +23,8 @@
 #include <lualib.h>
 #include <luajit.h>
 
-#define HOOK_AFTER_US 50000        /* the timer that sets the hook */
-#define LOOP_LIMIT_S  2.0          /* the loop must be stopped within this */
+#define HOOK_AFTER_US 50000 /* the timer that sets the hook */
+#define LOOP_LIMIT_S  2.0   /* the loop must be stopped within this */
 
 static double now_s(void)
 {
@@ -116,7 +116,8 @@ static void expect_interrupted(const char *chunk)
         waitpid(pid, &status, 0);
         close(p[0]);
         TEST_FAIL_("FAILED: compiled loop not interrupted within %.0f s (a LuaJIT built "
-                   "without LUAJIT_ENABLE_CHECKHOOK?)", LOOP_LIMIT_S);
+                   "without LUAJIT_ENABLE_CHECKHOOK?)",
+                   LOOP_LIMIT_S);
         return;
     }
     char report[512] = "";
@@ -180,7 +181,7 @@ TEST(luajit_is_gc64_with_the_jit_on)
 /* ---- allocators */
 
 typedef struct counted {
-    lua_Alloc inner;           /* NULL: malloc/realloc/free */
+    lua_Alloc inner; /* NULL: malloc/realloc/free */
     void *inner_ud;
     long long live, calls;
 } counted;
@@ -202,9 +203,8 @@ static void *counting_alloc(void *ud, void *ptr, size_t osize, size_t nsize)
     return p;
 }
 
-static const char *churn =
-    "local t = {} for i = 1, 20000 do t[i] = { i, tostring(i) } end "
-    "t = nil collectgarbage() return 1";
+static const char *churn = "local t = {} for i = 1, 20000 do t[i] = { i, tostring(i) } end "
+                           "t = nil collectgarbage() return 1";
 
 TEST(lua_newstate_with_a_custom_allocator)
 {
@@ -213,12 +213,16 @@ TEST(lua_newstate_with_a_custom_allocator)
     CHECK(L);
     luaL_openlibs(L);
     int rc = luaL_dostring(L, churn);
-    if (rc != 0) { TEST_FAIL_("%s", lua_tostring(L, -1)); lua_close(L); return; }
+    if (rc != 0) {
+        TEST_FAIL_("%s", lua_tostring(L, -1));
+        lua_close(L);
+        return;
+    }
     void *ud = NULL;
     CHECK(lua_getallocf(L, &ud) == counting_alloc && ud == &c);
     CHECK(c.live > 0 && c.calls > 20000);
     lua_close(L);
-    CHECK_EQ_INT(c.live, 0);   /* every byte back, the state's own block too */
+    CHECK_EQ_INT(c.live, 0); /* every byte back, the state's own block too */
 }
 
 /* the sum of this process's mapped bytes */
@@ -241,19 +245,22 @@ TEST(luajit_allocator_wrapped_with_getallocf_setallocf)
 {
     long long before = 0;
     for (int round = 0; round < 33; round++) {
-        if (round == 1) before = mapped_bytes();     /* after a first state warmed things up */
+        if (round == 1) before = mapped_bytes(); /* after a first state warmed things up */
         lua_State *L = luaL_newstate();
         CHECK(L);
         void *ud = NULL;
         lua_Alloc f = lua_getallocf(L, &ud);
-        CHECK(f != NULL && ud != NULL);               /* LuaJIT's lj_alloc_f and its arena */
+        CHECK(f != NULL && ud != NULL); /* LuaJIT's lj_alloc_f and its arena */
         counted c = { .inner = f, .inner_ud = ud };
         lua_setallocf(L, counting_alloc, &c);
         luaL_openlibs(L);
         int rc = luaL_dostring(L, churn);
-        if (rc != 0) { TEST_FAIL_("%s", lua_tostring(L, -1)); return; }
+        if (rc != 0) {
+            TEST_FAIL_("%s", lua_tostring(L, -1));
+            return;
+        }
         CHECK(c.live > 0 && c.calls > 20000);
-        lua_setallocf(L, f, ud);                      /* restored before lua_close */
+        lua_setallocf(L, f, ud); /* restored before lua_close */
         void *ud2 = NULL;
         CHECK(lua_getallocf(L, &ud2) == f && ud2 == ud);
         lua_close(L);
@@ -264,10 +271,10 @@ TEST(luajit_allocator_wrapped_with_getallocf_setallocf)
 }
 
 TEST_LIST_BEGIN
-    TEST_ENTRY(count_hook_stops_a_compiled_while_loop)
-    TEST_ENTRY(count_hook_stops_a_compiled_loop_calling_a_function)
-    TEST_ENTRY(count_hook_stops_a_compiled_for_loop)
-    TEST_ENTRY(luajit_is_gc64_with_the_jit_on)
-    TEST_ENTRY(lua_newstate_with_a_custom_allocator)
-    TEST_ENTRY(luajit_allocator_wrapped_with_getallocf_setallocf)
+TEST_ENTRY(count_hook_stops_a_compiled_while_loop)
+TEST_ENTRY(count_hook_stops_a_compiled_loop_calling_a_function)
+TEST_ENTRY(count_hook_stops_a_compiled_for_loop)
+TEST_ENTRY(luajit_is_gc64_with_the_jit_on)
+TEST_ENTRY(lua_newstate_with_a_custom_allocator)
+TEST_ENTRY(luajit_allocator_wrapped_with_getallocf_setallocf)
 TEST_LIST_END

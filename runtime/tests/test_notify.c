@@ -33,7 +33,10 @@ static int listen_at(const char *name, int abstract)
         memcpy(sa.sun_path, name, len);
         salen = (socklen_t)sizeof sa;
     }
-    if (bind(fd, (struct sockaddr *)&sa, salen) != 0) { close(fd); return -1; }
+    if (bind(fd, (struct sockaddr *)&sa, salen) != 0) {
+        close(fd);
+        return -1;
+    }
     return fd;
 }
 
@@ -85,7 +88,7 @@ static void check_path_messages(int fd)
     CHECK_STR(next_message(fd, buf, sizeof buf), "STATUS=reload rejected: line 2  ");
     CHECK_EQ_INT(tide_notify_watchdog(), 0);
     CHECK_STR(next_message(fd, buf, sizeof buf), "WATCHDOG=1");
-    CHECK_STR(next_message(fd, buf, sizeof buf), "");            /* one datagram per call */
+    CHECK_STR(next_message(fd, buf, sizeof buf), ""); /* one datagram per call */
 
     unsigned long long before = monotonic_usec();
     CHECK_EQ_INT(tide_notify_reloading("reloading"), 0);
@@ -190,9 +193,9 @@ TEST(watchdog_interval_from_the_environment)
 }
 
 TEST_LIST_BEGIN
-    TEST_ENTRY(path_socket_gets_each_message)
-    TEST_ENTRY(abstract_socket)
-    TEST_ENTRY(no_socket_is_a_noop)
-    TEST_ENTRY(bad_addresses_are_errors)
-    TEST_ENTRY(watchdog_interval_from_the_environment)
+TEST_ENTRY(path_socket_gets_each_message)
+TEST_ENTRY(abstract_socket)
+TEST_ENTRY(no_socket_is_a_noop)
+TEST_ENTRY(bad_addresses_are_errors)
+TEST_ENTRY(watchdog_interval_from_the_environment)
 TEST_LIST_END

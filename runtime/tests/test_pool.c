@@ -36,7 +36,7 @@ TEST(sqlstate_maps_to_http_status)
     CHECK_EQ_INT(tide_pg_http_status("53400", 1), 500);
     CHECK_EQ_INT(tide_pg_http_status("57014", 1), 500);
     CHECK_EQ_INT(tide_pg_http_status("28P01", 1), 403);
-    CHECK_EQ_INT(tide_pg_http_status("22P02", 1), 400);      /* a bad value: the client's */
+    CHECK_EQ_INT(tide_pg_http_status("22P02", 1), 400); /* a bad value: the client's */
     CHECK_EQ_INT(tide_pg_http_status("XX000", 1), 500);
 }
 
@@ -68,7 +68,7 @@ typedef struct outcome {
     int calls;
     char code[32];
     int status, sent;
-    tide_pool *free_me;     /* freed from inside done() when set */
+    tide_pool *free_me; /* freed from inside done() when set */
 } outcome;
 
 static void record_done(tide_pgjob *job, PGresult *res, const tide_pg_error *err)
@@ -81,7 +81,11 @@ static void record_done(tide_pgjob *job, PGresult *res, const tide_pg_error *err
         o->status = err->status;
         o->sent = err->sent;
     }
-    if (o->free_me) { tide_pool *p = o->free_me; o->free_me = NULL; tide_pool_free(p); }
+    if (o->free_me) {
+        tide_pool *p = o->free_me;
+        o->free_me = NULL;
+        tide_pool_free(p);
+    }
 }
 
 /* A TCP listener that accepts into its backlog and never speaks: libpq stays CONNECTING. */
@@ -105,8 +109,9 @@ static int silent_listener(char *dsn, size_t len)
 
 static int new_pool(struct ev_loop *loop, const char *dsn, tide_pool **p)
 {
-    tide_pool_config cfg = { .name = "test", .dsn = dsn, .size = 2, .acquire_timeout = 10,
-                             .connect_timeout = 10 };
+    tide_pool_config cfg = {
+        .name = "test", .dsn = dsn, .size = 2, .acquire_timeout = 10, .connect_timeout = 10
+    };
     return tide_pool_new(loop, &cfg, p);
 }
 
@@ -130,9 +135,9 @@ TEST(fail_all_fails_waiters_at_once_and_calls_back_from_the_loop)
 
     tide_pool_fail_all(p, "its database is down");
     tide_pool_get_stats(p, &s);
-    CHECK_EQ_INT(s.waiting, 0);                 /* off the pool at once ... */
-    CHECK_EQ_INT(o1.calls + o2.calls, 0);       /* ... reported from the loop */
-    CHECK_EQ_INT(tide_pool_withdraw(&j1), TIDE_EBUSY);   /* done() is still coming */
+    CHECK_EQ_INT(s.waiting, 0);                        /* off the pool at once ... */
+    CHECK_EQ_INT(o1.calls + o2.calls, 0);              /* ... reported from the loop */
+    CHECK_EQ_INT(tide_pool_withdraw(&j1), TIDE_EBUSY); /* done() is still coming */
     ev_run(loop, EVRUN_NOWAIT);
     CHECK_EQ_INT(o1.calls, 1);
     CHECK_EQ_INT(o2.calls, 1);
@@ -162,7 +167,7 @@ TEST(pool_freed_inside_done_is_destroyed_after_the_callback)
     CHECK_EQ_INT(tide_pool_run(p, &j1), 0);
     CHECK_EQ_INT(tide_pool_run(p, &j2), 0);
     tide_pool_fail_all(p, "gone");
-    ev_run(loop, EVRUN_NOWAIT);                /* j1's done() frees the pool; j2 still hears */
+    ev_run(loop, EVRUN_NOWAIT); /* j1's done() frees the pool; j2 still hears */
     CHECK_EQ_INT(o1.calls, 1);
     CHECK_EQ_INT(o2.calls, 1);
     CHECK_STR(o2.code, "08006");
@@ -201,8 +206,8 @@ static void live_done(tide_pgjob *job, PGresult *res, const tide_pg_error *err)
     live *o = job->ud;
     o->calls++;
     if (err) snprintf(o->code, sizeof o->code, "%s", err->code);
-    else if (res && PQntuples(res) == 1) snprintf(o->value, sizeof o->value, "%s",
-                                                  PQgetvalue(res, 0, 0));
+    else if (res && PQntuples(res) == 1)
+        snprintf(o->value, sizeof o->value, "%s", PQgetvalue(res, 0, 0));
 }
 
 static const char *live_dsn(void)
@@ -212,11 +217,15 @@ static const char *live_dsn(void)
     return dsn && *dsn ? dsn : NULL;
 }
 
-static int live_pool(struct ev_loop *loop, const char *dsn, double statement_timeout,
-                     tide_pool **p)
+static int live_pool(struct ev_loop *loop, const char *dsn, double statement_timeout, tide_pool **p)
 {
-    tide_pool_config cfg = { .name = "live", .dsn = dsn, .size = 2, .prepare = 1,
-                             .pipeline = 4, .acquire_timeout = 10, .connect_timeout = 10,
+    tide_pool_config cfg = { .name = "live",
+                             .dsn = dsn,
+                             .size = 2,
+                             .prepare = 1,
+                             .pipeline = 4,
+                             .acquire_timeout = 10,
+                             .connect_timeout = 10,
                              .statement_timeout = statement_timeout };
     return tide_pool_new(loop, &cfg, p);
 }
@@ -252,7 +261,7 @@ TEST(pipelined_jobs_complete_in_order_each_with_its_own_outcome)
     for (int i = 0; i < NLIVE; i++) {
         snprintf(a[i], sizeof a[i], "%d", i);
         vals[i][0] = a[i];
-        vals[i][1] = i == 4 ? "0" : "1";               /* job 4 divides by zero */
+        vals[i][1] = i == 4 ? "0" : "1"; /* job 4 divides by zero */
         jobs[i].sql = "select $1::int / $2::int";
         jobs[i].nparams = 2;
         jobs[i].values = vals[i];
@@ -268,7 +277,7 @@ TEST(pipelined_jobs_complete_in_order_each_with_its_own_outcome)
     CHECK(live_wait(loop, o, NLIVE));
     tide_pool_stats s;
     tide_pool_get_stats(p, &s);
-    CHECK(s.pipelined >= 4);                           /* 2 connections took 12 jobs */
+    CHECK(s.pipelined >= 4); /* 2 connections took 12 jobs */
     for (int i = 0; i < NLIVE; i++) {
         CHECK_EQ_INT(o[i].calls, 1);
         if (i == 4) {
@@ -286,8 +295,9 @@ TEST(pipelined_jobs_complete_in_order_each_with_its_own_outcome)
     }
     /* and the cache is sound afterwards: the statement of 6/7 runs named now */
     live again = { 0 };
-    tide_pgjob j = { .sql = jobs[6].sql, .nparams = 2, .values = vals[3], .done = live_done,
-                     .ud = &again };
+    tide_pgjob j = {
+        .sql = jobs[6].sql, .nparams = 2, .values = vals[3], .done = live_done, .ud = &again
+    };
     CHECK_EQ_INT(tide_pool_run(p, &j), 0);
     CHECK(live_wait(loop, &again, 1));
     CHECK_STR(again.value, "1003");
@@ -325,9 +335,10 @@ TEST(a_slow_job_delays_the_jobs_behind_it_but_does_not_fail_them)
     memset(o, 0, sizeof o);
     memset(jobs, 0, sizeof jobs);
     for (int i = 0; i < 6; i++) {
-        jobs[i].sql = i == 0 ? "select pg_sleep(0.8)::text"
-                    : i == 1 ? "select pg_sleep(0.2)::text" : "select 'ok'";
-        jobs[i].flags = TIDE_PGJOB_AUTH;               /* sets the statement timeout */
+        jobs[i].sql = i == 0   ? "select pg_sleep(0.8)::text"
+                      : i == 1 ? "select pg_sleep(0.2)::text"
+                               : "select 'ok'";
+        jobs[i].flags = TIDE_PGJOB_AUTH; /* sets the statement timeout */
         jobs[i].claims = "{}";
         jobs[i].role = "authenticated";
         jobs[i].done = live_done;
@@ -336,10 +347,10 @@ TEST(a_slow_job_delays_the_jobs_behind_it_but_does_not_fail_them)
     }
     tide_pool_get_stats(p, &s);
     CHECK_EQ_INT((int)(s.pipelined - before), 4);
-    CHECK_EQ_INT(tide_pool_cancel(&jobs[1]), 0);       /* running, with others behind it */
+    CHECK_EQ_INT(tide_pool_cancel(&jobs[1]), 0); /* running, with others behind it */
     CHECK(live_wait(loop, o, 6));
-    CHECK_STR(o[0].code, "57014");                     /* its own statement timeout */
-    CHECK_STR(o[1].code, "");                          /* not cancelled: it ran to its end */
+    CHECK_STR(o[0].code, "57014"); /* its own statement timeout */
+    CHECK_STR(o[1].code, "");      /* not cancelled: it ran to its end */
     for (int i = 2; i < 6; i++) {
         CHECK_STR(o[i].code, "");
         CHECK_STR(o[i].value, "ok");
@@ -349,7 +360,7 @@ TEST(a_slow_job_delays_the_jobs_behind_it_but_does_not_fail_them)
     live lone = { 0 };
     tide_pgjob lj = { .sql = "select pg_sleep(0.3)::text", .done = live_done, .ud = &lone };
     CHECK_EQ_INT(tide_pool_run(p, &lj), 0);
-    for (int i = 0; i < 3; i++) ev_run(loop, EVRUN_NOWAIT);   /* flushed */
+    for (int i = 0; i < 3; i++) ev_run(loop, EVRUN_NOWAIT); /* flushed */
     CHECK_EQ_INT(tide_pool_cancel(&lj), 0);
     CHECK(live_wait(loop, &lone, 1));
     CHECK_STR(lone.code, "57014");
@@ -365,7 +376,11 @@ TEST(a_read_only_job_cannot_write_and_the_jobs_after_it_can)
     tide_pool *p = NULL;
     CHECK_EQ_INT(live_pool(loop, dsn, 5, &p), 0);
     /* pipelined on the pool's connections, each job its own transaction */
-    static const struct { const char *sql; int flags; const char *code, *value; } t[] = {
+    static const struct {
+        const char *sql;
+        int flags;
+        const char *code, *value;
+    } t[] = {
         { "create temporary table tide_ro_probe (x int)", TIDE_PGJOB_READ_ONLY, "25006", "" },
         { "select current_setting('transaction_read_only')", TIDE_PGJOB_READ_ONLY, "", "on" },
         { "select current_setting('transaction_read_only')", 0, "", "off" },
@@ -401,12 +416,12 @@ TEST(a_read_only_job_cannot_write_and_the_jobs_after_it_can)
 }
 
 TEST_LIST_BEGIN
-    TEST_ENTRY(sqlstate_maps_to_http_status)
-    TEST_ENTRY(connection_states_move_only_along_the_diagram)
-    TEST_ENTRY(fail_all_fails_waiters_at_once_and_calls_back_from_the_loop)
-    TEST_ENTRY(pool_freed_inside_done_is_destroyed_after_the_callback)
-    TEST_ENTRY(shutdown_fails_waiting_jobs)
-    TEST_ENTRY(pipelined_jobs_complete_in_order_each_with_its_own_outcome)
-    TEST_ENTRY(a_slow_job_delays_the_jobs_behind_it_but_does_not_fail_them)
-    TEST_ENTRY(a_read_only_job_cannot_write_and_the_jobs_after_it_can)
+TEST_ENTRY(sqlstate_maps_to_http_status)
+TEST_ENTRY(connection_states_move_only_along_the_diagram)
+TEST_ENTRY(fail_all_fails_waiters_at_once_and_calls_back_from_the_loop)
+TEST_ENTRY(pool_freed_inside_done_is_destroyed_after_the_callback)
+TEST_ENTRY(shutdown_fails_waiting_jobs)
+TEST_ENTRY(pipelined_jobs_complete_in_order_each_with_its_own_outcome)
+TEST_ENTRY(a_slow_job_delays_the_jobs_behind_it_but_does_not_fail_them)
+TEST_ENTRY(a_read_only_job_cannot_write_and_the_jobs_after_it_can)
 TEST_LIST_END

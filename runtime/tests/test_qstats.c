@@ -15,8 +15,8 @@ static long long calls_of(const char *upstream, const char *statement)
     char *doc = tide_qstats_json(-1, &len);
     if (!doc) return -2;
     char needle[4096];
-    size_t k = (size_t)snprintf(needle, sizeof needle,
-                                "{\"upstream\":\"%s\",\"statement\":\"", upstream);
+    size_t k =
+        (size_t)snprintf(needle, sizeof needle, "{\"upstream\":\"%s\",\"statement\":\"", upstream);
     for (const char *s = statement; *s && k + 3 < sizeof needle; s++) {
         if (*s == '"' || *s == '\\') needle[k++] = '\\';
         needle[k++] = *s;
@@ -57,7 +57,7 @@ TEST(a_full_table_counts_new_statements_under_other)
         tide_qstats_record(0, sql, 0.001, 1, 0);
     }
     CHECK_EQ_INT(tracked(), TIDE_QSTATS_MAX);
-    CHECK_EQ_INT(calls_of("direct", "(other)"), -1);       /* not needed yet */
+    CHECK_EQ_INT(calls_of("direct", "(other)"), -1); /* not needed yet */
     tide_qstats_record(0, "select 'late'", 0.002, 3, 0);
     tide_qstats_record(0, "select 'later'", 0.002, 1, 1);
     CHECK_EQ_INT(calls_of("direct", "(other)"), 2);
@@ -87,12 +87,15 @@ TEST(aliases_do_not_make_statements_of_their_own)
     char sql[256];
     /* 2000 requests, each with its own alias names: one statement per shape */
     for (int i = 0; i < 2000; i++) {
-        snprintf(sql, sizeof sql, "SELECT coalesce(json_agg(_t), '[]')::text FROM (SELECT "
-                 "\"id\" AS \"secret%d\", \"name\"::text AS \"n%d\" FROM \"trips\") _t", i, i);
+        snprintf(sql, sizeof sql,
+                 "SELECT coalesce(json_agg(_t), '[]')::text FROM (SELECT "
+                 "\"id\" AS \"secret%d\", \"name\"::text AS \"n%d\" FROM \"trips\") _t",
+                 i, i);
         tide_qstats_record(2, sql, 0.001, 1, 0);
     }
     CHECK_EQ_INT(tracked(), 1);
-    CHECK_EQ_INT(calls_of("transaction", "SELECT coalesce(json_agg(_t), '[]')::text FROM "
+    CHECK_EQ_INT(calls_of("transaction",
+                          "SELECT coalesce(json_agg(_t), '[]')::text FROM "
                           "(SELECT \"id\" AS \"?\", \"name\"::text AS \"?\" FROM \"trips\") _t"),
                  2000);
     CHECK(!text_appears("secret"));
@@ -138,7 +141,7 @@ TEST(the_shape_is_what_the_slow_query_line_shows)
 }
 
 TEST_LIST_BEGIN
-    TEST_ENTRY(a_full_table_counts_new_statements_under_other)
-    TEST_ENTRY(aliases_do_not_make_statements_of_their_own)
-    TEST_ENTRY(the_shape_is_what_the_slow_query_line_shows)
+TEST_ENTRY(a_full_table_counts_new_statements_under_other)
+TEST_ENTRY(aliases_do_not_make_statements_of_their_own)
+TEST_ENTRY(the_shape_is_what_the_slow_query_line_shows)
 TEST_LIST_END

@@ -31,17 +31,20 @@ static const char *route_of(const tide_cache_policy *p, const char *route)
 TEST(rcache_finds_rules_by_route)
 {
     char err[256] = "";
-    tide_cache_policy *p = policy_from(
-        "return { tables = '', rules = {"
-        "  { route = 'GET /v1/trips/:id', ttl = 30, swr = 0, sie = 0, scope = 'user' },"
-        "  { route = 'GET /v1/trips/:id/collaborators', ttl = 5, swr = 0, sie = 0,"
-        "    scope = 'claims', vary = { 'Accept' } },"
-        "  { route = 'GET /', ttl = 1, swr = 0, sie = 0, scope = 'public' } } }",
-        err, sizeof err);
+    tide_cache_policy *p =
+        policy_from("return { tables = '', rules = {"
+                    "  { route = 'GET /v1/trips/:id', ttl = 30, swr = 0, sie = 0, scope = 'user' },"
+                    "  { route = 'GET /v1/trips/:id/collaborators', ttl = 5, swr = 0, sie = 0,"
+                    "    scope = 'claims', vary = { 'Accept' } },"
+                    "  { route = 'GET /', ttl = 1, swr = 0, sie = 0, scope = 'public' } } }",
+                    err, sizeof err);
     CHECK(p != NULL);
-    if (!p) { printf("%s\n", err); return; }
+    if (!p) {
+        printf("%s\n", err);
+        return;
+    }
     CHECK_STR(route_of(p, "GET /v1/trips/:id"), "GET /v1/trips/:id");
-    CHECK_STR(route_of(p, "GET /v1/trips"), "-");            /* routed, no rule */
+    CHECK_STR(route_of(p, "GET /v1/trips"), "-"); /* routed, no rule */
     CHECK_STR(route_of(p, "POST /v1/trips/:id"), "-");
     CHECK_STR(route_of(p, "GET /"), "GET /");
     const tide_cache_rule *r = tide_cache_policy_rule(p, "GET /v1/trips/:id/collaborators");
@@ -63,14 +66,13 @@ TEST(rcache_refuses_unusable_policies)
                       " sie = 0, scope = 'user' } } }",
                       err, sizeof err) == NULL);
     /* no rules at all: nothing matches */
-    tide_cache_policy *p = policy_from("return { tables = '', rules = {} }",
-                                       err, sizeof err);
+    tide_cache_policy *p = policy_from("return { tables = '', rules = {} }", err, sizeof err);
     CHECK(p != NULL);
     CHECK_STR(route_of(p, "GET /a"), "-");
     tide_cache_policy_free(p);
 }
 
 TEST_LIST_BEGIN
-    TEST_ENTRY(rcache_finds_rules_by_route)
-    TEST_ENTRY(rcache_refuses_unusable_policies)
+TEST_ENTRY(rcache_finds_rules_by_route)
+TEST_ENTRY(rcache_refuses_unusable_policies)
 TEST_LIST_END

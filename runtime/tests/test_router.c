@@ -5,11 +5,16 @@
 static tide_router *demo(void)
 {
     static const char *const routes[][2] = {
-        { "GET", "/v1/trips" },            { "POST", "/v1/trips" },
-        { "GET", "/v1/trips/:id" },        { "PATCH", "/v1/trips/:id" },
-        { "GET", "/v1/trips/search" },     { "GET", "/v1/trips/:id/collaborators" },
-        { "GET", "/" },                    { "GET", "/rest/v1/:table" },
-        { "POST", "/rest/v1/rpc/:fn" },    { "GET", "/a/:x/:y" },
+        { "GET", "/v1/trips" },
+        { "POST", "/v1/trips" },
+        { "GET", "/v1/trips/:id" },
+        { "PATCH", "/v1/trips/:id" },
+        { "GET", "/v1/trips/search" },
+        { "GET", "/v1/trips/:id/collaborators" },
+        { "GET", "/" },
+        { "GET", "/rest/v1/:table" },
+        { "POST", "/rest/v1/rpc/:fn" },
+        { "GET", "/a/:x/:y" },
     };
     tide_router *r = tide_router_new();
     if (!r) return NULL;
@@ -69,7 +74,7 @@ TEST(not_found_and_not_allowed)
     CHECK(r);
     tide_route_match m;
     CHECK_EQ_INT(match(r, "GET", "/v2/trips", &m), TIDE_ROUTE_NOT_FOUND);
-    CHECK_EQ_INT(match(r, "GET", "/v1/trips/", &m), TIDE_ROUTE_NOT_FOUND);   /* empty param */
+    CHECK_EQ_INT(match(r, "GET", "/v1/trips/", &m), TIDE_ROUTE_NOT_FOUND); /* empty param */
     CHECK_EQ_INT(match(r, "GET", "/v1//collaborators", &m), TIDE_ROUTE_NOT_FOUND);
     CHECK_EQ_INT(match(r, "GET", "v1/trips", &m), TIDE_ROUTE_NOT_FOUND);
     CHECK_EQ_INT(match(r, "DELETE", "/v1/trips/7", &m), TIDE_ROUTE_NOT_ALLOWED);
@@ -97,7 +102,7 @@ TEST(params_are_checked_and_decoded)
     CHECK_EQ_INT(match(r, "GET", "/v1/trips/%00", &m), TIDE_ROUTE_BAD_PATH);
     CHECK_EQ_INT(match(r, "GET", "/v1/trips/%zz", &m), TIDE_ROUTE_BAD_PATH);
     CHECK_EQ_INT(tide_router_decode("a+b", 3, out), 3);
-    CHECK(memcmp(out, "a+b", 3) == 0);               /* "+" stays "+" in a path */
+    CHECK(memcmp(out, "a+b", 3) == 0); /* "+" stays "+" in a path */
     /* static segments are compared as sent, never decoded */
     CHECK_EQ_INT(match(r, "GET", "/v1/trip%73", &m), TIDE_ROUTE_NOT_FOUND);
     tide_router_free(r);
@@ -108,10 +113,10 @@ TEST(bad_patterns_are_refused)
     tide_router *r = tide_router_new();
     CHECK(r);
     CHECK_EQ_INT(tide_router_add(r, "GET", "/a", 0), 0);
-    CHECK_EQ_INT(tide_router_add(r, "GET", "/a", 1), TIDE_EINVAL);          /* duplicate */
+    CHECK_EQ_INT(tide_router_add(r, "GET", "/a", 1), TIDE_EINVAL); /* duplicate */
     CHECK_EQ_INT(tide_router_add(r, "POST", "/a", 1), 0);
     CHECK_EQ_INT(tide_router_add(r, "GET", "/:x", 2), 0);
-    CHECK_EQ_INT(tide_router_add(r, "GET", "/:y", 3), TIDE_EINVAL);         /* same shape */
+    CHECK_EQ_INT(tide_router_add(r, "GET", "/:y", 3), TIDE_EINVAL); /* same shape */
     CHECK_EQ_INT(tide_router_add(r, "GET", "a", 4), TIDE_EINVAL);
     CHECK_EQ_INT(tide_router_add(r, "GET", "/a//b", 4), TIDE_EINVAL);
     CHECK_EQ_INT(tide_router_add(r, "GET", "/a/", 4), TIDE_EINVAL);
@@ -127,9 +132,9 @@ TEST(bad_patterns_are_refused)
 }
 
 TEST_LIST_BEGIN
-    TEST_ENTRY(static_and_param_routes)
-    TEST_ENTRY(static_beats_param_and_backtracks)
-    TEST_ENTRY(not_found_and_not_allowed)
-    TEST_ENTRY(params_are_checked_and_decoded)
-    TEST_ENTRY(bad_patterns_are_refused)
+TEST_ENTRY(static_and_param_routes)
+TEST_ENTRY(static_beats_param_and_backtracks)
+TEST_ENTRY(not_found_and_not_allowed)
+TEST_ENTRY(params_are_checked_and_decoded)
+TEST_ENTRY(bad_patterns_are_refused)
 TEST_LIST_END

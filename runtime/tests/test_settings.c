@@ -12,7 +12,12 @@
 #include <lualib.h>
 
 typedef struct demo {
-    int count; double wait; int on; int colour; size_t bytes; char *name, *chan;
+    int count;
+    double wait;
+    int on;
+    int colour;
+    size_t bytes;
+    char *name, *chan;
 } demo;
 
 /* An ENUM row's names: the table knows them, settings.c knows none. */
@@ -28,8 +33,8 @@ static const tide_setting demo_table[] = {
       "TEST_SET_ON", NULL },
     { NULL, "colour", TIDE_SET_ENUM, 0, 0, -1, NULL, TIDE_SET_RELOAD, offsetof(demo, colour), "",
       "TEST_SET_COLOUR", colours },
-    { NULL, "bytes", TIDE_SET_SIZE, 0, 1e12, 64, NULL, TIDE_SET_RELOAD, offsetof(demo, bytes),
-      "", "TEST_SET_BYTES", NULL },
+    { NULL, "bytes", TIDE_SET_SIZE, 0, 1e12, 64, NULL, TIDE_SET_RELOAD, offsetof(demo, bytes), "",
+      "TEST_SET_BYTES", NULL },
     { NULL, "name", TIDE_SET_STRING, 0, 0, 0, "n", TIDE_SET_RELOAD, offsetof(demo, name), "",
       "TEST_SET_NAME", NULL },
     { NULL, "chan", TIDE_SET_STRING, 0, 0, 0, "c", TIDE_SET_RELOAD | TIDE_SET_EMPTY,
@@ -43,14 +48,20 @@ static int read_demo(const char *src, demo *d, char *err, size_t n)
     lua_State *L = luaL_newstate();
     char chunk[512];
     snprintf(chunk, sizeof chunk, "return %s", src);
-    if (luaL_dostring(L, chunk) != 0) { lua_close(L); return 999; }
-    if (tide_settings_defaults(demo_table, NDEMO, d) != 0) { lua_close(L); return 997; }
+    if (luaL_dostring(L, chunk) != 0) {
+        lua_close(L);
+        return 999;
+    }
+    if (tide_settings_defaults(demo_table, NDEMO, d) != 0) {
+        lua_close(L);
+        return 997;
+    }
     err[0] = '\0';
     int top = lua_gettop(L);
     int rc = tide_settings_read(L, -1, demo_table, NDEMO, d, "x", err, n);
-    if (lua_gettop(L) != top) rc = 998;          /* the stack must be left as it was */
+    if (lua_gettop(L) != top) rc = 998; /* the stack must be left as it was */
     lua_close(L);
-    tide_settings_free(demo_table, NDEMO, d);   /* the strings are not looked at here */
+    tide_settings_free(demo_table, NDEMO, d); /* the strings are not looked at here */
     return rc;
 }
 
@@ -63,8 +74,9 @@ TEST(reader_defaults_and_values)
     CHECK(d.wait == 2.5);
     CHECK_EQ_INT(d.on, 1);
     CHECK_EQ_INT(d.colour, -1);
-    CHECK_EQ_INT(read_demo("{ s = { count = 10, wait = 0.5 }, on = false, colour = 'green' }",
-                           &d, err, sizeof err), 0);
+    CHECK_EQ_INT(read_demo("{ s = { count = 10, wait = 0.5 }, on = false, colour = 'green' }", &d,
+                           err, sizeof err),
+                 0);
     CHECK_EQ_INT(d.count, 10);
     CHECK(d.wait == 0.5);
     CHECK_EQ_INT(d.on, 0);
@@ -107,8 +119,10 @@ TEST(reader_refuses_unknown_keys)
     CHECK_STR(err, "x.count is not a setting (a typo?)");
 }
 
-static const char *const demo_env[] = { "TEST_SET_A_COUNT", "TEST_SET_WAIT", "TEST_SET_ON",
-    "TEST_SET_COLOUR", "TEST_SET_BYTES", "TEST_SET_NAME", "TEST_SET_CHAN", NULL };
+static const char *const demo_env[] = { "TEST_SET_A_COUNT", "TEST_SET_WAIT",
+                                        "TEST_SET_ON",      "TEST_SET_COLOUR",
+                                        "TEST_SET_BYTES",   "TEST_SET_NAME",
+                                        "TEST_SET_CHAN",    NULL };
 
 /* Sets the demo variables from "NAME=value" pairs (NULL value: unset), the others unset, then
  * applies them over the defaults with instance "a". */
@@ -137,9 +151,14 @@ TEST(env_column_overrides)
     CHECK_STR(d.chan, "c");
     tide_settings_free(demo_table, NDEMO, &d);
     /* every type; '*' is the instance, upper-cased */
-    static const char *const all[] = { "TEST_SET_A_COUNT=10", "TEST_SET_WAIT=0.75",
-        "TEST_SET_ON=0", "TEST_SET_COLOUR=red", "TEST_SET_BYTES=1000000000000",
-        "TEST_SET_NAME=x", "TEST_SET_CHAN=y", NULL };
+    static const char *const all[] = { "TEST_SET_A_COUNT=10",
+                                       "TEST_SET_WAIT=0.75",
+                                       "TEST_SET_ON=0",
+                                       "TEST_SET_COLOUR=red",
+                                       "TEST_SET_BYTES=1000000000000",
+                                       "TEST_SET_NAME=x",
+                                       "TEST_SET_CHAN=y",
+                                       NULL };
     CHECK_EQ_INT(env_demo(all, &d, err, sizeof err), 0);
     CHECK_EQ_INT(d.count, 10);
     CHECK(d.wait == 0.75);
@@ -150,8 +169,8 @@ TEST(env_column_overrides)
     CHECK_STR(d.chan, "y");
     tide_settings_free(demo_table, NDEMO, &d);
     /* empty is unset, except where "" is a value of its own */
-    static const char *const empty[] = { "TEST_SET_A_COUNT=", "TEST_SET_ON=", "TEST_SET_NAME=",
-        "TEST_SET_CHAN=", "TEST_SET_COLOUR=", NULL };
+    static const char *const empty[] = { "TEST_SET_A_COUNT=", "TEST_SET_ON=",     "TEST_SET_NAME=",
+                                         "TEST_SET_CHAN=",    "TEST_SET_COLOUR=", NULL };
     CHECK_EQ_INT(env_demo(empty, &d, err, sizeof err), 0);
     CHECK_EQ_INT(d.count, 3);
     CHECK_EQ_INT(d.on, 1);
@@ -164,7 +183,9 @@ TEST(env_column_overrides)
 
 TEST(env_column_refusals_name_the_variable)
 {
-    static const struct { const char *pair, *msg; } cases[] = {
+    static const struct {
+        const char *pair, *msg;
+    } cases[] = {
         { "TEST_SET_A_COUNT=11", "TEST_SET_A_COUNT must be a whole number in 1..10" },
         { "TEST_SET_A_COUNT=3x", "TEST_SET_A_COUNT must be a whole number in 1..10" },
         { "TEST_SET_A_COUNT=2.5", "TEST_SET_A_COUNT must be a whole number in 1..10" },
@@ -212,7 +233,8 @@ TEST(schema_as_lua)
     lua_State *L = luaL_newstate();
     luaL_openlibs(L);
     char chunk[4096];
-    snprintf(chunk, sizeof chunk, "local t = %s\n"
+    snprintf(chunk, sizeof chunk,
+             "local t = %s\n"
              "assert(#t == 7)\n"
              "assert(t[1].section == 's' and t[1].key == 'count' and t[1].type == 'int')\n"
              "assert(t[1].min == 1 and t[1].max == 10 and t[1].default == 3 and t[1].reload)\n"
@@ -221,7 +243,8 @@ TEST(schema_as_lua)
              "assert(t[3].default == true)\n"
              "assert(t[4].type == 'enum' and t[4].default == nil)\n"
              "assert(t[4].names[1] == 'red' and t[4].names[2] == 'green' and not t[4].names[3])\n"
-             "assert(t[5].max == 1e12 and t[6].default == 'n' and t[7].empty)\n", buf);
+             "assert(t[5].max == 1e12 and t[6].default == 'n' and t[7].empty)\n",
+             buf);
     int rc = luaL_dostring(L, chunk);
     if (rc != 0) fprintf(stderr, "  %s\n%s\n", lua_tostring(L, -1), buf);
     CHECK_EQ_INT(rc, 0);
@@ -230,14 +253,16 @@ TEST(schema_as_lua)
 }
 
 /* Reads the policy "return <src>" into res; err gets the message. */
-static int read_policy(const char *src, tide_resilience res[TIDE_UPSTREAMS], char *err,
-                       size_t n)
+static int read_policy(const char *src, tide_resilience res[TIDE_UPSTREAMS], char *err, size_t n)
 {
     lua_State *L = luaL_newstate();
     luaL_openlibs(L);
     char chunk[1024];
     snprintf(chunk, sizeof chunk, "return %s", src);
-    if (luaL_dostring(L, chunk) != 0) { lua_close(L); return 999; }
+    if (luaL_dostring(L, chunk) != 0) {
+        lua_close(L);
+        return 999;
+    }
     err[0] = '\0';
     int rc = tide_resilience_read(L, -1, res, err, n);
     lua_close(L);
@@ -257,8 +282,7 @@ TEST(policy_defaults_live_in_the_table)
     CHECK_EQ_INT(def.required, 1);
     /* an empty policy is the defaults, for every upstream */
     CHECK_EQ_INT(read_policy("{}", res, err, sizeof err), 0);
-    for (int i = 0; i < TIDE_UPSTREAMS; i++)
-        CHECK(memcmp(&res[i], &def, sizeof def) == 0);
+    for (int i = 0; i < TIDE_UPSTREAMS; i++) CHECK(memcmp(&res[i], &def, sizeof def) == 0);
 }
 
 TEST(policy_merges_key_by_key)
@@ -270,11 +294,12 @@ TEST(policy_merges_key_by_key)
                              "                            depends_on = 'direct' },"
                              "                transaction = { fallback = 'direct',"
                              "                                required = false } } }",
-                             res, err, sizeof err), 0);
+                             res, err, sizeof err),
+                 0);
     CHECK_EQ_INT(res[TIDE_UP_DIRECT].retry_attempts, 5);
     CHECK_EQ_INT(res[TIDE_UP_SESSION].retry_attempts, 1);
-    CHECK(res[TIDE_UP_SESSION].retry_cap == 2.0);       /* from defaults, beside its own */
-    CHECK(res[TIDE_UP_SESSION].retry_base == 0.05);     /* from the table */
+    CHECK(res[TIDE_UP_SESSION].retry_cap == 2.0);   /* from defaults, beside its own */
+    CHECK(res[TIDE_UP_SESSION].retry_base == 0.05); /* from the table */
     CHECK_EQ_INT(res[TIDE_UP_SESSION].depends_on, TIDE_UP_DIRECT);
     CHECK_EQ_INT(res[TIDE_UP_TRANSACTION].fallback, TIDE_UP_DIRECT);
     CHECK_EQ_INT(res[TIDE_UP_TRANSACTION].required, 0);
@@ -295,7 +320,9 @@ TEST(policy_as_shipped)
 
 TEST(policy_refusals_name_the_key)
 {
-    static const struct { const char *src, *msg; } cases[] = {
+    static const struct {
+        const char *src, *msg;
+    } cases[] = {
         { "{ defaults = { retry = { attempts = 0 } } }",
           "policies/resilience.lua: direct.retry.attempts must be in 1..10, got 0" },
         { "{ upstreams = { session = { retry = { attempts = 2.5 } } } }",
@@ -354,7 +381,8 @@ static void doc_default(const tide_setting *r, char *out, size_t cap)
     case TIDE_SET_STRING: snprintf(out, cap, "%s", r->def_str ? r->def_str : ""); break;
     case TIDE_SET_BOOL: snprintf(out, cap, "%s", r->def ? "true" : "false"); break;
     case TIDE_SET_ENUM: snprintf(out, cap, "%s", r->def < 0 ? "none" : ""); break;
-    case TIDE_SET_TABLE: case TIDE_SET_IGNORED: out[0] = '\0'; break;
+    case TIDE_SET_TABLE:
+    case TIDE_SET_IGNORED: out[0] = '\0'; break;
     default: snprintf(out, cap, "%.15g", r->def); break;
     }
 }
@@ -414,16 +442,16 @@ TEST(docs_match_the_tables)
 }
 
 TEST_LIST_BEGIN
-    TEST_ENTRY(reader_defaults_and_values)
-    TEST_ENTRY(reader_types_and_bounds)
-    TEST_ENTRY(reader_refuses_unknown_keys)
-    TEST_ENTRY(env_column_overrides)
-    TEST_ENTRY(env_column_refusals_name_the_variable)
-    TEST_ENTRY(printer_marks_restart_only_keys)
-    TEST_ENTRY(schema_as_lua)
-    TEST_ENTRY(policy_defaults_live_in_the_table)
-    TEST_ENTRY(policy_merges_key_by_key)
-    TEST_ENTRY(policy_as_shipped)
-    TEST_ENTRY(policy_refusals_name_the_key)
-    TEST_ENTRY(docs_match_the_tables)
+TEST_ENTRY(reader_defaults_and_values)
+TEST_ENTRY(reader_types_and_bounds)
+TEST_ENTRY(reader_refuses_unknown_keys)
+TEST_ENTRY(env_column_overrides)
+TEST_ENTRY(env_column_refusals_name_the_variable)
+TEST_ENTRY(printer_marks_restart_only_keys)
+TEST_ENTRY(schema_as_lua)
+TEST_ENTRY(policy_defaults_live_in_the_table)
+TEST_ENTRY(policy_merges_key_by_key)
+TEST_ENTRY(policy_as_shipped)
+TEST_ENTRY(policy_refusals_name_the_key)
+TEST_ENTRY(docs_match_the_tables)
 TEST_LIST_END

@@ -17,7 +17,7 @@
 TEST(a_noted_route_reads_back_whole_and_clears)
 {
     CHECK_EQ_INT(tide_supervise_map(2, 1000), 0);
-    tide_supervise_attach(1);                      /* as worker 1 would, after its fork */
+    tide_supervise_attach(1); /* as worker 1 would, after its fork */
     tide_supervise_note_route("GET /v1/stall");
     char route[TIDE_SUPERVISE_ROUTE_MAX], other[TIDE_SUPERVISE_ROUTE_MAX];
     tide_supervise_route(1, route);
@@ -35,7 +35,7 @@ TEST(a_noted_route_reads_back_whole_and_clears)
     tide_supervise_stats st;
     tide_supervise_get_stats(&st);
     tide_supervise_unmap();
-    tide_supervise_note_route("nowhere");          /* not supervised: nothing, no crash */
+    tide_supervise_note_route("nowhere"); /* not supervised: nothing, no crash */
     tide_supervise_stats none;
     tide_supervise_get_stats(&none);
     CHECK_STR(route, "GET /v1/stall");
@@ -58,7 +58,8 @@ TEST(a_noted_route_reads_back_whole_and_clears)
 
 static void stop_loop(struct ev_loop *loop, ev_timer *t, int revents)
 {
-    (void)t; (void)revents;
+    (void)t;
+    (void)revents;
     ev_break(loop, EVBREAK_ALL);
 }
 
@@ -74,7 +75,7 @@ static void run_for(struct ev_loop *loop, double seconds)
 
 TEST(the_heartbeat_beats_on_the_loop)
 {
-    CHECK_EQ_INT(tide_supervise_map(1, 200), 0);  /* a beat every 50 ms */
+    CHECK_EQ_INT(tide_supervise_map(1, 200), 0); /* a beat every 50 ms */
     tide_supervise_attach(0);
     struct ev_loop *loop = ev_loop_new(EVFLAG_AUTO);
     long long before = tide_supervise_heartbeat(0);
@@ -95,7 +96,8 @@ TEST(the_heartbeat_beats_on_the_loop)
 
 static void on_term(struct ev_loop *loop, ev_signal *w, int revents)
 {
-    (void)w; (void)revents;
+    (void)w;
+    (void)revents;
     ev_break(loop, EVBREAK_ALL);
 }
 
@@ -122,7 +124,8 @@ static void ready(int fd)
  * asks the parent to stop and exits with its verdict (0: as expected). */
 static int stalling_worker(int index, int restarts, int ready_fd, void *arg)
 {
-    (void)index; (void)arg;
+    (void)index;
+    (void)arg;
     struct ev_loop *loop = ev_default_loop(EVFLAG_AUTO);
     tide_supervise_heartbeat_start(loop);
     ready(ready_fd);
@@ -130,7 +133,7 @@ static int stalling_worker(int index, int restarts, int ready_fd, void *arg)
         run_for(loop, 0.2);
         tide_supervise_note_route("GET /v1/stall");
         sleep(30);
-        return 4;                                  /* the watchdog did not come */
+        return 4; /* the watchdog did not come */
     }
     tide_supervise_stats st;
     tide_supervise_get_stats(&st);
@@ -138,7 +141,7 @@ static int stalling_worker(int index, int restarts, int ready_fd, void *arg)
              st.restarts[TIDE_RESTART_CRASH] == 0 && st.has_last &&
              st.last_reason == TIDE_RESTART_WATCHDOG && strcmp(st.last_route, "GET /v1/stall") == 0;
     char route[TIDE_SUPERVISE_ROUTE_MAX];
-    tide_supervise_route(0, route);                /* the new start's slot is clean */
+    tide_supervise_route(0, route); /* the new start's slot is clean */
     ok = ok && route[0] == '\0';
     stop_parent(loop);
     return ok ? 0 : 3;
@@ -164,7 +167,7 @@ TEST(a_stalled_loop_is_killed_and_restarted_at_once_while_systemd_is_fed)
     char path[108];
     int sd = fake_systemd(path, sizeof path);
     CHECK(sd >= 0);
-    setenv("WATCHDOG_USEC", "200000", 1);         /* WATCHDOG=1 every 100 ms */
+    setenv("WATCHDOG_USEC", "200000", 1); /* WATCHDOG=1 every 100 ms */
     long long t0 = tide_supervise_now_ms();
     int rc = tide_workers_run(1, 400, stalling_worker, NULL, NULL);
     long long took = tide_supervise_now_ms() - t0;
@@ -184,7 +187,7 @@ TEST(a_stalled_loop_is_killed_and_restarted_at_once_while_systemd_is_fed)
     /* 0.2 s of beats, 0.4 s of silence, at most a tick more, a restart: well under 5 s */
     CHECK(took < 5000);
     CHECK(pings >= 3);
-    CHECK_EQ_INT(others, 0);                       /* a worker never speaks to systemd */
+    CHECK_EQ_INT(others, 0); /* a worker never speaks to systemd */
 }
 
 /* Worker of the crash test. First start: dies by SIGKILL once serving. Second start (after
@@ -192,7 +195,8 @@ TEST(a_stalled_loop_is_killed_and_restarted_at_once_while_systemd_is_fed)
  * which must become the parent's exit code. */
 static int crashing_worker(int index, int restarts, int ready_fd, void *arg)
 {
-    (void)index; (void)arg;
+    (void)index;
+    (void)arg;
     struct ev_loop *loop = ev_default_loop(EVFLAG_AUTO);
     ready(ready_fd);
     if (restarts == 0) {
@@ -215,8 +219,8 @@ TEST(a_crash_is_counted_and_an_exit_status_while_stopping_is_the_parents)
 }
 
 TEST_LIST_BEGIN
-    TEST_ENTRY(a_noted_route_reads_back_whole_and_clears)
-    TEST_ENTRY(the_heartbeat_beats_on_the_loop)
-    TEST_ENTRY(a_stalled_loop_is_killed_and_restarted_at_once_while_systemd_is_fed)
-    TEST_ENTRY(a_crash_is_counted_and_an_exit_status_while_stopping_is_the_parents)
+TEST_ENTRY(a_noted_route_reads_back_whole_and_clears)
+TEST_ENTRY(the_heartbeat_beats_on_the_loop)
+TEST_ENTRY(a_stalled_loop_is_killed_and_restarted_at_once_while_systemd_is_fed)
+TEST_ENTRY(a_crash_is_counted_and_an_exit_status_while_stopping_is_the_parents)
 TEST_LIST_END

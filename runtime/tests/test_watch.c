@@ -12,7 +12,7 @@
 
 /* Generous, so a loaded machine cannot split what the test writes as one burst. */
 #define DEBOUNCE 0.3
-#define PATIENCE 3.0    /* seconds to wait for a callback that must come */
+#define PATIENCE 3.0 /* seconds to wait for a callback that must come */
 
 static char dir[64];
 static int calls, last_changes, target;
@@ -30,7 +30,8 @@ static void on_change(tide_watch *w, const char *first, int changes, void *arg)
 
 static void stop_loop(struct ev_loop *loop, ev_timer *t, int revents)
 {
-    (void)t; (void)revents;
+    (void)t;
+    (void)revents;
     ev_break(loop, EVBREAK_ONE);
 }
 
@@ -50,7 +51,10 @@ static void write_file(const char *name, const char *text)
     char path[256];
     snprintf(path, sizeof path, "%s/%s", dir, name);
     FILE *f = fopen(path, "w");
-    if (f) { fputs(text, f); fclose(f); }
+    if (f) {
+        fputs(text, f);
+        fclose(f);
+    }
 }
 
 /* dir/name, in one of two buffers used in turn (rename() takes two). */
@@ -90,19 +94,19 @@ static tide_watch *start(struct ev_loop *loop)
 
 static void check_burst(struct ev_loop *loop, tide_watch *w)
 {
-    CHECK_EQ_INT(tide_watch_count(w), 2);                /* dir and dir/sub */
+    CHECK_EQ_INT(tide_watch_count(w), 2); /* dir and dir/sub */
     write_file("a.lua", "return {}\n");
-    run_until(loop, 1, DEBOUNCE / 6);                    /* within the debounce */
+    run_until(loop, 1, DEBOUNCE / 6); /* within the debounce */
     CHECK_EQ_INT(calls, 0);
     write_file("b.lua", "return {}\n");
-    write_file(".b.lua.swp", "x");                         /* vim's swap file: not a change */
-    write_file("tmp.lua.new", "return {}\n");              /* a temporary, renamed over c.lua */
+    write_file(".b.lua.swp", "x");            /* vim's swap file: not a change */
+    write_file("tmp.lua.new", "return {}\n"); /* a temporary, renamed over c.lua */
     CHECK_EQ_INT(rename(in_dir("tmp.lua.new"), in_dir("c.lua")), 0);
     CHECK(access(in_dir("c.lua"), R_OK) == 0);
     run_until(loop, 2, DEBOUNCE * 3);
-    CHECK_EQ_INT(calls, 1);                                /* the whole burst: one reload */
+    CHECK_EQ_INT(calls, 1); /* the whole burst: one reload */
     CHECK_STR(last_first, in_dir("a.lua"));
-    CHECK_EQ_INT(last_changes, 3);                          /* a.lua, b.lua, c.lua */
+    CHECK_EQ_INT(last_changes, 3); /* a.lua, b.lua, c.lua */
 
     /* only swap, lock, backup and non-Lua files: nothing */
     write_file(".c.lua.swp", "x");
@@ -118,7 +122,7 @@ static void check_burst(struct ev_loop *loop, tide_watch *w)
     run_until(loop, 2, PATIENCE);
     CHECK_EQ_INT(calls, 2);
     CHECK_STR(last_first, in_dir("sub/lib.lua"));
-    CHECK_EQ_INT(last_changes, 1);                          /* written and closed: one file */
+    CHECK_EQ_INT(last_changes, 1); /* written and closed: one file */
 
     /* a deletion */
     CHECK_EQ_INT(unlink(in_dir("b.lua")), 0);
@@ -162,6 +166,6 @@ TEST(an_unwatchable_directory_is_an_error)
 }
 
 TEST_LIST_BEGIN
-    TEST_ENTRY(a_burst_is_one_callback_and_noise_is_none)
-    TEST_ENTRY(an_unwatchable_directory_is_an_error)
+TEST_ENTRY(a_burst_is_one_callback_and_noise_is_none)
+TEST_ENTRY(an_unwatchable_directory_is_an_error)
 TEST_LIST_END
