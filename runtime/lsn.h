@@ -1,0 +1,57 @@
+/* lsn.h - Postgres WAL positions (LSNs) and how far a replica trails its primary (pure logic;
+ * the caller passes the clock).
+ *
+ * An LSN is a 64-bit byte position in the WAL, written by Postgres as two hexadecimal halves,
+ * "16/B374D848" (the high and low 32 bits). tide reads them from pg_current_wal_lsn() on the
+ * primary and pg_last_wal_replay_lsn() on a replica, and compares them as integers.
+ *
+ * The lag. A replica's byte lag is the primary's last seen position minus the replica's last
+ * replayed one. Its time lag is how long the replica has been behind: the primary's positions
+ * are kept with the time each was first seen (a bounded ring, in increasing order), and the
+ * lag is the age of the oldest position the replica has not replayed yet, 0 once it has
+ * replayed every position seen. That is an upper bound (the primary may have got there a
+ * poll earlier than tide saw it) and, unlike now() - pg_last_xact_replay_timestamp(), it does
+ * not grow while the primary is idle. When the ring is full, the newest entry is overwritten:
+ * the oldest positions, which decide the lag, are kept, so the bound stays an upper bound. */
+#ifndef TIDE_LSN_H
+#define TIDE_LSN_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+typedef uint64_t tide_lsn;
+
+/* Longest text an LSN takes ("FFFFFFFF/FFFFFFFF") plus its NUL. */
+#define TIDE_LSN_TEXT 18
+
+/* Parses s[0..len) ("X/Y", each half 1-8 hex digits, nothing else) into *out. Returns 0, or
+ * TIDE_EINVAL (*out untouched). */
+int tide_lsn_parse(const char *s, size_t len, tide_lsn *out);
+
+/* Writes lsn as Postgres does ("%X/%X") into buf[TIDE_LSN_TEXT]; returns its length. */
+int tide_lsn_format(tide_lsn lsn, char buf[TIDE_LSN_TEXT]);
+
+#define TIDE_LAG_RING 32
+
+typedef struct tide_lag {
+    struct {
+        double t;
+        tide_lsn lsn;
+    } ring[TIDE_LAG_RING]; /* primary positions not yet replayed, oldest first */
+    int n;
+    tide_lsn primary, replayed;
+    int have_primary, have_replayed;
+} tide_lag;
+
+void tide_lag_init(tide_lag *g);
+/* The primary was at lsn at time now. */
+void tide_lag_primary(tide_lag *g, double now, tide_lsn lsn);
+/* The replica had replayed up to lsn at time now. */
+void tide_lag_replayed(tide_lag *g, double now, tide_lsn lsn);
+/* Seconds the replica has been behind at time now (0 when it has replayed every position
+ * seen; -1 until both sides have been seen once). */
+double tide_lag_seconds(const tide_lag *g, double now);
+/* Bytes of WAL the primary is ahead (0 when not ahead; -1 until both have been seen). */
+long long tide_lag_bytes(const tide_lag *g);
+
+#endif
