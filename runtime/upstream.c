@@ -46,7 +46,7 @@ static const tide_setting resilience_table[] = {
       "seconds; older connections are retired (0 = off)"),
     R("pool", "idle_timeout", TIDE_SET_NUMBER, 0, 86400 * 7, 300, pool.idle_timeout,
       "seconds an unused connection is kept (0 = forever)"),
-    R("pool", "pipeline", TIDE_SET_INT, 1, 16, 1, pool.pipeline,
+    R("pool", "pipeline", TIDE_SET_INT, 1, 16, 2, pool.pipeline,
       "jobs one connection runs back to back once all are busy (1 = off; prepare only)"),
     RN(NULL, "fallback", TIDE_SET_ENUM, 0, 0, -1, fallback,
        "upstream used while the breaker is open (none = fail fast)", tide_upstream_names),
