@@ -32,7 +32,7 @@ CORE_SRCS := runtime/error.c runtime/log.c runtime/settings.c runtime/config.c r
              runtime/jwt.c runtime/pool.c runtime/pgconn.c runtime/pgerror.c runtime/resolve.c \
              runtime/crypto.c runtime/jwtcache.c runtime/breaker.c runtime/retry.c runtime/call.c \
              runtime/hist.c runtime/metrics.c runtime/qstats.c runtime/cache.c runtime/rcache.c \
-             runtime/router.c runtime/pipeline.c runtime/lsn.c \
+             runtime/router.c runtime/pipeline.c runtime/lsn.c runtime/replica.c \
              runtime/upstream.c runtime/luavm.c runtime/auth.c runtime/health.c runtime/admin.c \
              runtime/server.c runtime/reseal.c runtime/listen.c runtime/workers.c runtime/notify.c \
              runtime/watch.c runtime/channels.c runtime/bundle.c runtime/supervise.c \

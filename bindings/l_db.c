@@ -67,7 +67,8 @@ static int upstream_arg(lua_State *L, int idx)
 {
     const char *name = luaL_checkstring(L, idx);
     int i = tide_upstream_index(name);
-    if (i < 0) tide__l_misuse(L, "unknown upstream '%s' (direct, session or transaction)", name);
+    if (i < 0)
+        tide__l_misuse(L, "unknown upstream '%s' (direct, session, transaction or replica)", name);
     return i;
 }
 

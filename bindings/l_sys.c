@@ -128,6 +128,21 @@ static int l_health(lua_State *L)
         set_num(L, "retries", (double)u->retries);
         set_str(L, "fallback", u->fallback);
         set_str(L, "blocked_by", u->blocked_by);
+        if (u->standby) {
+            const tide_replica_stats *g = &u->lag;
+            lua_createtable(L, 0, 10);
+            set_bool(L, "eligible", g->eligible);
+            set_num(L, "seconds", g->lag_s);
+            set_num(L, "bytes", (double)g->lag_bytes);
+            set_str(L, "replayed_lsn", g->replayed);
+            set_str(L, "primary_lsn", g->primary);
+            set_bool(L, "in_recovery", g->in_recovery);
+            set_num(L, "polled_age_s", g->polled_age_s);
+            set_num(L, "polls", (double)g->polls);
+            set_num(L, "poll_failures", (double)g->poll_failures);
+            set_num(L, "excluded", (double)g->excluded);
+            lua_setfield(L, -2, "lag");
+        }
         lua_setfield(L, -2, u->name);
     }
     lua_setfield(L, -2, "upstreams");

@@ -3,7 +3,7 @@
 -- overrides; `tide check` prints it beside the key):
 --   TIDE_HTTP_PORT, TIDE_ADMIN_PORT, TIDE_JWT_SECRET, TIDE_ENCRYPTION_KEY,
 --   TIDE_JWT_AUDIENCE, TIDE_JWT_ISSUER, TIDE_JWT_REQUIRE_EXP (0 or 1), TIDE_ADMIN_TOKEN,
---   TIDE_DSN_DIRECT, TIDE_DSN_SESSION, TIDE_DSN_TRANSACTION,
+--   TIDE_DSN_DIRECT, TIDE_DSN_SESSION, TIDE_DSN_TRANSACTION, TIDE_DSN_REPLICA,
 --   TIDE_SCRIPTS_DIR, TIDE_POLICIES_DIR, TIDE_BINDINGS_DIR, TIDE_LOG_LEVEL, TIDE_DEV,
 --   TIDE_HTTP_MAX_INFLIGHT_BODY_BYTES, TIDE_HTTP_MAX_CONNECTIONS_PER_CLIENT,
 --   TIDE_HTTP_MAX_UNSENT_BYTES,
@@ -117,7 +117,9 @@ return {
   rest = { notify_channel = "pgrst" },
 
   -- Upstreams: direct (Postgres), session (session-mode pooler), transaction
-  -- (transaction-mode pooler). `make run` fills the DSNs from var/stack.env.
+  -- (transaction-mode pooler), replica (a streaming replica of direct's Postgres, for reads;
+  -- left out here, "replica" is direct itself: set upstreams.replica.dsn or TIDE_DSN_REPLICA).
+  -- `make run` fills the DSNs from var/stack.env.
   -- prepare: cache named prepared statements per connection. Keep it false on a
   -- transaction-mode pooler unless the pooler tracks prepared statements (PgBouncer >= 1.21
   -- with max_prepared_statements > 0); Debian 12's PgBouncer 1.18 does not.

@@ -34,6 +34,10 @@
 --            retry or fall back, writes already sent answer TIDE_OUTCOME_UNKNOWN).
 -- required   whether /ready and /health report tide down while this upstream is down.
 -- probe_interval  seconds between health probes (SELECT 1) shown on /health.
+-- lag        for the replica upstream: every poll_interval seconds tide reads its replay
+--            position and the primary's WAL position; while it is more than max_ms behind
+--            (or max_bytes of WAL; 0 = no byte bound), or no reading has come for three
+--            intervals, it takes no calls and they go to its fallback. Ignored elsewhere.
 --
 -- The defaults live in C (runtime/upstream.c's schema table, one row per key with its type,
 -- bounds and default); a key left out here takes that value. The values below repeat them for
@@ -52,6 +56,7 @@ _M.defaults = {
     fallback = nil,
     required = true,
     probe_interval = 1.0,
+    lag = { max_ms = 1000, max_bytes = 16777216, poll_interval = 0.25 },
 }
 
 _M.upstreams = {
@@ -61,6 +66,9 @@ _M.upstreams = {
     session = { depends_on = "direct" },
     -- reads through the transaction pooler fall back to Postgres itself while it is down
     transaction = { fallback = "direct", required = false, depends_on = "direct" },
+    -- a streaming replica (upstreams.replica.dsn; without one, "replica" is direct itself):
+    -- reads routed to it go to Postgres itself while it is down or too far behind
+    replica = { fallback = "direct", required = false },
 }
 
 return _M

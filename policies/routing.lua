@@ -1,10 +1,15 @@
 -- policies/routing.lua - which upstream each database call uses.
 --
--- tide has three upstreams (etc/tide.conf.lua names their DSNs):
+-- tide has four upstreams (etc/tide.conf.lua names their DSNs):
 --   "direct"       Postgres itself. Session state is safe; tide caches prepared statements.
 --   "session"      a session-mode pooler (PgBouncer pool_mode=session).
 --   "transaction"  a transaction-mode pooler (PgBouncer pool_mode=transaction, Supavisor 6543):
 --                  the cheapest connections, nothing session-scoped survives a statement.
+--   "replica"      a streaming replica of Postgres (reads only). Until one is configured it is
+--                  direct itself; while it is down or further behind than its lag bounds
+--                  (resilience.lua) its calls go to direct. It may be up to lag.max_ms behind:
+--                  a read sent there right after a write may not see it, so send it only
+--                  reads that can be that stale, e.g. tables.destinations = { select = "replica" }.
 --
 -- tide.db asks route(kind, table) before every call. kind is one of
 --   select, count, vector_search        (reads)

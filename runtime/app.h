@@ -8,6 +8,7 @@
 #include "http.h"
 #include "pool.h"
 #include "upstream.h"
+#include "replica.h"
 #include "jwtcache.h"
 
 typedef struct tide_vm tide_vm;
@@ -18,6 +19,7 @@ typedef struct tide_app {
     tide_config cfg;
     tide_upstream upstream_store[TIDE_UPSTREAMS];
     tide_upstream *ups[TIDE_UPSTREAMS]; /* an unconfigured upstream points at direct's */
+    tide_replica replica;               /* the replica's lag, when one is configured */
     tide_http_server *http, *admin;
     tide_vm *vm; /* the bundle serving new requests */
     /* Opens the `tide.core` Lua module in a new bundle's state, with the vm as its one upvalue.

@@ -86,9 +86,11 @@ static void timer_cb(struct ev_loop *loop, ev_timer *w, int revents)
 }
 
 /* Whether u may take calls as far as what it depends on goes (a pooler is no use while the
- * Postgres behind it is known to be down). */
+ * Postgres behind it is known to be down) and, for a replica, as far as its lag goes (its
+ * last position read, at most three poll intervals old, within the policy's bounds). */
 static int usable(tide_upstream *const *ups, const tide_upstream *u, double now)
 {
+    if (u->standby && now >= u->standby_ok_until) return 0; /* a replica too far behind */
     int dep = u->policy.depends_on;
     return dep < 0 || ups[dep] == u || !tide_upstream_is_open(ups[dep], now);
 }
@@ -202,10 +204,13 @@ static void attempt(tide_call *c)
          * second, so say that rather than send a 503 without Retry-After. */
         if (retry_after < 1.0) retry_after = 1.0;
         char msg[160];
-        snprintf(msg, sizeof msg,
-                 "upstream %s is unavailable (circuit open); retry after "
-                 "%.1f s",
-                 tide_upstream_name(c->up_index), retry_after);
+        const tide_upstream *asked = c->env.ups[c->up_index];
+        snprintf(msg, sizeof msg, "upstream %s is unavailable (%s); retry after %.1f s",
+                 tide_upstream_name(c->up_index),
+                 asked->standby && now_of(c) >= asked->standby_ok_until
+                     ? "too far behind its primary"
+                     : "circuit open",
+                 retry_after);
         defer_error(c, "TIDE_UPSTREAM_UNAVAILABLE", 503, msg, retry_after, 0);
         return;
     }

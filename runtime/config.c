@@ -14,7 +14,7 @@
 /* clang-format off */
 const tide_setting_name tide_upstream_names[] = {
     { "direct", TIDE_UP_DIRECT }, { "session", TIDE_UP_SESSION },
-    { "transaction", TIDE_UP_TRANSACTION }, { NULL, 0 } };
+    { "transaction", TIDE_UP_TRANSACTION }, { "replica", TIDE_UP_REPLICA }, { NULL, 0 } };
 /* clang-format on */
 
 int tide_upstream_index(const char *name)
@@ -195,8 +195,8 @@ static int load_file(const char *path, tide_config *c, char *err, size_t errlen)
             char label[64];
             snprintf(label, sizeof label, "upstreams.%s", k ? k : "?");
             if (i < 0) {
-                snprintf(err, errlen, "%s is not an upstream (direct, session, transaction)",
-                         label);
+                snprintf(err, errlen,
+                         "%s is not an upstream (direct, session, transaction, replica)", label);
                 rc = TIDE_EINVAL;
             } else {
                 rc = tide_settings_read(L, -1, upstream_table, NUPSTREAM, &c->upstreams[i], label,

@@ -12,7 +12,8 @@
 #include "http.h"
 #include "settings.h"
 
-enum { TIDE_UP_DIRECT = 0, TIDE_UP_SESSION, TIDE_UP_TRANSACTION, TIDE_UPSTREAMS };
+/* replica: a streaming replica of direct's Postgres (reads only; see replica.h) */
+enum { TIDE_UP_DIRECT = 0, TIDE_UP_SESSION, TIDE_UP_TRANSACTION, TIDE_UP_REPLICA, TIDE_UPSTREAMS };
 
 #define TIDE_WATCHDOG_MIN_MS 100 /* watchdog_ms: 0 (off) or at least this */
 

@@ -37,6 +37,11 @@ void tide_health_get(tide_app *app, tide_health *out)
             h->status = "down";
             h->blocked_by = tide_upstream_name(dep);
         }
+        if (u->standby && u == &app->upstream_store[i]) {
+            h->standby = 1;
+            tide_replica_get_stats(&app->replica, now, &h->lag);
+            if (!h->lag.eligible && strcmp(h->status, "healthy") == 0) h->status = "degraded";
+        }
         if (strcmp(h->status, "healthy") != 0) {
             if (strcmp(h->status, "down") == 0 && h->required) down = 1;
             else degraded = 1;
@@ -68,13 +73,24 @@ size_t tide_health_json(const tide_health *h, char *buf, size_t cap)
             "\"pool\":{\"size\":%d,\"open\":%d,\"idle\":%d,\"busy\":%d,\"connecting\":%d,"
             "\"waiting\":%d,\"jobs\":%lld,\"errors\":%lld,\"connect_failures\":%lld,"
             "\"acquire_timeouts\":%lld,\"pipelined\":%lld},\"retries\":%lld,\"fallback\":%s,"
-            "\"blocked_by\":%s}",
+            "\"blocked_by\":%s,\"lag\":",
             i ? "," : "", u->name, u->status, u->required ? "true" : "false", u->pool_of,
             u->probe_ok ? "true" : "false", u->probe_latency_ms, u->probe_age_s, u->breaker_state,
             u->breaker_calls, u->breaker_failures, u->consecutive_failures, u->breaker_opened,
             u->breaker_rejected, u->retry_after_s, s->size, s->open, s->idle, s->busy,
             s->connecting, s->waiting, s->jobs, s->errors, s->connect_failures, s->acquire_timeouts,
             s->pipelined, u->retries, fallback, blocked);
+        if (!u->standby) {
+            PUT("null}");
+            continue;
+        }
+        const tide_replica_stats *g = &u->lag;
+        PUT("{\"eligible\":%s,\"seconds\":%.3f,\"bytes\":%lld,\"replayed_lsn\":\"%s\","
+            "\"primary_lsn\":\"%s\",\"in_recovery\":%s,\"polled_age_s\":%.3f,\"polls\":%lld,"
+            "\"poll_failures\":%lld,\"excluded\":%lld}}",
+            g->eligible ? "true" : "false", g->lag_s, g->lag_bytes, g->replayed, g->primary,
+            g->in_recovery ? "true" : "false", g->polled_age_s, g->polls, g->poll_failures,
+            g->excluded);
     }
     PUT("},\"status\":\"%s\"}", h->status);
 #undef PUT

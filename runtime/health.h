@@ -23,7 +23,9 @@ typedef struct tide_upstream_health {
     long long retries;
     const char *fallback;   /* upstream used while the breaker is open, or NULL */
     const char *blocked_by; /* the upstream it depends on while that one's breaker is open
-                                  * (it takes no calls then, and is "down"), or NULL */
+                             * (it takes no calls then, and is "down"), or NULL */
+    int standby;            /* a replica: lag below is filled */
+    tide_replica_stats lag; /* a replica too far behind takes no calls ("degraded") */
 } tide_upstream_health;
 
 typedef struct tide_health {

@@ -320,6 +320,26 @@ static void render_upstreams(out *o, tide_app *app)
              uh->probe_latency_ms / 1000.0));
     head(o, "tide_probe_ok", "gauge", "1 when the last health probe succeeded.");
     EACH(put(o, "tide_probe_ok{upstream=\"%s\"} %d\n", up, uh->probe_ok));
+    int standbys = 0;
+    for (int i = 0; i < TIDE_UPSTREAMS; i++) standbys += own[i] && hl.upstreams[i].standby;
+    if (standbys) {
+        head(
+            o, "tide_replica_lag_seconds", "gauge",
+            "How long the replica has been behind its primary's last read position (-1: unknown).");
+        EACH(if (uh->standby)
+                 put(o, "tide_replica_lag_seconds{upstream=\"%s\"} %.3f\n", up, uh->lag.lag_s));
+        head(o, "tide_replica_lag_bytes", "gauge",
+             "WAL bytes the replica is behind (-1: unknown).");
+        EACH(if (uh->standby)
+                 put(o, "tide_replica_lag_bytes{upstream=\"%s\"} %lld\n", up, uh->lag.lag_bytes));
+        head(o, "tide_replica_eligible", "gauge", "1 while the replica is within its lag bounds.");
+        EACH(if (uh->standby)
+                 put(o, "tide_replica_eligible{upstream=\"%s\"} %d\n", up, uh->lag.eligible));
+        head(o, "tide_replica_excluded_total", "counter",
+             "Times the replica was taken out of service for lag or missing readings.");
+        EACH(if (uh->standby) put(o, "tide_replica_excluded_total{upstream=\"%s\"} %lld\n", up,
+                                  uh->lag.excluded));
+    }
 #undef EACH
 }
 

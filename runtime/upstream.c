@@ -56,6 +56,12 @@ static const tide_setting resilience_table[] = {
       "/ready and /health fail while it is down"),
     R(NULL, "probe_interval", TIDE_SET_NUMBER, 0.05, 3600, 1.0, probe_interval,
       "seconds between health probes"),
+    R("lag", "max_ms", TIDE_SET_NUMBER, 1, 3600000, 1000, lag_max_ms,
+      "a replica further behind than this takes no calls (ms)"),
+    R("lag", "max_bytes", TIDE_SET_SIZE, 0, 1e12, 16 * 1024 * 1024, lag_max_bytes,
+      "a replica this many WAL bytes behind takes no calls (0 = no byte bound)"),
+    R("lag", "poll_interval", TIDE_SET_NUMBER, 0.02, 60, 0.25, lag_poll_interval,
+      "seconds between reads of a replica's and the primary's WAL positions"),
 };
 #undef R
 #undef RN

@@ -1,4 +1,4 @@
-/* upstream.h - one upstream (direct, session, transaction): its pool, circuit breaker, retry
+/* upstream.h - one upstream (direct, session, transaction, replica): its pool, circuit breaker, retry
  * budget and health probe, under the settings of policies/resilience.lua. All of this is C
  * state that outlives a reload: a new policy changes the settings, never the state. */
 #ifndef TIDE_UPSTREAM_H
@@ -24,6 +24,10 @@ typedef struct tide_resilience {
                                   * pooler's Postgres), or -1 */
     int required;          /* /ready and /health fail while it is down */
     double probe_interval; /* seconds between health probes */
+    /* a replica's lag (replica.c): it takes no calls while further behind than either bound */
+    double lag_max_ms;        /* lag.max_ms */
+    size_t lag_max_bytes;     /* lag.max_bytes (0 = no byte bound) */
+    double lag_poll_interval; /* lag.poll_interval: seconds between position reads */
 } tide_resilience;
 
 typedef struct tide_upstream {
@@ -40,6 +44,10 @@ typedef struct tide_upstream {
     double probe_started, probe_latency, probe_at;
     int probe_counted; /* the running probe's outcome went to the breaker already */
     long long retries;
+    /* a replica (replica.c): calls go to it only until this time, which each poll that finds
+     * it within its lag bounds moves on; 0 for every other upstream (no such limit) */
+    double standby_ok_until;
+    int standby; /* it is a replica: standby_ok_until applies */
     /* called when this upstream's breaker opens (tide fails the work of its dependents) */
     void (*on_open)(struct tide_upstream *u, void *arg);
     void *on_open_arg;

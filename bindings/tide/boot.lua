@@ -85,7 +85,7 @@ end
 
 local KINDS = { "select", "count", "vector_search", "insert", "update", "delete", "upsert",
                 "transaction", "sql", "rpc" }
-local MODES = { direct = true, session = true, transaction = true }
+local MODES = { direct = true, session = true, transaction = true, replica = true }
 
 local function check_policy(policy)
     if type(policy) ~= "table" or type(policy.route) ~= "function" then
@@ -95,7 +95,7 @@ local function check_policy(policy)
         local up = policy.route(KINDS[i], nil)
         if not MODES[up] then
             error("policies/routing.lua: route(\"" .. KINDS[i] .. "\") returned " .. tostring(up) ..
-                  ", expected \"direct\", \"session\" or \"transaction\"", 0)
+                  ", expected \"direct\", \"session\", \"transaction\" or \"replica\"", 0)
         end
     end
     if type(policy.tables) == "table" then

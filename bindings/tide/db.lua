@@ -50,7 +50,7 @@
 -- nil, err with err = {code, message, details, hint, status} from tide.core, passed through
 -- (plus retry_after, in seconds, when a breaker refused the call).
 --
--- Routing: opts.mode ("direct", "session", "transaction") wins; otherwise
+-- Routing: opts.mode ("direct", "session", "transaction", "replica") wins; otherwise
 -- policies/routing.lua's route(kind, tbl) decides. as = "service" runs the call as
 -- service_role (bypasses RLS); tide.core writes an audit line for every such call (kind and
 -- table come with the query's options).
@@ -81,7 +81,7 @@ local get_core, set_core = lazy.require "tide.core"
 local unpack_tags = unpack
 local get_routing = lazy.require "routing"          -- policies/routing.lua
 
-local MODES = { direct = true, session = true, transaction = true }
+local MODES = { direct = true, session = true, transaction = true, replica = true }
 
 -- For unit specs only: replaces tide.core (pass nil to go back to the real one).
 _M._set_core = set_core
@@ -146,14 +146,14 @@ end
 local function upstream_for(kind, tbl, mode)
     if mode ~= nil then
         if not MODES[mode] then
-            misuse("db." .. kind .. ": mode must be \"direct\", \"session\" or \"transaction\"")
+            misuse("db." .. kind .. ": mode must be \"direct\", \"session\", \"transaction\" or \"replica\"")
         end
         return mode
     end
     local up = get_routing().route(kind, tbl)
     if not MODES[up] then
         error("policies/routing.lua: route(" .. tostring(kind) .. ", " .. tostring(tbl) ..
-              ") returned " .. tostring(up) .. ", expected direct, session or transaction", 0)
+              ") returned " .. tostring(up) .. ", expected direct, session, transaction or replica", 0)
     end
     return up
 end

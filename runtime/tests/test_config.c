@@ -349,8 +349,8 @@ TEST(schema_refusals)
         { "http = { read_timout = 5 }", "http.read_timout is not a setting (a typo?)" },
         { "htp = {}", "htp is not a setting (a typo?)" },
         { "log_level = ''", "log_level must be a non-empty string" },
-        { "upstreams = { replica = { dsn = 'x' } }",
-          "upstreams.replica is not an upstream (direct, session, transaction)" },
+        { "upstreams = { replicas = { dsn = 'x' } }",
+          "upstreams.replicas is not an upstream (direct, session, transaction, replica)" },
         { "upstreams = { direct = { dsn = 'x', prepare = 1 } }",
           "upstreams.direct.prepare must be true or false" },
     };

@@ -329,11 +329,11 @@ TEST(policy_refusals_name_the_key)
           "policies/resilience.lua: session.retry.attempts must be an integer" },
         { "{ upstreams = { direct = { breakr = { open_wait = 1 } } } }",
           "policies/resilience.lua: direct.breakr is not a setting (a typo?)" },
-        { "{ upstreams = { replica = {} } }",
-          "policies/resilience.lua: unknown upstream 'replica'" },
-        { "{ upstreams = { session = { fallback = 'replica' } } }",
+        { "{ upstreams = { replicas = {} } }",
+          "policies/resilience.lua: unknown upstream 'replicas'" },
+        { "{ upstreams = { session = { fallback = 'replicas' } } }",
           "policies/resilience.lua: session.fallback must be one of direct, session, "
-          "transaction" },
+          "transaction, replica" },
         { "{ upstreams = { direct = { fallback = 'direct' } } }",
           "policies/resilience.lua: direct.fallback cannot be itself" },
         { "{ upstreams = { direct = { fallback = 'transaction' },"

@@ -174,7 +174,7 @@ describe("tide.boot.load", function()
     it("rejects a routing policy that answers an unknown upstream", function()
         local routing = require "routing"
         local saved = routing.default.select
-        routing.default.select = "replica"
+        routing.default.select = "replicas"
         local ok, err = pcall(boot.load, { "spec_things" })
         routing.default.select = saved
         assert.is_false(ok)

@@ -9,7 +9,7 @@
 -- same broken copies with a message naming the key.
 
 local PATH = "policies/resilience.lua"
-local UPSTREAMS = { "direct", "session", "transaction" }
+local UPSTREAMS = { "direct", "session", "transaction", "replica" }
 
 local function load_policy()
     local chunk, err = loadfile(PATH)
@@ -276,7 +276,9 @@ describe("policies/resilience.lua", function()
         for name, value in out:gmatch("\n([%w_.]+)%s+= (%S+)") do printed[name] = value end
         local function shown(v)
             if v == nil then return "none" end
-            if type(v) == "number" then return string.format("%g", v) end
+            if type(v) == "number" then
+                return string.format(v == math.floor(v) and math.abs(v) < 2^53 and "%d" or "%g", v)
+            end
             return tostring(v)
         end
         for _, n in ipairs(UPSTREAMS) do
@@ -332,8 +334,8 @@ describe("policies/resilience.lua", function()
               "exceeds cap" },
             { "a misspelt key", function(p) p.upstreams.direct.breakr = { open_wait = 1 } end,
               "upstreams.direct.breakr" },
-            { "an unknown fallback", function(p) p.upstreams.session.fallback = "replica" end,
-              "replica is not an upstream" },
+            { "an unknown fallback", function(p) p.upstreams.session.fallback = "replicas" end,
+              "replicas is not an upstream" },
             { "a fallback cycle", function(p) p.upstreams.direct.fallback = "transaction" end,
               "fallback cycle" },
             { "a missing section", function(p) p.defaults.pool = nil end, "pool" },
@@ -378,11 +380,11 @@ describe("policies/resilience.lua", function()
               "direct.retry.base cannot exceed retry.cap" },
             { function(p) p.upstreams.direct.breakr = { open_wait = 1 } end,
               "direct.breakr is not a setting" },
-            { function(p) p.upstreams.session.fallback = "replica" end,
-              "session.fallback must be one of direct, session, transaction" },
+            { function(p) p.upstreams.session.fallback = "replicas" end,
+              "session.fallback must be one of direct, session, transaction, replica" },
             { function(p) p.upstreams.direct.fallback = "transaction" end, "fallback cycle" },
             { function(p) p.defaults.required = "yes" end, "direct.required must be true or false" },
-            { function(p) p.upstreams.replica = {} end, "unknown upstream 'replica'" },
+            { function(p) p.upstreams.replicas = {} end, "unknown upstream 'replicas'" },
         }
         local dir
 

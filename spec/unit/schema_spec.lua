@@ -201,7 +201,7 @@ describe("the schema tables and the files that repeat them", function()
         assert.are.equal("TIDE_HTTP_PORT", schema_h.row(s.config, "listen.port").env)
         assert.are.equal("TIDE_DSN_*", schema_h.row(s.upstream, "dsn").env)
         assert.are.equal(1024, schema_h.row(s.resilience, "breaker.window").max)
-        assert.are.same({ "direct", "session", "transaction" }, s.upstreams)
+        assert.are.same({ "direct", "session", "transaction", "replica" }, s.upstreams)
     end)
 
     it("etc/tide.conf.lua's values are the schema's defaults, within its bounds", function()

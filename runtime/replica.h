@@ -1,0 +1,59 @@
+/* replica.h - a streaming replica upstream: how far behind its primary it is, and whether it
+ * may take calls.
+ *
+ * Every lag.poll_interval (policies/resilience.lua, 0.25 s) tide reads the primary's WAL
+ * position (pg_current_wal_lsn() through direct's pool) and the replica's replay position
+ * (pg_is_in_recovery() and pg_last_wal_replay_lsn() through its own, first), each as a small job on the pools; lsn.h turns
+ * them into a lag in seconds and bytes. A poll that finds the replica within both bounds
+ * (lag.max_ms, lag.max_bytes) lets it take calls for three more intervals (upstream.h:
+ * standby_ok_until); a poll past either bound, or no successful poll for that long (the
+ * replica or the primary not answering), takes it out: calls routed to it go to its fallback
+ * (direct by default) until a poll finds it back within bounds. Nothing here blocks: a read
+ * still running when the next interval comes is left to finish (no second one is sent).
+ *
+ * A replica that is not in recovery (pg_is_in_recovery() false: promoted, or a DSN that names
+ * a primary) has nothing to replay, so it counts as caught up. */
+#ifndef TIDE_REPLICA_H
+#define TIDE_REPLICA_H
+
+#include <ev.h>
+#include "lsn.h"
+#include "pool.h"
+#include "upstream.h"
+
+typedef struct tide_replica {
+    tide_upstream *u;       /* the replica upstream */
+    tide_upstream *primary; /* direct */
+    struct ev_loop *loop;
+    ev_timer timer;
+    tide_pgjob qp, qr; /* the primary's position, the replica's replay position */
+    int running_p, running_r;
+    int in_recovery;       /* the last replica answer was not NULL */
+    tide_lsn replayed_now; /* this round's replica answer, until the primary's comes */
+    tide_lag lag;
+    double polled_at;                                 /* when both last answered (0: never) */
+    long long polls, rounds, poll_failures, excluded; /* rounds started, completed, failed
+                                                        * reads, times taken out of service */
+    int was_ok;
+} tide_replica;
+
+/* Starts polling (the replica's upstream is marked standby). */
+void tide_replica_start(tide_replica *r, struct ev_loop *loop, tide_upstream *replica,
+                        tide_upstream *primary);
+/* Stops the timer (jobs still running finish into the struct, which must outlive them: the
+ * pools are freed after this, which completes them). */
+void tide_replica_stop(tide_replica *r);
+
+typedef struct tide_replica_stats {
+    double lag_s;        /* -1: unknown (not both positions read yet) */
+    long long lag_bytes; /* -1: unknown */
+    int eligible;        /* takes calls now */
+    int in_recovery;
+    char replayed[TIDE_LSN_TEXT], primary[TIDE_LSN_TEXT]; /* "" until read */
+    double polled_age_s;                                  /* -1 before the first complete poll */
+    long long polls, poll_failures, excluded;
+} tide_replica_stats;
+
+void tide_replica_get_stats(const tide_replica *r, double now, tide_replica_stats *out);
+
+#endif
