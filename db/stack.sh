@@ -364,7 +364,7 @@ start_pg() {
 # the fault tests' crash: backends exit at once without a checkpoint and the next start recovers.
 stop_server() {
   local name=$1 pid=$2 pidf=$3 mode=${4:-fast}
-  case $mode in fast|immediate) ;; *) die "stop: mode must be fast or immediate, not '$mode'" ;; esac
+  case $mode in fast|immediate) ;; *) die "$name: the stop mode must be fast or immediate, not '$mode'" ;; esac
   if [ -z "$pid" ]; then
     rm -f "$pidf"
     say "$name: not running"
@@ -844,17 +844,21 @@ cmd_status() {
 # replica_status: the replica's line: running or not, where, and how far its replay is behind
 # the primary's current WAL position. 1 when it is stopped.
 replica_status() {
-  local pid port p r
+  local pid port ppid p='' r
   pid=$(replica_pid)
   if [ -z "$pid" ]; then printf '%-18s stopped  (data %s)\n' replica "$RDATA"; return 1; fi
   port=$(sed -n 4p "$RDATA/postmaster.pid" 2>/dev/null | tr -d ' ' || true)
-  p=$(su_psql -d postgres -Atc 'select pg_current_wal_lsn()' 2>/dev/null || true)
+  ppid=$(pg_pid)
+  # a frozen primary (freeze-pg) would hold psql for its whole connect timeout
+  if [ -n "$ppid" ] && [ "$(sed 's/.*) //' "/proc/$ppid/stat" 2>/dev/null | cut -d' ' -f1)" != T ]; then
+    p=$(su_psql -d postgres -Atc 'select pg_current_wal_lsn()' 2>/dev/null || true)
+  fi
   if [ -n "$p" ]; then
     r=$(rsu_psql -d postgres -Atc "select pg_last_wal_replay_lsn() || ' replayed, primary at $p (' ||
            pg_wal_lsn_diff('$p', pg_last_wal_replay_lsn()) || ' bytes behind), replay ' ||
            pg_get_wal_replay_pause_state()" 2>/dev/null || true)
   else
-    r=$(rsu_psql -d postgres -Atc "select pg_last_wal_replay_lsn() || ' replayed, primary unreachable, replay ' ||
+    r=$(rsu_psql -d postgres -Atc "select pg_last_wal_replay_lsn() || ' replayed, primary not answering, replay ' ||
            pg_get_wal_replay_pause_state()" 2>/dev/null || true)
   fi
   printf '%-18s running  pid %-7s 127.0.0.1:%s  (%s; data %s)\n' replica "$pid" "${port:-?}" \
