@@ -47,9 +47,9 @@ end
 describe("default ports", function()
   local all = {}
   local function add(list) for _, d in ipairs(list) do all[#all + 1] = d end end
-  local stack = defaults("db/stack.sh", { "setting (TIDE_[%u_]+PORT) (%d+)" })
-  add(stack)
-  for _, d in ipairs(stack) do
+  local literal = defaults("db/stack.sh", { "setting (TIDE_[%u_]+PORT) (%d+)" })
+  add(literal)
+  for _, d in ipairs(literal) do
     if d.where:find("TIDE_PG_PORT$") then add(derived("db/stack.sh", d.port)) end
   end
   add(defaults("bench/run.sh", { "(BENCH_[%u_]+PORT):%-(%d+)" }))
