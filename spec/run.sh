@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # The whole test suite (make test): C unit tests, Lua unit specs, then a throwaway stack
-# (Postgres + pgvector, two PgBouncers) on free ports under var/test, the schema's RLS checks,
-# tide itself, and the integration specs over real HTTP. Everything it starts is stopped on
-# exit. Prints "N passed, N failed" last; exits non-zero on any failure.
+# (Postgres + pgvector, two PgBouncers, a streaming replica of that Postgres) on free ports under
+# var/test, the schema's RLS checks, tide itself, and the integration specs over real HTTP.
+# Everything it starts is stopped on exit. Prints "N passed, N failed" last; exits non-zero on any failure.
 set -uo pipefail
 cd "$(dirname "$0")/.."
 repo=$(pwd -P)
@@ -40,8 +40,8 @@ count_c() {
 }
 
 port_free() { ! (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
-# pick_ports: a base port whose next 5 ports (Postgres, two poolers, tide, admin) are all free,
-# so no two of them can collide.
+# pick_ports: a base port whose next 6 ports (Postgres, two poolers, tide, admin, the replica)
+# are all free, so no two of them can collide.
 pick_ports() {
   local p i k ok
   for i in $(seq 1 200); do
@@ -49,7 +49,7 @@ pick_ports() {
     # as the source port of some outgoing connection, which makes bind() fail
     p=$((20000 + RANDOM % 12000))
     ok=1
-    for k in 0 1 2 3 4; do port_free $((p + k)) || { ok=0; break; }; done
+    for k in 0 1 2 3 4 5; do port_free $((p + k)) || { ok=0; break; }; done
     [ $ok -eq 1 ] && { echo "$p"; return; }
   done
   echo "no free port" >&2; exit 1
@@ -94,8 +94,10 @@ count_busted "$log" $rc
 # ---- throwaway stack
 note "stack (throwaway ports)"
 base=$(pick_ports)
-pg=$base sess=$((base + 1)) txn=$((base + 2)) http=$((base + 3)) admin=$((base + 4))
+pg=$base sess=$((base + 1)) txn=$((base + 2)) http=$((base + 3)) admin=$((base + 4)) replica=$((base + 5))
 export TIDE_STACK_DIR=$TEST_DIR TIDE_PG_PORT=$pg TIDE_SESSION_PORT=$sess TIDE_TXN_PORT=$txn
+# the suite always has a streaming replica of the stack's Postgres (docs/operations.md)
+export TIDE_REPLICA=1 TIDE_REPLICA_PORT=$replica
 if ! db/stack.sh up; then
   echo "stack failed to start"; failed=$((failed + 1))
   echo "$passed passed, $failed failed"; exit 1
@@ -144,6 +146,8 @@ if [[ $TIDE_DSN_DIRECT =~ ^(postgresql://[^@]*)@/tide\?host=[^\&]*\&port=([0-9]+
 fi
 TIDE_DSN_DIRECT=${TIDE_DSN_DIRECT/@127.0.0.1:/@localhost:}
 export TIDE_DSN_DIRECT TIDE_DSN_SESSION TIDE_DSN_TRANSACTION TIDE_DSN_ADMIN
+# the replica, as authenticator (its unix socket; spec/integration/replica_stack_spec.lua)
+export TIDE_DSN_REPLICA TIDE_REPLICA_PORT
 # the access log, for specs that look for their requests' lines in it
 export TIDE_TEST_ACCESS_LOG=$TEST_DIR/tide.out
 # a sanitizer's build runs every loop pass slower (TIDE_TEST_SLOWDOWN): the loop watchdog

@@ -34,10 +34,24 @@ local function defaults(path, patterns)
   return found
 end
 
+-- db/stack.sh's defaults that follow TIDE_PG_PORT (`setting NAME "$((PG_PORT + N))"`), at
+-- TIDE_PG_PORT's own default
+local function derived(path, base)
+  local found = {}
+  for name, off in read(path):gmatch('setting (TIDE_[%u_]+PORT) "?%$%(%(PG_PORT %+ (%d+)%)%)"?') do
+    found[#found + 1] = { where = path .. ": " .. name, port = base + tonumber(off) }
+  end
+  return found
+end
+
 describe("default ports", function()
   local all = {}
   local function add(list) for _, d in ipairs(list) do all[#all + 1] = d end end
-  add(defaults("db/stack.sh", { "setting (TIDE_[%u_]+PORT) (%d+)" }))
+  local literal = defaults("db/stack.sh", { "setting (TIDE_[%u_]+PORT) (%d+)" })
+  add(literal)
+  for _, d in ipairs(literal) do
+    if d.where:find("TIDE_PG_PORT$") then add(derived("db/stack.sh", d.port)) end
+  end
   add(defaults("bench/run.sh", { "(BENCH_[%u_]+PORT):%-(%d+)" }))
   add(defaults("etc/tide.conf.lua", { "(%a+)%s*=%s*{[^}]-port = (%d+)", "(dsn)[^\n]-@127%.0%.0%.1:(%d+)/" }))
 
@@ -48,7 +62,7 @@ describe("default ports", function()
       elseif d.where:find("^bench/") then bench = bench + 1
       else conf = conf + 1 end
     end
-    assert.are.equal(3, stack)
+    assert.are.equal(4, stack)   -- Postgres, the two poolers, the replica
     assert.is_true(bench >= 6, "bench ports found: " .. bench)
     assert.are.equal(5, conf)   -- listen, admin and the three upstream DSNs
   end)
@@ -58,6 +72,16 @@ describe("default ports", function()
     for _, d in ipairs(all) do
       assert.is_true(d.port >= 1024 and d.port < low,
         ("%s = %d lies outside 1024..%d"):format(d.where, d.port, low - 1))
+    end
+  end)
+
+  it("of the local stack differ from each other", function()
+    local seen = {}
+    for _, d in ipairs(all) do
+      if d.where:find("^db/stack") then
+        assert.is_nil(seen[d.port], d.where .. " and " .. tostring(seen[d.port]) .. " share " .. d.port)
+        seen[d.port] = d.where
+      end
     end
   end)
 
