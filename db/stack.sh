@@ -340,6 +340,10 @@ start_pg() {
     port=$(sed -n 4p "$DATA/postmaster.pid" 2>/dev/null | tr -d ' ' || true)
     [ "$port" = "$PG_PORT" ] || die "postgres (pid $pid) runs on port $port, not $PG_PORT; run down first"
     wait_pg_ready "$pid"
+    # a stack made by an older db/stack.sh lacks what a replica needs (pg_hba's replication
+    # lines): the files are written again and the running server reloads them
+    write_pg_conf
+    kill -HUP "$pid" 2>/dev/null || true
     echo "$pid" >"$PIDF"
     say "postgres: already running (pid $pid, 127.0.0.1:$PG_PORT)"
     return 0

@@ -1,0 +1,142 @@
+-- spec/integration/replica_spec.lua - the replica upstream against the stack's streaming
+-- replica (db/stack.sh runs one for `make test`; TIDE_DSN_REPLICA names it): tide reads its
+-- replay position and the primary's WAL position every lag.poll_interval, /health and /metrics
+-- show the lag, calls routed to "replica" are answered by the standby, and a replica further
+-- behind than lag.max_ms takes no calls (they go to direct, its fallback) until it catches up.
+-- Replay is paused with `db/stack.sh pause-replay` (pg_wal_replay_pause() on the replica) and
+-- always resumed. The resilience policy of the served bundle is edited (a shorter max_ms and
+-- poll interval) and put back.
+
+local env = require "spec.helpers.env"
+local http = require "spec.helpers.http"
+
+local MODULE = "zz_test_replica.lua"
+local SOURCE = [[
+-- Test-only route written by spec/integration/replica_spec.lua; never shipped.
+local db = require "tide.db"
+return {
+    ["GET /v1/_test/replica"] = function()
+        local rows, err = db.sql("select pg_is_in_recovery() as standby", nil, { mode = "replica" })
+        if not rows then return nil, err end
+        return { standby = rows[1].standby }
+    end,
+}
+]]
+
+local stack_dir = os.getenv("TIDE_STACK_DIR")
+
+local function stack(args)
+    local out, ok = env.run("TIDE_STACK_DIR=" .. env.quote(stack_dir) .. " db/stack.sh " .. args
+                            .. " 2>&1 </dev/null")
+    assert(ok, "db/stack.sh " .. args .. " failed:\n" .. tostring(out))
+    return out
+end
+
+local function replica_health()
+    local status, doc = http.request("GET", "/health", { url = env.admin_url })
+    assert(status == 200 or status == 503, "GET /health: " .. tostring(status))
+    return doc.upstreams.replica
+end
+
+local function served_by_standby()
+    local status, body = http.request("GET", "/v1/_test/replica")
+    assert.are.equal(200, status, body and body.message)
+    return body.standby
+end
+
+describe("the replica upstream", function()
+    local path, policy, saved_policy
+
+    setup(function()
+        env.need("admin_url", "bundle_dir", "pid", "dsn_admin")
+        if not os.getenv("TIDE_DSN_REPLICA") or not stack_dir then return end
+        path = env.install_module(MODULE, SOURCE, function()
+            return (http.request("GET", "/v1/_test/replica")) == 200
+        end)
+        policy = env.bundle_dir .. "/policies/resilience.lua"
+        saved_policy = assert(env.read_file(policy))
+    end)
+
+    teardown(function()
+        if stack_dir and os.getenv("TIDE_DSN_REPLICA") then stack("resume-replay") end
+        if saved_policy then env.write_file(policy, saved_policy) end
+        env.remove_module(path)
+    end)
+
+    local function need_replica()
+        if not os.getenv("TIDE_DSN_REPLICA") then
+            pending("no replica in this stack (TIDE_DSN_REPLICA unset)")
+            return false
+        end
+        return true
+    end
+
+    it("shows its lag on /health and /metrics, and is answered by the standby", function()
+        if not need_replica() then return end
+        local r = env.wait_until(function()
+            local u = replica_health()
+            return u.lag ~= nil and u.lag ~= require("cjson").null and u.lag.eligible and u
+        end, 10, 0.1)
+        assert.is_truthy(r, "the replica never became eligible on /health")
+        assert.is_true(r.lag.in_recovery)
+        assert.are.equal("replica", r.pool_of)
+        assert.are.equal("direct", r.fallback)
+        assert.matches("^%x+/%x+$", r.lag.replayed_lsn)
+        assert.matches("^%x+/%x+$", r.lag.primary_lsn)
+        assert.is_true(r.lag.seconds >= 0 and r.lag.seconds < 1, tostring(r.lag.seconds))
+        -- other upstreams have no lag
+        local status, doc = http.request("GET", "/health", { url = env.admin_url })
+        assert.are.equal(200, status)
+        assert.are.equal(require("cjson").null, doc.upstreams.direct.lag)
+
+        local _, metrics = http.request("GET", "/metrics", { url = env.admin_url })
+        assert.matches('tide_replica_eligible{upstream="replica"} 1', metrics, nil, true)
+        assert.matches('tide_replica_lag_seconds{upstream="replica"} ', metrics, nil, true)
+
+        assert.is_true(served_by_standby())
+    end)
+
+    it("takes no calls while further behind than lag.max_ms, and takes them again once caught up",
+       function()
+        if not need_replica() then return end
+        env.write_file(policy, (saved_policy:gsub("\nreturn _M%s*$",
+            "\n_M.upstreams.replica.lag = { max_ms = 300, poll_interval = 0.05 }  -- replica_spec\n"
+            .. "return _M\n")))
+        env.hup()
+        assert.is_truthy(env.wait_until(function()
+            local u = replica_health()
+            return u.lag and u.lag.eligible and served_by_standby()
+        end, 10, 0.1), "the replica did not serve after the policy reload")
+
+        stack("pause-replay")
+        -- a write on the primary the replica cannot replay now
+        env.psql("select pg_catalog.txid_current()")
+        env.psql("create table if not exists public.replica_spec_probe(n int); "
+                 .. "insert into public.replica_spec_probe values (1)")
+        local t0 = env.now()
+        local out = env.wait_until(function()
+            local u = replica_health()
+            return u.lag and not u.lag.eligible and u
+        end, 10, 0.05)
+        assert.is_truthy(out, "the replica stayed eligible with replay paused")
+        local took = env.now() - t0
+        -- max_ms 300, polled every 50 ms: out within a second, not at the 10 s bound
+        assert.is_true(took < 2, string.format("took %.2f s to be taken out", took))
+        assert.is_true(out.lag.seconds * 1000 > 300, tostring(out.lag.seconds))
+        assert.is_true(out.lag.bytes > 0)
+        assert.are.equal("degraded", out.status)
+        -- calls routed to the replica are answered by direct meanwhile, never by the stale one
+        for _ = 1, 20 do assert.is_false(served_by_standby()) end
+        local _, metrics = http.request("GET", "/metrics", { url = env.admin_url })
+        assert.matches('tide_replica_eligible{upstream="replica"} 0', metrics, nil, true)
+
+        stack("resume-replay")
+        assert.is_truthy(env.wait_until(function()
+            local u = replica_health()
+            return u.lag and u.lag.eligible and u.lag.seconds == 0
+        end, 10, 0.05), "the replica did not come back after replay resumed")
+        assert.is_true(served_by_standby())
+        assert.is_true(replica_health().lag.excluded >= 1)
+        env.psql("drop table if exists public.replica_spec_probe")
+    end)
+end)
