@@ -75,6 +75,7 @@ run: deps all
 	$(Q)db/stack.sh up
 	$(Q)bash -c 'trap "db/stack.sh down" EXIT; . ./var/stack.env; \
 	  export TIDE_DSN_DIRECT TIDE_DSN_SESSION TIDE_DSN_TRANSACTION; \
+	  if [ -n "$${TIDE_DSN_REPLICA:-}" ]; then export TIDE_DSN_REPLICA; fi; \
 	  $(TIDE) serve --dev --watch -c etc/tide.conf.lua'
 
 stack-up:
