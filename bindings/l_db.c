@@ -260,6 +260,7 @@ static void call_done(tide_call *c, PGresult *res, const tide_call_error *err)
         resume_with_error(pc, err);
         return;
     }
+    if (job->lsn) tide_task_note_write(t, job->lsn);
     if (pc->kind != CALL_QUERY) {
         lua_pushboolean(co, 1);
     } else if (pc->json) {
@@ -297,6 +298,12 @@ static int start_call(lua_State *L, tide_task *t, int up_index, pgcall *pc, int 
     pc->started = ev_time();
     pc->call.authenticated = tide_task_role(t) != TIDE_ROLE_ANON;
     pc->call.aborted = tide_task_aborted(t);
+    pc->call.floor = tide_task_floor(t);
+    /* a write, with a replica to read from: read the WAL position after its commit, for the
+     * caller's later reads (one more statement in the same round trip) */
+    if (app->writes && !pc->call.read && !(pc->call.job.flags & TIDE_PGJOB_BEGIN) &&
+        (!pc->call.job.pin || (pc->call.job.sql && strcmp(pc->call.job.sql, "COMMIT") == 0)))
+        pc->call.job.flags |= TIDE_PGJOB_LSN;
     if (pc->call.job.pin) pc->call.pin_pool = tide_task_tx_pool(t);
     tide_task_set_call(t, &pc->call);
     if (tide_call_start(&pc->call, &env, up_index, call_done) != 0) {

@@ -37,7 +37,10 @@
 -- lag        for the replica upstream: every poll_interval seconds tide reads its replay
 --            position and the primary's WAL position; while it is more than max_ms behind
 --            (or max_bytes of WAL; 0 = no byte bound), or no reading has come for three
---            intervals, it takes no calls and they go to its fallback. Ignored elsewhere.
+--            intervals, it takes no calls and they go to its fallback. read_your_writes: for
+--            that many seconds after a caller's write, their reads skip a replica that has
+--            not replayed it (the answer's Tide-LSN header, sent back by the client, does the
+--            same on any instance). Ignored elsewhere.
 --
 -- The defaults live in C (runtime/upstream.c's schema table, one row per key with its type,
 -- bounds and default); a key left out here takes that value. The values below repeat them for
@@ -56,7 +59,7 @@ _M.defaults = {
     fallback = nil,
     required = true,
     probe_interval = 1.0,
-    lag = { max_ms = 1000, max_bytes = 16777216, poll_interval = 0.25 },
+    lag = { max_ms = 1000, max_bytes = 16777216, poll_interval = 0.25, read_your_writes = 10 },
 }
 
 _M.upstreams = {

@@ -87,10 +87,13 @@ static void timer_cb(struct ev_loop *loop, ev_timer *w, int revents)
 
 /* Whether u may take calls as far as what it depends on goes (a pooler is no use while the
  * Postgres behind it is known to be down) and, for a replica, as far as its lag goes (its
- * last position read, at most three poll intervals old, within the policy's bounds). */
-static int usable(tide_upstream *const *ups, const tide_upstream *u, double now)
+ * last position read, at most three poll intervals old, within the policy's bounds) and the
+ * call's floor (the caller's last write: a replica that has not replayed it could answer
+ * from before it). */
+static int usable(tide_upstream *const *ups, const tide_upstream *u, double now, uint64_t floor)
 {
-    if (u->standby && now >= u->standby_ok_until) return 0; /* a replica too far behind */
+    if (u->standby && now >= u->standby_ok_until) return 0;  /* a replica too far behind */
+    if (u->standby && floor > u->standby_replayed) return 0; /* not at the caller's writes */
     int dep = u->policy.depends_on;
     return dep < 0 || ups[dep] == u || !tide_upstream_is_open(ups[dep], now);
 }
@@ -102,7 +105,7 @@ static tide_upstream *choose_upstream(tide_call *c, unsigned *ticket, double *re
     tide_upstream *const *ups = c->env.ups;
     double now = now_of(c);
     tide_upstream *u = ups[c->up_index];
-    if (usable(ups, u, now) && tide_breaker_allow(&u->breaker, now, ticket)) return u;
+    if (usable(ups, u, now, c->floor) && tide_breaker_allow(&u->breaker, now, ticket)) return u;
     *retry_after = tide_breaker_retry_after(&u->breaker, now);
     int dep = u->policy.depends_on;
     if (dep >= 0) {
@@ -110,7 +113,7 @@ static tide_upstream *choose_upstream(tide_call *c, unsigned *ticket, double *re
         if (d > *retry_after) *retry_after = d;
     }
     int fb = u->policy.fallback;
-    if (fb >= 0 && ups[fb] != u && usable(ups, ups[fb], now) &&
+    if (fb >= 0 && ups[fb] != u && usable(ups, ups[fb], now, c->floor) &&
         tide_breaker_allow(&ups[fb]->breaker, now, ticket))
         return ups[fb];
     return NULL;
@@ -216,6 +219,9 @@ static void attempt(tide_call *c)
     }
     c->up = u;
     c->ticket = ticket;
+    /* a standby has no WAL position of its own to give (and refuses to read one) */
+    if (u->standby) c->job.flags &= ~TIDE_PGJOB_LSN;
+    else c->job.flags |= c->want_lsn;
     if (c->attempt == 1) tide_retry_budget_deposit(&u->budget);
     /* a half-open breaker's calls must reach the server: skip the reconnect backoff */
     if (u->breaker.state == TIDE_BREAKER_HALF_OPEN) ops->reset_backoff(u->pool);
@@ -248,6 +254,7 @@ int tide_call_start(tide_call *c, const tide_call_env *env, int up_index, tide_c
     c->deferred = 0;
     c->job.done = job_done;
     c->job.ud = c;
+    c->want_lsn = c->job.flags & TIDE_PGJOB_LSN;
     ev_init(&c->timer, timer_cb);
     c->timer.data = c;
     c->starting = 1;

@@ -75,6 +75,10 @@ struct tide_call {
     int authenticated;   /* the SQLSTATE -> status mapping: 42501 is 403, else 401 */
     int aborted;         /* the client is gone already (tide_call_abort sets it too) */
     tide_pool *pin_pool; /* with job.pin: the pool that holds that connection */
+    uint64_t floor;      /* read-your-writes: a replica that has not replayed this WAL position
+                          * takes no part in it (0: any replica within its lag bounds) */
+    int want_lsn;        /* TIDE_PGJOB_LSN when job.flags asked for it: each attempt on a
+                          * primary reads it, none on a standby */
     /* internal */
     tide_call_env env;
     tide_call_done done;

@@ -23,6 +23,7 @@
 #define TIDE_HTTP_H
 
 #include <stddef.h>
+#include <stdint.h>
 #include <ev.h>
 #include "error.h"
 
@@ -104,6 +105,9 @@ struct tide_http_req {
     /* What the client sent as its own id, when the upper layer keeps it ("" if none): only
      * logged beside id, never sent back nor used as id. */
     char client_id[TIDE_HTTP_ID_MAX + 1];
+    /* Read-your-writes: the WAL position the request's reads must see, set by the upper
+     * layer at admission (0: none). */
+    uint64_t lsn_floor;
 };
 
 /* Called for every complete request. Must eventually call tide_http_respond(req, ...). */

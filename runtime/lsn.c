@@ -1,9 +1,14 @@
 /* lsn.c - LSNs and replica lag (see lsn.h). */
 #include "lsn.h"
+#include "cache.h"
 #include "error.h"
 
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
+#include <sys/random.h>
+#include <time.h>
+#include <unistd.h>
 
 static int hexval(char c)
 {
@@ -90,4 +95,78 @@ long long tide_lag_bytes(const tide_lag *g)
 {
     if (!g->have_primary || !g->have_replayed) return -1;
     return g->primary > g->replayed ? (long long)(g->primary - g->replayed) : 0;
+}
+
+/* ---- the callers' last writes ------------------------------------------------------------ */
+
+typedef struct memo_slot {
+    uint64_t hash; /* 0: empty */
+    tide_lsn lsn;
+    double until;
+} memo_slot;
+
+enum { MEMO_WAYS = 4, MEMO_BUCKETS = TIDE_MEMO_SLOTS / MEMO_WAYS };
+
+struct tide_lsn_memo {
+    unsigned char key[16];
+    long long count;
+    memo_slot slots[TIDE_MEMO_SLOTS];
+};
+
+tide_lsn_memo *tide_lsn_memo_new(void)
+{
+    tide_lsn_memo *m = calloc(1, sizeof *m);
+    if (!m) return NULL;
+    if (getrandom(m->key, sizeof m->key, GRND_NONBLOCK) != (ssize_t)sizeof m->key) {
+        uint64_t a = (uint64_t)time(NULL) ^ (uint64_t)(uintptr_t)m,
+                 b = (uint64_t)getpid() * 0x9e3779b97f4a7c15ull ^ (uint64_t)clock();
+        memcpy(m->key, &a, 8);
+        memcpy(m->key + 8, &b, 8);
+    }
+    return m;
+}
+
+void tide_lsn_memo_free(tide_lsn_memo *m) { free(m); }
+
+static uint64_t memo_hash(const tide_lsn_memo *m, const char *key, size_t len)
+{
+    uint64_t h = tide__siphash13(m->key, key, len);
+    return h ? h : 1; /* 0 marks an empty slot */
+}
+
+void tide_lsn_memo_put(tide_lsn_memo *m, const char *key, size_t len, tide_lsn lsn, double now,
+                       double until)
+{
+    uint64_t h = memo_hash(m, key, len);
+    memo_slot *b = &m->slots[(h % MEMO_BUCKETS) * MEMO_WAYS], *victim = NULL;
+    for (int i = 0; i < MEMO_WAYS; i++) {
+        if (b[i].hash == h) {
+            if (lsn > b[i].lsn || now >= b[i].until) b[i].lsn = lsn; /* expired: forgotten */
+            if (until > b[i].until) b[i].until = until;
+            return;
+        }
+        if (!victim || (victim->hash && (!b[i].hash || b[i].until < victim->until))) victim = &b[i];
+    }
+    if (!victim->hash) m->count++;
+    victim->hash = h;
+    victim->lsn = lsn;
+    victim->until = until;
+}
+
+tide_lsn tide_lsn_memo_get(const tide_lsn_memo *m, const char *key, size_t len, double now)
+{
+    uint64_t h = memo_hash(m, key, len);
+    const memo_slot *b = &m->slots[(h % MEMO_BUCKETS) * MEMO_WAYS];
+    for (int i = 0; i < MEMO_WAYS; i++)
+        if (b[i].hash == h) return now < b[i].until ? b[i].lsn : 0;
+    return 0;
+}
+
+long long tide_lsn_memo_count(const tide_lsn_memo *m) { return m->count; }
+
+int tide_lsn_memo_key(const char *role, const char *sub, char *out, size_t cap)
+{
+    if (!sub || !*sub || !role) return 0;
+    int n = snprintf(out, cap, "%s:%s", role, sub);
+    return n > 0 && (size_t)n < cap ? n : 0;
 }

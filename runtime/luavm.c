@@ -23,6 +23,7 @@
 #include "guard.h"
 #include "task.h"
 #include "log.h"
+#include "lsn.h"
 #include "rcache.h"
 #include "util.h"
 
@@ -689,6 +690,21 @@ static void answer(tide_task *t, tide_http_req *req, int status, const char *cty
     tide_answer_log lg = {
         t->id, t->role, t->started, t->aborted, NULL, t->sub, t->route[0] ? t->route : NULL
     };
+    char with_lsn[1024];
+    if (t->wrote && t->app->writes) {
+        /* read-your-writes: the caller's later reads (here, for a while) and the client (to
+         * send back as Tide-LSN, to any instance) get the position after its commit */
+        tide_app *app = t->app;
+        double now = ev_now(app->loop), window = app->ups[TIDE_UP_REPLICA]->policy.lag_ryw_window;
+        char key[128];
+        int klen = tide_lsn_memo_key(tide_role_name(t->role), t->sub, key, sizeof key);
+        if (klen && window > 0)
+            tide_lsn_memo_put(app->writes, key, (size_t)klen, t->wrote, now, now + window);
+        char lsn[TIDE_LSN_TEXT];
+        tide_lsn_format(t->wrote, lsn);
+        int n = snprintf(with_lsn, sizeof with_lsn, "Tide-LSN: %s\r\n%s", lsn, hdrs ? hdrs : "");
+        if (n > 0 && (size_t)n < sizeof with_lsn) hdrs = with_lsn;
+    }
     fn(t->answer_ud, req, status, ctype, hdrs, body, blen, &lg);
 }
 
@@ -932,6 +948,7 @@ void tide_vm_dispatch(tide_vm *vm, tide_http_req *req, const tide_stage_in *in)
     t->cr = in->cr;
     snprintf(t->sub, sizeof t->sub, "%s", in->sub ? in->sub : "");
     t->born = in->born;
+    t->floor = req->lsn_floor;
     t->app = app;
     t->vm = vm;
     tide_vm_ref(vm);

@@ -92,15 +92,19 @@ static int make_upstreams(tide_app *app)
         app->ups[i] = &app->upstream_store[i];
         tide_upstream_init(app->ups[i], app->loop, i, pool, &r);
     }
-    if (app->ups[TIDE_UP_REPLICA] != app->ups[TIDE_UP_DIRECT])
+    if (app->ups[TIDE_UP_REPLICA] != app->ups[TIDE_UP_DIRECT]) {
         tide_replica_start(&app->replica, app->loop, app->ups[TIDE_UP_REPLICA],
                            app->ups[TIDE_UP_DIRECT]);
+        if (!(app->writes = tide_lsn_memo_new())) return -1;
+    }
     return 0;
 }
 
 static void free_upstreams(tide_app *app)
 {
     tide_replica_stop(&app->replica);
+    tide_lsn_memo_free(app->writes);
+    app->writes = NULL;
     for (int i = 0; i < TIDE_UPSTREAMS; i++)
         if (app->ups[i] == &app->upstream_store[i]) tide_upstream_stop(app->ups[i]);
     for (int i = 0; i < TIDE_UPSTREAMS; i++) {

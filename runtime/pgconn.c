@@ -1,6 +1,7 @@
 /* pgconn.c - one libpq connection in pipeline mode: connect, state, pipeline, results,
  * statement cache, cancel (see pgconn.h for the states and the contract). */
 #include "pgconn.h"
+#include "lsn.h"
 #include "util.h"
 
 #include <assert.h>
@@ -20,7 +21,9 @@
     "case when $5 then set_config('transaction_read_only', 'on', true) end"
 #define AUTH_STMT "tide_auth"
 
-enum item_kind { I_IGNORE, I_PREPARE, I_AUTHPREP, I_STMT, I_SYNC };
+/* I_MIDSYNC: the Sync that commits a job's statement when an LSN read follows it (I_LSN),
+ * before the job's own closing I_SYNC */
+enum item_kind { I_IGNORE, I_PREPARE, I_AUTHPREP, I_STMT, I_SYNC, I_MIDSYNC, I_LSN };
 #define RING_MASK (TIDE_PGCONN_RING - 1)
 _Static_assert((TIDE_PGCONN_RING & RING_MASK) == 0, "the item ring is a power of two");
 _Static_assert(TIDE_PGCONN_STMTS < 4096, "a statement slot fits above an item's kind");
@@ -321,6 +324,7 @@ void tide__pgconn_start_job(tide_conn *c, tide_pgjob *job, double statement_time
         tide__pgconn_set_state(c, TIDE_PGCONN_BUSY);
         c->ihead = c->itail = 0;
         c->have_err = 0;
+        c->lsn = 0;
         c->send_failed = 0;
         /* Client-side deadline: the server's statement_timeout should fire first; this one
          * catches a server that does not answer at all (frozen, partitioned). */
@@ -354,6 +358,15 @@ void tide__pgconn_start_job(tide_conn *c, tide_pgjob *job, double statement_time
         item_push(c, I_IGNORE, -1);
     }
     if (job->sql) ok = ok && send_statement(c, job);
+    if ((job->flags & TIDE_PGJOB_LSN) && !(job->flags & TIDE_PGJOB_BEGIN)) {
+        /* the statement's implicit transaction (or the COMMIT) ends at this Sync; the read
+         * after it runs once the commit is done, so its position is past the commit record */
+        ok = ok && PQpipelineSync(pg);
+        item_push(c, I_MIDSYNC, -1);
+        ok = ok && PQsendQueryParams(pg, "SELECT pg_current_wal_insert_lsn()::text", 0, NULL, NULL,
+                                     NULL, NULL, 0);
+        item_push(c, I_LSN, -1);
+    }
     ok = ok && PQpipelineSync(pg);
     item_push(c, I_SYNC, -1);
     /* report it from the loop: done() must never run inside tide_pool_run() */
@@ -401,6 +414,8 @@ static void conn_complete(tide_conn *c)
     ev_timer_stop(c->loop, &c->timer);
     PGresult *res = c->stmt_res;
     c->stmt_res = NULL;
+    if (job) job->lsn = c->lsn;
+    c->lsn = 0;
     if (job) {
         c->job = job->next;
         job->next = NULL;
@@ -477,7 +492,7 @@ static void conn_read_results(tide_conn *c)
         if (PQisBusy(pg)) return;
         PGresult *res = PQgetResult(pg);
         enum item_kind kind = item_kind(c);
-        if (kind == I_SYNC) {
+        if (kind == I_SYNC || kind == I_MIDSYNC) {
             if (!res) continue; /* defensive: libpq reports NULL between items */
             ExecStatusType st = PQresultStatus(res);
             if (st == PGRES_FATAL_ERROR) {
@@ -495,6 +510,7 @@ static void conn_read_results(tide_conn *c)
             PQclear(res);
             if (st != PGRES_PIPELINE_SYNC) continue;
             c->ihead++;
+            if (kind == I_MIDSYNC) continue; /* the LSN read and the job's own Sync follow */
             conn_complete(c);
             if (c->state == TIDE_PGCONN_CLOSED) return; /* done() failed the pool */
             continue;                                   /* every ready result per wakeup */
@@ -517,6 +533,10 @@ static void conn_read_results(tide_conn *c)
         }
         switch (st) {
         case PGRES_FATAL_ERROR:
+            if (kind == I_LSN) { /* the position is a bonus: its failure fails nothing */
+                PQclear(res);
+                break;
+            }
             if (!c->have_err) {
                 tide__pgerr_from_result(&c->err, res);
                 c->have_err = 1;
@@ -525,8 +545,17 @@ static void conn_read_results(tide_conn *c)
             break;
         case PGRES_TUPLES_OK:
         case PGRES_COMMAND_OK:
-            if (kind == I_STMT && !c->stmt_res) c->stmt_res = res;
-            else PQclear(res);
+            if (kind == I_LSN) {
+                tide_lsn l;
+                if (PQntuples(res) == 1 && !PQgetisnull(res, 0, 0) &&
+                    tide_lsn_parse(PQgetvalue(res, 0, 0), (size_t)PQgetlength(res, 0, 0), &l) == 0)
+                    c->lsn = l;
+                PQclear(res);
+            } else if (kind == I_STMT && !c->stmt_res) {
+                c->stmt_res = res;
+            } else {
+                PQclear(res);
+            }
             break;
         default: PQclear(res); break;
         }

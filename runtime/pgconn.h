@@ -39,9 +39,11 @@
 #include <libpq-fe.h>
 #include "pool.h"
 
-#define TIDE_PGCONN_STMTS     128 /* prepared statements per connection (power of two) */
-#define TIDE_PGCONN_ITEMS     8   /* most results one job's pipeline produces (7), rounded up */
-#define TIDE_PGCONN_MAX_DEPTH 16  /* most jobs pipelined on one connection */
+#define TIDE_PGCONN_STMTS 128 /* prepared statements per connection (power of two) */
+#define TIDE_PGCONN_ITEMS \
+    8                            /* most results one job's pipeline produces: 7, or 8 with an
+                                   * LSN read (never with BEGIN) */
+#define TIDE_PGCONN_MAX_DEPTH 16 /* most jobs pipelined on one connection */
 #define TIDE_PGCONN_RING      (TIDE_PGCONN_ITEMS * TIDE_PGCONN_MAX_DEPTH) /* a power of two */
 
 typedef enum tide_pgconn_state {
@@ -90,6 +92,7 @@ struct tide_conn {
     unsigned short items[TIDE_PGCONN_RING];
     unsigned ihead, itail;
     PGresult *stmt_res; /* the first job's statement result, its error below */
+    uint64_t lsn;       /* the first job's LSN read (TIDE_PGJOB_LSN), 0 until it comes */
     tide_pg_error err;
     int have_err;
     int auth_prepared; /* 0: not prepared, 1: PREPARE on its way, 2: prepared */

@@ -46,6 +46,9 @@ enum {
     TIDE_PGJOB_READ_ONLY = 8, /* with AUTH: the same set_config statement makes the transaction
                               * read-only (no round trip of its own), so the statement cannot
                               * write, whatever functions it calls: SQLSTATE 25006 */
+    TIDE_PGJOB_LSN = 16,      /* after the statement's transaction commits (its Sync), read the
+                              * WAL insert position in the same pipeline: job->lsn, at or after
+                              * the end of the commit record (read-your-writes). Not with BEGIN */
 };
 
 struct tide_pgjob {
@@ -65,6 +68,8 @@ struct tide_pgjob {
      * after an SQL error) unless the connection was lost (then it is NULL). */
     void (*done)(tide_pgjob *job, PGresult *res, const tide_pg_error *err);
     void *ud;
+    uint64_t lsn; /* with TIDE_PGJOB_LSN, set before done(): the WAL position after the
+                   * commit, 0 when it could not be read */
     /* internal */
     tide_pool *pool;
     tide_conn *conn;

@@ -4,6 +4,15 @@
 
 #include <string.h>
 
+/* How long a reading lets the replica take calls: three poll intervals, at least a second (a
+ * busy loop or a slow primary can delay a round by more than a short interval, which says
+ * nothing about the replica). */
+static double stale_after(const tide_resilience *p)
+{
+    double t = 3 * p->lag_poll_interval;
+    return t > 1.0 ? t : 1.0;
+}
+
 /* A round is complete once both reads have answered: judge the replica. */
 static void judge(tide_replica *r)
 {
@@ -16,7 +25,7 @@ static void judge(tide_replica *r)
     int ok = lag >= 0 && lag * 1000.0 <= p->lag_max_ms &&
              (p->lag_max_bytes == 0 || bytes <= (long long)p->lag_max_bytes);
     if (ok) {
-        r->u->standby_ok_until = now + 3 * p->lag_poll_interval;
+        r->u->standby_ok_until = now + stale_after(p);
         if (!r->was_ok) tide_info("replica: within its lag bounds again: takes calls");
     } else {
         r->u->standby_ok_until = 0;
@@ -56,6 +65,7 @@ static void primary_done(tide_pgjob *job, PGresult *res, const tide_pg_error *er
     tide_lag_primary(&r->lag, now, l);
     /* not in recovery: nothing to replay, it is where the primary is */
     tide_lag_replayed(&r->lag, now, r->in_recovery ? r->replayed_now : l);
+    r->u->standby_replayed = r->in_recovery ? r->lag.replayed : UINT64_MAX;
     judge(r);
 }
 
@@ -103,7 +113,7 @@ static void poll_cb(struct ev_loop *loop, ev_timer *w, int revents)
         r->was_ok = 0; /* no complete round for three intervals */
         r->excluded++;
         tide_warn("replica: no lag reading for %.2f s: takes no calls until one comes",
-                  3 * r->u->policy.lag_poll_interval);
+                  stale_after(&r->u->policy));
     }
     if (r->running_r || r->running_p) return; /* the last round has not finished */
     r->polls++;

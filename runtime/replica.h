@@ -5,7 +5,7 @@
  * position (pg_current_wal_lsn() through direct's pool) and the replica's replay position
  * (pg_is_in_recovery() and pg_last_wal_replay_lsn() through its own, first), each as a small job on the pools; lsn.h turns
  * them into a lag in seconds and bytes. A poll that finds the replica within both bounds
- * (lag.max_ms, lag.max_bytes) lets it take calls for three more intervals (upstream.h:
+ * (lag.max_ms, lag.max_bytes) lets it take calls for three more intervals, at least 1 s (upstream.h:
  * standby_ok_until); a poll past either bound, or no successful poll for that long (the
  * replica or the primary not answering), takes it out: calls routed to it go to its fallback
  * (direct by default) until a poll finds it back within bounds. Nothing here blocks: a read

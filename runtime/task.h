@@ -41,6 +41,8 @@ typedef struct tide_task {
     int64_t budget_ns;   /* the Lua time this request may use (guard.h) */
     int64_t lua_ns;      /* ... and has used so far */
     uint64_t born;       /* the cache clock when the request started (tide.cache.set) */
+    uint64_t floor;      /* read-your-writes: the WAL position its reads must see (0: none) */
+    uint64_t wrote;      /* the WAL position after its last commit (0: none known) */
     /* parked by core.wait (tide__task_wait) until its vm's tide__vm_wake, the timer, or the
      * client going away; linked in the vm's list of waiting tasks until one of them */
     int waiting;   /* parked: the coroutine yielded and no call resumes it */

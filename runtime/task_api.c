@@ -11,6 +11,12 @@ const char *tide_task_sub(const tide_task *t) { return t->sub; }
 const char *tide_task_claims(const tide_task *t) { return t->claims; }
 struct tide_rcache_req *tide_task_cache_req(const tide_task *t) { return t->cr; }
 uint64_t tide_task_born(const tide_task *t) { return t->born; }
+uint64_t tide_task_floor(const tide_task *t) { return t->floor; }
+void tide_task_note_write(tide_task *t, uint64_t lsn)
+{
+    if (lsn > t->wrote) t->wrote = lsn;
+    if (lsn > t->floor) t->floor = lsn; /* its own later reads see it too */
+}
 void tide_task_wait(tide_task *t, double seconds) { tide__task_wait(t, seconds); }
 int tide_vm_wake(tide_vm *vm) { return tide__vm_wake(vm); }
 tide_app *tide_vm_app(tide_vm *vm) { return tide__vm_app(vm); }

@@ -30,6 +30,10 @@ const char *tide_task_claims(const tide_task *t);
 struct tide_rcache_req *tide_task_cache_req(const tide_task *t);
 /* The cache clock when the request started (tide_rcache_script_set). */
 uint64_t tide_task_born(const tide_task *t);
+/* Read-your-writes: the WAL position the request's reads must see (0: none), and noting a
+ * commit's position (the answer carries the highest as Tide-LSN). */
+uint64_t tide_task_floor(const tide_task *t);
+void tide_task_note_write(tide_task *t, uint64_t lsn);
 /* Parks t (the caller then yields its coroutine) until tide_vm_wake on its vm, `seconds`
  * pass, or its client goes away; then resumes it with one value: "woken", "timeout" or
  * "aborted". Never resumes it inside this call. t must be running and not on a database

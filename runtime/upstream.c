@@ -62,6 +62,8 @@ static const tide_setting resilience_table[] = {
       "a replica this many WAL bytes behind takes no calls (0 = no byte bound)"),
     R("lag", "poll_interval", TIDE_SET_NUMBER, 0.02, 60, 0.25, lag_poll_interval,
       "seconds between reads of a replica's and the primary's WAL positions"),
+    R("lag", "read_your_writes", TIDE_SET_NUMBER, 0, 86400, 10, lag_ryw_window,
+      "seconds a caller's last write keeps their reads off replicas that lack it"),
 };
 #undef R
 #undef RN

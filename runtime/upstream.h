@@ -28,6 +28,8 @@ typedef struct tide_resilience {
     double lag_max_ms;        /* lag.max_ms */
     size_t lag_max_bytes;     /* lag.max_bytes (0 = no byte bound) */
     double lag_poll_interval; /* lag.poll_interval: seconds between position reads */
+    double lag_ryw_window;    /* lag.read_your_writes: seconds a caller's last write floors
+                               * their reads (0: only a Tide-LSN the client sends does) */
 } tide_resilience;
 
 typedef struct tide_upstream {
@@ -47,7 +49,9 @@ typedef struct tide_upstream {
     /* a replica (replica.c): calls go to it only until this time, which each poll that finds
      * it within its lag bounds moves on; 0 for every other upstream (no such limit) */
     double standby_ok_until;
-    int standby; /* it is a replica: standby_ok_until applies */
+    int standby;               /* it is a replica: standby_ok_until applies */
+    uint64_t standby_replayed; /* a replica's last read replay position (UINT64_MAX when it
+                                * is not in recovery: nothing to wait for) */
     /* called when this upstream's breaker opens (tide fails the work of its dependents) */
     void (*on_open)(struct tide_upstream *u, void *arg);
     void *on_open_arg;

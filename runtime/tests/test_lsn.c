@@ -101,6 +101,46 @@ TEST(a_full_ring_keeps_the_oldest_so_the_lag_stays_an_upper_bound)
     CHECK_EQ_INT(g.n, 0);
 }
 
+TEST(the_memo_remembers_each_callers_highest_write_for_its_window)
+{
+    tide_lsn_memo *m = tide_lsn_memo_new();
+    CHECK(m != NULL);
+    CHECK(tide_lsn_memo_get(m, "authenticated:a", 15, 0) == 0);
+    tide_lsn_memo_put(m, "authenticated:a", 15, 500, 0, 10);
+    tide_lsn_memo_put(m, "authenticated:b", 15, 700, 0, 10);
+    CHECK(tide_lsn_memo_get(m, "authenticated:a", 15, 1) == 500);
+    CHECK(tide_lsn_memo_get(m, "authenticated:b", 15, 1) == 700);
+    tide_lsn_memo_put(m, "authenticated:a", 15, 400, 2, 12); /* lower: kept higher, longer */
+    CHECK(tide_lsn_memo_get(m, "authenticated:a", 15, 11) == 500);
+    CHECK(tide_lsn_memo_get(m, "authenticated:a", 15, 12) == 0); /* expired */
+    tide_lsn_memo_put(m, "authenticated:a", 15, 300, 13, 20);    /* after expiry: forgotten */
+    CHECK(tide_lsn_memo_get(m, "authenticated:a", 15, 14) == 300);
+    CHECK(tide_lsn_memo_get(m, "authenticated:b", 15, 14) == 0);
+    tide_lsn_memo_free(m);
+}
+
+TEST(the_memo_is_bounded_and_keeps_the_newest_under_a_flood)
+{
+    tide_lsn_memo *m = tide_lsn_memo_new();
+    char key[32];
+    /* four times its slots, each with a later expiry: memory stays at the slots */
+    for (int i = 0; i < 4 * TIDE_MEMO_SLOTS; i++) {
+        int n = snprintf(key, sizeof key, "authenticated:%d", i);
+        tide_lsn_memo_put(m, key, (size_t)n, (tide_lsn)i + 1, i, (double)i + 1e6);
+    }
+    CHECK(tide_lsn_memo_count(m) <= TIDE_MEMO_SLOTS);
+    /* the last caller written is always found; the first are mostly gone */
+    int n = snprintf(key, sizeof key, "authenticated:%d", 4 * TIDE_MEMO_SLOTS - 1);
+    CHECK(tide_lsn_memo_get(m, key, (size_t)n, 0) == (tide_lsn)(4 * TIDE_MEMO_SLOTS));
+    int found = 0;
+    for (int i = 0; i < 1000; i++) {
+        n = snprintf(key, sizeof key, "authenticated:%d", i);
+        found += tide_lsn_memo_get(m, key, (size_t)n, 0) != 0;
+    }
+    CHECK(found < 100);
+    tide_lsn_memo_free(m);
+}
+
 TEST_LIST_BEGIN
 TEST_ENTRY(parses_and_formats_postgres_lsns)
 TEST_ENTRY(refuses_anything_else_and_leaves_the_output)
@@ -108,4 +148,6 @@ TEST_ENTRY(compares_as_integers_across_the_halves)
 TEST_ENTRY(lag_is_unknown_until_both_sides_are_seen_and_zero_when_caught_up)
 TEST_ENTRY(lag_is_the_age_of_the_oldest_position_not_replayed)
 TEST_ENTRY(a_full_ring_keeps_the_oldest_so_the_lag_stays_an_upper_bound)
+TEST_ENTRY(the_memo_remembers_each_callers_highest_write_for_its_window)
+TEST_ENTRY(the_memo_is_bounded_and_keeps_the_newest_under_a_flood)
 TEST_LIST_END

@@ -11,6 +11,7 @@
  * the jobs after it read-write. Every wait is bounded. */
 #include "test.h"
 #include "../pool.h"
+#include "../lsn.h"
 #include "../pgconn.h"
 
 #include <arpa/inet.h>
@@ -415,6 +416,60 @@ TEST(a_read_only_job_cannot_write_and_the_jobs_after_it_can)
     ev_loop_destroy(loop);
 }
 
+/* TIDE_PGJOB_LSN: the WAL position read after the statement's commit, in the same pipeline,
+ * is past the write (at or after pg_current_wal_lsn() read after it) and never mixes up the
+ * jobs pipelined together; a failing statement still fails with its own SQLSTATE. */
+TEST(an_lsn_job_reads_the_wal_position_after_its_commit)
+{
+    const char *dsn = live_dsn();
+    if (!dsn) return;
+    struct ev_loop *loop = ev_loop_new(EVFLAG_AUTO);
+    tide_pool *p = NULL;
+    CHECK_EQ_INT(live_pool(loop, dsn, 5, &p), 0);
+    enum { N = 8 };
+    live o[N];
+    tide_pgjob jobs[N];
+    memset(o, 0, sizeof o);
+    memset(jobs, 0, sizeof jobs);
+    for (int i = 0; i < N; i++) {
+        /* txid_current() gives the transaction an xid: its commit writes a WAL record */
+        jobs[i].sql = i == 5 ? "select 1 / 0" : "select txid_current()::text";
+        jobs[i].flags = TIDE_PGJOB_LSN;
+        jobs[i].done = live_done;
+        jobs[i].ud = &o[i];
+    }
+    live before = { 0 };
+    tide_pgjob bj = { .sql = "select pg_current_wal_insert_lsn()::text",
+                      .done = live_done,
+                      .ud = &before };
+    CHECK_EQ_INT(tide_pool_run(p, &bj), 0);
+    CHECK(live_wait(loop, &before, 1));
+    tide_lsn start = 0;
+    CHECK_EQ_INT(tide_lsn_parse(before.value, strlen(before.value), &start), 0);
+    for (int i = 0; i < N; i++) CHECK_EQ_INT(tide_pool_run(p, &jobs[i]), 0);
+    CHECK(live_wait(loop, o, N));
+    live after = { 0 };
+    tide_pgjob aj = { .sql = "select pg_current_wal_insert_lsn()::text",
+                      .done = live_done,
+                      .ud = &after };
+    CHECK_EQ_INT(tide_pool_run(p, &aj), 0);
+    CHECK(live_wait(loop, &after, 1));
+    tide_lsn now = 0;
+    CHECK_EQ_INT(tide_lsn_parse(after.value, strlen(after.value), &now), 0);
+    for (int i = 0; i < N; i++) {
+        if (i == 5) {
+            CHECK_STR(o[i].code, "22012");
+            continue;
+        }
+        CHECK_STR(o[i].code, "");
+        CHECK(strtol(o[i].value, NULL, 10) > 0); /* the statement's own result */
+        CHECK(jobs[i].lsn > start); /* past its own commit record, written after `start` */
+        CHECK(jobs[i].lsn <= now);
+    }
+    tide_pool_free(p);
+    ev_loop_destroy(loop);
+}
+
 TEST_LIST_BEGIN
 TEST_ENTRY(sqlstate_maps_to_http_status)
 TEST_ENTRY(connection_states_move_only_along_the_diagram)
@@ -424,4 +479,5 @@ TEST_ENTRY(shutdown_fails_waiting_jobs)
 TEST_ENTRY(pipelined_jobs_complete_in_order_each_with_its_own_outcome)
 TEST_ENTRY(a_slow_job_delays_the_jobs_behind_it_but_does_not_fail_them)
 TEST_ENTRY(a_read_only_job_cannot_write_and_the_jobs_after_it_can)
+TEST_ENTRY(an_lsn_job_reads_the_wal_position_after_its_commit)
 TEST_LIST_END

@@ -4,11 +4,14 @@
 -- show the lag, calls routed to "replica" are answered by the standby, and a replica further
 -- behind than lag.max_ms takes no calls (they go to direct, its fallback) until it catches up.
 -- Replay is paused with `db/stack.sh pause-replay` (pg_wal_replay_pause() on the replica) and
--- always resumed. The resilience policy of the served bundle is edited (a shorter max_ms and
--- poll interval) and put back.
+-- always resumed. Read-your-writes: a write's answer carries Tide-LSN (the WAL position after
+-- its commit); the caller's reads for lag.read_your_writes seconds, and any request that sends
+-- that header back, skip a replica that has not replayed it. The resilience policy of the
+-- served bundle is edited (lag bounds and a shorter poll interval) and put back.
 
 local env = require "spec.helpers.env"
 local http = require "spec.helpers.http"
+local api = require "spec.helpers.api"
 
 local MODULE = "zz_test_replica.lua"
 local SOURCE = [[
@@ -19,6 +22,14 @@ return {
         local rows, err = db.sql("select pg_is_in_recovery() as standby", nil, { mode = "replica" })
         if not rows then return nil, err end
         return { standby = rows[1].standby }
+    end,
+    -- the caller's own search_history rows with this marker, read where "replica" sends it
+    ["GET /v1/_test/replica/marker/:m"] = function(req)
+        local rows, err = db.sql("select count(*)::int as n, pg_is_in_recovery() as standby "
+                                 .. "from public.search_history where query->>'marker' = $1",
+                                 { req.params.m }, { mode = "replica", read_only = true })
+        if not rows then return nil, err end
+        return rows[1]
     end,
 }
 ]]
@@ -116,7 +127,7 @@ describe("the replica upstream", function()
         local t0 = env.now()
         local out = env.wait_until(function()
             local u = replica_health()
-            return u.lag and not u.lag.eligible and u
+            return u.lag and not u.lag.eligible and u.lag.seconds > 0.3 and u
         end, 10, 0.05)
         assert.is_truthy(out, "the replica stayed eligible with replay paused")
         local took = env.now() - t0
@@ -138,5 +149,85 @@ describe("the replica upstream", function()
         assert.is_true(served_by_standby())
         assert.is_true(replica_health().lag.excluded >= 1)
         env.psql("drop table if exists public.replica_spec_probe")
+    end)
+
+    local function set_policy(lag)
+        env.write_file(policy, (saved_policy:gsub("\nreturn _M%s*$",
+            "\n_M.upstreams.replica.lag = " .. lag .. "  -- replica_spec\nreturn _M\n")))
+        env.hup()
+        assert.is_truthy(env.wait_until(function()
+            local u = replica_health()
+            return u.lag and u.lag.eligible and served_by_standby()
+        end, 10, 0.1), "the replica did not serve after the policy reload")
+    end
+
+    local function write(u, marker)
+        local status, body, headers = http.request("POST", "/v1/search-history", {
+            token = u.token, body = { search_type = "replica_spec", query = { marker = marker } } })
+        assert.are.equal(201, status, body and body.message)
+        return headers["tide-lsn"]
+    end
+
+    local function read(u, marker, lsn)
+        local status, body = http.request("GET", "/v1/_test/replica/marker/" .. marker,
+                                          { token = u.token, headers = { ["Tide-LSN"] = lsn } })
+        assert.are.equal(200, status, body and body.message)
+        return body
+    end
+
+    it("answers a write with Tide-LSN; the writer's reads skip a replica that lacks it", function()
+        if not need_replica() then return end
+        -- a replica that lags without bound: only the floor keeps reads off it
+        set_policy("{ max_ms = 3600000, max_bytes = 0, poll_interval = 0.05, read_your_writes = 30 }")
+        local u = api.user()
+        local other = api.user()  -- made before the pause: its own profile write is replayed
+        stack("pause-replay")
+        local marker = env.uuid()
+        local lsn = write(u, marker)
+        assert.matches("^%x+/%x+$", lsn)
+        -- the writer at once, sending nothing: the row, from Postgres itself
+        local r = read(u, marker)
+        assert.are.equal(1, r.n)
+        assert.is_false(r.standby)
+        -- another caller sending the writer's position (as from another instance): the same
+        r = read(other, marker, lsn)
+        assert.are.equal(0, r.n)          -- RLS: not theirs, but read where the floor allows
+        assert.is_false(r.standby)
+        -- without a floor the lagging replica answers (what the floor protects against)
+        r = read(other, marker)
+        assert.is_true(r.standby)
+        -- a Tide-LSN that is not a WAL position is refused
+        local status, body = http.request("GET", "/v1/_test/replica/marker/" .. marker,
+                                          { token = u.token, headers = { ["Tide-LSN"] = "1/2/3" } })
+        assert.are.equal(400, status)
+        assert.are.equal("TIDE_INVALID_LSN", body.code)
+        stack("resume-replay")
+        -- replayed: the writer's reads go back to the replica and see the row there
+        assert.is_truthy(env.wait_until(function()
+            local x = read(u, marker)
+            return x.standby and x.n == 1
+        end, 10, 0.1), "the writer's reads never went back to the replica")
+    end)
+
+    it("never reads a stale row after a write: 200 write-then-read pairs", function()
+        if not need_replica() then return end
+        stack("resume-replay")
+        set_policy("{ max_ms = 3600000, max_bytes = 0, poll_interval = 0.05, read_your_writes = 30 }")
+        local u = api.user()
+        local stale, from_standby, pairs_run = 0, 0, 0
+        for i = 1, 200 do
+            local marker = env.uuid()
+            local lsn = write(u, marker)
+            if i % 3 == 0 then env.sleep(0.05 * (i % 4)) end  -- some reads after a poll or two
+            -- every third read sends the header instead of relying on the writer's window
+            local r = read(u, marker, i % 3 == 1 and lsn or nil)
+            pairs_run = pairs_run + 1
+            if r.n ~= 1 then stale = stale + 1 end
+            if r.standby then from_standby = from_standby + 1 end
+        end
+        print(string.format("\nreplica read-your-writes: %d pairs, %d stale, %d read from the standby",
+                            pairs_run, stale, from_standby))
+        assert.are.equal(0, stale)
+        assert.is_true(from_standby > 0, "no read ever went to the replica")
     end)
 end)
