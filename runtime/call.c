@@ -105,6 +105,13 @@ static tide_upstream *choose_upstream(tide_call *c, unsigned *ticket, double *re
     tide_upstream *const *ups = c->env.ups;
     double now = now_of(c);
     tide_upstream *u = ups[c->up_index];
+    int fb = u->policy.fallback;
+    /* a retry after the connection to u failed goes to u's fallback when there is one (a
+     * replica that just went away: its breaker has not opened yet, and the read should not
+     * spend its attempts on it) */
+    if (c->avoid == u->index + 1 && fb >= 0 && ups[fb] != u &&
+        usable(ups, ups[fb], now, c->floor) && tide_breaker_allow(&ups[fb]->breaker, now, ticket))
+        return ups[fb];
     if (usable(ups, u, now, c->floor) && tide_breaker_allow(&u->breaker, now, ticket)) return u;
     *retry_after = tide_breaker_retry_after(&u->breaker, now);
     int dep = u->policy.depends_on;
@@ -112,7 +119,6 @@ static tide_upstream *choose_upstream(tide_call *c, unsigned *ticket, double *re
         double d = tide_breaker_retry_after(&ups[dep]->breaker, now);
         if (d > *retry_after) *retry_after = d;
     }
-    int fb = u->policy.fallback;
     if (fb >= 0 && ups[fb] != u && usable(ups, ups[fb], now, c->floor) &&
         tide_breaker_allow(&ups[fb]->breaker, now, ticket))
         return ups[fb];
@@ -139,6 +145,7 @@ static void attempt_failed(tide_call *c, const tide_pg_error *e, int ran)
     if (!c->aborted && c->attempt < u->policy.retry_attempts && safe_to_retry(c, e) &&
         tide_retry_budget_withdraw(&u->budget)) {
         c->attempt++;
+        c->avoid = strncmp(e->code, "08", 2) == 0 ? u->index + 1 : 0;
         u->retries++;
         double delay =
             tide_backoff(c->attempt - 1, u->policy.retry_base, u->policy.retry_cap, random_of(c));
@@ -252,6 +259,7 @@ int tide_call_start(tide_call *c, const tide_call_env *env, int up_index, tide_c
     c->up = NULL;
     c->attempt = 1;
     c->deferred = 0;
+    c->avoid = 0;
     c->job.done = job_done;
     c->job.ud = c;
     c->want_lsn = c->job.flags & TIDE_PGJOB_LSN;

@@ -79,6 +79,8 @@ struct tide_call {
                           * takes no part in it (0: any replica within its lag bounds) */
     int want_lsn;        /* TIDE_PGJOB_LSN when job.flags asked for it: each attempt on a
                           * primary reads it, none on a standby */
+    int avoid;           /* 1 + the upstream whose connection failed the last attempt (its
+                          * retry goes to its fallback when it has one), or 0 */
     /* internal */
     tide_call_env env;
     tide_call_done done;

@@ -48,17 +48,42 @@ static int read_lsn(PGresult *res, tide_lsn *out, int col)
     return tide_lsn_parse(v, strlen(v), out) == 0 ? 1 : -1;
 }
 
-static void start_job(tide_replica *r, tide_pgjob *job, tide_upstream *u, const char *sql,
-                      void (*done)(tide_pgjob *, PGresult *, const tide_pg_error *), int *running);
+static int start_job(tide_replica *r, tide_pgjob *job, tide_upstream *u, const char *sql,
+                     void (*done)(tide_pgjob *, PGresult *, const tide_pg_error *), int *running);
+
+/* The replica answered and the primary cannot be reached (direct's breaker is open, its pool
+ * cannot connect, or the read failed as a lost or refused connection): no write can commit
+ * through tide meanwhile, so the replica keeps answering reads at the position it has (a read
+ * whose floor it has not replayed still goes to the primary, and fails there). A primary cut
+ * off from tide alone (a partition) may take others' writes, which the replica shows as it
+ * gets them. */
+static void primary_down(tide_replica *r)
+{
+    double now = ev_now(r->loop);
+    if (r->in_recovery) tide_lag_replayed(&r->lag, now, r->replayed_now);
+    r->u->standby_replayed = r->in_recovery ? r->lag.replayed : UINT64_MAX;
+    r->u->standby_ok_until = now + stale_after(&r->u->policy);
+    r->polled_at = now;
+    if (!r->primary_down)
+        tide_warn("replica: its primary cannot be reached: it answers reads at its last position");
+    r->primary_down = r->was_ok = 1;
+}
 
 /* The primary's position, read once the replica's has come back. */
 static void primary_done(tide_pgjob *job, PGresult *res, const tide_pg_error *err)
 {
     tide_replica *r = job->ud;
     r->running_p = 0;
+    /* a call on the primary like any other: its outcome feeds direct's breaker, so a primary
+     * that only replicas' readers and poolers use is still found down (and the poolers that
+     * depend on it fail their queued work) within a few polls, not after five probes */
+    tide_upstream_settle(r->primary, ev_now(r->loop), r->p_ticket, err);
     tide_lsn l;
     if (err || read_lsn(res, &l, 0) != 1) {
         r->poll_failures++;
+        /* 08: connection exceptions (refused, lost); 57P: the server shutting down */
+        if (err && (strncmp(err->code, "08", 2) == 0 || strncmp(err->code, "57P", 3) == 0))
+            primary_down(r);
         return;
     }
     double now = ev_now(r->loop);
@@ -83,14 +108,25 @@ static void replica_done(tide_pgjob *job, PGresult *res, const tide_pg_error *er
     }
     r->in_recovery = PQgetvalue(res, 0, 0)[0] == 't' && got == 1;
     r->replayed_now = l;
-    start_job(r, &r->qp, r->primary, "SELECT pg_current_wal_lsn()::text", primary_done,
-              &r->running_p);
+    if (r->running_p) return; /* the primary's last read is still out */
+    if (!tide_breaker_allow(&r->primary->breaker, ev_now(r->loop), &r->p_ticket)) {
+        primary_down(r); /* direct's breaker is open */
+        return;
+    }
+    if (r->primary_down) tide_info("replica: its primary answers again: lag readings resume");
+    r->primary_down = 0;
+    if (start_job(r, &r->qp, r->primary, "SELECT pg_current_wal_lsn()::text", primary_done,
+                  &r->running_p) != 0) {
+        tide_upstream_record(r->primary, ev_now(r->loop), r->p_ticket, 0);
+        primary_down(r); /* direct's pool cannot reach it now */
+    }
 }
 
-static void start_job(tide_replica *r, tide_pgjob *job, tide_upstream *u, const char *sql,
-                      void (*done)(tide_pgjob *, PGresult *, const tide_pg_error *), int *running)
+/* Returns 0 when the read is on its way or the last one still is, -1 when the pool refused. */
+static int start_job(tide_replica *r, tide_pgjob *job, tide_upstream *u, const char *sql,
+                     void (*done)(tide_pgjob *, PGresult *, const tide_pg_error *), int *running)
 {
-    if (*running) return; /* the last one has not answered: no second one */
+    if (*running) return 0; /* the last one has not answered: no second one */
     memset(job, 0, sizeof *job);
     job->sql = sql;
     job->done = done;
@@ -99,7 +135,9 @@ static void start_job(tide_replica *r, tide_pgjob *job, tide_upstream *u, const 
     if (tide_pool_run(u->pool, job) != 0) {
         *running = 0;
         r->poll_failures++;
+        return -1;
     }
+    return 0;
 }
 
 static void poll_cb(struct ev_loop *loop, ev_timer *w, int revents)
@@ -115,12 +153,14 @@ static void poll_cb(struct ev_loop *loop, ev_timer *w, int revents)
         tide_warn("replica: no lag reading for %.2f s: takes no calls until one comes",
                   stale_after(&r->u->policy));
     }
-    if (r->running_r || r->running_p) return; /* the last round has not finished */
+    /* the replica's last read has not answered; a primary read still out (a frozen primary)
+     * does not stop the replica's, which tell whether the primary is known down */
+    if (r->running_r) return;
     r->polls++;
     /* the replica first, then the primary once it has answered: the replica's position is
      * compared with a primary position no older than itself, so the lag never reads low */
-    start_job(r, &r->qr, r->u, "SELECT pg_is_in_recovery(), pg_last_wal_replay_lsn()::text",
-              replica_done, &r->running_r);
+    (void)start_job(r, &r->qr, r->u, "SELECT pg_is_in_recovery(), pg_last_wal_replay_lsn()::text",
+                    replica_done, &r->running_r);
 }
 
 void tide_replica_start(tide_replica *r, struct ev_loop *loop, tide_upstream *replica,

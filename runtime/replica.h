@@ -11,6 +11,11 @@
  * (direct by default) until a poll finds it back within bounds. Nothing here blocks: a read
  * still running when the next interval comes is left to finish (no second one is sent).
  *
+ * While the primary cannot be reached (direct's breaker open, its pool unable to connect, the
+ * read failing as a refused or lost connection) the replica keeps taking calls at its last
+ * replayed position: no write can commit through tide meanwhile; reads whose floor it has not
+ * replayed still go to the primary. Lag readings resume when it answers again.
+ *
  * A replica that is not in recovery (pg_is_in_recovery() false: promoted, or a DSN that names
  * a primary) has nothing to replay, so it counts as caught up. */
 #ifndef TIDE_REPLICA_H
@@ -35,6 +40,8 @@ typedef struct tide_replica {
     long long polls, rounds, poll_failures, excluded; /* rounds started, completed, failed
                                                         * reads, times taken out of service */
     int was_ok;
+    int primary_down;  /* the primary could not be reached at the last reading */
+    unsigned p_ticket; /* direct's breaker ticket of the primary's read in flight */
 } tide_replica;
 
 /* Starts polling (the replica's upstream is marked standby). */

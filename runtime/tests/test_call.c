@@ -241,6 +241,87 @@ TEST(fallback_on_open_breaker)
     rig_free(&r);
 }
 
+/* A read whose connection failed is retried on the upstream's fallback: a replica that just
+ * went away (its breaker not open yet) does not get the read's remaining attempts. */
+TEST(a_read_whose_connection_failed_is_retried_on_the_fallback)
+{
+    rig r;
+    rig_init(&r);
+    r.store[TIDE_UP_REPLICA].policy.fallback = TIDE_UP_DIRECT;
+    tide_call c = { 0 };
+    c.job.sql = "SELECT 1";
+    c.read = 1;
+    CHECK_EQ_INT(start(&r, &c, TIDE_UP_REPLICA), 0);
+    CHECK(F.last_pool == POOL(TIDE_UP_REPLICA));
+    finish("08006", 1, 0);
+    spin_until_runs(&r, 2);
+    CHECK_EQ_INT(F.runs, 2);
+    CHECK(F.last_pool == POOL(TIDE_UP_DIRECT));
+    finish(NULL, 0, 0);
+    CHECK_EQ_INT(F.ok, 1);
+    /* a failure that is not the connection's (a serialization failure) retries where it was */
+    memset(&F, 0, sizeof F);
+    F.now = 100.0;
+    tide_call d = { 0 };
+    d.job.sql = "SELECT 1";
+    d.read = 1;
+    CHECK_EQ_INT(start(&r, &d, TIDE_UP_REPLICA), 0);
+    finish("40001", 1, 0);
+    spin_until_runs(&r, 2);
+    CHECK(F.last_pool == POOL(TIDE_UP_REPLICA));
+    finish(NULL, 0, 0);
+    rig_free(&r);
+}
+
+/* A replica takes a call only while its last lag reading holds and it has replayed the
+ * call's floor (the caller's last write); otherwise the call goes to its fallback. */
+TEST(a_replica_takes_calls_only_within_its_lag_and_past_the_floor)
+{
+    rig r;
+    rig_init(&r);
+    tide_upstream *rep = &r.store[TIDE_UP_REPLICA];
+    rep->policy.fallback = TIDE_UP_DIRECT;
+    rep->standby = 1;
+    rep->standby_ok_until = F.now + 1;
+    rep->standby_replayed = 1000;
+    static const struct {
+        double ok_until;
+        uint64_t floor;
+        int want;
+    } cases[] = {
+        { 1, 0, TIDE_UP_REPLICA },   { 1, 999, TIDE_UP_REPLICA }, { 1, 1000, TIDE_UP_REPLICA },
+        { 1, 1001, TIDE_UP_DIRECT }, { 0, 0, TIDE_UP_DIRECT }, /* reading too old */
+        { -1, 500, TIDE_UP_DIRECT },
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        F.runs = 0;
+        F.done_calls = 0;
+        rep->standby_ok_until = F.now + cases[i].ok_until;
+        tide_call c = { 0 };
+        c.job.sql = "SELECT 1";
+        c.read = 1;
+        c.floor = cases[i].floor;
+        CHECK_EQ_INT(start(&r, &c, TIDE_UP_REPLICA), 0);
+        CHECK_EQ_INT(F.runs, 1);
+        CHECK(F.last_pool == POOL(cases[i].want));
+        finish(NULL, 0, 0);
+    }
+    /* no fallback: refused as unavailable, saying why */
+    rep->policy.fallback = -1;
+    rep->standby_ok_until = 0;
+    memset(&F, 0, sizeof F);
+    F.now = 100.0;
+    tide_call c = { 0 };
+    c.job.sql = "SELECT 1";
+    c.read = 1;
+    CHECK_EQ_INT(start(&r, &c, TIDE_UP_REPLICA), 0);
+    spin(&r);
+    CHECK_EQ_INT(F.runs, 0);
+    CHECK_STR(F.code, "TIDE_UPSTREAM_UNAVAILABLE");
+    CHECK(strstr(F.message, "too far behind its primary") != NULL);
+    rig_free(&r);
+}
+
 TEST(open_breaker_without_fallback_is_unavailable)
 {
     rig r;
@@ -572,6 +653,8 @@ TEST(bad_arguments_never_call_back)
 }
 
 TEST_LIST_BEGIN
+TEST_ENTRY(a_read_whose_connection_failed_is_retried_on_the_fallback)
+TEST_ENTRY(a_replica_takes_calls_only_within_its_lag_and_past_the_floor)
 TEST_ENTRY(retry_after_dead_connection)
 TEST_ENTRY(half_open_refusal_still_says_retry_after)
 TEST_ENTRY(no_retry_of_a_write_already_sent)

@@ -215,7 +215,8 @@ end
 
 -- A bounded client load: one client per lane, each with one request in flight at a time and a
 -- pause between its requests; /live and /health are sampled on a period meanwhile. opts:
---   user; lanes = { fn(i) -> method, path, body, tag, ... }   lane k's i-th request
+--   user; lanes = { fn(i) -> method, path, body, tag, as, ... }   lane k's i-th request (as:
+--   another user to send it as)
 --   tick(t, records, samples) -> true to stop   called every few ms
 --   max (requests in all, required), limit (seconds, required), pause (0.01),
 --   sample_every (0.2), timeout (per request, 15)
@@ -250,8 +251,8 @@ function _M.drive(opts)
             end
             if not lane.call and not stopping and sent < opts.max and t >= lane.next_at then
                 lane.i = lane.i + 1
-                local method, path, body, tag = lane.fn(lane.i)
-                local c = _M.start(opts.user, method, path, body, tag, opts.timeout)
+                local method, path, body, tag, as = lane.fn(lane.i)
+                local c = _M.start(as or opts.user, method, path, body, tag, opts.timeout)
                 c.lane, c.i = k, lane.i
                 records[#records + 1] = c
                 sent = sent + 1
@@ -488,7 +489,8 @@ local function is_stopped(pid)
     return stat ~= nil and stat:match("%) (%a)") == "T"
 end
 
--- Thaws Postgres when it is frozen, starts it and either PgBouncer when stopped, then waits
+-- Thaws Postgres when it is frozen, starts it, either PgBouncer and the replica (resuming its
+-- replay) when stopped, then waits
 -- up to timeout (20 s) for /health to say every upstream is healthy with its breaker closed,
 -- sending a few requests as user now and then (so breakers see traffic). Raises when it does not.
 function _M.restore_stack(user, timeout)
@@ -498,6 +500,10 @@ function _M.restore_stack(user, timeout)
     if not pg then _M.stack("start-pg") end
     if not running:match("pgbouncer%-session%s+running") then _M.stack("start-session-bouncer") end
     if not running:match("pgbouncer%-txn%s+running") then _M.stack("start-txn-bouncer") end
+    if os.getenv("TIDE_DSN_REPLICA") then
+        if not running:match("replica%s+running") then _M.stack("start-replica") end
+        if running:match("replay pause") then _M.stack("resume-replay") end
+    end
     local ok, last = env.wait_until(function()
         if user then
             _M.call(user, "GET", "/v1/trips?limit=1", nil, 5)
