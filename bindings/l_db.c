@@ -261,6 +261,10 @@ static void call_done(tide_call *c, PGresult *res, const tide_call_error *err)
         return;
     }
     if (job->lsn) tide_task_note_write(t, job->lsn);
+    /* read from a replica that may not have replayed an invalidated write: answer it, but
+     * do not let it refill the cache (the old row would stay for a whole ttl) */
+    if (c->up && c->up->standby && !tide_replica_fill_safe(&tide_task_app(t)->replica, c->replayed))
+        tide_rcache_skip(tide_task_cache_req(t));
     if (pc->kind != CALL_QUERY) {
         lua_pushboolean(co, 1);
     } else if (pc->json) {

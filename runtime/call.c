@@ -229,6 +229,7 @@ static void attempt(tide_call *c)
     /* a standby has no WAL position of its own to give (and refuses to read one) */
     if (u->standby) c->job.flags &= ~TIDE_PGJOB_LSN;
     else c->job.flags |= c->want_lsn;
+    c->replayed = u->standby_replayed;
     if (c->attempt == 1) tide_retry_budget_deposit(&u->budget);
     /* a half-open breaker's calls must reach the server: skip the reconnect backoff */
     if (u->breaker.state == TIDE_BREAKER_HALF_OPEN) ops->reset_backoff(u->pool);

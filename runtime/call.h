@@ -81,6 +81,8 @@ struct tide_call {
                           * primary reads it, none on a standby */
     int avoid;           /* 1 + the upstream whose connection failed the last attempt (its
                           * retry goes to its fallback when it has one), or 0 */
+    uint64_t replayed;   /* on a replica: its replay position (last read) when the attempt
+                          * was sent (the result cache's fill check) */
     /* internal */
     tide_call_env env;
     tide_call_done done;

@@ -734,6 +734,7 @@ void tide_rcache_skip(tide_rcache_req *cr)
 
 void tide_rcache_invalidate(tide_app *app, const char *tag, size_t len)
 {
+    tide_replica_note_invalidation(&app->replica, ev_now(app->loop));
     if (app->cache)
         tide_cache_invalidate(app->cache->store, tide_cache_tag(app->cache->store, tag, len));
 }

@@ -87,6 +87,11 @@ static void primary_done(tide_pgjob *job, PGresult *res, const tide_pg_error *er
         return;
     }
     double now = ev_now(r->loop);
+    if (r->inval_pending && r->p_started > r->inval_last) {
+        /* read after the latest invalidation: every invalidated write is at or before it */
+        if (l > r->inval_floor) r->inval_floor = l;
+        r->inval_pending = 0;
+    }
     tide_lag_primary(&r->lag, now, l);
     /* not in recovery: nothing to replay, it is where the primary is */
     tide_lag_replayed(&r->lag, now, r->in_recovery ? r->replayed_now : l);
@@ -115,6 +120,7 @@ static void replica_done(tide_pgjob *job, PGresult *res, const tide_pg_error *er
     }
     if (r->primary_down) tide_info("replica: its primary answers again: lag readings resume");
     r->primary_down = 0;
+    r->p_started = ev_now(r->loop);
     if (start_job(r, &r->qp, r->primary, "SELECT pg_current_wal_lsn()::text", primary_done,
                   &r->running_p) != 0) {
         tide_upstream_record(r->primary, ev_now(r->loop), r->p_ticket, 0);
@@ -196,4 +202,16 @@ void tide_replica_get_stats(const tide_replica *r, double now, tide_replica_stat
     out->polls = r->polls;
     out->poll_failures = r->poll_failures;
     out->excluded = r->excluded;
+}
+
+void tide_replica_note_invalidation(tide_replica *r, double now)
+{
+    if (!r->loop) return;
+    r->inval_last = now;
+    r->inval_pending = 1;
+}
+
+int tide_replica_fill_safe(const tide_replica *r, uint64_t replayed_at_start)
+{
+    return !r->inval_pending && replayed_at_start >= r->inval_floor;
 }

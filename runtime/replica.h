@@ -42,6 +42,12 @@ typedef struct tide_replica {
     int was_ok;
     int primary_down;  /* the primary could not be reached at the last reading */
     unsigned p_ticket; /* direct's breaker ticket of the primary's read in flight */
+    double p_started;  /* when the primary's read in flight was sent */
+    /* the result cache: a fill from the replica is stored only when the replica had replayed
+     * every invalidation before the read (tide_replica_fill_safe) */
+    double inval_last;    /* when the latest invalidation was heard (0: none yet) */
+    int inval_pending;    /* no primary reading started after it yet */
+    uint64_t inval_floor; /* a primary position read after every invalidation so far */
 } tide_replica;
 
 /* Starts polling (the replica's upstream is marked standby). */
@@ -62,5 +68,14 @@ typedef struct tide_replica_stats {
 } tide_replica_stats;
 
 void tide_replica_get_stats(const tide_replica *r, double now, tide_replica_stats *out);
+
+/* The result cache dropped entries (a write here, a NOTIFY from elsewhere): until a primary
+ * position read after now comes back, no fill from the replica is stored, and after it only
+ * fills whose replica had replayed that position. A no-op without a replica. */
+void tide_replica_note_invalidation(tide_replica *r, double now);
+/* Whether an answer read from the replica, whose replay position was replayed_at_start when
+ * the read was sent, may be stored in the result cache: it has replayed every invalidated
+ * write known so far (else a refill right after a write would keep the old row for a ttl). */
+int tide_replica_fill_safe(const tide_replica *r, uint64_t replayed_at_start);
 
 #endif

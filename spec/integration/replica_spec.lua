@@ -230,4 +230,40 @@ describe("the replica upstream", function()
         assert.are.equal(0, stale)
         assert.is_true(from_standby > 0, "no read ever went to the replica")
     end)
+
+    it("does not cache what it read from a replica that lacks an invalidated write", function()
+        if not need_replica() then return end
+        -- trips read from the replica (no floors: read_your_writes 0, no header)
+        local routing = env.bundle_dir .. "/policies/routing.lua"
+        local saved_routing = assert(env.read_file(routing))
+        finally(function()
+            env.write_file(routing, saved_routing)
+            env.hup()
+        end)
+        env.write_file(routing, (saved_routing:gsub("\nreturn _M%s*$",
+            '\n_M.tables.trips = { select = "replica" }  -- replica_spec\nreturn _M\n')))
+        set_policy("{ max_ms = 3600000, max_bytes = 0, poll_interval = 0.05, read_your_writes = 0 }")
+        local u = api.user()
+        local trip = api.trip(u, { notes = { "before" } })
+        local path = "/v1/trips/" .. trip.id
+        local function get()
+            local status, body, headers = http.request("GET", path, { token = u.token })
+            assert.are.equal(200, status)
+            return body.notes and body.notes[1], headers["x-cache"]
+        end
+        assert.is_truthy(env.wait_until(function() return get() == "before" end, 10, 0.05),
+                         "the replica never had the trip")
+        stack("pause-replay")
+        local status = http.request("PATCH", path, { token = u.token, body = { notes = { "after" } } })
+        assert.are.equal(200, status)
+        env.sleep(0.3)   -- a few polls: the primary's position after the write is known
+        local notes, cache = get()
+        assert.are.equal("before", notes)     -- the lagging replica answered (no floor)...
+        assert.are.equal("MISS", cache)
+        notes, cache = get()
+        assert.are.equal("MISS", cache)       -- ...and its answer was not stored
+        stack("resume-replay")
+        assert.is_truthy(env.wait_until(function() return get() == "after" end, 5, 0.05),
+                         "the trip stayed as it was before the write")
+    end)
 end)
