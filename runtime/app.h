@@ -18,9 +18,10 @@ typedef struct tide_app {
     struct ev_loop *loop;
     tide_config cfg;
     tide_upstream upstream_store[TIDE_UPSTREAMS];
-    tide_upstream *ups[TIDE_UPSTREAMS]; /* an unconfigured upstream points at direct's */
-    tide_replica replica;               /* the replica's lag, when one is configured */
-    struct tide_lsn_memo *writes;       /* with a replica: the callers' last writes */
+    tide_upstream *ups[TIDE_UPSTREAMS];  /* an unconfigured upstream points at direct's */
+    tide_replica replica;                /* the replica's lag, when one is configured */
+    struct tide_lsn_memo *writes;        /* with a replica: the callers' last writes */
+    struct tide_lsn_memo *writes_shared; /* workers: that memo in memory they all share */
     tide_http_server *http, *admin;
     tide_vm *vm; /* the bundle serving new requests */
     /* Opens the `tide.core` Lua module in a new bundle's state, with the vm as its one upvalue.

@@ -3,6 +3,9 @@
 #include "cache.h"
 #include "error.h"
 
+#include <errno.h>
+#include <signal.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -105,18 +108,31 @@ typedef struct memo_slot {
     double until;
 } memo_slot;
 
-enum { MEMO_WAYS = 4, MEMO_BUCKETS = TIDE_MEMO_SLOTS / MEMO_WAYS };
+enum { MEMO_WAYS = 4, MEMO_BUCKETS = TIDE_MEMO_SLOTS / MEMO_WAYS, MEMO_SPINS = 2000 };
+
+/* A bucket is changed under its lock: the pid of the process holding it, 0 when free. With
+ * workers the memo is shared memory, and a worker may die (or be killed by the watchdog)
+ * holding it: a holder that no longer exists is replaced; one that lives but does not let go
+ * within MEMO_SPINS tries is waited for no longer (get answers TIDE_LSN_UNKNOWN, put skips). */
+typedef struct memo_bucket {
+    _Atomic int owner;
+    memo_slot slots[MEMO_WAYS];
+} memo_bucket;
 
 struct tide_lsn_memo {
     unsigned char key[16];
-    long long count;
-    memo_slot slots[TIDE_MEMO_SLOTS];
+    int shared; /* in a mapping the caller owns: not freed here */
+    _Atomic long long count;
+    memo_bucket buckets[MEMO_BUCKETS];
 };
 
-tide_lsn_memo *tide_lsn_memo_new(void)
+size_t tide_lsn_memo_size(void) { return sizeof(tide_lsn_memo); }
+
+tide_lsn_memo *tide_lsn_memo_init(void *mem, int shared)
 {
-    tide_lsn_memo *m = calloc(1, sizeof *m);
-    if (!m) return NULL;
+    tide_lsn_memo *m = mem;
+    memset(m, 0, sizeof *m);
+    m->shared = shared;
     if (getrandom(m->key, sizeof m->key, GRND_NONBLOCK) != (ssize_t)sizeof m->key) {
         uint64_t a = (uint64_t)time(NULL) ^ (uint64_t)(uintptr_t)m,
                  b = (uint64_t)getpid() * 0x9e3779b97f4a7c15ull ^ (uint64_t)clock();
@@ -126,7 +142,16 @@ tide_lsn_memo *tide_lsn_memo_new(void)
     return m;
 }
 
-void tide_lsn_memo_free(tide_lsn_memo *m) { free(m); }
+tide_lsn_memo *tide_lsn_memo_new(void)
+{
+    void *mem = malloc(sizeof(tide_lsn_memo));
+    return mem ? tide_lsn_memo_init(mem, 0) : NULL;
+}
+
+void tide_lsn_memo_free(tide_lsn_memo *m)
+{
+    if (m && !m->shared) free(m);
+}
 
 static uint64_t memo_hash(const tide_lsn_memo *m, const char *key, size_t len)
 {
@@ -134,35 +159,80 @@ static uint64_t memo_hash(const tide_lsn_memo *m, const char *key, size_t len)
     return h ? h : 1; /* 0 marks an empty slot */
 }
 
+static int owner_gone(int pid) { return pid > 0 && kill(pid, 0) != 0 && errno == ESRCH; }
+
+/* Takes b's lock; 0 when it could not (a live holder that does not let go). */
+static int bucket_lock(memo_bucket *b)
+{
+    int me = (int)getpid();
+    for (int i = 0; i < MEMO_SPINS; i++) {
+        int free_ = 0;
+        if (atomic_compare_exchange_weak_explicit(&b->owner, &free_, me, memory_order_acquire,
+                                                  memory_order_relaxed))
+            return 1;
+        if (free_ == me) return 0; /* never re-entered; defensive */
+        if ((i & 255) == 255 && owner_gone(free_) &&
+            atomic_compare_exchange_strong_explicit(&b->owner, &free_, me, memory_order_acquire,
+                                                    memory_order_relaxed))
+            return 1; /* its holder died inside: the slots are whole or being replaced */
+    }
+    return 0;
+}
+
+static void bucket_unlock(memo_bucket *b)
+{
+    atomic_store_explicit(&b->owner, 0, memory_order_release);
+}
+
 void tide_lsn_memo_put(tide_lsn_memo *m, const char *key, size_t len, tide_lsn lsn, double now,
                        double until)
 {
     uint64_t h = memo_hash(m, key, len);
-    memo_slot *b = &m->slots[(h % MEMO_BUCKETS) * MEMO_WAYS], *victim = NULL;
+    memo_bucket *bk = &m->buckets[h % MEMO_BUCKETS];
+    if (!bucket_lock(bk)) return;
+    memo_slot *b = bk->slots, *victim = NULL;
     for (int i = 0; i < MEMO_WAYS; i++) {
         if (b[i].hash == h) {
             if (lsn > b[i].lsn || now >= b[i].until) b[i].lsn = lsn; /* expired: forgotten */
             if (until > b[i].until) b[i].until = until;
+            bucket_unlock(bk);
             return;
         }
         if (!victim || (victim->hash && (!b[i].hash || b[i].until < victim->until))) victim = &b[i];
     }
-    if (!victim->hash) m->count++;
+    if (!victim->hash) atomic_fetch_add_explicit(&m->count, 1, memory_order_relaxed);
     victim->hash = h;
     victim->lsn = lsn;
     victim->until = until;
+    bucket_unlock(bk);
 }
 
-tide_lsn tide_lsn_memo_get(const tide_lsn_memo *m, const char *key, size_t len, double now)
+tide_lsn tide_lsn_memo_get(tide_lsn_memo *m, const char *key, size_t len, double now)
 {
     uint64_t h = memo_hash(m, key, len);
-    const memo_slot *b = &m->slots[(h % MEMO_BUCKETS) * MEMO_WAYS];
+    memo_bucket *bk = &m->buckets[h % MEMO_BUCKETS];
+    if (!bucket_lock(bk)) return TIDE_LSN_UNKNOWN;
+    tide_lsn out = 0;
     for (int i = 0; i < MEMO_WAYS; i++)
-        if (b[i].hash == h) return now < b[i].until ? b[i].lsn : 0;
-    return 0;
+        if (bk->slots[i].hash == h) {
+            out = now < bk->slots[i].until ? bk->slots[i].lsn : 0;
+            break;
+        }
+    bucket_unlock(bk);
+    return out;
 }
 
-long long tide_lsn_memo_count(const tide_lsn_memo *m) { return m->count; }
+long long tide_lsn_memo_count(const tide_lsn_memo *m)
+{
+    return atomic_load_explicit(&m->count, memory_order_relaxed);
+}
+
+int tide__lsn_memo_hold(tide_lsn_memo *m, const char *key, size_t len, int pid)
+{
+    memo_bucket *bk = &m->buckets[memo_hash(m, key, len) % MEMO_BUCKETS];
+    atomic_store(&bk->owner, pid);
+    return 0;
+}
 
 int tide_lsn_memo_key(const char *role, const char *sub, char *out, size_t cap)
 {

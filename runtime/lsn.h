@@ -56,28 +56,39 @@ long long tide_lag_bytes(const tide_lag *g);
 
 /* The callers' last writes, for read-your-writes: caller -> (the LSN after their last
  * commit, until when it is remembered). Keys are caller names (role and sub) hashed with a
- * per-process random key (SipHash-1-3), so no caller can aim entries at one bucket; only the
- * 64-bit hash is kept: two callers whose hashes collide share a floor, which only sends a
- * read to the primary that could have gone to the replica. Bounded: TIDE_MEMO_SLOTS entries
- * (4-way buckets, 24 bytes each: 1.5 MiB); a full bucket replaces the entry that expires
- * first. Every operation is O(1). */
-#define TIDE_MEMO_SLOTS (1 << 16)
+ * random key (SipHash-1-3), so no caller can aim entries at one bucket; only the 64-bit hash
+ * is kept: two callers whose hashes collide share a floor, which only sends a read to the
+ * primary that could have gone to the replica. Bounded: TIDE_MEMO_SLOTS entries (4-way
+ * buckets, about 1.7 MiB); a full bucket replaces the entry that expires first. Every
+ * operation is O(1). With workers it lives in memory they share (tide_lsn_memo_init on a
+ * MAP_SHARED mapping made before they fork), each bucket under a lock that a dead holder
+ * does not keep (see lsn.c). */
+#define TIDE_MEMO_SLOTS  (1 << 16)
+/* What tide_lsn_memo_get answers when it cannot read the bucket now: the highest floor,
+ * which sends the read to the primary (never to a replica that might lack the write). */
+#define TIDE_LSN_UNKNOWN UINT64_MAX
 
 typedef struct tide_lsn_memo tide_lsn_memo;
 
-/* NULL on allocation failure. */
+/* A memo of its own (malloc; NULL on failure), or one in mem (tide_lsn_memo_size() bytes;
+ * shared: the caller owns the memory, e.g. a MAP_SHARED mapping before fork). */
 tide_lsn_memo *tide_lsn_memo_new(void);
+size_t tide_lsn_memo_size(void);
+tide_lsn_memo *tide_lsn_memo_init(void *mem, int shared);
 void tide_lsn_memo_free(tide_lsn_memo *m);
 /* Remembers at time now that caller (key[0..len)) wrote up to lsn, until time `until`. A
  * lower LSN never lowers what is remembered while it lasts. */
 void tide_lsn_memo_put(tide_lsn_memo *m, const char *key, size_t len, tide_lsn lsn, double now,
                        double until);
-/* What is remembered for caller at time now: the LSN, or 0 when nothing (or expired). */
-tide_lsn tide_lsn_memo_get(const tide_lsn_memo *m, const char *key, size_t len, double now);
+/* What is remembered for caller at time now: the LSN, 0 when nothing (or expired), or
+ * TIDE_LSN_UNKNOWN. */
+tide_lsn tide_lsn_memo_get(tide_lsn_memo *m, const char *key, size_t len, double now);
 /* The key a caller's writes are remembered under ("role:sub") into out[cap]; returns its
  * length, 0 for a caller without a sub (anonymous callers are never remembered). */
 int tide_lsn_memo_key(const char *role, const char *sub, char *out, size_t cap);
 /* Entries held (expired ones included until replaced). */
 long long tide_lsn_memo_count(const tide_lsn_memo *m);
+/* Tests only: marks key's bucket as held by pid. */
+int tide__lsn_memo_hold(tide_lsn_memo *m, const char *key, size_t len, int pid);
 
 #endif

@@ -95,7 +95,10 @@ static int make_upstreams(tide_app *app)
     if (app->ups[TIDE_UP_REPLICA] != app->ups[TIDE_UP_DIRECT]) {
         tide_replica_start(&app->replica, app->loop, app->ups[TIDE_UP_REPLICA],
                            app->ups[TIDE_UP_DIRECT]);
-        if (!(app->writes = tide_lsn_memo_new())) return -1;
+        /* with workers, the one the parent mapped before forking: a caller's write on one
+         * worker floors their reads on every other */
+        app->writes = app->writes_shared ? app->writes_shared : tide_lsn_memo_new();
+        if (!app->writes) return -1;
     }
     return 0;
 }
@@ -275,6 +278,15 @@ static int cmd_serve(const char *config)
         }
         tide_cache_shared_init(mem, app.cfg.cache_max_bytes);
         app.cache_shared = mem;
+    }
+    if (n > 1 && app.cfg.upstreams[TIDE_UP_REPLICA].dsn) { /* callers' writes, every worker's */
+        size_t size = tide_lsn_memo_size();
+        void *mem = mmap(NULL, size, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, -1, 0);
+        if (mem == MAP_FAILED) {
+            tide_error("workers: cannot map %zu bytes for the callers' last writes", size);
+            return 1;
+        }
+        app.writes_shared = tide_lsn_memo_init(mem, 1);
     }
     int rc = tide_workers_run(n, app.cfg.watchdog_ms, serve_worker, notify_parent, &app);
     if (snap >= 0) close(snap);

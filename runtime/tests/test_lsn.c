@@ -3,6 +3,10 @@
 #include "../lsn.h"
 #include "../error.h"
 
+#include <sys/mman.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
 static int parse(const char *s, tide_lsn *out) { return tide_lsn_parse(s, strlen(s), out); }
 
 TEST(parses_and_formats_postgres_lsns)
@@ -141,6 +145,36 @@ TEST(the_memo_is_bounded_and_keeps_the_newest_under_a_flood)
     tide_lsn_memo_free(m);
 }
 
+/* With workers the memo is shared memory: a write remembered by one process floors the
+ * reads of another; a bucket held by a process that died is taken over, one held by a live
+ * process that never lets go is not waited for (get says TIDE_LSN_UNKNOWN: the primary). */
+TEST(a_shared_memo_is_seen_across_processes_and_a_dead_holder_does_not_block_it)
+{
+    void *mem =
+        mmap(NULL, tide_lsn_memo_size(), PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, -1, 0);
+    CHECK(mem != MAP_FAILED);
+    tide_lsn_memo *m = tide_lsn_memo_init(mem, 1);
+    pid_t child = fork();
+    if (child == 0) {
+        tide_lsn_memo_put(m, "authenticated:w", 15, 4242, 0, 100);
+        _exit(0);
+    }
+    int st = 0;
+    CHECK(waitpid(child, &st, 0) == child && WIFEXITED(st));
+    CHECK(tide_lsn_memo_get(m, "authenticated:w", 15, 1) == 4242);
+    /* held by the child, which is gone: taken over */
+    tide__lsn_memo_hold(m, "authenticated:w", 15, (int)child);
+    CHECK(tide_lsn_memo_get(m, "authenticated:w", 15, 1) == 4242);
+    /* held by a live process (init, pid 1) that never lets go: no wait, the primary */
+    tide__lsn_memo_hold(m, "authenticated:w", 15, 1);
+    CHECK(tide_lsn_memo_get(m, "authenticated:w", 15, 1) == TIDE_LSN_UNKNOWN);
+    tide_lsn_memo_put(m, "authenticated:w", 15, 9999, 1, 100); /* skipped, not stuck */
+    tide__lsn_memo_hold(m, "authenticated:w", 15, 0);
+    CHECK(tide_lsn_memo_get(m, "authenticated:w", 15, 1) == 4242);
+    tide_lsn_memo_free(m); /* shared: the mapping is the caller's */
+    munmap(mem, tide_lsn_memo_size());
+}
+
 TEST_LIST_BEGIN
 TEST_ENTRY(parses_and_formats_postgres_lsns)
 TEST_ENTRY(refuses_anything_else_and_leaves_the_output)
@@ -150,4 +184,5 @@ TEST_ENTRY(lag_is_the_age_of_the_oldest_position_not_replayed)
 TEST_ENTRY(a_full_ring_keeps_the_oldest_so_the_lag_stays_an_upper_bound)
 TEST_ENTRY(the_memo_remembers_each_callers_highest_write_for_its_window)
 TEST_ENTRY(the_memo_is_bounded_and_keeps_the_newest_under_a_flood)
+TEST_ENTRY(a_shared_memo_is_seen_across_processes_and_a_dead_holder_does_not_block_it)
 TEST_LIST_END
