@@ -637,6 +637,10 @@ static void push_request(tide_task *t, tide_http_req *req, const tide_route_matc
     /* Backwards, so that of a repeated header the first occurrence is the one left in the
      * table: the value tide_http_header_get() gives C (the rule stated in http.h). */
     for (int i = req->nheaders - 1; i >= 0; i--) {
+        /* the bearer token stays out of the Lua state: scripts get its verified claims, and a
+         * script that logs its headers cannot leak a token */
+        if (req->headers[i].name_len == 13 && memcmp(req->headers[i].name, "authorization", 13) == 0)
+            continue;
         lua_pushlstring(co, req->headers[i].name, req->headers[i].name_len);
         lua_pushlstring(co, req->headers[i].value, req->headers[i].value_len);
         lua_rawset(co, -3);
