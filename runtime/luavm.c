@@ -639,7 +639,8 @@ static void push_request(tide_task *t, tide_http_req *req, const tide_route_matc
     for (int i = req->nheaders - 1; i >= 0; i--) {
         /* the bearer token stays out of the Lua state: scripts get its verified claims, and a
          * script that logs its headers cannot leak a token */
-        if (req->headers[i].name_len == 13 && memcmp(req->headers[i].name, "authorization", 13) == 0)
+        if (req->headers[i].name_len == 13 &&
+            memcmp(req->headers[i].name, "authorization", 13) == 0)
             continue;
         lua_pushlstring(co, req->headers[i].name, req->headers[i].name_len);
         lua_pushlstring(co, req->headers[i].value, req->headers[i].value_len);
