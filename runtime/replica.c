@@ -26,7 +26,7 @@ static void judge(tide_replica *r)
              (p->lag_max_bytes == 0 || bytes <= (long long)p->lag_max_bytes);
     if (ok) {
         r->u->standby_ok_until = now + stale_after(p);
-        if (!r->was_ok) tide_info("replica: within its lag bounds again: takes calls");
+        if (!r->was_ok) tide_info("replica: within its lag bounds: takes calls");
     } else {
         r->u->standby_ok_until = 0;
         if (r->was_ok) {
