@@ -23,6 +23,7 @@
 #include "jsonw.h"
 #include "jwtcache.h"
 #include "log.h"
+#include "lsn.h"
 #include "luavm.h"
 #include "rcache.h"
 #include "metrics.h"
@@ -196,6 +197,31 @@ static void supervisor_json(tide_app *app, tide_jsonw *w)
     tide_jsonw_end(w);
 }
 
+/* "replicas":{"replica":{lag...}} for each replica upstream (empty without one). */
+static void replica_json(tide_app *app, tide_jsonw *w)
+{
+    tide_jsonw_key(w, "replicas");
+    tide_jsonw_object(w);
+    for (int i = 0; i < TIDE_UPSTREAMS; i++) {
+        const tide_upstream *u = app->ups[i];
+        if (u != &app->upstream_store[i] || !u->standby) continue;
+        tide_replica_stats g;
+        tide_replica_get_stats(&app->replica, ev_now(app->loop), &g);
+        tide_jsonw_key(w, tide_upstream_name(i));
+        tide_jsonw_object(w);
+        tide_jsonw_key_bool(w, "eligible", g.eligible);
+        tide_jsonw_key_number(w, "lag_s", g.lag_s, 3);
+        tide_jsonw_key_int(w, "lag_bytes", g.lag_bytes);
+        tide_jsonw_key_cstring(w, "replayed_lsn", g.replayed);
+        tide_jsonw_key_cstring(w, "primary_lsn", g.primary);
+        tide_jsonw_key_int(w, "excluded", g.excluded);
+        tide_jsonw_key_int(w, "remembered_writers",
+                           app->writes ? tide_lsn_memo_count(app->writes) : 0);
+        tide_jsonw_end(w);
+    }
+    tide_jsonw_end(w);
+}
+
 static void admin_stats(tide_app *app, tide_http_req *req)
 {
     tide_http_stats h;
@@ -254,6 +280,7 @@ static void admin_stats(tide_app *app, tide_http_req *req)
     tide_jsonw_key_int(&w, "schema_reloads_heard", app->schema_reloads_heard);
     tide_jsonw_end(&w);
     supervisor_json(app, &w);
+    replica_json(app, &w);
     tide_jsonw_key_number(&w, "uptime_s", ev_now(app->loop) - app->started_at, 1);
     char cache[4096];
     size_t n = tide_rcache_stats_json(app, cache, sizeof cache); /* rcache.c's own encoder */

@@ -102,6 +102,10 @@ describe("the replica upstream", function()
 
         local _, metrics = http.request("GET", "/metrics", { url = env.admin_url })
         assert.matches('tide_replica_eligible{upstream="replica"} 1', metrics, nil, true)
+        local st, stats = http.request("GET", "/admin/stats", { url = env.admin_url })
+        assert.are.equal(200, st)
+        assert.is_true(stats.replicas.replica.eligible)
+        assert.is_number(stats.replicas.replica.lag_bytes)
         assert.matches('tide_replica_lag_seconds{upstream="replica"} ', metrics, nil, true)
 
         assert.is_true(served_by_standby())
