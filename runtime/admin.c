@@ -255,7 +255,7 @@ static void admin_stats(tide_app *app, tide_http_req *req)
     tide_jsonw_key_int(&w, "inflight", app->inflight);
     tide_jsonw_key_int(&w, "reloads", app->reloads);
     tide_jsonw_key_int(&w, "reload_failures", app->reload_failures);
-    tide_jsonw_key_int(&w, "routes", tide_vm_route_count(app->vm));
+    tide_jsonw_key_int(&w, "route_count", tide_vm_route_count(app->vm));
     long long lreq, lcross;
     tide_vm_crossings(&lreq, &lcross);
     tide_jsonw_key(&w, "lua_crossings"); /* C<->Lua, by the requests that ended */
