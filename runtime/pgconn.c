@@ -358,7 +358,9 @@ void tide__pgconn_start_job(tide_conn *c, tide_pgjob *job, double statement_time
         item_push(c, I_IGNORE, -1);
     }
     if (job->sql) ok = ok && send_statement(c, job);
-    if ((job->flags & TIDE_PGJOB_LSN) && !(job->flags & TIDE_PGJOB_BEGIN)) {
+    /* not through a transaction-mode pooler (an upstream without prepare), which may hand the
+     * second transaction of one pipeline to another server mid-way: as with pipelining */
+    if ((job->flags & TIDE_PGJOB_LSN) && !(job->flags & TIDE_PGJOB_BEGIN) && c->prepare) {
         /* the statement's implicit transaction (or the COMMIT) ends at this Sync; the read
          * after it runs once the commit is done, so its position is past the commit record */
         ok = ok && PQpipelineSync(pg);

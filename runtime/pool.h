@@ -48,7 +48,8 @@ enum {
                               * write, whatever functions it calls: SQLSTATE 25006 */
     TIDE_PGJOB_LSN = 16,      /* after the statement's transaction commits (its Sync), read the
                               * WAL insert position in the same pipeline: job->lsn, at or after
-                              * the end of the commit record (read-your-writes). Not with BEGIN */
+                              * the end of the commit record (read-your-writes). Not with BEGIN,
+                              * nor on a pool without prepare (a transaction-mode pooler) */
 };
 
 struct tide_pgjob {
