@@ -157,6 +157,7 @@ WORKERS=${BENCH_WORKERS:-1 2}
 BUDGET_ROUNDS=${BENCH_BUDGET_ROUNDS:-6}
 BUDGET_CONNS=${BENCH_BUDGET_CONNS:-16}
 BUDGET_PORT=${BENCH_BUDGET_PORT:-18190}
+REPLICA_ROUNDS=${BENCH_REPLICA_ROUNDS:-2}
 # workload 13's baseline: tide without budgets, against LuaJIT without the hook check
 BASE_BUILD=var/build-bench-base
 BASE_BIN=$repo/$BASE_BUILD/tide
@@ -187,6 +188,7 @@ numbers "$PG_CLIENTS" 1 1000 || { echo "bench: error: BENCH_PG_CLIENTS='$PG_CLIE
 numbers "$POOL_SIZES" 1 1000 || { echo "bench: error: BENCH_POOL_SIZES='$POOL_SIZES' (pool sizes, 1..1000)" >&2; exit 2; }
 numbers "$WORKERS" 1 64 || { echo "bench: error: BENCH_WORKERS='$WORKERS' (worker counts, 1..64)" >&2; exit 2; }
 numbers "$BUDGET_ROUNDS" 2 20 || { echo "bench: error: BENCH_BUDGET_ROUNDS=$BUDGET_ROUNDS (2..20)" >&2; exit 2; }
+numbers "$REPLICA_ROUNDS" 1 20 || { echo "bench: error: BENCH_REPLICA_ROUNDS=$REPLICA_ROUNDS (1..20)" >&2; exit 2; }
 numbers "$BUDGET_CONNS" 1 1000 || { echo "bench: error: BENCH_BUDGET_CONNS=$BUDGET_CONNS (1..1000)" >&2; exit 2; }
 numbers "$BUDGET_PORT" 1024 32764 || { echo "bench: error: BENCH_BUDGET_PORT=$BUDGET_PORT (1024..32764: it and the 3 ports above it)" >&2; exit 2; }
 [[ $PERF_EVENT =~ ^[A-Za-z0-9_:./-]+$ ]] || { echo "bench: error: BENCH_PERF_EVENT=$PERF_EVENT (one perf event name)" >&2; exit 2; }
@@ -1722,46 +1724,54 @@ replica_wait() {
   say "warning: after 30 s the replica has ${ok:+replayed}${ok:-not replayed} the primary's $lsn and tide calls it eligible=${el:-?} (/health)"
 }
 
-# replica_workloads: the replica workloads (issue 21, docs/replicas.md), all on the point read
-# (bench/wrk/point.lua: no-cache) but the pairs; every run records what each server did
-# (count_servers: server_snap / server_record). rep_base: tide as the other workloads run it,
-# with no replica configured, every call to direct (the primary-only read); then tide again
-# with TIDE_DSN_REPLICA (the bench stack's replica): rep_direct, every call still to direct
-# (the replica configured and polled, no read sent there); rep_replica, every select to the
-# replica (routing-replica.lua); rep_split, selects alternating replica / direct
-# (routing-split.lua); pair_direct and pair_replica, the write-then-read pair
-# (bench/wrk/replica_pair.lua: a POST, then a GET carrying its Tide-LSN) with the reads sent to
-# direct and to the replica. Before every run that routes to the replica, replica_wait.
-# Afterwards tide runs again without the replica, with the direct policy.
+# replica_workloads: the replica workloads (issue 21, docs/replicas.md), $REPLICA_ROUNDS rounds;
+# every run records what each server did (count_servers: server_snap / server_record). Round i:
+# rep_base_i, tide as the other workloads run it, with no replica configured, every call to
+# direct (the primary-only read: bench/wrk/point.lua, no-cache); then tide again with
+# TIDE_DSN_REPLICA (the bench stack's replica) and, each with its routing policy swapped in
+# (SIGHUP), rep_direct_i (every call still to direct: the replica configured and polled, no read
+# sent there), rep_replica_i (every select to the replica: routing-replica.lua), rep_split_i
+# (selects alternating replica / direct: routing-split.lua) - in this order in odd rounds, the
+# reverse in even ones - and the write-then-read pair (bench/wrk/replica_pair.lua: a POST, then
+# a GET carrying its Tide-LSN) with the reads sent to direct (pair_direct_i) and to the replica
+# (pair_replica_i), that order in odd rounds, the other in even ones. Before every run that
+# routes to the replica, replica_wait. Afterwards tide runs again without the replica, with the
+# direct policy. Records replica_{rounds,port,transport,pool,excluded}.
 replica_workloads() {
-  say "replica workloads: the point read primary-only (tide without a replica, then with one), routed to the replica, split; the write-then-read pair to direct and to the replica (replica :$REPLICA_PORT)"
+  local i k points pairs
+  local -A policy=([direct]=routing-direct [replica]=routing-replica [split]=routing-split)
+  say "replica workloads: $REPLICA_ROUNDS rounds of the point read primary-only (tide without a replica, then with one), routed to the replica, split, and the write-then-read pair to direct and to the replica (replica :$REPLICA_PORT)"
+  res replica_rounds "$REPLICA_ROUNDS"
   res replica_port "$REPLICA_PORT"
   res replica_transport "$(transport "$REPLICA_DSN")"
   count_servers=1
-  run_wrk rep_base bench/wrk/point.lua
-  stop_tide
-  export TIDE_DSN_REPLICA=$REPLICA_DSN
-  start_tide
-  replica_wait
-  res replica_pool "$(pool_field replica size)"
-  run_wrk rep_direct bench/wrk/point.lua
-  swap_policy "$GEN/routing-replica.lua"
-  replica_wait
-  run_wrk rep_replica bench/wrk/point.lua
-  swap_policy "$GEN/routing-split.lua"
-  replica_wait
-  run_wrk rep_split bench/wrk/point.lua
-  swap_policy "$GEN/routing-direct.lua"
-  run_wrk pair_direct bench/wrk/replica_pair.lua
-  swap_policy "$GEN/routing-replica.lua"
-  replica_wait
-  run_wrk pair_replica bench/wrk/replica_pair.lua
-  res replica_excluded "$(json_get "$ADMIN/health" '(j.upstreams.replica and j.upstreams.replica.lag or {}).excluded')"
-  swap_policy "$GEN/routing-direct.lua"
+  for i in $(seq 1 "$REPLICA_ROUNDS"); do
+    if [ $((i % 2)) = 1 ]; then points="direct replica split" pairs="direct replica"
+    else points="split replica direct" pairs="replica direct"; fi
+    say "replica round $i of $REPLICA_ROUNDS"
+    run_wrk "rep_base_$i" bench/wrk/point.lua
+    stop_tide
+    export TIDE_DSN_REPLICA=$REPLICA_DSN
+    start_tide
+    replica_wait
+    [ "$i" != 1 ] || res replica_pool "$(pool_field replica size)"
+    for k in $points; do
+      swap_policy "$GEN/${policy[$k]}.lua"
+      [ "$k" = direct ] || replica_wait
+      run_wrk "rep_${k}_$i" bench/wrk/point.lua
+    done
+    for k in $pairs; do
+      swap_policy "$GEN/${policy[$k]}.lua"
+      [ "$k" = direct ] || replica_wait
+      run_wrk "pair_${k}_$i" bench/wrk/replica_pair.lua
+    done
+    [ "$i" != "$REPLICA_ROUNDS" ] || res replica_excluded "$(json_get "$ADMIN/health" '(j.upstreams.replica and j.upstreams.replica.lag or {}).excluded')"
+    stop_tide
+    unset TIDE_DSN_REPLICA
+    cp "$GEN/routing-direct.lua" "$B/bundle/policies/routing.lua"
+    start_tide
+  done
   count_servers=
-  stop_tide
-  unset TIDE_DSN_REPLICA
-  start_tide
 }
 
 if want_base; then base_workloads; fi
