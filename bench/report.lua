@@ -475,7 +475,8 @@ local function replica_table()
                                          r[k .. "_pair_lsn"] or "?", r[k .. "_pair_reads"] or "?",
                                          r[k .. "_pair_token"] or "?",
                                          (num(k .. "_pair_nouser") or 0) > 0
-                                             and (", " .. r[k .. "_pair_nouser"] .. " answers without a bench user") or "")
+                                             and (", " .. r[k .. "_pair_nouser"] ..
+                                                  " answers without a bench user") or "")
                 end
                 put(string.format("| %d | %s | %s | %s | %s | %s | %s | %s / %s | %s | %s | %s | %s |", i,
                                   name, fmt_rate(num(k .. "_rps")), fmt_ms(num(k .. "_p50_us")),

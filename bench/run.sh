@@ -68,6 +68,16 @@
 #      a watchdog thread: the 6-7 % more CPU per request this workload measured for it on the
 #      point read came from the kernel's and glibc's multi-threaded paths a second thread turns
 #      on, not from the thread's own work; the worker is single-threaded again.
+# and the read replica (issue 21, docs/replicas.md; BENCH_ONLY=replica, and every full run):
+# BENCH_REPLICA_ROUNDS rounds (2) of the point read primary-only on tide without a replica
+# (rep_base_i, the reference), then tide with the bench stack's replica (TIDE_DSN_REPLICA; no
+# other workload's tide has it): the point read to direct (rep_direct_i), every select routed to
+# the replica (rep_replica_i), selects alternating replica / direct (rep_split_i), and the
+# write-then-read pair (bench/wrk/replica_pair.lua: POST, then a GET carrying the write's
+# Tide-LSN) with reads to direct and to the replica (pair_direct_i, pair_replica_i); the reads
+# each server answered (tide's pool jobs less the lag poller's rounds; Postgres' pg_stat_database
+# beside them); the bar (the report): the median over rounds of tide's CPU per request routed /
+# primary-only <= 1.10 for rep_replica and rep_split.
 # wrk counts the X-Cache values it gets (bench/wrk/common.lua); tide's /admin/stats "cache"
 # section, when it has one, gives the hit ratio tide saw during each measured run. Workloads 1
 # and 5 send Cache-Control: no-cache: they measure the database path pgbench runs.
@@ -82,8 +92,8 @@
 # authenticator on the direct port. For workloads 1-4 and 6 tide serves a copy of the bundle
 # (var/bench/bundle) whose routing policy sends every call to `direct`, the path pgbench takes.
 #
-# How: a bench stack (db/stack.sh, TIDE_STACK_DIR=var/bench) on its own ports, reused when it
-# already runs; the data set of bench/data.sql (1,000 users, 100,000 trips, the demo's 5,000
+# How: a bench stack (db/stack.sh, TIDE_STACK_DIR=var/bench, TIDE_REPLICA=1: with its streaming
+# replica) on its own ports, reused when it already runs; the data set of bench/data.sql (1,000 users, 100,000 trips, the demo's 5,000
 # destinations), loaded once; one token per user (bench/gen.lua); tide from build/tide on
 # 127.0.0.1. Prints the Markdown report (bench/report.lua) and writes it to
 # bench/results/latest.md; logs, wrk and pgbench outputs under var/bench/logs, tide's logs in
@@ -93,6 +103,7 @@
 # bench stack is left running for the next run unless BENCH_STOP=1.
 #
 # Env (defaults): BENCH_PG_PORT 15442, BENCH_SESSION_PORT 15443, BENCH_TXN_PORT 15444,
+#   BENCH_REPLICA_PORT 15447 (the bench stack's streaming replica), BENCH_REPLICA_ROUNDS 2,
 #   BENCH_HTTP_PORT 18180, BENCH_ADMIN_PORT 18181, BENCH_DURATION 10, BENCH_WARMUP 3,
 #   BENCH_PG_CLIENTS "4 8 16 32 64", BENCH_PG_DURATION 5, BENCH_PG_WARMUP 2, BENCH_CONNS 64,
 #   BENCH_POOL (policy: the repository's policies/resilience.lua decides - pool.size 0, auto:
@@ -102,7 +113,8 @@
 #   of tide during each measured run), BENCH_POOL_SWEEP (1: the pool sweep),
 #   BENCH_POOL_SIZES "4 8 16 32 64", TIDE_JWT_SECRET (a bench secret), PGBENCH (found),
 #   BENCH_ONLY (all: every workload; base: 1-6; cache: 7-12, the quick loop while working on the
-#   cache; pool: only the pool sweep; workers: only 12; budgets: only 13), BENCH_BUDGET_ROUNDS 6
+#   cache; pool: only the pool sweep; workers: only 12; budgets: only 13; replica: only the
+#   replica workloads), BENCH_BUDGET_ROUNDS 6
 #   (workload 13's rounds, 2..20), BENCH_BUDGET_CONNS 16 (each of workload 13's two wrk runs),
 #   BENCH_BUDGET_PORT 18190 (workload 13's two tides: HTTP and admin ports BENCH_BUDGET_PORT + 0
 #   and + 1, + 2 and + 3), BENCH_BASE_CFLAGS (workload 13's baseline: $CFLAGS as make
