@@ -525,6 +525,20 @@ local function replica_table()
                                               table.concat(parts, ", "), median(t))
         end
     end
+    do -- BENCH_PROFILE=1: the replica's own functions' share of tide's samples
+        local parts = {}
+        for i = 1, rounds do
+            for _, w in ipairs(RUNS) do
+                local k = w.key .. "_" .. i
+                if r[k .. "_prof_replica"] then parts[#parts + 1] = k .. " " .. r[k .. "_prof_replica"] .. "%" end
+            end
+        end
+        if #parts > 0 then
+            lines[#lines + 1] = "- the replica's own functions (tide_lsn_*, tide_lag_*, tide_replica_*: " ..
+                                "the callers' write positions, the lag, the replica's state), share of " ..
+                                "tide's perf samples: " .. table.concat(parts, ", ")
+        end
+    end
     lines[#lines + 1] = string.format("- the replica's lag exclusions (`/health`, the last round's " ..
                                       "tide): %s", r.replica_excluded or "?")
     for _, l in ipairs(lines) do put(l) end
@@ -1062,9 +1076,14 @@ end
 local function profiles()
     local keys = {}
     for _, k in ipairs({ "point", "list", "write", "vector", "pooler", "cache_nocache", "cache_hit",
-                         "cache_popular", "cache_mix", "rep_base", "rep_direct", "rep_replica",
-                         "rep_split", "pair_direct", "pair_replica" }) do
+                         "cache_popular", "cache_mix" }) do
         if r[k .. "_prof_dso"] then keys[#keys + 1] = k end
+    end
+    for i = 1, num("replica_rounds") or 0 do
+        for _, w in ipairs({ "rep_base", "rep_direct", "rep_replica", "rep_split", "pair_direct",
+                             "pair_replica" }) do
+            if r[w .. "_" .. i .. "_prof_dso"] then keys[#keys + 1] = w .. "_" .. i end
+        end
     end
     for _, c in ipairs(wcounts) do
         if r["workers_" .. c .. "_prof_dso"] then keys[#keys + 1] = "workers_" .. c end

@@ -979,6 +979,12 @@ run_wrk() {
   if [ -n "$perf_pid" ]; then
     wait "$perf_pid" || true
     profile_summary "$name" "$LOGS/perf-$name.data"
+    # the replica workloads: the share of tide's samples in the replica's own functions (the
+    # callers' write positions, the lag and the replica's state: tide_lsn_*, tide_lag_*,
+    # tide_replica_*; replica.c's static poll callbacks run per poll, not per request)
+    [ "$count_servers" != 1 ] || res "${name}_prof_replica" "$(perf report -i "$LOGS/perf-$name.data" --stdio \
+      --no-children -g none --sort sym --percent-limit 0 2>/dev/null \
+      | awk '/^ *[0-9.]+%/ && $NF ~ /^tide_(lsn|lag|replica)_/ { p = $1; sub(/%/, "", p); t += p } END { printf "%.2f", t }')"
   fi
   line=$(grep -m1 '^WRK_RESULT ' "$LOGS/wrk-$name.txt" || true)
   [ -n "$line" ] || { tail -n 20 "$LOGS/wrk-$name.txt" >&2; die "wrk for $name printed no result"; }
