@@ -503,6 +503,10 @@ local function replica_table()
                                              w.key), m <= 1.10)
                 text = text .. string.format(" (bar ≤ 1.10: %s)", met_cell(ok))
             end
+            if w.key == "rep_direct" then
+                text = text .. " (it sends no read anywhere else: its spread is this method's noise, " ..
+                       "runs in turn on a shared machine)"
+            end
             lines[#lines + 1] = text
         elseif w.bar then
             bar(w.key .. ": median tide CPU/req ≤ 1.10× the primary-only read's", false)

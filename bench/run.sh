@@ -69,7 +69,7 @@
 #      point read came from the kernel's and glibc's multi-threaded paths a second thread turns
 #      on, not from the thread's own work; the worker is single-threaded again.
 # and the read replica (issue 21, docs/replicas.md; BENCH_ONLY=replica, and every full run):
-# BENCH_REPLICA_ROUNDS rounds (2) of the point read primary-only on tide without a replica
+# BENCH_REPLICA_ROUNDS rounds (3) of the point read primary-only on tide without a replica
 # (rep_base_i, the reference), then tide with the bench stack's replica (TIDE_DSN_REPLICA; no
 # other workload's tide has it): the point read to direct (rep_direct_i), every select routed to
 # the replica (rep_replica_i), selects alternating replica / direct (rep_split_i), and the
@@ -103,7 +103,7 @@
 # bench stack is left running for the next run unless BENCH_STOP=1.
 #
 # Env (defaults): BENCH_PG_PORT 15442, BENCH_SESSION_PORT 15443, BENCH_TXN_PORT 15444,
-#   BENCH_REPLICA_PORT 15447 (the bench stack's streaming replica), BENCH_REPLICA_ROUNDS 2,
+#   BENCH_REPLICA_PORT 15447 (the bench stack's streaming replica), BENCH_REPLICA_ROUNDS 3,
 #   BENCH_HTTP_PORT 18180, BENCH_ADMIN_PORT 18181, BENCH_DURATION 10, BENCH_WARMUP 3,
 #   BENCH_PG_CLIENTS "4 8 16 32 64", BENCH_PG_DURATION 5, BENCH_PG_WARMUP 2, BENCH_CONNS 64,
 #   BENCH_POOL (policy: the repository's policies/resilience.lua decides - pool.size 0, auto:
@@ -169,7 +169,7 @@ WORKERS=${BENCH_WORKERS:-1 2}
 BUDGET_ROUNDS=${BENCH_BUDGET_ROUNDS:-6}
 BUDGET_CONNS=${BENCH_BUDGET_CONNS:-16}
 BUDGET_PORT=${BENCH_BUDGET_PORT:-18190}
-REPLICA_ROUNDS=${BENCH_REPLICA_ROUNDS:-2}
+REPLICA_ROUNDS=${BENCH_REPLICA_ROUNDS:-3}
 # workload 13's baseline: tide without budgets, against LuaJIT without the hook check
 BASE_BUILD=var/build-bench-base
 BASE_BIN=$repo/$BASE_BUILD/tide
