@@ -543,6 +543,28 @@ local function replica_table()
                                 "tide's perf samples: " .. table.concat(parts, ", ")
         end
     end
+    do -- how much each pool's reads were batched: jobs sent behind another on a busy connection
+        local parts = {}
+        for i = 1, rounds do
+            for _, w in ipairs(RUNS) do
+                local k = w.key .. "_" .. i
+                local dp, rp = num(k .. "_srv_direct_pipelined"), num(k .. "_srv_replica_pipelined")
+                local dj, rj = num(k .. "_srv_direct_jobs"), num(k .. "_srv_replica_jobs")
+                local function share(p, j)
+                    return (p and j and j > 100) and string.format("%.0f%%", 100 * p / j) or "—"
+                end
+                if dp then
+                    parts[#parts + 1] = string.format("%s %s / %s", k, share(dp, dj),
+                                                      rp and share(rp, rj) or "—")
+                end
+            end
+        end
+        if #parts > 0 then
+            lines[#lines + 1] = "- jobs pipelined behind another on a busy connection (`/health` " ..
+                                "`pool.pipelined`), share of each pool's jobs, direct / replica: " ..
+                                table.concat(parts, ", ")
+        end
+    end
     lines[#lines + 1] = string.format("- the replica's lag exclusions (`/health`, the last round's " ..
                                       "tide): %s", r.replica_excluded or "?")
     for _, l in ipairs(lines) do put(l) end

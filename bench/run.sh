@@ -662,18 +662,20 @@ HZ=$(getconf CLK_TCK)
 # polls: each is one job on either pool, the replica's position then the primary's), the
 # transactions each Postgres committed or rolled back in the bench database (pg_stat_database,
 # read on that server: the replica keeps its own counts) and the replica's clock ticks
-# (pg_ticks $B/replica). A field that cannot be read is "-"; so are the replica's jobs and polls
-# while tide has no replica configured (its "replica" is then direct itself, the same pool).
+# (pg_ticks $B/replica), then the jobs each pool sent behind another on a busy connection
+# (/health upstreams.U.pool.pipelined: how much the reads were batched). A field that cannot be
+# read is "-"; so are the replica's while tide has no replica configured (its "replica" is then
+# direct itself, the same pool).
 server_snap() {
-  local dj rj=- pl=- px rx rt
-  dj=$(pool_field direct jobs)
+  local dj rj=- pl=- px rx rt dp rp=-
+  dj=$(pool_field direct jobs); dp=$(pool_field direct pipelined)
   if [ -n "${TIDE_DSN_REPLICA:-}" ]; then
-    rj=$(pool_field replica jobs)
+    rj=$(pool_field replica jobs); rp=$(pool_field replica pipelined)
     pl=$(json_get "$ADMIN/health" '(j.upstreams.replica and j.upstreams.replica.lag or {}).polls')
   fi
   px=$(pg_xacts "$TIDE_DSN_ADMIN"); rx=$(pg_xacts "$REPLICA_ADMIN")
   rt=$(pg_ticks "$B/replica")
-  echo "${dj:--} ${rj:--} ${pl:--} ${px:--} ${rx:--} ${rt:--}"
+  echo "${dj:--} ${rj:--} ${pl:--} ${px:--} ${rx:--} ${rt:--} ${dp:--} ${rp:--}"
 }
 REPLICA_ADMIN=postgresql://postgres@127.0.0.1:$REPLICA_PORT/tide
 # pg_xacts DSN: xact_commit + xact_rollback of the bench database on the server at DSN.
@@ -1023,13 +1025,14 @@ run_wrk() {
 }
 
 # server_record NAME A B REQUESTS: from the server_snap lines A and B (before and after NAME's
-# measured run), NAME_srv_{direct_jobs,replica_jobs,polls,primary_xacts,replica_xacts} (the
-# changes; a field either snapshot lacks is left out) and NAME_replica_pg_cpu_us (the replica's
-# CPU µs per request wrk completed).
+# measured run), NAME_srv_{direct_jobs,replica_jobs,polls,primary_xacts,replica_xacts,
+# direct_pipelined,replica_pipelined} (the changes; a field either snapshot lacks is left out)
+# and NAME_replica_pg_cpu_us (the replica's CPU µs per request wrk completed).
 server_record() {
-  local a b i f keys=(direct_jobs replica_jobs polls primary_xacts replica_xacts replica_ticks)
+  local a b i f keys=(direct_jobs replica_jobs polls primary_xacts replica_xacts replica_ticks
+                      direct_pipelined replica_pipelined)
   read -r -a a <<<"$2"; read -r -a b <<<"$3"
-  for i in 0 1 2 3 4; do
+  for i in 0 1 2 3 4 6 7; do
     [[ ${a[$i]:-} =~ ^[0-9]+$ ]] && [[ ${b[$i]:-} =~ ^[0-9]+$ ]] || continue
     res "${1}_srv_${keys[$i]}" $((b[i] - a[i]))
   done
