@@ -4,7 +4,10 @@
 -- event-loop passes, the transaction pooler, workers) and are checked here against the numbers.
 -- Workload 13 (script budgets): their cost in CPU per request, the current build over a baseline
 -- without them, both serving at once in every round (bar: the median over rounds <= 1.03).
--- A run with BENCH_ONLY=base, cache, pool, workers or budgets reports only its own tables.
+-- The replica workloads (issue 21): the point read routed to the replica and split, and the
+-- write-then-read pair with Tide-LSN, beside the primary-only read (bar: tide's CPU per request
+-- <= 1.10x the primary-only read's), and the share of reads each server answered.
+-- A run with BENCH_ONLY=base, cache, pool, workers, budgets or replica reports only its own tables.
 --   luajit bench/report.lua RESULTS_FILE
 local path = arg[1] or "var/bench/results.txt"
 local r = {}
@@ -32,6 +35,7 @@ table.sort(wcounts)
 local workers = #wcounts > 0
 local sweep = r.pool_sweep_sizes ~= nil
 local budgets = r.budgets_rounds ~= nil
+local replica = r.replica_port ~= nil
 
 -- Every bar checked, in order: { what, met }; the summary line names the unmet ones.
 local bars = {}
@@ -374,6 +378,218 @@ local function sweep_table()
         end
         put("")
         put(table.concat(parts, ", ") .. string.format(" (%s cores).", r.nproc or "?"))
+    end
+end
+
+-- The median of the numbers in t (nil when there are none).
+local function median(t)
+    local s = {}
+    for _, v in ipairs(t) do s[#s + 1] = v end
+    if #s == 0 then return nil end
+    table.sort(s)
+    local m = math.floor((#s + 1) / 2)
+    return #s % 2 == 1 and s[m] or (s[m] + s[m + 1]) / 2
+end
+
+-- The replica workloads (issue 21). The reads each server answered, from tide's pool jobs
+-- (NAME_srv_*): the lag poller's rounds (NAME_srv_polls) each ran one job on the replica's pool
+-- and one on direct's and are taken off both. Point reads: every job is a read. Pairs: the
+-- replica's jobs are reads; the rest of the reads wrk sent (NAME_pair_reads) went to direct.
+-- Returns primary, replica (counts; replica nil when tide had no replica configured).
+local function reads_by_server(k, pair)
+    local dj, rj, polls = num(k .. "_srv_direct_jobs"), num(k .. "_srv_replica_jobs"), num(k .. "_srv_polls") or 0
+    if rj == nil then return dj, nil end
+    local on_replica = math.max(0, rj - polls)
+    if pair then
+        local reads = num(k .. "_pair_reads")
+        return reads and math.max(0, reads - on_replica), on_replica
+    end
+    return dj and math.max(0, dj - polls), on_replica
+end
+
+local function share_cell(p, q)
+    if p == nil then return "n/a" end
+    if q == nil then return string.format("%d / — (no replica: 100%% primary)", p) end
+    local t = p + q
+    if t == 0 then return "0 / 0" end
+    return string.format("%d / %d (%.1f%% / %.1f%%)", p, q, 100 * p / t, 100 * q / t)
+end
+
+local function replica_table()
+    local RUNS = {
+        { key = "rep_base", name = "point read, primary-only: tide without a replica configured " ..
+                                   "(as every other workload runs it), every call to `direct`" },
+        { key = "rep_direct", name = "point read, tide with the replica configured and polled, " ..
+                                     "every call still to `direct`" },
+        { key = "rep_replica", name = "point read, every select to `replica`", bar = true },
+        { key = "rep_split", name = "point read split: selects alternate `replica` / `direct`, " ..
+                                    "call by call", bar = true },
+        { key = "pair_direct", name = "write-then-read pair, reads to `direct`", pair = true },
+        { key = "pair_replica", name = "write-then-read pair, reads to `replica`", pair = true },
+    }
+    local rounds = num("replica_rounds") or 0
+    put("")
+    put("## Read replicas (issue 21)")
+    put("")
+    put(string.format("The bench stack's streaming replica (port %s, reached by %s; tide's replica " ..
+                      "pool %s connections) beside the primary, %d rounds of the same wrk -t%s -c%s " ..
+                      "runs (each round: the primary-only read on a tide without a replica, then " ..
+                      "tide restarted with it and each routing policy swapped in by SIGHUP; the " ..
+                      "point runs' and the pairs' order reversed in even rounds); point reads are " ..
+                      "workload 1's script (no-cache). The pair (bench/wrk/replica_pair.lua): " ..
+                      "`POST /v1/search-history`, then `GET /v1/search-history?limit=1` as the same " ..
+                      "user carrying the write's `Tide-LSN`. Reads answered, primary / replica: tide's " ..
+                      "pool jobs over the measured run (`/health` `upstreams.*.pool.jobs`; a call the " ..
+                      "replica handed to its fallback counts on `direct`) less the lag poller's rounds; " ..
+                      "for the pairs, the replica's jobs and the rest of the reads wrk sent. " ..
+                      "× primary-only: tide's CPU µs per request over that of the same round's " ..
+                      "primary-only read. Bar: its median over the rounds ≤ 1.10 for the reads routed " ..
+                      "to the replica and split: on 2 cores no speed-up is expected, the bar is the " ..
+                      "routing's and the lag checks' overhead.",
+                      r.replica_port or "?", r.replica_transport or "?", r.replica_pool or "?",
+                      rounds, r.threads or "?", r.conns or "?"))
+    put("")
+    put("| round | run | req/s | p50 | p99 | tide CPU µs/req | × primary-only | Postgres CPU µs/req: " ..
+        "primary / replica | reads answered: primary / replica | loop passes > 20 ms | non-2xx | met |")
+    put("|---:|---|---:|---:|---:|---:|---:|---:|---|---:|---:|---|")
+    local ratios = {}
+    for i = 1, rounds do
+        local base_cpu = num("rep_base_" .. i .. "_cpu_us")
+        for _, w in ipairs(RUNS) do
+            local k = w.key .. "_" .. i
+            if r[k .. "_rps"] then
+                local cpu = num(k .. "_cpu_us")
+                local ratio = (cpu and base_cpu and base_cpu > 0) and cpu / base_cpu or nil
+                if ratio and w.key ~= "rep_base" then
+                    ratios[w.key] = ratios[w.key] or {}
+                    table.insert(ratios[w.key], ratio)
+                end
+                local e, e_ok = errs(k)
+                local loop, loop_ok = loop_cell(k)
+                bar(k .. ": no event-loop pass over 20 ms", loop_ok)
+                bar(k .. ": 0 non-2xx", e_ok)
+                local name = w.name
+                if w.pair then
+                    name = string.format("%s: %s writes, %s answered with `Tide-LSN`, %s reads, %s " ..
+                                         "of them carrying it%s", name, r[k .. "_pair_writes"] or "?",
+                                         r[k .. "_pair_lsn"] or "?", r[k .. "_pair_reads"] or "?",
+                                         r[k .. "_pair_token"] or "?",
+                                         (num(k .. "_pair_nouser") or 0) > 0
+                                             and (", " .. r[k .. "_pair_nouser"] ..
+                                                  " answers without a bench user") or "")
+                end
+                put(string.format("| %d | %s | %s | %s | %s | %s | %s | %s / %s | %s | %s | %s | %s |", i,
+                                  name, fmt_rate(num(k .. "_rps")), fmt_ms(num(k .. "_p50_us")),
+                                  fmt_ms(num(k .. "_p99_us")), fmt_cpu(k),
+                                  w.key == "rep_base" and "1" or fmt_ratio(ratio),
+                                  r[k .. "_pg_cpu_us"] or "n/a", r[k .. "_replica_pg_cpu_us"] or "n/a",
+                                  share_cell(reads_by_server(k, w.pair)), loop, e,
+                                  met_cell(loop_ok and e_ok)))
+            end
+        end
+    end
+    put("")
+    local lines = {}
+    for _, w in ipairs(RUNS) do
+        local t = ratios[w.key]
+        if t and #t > 0 then
+            local m = median(t)
+            local parts = {}
+            for _, v in ipairs(t) do parts[#parts + 1] = string.format("%.3f", v) end
+            local text = string.format("- %s: tide CPU µs/req × primary-only, rounds %s, median " ..
+                                       "**%.3f**", w.key, table.concat(parts, ", "), m)
+            if w.bar then
+                local ok = bar(string.format("%s: median tide CPU/req ≤ 1.10× the primary-only read's",
+                                             w.key), m <= 1.10)
+                text = text .. string.format(" (bar ≤ 1.10: %s)", met_cell(ok))
+            end
+            if w.key == "rep_direct" then
+                text = text .. " (it sends no read anywhere else: its spread is this method's noise, " ..
+                       "runs in turn on a shared machine)"
+            end
+            lines[#lines + 1] = text
+        elseif w.bar then
+            bar(w.key .. ": median tide CPU/req ≤ 1.10× the primary-only read's", false)
+        end
+    end
+    do -- the pair: reads to the replica over reads to direct, round by round
+        local t = {}
+        for i = 1, rounds do
+            local a, b = num("pair_replica_" .. i .. "_cpu_us"), num("pair_direct_" .. i .. "_cpu_us")
+            if a and b and b > 0 then t[#t + 1] = a / b end
+        end
+        if #t > 0 then
+            local parts = {}
+            for _, v in ipairs(t) do parts[#parts + 1] = string.format("%.3f", v) end
+            lines[#lines + 1] = string.format("- the pair, tide CPU µs/req with reads to the replica " ..
+                                              "× with reads to direct: rounds %s, median %.3f (no " ..
+                                              "bar: a read carrying a floor goes to the replica only " ..
+                                              "if its last lag reading, every 0.25 s, had replayed " ..
+                                              "it, else to the primary at once; docs/replicas.md)",
+                                              table.concat(parts, ", "), median(t))
+        end
+    end
+    do -- BENCH_PROFILE=1: the replica's own functions' share of tide's samples
+        local parts = {}
+        for i = 1, rounds do
+            for _, w in ipairs(RUNS) do
+                local k = w.key .. "_" .. i
+                if r[k .. "_prof_replica"] then parts[#parts + 1] = k .. " " .. r[k .. "_prof_replica"] .. "%" end
+            end
+        end
+        if #parts > 0 then
+            lines[#lines + 1] = "- the replica's own functions (tide_lsn_*, tide_lag_*, tide_replica_*: " ..
+                                "the callers' write positions, the lag, the replica's state), share of " ..
+                                "tide's perf samples: " .. table.concat(parts, ", ")
+        end
+    end
+    do -- how much each pool's reads were batched: jobs sent behind another on a busy connection
+        local parts = {}
+        for i = 1, rounds do
+            for _, w in ipairs(RUNS) do
+                local k = w.key .. "_" .. i
+                local dp, rp = num(k .. "_srv_direct_pipelined"), num(k .. "_srv_replica_pipelined")
+                local dj, rj = num(k .. "_srv_direct_jobs"), num(k .. "_srv_replica_jobs")
+                local function share(p, j)
+                    return (p and j and j > 100) and string.format("%.0f%%", 100 * p / j) or "—"
+                end
+                if dp then
+                    parts[#parts + 1] = string.format("%s %s / %s", k, share(dp, dj),
+                                                      rp and share(rp, rj) or "—")
+                end
+            end
+        end
+        if #parts > 0 then
+            lines[#lines + 1] = "- jobs pipelined behind another on a busy connection (`/health` " ..
+                                "`pool.pipelined`), share of each pool's jobs, direct / replica: " ..
+                                table.concat(parts, ", ")
+        end
+    end
+    lines[#lines + 1] = string.format("- the replica's lag exclusions (`/health`, the last round's " ..
+                                      "tide): %s", r.replica_excluded or "?")
+    for _, l in ipairs(lines) do put(l) end
+    -- Postgres' own count beside tide's
+    local parts = {}
+    for i = 1, rounds do
+        for _, w in ipairs(RUNS) do
+            local k = w.key .. "_" .. i
+            local px, rx = num(k .. "_srv_primary_xacts"), num(k .. "_srv_replica_xacts")
+            if px and rx then
+                parts[#parts + 1] = string.format("%s %d / %d (replica %.1f%%)", k, px, rx,
+                                                  px + rx > 0 and 100 * rx / (px + rx) or 0)
+            end
+        end
+    end
+    if #parts > 0 then
+        put("")
+        put("Postgres' own count over the same runs, transactions committed or rolled back in the " ..
+            "bench database (`pg_stat_database`, read on each server), primary / replica: " ..
+            table.concat(parts, ", ") .. ". A point read is one transaction (`rep_direct`'s count " ..
+            "beside its jobs); a write is more than one, so the pairs' counts are not reads. tide's " ..
+            "lag poller adds about 4 a second on each server. Backends report these counts at " ..
+            "most once a second while busy, and what an idle backend has not reported yet comes " ..
+            "10 s later, in the next run's window: each figure can be off by up to a second of " ..
+            "load; tide's pool jobs (the table) are exact.")
     end
 end
 
@@ -725,14 +941,6 @@ end
 -- build v (base, cur) in round i on workload w (point, hit) is budgets_<v>_<i>_<w>, and each
 -- round's ratio sets the two runs of that round side by side.
 local BUDGET_BAR = 1.03
-local function median(t)
-    local s = {}
-    for _, v in ipairs(t) do s[#s + 1] = v end
-    if #s == 0 then return nil end
-    table.sort(s)
-    local m = math.floor((#s + 1) / 2)
-    return #s % 2 == 1 and s[m] or (s[m] + s[m + 1]) / 2
-end
 
 -- CPU µs per request of run k: from its clock ticks and requests when recorded (exact), else
 -- run.sh's rounded figure.
@@ -897,6 +1105,12 @@ local function profiles()
                          "cache_popular", "cache_mix" }) do
         if r[k .. "_prof_dso"] then keys[#keys + 1] = k end
     end
+    for i = 1, num("replica_rounds") or 0 do
+        for _, w in ipairs({ "rep_base", "rep_direct", "rep_replica", "rep_split", "pair_direct",
+                             "pair_replica" }) do
+            if r[w .. "_" .. i .. "_prof_dso"] then keys[#keys + 1] = w .. "_" .. i end
+        end
+    end
     for _, c in ipairs(wcounts) do
         if r["workers_" .. c .. "_prof_dso"] then keys[#keys + 1] = "workers_" .. c end
     end
@@ -930,6 +1144,7 @@ if base then base_table() end
 if sweep then sweep_table() end
 if cache or workers then cache_table() end
 if budgets then budgets_table() end
+if replica then replica_table() end
 do
     local unmet = {}
     for _, b in ipairs(bars) do

@@ -68,6 +68,16 @@
 #      a watchdog thread: the 6-7 % more CPU per request this workload measured for it on the
 #      point read came from the kernel's and glibc's multi-threaded paths a second thread turns
 #      on, not from the thread's own work; the worker is single-threaded again.
+# and the read replica (issue 21, docs/replicas.md; BENCH_ONLY=replica, and every full run):
+# BENCH_REPLICA_ROUNDS rounds (3) of the point read primary-only on tide without a replica
+# (rep_base_i, the reference), then tide with the bench stack's replica (TIDE_DSN_REPLICA; no
+# other workload's tide has it): the point read to direct (rep_direct_i), every select routed to
+# the replica (rep_replica_i), selects alternating replica / direct (rep_split_i), and the
+# write-then-read pair (bench/wrk/replica_pair.lua: POST, then a GET carrying the write's
+# Tide-LSN) with reads to direct and to the replica (pair_direct_i, pair_replica_i); the reads
+# each server answered (tide's pool jobs less the lag poller's rounds; Postgres' pg_stat_database
+# beside them); the bar (the report): the median over rounds of tide's CPU per request routed /
+# primary-only <= 1.10 for rep_replica and rep_split.
 # wrk counts the X-Cache values it gets (bench/wrk/common.lua); tide's /admin/stats "cache"
 # section, when it has one, gives the hit ratio tide saw during each measured run. Workloads 1
 # and 5 send Cache-Control: no-cache: they measure the database path pgbench runs.
@@ -82,8 +92,8 @@
 # authenticator on the direct port. For workloads 1-4 and 6 tide serves a copy of the bundle
 # (var/bench/bundle) whose routing policy sends every call to `direct`, the path pgbench takes.
 #
-# How: a bench stack (db/stack.sh, TIDE_STACK_DIR=var/bench) on its own ports, reused when it
-# already runs; the data set of bench/data.sql (1,000 users, 100,000 trips, the demo's 5,000
+# How: a bench stack (db/stack.sh, TIDE_STACK_DIR=var/bench, TIDE_REPLICA=1: with its streaming
+# replica) on its own ports, reused when it already runs; the data set of bench/data.sql (1,000 users, 100,000 trips, the demo's 5,000
 # destinations), loaded once; one token per user (bench/gen.lua); tide from build/tide on
 # 127.0.0.1. Prints the Markdown report (bench/report.lua) and writes it to
 # bench/results/latest.md; logs, wrk and pgbench outputs under var/bench/logs, tide's logs in
@@ -93,6 +103,7 @@
 # bench stack is left running for the next run unless BENCH_STOP=1.
 #
 # Env (defaults): BENCH_PG_PORT 15442, BENCH_SESSION_PORT 15443, BENCH_TXN_PORT 15444,
+#   BENCH_REPLICA_PORT 15447 (the bench stack's streaming replica), BENCH_REPLICA_ROUNDS 3,
 #   BENCH_HTTP_PORT 18180, BENCH_ADMIN_PORT 18181, BENCH_DURATION 10, BENCH_WARMUP 3,
 #   BENCH_PG_CLIENTS "4 8 16 32 64", BENCH_PG_DURATION 5, BENCH_PG_WARMUP 2, BENCH_CONNS 64,
 #   BENCH_POOL (policy: the repository's policies/resilience.lua decides - pool.size 0, auto:
@@ -102,7 +113,8 @@
 #   of tide during each measured run), BENCH_POOL_SWEEP (1: the pool sweep),
 #   BENCH_POOL_SIZES "4 8 16 32 64", TIDE_JWT_SECRET (a bench secret), PGBENCH (found),
 #   BENCH_ONLY (all: every workload; base: 1-6; cache: 7-12, the quick loop while working on the
-#   cache; pool: only the pool sweep; workers: only 12; budgets: only 13), BENCH_BUDGET_ROUNDS 6
+#   cache; pool: only the pool sweep; workers: only 12; budgets: only 13; replica: only the
+#   replica workloads), BENCH_BUDGET_ROUNDS 6
 #   (workload 13's rounds, 2..20), BENCH_BUDGET_CONNS 16 (each of workload 13's two wrk runs),
 #   BENCH_BUDGET_PORT 18190 (workload 13's two tides: HTTP and admin ports BENCH_BUDGET_PORT + 0
 #   and + 1, + 2 and + 3), BENCH_BASE_CFLAGS (workload 13's baseline: $CFLAGS as make
@@ -128,6 +140,7 @@ OUT_MD=$repo/bench/results/latest.md
 PG_PORT=${BENCH_PG_PORT:-15442}
 SESSION_PORT=${BENCH_SESSION_PORT:-15443}
 TXN_PORT=${BENCH_TXN_PORT:-15444}
+REPLICA_PORT=${BENCH_REPLICA_PORT:-15447}   # the bench stack's streaming replica (db/stack.sh's + 5)
 HTTP_PORT=${BENCH_HTTP_PORT:-18180}
 ADMIN_PORT=${BENCH_ADMIN_PORT:-18181}
 DURATION=${BENCH_DURATION:-10}
@@ -156,6 +169,7 @@ WORKERS=${BENCH_WORKERS:-1 2}
 BUDGET_ROUNDS=${BENCH_BUDGET_ROUNDS:-6}
 BUDGET_CONNS=${BENCH_BUDGET_CONNS:-16}
 BUDGET_PORT=${BENCH_BUDGET_PORT:-18190}
+REPLICA_ROUNDS=${BENCH_REPLICA_ROUNDS:-3}
 # workload 13's baseline: tide without budgets, against LuaJIT without the hook check
 BASE_BUILD=var/build-bench-base
 BASE_BIN=$repo/$BASE_BUILD/tide
@@ -171,7 +185,7 @@ nginx_worker=
 # workload 13's two tides (v = base, cur): what was started (with supervision, the parent),
 # the process that serves (/admin/stats "pid": the worker), the binary and the ports
 declare -A bt_pid=() bt_worker=() bt_bin=() bt_http=() bt_admin=()
-case $ONLY in all|base|cache|pool|workers|budgets) ;; *) echo "bench: error: BENCH_ONLY=$ONLY (all, base, cache, pool, workers or budgets)" >&2; exit 2 ;; esac
+case $ONLY in all|base|cache|pool|workers|budgets|replica) ;; *) echo "bench: error: BENCH_ONLY=$ONLY (all, base, cache, pool, workers, budgets or replica)" >&2; exit 2 ;; esac
 [ "$ONLY" != pool ] || POOL_SWEEP=1
 # numbers LIST MIN MAX: whether LIST is one or more whole numbers in MIN..MAX.
 numbers() {
@@ -186,6 +200,7 @@ numbers "$PG_CLIENTS" 1 1000 || { echo "bench: error: BENCH_PG_CLIENTS='$PG_CLIE
 numbers "$POOL_SIZES" 1 1000 || { echo "bench: error: BENCH_POOL_SIZES='$POOL_SIZES' (pool sizes, 1..1000)" >&2; exit 2; }
 numbers "$WORKERS" 1 64 || { echo "bench: error: BENCH_WORKERS='$WORKERS' (worker counts, 1..64)" >&2; exit 2; }
 numbers "$BUDGET_ROUNDS" 2 20 || { echo "bench: error: BENCH_BUDGET_ROUNDS=$BUDGET_ROUNDS (2..20)" >&2; exit 2; }
+numbers "$REPLICA_ROUNDS" 1 20 || { echo "bench: error: BENCH_REPLICA_ROUNDS=$REPLICA_ROUNDS (1..20)" >&2; exit 2; }
 numbers "$BUDGET_CONNS" 1 1000 || { echo "bench: error: BENCH_BUDGET_CONNS=$BUDGET_CONNS (1..1000)" >&2; exit 2; }
 numbers "$BUDGET_PORT" 1024 32764 || { echo "bench: error: BENCH_BUDGET_PORT=$BUDGET_PORT (1024..32764: it and the 3 ports above it)" >&2; exit 2; }
 [[ $PERF_EVENT =~ ^[A-Za-z0-9_:./-]+$ ]] || { echo "bench: error: BENCH_PERF_EVENT=$PERF_EVENT (one perf event name)" >&2; exit 2; }
@@ -206,11 +221,13 @@ want_cache() { [ "$ONLY" = all ] || [ "$ONLY" = cache ]; }
 want_workers() { [ "$ONLY" = all ] || [ "$ONLY" = cache ] || [ "$ONLY" = workers ]; }
 want_pool_sweep() { [ "$POOL_SWEEP" = 1 ]; }
 want_budgets() { [ "$ONLY" = all ] || [ "$ONLY" = budgets ]; }
+want_replica() { [ "$ONLY" = all ] || [ "$ONLY" = replica ]; }
 
 # A caller's libpq and tide environment must not redirect ours.
 unset PGHOST PGHOSTADDR PGPORT PGUSER PGDATABASE PGPASSWORD PGSERVICE PGOPTIONS \
       TIDE_CONFIG TIDE_SCRIPTS_DIR TIDE_POLICIES_DIR TIDE_BINDINGS_DIR TIDE_LOG_LEVEL \
-      TIDE_ENCRYPTION_KEY TIDE_DSN_DIRECT TIDE_DSN_SESSION TIDE_DSN_TRANSACTION TIDE_WORKERS
+      TIDE_ENCRYPTION_KEY TIDE_DSN_DIRECT TIDE_DSN_SESSION TIDE_DSN_TRANSACTION TIDE_DSN_REPLICA \
+      TIDE_WORKERS
 export TIDE_JWT_SECRET=${TIDE_JWT_SECRET:-tide-bench-jwt-secret-0123456789-abcdefghijkl}
 # the bench runs on secrets published in this repository: development mode says that is meant
 export TIDE_DEV=1
@@ -383,13 +400,19 @@ fi
 
 # ---------------------------------------------------------------- stack and data
 
-say "stack: var/bench on 127.0.0.1:$PG_PORT (postgres), :$SESSION_PORT (session pool), :$TXN_PORT (transaction pool)"
+say "stack: var/bench on 127.0.0.1:$PG_PORT (postgres), :$SESSION_PORT (session pool), :$TXN_PORT (transaction pool), :$REPLICA_PORT (streaming replica)"
+# Always with its replica (a stack made without one is cloned one here: the first run after
+# that takes a minute longer); only the replica workloads' tide is given it (replica_workloads)
 TIDE_STACK_DIR=$B TIDE_PG_PORT=$PG_PORT TIDE_SESSION_PORT=$SESSION_PORT TIDE_TXN_PORT=$TXN_PORT \
+  TIDE_REPLICA=1 TIDE_REPLICA_PORT=$REPLICA_PORT \
   TIDE_SEED=demo timeout 600 db/stack.sh up >"$LOGS/stack.log" 2>&1 \
   || { tail -n 20 "$LOGS/stack.log" >&2; die "db/stack.sh up failed (log: $LOGS/stack.log)"; }
 # shellcheck source=/dev/null
 . "$B/stack.env"
 export TIDE_DSN_DIRECT TIDE_DSN_SESSION TIDE_DSN_TRANSACTION
+REPLICA_DSN=${TIDE_DSN_REPLICA:-}
+unset TIDE_DSN_REPLICA
+! want_replica || [ -n "$REPLICA_DSN" ] || die "the bench stack's stack.env has no TIDE_DSN_REPLICA (log: $LOGS/stack.log)"
 # how tide and pgbench (the same DSNs) reach Postgres and the poolers
 transport() { case $1 in *'?host=%2F'*) printf 'unix socket' ;; *) printf 'TCP 127.0.0.1' ;; esac; }
 res transport_direct "$(transport "$TIDE_DSN_DIRECT")"
@@ -435,6 +458,29 @@ awk '
     }
   }' policies/routing.lua >"$GEN/routing-direct.lua"
 cp "$GEN/routing-direct.lua" "$B/bundle/policies/routing.lua"
+# The replica workloads' policies, from the direct one (appended before its final `return _M`):
+# every select to "replica" (docs/replicas.md; a replica that is out of its lag bounds, or has
+# not replayed a read's floor, hands the call to its fallback, direct); and the split: selects
+# alternate between "replica" and "direct", call by call (a counter in route(): each process
+# sends every other select of any table to each; the point read makes one select per request).
+# append_policy IN OUT LINES: IN with LINES inserted before its last `return _M`, into OUT.
+append_policy() {
+  BENCH_LINES=$3 awk '
+    /^return _M[[:space:]]*$/ { last = NR }
+    { line[NR] = $0 }
+    END { for (i = 1; i <= NR; i++) { if (i == last) print ENVIRON["BENCH_LINES"]; print line[i] } }' "$1" >"$2"
+}
+append_policy "$GEN/routing-direct.lua" "$GEN/routing-replica.lua" \
+'-- appended by bench/run.sh (replica workloads): every select to the replica.
+_M.default.select = "replica"'
+append_policy "$GEN/routing-direct.lua" "$GEN/routing-split.lua" \
+'-- appended by bench/run.sh (replica workloads): selects alternate replica / direct.
+local direct_route, selects = _M.route, 0
+function _M.route(kind, tbl)
+    if kind ~= "select" then return direct_route(kind, tbl) end
+    selects = selects + 1
+    return selects % 2 == 0 and "replica" or "direct"
+end'
 # Pool size: by default what tide picks for this machine (pool.size 0: 3 per CPU, from the pool
 # sweep below; BENCH_POOL=N sets N for every upstream; the sweep measures other sizes for the
 # direct pool).
@@ -609,12 +655,43 @@ cpu_ticks() {
 }
 HZ=$(getconf CLK_TCK)
 
-# pg_ticks: clock ticks the bench's Postgres has used so far - the postmaster, its live
+# server_snap: what each server did so far, for the replica workloads' share of reads, as one
+# line "direct_jobs replica_jobs polls primary_xacts replica_xacts replica_ticks": the jobs tide
+# ran on its direct and replica pools (/health upstreams.U.pool.jobs: a call the replica handed
+# to its fallback counts where it ran), the lag poller's rounds (/health upstreams.replica.lag.
+# polls: each is one job on either pool, the replica's position then the primary's), the
+# transactions each Postgres committed or rolled back in the bench database (pg_stat_database,
+# read on that server: the replica keeps its own counts) and the replica's clock ticks
+# (pg_ticks $B/replica), then the jobs each pool sent behind another on a busy connection
+# (/health upstreams.U.pool.pipelined: how much the reads were batched). A field that cannot be
+# read is "-"; so are the replica's while tide has no replica configured (its "replica" is then
+# direct itself, the same pool).
+server_snap() {
+  local dj rj=- pl=- px rx rt dp rp=-
+  dj=$(pool_field direct jobs); dp=$(pool_field direct pipelined)
+  if [ -n "${TIDE_DSN_REPLICA:-}" ]; then
+    rj=$(pool_field replica jobs); rp=$(pool_field replica pipelined)
+    pl=$(json_get "$ADMIN/health" '(j.upstreams.replica and j.upstreams.replica.lag or {}).polls')
+  fi
+  px=$(pg_xacts "$TIDE_DSN_ADMIN"); rx=$(pg_xacts "$REPLICA_ADMIN")
+  rt=$(pg_ticks "$B/replica")
+  echo "${dj:--} ${rj:--} ${pl:--} ${px:--} ${rx:--} ${rt:--} ${dp:--} ${rp:--}"
+}
+REPLICA_ADMIN=postgresql://postgres@127.0.0.1:$REPLICA_PORT/tide
+# pg_xacts DSN: xact_commit + xact_rollback of the bench database on the server at DSN.
+pg_xacts() {
+  timeout 10 psql "$1" -X -q -Atc "select xact_commit + xact_rollback from pg_stat_database
+                                   where datname = current_database()" 2>/dev/null || true
+}
+count_servers=            # 1: run_wrk records server_snap's changes over each measured run
+
+# pg_ticks [DATADIR]: clock ticks the bench's Postgres (the server of DATADIR: $B/pgdata, the
+# primary, when not given; $B/replica is the replica) has used so far - the postmaster, its live
 # children (backends, walwriter, ...) and the children it has reaped (cutime + cstime), so a
 # backend that came and went within a run still counts. Empty when the pid is unknown.
 pg_ticks() {
   local pm k
-  pm=$(head -n 1 "$B/pgdata/postmaster.pid" 2>/dev/null) || return 0
+  pm=$(head -n 1 "${1:-$B/pgdata}/postmaster.pid" 2>/dev/null) || return 0
   [ -r "/proc/$pm/stat" ] || return 0
   # a backend may exit between the listing and the read: skip it (its ticks move to cutime)
   { cat "/proc/$pm/stat"; for k in $(tide_children "$pm"); do cat "/proc/$k/stat" 2>/dev/null || true; done; } |
@@ -795,6 +872,7 @@ run_wrk() {
   local name=$1 script=$2 server=${3:-tide} line kv c0 c1 t0 t1 w0 w1 q0 q1 e0='' e1 mid_pid='' perf_pid='' url=$URL cpu_key
   local pids=("$tide_pid" "${tide_workers[@]}") per_req=("$tide_pid" "${tide_workers[@]}") loops=("${tide_workers[@]}")
   local s0='' s1='' stats_msg='' loop_msg='' lp lo lm cpu_us=n/a wrk_rc wrk_t h0 h1 ws0='' ws1='' ps0 ps1 p g0 g1 pg_us=n/a
+  local sv0='' sv1=''
   local m0=$LOGS/loop-$name-0.txt m1=$LOGS/loop-$name-1.txt m2=$LOGS/loop-$name-2.txt
   cpu_key=${name}_tide_cpu
   [ "${#loops[@]}" -gt 0 ] || loops=("$tide_pid")       # the event loops: the workers, or tide
@@ -829,6 +907,7 @@ run_wrk() {
   q0=$(sched_wait "${loops[@]}")
   ps0=$(proc_snap)
   g0=$(pg_ticks)
+  [ "$count_servers" != 1 ] || sv0=$(server_snap)
   c0=$(cpu_ticks "${pids[@]}"); w0=$(cpu_ticks "${per_req[@]}"); h0=$(host_ticks); t0=$(date +%s.%N)
   # wrk in a shell of its own, which prints wrk's exit status and its children's CPU ticks (wrk
   # and timeout, counted once waited for) when wrk is done
@@ -836,6 +915,7 @@ run_wrk() {
     "$LOGS/wrk-$name.txt" timeout $((DURATION + 30)) wrk -t"$THREADS" -c"$CONNS" -d"${DURATION}s" --latency -s "$script" "$url")
   c1=$(cpu_ticks "${pids[@]}"); w1=$(cpu_ticks "${per_req[@]}"); h1=$(host_ticks); t1=$(date +%s.%N)
   g1=$(pg_ticks)
+  [ "$count_servers" != 1 ] || sv1=$(server_snap)
   ps1=$(proc_snap)
   q1=$(sched_wait "${loops[@]}")
   [ "$server" = openresty ] || [ "${#tide_workers[@]}" = 0 ] || ws1=$(worker_snap)
@@ -901,6 +981,12 @@ run_wrk() {
   if [ -n "$perf_pid" ]; then
     wait "$perf_pid" || true
     profile_summary "$name" "$LOGS/perf-$name.data"
+    # the replica workloads: the share of tide's samples in the replica's own functions (the
+    # callers' write positions, the lag and the replica's state: tide_lsn_*, tide_lag_*,
+    # tide_replica_*; replica.c's static poll callbacks run per poll, not per request)
+    [ "$count_servers" != 1 ] || res "${name}_prof_replica" "$(perf report -i "$LOGS/perf-$name.data" --stdio \
+      --no-children -g none --sort sym --percent-limit 0 2>/dev/null \
+      | awk '/^ *[0-9.]+%/ && $NF ~ /^tide_(lsn|lag|replica)_/ { p = $1; sub(/%/, "", p); t += p } END { printf "%.2f", t }')"
   fi
   line=$(grep -m1 '^WRK_RESULT ' "$LOGS/wrk-$name.txt" || true)
   [ -n "$line" ] || { tail -n 20 "$LOGS/wrk-$name.txt" >&2; die "wrk for $name printed no result"; }
@@ -921,6 +1007,7 @@ run_wrk() {
       pg_us=$(awk -v c=$((g1 - g0)) -v hz="$HZ" -v n="${v[requests]}" 'BEGIN { printf "%.1f", c * 1e6 / hz / n }')
       res "${name}_pg_cpu_us" "$pg_us"
     fi
+    [ -z "$sv0" ] || server_record "$name" "$sv0" "$sv1" "${v[requests]}"
   fi
   say "$(printf '%-14s %-9s%8.0f req/s  p50 %6.2f ms  p99 %6.2f ms  non-2xx %s  socket errors %s  CPU %s µs/req (Postgres %s)%s' \
     "$name" "$server" "${v[rps]}" "$(bc_ms "${v[p50_us]}")" "$(bc_ms "${v[p99_us]}")" "${v[non2xx]}" \
@@ -930,6 +1017,34 @@ run_wrk() {
     for kv in ${line#WRK_CACHE }; do res "${name}_xc_${kv%%=*}" "${kv#*=}"; done
     say "$(printf '%-14s X-Cache  %s%s' "$name" "${line#WRK_CACHE }" "$stats_msg")"
   fi
+  line=$(grep -m1 '^WRK_PAIR ' "$LOGS/wrk-$name.txt" || true)
+  if [ -n "$line" ]; then
+    for kv in ${line#WRK_PAIR }; do res "${name}_pair_${kv%%=*}" "${kv#*=}"; done
+    say "$(printf '%-14s pairs    %s' "$name" "${line#WRK_PAIR }")"
+  fi
+}
+
+# server_record NAME A B REQUESTS: from the server_snap lines A and B (before and after NAME's
+# measured run), NAME_srv_{direct_jobs,replica_jobs,polls,primary_xacts,replica_xacts,
+# direct_pipelined,replica_pipelined} (the changes; a field either snapshot lacks is left out)
+# and NAME_replica_pg_cpu_us (the replica's CPU µs per request wrk completed).
+server_record() {
+  local a b i f keys=(direct_jobs replica_jobs polls primary_xacts replica_xacts replica_ticks
+                      direct_pipelined replica_pipelined)
+  read -r -a a <<<"$2"; read -r -a b <<<"$3"
+  for i in 0 1 2 3 4 6 7; do
+    [[ ${a[$i]:-} =~ ^[0-9]+$ ]] && [[ ${b[$i]:-} =~ ^[0-9]+$ ]] || continue
+    res "${1}_srv_${keys[$i]}" $((b[i] - a[i]))
+  done
+  if [[ ${a[5]:-} =~ ^[0-9]+$ ]] && [[ ${b[5]:-} =~ ^[0-9]+$ ]] && [ "$4" -gt 0 ]; then
+    f=$(awk -v c=$((b[5] - a[5])) -v hz="$HZ" -v n="$4" 'BEGIN { printf "%.1f", c * 1e6 / hz / n }')
+    res "${1}_replica_pg_cpu_us" "$f"
+  fi
+  say "$(printf '%-14s servers  jobs: direct %s, replica %s, lag polls %s; transactions: primary %s, replica %s; replica CPU %s µs/req' "$1" \
+    "$(sed -n "s/^${1}_srv_direct_jobs=//p" "$RESULTS" | tail -n 1)" "$(sed -n "s/^${1}_srv_replica_jobs=//p" "$RESULTS" | tail -n 1)" \
+    "$(sed -n "s/^${1}_srv_polls=//p" "$RESULTS" | tail -n 1)" \
+    "$(sed -n "s/^${1}_srv_primary_xacts=//p" "$RESULTS" | tail -n 1)" "$(sed -n "s/^${1}_srv_replica_xacts=//p" "$RESULTS" | tail -n 1)" \
+    "$(sed -n "s/^${1}_replica_pg_cpu_us=//p" "$RESULTS" | tail -n 1)")"
 }
 
 bc_ms() { awk -v u="$1" 'BEGIN { printf "%.2f", u / 1000 }'; }
@@ -1613,7 +1728,75 @@ budgets_workload() {
   start_tide
 }
 
+# ---------------------------------------------------------------- replica workloads
+
+# replica_wait: waits (at most 30 s) until the replica has replayed the primary's WAL as of now
+# and tide's /health calls it eligible (within its lag bounds, a fresh reading); warns if not.
+replica_wait() {
+  local lsn ok='' el=''
+  lsn=$(timeout 10 psql "$TIDE_DSN_ADMIN" -X -q -Atc 'select pg_current_wal_lsn()' 2>/dev/null || true)
+  for _ in $(seq 1 300); do
+    [ -n "$ok" ] || [ -z "$lsn" ] || ok=$(timeout 10 psql "$REPLICA_ADMIN" -X -q -Atc \
+      "select 1 where pg_last_wal_replay_lsn() >= '$lsn'::pg_lsn" 2>/dev/null || true)
+    el=$(json_get "$ADMIN/health" '(j.upstreams.replica and j.upstreams.replica.lag or {}).eligible')
+    [ "$ok" != 1 ] || [ "$el" != true ] || return 0
+    sleep 0.1
+  done
+  say "warning: after 30 s the replica has ${ok:+replayed}${ok:-not replayed} the primary's $lsn and tide calls it eligible=${el:-?} (/health)"
+}
+
+# replica_workloads: the replica workloads (issue 21, docs/replicas.md), $REPLICA_ROUNDS rounds;
+# every run records what each server did (count_servers: server_snap / server_record). Round i:
+# rep_base_i, tide as the other workloads run it, with no replica configured, every call to
+# direct (the primary-only read: bench/wrk/point.lua, no-cache); then tide again with
+# TIDE_DSN_REPLICA (the bench stack's replica) and, each with its routing policy swapped in
+# (SIGHUP), rep_direct_i (every call still to direct: the replica configured and polled, no read
+# sent there), rep_replica_i (every select to the replica: routing-replica.lua), rep_split_i
+# (selects alternating replica / direct: routing-split.lua) - in this order in odd rounds, the
+# reverse in even ones - and the write-then-read pair (bench/wrk/replica_pair.lua: a POST, then
+# a GET carrying its Tide-LSN) with the reads sent to direct (pair_direct_i) and to the replica
+# (pair_replica_i), that order in odd rounds, the other in even ones. Before every run that
+# routes to the replica, replica_wait. Afterwards tide runs again without the replica, with the
+# direct policy. Records replica_{rounds,port,transport,pool,excluded}.
+replica_workloads() {
+  local i k points pairs
+  local -A policy=([direct]=routing-direct [replica]=routing-replica [split]=routing-split)
+  say "replica workloads: $REPLICA_ROUNDS rounds of the point read primary-only (tide without a replica, then with one), routed to the replica, split, and the write-then-read pair to direct and to the replica (replica :$REPLICA_PORT)"
+  res replica_rounds "$REPLICA_ROUNDS"
+  res replica_port "$REPLICA_PORT"
+  res replica_transport "$(transport "$REPLICA_DSN")"
+  count_servers=1
+  for i in $(seq 1 "$REPLICA_ROUNDS"); do
+    if [ $((i % 2)) = 1 ]; then points="direct replica split" pairs="direct replica"
+    else points="split replica direct" pairs="replica direct"; fi
+    say "replica round $i of $REPLICA_ROUNDS"
+    run_wrk "rep_base_$i" bench/wrk/point.lua
+    stop_tide
+    export TIDE_DSN_REPLICA=$REPLICA_DSN
+    start_tide
+    replica_wait
+    [ "$i" != 1 ] || res replica_pool "$(pool_field replica size)"
+    for k in $points; do
+      swap_policy "$GEN/${policy[$k]}.lua"
+      [ "$k" = direct ] || replica_wait
+      run_wrk "rep_${k}_$i" bench/wrk/point.lua
+    done
+    for k in $pairs; do
+      swap_policy "$GEN/${policy[$k]}.lua"
+      [ "$k" = direct ] || replica_wait
+      run_wrk "pair_${k}_$i" bench/wrk/replica_pair.lua
+    done
+    [ "$i" != "$REPLICA_ROUNDS" ] || res replica_excluded "$(json_get "$ADMIN/health" '(j.upstreams.replica and j.upstreams.replica.lag or {}).excluded')"
+    stop_tide
+    unset TIDE_DSN_REPLICA
+    cp "$GEN/routing-direct.lua" "$B/bundle/policies/routing.lua"
+    start_tide
+  done
+  count_servers=
+}
+
 if want_base; then base_workloads; fi
+if want_replica; then replica_workloads; fi
 if want_cache; then cache_workloads; fi
 if want_workers; then
   want_base || res open_direct "$(pool_field direct open)"    # before workload 12 restarts tide

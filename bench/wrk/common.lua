@@ -9,6 +9,10 @@
 -- (none: no X-Cache header; reads/writes: requests the script sent, if it counts them with
 -- bench.sent(is_write)). A response() callback costs wrk some CPU per answer (wrk parses the
 -- headers into a Lua table): compare only rates measured with the same script.
+-- A script that calls bench.counters(LABEL, NAMES) gets per-thread counters (globals
+-- LABEL_NAME, 0 at the start; the script adds to them) summed over the threads and printed as
+--   WRK_<LABEL> name=N ...
+-- (bench/wrk/replica_pair.lua: WRK_PAIR).
 -- Cache workloads use trips k = 1..BENCH_CACHE_IDS (10000): bench.NIDS.
 -- Data layout (bench/data.sql): trip k = 1..100000 has id 1000000 + k and owner (k - 1) % 1000.
 local gen = os.getenv("BENCH_GEN") or "var/bench/gen"
@@ -53,6 +57,13 @@ function bench.count_cache()
     bench.counting = true
 end
 
+-- Declares the counters LABEL_<name> for each of NAMES (see the header comment).
+local extra = {}
+function bench.counters(label, names)
+    for _, c in ipairs(names) do _G[label .. "_" .. c] = 0 end
+    extra[#extra + 1] = { label = label, names = names }
+end
+
 -- Counts one request sent (is_write: a write, else a read).
 function bench.sent(is_write)
     if is_write then xc_writes = xc_writes + 1 else xc_reads = xc_reads + 1 end
@@ -81,5 +92,14 @@ function done(summary, latency)
             parts[#parts + 1] = c .. "=" .. n
         end
         io.write("WRK_CACHE ", table.concat(parts, " "), "\n")
+    end
+    for _, x in ipairs(extra) do
+        local parts = {}
+        for _, c in ipairs(x.names) do
+            local n = 0
+            for _, t in ipairs(thread_list) do n = n + (tonumber(t:get(x.label .. "_" .. c)) or 0) end
+            parts[#parts + 1] = c .. "=" .. n
+        end
+        io.write("WRK_", x.label:upper(), " ", table.concat(parts, " "), "\n")
     end
 end
