@@ -175,6 +175,19 @@ TEST(a_shared_memo_is_seen_across_processes_and_a_dead_holder_does_not_block_it)
     munmap(mem, tide_lsn_memo_size());
 }
 
+TEST(the_memo_key_is_role_and_at_most_63_bytes_of_sub)
+{
+    char key[128], sub[100];
+    memset(sub, 's', 99);
+    sub[99] = 0;
+    CHECK_EQ_INT(tide_lsn_memo_key("authenticated", "abc", key, sizeof key), 17);
+    CHECK_STR(key, "authenticated:abc");
+    CHECK_EQ_INT(tide_lsn_memo_key("authenticated", sub, key, sizeof key), 14 + 63);
+    CHECK_EQ_INT(tide_lsn_memo_key("anon", "", key, sizeof key), 0);
+    CHECK_EQ_INT(tide_lsn_memo_key("anon", NULL, key, sizeof key), 0);
+    CHECK_EQ_INT(tide_lsn_memo_key("authenticated", sub, key, 20), 0); /* does not fit */
+}
+
 TEST_LIST_BEGIN
 TEST_ENTRY(parses_and_formats_postgres_lsns)
 TEST_ENTRY(refuses_anything_else_and_leaves_the_output)
@@ -185,4 +198,5 @@ TEST_ENTRY(a_full_ring_keeps_the_oldest_so_the_lag_stays_an_upper_bound)
 TEST_ENTRY(the_memo_remembers_each_callers_highest_write_for_its_window)
 TEST_ENTRY(the_memo_is_bounded_and_keeps_the_newest_under_a_flood)
 TEST_ENTRY(a_shared_memo_is_seen_across_processes_and_a_dead_holder_does_not_block_it)
+TEST_ENTRY(the_memo_key_is_role_and_at_most_63_bytes_of_sub)
 TEST_LIST_END
