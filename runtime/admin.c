@@ -281,6 +281,11 @@ static void admin_stats(tide_app *app, tide_http_req *req)
     tide_jsonw_end(&w);
     supervisor_json(app, &w);
     replica_json(app, &w);
+    tide_jsonw_key(&w, "admin_refused");
+    tide_jsonw_object(&w);
+    for (int i = 0; i < 3; i++)
+        tide_jsonw_key_int(&w, tide_admin_refused_names[i], app->admin_refused[i]);
+    tide_jsonw_end(&w);
     tide_jsonw_key_number(&w, "uptime_s", ev_now(app->loop) - app->started_at, 1);
     char cache[4096];
     size_t n = tide_rcache_stats_json(app, cache, sizeof cache); /* rcache.c's own encoder */
@@ -423,11 +428,29 @@ int tide__admin_token_ok(const char *token, const char *authz, size_t len)
     return tide_crypto_equal_secret(v, (size_t)(end - v), token, strlen(token));
 }
 
+const char *const tide_admin_refused_names[3] = { "token_unset", "bad_token", "host" };
+
+/* Counts a refused admin request (/metrics tide_admin_refused_total, /admin/stats) and logs
+ * it: the first, then at most one line per 10 s with the count so far, naming the method,
+ * the path (200 bytes at most) and why - never the Authorization header. */
+static void refused(tide_app *app, tide_http_req *req, int why)
+{
+    app->admin_refused[why]++;
+    double now = ev_now(app->loop);
+    if (app->admin_refused_logged_at > 0 && now < app->admin_refused_logged_at + 10) return;
+    app->admin_refused_logged_at = now;
+    long long all = app->admin_refused[0] + app->admin_refused[1] + app->admin_refused[2];
+    int plen = req->path_len > 200 ? 200 : (int)req->path_len;
+    tide_warn("admin: refused %s %.*s (%s); %lld admin requests refused since start", req->method,
+              plen, req->path, tide_admin_refused_names[why], all);
+}
+
 /* A state-changing request carries the admin token; else it is answered here (401, or 403
  * while no token is configured) and 0 returned. */
 static int admitted(tide_app *app, tide_http_req *req)
 {
     if (!app->cfg.admin_token) {
+        refused(app, req, TIDE_ADMIN_REFUSED_UNSET);
         admin_error(req, 403, "TIDE_ADMIN_TOKEN_UNSET",
                     "state-changing admin requests are refused until admin.token "
                     "(TIDE_ADMIN_TOKEN) is set",
@@ -437,6 +460,7 @@ static int admitted(tide_app *app, tide_http_req *req)
     size_t len = 0;
     const char *authz = tide_http_header_get(req, "authorization", &len);
     if (!tide__admin_token_ok(app->cfg.admin_token, authz, len)) {
+        refused(app, req, TIDE_ADMIN_REFUSED_TOKEN);
         admin_error(req, 401, "TIDE_ADMIN_UNAUTHORIZED",
                     "this admin request needs the admin token as Authorization: Bearer",
                     "WWW-Authenticate: Bearer realm=\"tide-admin\"\r\n");
@@ -452,6 +476,7 @@ static void on_admin(tide_http_req *req, void *arg)
     const char *host = tide_http_header_get(req, "host", &hlen);
     int post = strcmp(req->method, "POST") == 0, get = strcmp(req->method, "GET") == 0;
     if (!tide__admin_host_ok(host, hlen, app->cfg.admin_host)) {
+        refused(app, req, TIDE_ADMIN_REFUSED_HOST);
         admin_error(req, 421, "TIDE_ADMIN_HOST",
                     "the admin listener answers requests for localhost, an IP address or "
                     "admin.host only",

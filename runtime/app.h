@@ -12,6 +12,9 @@
 #include "jwtcache.h"
 
 typedef struct tide_vm tide_vm;
+
+enum { TIDE_ADMIN_REFUSED_UNSET, TIDE_ADMIN_REFUSED_TOKEN, TIDE_ADMIN_REFUSED_HOST };
+extern const char *const tide_admin_refused_names[3]; /* "token_unset", "bad_token", "host" */
 struct lua_State;
 
 typedef struct tide_app {
@@ -33,6 +36,10 @@ typedef struct tide_app {
     ev_check pass_check; /* with flush_logs: how long each loop pass takes */
     double pass_started, max_pass;
     long long slow_passes;
+    /* admin requests refused: TIDE_ADMIN_REFUSED_* (no token configured, a wrong or missing
+     * token, a foreign Host); the last time one was logged */
+    long long admin_refused[3];
+    double admin_refused_logged_at;
     struct tide_rcache *cache;              /* the result cache (runtime/rcache.h), or NULL */
     struct tide_listen *listen;             /* the LISTEN session (runtime/channels.h), or NULL */
     unsigned long long schema_generation;   /* moves when /rest/v1 must re-read the catalog */

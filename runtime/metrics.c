@@ -230,6 +230,11 @@ static void render_http(out *o, tide_app *app)
            h.slow_readers_closed);
     single(o, "tide_inflight_requests", "gauge", "Requests running in the bundle now.",
            app->inflight);
+    head(o, "tide_admin_refused_total", "counter",
+         "Admin requests refused: no token configured, a wrong or missing token, a foreign Host.");
+    for (int i = 0; i < 3; i++)
+        put(o, "tide_admin_refused_total{reason=\"%s\"} %lld\n", tide_admin_refused_names[i],
+            app->admin_refused[i]);
 }
 
 typedef struct class_ctx {
