@@ -2,9 +2,10 @@
 --
 -- RLS is enabled on every table. Policies are written for `authenticated` (anon has no
 -- grants except SELECT on destinations; service_role has BYPASSRLS).
---   users               own row: select/insert/update (no delete). Also select the people
---                       who share a trip with the caller (owner <-> collaborators, and
---                       fellow collaborators), so a trip's collaborator list can show names.
+--   users               own row: select/insert/update (no delete). (This migration also let
+--                       a caller select the people who share a trip with them; 009 narrows
+--                       users to the own row and shows co-travellers' names through the
+--                       collaborator_profiles view instead.)
 --   trips               owner: select/update/delete; insert only with user_id = caller;
 --                       collaborator (any level): select; edit/admin: update.
 --                       Ownership itself cannot move (trigger in 003).
