@@ -288,6 +288,10 @@ static void audit_call(const pgcall *pc, int via, int up_index)
     tide_log_audit_call(&lc, via_names[via]);
 }
 
+/* TIDE_PGJOB_LSN for a job that commits a write, when a replica is configured: the WAL
+ * position after the commit, read in the same round trip, floors the caller's later reads. */
+static int commit_lsn(tide_task *t) { return tide_task_app(t)->writes ? TIDE_PGJOB_LSN : 0; }
+
 /* Parks the coroutine on pc: every outcome, even an immediate error, comes back through the
  * loop (tide_call_start never completes inside), so the answer never arrives before the
  * yield. */
@@ -303,11 +307,6 @@ static int start_call(lua_State *L, tide_task *t, int up_index, pgcall *pc, int 
     pc->call.authenticated = tide_task_role(t) != TIDE_ROLE_ANON;
     pc->call.aborted = tide_task_aborted(t);
     pc->call.floor = tide_task_floor(t);
-    /* a write, with a replica to read from: read the WAL position after its commit, for the
-     * caller's later reads (one more statement in the same round trip) */
-    if (app->writes && !pc->call.read && !(pc->call.job.flags & TIDE_PGJOB_BEGIN) &&
-        (!pc->call.job.pin || (pc->call.job.sql && strcmp(pc->call.job.sql, "COMMIT") == 0)))
-        pc->call.job.flags |= TIDE_PGJOB_LSN;
     if (pc->call.job.pin) pc->call.pin_pool = tide_task_tx_pool(t);
     tide_task_set_call(t, &pc->call);
     if (tide_call_start(&pc->call, &env, up_index, call_done) != 0) {
@@ -476,7 +475,8 @@ static int l_query(lua_State *L)
         pc->call.job.flags = TIDE_PGJOB_KEEP;
         via = tide_task_tx_service(t);
     } else {
-        pc->call.job.flags = TIDE_PGJOB_AUTH | (read_only ? TIDE_PGJOB_READ_ONLY : 0);
+        pc->call.job.flags =
+            TIDE_PGJOB_AUTH | (read_only ? TIDE_PGJOB_READ_ONLY : 0) | (read ? 0 : commit_lsn(t));
         if (as_service) {
             pc->call.job.claims = "{\"role\":\"service_role\"}";
             pc->call.job.role = "service_role";
@@ -527,7 +527,7 @@ static int l_tx_end(lua_State *L)
     pc->kind = CALL_TX_END;
     pc->call.job.sql = commit ? "COMMIT" : "ROLLBACK";
     pc->call.job.pin = tide_task_tx(t);
-    pc->call.job.flags = 0;
+    pc->call.job.flags = commit ? commit_lsn(t) : 0;
     snprintf(pc->db_kind, sizeof pc->db_kind, "transaction");
     tide_task_set_tx(t, NULL, tide_task_tx_pool(t)); /* released by the pool when the job ends */
     tide_task_set_tx_service(t, AS_CALLER);

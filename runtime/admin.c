@@ -197,17 +197,15 @@ static void supervisor_json(tide_app *app, tide_jsonw *w)
     tide_jsonw_end(w);
 }
 
-/* "replicas":{"replica":{lag...}} for each replica upstream (empty without one). */
+/* "replicas":{"replica":{lag...}} for the replica upstream (empty without one). */
 static void replica_json(tide_app *app, tide_jsonw *w)
 {
     tide_jsonw_key(w, "replicas");
     tide_jsonw_object(w);
-    for (int i = 0; i < TIDE_UPSTREAMS; i++) {
-        const tide_upstream *u = app->ups[i];
-        if (u != &app->upstream_store[i] || !u->standby) continue;
+    if (app->replica.u) { /* the one replica, when configured (main.c) */
         tide_replica_stats g;
         tide_replica_get_stats(&app->replica, ev_now(app->loop), &g);
-        tide_jsonw_key(w, tide_upstream_name(i));
+        tide_jsonw_key(w, tide_upstream_name(app->replica.u->index));
         tide_jsonw_object(w);
         tide_jsonw_key_bool(w, "eligible", g.eligible);
         tide_jsonw_key_number(w, "lag_s", g.lag_s, 3);

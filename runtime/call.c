@@ -98,6 +98,13 @@ static int usable(tide_upstream *const *ups, const tide_upstream *u, double now,
     return dep < 0 || ups[dep] == u || !tide_upstream_is_open(ups[dep], now);
 }
 
+/* Whether u (NULL: none) takes the call now: usable, and its breaker gives a ticket. */
+static int takes(tide_call *c, tide_upstream *u, double now, unsigned *ticket)
+{
+    return u && usable(c->env.ups, u, now, c->floor) &&
+           tide_breaker_allow(&u->breaker, now, ticket);
+}
+
 /* The upstream to use now: the one asked for, else its fallback while its breaker is open.
  * NULL (with *retry_after) when neither may be used. */
 static tide_upstream *choose_upstream(tide_call *c, unsigned *ticket, double *retry_after)
@@ -106,23 +113,19 @@ static tide_upstream *choose_upstream(tide_call *c, unsigned *ticket, double *re
     double now = now_of(c);
     tide_upstream *u = ups[c->up_index];
     int fb = u->policy.fallback;
+    tide_upstream *alt = fb >= 0 && ups[fb] != u ? ups[fb] : NULL;
     /* a retry after the connection to u failed goes to u's fallback when there is one (a
      * replica that just went away: its breaker has not opened yet, and the read should not
      * spend its attempts on it) */
-    if (c->avoid == u->index + 1 && fb >= 0 && ups[fb] != u &&
-        usable(ups, ups[fb], now, c->floor) && tide_breaker_allow(&ups[fb]->breaker, now, ticket))
-        return ups[fb];
-    if (usable(ups, u, now, c->floor) && tide_breaker_allow(&u->breaker, now, ticket)) return u;
+    if (c->avoid == u->index + 1 && takes(c, alt, now, ticket)) return alt;
+    if (takes(c, u, now, ticket)) return u;
     *retry_after = tide_breaker_retry_after(&u->breaker, now);
     int dep = u->policy.depends_on;
     if (dep >= 0) {
         double d = tide_breaker_retry_after(&ups[dep]->breaker, now);
         if (d > *retry_after) *retry_after = d;
     }
-    if (fb >= 0 && ups[fb] != u && usable(ups, ups[fb], now, c->floor) &&
-        tide_breaker_allow(&ups[fb]->breaker, now, ticket))
-        return ups[fb];
-    return NULL;
+    return takes(c, alt, now, ticket) ? alt : NULL;
 }
 
 /* Whether a failed attempt may run again: only when it cannot have done anything twice. */

@@ -19,7 +19,6 @@ static void judge(tide_replica *r)
     double now = ev_now(r->loop);
     const tide_resilience *p = &r->u->policy;
     r->polled_at = now;
-    r->rounds++;
     double lag = tide_lag_seconds(&r->lag, now);
     long long bytes = tide_lag_bytes(&r->lag);
     int ok = lag >= 0 && lag * 1000.0 <= p->lag_max_ms &&
@@ -44,8 +43,8 @@ static int read_lsn(PGresult *res, tide_lsn *out, int col)
 {
     if (!res || PQntuples(res) < 1 || PQnfields(res) <= col) return -1;
     if (PQgetisnull(res, 0, col)) return 0;
-    const char *v = PQgetvalue(res, 0, col);
-    return tide_lsn_parse(v, strlen(v), out) == 0 ? 1 : -1;
+    return tide_lsn_parse(PQgetvalue(res, 0, col), (size_t)PQgetlength(res, 0, col), out) == 0 ? 1
+                                                                                               : -1;
 }
 
 static int start_job(tide_replica *r, tide_pgjob *job, tide_upstream *u, const char *sql,
@@ -57,11 +56,18 @@ static int start_job(tide_replica *r, tide_pgjob *job, tide_upstream *u, const c
  * whose floor it has not replayed still goes to the primary, and fails there). A primary cut
  * off from tide alone (a partition) may take others' writes, which the replica shows as it
  * gets them. */
+/* The replica's replay position as this round read it; `at` stands for it when the server is
+ * not in recovery (nothing to replay: it is wherever the primary is). */
+static void note_replayed(tide_replica *r, double now, tide_lsn at)
+{
+    tide_lag_replayed(&r->lag, now, r->in_recovery ? r->replayed_now : at);
+    r->u->standby_replayed = r->in_recovery ? r->lag.replayed : UINT64_MAX;
+}
+
 static void primary_down(tide_replica *r)
 {
     double now = ev_now(r->loop);
-    if (r->in_recovery) tide_lag_replayed(&r->lag, now, r->replayed_now);
-    r->u->standby_replayed = r->in_recovery ? r->lag.replayed : UINT64_MAX;
+    note_replayed(r, now, r->lag.replayed);
     r->u->standby_ok_until = now + stale_after(&r->u->policy);
     r->polled_at = now;
     if (!r->primary_down)
@@ -93,9 +99,7 @@ static void primary_done(tide_pgjob *job, PGresult *res, const tide_pg_error *er
         r->inval_pending = 0;
     }
     tide_lag_primary(&r->lag, now, l);
-    /* not in recovery: nothing to replay, it is where the primary is */
-    tide_lag_replayed(&r->lag, now, r->in_recovery ? r->replayed_now : l);
-    r->u->standby_replayed = r->in_recovery ? r->lag.replayed : UINT64_MAX;
+    note_replayed(r, now, l);
     judge(r);
 }
 

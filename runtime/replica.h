@@ -36,9 +36,9 @@ typedef struct tide_replica {
     int in_recovery;       /* the last replica answer was not NULL */
     tide_lsn replayed_now; /* this round's replica answer, until the primary's comes */
     tide_lag lag;
-    double polled_at;                                 /* when both last answered (0: never) */
-    long long polls, rounds, poll_failures, excluded; /* rounds started, completed, failed
-                                                        * reads, times taken out of service */
+    double polled_at;                         /* when both last answered (0: never) */
+    long long polls, poll_failures, excluded; /* rounds started, failed reads, times taken
+                                                * out of service */
     int was_ok;
     int primary_down;  /* the primary could not be reached at the last reading */
     unsigned p_ticket; /* direct's breaker ticket of the primary's read in flight */
