@@ -12,16 +12,12 @@
 
 local env = require "spec.helpers.env"
 local http = require "spec.helpers.http"
+local fault = require "spec.helpers.fault"
 local api = require "spec.helpers.api"
 local spawn = require "spec.helpers.spawn"
 
-local stack_dir = os.getenv("TIDE_STACK_DIR")
+local stack_dir = fault.stack_dir
 
-local function stack(args)
-    local out, ok = env.run("TIDE_STACK_DIR=" .. env.quote(stack_dir) .. " db/stack.sh " .. args
-                            .. " 2>&1 </dev/null")
-    assert(ok, "db/stack.sh " .. args .. " failed:\n" .. tostring(out))
-end
 
 describe("two tide instances on one stack", function()
     local dir, b
@@ -43,7 +39,7 @@ describe("two tide instances on one stack", function()
     end)
 
     teardown(function()
-        if stack_dir and os.getenv("TIDE_DSN_REPLICA") then stack("resume-replay") end
+        if stack_dir and os.getenv("TIDE_DSN_REPLICA") then fault.stack("resume-replay") end
         spawn.stop(b)
         spawn.remove(dir)
     end)
@@ -68,7 +64,7 @@ describe("two tide instances on one stack", function()
             return
         end
         local u = api.user()
-        stack("pause-replay")
+        fault.stack("pause-replay")
         local marker = env.uuid()
         local status, body, headers = on(nil, "POST", "/v1/search-history", u,
             { body = { search_type = "instances", query = { marker = marker } } })
@@ -84,7 +80,7 @@ describe("two tide instances on one stack", function()
         status, body = on(b, "GET", path, u)
         assert.are.equal(200, status)
         assert.is_false(has_marker(body, marker), "the paused replica had the row: the floor proved nothing")
-        stack("resume-replay")
+        fault.stack("resume-replay")
         assert.is_truthy(env.wait_until(function()
             local s, l = on(b, "GET", path, u)
             return s == 200 and has_marker(l, marker)
@@ -134,7 +130,7 @@ describe("two tide instances on one stack", function()
         local c = spawn.tide(dir, { env = { "TIDE_WORKERS=2" } })
         finally(function() spawn.stop(c) end)
         local u = api.user()
-        stack("pause-replay")
+        fault.stack("pause-replay")
         local stale = 0
         for i = 1, 100 do
             local marker = "w" .. i .. "-" .. env.uuid():sub(1, 8)
@@ -145,7 +141,7 @@ describe("two tide instances on one stack", function()
             assert.are.equal(200, s2)
             if not has_marker(list, marker) then stale = stale + 1 end
         end
-        stack("resume-replay")
+        fault.stack("resume-replay")
         print(string.format("\ninstances: two workers, 100 write-then-read pairs, %d stale", stale))
         assert.are.equal(0, stale)
     end)

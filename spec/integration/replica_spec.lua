@@ -11,6 +11,7 @@
 
 local env = require "spec.helpers.env"
 local http = require "spec.helpers.http"
+local fault = require "spec.helpers.fault"
 local api = require "spec.helpers.api"
 
 local MODULE = "zz_test_replica.lua"
@@ -34,14 +35,8 @@ return {
 }
 ]]
 
-local stack_dir = os.getenv("TIDE_STACK_DIR")
+local stack_dir = fault.stack_dir
 
-local function stack(args)
-    local out, ok = env.run("TIDE_STACK_DIR=" .. env.quote(stack_dir) .. " db/stack.sh " .. args
-                            .. " 2>&1 </dev/null")
-    assert(ok, "db/stack.sh " .. args .. " failed:\n" .. tostring(out))
-    return out
-end
 
 local function replica_health()
     local status, doc = http.request("GET", "/health", { url = env.admin_url })
@@ -69,7 +64,7 @@ describe("the replica upstream", function()
     end)
 
     teardown(function()
-        if stack_dir and os.getenv("TIDE_DSN_REPLICA") then stack("resume-replay") end
+        if stack_dir and os.getenv("TIDE_DSN_REPLICA") then fault.stack("resume-replay") end
         if saved_policy then env.write_file(policy, saved_policy) end
         env.remove_module(path)
     end)
@@ -123,7 +118,7 @@ describe("the replica upstream", function()
             return u.lag and u.lag.eligible and served_by_standby()
         end, 10, 0.1), "the replica did not serve after the policy reload")
 
-        stack("pause-replay")
+        fault.stack("pause-replay")
         -- a write on the primary the replica cannot replay now
         env.psql("select pg_catalog.txid_current()")
         env.psql("create table if not exists public.replica_spec_probe(n int); "
@@ -145,7 +140,7 @@ describe("the replica upstream", function()
         local _, metrics = http.request("GET", "/metrics", { url = env.admin_url })
         assert.matches('tide_replica_eligible{upstream="replica"} 0', metrics, nil, true)
 
-        stack("resume-replay")
+        fault.stack("resume-replay")
         assert.is_truthy(env.wait_until(function()
             local u = replica_health()
             return u.lag and u.lag.eligible and u.lag.seconds == 0
@@ -185,7 +180,7 @@ describe("the replica upstream", function()
         set_policy("{ max_ms = 3600000, max_bytes = 0, poll_interval = 0.05, read_your_writes = 30 }")
         local u = api.user()
         local other = api.user()  -- made before the pause: its own profile write is replayed
-        stack("pause-replay")
+        fault.stack("pause-replay")
         local marker = env.uuid()
         local lsn = write(u, marker)
         assert.matches("^%x+/%x+$", lsn)
@@ -205,7 +200,7 @@ describe("the replica upstream", function()
                                           { token = u.token, headers = { ["Tide-LSN"] = "1/2/3" } })
         assert.are.equal(400, status)
         assert.are.equal("TIDE_INVALID_LSN", body.code)
-        stack("resume-replay")
+        fault.stack("resume-replay")
         -- replayed: the writer's reads go back to the replica and see the row there
         assert.is_truthy(env.wait_until(function()
             local x = read(u, marker)
@@ -215,7 +210,7 @@ describe("the replica upstream", function()
 
     it("never reads a stale row after a write: 200 write-then-read pairs", function()
         if not need_replica() then return end
-        stack("resume-replay")
+        fault.stack("resume-replay")
         set_policy("{ max_ms = 3600000, max_bytes = 0, poll_interval = 0.05, read_your_writes = 30 }")
         local u = api.user()
         local stale, from_standby, pairs_run = 0, 0, 0
@@ -257,7 +252,7 @@ describe("the replica upstream", function()
         end
         assert.is_truthy(env.wait_until(function() return get() == "before" end, 10, 0.05),
                          "the replica never had the trip")
-        stack("pause-replay")
+        fault.stack("pause-replay")
         local status = http.request("PATCH", trip_path, { token = u.token, body = { notes = { "after" } } })
         assert.are.equal(200, status)
         env.sleep(0.3)   -- a few polls: the primary's position after the write is known
@@ -266,7 +261,7 @@ describe("the replica upstream", function()
         assert.are.equal("MISS", cache)
         cache = select(2, get())
         assert.are.equal("MISS", cache)       -- ...and its answer was not stored
-        stack("resume-replay")
+        fault.stack("resume-replay")
         assert.is_truthy(env.wait_until(function() return get() == "after" end, 5, 0.05),
                          "the trip stayed as it was before the write")
     end)
